@@ -1,0 +1,2 @@
+#pragma once
+#include <kiste/base/error.hpp>

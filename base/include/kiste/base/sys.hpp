@@ -1,0 +1,80 @@
+#pragma once
+// Thin syscall wrappers: one function per call, typed arguments, a Result whose error names the
+// call and the object. No policy here; callers decide.
+
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/types.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+#include <kiste/base/error.hpp>
+#include <kiste/base/unique_fd.hpp>
+
+namespace kiste::sys {
+
+// ---- files -----------------------------------------------------------------------------------
+[[nodiscard]] Result<UniqueFd> open(const std::filesystem::path& path, int flags, mode_t mode = 0);
+[[nodiscard]] Result<UniqueFd> openat(int dirfd, const std::filesystem::path& path, int flags,
+                                      mode_t mode = 0);
+// Opens `path` as if `dirfd` were "/": symlinks and ".." never leave it, magic links are refused.
+// Uses openat2(RESOLVE_IN_ROOT|RESOLVE_NO_MAGICLINKS) and, where the kernel lacks it (ENOSYS),
+// a component walk that resolves symlinks in userspace and opens each step O_NOFOLLOW.
+[[nodiscard]] Result<UniqueFd> open_in_root(int dirfd, std::string_view path, int flags,
+                                            mode_t mode = 0);
+// Test hook: force the userspace fallback of open_in_root (as if openat2 returned ENOSYS).
+void set_openat2_disabled(bool disabled);
+
+[[nodiscard]] Result<struct stat> fstat(int fd, std::string_view what = {});
+[[nodiscard]] Result<struct stat> fstatat(int dirfd, const std::filesystem::path& path, int flags);
+[[nodiscard]] Result<struct stat> lstat(const std::filesystem::path& path);
+[[nodiscard]] Result<struct statfs> statfs(const std::filesystem::path& path);
+[[nodiscard]] Result<struct statfs> fstatfs(int fd, std::string_view what = {});
+[[nodiscard]] Status mkdir(const std::filesystem::path& path, mode_t mode);
+// mkdir -p; existing directories are fine.
+[[nodiscard]] Status mkdir_all(const std::filesystem::path& path, mode_t mode = 0755);
+[[nodiscard]] Status mkdirat(int dirfd, const std::filesystem::path& path, mode_t mode);
+[[nodiscard]] Status rename(const std::filesystem::path& from, const std::filesystem::path& to);
+[[nodiscard]] Status renameat(int olddirfd, const std::filesystem::path& from, int newdirfd,
+                              const std::filesystem::path& to, unsigned flags = 0);
+[[nodiscard]] Status unlink(const std::filesystem::path& path);
+[[nodiscard]] Status unlinkat(int dirfd, const std::filesystem::path& path, int flags);
+[[nodiscard]] Status fsync(int fd, std::string_view what = {});
+[[nodiscard]] Status fsync_dir(const std::filesystem::path& dir);
+[[nodiscard]] Status ftruncate(int fd, off_t size, std::string_view what = {});
+[[nodiscard]] Result<std::string> readlinkat(int dirfd, const std::filesystem::path& path);
+// Path of an open fd as the kernel sees it (readlink /proc/self/fd/N).
+[[nodiscard]] Result<std::string> fd_path(int fd);
+
+// Writes everything, retrying short writes and EINTR.
+[[nodiscard]] Status write_all(int fd, std::string_view data, std::string_view what = {});
+// Reads up to `max_bytes` (error if the file is larger).
+[[nodiscard]] Result<std::string> read_all(int fd, std::string_view what = {},
+                                           size_t max_bytes = SIZE_MAX);
+// Reads some bytes; 0 at EOF.
+[[nodiscard]] Result<size_t> read_some(int fd, void* buf, size_t len, std::string_view what = {});
+[[nodiscard]] Result<std::string> read_file(const std::filesystem::path& path,
+                                            size_t max_bytes = SIZE_MAX);
+// Writes `data` to a temp file beside `path`, fsyncs, renames over `path`, fsyncs the directory.
+[[nodiscard]] Status write_file_atomic(const std::filesystem::path& path, std::string_view data,
+                                       mode_t mode = 0644);
+// Removes a tree without following symlinks and without crossing into another filesystem
+// (a mount point below `path` is an error, never emptied). Missing `path` is fine.
+[[nodiscard]] Status remove_tree(const std::filesystem::path& path);
+[[nodiscard]] Status remove_tree_at(int dirfd, std::string_view name);
+
+// ---- mounts and processes (runtime) --------------------------------------------------------
+[[nodiscard]] Status mount(const char* source, const std::filesystem::path& target,
+                           const char* fstype, unsigned long flags, const char* data);
+[[nodiscard]] Status umount2(const std::filesystem::path& target, int flags);
+[[nodiscard]] Status pivot_root(const std::filesystem::path& new_root,
+                                const std::filesystem::path& put_old);
+
+// ---- misc ------------------------------------------------------------------------------------
+// Random hex string of `bytes` random bytes (getrandom).
+[[nodiscard]] std::string random_hex(size_t bytes);
+
+}  // namespace kiste::sys

@@ -1,0 +1,2 @@
+// The builder arrives with issue 6.
+namespace kiste::builder {}

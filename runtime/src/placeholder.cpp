@@ -1,0 +1,2 @@
+// The runtime arrives with issue 5.
+namespace kiste::runtime {}

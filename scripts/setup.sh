@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs everything kiste needs to build and test, from Debian's archive only. Idempotent.
+set -euo pipefail
+if [ "$(id -u)" -ne 0 ]; then
+  echo "setup: run as root (it installs Debian packages)" >&2
+  exit 1
+fi
+build_deps=(cmake ninja-build pkg-config g++ ccache
+  libarchive-dev libssl-dev nlohmann-json3-dev libcurl4-openssl-dev libseccomp-dev
+  libgtest-dev libgmock-dev libcli11-dev libfmt-dev libzstd-dev zlib1g-dev libcap-dev)
+# Real peers and fixtures the tests use: a busybox made offline, the CNCF registry, and the
+# OCI tools that check what kiste writes.
+test_deps=(busybox-static docker-registry skopeo umoci oci-image-tool apache2-utils openssl
+  time tar gzip zstd iproute2 procps)
+missing=()
+for p in "${build_deps[@]}" "${test_deps[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

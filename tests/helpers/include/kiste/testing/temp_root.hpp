@@ -1,0 +1,33 @@
+#pragma once
+#include <filesystem>
+#include <string>
+
+#include <kiste/base/temp_dir.hpp>
+
+namespace kiste::testing {
+
+// A fresh directory for one test (under $TMPDIR or /tmp), removed afterwards. Root tests check in
+// their TearDown that no mount below it is left (see mounts_below()).
+class TempRoot {
+ public:
+  explicit TempRoot(std::string_view prefix = "kiste-test-");
+  [[nodiscard]] const std::filesystem::path& path() const { return dir_.path(); }
+  [[nodiscard]] std::filesystem::path operator/(const std::filesystem::path& p) const {
+    return dir_.path() / p;
+  }
+
+ private:
+  TempDir dir_;
+};
+
+// Mount points at or below `dir` in /proc/self/mountinfo (empty when clean).
+[[nodiscard]] std::vector<std::string> mounts_below(const std::filesystem::path& dir);
+
+// Runs a shell command; returns its exit status (-1 if it could not run). Output goes to `out`
+// when given (stdout and stderr together).
+int run_shell(const std::string& command, std::string* out = nullptr);
+
+// Absolute path of the kiste binary built alongside the tests.
+[[nodiscard]] std::filesystem::path kiste_binary();
+
+}  // namespace kiste::testing

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Fails when a part reaches across the layering of DESIGN.md:
+#   cli -> builder -> runtime -> image -> base;  builder -> image;  cli -> registry -> image.
+# Checked twice: in the sources (#include lines) and in CMake's own link graph.
+set -euo pipefail
+src=$(cd "${1:?source dir}" && pwd)
+bin=$(cd "${2:?build dir}" && pwd)
+status=0
+
+bad_includes() {  # part, allowed-regex
+  local part=$1 allowed=$2
+  grep -rnE '#include[[:space:]]*<kiste/' "$src/$part" --include='*.hpp' --include='*.cpp' \
+    | grep -vE "#include[[:space:]]*<kiste/($allowed)/" || true
+}
+check_part() {
+  local part=$1 allowed=$2 hits
+  hits=$(bad_includes "$part" "$allowed")
+  if [ -n "$hits" ]; then
+    echo "forbidden include in $part/ (allowed: $allowed):"
+    echo "$hits"
+    status=1
+  fi
+}
+check_part base 'base'
+check_part image 'base|image'
+check_part registry-client 'base|image|registry'
+check_part runtime 'base|image|runtime'
+check_part builder 'base|image|runtime|builder'
+
+# The link graph as CMake sees it.
+gdir=$(mktemp -d)
+trap 'rm -rf "$gdir"' EXIT
+(cd "$gdir" && cmake --graphviz="$gdir/g.dot" "$bin" >/dev/null)
+# Every edge line ends in a comment "// from -> to"; keep the edges between kiste libraries.
+edges=$(sed -n 's|.*// \(kiste_[a-z]*\) -> \(kiste_[a-z]*\)$|\1 -> \2|p' "$gdir/g.dot" | sort -u)
+allowed_edges='kiste_image -> kiste_base
+kiste_registry -> kiste_image
+kiste_runtime -> kiste_image
+kiste_builder -> kiste_image
+kiste_builder -> kiste_runtime'
+while read -r edge; do
+  [ -z "$edge" ] && continue
+  if ! grep -qxF "$edge" <<<"$allowed_edges"; then
+    echo "forbidden link edge: $edge"
+    status=1
+  fi
+done <<<"$edges"
+n=$(grep -c . <<<"$edges" || true)
+if [ "$n" -lt 4 ]; then
+  echo "layering check saw only $n kiste edges in the CMake graph; the check itself is broken"
+  status=1
+fi
+[ $status -eq 0 ] && echo "layering ok ($n library edges checked)"
+exit $status
