@@ -1,0 +1,65 @@
+#pragma once
+// Byte streams between stores, archives, registries and the layer engine. Blobs are always
+// streamed: nothing here holds a whole blob in memory.
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+#include <kiste/base/error.hpp>
+#include <kiste/base/unique_fd.hpp>
+
+namespace kiste::image {
+
+class BlobReader {
+ public:
+  virtual ~BlobReader() = default;
+  // Reads up to `len` bytes; 0 means end of stream.
+  [[nodiscard]] virtual Result<size_t> read(void* buf, size_t len) = 0;
+};
+
+class ByteSink {
+ public:
+  virtual ~ByteSink() = default;
+  [[nodiscard]] virtual Status write(std::string_view bytes) = 0;
+};
+
+// Reads an owned file descriptor.
+class FdReader final : public BlobReader {
+ public:
+  FdReader(UniqueFd fd, std::string what) : fd_(std::move(fd)), what_(std::move(what)) {}
+  [[nodiscard]] Result<size_t> read(void* buf, size_t len) override;
+  [[nodiscard]] int fd() const { return fd_.get(); }
+
+ private:
+  UniqueFd fd_;
+  std::string what_;
+};
+
+// Reads a string held by the reader (manifests, configs, tests).
+class StringReader final : public BlobReader {
+ public:
+  explicit StringReader(std::string data) : data_(std::move(data)) {}
+  [[nodiscard]] Result<size_t> read(void* buf, size_t len) override;
+
+ private:
+  std::string data_;
+  size_t pos_ = 0;
+};
+
+// Writes to a borrowed file descriptor.
+class FdSink final : public ByteSink {
+ public:
+  FdSink(int fd, std::string what) : fd_(fd), what_(std::move(what)) {}
+  [[nodiscard]] Status write(std::string_view bytes) override;
+
+ private:
+  int fd_;
+  std::string what_;
+};
+
+// Reads everything (bounded): for manifests and configs, never for layers.
+[[nodiscard]] Result<std::string> read_bounded(BlobReader& r, size_t max_bytes,
+                                               std::string_view what);
+
+}  // namespace kiste::image
