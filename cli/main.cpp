@@ -1,7 +1,56 @@
+// The kiste program: argument parsing and wiring only; all logic lives in the libraries.
+#include <cstdlib>
+#include <cstdio>
+
 #include <CLI/CLI.hpp>
 
+#include <kiste/base/log.hpp>
+
+#include "globals.hpp"
+
+namespace kiste::cli {
+
+int report(const Error& e) {
+  std::fprintf(stderr, "kiste: error: %s\n", e.to_string().c_str());
+  return kExitFailure;
+}
+
+void exit_on_error(const Status& s) {
+  if (!s) throw CLI::RuntimeError(report(s.error()));
+}
+
+}  // namespace kiste::cli
+
 int main(int argc, char** argv) {
+  using namespace kiste::cli;
   CLI::App app{"kiste: build, move and run OCI images"};
-  CLI11_PARSE(app, argc, argv);
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "kiste 0.1.0");
+  Globals g;
+  const char* env_root = std::getenv("KISTE_ROOT");
+  g.root = env_root && *env_root ? env_root : "/var/lib/kiste";
+  app.add_option("--root", g.root, "storage root (default $KISTE_ROOT or /var/lib/kiste)");
+  app.add_option("--log-level", g.log_level, "debug, info, warn or off")
+      ->check(CLI::IsMember({"debug", "info", "warn", "off"}));
+  app.parse_complete_callback([&g] {
+    using kiste::log::Level;
+    kiste::log::set_level(g.log_level == "debug"  ? Level::Debug
+                          : g.log_level == "info" ? Level::Info
+                          : g.log_level == "off"  ? Level::Off
+                                                  : Level::Warn);
+  });
+
+  register_image_commands(app, g);
+  register_archive_commands(app, g);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::RuntimeError& e) {
+    return e.get_exit_code();
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e);
+    std::fprintf(stderr, "kiste: error: %s\n", e.what());
+    return kExitFailure;
+  }
   return 0;
 }

@@ -1,0 +1,10 @@
+#include "globals.hpp"
+
+namespace kiste::cli {
+
+void register_archive_commands(CLI::App& app, Globals& g) {
+  (void)app;
+  (void)g;
+}
+
+}  // namespace kiste::cli
