@@ -2,7 +2,7 @@
 
 namespace kiste::cli {
 
-void register_images_commands(CLI::App& app, Globals& g) {
+void register_image_commands(CLI::App& app, Globals& g) {
   (void)app;
   (void)g;
 }
