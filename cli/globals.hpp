@@ -23,6 +23,7 @@ int report(const Error& e);
 // Each command registers itself; its callback throws CLI::RuntimeError(code) to set the exit code.
 void register_image_commands(CLI::App& app, Globals& g);  // images inspect tag rmi prune fsck
 void register_archive_commands(CLI::App& app, Globals& g);  // import save load
+void register_run_commands(CLI::App& app, Globals& g);  // run
 
 // Turns a Result into the command's exit: prints the error and exits non-zero on failure.
 void exit_on_error(const Status& s);
