@@ -71,7 +71,7 @@ int run_command(Globals& g, RunArgs& a, std::vector<std::string> positional) {
   auto mk = sys::mkdir_all(container_dir, 0700);
   if (!mk) return report(mk.error());
 
-  auto result = runtime::run_container(*spec);
+  auto result = runtime::run_container(*spec, {.seccomp_cache_dir = g.root / "cache" / "seccomp"});
   if (a.rm) {
     auto rm = sys::remove_tree(container_dir);
     if (!rm) (void)report(rm.error());

@@ -24,6 +24,7 @@
 
 #include <kiste/base/log.hpp>
 #include <kiste/base/sys.hpp>
+#include <kiste/image/digest.hpp>
 #include <kiste/runtime/mount_plan.hpp>
 #include <kiste/runtime/seccomp_profile.hpp>
 
@@ -163,6 +164,33 @@ Error child_error(const detail::ChildReport& r, const MountPlan& plan, const Con
   return e;
 }
 
+// libseccomp needs ~30 ms for Docker's profile; the program only depends on its inputs, so it
+// is compiled once per (profile, caps, kernel, libseccomp) and kept by digest.
+Result<CompiledSeccomp> compiled_seccomp(const ContainerSpec& spec, const fs::path& cache_dir) {
+  std::string_view text = spec.seccomp.profile_json.empty()
+                              ? docker_default_seccomp_json()
+                              : std::string_view(spec.seccomp.profile_json);
+  SeccompCompileOptions opts{.capabilities = spec.process.capabilities.bounding};
+  fs::path cached;
+  if (!cache_dir.empty()) {
+    cached = cache_dir / (std::string(image::Digest::of(seccomp_cache_key(text, opts)).hex()) + ".bpf");
+    auto bytes = sys::read_file(cached, 1 << 20);
+    if (bytes && !bytes->empty() && bytes->size() % sizeof(sock_filter) == 0) {
+      return CompiledSeccomp{.bpf = std::move(*bytes)};
+    }
+  }
+  auto profile = SeccompProfile::parse(text);
+  if (!profile) return std::unexpected(std::move(profile).error());
+  auto compiled = compile_seccomp(*profile, opts);
+  if (!compiled) return compiled;
+  if (!cached.empty()) {
+    auto w = sys::mkdir_all(cache_dir, 0700);
+    if (w) w = sys::write_file_atomic(cached, compiled->bpf, 0600);
+    if (!w) log::warn("seccomp cache: {}", w.error().to_string());
+  }
+  return compiled;
+}
+
 }  // namespace
 
 Status prepare_container_dir(const ContainerSpec& spec) {
@@ -220,10 +248,7 @@ Result<ContainerExit> run_container(const ContainerSpec& spec, const RunContext&
 
   CompiledSeccomp seccomp;
   if (!spec.seccomp.unconfined) {
-    std::string_view text = spec.seccomp.profile_json.empty() ? docker_default_seccomp_json()
-                                                              : std::string_view(spec.seccomp.profile_json);
-    KISTE_ASSIGN_OR_RETURN(SeccompProfile profile, SeccompProfile::parse(text));
-    KISTE_ASSIGN_OR_RETURN(seccomp, compile_seccomp(profile, {.capabilities = spec.process.capabilities.bounding}));
+    KISTE_ASSIGN_OR_RETURN(seccomp, compiled_seccomp(spec, ctx.seccomp_cache_dir));
     if (seccomp.bpf.size() / sizeof(sock_filter) > 0xffff) {
       return fail(Errc::InvalidArgument, "seccomp profile: the compiled filter is too large");
     }

@@ -98,10 +98,7 @@ bool applies(const SeccompRule& r, const SeccompCompileOptions& o) {
   return true;
 }
 
-}  // namespace
-
-Result<CompiledSeccomp> compile_seccomp(const SeccompProfile& profile,
-                                        const SeccompCompileOptions& in_opts) {
+SeccompCompileOptions complete(const SeccompCompileOptions& in_opts) {
   SeccompCompileOptions opts = in_opts;
   if (opts.go_arch.empty()) opts.go_arch = native_go_arch();
   if (opts.kernel_release.empty()) {
@@ -109,6 +106,22 @@ Result<CompiledSeccomp> compile_seccomp(const SeccompProfile& profile,
     ::uname(&u);
     opts.kernel_release = u.release;
   }
+  return opts;
+}
+
+}  // namespace
+
+std::string seccomp_cache_key(std::string_view profile_json, const SeccompCompileOptions& in_opts) {
+  SeccompCompileOptions opts = complete(in_opts);
+  const scmp_version* v = seccomp_version();
+  return fmt::format("kiste-seccomp-v1\nlibseccomp {}.{}.{}\narch {}\nkernel {}\ncaps {:x}\n{}",
+                     v->major, v->minor, v->micro, opts.go_arch, opts.kernel_release,
+                     opts.capabilities, profile_json);
+}
+
+Result<CompiledSeccomp> compile_seccomp(const SeccompProfile& profile,
+                                        const SeccompCompileOptions& in_opts) {
+  SeccompCompileOptions opts = complete(in_opts);
   const uint32_t def = to_scmp(profile.default_action, profile.default_errno);
   ScmpCtx ctx(seccomp_init(def));
   if (!ctx) return fail(Errc::System, "seccomp: cannot initialise a filter");

@@ -34,6 +34,8 @@ struct RunHooks {
 
 struct RunContext {
   std::optional<CgroupMode> cgroup_mode;  // default: detect_cgroup_mode()
+  // Compiled seccomp programs are kept here by the digest of their inputs (empty: no cache).
+  std::filesystem::path seccomp_cache_dir;
   RunHooks hooks;
 };
 

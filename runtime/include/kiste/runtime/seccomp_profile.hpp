@@ -63,6 +63,11 @@ struct CompiledSeccomp {
   std::vector<std::string> unknown_names;  // names this libseccomp/arch does not know (skipped)
 };
 
+// Everything the compiled program depends on (libseccomp version, arch, kernel, caps, profile
+// text), for caching compiled programs by its digest.
+[[nodiscard]] std::string seccomp_cache_key(std::string_view profile_json,
+                                            const SeccompCompileOptions& opts);
+
 [[nodiscard]] Result<CompiledSeccomp> compile_seccomp(const SeccompProfile& profile,
                                                       const SeccompCompileOptions& opts);
 
