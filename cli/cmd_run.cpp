@@ -99,20 +99,20 @@ void register_run_commands(CLI::App& app, Globals& g) {
   run->add_flag("--rm", a->rm, "remove the container's directories when it exits");
   run->add_flag("-i,--interactive", o.interactive, "keep stdin connected");
   run->add_flag("-t,--tty", o.tty, "allocate a pseudo-terminal");
-  run->add_option("-e,--env", o.env, "set an environment variable (KEY=VALUE or KEY)");
-  run->add_option("--env-file", o.env_files, "read environment variables from a file");
+  run->add_option("-e,--env", o.env, "set an environment variable (KEY=VALUE or KEY)")->allow_extra_args(false);
+  run->add_option("--env-file", o.env_files, "read environment variables from a file")->allow_extra_args(false);
   run->add_option("--entrypoint", o.entrypoint, "override the image's entrypoint");
   run->add_option("-w,--workdir", o.workdir, "working directory inside the container");
   run->add_option("-u,--user", o.user, "user name or uid[:gid]");
   run->add_option("-h,--hostname", o.hostname, "container hostname");
-  run->add_option("--cap-add", o.cap_add, "add a capability");
-  run->add_option("--cap-drop", o.cap_drop, "drop a capability");
+  run->add_option("--cap-add", o.cap_add, "add a capability")->allow_extra_args(false);
+  run->add_option("--cap-drop", o.cap_drop, "drop a capability")->allow_extra_args(false);
   run->add_flag("--privileged", o.privileged, "all capabilities, no seccomp, no masked paths");
-  run->add_option("-v,--volume", o.volumes, "bind mount HOST:CONTAINER[:ro]");
-  run->add_option("--mount", o.mounts, "type=bind|tmpfs,source=…,target=…[,readonly]");
+  run->add_option("-v,--volume", o.volumes, "bind mount HOST:CONTAINER[:ro]")->allow_extra_args(false);
+  run->add_option("--mount", o.mounts, "type=bind|tmpfs,source=…,target=…[,readonly]")->allow_extra_args(false);
   run->add_option("--security-opt", o.security_opts,
-                  "seccomp=PROFILE.json|unconfined, no-new-privileges");
-  run->add_option("--ulimit", o.ulimits, "NAME=SOFT[:HARD]");
+                  "seccomp=PROFILE.json|unconfined, no-new-privileges")->allow_extra_args(false);
+  run->add_option("--ulimit", o.ulimits, "NAME=SOFT[:HARD]")->allow_extra_args(false);
   run->add_option("--pids-limit", o.pids_limit, "maximum number of tasks (-1: unlimited)");
   run->add_option("-m,--memory", o.memory, "memory limit (e.g. 5m, 1g)");
   run->add_option("--memory-swap", o.memory_swap, "memory plus swap limit (-1: unlimited)");

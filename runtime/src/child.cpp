@@ -9,6 +9,7 @@
 #include <linux/close_range.h>
 #include <linux/openat2.h>
 #include <linux/seccomp.h>
+#include <net/if.h>
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
@@ -35,6 +36,7 @@ const char* step_name(StepId s) {
     case StepId::MountOp: return "mount";
     case StepId::ReadonlyRoot: return "make the root read-only";
     case StepId::Pivot: return "pivot_root";
+    case StepId::Loopback: return "bring up the loopback interface";
     case StepId::Hostname: return "set the hostname";
     case StepId::Rlimits: return "set rlimit";
     case StepId::Capabilities: return "set capabilities";
@@ -151,17 +153,57 @@ int walk_create(int root_fd, const char* path, CreateKind create) noexcept {
   }
 }
 
-// Resolves `path` inside root_fd: openat2(RESOLVE_IN_ROOT) (symlinks stay inside the root),
-// and the creating, never-following walk when something is missing or openat2 is unavailable.
+// Resolves `path` inside root_fd: openat2(RESOLVE_IN_ROOT) (symlinks stay inside the root);
+// a missing last component is created inside its resolved (and created) parent, never through
+// a symlink. Without openat2 (ENOSYS): the creating walk that never follows symlinks.
 int open_in_container(int root_fd, const char* path, CreateKind create) noexcept {
   struct open_how how {};
   how.flags = O_PATH | O_CLOEXEC;
   how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
   long fd = ::syscall(SYS_openat2, root_fd, path, &how, sizeof how);
   if (fd >= 0) return static_cast<int>(fd);
-  if (errno != ENOSYS && errno != ENOENT && errno != EPERM) return -errno;
-  if (errno == ENOENT && create == CreateKind::None) return -ENOENT;
-  return walk_create(root_fd, path, create);
+  if (errno == ENOSYS) return walk_create(root_fd, path, create);
+  if (errno != ENOENT || create == CreateKind::None) return -errno;
+  char parent[PATH_MAX];
+  size_t len = std::strlen(path);
+  while (len > 1 && path[len - 1] == '/') --len;
+  if (len >= sizeof parent) return -ENAMETOOLONG;
+  std::memcpy(parent, path, len);
+  parent[len] = '\0';
+  char* slash = std::strrchr(parent, '/');
+  if (slash == nullptr || slash[1] == '\0') return -EINVAL;
+  char name[NAME_MAX + 1];
+  if (std::strlen(slash + 1) > NAME_MAX) return -ENAMETOOLONG;
+  std::strcpy(name, slash + 1);
+  if (slash == parent) {
+    parent[1] = '\0';
+  } else {
+    *slash = '\0';
+  }
+  int pfd = open_in_container(root_fd, parent, CreateKind::Dir);
+  if (pfd < 0) return pfd;
+  int rc = 0;
+  if (create == CreateKind::Dir) {
+    rc = ::mkdirat(pfd, name, 0755);
+  } else {
+    rc = ::openat(pfd, name, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (rc >= 0) rc = ::close(rc);
+  }
+  if (rc < 0 && errno != EEXIST) {
+    int e = errno;
+    ::close(pfd);
+    return -e;
+  }
+  int out = ::openat(pfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  int e = errno;
+  ::close(pfd);
+  if (out < 0) return -e;
+  struct stat st;
+  if (::fstat(out, &st) != 0 || S_ISLNK(st.st_mode)) {
+    ::close(out);
+    return -ELOOP;  // a dangling symlink: never create through it
+  }
+  return out;
 }
 
 // Parent directory fd of `path` (created) and its last component.
@@ -335,6 +377,16 @@ int capset_raw(uint64_t eff, uint64_t perm, uint64_t inh) noexcept {
 }
 
 void ContainerInit::set_limits_and_identity() noexcept {
+  if (c_.loopback_up) {
+    int s = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    check(s >= 0, StepId::Loopback);
+    struct ifreq ifr {};
+    std::memcpy(ifr.ifr_name, "lo", 3);
+    check(::ioctl(s, SIOCGIFFLAGS, &ifr) == 0, StepId::Loopback);
+    ifr.ifr_flags = static_cast<short>(ifr.ifr_flags | IFF_UP | IFF_RUNNING);
+    check(::ioctl(s, SIOCSIFFLAGS, &ifr) == 0, StepId::Loopback);
+    ::close(s);
+  }
   if (c_.hostname != nullptr) {
     check(::sethostname(c_.hostname, std::strlen(c_.hostname)) == 0, StepId::Hostname);
   }

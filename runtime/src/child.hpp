@@ -22,6 +22,7 @@ enum class StepId : int32_t {
   MountOp,  // detail: op index
   ReadonlyRoot,
   Pivot,
+  Loopback,
   Hostname,
   Rlimits,
   Capabilities,
@@ -63,6 +64,7 @@ struct ChildConfig {
   const sock_filter* seccomp = nullptr;  // null: unconfined
   unsigned short seccomp_len = 0;
   bool unshare_cgroup = true;
+  bool loopback_up = true;  // new network namespace: bring `lo` up
   bool init = false;
   int sync_fd = -1;
   int stdin_fd = -1;   // dup2'd onto 0 when >= 0

@@ -3,6 +3,7 @@
 #include <kiste/runtime/container.hpp>
 
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <linux/sched.h>
 #include <malloc.h>
 #include <poll.h>
@@ -111,6 +112,13 @@ int last_cap() {
   if (!t) return 40;
   int v = std::atoi(t->c_str());
   return v > 0 && v < 64 ? v : 40;
+}
+
+uint64_t own_permitted_caps() {
+  __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct data[2]{};
+  if (::syscall(SYS_capget, &hdr, data) != 0) return 0;
+  return data[0].permitted | (static_cast<uint64_t>(data[1].permitted) << 32);
 }
 
 Status write_small_file(const fs::path& p, std::string_view data) {
@@ -310,11 +318,15 @@ Result<ContainerExit> run_container(const ContainerSpec& spec, const RunContext&
   cfg.rlimit_resources = rres.data();
   cfg.nrlimits = rlims.size();
   const CapabilitySets& caps = spec.process.capabilities;
-  cfg.cap_bounding = caps.bounding;
-  cfg.cap_effective = caps.effective;
-  cfg.cap_permitted = caps.permitted;
-  cfg.cap_inheritable = caps.inheritable;
   cfg.last_cap = last_cap();
+  // "ALL" may name more capabilities than this kernel has, or than kiste itself holds (e.g. no
+  // CAP_SYS_RESOURCE in a nested environment); capset refuses those, so they are left out.
+  const uint64_t known = own_permitted_caps();
+  cfg.cap_bounding = caps.bounding & known;
+  cfg.cap_effective = caps.effective & known;
+  cfg.cap_permitted = caps.permitted & known;
+  cfg.cap_inheritable = caps.inheritable & known;
+  cfg.loopback_up = spec.namespaces.network;
   cfg.no_new_privileges = spec.process.no_new_privileges;
   if (!spec.seccomp.unconfined) {
     cfg.seccomp = reinterpret_cast<const sock_filter*>(seccomp.bpf.data());

@@ -324,7 +324,9 @@ Result<ResolvedUser> resolve_user(std::string_view user, const std::vector<fs::p
       out.gid = ge->gid;
     }
   } else if (pw) {
-    // Supplementary groups: those that list the user by name (like docker/runc).
+    // Supplementary groups as initgroups(3) sets them: the primary group and every group that
+    // lists the user by name.
+    out.additional_gids.push_back(out.gid);
     for (const auto& e : groups) {
       if (std::find(e.members.begin(), e.members.end(), pw->name) != e.members.end() &&
           e.gid != out.gid) {
