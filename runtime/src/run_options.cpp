@@ -408,16 +408,22 @@ Result<ContainerSpec> make_spec(const RunOptions& opts, const MakeSpecInput& in)
     spec.process.rlimits.push_back(r);
   }
 
-  // Capabilities: Docker's 14, then --cap-add, then --cap-drop (ALL allowed in both).
+  // Capabilities (Docker's rules): the 14 defaults; --cap-drop ALL starts from nothing; then the
+  // adds; then the named drops.
   uint64_t caps = opts.privileged ? all_capabilities() : kDockerDefaultCaps;
+  uint64_t add = 0, drop = 0;
   for (const auto& c : opts.cap_add) {
     KISTE_ASSIGN_OR_RETURN(uint64_t m, parse_capability(c));
-    caps |= m;
+    add |= m;
   }
+  bool drop_all = false;
   for (const auto& c : opts.cap_drop) {
     KISTE_ASSIGN_OR_RETURN(uint64_t m, parse_capability(c));
-    caps &= ~m;
+    if (m == all_capabilities()) drop_all = true;
+    else drop |= m;
   }
+  if (drop_all) caps = 0;
+  caps = (caps | add) & ~drop;
   spec.process.capabilities = CapabilitySets{
       .bounding = caps, .effective = caps, .permitted = caps, .inheritable = 0, .ambient = 0};
 
