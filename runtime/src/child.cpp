@@ -247,6 +247,7 @@ void ContainerInit::mount_root() noexcept {
 void ContainerInit::apply_ops() noexcept {
   const auto& ops = c_.plan->ops;
   char pbuf[32], pbuf2[32];
+  bool joined = false;
   for (size_t i = 0; i < ops.size(); ++i) {
     const MountOp& op = ops[i];
     const int idx = static_cast<int>(i);
@@ -337,6 +338,10 @@ void ContainerInit::apply_ops() noexcept {
         ::close(fd);
         break;
       }
+      case MountOpKind::JoinCgroup:
+        wait_parent();
+        joined = true;
+        break;
       case MountOpKind::RemountReadonly: {
         int fd = open_in_container(root_fd_, op.target.c_str(), CreateKind::None);
         fail_if(fd);
@@ -348,6 +353,7 @@ void ContainerInit::apply_ops() noexcept {
       }
     }
   }
+  if (!joined) wait_parent();
   if (c_.plan->readonly_root) {
     check(::mount(nullptr, c_.plan->merged_dir.c_str(), nullptr,
                   MS_REMOUNT | MS_BIND | MS_RDONLY, nullptr) == 0,
@@ -534,9 +540,8 @@ void ContainerInit::run_init_if_asked() noexcept {
   // copy of the runtime (CVE-2019-5736, CVE-2016-9962).
   (void)::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   (void)::umask(0);
-  wait_parent();                // 1
   mount_root();                 // 2, 3
-  apply_ops();                  // 4
+  apply_ops();                  // 4, with 1 (wait for the cgroup) at the plan's JoinCgroup
   pivot();                      // 5
   set_limits_and_identity();    // 6, 7, 8, 9
   setup_stdio();

@@ -155,6 +155,7 @@ Error child_error(const detail::ChildReport& r, const MountPlan& plan, const Con
       case MountOpKind::Mask: what = fmt::format("mask {}", op.target); break;
       case MountOpKind::ReadonlyPath: what = fmt::format("make {} read-only", op.target); break;
       case MountOpKind::RemountReadonly: what = fmt::format("remount {} read-only", op.target); break;
+      case MountOpKind::JoinCgroup: what = "enter the cgroup namespace"; break;
     }
   } else if (step == detail::StepId::Cwd) {
     what = fmt::format("change to the working directory {}", quote(spec.process.cwd));
@@ -338,10 +339,10 @@ Result<ContainerExit> run_container(const ContainerSpec& spec, const RunContext&
   cfg.stdin_fd = devnull ? devnull.get() : -1;
   cfg.tty_fd = pty_slave ? pty_slave.get() : -1;
 
-  // 3. The cgroup exists before the child does; the child joins it before it runs anything.
+  // 3. The cgroup guard exists before the child does (so it outlives it); the directories are
+  // made while the child prepares its mounts, and the child waits for them (JoinCgroup) before
+  // anything of the container can run.
   CgroupGuard cgroup(std::move(driver));
-  KISTE_TRY(with_context(cgroup->create("kiste-" + spec.id, cg_plan), "container cgroup"));
-  KISTE_TRY(with_context(cgroup->apply(cg_plan), "container cgroup"));
 
   // 4. Clone into new namespaces (clone3 for the time namespace; clone where it is missing).
   uint64_t flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC;
@@ -368,6 +369,8 @@ Result<ContainerExit> run_container(const ContainerSpec& spec, const RunContext&
   devnull.reset();
 
   SignalForwarding forwarding(pid);
+  KISTE_TRY(with_context(cgroup->create("kiste-" + spec.id, cg_plan), "container cgroup"));
+  KISTE_TRY(with_context(cgroup->apply(cg_plan), "container cgroup"));
   KISTE_TRY(with_context(cgroup->add_process(pid), "container cgroup"));
   char go = 1;
   if (::send(parent_sock.get(), &go, 1, MSG_NOSIGNAL) != 1) {

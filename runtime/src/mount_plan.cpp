@@ -131,6 +131,7 @@ Result<MountPlan> MountPlan::from_spec(const ContainerSpec& spec, const MountPla
   ops.push_back(mnt("mqueue", "mqueue", "/dev/mqueue", kNoSuidExecDev, ""));
   const unsigned long sys_ro = spec.privileged ? 0UL : static_cast<unsigned long>(MS_RDONLY);
   ops.push_back(mnt("sysfs", "sysfs", "/sys", kNoSuidExecDev | sys_ro, ""));
+  ops.push_back(MountOp{.kind = MountOpKind::JoinCgroup});
   if (ctx.cgroup_v2) {
     ops.push_back(mnt("cgroup2", "cgroup", "/sys/fs/cgroup", kNoSuidExecDev | sys_ro, ""));
   } else if (!ctx.cgroup_v1.empty()) {

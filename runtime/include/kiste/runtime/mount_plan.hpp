@@ -19,6 +19,9 @@ enum class MountOpKind {
   Mask,           // /dev/null over a file, read-only empty tmpfs over a directory; absent: skip
   ReadonlyPath,   // bind target onto itself, read-only; absent: skip
   RemountReadonly,  // the mount at target becomes read-only (flags: extra MS_ flags to keep)
+  // Barrier: wait until the runtime has put us into the container's cgroup, then enter a new
+  // cgroup namespace. Everything before it overlaps with the (slow) cgroup migration.
+  JoinCgroup,
 };
 
 enum class CreateKind { None, Dir, File };
