@@ -131,23 +131,36 @@ Result<MountPlan> MountPlan::from_spec(const ContainerSpec& spec, const MountPla
   ops.push_back(mnt("mqueue", "mqueue", "/dev/mqueue", kNoSuidExecDev, ""));
   const unsigned long sys_ro = spec.privileged ? 0UL : static_cast<unsigned long>(MS_RDONLY);
   ops.push_back(mnt("sysfs", "sysfs", "/sys", kNoSuidExecDev | sys_ro, ""));
-  ops.push_back(MountOp{.kind = MountOpKind::JoinCgroup});
+  // The cgroup part (join barrier, cgroup namespace, cgroupfs) goes last, so the child's other
+  // mounts overlap with the slow cgroup migration in the parent; it stays in Docker's place when
+  // a user mount lies below /sys/fs/cgroup.
+  std::vector<MountOp> cg_ops;
+  cg_ops.push_back(MountOp{.kind = MountOpKind::JoinCgroup});
   if (ctx.cgroup_v2) {
-    ops.push_back(mnt("cgroup2", "cgroup", "/sys/fs/cgroup", kNoSuidExecDev | sys_ro, ""));
+    cg_ops.push_back(mnt("cgroup2", "cgroup", "/sys/fs/cgroup", kNoSuidExecDev | sys_ro, ""));
   } else if (!ctx.cgroup_v1.empty()) {
-    ops.push_back(mnt("tmpfs", "cgroup", "/sys/fs/cgroup", kNoSuidExecDev, "mode=755"));
+    cg_ops.push_back(mnt("tmpfs", "cgroup", "/sys/fs/cgroup", kNoSuidExecDev, "mode=755"));
     for (const CgroupV1Hierarchy& h : ctx.cgroup_v1) {
       if (h.name.empty() || h.name.find('/') != std::string::npos || h.name == "..") {
         return failf(Errc::InvalidArgument, "cgroup hierarchy name {}: invalid", quote(h.name));
       }
-      ops.push_back(mnt("cgroup", "cgroup", "/sys/fs/cgroup/" + h.name, kNoSuidExecDev | sys_ro,
+      cg_ops.push_back(mnt("cgroup", "cgroup", "/sys/fs/cgroup/" + h.name, kNoSuidExecDev | sys_ro,
                         h.options));
     }
     if (!spec.privileged) {
-      ops.push_back(MountOp{.kind = MountOpKind::RemountReadonly,
+      cg_ops.push_back(MountOp{.kind = MountOpKind::RemountReadonly,
                             .target = "/sys/fs/cgroup",
                             .flags = kNoSuidExecDev});
     }
+  }
+
+  bool user_below_cgroup = false;
+  for (const MountSpec& m : spec.mounts) {
+    user_below_cgroup = user_below_cgroup || m.destination.starts_with("/sys/fs/cgroup");
+  }
+  if (user_below_cgroup) {
+    ops.insert(ops.end(), cg_ops.begin(), cg_ops.end());
+    cg_ops.clear();
   }
 
   // /etc files the runtime provides.
@@ -205,6 +218,7 @@ Result<MountPlan> MountPlan::from_spec(const ContainerSpec& spec, const MountPla
       ops.push_back(MountOp{.kind = MountOpKind::ReadonlyPath, .target = target});
     }
   }
+  ops.insert(ops.end(), cg_ops.begin(), cg_ops.end());
   return plan;
 }
 

@@ -37,17 +37,18 @@ TEST(MountPlan, DockerFilesystemsInOrderWithDockerOptions) {
   ASSERT_TRUE(plan) << plan.error().to_string();
   std::vector<std::string> targets;
   for (const auto& op : plan->ops) targets.push_back(op.target);
-  std::vector<std::string> head(targets.begin(), targets.begin() + 22);
+  std::vector<std::string> head(targets.begin(), targets.begin() + 17);
   EXPECT_EQ(head, (std::vector<std::string>{
                       "/proc", "/dev", "/dev/null", "/dev/zero", "/dev/full", "/dev/random",
                       "/dev/urandom", "/dev/tty", "/dev/pts", "/dev/ptmx", "/dev/fd", "/dev/stdin",
-                      "/dev/stdout", "/dev/stderr", "/dev/shm", "/dev/mqueue", "/sys", "",
-                      "/sys/fs/cgroup", "/sys/fs/cgroup/memory", "/sys/fs/cgroup/cpu",
-                      "/sys/fs/cgroup"}));
+                      "/dev/stdout", "/dev/stderr", "/dev/shm", "/dev/mqueue", "/sys"}));
+  std::vector<std::string> tail(targets.end() - 5, targets.end());
+  EXPECT_EQ(tail, (std::vector<std::string>{"", "/sys/fs/cgroup", "/sys/fs/cgroup/memory",
+                                            "/sys/fs/cgroup/cpu", "/sys/fs/cgroup"}));
   EXPECT_EQ(*find(*plan, "/proc"),
             (MountOp{.kind = MountOpKind::Mount, .source = "proc", .target = "/proc", .fstype = "proc",
                      .flags = MS_NOSUID | MS_NOEXEC | MS_NODEV, .create = CreateKind::Dir}));
-  EXPECT_EQ(plan->ops[17].kind, MountOpKind::JoinCgroup);
+  EXPECT_EQ(plan->ops[plan->ops.size() - 5].kind, MountOpKind::JoinCgroup);
   EXPECT_EQ(find(*plan, "/dev")->data, "mode=755,size=65536k");
   EXPECT_EQ(find(*plan, "/dev/pts")->data, "newinstance,ptmxmode=0666,mode=0620,gid=5");
   EXPECT_EQ(find(*plan, "/dev/null")->dev, makedev(1, 3));
@@ -60,6 +61,16 @@ TEST(MountPlan, DockerFilesystemsInOrderWithDockerOptions) {
   EXPECT_EQ(find(*plan, "/proc/sys")->kind, MountOpKind::ReadonlyPath);
   EXPECT_EQ(find(*plan, "/proc/sysrq-trigger")->kind, MountOpKind::ReadonlyPath);
   EXPECT_EQ(plan->merged_dir, "/var/lib/kiste/containers/abc/merged");
+}
+
+TEST(MountPlan, CgroupMountsStayBeforeUserMountsBelowThem) {
+  ContainerSpec s = base_spec();
+  s.mounts.push_back({.kind = MountKind::Tmpfs, .destination = "/sys/fs/cgroup/x"});
+  MountPlanContext ctx;
+  ctx.cgroup_v2 = true;
+  auto plan = MountPlan::from_spec(s, ctx);
+  ASSERT_TRUE(plan);
+  EXPECT_LT(find(*plan, "/sys/fs/cgroup"), find(*plan, "/sys/fs/cgroup/x"));
 }
 
 TEST(MountPlan, CgroupV2IsOneReadOnlyMount) {
