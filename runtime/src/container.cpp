@@ -372,10 +372,10 @@ Result<ContainerExit> run_container(const ContainerSpec& spec, const RunContext&
   KISTE_TRY(with_context(cgroup->create("kiste-" + spec.id, cg_plan), "container cgroup"));
   KISTE_TRY(with_context(cgroup->apply(cg_plan), "container cgroup"));
   KISTE_TRY(with_context(cgroup->add_process(pid), "container cgroup"));
+  // The child may already have failed (its report is waiting in the socket): a failed send is
+  // not the error to show, the report below is.
   char go = 1;
-  if (::send(parent_sock.get(), &go, 1, MSG_NOSIGNAL) != 1) {
-    return std::unexpected(sys_error("send", "container sync socket"));
-  }
+  const bool released = ::send(parent_sock.get(), &go, 1, MSG_NOSIGNAL) == 1;
   // 5. Setup result: EOF once the command was exec'd (the socket is close-on-exec), or a report.
   detail::ChildReport report{};
   ssize_t n;
@@ -383,6 +383,10 @@ Result<ContainerExit> run_container(const ContainerSpec& spec, const RunContext&
     n = ::recv(parent_sock.get(), &report, sizeof report, 0);
   } while (n < 0 && errno == EINTR);
   ContainerExit result;
+  if (n != sizeof report && !released) {
+    (void)child.wait();
+    return fail(Errc::System, "container setup: the container process ended before it was ready");
+  }
   if (n == sizeof report) {
     auto step = static_cast<detail::StepId>(report.step);
     if (step != detail::StepId::Exec) {
