@@ -409,9 +409,11 @@ void ContainerInit::set_limits_and_identity() noexcept {
   }
   (void)::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
   check(::prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) == 0, StepId::Capabilities);
-  check(::setgroups(c_.ngids, c_.gids) == 0, StepId::User);
-  check(::setresgid(c_.gid, c_.gid, c_.gid) == 0, StepId::User);
-  check(::setresuid(c_.uid, c_.uid, c_.uid) == 0, StepId::User);
+  // Raw syscalls: glibc's wrappers broadcast set*id to every thread it knows of, and the
+  // runtime's other threads do not exist in this child (they would wait forever).
+  check(::syscall(SYS_setgroups, c_.ngids, c_.gids) == 0, StepId::User);
+  check(::syscall(SYS_setresgid, c_.gid, c_.gid, c_.gid) == 0, StepId::User);
+  check(::syscall(SYS_setresuid, c_.uid, c_.uid, c_.uid) == 0, StepId::User);
   if (c_.no_new_privileges) {
     check(::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0, StepId::NoNewPrivileges);
   }
