@@ -550,6 +550,10 @@ class Loader {
     auto tags = repo_tags_by_config();
     std::vector<LoadedImage> out;
     for (const auto& d : idx.index().manifests) {
+      if (!media_type::is_manifest(d.media_type) && !media_type::is_index(d.media_type)) {
+        return failf(Errc::Unsupported, "index.json entry {} has unsupported media type {}",
+                     d.digest, quote(d.media_type));
+      }
       KISTE_TRY(check_tree(d));
       std::vector<std::string> names;
       if (auto it = d.annotations.find("io.containerd.image.name"); it != d.annotations.end()) {
