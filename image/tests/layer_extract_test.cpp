@@ -17,7 +17,7 @@
 #include <kiste/base/sys.hpp>
 #include <kiste/image/compression.hpp>
 #include <kiste/image/layer_extract.hpp>
-#include <kiste/testing/temp_root.hpp>
+#include "temp_tree.hpp"
 
 #include "tar_builder.hpp"
 #include "tree_listing.hpp"
@@ -63,7 +63,7 @@ class ExtractTest : public ::testing::TestWithParam<bool> {
     return ::lstat(p.c_str(), &st) == 0;
   }
 
-  kiste::testing::TempRoot tmp_;
+  testing::TempTree tmp_;
   UniqueFd root_fd_;
   std::string outside_before_;
 };
@@ -324,7 +324,7 @@ class ExtractSemantics : public ::testing::Test {
     if (!res) std::cerr << "extract: " << res.error().to_string() << "\n";
     return res;
   }
-  kiste::testing::TempRoot tmp_;
+  testing::TempTree tmp_;
   UniqueFd root_fd_;
 };
 
@@ -504,7 +504,7 @@ TEST_F(ExtractSemantics, DiffIdIsComputedAndChecked) {
     ASSERT_TRUE(sink);
     ASSERT_TRUE((*sink)->write(tar));
     ASSERT_TRUE((*sink)->finish());
-    kiste::testing::TempRoot dir;
+    testing::TempTree dir;
     UniqueFd fd = std::move(*sys::open(dir.path(), O_RDONLY | O_DIRECTORY));
     StringReader r(out.data);
     auto ok = extract_layer(r, c, fd.get(), {.expected_diff_id = Digest::of(tar)});

