@@ -13,40 +13,29 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// The platform manifest, its config, and its layers as LayerSources reading from the store.
 struct ResolvedImage {
   ManifestBlob manifest;
   ImageConfig config;
-  std::vector<Descriptor> layers;  // the layer descriptors, matched 1:1 with config.diff_ids
+  std::unique_ptr<ImageSource> source;  // the LayerSources read through it
+  std::vector<LayerSource> layers;
 };
 
 Result<ResolvedImage> resolve_image(const Store& store, const StoreEntry& entry,
                                     const Platform& platform) {
-  KISTE_ASSIGN_OR_RETURN(ManifestBlob m, read_manifest(store, entry.manifest));
-  if (m.is_index()) {
-    KISTE_ASSIGN_OR_RETURN(Descriptor d, select_platform(m.index(), platform));
-    KISTE_ASSIGN_OR_RETURN(m, read_manifest(store, d));
-    if (m.is_index()) return failf(Errc::Unsupported, "image {}: nested index", entry.name);
+  ResolvedImage img;
+  KISTE_ASSIGN_OR_RETURN(img.manifest, read_manifest(store, entry.manifest));
+  if (img.manifest.is_index()) {
+    KISTE_ASSIGN_OR_RETURN(Descriptor d, select_platform(img.manifest.index(), platform));
+    KISTE_ASSIGN_OR_RETURN(img.manifest, read_manifest(store, d));
+    if (img.manifest.is_index()) return failf(Errc::Unsupported, "image {}: nested index", entry.name);
   }
-  const Manifest& man = m.manifest();
-  KISTE_ASSIGN_OR_RETURN(std::string cfg_bytes, store.read_blob(man.config.digest));
-  KISTE_ASSIGN_OR_RETURN(ImageConfig cfg, ImageConfig::parse(cfg_bytes));
-  std::vector<Descriptor> layers;
-  for (const auto& l : man.layers) {
-    if (!media_type::is_layer(l.media_type)) {
-      return failf(Errc::Unsupported, "image {}: layer {} has unsupported media type {}",
-                   entry.name, l.digest, quote(l.media_type));
-    }
-    layers.push_back(l);
-  }
-  if (layers.size() != cfg.diff_ids.size()) {
-    return failf(Errc::Corrupt, "image {}: {} layers but the config lists {} diff_ids", entry.name,
-                 layers.size(), cfg.diff_ids.size());
-  }
-  return ResolvedImage{std::move(m), std::move(cfg), std::move(layers)};
-}
-
-BlobOpener opener(const Store& store, const Digest& d) {
-  return [&store, d] { return store.open_blob(d); };
+  KISTE_ASSIGN_OR_RETURN(std::string cfg_bytes, store.read_blob(img.manifest.manifest().config.digest));
+  KISTE_ASSIGN_OR_RETURN(img.config, ImageConfig::parse(cfg_bytes));
+  KISTE_ASSIGN_OR_RETURN(img.source, store.open_image(entry));
+  KISTE_ASSIGN_OR_RETURN(img.layers, with_context(image_layers(*img.source, img.manifest.manifest(), img.config),
+                                                  fmt::format("image {}", entry.name)));
+  return img;
 }
 
 }  // namespace
@@ -57,12 +46,10 @@ Result<ImageLayers> prepare_layers(const Store& store, const StoreEntry& entry,
   KISTE_ASSIGN_OR_RETURN(SnapshotStore snaps, SnapshotStore::open(store.root()));
   ImageLayers out;
   for (size_t i = 0; i < img.layers.size(); ++i) {
-    const Descriptor& l = img.layers[i];
+    const LayerSource& l = img.layers[i];
     KISTE_ASSIGN_OR_RETURN(
-        fs::path p, with_context(snaps.ensure(img.config.diff_ids[i],
-                                              media_type::layer_compression(l.media_type),
-                                              opener(store, l.digest)),
-                                 fmt::format("unpack layer {} of {}", l.digest, entry.name)));
+        fs::path p, with_context(snaps.ensure(*l.diff_id, l.compression, l.open_blob),
+                                 fmt::format("unpack layer {} of {}", i + 1, entry.name)));
     out.lower_dirs.push_back(std::move(p));
   }
   out.manifest = std::move(img.manifest);
@@ -83,14 +70,8 @@ Status unpack_image(const Store& store, const StoreEntry& entry, const fs::path&
   fs::path parent = dir.parent_path();
   KISTE_TRY(with_context(sys::mkdir_all(parent), ctx));
   KISTE_ASSIGN_OR_RETURN(TempDir tmp, with_context(TempDir::create(parent, ".kiste-unpack-"), ctx));
-  std::vector<LayerSource> sources;
-  for (size_t i = 0; i < img.layers.size(); ++i) {
-    sources.push_back(LayerSource{opener(store, img.layers[i].digest),
-                                  media_type::layer_compression(img.layers[i].media_type),
-                                  img.config.diff_ids[i]});
-  }
   fs::path rootfs = tmp.path() / "rootfs";
-  KISTE_TRY(with_context(unpack_layers(sources, rootfs), ctx));
+  KISTE_TRY(with_context(unpack_layers(img.layers, rootfs), ctx));
   if (fs::exists(dir, ec)) KISTE_TRY(with_context(sys::remove_tree(dir), ctx));  // empty dir
   KISTE_TRY(with_context(sys::rename(rootfs, dir), ctx));
   return {};
