@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 
 #include <kiste/base/error.hpp>
+#include <kiste/image/store.hpp>
 
 namespace kiste::cli {
 
@@ -20,12 +21,23 @@ inline constexpr int kExitFailure = 125;
 // Prints "kiste: error: <context…>: <message>" on one line to stderr; returns kExitFailure.
 int report(const Error& e);
 
-// Each command registers itself; its callback throws CLI::RuntimeError(code) to set the exit code.
-void register_image_commands(CLI::App& app, Globals& g);  // images inspect tag rmi prune fsck
+// Throws CLI::RuntimeError(kExitFailure) after printing the error; the command's exit.
+void exit_on_error(const Status& s);
+template <class T>
+T value_or_exit(Result<T>&& r) {
+  if (!r) exit_on_error(std::unexpected(std::move(r).error()));
+  return std::move(*r);
+}
+
+// The store at --root, created on first use.
+[[nodiscard]] image::Store open_store(const Globals& g);
+
+// "4.2MB" as docker prints sizes (SI units).
+[[nodiscard]] std::string human_size(int64_t bytes);
+
+// Each command group registers its subcommands.
+void register_image_commands(CLI::App& app, Globals& g);    // images inspect tag rmi prune fsck
 void register_archive_commands(CLI::App& app, Globals& g);  // import save load
 void register_run_commands(CLI::App& app, Globals& g);  // run
-
-// Turns a Result into the command's exit: prints the error and exits non-zero on failure.
-void exit_on_error(const Status& s);
 
 }  // namespace kiste::cli

@@ -1,0 +1,54 @@
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <optional>
+
+#include <kiste/image/image_source.hpp>
+#include <kiste/image/platform.hpp>
+
+namespace kiste::image {
+
+// Progress callbacks; called from worker threads (implementations must be thread-safe).
+class CopyProgress {
+ public:
+  virtual ~CopyProgress() = default;
+  virtual void blob_started(const Descriptor& d) { (void)d; }
+  virtual void blob_bytes(const Descriptor& d, uint64_t n) {
+    (void)d;
+    (void)n;
+  }
+  enum class Outcome { Copied, Exists, Mounted };
+  virtual void blob_done(const Descriptor& d, Outcome o) {
+    (void)d;
+    (void)o;
+  }
+};
+
+struct CopyOptions {
+  // For an index without `all`: the platform to select (default: the host's).
+  std::optional<Platform> platform;
+  // Keep the whole index and copy every child.
+  bool all = false;
+  // Parallel blob transfers.
+  int jobs = 4;
+  CopyProgress* progress = nullptr;
+};
+
+struct CopyResult {
+  ManifestBlob top;  // what the destination now names (the index, or the selected manifest)
+  int blobs_copied = 0;
+  int blobs_existing = 0;
+  int blobs_mounted = 0;
+  uint64_t bytes_copied = 0;
+};
+
+// Copies manifests byte for byte; blobs are skipped when present, mounted when possible, and
+// streamed otherwise. Never re-serialises or recompresses anything.
+[[nodiscard]] Result<CopyResult> copy_image(ImageSource& src, ImageSink& dst,
+                                            const CopyOptions& opts = {});
+
+// Checks every manifest, config and blob reachable from src.top(): digests, sizes, config
+// parse, one diff_id per layer.
+[[nodiscard]] Status validate_image(ImageSource& src);
+
+}  // namespace kiste::image

@@ -1,0 +1,64 @@
+#pragma once
+// Manifests and indexes (OCI and Docker schema2). Parsed forms always travel with the exact bytes
+// and their digest: a digest is never recomputed from a re-serialisation.
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include <kiste/base/error.hpp>
+#include <kiste/image/descriptor.hpp>
+
+namespace kiste::image {
+
+inline constexpr size_t kMaxManifestBytes = 4 * 1024 * 1024;
+
+struct Manifest {
+  int schema_version = 2;
+  std::string media_type;  // as written in the document (may be empty for OCI)
+  std::string artifact_type;
+  Descriptor config;
+  std::vector<Descriptor> layers;
+  std::optional<Descriptor> subject;
+  std::map<std::string, std::string> annotations;
+};
+
+struct Index {
+  int schema_version = 2;
+  std::string media_type;
+  std::string artifact_type;
+  std::vector<Descriptor> manifests;
+  std::optional<Descriptor> subject;
+  std::map<std::string, std::string> annotations;
+};
+
+struct ManifestBlob {
+  std::string bytes;
+  Digest digest = Digest::of("");
+  std::string media_type;  // effective type (document's mediaType, else declared, else inferred)
+  std::variant<Manifest, Index> parsed;
+
+  [[nodiscard]] bool is_index() const { return std::holds_alternative<Index>(parsed); }
+  [[nodiscard]] const Manifest& manifest() const { return std::get<Manifest>(parsed); }
+  [[nodiscard]] const Index& index() const { return std::get<Index>(parsed); }
+  // A descriptor of this document (media type, digest, size).
+  [[nodiscard]] Descriptor descriptor() const;
+};
+
+// Parses a manifest or index. `declared_type` is the media type from the referring descriptor or
+// the HTTP Content-Type ("" when unknown). Rejected: not JSON, schemaVersion != 2, a document with
+// both `manifests` and `layers`/`config`, a mediaType that contradicts `declared_type`, unknown
+// manifest media types, malformed digests or negative sizes anywhere.
+[[nodiscard]] Result<ManifestBlob> parse_manifest(std::string bytes,
+                                                  std::string_view declared_type = {});
+
+// Serialises new documents (for images kiste creates). Stable key order, no whitespace.
+[[nodiscard]] std::string serialize_manifest(const Manifest& m);
+[[nodiscard]] std::string serialize_index(const Index& i);
+
+// Picks the entry of `index` for `want` (first match), or NotFound listing what is there.
+[[nodiscard]] Result<Descriptor> select_platform(const Index& index, const Platform& want);
+
+}  // namespace kiste::image

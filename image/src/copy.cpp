@@ -1,0 +1,198 @@
+#include <kiste/image/copy.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <mutex>
+#include <thread>
+
+#include <kiste/image/image_config.hpp>
+#include <kiste/image/media_type.hpp>
+
+namespace kiste::image {
+
+namespace {
+
+// Counts bytes for progress as they stream through.
+class CountingReader final : public BlobReader {
+ public:
+  CountingReader(BlobReader& inner, const Descriptor& d, CopyProgress* p, uint64_t& total)
+      : inner_(inner), d_(d), p_(p), total_(total) {}
+  Result<size_t> read(void* buf, size_t len) override {
+    auto n = inner_.read(buf, len);
+    if (n && *n > 0) {
+      total_ += *n;
+      if (p_ != nullptr) p_->blob_bytes(d_, *n);
+    }
+    return n;
+  }
+
+ private:
+  BlobReader& inner_;
+  const Descriptor& d_;
+  CopyProgress* p_;
+  uint64_t& total_;
+};
+
+class Copier {
+ public:
+  Copier(ImageSource& src, ImageSink& dst, const CopyOptions& opts)
+      : src_(src), dst_(dst), opts_(opts) {}
+
+  Status copy_blob(const Descriptor& d, CopyResult& res, std::mutex& mu) {
+    if (opts_.progress != nullptr) opts_.progress->blob_started(d);
+    auto done = [&](CopyProgress::Outcome o) {
+      if (opts_.progress != nullptr) opts_.progress->blob_done(d, o);
+    };
+    KISTE_ASSIGN_OR_RETURN(bool present, dst_.has_blob(d));
+    if (present) {
+      std::lock_guard l(mu);
+      ++res.blobs_existing;
+      done(CopyProgress::Outcome::Exists);
+      return {};
+    }
+    KISTE_ASSIGN_OR_RETURN(bool mounted, dst_.mount_blob(d, src_));
+    if (mounted) {
+      std::lock_guard l(mu);
+      ++res.blobs_mounted;
+      done(CopyProgress::Outcome::Mounted);
+      return {};
+    }
+    KISTE_ASSIGN_OR_RETURN(auto reader, src_.open_blob(d));
+    uint64_t n = 0;
+    CountingReader counting(*reader, d, opts_.progress, n);
+    KISTE_TRY(dst_.put_blob(d, counting));
+    std::lock_guard l(mu);
+    ++res.blobs_copied;
+    res.bytes_copied += n;
+    done(CopyProgress::Outcome::Copied);
+    return {};
+  }
+
+  // Copies the config and layers of one manifest with `jobs` workers.
+  Status copy_blobs(const Manifest& m, CopyResult& res) {
+    std::vector<const Descriptor*> blobs;
+    blobs.push_back(&m.config);
+    for (const auto& l : m.layers) {
+      bool dup = std::any_of(blobs.begin(), blobs.end(),
+                             [&](const Descriptor* b) { return b->digest == l.digest; });
+      if (!dup) blobs.push_back(&l);
+    }
+    std::mutex mu;
+    std::atomic<size_t> next{0};
+    std::atomic<bool> failed{false};
+    std::optional<Error> first_error;
+    auto worker = [&] {
+      for (;;) {
+        size_t i = next.fetch_add(1);
+        if (i >= blobs.size() || failed.load()) return;
+        auto r = copy_blob(*blobs[i], res, mu);
+        if (!r) {
+          std::lock_guard l(mu);
+          if (!first_error) first_error = std::move(r).error();
+          failed = true;
+          return;
+        }
+      }
+    };
+    size_t n = std::clamp<size_t>(static_cast<size_t>(std::max(opts_.jobs, 1)), 1, blobs.size());
+    std::vector<std::jthread> threads;
+    for (size_t t = 1; t < n; ++t) threads.emplace_back(worker);
+    worker();
+    threads.clear();  // joins
+    if (first_error) return std::unexpected(std::move(*first_error));
+    return {};
+  }
+
+  Status copy_tree(const ManifestBlob& m, bool top, CopyResult& res) {
+    if (m.is_index()) {
+      for (const auto& child : m.index().manifests) {
+        if (!media_type::is_manifest(child.media_type) && !media_type::is_index(child.media_type)) {
+          continue;
+        }
+        KISTE_ASSIGN_OR_RETURN(ManifestBlob cm, src_.fetch_manifest(child));
+        KISTE_TRY(copy_tree(cm, false, res));
+      }
+    } else {
+      KISTE_TRY(copy_blobs(m.manifest(), res));
+    }
+    return dst_.put_manifest(m, top);
+  }
+
+  Result<CopyResult> run() {
+    CopyResult res;
+    const ManifestBlob& top = src_.top();
+    if (top.is_index() && !opts_.all) {
+      Platform want = opts_.platform.value_or(Platform::host());
+      KISTE_ASSIGN_OR_RETURN(Descriptor d, select_platform(top.index(), want));
+      KISTE_ASSIGN_OR_RETURN(ManifestBlob child, src_.fetch_manifest(d));
+      KISTE_TRY(copy_tree(child, true, res));
+      res.top = std::move(child);
+    } else {
+      KISTE_TRY(copy_tree(top, true, res));
+      res.top = top;
+    }
+    return res;
+  }
+
+ private:
+  ImageSource& src_;
+  ImageSink& dst_;
+  const CopyOptions& opts_;
+};
+
+Status validate_blob(ImageSource& src, const Descriptor& d) {
+  KISTE_ASSIGN_OR_RETURN(auto r, src.open_blob(d));
+  KISTE_ASSIGN_OR_RETURN(HashedStream hs, hash_stream(*r, d.digest.algorithm() == DigestAlgorithm::Sha512));
+  int64_t size = static_cast<int64_t>(hs.size);
+  const std::string& got = hs.digest;
+  if (got != d.digest.str()) return failf(Errc::Corrupt, "blob {}: content has digest {}", d.digest, got);
+  if (size != d.size) {
+    return failf(Errc::Corrupt, "blob {}: {} bytes, descriptor says {}", d.digest, size, d.size);
+  }
+  return {};
+}
+
+Status validate_tree(ImageSource& src, const ManifestBlob& m) {
+  if (m.is_index()) {
+    for (const auto& child : m.index().manifests) {
+      if (!media_type::is_manifest(child.media_type) && !media_type::is_index(child.media_type)) {
+        continue;
+      }
+      KISTE_ASSIGN_OR_RETURN(ManifestBlob cm, src.fetch_manifest(child));
+      if (cm.digest != child.digest) {
+        return failf(Errc::Corrupt, "manifest {}: content has digest {}", child.digest, cm.digest);
+      }
+      KISTE_TRY(validate_tree(src, cm));
+    }
+    return {};
+  }
+  const Manifest& man = m.manifest();
+  KISTE_TRY(validate_blob(src, man.config));
+  if (media_type::is_config(man.config.media_type)) {
+    KISTE_ASSIGN_OR_RETURN(auto r, src.open_blob(man.config));
+    KISTE_ASSIGN_OR_RETURN(std::string bytes, read_bounded(*r, kMaxManifestBytes, "config"));
+    KISTE_ASSIGN_OR_RETURN(ImageConfig cfg, ImageConfig::parse(bytes));
+    size_t layers = std::count_if(man.layers.begin(), man.layers.end(), [](const Descriptor& d) {
+      return media_type::is_layer(d.media_type);
+    });
+    if (cfg.diff_ids.size() != layers) {
+      return failf(Errc::Corrupt, "image {}: config lists {} diff_ids for {} layers", m.digest,
+                   cfg.diff_ids.size(), layers);
+    }
+  }
+  for (const auto& l : man.layers) KISTE_TRY(validate_blob(src, l));
+  return {};
+}
+
+}  // namespace
+
+Result<CopyResult> copy_image(ImageSource& src, ImageSink& dst, const CopyOptions& opts) {
+  Copier c(src, dst, opts);
+  return with_context(c.run(), fmt::format("copy {} to {}", src.describe(), dst.describe()));
+}
+
+Status validate_image(ImageSource& src) {
+  return with_context(validate_tree(src, src.top()), fmt::format("validate {}", src.describe()));
+}
+
+}  // namespace kiste::image
