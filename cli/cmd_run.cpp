@@ -4,6 +4,8 @@
 #include <cstdio>
 
 #include <kiste/base/sys.hpp>
+#include <kiste/image/store.hpp>
+#include <kiste/image/store_layers.hpp>
 #include <kiste/runtime/container.hpp>
 #include <kiste/runtime/run_options.hpp>
 
@@ -16,7 +18,7 @@ namespace kiste::cli {
 namespace fs = std::filesystem;
 
 // What `run IMAGE` needs from the store: the snapshot dirs (bottom first) and the config's
-// process defaults. The lead wires this to the image store; until then only --rootfs works.
+// process defaults.
 struct ImageForRun {
   std::vector<fs::path> lower_dirs;
   runtime::ImageProcessDefaults defaults;
@@ -24,11 +26,28 @@ struct ImageForRun {
 
 namespace {
 
+// IMAGE -> the store entry -> snapshots (unpacked on first use) + the config's process defaults.
 Result<ImageForRun> open_image_for_run(Globals& g, std::string_view ref) {
-  (void)g;
-  return failf(Errc::Unsupported,
-               "image {}: running images from the store is not wired yet; use --rootfs DIR",
-               quote(ref));
+  auto store = image::Store::open(g.root);
+  if (!store) return std::unexpected(std::move(store).error().with_context("open store"));
+  auto entry = store->resolve(ref);
+  if (!entry) return std::unexpected(std::move(entry).error());
+  auto layers = image::prepare_layers(*store, *entry);
+  if (!layers) {
+    return std::unexpected(std::move(layers).error().with_context(fmt::format("image {}", quote(ref))));
+  }
+  ImageForRun out;
+  out.lower_dirs = std::move(layers->lower_dirs);
+  const image::ContainerDefaults& c = layers->config.config;
+  out.defaults.entrypoint = c.entrypoint.value_or(std::vector<std::string>{});
+  out.defaults.cmd = c.cmd.value_or(std::vector<std::string>{});
+  out.defaults.env = c.env;
+  out.defaults.working_dir = c.working_dir;
+  out.defaults.user = c.user;
+  if (out.lower_dirs.empty()) {
+    return failf(Errc::InvalidArgument, "image {}: has no layers to run", quote(ref));
+  }
+  return out;
 }
 
 struct RunArgs {

@@ -250,3 +250,29 @@ TEST_F(RuntimeTest, RmRemovesTheContainerDirectory) {
 
 }  // namespace
 }  // namespace kiste::testing
+
+namespace kiste::testing {
+namespace {
+
+TEST_F(RuntimeTest, RunsAnImageFromTheStoreWithItsConfig) {
+  std::string out;
+  fs::path tar = tmp() / "bb.tar";
+  ASSERT_EQ(run_shell("tar -C " + rootfs().native() + " -cf " + tar.native() + " .", &out), 0) << out;
+  ASSERT_EQ(run_shell(kiste_cmd() + " import -c 'ENTRYPOINT [\"sh\", \"-c\"]' -c 'CMD [\"echo default $FOO\"]' "
+                      "-c 'ENV FOO=img' -c 'WORKDIR /srv' -c 'USER tester' " + tar.native() + " bb:1",
+                      &out),
+            0)
+      << out;
+  out.clear();
+  ASSERT_EQ(run_shell(kiste_cmd() + " run --rm bb:1", &out), 0) << out;
+  EXPECT_EQ(out, "default img\n");
+  out.clear();
+  ASSERT_EQ(run_shell(kiste_cmd() + " run --rm -e FOO=flag bb:1 'echo $FOO; pwd; id -u'", &out), 0) << out;
+  EXPECT_EQ(out, "flag\n/srv\n1000\n");
+  out.clear();
+  EXPECT_EQ(run_shell(kiste_cmd() + " run --rm no-such-image:1 true", &out), 125);
+  EXPECT_THAT(out, ::testing::HasSubstr("no-such-image"));
+}
+
+}  // namespace
+}  // namespace kiste::testing
