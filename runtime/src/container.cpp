@@ -11,6 +11,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -119,6 +120,31 @@ uint64_t own_permitted_caps() {
   __user_cap_data_struct data[2]{};
   if (::syscall(SYS_capget, &hdr, data) != 0) return 0;
   return data[0].permitted | (static_cast<uint64_t>(data[1].permitted) << 32);
+}
+
+// While it only waits, kiste needs almost none of the code it mapped (OpenSSL, libarchive, CLI
+// …), yet every page it touched counts in its RSS. Code pages (r-x, private, file-backed) are
+// never written, so dropping them is safe: they come back from the page cache if executed.
+void release_code_pages() {
+  auto maps = sys::read_file("/proc/self/maps", 1 << 20);
+  if (!maps) return;
+  std::string_view m = *maps;
+  while (!m.empty()) {
+    size_t nl = m.find('\n');
+    std::string_view line = m.substr(0, nl);
+    m.remove_prefix(nl == std::string_view::npos ? m.size() : nl + 1);
+    // "start-end perms offset dev inode path"
+    unsigned long start = 0, end = 0;
+    char perms[5] = {};
+    int path_at = 0;
+    std::string l(line);
+    if (std::sscanf(l.c_str(), "%lx-%lx %4s %*s %*s %*s %n", &start, &end, perms, &path_at) < 3) continue;
+    if (std::string_view(perms) != "r-xp" || path_at <= 0 || static_cast<size_t>(path_at) >= l.size() ||
+        l[static_cast<size_t>(path_at)] != '/') {
+      continue;
+    }
+    ::madvise(reinterpret_cast<void*>(start), end - start, MADV_DONTNEED);
+  }
 }
 
 Status write_small_file(const fs::path& p, std::string_view data) {
@@ -408,6 +434,7 @@ Result<ContainerExit> run_container(const ContainerSpec& spec, const RunContext&
 
   // 6. Wait (proxying the terminal with -t), with as little of us in memory as possible.
   ::malloc_trim(0);
+  release_code_pages();
   int status = 0;
   if (pty_master) {
     struct termios saved {};
