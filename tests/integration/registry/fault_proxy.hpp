@@ -1,0 +1,43 @@
+#pragma once
+// An HTTP/1.1 proxy in front of a registry that injects faults into blob downloads: one request
+// per client connection (it answers `Connection: close`), the upstream response is buffered and
+// then passed on, dropped half-way, replaced by a 500/429, corrupted or throttled.
+#include <atomic>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace kiste::testing {
+
+class FaultProxy {
+ public:
+  enum class Fault { None, DropMidBlob, Status500, Status429, CorruptByte, Slow };
+  // `times`: how many blob GETs get the fault (-1: all of them).
+  FaultProxy(int upstream_port, Fault fault, int times = 1);
+  ~FaultProxy();
+  FaultProxy(const FaultProxy&) = delete;
+  FaultProxy& operator=(const FaultProxy&) = delete;
+  [[nodiscard]] int port() const { return port_; }
+  [[nodiscard]] std::string host() const { return "127.0.0.1:" + std::to_string(port_); }
+  [[nodiscard]] int faults_injected() const { return injected_; }
+  [[nodiscard]] int blob_gets() const { return blob_gets_; }
+
+ private:
+  void serve();
+  void handle(int client);
+  bool take_fault();
+  int upstream_port_;
+  Fault fault_;
+  std::atomic<int> budget_;
+  std::atomic<int> injected_{0};
+  std::atomic<int> blob_gets_{0};
+  int listen_fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::mutex mu_;
+  std::vector<std::thread> workers_;
+  std::thread acceptor_;
+};
+
+}  // namespace kiste::testing
