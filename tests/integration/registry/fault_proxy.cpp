@@ -25,9 +25,12 @@ bool write_all(int fd, std::string_view d) {
 
 // Reads until `pred(buf)` or EOF/timeout.
 template <class Pred>
-bool read_until(int fd, std::string& buf, Pred pred, int timeout_ms = 10'000) {
+bool read_until(int fd, std::string& buf, Pred pred, int timeout_ms = 10'000,
+                bool http_head = false) {
   char tmp[65536];
   while (!pred(buf)) {
+    // Not HTTP (a TLS ClientHello starts with 0x16): hang up at once, as a real server would.
+    if (http_head && !buf.empty() && !(buf[0] >= 'A' && buf[0] <= 'Z')) return false;
     pollfd p{.fd = fd, .events = POLLIN};
     if (::poll(&p, 1, timeout_ms) <= 0) return false;
     ssize_t n = ::read(fd, tmp, sizeof tmp);
@@ -94,7 +97,10 @@ bool FaultProxy::take_fault() {
 
 void FaultProxy::handle(int client) {
   std::string req;
-  if (!read_until(client, req, [](const std::string& b) { return b.find("\r\n\r\n") != std::string::npos; })) {
+  if (!read_until(
+          client, req,
+          [](const std::string& b) { return b.find("\r\n\r\n") != std::string::npos; }, 10'000,
+          true)) {
     return;
   }
   size_t head_end = req.find("\r\n\r\n") + 4;
@@ -180,6 +186,61 @@ void FaultProxy::handle(int client) {
     }
   }
   write_all(client, resp);
+}
+
+ScriptedServer::ScriptedServer(std::map<std::string, std::string> responses)
+    : responses_(std::move(responses)) {
+  listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&a), &len);
+  port_ = ntohs(a.sin_port);
+  ::listen(listen_fd_, 64);
+  thread_ = std::thread([this] { serve(); });
+}
+
+ScriptedServer::~ScriptedServer() {
+  stop_ = true;
+  ::shutdown(listen_fd_, SHUT_RDWR);
+  thread_.join();
+  ::close(listen_fd_);
+}
+
+std::string ScriptedServer::response(std::string_view status, std::string_view headers,
+                                     std::string_view body) {
+  return "HTTP/1.1 " + std::string(status) + "\r\n" + std::string(headers) +
+         "Content-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" +
+         std::string(body);
+}
+
+void ScriptedServer::serve() {
+  while (!stop_) {
+    pollfd p{.fd = listen_fd_, .events = POLLIN};
+    if (::poll(&p, 1, 100) <= 0) continue;
+    int c = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    if (c < 0) continue;
+    std::string req;
+    if (read_until(c, req, [](const std::string& b) { return b.find("\r\n\r\n") != std::string::npos; }, 2000, true)) {
+      std::string line = req.substr(0, req.find("\r\n"));
+      std::string method = line.substr(0, line.find(' '));
+      std::string target = line.substr(line.find(' ') + 1);
+      target = target.substr(0, target.find(' '));
+      target = target.substr(0, target.find('?'));
+      auto it = responses_.find(method + " " + target);
+      if (it != responses_.end()) {
+        write_all(c, it->second);
+      } else if (target == "/v2/") {
+        write_all(c, response("200 OK", "", "{}"));
+      } else {
+        write_all(c, response("404 Not Found", "Content-Type: application/json\r\n",
+                              R"({"errors":[{"code":"MANIFEST_UNKNOWN","message":"unknown"}]})"));
+      }
+    }
+    ::close(c);
+  }
 }
 
 }  // namespace kiste::testing

@@ -3,6 +3,7 @@
 // per client connection (it answers `Connection: close`), the upstream response is buffered and
 // then passed on, dropped half-way, replaced by a 500/429, corrupted or throttled.
 #include <atomic>
+#include <map>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -38,6 +39,28 @@ class FaultProxy {
   std::mutex mu_;
   std::vector<std::thread> workers_;
   std::thread acceptor_;
+};
+
+// A fake registry for hostile responses: "METHOD /path" (query ignored) -> raw HTTP response.
+// `/v2/` answers 200; anything else unknown 404.
+class ScriptedServer {
+ public:
+  explicit ScriptedServer(std::map<std::string, std::string> responses);
+  ~ScriptedServer();
+  ScriptedServer(const ScriptedServer&) = delete;
+  ScriptedServer& operator=(const ScriptedServer&) = delete;
+  [[nodiscard]] std::string host() const { return "127.0.0.1:" + std::to_string(port_); }
+  // Builds a response: status line, headers ("Name: value\r\n"...), body.
+  static std::string response(std::string_view status, std::string_view headers,
+                              std::string_view body);
+
+ private:
+  void serve();
+  std::map<std::string, std::string> responses_;
+  int listen_fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
 };
 
 }  // namespace kiste::testing
