@@ -126,7 +126,7 @@ Status Client::Impl::ensure_base() {
   if (may_fall_back_to_http) schemes.push_back("http://");
   std::optional<Error> first;
   for (const auto& scheme : schemes) {
-    std::string url = scheme + registry + "/v2/";
+    std::string url = scheme + api_host() + "/v2/";
     for (int attempt = 1;; ++attempt) {
       detail::HttpRequest req{.url = url};
       ++stats.requests;
@@ -148,7 +148,7 @@ Status Client::Impl::ensure_base() {
       if (st == 200 || st == 401) {
         if (st == 401) KISTE_TRY(learn_challenge((*r)->head()));
         (void)(*r)->error_body();
-        base = scheme + registry;
+        base = scheme + api_host();
         log::debug("registry {}: using {}", registry, base);
         return {};
       }

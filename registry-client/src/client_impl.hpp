@@ -53,6 +53,10 @@ struct Client::Impl {
   [[nodiscard]] Result<std::string> fetch_token(const std::vector<std::string>& scopes);
 
   std::string registry;
+  // Where the API lives: docker.io's is registry-1.docker.io.
+  std::string api_host() const {
+    return registry == "docker.io" ? std::string("registry-1.docker.io") : registry;
+  }
   ClientOptions opts;
   detail::Http http;
   bool may_fall_back_to_http;

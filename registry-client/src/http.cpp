@@ -12,7 +12,7 @@ namespace {
 
 // Receive buffer high-water mark: above it the transfer is paused until the reader catches up,
 // so a slow sink never makes a blob pile up in memory.
-constexpr size_t kHighWater = 512 * 1024;
+constexpr size_t kHighWater = 128 * 1024;
 constexpr size_t kMaxErrorBody = 64 * 1024;
 
 struct CurlGlobal {
@@ -84,7 +84,7 @@ class Connection {
     // A stalled transfer (under 1 byte/s for 60 s) fails and is retried or resumed.
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, 60L);
-    curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 256L * 1024);
+    curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 128L * 1024);
     curl_easy_setopt(h, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_2TLS);
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
@@ -153,23 +153,34 @@ class Connection {
     return {};
   }
 
+  // Fills `out` as far as the transfer allows before returning (so a 1 MiB read gets 1 MiB and
+  // the store writes it straight through); the write callback copies into `out` directly and
+  // only the overflow of one curl chunk is buffered.
   Result<size_t> read(void* out, size_t len) {
-    while (pos_ == buf_.size()) {
+    target_ = static_cast<char*>(out);
+    target_len_ = len;
+    target_pos_ = 0;
+    size_t from_buf = std::min(len, buf_.size() - pos_);
+    std::memcpy(target_, buf_.data() + pos_, from_buf);
+    pos_ += from_buf;
+    target_pos_ = from_buf;
+    if (pos_ == buf_.size()) {
       buf_.clear();
       pos_ = 0;
-      if (done_) {
-        KISTE_TRY(transfer_error());
-        return 0;
-      }
+    }
+    Status st;
+    if (target_pos_ < target_len_ && !done_) {
       if (paused_) {
         paused_ = false;
         curl_easy_pause(easy_.get(), CURLPAUSE_CONT);
       }
-      KISTE_TRY(drive([this] { return pos_ < buf_.size(); }));
+      st = drive([this] { return target_pos_ == target_len_; });
     }
-    size_t n = std::min(len, buf_.size() - pos_);
-    std::memcpy(out, buf_.data() + pos_, n);
-    pos_ += n;
+    size_t n = target_pos_;
+    target_ = nullptr;
+    target_len_ = target_pos_ = 0;
+    if (!st) return std::unexpected(std::move(st).error());
+    if (n == 0 && done_) KISTE_TRY(transfer_error());
     return n;
   }
 
@@ -286,15 +297,23 @@ class Connection {
   static size_t on_write(char* data, size_t size, size_t n, void* self_) {
     auto* self = static_cast<Connection*>(self_);
     size_t len = size * n;
+    size_t used = 0;
+    if (self->target_ != nullptr && self->target_pos_ < self->target_len_) {
+      used = std::min(len, self->target_len_ - self->target_pos_);
+      std::memcpy(self->target_ + self->target_pos_, data, used);
+      self->target_pos_ += used;
+    }
+    if (used == len) return len;
     if (self->buf_.size() - self->pos_ >= kHighWater) {
+      if (used > 0) {
+        // Keep the rest (at most one curl chunk) rather than pausing mid-chunk.
+        self->buf_.append(data + used, len - used);
+        return len;
+      }
       self->paused_ = true;
       return CURL_WRITEFUNC_PAUSE;
     }
-    if (self->pos_ > 0 && self->pos_ == self->buf_.size()) {
-      self->buf_.clear();
-      self->pos_ = 0;
-    }
-    self->buf_.append(data, len);
+    self->buf_.append(data + used, len - used);
     return len;
   }
 
@@ -329,8 +348,11 @@ class Connection {
   bool done_ = false;
   bool paused_ = false;
   CURLcode result_ = CURLE_OK;
-  std::string buf_;
+  std::string buf_;  // overflow beyond the reader's buffer (bounded by kHighWater + one chunk)
   size_t pos_ = 0;
+  char* target_ = nullptr;  // the reader's buffer during read()
+  size_t target_len_ = 0;
+  size_t target_pos_ = 0;
   size_t upload_pos_ = 0;
   std::optional<Error> upload_error_;
 };

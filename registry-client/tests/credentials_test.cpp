@@ -4,14 +4,22 @@
 
 #include <kiste/base/sys.hpp>
 #include <kiste/registry/credentials.hpp>
-#include <kiste/testing/temp_root.hpp>
+#include <kiste/base/temp_dir.hpp>
 
 using namespace kiste;
 using namespace kiste::registry;
 using Files = std::vector<std::filesystem::path>;
 
+namespace {
+// A temp dir for one test (base's TempDir; registry-client tests use no test helpers).
+struct Tmp {
+  TempDir dir = std::move(TempDir::create("/tmp", "kiste-cred-test-").value());
+  std::filesystem::path operator/(const std::filesystem::path& p) const { return dir.path() / p; }
+};
+}  // namespace
+
 TEST(Credentials, SaveLoadRemoveKeepsOtherKeysAndMode0600) {
-  kiste::testing::TempRoot tmp;
+  Tmp tmp;
   auto file = tmp / "docker" / "config.json";
   ASSERT_TRUE(sys::mkdir_all(file.parent_path()));
   ASSERT_TRUE(sys::write_file_atomic(file, R"({"psFormat":"x","auths":{"other:1":{"auth":"dTpw"}}})"));
@@ -39,7 +47,7 @@ TEST(Credentials, SaveLoadRemoveKeepsOtherKeysAndMode0600) {
 }
 
 TEST(Credentials, SearchOrderAndDockerHubKey) {
-  kiste::testing::TempRoot tmp;
+  Tmp tmp;
   auto a = tmp / "a.json";
   auto b = tmp / "b.json";
   ASSERT_TRUE(sys::write_file_atomic(a, R"({"auths":{"r:1":{"auth":"YTox"}}})"));  // a:1
@@ -56,7 +64,7 @@ TEST(Credentials, SearchOrderAndDockerHubKey) {
 }
 
 TEST(Credentials, HostileFilesAreErrorsWithoutSecrets) {
-  kiste::testing::TempRoot tmp;
+  Tmp tmp;
   auto f = tmp / "c.json";
   ASSERT_TRUE(sys::write_file_atomic(f, R"({"auths":{"r":{"auth":"!!!not-base64-secret"}}})"));
   auto r = DockerKeychain(Files{f}).get("r");
@@ -74,7 +82,7 @@ TEST(Credentials, HostileFilesAreErrorsWithoutSecrets) {
 }
 
 TEST(Credentials, CredentialHelperViaStdinStdout) {
-  kiste::testing::TempRoot tmp;
+  Tmp tmp;
   auto bin = tmp / "bin";
   ASSERT_TRUE(sys::mkdir_all(bin));
   // A helper that answers only for its registry, reading the name from stdin.
