@@ -3,6 +3,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <iostream>
@@ -199,7 +200,8 @@ Status do_promote(const RegistryFlags& rf, const CopyFlags& cf, const std::strin
   auto t0 = std::chrono::steady_clock::now();
   KISTE_ASSIGN_OR_RETURN(Reference s, parse_remote(from));
   KISTE_ASSIGN_OR_RETURN(Reference d, parse_remote(to));
-  registry::PromoteOptions po{.copy_signatures = !no_signatures, .jobs = cf.jobs};
+  // Promotion moves no bytes (mounts), so more parallel requests cost no memory.
+  registry::PromoteOptions po{.copy_signatures = !no_signatures, .jobs = std::max(cf.jobs, 8)};
   if (!expect.empty()) {
     KISTE_ASSIGN_OR_RETURN(po.expect_digest,
                            with_context(image::Digest::parse(expect), "--expect-digest"));

@@ -122,10 +122,18 @@ void Client::Impl::backoff(int attempt, const std::optional<std::string>& retry_
 Status Client::Impl::ensure_base() {
   std::lock_guard l(base_mu);
   if (!base.empty()) return {};
+  // Loopback registries (tests, local caches) are tried over plain HTTP first: the traffic never
+  // leaves the host, and it spares loading the CA store for a TLS probe that would fail. A TLS
+  // registry there answers the plain request with 400 and is then reached over verified HTTPS.
   std::vector<std::string> schemes = {"https://"};
-  if (may_fall_back_to_http) schemes.push_back("http://");
+  if (http_first) {
+    schemes = {"http://", "https://"};
+  } else if (may_fall_back_to_http) {
+    schemes.push_back("http://");
+  }
   std::optional<Error> first;
   for (const auto& scheme : schemes) {
+    const bool last = scheme == schemes.back();
     std::string url = scheme + api_host() + "/v2/";
     for (int attempt = 1;; ++attempt) {
       detail::HttpRequest req{.url = url};
@@ -134,14 +142,13 @@ Status Client::Impl::ensure_base() {
       if (!r) {
         Error e = std::move(r).error();
         // A certificate that does not verify is an answer, not a reason to go plain.
-        bool verify_failure = e.code == Errc::PermissionDenied;
-        if (is_retryable(e) && attempt < opts.retry.attempts && scheme == schemes.back() &&
-            !verify_failure) {
+        bool verify_failure = e.code == Errc::PermissionDenied && scheme == "https://";
+        if (verify_failure) return std::unexpected(std::move(e));
+        if (is_retryable(e) && attempt < opts.retry.attempts && last) {
           backoff(attempt, std::nullopt);
           continue;
         }
-        if (!first) first = e;
-        if (verify_failure) return std::unexpected(*first);
+        if (!first || scheme == "https://") first = e;
         break;
       }
       int st = (*r)->status();
@@ -153,6 +160,10 @@ Status Client::Impl::ensure_base() {
         return {};
       }
       Error e = registry_error(fmt::format("ping `{}`", url), st, (*r)->error_body());
+      if (!last && !is_retryable(e)) {
+        if (!first) first = e;
+        break;  // e.g. 400 from a TLS server spoken to in plain HTTP
+      }
       if (is_retryable(e) && attempt < opts.retry.attempts) {
         backoff(attempt, (*r)->head().header("retry-after"));
         continue;
@@ -224,8 +235,10 @@ Result<std::unique_ptr<Client>> Client::create(std::string_view registry, Client
   }
   KISTE_ASSIGN_OR_RETURN(auto tls, tls_config(registry, opts));
   bool fall_back = opts.tls_verify == false || (!opts.tls_verify && is_loopback(registry));
+  bool http_first = !opts.tls_verify && is_loopback(registry);
   auto impl = std::make_unique<Impl>(std::string(registry), std::move(opts), std::move(tls),
                                      fall_back);
+  impl->http_first = http_first;
   return std::unique_ptr<Client>(new Client(std::move(impl)));
 }
 

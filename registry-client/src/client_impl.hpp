@@ -60,6 +60,7 @@ struct Client::Impl {
   ClientOptions opts;
   detail::Http http;
   bool may_fall_back_to_http;
+  bool http_first = false;  // loopback: plain HTTP first, then verified HTTPS
 
   std::mutex base_mu;
   std::string base;  // "https://host:port" once pinged

@@ -1,5 +1,7 @@
 #include <kiste/registry/promote.hpp>
 
+#include <algorithm>
+
 #include <kiste/registry/remote_image.hpp>
 
 namespace kiste::registry {
@@ -35,6 +37,7 @@ Result<PromoteResult> promote(Client& sc, const image::Reference& src, Client& d
     return failf(Errc::InvalidArgument, "{}: source has digest {}", ctx, digest);
   }
   RemoteSink sink(dc, dst);
+  sink.set_mount_first(&sc == &dc || sc.registry() == dc.registry());
   KISTE_ASSIGN_OR_RETURN(
       image::CopyResult copy,
       with_context(image::copy_image(*img, sink,
@@ -54,11 +57,18 @@ Result<PromoteResult> promote(Client& sc, const image::Reference& src, Client& d
   if (!opts.copy_signatures) return res;
 
   // cosign-style tags and the referrers tag schema: sha256-<hex>[.sig|.att|.sbom]
+  // One tags list instead of a HEAD per suffix; HEADs when the registry will not list tags.
   std::string base = fmt::format("{}-{}", digest.algorithm_name(), digest.hex());
+  auto tags = sc.list_tags(src.repository());
   for (std::string_view suffix : {"", ".sig", ".att", ".sbom"}) {
     std::string tag = base + std::string(suffix);
-    KISTE_ASSIGN_OR_RETURN(auto h, with_context(sc.try_head_manifest(src.repository(), tag), ctx));
-    if (!h) continue;
+    if (tags) {
+      if (std::find(tags->begin(), tags->end(), tag) == tags->end()) continue;
+    } else {
+      KISTE_ASSIGN_OR_RETURN(auto h,
+                             with_context(sc.try_head_manifest(src.repository(), tag), ctx));
+      if (!h) continue;
+    }
     KISTE_TRY(with_context(copy_artifact(sc, src.without_digest().with_tag(tag), dc,
                                          dst.without_digest().with_tag(tag), opts),
                            ctx + ": copy " + tag));

@@ -32,6 +32,7 @@ std::optional<std::pair<std::string, std::string>> RemoteImage::registry_locatio
 }
 
 Result<bool> RemoteSink::has_blob(const image::Descriptor& d) {
+  if (mount_first_) return false;  // mount_blob decides (and uploads on a refused mount)
   return client_.has_blob(ref_.repository(), d);
 }
 
@@ -41,7 +42,12 @@ Status RemoteSink::put_blob(const image::Descriptor& d, image::BlobReader& r) {
 
 Result<bool> RemoteSink::mount_blob(const image::Descriptor& d, const image::ImageSource& from) {
   auto loc = from.registry_location();
-  if (!loc || loc->first != client_.registry() || loc->second == ref_.repository()) return false;
+  if (!loc || loc->first != client_.registry() || loc->second == ref_.repository()) {
+    if (!mount_first_) return false;
+    // No mount possible after all: do the HEAD that has_blob skipped (upload only if absent).
+    KISTE_ASSIGN_OR_RETURN(bool present, client_.has_blob(ref_.repository(), d));
+    return present;
+  }
   return client_.mount_blob(ref_.repository(), d.digest, loc->second);
 }
 
