@@ -77,22 +77,61 @@ std::string human(double bytes) {
   return fmt::format("{:.1f} {}", bytes, units[u]);
 }
 
-// Plain progress lines on stderr (one per blob), thread-safe.
+// Progress on stderr, thread-safe: one line per finished blob; on a TTY (or --progress=tty) also
+// a live status line with the bytes so far, the rate and the ETA of the blobs in flight.
 class LineProgress final : public image::CopyProgress {
  public:
-  explicit LineProgress(bool quiet) : quiet_(quiet) {}
+  LineProgress(bool quiet, bool tty) : quiet_(quiet), tty_(tty && !quiet) {}
+  ~LineProgress() override {
+    if (tty_ && drawn_) std::fprintf(stderr, "\r\033[K");
+  }
+  void blob_started(const image::Descriptor& d) override {
+    if (quiet_) return;
+    std::lock_guard l(mu_);
+    in_flight_ += static_cast<uint64_t>(d.size);
+  }
+  void blob_bytes(const image::Descriptor& d, uint64_t n) override {
+    (void)d;
+    if (!tty_) return;
+    std::lock_guard l(mu_);
+    bytes_ += n;
+    auto now = std::chrono::steady_clock::now();
+    if (now - last_draw_ < std::chrono::milliseconds(100)) return;
+    last_draw_ = now;
+    double secs = std::chrono::duration<double>(now - start_).count();
+    double rate = secs > 0 ? static_cast<double>(bytes_) / secs : 0;
+    double left = in_flight_ > bytes_done_ + bytes_ ? static_cast<double>(in_flight_ - bytes_done_ - bytes_) : 0;
+    std::fprintf(stderr, "\r\033[K%s  %s/s  ETA %.0fs", human(static_cast<double>(bytes_)).c_str(),
+                 human(rate).c_str(), rate > 0 ? left / rate : 0.0);
+    drawn_ = true;
+  }
   void blob_done(const image::Descriptor& d, Outcome o) override {
     if (quiet_) return;
     std::lock_guard l(mu_);
+    if (o != Outcome::Copied) bytes_done_ += static_cast<uint64_t>(d.size);
     const char* what = o == Outcome::Copied ? "copied" : o == Outcome::Mounted ? "mounted" : "exists";
-    std::fprintf(stderr, "blob %s: %s (%s)\n", d.digest.str().substr(0, 19).c_str(), what,
+    std::fprintf(stderr, "%sblob %s: %s (%s)\n", tty_ && drawn_ ? "\r\033[K" : "",
+                 d.digest.str().substr(0, 19).c_str(), what,
                  human(static_cast<double>(d.size)).c_str());
   }
 
  private:
   bool quiet_;
+  bool tty_;
+  bool drawn_ = false;
   std::mutex mu_;
+  uint64_t bytes_ = 0;       // streamed so far
+  uint64_t in_flight_ = 0;   // sizes of the blobs started
+  uint64_t bytes_done_ = 0;  // sizes of blobs that needed no streaming
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point last_draw_{};
 };
+
+bool want_tty(const std::string& progress_flag) {
+  if (progress_flag == "tty") return true;
+  if (progress_flag == "plain") return false;
+  return isatty(STDERR_FILENO) != 0;
+}
 
 void summary(bool quiet, const image::CopyResult& r, std::chrono::steady_clock::time_point t0) {
   if (quiet) return;
@@ -107,7 +146,7 @@ struct CopyFlags {
   bool all = false;
   int jobs = 4;
   bool quiet = false;
-  std::string progress = "plain";
+  std::string progress = "auto";
 };
 
 void add_copy_flags(CLI::App* cmd, CopyFlags& f) {
@@ -115,7 +154,8 @@ void add_copy_flags(CLI::App* cmd, CopyFlags& f) {
   cmd->add_flag("--all,-a", f.all, "copy the whole index with every platform");
   cmd->add_option("--jobs,-j", f.jobs, "parallel blob transfers")->check(CLI::Range(1, 64));
   cmd->add_flag("--quiet,-q", f.quiet, "print only the digest");
-  cmd->add_option("--progress", f.progress, "plain")->check(CLI::IsMember({"plain", "tty"}));
+  cmd->add_option("--progress", f.progress, "auto (a live line on a TTY), plain or tty")
+      ->check(CLI::IsMember({"auto", "plain", "tty"}));
 }
 
 Result<image::CopyOptions> copy_options(const CopyFlags& f, image::CopyProgress* p) {
@@ -132,7 +172,7 @@ Status do_pull(Globals& g, const RegistryFlags& rf, const CopyFlags& cf, const s
   KISTE_ASSIGN_OR_RETURN(image::Store store, image::Store::open(g.root));
   KISTE_ASSIGN_OR_RETURN(FileLock lease, store.writer_lease());
   KISTE_ASSIGN_OR_RETURN(Remote remote, connect(rf, ref.registry()));
-  LineProgress progress(cf.quiet);
+  LineProgress progress(cf.quiet, want_tty(cf.progress));
   KISTE_ASSIGN_OR_RETURN(image::CopyOptions opts, copy_options(cf, &progress));
   KISTE_ASSIGN_OR_RETURN(auto src, with_context(registry::RemoteImage::open(*remote.client, ref),
                                                 fmt::format("pull `{}`", ref.str())));
@@ -151,7 +191,7 @@ Status do_push(Globals& g, const RegistryFlags& rf, const CopyFlags& cf, const s
   KISTE_ASSIGN_OR_RETURN(Reference dest, parse_remote(dest_arg.empty() ? entry.name : dest_arg));
   KISTE_ASSIGN_OR_RETURN(auto src, store.open_image(entry));
   KISTE_ASSIGN_OR_RETURN(Remote remote, connect(rf, dest.registry()));
-  LineProgress progress(cf.quiet);
+  LineProgress progress(cf.quiet, want_tty(cf.progress));
   CopyFlags all = cf;
   all.all = true;  // a push sends what the store has, index and all
   KISTE_ASSIGN_OR_RETURN(image::CopyOptions opts, copy_options(all, &progress));
@@ -185,7 +225,7 @@ Status do_copy(Globals& g, const RegistryFlags& rf, const CopyFlags& cf, const s
   KISTE_ASSIGN_OR_RETURN(Reference d, parse_remote(to));
   KISTE_ASSIGN_OR_RETURN(Remote rs, connect(rf, s.registry()));
   KISTE_ASSIGN_OR_RETURN(Remote rd, connect(rf, d.registry()));
-  LineProgress progress(cf.quiet);
+  LineProgress progress(cf.quiet, want_tty(cf.progress));
   KISTE_ASSIGN_OR_RETURN(image::CopyOptions opts, copy_options(cf, &progress));
   KISTE_ASSIGN_OR_RETURN(auto src, registry::RemoteImage::open(*rs.client, s));
   registry::RemoteSink sink(*rd.client, d);
@@ -206,7 +246,7 @@ Status do_promote(const RegistryFlags& rf, const CopyFlags& cf, const std::strin
     KISTE_ASSIGN_OR_RETURN(po.expect_digest,
                            with_context(image::Digest::parse(expect), "--expect-digest"));
   }
-  LineProgress progress(cf.quiet);
+  LineProgress progress(cf.quiet, want_tty(cf.progress));
   po.progress = &progress;
   KISTE_ASSIGN_OR_RETURN(Remote rs, connect(rf, s.registry()));
   Remote rd;
@@ -429,6 +469,21 @@ void register_registry_commands(CLI::App& app, Globals& g) {
     cmd->add_option("REGISTRY", host)->required();
     add_registry_flags(cmd, rf);
     cmd->callback([] { exit_on_error(do_login(rf, user, pw_stdin, host)); });
+  }
+  // `inspect docker://REF`: the lead's local `inspect` calls inspect_remote_json for docker://
+  // arguments; until it exists, a remote-only `inspect` is registered here.
+  if (app.get_subcommands([](CLI::App* a) { return a->get_name() == "inspect"; }).empty()) {
+    auto* cmd = app.add_subcommand("inspect", "show a remote image (docker://REF) without pulling");
+    static std::string ref;
+    cmd->add_option("REF", ref)->required();
+    cmd->callback([&g] {
+      if (!ref.starts_with("docker://")) {
+        exit_on_error(fail(Errc::Unsupported, "inspect: only docker://REF is supported here"));
+      }
+      auto j = inspect_remote_json(g, ref);
+      exit_on_error(j.has_value() ? Status{} : Status(std::unexpected(j.error())));
+      std::printf("%s\n", j->c_str());
+    });
   }
   {
     auto* cmd = app.add_subcommand("logout", "remove stored credentials for a registry");

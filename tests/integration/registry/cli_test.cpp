@@ -85,8 +85,13 @@ TEST_F(RegistryTest, CliPushPullPromoteTagsDelete) {
   EXPECT_EQ(run_shell(kiste(root, "pull " + h + "/prod/app:1"), &out), 125);
   EXPECT_NE(out.find("MANIFEST_UNKNOWN"), std::string::npos) << out;
 
-  // The remote half of `kiste inspect docker://` is exercised through the copy command's
-  // transports being refused clearly.
+  // `kiste inspect docker://REF` reads the remote image without pulling it.
+  out.clear();
+  ASSERT_EQ(run_shell(kiste(root, "inspect docker://" + h + "/staging/app:1"), &out), 0) << out;
+  EXPECT_NE(out.find("\"Digest\": \"" + img.manifest.digest.str() + "\""), std::string::npos) << out;
+  EXPECT_NE(out.find(img.blobs[1].digest.str()), std::string::npos) << out;
+  EXPECT_NE(out.find("\"Architecture\""), std::string::npos) << out;
+  // Transports not handled yet are refused with a clear line.
   out.clear();
   EXPECT_EQ(run_shell(kiste(root, "copy oci-archive:/x.tar docker://" + h + "/a:1"), &out), 125);
   EXPECT_NE(out.find("not supported"), std::string::npos) << out;
