@@ -42,8 +42,8 @@ bool read_until(int fd, std::string& buf, Pred pred, int timeout_ms = 10'000,
 
 }  // namespace
 
-FaultProxy::FaultProxy(int upstream_port, Fault fault, int times)
-    : upstream_port_(upstream_port), fault_(fault), budget_(times) {
+FaultProxy::FaultProxy(int upstream_port, Fault fault, int times, Target target)
+    : upstream_port_(upstream_port), fault_(fault), target_(target), budget_(times) {
   listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   int one = 1;
   ::setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -129,8 +129,13 @@ void FaultProxy::handle(int client) {
   }
 
   bool blob_get = method == "GET" && target.find("/blobs/sha256:") != std::string::npos;
+  bool blob_put = method == "PUT" && target.find("/blobs/uploads/") != std::string::npos;
   if (blob_get) ++blob_gets_;
-  bool fault = blob_get && take_fault();
+  bool fault = (target_ == Target::BlobGet ? blob_get : blob_put) && take_fault();
+  if (fault && blob_put && fault_ == Fault::DropMidBlob) {
+    ++injected_;
+    return;  // the body was taken, no answer: the connection just closes
+  }
   if (fault && (fault_ == Fault::Status500 || fault_ == Fault::Status429)) {
     ++injected_;
     std::string body429 =

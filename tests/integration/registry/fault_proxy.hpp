@@ -14,8 +14,10 @@ namespace kiste::testing {
 class FaultProxy {
  public:
   enum class Fault { None, DropMidBlob, Status500, Status429, CorruptByte, Slow };
-  // `times`: how many blob GETs get the fault (-1: all of them).
-  FaultProxy(int upstream_port, Fault fault, int times = 1);
+  enum class Target { BlobGet, BlobUpload };
+  // `times`: how many matching requests get the fault (-1: all of them). BlobUpload faults hit
+  // the PUT that carries a blob's bytes (Status500/429, or DropMidBlob: no answer at all).
+  FaultProxy(int upstream_port, Fault fault, int times = 1, Target target = Target::BlobGet);
   ~FaultProxy();
   FaultProxy(const FaultProxy&) = delete;
   FaultProxy& operator=(const FaultProxy&) = delete;
@@ -30,6 +32,7 @@ class FaultProxy {
   bool take_fault();
   int upstream_port_;
   Fault fault_;
+  Target target_;
   std::atomic<int> budget_;
   std::atomic<int> injected_{0};
   std::atomic<int> blob_gets_{0};

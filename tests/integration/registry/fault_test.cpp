@@ -103,6 +103,23 @@ TEST_F(FaultTest, PushThroughProxyPassesBodiesThrough) {
   ASSERT_TRUE(d) << d.error().to_string();
 }
 
+TEST_F(FaultTest, PushRestartsABlobUploadThatFailed) {
+  for (Fault f : {Fault::Status500, Fault::DropMidBlob}) {
+    FaultProxy proxy(reg_->port(), f, 1, FaultProxy::Target::BlobUpload);
+    auto a = open_store(f == Fault::Status500 ? "s500" : "sdrop");
+    auto img = make_test_image(a, "localhost/up:1", {500'000}, f == Fault::Status500 ? 23 : 24);
+    auto c = client(proxy.host(), fast());
+    auto d = push(a, "localhost/up:1", *c, proxy.host() + "/f/up:1");
+    ASSERT_TRUE(d) << d.error().to_string();
+    EXPECT_EQ(*d, img.manifest.digest);
+    EXPECT_EQ(proxy.faults_injected(), 1);
+    auto b = open_store(f == Fault::Status500 ? "b500" : "bdrop");
+    auto r = pull(*c, proxy.host() + "/f/up:1", b);
+    ASSERT_TRUE(r) << r.error().to_string();
+    EXPECT_TRUE(validate(b, proxy.host() + "/f/up:1"));
+  }
+}
+
 TEST(HostileRegistry, RejectsBadTagsDigestsSizesAndLinks) {
   std::string manifest =
       R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2},"layers":[]})";
