@@ -41,6 +41,7 @@ Result<detail::TlsConfig> tls_config(std::string_view registry, const ClientOpti
   tls.verify = opts.tls_verify.value_or(true);
   fs::path dir = opts.cert_dir ? *opts.cert_dir : fs::path("/etc/containers/certs.d") / registry;
   std::error_code ec;
+  if (!opts.cert_dir && !fs::is_directory(dir, ec)) dir = fs::path("/etc/docker/certs.d") / registry;
   if (!fs::is_directory(dir, ec)) {
     if (opts.cert_dir) return failf(Errc::NotFound, "cert dir {}: not a directory", quote(dir.string()));
     return tls;
@@ -413,13 +414,17 @@ Status Client::upload_blob(std::string_view repo, const image::Descriptor& d,
                                       .what = what},
                                      {202}));
   auto loc = start->head().header("location");
+  auto min_chunk = start->head().header("oci-chunk-min-length");
   start.reset();
-  if (!loc || loc->empty()) return failf(Errc::Registry, "{}: no upload location", what);
-  if (!loc->starts_with("/") && !loc->starts_with("http://") && !loc->starts_with("https://")) {
-    return failf(Errc::Registry, "{}: bad upload location", what);
+  auto valid_location = [](const std::optional<std::string>& l) {
+    return l && (l->starts_with("/") || l->starts_with("http://") || l->starts_with("https://"));
+  };
+  if (!valid_location(loc)) return failf(Errc::Registry, "{}: no valid upload location", what);
+  size_t chunk = impl_->opts.upload_chunk_bytes;
+  if (min_chunk) {
+    size_t m = std::strtoull(min_chunk->c_str(), nullptr, 10);
+    if (m > 0) chunk = std::max({chunk, m, size_t{8} << 20});
   }
-  std::string url = *loc + (loc->find('?') == std::string::npos ? "?" : "&") +
-                    "digest=" + detail::url_escape(d.digest.str());
   // Counts what is actually sent.
   struct Counting final : image::BlobReader {
     image::BlobReader& in;
@@ -431,14 +436,62 @@ Status Client::upload_blob(std::string_view repo, const image::Descriptor& d,
       return k;
     }
   } counting(r);
-  auto put = impl_->send({.method = "PUT",
-                          .target = url,
-                          .headers = {"Content-Type: application/octet-stream"},
-                          .upload = &counting,
-                          .upload_size = d.size,
-                          .scopes = {repository_scope(repo, true)},
-                          .what = what},
-                         {201});
+  auto with_digest = [&](const std::string& l) {
+    return l + (l.find('?') == std::string::npos ? "?" : "&") +
+           "digest=" + detail::url_escape(d.digest.str());
+  };
+  Result<std::unique_ptr<detail::Transfer>> put = std::unique_ptr<detail::Transfer>();
+  if (chunk == 0 || d.size <= static_cast<int64_t>(chunk)) {
+    put = impl_->send({.method = "PUT",
+                       .target = with_digest(*loc),
+                       .headers = {"Content-Type: application/octet-stream"},
+                       .upload = &counting,
+                       .upload_size = d.size,
+                       .scopes = {repository_scope(repo, true)},
+                       .what = what},
+                      {201});
+  } else {
+    // Chunked: each PATCH streams the next `chunk` bytes straight from the reader.
+    struct Window final : image::BlobReader {
+      image::BlobReader& in;
+      uint64_t left;
+      Window(image::BlobReader& i, uint64_t n) : in(i), left(n) {}
+      Result<size_t> read(void* b, size_t l) override {
+        if (left == 0) return 0;
+        auto k = in.read(b, std::min<uint64_t>(l, left));
+        if (k) left -= *k;
+        return k;
+      }
+    };
+    uint64_t size = static_cast<uint64_t>(d.size);
+    for (uint64_t off = 0; off < size;) {
+      uint64_t n = std::min<uint64_t>(chunk, size - off);
+      Window w(counting, n);
+      auto p = impl_->send({.method = "PATCH",
+                            .target = *loc,
+                            .headers = {"Content-Type: application/octet-stream",
+                                        fmt::format("Content-Range: {}-{}", off, off + n - 1)},
+                            .upload = &w,
+                            .upload_size = static_cast<int64_t>(n),
+                            .scopes = {repository_scope(repo, true)},
+                            .what = what},
+                           {202});
+      if (!p) {
+        impl_->stats.up += counting.n;
+        return std::unexpected(std::move(p).error());
+      }
+      loc = (*p)->head().header("location");
+      if (!valid_location(loc)) return failf(Errc::Registry, "{}: no valid upload location", what);
+      off += n;
+    }
+    put = impl_->send({.method = "PUT",
+                       .target = with_digest(*loc),
+                       .headers = {"Content-Type: application/octet-stream"},
+                       .body = std::string(),
+                       .scopes = {repository_scope(repo, true)},
+                       .what = what},
+                      {201});
+  }
   impl_->stats.up += counting.n;
   KISTE_TRY(put);
   ++impl_->stats.uploads;

@@ -233,8 +233,9 @@ void ScriptedServer::serve() {
       std::string method = line.substr(0, line.find(' '));
       std::string target = line.substr(line.find(' ') + 1);
       target = target.substr(0, target.find(' '));
+      auto it = responses_.find(method + " " + target);  // exact (with query) first
       target = target.substr(0, target.find('?'));
-      auto it = responses_.find(method + " " + target);
+      if (it == responses_.end()) it = responses_.find(method + " " + target);
       if (it != responses_.end()) {
         write_all(c, it->second);
       } else if (target == "/v2/") {

@@ -44,7 +44,8 @@ class FaultProxy {
   std::thread acceptor_;
 };
 
-// A fake registry for hostile responses: "METHOD /path" (query ignored) -> raw HTTP response.
+// A fake registry for hostile responses: "METHOD /path?query" (exact) or "METHOD /path" -> raw
+// HTTP response.
 // `/v2/` answers 200; anything else unknown 404.
 class ScriptedServer {
  public:

@@ -120,6 +120,24 @@ TEST_F(FaultTest, PushRestartsABlobUploadThatFailed) {
   }
 }
 
+TEST(ScriptedRegistry, TagsPaginationFollowsLinkHeaders) {
+  ScriptedServer srv({
+      {"GET /v2/c/tags/list?n=1000",
+       ScriptedServer::response("200 OK", "Link: </v2/c/tags/list?n=1000&last=b>; rel=\"next\"\r\n",
+                                R"({"name":"c","tags":["a","b"]})")},
+      {"GET /v2/c/tags/list?n=1000&last=b",
+       ScriptedServer::response("200 OK", "", R"({"name":"c","tags":["c"]})")},
+      {"GET /v2/empty/tags/list", ScriptedServer::response("200 OK", "", R"({"name":"empty","tags":null})")},
+  });
+  auto c = registry::Client::create(srv.host(), {.retry = {.attempts = 1}}).value();
+  auto tags = c->list_tags("c");
+  ASSERT_TRUE(tags) << tags.error().to_string();
+  EXPECT_EQ(*tags, (std::vector<std::string>{"a", "b", "c"}));
+  auto none = c->list_tags("empty");
+  ASSERT_TRUE(none) << none.error().to_string();
+  EXPECT_TRUE(none->empty());
+}
+
 TEST(HostileRegistry, RejectsBadTagsDigestsSizesAndLinks) {
   std::string manifest =
       R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2},"layers":[]})";

@@ -120,6 +120,22 @@ TEST_F(RegistryTest, MultiPlatformIndexPullSelectsChildAndAllKeepsIndex) {
   EXPECT_EQ(r3.error().code, Errc::NotFound);
 }
 
+TEST_F(RegistryTest, ChunkedUploadWithPatchAndContentRange) {
+  auto reg = start_registry();
+  ASSERT_TRUE(reg);
+  auto a = open_store("a");
+  auto img = make_test_image(a, "localhost/ch:1", {1'000'000, 10}, 41);
+  auto c = client(reg->host(), {.upload_chunk_bytes = 300'000});
+  auto p = push(a, "localhost/ch:1", *c, reg->host() + "/ch:1");
+  ASSERT_TRUE(p) << p.error().to_string();
+  EXPECT_EQ(reg->count_requests("PATCH /v2/ch/blobs/uploads/"), 4);  // 3 x 300 kB + 100 kB
+  auto b = open_store("b");
+  auto r = pull(*c, reg->host() + "/ch:1", b);
+  ASSERT_TRUE(r) << r.error().to_string();
+  EXPECT_EQ(r->top.digest, img.manifest.digest);
+  EXPECT_TRUE(validate(b, reg->host() + "/ch:1"));
+}
+
 TEST_F(RegistryTest, RegistryErrorsAreStructuredAndOneLine) {
   auto reg = start_registry();
   ASSERT_TRUE(reg);

@@ -31,11 +31,14 @@ struct ClientOptions {
   // false: do not verify, and fall back to plain HTTP (an "insecure registry").
   std::optional<bool> tls_verify;
   // Directory with ca.crt / *.crt and client *.cert + *.key; default
-  // /etc/containers/certs.d/<host>/ when it exists.
+  // /etc/containers/certs.d/<host>/, else /etc/docker/certs.d/<host>/, when it exists.
   std::optional<std::filesystem::path> cert_dir;
   Keychain* keychain = nullptr;  // nullptr: anonymous
   RetryPolicy retry;
   size_t max_manifest_bytes = image::kMaxManifestBytes;
+  // Blob uploads: 0 sends one monolithic PUT unless the registry asks for chunks
+  // (OCI-Chunk-Min-Length); otherwise PATCH chunks of this size (at least the registry's minimum).
+  size_t upload_chunk_bytes = 0;
   std::string user_agent = "kiste/0.1";
 };
 
@@ -87,8 +90,9 @@ class Client {
   // verifies the whole digest at the end (one pass).
   [[nodiscard]] Result<std::unique_ptr<image::BlobReader>> open_blob(std::string_view repo,
                                                                      const image::Descriptor& d);
-  // Uploads `r` (exactly d.size bytes, digest d.digest): POST then a streamed PUT. The registry
-  // verifies the digest; nothing is visible under the digest on mismatch.
+  // Uploads `r` (exactly d.size bytes, digest d.digest): POST then a streamed PUT, or streamed
+  // PATCH chunks and a closing PUT (see upload_chunk_bytes). The registry verifies the digest;
+  // nothing is visible under the digest on mismatch.
   [[nodiscard]] Status upload_blob(std::string_view repo, const image::Descriptor& d,
                                    image::BlobReader& r);
   // Cross-repository mount: true on 201; false when the registry answered 202 (the started
