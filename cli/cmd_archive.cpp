@@ -1,10 +1,80 @@
+// import, save, load: wiring only; the work is in kiste::image (archive.hpp).
+#include <cstdio>
+
+#include <kiste/image/archive.hpp>
+
 #include "globals.hpp"
 
 namespace kiste::cli {
 
+namespace {
+
+void cmd_import(const Globals& g, const std::string& file, const std::string& name,
+                const image::ImportOptions& opts) {
+  image::Store store = open_store(g);
+  auto ref = value_or_exit(image::Reference::parse(name));
+  auto d = value_or_exit(image::import_rootfs(store, file, ref, opts));
+  std::printf("%s\n", d.digest.str().c_str());
+}
+
+void cmd_save(const Globals& g, const std::vector<std::string>& names, const std::string& out,
+              const std::string& format) {
+  image::Store store = open_store(g);
+  std::vector<image::StoreEntry> entries;
+  for (const auto& n : names) entries.push_back(value_or_exit(store.resolve(n)));
+  exit_on_error(image::save_archive(store, entries, out.empty() ? "-" : out,
+                                    format == "oci-archive" ? image::ArchiveFormat::OciArchive
+                                                            : image::ArchiveFormat::DockerArchive));
+}
+
+void cmd_load(const Globals& g, const std::string& in, bool quiet) {
+  image::Store store = open_store(g);
+  auto loaded = value_or_exit(image::load_archive(store, in.empty() ? "-" : in));
+  for (const auto& l : loaded) {
+    if (quiet) continue;
+    if (l.name) {
+      std::printf("Loaded image: %s\n", l.name->familiar().c_str());
+    } else {
+      std::printf("Loaded image ID: %s\n", l.manifest.digest.str().c_str());
+    }
+  }
+}
+
+}  // namespace
+
 void register_archive_commands(CLI::App& app, Globals& g) {
-  (void)app;
-  (void)g;
+  struct Opts {
+    std::string file, name, message, platform, output, format = "docker-archive", input;
+    std::vector<std::string> changes, names;
+    bool quiet = false;
+  };
+  auto o = std::make_shared<Opts>();
+
+  auto* imp = app.add_subcommand("import", "Create an image from a root filesystem tarball");
+  imp->add_option("FILE", o->file, "tarball (gzip/zstd/xz allowed), or - for stdin")->required();
+  imp->add_option("NAME", o->name, "image name, e.g. busybox:latest")->required();
+  imp->add_option("-c,--change", o->changes, "Dockerfile instruction to apply (CMD, ENV, ...)");
+  imp->add_option("-m,--message", o->message, "history comment");
+  imp->add_option("--platform", o->platform, "os/arch[/variant] (default: this host)");
+  imp->callback([&g, o] {
+    image::ImportOptions io;
+    io.changes = o->changes;
+    io.message = o->message;
+    if (!o->platform.empty()) io.platform = value_or_exit(image::Platform::parse(o->platform));
+    cmd_import(g, o->file, o->name, io);
+  });
+
+  auto* save = app.add_subcommand("save", "Write images to a docker-archive or oci-archive");
+  save->add_option("IMAGE", o->names, "images")->required();
+  save->add_option("-o,--output", o->output, "file (default: stdout)");
+  save->add_option("--format", o->format, "docker-archive (default) or oci-archive")
+      ->check(CLI::IsMember({"docker-archive", "oci-archive"}));
+  save->callback([&g, o] { cmd_save(g, o->names, o->output, o->format); });
+
+  auto* load = app.add_subcommand("load", "Load images from a docker-archive or oci-archive");
+  load->add_option("-i,--input", o->input, "file (default: stdin)");
+  load->add_flag("-q,--quiet", o->quiet, "print nothing");
+  load->callback([&g, o] { cmd_load(g, o->input, o->quiet); });
 }
 
 }  // namespace kiste::cli

@@ -347,7 +347,7 @@ Status do_login(const RegistryFlags& rf, std::string user, bool password_stdin,
 
 }  // namespace
 
-Result<std::string> inspect_remote_json(Globals& g, std::string_view arg) {
+Result<std::string> inspect_remote_json(const Globals& g, std::string_view arg) {
   (void)g;
   KISTE_ASSIGN_OR_RETURN(Reference ref, parse_remote(arg));
   KISTE_ASSIGN_OR_RETURN(Remote remote, connect({}, ref.registry()));

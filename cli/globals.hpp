@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 
 #include <kiste/base/error.hpp>
+#include <kiste/image/store.hpp>
 
 namespace kiste::cli {
 
@@ -20,16 +21,27 @@ inline constexpr int kExitFailure = 125;
 // Prints "kiste: error: <context…>: <message>" on one line to stderr; returns kExitFailure.
 int report(const Error& e);
 
-// Each command registers itself; its callback throws CLI::RuntimeError(code) to set the exit code.
-void register_image_commands(CLI::App& app, Globals& g);  // images inspect tag rmi prune fsck
+// Throws CLI::RuntimeError(kExitFailure) after printing the error; the command's exit.
+void exit_on_error(const Status& s);
+template <class T>
+T value_or_exit(Result<T>&& r) {
+  if (!r) exit_on_error(std::unexpected(std::move(r).error()));
+  return std::move(*r);
+}
+
+// The store at --root, created on first use.
+[[nodiscard]] image::Store open_store(const Globals& g);
+
+// "4.2MB" as docker prints sizes (SI units).
+[[nodiscard]] std::string human_size(int64_t bytes);
+
+// Each command group registers its subcommands.
+void register_image_commands(CLI::App& app, Globals& g);    // images inspect tag rmi prune fsck
 void register_archive_commands(CLI::App& app, Globals& g);  // import save load
 // pull push copy promote tags delete login logout
 void register_registry_commands(CLI::App& app, Globals& g);
 
 // `kiste inspect docker://REF`: the remote image as JSON (like skopeo inspect), without pulling.
-[[nodiscard]] Result<std::string> inspect_remote_json(Globals& g, std::string_view ref);
-
-// Turns a Result into the command's exit: prints the error and exits non-zero on failure.
-void exit_on_error(const Status& s);
+[[nodiscard]] Result<std::string> inspect_remote_json(const Globals& g, std::string_view ref);
 
 }  // namespace kiste::cli

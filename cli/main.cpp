@@ -19,6 +19,21 @@ void exit_on_error(const Status& s) {
   if (!s) throw CLI::RuntimeError(report(s.error()));
 }
 
+image::Store open_store(const Globals& g) {
+  return value_or_exit(with_context(image::Store::open(g.root), "open store"));
+}
+
+std::string human_size(int64_t bytes) {
+  const char* units[] = {"B", "kB", "MB", "GB", "TB"};
+  double v = static_cast<double>(bytes);
+  int u = 0;
+  while (v >= 1000 && u < 4) {
+    v /= 1000;
+    ++u;
+  }
+  return u == 0 ? fmt::format("{}B", bytes) : fmt::format("{:.3g}{}", v, units[u]);
+}
+
 }  // namespace kiste::cli
 
 int main(int argc, char** argv) {

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <kiste/base/sys.hpp>
@@ -102,6 +103,11 @@ Result<BlobWriter::Committed> BlobWriter::commit(const std::optional<Digest>& ex
   }
   fs::path dir = blobs_dir_ / std::string(got.algorithm_name());
   fs::path final_path = dir / std::string(got.hex());
+  struct stat st {};
+  if (::stat(final_path.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
+    discard();
+    return Committed{std::move(got), size, true};
+  }
   if (auto r = sys::rename(tmp_path_, final_path); !r) {
     discard();
     return std::unexpected(r.error());
@@ -109,7 +115,7 @@ Result<BlobWriter::Committed> BlobWriter::commit(const std::optional<Digest>& ex
   done_ = true;
   fd_.reset();
   KISTE_TRY(sys::fsync_dir(dir));
-  return Committed{std::move(got), size};
+  return Committed{std::move(got), size, false};
 }
 
 }  // namespace kiste::image

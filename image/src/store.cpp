@@ -222,24 +222,34 @@ Status Store::update_index(const std::function<Status(std::vector<StoreEntry>&)>
   return sys::write_file_atomic(root_ / "index.json", idx.doc.dump());
 }
 
-Status Store::set_name(const Reference& name, const Descriptor& manifest) const {
+Status Store::set_entry(std::string name, const Descriptor& manifest) const {
   if (!has_blob(manifest.digest)) {
-    return failf(Errc::NotFound, "name {}: manifest {} is not in the store", name.str(),
+    return failf(Errc::NotFound, "name {}: manifest {} is not in the store", name,
                  manifest.digest);
   }
   Descriptor d = manifest;
   d.annotations.clear();
   return update_index([&](std::vector<StoreEntry>& named) -> Status {
-    std::erase_if(named, [&](const StoreEntry& e) { return e.name == name.str(); });
-    named.push_back(StoreEntry{name.str(), d});
+    std::erase_if(named, [&](const StoreEntry& e) { return e.name == name; });
+    named.push_back(StoreEntry{std::move(name), std::move(d)});
     return {};
   });
 }
 
-Status Store::remove_name(const Reference& name) const {
+Status Store::set_name(const Reference& name, const Descriptor& manifest) const {
+  return set_entry(name.str(), manifest);
+}
+
+Status Store::keep_unnamed(const Descriptor& manifest) const {
+  return set_entry(manifest.digest.str(), manifest);
+}
+
+Status Store::remove_name(const Reference& name) const { return remove_entry(name.str()); }
+
+Status Store::remove_entry(const std::string& name) const {
   return update_index([&](std::vector<StoreEntry>& named) -> Status {
-    if (std::erase_if(named, [&](const StoreEntry& e) { return e.name == name.str(); }) == 0) {
-      return failf(Errc::NotFound, "no image named {}", name.familiar());
+    if (std::erase_if(named, [&](const StoreEntry& e) { return e.name == name; }) == 0) {
+      return failf(Errc::NotFound, "no image named {}", quote(name));
     }
     return {};
   });

@@ -25,6 +25,7 @@ class BlobWriter final : public ByteSink {
   struct Committed {
     Digest digest;
     int64_t size;
+    bool existed;  // the store already had this blob; nothing new became visible
   };
   // `expected`/`expected_size` are checked when given; on mismatch the file is discarded.
   [[nodiscard]] Result<Committed> commit(const std::optional<Digest>& expected = std::nullopt,

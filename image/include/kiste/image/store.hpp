@@ -59,8 +59,13 @@ class Store {
   [[nodiscard]] Result<std::vector<StoreEntry>> entries() const;
   // Points `name` at `manifest` (replacing what it named). The manifest blob must exist.
   [[nodiscard]] Status set_name(const Reference& name, const Descriptor& manifest) const;
+  // Keeps an image that has no name (loaded from an archive that names none): its entry is
+  // named by its manifest digest, so it is listed and protected from prune.
+  [[nodiscard]] Status keep_unnamed(const Descriptor& manifest) const;
   // Removes `name`; NotFound if absent.
   [[nodiscard]] Status remove_name(const Reference& name) const;
+  // Removes an entry by its exact index.json name (also unnamed images' digest names).
+  [[nodiscard]] Status remove_entry(const std::string& name) const;
   // Finds an image by name ("busybox", "localhost:5000/a:1"), by manifest digest, or by a
   // unique prefix (≥ 4 hex) of its image id (config digest) or manifest digest.
   [[nodiscard]] Result<StoreEntry> resolve(std::string_view name_or_id) const;
@@ -75,6 +80,7 @@ class Store {
 
  private:
   explicit Store(std::filesystem::path root) : root_(std::move(root)) {}
+  [[nodiscard]] Status set_entry(std::string name, const Descriptor& manifest) const;
   [[nodiscard]] Status update_index(
       const std::function<Status(std::vector<StoreEntry>&)>& edit) const;
   std::filesystem::path root_;

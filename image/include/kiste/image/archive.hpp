@@ -1,0 +1,49 @@
+#pragma once
+// Image archives: `kiste import` (a rootfs tarball → a one-layer image), `kiste save`
+// (docker-archive as `docker save` writes it, or oci-archive) and `kiste load` (both formats,
+// including archives from docker save, podman save and skopeo copy).
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <kiste/image/image_config.hpp>
+#include <kiste/image/store.hpp>
+
+namespace kiste::image {
+
+struct ImportOptions {
+  // Dockerfile-style changes: "CMD [\"sh\"]", "ENV A=1", "WORKDIR /w", "ENTRYPOINT …", "USER u",
+  // "EXPOSE 80/tcp", "LABEL k=v".
+  std::vector<std::string> changes;
+  std::optional<Platform> platform;  // default: the host
+  // Created time (seconds); default SOURCE_DATE_EPOCH if set, else now.
+  std::optional<int64_t> created;
+  std::string message;  // history comment
+};
+
+// Imports a tar (optionally gzip/zstd/xz/bzip2 compressed; "-" reads stdin) as one gzip layer
+// with a minimal config, and names it. Returns the manifest descriptor.
+[[nodiscard]] Result<Descriptor> import_rootfs(const Store& store, const std::filesystem::path& tar,
+                                               const Reference& name, const ImportOptions& opts);
+
+// Applies one `--change` instruction to a config.
+[[nodiscard]] Status apply_change(ContainerDefaults& cfg, std::string_view change);
+
+enum class ArchiveFormat { DockerArchive, OciArchive };
+
+// Writes `images` into one archive at `out` ("-" = stdout), atomically for files.
+[[nodiscard]] Status save_archive(const Store& store, const std::vector<StoreEntry>& images,
+                                  const std::filesystem::path& out, ArchiveFormat format);
+
+struct LoadedImage {
+  std::optional<Reference> name;  // none when the archive names none (kept by digest)
+  Descriptor manifest;
+};
+// Loads every image of an archive ("-" = stdin; compressed archives are fine). On failure the
+// store is left as it was (blobs this load added are removed again).
+[[nodiscard]] Result<std::vector<LoadedImage>> load_archive(const Store& store,
+                                                            const std::filesystem::path& in);
+
+}  // namespace kiste::image

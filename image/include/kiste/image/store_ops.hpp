@@ -1,0 +1,58 @@
+#pragma once
+// Whole-store operations behind `kiste images`, `inspect`, `prune` and `fsck`.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <kiste/image/store.hpp>
+
+namespace kiste::image {
+
+struct ImageSummary {
+  std::string name;        // full normalised reference, or the digest for unnamed images
+  std::string repository;  // familiar form ("busybox"), "<none>" if unnamed
+  std::string tag;         // "<none>" if untagged
+  Digest manifest_digest = Digest::of("");
+  Digest image_id = Digest::of("");  // config digest (docker's IMAGE ID); manifest for indexes
+  std::string created;               // from the config, RFC 3339
+  int64_t size = 0;                  // manifest + config + layers as stored (compressed)
+};
+
+[[nodiscard]] Result<std::vector<ImageSummary>> list_images(const Store& store);
+// `kiste images --format json`: a list of {name, repository, tag, id, digest, created, size}.
+[[nodiscard]] std::string images_json(const std::vector<ImageSummary>& list);
+
+// `kiste inspect`: a JSON array with one object (podman-like keys: Id, Digest, RepoTags,
+// Created, Architecture, Os, Config, RootFS, Layers, History, Manifest, MediaType, Size).
+[[nodiscard]] Result<std::string> inspect_image(const Store& store, const StoreEntry& entry);
+
+struct PruneReport {
+  int blobs_removed = 0;
+  int64_t bytes_freed = 0;
+  int tmp_removed = 0;
+  int snapshots_removed = 0;
+};
+// Deletes every blob no named image reaches, snapshots of layers no image uses, and stale tmp/
+// files of crashed writers.
+[[nodiscard]] Result<PruneReport> prune(const Store& store);
+
+struct FsckReport {
+  int blobs_checked = 0;
+  std::vector<std::string> problems;  // one line each
+  std::vector<Digest> moved_aside;    // corrupt blobs moved to <root>/corrupt/
+  int tmp_removed = 0;
+  [[nodiscard]] bool clean() const { return problems.empty(); }
+};
+// Re-hashes every blob (corrupt ones are moved aside), checks that every named image's
+// manifests, configs and layers are present, and removes stale tmp/ files.
+[[nodiscard]] Result<FsckReport> fsck(const Store& store);
+
+// Digests reachable from index.json (manifests, indexes, configs, layers). Missing manifests
+// are reported through `missing` instead of failing.
+[[nodiscard]] Result<std::vector<Digest>> reachable_blobs(const Store& store,
+                                                          std::vector<std::string>* missing);
+
+// Removes tmp/ files that no live process holds (their writer crashed). Returns the count.
+[[nodiscard]] Result<int> remove_stale_tmp(const Store& store);
+
+}  // namespace kiste::image

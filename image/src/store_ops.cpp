@@ -1,0 +1,226 @@
+#include <kiste/image/store_ops.hpp>
+
+#include <fcntl.h>
+#include <sys/file.h>
+
+#include <algorithm>
+#include <set>
+
+#include <kiste/base/sys.hpp>
+#include <kiste/image/image_config.hpp>
+#include <kiste/image/media_type.hpp>
+#include <kiste/image/store_layers.hpp>
+
+#include "json_util.hpp"
+
+namespace kiste::image {
+
+namespace fs = std::filesystem;
+using detail::json;
+
+namespace {
+
+void walk(const Store& store, const Descriptor& d, std::set<Digest>& seen,
+          std::vector<std::string>* missing) {
+  if (!seen.insert(d.digest).second) return;
+  if (!media_type::is_manifest(d.media_type) && !media_type::is_index(d.media_type)) {
+    if (missing && !store.has_blob(d.digest)) {
+      missing->push_back(fmt::format("blob {} ({}) is missing", d.digest, d.media_type));
+    }
+    return;
+  }
+  auto m = read_manifest(store, d);
+  if (!m) {
+    if (missing) missing->push_back(m.error().to_string());
+    return;
+  }
+  if (m->is_index()) {
+    for (const auto& c : m->index().manifests) walk(store, c, seen, missing);
+  } else {
+    walk(store, m->manifest().config, seen, missing);
+    for (const auto& l : m->manifest().layers) walk(store, l, seen, missing);
+  }
+}
+
+}  // namespace
+
+Result<std::vector<Digest>> reachable_blobs(const Store& store, std::vector<std::string>* missing) {
+  KISTE_ASSIGN_OR_RETURN(auto entries, store.entries());
+  std::set<Digest> seen;
+  for (const auto& e : entries) walk(store, e.manifest, seen, missing);
+  return std::vector<Digest>(seen.begin(), seen.end());
+}
+
+Result<std::vector<ImageSummary>> list_images(const Store& store) {
+  KISTE_ASSIGN_OR_RETURN(auto entries, store.entries());
+  std::vector<ImageSummary> out;
+  for (const auto& e : entries) {
+    ImageSummary s;
+    s.name = e.name;
+    s.manifest_digest = e.manifest.digest;
+    s.image_id = e.manifest.digest;
+    s.repository = "<none>";
+    s.tag = "<none>";
+    if (auto ref = Reference::parse(e.name, {.default_tag = false}); ref) {
+      s.repository = ref->without_digest().with_tag("x").familiar();
+      s.repository.resize(s.repository.size() - 2);  // drop ":x"
+      if (ref->tag()) s.tag = *ref->tag();
+    }
+    s.size = e.manifest.size;
+    auto m = read_manifest(store, e.manifest);
+    if (m && !m->is_index()) {
+      const Manifest& man = m->manifest();
+      s.image_id = man.config.digest;
+      s.size += man.config.size;
+      for (const auto& l : man.layers) s.size += l.size;
+      if (auto bytes = store.read_blob(man.config.digest); bytes) {
+        if (auto cfg = ImageConfig::parse(*bytes); cfg) s.created = cfg->created;
+      }
+    }
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+std::string images_json(const std::vector<ImageSummary>& list) {
+  json arr = json::array();
+  for (const auto& s : list) {
+    arr.push_back(json{{"name", s.name},
+                       {"repository", s.repository},
+                       {"tag", s.tag},
+                       {"id", s.image_id.str()},
+                       {"digest", s.manifest_digest.str()},
+                       {"created", s.created},
+                       {"size", s.size}});
+  }
+  return arr.dump();
+}
+
+Result<std::string> inspect_image(const Store& store, const StoreEntry& entry) {
+  KISTE_ASSIGN_OR_RETURN(ManifestBlob m, read_manifest(store, entry.manifest));
+  json o = json::object();
+  o["Name"] = entry.name;
+  o["Digest"] = m.digest.str();
+  o["MediaType"] = m.media_type;
+  o["Manifest"] = json::parse(m.bytes, nullptr, false);
+  json tags = json::array();
+  KISTE_ASSIGN_OR_RETURN(auto entries, store.entries());
+  for (const auto& e : entries) {
+    if (e.manifest.digest == m.digest) tags.push_back(e.name);
+  }
+  o["RepoTags"] = std::move(tags);
+  int64_t size = static_cast<int64_t>(m.bytes.size());
+  if (!m.is_index()) {
+    const Manifest& man = m.manifest();
+    o["Id"] = man.config.digest.str();
+    KISTE_ASSIGN_OR_RETURN(std::string cfg_bytes, store.read_blob(man.config.digest));
+    json cfg = json::parse(cfg_bytes, nullptr, false);
+    if (!cfg.is_discarded() && cfg.is_object()) {
+      for (const char* k : {"created", "author", "architecture", "os", "variant"}) {
+        if (cfg.contains(k)) {
+          std::string key = k;
+          key[0] = static_cast<char>(std::toupper(key[0]));
+          o[key] = cfg[k];
+        }
+      }
+      if (cfg.contains("config")) o["Config"] = cfg["config"];
+      if (cfg.contains("rootfs")) o["RootFS"] = cfg["rootfs"];
+      if (cfg.contains("history")) o["History"] = cfg["history"];
+    }
+    json layers = json::array();
+    size += man.config.size;
+    for (const auto& l : man.layers) {
+      layers.push_back(json{{"MediaType", l.media_type}, {"Digest", l.digest.str()}, {"Size", l.size}});
+      size += l.size;
+    }
+    o["Layers"] = std::move(layers);
+  } else {
+    o["Id"] = m.digest.str();
+  }
+  o["Size"] = size;
+  json arr = json::array();
+  arr.push_back(std::move(o));
+  return arr.dump(2);
+}
+
+Result<int> remove_stale_tmp(const Store& store) {
+  int removed = 0;
+  std::error_code ec;
+  for (auto it = fs::directory_iterator(store.tmp_dir(), ec); !ec && it != fs::directory_iterator();
+       it.increment(ec)) {
+    const fs::path& p = it->path();
+    if (!p.filename().native().starts_with("blob-")) continue;
+    int fd = ::open(p.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) continue;
+    UniqueFd guard(fd);
+    // A live BlobWriter holds LOCK_EX; if we can take it, the writer is gone.
+    if (::flock(fd, LOCK_EX | LOCK_NB) == 0) {
+      if (::unlink(p.c_str()) == 0) ++removed;
+    }
+  }
+  if (ec) return std::unexpected(sys_error_code(ec.value(), "read directory", store.tmp_dir().native()));
+  return removed;
+}
+
+Result<PruneReport> prune(const Store& store) {
+  KISTE_ASSIGN_OR_RETURN(FileLock gc, store.gc_lock());
+  PruneReport rep;
+  std::vector<std::string> missing;
+  KISTE_ASSIGN_OR_RETURN(auto keep_list, reachable_blobs(store, &missing));
+  std::set<Digest> keep(keep_list.begin(), keep_list.end());
+  KISTE_ASSIGN_OR_RETURN(auto all, store.list_blobs());
+  for (const auto& d : all) {
+    if (keep.contains(d)) continue;
+    fs::path p = store.blob_path(d);
+    std::error_code ec;
+    auto size = fs::file_size(p, ec);
+    KISTE_TRY(sys::unlink(p));
+    ++rep.blobs_removed;
+    if (!ec) rep.bytes_freed += static_cast<int64_t>(size);
+  }
+  KISTE_ASSIGN_OR_RETURN(rep.tmp_removed, remove_stale_tmp(store));
+  KISTE_ASSIGN_OR_RETURN(rep.snapshots_removed, prune_snapshots(store));
+  return rep;
+}
+
+Result<FsckReport> fsck(const Store& store) {
+  FsckReport rep;
+  KISTE_ASSIGN_OR_RETURN(auto all, store.list_blobs());
+  fs::path corrupt_dir = store.root() / "corrupt";
+  for (const auto& d : all) {
+    ++rep.blobs_checked;
+    auto r = store.open_blob(d);
+    if (!r) {
+      rep.problems.push_back(r.error().to_string());
+      continue;
+    }
+    auto hs = hash_stream(**r, d.algorithm() == DigestAlgorithm::Sha512);
+    if (!hs) {
+      rep.problems.push_back(hs.error().to_string());
+      continue;
+    }
+    const std::string& got = hs->digest;
+    if (got != d.str()) {
+      KISTE_TRY(sys::mkdir_all(corrupt_dir));
+      KISTE_TRY(sys::rename(store.blob_path(d), corrupt_dir / std::string(d.hex())));
+      rep.moved_aside.push_back(d);
+      rep.problems.push_back(fmt::format("blob {} is corrupt (content hashes to {}); moved to {}",
+                                         d, got, quote((corrupt_dir / std::string(d.hex())).native())));
+    }
+  }
+  // Stray files under blobs/ that are not digests.
+  std::error_code ec;
+  for (auto it = fs::directory_iterator(store.blobs_dir() / "sha256", ec);
+       !ec && it != fs::directory_iterator(); it.increment(ec)) {
+    if (!Digest::parse("sha256:" + it->path().filename().native())) {
+      rep.problems.push_back(fmt::format("stray file {} in blobs/", quote(it->path().native())));
+    }
+  }
+  std::vector<std::string> missing;
+  KISTE_TRY(reachable_blobs(store, &missing));
+  for (auto& m : missing) rep.problems.push_back(std::move(m));
+  KISTE_ASSIGN_OR_RETURN(rep.tmp_removed, remove_stale_tmp(store));
+  return rep;
+}
+
+}  // namespace kiste::image

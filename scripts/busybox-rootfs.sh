@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Makes a minimal busybox root filesystem offline, from Debian's busybox-static, and writes it
+# as a reproducible tarball: scripts/busybox-rootfs.sh OUT.tar
+set -euo pipefail
+out=${1:?usage: busybox-rootfs.sh OUT.tar}
+bb=/bin/busybox
+[ -x "$bb" ] || { echo "busybox-rootfs: $bb missing (apt-get install busybox-static)" >&2; exit 1; }
+file -L "$bb" 2>/dev/null | grep -q 'statically linked' || ldd "$bb" 2>&1 | grep -q 'not a dynamic' || {
+  echo "busybox-rootfs: $bb is not static (install busybox-static)" >&2; exit 1; }
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+mkdir -p "$dir"/{bin,sbin,usr/bin,usr/sbin,etc,root,tmp,proc,sys,dev,home,var/tmp}
+chmod 1777 "$dir/tmp" "$dir/var/tmp"
+cp "$bb" "$dir/bin/busybox"
+for applet in $("$bb" --list-full); do
+  [ "$applet" = bin/busybox ] && continue
+  depth=$(tr -cd / <<<"$applet" | wc -c)
+  up=$(printf '../%.0s' $(seq 1 "$depth"))
+  ln -sf "${up}bin/busybox" "$dir/$applet"
+done
+cat >"$dir/etc/passwd" <<'PW'
+root:x:0:0:root:/root:/bin/sh
+daemon:x:1:1:daemon:/usr/sbin:/bin/false
+nobody:x:65534:65534:nobody:/nonexistent:/bin/false
+PW
+cat >"$dir/etc/group" <<'GR'
+root:x:0:
+daemon:x:1:
+nogroup:x:65534:
+GR
+echo 'hosts: files dns' >"$dir/etc/nsswitch.conf"
+tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 --format=pax \
+  --pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime \
+  -C "$dir" -cf "$out" .
