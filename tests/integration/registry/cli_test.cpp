@@ -53,6 +53,9 @@ TEST_F(RegistryTest, CliPushPullPromoteTagsDelete) {
   ASSERT_EQ(run_shell(kiste(root2, "pull -q " + h + "/staging/app:1"), &out), 0) << out;
   EXPECT_EQ(first_line(out), img.manifest.digest.str());
   EXPECT_TRUE(validate(open_store("root2"), h + "/staging/app:1"));
+  out.clear();
+  EXPECT_EQ(run_shell(kiste(root2, "fsck"), &out), 0) << out;  // the store fscks clean
+  EXPECT_NE(out.find("ok: "), std::string::npos) << out;
 
   out.clear();
   ASSERT_EQ(run_shell(kiste(root, "promote -q --expect-digest " + img.manifest.digest.str() + " " +
@@ -177,11 +180,16 @@ TEST_F(RegistryTest, SigkillDuringPullLeavesValidStoreAndNextPullCompletes) {
   expect_blobs_verified(store);
   EXPECT_FALSE(store.resolve(ref));  // never named half-pulled
   std::string out;
+  // fsck finds no damage (it only clears the killed writer's temporary file).
+  EXPECT_EQ(run_shell(kiste(root, "fsck"), &out), 0) << out;
+  out.clear();
   ASSERT_EQ(run_shell(kiste(root, "pull -q " + ref), &out), 0) << out;
   EXPECT_EQ(first_line(out), img.manifest.digest.str());
   auto v = validate(store, ref);
   EXPECT_TRUE(v) << v.error().to_string();
   expect_blobs_verified(store);
+  out.clear();
+  EXPECT_EQ(run_shell(kiste(root, "fsck"), &out), 0) << out;
 }
 
 // Peak RSS of `kiste pull` and `kiste push` of a ~100 MB, 5-layer image (GNU time).
