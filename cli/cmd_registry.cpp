@@ -11,6 +11,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <kiste/base/temp_dir.hpp>
+#include <kiste/image/archive.hpp>
 #include <kiste/image/copy.hpp>
 #include <kiste/image/media_type.hpp>
 #include <kiste/image/store.hpp>
@@ -202,23 +204,86 @@ Status do_push(Globals& g, const RegistryFlags& rf, const CopyFlags& cf, const s
   return {};
 }
 
-// copy: docker://REF or a store name (optionally "store:NAME") on either side.
+// Where an image is for `copy`: docker://REF, oci-archive:PATH, docker-archive:PATH, or a
+// stored image name (optionally written store:NAME).
+struct Location {
+  enum Kind { Remote, OciArchive, DockerArchive, Stored } kind;
+  std::string value;
+};
+
+Location parse_location(const std::string& s) {
+  if (s.starts_with("docker://")) return {Location::Remote, s};
+  if (s.starts_with("oci-archive:")) return {Location::OciArchive, s.substr(12)};
+  if (s.starts_with("docker-archive:")) return {Location::DockerArchive, s.substr(15)};
+  if (s.starts_with("store:")) return {Location::Stored, s.substr(6)};
+  return {Location::Stored, s};
+}
+
+// A scratch store for archive <-> registry copies (removed afterwards).
+Result<std::pair<TempDir, image::Store>> scratch_store() {
+  KISTE_ASSIGN_OR_RETURN(TempDir dir,
+                         TempDir::create(std::filesystem::temp_directory_path(), "kiste-copy-"));
+  KISTE_ASSIGN_OR_RETURN(image::Store store, image::Store::open(dir.path()));
+  return std::make_pair(std::move(dir), std::move(store));
+}
+
 Status do_copy(Globals& g, const RegistryFlags& rf, const CopyFlags& cf, const std::string& from,
                const std::string& to) {
-  bool from_remote = from.starts_with("docker://");
-  bool to_remote = to.starts_with("docker://");
-  auto strip = [](std::string s) { return s.starts_with("store:") ? s.substr(6) : s; };
-  for (const auto& s : {from, to}) {
-    if (s.find("://") == std::string::npos && s.find(':') != std::string::npos &&
-        (s.starts_with("oci:") || s.starts_with("oci-archive:") || s.starts_with("docker-archive:") ||
-         s.starts_with("dir:"))) {
-      return failf(Errc::Unsupported, "copy: transport of {} is not supported yet", quote(s));
-    }
+  Location src = parse_location(from);
+  Location dst = parse_location(to);
+  auto is_archive = [](const Location& l) {
+    return l.kind == Location::OciArchive || l.kind == Location::DockerArchive;
+  };
+  if (from.starts_with("oci:") || from.starts_with("dir:") || to.starts_with("oci:") ||
+      to.starts_with("dir:")) {
+    return failf(Errc::Unsupported, "copy: transport of {} is not supported yet",
+                 quote(from.starts_with("oci:") || from.starts_with("dir:") ? from : to));
   }
-  if (from_remote && !to_remote) return do_pull(g, rf, cf, from);  // pull names it `from`
-  if (!from_remote && to_remote) return do_push(g, rf, cf, strip(from), to);
-  if (!from_remote && !to_remote) {
-    return fail(Errc::InvalidArgument, "copy: one side must be docker://REF (use `kiste tag`)");
+  if (src.kind == Location::Remote && dst.kind == Location::Stored) return do_pull(g, rf, cf, from);
+  if (src.kind == Location::Stored && dst.kind == Location::Remote) {
+    return do_push(g, rf, cf, src.value, to);
+  }
+  if (src.kind == Location::Remote && is_archive(dst)) {
+    // Through a scratch store: the registry image is verified on the way in, then saved.
+    KISTE_ASSIGN_OR_RETURN(auto scratch, scratch_store());
+    KISTE_ASSIGN_OR_RETURN(Reference ref, parse_remote(from));
+    KISTE_ASSIGN_OR_RETURN(Remote remote, connect(rf, ref.registry()));
+    LineProgress progress(cf.quiet, want_tty(cf.progress));
+    KISTE_ASSIGN_OR_RETURN(image::CopyOptions opts, copy_options(cf, &progress));
+    KISTE_ASSIGN_OR_RETURN(auto img, registry::RemoteImage::open(*remote.client, ref));
+    image::StoreSink sink(scratch.second, ref);
+    KISTE_ASSIGN_OR_RETURN(image::CopyResult r, image::copy_image(*img, sink, opts));
+    KISTE_ASSIGN_OR_RETURN(image::StoreEntry e, scratch.second.resolve(ref.str()));
+    KISTE_TRY(image::save_archive(scratch.second, {e}, dst.value,
+                                  dst.kind == Location::OciArchive ? image::ArchiveFormat::OciArchive
+                                                                   : image::ArchiveFormat::DockerArchive));
+    std::printf("%s\n", r.top.digest.str().c_str());
+    return {};
+  }
+  if (is_archive(src) && dst.kind == Location::Remote) {
+    KISTE_ASSIGN_OR_RETURN(auto scratch, scratch_store());
+    KISTE_ASSIGN_OR_RETURN(auto loaded, image::load_archive(scratch.second, src.value));
+    if (loaded.size() != 1) {
+      return failf(Errc::InvalidArgument, "copy: archive {} holds {} images; copy needs exactly one",
+                   quote(src.value), loaded.size());
+    }
+    image::StoreEntry e{.name = loaded[0].name ? loaded[0].name->str() : std::string(),
+                        .manifest = loaded[0].manifest};
+    KISTE_ASSIGN_OR_RETURN(auto img, scratch.second.open_image(e));
+    KISTE_ASSIGN_OR_RETURN(Reference d, parse_remote(to));
+    KISTE_ASSIGN_OR_RETURN(Remote remote, connect(rf, d.registry()));
+    LineProgress progress(cf.quiet, want_tty(cf.progress));
+    CopyFlags all = cf;
+    all.all = true;
+    KISTE_ASSIGN_OR_RETURN(image::CopyOptions opts, copy_options(all, &progress));
+    registry::RemoteSink sink(*remote.client, d);
+    KISTE_ASSIGN_OR_RETURN(image::CopyResult r, image::copy_image(*img, sink, opts));
+    std::printf("%s\n", r.top.digest.str().c_str());
+    return {};
+  }
+  if (src.kind != Location::Remote || dst.kind != Location::Remote) {
+    return fail(Errc::InvalidArgument,
+                "copy: one side must be docker://REF (use `kiste save`/`load`/`tag` locally)");
   }
   auto t0 = std::chrono::steady_clock::now();
   KISTE_ASSIGN_OR_RETURN(Reference s, parse_remote(from));
@@ -227,9 +292,9 @@ Status do_copy(Globals& g, const RegistryFlags& rf, const CopyFlags& cf, const s
   KISTE_ASSIGN_OR_RETURN(Remote rd, connect(rf, d.registry()));
   LineProgress progress(cf.quiet, want_tty(cf.progress));
   KISTE_ASSIGN_OR_RETURN(image::CopyOptions opts, copy_options(cf, &progress));
-  KISTE_ASSIGN_OR_RETURN(auto src, registry::RemoteImage::open(*rs.client, s));
+  KISTE_ASSIGN_OR_RETURN(auto img, registry::RemoteImage::open(*rs.client, s));
   registry::RemoteSink sink(*rd.client, d);
-  KISTE_ASSIGN_OR_RETURN(image::CopyResult r, image::copy_image(*src, sink, opts));
+  KISTE_ASSIGN_OR_RETURN(image::CopyResult r, image::copy_image(*img, sink, opts));
   summary(cf.quiet, r, t0);
   std::printf("%s\n", r.top.digest.str().c_str());
   return {};
@@ -425,7 +490,8 @@ void register_registry_commands(CLI::App& app, Globals& g) {
     cmd->callback([&g] { exit_on_error(do_push(g, rf, cf, name, dest)); });
   }
   {
-    auto* cmd = app.add_subcommand("copy", "copy an image: docker://REF or a stored image on each side");
+    auto* cmd = app.add_subcommand(
+        "copy", "copy an image between docker://REF, oci-archive:PATH, docker-archive:PATH and the store");
     static std::string from, to;
     cmd->add_option("SRC", from)->required();
     cmd->add_option("DEST", to)->required();

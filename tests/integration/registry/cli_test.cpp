@@ -94,9 +94,15 @@ TEST_F(RegistryTest, CliPushPullPromoteTagsDelete) {
   EXPECT_NE(out.find("\"Digest\": \"" + img.manifest.digest.str() + "\""), std::string::npos) << out;
   EXPECT_NE(out.find(img.blobs[1].digest.str()), std::string::npos) << out;
   EXPECT_NE(out.find("\"Architecture\""), std::string::npos) << out;
-  // Transports not handled yet are refused with a clear line.
+  // copy through an oci-archive and back keeps the digest.
+  auto tar = tmp_ / "app.tar";
   out.clear();
-  EXPECT_EQ(run_shell(kiste(root, "copy oci-archive:/x.tar docker://" + h + "/a:1"), &out), 125);
+  ASSERT_EQ(run_shell(kiste(root, "copy -q docker://" + h + "/staging/app:1 oci-archive:" + tar.string()), &out), 0) << out;
+  out.clear();
+  ASSERT_EQ(run_shell(kiste(root, "copy -q oci-archive:" + tar.string() + " docker://" + h + "/from-archive:1"), &out), 0) << out;
+  EXPECT_EQ(first_line(out), img.manifest.digest.str());
+  out.clear();
+  EXPECT_EQ(run_shell(kiste(root, "copy oci:/x docker://" + h + "/a:1"), &out), 125);
   EXPECT_NE(out.find("not supported"), std::string::npos) << out;
 }
 
