@@ -7,10 +7,6 @@
 #include <chrono>
 #include <cstdio>
 #include <iostream>
-#include <mutex>
-
-#include <nlohmann/json.hpp>
-
 #include <kiste/base/temp_dir.hpp>
 #include <kiste/image/archive.hpp>
 #include <kiste/image/copy.hpp>
@@ -20,6 +16,8 @@
 #include <kiste/registry/credentials.hpp>
 #include <kiste/registry/promote.hpp>
 #include <kiste/registry/remote_image.hpp>
+#include <mutex>
+#include <nlohmann/json.hpp>
 
 #include "globals.hpp"
 
@@ -52,8 +50,8 @@ struct Remote {
 Result<Remote> connect(const RegistryFlags& f, std::string_view registry_host) {
   Remote r;
   if (!f.authfile.empty()) {
-    r.keychain = std::make_unique<registry::DockerKeychain>(
-        std::vector<std::filesystem::path>{f.authfile});
+    r.keychain =
+        std::make_unique<registry::DockerKeychain>(std::vector<std::filesystem::path>{f.authfile});
   } else {
     r.keychain = std::make_unique<registry::DockerKeychain>();
   }
@@ -102,7 +100,9 @@ class LineProgress final : public image::CopyProgress {
     last_draw_ = now;
     double secs = std::chrono::duration<double>(now - start_).count();
     double rate = secs > 0 ? static_cast<double>(bytes_) / secs : 0;
-    double left = in_flight_ > bytes_done_ + bytes_ ? static_cast<double>(in_flight_ - bytes_done_ - bytes_) : 0;
+    double left = in_flight_ > bytes_done_ + bytes_
+                      ? static_cast<double>(in_flight_ - bytes_done_ - bytes_)
+                      : 0;
     std::fprintf(stderr, "\r\033[K%s  %s/s  ETA %.0fs", human(static_cast<double>(bytes_)).c_str(),
                  human(rate).c_str(), rate > 0 ? left / rate : 0.0);
     drawn_ = true;
@@ -111,7 +111,9 @@ class LineProgress final : public image::CopyProgress {
     if (quiet_) return;
     std::lock_guard l(mu_);
     if (o != Outcome::Copied) bytes_done_ += static_cast<uint64_t>(d.size);
-    const char* what = o == Outcome::Copied ? "copied" : o == Outcome::Mounted ? "mounted" : "exists";
+    const char* what = o == Outcome::Copied    ? "copied"
+                       : o == Outcome::Mounted ? "mounted"
+                                               : "exists";
     std::fprintf(stderr, "%sblob %s: %s (%s)\n", tty_ && drawn_ ? "\r\033[K" : "",
                  d.digest.str().substr(0, 19).c_str(), what,
                  human(static_cast<double>(d.size)).c_str());
@@ -138,9 +140,9 @@ bool want_tty(const std::string& progress_flag) {
 void summary(bool quiet, const image::CopyResult& r, std::chrono::steady_clock::time_point t0) {
   if (quiet) return;
   double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::fprintf(stderr, "%d copied (%s in %.2f s), %d mounted, %d already present\n",
-               r.blobs_copied, human(static_cast<double>(r.bytes_copied)).c_str(), s,
-               r.blobs_mounted, r.blobs_existing);
+  std::fprintf(stderr, "%d copied (%s in %.2f s), %d mounted, %d already present\n", r.blobs_copied,
+               human(static_cast<double>(r.bytes_copied)).c_str(), s, r.blobs_mounted,
+               r.blobs_existing);
 }
 
 struct CopyFlags {
@@ -255,8 +257,9 @@ Status do_copy(Globals& g, const RegistryFlags& rf, const CopyFlags& cf, const s
     KISTE_ASSIGN_OR_RETURN(image::CopyResult r, image::copy_image(*img, sink, opts));
     KISTE_ASSIGN_OR_RETURN(image::StoreEntry e, scratch.second.resolve(ref.str()));
     KISTE_TRY(image::save_archive(scratch.second, {e}, dst.value,
-                                  dst.kind == Location::OciArchive ? image::ArchiveFormat::OciArchive
-                                                                   : image::ArchiveFormat::DockerArchive));
+                                  dst.kind == Location::OciArchive
+                                      ? image::ArchiveFormat::OciArchive
+                                      : image::ArchiveFormat::DockerArchive));
     std::printf("%s\n", r.top.digest.str().c_str());
     return {};
   }
@@ -264,8 +267,9 @@ Status do_copy(Globals& g, const RegistryFlags& rf, const CopyFlags& cf, const s
     KISTE_ASSIGN_OR_RETURN(auto scratch, scratch_store());
     KISTE_ASSIGN_OR_RETURN(auto loaded, image::load_archive(scratch.second, src.value));
     if (loaded.size() != 1) {
-      return failf(Errc::InvalidArgument, "copy: archive {} holds {} images; copy needs exactly one",
-                   quote(src.value), loaded.size());
+      return failf(Errc::InvalidArgument,
+                   "copy: archive {} holds {} images; copy needs exactly one", quote(src.value),
+                   loaded.size());
     }
     image::StoreEntry e{.name = loaded[0].name ? loaded[0].name->str() : std::string(),
                         .manifest = loaded[0].manifest};
@@ -323,7 +327,8 @@ Status do_promote(const RegistryFlags& rf, const CopyFlags& cf, const std::strin
   KISTE_ASSIGN_OR_RETURN(registry::PromoteResult r, registry::promote(*rs.client, s, *dc, d, po));
   summary(cf.quiet, r.copy, t0);
   if (!cf.quiet && r.artifacts_copied > 0) {
-    std::fprintf(stderr, "%d signature/attestation/referrer artifacts copied\n", r.artifacts_copied);
+    std::fprintf(stderr, "%d signature/attestation/referrer artifacts copied\n",
+                 r.artifacts_copied);
   }
   std::printf("%s\n", r.digest.str().c_str());
   return {};
@@ -346,7 +351,8 @@ Status do_delete(const RegistryFlags& rf, const std::string& arg) {
   if (ref.digest()) {
     d = *ref.digest();
   } else {
-    KISTE_ASSIGN_OR_RETURN(auto h, remote.client->try_head_manifest(ref.repository(), ref.identifier()));
+    KISTE_ASSIGN_OR_RETURN(auto h,
+                           remote.client->try_head_manifest(ref.repository(), ref.identifier()));
     if (!h) return failf(Errc::NotFound, "delete `{}`: no such manifest", ref.str());
     d = h->digest;
   }
@@ -403,8 +409,8 @@ Status do_login(const RegistryFlags& rf, std::string user, bool password_stdin,
   if (!rf.cert_dir.empty()) o.cert_dir = rf.cert_dir;
   KISTE_ASSIGN_OR_RETURN(auto client, registry::Client::create(host, std::move(o)));
   KISTE_TRY(with_context(client->ping(), fmt::format("login to `{}`", host)));
-  std::filesystem::path file =
-      rf.authfile.empty() ? registry::DockerKeychain::login_file() : std::filesystem::path(rf.authfile);
+  std::filesystem::path file = rf.authfile.empty() ? registry::DockerKeychain::login_file()
+                                                   : std::filesystem::path(rf.authfile);
   KISTE_TRY(registry::save_login(file, host, cred));
   std::printf("Login Succeeded\n");
   return {};
@@ -439,9 +445,11 @@ Result<std::string> inspect_remote_json(const Globals& g, std::string_view arg) 
   const auto& man = m.manifest();
   if (image::media_type::is_config(man.config.media_type)) {
     KISTE_ASSIGN_OR_RETURN(auto r, img->open_blob(man.config));
-    KISTE_ASSIGN_OR_RETURN(std::string cfg, image::read_bounded(*r, image::kMaxManifestBytes, "config"));
+    KISTE_ASSIGN_OR_RETURN(std::string cfg,
+                           image::read_bounded(*r, image::kMaxManifestBytes, "config"));
     if (image::Digest::of(cfg) != man.config.digest) {
-      return failf(Errc::Corrupt, "inspect `{}`: config does not match {}", ref.str(), man.config.digest);
+      return failf(Errc::Corrupt, "inspect `{}`: config does not match {}", ref.str(),
+                   man.config.digest);
     }
     auto cj = nlohmann::json::parse(cfg, nullptr, false);
     if (cj.is_object()) {
@@ -491,7 +499,8 @@ void register_registry_commands(CLI::App& app, Globals& g) {
   }
   {
     auto* cmd = app.add_subcommand(
-        "copy", "copy an image between docker://REF, oci-archive:PATH, docker-archive:PATH and the store");
+        "copy",
+        "copy an image between docker://REF, oci-archive:PATH, docker-archive:PATH and the store");
     static std::string from, to;
     cmd->add_option("SRC", from)->required();
     cmd->add_option("DEST", to)->required();
@@ -527,7 +536,8 @@ void register_registry_commands(CLI::App& app, Globals& g) {
     cmd->callback([] { exit_on_error(do_delete(rf, ref)); });
   }
   {
-    auto* cmd = app.add_subcommand("login", "log in to a registry (stores credentials like docker)");
+    auto* cmd =
+        app.add_subcommand("login", "log in to a registry (stores credentials like docker)");
     static std::string user, host;
     static bool pw_stdin = false;
     cmd->add_option("--username,-u", user);

@@ -1,11 +1,9 @@
 // AuthSession: the WWW-Authenticate challenge (learned from /v2/ and from every 401, so a
 // per-repository challenge is honoured), Basic credentials, and Bearer tokens cached per scope.
 #include <algorithm>
-
-#include <nlohmann/json.hpp>
-
 #include <kiste/base/log.hpp>
 #include <kiste/registry/errors.hpp>
+#include <nlohmann/json.hpp>
 
 #include "client_impl.hpp"
 
@@ -87,9 +85,8 @@ Status Client::Impl::learn_challenge(const detail::HttpHead& head) {
     return failf(Errc::PermissionDenied, "registry `{}` answered 401 without a challenge",
                  registry);
   }
-  KISTE_ASSIGN_OR_RETURN(auto challenges,
-                         with_context(parse_www_authenticate(*hdr),
-                                      fmt::format("registry `{}`", registry)));
+  KISTE_ASSIGN_OR_RETURN(auto challenges, with_context(parse_www_authenticate(*hdr),
+                                                       fmt::format("registry `{}`", registry)));
   std::lock_guard l(auth_mu);
   for (const auto& c : challenges) {
     if (c.scheme == "bearer") {
@@ -109,8 +106,8 @@ Status Client::Impl::learn_challenge(const detail::HttpHead& head) {
       return {};
     }
   }
-  return failf(Errc::Unsupported, "registry `{}`: unsupported authentication scheme `{}`",
-               registry, challenges.front().scheme);
+  return failf(Errc::Unsupported, "registry `{}`: unsupported authentication scheme `{}`", registry,
+               challenges.front().scheme);
 }
 
 Result<std::string> Client::Impl::fetch_token(const std::vector<std::string>& scopes_in) {
@@ -206,8 +203,8 @@ Status Client::Impl::on_unauthorized(const detail::HttpHead& head,
   } else if (scheme == Scheme::Basic) {
     KISTE_ASSIGN_OR_RETURN(auto c, credential());
     if (!c) {
-      return failf(Errc::PermissionDenied,
-                   "registry `{}` requires a login (kiste login {})", registry, registry);
+      return failf(Errc::PermissionDenied, "registry `{}` requires a login (kiste login {})",
+                   registry, registry);
     }
   }
   return {};

@@ -12,7 +12,9 @@ namespace {
 class RemoteBlobReader final : public image::BlobReader {
  public:
   RemoteBlobReader(Client::Impl& c, std::string repo, image::Descriptor d)
-      : c_(c), repo_(std::move(repo)), d_(std::move(d)),
+      : c_(c),
+        repo_(std::move(repo)),
+        d_(std::move(d)),
         what_(fmt::format("get blob {} from `{}/{}`", d_.digest, c_.registry, repo_)) {}
 
   Status open() {
@@ -26,8 +28,8 @@ class RemoteBlobReader final : public image::BlobReader {
       auto cr = t_->head().header("content-range").value_or("");
       uint64_t first = 0;
       if (std::sscanf(cr.c_str(), "bytes %lu-", &first) != 1 || first != off_) {
-        return failf(Errc::Corrupt, "{}: resumed at {} but the registry sent range {}", what_,
-                     off_, quote(cr));
+        return failf(Errc::Corrupt, "{}: resumed at {} but the registry sent range {}", what_, off_,
+                     quote(cr));
       }
     } else if (off_ > 0) {
       // The registry ignored Range: skip what we already have.
@@ -53,8 +55,7 @@ class RemoteBlobReader final : public image::BlobReader {
       if (r && t_) r = t_->read(buf, len);
       if (r) {
         if (*r == 0 && off_ < size) {
-          r = failf(Errc::Unavailable, "{}: connection ended at {} of {} bytes", what_, off_,
-                    size);
+          r = failf(Errc::Unavailable, "{}: connection ended at {} of {} bytes", what_, off_, size);
         } else {
           off_ += *r;
           c_.stats.down += *r;

@@ -1,5 +1,4 @@
 #include <cctype>
-
 #include <kiste/registry/auth.hpp>
 
 namespace kiste::registry {

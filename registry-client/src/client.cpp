@@ -1,18 +1,15 @@
 // Client: the distribution API verbs on top of the session (base URL, auth, retries).
-#include <kiste/registry/client.hpp>
-
 #include <chrono>
 #include <filesystem>
-#include <random>
-#include <thread>
-
-#include <nlohmann/json.hpp>
-
 #include <kiste/base/log.hpp>
 #include <kiste/base/sys.hpp>
 #include <kiste/image/media_type.hpp>
 #include <kiste/image/reference.hpp>
+#include <kiste/registry/client.hpp>
 #include <kiste/registry/errors.hpp>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <thread>
 
 #include "client_impl.hpp"
 #include "curl_handles.hpp"
@@ -41,9 +38,11 @@ Result<detail::TlsConfig> tls_config(std::string_view registry, const ClientOpti
   tls.verify = opts.tls_verify.value_or(true);
   fs::path dir = opts.cert_dir ? *opts.cert_dir : fs::path("/etc/containers/certs.d") / registry;
   std::error_code ec;
-  if (!opts.cert_dir && !fs::is_directory(dir, ec)) dir = fs::path("/etc/docker/certs.d") / registry;
+  if (!opts.cert_dir && !fs::is_directory(dir, ec))
+    dir = fs::path("/etc/docker/certs.d") / registry;
   if (!fs::is_directory(dir, ec)) {
-    if (opts.cert_dir) return failf(Errc::NotFound, "cert dir {}: not a directory", quote(dir.string()));
+    if (opts.cert_dir)
+      return failf(Errc::NotFound, "cert dir {}: not a directory", quote(dir.string()));
     return tls;
   }
   std::vector<fs::path> files;
@@ -181,8 +180,11 @@ Result<std::unique_ptr<detail::Transfer>> Client::Impl::send(const Call& call,
   bool refreshed = false;
   bool sent_body = false;
   for (int attempt = 1;; ++attempt) {
-    detail::HttpRequest req{.method = call.method, .url = url_for(call.target),
-                            .headers = call.headers, .body = call.body, .upload = call.upload,
+    detail::HttpRequest req{.method = call.method,
+                            .url = url_for(call.target),
+                            .headers = call.headers,
+                            .body = call.body,
+                            .upload = call.upload,
                             .upload_size = call.upload_size};
     KISTE_ASSIGN_OR_RETURN(std::string auth, with_context(authorization(call.scopes), call.what));
     if (!auth.empty()) req.headers.push_back(std::move(auth));
@@ -237,8 +239,8 @@ Result<std::unique_ptr<Client>> Client::create(std::string_view registry, Client
   KISTE_ASSIGN_OR_RETURN(auto tls, tls_config(registry, opts));
   bool fall_back = opts.tls_verify == false || (!opts.tls_verify && is_loopback(registry));
   bool http_first = !opts.tls_verify && is_loopback(registry);
-  auto impl = std::make_unique<Impl>(std::string(registry), std::move(opts), std::move(tls),
-                                     fall_back);
+  auto impl =
+      std::make_unique<Impl>(std::string(registry), std::move(opts), std::move(tls), fall_back);
   impl->http_first = http_first;
   return std::unique_ptr<Client>(new Client(std::move(impl)));
 }
@@ -252,35 +254,40 @@ std::string Client::base_url() {
 
 ClientStats Client::stats() const {
   const auto& s = impl_->stats;
-  return ClientStats{.requests = s.requests, .blob_bytes_uploaded = s.up,
-                     .blob_bytes_downloaded = s.down, .blob_uploads = s.uploads,
-                     .mounts = s.mounts, .retries = s.retries, .token_fetches = s.tokens};
+  return ClientStats{.requests = s.requests,
+                     .blob_bytes_uploaded = s.up,
+                     .blob_bytes_downloaded = s.down,
+                     .blob_uploads = s.uploads,
+                     .mounts = s.mounts,
+                     .retries = s.retries,
+                     .token_fetches = s.tokens};
 }
 
 Status Client::ping() {
-  auto t = impl_->send({.target = "/v2/", .what = fmt::format("ping registry `{}`", registry())},
-                       {200});
+  auto t =
+      impl_->send({.target = "/v2/", .what = fmt::format("ping registry `{}`", registry())}, {200});
   KISTE_TRY(t);
   return {};
 }
 
 Result<image::ManifestBlob> Client::get_manifest(std::string_view repo,
                                                  std::string_view reference) {
-  std::string what = fmt::format("get manifest `{}/{}{}{}`", registry(), repo,
-                                 reference.starts_with("sha") && reference.find(':') != std::string_view::npos ? "@" : ":",
-                                 reference);
+  std::string what = fmt::format(
+      "get manifest `{}/{}{}{}`", registry(), repo,
+      reference.starts_with("sha") && reference.find(':') != std::string_view::npos ? "@" : ":",
+      reference);
   std::optional<image::Digest> want;
   if (reference.find(':') != std::string_view::npos) {
     KISTE_ASSIGN_OR_RETURN(want, with_context(image::Digest::parse(reference), what));
   } else if (!image::is_valid_tag(reference)) {
     return failf(Errc::InvalidArgument, "{}: invalid tag", what);
   }
-  KISTE_ASSIGN_OR_RETURN(
-      auto t, impl_->send({.target = fmt::format("/v2/{}/manifests/{}", repo, reference),
-                           .headers = {std::string(kAcceptManifests)},
-                           .scopes = {repository_scope(repo, false)},
-                           .what = what},
-                          {200}));
+  KISTE_ASSIGN_OR_RETURN(auto t,
+                         impl_->send({.target = fmt::format("/v2/{}/manifests/{}", repo, reference),
+                                      .headers = {std::string(kAcceptManifests)},
+                                      .scopes = {repository_scope(repo, false)},
+                                      .what = what},
+                                     {200}));
   size_t max = impl_->opts.max_manifest_bytes;
   if (auto cl = t->head().header("content-length")) {
     if (std::strtoull(cl->c_str(), nullptr, 10) > max) {
@@ -302,9 +309,8 @@ Result<image::ManifestBlob> Client::get_manifest(std::string_view repo,
       return failf(Errc::Corrupt, "{}: content has digest {}", what, got);
     }
   } else if (header_digest) {
-    KISTE_ASSIGN_OR_RETURN(image::Digest hd,
-                           with_context(image::Digest::parse(*header_digest),
-                                        what + ": Docker-Content-Digest"));
+    KISTE_ASSIGN_OR_RETURN(image::Digest hd, with_context(image::Digest::parse(*header_digest),
+                                                          what + ": Docker-Content-Digest"));
     if (hd.algorithm() == m.digest.algorithm() && hd != m.digest) {
       return failf(Errc::Corrupt, "{}: registry says {} but the content has digest {}", what, hd,
                    m.digest);
@@ -339,9 +345,10 @@ Result<std::optional<image::Descriptor>> Client::try_head_manifest(std::string_v
     KISTE_ASSIGN_OR_RETURN(auto m, get_manifest(repo, reference));
     return m.descriptor();
   }
-  KISTE_ASSIGN_OR_RETURN(image::Digest d,
-                         with_context(image::Digest::parse(*dcd), what + ": Docker-Content-Digest"));
-  image::Descriptor desc{.media_type = ctype, .digest = d,
+  KISTE_ASSIGN_OR_RETURN(
+      image::Digest d, with_context(image::Digest::parse(*dcd), what + ": Docker-Content-Digest"));
+  image::Descriptor desc{.media_type = ctype,
+                         .digest = d,
                          .size = static_cast<int64_t>(std::strtoll(cl->c_str(), nullptr, 10))};
   return desc;
 }
@@ -352,14 +359,14 @@ Result<image::Digest> Client::put_manifest(std::string_view repo, std::string_vi
   if (reference.find(':') == std::string_view::npos && !image::is_valid_tag(reference)) {
     return failf(Errc::InvalidArgument, "{}: invalid tag", what);
   }
-  KISTE_ASSIGN_OR_RETURN(
-      auto t, impl_->send({.method = "PUT",
-                           .target = fmt::format("/v2/{}/manifests/{}", repo, reference),
-                           .headers = {"Content-Type: " + m.media_type},
-                           .body = m.bytes,
-                           .scopes = {repository_scope(repo, true)},
-                           .what = what},
-                          {200, 201}));
+  KISTE_ASSIGN_OR_RETURN(auto t,
+                         impl_->send({.method = "PUT",
+                                      .target = fmt::format("/v2/{}/manifests/{}", repo, reference),
+                                      .headers = {"Content-Type: " + m.media_type},
+                                      .body = m.bytes,
+                                      .scopes = {repository_scope(repo, true)},
+                                      .what = what},
+                                     {200, 201}));
   if (auto dcd = t->head().header("docker-content-digest")) {
     KISTE_ASSIGN_OR_RETURN(image::Digest d, with_context(image::Digest::parse(*dcd), what));
     if (d.algorithm() == m.digest.algorithm() && d != m.digest) {
@@ -504,17 +511,17 @@ Status Client::upload_blob(std::string_view repo, const image::Descriptor& d,
 
 Result<bool> Client::mount_blob(std::string_view repo, const image::Digest& d,
                                 std::string_view from_repo) {
-  std::string what = fmt::format("mount blob {} from `{}` into `{}/{}`", d, from_repo, registry(),
-                                 repo);
+  std::string what =
+      fmt::format("mount blob {} from `{}` into `{}/{}`", d, from_repo, registry(), repo);
   KISTE_ASSIGN_OR_RETURN(
-      auto t, impl_->send({.method = "POST",
-                           .target = fmt::format("/v2/{}/blobs/uploads/?mount={}&from={}", repo,
-                                                 detail::url_escape(d.str()),
-                                                 detail::url_escape(from_repo)),
-                           .scopes = {repository_scope(repo, true),
-                                      repository_scope(from_repo, false)},
-                           .what = what},
-                          {201, 202}));
+      auto t,
+      impl_->send(
+          {.method = "POST",
+           .target = fmt::format("/v2/{}/blobs/uploads/?mount={}&from={}", repo,
+                                 detail::url_escape(d.str()), detail::url_escape(from_repo)),
+           .scopes = {repository_scope(repo, true), repository_scope(from_repo, false)},
+           .what = what},
+          {201, 202}));
   if (t->status() == 201) {
     ++impl_->stats.mounts;
     return true;
@@ -523,7 +530,8 @@ Result<bool> Client::mount_blob(std::string_view repo, const image::Digest& d,
   auto loc = t->head().header("location");
   t.reset();
   if (loc && (loc->starts_with("/") || loc->starts_with("http"))) {
-    auto del = impl_->send({.method = "DELETE", .target = *loc,
+    auto del = impl_->send({.method = "DELETE",
+                            .target = *loc,
                             .scopes = {repository_scope(repo, true)},
                             .what = what + ": cancel upload"},
                            {204, 200, 202, 404});
@@ -582,7 +590,7 @@ Result<std::vector<std::string>> Client::catalog() {
 }
 
 Result<std::optional<image::ManifestBlob>> Client::try_referrers(std::string_view repo,
-                                                                  const image::Digest& d) {
+                                                                 const image::Digest& d) {
   std::string what = fmt::format("list referrers of {} in `{}/{}`", d, registry(), repo);
   auto t = impl_->send({.target = fmt::format("/v2/{}/referrers/{}", repo, d.str()),
                         .headers = {"Accept: application/vnd.oci.image.index.v1+json"},

@@ -2,14 +2,13 @@
 // Client internals shared by client.cpp (verbs), auth_session.cpp and blob_reader.cpp.
 #include <atomic>
 #include <initializer_list>
+#include <kiste/registry/auth.hpp>
+#include <kiste/registry/client.hpp>
 #include <map>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <kiste/registry/auth.hpp>
-#include <kiste/registry/client.hpp>
 
 #include "http.hpp"
 
@@ -74,8 +73,7 @@ struct Client::Impl {
   std::optional<Credential> cred;
 
   struct AtomicStats {
-    std::atomic<uint64_t> requests{0}, up{0}, down{0}, uploads{0}, mounts{0}, retries{0},
-        tokens{0};
+    std::atomic<uint64_t> requests{0}, up{0}, down{0}, uploads{0}, mounts{0}, retries{0}, tokens{0};
   } stats;
 };
 

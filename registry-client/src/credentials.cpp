@@ -1,5 +1,3 @@
-#include <kiste/registry/credentials.hpp>
-
 #include <fcntl.h>
 #include <poll.h>
 #include <spawn.h>
@@ -7,11 +5,10 @@
 #include <unistd.h>
 
 #include <cstdlib>
-
-#include <nlohmann/json.hpp>
-
 #include <kiste/base/sys.hpp>
 #include <kiste/base/unique_fd.hpp>
+#include <kiste/registry/credentials.hpp>
+#include <nlohmann/json.hpp>
 
 #include "client_impl.hpp"
 

@@ -1,8 +1,8 @@
 #pragma once
 // RAII owners for libcurl handles (private to registry-client).
-#include <memory>
-
 #include <curl/curl.h>
+
+#include <memory>
 
 namespace kiste::registry::detail {
 

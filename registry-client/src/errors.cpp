@@ -1,7 +1,5 @@
-#include <kiste/registry/errors.hpp>
-
 #include <algorithm>
-
+#include <kiste/registry/errors.hpp>
 #include <nlohmann/json.hpp>
 
 namespace kiste::registry {
@@ -10,21 +8,36 @@ namespace {
 
 std::string_view reason_phrase(int status) {
   switch (status) {
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 413: return "Payload Too Large";
-    case 416: return "Range Not Satisfiable";
-    case 429: return "Too Many Requests";
-    case 500: return "Internal Server Error";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    default: return "";
+    case 400:
+      return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 408:
+      return "Request Timeout";
+    case 409:
+      return "Conflict";
+    case 413:
+      return "Payload Too Large";
+    case 416:
+      return "Range Not Satisfiable";
+    case 429:
+      return "Too Many Requests";
+    case 500:
+      return "Internal Server Error";
+    case 502:
+      return "Bad Gateway";
+    case 503:
+      return "Service Unavailable";
+    case 504:
+      return "Gateway Timeout";
+    default:
+      return "";
   }
 }
 
@@ -59,7 +72,8 @@ Error registry_error(std::string_view what, int http_status, std::string_view bo
                             : std::string();
       if (!code.empty()) e.registry_codes.push_back(sanitize(code, 64));
       if (!detail.empty()) detail += "; ";
-      detail += code.empty() ? sanitize(msg) : sanitize(code, 64) + (msg.empty() ? "" : ": " + sanitize(msg));
+      detail += code.empty() ? sanitize(msg)
+                             : sanitize(code, 64) + (msg.empty() ? "" : ": " + sanitize(msg));
     }
   }
   std::string status = fmt::format("{} {}", http_status, reason_phrase(http_status));

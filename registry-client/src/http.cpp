@@ -27,8 +27,8 @@ std::string lower(std::string_view s) {
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' ||
-                        s.back() == '\n')) {
+  while (!s.empty() &&
+         (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n')) {
     s.remove_suffix(1);
   }
   return s;
@@ -120,8 +120,8 @@ class Connection {
       curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
       curl_easy_setopt(h, CURLOPT_READFUNCTION, &Connection::on_read);
       curl_easy_setopt(h, CURLOPT_READDATA, this);
-      int64_t size = req.upload != nullptr ? req.upload_size
-                                           : static_cast<int64_t>(req.body->size());
+      int64_t size =
+          req.upload != nullptr ? req.upload_size : static_cast<int64_t>(req.body->size());
       curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(size));
       if (req.method != "PUT") curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, req.method.c_str());
     } else if (req.body) {
@@ -260,10 +260,9 @@ class Connection {
       default:
         break;
     }
-    Error e{.code = code,
-            .message = fmt::format("{} {}: {}", req_->method, redact_url(req_->url), detail)};
-    e.sys_errno = static_cast<int>(result_);  // kept for the TLS fallback decision
-    return std::unexpected(std::move(e));
+    return std::unexpected(
+        Error{.code = code,
+              .message = fmt::format("{} {}: {}", req_->method, redact_url(req_->url), detail)});
   }
 
   static size_t on_header(char* data, size_t size, size_t n, void* self_) {

@@ -3,15 +3,14 @@
 // multi handle, so the body can be pulled by a BlobReader and connections are kept alive across
 // requests). Many threads may use one Http; each transfer borrows a connection from the pool.
 #include <cstdint>
+#include <kiste/base/error.hpp>
+#include <kiste/image/blob_io.hpp>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <kiste/base/error.hpp>
-#include <kiste/image/blob_io.hpp>
 
 namespace kiste::registry::detail {
 
@@ -25,8 +24,8 @@ struct TlsConfig {
 struct HttpRequest {
   std::string method = "GET";
   std::string url;
-  std::vector<std::string> headers;  // "Name: value"
-  std::optional<std::string> body;   // small in-memory body (POST/PUT)
+  std::vector<std::string> headers;     // "Name: value"
+  std::optional<std::string> body;      // small in-memory body (POST/PUT)
   image::BlobReader* upload = nullptr;  // streamed body of `upload_size` bytes
   int64_t upload_size = -1;
   bool follow_redirects = true;

@@ -1,7 +1,5 @@
-#include <kiste/registry/promote.hpp>
-
 #include <algorithm>
-
+#include <kiste/registry/promote.hpp>
 #include <kiste/registry/remote_image.hpp>
 
 namespace kiste::registry {
@@ -30,8 +28,8 @@ Result<PromoteResult> promote(Client& sc, const image::Reference& src, Client& d
   const image::Digest digest = img->top().digest;
   if (opts.expect_digest && *opts.expect_digest != digest) {
     return failf(Errc::InvalidArgument,
-                 "{}: source has digest {}, expected {}; nothing was copied or tagged", ctx,
-                 digest, *opts.expect_digest);
+                 "{}: source has digest {}, expected {}; nothing was copied or tagged", ctx, digest,
+                 *opts.expect_digest);
   }
   if (dst.digest() && *dst.digest() != digest) {
     return failf(Errc::InvalidArgument, "{}: source has digest {}", ctx, digest);

@@ -1,6 +1,5 @@
-#include <kiste/registry/remote_image.hpp>
-
 #include <kiste/image/media_type.hpp>
+#include <kiste/registry/remote_image.hpp>
 
 namespace kiste::registry {
 

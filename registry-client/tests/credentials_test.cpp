@@ -1,10 +1,9 @@
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 
-#include <gtest/gtest.h>
-
 #include <kiste/base/sys.hpp>
-#include <kiste/registry/credentials.hpp>
 #include <kiste/base/temp_dir.hpp>
+#include <kiste/registry/credentials.hpp>
 
 using namespace kiste;
 using namespace kiste::registry;
@@ -22,7 +21,8 @@ TEST(Credentials, SaveLoadRemoveKeepsOtherKeysAndMode0600) {
   Tmp tmp;
   auto file = tmp / "docker" / "config.json";
   ASSERT_TRUE(sys::mkdir_all(file.parent_path()));
-  ASSERT_TRUE(sys::write_file_atomic(file, R"({"psFormat":"x","auths":{"other:1":{"auth":"dTpw"}}})"));
+  ASSERT_TRUE(
+      sys::write_file_atomic(file, R"({"psFormat":"x","auths":{"other:1":{"auth":"dTpw"}}})"));
   ASSERT_TRUE(save_login(file, "localhost:5000", {.username = "alice", .password = "s3:cr=t"}));
   struct stat st {};
   ASSERT_EQ(::stat(file.c_str(), &st), 0);
@@ -86,11 +86,12 @@ TEST(Credentials, CredentialHelperViaStdinStdout) {
   auto bin = tmp / "bin";
   ASSERT_TRUE(sys::mkdir_all(bin));
   // A helper that answers only for its registry, reading the name from stdin.
-  ASSERT_TRUE(sys::write_file_atomic(bin / "docker-credential-kistetest",
-                                     "#!/bin/sh\n[ \"$1\" = get ] || exit 1\nread host\n"
-                                     "[ \"$host\" = r:5 ] || { echo 'credentials not found'; exit 1; }\n"
-                                     "echo '{\"ServerURL\":\"r:5\",\"Username\":\"hu\",\"Secret\":\"hs\"}'\n",
-                                     0755));
+  ASSERT_TRUE(sys::write_file_atomic(
+      bin / "docker-credential-kistetest",
+      "#!/bin/sh\n[ \"$1\" = get ] || exit 1\nread host\n"
+      "[ \"$host\" = r:5 ] || { echo 'credentials not found'; exit 1; }\n"
+      "echo '{\"ServerURL\":\"r:5\",\"Username\":\"hu\",\"Secret\":\"hs\"}'\n",
+      0755));
   auto f = tmp / "c.json";
   ASSERT_TRUE(sys::write_file_atomic(f, R"({"credsStore":"kistetest"})"));
   std::string old_path = std::getenv("PATH") ? std::getenv("PATH") : "";

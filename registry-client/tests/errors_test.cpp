@@ -19,7 +19,8 @@ TEST(RegistryError, ParsesDistributionErrorJson) {
 }
 
 TEST(RegistryError, SeveralCodesAndNonJsonBody) {
-  Error e = registry_error("x", 403, R"({"errors":[{"code":"DENIED"},{"code":"UNAUTHORIZED","message":"m"}]})");
+  Error e = registry_error(
+      "x", 403, R"({"errors":[{"code":"DENIED"},{"code":"UNAUTHORIZED","message":"m"}]})");
   EXPECT_EQ(e.registry_codes, (std::vector<std::string>{"DENIED", "UNAUTHORIZED"}));
   EXPECT_EQ(e.code, Errc::PermissionDenied);
   Error h = registry_error("x", 502, "<html>bad gateway</html>");

@@ -1,8 +1,8 @@
-#include <kiste/testing/registry_process.hpp>
-
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -13,13 +13,11 @@
 #include <chrono>
 #include <cstring>
 #include <fstream>
+#include <kiste/testing/registry_process.hpp>
 #include <mutex>
 #include <random>
 #include <sstream>
 #include <vector>
-
-#include <openssl/evp.h>
-#include <openssl/pem.h>
 
 namespace kiste::testing {
 
@@ -40,10 +38,8 @@ void spit(const fs::path& p, std::string_view data) {
 }
 
 std::string b64(std::string_view in, bool url) {
-  static constexpr char kStd[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  static constexpr char kUrl[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  static constexpr char kStd[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  static constexpr char kUrl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
   const char* t = url ? kUrl : kStd;
   std::string out;
   size_t i = 0;
@@ -129,8 +125,11 @@ class TokenServer {
  public:
   TokenServer(std::string user, std::string password, std::string service, std::string issuer,
               const fs::path& key_pem, const fs::path& cert_der)
-      : user_(std::move(user)), password_(std::move(password)), service_(std::move(service)),
-        issuer_(std::move(issuer)), cert_der_(slurp(cert_der)) {
+      : user_(std::move(user)),
+        password_(std::move(password)),
+        service_(std::move(service)),
+        issuer_(std::move(issuer)),
+        cert_der_(slurp(cert_der)) {
     FILE* f = std::fopen(key_pem.c_str(), "r");
     if (f != nullptr) {
       key_ = PEM_read_PrivateKey(f, nullptr, nullptr, nullptr);
@@ -196,7 +195,8 @@ class TokenServer {
         while (!auth.empty() && (auth.back() == '\r')) auth.pop_back();
       }
     }
-    bool authed = auth.starts_with("Basic ") && b64_decode(auth.substr(6)) == user_ + ":" + password_;
+    bool authed =
+        auth.starts_with("Basic ") && b64_decode(auth.substr(6)) == user_ + ":" + password_;
     if (!authed) {
       reply(c, "401 Unauthorized", R"({"details":"bad credentials"})");
       return;
@@ -232,15 +232,13 @@ class TokenServer {
     auto now = std::chrono::duration_cast<std::chrono::seconds>(
                    std::chrono::system_clock::now().time_since_epoch())
                    .count();
-    std::string header = "{\"typ\":\"JWT\",\"alg\":\"RS256\",\"x5c\":[" +
-                         json_str(b64(cert_der_, false)) + "]}";
-    std::string claims = "{\"iss\":" + json_str(issuer_) + ",\"sub\":" + json_str(user_) +
-                         ",\"aud\":" + json_str(service_) +
-                         ",\"exp\":" + std::to_string(now + 600) +
-                         ",\"nbf\":" + std::to_string(now - 10) +
-                         ",\"iat\":" + std::to_string(now) + ",\"jti\":\"" +
-                         std::to_string(now) + "-" + std::to_string(requests_) +
-                         "\",\"access\":" + access + "}";
+    std::string header =
+        "{\"typ\":\"JWT\",\"alg\":\"RS256\",\"x5c\":[" + json_str(b64(cert_der_, false)) + "]}";
+    std::string claims =
+        "{\"iss\":" + json_str(issuer_) + ",\"sub\":" + json_str(user_) +
+        ",\"aud\":" + json_str(service_) + ",\"exp\":" + std::to_string(now + 600) +
+        ",\"nbf\":" + std::to_string(now - 10) + ",\"iat\":" + std::to_string(now) + ",\"jti\":\"" +
+        std::to_string(now) + "-" + std::to_string(requests_) + "\",\"access\":" + access + "}";
     std::string signing = b64(header, true) + "." + b64(claims, true);
     std::string sig = sign(signing);
     std::string jwt = signing + "." + b64(sig, true);
@@ -308,7 +306,8 @@ std::unique_ptr<RegistryProcess> RegistryProcess::start(const RegistryConfig& cf
   std::string dq = "'" + d.string() + "'";
   if (cfg.tls) {
     spit(d / "san.ext", "subjectAltName=DNS:localhost,IP:127.0.0.1\n");
-    if (!sh("cd " + dq + " && openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key "
+    if (!sh("cd " + dq +
+            " && openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key "
             "-out certs/ca.crt -days 2 -subj /CN=kiste-test-ca && "
             "openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr "
             "-subj /CN=localhost && openssl x509 -req -in server.csr -CA certs/ca.crt "
@@ -317,44 +316,46 @@ std::unique_ptr<RegistryProcess> RegistryProcess::start(const RegistryConfig& cf
     }
   }
   r->port_ = free_loopback_port();
-  std::string yml = "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\n"
-                    "storage:\n  filesystem:\n    rootdirectory: " + (d / "storage").string() +
-                    "\n  delete:\n    enabled: true\n  maintenance:\n    uploadpurging:\n"
-                    "      enabled: false\n"
-                    "http:\n  addr: 127.0.0.1:" + std::to_string(r->port_) +
-                    "\n  secret: kiste-test-secret\n";
+  std::string yml =
+      "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\n"
+      "storage:\n  filesystem:\n    rootdirectory: " +
+      (d / "storage").string() +
+      "\n  delete:\n    enabled: true\n  maintenance:\n    uploadpurging:\n"
+      "      enabled: false\n"
+      "http:\n  addr: 127.0.0.1:" +
+      std::to_string(r->port_) + "\n  secret: kiste-test-secret\n";
   if (cfg.tls) {
-    yml += "  tls:\n    certificate: " + (d / "server.crt").string() + "\n    key: " +
-           (d / "server.key").string() + "\n";
+    yml += "  tls:\n    certificate: " + (d / "server.crt").string() +
+           "\n    key: " + (d / "server.key").string() + "\n";
   }
   if (cfg.auth == RegistryAuth::Basic) {
-    if (!sh("htpasswd -Bbn '" + cfg.username + "' '" + cfg.password + "' > " + dq +
-            "/htpasswd")) {
+    if (!sh("htpasswd -Bbn '" + cfg.username + "' '" + cfg.password + "' > " + dq + "/htpasswd")) {
       return nullptr;
     }
-    yml += "auth:\n  htpasswd:\n    realm: kiste-test\n    path: " + (d / "htpasswd").string() +
-           "\n";
+    yml +=
+        "auth:\n  htpasswd:\n    realm: kiste-test\n    path: " + (d / "htpasswd").string() + "\n";
   } else if (cfg.auth == RegistryAuth::Token) {
-    if (!sh("cd " + dq + " && openssl req -x509 -newkey rsa:2048 -nodes -keyout token.key "
+    if (!sh("cd " + dq +
+            " && openssl req -x509 -newkey rsa:2048 -nodes -keyout token.key "
             "-out token.crt -days 2 -subj /CN=kiste-token-signer && "
             "openssl x509 -in token.crt -outform DER -out token.der")) {
       return nullptr;
     }
-    r->token_ = std::make_unique<TokenServer>(cfg.username, cfg.password, "kiste-test-registry",
-                                              "kiste-test-issuer", d / "token.key",
-                                              d / "token.der");
+    r->token_ =
+        std::make_unique<TokenServer>(cfg.username, cfg.password, "kiste-test-registry",
+                                      "kiste-test-issuer", d / "token.key", d / "token.der");
     if (!r->token_->ok()) {
       if (why != nullptr) *why = "token server did not start";
       return nullptr;
     }
     yml += "auth:\n  token:\n    realm: http://127.0.0.1:" + std::to_string(r->token_->port()) +
            "/token\n    service: kiste-test-registry\n    issuer: kiste-test-issuer\n"
-           "    rootcertbundle: " + (d / "token.crt").string() + "\n";
+           "    rootcertbundle: " +
+           (d / "token.crt").string() + "\n";
   }
   spit(d / "config.yml", yml);
 
-  int log_fd = ::open((d / "registry.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-                      0644);
+  int log_fd = ::open((d / "registry.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   pid_t pid = ::fork();
   if (pid == 0) {
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);

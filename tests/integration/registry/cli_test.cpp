@@ -8,9 +8,8 @@
 
 #include <chrono>
 #include <fstream>
-#include <thread>
-
 #include <kiste/base/sys.hpp>
+#include <thread>
 
 #include "fault_proxy.hpp"
 #include "registry_fixture.hpp"
@@ -45,7 +44,9 @@ TEST_F(RegistryTest, CliPushPullPromoteTagsDelete) {
   auto img = make_test_image(a, "localhost/app:1", {200'000, 100'000}, 31);
   std::string h = reg->host();
   std::string out;
-  ASSERT_EQ(run_shell(kiste(root, "push -q localhost/app:1 docker://" + h + "/staging/app:1"), &out), 0) << out;
+  ASSERT_EQ(
+      run_shell(kiste(root, "push -q localhost/app:1 docker://" + h + "/staging/app:1"), &out), 0)
+      << out;
   EXPECT_EQ(first_line(out), img.manifest.digest.str());
 
   auto root2 = tmp_ / "root2";
@@ -59,7 +60,7 @@ TEST_F(RegistryTest, CliPushPullPromoteTagsDelete) {
 
   out.clear();
   ASSERT_EQ(run_shell(kiste(root, "promote -q --expect-digest " + img.manifest.digest.str() + " " +
-                                     h + "/staging/app:1 " + h + "/prod/app:1"),
+                                      h + "/staging/app:1 " + h + "/prod/app:1"),
                       &out),
             0)
       << out;
@@ -69,7 +70,7 @@ TEST_F(RegistryTest, CliPushPullPromoteTagsDelete) {
   out.clear();
   std::string wrong = image::Digest::of("x").str();
   EXPECT_EQ(run_shell(kiste(root, "promote --expect-digest " + wrong + " " + h + "/staging/app:1 " +
-                                     h + "/prod/app:2"),
+                                      h + "/prod/app:2"),
                       &out),
             125);
   EXPECT_TRUE(out.starts_with("kiste: error: ")) << out;
@@ -91,15 +92,24 @@ TEST_F(RegistryTest, CliPushPullPromoteTagsDelete) {
   // `kiste inspect docker://REF` reads the remote image without pulling it.
   out.clear();
   ASSERT_EQ(run_shell(kiste(root, "inspect docker://" + h + "/staging/app:1"), &out), 0) << out;
-  EXPECT_NE(out.find("\"Digest\": \"" + img.manifest.digest.str() + "\""), std::string::npos) << out;
+  EXPECT_NE(out.find("\"Digest\": \"" + img.manifest.digest.str() + "\""), std::string::npos)
+      << out;
   EXPECT_NE(out.find(img.blobs[1].digest.str()), std::string::npos) << out;
   EXPECT_NE(out.find("\"Architecture\""), std::string::npos) << out;
   // copy through an oci-archive and back keeps the digest.
   auto tar = tmp_ / "app.tar";
   out.clear();
-  ASSERT_EQ(run_shell(kiste(root, "copy -q docker://" + h + "/staging/app:1 oci-archive:" + tar.string()), &out), 0) << out;
+  ASSERT_EQ(
+      run_shell(kiste(root, "copy -q docker://" + h + "/staging/app:1 oci-archive:" + tar.string()),
+                &out),
+      0)
+      << out;
   out.clear();
-  ASSERT_EQ(run_shell(kiste(root, "copy -q oci-archive:" + tar.string() + " docker://" + h + "/from-archive:1"), &out), 0) << out;
+  ASSERT_EQ(run_shell(kiste(root, "copy -q oci-archive:" + tar.string() + " docker://" + h +
+                                      "/from-archive:1"),
+                      &out),
+            0)
+      << out;
   EXPECT_EQ(first_line(out), img.manifest.digest.str());
   out.clear();
   EXPECT_EQ(run_shell(kiste(root, "copy oci:/x docker://" + h + "/a:1"), &out), 125);
@@ -115,32 +125,34 @@ TEST_F(RegistryTest, CliLoginLogoutWithPasswordOnStdin) {
   auto authfile = tmp_ / "auth.json";
   std::string h = reg->host();
   std::string out;
-  EXPECT_EQ(run_shell("echo wrong-pass | " + kiste(root, "login -u kiste --password-stdin --authfile " +
-                                                          authfile.string() + " " + h),
-                      &out),
-            125);
+  EXPECT_EQ(
+      run_shell("echo wrong-pass | " + kiste(root, "login -u kiste --password-stdin --authfile " +
+                                                       authfile.string() + " " + h),
+                &out),
+      125);
   EXPECT_EQ(out.find("wrong-pass"), std::string::npos) << out;
   EXPECT_FALSE(fs::exists(authfile));
   out.clear();
-  ASSERT_EQ(run_shell("echo kiste-secret | " + kiste(root, "login -u kiste --password-stdin --authfile " +
-                                                            authfile.string() + " " + h),
-                      &out),
-            0)
+  ASSERT_EQ(
+      run_shell("echo kiste-secret | " + kiste(root, "login -u kiste --password-stdin --authfile " +
+                                                         authfile.string() + " " + h),
+                &out),
+      0)
       << out;
   EXPECT_NE(out.find("Login Succeeded"), std::string::npos);
   struct stat st {};
   ASSERT_EQ(::stat(authfile.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
   out.clear();
-  ASSERT_EQ(run_shell(kiste(root, "push -q --authfile " + authfile.string() + " localhost/l:1 " + h +
-                                     "/l:1"),
+  ASSERT_EQ(run_shell(kiste(root, "push -q --authfile " + authfile.string() + " localhost/l:1 " +
+                                      h + "/l:1"),
                       &out),
             0)
       << out;
   ASSERT_EQ(run_shell(kiste(root, "logout --authfile " + authfile.string() + " " + h), &out), 0);
   out.clear();
-  EXPECT_EQ(run_shell(kiste(root, "push -q --authfile " + authfile.string() + " localhost/l:1 " + h +
-                                     "/l:2"),
+  EXPECT_EQ(run_shell(kiste(root, "push -q --authfile " + authfile.string() + " localhost/l:1 " +
+                                      h + "/l:2"),
                       &out),
             125);
   EXPECT_NE(out.find("requires a login"), std::string::npos) << out;
@@ -215,9 +227,11 @@ TEST_F(RegistryTest, HundredMegabytePullAndPushStayUnder20MiB) {
   ASSERT_TRUE(reg);
   auto root = tmp_ / "root";
   auto a = open_store("root");
-  make_test_image(a, "localhost/big:1", {40'000'000, 30'000'000, 20'000'000, 8'000'000, 2'000'000}, 34);
+  make_test_image(a, "localhost/big:1", {40'000'000, 30'000'000, 20'000'000, 8'000'000, 2'000'000},
+                  34);
   std::string out;
-  long push_kib = peak_rss_kib(kiste(root, "push -q localhost/big:1 " + reg->host() + "/big:1"), &out);
+  long push_kib =
+      peak_rss_kib(kiste(root, "push -q localhost/big:1 " + reg->host() + "/big:1"), &out);
   ASSERT_GT(push_kib, 0) << out;
   auto root2 = tmp_ / "root2";
   long pull_kib = peak_rss_kib(kiste(root2, "pull -q " + reg->host() + "/big:1"), &out);

@@ -98,9 +98,8 @@ bool FaultProxy::take_fault() {
 void FaultProxy::handle(int client) {
   std::string req;
   if (!read_until(
-          client, req,
-          [](const std::string& b) { return b.find("\r\n\r\n") != std::string::npos; }, 10'000,
-          true)) {
+          client, req, [](const std::string& b) { return b.find("\r\n\r\n") != std::string::npos; },
+          10'000, true)) {
     return;
   }
   size_t head_end = req.find("\r\n\r\n") + 4;
@@ -141,8 +140,9 @@ void FaultProxy::handle(int client) {
     std::string body429 =
         R"({"errors":[{"code":"TOOMANYREQUESTS","message":"slow down","detail":null}]})";
     std::string r = fault_ == Fault::Status500
-                        ? std::string("HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n"
-                                      "Connection: close\r\n\r\n")
+                        ? std::string(
+                              "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n"
+                              "Connection: close\r\n\r\n")
                         : "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\n"
                           "Content-Type: application/json\r\nContent-Length: " +
                               std::to_string(body429.size()) + "\r\nConnection: close\r\n\r\n" +
@@ -163,7 +163,8 @@ void FaultProxy::handle(int client) {
   write_all(up, out_head);
   write_all(up, body);
   std::string resp;
-  read_until(up, resp, [](const std::string&) { return false; }, 30'000);  // until EOF
+  read_until(
+      up, resp, [](const std::string&) { return false; }, 30'000);  // until EOF
   ::close(up);
   size_t rh = resp.find("\r\n\r\n");
   if (rh == std::string::npos) return;
@@ -228,7 +229,9 @@ void ScriptedServer::serve() {
     int c = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
     if (c < 0) continue;
     std::string req;
-    if (read_until(c, req, [](const std::string& b) { return b.find("\r\n\r\n") != std::string::npos; }, 2000, true)) {
+    if (read_until(
+            c, req, [](const std::string& b) { return b.find("\r\n\r\n") != std::string::npos; },
+            2000, true)) {
       std::string line = req.substr(0, req.find("\r\n"));
       std::string method = line.substr(0, line.find(' '));
       std::string target = line.substr(line.find(' ') + 1);

@@ -1,7 +1,6 @@
 // Faults between kiste and a real registry (a proxy drops, refuses, corrupts) and hostile
 // registry responses (a scripted fake): retry or fail cleanly, never store a bad blob.
 #include <filesystem>
-
 #include <kiste/image/media_type.hpp>
 #include <kiste/registry/errors.hpp>
 
@@ -31,7 +30,8 @@ class FaultTest : public RegistryTest {
   static size_t files_in(const fs::path& dir) {
     std::error_code ec;
     size_t n = 0;
-    for (auto it = fs::recursive_directory_iterator(dir, ec); it != fs::recursive_directory_iterator(); ++it) {
+    for (auto it = fs::recursive_directory_iterator(dir, ec);
+         it != fs::recursive_directory_iterator(); ++it) {
       if (it->is_regular_file()) ++n;
     }
     return n;
@@ -67,7 +67,8 @@ TEST_F(FaultTest, ServerErrorsAndTooManyRequestsAreRetried) {
 
 TEST_F(FaultTest, PersistentServerErrorFailsCleanlyWithStatus) {
   FaultProxy proxy(reg_->port(), Fault::Status429, -1);
-  auto c = client(proxy.host(), {.retry = {.attempts = 2, .base_delay_ms = 10, .max_delay_ms = 10}});
+  auto c =
+      client(proxy.host(), {.retry = {.attempts = 2, .base_delay_ms = 10, .max_delay_ms = 10}});
   auto store = open_store("dst");
   auto r = pull(*c, proxy.host() + "/f/app:1", store);
   ASSERT_FALSE(r);
@@ -127,7 +128,8 @@ TEST(ScriptedRegistry, TagsPaginationFollowsLinkHeaders) {
                                 R"({"name":"c","tags":["a","b"]})")},
       {"GET /v2/c/tags/list?n=1000&last=b",
        ScriptedServer::response("200 OK", "", R"({"name":"c","tags":["c"]})")},
-      {"GET /v2/empty/tags/list", ScriptedServer::response("200 OK", "", R"({"name":"empty","tags":null})")},
+      {"GET /v2/empty/tags/list",
+       ScriptedServer::response("200 OK", "", R"({"name":"empty","tags":null})")},
   });
   auto c = registry::Client::create(srv.host(), {.retry = {.attempts = 1}}).value();
   auto tags = c->list_tags("c");
@@ -148,20 +150,24 @@ TEST(HostileRegistry, RejectsBadTagsDigestsSizesAndLinks) {
       {"GET /v2/a/tags/list",
        ScriptedServer::response("200 OK", "", R"({"name":"a","tags":["1","../../etc/passwd"]})")},
       {"GET /v2/b/tags/list",
-       ScriptedServer::response("200 OK", "Link: <http://evil.example/v2/b/tags/list?n=1>; rel=\"next\"\r\n",
+       ScriptedServer::response("200 OK",
+                                "Link: <http://evil.example/v2/b/tags/list?n=1>; rel=\"next\"\r\n",
                                 R"({"name":"b","tags":["1"]})")},
       {"GET /v2/a/manifests/lies",
-       ScriptedServer::response("200 OK", ct + "Docker-Content-Digest: " + other.str() + "\r\n", manifest)},
+       ScriptedServer::response("200 OK", ct + "Docker-Content-Digest: " + other.str() + "\r\n",
+                                manifest)},
       {"GET /v2/a/manifests/badheader",
-       ScriptedServer::response("200 OK", ct + "Docker-Content-Digest: sha256:../../x\r\n", manifest)},
+       ScriptedServer::response("200 OK", ct + "Docker-Content-Digest: sha256:../../x\r\n",
+                                manifest)},
       {"GET /v2/a/manifests/" + other.str(), ScriptedServer::response("200 OK", ct, manifest)},
       {"GET /v2/a/manifests/huge",
        ScriptedServer::response("200 OK", ct, std::string(5 << 20, ' '))},
       {"GET /v2/a/manifests/notjson", ScriptedServer::response("200 OK", ct, "<html>")},
       {"GET /v2/a/manifests/both",
-       ScriptedServer::response("200 OK", "",
-                                R"({"schemaVersion":2,"manifests":[],"layers":[],"config":{"mediaType":"x","digest":")" +
-                                    real.str() + R"(","size":1}})")},
+       ScriptedServer::response(
+           "200 OK", "",
+           R"({"schemaVersion":2,"manifests":[],"layers":[],"config":{"mediaType":"x","digest":")" +
+               real.str() + R"(","size":1}})")},
   });
   auto c = registry::Client::create(srv.host(), {.retry = {.attempts = 1}}).value();
   auto tags = c->list_tags("a");

@@ -17,9 +17,9 @@ TEST_F(RegistryTest, PromoteSameRegistryMountsEveryBlobAndKeepsDigest) {
   ASSERT_TRUE(push(a, "localhost/app:rc", *c, reg->host() + "/staging/app:rc"));
 
   auto pc = client(reg->host());  // a fresh client: no cache of any kind
-  auto r = registry::promote(*pc, ref(reg->host() + "/staging/app:rc"), *pc,
-                             ref(reg->host() + "/prod/app:1.0"),
-                             {.expect_digest = img.manifest.digest});
+  auto r =
+      registry::promote(*pc, ref(reg->host() + "/staging/app:rc"), *pc,
+                        ref(reg->host() + "/prod/app:1.0"), {.expect_digest = img.manifest.digest});
   ASSERT_TRUE(r) << r.error().to_string();
   EXPECT_EQ(r->digest, img.manifest.digest);
   EXPECT_EQ(r->copy.blobs_mounted, 5);
@@ -104,12 +104,13 @@ TEST_F(RegistryTest, CrossRegistryPromotionUploadsEachLayerOnce) {
   EXPECT_EQ(r->copy.blobs_copied, 4);
   EXPECT_EQ(prod->count_requests("PUT /v2/x/blobs/uploads/"), 4);
   for (const auto& b : img.blobs) {
-    EXPECT_EQ(prod->count_requests("digest=sha256%3A" + std::string(b.digest.hex())), 1) << b.digest.str();
+    EXPECT_EQ(prod->count_requests("digest=sha256%3A" + std::string(b.digest.hex())), 1)
+        << b.digest.str();
   }
   EXPECT_EQ(prod->count_requests("?mount="), 0);  // no mount across registries
   // Promoting again moves nothing.
-  auto again = registry::promote(*sc, ref(staging->host() + "/x:rc"), *dc,
-                                 ref(prod->host() + "/x:1"), {});
+  auto again =
+      registry::promote(*sc, ref(staging->host() + "/x:rc"), *dc, ref(prod->host() + "/x:1"), {});
   ASSERT_TRUE(again);
   EXPECT_EQ(again->copy.blobs_existing, 4);
   EXPECT_EQ(prod->count_requests("PUT /v2/x/blobs/uploads/"), 4);

@@ -57,17 +57,18 @@ TEST_F(RegistryTest, KistePushSkopeoReadsAndSkopeoPushKistePulls) {
             0)
       << out;
   EXPECT_EQ("sha256:" + out.substr(0, 64), img.manifest.digest.str());
-  ASSERT_EQ(run_shell("skopeo copy --preserve-digests --src-tls-verify=false docker://" + reg->host() +
-                          "/rt/kiste:1 oci:" + (tmp_ / "skopeo-oci").string() + ":x",
+  ASSERT_EQ(run_shell("skopeo copy --preserve-digests --src-tls-verify=false docker://" +
+                          reg->host() + "/rt/kiste:1 oci:" + (tmp_ / "skopeo-oci").string() + ":x",
                       &out),
             0)
       << out;
 
   // skopeo pushes (from its own OCI layout copy), kiste pulls: same digest, valid store.
-  ASSERT_EQ(run_shell("skopeo copy --preserve-digests --dest-tls-verify=false oci:" + (tmp_ / "skopeo-oci").string() +
-                          ":x docker://" + reg->host() + "/rt/skopeo:2",
-                      &out),
-            0)
+  ASSERT_EQ(
+      run_shell("skopeo copy --preserve-digests --dest-tls-verify=false oci:" +
+                    (tmp_ / "skopeo-oci").string() + ":x docker://" + reg->host() + "/rt/skopeo:2",
+                &out),
+      0)
       << out;
   out.clear();
   ASSERT_EQ(run_shell("skopeo inspect --tls-verify=false --format '{{.Digest}}' docker://" +
@@ -115,7 +116,8 @@ TEST_F(RegistryTest, MultiPlatformIndexPullSelectsChildAndAllKeepsIndex) {
 
   // No matching platform: a clear NotFound, nothing named.
   auto none = open_store("none");
-  auto r3 = pull(*c, reg->host() + "/mp:multi", none, {.platform = Platform::parse("linux/s390x").value()});
+  auto r3 = pull(*c, reg->host() + "/mp:multi", none,
+                 {.platform = Platform::parse("linux/s390x").value()});
   ASSERT_FALSE(r3);
   EXPECT_EQ(r3.error().code, Errc::NotFound);
 }
@@ -226,7 +228,8 @@ TEST_F(RegistryTest, BasicAuthWithKeychain) {
   EXPECT_EQ(w.error().http_status, 401);
   EXPECT_EQ(w.error().to_string().find("wrong"), std::string::npos);  // no secret in errors
 
-  ASSERT_TRUE(registry::save_login(file, reg->host(), {.username = "kiste", .password = "kiste-secret"}));
+  ASSERT_TRUE(
+      registry::save_login(file, reg->host(), {.username = "kiste", .password = "kiste-secret"}));
   registry::DockerKeychain kc(std::vector<std::filesystem::path>{file});
   auto c = client(reg->host(), {.keychain = &kc});
   auto p = push(a, "localhost/basic:1", *c, reg->host() + "/basic:1");
@@ -243,7 +246,8 @@ TEST_F(RegistryTest, BearerTokenAuthCachesTokensPerScope) {
   auto a = open_store("a");
   auto img = make_test_image(a, "localhost/tok:1", {10'000, 20'000, 30'000}, 8);
   auto file = tmp_ / "auth.json";
-  ASSERT_TRUE(registry::save_login(file, reg->host(), {.username = "kiste", .password = "kiste-secret"}));
+  ASSERT_TRUE(
+      registry::save_login(file, reg->host(), {.username = "kiste", .password = "kiste-secret"}));
   registry::DockerKeychain kc(std::vector<std::filesystem::path>{file});
   auto c = client(reg->host(), {.keychain = &kc});
   auto p = push(a, "localhost/tok:1", *c, reg->host() + "/team/tok:1");
@@ -259,7 +263,8 @@ TEST_F(RegistryTest, BearerTokenAuthCachesTokensPerScope) {
   EXPECT_EQ(c2->stats().token_fetches, 1u);
 
   // Wrong password: the token server refuses; one line, no secret.
-  ASSERT_TRUE(registry::save_login(file, reg->host(), {.username = "kiste", .password = "nope-pw"}));
+  ASSERT_TRUE(
+      registry::save_login(file, reg->host(), {.username = "kiste", .password = "nope-pw"}));
   registry::DockerKeychain bad_kc(std::vector<std::filesystem::path>{file});
   auto bad = client(reg->host(), {.keychain = &bad_kc});
   auto r = bad->get_manifest("team/tok", "1");

@@ -1,10 +1,9 @@
 #include "test_images.hpp"
 
-#include <random>
-
 #include <gtest/gtest.h>
 
 #include <kiste/image/media_type.hpp>
+#include <random>
 
 namespace kiste::testing {
 
@@ -35,18 +34,18 @@ TestImage make_test_image(const image::Store& store, const std::string& name,
     }
     auto c = w->commit();
     EXPECT_TRUE(c) << c.error().to_string();
-    image::Descriptor d{.media_type = std::string(mt::kOciLayerGzip), .digest = c->digest,
-                        .size = c->size};
+    image::Descriptor d{
+        .media_type = std::string(mt::kOciLayerGzip), .digest = c->digest, .size = c->size};
     m.layers.push_back(d);
     diff_ids.push_back("\"" + image::Digest::of(c->digest.str() + "-diff").str() + "\"");
   }
   std::string ids;
   for (const auto& d : diff_ids) ids += (ids.empty() ? "" : ",") + d;
-  std::string config = "{\"architecture\":\"" + platform.architecture + "\",\"os\":\"" +
-                       platform.os + "\"" +
-                       (platform.variant.empty() ? "" : ",\"variant\":\"" + platform.variant + "\"") +
-                       ",\"config\":{},\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[" + ids +
-                       "]},\"created\":\"2024-01-01T00:00:00Z\",\"seed\":" + std::to_string(seed) + "}";
+  std::string config =
+      "{\"architecture\":\"" + platform.architecture + "\",\"os\":\"" + platform.os + "\"" +
+      (platform.variant.empty() ? "" : ",\"variant\":\"" + platform.variant + "\"") +
+      ",\"config\":{},\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[" + ids +
+      "]},\"created\":\"2024-01-01T00:00:00Z\",\"seed\":" + std::to_string(seed) + "}";
   auto cd = store.put_blob(config, mt::kOciConfig);
   EXPECT_TRUE(cd) << cd.error().to_string();
   m.config = *cd;

@@ -1,16 +1,15 @@
 #pragma once
 // Registry authentication values: WWW-Authenticate challenges and credentials.
+#include <kiste/base/error.hpp>
 #include <map>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include <kiste/base/error.hpp>
-
 namespace kiste::registry {
 
 struct Challenge {
-  std::string scheme;                        // lower case: "basic", "bearer"
+  std::string scheme;                         // lower case: "basic", "bearer"
   std::map<std::string, std::string> params;  // realm, service, scope, error ... (keys lower case)
   [[nodiscard]] std::string param(std::string_view key) const;
 };

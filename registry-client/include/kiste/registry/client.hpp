@@ -6,17 +6,16 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
-#include <memory>
-#include <optional>
-#include <string>
-#include <string_view>
-#include <vector>
-
 #include <kiste/base/error.hpp>
 #include <kiste/image/blob_io.hpp>
 #include <kiste/image/descriptor.hpp>
 #include <kiste/image/manifest.hpp>
 #include <kiste/registry/credentials.hpp>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
 
 namespace kiste::registry {
 
@@ -107,7 +106,7 @@ class Client {
   // GET /v2/<repo>/referrers/<digest>: the index, or nullopt when the registry has no referrers
   // API (404).
   [[nodiscard]] Result<std::optional<image::ManifestBlob>> try_referrers(std::string_view repo,
-                                                                          const image::Digest& d);
+                                                                         const image::Digest& d);
 
   struct Impl;
 

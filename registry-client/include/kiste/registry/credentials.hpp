@@ -4,13 +4,12 @@
 //   (default ~/.docker/config.json); per file `credHelpers[host]`, then `auths[host]`, then
 //   `credsStore`, where helpers are `docker-credential-NAME get` (secret via stdin/stdout only).
 #include <filesystem>
+#include <kiste/base/error.hpp>
+#include <kiste/registry/auth.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <kiste/base/error.hpp>
-#include <kiste/registry/auth.hpp>
 
 namespace kiste::registry {
 
@@ -33,8 +32,7 @@ class DockerKeychain final : public Keychain {
  public:
   // Files searched in order (from the environment when not given).
   DockerKeychain();
-  explicit DockerKeychain(std::vector<std::filesystem::path> files)
-      : files_(std::move(files)) {}
+  explicit DockerKeychain(std::vector<std::filesystem::path> files) : files_(std::move(files)) {}
   [[nodiscard]] Result<std::optional<Credential>> get(std::string_view registry) override;
 
   // The default search list, from the environment.

@@ -1,9 +1,8 @@
 #pragma once
 // Registry errors are structured: the HTTP status and the distribution error codes
 // (MANIFEST_UNKNOWN, DENIED, TOOMANYREQUESTS, ...) travel in kiste::Error.
-#include <string_view>
-
 #include <kiste/base/error.hpp>
+#include <string_view>
 
 namespace kiste::registry {
 

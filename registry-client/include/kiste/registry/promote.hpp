@@ -4,11 +4,10 @@
 // mounted across repositories when both live in one registry, and the destination is checked to
 // serve the source digest afterwards. Cosign-style `sha256-<hex>.sig/.att/.sbom` tags, the
 // referrers tag schema `sha256-<hex>` and OCI referrers travel along.
-#include <optional>
-
 #include <kiste/image/copy.hpp>
 #include <kiste/image/reference.hpp>
 #include <kiste/registry/client.hpp>
+#include <optional>
 
 namespace kiste::registry {
 

@@ -1,12 +1,11 @@
 #pragma once
 // A registry repository as an image source and sink for image::copy_image.
-#include <memory>
-#include <optional>
-#include <string>
-
 #include <kiste/image/image_source.hpp>
 #include <kiste/image/reference.hpp>
 #include <kiste/registry/client.hpp>
+#include <memory>
+#include <optional>
+#include <string>
 
 namespace kiste::registry {
 

@@ -7,11 +7,10 @@
 
 #include <atomic>
 #include <filesystem>
+#include <kiste/testing/temp_root.hpp>
 #include <memory>
 #include <string>
 #include <thread>
-
-#include <kiste/testing/temp_root.hpp>
 
 namespace kiste::testing {
 
