@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstring>
+#include <optional>
 #include <sstream>
 
 namespace kiste::testing {
@@ -236,11 +237,22 @@ void ScriptedServer::serve() {
       std::string method = line.substr(0, line.find(' '));
       std::string target = line.substr(line.find(' ') + 1);
       target = target.substr(0, target.find(' '));
-      auto it = responses_.find(method + " " + target);  // exact (with query) first
-      target = target.substr(0, target.find('?'));
-      if (it == responses_.end()) it = responses_.find(method + " " + target);
-      if (it != responses_.end()) {
-        write_all(c, it->second);
+      // A request carrying "Authorization: Bearer good-token" matches "<key> [bearer]" first.
+      bool bearer = req.find("Authorization: Bearer good-token\r\n") != std::string::npos;
+      std::string path = target.substr(0, target.find('?'));
+      std::optional<std::string> answer;
+      {
+        std::lock_guard l(mu_);
+        auto it = responses_.end();
+        for (const auto& key : {method + " " + target, method + " " + path}) {
+          if (bearer && it == responses_.end()) it = responses_.find(key + " [bearer]");
+          if (it == responses_.end()) it = responses_.find(key);
+        }
+        if (it != responses_.end()) answer = it->second;
+      }
+      target = path;
+      if (answer) {
+        write_all(c, *answer);
       } else if (target == "/v2/") {
         write_all(c, response("200 OK", "", "{}"));
       } else {

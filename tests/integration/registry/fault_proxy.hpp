@@ -45,7 +45,7 @@ class FaultProxy {
 };
 
 // A fake registry for hostile responses: "METHOD /path?query" (exact) or "METHOD /path" -> raw
-// HTTP response.
+// HTTP response; "<key> [bearer]" answers requests with "Authorization: Bearer good-token".
 // `/v2/` answers 200; anything else unknown 404.
 class ScriptedServer {
  public:
@@ -54,12 +54,17 @@ class ScriptedServer {
   ScriptedServer(const ScriptedServer&) = delete;
   ScriptedServer& operator=(const ScriptedServer&) = delete;
   [[nodiscard]] std::string host() const { return "127.0.0.1:" + std::to_string(port_); }
+  void add(const std::string& key, std::string response) {
+    std::lock_guard l(mu_);
+    responses_[key] = std::move(response);
+  }
   // Builds a response: status line, headers ("Name: value\r\n"...), body.
   static std::string response(std::string_view status, std::string_view headers,
                               std::string_view body);
 
  private:
   void serve();
+  std::mutex mu_;
   std::map<std::string, std::string> responses_;
   int listen_fd_ = -1;
   int port_ = 0;

@@ -140,6 +140,34 @@ TEST(ScriptedRegistry, TagsPaginationFollowsLinkHeaders) {
   EXPECT_TRUE(none->empty());
 }
 
+TEST(ScriptedRegistry, BearerChallengeFromARepositoryNotFromPing) {
+  // /v2/ is open; only the repository asks for a token (registries with public and private
+  // repositories do this), so the challenge must be learned from the repository's 401.
+  std::string manifest =
+      R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2},"layers":[]})";
+  ScriptedServer srv({
+      {"GET /token", ScriptedServer::response("200 OK", "", R"({"token":"good-token"})")},
+      {"GET /v2/priv/app/manifests/1 [bearer]",
+       ScriptedServer::response(
+           "200 OK", "Content-Type: application/vnd.oci.image.manifest.v1+json\r\n", manifest)},
+  });
+  // The realm names the server itself, known once it listens.
+  srv.add("GET /v2/priv/app/manifests/1",
+          ScriptedServer::response("401 Unauthorized",
+                                   "WWW-Authenticate: Bearer realm=\"http://" + srv.host() +
+                                       "/token\",service=\"scripted\",scope=\"repository:priv/"
+                                       "app:pull\"\r\n",
+                                   R"({"errors":[{"code":"UNAUTHORIZED"}]})"));
+  auto c = registry::Client::create(srv.host(), {.retry = {.attempts = 1}}).value();
+  auto m = c->get_manifest("priv/app", "1");
+  ASSERT_TRUE(m) << m.error().to_string();
+  EXPECT_EQ(m->digest, image::Digest::of(manifest));
+  EXPECT_EQ(c->stats().token_fetches, 1u);
+  // The cached token serves the next request without another token fetch.
+  EXPECT_TRUE(c->get_manifest("priv/app", "1"));
+  EXPECT_EQ(c->stats().token_fetches, 1u);
+}
+
 TEST(HostileRegistry, RejectsBadTagsDigestsSizesAndLinks) {
   std::string manifest =
       R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2},"layers":[]})";
