@@ -1,6 +1,7 @@
 // images, inspect, tag, rmi, prune, fsck: wiring only; the work is in kiste::image.
 #include <cstdio>
 
+#include <kiste/image/store_layers.hpp>
 #include <kiste/image/store_ops.hpp>
 
 #include "globals.hpp"
@@ -8,21 +9,6 @@
 namespace kiste::cli {
 
 namespace {
-
-std::string json_escape(std::string_view s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      out += fmt::format("\\u{:04x}", static_cast<unsigned char>(c));
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
 
 std::string created_ago(const std::string& rfc) {
   if (rfc.empty()) return "N/A";
@@ -43,15 +29,7 @@ void cmd_images(const Globals& g, const std::string& format, bool quiet) {
   image::Store store = open_store(g);
   auto list = value_or_exit(image::list_images(store));
   if (format == "json") {
-    std::string out = "[";
-    for (size_t i = 0; i < list.size(); ++i) {
-      const auto& s = list[i];
-      out += fmt::format(
-          R"({}{{"name":"{}","repository":"{}","tag":"{}","id":"{}","digest":"{}","created":"{}","size":{}}})",
-          i ? "," : "", json_escape(s.name), json_escape(s.repository), json_escape(s.tag),
-          s.image_id, s.manifest_digest, json_escape(s.created), s.size);
-    }
-    std::printf("%s]\n", out.c_str());
+    std::printf("%s\n", image::images_json(list).c_str());
     return;
   }
   if (quiet) {
@@ -116,11 +94,21 @@ void cmd_rmi(const Globals& g, const std::vector<std::string>& names, bool force
   }
 }
 
+void cmd_unpack(const Globals& g, const std::string& name, const std::string& dir,
+                const std::string& platform) {
+  image::Store store = open_store(g);
+  auto entry = value_or_exit(store.resolve(name));
+  image::Platform p = platform.empty() ? image::Platform::host()
+                                       : value_or_exit(image::Platform::parse(platform));
+  exit_on_error(image::unpack_image(store, entry, dir, p));
+}
+
 void cmd_prune(const Globals& g) {
   image::Store store = open_store(g);
   auto rep = value_or_exit(image::prune(store));
-  std::printf("Deleted %d blobs (%s); removed %d stale temporary files\n", rep.blobs_removed,
-              human_size(rep.bytes_freed).c_str(), rep.tmp_removed);
+  std::printf("Deleted %d blobs (%s) and %d unused layer snapshots; removed %d stale temporary files\n",
+              rep.blobs_removed, human_size(rep.bytes_freed).c_str(), rep.snapshots_removed,
+              rep.tmp_removed);
 }
 
 void cmd_fsck(const Globals& g) {
@@ -146,7 +134,7 @@ void register_image_commands(CLI::App& app, Globals& g) {
     bool quiet = false;
     bool force = false;
     std::vector<std::string> names;
-    std::string src, dst;
+    std::string src, dst, dir, platform;
   };
   auto o = std::make_shared<Opts>();
 
@@ -169,6 +157,12 @@ void register_image_commands(CLI::App& app, Globals& g) {
   rmi->add_option("IMAGE", o->names, "image names or ids")->required();
   rmi->add_flag("-f,--force", o->force, "remove every name of an image given by id");
   rmi->callback([&g, o] { cmd_rmi(g, o->names, o->force); });
+
+  auto* unpack = app.add_subcommand("unpack", "Write an image's flattened root filesystem to a directory");
+  unpack->add_option("IMAGE", o->src, "image name or id")->required();
+  unpack->add_option("DIR", o->dir, "target directory (must not exist or be empty)")->required();
+  unpack->add_option("--platform", o->platform, "os/arch[/variant] for a multi-platform image");
+  unpack->callback([&g, o] { cmd_unpack(g, o->src, o->dir, o->platform); });
 
   app.add_subcommand("prune", "Delete blobs no image uses")->callback([&g] { cmd_prune(g); });
   app.add_subcommand("fsck", "Verify every blob and image in the store")->callback([&g] { cmd_fsck(g); });

@@ -19,6 +19,8 @@ struct ImageSummary {
 };
 
 [[nodiscard]] Result<std::vector<ImageSummary>> list_images(const Store& store);
+// `kiste images --format json`: a list of {name, repository, tag, id, digest, created, size}.
+[[nodiscard]] std::string images_json(const std::vector<ImageSummary>& list);
 
 // `kiste inspect`: a JSON array with one object (podman-like keys: Id, Digest, RepoTags,
 // Created, Architecture, Os, Config, RootFS, Layers, History, Manifest, MediaType, Size).
@@ -28,8 +30,10 @@ struct PruneReport {
   int blobs_removed = 0;
   int64_t bytes_freed = 0;
   int tmp_removed = 0;
+  int snapshots_removed = 0;
 };
-// Deletes every blob no named image reaches, and stale tmp/ files of crashed writers.
+// Deletes every blob no named image reaches, snapshots of layers no image uses, and stale tmp/
+// files of crashed writers.
 [[nodiscard]] Result<PruneReport> prune(const Store& store);
 
 struct FsckReport {

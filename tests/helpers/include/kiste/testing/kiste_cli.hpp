@@ -1,0 +1,31 @@
+#pragma once
+// Drives the real kiste binary against one store root, for end-to-end tests.
+#include <filesystem>
+#include <string>
+
+namespace kiste::testing {
+
+struct CliResult {
+  int status = -1;
+  std::string output;  // stdout and stderr together
+};
+
+class KisteCli {
+ public:
+  explicit KisteCli(std::filesystem::path root) : root_(std::move(root)) {}
+  // Runs `kiste --root ROOT <args>` through the shell (args are shell words).
+  CliResult run(const std::string& args) const;
+  [[nodiscard]] const std::filesystem::path& root() const { return root_; }
+
+ private:
+  std::filesystem::path root_;
+};
+
+// A listing of every file under `dir` (path, mode, size, sha256), sorted, skipping tmp/ and
+// lock files: two equal listings mean the store did not change.
+[[nodiscard]] std::string tree_listing(const std::filesystem::path& dir);
+
+// Writes the busybox rootfs tarball made from Debian's busybox-static (once per process).
+[[nodiscard]] std::filesystem::path busybox_tar();
+
+}  // namespace kiste::testing
