@@ -7,10 +7,10 @@
 #include <linux/sched.h>
 #include <malloc.h>
 #include <poll.h>
-#include <pty.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/ioctl.h>
+#include <sys/uio.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -311,19 +311,9 @@ Result<ContainerExit> run_container(const ContainerSpec& spec, const RunContext&
   if (!spec.process.interactive && !spec.process.terminal) {
     KISTE_ASSIGN_OR_RETURN(devnull, sys::open("/dev/null", O_RDONLY | O_CLOEXEC));
   }
-  UniqueFd pty_master, pty_slave;
-  if (spec.process.terminal) {
-    int m = -1, s = -1;
-    struct winsize ws {};
-    bool have_ws = ::ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) == 0;
-    if (::openpty(&m, &s, nullptr, nullptr, have_ws ? &ws : nullptr) != 0) {
-      return std::unexpected(sys_error("openpty", "terminal"));
-    }
-    pty_master.reset(m);
-    pty_slave.reset(s);
-    ::fcntl(m, F_SETFD, FD_CLOEXEC);
-    ::fcntl(s, F_SETFD, FD_CLOEXEC);
-  }
+  UniqueFd pty_master;  // received from the child (its pty is in the container's devpts)
+  struct winsize host_ws {};
+  const bool have_ws = spec.process.terminal && ::ioctl(STDIN_FILENO, TIOCGWINSZ, &host_ws) == 0;
   int sv[2];
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
     return std::unexpected(sys_error("socketpair", "sync"));
@@ -363,7 +353,9 @@ Result<ContainerExit> run_container(const ContainerSpec& spec, const RunContext&
   cfg.init = spec.init;
   cfg.sync_fd = child_sock.get();
   cfg.stdin_fd = devnull ? devnull.get() : -1;
-  cfg.tty_fd = pty_slave ? pty_slave.get() : -1;
+  cfg.terminal = spec.process.terminal;
+  cfg.rows = have_ws ? host_ws.ws_row : 24;
+  cfg.cols = have_ws ? host_ws.ws_col : 80;
 
   // 3. The cgroup guard exists before the child does (so it outlives it); the directories are
   // made while the child prepares its mounts, and the child waits for them (JoinCgroup) before
@@ -391,7 +383,6 @@ Result<ContainerExit> run_container(const ContainerSpec& spec, const RunContext&
   }
   ChildProcess child(pid);
   child_sock.reset();
-  pty_slave.reset();
   devnull.reset();
 
   SignalForwarding forwarding(pid);
@@ -405,9 +396,25 @@ Result<ContainerExit> run_container(const ContainerSpec& spec, const RunContext&
   // 5. Setup result: EOF once the command was exec'd (the socket is close-on-exec), or a report.
   detail::ChildReport report{};
   ssize_t n;
-  do {
-    n = ::recv(parent_sock.get(), &report, sizeof report, 0);
-  } while (n < 0 && errno == EINTR);
+  while (true) {
+    struct iovec iov {&report, sizeof report};
+    alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    struct msghdr msg {};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    n = ::recvmsg(parent_sock.get(), &msg, MSG_CMSG_CLOEXEC);
+    if (n < 0 && errno == EINTR) continue;
+    struct cmsghdr* cm = n == 1 ? CMSG_FIRSTHDR(&msg) : nullptr;
+    if (cm != nullptr && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {
+      int fd = -1;
+      std::memcpy(&fd, CMSG_DATA(cm), sizeof fd);
+      pty_master.reset(fd);  // the terminal; the report (or EOF at exec) follows
+      continue;
+    }
+    break;
+  }
   ContainerExit result;
   if (n != sizeof report && !released) {
     (void)child.wait();

@@ -224,8 +224,11 @@ TEST_F(RuntimeTest, CgroupChargesOnlyTheContainer) {
 
 TEST_F(RuntimeTest, TerminalGivesTheCommandATty) {
   std::string out;
-  ASSERT_EQ(kiste_run("-t sh -c 'test -t 0 && test -t 1 && echo tty-ok'", &out), 0) << out;
+  ASSERT_EQ(kiste_run("-t sh -c 'test -t 0 && test -t 1 && echo tty-ok; test -c $(tty) && echo in-devpts; stty size'", &out), 0) << out;
   EXPECT_THAT(out, HasSubstr("tty-ok"));
+  // The pty is the container's own (its devpts instance), with a window size.
+  EXPECT_THAT(out, HasSubstr("in-devpts"));
+  EXPECT_THAT(out, ::testing::ContainsRegex("[0-9]+ [0-9]+"));
   out.clear();
   ASSERT_EQ(kiste_run("sh -c 'test -t 1 || echo no-tty'", &out), 0) << out;
   EXPECT_THAT(out, HasSubstr("no-tty"));
