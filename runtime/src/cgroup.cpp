@@ -70,7 +70,9 @@ Result<CgroupPlan> CgroupPlan::from_resources(const Resources& res, CgroupMode m
       plan.writes.push_back({"memory", "memory.limit_in_bytes", num(*res.memory)});
       // Docker: without --memory-swap the container may use as much swap as memory.
       int64_t memsw = res.memory_swap ? *res.memory_swap : 2 * *res.memory;
-      plan.writes.push_back({"memory", "memory.memsw.limit_in_bytes", num(memsw)});
+      // Without swap accounting the file is missing: fine for the default, not when asked for.
+      plan.writes.push_back({"memory", "memory.memsw.limit_in_bytes", num(memsw),
+                             !res.memory_swap.has_value()});
     }
     if (res.cpu_shares) plan.writes.push_back({"cpu", "cpu.shares", num(*res.cpu_shares)});
     if (res.cpu_period) {

@@ -19,7 +19,7 @@ TEST(CgroupPlan, V1WritesDockerStyleFiles) {
   EXPECT_EQ(plan->controllers, (std::vector<std::string>{"memory", "cpu", "pids", "freezer", "devices"}));
   std::vector<W> head(plan->writes.begin(), plan->writes.begin() + 7);
   EXPECT_EQ(head, (std::vector<W>{{"memory", "memory.limit_in_bytes", "5242880"},
-                                  {"memory", "memory.memsw.limit_in_bytes", "10485760"},
+                                  {"memory", "memory.memsw.limit_in_bytes", "10485760", true},
                                   {"cpu", "cpu.shares", "512"},
                                   {"cpu", "cpu.cfs_period_us", "100000"},
                                   {"cpu", "cpu.cfs_quota_us", "150000"},
