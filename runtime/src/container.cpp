@@ -208,7 +208,16 @@ Result<CompiledSeccomp> compiled_seccomp(const ContainerSpec& spec, const fs::pa
   SeccompCompileOptions opts{.capabilities = spec.process.capabilities.bounding};
   fs::path cached;
   if (!cache_dir.empty()) {
-    cached = cache_dir / (std::string(image::Digest::of(seccomp_cache_key(text, opts)).hex()) + ".bpf");
+    const std::string key = seccomp_cache_key(text, opts);
+    if (spec.seccomp.profile_json.empty()) {
+      // The built-in profile: every input is kiste's own (compiled-in text, caps, kernel,
+      // libseccomp), so a cheap FNV-1a name is enough and spares OpenSSL's start-up.
+      uint64_t h = 0xcbf29ce484222325ULL;
+      for (unsigned char c : key) h = (h ^ c) * 0x100000001b3ULL;
+      cached = cache_dir / fmt::format("default-{:016x}.bpf", h);
+    } else {
+      cached = cache_dir / (std::string(image::Digest::of(key).hex()) + ".bpf");
+    }
     auto bytes = sys::read_file(cached, 1 << 20);
     if (bytes && !bytes->empty() && bytes->size() % sizeof(sock_filter) == 0) {
       return CompiledSeccomp{.bpf = std::move(*bytes)};
