@@ -285,3 +285,25 @@ TEST_F(RuntimeTest, RunsAnImageFromTheStoreWithItsConfig) {
 
 }  // namespace
 }  // namespace kiste::testing
+
+namespace kiste::testing {
+namespace {
+
+TEST_F(RuntimeTest, EveryNamespaceIsNewIncludingTime) {
+  std::string out;
+  ASSERT_EQ(kiste_run("sh -c 'for n in mnt pid uts ipc net cgroup time; do echo $n $(readlink /proc/self/ns/$n); done'", &out), 0) << out;
+  std::istringstream in(out);
+  std::string name, link;
+  int n = 0;
+  while (in >> name >> link) {
+    char host[256] = {};
+    ssize_t len = ::readlink(("/proc/self/ns/" + name).c_str(), host, sizeof host - 1);
+    ASSERT_GT(len, 0) << name;
+    EXPECT_NE(link, std::string(host, static_cast<size_t>(len))) << name << " is shared with the host";
+    ++n;
+  }
+  EXPECT_EQ(n, 7) << out;
+}
+
+}  // namespace
+}  // namespace kiste::testing
