@@ -448,9 +448,18 @@ Result<ContainerExit> run_container(const ContainerSpec& spec, const RunContext&
   }
   if (ctx.hooks.started) ctx.hooks.started(pid);
 
-  // 6. Wait (proxying the terminal with -t), with as little of us in memory as possible.
+  // 6. Wait (proxying the terminal with -t). A container that keeps running gets a runtime with
+  // as little of itself in memory as possible; a short one is not slowed down by re-reading
+  // the code it dropped (under memory pressure that is disk I/O).
   ::malloc_trim(0);
-  release_code_pages();
+  bool released_pages = false;
+  auto release_once = [&released_pages] {
+    if (released_pages) return;
+    released_pages = true;
+    release_code_pages();
+  };
+  constexpr int kReleaseAfterMs = 250;
+  UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
   int status = 0;
   if (pty_master) {
     struct termios saved {};
@@ -469,10 +478,14 @@ Result<ContainerExit> run_container(const ContainerSpec& spec, const RunContext&
         if (::ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) == 0) ::ioctl(pty_master.get(), TIOCSWINSZ, &ws);
       }
       struct pollfd fds[2] = {{pty_master.get(), POLLIN, 0}, {STDIN_FILENO, POLLIN, 0}};
-      int rc = ::poll(fds, stdin_open ? 2 : 1, -1);
+      int rc = ::poll(fds, stdin_open ? 2 : 1, released_pages ? -1 : kReleaseAfterMs);
       if (rc < 0) {
         if (errno == EINTR) continue;
         break;
+      }
+      if (rc == 0) {
+        release_once();
+        continue;
       }
       if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
         ssize_t r = ::read(pty_master.get(), buf, sizeof buf);
@@ -491,6 +504,18 @@ Result<ContainerExit> run_container(const ContainerSpec& spec, const RunContext&
       }
     }
     if (raw) ::tcsetattr(STDIN_FILENO, TCSANOW, &saved);
+  }
+  if (!released_pages) {
+    if (pidfd) {
+      struct pollfd p {pidfd.get(), POLLIN, 0};
+      int rc;
+      do {
+        rc = ::poll(&p, 1, kReleaseAfterMs);
+      } while (rc < 0 && errno == EINTR);
+      if (rc == 0) release_once();
+    } else {
+      release_once();
+    }
   }
   status = child.wait();
   if (WIFEXITED(status)) {

@@ -202,9 +202,9 @@ TEST_F(RuntimeTest, RssOfTheWaitingRuntimeStaysSmall) {
   ASSERT_TRUE(sys::mkdir_all(out_dir));
   std::string script =
       kiste_cmd() + " run --rm --rootfs " + rootfs().native() + " -v " + out_dir.native() +
-      ":/out sh -c 'touch /out/ready; sleep 2' & K=$!; "
+      ":/out sh -c 'touch /out/ready; sleep 3' & K=$!; "
       "i=0; while [ ! -e " + out_dir.native() + "/ready ] && [ $i -lt 1000 ]; do sleep 0.02; i=$((i+1)); done; "
-      "sleep 0.2; grep -E 'VmRSS|VmHWM' /proc/$K/status; wait $K";
+      "sleep 1; grep -E 'VmRSS|VmHWM' /proc/$K/status; wait $K";
   std::string out;
   ASSERT_EQ(run_shell(script, &out), 0) << out;
   auto pos = out.find("VmRSS:");
