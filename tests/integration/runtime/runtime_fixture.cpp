@@ -81,17 +81,16 @@ void RuntimeTest::TearDown() {
   if (!tmp_) return;
   EXPECT_EQ(mounts_below(tmp()), std::vector<std::string>{}) << "mounts left behind";
   EXPECT_EQ(mounts_below(g_rootfs), std::vector<std::string>{}) << "mounts left on the rootfs";
-  // Other kiste users on this machine (builds, other test runs) may have containers running at
-  // this moment; their cgroups go away when they finish. Ours must already be gone: our kiste
-  // processes have exited. So only a new cgroup that is still there after a bounded wait counts.
+  // ctest runs tests in parallel: a cgroup that appeared meanwhile may be another test's live
+  // container. Those go away when that test ends; one this test leaked stays.
   std::set<std::string> left;
-  for (int i = 0; i < 100; ++i) {
+  for (int waited_ms = 0;; waited_ms += 100) {
     left.clear();
     for (const auto& c : kiste_cgroups()) {
       if (!cgroups_before_.contains(c)) left.insert(c);
     }
-    if (left.empty()) break;
-    ::usleep(30000);
+    if (left.empty() || waited_ms >= 30000) break;
+    ::usleep(100 * 1000);
   }
   for (const auto& c : left) ADD_FAILURE() << "cgroup left behind: " << c;
   EXPECT_EQ(processes_rooted_in(tmp()), std::vector<int>{}) << "container processes left behind";
