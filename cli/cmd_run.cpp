@@ -112,6 +112,7 @@ void register_run_commands(CLI::App& app, Globals& g) {
   auto a = std::make_shared<RunArgs>();
   auto* run = app.add_subcommand("run", "run a command in a new container");
   run->set_help_flag("--help", "show this help");
+  run->footer("Arguments: (IMAGE | --rootfs DIR) [COMMAND [ARG...]]  (everything after IMAGE is the command)");
   run->prefix_command();  // everything after IMAGE (or the first command word) is the command
   auto& o = a->opts;
   run->add_option("--rootfs", a->rootfs, "run this directory as the (read-only lower) root");

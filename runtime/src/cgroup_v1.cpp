@@ -78,8 +78,7 @@ class CgroupV1Driver final : public CgroupDriver {
       }
       auto r = detail::write_cgroup_file(*dir / w.file, w.value);
       if (!r) {
-        // Without swap accounting there is no memsw file: fine unless the user asked for it.
-        if (w.file == "memory.memsw.limit_in_bytes" && r.error().sys_errno == ENOENT) continue;
+        if (w.optional && r.error().sys_errno == ENOENT) continue;
         return r;
       }
     }

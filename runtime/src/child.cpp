@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -43,6 +44,7 @@ const char* step_name(StepId s) {
     case StepId::User: return "switch user";
     case StepId::NoNewPrivileges: return "set no_new_privs";
     case StepId::Seccomp: return "install the seccomp filter";
+    case StepId::Terminal: return "open the terminal";
     case StepId::Stdio: return "set up stdio";
     case StepId::CloseFds: return "close inherited fds";
     case StepId::Cwd: return "change to the working directory";
@@ -432,10 +434,39 @@ void ContainerInit::set_limits_and_identity() noexcept {
 }
 
 void ContainerInit::setup_stdio() noexcept {
-  if (c_.tty_fd >= 0) {
+  if (c_.terminal) {
+    // The pty lives in the container's devpts instance, so its name resolves inside.
+    int master = ::open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+    check(master >= 0, StepId::Terminal);
+    int unlock = 0;
+    check(::ioctl(master, TIOCSPTLCK, &unlock) == 0, StepId::Terminal);
+    int slave = ::ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY);
+    check(slave >= 0, StepId::Terminal);
+    if (c_.rows != 0 && c_.cols != 0) {
+      struct winsize ws {};
+      ws.ws_row = c_.rows;
+      ws.ws_col = c_.cols;
+      (void)::ioctl(slave, TIOCSWINSZ, &ws);
+    }
+    char tag = 'T';
+    struct iovec iov {&tag, 1};
+    alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    struct msghdr msg {};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    struct cmsghdr* cm = CMSG_FIRSTHDR(&msg);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(cm), &master, sizeof(int));
+    check(::sendmsg(c_.sync_fd, &msg, MSG_NOSIGNAL) == 1, StepId::Terminal);
+    ::close(master);
     check(::setsid() >= 0, StepId::Stdio);
-    check(::ioctl(c_.tty_fd, TIOCSCTTY, 0) == 0, StepId::Stdio);
-    for (int i = 0; i < 3; ++i) check(::dup2(c_.tty_fd, i) == i, StepId::Stdio);
+    check(::ioctl(slave, TIOCSCTTY, 0) == 0, StepId::Stdio);
+    for (int i = 0; i < 3; ++i) check(::dup2(slave, i) == i, StepId::Stdio);
+    if (slave > 2) ::close(slave);
   } else if (c_.stdin_fd >= 0) {
     check(::dup2(c_.stdin_fd, 0) == 0, StepId::Stdio);
   }

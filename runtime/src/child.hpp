@@ -29,6 +29,7 @@ enum class StepId : int32_t {
   User,
   NoNewPrivileges,
   Seccomp,
+  Terminal,
   Stdio,
   CloseFds,
   Cwd,
@@ -68,7 +69,10 @@ struct ChildConfig {
   bool init = false;
   int sync_fd = -1;
   int stdin_fd = -1;   // dup2'd onto 0 when >= 0
-  int tty_fd = -1;     // pty slave: becomes 0,1,2 and the controlling terminal
+  // -t: the child opens a pty in the container's own devpts, sends the master to the runtime
+  // (SCM_RIGHTS over sync_fd) and makes the slave its 0,1,2 and controlling terminal.
+  bool terminal = false;
+  unsigned short rows = 0, cols = 0;
 };
 
 // Runs in the child after clone; never returns.

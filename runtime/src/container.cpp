@@ -7,10 +7,10 @@
 #include <linux/sched.h>
 #include <malloc.h>
 #include <poll.h>
-#include <pty.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/ioctl.h>
+#include <sys/uio.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -208,7 +208,16 @@ Result<CompiledSeccomp> compiled_seccomp(const ContainerSpec& spec, const fs::pa
   SeccompCompileOptions opts{.capabilities = spec.process.capabilities.bounding};
   fs::path cached;
   if (!cache_dir.empty()) {
-    cached = cache_dir / (std::string(image::Digest::of(seccomp_cache_key(text, opts)).hex()) + ".bpf");
+    const std::string key = seccomp_cache_key(text, opts);
+    if (spec.seccomp.profile_json.empty()) {
+      // The built-in profile: every input is kiste's own (compiled-in text, caps, kernel,
+      // libseccomp), so a cheap FNV-1a name is enough and spares OpenSSL's start-up.
+      uint64_t h = 0xcbf29ce484222325ULL;
+      for (unsigned char c : key) h = (h ^ c) * 0x100000001b3ULL;
+      cached = cache_dir / fmt::format("default-{:016x}.bpf", h);
+    } else {
+      cached = cache_dir / (std::string(image::Digest::of(key).hex()) + ".bpf");
+    }
     auto bytes = sys::read_file(cached, 1 << 20);
     if (bytes && !bytes->empty() && bytes->size() % sizeof(sock_filter) == 0) {
       return CompiledSeccomp{.bpf = std::move(*bytes)};
@@ -311,19 +320,9 @@ Result<ContainerExit> run_container(const ContainerSpec& spec, const RunContext&
   if (!spec.process.interactive && !spec.process.terminal) {
     KISTE_ASSIGN_OR_RETURN(devnull, sys::open("/dev/null", O_RDONLY | O_CLOEXEC));
   }
-  UniqueFd pty_master, pty_slave;
-  if (spec.process.terminal) {
-    int m = -1, s = -1;
-    struct winsize ws {};
-    bool have_ws = ::ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) == 0;
-    if (::openpty(&m, &s, nullptr, nullptr, have_ws ? &ws : nullptr) != 0) {
-      return std::unexpected(sys_error("openpty", "terminal"));
-    }
-    pty_master.reset(m);
-    pty_slave.reset(s);
-    ::fcntl(m, F_SETFD, FD_CLOEXEC);
-    ::fcntl(s, F_SETFD, FD_CLOEXEC);
-  }
+  UniqueFd pty_master;  // received from the child (its pty is in the container's devpts)
+  struct winsize host_ws {};
+  const bool have_ws = spec.process.terminal && ::ioctl(STDIN_FILENO, TIOCGWINSZ, &host_ws) == 0;
   int sv[2];
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
     return std::unexpected(sys_error("socketpair", "sync"));
@@ -363,7 +362,9 @@ Result<ContainerExit> run_container(const ContainerSpec& spec, const RunContext&
   cfg.init = spec.init;
   cfg.sync_fd = child_sock.get();
   cfg.stdin_fd = devnull ? devnull.get() : -1;
-  cfg.tty_fd = pty_slave ? pty_slave.get() : -1;
+  cfg.terminal = spec.process.terminal;
+  cfg.rows = have_ws ? host_ws.ws_row : 24;
+  cfg.cols = have_ws ? host_ws.ws_col : 80;
 
   // 3. The cgroup guard exists before the child does (so it outlives it); the directories are
   // made while the child prepares its mounts, and the child waits for them (JoinCgroup) before
@@ -391,7 +392,6 @@ Result<ContainerExit> run_container(const ContainerSpec& spec, const RunContext&
   }
   ChildProcess child(pid);
   child_sock.reset();
-  pty_slave.reset();
   devnull.reset();
 
   SignalForwarding forwarding(pid);
@@ -405,9 +405,25 @@ Result<ContainerExit> run_container(const ContainerSpec& spec, const RunContext&
   // 5. Setup result: EOF once the command was exec'd (the socket is close-on-exec), or a report.
   detail::ChildReport report{};
   ssize_t n;
-  do {
-    n = ::recv(parent_sock.get(), &report, sizeof report, 0);
-  } while (n < 0 && errno == EINTR);
+  while (true) {
+    struct iovec iov {&report, sizeof report};
+    alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    struct msghdr msg {};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    n = ::recvmsg(parent_sock.get(), &msg, MSG_CMSG_CLOEXEC);
+    if (n < 0 && errno == EINTR) continue;
+    struct cmsghdr* cm = n == 1 ? CMSG_FIRSTHDR(&msg) : nullptr;
+    if (cm != nullptr && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {
+      int fd = -1;
+      std::memcpy(&fd, CMSG_DATA(cm), sizeof fd);
+      pty_master.reset(fd);  // the terminal; the report (or EOF at exec) follows
+      continue;
+    }
+    break;
+  }
   ContainerExit result;
   if (n != sizeof report && !released) {
     (void)child.wait();
@@ -432,9 +448,18 @@ Result<ContainerExit> run_container(const ContainerSpec& spec, const RunContext&
   }
   if (ctx.hooks.started) ctx.hooks.started(pid);
 
-  // 6. Wait (proxying the terminal with -t), with as little of us in memory as possible.
+  // 6. Wait (proxying the terminal with -t). A container that keeps running gets a runtime with
+  // as little of itself in memory as possible; a short one is not slowed down by re-reading
+  // the code it dropped (under memory pressure that is disk I/O).
   ::malloc_trim(0);
-  release_code_pages();
+  bool released_pages = false;
+  auto release_once = [&released_pages] {
+    if (released_pages) return;
+    released_pages = true;
+    release_code_pages();
+  };
+  constexpr int kReleaseAfterMs = 250;
+  UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
   int status = 0;
   if (pty_master) {
     struct termios saved {};
@@ -453,10 +478,14 @@ Result<ContainerExit> run_container(const ContainerSpec& spec, const RunContext&
         if (::ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) == 0) ::ioctl(pty_master.get(), TIOCSWINSZ, &ws);
       }
       struct pollfd fds[2] = {{pty_master.get(), POLLIN, 0}, {STDIN_FILENO, POLLIN, 0}};
-      int rc = ::poll(fds, stdin_open ? 2 : 1, -1);
+      int rc = ::poll(fds, stdin_open ? 2 : 1, released_pages ? -1 : kReleaseAfterMs);
       if (rc < 0) {
         if (errno == EINTR) continue;
         break;
+      }
+      if (rc == 0) {
+        release_once();
+        continue;
       }
       if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
         ssize_t r = ::read(pty_master.get(), buf, sizeof buf);
@@ -475,6 +504,18 @@ Result<ContainerExit> run_container(const ContainerSpec& spec, const RunContext&
       }
     }
     if (raw) ::tcsetattr(STDIN_FILENO, TCSANOW, &saved);
+  }
+  if (!released_pages) {
+    if (pidfd) {
+      struct pollfd p {pidfd.get(), POLLIN, 0};
+      int rc;
+      do {
+        rc = ::poll(&p, 1, kReleaseAfterMs);
+      } while (rc < 0 && errno == EINTR);
+      if (rc == 0) release_once();
+    } else {
+      release_once();
+    }
   }
   status = child.wait();
   if (WIFEXITED(status)) {

@@ -16,10 +16,10 @@ TEST(CgroupPlan, V1WritesDockerStyleFiles) {
   Resources r{.memory = 5 << 20, .cpu_quota = 150000, .cpu_period = 100000, .cpu_shares = 512, .pids = 20};
   auto plan = CgroupPlan::from_resources(r, CgroupMode::Hybrid);
   ASSERT_TRUE(plan) << plan.error().to_string();
-  EXPECT_EQ(plan->controllers, (std::vector<std::string>{"memory", "cpu", "pids", "freezer", "devices"}));
+  EXPECT_EQ(plan->controllers, (std::vector<std::string>{"memory", "pids", "freezer", "cpu", "devices"}));
   std::vector<W> head(plan->writes.begin(), plan->writes.begin() + 7);
   EXPECT_EQ(head, (std::vector<W>{{"memory", "memory.limit_in_bytes", "5242880"},
-                                  {"memory", "memory.memsw.limit_in_bytes", "10485760"},
+                                  {"memory", "memory.memsw.limit_in_bytes", "10485760", true},
                                   {"cpu", "cpu.shares", "512"},
                                   {"cpu", "cpu.cfs_period_us", "100000"},
                                   {"cpu", "cpu.cfs_quota_us", "150000"},
@@ -33,7 +33,7 @@ TEST(CgroupPlan, V1PrivilegedHasNoDeviceRules) {
   auto plan = CgroupPlan::from_resources({}, CgroupMode::Legacy, true);
   ASSERT_TRUE(plan);
   EXPECT_TRUE(plan->writes.empty());
-  EXPECT_EQ(plan->controllers, (std::vector<std::string>{"memory", "cpu", "pids", "freezer"}));
+  EXPECT_EQ(plan->controllers, (std::vector<std::string>{"memory", "pids", "freezer"}));
 }
 
 TEST(CgroupPlan, V2WritesUnifiedFilesAndOnlyNeededControllers) {

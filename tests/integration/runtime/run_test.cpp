@@ -202,9 +202,9 @@ TEST_F(RuntimeTest, RssOfTheWaitingRuntimeStaysSmall) {
   ASSERT_TRUE(sys::mkdir_all(out_dir));
   std::string script =
       kiste_cmd() + " run --rm --rootfs " + rootfs().native() + " -v " + out_dir.native() +
-      ":/out sh -c 'touch /out/ready; sleep 2' & K=$!; "
+      ":/out sh -c 'touch /out/ready; sleep 3' & K=$!; "
       "i=0; while [ ! -e " + out_dir.native() + "/ready ] && [ $i -lt 1000 ]; do sleep 0.02; i=$((i+1)); done; "
-      "sleep 0.2; grep -E 'VmRSS|VmHWM' /proc/$K/status; wait $K";
+      "sleep 1; grep -E 'VmRSS|VmHWM' /proc/$K/status; wait $K";
   std::string out;
   ASSERT_EQ(run_shell(script, &out), 0) << out;
   auto pos = out.find("VmRSS:");
@@ -224,8 +224,11 @@ TEST_F(RuntimeTest, CgroupChargesOnlyTheContainer) {
 
 TEST_F(RuntimeTest, TerminalGivesTheCommandATty) {
   std::string out;
-  ASSERT_EQ(kiste_run("-t sh -c 'test -t 0 && test -t 1 && echo tty-ok'", &out), 0) << out;
+  ASSERT_EQ(kiste_run("-t sh -c 'test -t 0 && test -t 1 && echo tty-ok; test -c $(tty) && echo in-devpts; stty size'", &out), 0) << out;
   EXPECT_THAT(out, HasSubstr("tty-ok"));
+  // The pty is the container's own (its devpts instance), with a window size.
+  EXPECT_THAT(out, HasSubstr("in-devpts"));
+  EXPECT_THAT(out, ::testing::ContainsRegex("[0-9]+ [0-9]+"));
   out.clear();
   ASSERT_EQ(kiste_run("sh -c 'test -t 1 || echo no-tty'", &out), 0) << out;
   EXPECT_THAT(out, HasSubstr("no-tty"));
@@ -278,6 +281,28 @@ TEST_F(RuntimeTest, RunsAnImageFromTheStoreWithItsConfig) {
   out.clear();
   EXPECT_EQ(run_shell(kiste_cmd() + " run --rm no-such-image:1 true", &out), 125);
   EXPECT_THAT(out, ::testing::HasSubstr("no-such-image"));
+}
+
+}  // namespace
+}  // namespace kiste::testing
+
+namespace kiste::testing {
+namespace {
+
+TEST_F(RuntimeTest, EveryNamespaceIsNewIncludingTime) {
+  std::string out;
+  ASSERT_EQ(kiste_run("sh -c 'for n in mnt pid uts ipc net cgroup time; do echo $n $(readlink /proc/self/ns/$n); done'", &out), 0) << out;
+  std::istringstream in(out);
+  std::string name, link;
+  int n = 0;
+  while (in >> name >> link) {
+    char host[256] = {};
+    ssize_t len = ::readlink(("/proc/self/ns/" + name).c_str(), host, sizeof host - 1);
+    ASSERT_GT(len, 0) << name;
+    EXPECT_NE(link, std::string(host, static_cast<size_t>(len))) << name << " is shared with the host";
+    ++n;
+  }
+  EXPECT_EQ(n, 7) << out;
 }
 
 }  // namespace

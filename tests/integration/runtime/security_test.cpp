@@ -200,3 +200,27 @@ TEST_F(RuntimeTest, WorksWithoutOpenat2) {
 
 }  // namespace
 }  // namespace kiste::testing
+
+namespace kiste::testing {
+namespace {
+
+TEST_F(RuntimeTest, HostileImageSymlinksForMountTargetsStayInsideTheRoot) {
+  // An image whose /sys is an absolute symlink climbing out: sysfs must land inside the root
+  // (at the image's /kiste-probe), never on a host path.
+  fs::path img = tmp() / "img";
+  ASSERT_EQ(run_shell("cp -a " + rootfs().native() + " " + img.native()), 0);
+  std::error_code ec;
+  fs::remove_all(img / "sys", ec);
+  ASSERT_TRUE(sys::mkdir_all(img / "kiste-probe"));
+  fs::create_symlink("/../../../../../../kiste-probe", img / "sys");
+  std::string out;
+  int rc = run_shell(kiste_cmd() + " run --rm --rootfs " + img.native() +
+                         " sh -c 'test -d /kiste-probe/kernel && echo sysfs-in-root'",
+                     &out);
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_EQ(out, "sysfs-in-root\n");
+  EXPECT_FALSE(fs::exists("/kiste-probe")) << "nothing may be created on the host";
+}
+
+}  // namespace
+}  // namespace kiste::testing

@@ -28,6 +28,7 @@ struct CgroupWrite {
   std::string controller;  // v1 hierarchy ("memory", "cpu", "pids", "devices"); v2: the controller
   std::string file;        // "memory.limit_in_bytes" / "memory.max"
   std::string value;
+  bool optional = false;  // a missing file is fine (a default, not something the user asked for)
   bool operator==(const CgroupWrite&) const = default;
 };
 
