@@ -347,7 +347,11 @@ Result<ContainerExit> run_container(const ContainerSpec& spec, const RunContext&
   cfg.last_cap = last_cap();
   // "ALL" may name more capabilities than this kernel has, or than kiste itself holds (e.g. no
   // CAP_SYS_RESOURCE in a nested environment); capset refuses those, so they are left out.
-  const uint64_t known = own_permitted_caps();
+  uint64_t known = own_permitted_caps();
+  // cgroup v2 has no devices controller; kiste has no eBPF device filter yet. Without one,
+  // CAP_MKNOD would let the container create and open any device node, so it is withheld
+  // (Docker's device rules make mknod harmless only where they are enforced).
+  if (mode == CgroupMode::Unified && !spec.privileged) known &= ~(uint64_t{1} << CAP_MKNOD);
   cfg.cap_bounding = caps.bounding & known;
   cfg.cap_effective = caps.effective & known;
   cfg.cap_permitted = caps.permitted & known;
