@@ -234,6 +234,27 @@ Result<std::string> fd_path(int fd) {
   return readlinkat(AT_FDCWD, "/proc/self/fd/" + std::to_string(fd));
 }
 
+Result<std::vector<std::string>> list_dir(int dirfd, std::string_view what) {
+  int fd = ::openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return std::unexpected(sys_error("open", what));
+  DIR* d = ::fdopendir(fd);
+  if (d == nullptr) {
+    Error e = sys_error("opendir", what);
+    ::close(fd);
+    return std::unexpected(std::move(e));
+  }
+  std::vector<std::string> names;
+  errno = 0;
+  while (struct dirent* e = ::readdir(d)) {
+    std::string_view n = e->d_name;
+    if (n != "." && n != "..") names.emplace_back(n);
+  }
+  int err = errno;
+  ::closedir(d);
+  if (err != 0) return std::unexpected(sys_error_code(err, "read directory", what));
+  return names;
+}
+
 Status write_all(int fd, std::string_view data, std::string_view what) {
   while (!data.empty()) {
     ssize_t n = ::write(fd, data.data(), data.size());
@@ -292,20 +313,7 @@ Status write_file_atomic(const fs::path& path, std::string_view data, mode_t mod
 namespace {
 
 Status remove_children(int dirfd, dev_t dev, const std::string& where) {
-  int dupfd = ::dup(dirfd);
-  if (dupfd < 0) return std::unexpected(sys_error("dup", where));
-  DIR* d = ::fdopendir(dupfd);
-  if (d == nullptr) {
-    ::close(dupfd);
-    return std::unexpected(sys_error("opendir", where));
-  }
-  std::vector<std::string> names;
-  while (struct dirent* e = ::readdir(d)) {
-    std::string_view n = e->d_name;
-    if (n == "." || n == "..") continue;
-    names.emplace_back(n);
-  }
-  ::closedir(d);
+  KISTE_ASSIGN_OR_RETURN(std::vector<std::string> names, list_dir(dirfd, where));
   for (const auto& n : names) {
     std::string child = where + "/" + n;
     struct stat st {};

@@ -332,19 +332,8 @@ Status Extractor::remove_existing(int pfd, const std::string& name, const std::s
 }
 
 Status Extractor::remove_lower_children(int dirfd, const std::string& dir) {
-  int rfd = ::openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (rfd < 0) return std::unexpected(sys_error("open", dir.empty() ? "/" : dir));
-  DIR* d = ::fdopendir(rfd);
-  if (d == nullptr) {
-    ::close(rfd);
-    return std::unexpected(sys_error("opendir", dir));
-  }
-  std::vector<std::string> names;
-  while (struct dirent* de = ::readdir(d)) {
-    std::string_view n = de->d_name;
-    if (n != "." && n != "..") names.emplace_back(n);
-  }
-  ::closedir(d);
+  KISTE_ASSIGN_OR_RETURN(std::vector<std::string> names,
+                         sys::list_dir(dirfd, dir.empty() ? "/" : dir));
   for (const auto& n : names) {
     std::string child = join(dir, n);
     if (seen_.contains(child)) {

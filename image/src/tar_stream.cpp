@@ -187,19 +187,8 @@ namespace {
 
 Status walk_dir(int dirfd, const std::string& dir, dev_t dev, TarStream& tar,
                 const WalkHooks& hooks) {
-  int rfd = ::openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (rfd < 0) return std::unexpected(sys_error("open", dir.empty() ? "." : dir));
-  DIR* d = ::fdopendir(rfd);
-  if (d == nullptr) {
-    ::close(rfd);
-    return std::unexpected(sys_error("opendir", dir));
-  }
-  std::vector<std::string> names;
-  while (struct dirent* de = ::readdir(d)) {
-    std::string_view n = de->d_name;
-    if (n != "." && n != "..") names.emplace_back(n);
-  }
-  ::closedir(d);
+  KISTE_ASSIGN_OR_RETURN(std::vector<std::string> names,
+                         sys::list_dir(dirfd, dir.empty() ? "." : dir));
   std::sort(names.begin(), names.end());
   for (const auto& name : names) {
     std::string path = dir.empty() ? name : dir + "/" + name;

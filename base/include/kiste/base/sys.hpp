@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <kiste/base/error.hpp>
 #include <kiste/base/unique_fd.hpp>
@@ -48,6 +49,9 @@ void set_openat2_disabled(bool disabled);
 [[nodiscard]] Result<std::string> readlinkat(int dirfd, const std::filesystem::path& path);
 // Path of an open fd as the kernel sees it (readlink /proc/self/fd/N).
 [[nodiscard]] Result<std::string> fd_path(int fd);
+
+// Names in the directory `dirfd` (without "." and ".."), unsorted. `what` names it in errors.
+[[nodiscard]] Result<std::vector<std::string>> list_dir(int dirfd, std::string_view what);
 
 // Writes everything, retrying short writes and EINTR.
 [[nodiscard]] Status write_all(int fd, std::string_view data, std::string_view what = {});
