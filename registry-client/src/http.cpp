@@ -69,9 +69,13 @@ class Connection {
     KISTE_CHECK(easy_ && multi_);
   }
 
-  Status begin(const HttpRequest& req, const TlsConfig& tls, const std::string& ua) {
+  Status begin(const HttpRequest& in, const TlsConfig& tls, const std::string& ua) {
     reset_state();
-    req_ = &req;
+    // The transfer outlives the caller's request object (the body is read later), so keep a
+    // copy: curl's URL, headers and POST body point into it.
+    req_store_ = in;
+    req_ = &req_store_;
+    const HttpRequest& req = req_store_;
     CURL* h = easy_.get();
     curl_easy_reset(h);
     errbuf_[0] = '\0';
@@ -190,6 +194,7 @@ class Connection {
       attached_ = false;
     }
     req_ = nullptr;
+    req_store_ = HttpRequest{};  // an idle connection holds no request body
   }
 
   // A connection whose transfer did not end cleanly is not reused.
@@ -340,6 +345,7 @@ class Connection {
   CurlSlist headers_;
   curl_blob ca_blob_{};
   char errbuf_[CURL_ERROR_SIZE] = {};
+  HttpRequest req_store_;
   const HttpRequest* req_ = nullptr;
   bool attached_ = false;
   int header_status_ = 0;
