@@ -52,10 +52,6 @@ void cmd_inspect(const Globals& g, const std::vector<std::string>& names) {
   image::Store store = open_store(g);
   std::string out;
   for (const auto& n : names) {
-    if (n.starts_with("docker://")) {  // a remote image, without pulling it (like skopeo inspect)
-      std::printf("%s\n", value_or_exit(inspect_remote_json(g, n)).c_str());
-      continue;
-    }
     auto entry = value_or_exit(store.resolve(n));
     std::string one = value_or_exit(image::inspect_image(store, entry));
     // Each is a one-element array; join them into one array.
@@ -80,10 +76,6 @@ void cmd_tag(const Globals& g, const std::string& src, const std::string& dst) {
 void cmd_rmi(const Globals& g, const std::vector<std::string>& names, bool force) {
   image::Store store = open_store(g);
   for (const auto& n : names) {
-    if (n.starts_with("docker://")) {  // a remote image, without pulling it (like skopeo inspect)
-      std::printf("%s\n", value_or_exit(inspect_remote_json(g, n)).c_str());
-      continue;
-    }
     auto entry = value_or_exit(store.resolve(n));
     auto all = value_or_exit(store.entries());
     std::vector<std::string> same;
