@@ -9,21 +9,6 @@ namespace kiste::cli {
 
 namespace {
 
-std::string json_escape(std::string_view s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      out += fmt::format("\\u{:04x}", static_cast<unsigned char>(c));
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
-
 std::string created_ago(const std::string& rfc) {
   if (rfc.empty()) return "N/A";
   std::tm tm{};
@@ -43,15 +28,7 @@ void cmd_images(const Globals& g, const std::string& format, bool quiet) {
   image::Store store = open_store(g);
   auto list = value_or_exit(image::list_images(store));
   if (format == "json") {
-    std::string out = "[";
-    for (size_t i = 0; i < list.size(); ++i) {
-      const auto& s = list[i];
-      out += fmt::format(
-          R"({}{{"name":"{}","repository":"{}","tag":"{}","id":"{}","digest":"{}","created":"{}","size":{}}})",
-          i ? "," : "", json_escape(s.name), json_escape(s.repository), json_escape(s.tag),
-          s.image_id, s.manifest_digest, json_escape(s.created), s.size);
-    }
-    std::printf("%s]\n", out.c_str());
+    std::printf("%s\n", image::images_json(list).c_str());
     return;
   }
   if (quiet) {

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include <kiste/base/sys.hpp>
+#include <kiste/image/digest.hpp>
 
 namespace kiste::image {
 
@@ -32,6 +33,18 @@ Result<std::string> read_bounded(BlobReader& r, size_t max_bytes, std::string_vi
     }
     out.append(buf, n);
   }
+}
+
+Result<HashedStream> hash_stream(BlobReader& r, bool sha512) {
+  Hasher h(sha512 ? DigestAlgorithm::Sha512 : DigestAlgorithm::Sha256);
+  std::string buf(1 << 20, '\0');
+  for (;;) {
+    KISTE_ASSIGN_OR_RETURN(size_t n, r.read(buf.data(), buf.size()));
+    if (n == 0) break;
+    h.update(buf.data(), n);
+  }
+  uint64_t size = h.bytes();
+  return HashedStream{h.finish().str(), size};
 }
 
 }  // namespace kiste::image

@@ -142,16 +142,10 @@ class Copier {
 
 Status validate_blob(ImageSource& src, const Descriptor& d) {
   KISTE_ASSIGN_OR_RETURN(auto r, src.open_blob(d));
-  Hasher h(d.digest.algorithm());
-  std::string buf(1 << 20, '\0');
-  for (;;) {
-    KISTE_ASSIGN_OR_RETURN(size_t n, r->read(buf.data(), buf.size()));
-    if (n == 0) break;
-    h.update(buf.data(), n);
-  }
-  int64_t size = static_cast<int64_t>(h.bytes());
-  Digest got = h.finish();
-  if (got != d.digest) return failf(Errc::Corrupt, "blob {}: content has digest {}", d.digest, got);
+  KISTE_ASSIGN_OR_RETURN(HashedStream hs, hash_stream(*r, d.digest.algorithm() == DigestAlgorithm::Sha512));
+  int64_t size = static_cast<int64_t>(hs.size);
+  const std::string& got = hs.digest;
+  if (got != d.digest.str()) return failf(Errc::Corrupt, "blob {}: content has digest {}", d.digest, got);
   if (size != d.size) {
     return failf(Errc::Corrupt, "blob {}: {} bytes, descriptor says {}", d.digest, size, d.size);
   }

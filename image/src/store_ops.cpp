@@ -81,6 +81,20 @@ Result<std::vector<ImageSummary>> list_images(const Store& store) {
   return out;
 }
 
+std::string images_json(const std::vector<ImageSummary>& list) {
+  json arr = json::array();
+  for (const auto& s : list) {
+    arr.push_back(json{{"name", s.name},
+                       {"repository", s.repository},
+                       {"tag", s.tag},
+                       {"id", s.image_id.str()},
+                       {"digest", s.manifest_digest.str()},
+                       {"created", s.created},
+                       {"size", s.size}});
+  }
+  return arr.dump();
+}
+
 Result<std::string> inspect_image(const Store& store, const StoreEntry& entry) {
   KISTE_ASSIGN_OR_RETURN(ManifestBlob m, read_manifest(store, entry.manifest));
   json o = json::object();
@@ -178,22 +192,13 @@ Result<FsckReport> fsck(const Store& store) {
       rep.problems.push_back(r.error().to_string());
       continue;
     }
-    Hasher h(d.algorithm());
-    std::string buf(1 << 20, '\0');
-    bool read_ok = true;
-    for (;;) {
-      auto n = (*r)->read(buf.data(), buf.size());
-      if (!n) {
-        rep.problems.push_back(n.error().to_string());
-        read_ok = false;
-        break;
-      }
-      if (*n == 0) break;
-      h.update(buf.data(), *n);
+    auto hs = hash_stream(**r, d.algorithm() == DigestAlgorithm::Sha512);
+    if (!hs) {
+      rep.problems.push_back(hs.error().to_string());
+      continue;
     }
-    if (!read_ok) continue;
-    Digest got = h.finish();
-    if (got != d) {
+    const std::string& got = hs->digest;
+    if (got != d.str()) {
       KISTE_TRY(sys::mkdir_all(corrupt_dir));
       KISTE_TRY(sys::rename(store.blob_path(d), corrupt_dir / std::string(d.hex())));
       rep.moved_aside.push_back(d);

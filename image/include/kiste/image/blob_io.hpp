@@ -62,4 +62,11 @@ class FdSink final : public ByteSink {
 [[nodiscard]] Result<std::string> read_bounded(BlobReader& r, size_t max_bytes,
                                                std::string_view what);
 
+struct HashedStream {
+  std::string digest;  // "sha256:…"
+  uint64_t size = 0;
+};
+// Reads `r` to the end, hashing it (sha256 or sha512).
+[[nodiscard]] Result<HashedStream> hash_stream(BlobReader& r, bool sha512 = false);
+
 }  // namespace kiste::image

@@ -19,6 +19,8 @@ struct ImageSummary {
 };
 
 [[nodiscard]] Result<std::vector<ImageSummary>> list_images(const Store& store);
+// `kiste images --format json`: a list of {name, repository, tag, id, digest, created, size}.
+[[nodiscard]] std::string images_json(const std::vector<ImageSummary>& list);
 
 // `kiste inspect`: a JSON array with one object (podman-like keys: Id, Digest, RepoTags,
 // Created, Architecture, Os, Config, RootFS, Layers, History, Manifest, MediaType, Size).

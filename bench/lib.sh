@@ -1,0 +1,52 @@
+# Shared by the bench/*.sh scripts (sourced). Each comparison runs kiste and a peer in the same
+# hyperfine invocation (warm-up + several runs) and appends one row to $BENCH_OUT (JSON lines):
+#   {"comparison", "kiste_ms", "peer", "peer_ms", "ratio", "kiste_rss_kib", "peer_rss_kib", "note"}
+# ratio = kiste median / peer median (below 1 means kiste is faster).
+set -euo pipefail
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_DIR=$(cd "$BENCH_DIR/.." && pwd)
+KISTE=${KISTE:-$REPO_DIR/build/cli/kiste}
+BENCH_RUNS=${BENCH_RUNS:-10}
+BENCH_OUT=${BENCH_OUT:-$BENCH_DIR/results/rows.jsonl}
+mkdir -p "$(dirname "$BENCH_OUT")"
+
+log() { printf '\033[1m[bench]\033[0m %s\n' "$*" >&2; }
+
+# Peak RSS in KiB of one run of a shell command (after `prepare`, if given).
+peak_rss_kib() {
+  local cmd=$1 prepare=${2:-true}
+  bash -c "$prepare" >/dev/null 2>&1 || true
+  /usr/bin/time -f '%M' -o /tmp/kiste-bench-rss bash -c "exec $cmd" >/dev/null 2>&1 || true
+  tail -1 /tmp/kiste-bench-rss
+}
+
+# bench_compare NAME KISTE_CMD PEER_NAME PEER_CMD [PREPARE_CMD] [NOTE]
+# PREPARE_CMD runs before every timed run of either command (hyperfine --prepare).
+bench_compare() {
+  local name=$1 kcmd=$2 peer=$3 pcmd=$4 prepare=${5:-} note=${6:-}
+  local json
+  json=$(mktemp)
+  log "$name: kiste vs $peer ($BENCH_RUNS runs each)"
+  local args=(--warmup 1 --runs "$BENCH_RUNS" --export-json "$json" --style basic)
+  [ -n "$prepare" ] && args+=(--prepare "$prepare")
+  hyperfine "${args[@]}" -n kiste "$kcmd" -n "$peer" "$pcmd" >&2
+  local k p krss prss
+  k=$(jq '.results[0].median * 1000' "$json")
+  p=$(jq '.results[1].median * 1000' "$json")
+  krss=$(peak_rss_kib "$kcmd" "${prepare:-true}")
+  prss=$(peak_rss_kib "$pcmd" "${prepare:-true}")
+  jq -nc --arg c "$name" --arg peer "$peer" --arg note "$note" \
+    --argjson k "$k" --argjson p "$p" --argjson kr "${krss:-0}" --argjson pr "${prss:-0}" \
+    '{comparison:$c, kiste_ms:($k|.*10|round/10), peer:$peer, peer_ms:($p|.*10|round/10),
+      ratio:(($k/$p)*1000|round/1000), kiste_rss_kib:$kr, peer_rss_kib:$pr, note:$note}' >>"$BENCH_OUT"
+  rm -f "$json"
+}
+
+# A row for a peer that cannot run here: says why instead of dropping the row.
+bench_unavailable() {
+  local name=$1 peer=$2 why=$3
+  log "$name: $peer unavailable: $why"
+  jq -nc --arg c "$name" --arg peer "$peer" --arg note "$why" \
+    '{comparison:$c, kiste_ms:null, peer:$peer, peer_ms:null, ratio:null, kiste_rss_kib:null, peer_rss_kib:null, note:$note}' >>"$BENCH_OUT"
+}

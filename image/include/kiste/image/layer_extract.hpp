@@ -1,0 +1,63 @@
+#pragma once
+// Applying an OCI layer (a possibly compressed tar stream) onto a directory, safely.
+//
+// Layers are hostile input. Every filesystem operation is relative to a directory fd of the
+// target root: parents are resolved with sys::open_in_root (openat2 RESOLVE_IN_ROOT, or its
+// checked userspace fallback), leaves are created with *at() calls that never follow a symlink
+// (O_NOFOLLOW, AT_SYMLINK_NOFOLLOW, linkat without AT_SYMLINK_FOLLOW). Entry names are cleaned
+// lexically as if the root were "/", so `..` and absolute names stay inside. libarchive only
+// parses the tar; it never writes to disk.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include <kiste/base/error.hpp>
+#include <kiste/image/blob_io.hpp>
+#include <kiste/image/digest.hpp>
+#include <kiste/image/media_type.hpp>
+
+namespace kiste::image {
+
+enum class WhiteoutMode {
+  // Flatten onto the directory: `.wh.NAME` deletes NAME, `.wh..wh..opq` deletes the lower
+  // children of its directory (kiste unpack, umoci unpack).
+  Apply,
+  // Keep them for overlayfs: `.wh.NAME` becomes a 0:0 char device, `.wh..wh..opq` sets
+  // trusted.overlay.opaque=y on the directory (snapshots used as overlay lowerdirs).
+  Overlay,
+};
+
+struct ExtractLimits {
+  uint64_t max_entries = 1'000'000;
+  size_t max_path_length = 4096;          // bytes, after cleaning
+  uint64_t max_total_bytes = 64ull << 30;  // sum of regular file sizes
+  uint64_t max_entry_size = 32ull << 30;   // one regular file
+};
+
+struct ExtractOptions {
+  WhiteoutMode whiteouts = WhiteoutMode::Apply;
+  // Device nodes (char/block) in the layer. nullopt: allowed only when running as root.
+  // When not allowed, a device entry is an error (it is never silently skipped).
+  std::optional<bool> allow_devices;
+  // chown entries to the uid/gid in the tar. nullopt: only when running as root.
+  std::optional<bool> same_owner;
+  ExtractLimits limits;
+  // When set, the sha256 of the uncompressed tar stream must equal it; otherwise Errc::Corrupt.
+  // Callers that need "nothing visible on mismatch" extract into a temp dir (SnapshotStore does).
+  std::optional<Digest> expected_diff_id;
+};
+
+struct ExtractStats {
+  Digest diff_id;             // sha256 of the uncompressed tar stream
+  uint64_t entries = 0;       // tar entries read
+  uint64_t bytes = 0;         // regular file bytes written
+  uint64_t whiteouts = 0;     // whiteouts and opaque markers seen
+};
+
+// Reads `compressed` to its end and applies it onto the directory `root_dirfd` (borrowed).
+[[nodiscard]] Result<ExtractStats> extract_layer(BlobReader& compressed,
+                                                 media_type::Compression compression,
+                                                 int root_dirfd, const ExtractOptions& options);
+
+}  // namespace kiste::image

@@ -1,0 +1,254 @@
+#include <kiste/image/compression.hpp>
+
+#include <zlib.h>
+#include <zstd.h>
+
+#include <algorithm>
+#include <thread>
+#include <vector>
+
+namespace kiste::image {
+
+namespace {
+
+constexpr size_t kInBuf = 128 * 1024;
+constexpr size_t kOutBuf = 128 * 1024;
+
+class PassThrough final : public BlobReader {
+ public:
+  explicit PassThrough(BlobReader& in) : in_(in) {}
+  Result<size_t> read(void* buf, size_t len) override { return in_.read(buf, len); }
+
+ private:
+  BlobReader& in_;
+};
+
+class GzipReader final : public BlobReader {
+ public:
+  explicit GzipReader(BlobReader& in) : in_(in), inbuf_(kInBuf) {}
+  ~GzipReader() override {
+    if (initialised_) inflateEnd(&zs_);
+  }
+
+  Result<size_t> read(void* buf, size_t len) override {
+    if (len == 0) return size_t{0};
+    if (!initialised_) {
+      zs_ = {};
+      if (inflateInit2(&zs_, 16 + MAX_WBITS) != Z_OK) {
+        return fail(Errc::System, "gzip: inflateInit2 failed");
+      }
+      initialised_ = true;
+    }
+    const uInt want = static_cast<uInt>(std::min<size_t>(len, 1u << 30));
+    zs_.next_out = static_cast<Bytef*>(buf);
+    zs_.avail_out = want;
+    while (zs_.avail_out == want) {
+      if (zs_.avail_in == 0 && !eof_) KISTE_TRY(fill());
+      if (member_done_) {
+        if (zs_.avail_in == 0) return size_t{0};  // clean end after the last member
+        // Another member follows (concatenated gzip), or trailing garbage (fails below).
+        if (inflateReset(&zs_) != Z_OK) return fail(Errc::System, "gzip: inflateReset failed");
+        member_done_ = false;
+      }
+      if (zs_.avail_in == 0) return fail(Errc::Corrupt, "gzip: stream truncated");
+      int rc = inflate(&zs_, Z_NO_FLUSH);
+      if (rc == Z_STREAM_END) {
+        member_done_ = true;
+        continue;
+      }
+      if (rc == Z_BUF_ERROR) continue;  // needs more input
+      if (rc != Z_OK) {
+        return failf(Errc::Corrupt, "gzip: {}", zs_.msg ? zs_.msg : "invalid compressed data");
+      }
+    }
+    return size_t{want - zs_.avail_out};
+  }
+
+ private:
+  Status fill() {
+    KISTE_ASSIGN_OR_RETURN(size_t n, in_.read(inbuf_.data(), inbuf_.size()));
+    if (n == 0) eof_ = true;
+    zs_.next_in = inbuf_.data();
+    zs_.avail_in = static_cast<uInt>(n);
+    return {};
+  }
+
+  BlobReader& in_;
+  std::vector<Bytef> inbuf_;
+  z_stream zs_{};
+  bool initialised_ = false;
+  bool eof_ = false;
+  bool member_done_ = false;
+};
+
+class ZstdReader final : public BlobReader {
+ public:
+  explicit ZstdReader(BlobReader& in) : in_(in), inbuf_(ZSTD_DStreamInSize()) {
+    ds_ = ZSTD_createDStream();
+    // Bound the window (and so the memory) a hostile frame may ask for: 128 MiB.
+    ZSTD_DCtx_setParameter(ds_, ZSTD_d_windowLogMax, 27);
+  }
+  ~ZstdReader() override { ZSTD_freeDStream(ds_); }
+
+  Result<size_t> read(void* buf, size_t len) override {
+    if (ds_ == nullptr) return fail(Errc::System, "zstd: cannot allocate a decoder");
+    ZSTD_outBuffer out{buf, len, 0};
+    while (out.pos == 0 && len > 0) {
+      if (in_pos_ == in_size_ && !eof_) {
+        KISTE_ASSIGN_OR_RETURN(size_t n, in_.read(inbuf_.data(), inbuf_.size()));
+        in_size_ = n;
+        in_pos_ = 0;
+        if (n == 0) eof_ = true;
+      }
+      // Called even without new input: the decoder may still hold output.
+      ZSTD_inBuffer in{inbuf_.data(), in_size_, in_pos_};
+      size_t out_before = out.pos;
+      size_t rc = ZSTD_decompressStream(ds_, &out, &in);
+      bool progress = in.pos != in_pos_ || out.pos != out_before;
+      in_pos_ = in.pos;
+      if (ZSTD_isError(rc)) return failf(Errc::Corrupt, "zstd: {}", ZSTD_getErrorName(rc));
+      if (progress) frame_open_ = rc != 0;
+      if (eof_ && out.pos == 0 && in_pos_ == in_size_) {
+        if (frame_open_ || !saw_frame_) return fail(Errc::Corrupt, "zstd: stream truncated");
+        return size_t{0};
+      }
+      saw_frame_ = true;
+    }
+    return out.pos;
+  }
+
+ private:
+  BlobReader& in_;
+  std::vector<char> inbuf_;
+  size_t in_size_ = 0;
+  size_t in_pos_ = 0;
+  ZSTD_DStream* ds_ = nullptr;
+  bool eof_ = false;
+  bool frame_open_ = false;
+  bool saw_frame_ = false;
+};
+
+class NoneSink final : public CompressingSink {
+ public:
+  explicit NoneSink(ByteSink& out) : out_(out) {}
+  Status write(std::string_view bytes) override { return out_.write(bytes); }
+  Status finish() override { return {}; }
+
+ private:
+  ByteSink& out_;
+};
+
+class GzipSink final : public CompressingSink {
+ public:
+  GzipSink(ByteSink& out, int level) : out_(out), outbuf_(kOutBuf) {
+    // windowBits 31: a gzip wrapper whose header zlib writes with mtime 0, no name, OS=Unix.
+    ok_ = deflateInit2(&zs_, level, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY) == Z_OK;
+  }
+  ~GzipSink() override {
+    if (ok_) deflateEnd(&zs_);
+  }
+  [[nodiscard]] bool ok() const { return ok_; }
+
+  Status write(std::string_view bytes) override { return pump(bytes, Z_NO_FLUSH); }
+  Status finish() override { return pump({}, Z_FINISH); }
+
+ private:
+  Status pump(std::string_view bytes, int flush) {
+    zs_.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(bytes.data()));
+    zs_.avail_in = static_cast<uInt>(bytes.size());
+    for (;;) {
+      zs_.next_out = outbuf_.data();
+      zs_.avail_out = static_cast<uInt>(outbuf_.size());
+      int rc = deflate(&zs_, flush);
+      if (rc == Z_STREAM_ERROR) return fail(Errc::System, "gzip: deflate failed");
+      size_t have = outbuf_.size() - zs_.avail_out;
+      if (have > 0) {
+        KISTE_TRY(out_.write(std::string_view(reinterpret_cast<char*>(outbuf_.data()), have)));
+      }
+      if (flush == Z_FINISH ? rc == Z_STREAM_END : (zs_.avail_in == 0 && zs_.avail_out != 0)) {
+        return {};
+      }
+    }
+  }
+
+  ByteSink& out_;
+  std::vector<Bytef> outbuf_;
+  z_stream zs_{};
+  bool ok_ = false;
+};
+
+class ZstdSink final : public CompressingSink {
+ public:
+  ZstdSink(ByteSink& out, int level, int threads) : out_(out), outbuf_(ZSTD_CStreamOutSize()) {
+    cs_ = ZSTD_createCCtx();
+    if (cs_ == nullptr) return;
+    ZSTD_CCtx_setParameter(cs_, ZSTD_c_compressionLevel, level);
+    ZSTD_CCtx_setParameter(cs_, ZSTD_c_checksumFlag, 1);
+    // Always multi-threaded mode: its output is the same for any worker count >= 1.
+    size_t rc = ZSTD_CCtx_setParameter(cs_, ZSTD_c_nbWorkers, std::max(threads, 1));
+    ok_ = !ZSTD_isError(rc);
+  }
+  ~ZstdSink() override { ZSTD_freeCCtx(cs_); }
+  [[nodiscard]] bool ok() const { return ok_; }
+
+  Status write(std::string_view bytes) override { return pump(bytes, ZSTD_e_continue); }
+  Status finish() override { return pump({}, ZSTD_e_end); }
+
+ private:
+  Status pump(std::string_view bytes, ZSTD_EndDirective mode) {
+    ZSTD_inBuffer in{bytes.data(), bytes.size(), 0};
+    for (;;) {
+      ZSTD_outBuffer out{outbuf_.data(), outbuf_.size(), 0};
+      size_t rem = ZSTD_compressStream2(cs_, &out, &in, mode);
+      if (ZSTD_isError(rem)) return failf(Errc::System, "zstd: {}", ZSTD_getErrorName(rem));
+      if (out.pos > 0) KISTE_TRY(out_.write(std::string_view(outbuf_.data(), out.pos)));
+      if (mode == ZSTD_e_end ? rem == 0 : in.pos == in.size) return {};
+    }
+  }
+
+  ByteSink& out_;
+  std::vector<char> outbuf_;
+  ZSTD_CCtx* cs_ = nullptr;
+  bool ok_ = false;
+};
+
+}  // namespace
+
+std::unique_ptr<BlobReader> make_decompressor(BlobReader& compressed, media_type::Compression c) {
+  switch (c) {
+    case media_type::Compression::Gzip:
+      return std::make_unique<GzipReader>(compressed);
+    case media_type::Compression::Zstd:
+      return std::make_unique<ZstdReader>(compressed);
+    case media_type::Compression::None:
+      break;
+  }
+  return std::make_unique<PassThrough>(compressed);
+}
+
+Result<std::unique_ptr<CompressingSink>> CompressingSink::create(ByteSink& out,
+                                                                 const CompressOptions& o) {
+  switch (o.compression) {
+    case media_type::Compression::Gzip: {
+      int level = o.level == 0 ? 6 : o.level;
+      if (level < 1 || level > 9) return failf(Errc::InvalidArgument, "gzip level {}: not 1..9", level);
+      auto s = std::make_unique<GzipSink>(out, level);
+      if (!s->ok()) return fail(Errc::System, "gzip: deflateInit2 failed");
+      return s;
+    }
+    case media_type::Compression::Zstd: {
+      int level = o.level == 0 ? 3 : o.level;
+      if (level < 1 || level > 19) return failf(Errc::InvalidArgument, "zstd level {}: not 1..19", level);
+      int threads = o.threads > 0 ? o.threads
+                                  : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+      auto s = std::make_unique<ZstdSink>(out, level, threads);
+      if (!s->ok()) return fail(Errc::Unsupported, "zstd: multi-threaded compression unavailable");
+      return s;
+    }
+    case media_type::Compression::None:
+      break;
+  }
+  return std::make_unique<NoneSink>(out);
+}
+
+}  // namespace kiste::image

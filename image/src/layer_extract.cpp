@@ -1,0 +1,603 @@
+#include <kiste/image/layer_extract.hpp>
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+#include <string_view>
+#include <unordered_set>
+#include <vector>
+
+#include <kiste/base/sys.hpp>
+#include <kiste/image/compression.hpp>
+
+#include "archive_ptr.hpp"
+
+namespace kiste::image {
+
+namespace {
+
+constexpr std::string_view kWhiteoutPrefix = ".wh.";
+constexpr std::string_view kOpaqueMarker = ".wh..wh..opq";
+constexpr size_t kReadBuf = 256 * 1024;
+
+// ---- the tar byte source: decompressed stream, hashed as libarchive pulls it ------------------
+
+struct Source {
+  BlobReader* reader = nullptr;
+  Hasher hasher;
+  std::vector<char> buf = std::vector<char>(kReadBuf);
+  std::optional<Error> error;
+};
+
+la_ssize_t source_read(archive* a, void* client, const void** out) {
+  auto* s = static_cast<Source*>(client);
+  auto r = s->reader->read(s->buf.data(), s->buf.size());
+  if (!r) {
+    s->error = r.error();
+    archive_set_error(a, EIO, "%s", r.error().message.c_str());
+    return -1;
+  }
+  s->hasher.update(s->buf.data(), *r);
+  *out = s->buf.data();
+  return static_cast<la_ssize_t>(*r);
+}
+
+// ---- names --------------------------------------------------------------------------------------
+
+// Cleans a tar name as if the root were "/": drops "", "." and leading "/", resolves ".."
+// lexically without ever going above the root. "" is the root itself.
+std::string clean_path(std::string_view raw) {
+  std::vector<std::string_view> parts;
+  size_t i = 0;
+  while (i <= raw.size()) {
+    size_t j = raw.find('/', i);
+    if (j == std::string_view::npos) j = raw.size();
+    std::string_view c = raw.substr(i, j - i);
+    if (c == "..") {
+      if (!parts.empty()) parts.pop_back();
+    } else if (!c.empty() && c != ".") {
+      parts.push_back(c);
+    }
+    i = j + 1;
+  }
+  std::string out;
+  for (auto c : parts) {
+    if (!out.empty()) out += '/';
+    out += c;
+  }
+  return out;
+}
+
+std::pair<std::string, std::string> split_parent(const std::string& path) {
+  size_t slash = path.rfind('/');
+  if (slash == std::string::npos) return {"", path};
+  return {path.substr(0, slash), path.substr(slash + 1)};
+}
+
+std::string join(const std::string& dir, std::string_view name) {
+  return dir.empty() ? std::string(name) : dir + "/" + std::string(name);
+}
+
+bool is_overlay_xattr(std::string_view name) {
+  return name.starts_with("trusted.overlay.") || name.starts_with("user.overlay.");
+}
+
+// ---- the extractor --------------------------------------------------------------------------------
+
+class Extractor {
+ public:
+  Extractor(int root, const ExtractOptions& o)
+      : root_(root),
+        opt_(o),
+        allow_devices_(o.allow_devices.value_or(::geteuid() == 0)),
+        same_owner_(o.same_owner.value_or(::geteuid() == 0)) {}
+
+  Status entry(archive* a, archive_entry* e, ExtractStats& stats);
+  Status finish();
+
+ private:
+  struct DeferredDir {
+    std::string path;
+    mode_t mode;
+    struct timespec times[2];
+  };
+
+  Result<int> parent_fd(const std::string& parent, bool create);
+  Status mkdir_all(const std::string& path, int depth);
+  // Marks the cached parent stale; its fd stays open until the next parent_fd() call, so a
+  // caller's borrowed fd remains usable for the rest of the current entry.
+  void invalidate() { cached_valid_ = false; }
+  Status remove_existing(int pfd, const std::string& name, const std::string& path);
+  Status apply_whiteout(const std::string& parent, const std::string& name);
+  Status apply_opaque(const std::string& dir);
+  Status remove_lower_children(int dirfd, const std::string& dir);
+  Status write_file(archive* a, archive_entry* e, int pfd, const std::string& name,
+                    const std::string& path, ExtractStats& stats);
+  Status set_owner_at(int pfd, const std::string& name, archive_entry* e,
+                      const std::string& path);
+  Status set_xattrs(int fd, archive_entry* e, const std::string& path);
+
+  int root_;
+  const ExtractOptions& opt_;
+  bool allow_devices_;
+  bool same_owner_;
+  std::unordered_set<std::string> seen_;       // paths this layer created or updated
+  std::unordered_set<std::string> whiteouts_;  // overlay whiteouts this layer created
+  std::vector<DeferredDir> dirs_;              // modes and times set last, deepest first
+  std::string cached_path_;
+  UniqueFd cached_fd_;
+  bool cached_valid_ = false;
+  std::string root_path_;  // the root as the kernel names it, for resolving dangling links
+};
+
+// Opens (O_PATH) the directory `parent` inside the root, creating missing components (0755) when
+// `create`. The result is cached until anything is removed or a symlink is created.
+Result<int> Extractor::parent_fd(const std::string& parent, bool create) {
+  if (cached_valid_ && cached_path_ == parent) return cached_fd_.get();
+  auto r = sys::open_in_root(root_, parent.empty() ? "." : parent, O_PATH | O_DIRECTORY);
+  if (!r && create && r.error().sys_errno == ENOENT) {
+    KISTE_TRY(mkdir_all(parent, 0));
+    r = sys::open_in_root(root_, parent, O_PATH | O_DIRECTORY);
+  }
+  if (!r) return std::unexpected(std::move(r).error());
+  cached_fd_ = std::move(*r);
+  cached_path_ = parent;
+  cached_valid_ = true;
+  return cached_fd_.get();
+}
+
+// mkdir -p inside the root. A dangling symlink on the way is followed the way the kernel would
+// resolve it (inside the root), and its target directory is created, as containerd does.
+Status Extractor::mkdir_all(const std::string& path, int depth) {
+  if (depth > 16) return failf(Errc::Corrupt, "create {}: too many levels of symbolic links", quote(path));
+  if (root_path_.empty()) {
+    KISTE_ASSIGN_OR_RETURN(root_path_, sys::fd_path(root_));
+  }
+  KISTE_ASSIGN_OR_RETURN(UniqueFd cur, sys::open_in_root(root_, ".", O_PATH | O_DIRECTORY));
+  std::string prefix;
+  size_t i = 0;
+  while (i < path.size()) {
+    size_t j = path.find('/', i);
+    if (j == std::string::npos) j = path.size();
+    std::string comp = path.substr(i, j - i);
+    prefix = join(prefix, comp);
+    i = j + 1;
+    auto next = sys::open_in_root(root_, prefix, O_PATH | O_DIRECTORY);
+    if (!next && next.error().sys_errno == ENOENT) {
+      if (::mkdirat(cur.get(), comp.c_str(), 0755) == 0) {
+        seen_.insert(prefix);
+      } else if (errno == EEXIST) {
+        struct stat st {};
+        if (::fstatat(cur.get(), comp.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISLNK(st.st_mode)) {
+          return failf(Errc::Corrupt, "create {}: exists and is not a directory", quote(prefix));
+        }
+        // Where does the dangling link point, inside the root?
+        KISTE_ASSIGN_OR_RETURN(std::string target, sys::readlinkat(cur.get(), comp));
+        KISTE_ASSIGN_OR_RETURN(std::string here, sys::fd_path(cur.get()));
+        std::string base;
+        if (here.size() > root_path_.size() && here.starts_with(root_path_ + "/")) {
+          base = here.substr(root_path_.size() + 1);
+        } else if (here != root_path_) {
+          return failf(Errc::Corrupt, "create {}: resolved outside the root", quote(prefix));
+        }
+        std::string resolved = clean_path(target.starts_with('/') ? target : join(base, target));
+        KISTE_TRY(mkdir_all(resolved, depth + 1));
+      } else {
+        return std::unexpected(sys_error("mkdir", prefix));
+      }
+      next = sys::open_in_root(root_, prefix, O_PATH | O_DIRECTORY);
+    }
+    if (!next) return std::unexpected(std::move(next).error());
+    cur = std::move(*next);
+  }
+  return {};
+}
+
+Status Extractor::remove_existing(int pfd, const std::string& name, const std::string& path) {
+  invalidate();
+  auto r = sys::remove_tree_at(pfd, name);
+  if (!r) return std::unexpected(std::move(r).error().with_context(fmt::format("replace {}", quote(path))));
+  return {};
+}
+
+Status Extractor::remove_lower_children(int dirfd, const std::string& dir) {
+  int rfd = ::openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (rfd < 0) return std::unexpected(sys_error("open", dir.empty() ? "/" : dir));
+  DIR* d = ::fdopendir(rfd);
+  if (d == nullptr) {
+    ::close(rfd);
+    return std::unexpected(sys_error("opendir", dir));
+  }
+  std::vector<std::string> names;
+  while (struct dirent* de = ::readdir(d)) {
+    std::string_view n = de->d_name;
+    if (n != "." && n != "..") names.emplace_back(n);
+  }
+  ::closedir(d);
+  for (const auto& n : names) {
+    std::string child = join(dir, n);
+    if (seen_.contains(child)) {
+      struct stat st {};
+      if (::fstatat(dirfd, n.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode)) {
+        int cfd = ::openat(dirfd, n.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (cfd < 0) return std::unexpected(sys_error("open", child));
+        UniqueFd guard(cfd);
+        KISTE_TRY(remove_lower_children(cfd, child));
+      }
+      continue;
+    }
+    KISTE_TRY(sys::remove_tree_at(dirfd, n));
+  }
+  return {};
+}
+
+Status Extractor::apply_opaque(const std::string& dir) {
+  if (opt_.whiteouts == WhiteoutMode::Apply) {
+    auto pfd = parent_fd(dir, false);
+    if (!pfd) {
+      int err = pfd.error().sys_errno;
+      if (err == ENOENT || err == ENOTDIR) return {};  // nothing below to hide
+      return std::unexpected(std::move(pfd).error());
+    }
+    UniqueFd keep(::dup(*pfd));
+    if (!keep) return std::unexpected(sys_error("dup", dir));
+    invalidate();  // nothing stays cached across removals
+    return remove_lower_children(keep.get(), dir);
+  }
+  KISTE_ASSIGN_OR_RETURN(int pfd, parent_fd(dir, true));
+  UniqueFd dfd(::openat(pfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!dfd) return std::unexpected(sys_error("open", dir));
+  if (::fsetxattr(dfd.get(), "trusted.overlay.opaque", "y", 1, 0) != 0) {
+    return std::unexpected(sys_error("set opaque xattr on", dir.empty() ? "/" : dir));
+  }
+  return {};
+}
+
+Status Extractor::apply_whiteout(const std::string& parent, const std::string& name) {
+  std::string target = join(parent, name);
+  if (seen_.contains(target)) return {};  // a whiteout never hides its own layer's files
+  if (opt_.whiteouts == WhiteoutMode::Apply) {
+    auto pfd = parent_fd(parent, false);
+    if (!pfd) {
+      int err = pfd.error().sys_errno;
+      if (err == ENOENT || err == ENOTDIR) return {};
+      return std::unexpected(std::move(pfd).error());
+    }
+    return remove_existing(*pfd, name, target);
+  }
+  KISTE_ASSIGN_OR_RETURN(int pfd, parent_fd(parent, true));
+  struct stat st {};
+  if (::fstatat(pfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
+    KISTE_TRY(remove_existing(pfd, name, target));
+    KISTE_ASSIGN_OR_RETURN(pfd, parent_fd(parent, true));
+  }
+  if (::mknodat(pfd, name.c_str(), S_IFCHR | 0, makedev(0, 0)) != 0) {
+    return std::unexpected(sys_error("create whiteout", target));
+  }
+  whiteouts_.insert(target);
+  return {};
+}
+
+Status Extractor::set_owner_at(int pfd, const std::string& name, archive_entry* e,
+                               const std::string& path) {
+  if (!same_owner_) return {};
+  la_int64_t uid = archive_entry_uid(e);
+  la_int64_t gid = archive_entry_gid(e);
+  if (uid < 0 || gid < 0 || uid >= UINT32_MAX || gid >= UINT32_MAX) {
+    return failf(Errc::Corrupt, "entry {}: invalid owner {}:{}", quote(path), uid, gid);
+  }
+  if (::fchownat(pfd, name.c_str(), static_cast<uid_t>(uid), static_cast<gid_t>(gid),
+                 AT_SYMLINK_NOFOLLOW | (name.empty() ? AT_EMPTY_PATH : 0)) != 0) {
+    return std::unexpected(sys_error("chown", path));
+  }
+  return {};
+}
+
+Status Extractor::set_xattrs(int fd, archive_entry* e, const std::string& path) {
+  if (archive_entry_xattr_reset(e) == 0) return {};
+  const char* name = nullptr;
+  const void* value = nullptr;
+  size_t size = 0;
+  while (archive_entry_xattr_next(e, &name, &value, &size) == ARCHIVE_OK) {
+    if (name == nullptr || is_overlay_xattr(name)) continue;  // never let a layer forge overlay state
+    if (::fsetxattr(fd, name, value, size, 0) != 0) {
+      if (errno == ENOTSUP || errno == EPERM || errno == EACCES) continue;  // where possible
+      return std::unexpected(sys_error(fmt::format("set xattr {} on", name), path));
+    }
+  }
+  return {};
+}
+
+Status Extractor::write_file(archive* a, archive_entry* e, int pfd, const std::string& name,
+                             const std::string& path, ExtractStats& stats) {
+  la_int64_t size = archive_entry_size(e);
+  if (size < 0 || static_cast<uint64_t>(size) > opt_.limits.max_entry_size) {
+    return failf(Errc::Corrupt, "entry {}: size {} exceeds the limit of {} bytes", quote(path),
+                 size, opt_.limits.max_entry_size);
+  }
+  if (stats.bytes + static_cast<uint64_t>(size) > opt_.limits.max_total_bytes) {
+    return failf(Errc::Corrupt, "entry {}: layer content exceeds the limit of {} bytes",
+                 quote(path), opt_.limits.max_total_bytes);
+  }
+  UniqueFd fd(::openat(pfd, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                       0600));
+  if (!fd) return std::unexpected(sys_error("create", path));
+  const void* buf = nullptr;
+  size_t len = 0;
+  la_int64_t offset = 0;
+  for (;;) {
+    int rc = archive_read_data_block(a, &buf, &len, &offset);
+    if (rc == ARCHIVE_EOF) break;
+    if (rc != ARCHIVE_OK && rc != ARCHIVE_WARN) {
+      return failf(Errc::Corrupt, "entry {}: {}", quote(path), archive_error_string(a));
+    }
+    if (offset < 0 || static_cast<uint64_t>(offset) + len > static_cast<uint64_t>(size)) {
+      return failf(Errc::Corrupt, "entry {}: data beyond its declared size", quote(path));
+    }
+    const char* p = static_cast<const char*>(buf);
+    while (len > 0) {
+      ssize_t n = ::pwrite(fd.get(), p, len, offset);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return std::unexpected(sys_error("write", path));
+      }
+      p += n;
+      len -= static_cast<size_t>(n);
+      offset += n;
+    }
+  }
+  // Sparse entries end in a hole: the size comes from the header, not the last write.
+  KISTE_TRY(sys::ftruncate(fd.get(), size, path));
+  stats.bytes += static_cast<uint64_t>(size);
+  if (same_owner_) {
+    if (::fchown(fd.get(), static_cast<uid_t>(archive_entry_uid(e)),
+                 static_cast<gid_t>(archive_entry_gid(e))) != 0) {
+      return std::unexpected(sys_error("chown", path));
+    }
+  }
+  if (::fchmod(fd.get(), archive_entry_perm(e) & 07777) != 0) {
+    return std::unexpected(sys_error("chmod", path));
+  }
+  KISTE_TRY(set_xattrs(fd.get(), e, path));
+  struct timespec ts[2];
+  ts[1] = {archive_entry_mtime(e), archive_entry_mtime_nsec(e)};
+  ts[0] = archive_entry_atime_is_set(e)
+              ? timespec{archive_entry_atime(e), archive_entry_atime_nsec(e)}
+              : ts[1];
+  if (::futimens(fd.get(), ts) != 0) return std::unexpected(sys_error("set times of", path));
+  return {};
+}
+
+Status Extractor::entry(archive* a, archive_entry* e, ExtractStats& stats) {
+  const char* raw_c = archive_entry_pathname(e);
+  if (raw_c == nullptr || *raw_c == '\0') return fail(Errc::Corrupt, "entry with an empty name");
+  std::string_view raw = raw_c;
+  std::string path = clean_path(raw);
+  if (path.size() > opt_.limits.max_path_length) {
+    return failf(Errc::Corrupt, "entry {}…: name longer than {} bytes", quote(raw.substr(0, 64)),
+                 opt_.limits.max_path_length);
+  }
+  auto [parent, name] = split_parent(path);
+  // A whiteout name must never be used as a directory (`.wh.etc/somefile`).
+  for (size_t i = 0; i < parent.size();) {
+    size_t j = parent.find('/', i);
+    if (j == std::string::npos) j = parent.size();
+    if (std::string_view(parent).substr(i, j - i).starts_with(kWhiteoutPrefix)) {
+      return failf(Errc::Corrupt, "entry {}: whiteout used as a directory", quote(raw));
+    }
+    i = j + 1;
+  }
+
+  const char* hardlink = archive_entry_hardlink(e);
+  mode_t type = archive_entry_filetype(e);
+
+  // Whiteouts.
+  if (std::string_view(name).starts_with(kWhiteoutPrefix)) {
+    ++stats.whiteouts;
+    if (name == kOpaqueMarker) return apply_opaque(parent);
+    std::string victim = name.substr(kWhiteoutPrefix.size());
+    if (victim.empty() || victim == "." || victim == "..") {
+      return failf(Errc::Corrupt, "entry {}: invalid whiteout", quote(raw));
+    }
+    if (victim.starts_with(kWhiteoutPrefix)) {
+      return failf(Errc::Corrupt, "entry {}: whiteout of a whiteout", quote(raw));
+    }
+    return apply_whiteout(parent, victim);
+  }
+
+  if (path.empty()) {
+    // The root itself ("./"): only a directory may describe it; attributes apply to the root.
+    if (hardlink != nullptr || type != AE_IFDIR) {
+      return failf(Errc::Corrupt, "entry {}: cannot replace the root directory", quote(raw));
+    }
+    if (same_owner_) {
+      KISTE_TRY(set_owner_at(root_, "", e, "/"));
+    }
+    dirs_.push_back({"", static_cast<mode_t>(archive_entry_perm(e) & 07777),
+                     {{archive_entry_mtime(e), archive_entry_mtime_nsec(e)},
+                      {archive_entry_mtime(e), archive_entry_mtime_nsec(e)}}});
+    return {};
+  }
+
+  bool is_dir = hardlink == nullptr && type == AE_IFDIR;
+  KISTE_ASSIGN_OR_RETURN(int pfd, parent_fd(parent, true));
+
+  // What is there already?
+  struct stat st {};
+  bool exists = ::fstatat(pfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0;
+  if (!exists && errno != ENOENT) return std::unexpected(sys_error("stat", path));
+  bool already_seen = seen_.contains(path);
+  if (exists && already_seen && !(is_dir && S_ISDIR(st.st_mode))) {
+    return failf(Errc::Corrupt, "entry {}: duplicate path in one layer", quote(raw));
+  }
+  if (exists && !(is_dir && S_ISDIR(st.st_mode))) {
+    KISTE_TRY(remove_existing(pfd, name, path));
+    KISTE_ASSIGN_OR_RETURN(pfd, parent_fd(parent, true));
+    exists = false;
+  }
+  seen_.insert(path);
+
+  struct timespec ts[2];
+  ts[1] = {archive_entry_mtime(e), archive_entry_mtime_nsec(e)};
+  ts[0] = ts[1];
+  mode_t perm = archive_entry_perm(e) & 07777;
+
+  if (hardlink != nullptr) {
+    std::string target = clean_path(hardlink);
+    if (target.empty()) return failf(Errc::Corrupt, "entry {}: hardlink to the root", quote(raw));
+    auto [tparent, tname] = split_parent(target);
+    auto tfd = sys::open_in_root(root_, tparent.empty() ? "." : tparent, O_PATH | O_DIRECTORY);
+    if (!tfd) {
+      return std::unexpected(std::move(tfd).error().with_context(
+          fmt::format("hardlink {} to {}", quote(raw), quote(hardlink))));
+    }
+    // flags 0: a symlink target is linked itself, never followed.
+    if (::linkat(tfd->get(), tname.c_str(), pfd, name.c_str(), 0) != 0) {
+      Error err = sys_error("link", hardlink);
+      err.message = fmt::format("hardlink {} to {}: {}", quote(raw), quote(hardlink),
+                                std::strerror(err.sys_errno));
+      return std::unexpected(std::move(err));
+    }
+    // No metadata for hardlinks: they share the target's inode (CVE-2021-32760).
+    return {};
+  }
+
+  switch (type) {
+    case AE_IFREG:
+      return write_file(a, e, pfd, name, path, stats);
+    case AE_IFDIR: {
+      if (!exists) {
+        if (::mkdirat(pfd, name.c_str(), 0700) != 0) return std::unexpected(sys_error("mkdir", path));
+      }
+      UniqueFd dfd(::openat(pfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      if (!dfd) return std::unexpected(sys_error("open", path));
+      if (same_owner_) {
+        if (::fchown(dfd.get(), static_cast<uid_t>(archive_entry_uid(e)),
+                     static_cast<gid_t>(archive_entry_gid(e))) != 0) {
+          return std::unexpected(sys_error("chown", path));
+        }
+      }
+      KISTE_TRY(set_xattrs(dfd.get(), e, path));
+      if (opt_.whiteouts == WhiteoutMode::Overlay && whiteouts_.contains(path)) {
+        // Deleted and recreated in one layer: nothing from below may show through.
+        if (::fsetxattr(dfd.get(), "trusted.overlay.opaque", "y", 1, 0) != 0) {
+          return std::unexpected(sys_error("set opaque xattr on", path));
+        }
+      }
+      dirs_.push_back({path, perm, {ts[0], ts[1]}});
+      return {};
+    }
+    case AE_IFLNK: {
+      const char* target = archive_entry_symlink(e);
+      if (target == nullptr) return failf(Errc::Corrupt, "entry {}: symlink without target", quote(raw));
+      // The target is stored as is: kiste never follows it while extracting.
+      if (::symlinkat(target, pfd, name.c_str()) != 0) return std::unexpected(sys_error("symlink", path));
+      invalidate();
+      KISTE_TRY(set_owner_at(pfd, name, e, path));
+      if (::utimensat(pfd, name.c_str(), ts, AT_SYMLINK_NOFOLLOW) != 0) {
+        return std::unexpected(sys_error("set times of", path));
+      }
+      return {};
+    }
+    case AE_IFCHR:
+    case AE_IFBLK:
+    case AE_IFIFO: {
+      if (type != AE_IFIFO && !allow_devices_) {
+        return failf(Errc::PermissionDenied, "entry {}: device nodes are not allowed", quote(raw));
+      }
+      dev_t dev = type == AE_IFIFO ? 0 : archive_entry_rdev(e);
+      mode_t kind = type == AE_IFCHR ? S_IFCHR : type == AE_IFBLK ? S_IFBLK : S_IFIFO;
+      if (::mknodat(pfd, name.c_str(), kind | 0600, dev) != 0) {
+        return std::unexpected(sys_error("mknod", path));
+      }
+      KISTE_TRY(set_owner_at(pfd, name, e, path));
+      if (::fchmodat(pfd, name.c_str(), perm, AT_SYMLINK_NOFOLLOW) != 0) {
+        return std::unexpected(sys_error("chmod", path));
+      }
+      if (::utimensat(pfd, name.c_str(), ts, AT_SYMLINK_NOFOLLOW) != 0) {
+        return std::unexpected(sys_error("set times of", path));
+      }
+      return {};
+    }
+    default:
+      return failf(Errc::Unsupported, "entry {}: unsupported file type {:o}", quote(raw), type);
+  }
+}
+
+Status Extractor::finish() {
+  invalidate();
+  for (auto it = dirs_.rbegin(); it != dirs_.rend(); ++it) {
+    auto fd = sys::open_in_root(root_, it->path.empty() ? "." : it->path,
+                                O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+    if (!fd) {
+      int err = fd.error().sys_errno;
+      if (err == ENOENT || err == ENOTDIR || err == ELOOP) continue;  // replaced later in the layer
+      return std::unexpected(std::move(fd).error());
+    }
+    std::string shown = it->path.empty() ? "/" : it->path;
+    if (::fchmod(fd->get(), it->mode) != 0) return std::unexpected(sys_error("chmod", shown));
+    if (::futimens(fd->get(), it->times) != 0) return std::unexpected(sys_error("set times of", shown));
+  }
+  return {};
+}
+
+}  // namespace
+
+Result<ExtractStats> extract_layer(BlobReader& compressed, media_type::Compression compression,
+                                   int root_dirfd, const ExtractOptions& options) {
+  auto plain = make_decompressor(compressed, compression);
+  Source src;
+  src.reader = plain.get();
+  detail::ArchiveReadPtr a(archive_read_new());
+  if (!a) return fail(Errc::System, "extract layer: archive_read_new failed");
+  archive_read_support_format_tar(a.get());
+  archive_read_support_format_gnutar(a.get());
+  auto archive_failure = [&](std::string_view what) -> Error {
+    if (src.error) return *src.error;
+    const char* msg = archive_error_string(a.get());
+    return Error{.code = Errc::Corrupt,
+                 .message = fmt::format("{}: {}", what, msg ? msg : "invalid tar stream")};
+  };
+  if (archive_read_open(a.get(), &src, nullptr, source_read, nullptr) != ARCHIVE_OK) {
+    return std::unexpected(archive_failure("read layer tar"));
+  }
+  Extractor ex(root_dirfd, options);
+  ExtractStats stats{.diff_id = Digest::of("")};
+  archive_entry* e = nullptr;
+  for (;;) {
+    int rc = archive_read_next_header(a.get(), &e);
+    if (rc == ARCHIVE_EOF) break;
+    if (rc != ARCHIVE_OK && rc != ARCHIVE_WARN) {
+      return std::unexpected(archive_failure("read layer tar"));
+    }
+    if (++stats.entries > options.limits.max_entries) {
+      return failf(Errc::Corrupt, "layer has more than {} entries", options.limits.max_entries);
+    }
+    if (auto r = ex.entry(a.get(), e, stats); !r) {
+      if (src.error) return std::unexpected(*src.error);
+      return std::unexpected(r.error());
+    }
+  }
+  KISTE_TRY(ex.finish());
+  // Whatever follows the end-of-archive blocks is still part of the diff_id.
+  for (;;) {
+    KISTE_ASSIGN_OR_RETURN(size_t n, plain->read(src.buf.data(), src.buf.size()));
+    if (n == 0) break;
+    src.hasher.update(src.buf.data(), n);
+  }
+  stats.diff_id = src.hasher.finish();
+  if (options.expected_diff_id && *options.expected_diff_id != stats.diff_id) {
+    return failf(Errc::Corrupt, "layer diff_id mismatch: expected {}, got {}",
+                 *options.expected_diff_id, stats.diff_id);
+  }
+  return stats;
+}
+
+}  // namespace kiste::image
