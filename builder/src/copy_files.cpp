@@ -1,0 +1,173 @@
+#include "copy_files.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <kiste/base/sys.hpp>
+#include <kiste/base/unique_fd.hpp>
+
+namespace kiste::builder {
+namespace {
+
+std::vector<std::string> components(std::string_view p) {
+  std::vector<std::string> out;
+  std::string c = clean_rel(p);
+  size_t i = 0;
+  while (i < c.size()) {
+    size_t j = c.find('/', i);
+    if (j == std::string::npos) j = c.size();
+    out.push_back(c.substr(i, j - i));
+    i = j + 1;
+  }
+  return out;
+}
+
+// Opens (creating with 0755, owner 0:0) each directory of `comps` below `rootfd`.
+Result<UniqueFd> ensure_dirs(int rootfd, const std::vector<std::string>& comps, size_t n) {
+  KISTE_ASSIGN_OR_RETURN(UniqueFd cur, sys::openat(rootfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  for (size_t i = 0; i < n; ++i) {
+    int fd = ::openat(cur.get(), comps[i].c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT) {
+      if (::mkdirat(cur.get(), comps[i].c_str(), 0755) != 0 && errno != EEXIST) {
+        return std::unexpected(sys_error("mkdirat", comps[i]));
+      }
+      fd = ::openat(cur.get(), comps[i].c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    }
+    if (fd < 0) return std::unexpected(sys_error("open directory", comps[i]));
+    cur = UniqueFd(fd);
+  }
+  return cur;
+}
+
+Status copy_content(int src_fd, int dst_fd, const std::string& what) {
+  char buf[1 << 16];
+  for (;;) {
+    ssize_t n = ::read(src_fd, buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return std::unexpected(sys_error("read", what));
+    }
+    if (n == 0) return {};
+    KISTE_TRY(sys::write_all(dst_fd, std::string_view(buf, static_cast<size_t>(n)), what));
+  }
+}
+
+Status place(int layer_fd, const std::string& dest, ContextEntry::Type type, uint32_t mode,
+             uint32_t uid, uint32_t gid, int src_root_fd, const std::string& src_path,
+             const std::string& link_target, const std::string* content) {
+  auto comps = components(dest);
+  if (comps.empty()) {
+    // The root itself: only a directory can land there; nothing to record.
+    if (type == ContextEntry::Type::Dir) return {};
+    return failf(Errc::InvalidArgument, "cannot copy a file onto `/`");
+  }
+  KISTE_ASSIGN_OR_RETURN(UniqueFd parent, ensure_dirs(layer_fd, comps, comps.size() - 1));
+  const std::string& name = comps.back();
+  switch (type) {
+    case ContextEntry::Type::Dir: {
+      if (::mkdirat(parent.get(), name.c_str(), 0755) != 0 && errno != EEXIST) {
+        return std::unexpected(sys_error("mkdirat", dest));
+      }
+      KISTE_ASSIGN_OR_RETURN(UniqueFd d, sys::openat(parent.get(), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      if (::fchmod(d.get(), mode) != 0) return std::unexpected(sys_error("fchmod", dest));
+      if (::fchown(d.get(), uid, gid) != 0) return std::unexpected(sys_error("fchown", dest));
+      return {};
+    }
+    case ContextEntry::Type::Symlink: {
+      (void)::unlinkat(parent.get(), name.c_str(), 0);
+      if (::symlinkat(link_target.c_str(), parent.get(), name.c_str()) != 0) {
+        return std::unexpected(sys_error("symlinkat", dest));
+      }
+      if (::fchownat(parent.get(), name.c_str(), uid, gid, AT_SYMLINK_NOFOLLOW) != 0) {
+        return std::unexpected(sys_error("lchown", dest));
+      }
+      return {};
+    }
+    case ContextEntry::Type::File: {
+      // Replace whatever an earlier source put here (never write through a symlink).
+      struct stat st {};
+      if (::fstatat(parent.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISDIR(st.st_mode)) {
+        (void)::unlinkat(parent.get(), name.c_str(), 0);
+      }
+      int fd = ::openat(parent.get(), name.c_str(),
+                        O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+      if (fd < 0) return std::unexpected(sys_error("create", dest));
+      UniqueFd out(fd);
+      if (content != nullptr) {
+        KISTE_TRY(sys::write_all(out.get(), *content, dest));
+      } else {
+        KISTE_ASSIGN_OR_RETURN(UniqueFd in, sys::open_in_root(src_root_fd, src_path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+        KISTE_TRY(copy_content(in.get(), out.get(), src_path));
+      }
+      if (::fchown(out.get(), uid, gid) != 0) return std::unexpected(sys_error("fchown", dest));
+      if (::fchmod(out.get(), mode) != 0) return std::unexpected(sys_error("fchmod", dest));
+      return {};
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
+Status CopyJob::apply(const std::filesystem::path& layer_dir) const {
+  KISTE_ASSIGN_OR_RETURN(UniqueFd layer, sys::open(layer_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  for (const auto& item : items) {
+    KISTE_ASSIGN_OR_RETURN(UniqueFd src, sys::open(item.src_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    std::string base = clean_rel(item.src_rel);
+    for (const auto& e : item.entries) {
+      std::string rel = e.path;
+      if (!base.empty()) rel = rel.size() > base.size() ? rel.substr(base.size() + 1) : "";
+      std::string dest = rel.empty() ? item.dest : item.dest + "/" + rel;
+      uint32_t mode = chmod.value_or(e.mode);
+      KISTE_TRY(with_context(place(layer.get(), dest, e.type, mode, uid, gid, src.get(), e.path,
+                                   e.link_target, nullptr),
+                             fmt::format("copy {}", quote(e.path))));
+    }
+  }
+  for (const auto& h : heredocs) {
+    KISTE_TRY(place(layer.get(), h.dest, ContextEntry::Type::File, chmod.value_or(0644), uid, gid,
+                    -1, "", "", &h.content));
+  }
+  return {};
+}
+
+Status remove_mount_stubs(const RunRequest& req) {
+  // Everything is resolved inside the upper dir (CVE-2024-23652: a symlink the command created
+  // must not redirect this cleanup to a host path).
+  auto upper_fd = sys::open(req.container_dir / "upper", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (!upper_fd) return {};
+  for (const auto& m : req.mounts) {
+    auto comps = components(m.destination);
+    for (size_t n = comps.size(); n > 0; --n) {  // deepest first
+      std::string parent_rel, rel;
+      for (size_t i = 0; i < n; ++i) {
+        if (i + 1 < n) parent_rel += (i ? "/" : "") + comps[i];
+        rel += (i ? "/" : "") + comps[i];
+      }
+      bool in_lower = false;
+      for (const auto& l : req.lower_dirs) {
+        auto lfd = sys::open(l, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (lfd && sys::open_in_root(lfd->get(), rel, O_PATH | O_NOFOLLOW | O_CLOEXEC)) in_lower = true;
+      }
+      if (in_lower) break;
+      auto pfd = parent_rel.empty()
+                     ? sys::openat(upper_fd->get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+                     : sys::open_in_root(upper_fd->get(), parent_rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      if (!pfd) continue;
+      const char* name = comps[n - 1].c_str();
+      struct stat st {};
+      if (::fstatat(pfd->get(), name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+      if (S_ISDIR(st.st_mode)) {
+        if (::unlinkat(pfd->get(), name, AT_REMOVEDIR) != 0) break;  // not empty: keep
+      } else if (S_ISREG(st.st_mode) && st.st_size == 0) {
+        if (::unlinkat(pfd->get(), name, 0) != 0) break;
+      } else {
+        break;
+      }
+    }
+  }
+  return {};
+}
+
+}  // namespace kiste::builder
