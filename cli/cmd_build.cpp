@@ -109,7 +109,8 @@ void cmd_build(const Globals& g, const BuildFlags& f) {
     };
   }
   builder::StoreImageProvider provider(store);
-  builder::Builder b(store, provider, nullptr);
+  auto executor = builder::make_runtime_executor({.root = g.root});
+  builder::Builder b(store, provider, executor.get());
   auto r = value_or_exit(with_context(b.build(o), "build"));
   for (const auto& out : f.outputs) {
     auto m = csv_map(out);

@@ -281,7 +281,12 @@ Status BuildRun::layer_step(StageOut& out, const Instruction& ins) {
         return failf(Errc::InvalidArgument, "`{}` returned a non-zero code: {}",
                      fmt::join(req.argv, " "), status);
       }
-      KISTE_TRY(remove_mount_stubs(req));
+      // The runtime's own bind targets are stubs too when the image lacks them.
+      RunRequest stubs = req;
+      for (const char* f : {"/etc/hosts", "/etc/hostname", "/etc/resolv.conf"}) {
+        stubs.mounts.push_back({.source = {}, .destination = f});
+      }
+      KISTE_TRY(remove_mount_stubs(stubs));
       KISTE_ASSIGN_OR_RETURN(auto packed, pack_upper(req.container_dir / "upper", req.lower_dirs));
       layer = packed;
       (void)sys::remove_tree(req.container_dir);
@@ -771,6 +776,15 @@ Result<std::vector<std::string>> BuildRun::run_inputs(StageOut& out, const Instr
   KISTE_ASSIGN_OR_RETURN(req.lower_dirs, lowers_of(out));
   req.container_dir = work_->path() / fmt::format("run-{}", ++counter_);
   KISTE_TRY(sys::mkdir_all(req.container_dir / "upper", 0755));
+  // A WORKDIR that no layer has yet is created by this step (as docker build does).
+  if (req.cwd != "/") {
+    bool exists = false;
+    for (const auto& l : req.lower_dirs) {
+      auto lfd = sys::open(l, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      if (lfd && sys::open_in_root(lfd->get(), clean_rel(req.cwd), O_PATH | O_CLOEXEC)) exists = true;
+    }
+    if (!exists) KISTE_TRY(sys::mkdir_all(req.container_dir / "upper" / clean_rel(req.cwd), 0755));
+  }
   created_by = ins.exec_form ? fmt::format("RUN {} # buildkit", fmt::join(ins.args, " "))
                              : fmt::format("RUN {} # buildkit", fmt::join(req.argv, " "));
   if (!args_used.empty()) created_by = "RUN |" + std::to_string(std::count(args_used.begin(), args_used.end(), ' ')) + args_used + created_by.substr(3);

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -116,5 +117,17 @@ class Builder {
   BaseImageProvider& provider_;
   RunExecutor* executor_;
 };
+
+}  // namespace kiste::builder
+
+namespace kiste::builder {
+
+struct RuntimeExecutorOptions {
+  std::filesystem::path root;  // the kiste root (seccomp program cache under cache/)
+};
+
+// RUN through kiste's runtime (namespaces, overlay root, seccomp, default caps). Null when this
+// kiste was built without the runtime part.
+[[nodiscard]] std::unique_ptr<RunExecutor> make_runtime_executor(const RuntimeExecutorOptions& o);
 
 }  // namespace kiste::builder
