@@ -88,6 +88,8 @@ class BuildRun {
   Result<fs::path> rootfs_of(StageOut& out);
   Result<fs::path> rootfs_of_ref(const std::string& word, int before);
   Result<std::vector<fs::path>> lowers_of(const StageOut& out);
+  // Snapshots as lowers and a fresh container dir: only on a cache miss.
+  Status prepare_run(const StageOut& out, RunRequest& req);
 
   // Cache.
   fs::path cache_dir() const { return store_.root() / "cache" / "build"; }
@@ -276,6 +278,7 @@ Status BuildRun::layer_step(StageOut& out, const Instruction& ins) {
       if (exec_ == nullptr) {
         return fail(Errc::Unsupported, "RUN needs the container runtime, which this kiste build was not given");
       }
+      KISTE_TRY(prepare_run(out, req));
       KISTE_ASSIGN_OR_RETURN(auto status, exec_->run(req));
       if (status != 0) {
         return failf(Errc::InvalidArgument, "`{}` returned a non-zero code: {}",
@@ -773,6 +776,13 @@ Result<std::vector<std::string>> BuildRun::run_inputs(StageOut& out, const Instr
       }
     }
   }
+  created_by = ins.exec_form ? fmt::format("RUN {} # buildkit", fmt::join(ins.args, " "))
+                             : fmt::format("RUN {} # buildkit", fmt::join(req.argv, " "));
+  if (!args_used.empty()) created_by = "RUN |" + std::to_string(std::count(args_used.begin(), args_used.end(), ' ')) + args_used + created_by.substr(3);
+  return inputs;
+}
+
+Status BuildRun::prepare_run(const StageOut& out, RunRequest& req) {
   KISTE_ASSIGN_OR_RETURN(req.lower_dirs, lowers_of(out));
   req.container_dir = work_->path() / fmt::format("run-{}", ++counter_);
   KISTE_TRY(sys::mkdir_all(req.container_dir / "upper", 0755));
@@ -785,10 +795,7 @@ Result<std::vector<std::string>> BuildRun::run_inputs(StageOut& out, const Instr
     }
     if (!exists) KISTE_TRY(sys::mkdir_all(req.container_dir / "upper" / clean_rel(req.cwd), 0755));
   }
-  created_by = ins.exec_form ? fmt::format("RUN {} # buildkit", fmt::join(ins.args, " "))
-                             : fmt::format("RUN {} # buildkit", fmt::join(req.argv, " "));
-  if (!args_used.empty()) created_by = "RUN |" + std::to_string(std::count(args_used.begin(), args_used.end(), ' ')) + args_used + created_by.substr(3);
-  return inputs;
+  return {};
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <kiste/base/sys.hpp>
@@ -145,12 +146,33 @@ Status remove_mount_stubs(const RunRequest& req) {
         if (i + 1 < n) parent_rel += (i ? "/" : "") + comps[i];
         rel += (i ? "/" : "") + comps[i];
       }
-      bool in_lower = false;
+      std::optional<struct stat> lower_st;
       for (const auto& l : req.lower_dirs) {
         auto lfd = sys::open(l, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (lfd && sys::open_in_root(lfd->get(), rel, O_PATH | O_NOFOLLOW | O_CLOEXEC)) in_lower = true;
+        if (!lfd) continue;
+        auto f = sys::open_in_root(lfd->get(), rel, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        if (!f) continue;
+        if (auto fst = sys::fstat(f->get(), rel)) lower_st = *fst;
       }
-      if (in_lower) break;
+      if (lower_st) {
+        // A directory the runtime only copied up to create the mount point: drop it when it is
+        // empty, not opaque, and its mode and owner equal the lower's.
+        auto dfd = sys::open_in_root(upper_fd->get(), rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (!dfd || !S_ISDIR(lower_st->st_mode)) break;
+        auto ust = sys::fstat(dfd->get(), rel);
+        char v[4];
+        bool opaque = ::fgetxattr(dfd->get(), "trusted.overlay.opaque", v, sizeof v) > 0 ||
+                      ::fgetxattr(dfd->get(), "user.overlay.opaque", v, sizeof v) > 0;
+        if (!ust || opaque || ust->st_mode != lower_st->st_mode || ust->st_uid != lower_st->st_uid ||
+            ust->st_gid != lower_st->st_gid) {
+          break;
+        }
+        auto pfd = parent_rel.empty()
+                       ? sys::openat(upper_fd->get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+                       : sys::open_in_root(upper_fd->get(), parent_rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (!pfd || ::unlinkat(pfd->get(), comps[n - 1].c_str(), AT_REMOVEDIR) != 0) break;
+        continue;
+      }
       auto pfd = parent_rel.empty()
                      ? sys::openat(upper_fd->get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
                      : sys::open_in_root(upper_fd->get(), parent_rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

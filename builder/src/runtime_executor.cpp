@@ -14,7 +14,6 @@ class RuntimeExecutor final : public RunExecutor {
 
   Result<int> run(const RunRequest& req) override {
     runtime::RunOptions ro;
-    ro.entrypoint = "";
     ro.command = req.argv;
     ro.env = req.env;
     ro.workdir = req.cwd;
