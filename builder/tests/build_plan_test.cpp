@@ -178,3 +178,39 @@ TEST(StageConfig, BadValues) {
 
 }  // namespace
 }  // namespace kiste::builder
+
+#include <kiste/builder/mount_spec.hpp>
+
+namespace kiste::builder {
+namespace {
+
+TEST(MountSpec, Parses) {
+  auto c = parse_mount_spec("type=cache,target=/root/.cache,id=pip,sharing=locked");
+  ASSERT_TRUE(c) << c.error().to_string();
+  EXPECT_EQ(c->type, MountSpec::Type::Cache);
+  EXPECT_EQ(c->target, "/root/.cache");
+  EXPECT_EQ(c->id, "pip");
+  auto s = parse_mount_spec("type=secret,id=tok,required");
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->target, "/run/secrets/tok");
+  EXPECT_TRUE(s->required);
+  auto s2 = parse_mount_spec("type=secret,target=/etc/token");
+  ASSERT_TRUE(s2);
+  EXPECT_EQ(s2->id, "token");
+  auto b = parse_mount_spec("target=/src,from=build,source=/out,rw");
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b->type, MountSpec::Type::Bind);
+  EXPECT_EQ(b->from, "build");
+  EXPECT_TRUE(b->rw);
+}
+
+TEST(MountSpec, Rejects) {
+  for (const char* bad : {"type=tmpfs,target=/t", "type=cache", "type=cache,target=relative",
+                          "type=bind,target=/x,bogus=1", "type=secret", "type=ssh,target=/s",
+                          "type=cache,target=/c,from=img"}) {
+    EXPECT_FALSE(parse_mount_spec(bad)) << bad;
+  }
+}
+
+}  // namespace
+}  // namespace kiste::builder
