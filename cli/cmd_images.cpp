@@ -1,6 +1,7 @@
 // images, inspect, tag, rmi, prune, fsck: wiring only; the work is in kiste::image.
 #include <cstdio>
 
+#include <kiste/image/store_layers.hpp>
 #include <kiste/image/store_ops.hpp>
 
 #include "globals.hpp"
@@ -93,11 +94,21 @@ void cmd_rmi(const Globals& g, const std::vector<std::string>& names, bool force
   }
 }
 
+void cmd_unpack(const Globals& g, const std::string& name, const std::string& dir,
+                const std::string& platform) {
+  image::Store store = open_store(g);
+  auto entry = value_or_exit(store.resolve(name));
+  image::Platform p = platform.empty() ? image::Platform::host()
+                                       : value_or_exit(image::Platform::parse(platform));
+  exit_on_error(image::unpack_image(store, entry, dir, p));
+}
+
 void cmd_prune(const Globals& g) {
   image::Store store = open_store(g);
   auto rep = value_or_exit(image::prune(store));
-  std::printf("Deleted %d blobs (%s); removed %d stale temporary files\n", rep.blobs_removed,
-              human_size(rep.bytes_freed).c_str(), rep.tmp_removed);
+  std::printf("Deleted %d blobs (%s) and %d unused layer snapshots; removed %d stale temporary files\n",
+              rep.blobs_removed, human_size(rep.bytes_freed).c_str(), rep.snapshots_removed,
+              rep.tmp_removed);
 }
 
 void cmd_fsck(const Globals& g) {
@@ -123,7 +134,7 @@ void register_image_commands(CLI::App& app, Globals& g) {
     bool quiet = false;
     bool force = false;
     std::vector<std::string> names;
-    std::string src, dst;
+    std::string src, dst, dir, platform;
   };
   auto o = std::make_shared<Opts>();
 
@@ -146,6 +157,12 @@ void register_image_commands(CLI::App& app, Globals& g) {
   rmi->add_option("IMAGE", o->names, "image names or ids")->required();
   rmi->add_flag("-f,--force", o->force, "remove every name of an image given by id");
   rmi->callback([&g, o] { cmd_rmi(g, o->names, o->force); });
+
+  auto* unpack = app.add_subcommand("unpack", "Write an image's flattened root filesystem to a directory");
+  unpack->add_option("IMAGE", o->src, "image name or id")->required();
+  unpack->add_option("DIR", o->dir, "target directory (must not exist or be empty)")->required();
+  unpack->add_option("--platform", o->platform, "os/arch[/variant] for a multi-platform image");
+  unpack->callback([&g, o] { cmd_unpack(g, o->src, o->dir, o->platform); });
 
   app.add_subcommand("prune", "Delete blobs no image uses")->callback([&g] { cmd_prune(g); });
   app.add_subcommand("fsck", "Verify every blob and image in the store")->callback([&g] { cmd_fsck(g); });

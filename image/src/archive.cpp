@@ -10,11 +10,11 @@
 #include <set>
 
 #include <kiste/base/sys.hpp>
+#include <kiste/image/compression.hpp>
 #include <kiste/image/media_type.hpp>
 #include <kiste/image/store_ops.hpp>
 
 #include "archive_ptr.hpp"
-#include "gzip_sink.hpp"
 #include "json_util.hpp"
 
 namespace kiste::image {
@@ -82,20 +82,6 @@ Status copy_entry_data(archive* a, ByteSink& sink, std::string_view what) {
     KISTE_TRY(sink.write(std::string_view(buf.data(), static_cast<size_t>(n))));
   }
 }
-
-class HashingSink final : public ByteSink {
- public:
-  explicit HashingSink(ByteSink& next) : next_(next) {}
-  Status write(std::string_view b) override {
-    h_.update(b);
-    return next_.write(b);
-  }
-  Hasher& hasher() { return h_; }
-
- private:
-  ByteSink& next_;
-  Hasher h_;
-};
 
 class StringSink final : public ByteSink {
  public:
@@ -281,18 +267,13 @@ Status save_oci(const Store& store, const std::vector<StoreEntry>& images, TarWr
 // Decompresses a layer blob into a temp file, checking it against its diff_id.
 Result<int64_t> decompress_layer(const Store& store, const Descriptor& layer, const Digest& diff_id,
                                  const TempFile& out) {
-  KISTE_ASSIGN_OR_RETURN(ArchiveReadPtr a, open_reader(store.blob_path(layer.digest), true));
-  archive_entry* e = nullptr;
-  int rc = archive_read_next_header(a.get(), &e);
+  KISTE_ASSIGN_OR_RETURN(auto blob, store.open_blob(layer.digest));
+  auto plain = make_decompressor(*blob, media_type::layer_compression(layer.media_type));
   FdSink file(out.fd(), out.path().native());
   HashingSink hs(file);
-  if (rc == ARCHIVE_OK) {
-    KISTE_TRY(copy_entry_data(a.get(), hs, layer.digest.str()));
-  } else if (rc != ARCHIVE_EOF) {
-    return failf(Errc::Corrupt, "layer {}: {}", layer.digest, archive_message(a.get()));
-  }
-  int64_t size = static_cast<int64_t>(hs.hasher().bytes());
-  Digest got = hs.hasher().finish();
+  KISTE_TRY(with_context(pump(*plain, hs), fmt::format("decompress layer {}", layer.digest)));
+  int64_t size = static_cast<int64_t>(hs.bytes());
+  Digest got = hs.finish();
   if (got != diff_id) {
     return failf(Errc::Corrupt, "layer {}: uncompressed content has digest {}, config says {}",
                  layer.digest, got, diff_id);
@@ -736,16 +717,16 @@ Result<Descriptor> import_rootfs(const Store& store, const fs::path& tar_in, con
   {
     KISTE_ASSIGN_OR_RETURN(ArchiveReadPtr a, with_context(open_reader(tar, true), ctx));
     archive_entry* e = nullptr;
-    detail::GzipSink gz(w);
-    HashingSink hs(gz);
+    KISTE_ASSIGN_OR_RETURN(auto gz, CompressingSink::create(w, {}));
+    HashingSink hs(*gz);
     int rc = archive_read_next_header(a.get(), &e);
     if (rc == ARCHIVE_OK) {
       KISTE_TRY(with_context(copy_entry_data(a.get(), hs, tar.native()), ctx));
     } else if (rc != ARCHIVE_EOF) {
       return failf(Errc::InvalidArgument, "{}: {}", ctx, archive_message(a.get()));
     }
-    KISTE_TRY(gz.finish());
-    diff_id = hs.hasher().finish();
+    KISTE_TRY(gz->finish());
+    diff_id = hs.finish();
   }
   KISTE_ASSIGN_OR_RETURN(auto layer, w.commit());
 

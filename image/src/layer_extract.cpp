@@ -29,24 +29,130 @@ constexpr size_t kReadBuf = 256 * 1024;
 
 // ---- the tar byte source: decompressed stream, hashed as libarchive pulls it ------------------
 
+// The last kRing chunks stay readable (no copies): libarchive hides what it parsed from PAX and
+// GNU extension headers (it cuts values at NUL bytes), so the extractor re-reads those raw
+// headers from here to refuse names with embedded NULs.
+constexpr size_t kRing = 16;  // 16 x 256 KiB: extension headers up to ~3 MiB are checked
+
 struct Source {
   BlobReader* reader = nullptr;
   Hasher hasher;
-  std::vector<char> buf = std::vector<char>(kReadBuf);
+  std::vector<std::vector<char>> ring = std::vector<std::vector<char>>(kRing, std::vector<char>(kReadBuf));
+  std::vector<uint64_t> ring_off = std::vector<uint64_t>(kRing, 0);
+  std::vector<size_t> ring_len = std::vector<size_t>(kRing, 0);
+  size_t next = 0;
+  uint64_t pos = 0;  // stream offset of the next byte to read
   std::optional<Error> error;
+
+  // Copies [off, off+len) of the uncompressed stream if still in the ring.
+  bool copy_range(uint64_t off, size_t len, std::string& out) const {
+    out.clear();
+    while (out.size() < len) {
+      uint64_t want = off + out.size();
+      bool found = false;
+      for (size_t i = 0; i < kRing; ++i) {
+        if (ring_len[i] > 0 && want >= ring_off[i] && want < ring_off[i] + ring_len[i]) {
+          size_t from = static_cast<size_t>(want - ring_off[i]);
+          size_t n = std::min(len - out.size(), ring_len[i] - from);
+          out.append(ring[i].data() + from, n);
+          found = true;
+          break;
+        }
+      }
+      if (!found) return false;
+    }
+    return true;
+  }
 };
 
 la_ssize_t source_read(archive* a, void* client, const void** out) {
   auto* s = static_cast<Source*>(client);
-  auto r = s->reader->read(s->buf.data(), s->buf.size());
+  std::vector<char>& buf = s->ring[s->next];
+  auto r = s->reader->read(buf.data(), buf.size());
   if (!r) {
     s->error = r.error();
     archive_set_error(a, EIO, "%s", r.error().message.c_str());
     return -1;
   }
-  s->hasher.update(s->buf.data(), *r);
-  *out = s->buf.data();
+  s->hasher.update(buf.data(), *r);
+  s->ring_off[s->next] = s->pos;
+  s->ring_len[s->next] = *r;
+  s->pos += *r;
+  s->next = (s->next + 1) % kRing;
+  *out = buf.data();
   return static_cast<la_ssize_t>(*r);
+}
+
+uint64_t tar_number(std::string_view f) {
+  if (!f.empty() && (static_cast<unsigned char>(f[0]) & 0x80)) {  // base-256
+    uint64_t v = static_cast<unsigned char>(f[0]) & 0x7f;
+    for (size_t i = 1; i < f.size(); ++i) {
+      if (v > (UINT64_MAX >> 8)) return UINT64_MAX;
+      v = (v << 8) | static_cast<unsigned char>(f[i]);
+    }
+    return v;
+  }
+  uint64_t v = 0;
+  for (char c : f) {
+    if (c == ' ' && v == 0) continue;
+    if (c < '0' || c > '7') break;
+    v = v * 8 + static_cast<uint64_t>(c - '0');
+  }
+  return v;
+}
+
+// Checks the extension headers (PAX 'x'/'g', GNU 'L'/'K') that precede the entry whose headers
+// start at `header_pos`: a name or link target must not contain NUL.
+Status check_extension_headers(const Source& src, uint64_t header_pos, std::string_view shown) {
+  constexpr uint64_t kMaxExt = 2 << 20;
+  std::string block;
+  std::string data;
+  uint64_t off = header_pos;
+  for (int n = 0; n < 64; ++n) {
+    if (!src.copy_range(off, 512, block)) {
+      return failf(Errc::Corrupt, "entry {}: tar extension headers too large", quote(shown));
+    }
+    char type = block[156];
+    if (type != 'x' && type != 'g' && type != 'L' && type != 'K') return {};
+    uint64_t size = tar_number(std::string_view(block).substr(124, 12));
+    if (size > kMaxExt || !src.copy_range(off + 512, static_cast<size_t>(size), data)) {
+      return failf(Errc::Corrupt, "entry {}: tar extension header too large", quote(shown));
+    }
+    if (type == 'L' || type == 'K') {
+      std::string_view v(data);
+      while (!v.empty() && v.back() == '\0') v.remove_suffix(1);
+      if (v.find('\0') != std::string_view::npos) {
+        return failf(Errc::Corrupt, "entry {}: name contains a NUL byte", quote(shown));
+      }
+    } else {
+      // Records: "<len> <key>=<value>\n".
+      std::string_view rest(data);
+      while (!rest.empty()) {
+        size_t sp = rest.find(' ');
+        if (sp == std::string_view::npos) break;
+        uint64_t len = 0;
+        for (char c : rest.substr(0, sp)) {
+          if (c < '0' || c > '9') break;
+          len = len * 10 + static_cast<uint64_t>(c - '0');
+        }
+        if (len <= sp + 1 || len > rest.size()) break;
+        std::string_view rec = rest.substr(sp + 1, len - sp - 1);
+        size_t eq = rec.find('=');
+        if (eq != std::string_view::npos) {
+          std::string_view key = rec.substr(0, eq);
+          std::string_view value = rec.substr(eq + 1);
+          if (!value.empty() && value.back() == '\n') value.remove_suffix(1);
+          if ((key == "path" || key == "linkpath" || key == "GNU.sparse.name") &&
+              value.find('\0') != std::string_view::npos) {
+            return failf(Errc::Corrupt, "entry {}: name contains a NUL byte", quote(shown));
+          }
+        }
+        rest.remove_prefix(len);
+      }
+    }
+    off += 512 + (size + 511) / 512 * 512;
+  }
+  return failf(Errc::Corrupt, "entry {}: too many tar extension headers", quote(shown));
 }
 
 // ---- names --------------------------------------------------------------------------------------
@@ -580,6 +686,9 @@ Result<ExtractStats> extract_layer(BlobReader& compressed, media_type::Compressi
     if (++stats.entries > options.limits.max_entries) {
       return failf(Errc::Corrupt, "layer has more than {} entries", options.limits.max_entries);
     }
+    const char* shown = archive_entry_pathname(e);
+    KISTE_TRY(check_extension_headers(src, static_cast<uint64_t>(archive_read_header_position(a.get())),
+                                      shown ? shown : ""));
     if (auto r = ex.entry(a.get(), e, stats); !r) {
       if (src.error) return std::unexpected(*src.error);
       return std::unexpected(r.error());
@@ -588,9 +697,9 @@ Result<ExtractStats> extract_layer(BlobReader& compressed, media_type::Compressi
   KISTE_TRY(ex.finish());
   // Whatever follows the end-of-archive blocks is still part of the diff_id.
   for (;;) {
-    KISTE_ASSIGN_OR_RETURN(size_t n, plain->read(src.buf.data(), src.buf.size()));
+    KISTE_ASSIGN_OR_RETURN(size_t n, plain->read(src.ring[0].data(), src.ring[0].size()));
     if (n == 0) break;
-    src.hasher.update(src.buf.data(), n);
+    src.hasher.update(src.ring[0].data(), n);
   }
   stats.diff_id = src.hasher.finish();
   if (options.expected_diff_id && *options.expected_diff_id != stats.diff_id) {

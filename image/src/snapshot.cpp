@@ -98,6 +98,25 @@ Result<std::vector<Digest>> SnapshotStore::list() const {
   return out;
 }
 
+Result<std::vector<LayerSource>> image_layers(ImageSource& source, const Manifest& manifest,
+                                              const ImageConfig& config) {
+  if (manifest.layers.size() != config.diff_ids.size()) {
+    return failf(Errc::Corrupt, "image {}: {} layers but {} diff_ids in its config",
+                 source.describe(), manifest.layers.size(), config.diff_ids.size());
+  }
+  std::vector<LayerSource> out;
+  for (size_t i = 0; i < manifest.layers.size(); ++i) {
+    const Descriptor& d = manifest.layers[i];
+    if (!media_type::is_layer(d.media_type)) {
+      return failf(Errc::Unsupported, "image {}: layer {} has unsupported media type {}",
+                   source.describe(), d.digest, quote(d.media_type));
+    }
+    out.push_back({[&source, d]() { return source.open_blob(d); },
+                   media_type::layer_compression(d.media_type), config.diff_ids[i]});
+  }
+  return out;
+}
+
 Result<std::vector<ExtractStats>> unpack_layers(const std::vector<LayerSource>& layers,
                                                 const fs::path& dir,
                                                 const ExtractOptions& options) {

@@ -9,6 +9,7 @@
 #include <kiste/base/sys.hpp>
 #include <kiste/image/image_config.hpp>
 #include <kiste/image/media_type.hpp>
+#include <kiste/image/store_layers.hpp>
 
 #include "json_util.hpp"
 
@@ -178,6 +179,7 @@ Result<PruneReport> prune(const Store& store) {
     if (!ec) rep.bytes_freed += static_cast<int64_t>(size);
   }
   KISTE_ASSIGN_OR_RETURN(rep.tmp_removed, remove_stale_tmp(store));
+  KISTE_ASSIGN_OR_RETURN(rep.snapshots_removed, prune_snapshots(store));
   return rep;
 }
 

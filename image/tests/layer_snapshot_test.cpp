@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <atomic>
+#include <map>
 #include <filesystem>
 #include <thread>
 
@@ -144,6 +145,59 @@ TEST(UnpackLayers, AppliesInOrderAndNamesTheFailingLayer) {
   auto bad = unpack_layers(layers, t / "rootfs2");
   ASSERT_FALSE(bad);
   EXPECT_NE(bad.error().to_string().find("layer 2 of 3"), std::string::npos) << bad.error().to_string();
+}
+
+}  // namespace
+}  // namespace kiste::image
+
+namespace kiste::image {
+namespace {
+
+// A real (in-memory) ImageSource: serves blobs by digest.
+class MemorySource final : public ImageSource {
+ public:
+  explicit MemorySource(std::map<std::string, std::string> blobs) : blobs_(std::move(blobs)) {}
+  const ManifestBlob& top() const override { std::abort(); }
+  Result<ManifestBlob> fetch_manifest(const Descriptor&) override {
+    return fail(Errc::Unsupported, "no manifests");
+  }
+  Result<std::unique_ptr<BlobReader>> open_blob(const Descriptor& d) override {
+    auto it = blobs_.find(d.digest.str());
+    if (it == blobs_.end()) return failf(Errc::NotFound, "blob {}", d.digest);
+    return std::make_unique<StringReader>(it->second);
+  }
+  std::string describe() const override { return "memory"; }
+
+ private:
+  std::map<std::string, std::string> blobs_;
+};
+
+TEST(ImageLayers, BuildsSourcesAndChecksCounts) {
+  testing::TempTree t;
+  TarBuilder l1, l2;
+  l1.file("a", "1");
+  l2.file(".wh.a", "").file("b", "2");
+  std::string t1 = l1.finish(), t2 = l2.finish();
+  MemorySource src({{Digest::of(t1).str(), t1}, {Digest::of(t2).str(), t2}});
+  Manifest m;
+  m.layers = {Descriptor{.media_type = std::string(media_type::kOciLayerTar), .digest = Digest::of(t1)},
+              Descriptor{.media_type = std::string(media_type::kOciLayerTar), .digest = Digest::of(t2)}};
+  ImageConfig c;
+  c.diff_ids = {Digest::of(t1), Digest::of(t2)};
+  auto layers = image_layers(src, m, c);
+  ASSERT_TRUE(layers) << layers.error().to_string();
+  auto r = unpack_layers(*layers, t / "rootfs");
+  ASSERT_TRUE(r) << r.error().to_string();
+  EXPECT_FALSE(fs::exists(t / "rootfs/a"));
+  EXPECT_TRUE(fs::exists(t / "rootfs/b"));
+  c.diff_ids.pop_back();
+  EXPECT_FALSE(image_layers(src, m, c));
+  c.diff_ids = {Digest::of(t2), Digest::of(t1)};  // swapped: the diff_id check catches it
+  auto swapped = image_layers(src, m, c);
+  ASSERT_TRUE(swapped);
+  EXPECT_FALSE(unpack_layers(*swapped, t / "rootfs2"));
+  m.layers[0].media_type = "application/vnd.example.not-a-layer";
+  EXPECT_FALSE(image_layers(src, m, c));
 }
 
 }  // namespace

@@ -205,3 +205,67 @@ TEST(LayerWriter, InvalidLevelIsRefused) {
 
 }  // namespace
 }  // namespace kiste::image
+
+namespace kiste::image {
+namespace {
+
+TEST(Compression, ParallelGzipIsDeterministicAndValidAcrossBatches) {
+  // Several batches of 128 KiB blocks, compressible and incompressible parts.
+  std::string data;
+  for (int i = 0; i < 40000; ++i) data += fmt::format("line {} of the kiste layer test\n", i % 977);
+  std::string noise = sys::random_hex(600000);
+  data += noise;
+  std::string first;
+  for (int threads : {1, 2, 3}) {
+    StringSink out;
+    auto sink = CompressingSink::create(out, {.compression = media_type::Compression::Gzip,
+                                              .threads = threads});
+    ASSERT_TRUE(sink);
+    // Odd write sizes so block boundaries never align with writes.
+    for (size_t pos = 0; pos < data.size(); pos += 77777) {
+      ASSERT_TRUE((*sink)->write(std::string_view(data).substr(pos, 77777)));
+    }
+    ASSERT_TRUE((*sink)->finish());
+    if (first.empty()) first = out.data;
+    EXPECT_EQ(out.data, first) << "threads=" << threads;
+    EXPECT_LT(out.data.size(), data.size());
+    StringReader in(out.data);
+    auto plain = make_decompressor(in, media_type::Compression::Gzip);
+    auto back = read_bounded(*plain, data.size() + 1, "gzip");
+    ASSERT_TRUE(back) << back.error().to_string();
+    EXPECT_EQ(*back == data, true);
+  }
+  // Empty input is a valid (empty) gzip stream.
+  StringSink empty;
+  auto sink = CompressingSink::create(empty, {.compression = media_type::Compression::Gzip});
+  ASSERT_TRUE(sink);
+  ASSERT_TRUE((*sink)->finish());
+  StringReader in(empty.data);
+  auto plain = make_decompressor(in, media_type::Compression::Gzip);
+  auto back = read_bounded(*plain, 10, "gzip");
+  ASSERT_TRUE(back) << back.error().to_string();
+  EXPECT_TRUE(back->empty());
+}
+
+TEST(Compression, ConcatenatedGzipMembersAndTrailingGarbage) {
+  auto gz = [](std::string_view s) {
+    StringSink out;
+    auto sink = CompressingSink::create(out, {});
+    EXPECT_TRUE((*sink)->write(s));
+    EXPECT_TRUE((*sink)->finish());
+    return out.data;
+  };
+  StringReader two(gz("hello ") + gz("world"));
+  auto plain = make_decompressor(two, media_type::Compression::Gzip);
+  auto back = read_bounded(*plain, 100, "gzip");
+  ASSERT_TRUE(back) << back.error().to_string();
+  EXPECT_EQ(*back, "hello world");
+  StringReader junk(gz("x") + "garbage!");
+  auto p2 = make_decompressor(junk, media_type::Compression::Gzip);
+  auto bad = read_bounded(*p2, 100, "gzip");
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().code, Errc::Corrupt);
+}
+
+}  // namespace
+}  // namespace kiste::image

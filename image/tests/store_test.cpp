@@ -14,6 +14,7 @@
 #include <kiste/image/archive.hpp>
 #include <kiste/image/copy.hpp>
 #include <kiste/image/media_type.hpp>
+#include <kiste/image/store_layers.hpp>
 #include <kiste/image/store_ops.hpp>
 
 namespace kiste::image {
@@ -247,6 +248,21 @@ TEST_F(StoreTest, LoadOfBadArchiveLeavesStoreUnchanged) {
   auto r2 = load_archive(store_, tar2);
   ASSERT_FALSE(r2);
   EXPECT_NE(r2.error().to_string().find("sha256:../../x"), std::string::npos) << r2.error().to_string();
+}
+
+TEST_F(StoreTest, SnapshotsForRunAndPruneOfUnusedOnes) {
+  import("img", "layer content");
+  auto layers = prepare_layers(store_, store_.resolve("img").value());
+  ASSERT_TRUE(layers) << layers.error().to_string();
+  ASSERT_EQ(layers->lower_dirs.size(), 1u);
+  EXPECT_EQ(sys::read_file(layers->lower_dirs[0] / "hello.txt").value(), "layer content");
+  // Asking again reuses the snapshot.
+  EXPECT_EQ(prepare_layers(store_, store_.resolve("img").value())->lower_dirs, layers->lower_dirs);
+  EXPECT_EQ(prune(store_)->snapshots_removed, 0);
+  ASSERT_TRUE(store_.remove_name(Reference::parse("img").value()));
+  auto rep = prune(store_).value();
+  EXPECT_EQ(rep.snapshots_removed, 1);
+  EXPECT_FALSE(fs::exists(layers->lower_dirs[0]));
 }
 
 TEST_F(StoreTest, ConcurrentNamingKeepsEveryName) {

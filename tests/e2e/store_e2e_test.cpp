@@ -64,6 +64,34 @@ TEST_F(StoreE2E, OciToolsReadTheStore) {
   EXPECT_TRUE(fs::is_symlink(bundle / "rootfs" / "bin" / "sh"));
 }
 
+TEST_F(StoreE2E, UnpackMatchesUmoci) {
+  import_busybox();
+  fs::path mine = tmp_ / "mine", bundle = tmp_ / "bundle";
+  auto u = kiste_.run("unpack busybox " + mine.native());
+  ASSERT_EQ(u.status, 0) << u.output;
+  std::string out;
+  std::string rootless = ::geteuid() == 0 ? "" : " --rootless";
+  ASSERT_EQ(run_shell("umoci unpack" + rootless + " --image " + kiste_.root().native() +
+                          ":docker.io/library/busybox:latest " + bundle.native(), &out), 0) << out;
+  auto listing = [](const fs::path& d) {
+    std::string o;
+    run_shell("cd " + d.native() + " && find . -printf '%P %y %m %U %G %s %l\\n' | sort && "
+              "find . -type f -exec sha256sum {} + | sort", &o);
+    return o;
+  };
+  std::string a = listing(mine), b = listing(bundle / "rootfs");
+  EXPECT_GT(a.size(), 1000u);
+  EXPECT_EQ(a, b);
+  // A second unpack into a non-empty directory is refused, and nothing is touched.
+  auto again = kiste_.run("unpack busybox " + mine.native());
+  EXPECT_EQ(again.status, 125);
+  EXPECT_EQ(listing(mine), a);
+  EXPECT_EQ(kiste_.run("rmi busybox").status, 0);
+  auto p = kiste_.run("prune");
+  EXPECT_EQ(p.status, 0) << p.output;
+  EXPECT_TRUE(fs::is_empty(kiste_.root() / "blobs" / "sha256"));
+}
+
 TEST_F(StoreE2E, ArchivesInteroperateWithSkopeo) {
   std::string digest = import_busybox();
   std::string out;

@@ -24,7 +24,8 @@ struct CompressOptions {
   media_type::Compression compression = media_type::Compression::Gzip;
   // gzip: 1..9 (default 6); zstd: 1..19 (default 3). 0 means the default.
   int level = 0;
-  // zstd worker threads (0 = one per core, at least 1). The output does not depend on it.
+  // Compression threads for large layers (0 = one per core, at most 4): pigz-style blocks for
+  // gzip, zstd workers. The output does not depend on it.
   int threads = 0;
 };
 

@@ -14,6 +14,8 @@
 #include <kiste/base/error.hpp>
 #include <kiste/image/blob_io.hpp>
 #include <kiste/image/digest.hpp>
+#include <kiste/image/image_config.hpp>
+#include <kiste/image/image_source.hpp>
 #include <kiste/image/layer_extract.hpp>
 #include <kiste/image/media_type.hpp>
 
@@ -54,6 +56,14 @@ struct LayerSource {
   media_type::Compression compression = media_type::Compression::Gzip;
   std::optional<Digest> diff_id;  // checked when set
 };
+
+// The layers of an image as LayerSources: blobs from `source`, compression from each layer's
+// media type, diff_ids from `config` (so unpack_layers/ensure check them). The layer count must
+// match the config's diff_ids; a non-layer media type is Errc::Unsupported. `source` must outlive
+// the result.
+[[nodiscard]] Result<std::vector<LayerSource>> image_layers(ImageSource& source,
+                                                            const Manifest& manifest,
+                                                            const ImageConfig& config);
 
 // Applies `layers` in order onto `dir` (created if missing), whiteouts applied (kiste unpack).
 // `options.whiteouts` and `options.expected_diff_id` are set per layer by this function.

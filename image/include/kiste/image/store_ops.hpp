@@ -30,8 +30,10 @@ struct PruneReport {
   int blobs_removed = 0;
   int64_t bytes_freed = 0;
   int tmp_removed = 0;
+  int snapshots_removed = 0;
 };
-// Deletes every blob no named image reaches, and stale tmp/ files of crashed writers.
+// Deletes every blob no named image reaches, snapshots of layers no image uses, and stale tmp/
+// files of crashed writers.
 [[nodiscard]] Result<PruneReport> prune(const Store& store);
 
 struct FsckReport {

@@ -1,0 +1,112 @@
+#include <kiste/image/store_layers.hpp>
+
+#include <set>
+
+#include <kiste/base/sys.hpp>
+#include <kiste/base/temp_dir.hpp>
+#include <kiste/image/media_type.hpp>
+#include <kiste/image/snapshot.hpp>
+
+namespace kiste::image {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// The platform manifest, its config, and its layers as LayerSources reading from the store.
+struct ResolvedImage {
+  ManifestBlob manifest;
+  ImageConfig config;
+  std::unique_ptr<ImageSource> source;  // the LayerSources read through it
+  std::vector<LayerSource> layers;
+};
+
+Result<ResolvedImage> resolve_image(const Store& store, const StoreEntry& entry,
+                                    const Platform& platform) {
+  ResolvedImage img;
+  KISTE_ASSIGN_OR_RETURN(img.manifest, read_manifest(store, entry.manifest));
+  if (img.manifest.is_index()) {
+    KISTE_ASSIGN_OR_RETURN(Descriptor d, select_platform(img.manifest.index(), platform));
+    KISTE_ASSIGN_OR_RETURN(img.manifest, read_manifest(store, d));
+    if (img.manifest.is_index()) return failf(Errc::Unsupported, "image {}: nested index", entry.name);
+  }
+  KISTE_ASSIGN_OR_RETURN(std::string cfg_bytes, store.read_blob(img.manifest.manifest().config.digest));
+  KISTE_ASSIGN_OR_RETURN(img.config, ImageConfig::parse(cfg_bytes));
+  KISTE_ASSIGN_OR_RETURN(img.source, store.open_image(entry));
+  KISTE_ASSIGN_OR_RETURN(img.layers, with_context(image_layers(*img.source, img.manifest.manifest(), img.config),
+                                                  fmt::format("image {}", entry.name)));
+  return img;
+}
+
+}  // namespace
+
+Result<ImageLayers> prepare_layers(const Store& store, const StoreEntry& entry,
+                                   const Platform& platform) {
+  KISTE_ASSIGN_OR_RETURN(ResolvedImage img, resolve_image(store, entry, platform));
+  KISTE_ASSIGN_OR_RETURN(SnapshotStore snaps, SnapshotStore::open(store.root()));
+  ImageLayers out;
+  for (size_t i = 0; i < img.layers.size(); ++i) {
+    const LayerSource& l = img.layers[i];
+    KISTE_ASSIGN_OR_RETURN(
+        fs::path p, with_context(snaps.ensure(*l.diff_id, l.compression, l.open_blob),
+                                 fmt::format("unpack layer {} of {}", i + 1, entry.name)));
+    out.lower_dirs.push_back(std::move(p));
+  }
+  out.manifest = std::move(img.manifest);
+  out.config = std::move(img.config);
+  return out;
+}
+
+Status unpack_image(const Store& store, const StoreEntry& entry, const fs::path& dir_in,
+                    const Platform& platform) {
+  std::error_code ec;
+  fs::path dir = fs::absolute(dir_in, ec);
+  if (ec) dir = dir_in;
+  auto ctx = fmt::format("unpack {} to {}", entry.name, quote(dir.native()));
+  if (fs::exists(dir, ec) && !(fs::is_directory(dir, ec) && fs::is_empty(dir, ec))) {
+    return failf(Errc::AlreadyExists, "{}: the directory exists and is not empty", ctx);
+  }
+  KISTE_ASSIGN_OR_RETURN(ResolvedImage img, with_context(resolve_image(store, entry, platform), ctx));
+  fs::path parent = dir.parent_path();
+  KISTE_TRY(with_context(sys::mkdir_all(parent), ctx));
+  KISTE_ASSIGN_OR_RETURN(TempDir tmp, with_context(TempDir::create(parent, ".kiste-unpack-"), ctx));
+  fs::path rootfs = tmp.path() / "rootfs";
+  KISTE_TRY(with_context(unpack_layers(img.layers, rootfs), ctx));
+  if (fs::exists(dir, ec)) KISTE_TRY(with_context(sys::remove_tree(dir), ctx));  // empty dir
+  KISTE_TRY(with_context(sys::rename(rootfs, dir), ctx));
+  return {};
+}
+
+Result<int> prune_snapshots(const Store& store) {
+  KISTE_ASSIGN_OR_RETURN(SnapshotStore snaps, SnapshotStore::open(store.root()));
+  std::set<Digest> used;
+  KISTE_ASSIGN_OR_RETURN(auto entries, store.entries());
+  for (const auto& e : entries) {
+    auto m = read_manifest(store, e.manifest);
+    if (!m) continue;
+    std::vector<Descriptor> manifests;
+    if (m->is_index()) {
+      for (const auto& c : m->index().manifests) manifests.push_back(c);
+    } else {
+      manifests.push_back(e.manifest);
+    }
+    for (const auto& md : manifests) {
+      auto mm = read_manifest(store, md);
+      if (!mm || mm->is_index()) continue;
+      auto bytes = store.read_blob(mm->manifest().config.digest);
+      if (!bytes) continue;
+      auto cfg = ImageConfig::parse(*bytes);
+      if (cfg) used.insert(cfg->diff_ids.begin(), cfg->diff_ids.end());
+    }
+  }
+  KISTE_ASSIGN_OR_RETURN(auto all, snaps.list());
+  int removed = 0;
+  for (const auto& d : all) {
+    if (used.contains(d)) continue;
+    KISTE_TRY(snaps.remove(d));
+    ++removed;
+  }
+  return removed;
+}
+
+}  // namespace kiste::image
