@@ -298,6 +298,15 @@ Status BuildRun::layer_step(StageOut& out, const Instruction& ins) {
         KISTE_ASSIGN_OR_RETURN(auto again, copy_inputs(out, ins, job, true));
         (void)again;
       }
+      if (!job.chown.empty()) {
+        std::optional<fs::path> rootfs;
+        if (!numeric_owner(job.chown)) {
+          KISTE_ASSIGN_OR_RETURN(rootfs, rootfs_of(out));
+        }
+        KISTE_ASSIGN_OR_RETURN(auto ug, resolve_owner(rootfs, job.chown));
+        job.uid = ug.first;
+        job.gid = ug.second;
+      }
       fs::path dir = work_->path() / fmt::format("layer-{}", ++counter_);
       KISTE_TRY(sys::mkdir_all(dir, 0755));
       KISTE_TRY(job.apply(dir));
@@ -460,26 +469,6 @@ Result<fs::path> BuildRun::rootfs_of_ref(const std::string& word, int before) {
 
 namespace {
 
-Result<std::pair<uint32_t, uint32_t>> parse_chown(std::string_view v) {
-  auto num = [](std::string_view s) -> std::optional<uint32_t> {
-    if (s.empty() || s.size() > 10) return std::nullopt;
-    uint64_t n = 0;
-    for (char c : s) {
-      if (c < '0' || c > '9') return std::nullopt;
-      n = n * 10 + static_cast<uint64_t>(c - '0');
-    }
-    if (n > 0xfffffffeu) return std::nullopt;
-    return static_cast<uint32_t>(n);
-  };
-  size_t colon = v.find(':');
-  auto u = num(v.substr(0, colon));
-  auto g = colon == std::string_view::npos ? u : num(v.substr(colon + 1));
-  if (!u || !g) {
-    return failf(Errc::Unsupported, "--chown={}: only numeric uid[:gid] is supported", v);
-  }
-  return std::pair{*u, *g};
-}
-
 Result<uint32_t> parse_chmod(std::string_view v) {
   if (v.empty() || v.size() > 5) return failf(Errc::InvalidArgument, "--chmod={}: expected octal mode like 0755", v);
   uint32_t m = 0;
@@ -529,9 +518,8 @@ Result<std::vector<std::string>> BuildRun::copy_inputs(StageOut& out, const Inst
     KISTE_ASSIGN_OR_RETURN(std::string v, expand_word(f.value.value_or(""), scope, cf_.escape));
     if (f.name == "from") from = v;
     if (f.name == "chown") {
-      KISTE_ASSIGN_OR_RETURN(auto ug, parse_chown(v));
-      job.uid = ug.first;
-      job.gid = ug.second;
+      if (v.empty()) return fail(Errc::InvalidArgument, "--chown needs user[:group]");
+      job.chown = v;  // names are resolved against the stage's /etc/passwd on a cache miss
     }
     if (f.name == "chmod") {
       KISTE_ASSIGN_OR_RETURN(job.chmod, parse_chmod(v));

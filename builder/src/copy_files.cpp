@@ -111,6 +111,91 @@ Status place(int layer_fd, const std::string& dest, ContextEntry::Type type, uin
 
 }  // namespace
 
+namespace {
+
+std::optional<uint32_t> parse_id(std::string_view s) {
+  if (s.empty() || s.size() > 10) return std::nullopt;
+  uint64_t n = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return std::nullopt;
+    n = n * 10 + static_cast<uint64_t>(c - '0');
+  }
+  if (n > 0xfffffffeu) return std::nullopt;
+  return static_cast<uint32_t>(n);
+}
+
+// Finds `name` in a passwd/group file: returns fields [2] (id) and [3] (gid, passwd only).
+std::optional<std::pair<uint32_t, uint32_t>> lookup(std::string_view text, std::string_view name) {
+  size_t i = 0;
+  while (i < text.size()) {
+    size_t j = text.find('\n', i);
+    if (j == std::string_view::npos) j = text.size();
+    std::string_view line = text.substr(i, j - i);
+    i = j + 1;
+    std::vector<std::string_view> f;
+    size_t a = 0;
+    while (a <= line.size()) {
+      size_t b = line.find(':', a);
+      if (b == std::string_view::npos) b = line.size();
+      f.push_back(line.substr(a, b - a));
+      a = b + 1;
+    }
+    if (f.size() < 3 || f[0] != name) continue;
+    auto id = parse_id(f[2]);
+    auto gid = f.size() > 3 ? parse_id(f[3]) : std::optional<uint32_t>(0);
+    if (id) return std::pair{*id, gid.value_or(0)};
+  }
+  return std::nullopt;
+}
+
+Result<std::string> read_in(const std::filesystem::path& rootfs, std::string_view rel) {
+  KISTE_ASSIGN_OR_RETURN(UniqueFd root, sys::open(rootfs, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  auto fd = sys::open_in_root(root.get(), rel, O_RDONLY | O_CLOEXEC);
+  if (!fd) return std::string();
+  return sys::read_all(fd->get(), rel, 4 << 20);
+}
+
+}  // namespace
+
+bool numeric_owner(std::string_view spec) {
+  size_t c = spec.find(':');
+  return parse_id(spec.substr(0, c)).has_value() &&
+         (c == std::string_view::npos || parse_id(spec.substr(c + 1)).has_value());
+}
+
+Result<std::pair<uint32_t, uint32_t>> resolve_owner(const std::optional<std::filesystem::path>& rootfs,
+                                                    std::string_view spec) {
+  size_t c = spec.find(':');
+  std::string_view user = spec.substr(0, c);
+  std::optional<std::string_view> group;
+  if (c != std::string_view::npos) group = spec.substr(c + 1);
+  std::string passwd, groups;
+  if (rootfs) {
+    KISTE_ASSIGN_OR_RETURN(passwd, read_in(*rootfs, "etc/passwd"));
+    KISTE_ASSIGN_OR_RETURN(groups, read_in(*rootfs, "etc/group"));
+  }
+  uint32_t uid = 0, gid = 0;
+  if (auto n = parse_id(user)) {
+    uid = *n;
+    gid = *n;
+  } else if (auto e = lookup(passwd, user)) {
+    uid = e->first;
+    gid = e->second;
+  } else {
+    return failf(Errc::NotFound, "--chown={}: no user {} in the image's /etc/passwd", spec, quote(user));
+  }
+  if (group) {
+    if (auto n = parse_id(*group)) {
+      gid = *n;
+    } else if (auto e = lookup(groups, *group)) {
+      gid = e->first;
+    } else {
+      return failf(Errc::NotFound, "--chown={}: no group {} in the image's /etc/group", spec, quote(*group));
+    }
+  }
+  return std::pair{uid, gid};
+}
+
 Status CopyJob::apply(const std::filesystem::path& layer_dir) const {
   KISTE_ASSIGN_OR_RETURN(UniqueFd layer, sys::open(layer_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   for (const auto& item : items) {

@@ -28,12 +28,21 @@ struct CopyJob {
   std::vector<CopyItem> items;
   std::vector<HeredocFile> heredocs;
   std::optional<uint32_t> chmod;
+  std::string chown;  // --chown as written (expanded); resolved into uid/gid before apply()
   uint32_t uid = 0, gid = 0;
   std::string desc;  // for history: "a.txt /app/"
 
   [[nodiscard]] const std::string& describe() const { return desc; }
   [[nodiscard]] Status apply(const std::filesystem::path& layer_dir) const;
 };
+
+// True when `spec` is "uid" or "uid:gid" (no lookup needed).
+[[nodiscard]] bool numeric_owner(std::string_view spec);
+
+// Resolves --chown "user[:group]" (names or numbers) against `rootfs`/etc/passwd and /etc/group
+// (read inside the rootfs; symlinks cannot leave it). A user without group takes its primary gid.
+[[nodiscard]] Result<std::pair<uint32_t, uint32_t>> resolve_owner(
+    const std::optional<std::filesystem::path>& rootfs, std::string_view spec);
 
 // Removes mount-point stubs the runtime created in the upper dir for `req.mounts` (empty files
 // or dirs that exist in no lower), so secrets' and caches' mount points never reach a layer.

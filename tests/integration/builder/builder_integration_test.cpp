@@ -221,6 +221,31 @@ TEST_F(BuilderTest, AddExtractsLocalTarAndHeredocsAndOnbuild) {
   EXPECT_TRUE(config_of(r->manifest).config.on_build.empty());
 }
 
+TEST_F(BuilderTest, ChownResolvesNamesInTheStage) {
+  write(tmp_ / "ctx/Containerfile",
+        "FROM busybox\nCOPY --chown=nobody:daemon a /a\nCOPY --chown=daemon b /b\nCOPY --chown=7:8 a /c\n");
+  write(tmp_ / "ctx/a", "a");
+  write(tmp_ / "ctx/b", "b");
+  auto r = build(tmp_ / "ctx");
+  ASSERT_TRUE(r) << r.error().to_string();
+  std::string out;
+  auto layers = layers_of(r->manifest);
+  ASSERT_EQ(layers.size(), 4u);
+  auto owners = [&](size_t i) {
+    std::string o;
+    EXPECT_EQ(testing::run_shell(fmt::format("tar -tzvf {} | awk '{{print $2, $6}}'",
+                                             store_->blob_path(layers[i].digest).string()), &o), 0);
+    return o;
+  };
+  EXPECT_EQ(owners(1), "65534/1 a\n");
+  EXPECT_EQ(owners(2), "1/1 b\n");
+  EXPECT_EQ(owners(3), "7/8 c\n");
+  write(tmp_ / "ctx/Containerfile", "FROM busybox\nCOPY --chown=nosuchuser a /a\n");
+  auto bad = build(tmp_ / "ctx");
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().to_string().find("no user `nosuchuser`"), std::string::npos) << bad.error().to_string();
+}
+
 TEST_F(BuilderTest, ErrorsNameTheLine) {
   write(tmp_ / "ctx/Containerfile", "FROM busybox\nCOPY missing.txt /x\n");
   auto r = build(tmp_ / "ctx");
