@@ -758,7 +758,12 @@ Result<std::vector<std::string>> BuildRun::run_inputs(StageOut& out, const Instr
         std::string rel = clean_rel(m.source);
         KISTE_ASSIGN_OR_RETURN(auto entries, walk_context(root, rel, *matcher));
         KISTE_ASSIGN_OR_RETURN(auto h, hash_entries(root, rel, entries));
-        req.mounts.push_back({rel.empty() ? root : root / rel, m.target, !m.rw});
+        // Bind the in-root resolution of the source, never a host path a symlink points to.
+        KISTE_ASSIGN_OR_RETURN(UniqueFd rootfd, sys::open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+        KISTE_ASSIGN_OR_RETURN(UniqueFd srcfd, rel.empty() ? sys::openat(rootfd.get(), ".", O_PATH | O_CLOEXEC)
+                                                           : sys::open_in_root(rootfd.get(), rel, O_PATH | O_CLOEXEC));
+        KISTE_ASSIGN_OR_RETURN(std::string real, sys::fd_path(srcfd.get()));
+        req.mounts.push_back({real, m.target, !m.rw});
         inputs.push_back(fmt::format("mount bind {} {} {} {}", m.from, rel, m.target, h.str()));
         break;
       }

@@ -246,6 +246,27 @@ TEST_F(BuilderTest, ChownResolvesNamesInTheStage) {
   EXPECT_NE(bad.error().to_string().find("no user `nosuchuser`"), std::string::npos) << bad.error().to_string();
 }
 
+TEST_F(BuilderTest, SymlinksCannotLeaveTheContext) {
+  fs::create_directories(tmp_ / "ctx");
+  fs::create_symlink("/etc", tmp_ / "ctx/escape");
+  fs::create_symlink("/etc/passwd", tmp_ / "ctx/pw");
+  // A bind mount source through a symlink resolves inside the context (where /etc is absent).
+  write(tmp_ / "ctx/Containerfile", "FROM busybox\nRUN --mount=type=bind,source=escape,target=/m cat /m/passwd\n");
+  auto r = build(tmp_ / "ctx");
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().to_string().find("escape"), std::string::npos) << r.error().to_string();
+  // COPY of a symlink copies the link, not the host file it names.
+  write(tmp_ / "ctx/Containerfile", "FROM busybox\nCOPY pw /pw\n");
+  auto c = build(tmp_ / "ctx");
+  ASSERT_TRUE(c) << c.error().to_string();
+  std::string out;
+  auto layers = layers_of(c->manifest);
+  EXPECT_EQ(testing::run_shell(fmt::format("tar -tzvf {} | awk '{{print $1, $6, $7, $8}}'",
+                                           store_->blob_path(layers.back().digest).string()), &out), 0);
+  EXPECT_EQ(out.substr(0, 1), "l") << out;
+  EXPECT_NE(out.find("pw -> /etc/passwd"), std::string::npos) << out;
+}
+
 TEST_F(BuilderTest, ErrorsNameTheLine) {
   write(tmp_ / "ctx/Containerfile", "FROM busybox\nCOPY missing.txt /x\n");
   auto r = build(tmp_ / "ctx");
