@@ -88,6 +88,9 @@ class BuildRun {
   Result<fs::path> rootfs_of(StageOut& out);
   Result<fs::path> rootfs_of_ref(const std::string& word, int before);
   Result<std::vector<fs::path>> lowers_of(const StageOut& out);
+  // WORKDIR creates its directory (as docker build does) when no layer has it: a small layer,
+  // cached like the others ("none" recorded when the directory already exists).
+  Status workdir_layer(StageOut& out);
   // Snapshots as lowers and a fresh container dir: only on a cache miss.
   Status prepare_run(const StageOut& out, RunRequest& req);
 
@@ -242,6 +245,10 @@ Status BuildRun::run_step(const Stage& s, StageOut& out, const Instruction& ins)
   std::string arg_state;
   for (const auto& [k, v] : out.st.args) arg_state += " " + k + "=" + v;
   out.key = image::Digest::of(out.key.str() + "\nmeta " + *text + "\nargs" + arg_state);
+  if (ins.kind == K::Workdir) {
+    auto w = workdir_layer(out);
+    if (!w) return at(ins, w.error());
+  }
   emit(BuildEvent::Kind::Done, "", std::chrono::duration<double>(Clock::now() - t0).count());
   return {};
 }
@@ -773,6 +780,42 @@ Result<std::vector<std::string>> BuildRun::run_inputs(StageOut& out, const Instr
                              : fmt::format("RUN {} # buildkit", fmt::join(req.argv, " "));
   if (!args_used.empty()) created_by = "RUN |" + std::to_string(std::count(args_used.begin(), args_used.end(), ' ')) + args_used + created_by.substr(3);
   return inputs;
+}
+
+Status BuildRun::workdir_layer(StageOut& out) {
+  const std::string& wd = out.st.config.config.working_dir;
+  std::string rel = clean_rel(wd);
+  if (rel.empty()) return {};
+  image::Digest key = image::Digest::of(out.key.str() + "\nworkdir-dir " + wd);
+  fs::path record = cache_dir() / std::string(key.hex());
+  std::optional<image::LayerResult> layer;
+  auto text = sys::read_file(record, 4096);
+  if (!opts_.no_cache && text && *text == "none\n") return {};
+  if (!opts_.no_cache) {
+    KISTE_ASSIGN_OR_RETURN(layer, cache_lookup(key));
+  }
+  if (!layer) {
+    KISTE_ASSIGN_OR_RETURN(auto lowers, lowers_of(out));
+    bool exists = false;
+    for (const auto& l : lowers) {
+      auto lfd = sys::open(l, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      if (lfd && sys::open_in_root(lfd->get(), rel, O_PATH | O_CLOEXEC)) exists = true;
+    }
+    if (exists) return sys::write_file_atomic(record, "none\n");
+    fs::path dir = work_->path() / fmt::format("layer-{}", ++counter_);
+    KISTE_TRY(sys::mkdir_all(dir / rel, 0755));
+    KISTE_ASSIGN_OR_RETURN(auto packed, pack_dir(dir));
+    (void)sys::remove_tree(dir);
+    KISTE_TRY(cache_store(key, packed));
+    layer = packed;
+  }
+  std::string media = opts_.docker_format ? std::string(mt::kDockerLayerGzip) : layer->media_type;
+  out.layers.push_back({.media_type = media, .digest = layer->digest, .size = static_cast<int64_t>(layer->size)});
+  out.st.config.diff_ids.push_back(layer->diff_id);
+  out.st.config.history.back().empty_layer = false;
+  out.key = key;
+  out.rootfs.reset();
+  return {};
 }
 
 Status BuildRun::prepare_run(const StageOut& out, RunRequest& req) {

@@ -131,10 +131,11 @@ TEST_F(BuilderTest, CopyStepsMakeLayersAndConfig) {
   EXPECT_EQ(cfg.config.working_dir, "/app");
   EXPECT_EQ(cfg.config.env, (std::vector<std::string>{"MODE=prod"}));
   EXPECT_EQ(cfg.created, "1970-01-01T00:00:00Z");
-  EXPECT_EQ(cfg.diff_ids.size(), 4u);  // busybox + 3 COPY
+  EXPECT_EQ(cfg.diff_ids.size(), 5u);  // busybox + WORKDIR's new /app + 3 COPY
   size_t empty = 0;
   for (const auto& h : cfg.history) empty += h.empty_layer ? 1 : 0;
-  EXPECT_EQ(empty, 3u);  // WORKDIR, ENV, CMD
+  EXPECT_EQ(empty, 2u);  // ENV, CMD
+  EXPECT_EQ(cfg.history.size(), cfg.diff_ids.size() + empty);
   EXPECT_TRUE(store_->resolve("app:1"));
 }
 
@@ -159,10 +160,11 @@ TEST_F(BuilderTest, ReproducibleAcrossRootsAndOnlyAffectedStepsChange) {
   EXPECT_EQ(r3->steps_run, 2);
   auto l1 = layers_of(r1->manifest), l3 = layers_of(r3->manifest);
   ASSERT_EQ(l1.size(), l3.size());
-  EXPECT_EQ(l1[0], l3[0]);
-  EXPECT_EQ(l1[1], l3[1]);
-  EXPECT_NE(l1[2], l3[2]);
-  EXPECT_EQ(l1[3], l3[3]);  // b.txt's layer has the same bytes, only its cache key moved
+  EXPECT_EQ(l1[0], l3[0]);  // busybox
+  EXPECT_EQ(l1[1], l3[1]);  // WORKDIR /app
+  EXPECT_EQ(l1[2], l3[2]);  // COPY a.txt
+  EXPECT_NE(l1[3], l3[3]);  // COPY dir/ (changed)
+  EXPECT_EQ(l1[4], l3[4]);  // b.txt's layer has the same bytes, only its cache key moved
   EXPECT_NE(r1->manifest.digest, r3->manifest.digest);
 }
 
@@ -219,6 +221,22 @@ TEST_F(BuilderTest, AddExtractsLocalTarAndHeredocsAndOnbuild) {
   EXPECT_EQ(read_in_image(r->manifest, "hello"), "hello kiste\n");
   EXPECT_EQ(read_in_image(r->manifest, "from-onbuild"), "ob\n");
   EXPECT_TRUE(config_of(r->manifest).config.on_build.empty());
+}
+
+TEST_F(BuilderTest, WorkdirCreatesAMissingDirectoryOnly) {
+  write(tmp_ / "ctx/Containerfile", "FROM busybox\nWORKDIR /srv/www\nWORKDIR /etc\nCMD pwd\n");
+  auto r = build(tmp_ / "ctx");
+  ASSERT_TRUE(r) << r.error().to_string();
+  auto cfg = config_of(r->manifest);
+  EXPECT_EQ(cfg.diff_ids.size(), 2u);  // /srv/www is new, /etc exists
+  EXPECT_FALSE(cfg.history[1].empty_layer);
+  EXPECT_TRUE(cfg.history[2].empty_layer);
+  std::string out;
+  EXPECT_EQ(testing::run_shell(fmt::format("tar -tzf {}", store_->blob_path(layers_of(r->manifest)[1].digest).string()), &out), 0);
+  EXPECT_EQ(out, "srv/\nsrv/www/\n");
+  auto again = build(tmp_ / "ctx");
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->manifest.digest, r->manifest.digest);
 }
 
 TEST_F(BuilderTest, ChownResolvesNamesInTheStage) {
