@@ -3,6 +3,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
+#include <optional>
+
+#include <fcntl.h>
+#include <unistd.h>
 
 #include <kiste/builder/builder.hpp>
 #include <kiste/image/archive.hpp>
@@ -13,6 +17,36 @@
 namespace kiste::cli {
 
 namespace {
+
+// RUN output goes to stderr with the progress (stdout carries only the image digest), or nowhere
+// with -q: fds 1 and 2 are pointed elsewhere while a step runs, then restored.
+class OutputRedirect final : public builder::RunExecutor {
+ public:
+  OutputRedirect(builder::RunExecutor& inner, bool quiet) : inner_(inner), quiet_(quiet) {}
+  Result<int> run(const builder::RunRequest& req) override {
+    std::fflush(stdout);
+    std::fflush(stderr);
+    int saved_out = ::dup(1), saved_err = ::dup(2);
+    int null_fd = quiet_ ? ::open("/dev/null", O_WRONLY | O_CLOEXEC) : -1;
+    if (quiet_ && null_fd >= 0) {
+      ::dup2(null_fd, 1);
+      ::dup2(null_fd, 2);
+    } else {
+      ::dup2(2, 1);
+    }
+    auto r = inner_.run(req);
+    ::dup2(saved_out, 1);
+    ::dup2(saved_err, 2);
+    for (int fd : {saved_out, saved_err, null_fd}) {
+      if (fd >= 0) ::close(fd);
+    }
+    return r;
+  }
+
+ private:
+  builder::RunExecutor& inner_;
+  bool quiet_;
+};
 
 struct BuildFlags {
   std::string context = ".", file, target, platform, timestamp, format = "oci",
@@ -110,7 +144,9 @@ void cmd_build(const Globals& g, const BuildFlags& f) {
   }
   builder::StoreImageProvider provider(store);
   auto executor = builder::make_runtime_executor({.root = g.root});
-  builder::Builder b(store, provider, executor.get());
+  std::optional<OutputRedirect> redirect;
+  if (executor) redirect.emplace(*executor, f.quiet);
+  builder::Builder b(store, provider, redirect ? &*redirect : nullptr);
   auto r = value_or_exit(with_context(b.build(o), "build"));
   for (const auto& out : f.outputs) {
     auto m = csv_map(out);
