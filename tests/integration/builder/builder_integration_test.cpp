@@ -239,6 +239,38 @@ TEST_F(BuilderTest, WorkdirCreatesAMissingDirectoryOnly) {
   EXPECT_EQ(again->manifest.digest, r->manifest.digest);
 }
 
+TEST_F(BuilderTest, CopyExcludeGlobsAndAddUrls) {
+  write(tmp_ / "ctx/dir/keep.txt", "k");
+  write(tmp_ / "ctx/dir/drop.tmp", "d");
+  write(tmp_ / "ctx/dir/sub/also.tmp", "d");
+  write(tmp_ / "ctx/one.md", "1");
+  write(tmp_ / "ctx/two.md", "2");
+  write(tmp_ / "ctx/Containerfile",
+        "FROM busybox\nCOPY --exclude=**/*.tmp dir/ /d/\nCOPY *.md /docs/\n");
+  auto r = build(tmp_ / "ctx");
+  ASSERT_TRUE(r) << r.error().to_string();
+  EXPECT_EQ(read_in_image(r->manifest, "d/keep.txt"), "k");
+  EXPECT_EQ(read_in_image(r->manifest, "d/drop.tmp"), "");
+  EXPECT_EQ(read_in_image(r->manifest, "d/sub/also.tmp"), "");
+  EXPECT_EQ(read_in_image(r->manifest, "docs/one.md"), "1");
+  EXPECT_EQ(read_in_image(r->manifest, "docs/two.md"), "2");
+  write(tmp_ / "ctx/Containerfile", "FROM busybox\nCOPY *.nothing /x/\n");
+  EXPECT_FALSE(build(tmp_ / "ctx"));
+  write(tmp_ / "ctx/Containerfile", "FROM busybox\nADD https://example.com/f /f\n");
+  auto u = build(tmp_ / "ctx");
+  ASSERT_FALSE(u);
+  EXPECT_NE(u.error().to_string().find("--checksum"), std::string::npos) << u.error().to_string();
+}
+
+TEST_F(BuilderTest, RunNetworkNoneHasOnlyLoopback) {
+  if (!executor_) GTEST_SKIP() << "RUN needs the runtime part, which this tree does not have yet";
+  write(tmp_ / "ctx/Containerfile", "FROM busybox\nRUN --network=none ls /sys/class/net > /none\nRUN ls /sys/class/net > /host\n");
+  auto r = build(tmp_ / "ctx");
+  ASSERT_TRUE(r) << r.error().to_string();
+  EXPECT_EQ(read_in_image(r->manifest, "none"), "lo\n");
+  EXPECT_NE(read_in_image(r->manifest, "host"), "lo\n");  // the default is the host's network
+}
+
 TEST_F(BuilderTest, ChownResolvesNamesInTheStage) {
   write(tmp_ / "ctx/Containerfile",
         "FROM busybox\nCOPY --chown=nobody:daemon a /a\nCOPY --chown=daemon b /b\nCOPY --chown=7:8 a /c\n");
