@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <kiste/base/sys.hpp>
 #include <kiste/builder/builder.hpp>
 #include <kiste/image/archive.hpp>
 #include <kiste/image/layer_writer.hpp>
@@ -50,7 +51,7 @@ class OutputRedirect final : public builder::RunExecutor {
 
 struct BuildFlags {
   std::string context = ".", file, target, platform, timestamp, format = "oci",
-              compression = "gzip", network = "host", progress = "auto";
+              compression = "gzip", network = "host", progress = "auto", iidfile;
   std::vector<std::string> tags, build_args, secrets, outputs, cache_from, cache_to;
   bool no_cache = false, quiet = false, push = false;
 };
@@ -163,6 +164,9 @@ void cmd_build(const Globals& g, const BuildFlags& f) {
       exit_on_error(failf(Errc::InvalidArgument, "--output type={}: expected oci or docker-archive", type));
     }
   }
+  if (!f.iidfile.empty()) {
+    exit_on_error(with_context(sys::write_file_atomic(f.iidfile, r.config_digest.str()), "--iidfile"));
+  }
   if (f.quiet) {
     std::printf("%s\n", r.manifest.digest.str().c_str());
     return;
@@ -199,6 +203,7 @@ void register_build_commands(CLI::App& app, Globals& g) {
   b->add_option("--cache-from", f->cache_from, "registry repository to read cache from")->allow_extra_args(false);
   b->add_option("--cache-to", f->cache_to, "registry repository to write cache to")->allow_extra_args(false);
   b->add_flag("--push", f->push, "push the image after the build");
+  b->add_option("--iidfile", f->iidfile, "write the image ID (config digest) to this file");
   b->add_flag("-q,--quiet", f->quiet, "print only the image digest");
   b->callback([&g, f] {
     if (f->progress == "quiet") f->quiet = true;

@@ -507,12 +507,37 @@ bool is_url(std::string_view s) {
   return s.starts_with("http://") || s.starts_with("https://") || s.starts_with("git@");
 }
 
-std::optional<image::media_type::Compression> tar_kind(std::string_view name) {
+// A local archive ADD unpacks, recognised by content as Docker does: a tar (`ustar` magic), or
+// gzip/zstd whose first block is a tar.
+std::optional<image::media_type::Compression> tar_kind(const fs::path& root, const std::string& rel) {
   using C = image::media_type::Compression;
-  if (name.ends_with(".tar")) return C::None;
-  if (name.ends_with(".tar.gz") || name.ends_with(".tgz")) return C::Gzip;
-  if (name.ends_with(".tar.zst") || name.ends_with(".tzst")) return C::Zstd;
-  return std::nullopt;
+  auto rootfd = sys::open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (!rootfd) return std::nullopt;
+  auto fd = sys::open_in_root(rootfd->get(), rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (!fd) return std::nullopt;
+  char buf[512] = {};
+  ssize_t n = ::pread(fd->get(), buf, sizeof buf, 0);
+  auto is_tar = [](std::string_view b) { return b.size() >= 262 && b.substr(257, 5) == "ustar"; };
+  if (n >= 262 && is_tar(std::string_view(buf, static_cast<size_t>(n)))) return C::None;
+  C c;
+  if (n >= 2 && static_cast<unsigned char>(buf[0]) == 0x1f && static_cast<unsigned char>(buf[1]) == 0x8b) {
+    c = C::Gzip;
+  } else if (n >= 4 && std::string_view(buf, 4) == std::string_view("\x28\xb5\x2f\xfd", 4)) {
+    c = C::Zstd;
+  } else {
+    return std::nullopt;
+  }
+  auto in = sys::open_in_root(rootfd->get(), rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (!in) return std::nullopt;
+  image::FdReader raw(std::move(*in), rel);
+  auto dec = image::make_decompressor(raw, c);
+  std::string first;
+  while (first.size() < 512) {
+    auto got = dec->read(buf, sizeof buf);
+    if (!got || *got == 0) break;
+    first.append(buf, *got);
+  }
+  return is_tar(first) ? std::optional<C>(c) : std::nullopt;
 }
 
 }  // namespace
@@ -663,8 +688,8 @@ Result<std::vector<std::string>> BuildRun::copy_inputs(StageOut& out, const Inst
       continue;
     }
     std::string target = dest_dir ? (dest.ends_with("/") ? dest : dest + "/") + base_name(m.rel) : dest;
-    auto tk = tar_kind(m.rel);
-    if (add && !from && tk && kept.front().type == ContextEntry::Type::File) {
+    auto tk = add && !from && kept.front().type == ContextEntry::Type::File ? tar_kind(root, m.rel) : std::nullopt;
+    if (tk) {
       // ADD auto-extracts local tar archives into the destination directory.
       fs::path x = work_->path() / fmt::format("add-{}", ++counter_);
       KISTE_TRY(sys::mkdir_all(x, 0755));

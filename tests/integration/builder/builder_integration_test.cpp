@@ -215,9 +215,18 @@ TEST_F(BuilderTest, AddExtractsLocalTarAndHeredocsAndOnbuild) {
         "FROM busybox AS parent\nONBUILD COPY f /from-onbuild\n"
         "FROM parent\nARG WHO=world\nADD p.tar.gz /opt/\nCOPY --chmod=0700 <<EOF /hello\nhello $WHO\nEOF\n");
   write(tmp_ / "ctx/f", "ob\n");
+  // Recognised by content, not by name; a non-archive is copied as a file.
+  fs::copy_file(tmp_ / "ctx/p.tar.gz", tmp_ / "ctx/noext");
+  write(tmp_ / "ctx/plain.tar.gz", "not really an archive");
+  write(tmp_ / "ctx/Containerfile",
+        "FROM busybox AS parent\nONBUILD COPY f /from-onbuild\n"
+        "FROM parent\nARG WHO=world\nADD p.tar.gz /opt/\nADD noext /noext/\nADD plain.tar.gz /plain/\n"
+        "COPY --chmod=0700 <<EOF /hello\nhello $WHO\nEOF\n");
   auto r = build(tmp_ / "ctx", {.plan = {.build_args = {{"WHO", "kiste"}}}});
   ASSERT_TRUE(r) << r.error().to_string();
   EXPECT_EQ(read_in_image(r->manifest, "opt/payload/inner.txt"), "inner\n");
+  EXPECT_EQ(read_in_image(r->manifest, "noext/payload/inner.txt"), "inner\n");
+  EXPECT_EQ(read_in_image(r->manifest, "plain/plain.tar.gz"), "not really an archive");
   EXPECT_EQ(read_in_image(r->manifest, "hello"), "hello kiste\n");
   EXPECT_EQ(read_in_image(r->manifest, "from-onbuild"), "ob\n");
   EXPECT_TRUE(config_of(r->manifest).config.on_build.empty());
