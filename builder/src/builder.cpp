@@ -95,6 +95,10 @@ class BuildRun {
   Status prepare_run(const StageOut& out, RunRequest& req);
 
   // Cache.
+  std::string pack_input() const {
+    return fmt::format("pack epoch={} compression={} level={}", opts_.timestamp,
+                       static_cast<int>(opts_.compress.compression), opts_.compress.level);
+  }
   fs::path cache_dir() const { return store_.root() / "cache" / "build"; }
   Result<std::optional<image::LayerResult>> cache_lookup(const image::Digest& key);
   Status cache_store(const image::Digest& key, const image::LayerResult& l);
@@ -271,6 +275,8 @@ Status BuildRun::layer_step(StageOut& out, const Instruction& ins) {
     created_by = fmt::format("{} {} # buildkit", keyword(ins.kind), job.describe());
   }
   inputs.insert(inputs.begin(), "parent " + out.key.str());
+  // How layers are packed is part of what a cached layer is (mtimes clamp to the timestamp).
+  inputs.push_back(pack_input());
   image::Digest key = image::Digest::of(lines_join(inputs));
   std::string slot = std::string(image::Digest::of(fmt::format("{}\n{}\n{}", fs::absolute(opts_.context_dir).string(), cf_.name, cur_name_) + "\n" + std::to_string(cur_step_)).hex());
   std::optional<image::LayerResult> hit;
@@ -814,7 +820,7 @@ Status BuildRun::workdir_layer(StageOut& out) {
   const std::string& wd = out.st.config.config.working_dir;
   std::string rel = clean_rel(wd);
   if (rel.empty()) return {};
-  image::Digest key = image::Digest::of(out.key.str() + "\nworkdir-dir " + wd);
+  image::Digest key = image::Digest::of(out.key.str() + "\nworkdir-dir " + wd + "\n" + pack_input());
   fs::path record = cache_dir() / std::string(key.hex());
   std::optional<image::LayerResult> layer;
   auto text = sys::read_file(record, 4096);
