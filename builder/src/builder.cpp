@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <deque>
 #include <set>
 
@@ -125,6 +126,7 @@ class BuildRun {
   BuildPlan plan_;
   IgnoreMatcher ignore_;
   fs::path context_;
+  std::string context_abs_;  // names this context's "last inputs" records (miss explanations)
   std::optional<TempDir> work_;
   std::map<int, StageOut> done_;
   std::map<std::string, fs::path> image_rootfs_;
@@ -139,6 +141,8 @@ class BuildRun {
 
 Result<BuildResult> BuildRun::run() {
   context_ = opts_.context_dir;
+  std::error_code ec;
+  context_abs_ = fs::absolute(context_, ec).string();
   fs::path file = opts_.containerfile;
   if (file.empty()) {
     file = context_ / "Containerfile";
@@ -278,7 +282,7 @@ Status BuildRun::layer_step(StageOut& out, const Instruction& ins) {
   // How layers are packed is part of what a cached layer is (mtimes clamp to the timestamp).
   inputs.push_back(pack_input());
   image::Digest key = image::Digest::of(lines_join(inputs));
-  std::string slot = std::string(image::Digest::of(fmt::format("{}\n{}\n{}", fs::absolute(opts_.context_dir).string(), cf_.name, cur_name_) + "\n" + std::to_string(cur_step_)).hex());
+  std::string slot = std::string(image::Digest::of(fmt::format("{}\n{}\n{}", context_abs_, cf_.name, cur_name_) + "\n" + std::to_string(cur_step_)).hex());
   std::optional<image::LayerResult> hit;
   if (!opts_.no_cache) {
     KISTE_ASSIGN_OR_RETURN(hit, cache_lookup(key));
@@ -371,7 +375,10 @@ Result<std::optional<image::LayerResult>> BuildRun::cache_lookup(const image::Di
   auto d = image::Digest::parse(f[1]);
   auto diff = image::Digest::parse(f[3]);
   if (!d || !diff || !store_.has_blob(*d)) return std::optional<image::LayerResult>{};
-  image::LayerResult l{.digest = *d, .size = std::stoull(f[2]), .diff_id = *diff, .media_type = f[0]};
+  uint64_t size = 0;
+  auto [end, ec] = std::from_chars(f[2].data(), f[2].data() + f[2].size(), size);
+  if (ec != std::errc() || end != f[2].data() + f[2].size()) return std::optional<image::LayerResult>{};
+  image::LayerResult l{.digest = *d, .size = size, .diff_id = *diff, .media_type = f[0]};
   return std::optional<image::LayerResult>{l};
 }
 
