@@ -184,6 +184,14 @@ TEST_F(BuilderTest, CacheHitRunsNothingAndIgnoredFilesDoNotBustIt) {
   ASSERT_TRUE(r3);
   EXPECT_EQ(r3->steps_run, 3);
   EXPECT_EQ(r3->manifest.digest, r1->manifest.digest);
+  // Corrupt cache records are misses: the build runs the steps again, to the same image.
+  for (const auto& e : fs::directory_iterator(store_->root() / "cache" / "build")) {
+    if (e.is_regular_file()) write(e.path(), "garbage sha256:zz -1 x\n");
+  }
+  auto rc = build(tmp_ / "ctx");
+  ASSERT_TRUE(rc) << rc.error().to_string();
+  EXPECT_EQ(rc->steps_run, 3);
+  EXPECT_EQ(rc->manifest.digest, r1->manifest.digest);
   // Another timestamp is another image (mtimes and `created`), never a stale cache hit.
   auto r5 = build(tmp_ / "ctx", {.timestamp = 1700000000});
   ASSERT_TRUE(r5);
