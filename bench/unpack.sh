@@ -1,38 +1,28 @@
 #!/usr/bin/env bash
 # Unpack benchmark (not a test): a ~100 MB image of a few large files and an image of ~20,000
-# small files, unpacked by kiste, `umoci unpack` and `oci-image-tool unpack`, same machine, same
-# run, with hyperfine. Prints medians and kiste's ratio to each peer.
+# small files, flattened to a directory by `kiste unpack`, `umoci unpack` and
+# `oci-image-tool unpack`, same machine, same hyperfine invocation per pair (bench/lib.sh rows:
+# median, ratio kiste/peer, peak RSS). The images are built once by umoci into an OCI layout and
+# loaded into a kiste store through an oci-archive.
 #
-#   bench/unpack.sh [BUILD_DIR]        (default: ./build)
-# Environment: KISTE_BENCH_DIR (work dir, default /var/tmp/kiste-bench), RUNS_LARGE (5),
-# RUNS_SMALL (3), SMALL_FILES (20000).
+# Environment: KISTE_BENCH_DIR (work dir, default /var/tmp/kiste-bench), BENCH_RUNS (lib.sh;
+# the small-files comparisons use at most SMALL_RUNS, default 3), SMALL_FILES (20000),
+# KISTE_UNPACK_DRIVER=1 to time build/bench/kiste-layer-bench (the library without the CLI).
 set -euo pipefail
-here=$(cd "$(dirname "$0")/.." && pwd)
-build=$(cd "${1:-$here/build}" && pwd)
+source "$(dirname "$0")/lib.sh"
 work=${KISTE_BENCH_DIR:-/var/tmp/kiste-bench}
-runs_large=${RUNS_LARGE:-5}
-runs_small=${RUNS_SMALL:-3}
 small_files=${SMALL_FILES:-20000}
+small_runs=${SMALL_RUNS:-3}
 layout=$work/layout
-for tool in umoci hyperfine python3; do
+for tool in umoci hyperfine python3 jq; do
   command -v "$tool" >/dev/null || { echo "unpack.sh: needs $tool" >&2; exit 1; }
 done
-
-# kiste: the bench driver over the library's unpack_layers (what `kiste unpack` runs), unless
-# KISTE_UNPACK_CMD gives another command; {layout}, {tag} and {out} are substituted, e.g.
-#   KISTE_UNPACK_CMD='build/cli/kiste --root /tmp/r unpack {tag} {out}'
-kiste_cmd=${KISTE_UNPACK_CMD:-"$build/bench/kiste-layer-bench unpack {layout}:{tag} {out}"}
-kiste_unpack() {
-  local c=${kiste_cmd//\{layout\}/$layout}
-  c=${c//\{tag\}/$1}
-  echo "${c//\{out\}/$2}"
-}
 
 mkdir -p "$work"
 if [ ! -f "$work/.ready-$small_files" ]; then
   echo "unpack.sh: generating images in $work (once)"
   rm -rf "$work"/{layout,src-large,src-small,bundle-*}
-  # A few large files: half incompressible, half text-like (compresses ~4:1).
+  # A few large files: half incompressible, half base64 text (gzip shrinks it to ~76%).
   mkdir -p "$work/src-large/opt/blobs"
   head -c $((25 << 20)) /dev/urandom >"$work/src-large/opt/blobs/random1.bin"
   head -c $((25 << 20)) /dev/urandom >"$work/src-large/opt/blobs/random2.bin"
@@ -63,31 +53,45 @@ PY
   touch "$work/.ready-$small_files"
 fi
 
-results=$work/results
-mkdir -p "$results"
+# Load both images into a kiste store (an oci-archive is a tar of the layout; the containerd
+# name annotation gives them names).
+kroot=$work/kiste-root
+if [ ! -f "$kroot/.loaded-$small_files" ]; then
+  rm -rf "$kroot" "$work/archive"
+  mkdir -p "$work/archive"
+  cp -a "$layout/." "$work/archive/"
+  jq '.manifests |= map(.annotations["io.containerd.image.name"] =
+        ("localhost/bench/" + .annotations["org.opencontainers.image.ref.name"] + ":latest"))' \
+    "$layout/index.json" >"$work/archive/index.json"
+  tar -C "$work/archive" -cf "$work/images.tar" .
+  "$KISTE" --root "$kroot" load -q -i "$work/images.tar"
+  rm -rf "$work/archive" "$work/images.tar"
+  touch "$kroot/.loaded-$small_files"
+fi
+
 out=$work/out
+# Remove the last output and sync before each run, so no run pays for the previous one's deletes.
+prepare="rm -rf $out; mkdir -p $out; sync"
+all_runs=$BENCH_RUNS
 for kind in large small; do
-  runs=$runs_large
-  [ "$kind" = small ] && runs=$runs_small
-  cmds=(-n kiste "$(kiste_unpack "$kind" "$out/kiste")"
-        -n umoci "umoci unpack --image $layout:$kind $out/umoci")
-  if command -v oci-image-tool >/dev/null; then
-    cmds+=(-n oci-image-tool "oci-image-tool unpack --ref name=$kind $layout $out/oit")
+  if [ "$kind" = small ] && [ "$BENCH_RUNS" -gt "$small_runs" ]; then BENCH_RUNS=$small_runs; fi
+  if [ "${KISTE_UNPACK_DRIVER:-0}" = 1 ]; then
+    kcmd="$REPO_DIR/build/bench/kiste-layer-bench unpack $layout:$kind $out/kiste"
+  else
+    kcmd="$KISTE --root $kroot unpack localhost/bench/$kind:latest $out/kiste"
   fi
-  hyperfine --runs "$runs" --warmup 1 --prepare "sync; rm -rf $out; mkdir -p $out" \
-    --export-json "$results/$kind.json" "${cmds[@]}"
+  note="$(du -sh --apparent-size "$work/src-$kind" | cut -f1) in $(find "$work/src-$kind" -type f | wc -l) files"
+  bench_compare "unpack-$kind" "$kcmd" umoci "umoci unpack --image $layout:$kind $out/umoci" \
+    "$prepare" "$note"
+  if command -v oci-image-tool >/dev/null; then
+    bench_compare "unpack-$kind" "$kcmd" oci-image-tool \
+      "oci-image-tool unpack --ref name=$kind $layout $out/oit" "$prepare" "$note"
+  else
+    bench_unavailable "unpack-$kind" oci-image-tool "not installed"
+  fi
+  BENCH_RUNS=$all_runs
 done
 rm -rf "$out"
-
-python3 - "$results" <<'PY'
-import json, sys, os
-res = sys.argv[1]
-print("\nmedians (s) and kiste's time as a fraction of each peer's:")
-for kind in ("large", "small"):
-    data = json.load(open(os.path.join(res, kind + ".json")))["results"]
-    med = {r["command"]: r["median"] for r in data}
-    k = med.get("kiste")
-    line = "  %-5s " % kind + "  ".join("%s %.3f" % (c, m) for c, m in med.items())
-    ratios = "  ".join("kiste/%s %.2f" % (c, k / m) for c, m in med.items() if c != "kiste")
-    print(line + "   | " + ratios)
-PY
+jq -r 'select(.comparison | startswith("unpack-")) |
+  "\(.comparison) kiste \(.kiste_ms) ms vs \(.peer) \(.peer_ms) ms: ratio \(.ratio) (RSS \(.kiste_rss_kib) / \(.peer_rss_kib) KiB)"' \
+  "$BENCH_OUT" | tail -4 >&2

@@ -45,9 +45,17 @@ void cmd_images(const Globals& g, const std::string& format, bool quiet) {
 }
 
 void cmd_inspect(const Globals& g, const std::vector<std::string>& names) {
+  if (names.size() == 1 && names[0].starts_with("docker://")) {  // remote, without pulling
+    std::printf("%s\n", value_or_exit(inspect_remote_json(g, names[0])).c_str());
+    return;
+  }
   image::Store store = open_store(g);
   std::string out;
   for (const auto& n : names) {
+    if (n.starts_with("docker://")) {  // a remote image, without pulling it (like skopeo inspect)
+      std::printf("%s\n", value_or_exit(inspect_remote_json(g, n)).c_str());
+      continue;
+    }
     auto entry = value_or_exit(store.resolve(n));
     std::string one = value_or_exit(image::inspect_image(store, entry));
     // Each is a one-element array; join them into one array.
@@ -59,7 +67,7 @@ void cmd_inspect(const Globals& g, const std::vector<std::string>& names) {
     }
     out += one;
   }
-  std::printf("%s\n", out.c_str());
+  if (!out.empty()) std::printf("%s\n", out.c_str());
 }
 
 void cmd_tag(const Globals& g, const std::string& src, const std::string& dst) {
@@ -72,6 +80,10 @@ void cmd_tag(const Globals& g, const std::string& src, const std::string& dst) {
 void cmd_rmi(const Globals& g, const std::vector<std::string>& names, bool force) {
   image::Store store = open_store(g);
   for (const auto& n : names) {
+    if (n.starts_with("docker://")) {  // a remote image, without pulling it (like skopeo inspect)
+      std::printf("%s\n", value_or_exit(inspect_remote_json(g, n)).c_str());
+      continue;
+    }
     auto entry = value_or_exit(store.resolve(n));
     auto all = value_or_exit(store.entries());
     std::vector<std::string> same;

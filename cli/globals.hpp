@@ -39,5 +39,11 @@ T value_or_exit(Result<T>&& r) {
 void register_image_commands(CLI::App& app, Globals& g);    // images inspect tag rmi prune fsck
 void register_archive_commands(CLI::App& app, Globals& g);  // import save load
 void register_build_commands(CLI::App& app, Globals& g);    // build
+void register_run_commands(CLI::App& app, Globals& g);  // run
+// pull push copy promote tags delete login logout
+void register_registry_commands(CLI::App& app, Globals& g);
+
+// `kiste inspect docker://REF`: the remote image as JSON (like skopeo inspect), without pulling.
+[[nodiscard]] Result<std::string> inspect_remote_json(const Globals& g, std::string_view ref);
 
 }  // namespace kiste::cli

@@ -13,6 +13,7 @@ namespace fs = std::filesystem;
 
 namespace {
 constexpr size_t kFlushBytes = 1 << 20;
+constexpr size_t kDirectWriteBytes = 64 << 10;
 }
 
 Result<BlobWriter> BlobWriter::create(const fs::path& tmp_dir, const fs::path& blobs_dir) {
@@ -62,7 +63,8 @@ void BlobWriter::discard() {
 Status BlobWriter::write(std::string_view bytes) {
   KISTE_CHECK(!done_);
   hasher_.update(bytes);
-  if (buf_.empty() && bytes.size() >= kFlushBytes) {
+  // Large writes (streamed blobs) go straight through; small ones are batched.
+  if (buf_.empty() && bytes.size() >= kDirectWriteBytes) {
     return sys::write_all(fd_.get(), bytes, tmp_path_.native());
   }
   buf_.append(bytes);

@@ -12,6 +12,8 @@ namespace kiste::image {
 
 namespace {
 
+constexpr int kBlobAttempts = 3;
+
 // Counts bytes for progress as they stream through.
 class CountingReader final : public BlobReader {
  public:
@@ -57,10 +59,20 @@ class Copier {
       done(CopyProgress::Outcome::Mounted);
       return {};
     }
-    KISTE_ASSIGN_OR_RETURN(auto reader, src_.open_blob(d));
+    // A transfer that failed for a retryable reason (Errc::Unavailable: connection lost, 5xx,
+    // 429 after the transport's own retries) is started over from a fresh reader: a streamed
+    // upload cannot be rewound inside the transport.
     uint64_t n = 0;
-    CountingReader counting(*reader, d, opts_.progress, n);
-    KISTE_TRY(dst_.put_blob(d, counting));
+    for (int attempt = 1;; ++attempt) {
+      KISTE_ASSIGN_OR_RETURN(auto reader, src_.open_blob(d));
+      n = 0;
+      CountingReader counting(*reader, d, opts_.progress, n);
+      auto put = dst_.put_blob(d, counting);
+      if (put) break;
+      if (put.error().code != Errc::Unavailable || attempt >= kBlobAttempts) {
+        return std::unexpected(std::move(put).error());
+      }
+    }
     std::lock_guard l(mu);
     ++res.blobs_copied;
     res.bytes_copied += n;

@@ -195,6 +195,16 @@ bool is_overlay_xattr(std::string_view name) {
   return name.starts_with("trusted.overlay.") || name.starts_with("user.overlay.");
 }
 
+// The process umask, read without changing it (umask(2) would race with other threads).
+mode_t read_umask() {
+  auto status = sys::read_file("/proc/self/status", 1 << 16);
+  if (status) {
+    size_t at = status->find("\nUmask:\t");
+    if (at != std::string::npos) return static_cast<mode_t>(std::strtoul(status->c_str() + at + 8, nullptr, 8));
+  }
+  return 07777;  // unknown: always fchmod
+}
+
 // ---- the extractor --------------------------------------------------------------------------------
 
 class Extractor {
@@ -224,7 +234,9 @@ class Extractor {
   Status apply_whiteout(const std::string& parent, const std::string& name);
   Status apply_opaque(const std::string& dir);
   Status remove_lower_children(int dirfd, const std::string& dir);
-  Status write_file(archive* a, archive_entry* e, int pfd, const std::string& name,
+  Status check_size(archive_entry* e, const std::string& path, const ExtractStats& stats) const;
+  mode_t create_mode(archive_entry* e) const;
+  Status write_file(archive* a, archive_entry* e, UniqueFd fd, mode_t created_mode,
                     const std::string& path, ExtractStats& stats);
   Status set_owner_at(int pfd, const std::string& name, archive_entry* e,
                       const std::string& path);
@@ -240,6 +252,10 @@ class Extractor {
   std::string cached_path_;
   UniqueFd cached_fd_;
   bool cached_valid_ = false;
+  bool cached_setgid_ = false;  // the cached parent has the setgid bit
+  uid_t euid_ = ::geteuid();
+  gid_t egid_ = ::getegid();
+  mode_t umask_ = read_umask();
   std::string root_path_;  // the root as the kernel names it, for resolving dangling links
 };
 
@@ -255,6 +271,8 @@ Result<int> Extractor::parent_fd(const std::string& parent, bool create) {
   if (!r) return std::unexpected(std::move(r).error());
   cached_fd_ = std::move(*r);
   cached_path_ = parent;
+  struct stat st {};
+  cached_setgid_ = ::fstat(cached_fd_.get(), &st) != 0 || (st.st_mode & S_ISGID) != 0;
   cached_valid_ = true;
   return cached_fd_.get();
 }
@@ -421,8 +439,8 @@ Status Extractor::set_xattrs(int fd, archive_entry* e, const std::string& path) 
   return {};
 }
 
-Status Extractor::write_file(archive* a, archive_entry* e, int pfd, const std::string& name,
-                             const std::string& path, ExtractStats& stats) {
+Status Extractor::check_size(archive_entry* e, const std::string& path,
+                             const ExtractStats& stats) const {
   la_int64_t size = archive_entry_size(e);
   if (size < 0 || static_cast<uint64_t>(size) > opt_.limits.max_entry_size) {
     return failf(Errc::Corrupt, "entry {}: size {} exceeds the limit of {} bytes", quote(path),
@@ -432,9 +450,21 @@ Status Extractor::write_file(archive* a, archive_entry* e, int pfd, const std::s
     return failf(Errc::Corrupt, "entry {}: layer content exceeds the limit of {} bytes",
                  quote(path), opt_.limits.max_total_bytes);
   }
-  UniqueFd fd(::openat(pfd, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                       0600));
-  if (!fd) return std::unexpected(sys_error("create", path));
+  return {};
+}
+
+// The mode to create a regular file with: its final mode when the umask keeps it intact (then
+// no fchmod is needed), else 0600 until fchmod.
+mode_t Extractor::create_mode(archive_entry* e) const {
+  mode_t perm = archive_entry_perm(e) & 07777;
+  if ((perm & 07000) == 0 && (perm & umask_) == 0) return perm;
+  return 0600;
+}
+
+Status Extractor::write_file(archive* a, archive_entry* e, UniqueFd fd, mode_t created_mode,
+                             const std::string& path, ExtractStats& stats) {
+  la_int64_t size = archive_entry_size(e);
+  la_int64_t end = 0;
   const void* buf = nullptr;
   size_t len = 0;
   la_int64_t offset = 0;
@@ -458,18 +488,21 @@ Status Extractor::write_file(archive* a, archive_entry* e, int pfd, const std::s
       len -= static_cast<size_t>(n);
       offset += n;
     }
+    end = std::max(end, offset);
   }
   // Sparse entries end in a hole: the size comes from the header, not the last write.
-  KISTE_TRY(sys::ftruncate(fd.get(), size, path));
+  if (end != size) KISTE_TRY(sys::ftruncate(fd.get(), size, path));
   stats.bytes += static_cast<uint64_t>(size);
   if (same_owner_) {
-    if (::fchown(fd.get(), static_cast<uid_t>(archive_entry_uid(e)),
-                 static_cast<gid_t>(archive_entry_gid(e))) != 0) {
-      return std::unexpected(sys_error("chown", path));
-    }
+    auto uid = static_cast<uid_t>(archive_entry_uid(e));
+    auto gid = static_cast<gid_t>(archive_entry_gid(e));
+    // A new file is ours already, unless a setgid parent gave it the parent's group.
+    bool ours = uid == euid_ && gid == egid_ && !cached_setgid_;
+    if (!ours && ::fchown(fd.get(), uid, gid) != 0) return std::unexpected(sys_error("chown", path));
   }
-  if (::fchmod(fd.get(), archive_entry_perm(e) & 07777) != 0) {
-    return std::unexpected(sys_error("chmod", path));
+  mode_t perm = archive_entry_perm(e) & 07777;
+  if (perm != created_mode) {  // special bits are always set here, after the chown
+    if (::fchmod(fd.get(), perm) != 0) return std::unexpected(sys_error("chmod", path));
   }
   KISTE_TRY(set_xattrs(fd.get(), e, path));
   struct timespec ts[2];
@@ -535,6 +568,19 @@ Status Extractor::entry(archive* a, archive_entry* e, ExtractStats& stats) {
   bool is_dir = hardlink == nullptr && type == AE_IFDIR;
   KISTE_ASSIGN_OR_RETURN(int pfd, parent_fd(parent, true));
 
+  // Fast path for the common case, a new regular file: create it exclusively right away.
+  if (hardlink == nullptr && type == AE_IFREG && !seen_.contains(path)) {
+    KISTE_TRY(check_size(e, path, stats));
+    mode_t mode = create_mode(e);
+    UniqueFd fd(::openat(pfd, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                         mode));
+    if (fd) {
+      seen_.insert(path);
+      return write_file(a, e, std::move(fd), mode, path, stats);
+    }
+    if (errno != EEXIST) return std::unexpected(sys_error("create", path));
+  }
+
   // What is there already?
   struct stat st {};
   bool exists = ::fstatat(pfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0;
@@ -576,8 +622,14 @@ Status Extractor::entry(archive* a, archive_entry* e, ExtractStats& stats) {
   }
 
   switch (type) {
-    case AE_IFREG:
-      return write_file(a, e, pfd, name, path, stats);
+    case AE_IFREG: {
+      KISTE_TRY(check_size(e, path, stats));
+      mode_t mode = create_mode(e);
+      UniqueFd fd(::openat(pfd, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                           mode));
+      if (!fd) return std::unexpected(sys_error("create", path));
+      return write_file(a, e, std::move(fd), mode, path, stats);
+    }
     case AE_IFDIR: {
       if (!exists) {
         if (::mkdirat(pfd, name.c_str(), 0700) != 0) return std::unexpected(sys_error("mkdir", path));

@@ -327,7 +327,8 @@ Result<ManifestBlob> read_manifest(const Store& store, const Descriptor& d) {
 }
 
 Result<uint64_t> pump(BlobReader& r, ByteSink& sink) {
-  std::string buf(1 << 20, '\0');
+  // 256 KiB: large enough for few syscalls, small enough that parallel transfers stay lean.
+  std::string buf(256 << 10, '\0');
   uint64_t total = 0;
   for (;;) {
     KISTE_ASSIGN_OR_RETURN(size_t n, r.read(buf.data(), buf.size()));

@@ -1,0 +1,150 @@
+// kiste run: docker-style options -> runtime::make_spec -> runtime::run_container. Wiring only.
+#include <unistd.h>
+
+#include <cstdio>
+
+#include <kiste/base/sys.hpp>
+#include <kiste/image/store.hpp>
+#include <kiste/image/store_layers.hpp>
+#include <kiste/runtime/container.hpp>
+#include <kiste/runtime/run_options.hpp>
+
+#include "globals.hpp"
+
+extern char** environ;
+
+namespace kiste::cli {
+
+namespace fs = std::filesystem;
+
+// What `run IMAGE` needs from the store: the snapshot dirs (bottom first) and the config's
+// process defaults.
+struct ImageForRun {
+  std::vector<fs::path> lower_dirs;
+  runtime::ImageProcessDefaults defaults;
+};
+
+namespace {
+
+// IMAGE -> the store entry -> snapshots (unpacked on first use) + the config's process defaults.
+Result<ImageForRun> open_image_for_run(Globals& g, std::string_view ref) {
+  auto store = image::Store::open(g.root);
+  if (!store) return std::unexpected(std::move(store).error().with_context("open store"));
+  auto entry = store->resolve(ref);
+  if (!entry) return std::unexpected(std::move(entry).error());
+  auto layers = image::prepare_layers(*store, *entry);
+  if (!layers) {
+    return std::unexpected(std::move(layers).error().with_context(fmt::format("image {}", quote(ref))));
+  }
+  ImageForRun out;
+  out.lower_dirs = std::move(layers->lower_dirs);
+  const image::ContainerDefaults& c = layers->config.config;
+  out.defaults.entrypoint = c.entrypoint.value_or(std::vector<std::string>{});
+  out.defaults.cmd = c.cmd.value_or(std::vector<std::string>{});
+  out.defaults.env = c.env;
+  out.defaults.working_dir = c.working_dir;
+  out.defaults.user = c.user;
+  if (out.lower_dirs.empty()) {
+    return failf(Errc::InvalidArgument, "image {}: has no layers to run", quote(ref));
+  }
+  return out;
+}
+
+struct RunArgs {
+  runtime::RunOptions opts;
+  std::string rootfs;
+  bool rm = false;
+};
+
+int run_command(Globals& g, RunArgs& a, std::vector<std::string> positional) {
+  ImageForRun image;
+  if (!a.rootfs.empty()) {
+    std::error_code ec;
+    fs::path dir = fs::absolute(a.rootfs, ec);
+    if (ec || !fs::is_directory(dir, ec)) {
+      return report(Error{.code = Errc::NotFound,
+                          .message = fmt::format("rootfs {}: not a directory", quote(a.rootfs))});
+    }
+    image.lower_dirs.push_back(dir.lexically_normal());
+  } else {
+    if (positional.empty()) {
+      return report(Error{.code = Errc::InvalidArgument,
+                          .message = "run: give an IMAGE or --rootfs DIR"});
+    }
+    auto img = open_image_for_run(g, positional.front());
+    if (!img) return report(img.error());
+    image = std::move(*img);
+    positional.erase(positional.begin());
+  }
+  a.opts.command = std::move(positional);
+
+  const std::string id = sys::random_hex(32);
+  const fs::path container_dir = g.root / "containers" / id;
+  runtime::MakeSpecInput in{.id = id,
+                            .lower_dirs = image.lower_dirs,
+                            .container_dir = container_dir,
+                            .image = image.defaults,
+                            .host_env = environ};
+  auto spec = runtime::make_spec(a.opts, in);
+  if (!spec) return report(spec.error());
+  auto mk = sys::mkdir_all(container_dir, 0700);
+  if (!mk) return report(mk.error());
+
+  auto result = runtime::run_container(*spec, {.seccomp_cache_dir = g.root / "cache" / "seccomp"});
+  if (a.rm) {
+    auto rm = sys::remove_tree(container_dir);
+    if (!rm) (void)report(rm.error());
+  }
+  if (!result) return report(result.error());
+  if (!result->exec_error.empty()) {
+    std::fprintf(stderr, "kiste: error: %s\n", result->exec_error.c_str());
+    return result->exit_code;
+  }
+  if (result->oom_killed) {
+    std::fprintf(stderr, "kiste: error: %s\n", result->oom_message().c_str());
+  }
+  return result->exit_code;
+}
+
+}  // namespace
+
+void register_run_commands(CLI::App& app, Globals& g) {
+  auto a = std::make_shared<RunArgs>();
+  auto* run = app.add_subcommand("run", "run a command in a new container");
+  run->set_help_flag("--help", "show this help");
+  run->footer("Arguments: (IMAGE | --rootfs DIR) [COMMAND [ARG...]]  (everything after IMAGE is the command)");
+  run->prefix_command();  // everything after IMAGE (or the first command word) is the command
+  auto& o = a->opts;
+  run->add_option("--rootfs", a->rootfs, "run this directory as the (read-only lower) root");
+  run->add_flag("--rm", a->rm, "remove the container's directories when it exits");
+  run->add_flag("-i,--interactive", o.interactive, "keep stdin connected");
+  run->add_flag("-t,--tty", o.tty, "allocate a pseudo-terminal");
+  run->add_option("-e,--env", o.env, "set an environment variable (KEY=VALUE or KEY)")->allow_extra_args(false);
+  run->add_option("--env-file", o.env_files, "read environment variables from a file")->allow_extra_args(false);
+  run->add_option("--entrypoint", o.entrypoint, "override the image's entrypoint");
+  run->add_option("-w,--workdir", o.workdir, "working directory inside the container");
+  run->add_option("-u,--user", o.user, "user name or uid[:gid]");
+  run->add_option("-h,--hostname", o.hostname, "container hostname");
+  run->add_option("--cap-add", o.cap_add, "add a capability")->allow_extra_args(false);
+  run->add_option("--cap-drop", o.cap_drop, "drop a capability")->allow_extra_args(false);
+  run->add_flag("--privileged", o.privileged, "all capabilities, no seccomp, no masked paths");
+  run->add_option("-v,--volume", o.volumes, "bind mount HOST:CONTAINER[:ro]")->allow_extra_args(false);
+  run->add_option("--mount", o.mounts, "type=bind|tmpfs,source=…,target=…[,readonly]")->allow_extra_args(false);
+  run->add_option("--security-opt", o.security_opts,
+                  "seccomp=PROFILE.json|unconfined, no-new-privileges")->allow_extra_args(false);
+  run->add_option("--ulimit", o.ulimits, "NAME=SOFT[:HARD]")->allow_extra_args(false);
+  run->add_option("--pids-limit", o.pids_limit, "maximum number of tasks (-1: unlimited)");
+  run->add_option("-m,--memory", o.memory, "memory limit (e.g. 5m, 1g)");
+  run->add_option("--memory-swap", o.memory_swap, "memory plus swap limit (-1: unlimited)");
+  run->add_option("--cpus", o.cpus, "CPU limit (e.g. 1.5)");
+  run->add_option("-c,--cpu-shares", o.cpu_shares, "relative CPU weight");
+  run->add_flag("--read-only", o.read_only, "mount the root read-only");
+  run->add_flag("--init", o.init, "run a small init as PID 1 that reaps zombies and forwards signals");
+  run->add_option("--network,--net", o.network, "none (default) or host");
+  run->callback([a, run, &g] {
+    int code = run_command(g, *a, run->remaining());
+    if (code != 0) throw CLI::RuntimeError(code);
+  });
+}
+
+}  // namespace kiste::cli

@@ -1,0 +1,89 @@
+#include <algorithm>
+#include <kiste/registry/promote.hpp>
+#include <kiste/registry/remote_image.hpp>
+
+namespace kiste::registry {
+
+namespace {
+
+Result<image::Reference> by_digest(const image::Reference& r, const image::Digest& d) {
+  return image::Reference::parse(fmt::format("{}/{}@{}", r.registry(), r.repository(), d.str()));
+}
+
+// Copies one artifact (a signature tag or a referrer) unchanged.
+Status copy_artifact(Client& sc, const image::Reference& from, Client& dc,
+                     const image::Reference& to, const PromoteOptions& opts) {
+  KISTE_ASSIGN_OR_RETURN(auto img, RemoteImage::open(sc, from));
+  RemoteSink sink(dc, to);
+  KISTE_TRY(image::copy_image(*img, sink, {.all = true, .jobs = opts.jobs}));
+  return {};
+}
+
+}  // namespace
+
+Result<PromoteResult> promote(Client& sc, const image::Reference& src, Client& dc,
+                              const image::Reference& dst, const PromoteOptions& opts) {
+  std::string ctx = fmt::format("promote `{}` to `{}`", src.str(), dst.str());
+  KISTE_ASSIGN_OR_RETURN(auto img, with_context(RemoteImage::open(sc, src), ctx));
+  const image::Digest digest = img->top().digest;
+  if (opts.expect_digest && *opts.expect_digest != digest) {
+    return failf(Errc::InvalidArgument,
+                 "{}: source has digest {}, expected {}; nothing was copied or tagged", ctx, digest,
+                 *opts.expect_digest);
+  }
+  if (dst.digest() && *dst.digest() != digest) {
+    return failf(Errc::InvalidArgument, "{}: source has digest {}", ctx, digest);
+  }
+  RemoteSink sink(dc, dst);
+  sink.set_mount_first(&sc == &dc || sc.registry() == dc.registry());
+  KISTE_ASSIGN_OR_RETURN(
+      image::CopyResult copy,
+      with_context(image::copy_image(*img, sink,
+                                     {.all = true, .jobs = opts.jobs, .progress = opts.progress}),
+                   ctx));
+
+  // The destination must now serve exactly the source's bytes.
+  std::string id = dst.tag() ? *dst.tag() : digest.str();
+  KISTE_ASSIGN_OR_RETURN(auto served,
+                         with_context(dc.try_head_manifest(dst.repository(), id), ctx));
+  if (!served || served->digest != digest) {
+    return failf(Errc::Corrupt, "{}: destination serves {} instead of {}", ctx,
+                 served ? served->digest.str() : std::string("nothing"), digest);
+  }
+
+  PromoteResult res{.digest = digest, .copy = std::move(copy)};
+  if (!opts.copy_signatures) return res;
+
+  // cosign-style tags and the referrers tag schema: sha256-<hex>[.sig|.att|.sbom]
+  // One tags list instead of a HEAD per suffix; HEADs when the registry will not list tags.
+  std::string base = fmt::format("{}-{}", digest.algorithm_name(), digest.hex());
+  auto tags = sc.list_tags(src.repository());
+  for (std::string_view suffix : {"", ".sig", ".att", ".sbom"}) {
+    std::string tag = base + std::string(suffix);
+    if (tags) {
+      if (std::find(tags->begin(), tags->end(), tag) == tags->end()) continue;
+    } else {
+      KISTE_ASSIGN_OR_RETURN(auto h,
+                             with_context(sc.try_head_manifest(src.repository(), tag), ctx));
+      if (!h) continue;
+    }
+    KISTE_TRY(with_context(copy_artifact(sc, src.without_digest().with_tag(tag), dc,
+                                         dst.without_digest().with_tag(tag), opts),
+                           ctx + ": copy " + tag));
+    ++res.artifacts_copied;
+  }
+  // OCI referrers API.
+  KISTE_ASSIGN_OR_RETURN(auto refs, with_context(sc.try_referrers(src.repository(), digest), ctx));
+  if (refs) {
+    for (const auto& d : refs->index().manifests) {
+      KISTE_ASSIGN_OR_RETURN(auto from, by_digest(src, d.digest));
+      KISTE_ASSIGN_OR_RETURN(auto to, by_digest(dst, d.digest));
+      KISTE_TRY(with_context(copy_artifact(sc, from, dc, to, opts),
+                             ctx + ": copy referrer " + d.digest.str()));
+      ++res.artifacts_copied;
+    }
+  }
+  return res;
+}
+
+}  // namespace kiste::registry

@@ -1,0 +1,52 @@
+#pragma once
+// Running one container: prepare (plans, seccomp, cgroup) in the parent, clone into new
+// namespaces, let the child set itself up (child.cpp), wait, report, clean up.
+#include <sys/types.h>
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+
+#include <kiste/base/error.hpp>
+#include <kiste/runtime/cgroup.hpp>
+#include <kiste/runtime/spec.hpp>
+
+namespace kiste::runtime {
+
+struct ContainerExit {
+  int exit_code = 0;    // the container's status (128+N when killed by signal N); 126/127 exec
+  int signal = 0;       // N when killed by a signal
+  bool oom_killed = false;
+  std::optional<int64_t> memory_limit;
+  std::optional<uint64_t> memory_peak;
+  // Set when the command could not be executed (exit_code 126 or 127):
+  // "exec `/app`: No such file or directory — is the interpreter missing?"
+  std::string exec_error;
+  // "killed: out of memory (limit 5 MiB)" when oom_killed.
+  [[nodiscard]] std::string oom_message() const;
+};
+
+struct RunHooks {
+  // Called once the container's process runs (pid in the caller's pid namespace).
+  std::function<void(pid_t)> started;
+};
+
+struct RunContext {
+  std::optional<CgroupMode> cgroup_mode;  // default: detect_cgroup_mode()
+  // Compiled seccomp programs are kept here by the digest of their inputs (empty: no cache).
+  std::filesystem::path seccomp_cache_dir;
+  RunHooks hooks;
+};
+
+// Runs the container to completion. Errors before the command runs come back as Error
+// ("container setup: mount `proc` on `/proc`: Operation not permitted"); the command's own
+// failure is in ContainerExit. Leaves no mount, cgroup or process behind.
+[[nodiscard]] Result<ContainerExit> run_container(const ContainerSpec& spec,
+                                                  const RunContext& ctx = {});
+
+// Prepares <container_dir>/{upper,work,merged,lower/N} and the /etc files (done by
+// run_container; exposed for tests).
+[[nodiscard]] Status prepare_container_dir(const ContainerSpec& spec);
+
+}  // namespace kiste::runtime

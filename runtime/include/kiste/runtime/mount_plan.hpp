@@ -1,0 +1,79 @@
+#pragma once
+// MountPlan: every mount of a container as a flat list of operations, decided and validated in
+// the parent (testable without root), applied in the child by one loop (child.cpp).
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <kiste/base/error.hpp>
+#include <kiste/runtime/spec.hpp>
+
+namespace kiste::runtime {
+
+enum class MountOpKind {
+  Mount,          // mount(source, target, fstype, flags, data)
+  Bind,           // bind (recursive) source onto target; remounted read-only when flags has MS_RDONLY
+  Mknod,          // character device `dev` at target (mode 0666)
+  Symlink,        // symlink source -> target
+  Mask,           // /dev/null over a file, read-only empty tmpfs over a directory; absent: skip
+  ReadonlyPath,   // bind target onto itself, read-only; absent: skip
+  RemountReadonly,  // the mount at target becomes read-only (flags: extra MS_ flags to keep)
+  // Barrier: wait until the runtime has put us into the container's cgroup, then enter a new
+  // cgroup namespace. Everything before it overlaps with the (slow) cgroup migration.
+  JoinCgroup,
+};
+
+enum class CreateKind { None, Dir, File };
+
+struct MountOp {
+  MountOpKind kind = MountOpKind::Mount;
+  std::string source;
+  std::string target;  // absolute path inside the container root
+  std::string fstype;
+  unsigned long flags = 0;
+  std::string data;
+  CreateKind create = CreateKind::None;
+  uint64_t dev = 0;  // Mknod: makedev(major, minor)
+
+  bool operator==(const MountOp&) const = default;
+};
+
+// A cgroup v1 hierarchy as it will appear under /sys/fs/cgroup inside the container.
+struct CgroupV1Hierarchy {
+  std::string name;     // directory name: "memory", "cpu", "systemd"
+  std::string options;  // mount data: "memory", "name=systemd"
+};
+
+struct MountPlanContext {
+  // Empty: cgroup v2 (one cgroup2 mount). Otherwise one cgroup mount per hierarchy.
+  std::vector<CgroupV1Hierarchy> cgroup_v1;
+  bool cgroup_v2 = false;
+  size_t page_size = 4096;  // the kernel's limit for the mount option string
+  // Host files to provide as /etc/hosts, /etc/hostname, /etc/resolv.conf (empty: skip).
+  std::filesystem::path hosts_file, hostname_file, resolv_conf_file;
+  // Extra masked paths found on the host (e.g. /sys/devices/system/cpu/cpu0/thermal_throttle).
+  std::vector<std::string> extra_masked_paths;
+};
+
+class MountPlan {
+ public:
+  // Validates and orders everything: targets absolute, no "..", no NUL, overlay options within
+  // one page (lower dirs are named by short links "0", "1", … relative to lower_link_dir).
+  [[nodiscard]] static Result<MountPlan> from_spec(const ContainerSpec& spec,
+                                                   const MountPlanContext& ctx);
+
+  // The overlay root.
+  std::filesystem::path merged_dir;      // mount point of the root (host path)
+  std::filesystem::path lower_link_dir;  // the child chdirs here so lowerdir can be relative
+  std::vector<std::pair<std::string, std::filesystem::path>> lower_links;  // name -> layer dir
+  std::string overlay_data;  // "lowerdir=2:1:0,upperdir=…,workdir=…"
+  bool readonly_root = false;
+  std::vector<MountOp> ops;  // in order, targets relative to the new root
+};
+
+// Checks a container path: absolute, no NUL, no ".." component, not "/". Normalises "//" and
+// trailing slashes.
+[[nodiscard]] Result<std::string> normalize_container_path(std::string_view path);
+
+}  // namespace kiste::runtime

@@ -1,0 +1,106 @@
+#pragma once
+// ContainerSpec: what one container is, close to the OCI runtime config.json. Plain values only:
+// make_spec() (run_options.hpp) derives one from docker-style options and the image config, the
+// plans (MountPlan, CgroupPlan) and Container::run() consume it.
+#include <sys/types.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace kiste::runtime {
+
+struct Rlimit {
+  int resource = 0;  // RLIMIT_*
+  uint64_t soft = 0;
+  uint64_t hard = 0;
+};
+
+// Capability sets as bit masks (bit N = capability N, as in /proc/self/status).
+struct CapabilitySets {
+  uint64_t bounding = 0;
+  uint64_t effective = 0;
+  uint64_t permitted = 0;
+  uint64_t inheritable = 0;
+  uint64_t ambient = 0;
+};
+
+struct ProcessSpec {
+  std::vector<std::string> args;  // args[0] is looked up in PATH (execvp semantics) if not absolute
+  std::vector<std::string> env;   // "KEY=VALUE"
+  std::string cwd = "/";
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::vector<gid_t> additional_gids;
+  bool terminal = false;
+  bool interactive = false;  // stdin stays connected (else /dev/null)
+  std::vector<Rlimit> rlimits;
+  bool no_new_privileges = false;
+  CapabilitySets capabilities;
+};
+
+// The root: an overlay of read-only lower dirs (bottom first, the image layer order) with an
+// upper/work dir, or, with an empty upper, a read-only overlay of the lowers.
+struct RootSpec {
+  std::vector<std::filesystem::path> lower_dirs;
+  std::filesystem::path container_dir;  // holds upper/, work/, merged/, lower/ (short links)
+  bool readonly = false;
+};
+
+enum class MountKind { Bind, Tmpfs };
+
+struct MountSpec {
+  MountKind kind = MountKind::Bind;
+  std::filesystem::path source;  // host path for Bind
+  std::string destination;       // absolute path inside the container
+  bool readonly = false;
+  std::string tmpfs_options;  // "size=64m,mode=1777" for Tmpfs
+};
+
+struct Namespaces {
+  bool network = true;  // false: share the host's network namespace (--network host)
+  bool time = true;     // when the kernel has it
+  bool cgroup = true;
+};
+
+struct Resources {
+  std::optional<int64_t> memory;       // bytes
+  std::optional<int64_t> memory_swap;  // bytes of memory+swap, -1 unlimited
+  std::optional<int64_t> cpu_quota;    // microseconds per period
+  std::optional<uint64_t> cpu_period;  // microseconds
+  std::optional<uint64_t> cpu_shares;  // v1 shares (2..262144); mapped to cpu.weight on v2
+  std::optional<int64_t> pids;         // max tasks, -1 unlimited
+};
+
+struct SeccompSpec {
+  bool unconfined = false;
+  std::string profile_json;  // Docker's JSON profile format; empty: the built-in default
+};
+
+enum class NetworkMode { None, Host };
+
+struct ContainerSpec {
+  std::string id;
+  ProcessSpec process;
+  std::string hostname;
+  RootSpec root;
+  std::vector<MountSpec> mounts;
+  Namespaces namespaces;
+  Resources resources;
+  SeccompSpec seccomp;
+  NetworkMode network = NetworkMode::None;
+  bool privileged = false;  // no masked/readonly paths, all devices allowed
+  bool init = false;        // a tiny reaping init as PID 1 (--init)
+  std::vector<std::string> masked_paths;
+  std::vector<std::string> readonly_paths;
+};
+
+// Docker's defaults (moby daemon/pkg/oci/defaults.go).
+[[nodiscard]] const std::vector<std::string>& docker_masked_paths();
+[[nodiscard]] const std::vector<std::string>& docker_readonly_paths();
+// The 14 default capabilities as a mask: 0x00000000a80425fb.
+inline constexpr uint64_t kDockerDefaultCaps = 0x00000000a80425fbULL;
+
+}  // namespace kiste::runtime

@@ -1,0 +1,593 @@
+// The container child (runs after clone, in the new namespaces). noexcept throughout; it reads
+// only what the parent flattened into ChildConfig and never allocates on its failure path: a
+// failing step sends {step, errno, detail} over the sync socket and _exit(127)s.
+#include "child.hpp"
+
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/capability.h>
+#include <linux/close_range.h>
+#include <linux/openat2.h>
+#include <linux/seccomp.h>
+#include <net/if.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstring>
+
+namespace kiste::runtime::detail {
+
+const char* step_name(StepId s) {
+  switch (s) {
+    case StepId::WaitParent: return "wait for the runtime";
+    case StepId::CgroupNamespace: return "unshare the cgroup namespace";
+    case StepId::MountPrivate: return "make mounts private";
+    case StepId::MountOverlay: return "mount the overlay root";
+    case StepId::OpenRoot: return "open the root";
+    case StepId::MountOp: return "mount";
+    case StepId::ReadonlyRoot: return "make the root read-only";
+    case StepId::Pivot: return "pivot_root";
+    case StepId::Loopback: return "bring up the loopback interface";
+    case StepId::Hostname: return "set the hostname";
+    case StepId::Rlimits: return "set rlimit";
+    case StepId::Capabilities: return "set capabilities";
+    case StepId::User: return "switch user";
+    case StepId::NoNewPrivileges: return "set no_new_privs";
+    case StepId::Seccomp: return "install the seccomp filter";
+    case StepId::Terminal: return "open the terminal";
+    case StepId::Stdio: return "set up stdio";
+    case StepId::CloseFds: return "close inherited fds";
+    case StepId::Cwd: return "change to the working directory";
+    case StepId::Init: return "start the init";
+    case StepId::Exec: return "exec";
+  }
+  return "setup";
+}
+
+namespace {
+
+class ContainerInit {
+ public:
+  explicit ContainerInit(const ChildConfig& cfg) noexcept : c_(cfg) {}
+  [[noreturn]] void run() noexcept;
+
+ private:
+  [[noreturn]] void die(StepId step, int err, int detail = 0) noexcept {
+    ChildReport r{static_cast<int32_t>(step), err, detail};
+    (void)!::send(c_.sync_fd, &r, sizeof r, MSG_NOSIGNAL);
+    ::_exit(127);
+  }
+  void check(bool ok, StepId step, int detail = 0) noexcept {
+    if (!ok) die(step, errno, detail);
+  }
+  void wait_parent() noexcept;
+  void mount_root() noexcept;
+  void apply_ops() noexcept;
+  void pivot() noexcept;
+  void set_limits_and_identity() noexcept;
+  void setup_stdio() noexcept;
+  void enter_cwd() noexcept;
+  void run_init_if_asked() noexcept;
+  [[noreturn]] void exec() noexcept;
+
+  const ChildConfig& c_;
+  int root_fd_ = -1;
+};
+
+// "/proc/self/fd/<fd>" into buf (no allocation).
+const char* fd_path(char (&buf)[32], int fd) noexcept {
+  char digits[12];
+  int n = 0;
+  unsigned v = static_cast<unsigned>(fd);
+  do {
+    digits[n++] = static_cast<char>('0' + v % 10);
+    v /= 10;
+  } while (v != 0);
+  std::memcpy(buf, "/proc/self/fd/", 14);
+  int i = 14;
+  while (n > 0) buf[i++] = digits[--n];
+  buf[i] = '\0';
+  return buf;
+}
+
+// Component walk below root_fd that never follows a symlink and creates what is missing.
+// Returns an O_PATH fd or -errno.
+int walk_create(int root_fd, const char* path, CreateKind create) noexcept {
+  char buf[PATH_MAX];
+  size_t len = std::strlen(path);
+  if (len >= sizeof buf) return -ENAMETOOLONG;
+  std::memcpy(buf, path, len + 1);
+  int cur = ::fcntl(root_fd, F_DUPFD_CLOEXEC, 3);
+  if (cur < 0) return -errno;
+  char* p = buf;
+  while (true) {
+    while (*p == '/') ++p;
+    if (*p == '\0') return cur;  // the root itself
+    char* end = std::strchr(p, '/');
+    bool last = end == nullptr;
+    if (!last) {
+      *end = '\0';
+      const char* rest = end + 1;
+      while (*rest == '/') ++rest;
+      last = *rest == '\0';
+    }
+    int flags = O_PATH | O_NOFOLLOW | O_CLOEXEC | (last ? 0 : O_DIRECTORY);
+    int fd = ::openat(cur, p, flags);
+    if (fd < 0 && errno == ENOENT && create != CreateKind::None) {
+      if (!last || create == CreateKind::Dir) {
+        if (::mkdirat(cur, p, 0755) != 0 && errno != EEXIST) {
+          int e = errno;
+          ::close(cur);
+          return -e;
+        }
+      } else {
+        int f = ::openat(cur, p, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (f < 0 && errno != EEXIST) {
+          int e = errno;
+          ::close(cur);
+          return -e;
+        }
+        if (f >= 0) ::close(f);
+      }
+      fd = ::openat(cur, p, flags);
+    }
+    int e = errno;
+    ::close(cur);
+    if (fd < 0) return -(e == ENOTDIR ? ELOOP : e);
+    struct stat st;
+    if (::fstat(fd, &st) != 0 || S_ISLNK(st.st_mode)) {
+      ::close(fd);
+      return -ELOOP;
+    }
+    if (last) return fd;
+    cur = fd;
+    p = end + 1;
+  }
+}
+
+// Resolves `path` inside root_fd: openat2(RESOLVE_IN_ROOT) (symlinks stay inside the root);
+// a missing last component is created inside its resolved (and created) parent, never through
+// a symlink. Without openat2 (ENOSYS): the creating walk that never follows symlinks.
+int open_in_container(int root_fd, const char* path, CreateKind create) noexcept {
+  struct open_how how {};
+  how.flags = O_PATH | O_CLOEXEC;
+  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+  long fd = ::syscall(SYS_openat2, root_fd, path, &how, sizeof how);
+  if (fd >= 0) return static_cast<int>(fd);
+  if (errno == ENOSYS) return walk_create(root_fd, path, create);
+  if (errno != ENOENT || create == CreateKind::None) return -errno;
+  char parent[PATH_MAX];
+  size_t len = std::strlen(path);
+  while (len > 1 && path[len - 1] == '/') --len;
+  if (len >= sizeof parent) return -ENAMETOOLONG;
+  std::memcpy(parent, path, len);
+  parent[len] = '\0';
+  char* slash = std::strrchr(parent, '/');
+  if (slash == nullptr || slash[1] == '\0') return -EINVAL;
+  char name[NAME_MAX + 1];
+  if (std::strlen(slash + 1) > NAME_MAX) return -ENAMETOOLONG;
+  std::strcpy(name, slash + 1);
+  if (slash == parent) {
+    parent[1] = '\0';
+  } else {
+    *slash = '\0';
+  }
+  int pfd = open_in_container(root_fd, parent, CreateKind::Dir);
+  if (pfd < 0) return pfd;
+  int rc = 0;
+  if (create == CreateKind::Dir) {
+    rc = ::mkdirat(pfd, name, 0755);
+  } else {
+    rc = ::openat(pfd, name, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (rc >= 0) rc = ::close(rc);
+  }
+  if (rc < 0 && errno != EEXIST) {
+    int e = errno;
+    ::close(pfd);
+    return -e;
+  }
+  int out = ::openat(pfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  int e = errno;
+  ::close(pfd);
+  if (out < 0) return -e;
+  struct stat st;
+  if (::fstat(out, &st) != 0 || S_ISLNK(st.st_mode)) {
+    ::close(out);
+    return -ELOOP;  // a dangling symlink: never create through it
+  }
+  return out;
+}
+
+// Parent directory fd of `path` (created) and its last component.
+int open_parent(int root_fd, const char* path, char (&name)[NAME_MAX + 1]) noexcept {
+  char dir[PATH_MAX];
+  size_t len = std::strlen(path);
+  if (len >= sizeof dir) return -ENAMETOOLONG;
+  std::memcpy(dir, path, len + 1);
+  char* slash = std::strrchr(dir, '/');
+  if (slash == nullptr || std::strlen(slash + 1) > NAME_MAX) return -EINVAL;
+  std::strcpy(name, slash + 1);
+  if (slash == dir) {
+    dir[1] = '\0';
+  } else {
+    *slash = '\0';
+  }
+  return open_in_container(root_fd, dir, CreateKind::Dir);
+}
+
+void ContainerInit::wait_parent() noexcept {
+  char go = 0;
+  ssize_t n;
+  do {
+    n = ::recv(c_.sync_fd, &go, 1, 0);
+  } while (n < 0 && errno == EINTR);
+  if (n != 1) ::_exit(127);  // the runtime went away
+  if (c_.unshare_cgroup) check(::unshare(CLONE_NEWCGROUP) == 0, StepId::CgroupNamespace);
+}
+
+void ContainerInit::mount_root() noexcept {
+  check(::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) == 0, StepId::MountPrivate);
+  const MountPlan& p = *c_.plan;
+  // Lower dirs are short relative links in lower_link_dir, so 100+ layers fit in one page.
+  check(::chdir(p.lower_link_dir.c_str()) == 0, StepId::MountOverlay);
+  check(::mount("overlay", p.merged_dir.c_str(), "overlay", 0, p.overlay_data.c_str()) == 0,
+        StepId::MountOverlay);
+  root_fd_ = ::open(p.merged_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  check(root_fd_ >= 0, StepId::OpenRoot);
+}
+
+void ContainerInit::apply_ops() noexcept {
+  const auto& ops = c_.plan->ops;
+  char pbuf[32], pbuf2[32];
+  bool joined = false;
+  for (size_t i = 0; i < ops.size(); ++i) {
+    const MountOp& op = ops[i];
+    const int idx = static_cast<int>(i);
+    auto fail_if = [&](int rc) {
+      if (rc < 0) die(StepId::MountOp, -rc, idx);
+    };
+    switch (op.kind) {
+      case MountOpKind::Mount: {
+        int fd = open_in_container(root_fd_, op.target.c_str(), CreateKind::Dir);
+        fail_if(fd);
+        check(::mount(op.source.c_str(), fd_path(pbuf, fd), op.fstype.c_str(), op.flags,
+                      op.data.empty() ? nullptr : op.data.c_str()) == 0,
+              StepId::MountOp, idx);
+        ::close(fd);
+        break;
+      }
+      case MountOpKind::Bind: {
+        int fd = open_in_container(root_fd_, op.target.c_str(), op.create);
+        fail_if(fd);
+        check(::mount(op.source.c_str(), fd_path(pbuf, fd), nullptr, MS_BIND | MS_REC, nullptr) == 0,
+              StepId::MountOp, idx);
+        ::close(fd);
+        if (op.flags & MS_RDONLY) {
+          fd = open_in_container(root_fd_, op.target.c_str(), CreateKind::None);
+          fail_if(fd);
+          check(::mount(nullptr, fd_path(pbuf, fd), nullptr,
+                        MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC, nullptr) == 0,
+                StepId::MountOp, idx);
+          ::close(fd);
+        }
+        break;
+      }
+      case MountOpKind::Mknod: {
+        char name[NAME_MAX + 1];
+        int dfd = open_parent(root_fd_, op.target.c_str(), name);
+        fail_if(dfd);
+        if (::mknodat(dfd, name, S_IFCHR | 0666, static_cast<dev_t>(op.dev)) != 0 && errno != EEXIST) {
+          // Without CAP_MKNOD (user namespaces): bind the host's node instead.
+          int e = errno;
+          int f = ::openat(dfd, name, O_CREAT | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0666);
+          if (f < 0) die(StepId::MountOp, e, idx);
+          char host[NAME_MAX + 8] = "/dev/";
+          std::memcpy(host + 5, name, std::strlen(name) + 1);
+          check(::mount(host, fd_path(pbuf, f), nullptr, MS_BIND, nullptr) == 0, StepId::MountOp, idx);
+          ::close(f);
+        }
+        ::close(dfd);
+        break;
+      }
+      case MountOpKind::Symlink: {
+        char name[NAME_MAX + 1];
+        int dfd = open_parent(root_fd_, op.target.c_str(), name);
+        fail_if(dfd);
+        check(::symlinkat(op.source.c_str(), dfd, name) == 0 || errno == EEXIST, StepId::MountOp, idx);
+        ::close(dfd);
+        break;
+      }
+      case MountOpKind::Mask: {
+        int fd = open_in_container(root_fd_, op.target.c_str(), CreateKind::None);
+        if (fd == -ENOENT) break;
+        fail_if(fd);
+        struct stat st;
+        check(::fstat(fd, &st) == 0, StepId::MountOp, idx);
+        if (S_ISDIR(st.st_mode)) {
+          check(::mount("tmpfs", fd_path(pbuf, fd), "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                        "size=0") == 0,
+                StepId::MountOp, idx);
+        } else {
+          check(::mount(op.source.c_str(), fd_path(pbuf, fd), nullptr, MS_BIND, nullptr) == 0,
+                StepId::MountOp, idx);
+        }
+        ::close(fd);
+        break;
+      }
+      case MountOpKind::ReadonlyPath: {
+        int fd = open_in_container(root_fd_, op.target.c_str(), CreateKind::None);
+        if (fd == -ENOENT) break;
+        fail_if(fd);
+        fd_path(pbuf, fd);
+        check(::mount(pbuf, pbuf, nullptr, MS_BIND | MS_REC, nullptr) == 0, StepId::MountOp, idx);
+        int fd2 = open_in_container(root_fd_, op.target.c_str(), CreateKind::None);
+        fail_if(fd2);
+        check(::mount(nullptr, fd_path(pbuf2, fd2), nullptr,
+                      MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                      nullptr) == 0,
+              StepId::MountOp, idx);
+        ::close(fd2);
+        ::close(fd);
+        break;
+      }
+      case MountOpKind::JoinCgroup:
+        wait_parent();
+        joined = true;
+        break;
+      case MountOpKind::RemountReadonly: {
+        int fd = open_in_container(root_fd_, op.target.c_str(), CreateKind::None);
+        fail_if(fd);
+        check(::mount(nullptr, fd_path(pbuf, fd), nullptr,
+                      MS_REMOUNT | MS_BIND | MS_RDONLY | op.flags, nullptr) == 0,
+              StepId::MountOp, idx);
+        ::close(fd);
+        break;
+      }
+    }
+  }
+  if (!joined) wait_parent();
+  if (c_.plan->readonly_root) {
+    check(::mount(nullptr, c_.plan->merged_dir.c_str(), nullptr,
+                  MS_REMOUNT | MS_BIND | MS_RDONLY, nullptr) == 0,
+          StepId::ReadonlyRoot);
+  }
+}
+
+void ContainerInit::pivot() noexcept {
+  // pivot_root(".", "."): the old root ends up stacked on the new one and is detached at once;
+  // nothing of the host stays reachable.
+  check(::fchdir(root_fd_) == 0, StepId::Pivot);
+  check(::syscall(SYS_pivot_root, ".", ".") == 0, StepId::Pivot);
+  check(::mount(nullptr, ".", nullptr, MS_REC | MS_PRIVATE, nullptr) == 0, StepId::Pivot);
+  check(::umount2(".", MNT_DETACH) == 0, StepId::Pivot);
+  check(::chdir("/") == 0, StepId::Pivot);
+  ::close(root_fd_);
+  root_fd_ = -1;
+}
+
+int capset_raw(uint64_t eff, uint64_t perm, uint64_t inh) noexcept {
+  __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct data[2] = {
+      {static_cast<uint32_t>(eff), static_cast<uint32_t>(perm), static_cast<uint32_t>(inh)},
+      {static_cast<uint32_t>(eff >> 32), static_cast<uint32_t>(perm >> 32),
+       static_cast<uint32_t>(inh >> 32)}};
+  return static_cast<int>(::syscall(SYS_capset, &hdr, data));
+}
+
+void ContainerInit::set_limits_and_identity() noexcept {
+  if (c_.loopback_up) {
+    int s = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    check(s >= 0, StepId::Loopback);
+    struct ifreq ifr {};
+    std::memcpy(ifr.ifr_name, "lo", 3);
+    check(::ioctl(s, SIOCGIFFLAGS, &ifr) == 0, StepId::Loopback);
+    ifr.ifr_flags = static_cast<short>(ifr.ifr_flags | IFF_UP | IFF_RUNNING);
+    check(::ioctl(s, SIOCSIFFLAGS, &ifr) == 0, StepId::Loopback);
+    ::close(s);
+  }
+  if (c_.hostname != nullptr) {
+    check(::sethostname(c_.hostname, std::strlen(c_.hostname)) == 0, StepId::Hostname);
+  }
+  for (size_t i = 0; i < c_.nrlimits; ++i) {
+    check(::setrlimit(static_cast<__rlimit_resource>(c_.rlimit_resources[i]), &c_.rlimits[i]) == 0,
+          StepId::Rlimits, c_.rlimit_resources[i]);
+  }
+  // Bounding set first (needs CAP_SETPCAP), ambient cleared, then the user switch keeping
+  // the permitted set so seccomp can still be installed.
+  for (int cap = 0; cap <= c_.last_cap; ++cap) {
+    if (!((c_.cap_bounding >> cap) & 1)) {
+      check(::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) == 0 || errno == EINVAL, StepId::Capabilities, cap);
+    }
+  }
+  (void)::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+  check(::prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) == 0, StepId::Capabilities);
+  // Raw syscalls: glibc's wrappers broadcast set*id to every thread it knows of, and the
+  // runtime's other threads do not exist in this child (they would wait forever).
+  check(::syscall(SYS_setgroups, c_.ngids, c_.gids) == 0, StepId::User);
+  check(::syscall(SYS_setresgid, c_.gid, c_.gid, c_.gid) == 0, StepId::User);
+  check(::syscall(SYS_setresuid, c_.uid, c_.uid, c_.uid) == 0, StepId::User);
+  if (c_.no_new_privileges) {
+    check(::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0, StepId::NoNewPrivileges);
+  }
+  if (c_.seccomp != nullptr) {
+    // Still holding CAP_SYS_ADMIN in the permitted set: make it effective for the install.
+    __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
+    __user_cap_data_struct cur[2]{};
+    check(::syscall(SYS_capget, &hdr, cur) == 0, StepId::Capabilities);
+    uint64_t perm = cur[0].permitted | (static_cast<uint64_t>(cur[1].permitted) << 32);
+    check(capset_raw(perm, perm, 0) == 0, StepId::Capabilities);
+    sock_fprog prog{c_.seccomp_len, const_cast<sock_filter*>(c_.seccomp)};
+    check(::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) == 0, StepId::Seccomp);
+  }
+  check(capset_raw(c_.cap_effective, c_.cap_permitted, c_.cap_inheritable) == 0, StepId::Capabilities);
+  (void)::prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
+}
+
+void ContainerInit::setup_stdio() noexcept {
+  if (c_.terminal) {
+    // The pty lives in the container's devpts instance, so its name resolves inside.
+    int master = ::open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+    check(master >= 0, StepId::Terminal);
+    int unlock = 0;
+    check(::ioctl(master, TIOCSPTLCK, &unlock) == 0, StepId::Terminal);
+    int slave = ::ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY);
+    check(slave >= 0, StepId::Terminal);
+    if (c_.rows != 0 && c_.cols != 0) {
+      struct winsize ws {};
+      ws.ws_row = c_.rows;
+      ws.ws_col = c_.cols;
+      (void)::ioctl(slave, TIOCSWINSZ, &ws);
+    }
+    char tag = 'T';
+    struct iovec iov {&tag, 1};
+    alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    struct msghdr msg {};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    struct cmsghdr* cm = CMSG_FIRSTHDR(&msg);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(cm), &master, sizeof(int));
+    check(::sendmsg(c_.sync_fd, &msg, MSG_NOSIGNAL) == 1, StepId::Terminal);
+    ::close(master);
+    check(::setsid() >= 0, StepId::Stdio);
+    check(::ioctl(slave, TIOCSCTTY, 0) == 0, StepId::Stdio);
+    for (int i = 0; i < 3; ++i) check(::dup2(slave, i) == i, StepId::Stdio);
+    if (slave > 2) ::close(slave);
+  } else if (c_.stdin_fd >= 0) {
+    check(::dup2(c_.stdin_fd, 0) == 0, StepId::Stdio);
+  }
+  // Only stdio and the sync socket (close-on-exec) survive; everything else is closed now, so
+  // no host fd can serve as a way out (CVE-2024-21626).
+  int s = c_.sync_fd;
+  if (s > 3) check(::syscall(SYS_close_range, 3U, static_cast<unsigned>(s - 1), 0U) == 0, StepId::CloseFds);
+  check(::syscall(SYS_close_range, static_cast<unsigned>(s + 1), ~0U, 0U) == 0, StepId::CloseFds);
+  if (s < 3) die(StepId::CloseFds, EBADF);
+}
+
+void ContainerInit::enter_cwd() noexcept {
+  if (::chdir(c_.cwd) != 0) {
+    int e = errno;
+    if (e != ENOENT) die(StepId::Cwd, e);
+    // Like runc: create a missing working directory (inside the new root; no host is left).
+    char buf[PATH_MAX];
+    size_t len = std::strlen(c_.cwd);
+    if (len >= sizeof buf) die(StepId::Cwd, ENAMETOOLONG);
+    std::memcpy(buf, c_.cwd, len + 1);
+    for (char* p = buf + 1; *p; ++p) {
+      if (*p == '/') {
+        *p = '\0';
+        (void)::mkdir(buf, 0755);
+        *p = '/';
+      }
+    }
+    (void)::mkdir(buf, 0755);
+    check(::chdir(c_.cwd) == 0, StepId::Cwd);
+  }
+  // The cwd must be inside the root: a leaked directory fd (/proc/self/fd/N) would give a cwd
+  // that getcwd cannot name.
+  char buf[PATH_MAX];
+  if (::syscall(SYS_getcwd, buf, sizeof buf) < 0 || buf[0] != '/') die(StepId::Cwd, EPERM);
+}
+
+// --init: PID 1 stays behind as a tiny reaper that forwards signals to the command.
+void ContainerInit::run_init_if_asked() noexcept {
+  if (!c_.init) return;
+  sigset_t all, old;
+  sigfillset(&all);
+  check(::sigprocmask(SIG_SETMASK, &all, &old) == 0, StepId::Init);
+  pid_t child = ::fork();
+  check(child >= 0, StepId::Init);
+  if (child == 0) {
+    (void)::sigprocmask(SIG_SETMASK, &old, nullptr);
+    return;  // goes on to exec the command
+  }
+  ::close(c_.sync_fd);
+  ::close(0);
+  int status = 0;
+  while (true) {
+    siginfo_t si;
+    int sig = ::sigwaitinfo(&all, &si);
+    if (sig < 0) continue;
+    if (sig == SIGCHLD) {
+      pid_t p;
+      int st;
+      while ((p = ::waitpid(-1, &st, WNOHANG)) > 0) {
+        if (p == child) {
+          status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+          ::_exit(status);  // the kernel kills the rest of the pid namespace
+        }
+      }
+    } else if (sig != SIGPIPE && sig != SIGTTIN && sig != SIGTTOU) {
+      ::kill(child, sig);
+    }
+  }
+}
+
+[[noreturn]] void ContainerInit::exec() noexcept {
+  (void)::umask(022);
+  const char* file = c_.argv[0];
+  if (std::strchr(file, '/') != nullptr) {
+    ::execve(file, c_.argv, c_.envp);
+    die(StepId::Exec, errno);
+  }
+  // execvp semantics with the container's PATH.
+  const char* path = c_.path_env != nullptr ? c_.path_env : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+  int best = ENOENT;
+  char buf[PATH_MAX];
+  size_t flen = std::strlen(file);
+  for (const char* p = path;; ++p) {
+    const char* end = std::strchr(p, ':');
+    size_t dlen = end ? static_cast<size_t>(end - p) : std::strlen(p);
+    if (dlen + flen + 2 < sizeof buf) {
+      std::memcpy(buf, p, dlen);
+      size_t n = dlen;
+      if (n == 0) buf[n++] = '.';
+      buf[n++] = '/';
+      std::memcpy(buf + n, file, flen + 1);
+      ::execve(buf, c_.argv, c_.envp);
+      if (errno != ENOENT && errno != ENOTDIR) best = errno;
+    }
+    if (end == nullptr) break;
+    p = end;
+  }
+  die(StepId::Exec, best);
+}
+
+[[noreturn]] void ContainerInit::run() noexcept {
+  (void)::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+  // Not dumpable until exec: nothing in the container can open /proc/<pid>/exe or mem of this
+  // copy of the runtime (CVE-2019-5736, CVE-2016-9962).
+  (void)::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  (void)::umask(0);
+  mount_root();                 // 2, 3
+  apply_ops();                  // 4, with 1 (wait for the cgroup) at the plan's JoinCgroup
+  pivot();                      // 5
+  set_limits_and_identity();    // 6, 7, 8, 9
+  setup_stdio();
+  enter_cwd();
+  run_init_if_asked();
+  exec();                       // 10, 11: the sync socket closes on exec = "ready"
+}
+
+}  // namespace
+
+void container_child_main(const ChildConfig& cfg) noexcept {
+  ContainerInit init(cfg);
+  init.run();
+}
+
+}  // namespace kiste::runtime::detail

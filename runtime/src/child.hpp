@@ -1,0 +1,81 @@
+#pragma once
+// The container child: everything it needs is flattened by the parent before clone; the child
+// only reads it. ContainerInit::run() is the whole setup sequence (STYLE §5.3), noexcept and
+// allocation-free on its failure path; failures travel as a ChildReport over the sync socket.
+#include <linux/filter.h>
+#include <sys/resource.h>
+#include <sys/types.h>
+
+#include <cstdint>
+#include <vector>
+
+#include <kiste/runtime/mount_plan.hpp>
+
+namespace kiste::runtime::detail {
+
+enum class StepId : int32_t {
+  WaitParent = 1,
+  CgroupNamespace,
+  MountPrivate,
+  MountOverlay,
+  OpenRoot,
+  MountOp,  // detail: op index
+  ReadonlyRoot,
+  Pivot,
+  Loopback,
+  Hostname,
+  Rlimits,
+  Capabilities,
+  User,
+  NoNewPrivileges,
+  Seccomp,
+  Terminal,
+  Stdio,
+  CloseFds,
+  Cwd,
+  Init,
+  Exec,
+};
+
+const char* step_name(StepId s);
+
+struct ChildReport {
+  int32_t step = 0;
+  int32_t err = 0;
+  int32_t detail = 0;  // MountOp: index into plan.ops; Rlimits: the resource
+};
+
+struct ChildConfig {
+  const MountPlan* plan = nullptr;
+  char* const* argv = nullptr;
+  char* const* envp = nullptr;
+  const char* path_env = nullptr;  // the container's PATH (for execvp-style lookup)
+  const char* cwd = "/";
+  const char* hostname = nullptr;
+  uid_t uid = 0;
+  gid_t gid = 0;
+  const gid_t* gids = nullptr;
+  size_t ngids = 0;
+  const struct rlimit* rlimits = nullptr;
+  const int* rlimit_resources = nullptr;
+  size_t nrlimits = 0;
+  uint64_t cap_bounding = 0, cap_effective = 0, cap_permitted = 0, cap_inheritable = 0;
+  int last_cap = 40;
+  bool no_new_privileges = false;
+  const sock_filter* seccomp = nullptr;  // null: unconfined
+  unsigned short seccomp_len = 0;
+  bool unshare_cgroup = true;
+  bool loopback_up = true;  // new network namespace: bring `lo` up
+  bool init = false;
+  int sync_fd = -1;
+  int stdin_fd = -1;   // dup2'd onto 0 when >= 0
+  // -t: the child opens a pty in the container's own devpts, sends the master to the runtime
+  // (SCM_RIGHTS over sync_fd) and makes the slave its 0,1,2 and controlling terminal.
+  bool terminal = false;
+  unsigned short rows = 0, cols = 0;
+};
+
+// Runs in the child after clone; never returns.
+[[noreturn]] void container_child_main(const ChildConfig& cfg) noexcept;
+
+}  // namespace kiste::runtime::detail

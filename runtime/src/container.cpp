@@ -1,0 +1,541 @@
+// The parent side of `run`: flatten the spec, compile seccomp, create the cgroup, clone the
+// child into new namespaces, release it once it is in its cgroup, wait, report, clean up.
+#include <kiste/runtime/container.hpp>
+
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <linux/sched.h>
+#include <malloc.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/uio.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <glob.h>
+
+#include <kiste/base/log.hpp>
+#include <kiste/base/sys.hpp>
+#include <kiste/image/digest.hpp>
+#include <kiste/runtime/mount_plan.hpp>
+#include <kiste/runtime/seccomp_profile.hpp>
+
+#include "child.hpp"
+
+namespace kiste::runtime {
+
+namespace fs = std::filesystem;
+
+std::string ContainerExit::oom_message() const {
+  if (!oom_killed) return {};
+  if (!memory_limit) return "killed: out of memory";
+  int64_t v = *memory_limit;
+  std::string lim = v % (1 << 20) == 0 ? fmt::format("{} MiB", v >> 20)
+                    : v % 1024 == 0   ? fmt::format("{} KiB", v >> 10)
+                                      : fmt::format("{} bytes", v);
+  return fmt::format("killed: out of memory (limit {})", lim);
+}
+
+namespace {
+
+// Owns the container's init process: SIGKILL + waitpid unless it was reaped.
+class ChildProcess {
+ public:
+  ChildProcess() = default;
+  explicit ChildProcess(pid_t pid) : pid_(pid) {}
+  ChildProcess(const ChildProcess&) = delete;
+  ChildProcess& operator=(const ChildProcess&) = delete;
+  ~ChildProcess() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      int st;
+      while (::waitpid(pid_, &st, 0) < 0 && errno == EINTR) {
+      }
+    }
+  }
+  [[nodiscard]] pid_t pid() const { return pid_; }
+  // Blocks until the process exits; returns the wait status.
+  [[nodiscard]] int wait() {
+    int st = 0;
+    while (::waitpid(pid_, &st, 0) < 0) {
+      if (errno != EINTR) break;
+    }
+    pid_ = -1;
+    return st;
+  }
+
+ private:
+  pid_t pid_ = -1;
+};
+
+// Signals to kiste go to the container (SIGTERM forwarding, like docker run's sig-proxy).
+volatile sig_atomic_t g_forward_pid = 0;
+volatile sig_atomic_t g_winch = 0;
+
+void forward_signal(int sig) {
+  if (sig == SIGWINCH) g_winch = 1;
+  pid_t p = g_forward_pid;
+  if (p > 0 && sig != SIGWINCH) ::kill(p, sig);
+}
+
+constexpr int kForwarded[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH};
+
+class SignalForwarding {
+ public:
+  explicit SignalForwarding(pid_t pid) {
+    g_forward_pid = pid;
+    struct sigaction sa {};
+    sa.sa_handler = forward_signal;
+    sigemptyset(&sa.sa_mask);
+    for (size_t i = 0; i < std::size(kForwarded); ++i) ::sigaction(kForwarded[i], &sa, &old_[i]);
+  }
+  ~SignalForwarding() {
+    for (size_t i = 0; i < std::size(kForwarded); ++i) ::sigaction(kForwarded[i], &old_[i], nullptr);
+    g_forward_pid = 0;
+  }
+
+ private:
+  struct sigaction old_[std::size(kForwarded)];
+};
+
+int last_cap() {
+  auto t = sys::read_file("/proc/sys/kernel/cap_last_cap", 32);
+  if (!t) return 40;
+  int v = std::atoi(t->c_str());
+  return v > 0 && v < 64 ? v : 40;
+}
+
+uint64_t own_permitted_caps() {
+  __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct data[2]{};
+  if (::syscall(SYS_capget, &hdr, data) != 0) return 0;
+  return data[0].permitted | (static_cast<uint64_t>(data[1].permitted) << 32);
+}
+
+// While it only waits, kiste needs almost none of the code it mapped (OpenSSL, libarchive, CLI
+// …), yet every page it touched counts in its RSS. Code pages (r-x, private, file-backed) are
+// never written, so dropping them is safe: they come back from the page cache if executed.
+void release_code_pages() {
+  auto maps = sys::read_file("/proc/self/maps", 1 << 20);
+  if (!maps) return;
+  std::string_view m = *maps;
+  while (!m.empty()) {
+    size_t nl = m.find('\n');
+    std::string_view line = m.substr(0, nl);
+    m.remove_prefix(nl == std::string_view::npos ? m.size() : nl + 1);
+    // "start-end perms offset dev inode path"
+    unsigned long start = 0, end = 0;
+    char perms[5] = {};
+    int path_at = 0;
+    std::string l(line);
+    if (std::sscanf(l.c_str(), "%lx-%lx %4s %*s %*s %*s %n", &start, &end, perms, &path_at) < 3) continue;
+    if (std::string_view(perms) != "r-xp" || path_at <= 0 || static_cast<size_t>(path_at) >= l.size() ||
+        l[static_cast<size_t>(path_at)] != '/') {
+      continue;
+    }
+    ::madvise(reinterpret_cast<void*>(start), end - start, MADV_DONTNEED);
+  }
+}
+
+Status write_small_file(const fs::path& p, std::string_view data) {
+  KISTE_ASSIGN_OR_RETURN(UniqueFd fd, sys::open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  return sys::write_all(fd.get(), data, p.native());
+}
+
+// Docker's extra masked paths that exist only on some machines.
+std::vector<std::string> thermal_throttle_paths() {
+  std::vector<std::string> out;
+  glob_t g{};
+  if (::glob("/sys/devices/system/cpu/cpu*/thermal_throttle", GLOB_NOSORT | GLOB_ONLYDIR, nullptr, &g) == 0) {
+    for (size_t i = 0; i < g.gl_pathc; ++i) out.emplace_back(g.gl_pathv[i]);
+  }
+  globfree(&g);
+  return out;
+}
+
+Error child_error(const detail::ChildReport& r, const MountPlan& plan, const ContainerSpec& spec) {
+  auto step = static_cast<detail::StepId>(r.step);
+  std::string what;
+  if (step == detail::StepId::MountOp && r.detail >= 0 &&
+      static_cast<size_t>(r.detail) < plan.ops.size()) {
+    const MountOp& op = plan.ops[static_cast<size_t>(r.detail)];
+    switch (op.kind) {
+      case MountOpKind::Mount:
+        what = fmt::format("mount {} on {}", op.fstype, op.target);
+        break;
+      case MountOpKind::Bind:
+        what = fmt::format("bind mount {} on {}", quote(op.source), op.target);
+        break;
+      case MountOpKind::Mknod: what = fmt::format("create device {}", op.target); break;
+      case MountOpKind::Symlink: what = fmt::format("create symlink {}", op.target); break;
+      case MountOpKind::Mask: what = fmt::format("mask {}", op.target); break;
+      case MountOpKind::ReadonlyPath: what = fmt::format("make {} read-only", op.target); break;
+      case MountOpKind::RemountReadonly: what = fmt::format("remount {} read-only", op.target); break;
+      case MountOpKind::JoinCgroup: what = "enter the cgroup namespace"; break;
+    }
+  } else if (step == detail::StepId::Cwd) {
+    what = fmt::format("change to the working directory {}", quote(spec.process.cwd));
+    if (r.err == EPERM) {
+      return Error{.code = Errc::PermissionDenied,
+                   .message = "container setup: " + what + ": it is outside the container's root"};
+    }
+  } else {
+    what = detail::step_name(step);
+  }
+  Error e = sys_error_code(r.err, "container setup: " + what, "");
+  // sys_error_code formats "<call> ``: <reason>" for an empty object; keep it tidy.
+  e.message = fmt::format("container setup: {}: {}", what, std::strerror(r.err));
+  e.code = Errc::System;
+  return e;
+}
+
+// libseccomp needs ~30 ms for Docker's profile; the program only depends on its inputs, so it
+// is compiled once per (profile, caps, kernel, libseccomp) and kept by digest.
+Result<CompiledSeccomp> compiled_seccomp(const ContainerSpec& spec, const fs::path& cache_dir) {
+  std::string_view text = spec.seccomp.profile_json.empty()
+                              ? docker_default_seccomp_json()
+                              : std::string_view(spec.seccomp.profile_json);
+  SeccompCompileOptions opts{.capabilities = spec.process.capabilities.bounding};
+  fs::path cached;
+  if (!cache_dir.empty()) {
+    const std::string key = seccomp_cache_key(text, opts);
+    if (spec.seccomp.profile_json.empty()) {
+      // The built-in profile: every input is kiste's own (compiled-in text, caps, kernel,
+      // libseccomp), so a cheap FNV-1a name is enough and spares OpenSSL's start-up.
+      uint64_t h = 0xcbf29ce484222325ULL;
+      for (unsigned char c : key) h = (h ^ c) * 0x100000001b3ULL;
+      cached = cache_dir / fmt::format("default-{:016x}.bpf", h);
+    } else {
+      cached = cache_dir / (std::string(image::Digest::of(key).hex()) + ".bpf");
+    }
+    auto bytes = sys::read_file(cached, 1 << 20);
+    if (bytes && !bytes->empty() && bytes->size() % sizeof(sock_filter) == 0) {
+      return CompiledSeccomp{.bpf = std::move(*bytes)};
+    }
+  }
+  auto profile = SeccompProfile::parse(text);
+  if (!profile) return std::unexpected(std::move(profile).error());
+  auto compiled = compile_seccomp(*profile, opts);
+  if (!compiled) return compiled;
+  if (!cached.empty()) {
+    auto w = sys::mkdir_all(cache_dir, 0700);
+    if (w) w = sys::write_file_atomic(cached, compiled->bpf, 0600);
+    if (!w) log::warn("seccomp cache: {}", w.error().to_string());
+  }
+  return compiled;
+}
+
+}  // namespace
+
+Status prepare_container_dir(const ContainerSpec& spec) {
+  const fs::path& dir = spec.root.container_dir;
+  KISTE_TRY(sys::mkdir_all(dir, 0700));
+  for (const char* sub : {"upper", "work", "merged", "lower"}) {
+    if (::mkdir((dir / sub).c_str(), 0755) != 0 && errno != EEXIST) {
+      return std::unexpected(sys_error("mkdir", (dir / sub).native()));
+    }
+  }
+  for (size_t i = 0; i < spec.root.lower_dirs.size(); ++i) {
+    fs::path link = dir / "lower" / std::to_string(i);
+    ::unlink(link.c_str());
+    if (::symlink(spec.root.lower_dirs[i].c_str(), link.c_str()) != 0) {
+      return std::unexpected(sys_error("symlink", link.native()));
+    }
+  }
+  KISTE_TRY(write_small_file(dir / "hostname", spec.hostname + "\n"));
+  KISTE_TRY(write_small_file(
+      dir / "hosts", fmt::format("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+                                 "127.0.1.1\t{}\n",
+                                 spec.hostname)));
+  std::string resolv = sys::read_file("/etc/resolv.conf", 1 << 16).value_or("");
+  KISTE_TRY(write_small_file(dir / "resolv.conf", resolv));
+  return {};
+}
+
+Result<ContainerExit> run_container(const ContainerSpec& spec, const RunContext& ctx) {
+  // 1. Plans and checks, all before anything is created.
+  KISTE_ASSIGN_OR_RETURN(struct stat null_st, sys::lstat("/dev/null"));
+  if (!S_ISCHR(null_st.st_mode) || major(null_st.st_rdev) != 1 || minor(null_st.st_rdev) != 3) {
+    return fail(Errc::Corrupt, "/dev/null on the host is not the null device (char 1:3)");
+  }
+  CgroupMode mode;
+  if (ctx.cgroup_mode) {
+    mode = *ctx.cgroup_mode;
+  } else {
+    KISTE_ASSIGN_OR_RETURN(mode, detect_cgroup_mode());
+  }
+  KISTE_ASSIGN_OR_RETURN(CgroupPlan cg_plan,
+                         CgroupPlan::from_resources(spec.resources, mode, spec.privileged));
+  KISTE_ASSIGN_OR_RETURN(std::unique_ptr<CgroupDriver> driver, make_cgroup_driver(mode));
+
+  MountPlanContext mctx;
+  mctx.cgroup_v2 = mode == CgroupMode::Unified;
+  if (!mctx.cgroup_v2) {
+    for (auto& [name, opts] : driver->v1_hierarchies()) mctx.cgroup_v1.push_back({name, opts});
+  }
+  mctx.page_size = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  mctx.hosts_file = spec.root.container_dir / "hosts";
+  mctx.hostname_file = spec.root.container_dir / "hostname";
+  mctx.resolv_conf_file = spec.root.container_dir / "resolv.conf";
+  if (!spec.privileged) mctx.extra_masked_paths = thermal_throttle_paths();
+  KISTE_ASSIGN_OR_RETURN(MountPlan plan, MountPlan::from_spec(spec, mctx));
+
+  CompiledSeccomp seccomp;
+  if (!spec.seccomp.unconfined) {
+    KISTE_ASSIGN_OR_RETURN(seccomp, compiled_seccomp(spec, ctx.seccomp_cache_dir));
+    if (seccomp.bpf.size() / sizeof(sock_filter) > 0xffff) {
+      return fail(Errc::InvalidArgument, "seccomp profile: the compiled filter is too large");
+    }
+  }
+
+  KISTE_TRY(prepare_container_dir(spec));
+
+  // 2. Flatten everything the child reads.
+  std::vector<char*> argv, envp;
+  for (const auto& a : spec.process.args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  const char* path_env = nullptr;
+  for (const auto& e : spec.process.env) {
+    envp.push_back(const_cast<char*>(e.c_str()));
+    if (e.starts_with("PATH=")) path_env = e.c_str() + 5;
+  }
+  envp.push_back(nullptr);
+  std::vector<struct rlimit> rlims;
+  std::vector<int> rres;
+  for (const Rlimit& r : spec.process.rlimits) {
+    rlims.push_back({static_cast<rlim_t>(r.soft), static_cast<rlim_t>(r.hard)});
+    rres.push_back(r.resource);
+  }
+  UniqueFd devnull;
+  if (!spec.process.interactive && !spec.process.terminal) {
+    KISTE_ASSIGN_OR_RETURN(devnull, sys::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  }
+  UniqueFd pty_master;  // received from the child (its pty is in the container's devpts)
+  struct winsize host_ws {};
+  const bool have_ws = spec.process.terminal && ::ioctl(STDIN_FILENO, TIOCGWINSZ, &host_ws) == 0;
+  int sv[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
+    return std::unexpected(sys_error("socketpair", "sync"));
+  }
+  UniqueFd parent_sock(sv[0]), child_sock(sv[1]);
+
+  detail::ChildConfig cfg;
+  cfg.plan = &plan;
+  cfg.argv = argv.data();
+  cfg.envp = envp.data();
+  cfg.path_env = path_env;
+  cfg.cwd = spec.process.cwd.c_str();
+  cfg.hostname = spec.hostname.c_str();
+  cfg.uid = spec.process.uid;
+  cfg.gid = spec.process.gid;
+  cfg.gids = spec.process.additional_gids.data();
+  cfg.ngids = spec.process.additional_gids.size();
+  cfg.rlimits = rlims.data();
+  cfg.rlimit_resources = rres.data();
+  cfg.nrlimits = rlims.size();
+  const CapabilitySets& caps = spec.process.capabilities;
+  cfg.last_cap = last_cap();
+  // "ALL" may name more capabilities than this kernel has, or than kiste itself holds (e.g. no
+  // CAP_SYS_RESOURCE in a nested environment); capset refuses those, so they are left out.
+  uint64_t known = own_permitted_caps();
+  // cgroup v2 has no devices controller; kiste has no eBPF device filter yet. Without one,
+  // CAP_MKNOD would let the container create and open any device node, so it is withheld
+  // (Docker's device rules make mknod harmless only where they are enforced).
+  if (mode == CgroupMode::Unified && !spec.privileged) known &= ~(uint64_t{1} << CAP_MKNOD);
+  cfg.cap_bounding = caps.bounding & known;
+  cfg.cap_effective = caps.effective & known;
+  cfg.cap_permitted = caps.permitted & known;
+  cfg.cap_inheritable = caps.inheritable & known;
+  cfg.loopback_up = spec.namespaces.network;
+  cfg.no_new_privileges = spec.process.no_new_privileges;
+  if (!spec.seccomp.unconfined) {
+    cfg.seccomp = reinterpret_cast<const sock_filter*>(seccomp.bpf.data());
+    cfg.seccomp_len = static_cast<unsigned short>(seccomp.bpf.size() / sizeof(sock_filter));
+  }
+  cfg.unshare_cgroup = spec.namespaces.cgroup;
+  cfg.init = spec.init;
+  cfg.sync_fd = child_sock.get();
+  cfg.stdin_fd = devnull ? devnull.get() : -1;
+  cfg.terminal = spec.process.terminal;
+  cfg.rows = have_ws ? host_ws.ws_row : 24;
+  cfg.cols = have_ws ? host_ws.ws_col : 80;
+
+  // 3. The cgroup guard exists before the child does (so it outlives it); the directories are
+  // made while the child prepares its mounts, and the child waits for them (JoinCgroup) before
+  // anything of the container can run.
+  CgroupGuard cgroup(std::move(driver));
+
+  // 4. Clone into new namespaces (clone3 for the time namespace; clone where it is missing).
+  uint64_t flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC;
+  if (spec.namespaces.network) flags |= CLONE_NEWNET;
+  std::fflush(nullptr);
+  pid_t pid = -1;
+  if (spec.namespaces.time) {
+    struct clone_args args {};
+    args.flags = flags | CLONE_NEWTIME;
+    args.exit_signal = SIGCHLD;
+    pid = static_cast<pid_t>(::syscall(SYS_clone3, &args, sizeof args));
+  }
+  if (pid < 0) {
+    pid = static_cast<pid_t>(::syscall(SYS_clone, flags | SIGCHLD, nullptr, nullptr, nullptr, nullptr));
+  }
+  if (pid < 0) return std::unexpected(sys_error("clone", "container"));
+  if (pid == 0) {
+    parent_sock.reset();
+    detail::container_child_main(cfg);
+  }
+  ChildProcess child(pid);
+  child_sock.reset();
+  devnull.reset();
+
+  SignalForwarding forwarding(pid);
+  KISTE_TRY(with_context(cgroup->create("kiste-" + spec.id, cg_plan), "container cgroup"));
+  KISTE_TRY(with_context(cgroup->apply(cg_plan), "container cgroup"));
+  KISTE_TRY(with_context(cgroup->add_process(pid), "container cgroup"));
+  // The child may already have failed (its report is waiting in the socket): a failed send is
+  // not the error to show, the report below is.
+  char go = 1;
+  const bool released = ::send(parent_sock.get(), &go, 1, MSG_NOSIGNAL) == 1;
+  // 5. Setup result: EOF once the command was exec'd (the socket is close-on-exec), or a report.
+  detail::ChildReport report{};
+  ssize_t n;
+  while (true) {
+    struct iovec iov {&report, sizeof report};
+    alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    struct msghdr msg {};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    n = ::recvmsg(parent_sock.get(), &msg, MSG_CMSG_CLOEXEC);
+    if (n < 0 && errno == EINTR) continue;
+    struct cmsghdr* cm = n == 1 ? CMSG_FIRSTHDR(&msg) : nullptr;
+    if (cm != nullptr && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {
+      int fd = -1;
+      std::memcpy(&fd, CMSG_DATA(cm), sizeof fd);
+      pty_master.reset(fd);  // the terminal; the report (or EOF at exec) follows
+      continue;
+    }
+    break;
+  }
+  ContainerExit result;
+  if (n != sizeof report && !released) {
+    (void)child.wait();
+    return fail(Errc::System, "container setup: the container process ended before it was ready");
+  }
+  if (n == sizeof report) {
+    auto step = static_cast<detail::StepId>(report.step);
+    if (step != detail::StepId::Exec) {
+      (void)child.wait();
+      return std::unexpected(child_error(report, plan, spec));
+    }
+    const std::string& cmd = spec.process.args.front();
+    result.exit_code = (report.err == ENOENT || report.err == ENOTDIR) ? 127 : 126;
+    result.exec_error = fmt::format("exec {}: {}", quote(cmd), std::strerror(report.err));
+    if (report.err == ENOENT && cmd.find('/') != std::string::npos) {
+      result.exec_error += " (is the interpreter missing?)";
+    } else if (report.err == ENOENT) {
+      result.exec_error = fmt::format("exec {}: executable file not found in $PATH", quote(cmd));
+    }
+    (void)child.wait();
+    return result;
+  }
+  if (ctx.hooks.started) ctx.hooks.started(pid);
+
+  // 6. Wait (proxying the terminal with -t). A container that keeps running gets a runtime with
+  // as little of itself in memory as possible; a short one is not slowed down by re-reading
+  // the code it dropped (under memory pressure that is disk I/O).
+  ::malloc_trim(0);
+  bool released_pages = false;
+  auto release_once = [&released_pages] {
+    if (released_pages) return;
+    released_pages = true;
+    release_code_pages();
+  };
+  constexpr int kReleaseAfterMs = 250;
+  UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+  int status = 0;
+  if (pty_master) {
+    struct termios saved {};
+    bool raw = ::isatty(STDIN_FILENO) && ::tcgetattr(STDIN_FILENO, &saved) == 0;
+    if (raw) {
+      struct termios t = saved;
+      ::cfmakeraw(&t);
+      ::tcsetattr(STDIN_FILENO, TCSANOW, &t);
+    }
+    bool stdin_open = spec.process.interactive;
+    char buf[8192];
+    while (true) {
+      if (g_winch) {
+        g_winch = 0;
+        struct winsize ws {};
+        if (::ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) == 0) ::ioctl(pty_master.get(), TIOCSWINSZ, &ws);
+      }
+      struct pollfd fds[2] = {{pty_master.get(), POLLIN, 0}, {STDIN_FILENO, POLLIN, 0}};
+      int rc = ::poll(fds, stdin_open ? 2 : 1, released_pages ? -1 : kReleaseAfterMs);
+      if (rc < 0) {
+        if (errno == EINTR) continue;
+        break;
+      }
+      if (rc == 0) {
+        release_once();
+        continue;
+      }
+      if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+        ssize_t r = ::read(pty_master.get(), buf, sizeof buf);
+        if (r <= 0) break;  // EIO: every slave fd is closed
+        (void)sys::write_all(STDOUT_FILENO, std::string_view(buf, static_cast<size_t>(r)));
+      }
+      if (stdin_open && (fds[1].revents & (POLLIN | POLLHUP))) {
+        ssize_t r = ::read(STDIN_FILENO, buf, sizeof buf);
+        if (r <= 0) {
+          stdin_open = false;
+          char eof = 4;  // ^D
+          (void)!::write(pty_master.get(), &eof, 1);
+        } else {
+          (void)sys::write_all(pty_master.get(), std::string_view(buf, static_cast<size_t>(r)));
+        }
+      }
+    }
+    if (raw) ::tcsetattr(STDIN_FILENO, TCSANOW, &saved);
+  }
+  if (!released_pages) {
+    if (pidfd) {
+      struct pollfd p {pidfd.get(), POLLIN, 0};
+      int rc;
+      do {
+        rc = ::poll(&p, 1, kReleaseAfterMs);
+      } while (rc < 0 && errno == EINTR);
+      if (rc == 0) release_once();
+    } else {
+      release_once();
+    }
+  }
+  status = child.wait();
+  if (WIFEXITED(status)) {
+    result.exit_code = WEXITSTATUS(status);
+  } else if (WIFSIGNALED(status)) {
+    result.signal = WTERMSIG(status);
+    result.exit_code = 128 + result.signal;
+  }
+  auto stats = cgroup->stats();
+  if (stats) {
+    result.oom_killed = stats->oom_killed;
+    result.memory_limit = stats->memory_limit;
+    result.memory_peak = stats->memory_peak;
+  }
+  KISTE_TRY(with_context(cgroup->destroy(), "remove the container cgroup"));
+  return result;
+}
+
+}  // namespace kiste::runtime

@@ -1,2 +1,0 @@
-// The runtime arrives with issue 5.
-namespace kiste::runtime {}

@@ -1,0 +1,511 @@
+// RunOptions + ImageProcessDefaults -> ContainerSpec.
+#include <kiste/runtime/run_options.hpp>
+
+#include <fcntl.h>
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <charconv>
+
+#include <sys/capability.h>
+
+#include <kiste/base/sys.hpp>
+#include <kiste/runtime/cgroup.hpp>
+
+namespace kiste::runtime {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::vector<std::string_view> split(std::string_view s, char sep) {
+  std::vector<std::string_view> out;
+  while (true) {
+    size_t p = s.find(sep);
+    out.push_back(s.substr(0, p));
+    if (p == std::string_view::npos) break;
+    s.remove_prefix(p + 1);
+  }
+  return out;
+}
+
+template <class T>
+bool parse_num(std::string_view s, T& out) {
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  return !s.empty() && ec == std::errc{} && p == s.data() + s.size();
+}
+
+std::optional<std::string> host_lookup(const char* const* env, std::string_view key) {
+  if (env == nullptr) return std::nullopt;
+  for (; *env; ++env) {
+    std::string_view e(*env);
+    if (e.size() > key.size() && e.starts_with(key) && e[key.size()] == '=') {
+      return std::string(e.substr(key.size() + 1));
+    }
+  }
+  return std::nullopt;
+}
+
+// Sets KEY=VALUE in env, replacing an earlier KEY.
+void set_env(std::vector<std::string>& env, std::string kv) {
+  std::string_view key = std::string_view(kv).substr(0, kv.find('='));
+  for (auto& e : env) {
+    if (e.size() > key.size() && e.starts_with(key) && e[key.size()] == '=') {
+      e = std::move(kv);
+      return;
+    }
+  }
+  env.push_back(std::move(kv));
+}
+
+Status add_env_entry(std::vector<std::string>& env, std::string_view entry,
+                     const char* const* host_env) {
+  if (entry.empty() || entry.front() == '=' || entry.find('\0') != std::string_view::npos) {
+    return failf(Errc::InvalidArgument, "environment variable {}: invalid", quote(entry));
+  }
+  if (entry.find('=') != std::string_view::npos) {
+    set_env(env, std::string(entry));
+  } else if (auto v = host_lookup(host_env, entry)) {
+    set_env(env, std::string(entry) + "=" + *v);
+  }
+  return {};
+}
+
+// Reads `name` from the top-most layer that has it, resolving inside that layer only.
+Result<std::optional<std::string>> read_image_file(const std::vector<fs::path>& lowers,
+                                                   std::string_view name) {
+  for (auto it = lowers.rbegin(); it != lowers.rend(); ++it) {
+    KISTE_ASSIGN_OR_RETURN(UniqueFd root, sys::open(*it, O_PATH | O_DIRECTORY | O_CLOEXEC));
+    auto fd = sys::open_in_root(root.get(), name, O_RDONLY | O_CLOEXEC);
+    if (!fd) {
+      if (fd.error().sys_errno == ENOENT) continue;
+      return std::unexpected(std::move(fd).error());
+    }
+    KISTE_ASSIGN_OR_RETURN(std::string text, sys::read_all(fd->get(), name, 1 << 22));
+    return std::optional<std::string>(std::move(text));
+  }
+  return std::optional<std::string>();
+}
+
+struct PasswdEntry {
+  std::string name;
+  uid_t uid;
+  gid_t gid;
+  std::string home;
+};
+
+std::vector<PasswdEntry> parse_passwd(std::string_view text) {
+  std::vector<PasswdEntry> out;
+  for (std::string_view line : split(text, '\n')) {
+    auto f = split(line, ':');
+    if (f.size() < 7) continue;
+    PasswdEntry e{std::string(f[0]), 0, 0, std::string(f[5])};
+    if (!parse_num(f[2], e.uid) || !parse_num(f[3], e.gid)) continue;
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+struct GroupEntry {
+  std::string name;
+  gid_t gid;
+  std::vector<std::string> members;
+};
+
+std::vector<GroupEntry> parse_group(std::string_view text) {
+  std::vector<GroupEntry> out;
+  for (std::string_view line : split(text, '\n')) {
+    auto f = split(line, ':');
+    if (f.size() < 4) continue;
+    GroupEntry g{std::string(f[0]), 0, {}};
+    if (!parse_num(f[2], g.gid)) continue;
+    if (!f[3].empty()) {
+      for (auto m : split(f[3], ',')) g.members.emplace_back(m);
+    }
+    out.push_back(std::move(g));
+  }
+  return out;
+}
+
+struct RlimitName {
+  const char* name;
+  int resource;
+};
+constexpr RlimitName kRlimits[] = {
+    {"core", RLIMIT_CORE},       {"cpu", RLIMIT_CPU},         {"data", RLIMIT_DATA},
+    {"fsize", RLIMIT_FSIZE},     {"locks", RLIMIT_LOCKS},     {"memlock", RLIMIT_MEMLOCK},
+    {"msgqueue", RLIMIT_MSGQUEUE}, {"nice", RLIMIT_NICE},     {"nofile", RLIMIT_NOFILE},
+    {"nproc", RLIMIT_NPROC},     {"rss", RLIMIT_RSS},         {"rtprio", RLIMIT_RTPRIO},
+    {"rttime", RLIMIT_RTTIME},   {"sigpending", RLIMIT_SIGPENDING}, {"stack", RLIMIT_STACK},
+};
+
+Result<Rlimit> parse_ulimit(std::string_view text) {
+  size_t eq = text.find('=');
+  if (eq == std::string_view::npos) {
+    return failf(Errc::InvalidArgument, "ulimit {}: expected NAME=SOFT[:HARD]", quote(text));
+  }
+  std::string_view name = text.substr(0, eq), vals = text.substr(eq + 1);
+  Rlimit r;
+  bool found = false;
+  for (const auto& n : kRlimits) {
+    if (name == n.name) {
+      r.resource = n.resource;
+      found = true;
+    }
+  }
+  if (!found) return failf(Errc::InvalidArgument, "ulimit {}: unknown limit", quote(name));
+  auto parts = split(vals, ':');
+  auto num = [](std::string_view s, uint64_t& out) {
+    if (s == "-1" || s == "unlimited") {
+      out = RLIM_INFINITY;
+      return true;
+    }
+    return parse_num(s, out);
+  };
+  if (parts.size() > 2 || !num(parts[0], r.soft) || !num(parts.back(), r.hard) || r.soft > r.hard) {
+    return failf(Errc::InvalidArgument, "ulimit {}: expected SOFT[:HARD] with SOFT <= HARD",
+                 quote(text));
+  }
+  return r;
+}
+
+Result<MountSpec> parse_volume(std::string_view v) {
+  auto parts = split(v, ':');
+  if (parts.size() < 2 || parts.size() > 3 || parts[0].empty() || parts[1].empty()) {
+    return failf(Errc::InvalidArgument, "volume {}: expected HOST:CONTAINER[:ro|rw]", quote(v));
+  }
+  MountSpec m;
+  m.kind = MountKind::Bind;
+  if (parts[0].front() != '/') {
+    return failf(Errc::InvalidArgument, "volume {}: named volumes are not supported; give an "
+                 "absolute host path", quote(v));
+  }
+  m.source = fs::path(parts[0]).lexically_normal();
+  m.destination = std::string(parts[1]);
+  if (parts.size() == 3) {
+    for (auto o : split(parts[2], ',')) {
+      if (o == "ro") m.readonly = true;
+      else if (o == "rw" || o == "z" || o == "Z") m.readonly = false;
+      else return failf(Errc::InvalidArgument, "volume {}: unknown option {}", quote(v), quote(o));
+    }
+  }
+  return m;
+}
+
+Result<MountSpec> parse_mount(std::string_view v) {
+  MountSpec m;
+  std::string type;
+  bool have_target = false;
+  std::vector<std::string> tmpfs_opts;
+  for (auto kv : split(v, ',')) {
+    size_t eq = kv.find('=');
+    std::string_view k = kv.substr(0, eq);
+    std::string_view val = eq == std::string_view::npos ? std::string_view() : kv.substr(eq + 1);
+    if (k == "type") type = val;
+    else if (k == "source" || k == "src") m.source = fs::path(val).lexically_normal();
+    else if (k == "target" || k == "destination" || k == "dst") {
+      m.destination = val;
+      have_target = true;
+    } else if (k == "readonly" || k == "ro") m.readonly = val.empty() || val == "true" || val == "1";
+    else if (k == "tmpfs-size") tmpfs_opts.push_back("size=" + std::string(val));
+    else if (k == "tmpfs-mode") tmpfs_opts.push_back("mode=" + std::string(val));
+    else if (k == "bind-propagation") {
+    } else return failf(Errc::InvalidArgument, "mount {}: unknown key {}", quote(v), quote(k));
+  }
+  if (!have_target) return failf(Errc::InvalidArgument, "mount {}: target is missing", quote(v));
+  if (type == "bind") {
+    m.kind = MountKind::Bind;
+    if (m.source.empty() || !m.source.is_absolute()) {
+      return failf(Errc::InvalidArgument, "mount {}: bind needs an absolute source", quote(v));
+    }
+  } else if (type == "tmpfs") {
+    m.kind = MountKind::Tmpfs;
+    for (size_t i = 0; i < tmpfs_opts.size(); ++i) {
+      if (i) m.tmpfs_options += ',';
+      m.tmpfs_options += tmpfs_opts[i];
+    }
+  } else {
+    return failf(Errc::InvalidArgument, "mount {}: type must be bind or tmpfs", quote(v));
+  }
+  return m;
+}
+
+}  // namespace
+
+uint64_t all_capabilities() {
+  int last = static_cast<int>(cap_max_bits()) - 1;
+  if (last < 40) last = 40;
+  if (last > 63) last = 63;
+  return last == 63 ? ~uint64_t{0} : (uint64_t{1} << (last + 1)) - 1;
+}
+
+Result<uint64_t> parse_capability(std::string_view name) {
+  std::string n(name);
+  std::transform(n.begin(), n.end(), n.begin(), ::tolower);
+  if (n == "all") return all_capabilities();
+  if (!n.starts_with("cap_")) n = "cap_" + n;
+  cap_value_t v;
+  if (cap_from_name(n.c_str(), &v) != 0 || v < 0 || v > 63) {
+    return failf(Errc::InvalidArgument, "capability {}: unknown", quote(name));
+  }
+  return uint64_t{1} << v;
+}
+
+Result<std::vector<std::string>> read_env_file(const fs::path& file, const char* const* host_env) {
+  KISTE_ASSIGN_OR_RETURN(std::string text, sys::read_file(file, 1 << 22));
+  std::vector<std::string> env;
+  size_t lineno = 0;
+  for (std::string_view line : split(text, '\n')) {
+    ++lineno;
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.remove_suffix(1);
+    while (!line.empty() && line.front() == ' ') line.remove_prefix(1);
+    if (line.empty() || line.front() == '#') continue;
+    auto r = add_env_entry(env, line, host_env);
+    if (!r) {
+      return std::unexpected(std::move(r).error().with_context(
+          fmt::format("env file {} line {}", quote(file.native()), lineno)));
+    }
+  }
+  return env;
+}
+
+Result<ResolvedUser> resolve_user(std::string_view user, const std::vector<fs::path>& lowers) {
+  ResolvedUser out;
+  out.home = "/";
+  if (user.empty()) user = "0";
+  size_t colon = user.find(':');
+  std::string_view u = user.substr(0, colon);
+  std::optional<std::string_view> g;
+  if (colon != std::string_view::npos) g = user.substr(colon + 1);
+  if (u.empty() || (g && g->empty())) {
+    return failf(Errc::InvalidArgument, "user {}: expected NAME|UID[:GROUP|GID]", quote(user));
+  }
+  KISTE_ASSIGN_OR_RETURN(auto passwd_text, read_image_file(lowers, "/etc/passwd"));
+  KISTE_ASSIGN_OR_RETURN(auto group_text, read_image_file(lowers, "/etc/group"));
+  auto passwd = parse_passwd(passwd_text.value_or(""));
+  auto groups = parse_group(group_text.value_or(""));
+  const PasswdEntry* pw = nullptr;
+  uid_t uid_num;
+  if (parse_num(u, uid_num)) {
+    out.uid = uid_num;
+    for (const auto& e : passwd) {
+      if (e.uid == uid_num) {
+        pw = &e;
+        break;
+      }
+    }
+    out.gid = pw ? pw->gid : 0;
+  } else {
+    for (const auto& e : passwd) {
+      if (e.name == u) {
+        pw = &e;
+        break;
+      }
+    }
+    if (!pw) {
+      return failf(Errc::NotFound, "user {}: no such user in the image's /etc/passwd", quote(u));
+    }
+    out.uid = pw->uid;
+    out.gid = pw->gid;
+  }
+  if (pw) out.home = pw->home.empty() ? "/" : pw->home;
+  if (g) {
+    gid_t gid_num;
+    if (parse_num(*g, gid_num)) {
+      out.gid = gid_num;
+    } else {
+      const GroupEntry* ge = nullptr;
+      for (const auto& e : groups) {
+        if (e.name == *g) ge = &e;
+      }
+      if (!ge) {
+        return failf(Errc::NotFound, "group {}: no such group in the image's /etc/group", quote(*g));
+      }
+      out.gid = ge->gid;
+    }
+  } else if (pw) {
+    // Supplementary groups as initgroups(3) sets them: the primary group and every group that
+    // lists the user by name.
+    out.additional_gids.push_back(out.gid);
+    for (const auto& e : groups) {
+      if (std::find(e.members.begin(), e.members.end(), pw->name) != e.members.end() &&
+          e.gid != out.gid) {
+        out.additional_gids.push_back(e.gid);
+      }
+    }
+  }
+  return out;
+}
+
+Result<ContainerSpec> make_spec(const RunOptions& opts, const MakeSpecInput& in) {
+  ContainerSpec spec;
+  if (in.id.empty()) return fail(Errc::InvalidArgument, "container id: empty");
+  spec.id = in.id;
+  spec.root.lower_dirs = in.lower_dirs;
+  spec.root.container_dir = in.container_dir;
+  spec.root.readonly = opts.read_only;
+  spec.privileged = opts.privileged;
+  spec.init = opts.init;
+
+  // Process args: Docker's entrypoint/cmd rules.
+  std::vector<std::string> entry = in.image.entrypoint;
+  std::vector<std::string> cmd = in.image.cmd;
+  if (opts.entrypoint) {
+    entry.clear();
+    if (!opts.entrypoint->empty()) entry.push_back(*opts.entrypoint);
+    cmd.clear();  // --entrypoint resets the image's Cmd
+  }
+  if (!opts.command.empty()) cmd = opts.command;
+  spec.process.args = entry;
+  spec.process.args.insert(spec.process.args.end(), cmd.begin(), cmd.end());
+  if (spec.process.args.empty()) {
+    return fail(Errc::InvalidArgument, "no command: the image has no Entrypoint or Cmd; give one");
+  }
+  for (const auto& a : spec.process.args) {
+    if (a.find('\0') != std::string::npos) return fail(Errc::InvalidArgument, "command: contains a NUL byte");
+  }
+
+  // Environment: PATH default, image env, env files, -e (later wins), HOSTNAME, HOME.
+  auto& env = spec.process.env;
+  env.push_back("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+  for (const auto& e : in.image.env) KISTE_TRY(add_env_entry(env, e, nullptr));
+  for (const auto& f : opts.env_files) {
+    KISTE_ASSIGN_OR_RETURN(auto fe, read_env_file(f, in.host_env));
+    for (auto& e : fe) set_env(env, std::move(e));
+  }
+  for (const auto& e : opts.env) KISTE_TRY(add_env_entry(env, e, in.host_env));
+
+  spec.hostname = opts.hostname.empty() ? in.id.substr(0, 12) : opts.hostname;
+  if (spec.hostname.size() > 64 || spec.hostname.find_first_of(std::string_view("/\0 ", 3)) != std::string::npos) {
+    return failf(Errc::InvalidArgument, "hostname {}: invalid", quote(spec.hostname));
+  }
+  set_env(env, "HOSTNAME=" + spec.hostname);
+
+  // User.
+  std::string user = opts.user.empty() ? in.image.user : opts.user;
+  KISTE_ASSIGN_OR_RETURN(ResolvedUser ru, resolve_user(user, in.lower_dirs));
+  spec.process.uid = ru.uid;
+  spec.process.gid = ru.gid;
+  spec.process.additional_gids = ru.additional_gids;
+  if (std::none_of(env.begin(), env.end(), [](const std::string& e) { return e.starts_with("HOME="); })) {
+    env.push_back("HOME=" + ru.home);
+  }
+
+  std::string cwd = opts.workdir.empty() ? in.image.working_dir : opts.workdir;
+  if (cwd.empty()) cwd = "/";
+  if (cwd.front() != '/' || cwd.find('\0') != std::string::npos) {
+    return failf(Errc::InvalidArgument, "working directory {}: must be absolute", quote(cwd));
+  }
+  spec.process.cwd = cwd;
+  spec.process.terminal = opts.tty;
+  spec.process.interactive = opts.interactive;
+
+  for (const auto& u : opts.ulimits) {
+    KISTE_ASSIGN_OR_RETURN(Rlimit r, parse_ulimit(u));
+    for (const auto& x : spec.process.rlimits) {
+      if (x.resource == r.resource) return failf(Errc::InvalidArgument, "ulimit {}: given twice", quote(u));
+    }
+    spec.process.rlimits.push_back(r);
+  }
+
+  // Capabilities (Docker's rules): the 14 defaults; --cap-drop ALL starts from nothing; then the
+  // adds; then the named drops.
+  uint64_t caps = opts.privileged ? all_capabilities() : kDockerDefaultCaps;
+  uint64_t add = 0, drop = 0;
+  for (const auto& c : opts.cap_add) {
+    KISTE_ASSIGN_OR_RETURN(uint64_t m, parse_capability(c));
+    add |= m;
+  }
+  bool drop_all = false;
+  for (const auto& c : opts.cap_drop) {
+    KISTE_ASSIGN_OR_RETURN(uint64_t m, parse_capability(c));
+    if (m == all_capabilities()) drop_all = true;
+    else drop |= m;
+  }
+  if (drop_all) caps = 0;
+  caps = (caps | add) & ~drop;
+  spec.process.capabilities = CapabilitySets{
+      .bounding = caps, .effective = caps, .permitted = caps, .inheritable = 0, .ambient = 0};
+
+  // Security options.
+  if (opts.privileged) spec.seccomp.unconfined = true;
+  for (const auto& so : opts.security_opts) {
+    std::string_view s = so;
+    size_t sep = s.find_first_of("=:");
+    std::string_view k = s.substr(0, sep);
+    std::string_view v = sep == std::string_view::npos ? std::string_view() : s.substr(sep + 1);
+    if (k == "seccomp") {
+      if (v == "unconfined") {
+        spec.seccomp.unconfined = true;
+      } else if (v.empty()) {
+        return fail(Errc::InvalidArgument, "security-opt seccomp: needs a profile path or unconfined");
+      } else {
+        auto text = sys::read_file(std::string(v), 1 << 22);
+        if (!text) return std::unexpected(std::move(text).error().with_context("seccomp profile"));
+        spec.seccomp.unconfined = false;
+        spec.seccomp.profile_json = std::move(*text);
+      }
+    } else if (k == "no-new-privileges") {
+      if (v.empty() || v == "true") spec.process.no_new_privileges = true;
+      else if (v == "false") spec.process.no_new_privileges = false;
+      else return failf(Errc::InvalidArgument, "security-opt {}: expected true or false", quote(so));
+    } else if (k == "apparmor" || k == "label") {
+      // No LSM support on this runtime; accepted for compatibility when disabled.
+      if (v != "unconfined" && v != "disable") {
+        return failf(Errc::Unsupported, "security-opt {}: LSM profiles are not supported", quote(so));
+      }
+    } else {
+      return failf(Errc::InvalidArgument, "security-opt {}: unknown option", quote(so));
+    }
+  }
+
+  // Resources.
+  Resources& r = spec.resources;
+  if (!opts.memory.empty()) {
+    KISTE_ASSIGN_OR_RETURN(int64_t m, parse_memory_size(opts.memory));
+    r.memory = m;
+  }
+  if (!opts.memory_swap.empty()) {
+    if (opts.memory_swap == "-1") {
+      r.memory_swap = -1;
+    } else {
+      KISTE_ASSIGN_OR_RETURN(int64_t m, parse_memory_size(opts.memory_swap));
+      r.memory_swap = m;
+    }
+  }
+  if (!opts.cpus.empty()) {
+    r.cpu_period = 100000;
+    KISTE_ASSIGN_OR_RETURN(int64_t q, parse_cpus(opts.cpus, 100000));
+    r.cpu_quota = q;
+  }
+  r.cpu_shares = opts.cpu_shares;
+  if (opts.pids_limit) r.pids = *opts.pids_limit <= 0 ? -1 : *opts.pids_limit;
+  // Validate now so bad values fail before anything is created.
+  KISTE_TRY(CgroupPlan::from_resources(r, CgroupMode::Legacy, opts.privileged));
+
+  // Network.
+  if (opts.network == "none" || opts.network.empty()) {
+    spec.network = NetworkMode::None;
+  } else if (opts.network == "host") {
+    spec.network = NetworkMode::Host;
+    spec.namespaces.network = false;
+  } else {
+    return failf(Errc::Unsupported, "network {}: only `none` and `host` are supported", quote(opts.network));
+  }
+
+  for (const auto& v : opts.volumes) {
+    KISTE_ASSIGN_OR_RETURN(MountSpec m, parse_volume(v));
+    spec.mounts.push_back(std::move(m));
+  }
+  for (const auto& v : opts.mounts) {
+    KISTE_ASSIGN_OR_RETURN(MountSpec m, parse_mount(v));
+    spec.mounts.push_back(std::move(m));
+  }
+  if (!opts.privileged) {
+    spec.masked_paths = docker_masked_paths();
+    spec.readonly_paths = docker_readonly_paths();
+  }
+  return spec;
+}
+
+}  // namespace kiste::runtime
