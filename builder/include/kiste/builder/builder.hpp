@@ -126,8 +126,7 @@ struct RuntimeExecutorOptions {
   std::filesystem::path root;  // the kiste root (seccomp program cache under cache/)
 };
 
-// RUN through kiste's runtime (namespaces, overlay root, seccomp, default caps). Null when this
-// kiste was built without the runtime part.
+// RUN through kiste's runtime (namespaces, overlay root, seccomp, default caps).
 [[nodiscard]] std::unique_ptr<RunExecutor> make_runtime_executor(const RuntimeExecutorOptions& o);
 
 }  // namespace kiste::builder
