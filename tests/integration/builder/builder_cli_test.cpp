@@ -62,3 +62,29 @@ TEST(BuildCli, TagsOutputsFormatsAndErrors) {
 }
 
 }  // namespace
+
+namespace {
+
+// The e2e: build each example and run it with `kiste run`, checking its output.
+TEST(BuildCli, ExamplesRunWithKisteRun) {
+  KISTE_REQUIRE_ROOT();
+  kiste::testing::TempRoot tmp;
+  const std::string w = tmp.path().string();
+  const std::string k = fmt::format("{} --root {}/root", kiste::testing::kiste_binary().string(), w);
+  std::string out;
+  ASSERT_EQ(sh(fmt::format("{}/scripts/busybox-rootfs.sh {}/bb.tar && SOURCE_DATE_EPOCH=0 {} import {}/bb.tar busybox",
+                           KISTE_SOURCE_DIR, w, k, w), &out), 0) << out;
+  const std::pair<const char*, const char*> cases[] = {
+      {"hello", "Hello from kiste\n"},
+      {"config", "version=1.0 user=1000 dir=/srv/app\n"},
+      {"cache", "cached input\n"},
+  };
+  for (const auto& [ex, want] : cases) {
+    ASSERT_EQ(sh(fmt::format("{} build -q -t ex-{} {}/Containerfiles/{}", k, ex, KISTE_SOURCE_DIR, ex), &out), 0) << ex << ": " << out;
+    ASSERT_EQ(sh(fmt::format("{} run --rm ex-{} 2>&1", k, ex), &out), 0) << ex << ": " << out;
+    EXPECT_EQ(out, want) << ex;
+  }
+  EXPECT_TRUE(kiste::testing::mounts_below(tmp.path()).empty());
+}
+
+}  // namespace
