@@ -38,6 +38,7 @@ T value_or_exit(Result<T>&& r) {
 // Each command group registers its subcommands.
 void register_image_commands(CLI::App& app, Globals& g);    // images inspect tag rmi prune fsck
 void register_archive_commands(CLI::App& app, Globals& g);  // import save load
+void register_build_commands(CLI::App& app, Globals& g);    // build
 void register_run_commands(CLI::App& app, Globals& g);  // run
 // pull push copy promote tags delete login logout
 void register_registry_commands(CLI::App& app, Globals& g);

@@ -57,6 +57,7 @@ int main(int argc, char** argv) {
 
   register_image_commands(app, g);
   register_archive_commands(app, g);
+  register_build_commands(app, g);
   register_run_commands(app, g);
   register_registry_commands(app, g);
 

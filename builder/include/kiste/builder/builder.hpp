@@ -1,0 +1,132 @@
+#pragma once
+// `kiste build`: executes a BuildPlan. Metadata-only instructions change the config and add
+// history entries with empty_layer; COPY/ADD pack a layer with the deterministic layer writer;
+// RUN runs through a RunExecutor (the runtime) on an overlay of the stage's snapshots and the
+// upper dir becomes the layer. Each layer step has a cache key (parent chain + instruction with
+// resolved args/env + content hashes of copied files); a hit reuses the layer and runs nothing.
+// The image's config and manifest are written once at the end (ImageDraft-like).
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <kiste/base/error.hpp>
+#include <kiste/builder/build_plan.hpp>
+#include <kiste/image/compression.hpp>
+#include <kiste/image/manifest.hpp>
+#include <kiste/image/reference.hpp>
+#include <kiste/image/store.hpp>
+
+namespace kiste::builder {
+
+// Base images (FROM, COPY --from=image) reach the builder only through this interface: the CLI
+// wires it to the store and the registry client; tests to a store with an imported image.
+class BaseImageProvider {
+ public:
+  virtual ~BaseImageProvider() = default;
+  // Makes sure the image (manifest, config, layers) is in the builder's store and returns its
+  // single-platform manifest.
+  [[nodiscard]] virtual Result<image::ManifestBlob> resolve(const image::Reference& ref,
+                                                            const image::Platform& platform) = 0;
+};
+
+// Resolves from the local store only (an index is narrowed to `platform`).
+class StoreImageProvider final : public BaseImageProvider {
+ public:
+  explicit StoreImageProvider(const image::Store& store) : store_(store) {}
+  [[nodiscard]] Result<image::ManifestBlob> resolve(const image::Reference& ref,
+                                                    const image::Platform& platform) override;
+
+ private:
+  const image::Store& store_;
+};
+
+// One RUN step for the runtime.
+struct RunRequest {
+  std::vector<std::filesystem::path> lower_dirs;  // bottom first
+  std::filesystem::path container_dir;            // upper/ work/ merged/ go here
+  std::vector<std::string> argv;
+  std::vector<std::string> env;
+  std::string cwd = "/";
+  std::string user;  // "" = root
+  bool network_host = true;
+  struct Mount {
+    std::filesystem::path source;
+    std::string destination;
+    bool readonly = false;
+  };
+  std::vector<Mount> mounts;
+};
+
+class RunExecutor {
+ public:
+  virtual ~RunExecutor() = default;
+  // Runs to completion; returns the exit status (0 = success). The upper dir holds the changes.
+  [[nodiscard]] virtual Result<int> run(const RunRequest& req) = 0;
+};
+
+struct BuildEvent {
+  enum class Kind { Step, Cached, Done, Note, Miss };
+  Kind kind = Kind::Note;
+  int stage = 0;         // index in the Containerfile
+  int stage_count = 0;
+  std::string stage_name;
+  int step = 0;          // 1-based within the build
+  int step_count = 0;
+  std::string text;      // "RUN make", a note, or a missed-cache explanation line
+  double seconds = 0;    // Done
+};
+
+struct BuildOptions {
+  std::filesystem::path context_dir;
+  std::filesystem::path containerfile;  // default: <context>/Containerfile, else Dockerfile
+  std::vector<image::Reference> tags;
+  PlanOptions plan;
+  bool no_cache = false;
+  int64_t timestamp = 0;  // SOURCE_DATE_EPOCH / --timestamp
+  bool docker_format = false;
+  image::CompressOptions compress;
+  std::map<std::string, std::filesystem::path> secrets;  // --secret id=ID,src=PATH
+  bool network_host = true;  // the default for RUN (`--network=none` per step or globally)
+  bool explain_misses = false;
+  std::function<void(const BuildEvent&)> progress;
+};
+
+struct BuildResult {
+  image::Descriptor manifest;
+  image::Digest config_digest = image::Digest::of("");
+  int steps_run = 0;
+  int steps_cached = 0;
+  std::vector<std::string> notes;
+};
+
+class Builder {
+ public:
+  // `executor` may be null: a RUN step then fails with a clear error.
+  Builder(const image::Store& store, BaseImageProvider& provider, RunExecutor* executor)
+      : store_(store), provider_(provider), executor_(executor) {}
+
+  [[nodiscard]] Result<BuildResult> build(const BuildOptions& opts);
+
+ private:
+  const image::Store& store_;
+  BaseImageProvider& provider_;
+  RunExecutor* executor_;
+};
+
+}  // namespace kiste::builder
+
+namespace kiste::builder {
+
+struct RuntimeExecutorOptions {
+  std::filesystem::path root;  // the kiste root (seccomp program cache under cache/)
+};
+
+// RUN through kiste's runtime (namespaces, overlay root, seccomp, default caps).
+[[nodiscard]] std::unique_ptr<RunExecutor> make_runtime_executor(const RuntimeExecutorOptions& o);
+
+}  // namespace kiste::builder

@@ -1,0 +1,24 @@
+#pragma once
+// `RUN --mount=type=cache|secret|bind,…` as BuildKit spells it.
+#include <string>
+#include <string_view>
+
+#include <kiste/base/error.hpp>
+
+namespace kiste::builder {
+
+struct MountSpec {
+  enum class Type { Bind, Cache, Secret };
+  Type type = Type::Bind;
+  std::string target;  // absolute path in the container
+  std::string id;      // cache id (default: target) / secret id (default: basename of target)
+  std::string source;  // bind: path in the context or the `from` rootfs
+  std::string from;    // bind/cache: a stage or image
+  bool rw = false;     // bind: writable (changes are discarded)
+  bool required = false;  // secret
+};
+
+// Parses "type=cache,target=/root/.cache,id=x". Unknown keys and types are errors.
+[[nodiscard]] Result<MountSpec> parse_mount_spec(std::string_view spec);
+
+}  // namespace kiste::builder

@@ -1,0 +1,885 @@
+#include <kiste/builder/builder.hpp>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <charconv>
+#include <deque>
+#include <set>
+
+#include <kiste/base/sys.hpp>
+#include <kiste/base/temp_dir.hpp>
+#include <kiste/base/unique_fd.hpp>
+#include <kiste/builder/build_context.hpp>
+#include <kiste/builder/stage_config.hpp>
+#include <kiste/image/layer_diff.hpp>
+#include <kiste/image/layer_writer.hpp>
+#include <kiste/image/media_type.hpp>
+#include <kiste/image/snapshot.hpp>
+
+#include "copy_files.hpp"
+#include <kiste/builder/mount_spec.hpp>
+
+namespace kiste::builder {
+
+namespace fs = std::filesystem;
+namespace mt = image::media_type;
+using Clock = std::chrono::steady_clock;
+
+Result<image::ManifestBlob> StoreImageProvider::resolve(const image::Reference& ref,
+                                                        const image::Platform& platform) {
+  auto entry = store_.resolve(ref.str());
+  if (!entry) entry = store_.resolve(ref.familiar());
+  if (!entry) {
+    return failf(Errc::NotFound, "image {} is not in the local store (pull it or import it first)",
+                 quote(ref.familiar()));
+  }
+  KISTE_ASSIGN_OR_RETURN(auto top, image::read_manifest(store_, entry->manifest));
+  if (!top.is_index()) return top;
+  KISTE_ASSIGN_OR_RETURN(auto d, image::select_platform(top.index(), platform));
+  return image::read_manifest(store_, d);
+}
+
+namespace {
+
+struct StageOut {
+  StageConfig st;
+  std::vector<image::Descriptor> layers;
+  image::Digest key = image::Digest::of("");
+  std::optional<fs::path> rootfs;  // flattened, made on demand (COPY --from, bind mounts)
+};
+
+std::string lines_join(const std::vector<std::string>& v) {
+  std::string s;
+  for (const auto& l : v) s += l + "\n";
+  return s;
+}
+
+bool has_glob(std::string_view s) { return s.find_first_of("*?[") != std::string_view::npos; }
+
+class BuildRun {
+ public:
+  BuildRun(const image::Store& store, BaseImageProvider& provider, RunExecutor* exec,
+           const BuildOptions& opts)
+      : store_(store), provider_(provider), exec_(exec), opts_(opts) {}
+
+  Result<BuildResult> run();
+
+ private:
+  void emit(BuildEvent::Kind k, std::string text, double secs = 0) {
+    if (!opts_.progress) return;
+    BuildEvent e{.kind = k, .stage = cur_stage_, .stage_count = stage_count_,
+                 .stage_name = cur_name_, .step = cur_step_, .step_count = cur_steps_,
+                 .text = std::move(text), .seconds = secs};
+    opts_.progress(e);
+  }
+  std::unexpected<Error> at(const Instruction& ins, const Error& e) const {
+    Error out = e;
+    out.message = fmt::format("{}:{}:{}: {}: {}", cf_.name, ins.pos.line, ins.pos.column,
+                              keyword(ins.kind), e.message);
+    out.context.clear();
+    return std::unexpected(std::move(out));
+  }
+
+  Result<StageOut> start_stage(const Stage& s);
+  Status run_step(const Stage& s, StageOut& out, const Instruction& ins);
+  Status layer_step(StageOut& out, const Instruction& ins);
+  Result<fs::path> rootfs_of(StageOut& out);
+  Result<fs::path> rootfs_of_ref(const std::string& word, int before);
+  Result<std::vector<fs::path>> lowers_of(const StageOut& out);
+  // WORKDIR creates its directory (as docker build does) when no layer has it: a small layer,
+  // cached like the others ("none" recorded when the directory already exists).
+  Status workdir_layer(StageOut& out);
+  // Snapshots as lowers and a fresh container dir: only on a cache miss.
+  Status prepare_run(const StageOut& out, RunRequest& req);
+
+  // Cache.
+  std::string pack_input() const {
+    return fmt::format("pack epoch={} compression={} level={}", opts_.timestamp,
+                       static_cast<int>(opts_.compress.compression), opts_.compress.level);
+  }
+  fs::path cache_dir() const { return store_.root() / "cache" / "build"; }
+  Result<std::optional<image::LayerResult>> cache_lookup(const image::Digest& key);
+  Status cache_store(const image::Digest& key, const image::LayerResult& l);
+  void explain_miss(const std::string& slot, const std::vector<std::string>& inputs);
+
+  Result<image::LayerResult> pack_dir(const fs::path& dir);
+  Result<image::LayerResult> pack_upper(const fs::path& upper, const std::vector<fs::path>& lowers);
+  Status append_layer(StageOut& out, const image::LayerResult& l, std::string created_by);
+  Result<image::Descriptor> finish(const StageOut& out);
+
+  // Steps.
+  // With `resolve` false, a COPY --from only yields its key inputs (the source stage's key or
+  // image digest stands for its content), so a cache hit never unpacks the source.
+  Result<std::vector<std::string>> copy_inputs(StageOut& out, const Instruction& ins,
+                                               CopyJob& job, bool resolve);
+  Result<std::vector<std::string>> run_inputs(StageOut& out, const Instruction& ins,
+                                              RunRequest& req, std::string& created_by);
+
+  const image::Store& store_;
+  BaseImageProvider& provider_;
+  RunExecutor* exec_;
+  const BuildOptions& opts_;
+  Containerfile cf_;
+  BuildPlan plan_;
+  IgnoreMatcher ignore_;
+  fs::path context_;
+  std::string context_abs_;  // names this context's "last inputs" records (miss explanations)
+  std::optional<TempDir> work_;
+  std::map<int, StageOut> done_;
+  std::map<std::string, fs::path> image_rootfs_;
+  std::optional<std::vector<ContextEntry>> context_all_;
+  std::deque<Instruction> triggers_;  // parsed ONBUILD triggers (steps point into them)
+  BuildResult result_;
+  int cur_stage_ = 0, stage_count_ = 0, cur_step_ = 0, cur_steps_ = 0;
+  std::string cur_name_;
+  int counter_ = 0;
+  std::optional<image::SnapshotStore> snapshots_;
+};
+
+Result<BuildResult> BuildRun::run() {
+  context_ = opts_.context_dir;
+  std::error_code ec;
+  context_abs_ = fs::absolute(context_, ec).string();
+  fs::path file = opts_.containerfile;
+  if (file.empty()) {
+    file = context_ / "Containerfile";
+    std::error_code ec;
+    if (!fs::exists(file, ec)) file = context_ / "Dockerfile";
+  }
+  KISTE_ASSIGN_OR_RETURN(std::string text,
+                         with_context(sys::read_file(file, 1 << 20), "read Containerfile"));
+  KISTE_ASSIGN_OR_RETURN(cf_, parse_containerfile(text, file.filename().string()));
+  for (const auto& n : cf_.notes) result_.notes.push_back(n);
+  KISTE_ASSIGN_OR_RETURN(ignore_, IgnoreMatcher::load(context_));
+  KISTE_ASSIGN_OR_RETURN(plan_, make_plan(cf_, opts_.plan));
+  for (const auto& a : plan_.unused_build_args) {
+    result_.notes.push_back(fmt::format("build argument `{}` is not consumed by any ARG", a));
+  }
+  KISTE_TRY(sys::mkdir_all(store_.tmp_dir()));
+  // Blobs this build adds are named only at the end: hold the writer lease so a concurrent
+  // prune cannot collect them (or the snapshots RUN steps use) in between.
+  KISTE_ASSIGN_OR_RETURN(FileLock lease, store_.writer_lease());
+  KISTE_ASSIGN_OR_RETURN(auto w, TempDir::create(store_.tmp_dir(), "build-"));
+  work_.emplace(std::move(w));
+  KISTE_TRY(sys::mkdir_all(cache_dir() / "last"));
+  KISTE_ASSIGN_OR_RETURN(auto snaps, image::SnapshotStore::open(store_.root()));
+  snapshots_.emplace(std::move(snaps));
+  stage_count_ = static_cast<int>(plan_.stages.size());
+  for (int si : plan_.order) {
+    const Stage& s = plan_.stages[si];
+    cur_stage_ = si;
+    cur_name_ = s.name.empty() ? fmt::format("stage-{}", si) : s.name;
+    cur_steps_ = static_cast<int>(s.steps.size()) + 1;
+    cur_step_ = 1;
+    auto t0 = Clock::now();
+    emit(BuildEvent::Kind::Step, s.from->original);
+    KISTE_ASSIGN_OR_RETURN(StageOut out, start_stage(s));
+    emit(BuildEvent::Kind::Done, "", std::chrono::duration<double>(Clock::now() - t0).count());
+    // ONBUILD triggers of the base run first.
+    std::vector<std::string> trig = out.st.config.config.on_build;
+    out.st.config.config.on_build.clear();
+    for (const auto& t : trig) {
+      KISTE_ASSIGN_OR_RETURN(Instruction ins, parse_instruction(t, "ONBUILD trigger", s.from->pos, cf_.escape));
+      triggers_.push_back(std::move(ins));
+      KISTE_TRY(run_step(s, out, triggers_.back()));
+    }
+    for (const Instruction* ins : s.steps) {
+      ++cur_step_;
+      KISTE_TRY(run_step(s, out, *ins));
+    }
+    done_.emplace(si, std::move(out));
+  }
+  KISTE_ASSIGN_OR_RETURN(auto desc, finish(done_.at(plan_.target)));
+  result_.manifest = desc;
+  return result_;
+}
+
+Result<StageOut> BuildRun::start_stage(const Stage& s) {
+  StageOut out;
+  out.st.escape = cf_.escape;
+  image::Platform platform = s.platform.value_or(opts_.plan.platform);
+  if (s.base_stage) {
+    const StageOut& b = done_.at(*s.base_stage);
+    out.st.config = b.st.config;
+    out.layers = b.layers;
+    out.key = b.key;
+    out.rootfs = b.rootfs;
+    return out;
+  }
+  if (s.base == "scratch") {
+    out.st.config.os = platform.normalized().os;
+    out.st.config.architecture = platform.normalized().architecture;
+    out.st.config.variant = platform.normalized().variant;
+    out.key = image::Digest::of("kiste-build-v1 scratch " + platform.str());
+    return out;
+  }
+  auto ref = image::Reference::parse(s.base);
+  if (!ref) return at(*s.from, ref.error());
+  auto m = provider_.resolve(*ref, platform);
+  if (!m) return at(*s.from, m.error());
+  if (m->is_index()) return failf(Errc::InvalidArgument, "FROM {}: provider returned an index", s.base);
+  const auto& man = m->manifest();
+  KISTE_ASSIGN_OR_RETURN(std::string cfg_bytes, store_.read_blob(man.config.digest));
+  KISTE_ASSIGN_OR_RETURN(out.st.config, with_context(image::ImageConfig::parse(cfg_bytes),
+                                                     fmt::format("config of {}", quote(s.base))));
+  out.layers = man.layers;
+  if (out.layers.size() != out.st.config.diff_ids.size()) {
+    return failf(Errc::Corrupt, "image {}: {} layers but {} diff_ids", s.base, out.layers.size(),
+                 out.st.config.diff_ids.size());
+  }
+  out.key = image::Digest::of("kiste-build-v1 image " + m->digest.str());
+  return out;
+}
+
+Status BuildRun::run_step(const Stage& s, StageOut& out, const Instruction& ins) {
+  (void)s;
+  using K = InstructionKind;
+  if (ins.kind == K::Run || ins.kind == K::Copy || ins.kind == K::Add) {
+    auto r = layer_step(out, ins);
+    if (!r) return at(ins, r.error());
+    return {};
+  }
+  auto t0 = Clock::now();
+  emit(BuildEvent::Kind::Step, ins.original);
+  ArgSources src{.build_args = &opts_.plan.build_args, .global_args = &plan_.global_args,
+                 .predefined = &plan_.predefined};
+  auto text = apply_metadata(out.st, ins, src);
+  if (!text) return at(ins, text.error());
+  out.st.config.history.push_back({.created = image::rfc3339(opts_.timestamp),
+                                   .created_by = *text,
+                                   .comment = "buildkit.dockerfile.v0",
+                                   .empty_layer = true});
+  // ARG values are part of the chain: a different --build-arg changes later steps' keys.
+  std::string arg_state;
+  for (const auto& [k, v] : out.st.args) arg_state += " " + k + "=" + v;
+  out.key = image::Digest::of(out.key.str() + "\nmeta " + *text + "\nargs" + arg_state);
+  if (ins.kind == K::Workdir) {
+    auto w = workdir_layer(out);
+    if (!w) return at(ins, w.error());
+  }
+  emit(BuildEvent::Kind::Done, "", std::chrono::duration<double>(Clock::now() - t0).count());
+  return {};
+}
+
+Status BuildRun::layer_step(StageOut& out, const Instruction& ins) {
+  auto t0 = Clock::now();
+  emit(BuildEvent::Kind::Step, ins.original);
+  std::vector<std::string> inputs;
+  std::string created_by;
+  CopyJob job;
+  RunRequest req;
+  bool is_run = ins.kind == InstructionKind::Run;
+  if (is_run) {
+    KISTE_ASSIGN_OR_RETURN(inputs, run_inputs(out, ins, req, created_by));
+  } else {
+    KISTE_ASSIGN_OR_RETURN(inputs, copy_inputs(out, ins, job, false));
+    created_by = fmt::format("{} {} # buildkit", keyword(ins.kind), job.describe());
+  }
+  inputs.insert(inputs.begin(), "parent " + out.key.str());
+  // How layers are packed is part of what a cached layer is (mtimes clamp to the timestamp).
+  inputs.push_back(pack_input());
+  image::Digest key = image::Digest::of(lines_join(inputs));
+  std::string slot = std::string(image::Digest::of(fmt::format("{}\n{}\n{}", context_abs_, cf_.name, cur_name_) + "\n" + std::to_string(cur_step_)).hex());
+  std::optional<image::LayerResult> hit;
+  if (!opts_.no_cache) {
+    KISTE_ASSIGN_OR_RETURN(hit, cache_lookup(key));
+  }
+  std::optional<image::LayerResult> layer;
+  if (hit) {
+    layer = hit;
+    emit(BuildEvent::Kind::Cached, "CACHED");
+    ++result_.steps_cached;
+  } else {
+    if (opts_.explain_misses && !opts_.no_cache) explain_miss(slot, inputs);
+    if (is_run) {
+      if (exec_ == nullptr) {
+        return fail(Errc::Unsupported, "RUN needs the container runtime, which this kiste build was not given");
+      }
+      KISTE_TRY(prepare_run(out, req));
+      KISTE_ASSIGN_OR_RETURN(auto status, exec_->run(req));
+      if (status != 0) {
+        return failf(Errc::InvalidArgument, "`{}` returned a non-zero code: {}",
+                     fmt::join(req.argv, " "), status);
+      }
+      // The runtime's own bind targets are stubs too when the image lacks them.
+      RunRequest stubs = req;
+      for (const char* f : {"/etc/hosts", "/etc/hostname", "/etc/resolv.conf"}) {
+        stubs.mounts.push_back({.source = {}, .destination = f});
+      }
+      KISTE_TRY(remove_mount_stubs(stubs));
+      KISTE_ASSIGN_OR_RETURN(auto packed, pack_upper(req.container_dir / "upper", req.lower_dirs));
+      layer = packed;
+      (void)sys::remove_tree(req.container_dir);
+    } else {
+      if (ins.flag("from")) {
+        KISTE_ASSIGN_OR_RETURN(auto again, copy_inputs(out, ins, job, true));
+        (void)again;
+      }
+      if (!job.chown.empty()) {
+        std::optional<fs::path> rootfs;
+        if (!numeric_owner(job.chown)) {
+          KISTE_ASSIGN_OR_RETURN(rootfs, rootfs_of(out));
+        }
+        KISTE_ASSIGN_OR_RETURN(auto ug, resolve_owner(rootfs, job.chown));
+        job.uid = ug.first;
+        job.gid = ug.second;
+      }
+      fs::path dir = work_->path() / fmt::format("layer-{}", ++counter_);
+      KISTE_TRY(sys::mkdir_all(dir, 0755));
+      KISTE_TRY(job.apply(dir));
+      KISTE_ASSIGN_OR_RETURN(auto packed, pack_dir(dir));
+      layer = packed;
+      (void)sys::remove_tree(dir);
+    }
+    KISTE_TRY(cache_store(key, *layer));
+    ++result_.steps_run;
+  }
+  (void)sys::write_file_atomic(cache_dir() / "last" / slot, lines_join(inputs));
+  out.key = key;
+  KISTE_TRY(append_layer(out, *layer, created_by));
+  emit(BuildEvent::Kind::Done, "", std::chrono::duration<double>(Clock::now() - t0).count());
+  return {};
+}
+
+void BuildRun::explain_miss(const std::string& slot, const std::vector<std::string>& inputs) {
+  auto prev = sys::read_file(cache_dir() / "last" / slot, 1 << 20);
+  if (!prev) {
+    emit(BuildEvent::Kind::Miss, "cache miss: no earlier build of this step");
+    return;
+  }
+  std::set<std::string> old_lines;
+  size_t i = 0;
+  while (i < prev->size()) {
+    size_t j = prev->find('\n', i);
+    if (j == std::string::npos) j = prev->size();
+    old_lines.insert(prev->substr(i, j - i));
+    i = j + 1;
+  }
+  std::set<std::string> now(inputs.begin(), inputs.end());
+  for (const auto& l : inputs) {
+    if (!old_lines.contains(l)) emit(BuildEvent::Kind::Miss, "cache miss: now   " + l);
+  }
+  for (const auto& l : old_lines) {
+    if (!now.contains(l)) emit(BuildEvent::Kind::Miss, "cache miss: was   " + l);
+  }
+}
+
+Result<std::optional<image::LayerResult>> BuildRun::cache_lookup(const image::Digest& key) {
+  auto text = sys::read_file(cache_dir() / std::string(key.hex()), 4096);
+  if (!text) return std::optional<image::LayerResult>{};
+  std::vector<std::string> f = split_raw_words(*text);
+  if (f.size() != 4) return std::optional<image::LayerResult>{};
+  auto d = image::Digest::parse(f[1]);
+  auto diff = image::Digest::parse(f[3]);
+  if (!d || !diff || !store_.has_blob(*d)) return std::optional<image::LayerResult>{};
+  uint64_t size = 0;
+  auto [end, ec] = std::from_chars(f[2].data(), f[2].data() + f[2].size(), size);
+  if (ec != std::errc() || end != f[2].data() + f[2].size()) return std::optional<image::LayerResult>{};
+  image::LayerResult l{.digest = *d, .size = size, .diff_id = *diff, .media_type = f[0]};
+  return std::optional<image::LayerResult>{l};
+}
+
+Status BuildRun::cache_store(const image::Digest& key, const image::LayerResult& l) {
+  return sys::write_file_atomic(cache_dir() / std::string(key.hex()),
+                                fmt::format("{} {} {} {}\n", l.media_type, l.digest.str(), l.size,
+                                            l.diff_id.str()));
+}
+
+Result<image::LayerResult> BuildRun::pack_dir(const fs::path& dir) {
+  KISTE_ASSIGN_OR_RETURN(auto w, store_.blob_writer());
+  image::PackOptions po{.compress = opts_.compress, .source_date_epoch = opts_.timestamp,
+                        .keep_owners = true};
+  KISTE_ASSIGN_OR_RETURN(auto l, image::write_layer(dir, w, po));
+  KISTE_TRY(w.commit(l.digest, static_cast<int64_t>(l.size)));
+  return l;
+}
+
+Result<image::LayerResult> BuildRun::pack_upper(const fs::path& upper,
+                                                const std::vector<fs::path>& lowers) {
+  KISTE_ASSIGN_OR_RETURN(auto w, store_.blob_writer());
+  image::DiffOptions d;
+  d.pack = {.compress = opts_.compress, .source_date_epoch = opts_.timestamp, .keep_owners = true};
+  d.lowerdirs.assign(lowers.rbegin(), lowers.rend());
+  KISTE_ASSIGN_OR_RETURN(auto l, image::diff_overlay_upper(upper, w, d));
+  KISTE_TRY(w.commit(l.digest, static_cast<int64_t>(l.size)));
+  return l;
+}
+
+Status BuildRun::append_layer(StageOut& out, const image::LayerResult& l, std::string created_by) {
+  std::string media = l.media_type;
+  if (opts_.docker_format) media = std::string(mt::kDockerLayerGzip);
+  out.layers.push_back({.media_type = media, .digest = l.digest, .size = static_cast<int64_t>(l.size)});
+  out.st.config.diff_ids.push_back(l.diff_id);
+  out.st.config.history.push_back({.created = image::rfc3339(opts_.timestamp),
+                                   .created_by = std::move(created_by),
+                                   .comment = "buildkit.dockerfile.v0"});
+  out.rootfs.reset();
+  return {};
+}
+
+Result<image::Descriptor> BuildRun::finish(const StageOut& out) {
+  image::ImageConfig cfg = out.st.config;
+  cfg.created = image::rfc3339(opts_.timestamp);
+  std::string cfg_bytes = cfg.serialize();
+  auto cfg_type = opts_.docker_format ? mt::kDockerConfig : mt::kOciConfig;
+  KISTE_ASSIGN_OR_RETURN(auto cfg_desc, store_.put_blob(cfg_bytes, cfg_type));
+  result_.config_digest = cfg_desc.digest;
+  image::Manifest m;
+  m.media_type = std::string(opts_.docker_format ? mt::kDockerManifest : mt::kOciManifest);
+  m.config = cfg_desc;
+  m.layers = out.layers;
+  for (auto& l : m.layers) {
+    if (opts_.docker_format && l.media_type == mt::kOciLayerGzip) l.media_type = std::string(mt::kDockerLayerGzip);
+    if (!opts_.docker_format && l.media_type == mt::kDockerLayerGzip) l.media_type = std::string(mt::kOciLayerGzip);
+  }
+  std::string bytes = image::serialize_manifest(m);
+  KISTE_ASSIGN_OR_RETURN(auto desc, store_.put_blob(bytes, m.media_type));
+  if (opts_.tags.empty()) {
+    KISTE_TRY(store_.keep_unnamed(desc));
+  }
+  for (const auto& t : opts_.tags) KISTE_TRY(store_.set_name(t, desc));
+  return desc;
+}
+
+Result<std::vector<fs::path>> BuildRun::lowers_of(const StageOut& out) {
+  std::vector<fs::path> lowers;
+  for (size_t i = 0; i < out.layers.size(); ++i) {
+    const auto& l = out.layers[i];
+    image::Digest blob = l.digest;
+    const image::Store& store = store_;
+    KISTE_ASSIGN_OR_RETURN(
+        auto p, snapshots_->ensure(out.st.config.diff_ids[i], mt::layer_compression(l.media_type),
+                                   [&store, blob] { return store.open_blob(blob); }));
+    lowers.push_back(p);
+  }
+  return lowers;
+}
+
+Result<fs::path> BuildRun::rootfs_of(StageOut& out) {
+  if (out.rootfs) return *out.rootfs;
+  fs::path dir = work_->path() / fmt::format("rootfs-{}", ++counter_);
+  std::vector<image::LayerSource> src;
+  for (size_t i = 0; i < out.layers.size(); ++i) {
+    image::Digest blob = out.layers[i].digest;
+    const image::Store& store = store_;
+    src.push_back({.open_blob = [&store, blob] { return store.open_blob(blob); },
+                   .compression = mt::layer_compression(out.layers[i].media_type),
+                   .diff_id = out.st.config.diff_ids[i]});
+  }
+  KISTE_TRY(sys::mkdir_all(dir, 0755));
+  KISTE_TRY(image::unpack_layers(src, dir));
+  out.rootfs = dir;
+  return dir;
+}
+
+Result<fs::path> BuildRun::rootfs_of_ref(const std::string& word, int before) {
+  if (auto s = plan_.stage_ref(word, before)) return rootfs_of(done_.at(*s));
+  if (auto it = image_rootfs_.find(word); it != image_rootfs_.end()) return it->second;
+  KISTE_ASSIGN_OR_RETURN(auto ref, image::Reference::parse(word));
+  KISTE_ASSIGN_OR_RETURN(auto m, provider_.resolve(ref, opts_.plan.platform));
+  StageOut tmp;
+  KISTE_ASSIGN_OR_RETURN(std::string cfg, store_.read_blob(m.manifest().config.digest));
+  KISTE_ASSIGN_OR_RETURN(tmp.st.config, image::ImageConfig::parse(cfg));
+  tmp.layers = m.manifest().layers;
+  KISTE_ASSIGN_OR_RETURN(auto dir, rootfs_of(tmp));
+  image_rootfs_[word] = dir;
+  return dir;
+}
+
+
+namespace {
+
+Result<uint32_t> parse_chmod(std::string_view v) {
+  if (v.empty() || v.size() > 5) return failf(Errc::InvalidArgument, "--chmod={}: expected octal mode like 0755", v);
+  uint32_t m = 0;
+  for (char c : v) {
+    if (c < '0' || c > '7') return failf(Errc::InvalidArgument, "--chmod={}: expected octal mode like 0755", v);
+    m = m * 8 + static_cast<uint32_t>(c - '0');
+  }
+  if (m > 07777) return failf(Errc::InvalidArgument, "--chmod={}: mode out of range", v);
+  return m;
+}
+
+std::string abs_dest(const std::string& workdir, const std::string& d) {
+  bool dir = d.ends_with("/") || d == "." || d.ends_with("/.");
+  std::string joined = d.starts_with("/") ? d : (workdir.empty() ? "/" : workdir) + "/" + d;
+  std::string c = "/" + clean_rel(joined);
+  if (dir && c != "/") c += "/";
+  return c;
+}
+
+std::string base_name(std::string_view p) {
+  size_t s = p.rfind('/');
+  return std::string(s == std::string_view::npos ? p : p.substr(s + 1));
+}
+
+bool is_url(std::string_view s) {
+  return s.starts_with("http://") || s.starts_with("https://") || s.starts_with("git@");
+}
+
+// A local archive ADD unpacks, recognised by content as Docker does: a tar (`ustar` magic), or
+// gzip/zstd whose first block is a tar.
+std::optional<image::media_type::Compression> tar_kind(const fs::path& root, const std::string& rel) {
+  using C = image::media_type::Compression;
+  auto rootfd = sys::open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (!rootfd) return std::nullopt;
+  auto fd = sys::open_in_root(rootfd->get(), rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (!fd) return std::nullopt;
+  char buf[512] = {};
+  ssize_t n = ::pread(fd->get(), buf, sizeof buf, 0);
+  auto is_tar = [](std::string_view b) { return b.size() >= 262 && b.substr(257, 5) == "ustar"; };
+  if (n >= 262 && is_tar(std::string_view(buf, static_cast<size_t>(n)))) return C::None;
+  C c;
+  if (n >= 2 && static_cast<unsigned char>(buf[0]) == 0x1f && static_cast<unsigned char>(buf[1]) == 0x8b) {
+    c = C::Gzip;
+  } else if (n >= 4 && std::string_view(buf, 4) == std::string_view("\x28\xb5\x2f\xfd", 4)) {
+    c = C::Zstd;
+  } else {
+    return std::nullopt;
+  }
+  auto in = sys::open_in_root(rootfd->get(), rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (!in) return std::nullopt;
+  image::FdReader raw(std::move(*in), rel);
+  auto dec = image::make_decompressor(raw, c);
+  std::string first;
+  while (first.size() < 512) {
+    auto got = dec->read(buf, sizeof buf);
+    if (!got || *got == 0) break;
+    first.append(buf, *got);
+  }
+  return is_tar(first) ? std::optional<C>(c) : std::nullopt;
+}
+
+}  // namespace
+
+Result<std::vector<std::string>> BuildRun::copy_inputs(StageOut& out, const Instruction& ins,
+                                                       CopyJob& job, bool resolve) {
+  const bool add = ins.kind == InstructionKind::Add;
+  VarMap scope = out.st.scope();
+  std::vector<std::string> inputs;
+  inputs.push_back(add ? "add" : "copy");
+  std::optional<std::string> from;
+  for (const auto& f : ins.flags) {
+    KISTE_ASSIGN_OR_RETURN(std::string v, expand_word(f.value.value_or(""), scope, cf_.escape));
+    if (f.name == "from") from = v;
+    if (f.name == "chown") {
+      if (v.empty()) return fail(Errc::InvalidArgument, "--chown needs user[:group]");
+      job.chown = v;  // names are resolved against the stage's /etc/passwd on a cache miss
+    }
+    if (f.name == "chmod") {
+      KISTE_ASSIGN_OR_RETURN(job.chmod, parse_chmod(v));
+    }
+    if (f.name == "parents") return fail(Errc::Unsupported, "--parents is not supported yet");
+    if (f.name == "keep-git-dir") return fail(Errc::Unsupported, "ADD of git repositories needs network access, which kiste builds do not have");
+    if (f.name != "link") inputs.push_back(fmt::format("flag --{}={}", f.name, v));
+  }
+  std::string excl;
+  for (const auto& e : ins.flag_values("exclude")) excl += e + "\n";
+  KISTE_ASSIGN_OR_RETURN(IgnoreMatcher exclude, IgnoreMatcher::parse(excl));
+  std::vector<std::string> words;
+  for (const auto& a : ins.args) {
+    if (a.starts_with("<<") && !ins.heredocs.empty()) {
+      words.push_back(a);
+      continue;
+    }
+    if (ins.exec_form) {
+      KISTE_ASSIGN_OR_RETURN(std::string w, expand_vars_only(a, scope));
+      words.push_back(w);
+    } else {
+      KISTE_ASSIGN_OR_RETURN(std::string w, expand_word(a, scope, cf_.escape));
+      words.push_back(w);
+    }
+  }
+  std::string dest = abs_dest(out.st.config.config.working_dir, words.back());
+  words.pop_back();
+  job.desc = fmt::format("{} {}", fmt::join(words, " "), dest);
+  inputs.push_back("dest " + dest);
+  fs::path root = context_;
+  const IgnoreMatcher empty_matcher;
+  const IgnoreMatcher* matcher = &ignore_;
+  if (from) {
+    if (auto s = plan_.stage_ref(*from, cur_stage_)) {
+      inputs.push_back("from stage " + done_.at(*s).key.str());
+    } else {
+      KISTE_ASSIGN_OR_RETURN(auto ref, image::Reference::parse(*from));
+      KISTE_ASSIGN_OR_RETURN(auto m, provider_.resolve(ref, opts_.plan.platform));
+      inputs.push_back("from image " + m.digest.str());
+    }
+    if (!resolve) {
+      for (const auto& w : words) inputs.push_back("src " + w);
+      return inputs;
+    }
+    KISTE_ASSIGN_OR_RETURN(root, rootfs_of_ref(*from, cur_stage_));
+    matcher = &empty_matcher;
+  }
+  // Collect the matches first: several sources (or a glob) make the destination a directory.
+  struct Match {
+    std::string rel;
+    std::vector<ContextEntry> entries;
+  };
+  std::vector<Match> matches;
+  size_t heredoc_idx = 0;
+  for (const auto& w : words) {
+    if (w.starts_with("<<") && heredoc_idx < ins.heredocs.size()) {
+      const Heredoc& h = ins.heredocs[heredoc_idx++];
+      std::string content = h.content;
+      if (h.expand) {
+        KISTE_ASSIGN_OR_RETURN(content, expand_vars_only(content, scope));
+      }
+      bool dir = dest.ends_with("/");
+      job.heredocs.push_back({dir ? dest + h.name : dest, content});
+      inputs.push_back(fmt::format("heredoc {} {}", h.name, image::Digest::of(content).str()));
+      continue;
+    }
+    if (is_url(w)) {
+      if (!add) return failf(Errc::InvalidArgument, "COPY cannot fetch {}: use ADD --checksum", quote(w));
+      if (!ins.flag("checksum")) {
+        return failf(Errc::InvalidArgument, "ADD {} needs --checksum=sha256:… to be reproducible", quote(w));
+      }
+      return failf(Errc::Unsupported, "ADD {}: kiste builds have no network access for URLs", quote(w));
+    }
+    std::string pat = clean_rel(w);
+    if (has_glob(pat)) {
+      if (!from && !context_all_) {
+        KISTE_ASSIGN_OR_RETURN(auto all, walk_context(root, "", *matcher));
+        context_all_ = std::move(all);
+      }
+      std::vector<ContextEntry> all_here;
+      if (from) {
+        KISTE_ASSIGN_OR_RETURN(all_here, walk_context(root, "", *matcher));
+      }
+      const auto& all = from ? all_here : *context_all_;
+      std::string last;
+      size_t before = matches.size();
+      for (const auto& e : all) {
+        if (!last.empty() && e.path.starts_with(last + "/")) continue;
+        KISTE_ASSIGN_OR_RETURN(bool ok, glob_match(pat, e.path));
+        if (!ok) continue;
+        last = e.path;
+        matches.push_back({e.path, {}});
+      }
+      if (matches.size() == before) {
+        return failf(Errc::NotFound, "no source files were specified: {} matches nothing", quote(w));
+      }
+    } else {
+      matches.push_back({pat, {}});
+    }
+  }
+  bool dest_dir = dest.ends_with("/") || matches.size() + job.heredocs.size() > 1;
+  for (auto& m : matches) {
+    auto entries = walk_context(root, m.rel, *matcher);
+    if (!entries) {
+      if (entries.error().code == Errc::NotFound) {
+        return failf(Errc::NotFound, "{} not found in the {}", quote(m.rel.empty() ? "." : m.rel),
+                     from ? "source stage/image " + quote(*from) : std::string("build context"));
+      }
+      return std::unexpected(entries.error());
+    }
+    // --exclude patterns apply below the source.
+    std::vector<ContextEntry> kept;
+    for (auto& e : *entries) {
+      std::string rel = m.rel.empty() ? e.path : (e.path == m.rel ? "" : e.path.substr(m.rel.size() + 1));
+      if (!rel.empty() && exclude.ignored(rel)) continue;
+      kept.push_back(std::move(e));
+    }
+    KISTE_ASSIGN_OR_RETURN(auto h, hash_entries(root, m.rel, kept));
+    inputs.push_back(fmt::format("src {} {}", m.rel, h.str()));
+    bool is_dir = !kept.empty() && kept.front().type == ContextEntry::Type::Dir && kept.front().path == m.rel;
+    if (m.rel.empty()) is_dir = true;
+    if (is_dir) {
+      std::string d = dest;
+      if (d.size() > 1 && d.ends_with("/")) d.pop_back();
+      // A directory's contents are copied, not the directory itself.
+      std::vector<ContextEntry> below;
+      for (auto& e : kept) {
+        if (e.path != m.rel) below.push_back(std::move(e));
+      }
+      job.items.push_back({root, m.rel, d, std::move(below)});
+      continue;
+    }
+    std::string target = dest_dir ? (dest.ends_with("/") ? dest : dest + "/") + base_name(m.rel) : dest;
+    auto tk = add && !from && kept.front().type == ContextEntry::Type::File ? tar_kind(root, m.rel) : std::nullopt;
+    if (tk) {
+      // ADD auto-extracts local tar archives into the destination directory.
+      fs::path x = work_->path() / fmt::format("add-{}", ++counter_);
+      KISTE_TRY(sys::mkdir_all(x, 0755));
+      KISTE_ASSIGN_OR_RETURN(UniqueFd rootfd, sys::open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+      KISTE_ASSIGN_OR_RETURN(UniqueFd in, sys::open_in_root(rootfd.get(), m.rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+      KISTE_ASSIGN_OR_RETURN(UniqueFd xfd, sys::open(x, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+      image::FdReader reader(std::move(in), m.rel);
+      image::ExtractOptions eo;
+      eo.same_owner = true;
+      KISTE_TRY(with_context(image::extract_layer(reader, *tk, xfd.get(), eo),
+                             fmt::format("extract {}", quote(m.rel))));
+      KISTE_ASSIGN_OR_RETURN(auto xentries, walk_context(x, "", empty_matcher));
+      std::string d = dest;
+      if (d.size() > 1 && d.ends_with("/")) d.pop_back();
+      job.items.push_back({x, "", d, std::move(xentries)});
+      continue;
+    }
+    job.items.push_back({root, m.rel, target, std::move(kept)});
+  }
+  return inputs;
+}
+
+Result<std::vector<std::string>> BuildRun::run_inputs(StageOut& out, const Instruction& ins,
+                                                      RunRequest& req, std::string& created_by) {
+  VarMap scope = out.st.scope();
+  const auto& c = out.st.config.config;
+  std::vector<std::string> inputs;
+  if (ins.exec_form) {
+    req.argv = ins.args;
+  } else {
+    std::string cmd = ins.args.empty() ? "" : ins.args[0];
+    req.argv = out.st.shell();
+    if (!ins.heredocs.empty()) {
+      auto w = split_raw_words(cmd, cf_.escape);
+      if (w.size() == 1 && ins.heredocs.size() == 1) {
+        cmd = ins.heredocs[0].content;  // `RUN <<EOF`: the body is the script
+      } else {
+        for (const auto& h : ins.heredocs) cmd += "\n" + h.content + h.name;
+      }
+    }
+    req.argv.push_back(cmd);
+  }
+  req.env = c.env;
+  std::string args_used;
+  for (const auto& [k, v] : out.st.args) {
+    if (!out.st.env(k)) {
+      req.env.push_back(k + "=" + v);
+      args_used += " " + k + "=" + v;
+    }
+  }
+  if (std::none_of(req.env.begin(), req.env.end(), [](const std::string& e) { return e.starts_with("PATH="); })) {
+    req.env.push_back("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+  }
+  req.cwd = c.working_dir.empty() ? "/" : c.working_dir;
+  req.user = c.user;
+  req.network_host = opts_.network_host;
+  if (const Flag* f = ins.flag("network")) {
+    std::string n = f->value.value_or("");
+    if (n == "none") req.network_host = false;
+    else if (n == "host" || n == "default") req.network_host = true;
+    else return failf(Errc::InvalidArgument, "--network={}: expected none, host or default", n);
+  }
+  if (ins.flag("security") && ins.flag("security")->value.value_or("") != "sandbox") {
+    return fail(Errc::PermissionDenied, "RUN --security=insecure is not allowed in kiste builds");
+  }
+  inputs.push_back(fmt::format("run {}", fmt::join(req.argv, "\x1f")));
+  inputs.push_back(fmt::format("env {}", fmt::join(req.env, "\x1f")));
+  inputs.push_back("cwd " + req.cwd);
+  inputs.push_back("user " + req.user);
+  inputs.push_back(fmt::format("network {}", req.network_host ? "host" : "none"));
+  for (const auto& spec : ins.flag_values("mount")) {
+    KISTE_ASSIGN_OR_RETURN(std::string v, expand_word(spec, scope, cf_.escape));
+    KISTE_ASSIGN_OR_RETURN(MountSpec m, parse_mount_spec(v));
+    switch (m.type) {
+      case MountSpec::Type::Cache: {
+        std::string id = m.id.empty() ? m.target : m.id;
+        fs::path src = store_.root() / "cache" / "mounts" / std::string(image::Digest::of(id).hex().substr(0, 32));
+        KISTE_TRY(sys::mkdir_all(src, 0755));
+        req.mounts.push_back({src, m.target, false});
+        inputs.push_back(fmt::format("mount cache {} {}", id, m.target));
+        break;
+      }
+      case MountSpec::Type::Secret: {
+        auto it = opts_.secrets.find(m.id);
+        if (it == opts_.secrets.end()) {
+          if (m.required) return failf(Errc::NotFound, "secret {} is required but was not given (--secret id={},src=…)", quote(m.id), m.id);
+          break;
+        }
+        req.mounts.push_back({it->second, m.target, true});
+        inputs.push_back(fmt::format("mount secret {} {}", m.id, m.target));  // never the content
+        break;
+      }
+      case MountSpec::Type::Bind: {
+        fs::path root = context_;
+        const IgnoreMatcher empty_matcher;
+        const IgnoreMatcher* matcher = &ignore_;
+        if (!m.from.empty()) {
+          KISTE_ASSIGN_OR_RETURN(root, rootfs_of_ref(m.from, cur_stage_));
+          matcher = &empty_matcher;
+        }
+        std::string rel = clean_rel(m.source);
+        KISTE_ASSIGN_OR_RETURN(auto entries, walk_context(root, rel, *matcher));
+        KISTE_ASSIGN_OR_RETURN(auto h, hash_entries(root, rel, entries));
+        // Bind the in-root resolution of the source, never a host path a symlink points to.
+        KISTE_ASSIGN_OR_RETURN(UniqueFd rootfd, sys::open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+        KISTE_ASSIGN_OR_RETURN(UniqueFd srcfd, rel.empty() ? sys::openat(rootfd.get(), ".", O_PATH | O_CLOEXEC)
+                                                           : sys::open_in_root(rootfd.get(), rel, O_PATH | O_CLOEXEC));
+        KISTE_ASSIGN_OR_RETURN(std::string real, sys::fd_path(srcfd.get()));
+        req.mounts.push_back({real, m.target, !m.rw});
+        inputs.push_back(fmt::format("mount bind {} {} {} {}", m.from, rel, m.target, h.str()));
+        break;
+      }
+    }
+  }
+  created_by = ins.exec_form ? fmt::format("RUN {} # buildkit", fmt::join(ins.args, " "))
+                             : fmt::format("RUN {} # buildkit", fmt::join(req.argv, " "));
+  if (!args_used.empty()) created_by = "RUN |" + std::to_string(std::count(args_used.begin(), args_used.end(), ' ')) + args_used + created_by.substr(3);
+  return inputs;
+}
+
+Status BuildRun::workdir_layer(StageOut& out) {
+  const std::string& wd = out.st.config.config.working_dir;
+  std::string rel = clean_rel(wd);
+  if (rel.empty()) return {};
+  image::Digest key = image::Digest::of(out.key.str() + "\nworkdir-dir " + wd + "\n" + pack_input());
+  fs::path record = cache_dir() / std::string(key.hex());
+  std::optional<image::LayerResult> layer;
+  auto text = sys::read_file(record, 4096);
+  if (!opts_.no_cache && text && *text == "none\n") return {};
+  if (!opts_.no_cache) {
+    KISTE_ASSIGN_OR_RETURN(layer, cache_lookup(key));
+  }
+  if (!layer) {
+    KISTE_ASSIGN_OR_RETURN(auto lowers, lowers_of(out));
+    bool exists = false;
+    for (const auto& l : lowers) {
+      auto lfd = sys::open(l, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      if (lfd && sys::open_in_root(lfd->get(), rel, O_PATH | O_CLOEXEC)) exists = true;
+    }
+    if (exists) return sys::write_file_atomic(record, "none\n");
+    fs::path dir = work_->path() / fmt::format("layer-{}", ++counter_);
+    KISTE_TRY(sys::mkdir_all(dir / rel, 0755));
+    KISTE_ASSIGN_OR_RETURN(auto packed, pack_dir(dir));
+    (void)sys::remove_tree(dir);
+    KISTE_TRY(cache_store(key, packed));
+    layer = packed;
+  }
+  std::string media = opts_.docker_format ? std::string(mt::kDockerLayerGzip) : layer->media_type;
+  out.layers.push_back({.media_type = media, .digest = layer->digest, .size = static_cast<int64_t>(layer->size)});
+  out.st.config.diff_ids.push_back(layer->diff_id);
+  out.st.config.history.back().empty_layer = false;
+  out.key = key;
+  out.rootfs.reset();
+  return {};
+}
+
+Status BuildRun::prepare_run(const StageOut& out, RunRequest& req) {
+  KISTE_ASSIGN_OR_RETURN(req.lower_dirs, lowers_of(out));
+  req.container_dir = work_->path() / fmt::format("run-{}", ++counter_);
+  KISTE_TRY(sys::mkdir_all(req.container_dir / "upper", 0755));
+  // A WORKDIR that no layer has yet is created by this step (as docker build does).
+  if (req.cwd != "/") {
+    bool exists = false;
+    for (const auto& l : req.lower_dirs) {
+      auto lfd = sys::open(l, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      if (lfd && sys::open_in_root(lfd->get(), clean_rel(req.cwd), O_PATH | O_CLOEXEC)) exists = true;
+    }
+    if (!exists) KISTE_TRY(sys::mkdir_all(req.container_dir / "upper" / clean_rel(req.cwd), 0755));
+  }
+  return {};
+}
+
+}  // namespace
+
+Result<BuildResult> Builder::build(const BuildOptions& opts) {
+  BuildRun run(store_, provider_, executor_, opts);
+  return run.run();
+}
+
+}  // namespace kiste::builder

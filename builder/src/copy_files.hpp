@@ -1,0 +1,51 @@
+#pragma once
+// COPY/ADD into a fresh layer directory. All writes are fd-relative below the layer dir with
+// O_NOFOLLOW on every component, so a symlink copied earlier can never redirect a later write.
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <kiste/base/error.hpp>
+#include <kiste/builder/build_context.hpp>
+#include <kiste/builder/builder.hpp>
+
+namespace kiste::builder {
+
+struct CopyItem {
+  std::filesystem::path src_root;  // the context, or a stage's / image's rootfs
+  std::string src_rel;             // the matched source below src_root
+  std::string dest;                // absolute path in the image for src_rel itself
+  std::vector<ContextEntry> entries;  // src_rel and everything below it, sorted
+};
+
+struct HeredocFile {
+  std::string dest;
+  std::string content;
+};
+
+struct CopyJob {
+  std::vector<CopyItem> items;
+  std::vector<HeredocFile> heredocs;
+  std::optional<uint32_t> chmod;
+  std::string chown;  // --chown as written (expanded); resolved into uid/gid before apply()
+  uint32_t uid = 0, gid = 0;
+  std::string desc;  // for history: "a.txt /app/"
+
+  [[nodiscard]] const std::string& describe() const { return desc; }
+  [[nodiscard]] Status apply(const std::filesystem::path& layer_dir) const;
+};
+
+// True when `spec` is "uid" or "uid:gid" (no lookup needed).
+[[nodiscard]] bool numeric_owner(std::string_view spec);
+
+// Resolves --chown "user[:group]" (names or numbers) against `rootfs`/etc/passwd and /etc/group
+// (read inside the rootfs; symlinks cannot leave it). A user without group takes its primary gid.
+[[nodiscard]] Result<std::pair<uint32_t, uint32_t>> resolve_owner(
+    const std::optional<std::filesystem::path>& rootfs, std::string_view spec);
+
+// Removes mount-point stubs the runtime created in the upper dir for `req.mounts` (empty files
+// or dirs that exist in no lower), so secrets' and caches' mount points never reach a layer.
+[[nodiscard]] Status remove_mount_stubs(const RunRequest& req);
+
+}  // namespace kiste::builder

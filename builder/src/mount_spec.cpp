@@ -1,0 +1,56 @@
+#include <kiste/builder/mount_spec.hpp>
+
+#include <vector>
+
+namespace kiste::builder {
+
+Result<MountSpec> parse_mount_spec(std::string_view spec) {
+  MountSpec m;
+  std::string type = "bind";
+  std::vector<std::pair<std::string, std::string>> kvs;
+  size_t i = 0;
+  while (i <= spec.size()) {
+    size_t j = spec.find(',', i);
+    if (j == std::string_view::npos) j = spec.size();
+    std::string_view kv = spec.substr(i, j - i);
+    i = j + 1;
+    if (kv.empty()) continue;
+    size_t eq = kv.find('=');
+    std::string k(kv.substr(0, eq));
+    std::string v = eq == std::string_view::npos ? "" : std::string(kv.substr(eq + 1));
+    if (eq == std::string_view::npos && (k == "rw" || k == "readwrite" || k == "ro" || k == "readonly" || k == "required")) v = "true";
+    if (k == "type") type = v;
+    else kvs.emplace_back(k, v);
+  }
+  if (type == "bind") m.type = MountSpec::Type::Bind;
+  else if (type == "cache") m.type = MountSpec::Type::Cache;
+  else if (type == "secret") m.type = MountSpec::Type::Secret;
+  else return failf(Errc::Unsupported, "--mount type={} is not supported (bind, cache, secret)", type);
+  for (const auto& [k, v] : kvs) {
+    if (k == "target" || k == "dst" || k == "destination") m.target = v;
+    else if (k == "id") m.id = v;
+    else if (k == "source" || k == "src") m.source = v;
+    else if (k == "from") m.from = v;
+    else if (k == "rw" || k == "readwrite") m.rw = v != "false";
+    else if (k == "ro" || k == "readonly") m.rw = v == "false";
+    else if (k == "required") m.required = v != "false";
+    else if (k == "sharing" || k == "mode" || k == "uid" || k == "gid" || k == "env") {
+      // accepted; kiste cache mounts are always shared, modes left as created
+    } else {
+      return failf(Errc::InvalidArgument, "--mount: unknown key `{}`", k);
+    }
+  }
+  if (m.type == MountSpec::Type::Secret) {
+    if (m.id.empty() && !m.target.empty()) m.id = m.target.substr(m.target.rfind('/') + 1);
+    if (m.id.empty()) return fail(Errc::InvalidArgument, "--mount=type=secret needs id= or target=");
+    if (m.target.empty()) m.target = "/run/secrets/" + m.id;
+  }
+  if (m.target.empty()) return failf(Errc::InvalidArgument, "--mount type={} needs target=", type);
+  if (!m.target.starts_with("/")) return failf(Errc::InvalidArgument, "--mount target `{}` must be absolute", m.target);
+  if (m.type == MountSpec::Type::Cache && !m.from.empty()) {
+    return fail(Errc::Unsupported, "--mount=type=cache,from= is not supported");
+  }
+  return m;
+}
+
+}  // namespace kiste::builder

@@ -1,2 +1,0 @@
-// The builder arrives with issue 6.
-namespace kiste::builder {}

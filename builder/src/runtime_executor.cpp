@@ -1,0 +1,53 @@
+// RUN steps through kiste's runtime: a fresh container per step on an overlay of the stage's
+// snapshots; the upper dir stays behind for the builder to turn into a layer.
+#include <kiste/base/sys.hpp>
+#include <kiste/builder/builder.hpp>
+#include <kiste/runtime/container.hpp>
+#include <kiste/runtime/run_options.hpp>
+
+namespace kiste::builder {
+namespace {
+
+class RuntimeExecutor final : public RunExecutor {
+ public:
+  explicit RuntimeExecutor(RuntimeExecutorOptions o) : o_(std::move(o)) {}
+
+  Result<int> run(const RunRequest& req) override {
+    runtime::RunOptions ro;
+    ro.command = req.argv;
+    ro.env = req.env;
+    ro.workdir = req.cwd;
+    ro.user = req.user;
+    ro.network = req.network_host ? "host" : "none";
+    for (const auto& m : req.mounts) {
+      if (m.source.native().find(',') != std::string::npos ||
+          m.destination.find(',') != std::string::npos) {
+        return failf(Errc::InvalidArgument, "mount {}: paths with `,` are not supported",
+                     quote(m.destination));
+      }
+      ro.mounts.push_back(fmt::format("type=bind,source={},target={}{}", m.source.native(),
+                                      m.destination, m.readonly ? ",readonly" : ""));
+    }
+    runtime::MakeSpecInput in;
+    in.id = "build-" + sys::random_hex(8);
+    in.lower_dirs = req.lower_dirs;
+    in.container_dir = req.container_dir;
+    KISTE_ASSIGN_OR_RETURN(auto spec, runtime::make_spec(ro, in));
+    runtime::RunContext ctx;
+    ctx.seccomp_cache_dir = o_.root / "cache" / "seccomp";
+    KISTE_ASSIGN_OR_RETURN(auto exit, runtime::run_container(spec, ctx));
+    if (!exit.exec_error.empty()) return fail(Errc::NotFound, exit.exec_error);
+    return exit.exit_code;
+  }
+
+ private:
+  RuntimeExecutorOptions o_;
+};
+
+}  // namespace
+
+std::unique_ptr<RunExecutor> make_runtime_executor(const RuntimeExecutorOptions& o) {
+  return std::make_unique<RuntimeExecutor>(o);
+}
+
+}  // namespace kiste::builder

@@ -1,0 +1,214 @@
+// kiste build: wiring only; the work is in kiste::builder (builder.hpp).
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <optional>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <kiste/base/sys.hpp>
+#include <kiste/builder/builder.hpp>
+#include <kiste/image/archive.hpp>
+#include <kiste/image/layer_writer.hpp>
+
+#include "globals.hpp"
+
+namespace kiste::cli {
+
+namespace {
+
+// RUN output goes to stderr with the progress (stdout carries only the image digest), or nowhere
+// with -q: fds 1 and 2 are pointed elsewhere while a step runs, then restored.
+class OutputRedirect final : public builder::RunExecutor {
+ public:
+  OutputRedirect(builder::RunExecutor& inner, bool quiet) : inner_(inner), quiet_(quiet) {}
+  Result<int> run(const builder::RunRequest& req) override {
+    std::fflush(stdout);
+    std::fflush(stderr);
+    int saved_out = ::dup(1), saved_err = ::dup(2);
+    int null_fd = quiet_ ? ::open("/dev/null", O_WRONLY | O_CLOEXEC) : -1;
+    if (quiet_ && null_fd >= 0) {
+      ::dup2(null_fd, 1);
+      ::dup2(null_fd, 2);
+    } else {
+      ::dup2(2, 1);
+    }
+    auto r = inner_.run(req);
+    ::dup2(saved_out, 1);
+    ::dup2(saved_err, 2);
+    for (int fd : {saved_out, saved_err, null_fd}) {
+      if (fd >= 0) ::close(fd);
+    }
+    return r;
+  }
+
+ private:
+  builder::RunExecutor& inner_;
+  bool quiet_;
+};
+
+struct BuildFlags {
+  std::string context = ".", file, target, platform, timestamp, format = "oci",
+              compression = "gzip", network = "host", progress = "auto", iidfile;
+  std::vector<std::string> tags, build_args, secrets, outputs, cache_from, cache_to;
+  bool no_cache = false, quiet = false, push = false;
+};
+
+// "k=v,k2=v2" → map.
+std::map<std::string, std::string> csv_map(std::string_view s) {
+  std::map<std::string, std::string> m;
+  size_t i = 0;
+  while (i <= s.size()) {
+    size_t j = s.find(',', i);
+    if (j == std::string_view::npos) j = s.size();
+    std::string_view kv = s.substr(i, j - i);
+    size_t eq = kv.find('=');
+    if (!kv.empty()) m[std::string(kv.substr(0, eq))] = eq == std::string_view::npos ? "" : std::string(kv.substr(eq + 1));
+    i = j + 1;
+  }
+  return m;
+}
+
+void cmd_build(const Globals& g, const BuildFlags& f) {
+  auto t0 = std::chrono::steady_clock::now();
+  image::Store store = open_store(g);
+  builder::BuildOptions o;
+  o.context_dir = f.context;
+  o.containerfile = f.file;
+  for (const auto& t : f.tags) {
+    o.tags.push_back(value_or_exit(with_context(image::Reference::parse(t), "-t " + t)));
+  }
+  for (const auto& a : f.build_args) {
+    size_t eq = a.find('=');
+    if (eq == std::string::npos) {
+      const char* v = std::getenv(a.c_str());
+      if (v) o.plan.build_args[a] = v;
+    } else {
+      o.plan.build_args[a.substr(0, eq)] = a.substr(eq + 1);
+    }
+  }
+  o.plan.target = f.target;
+  o.plan.build_platform = image::Platform::host();
+  o.plan.platform = f.platform.empty()
+                        ? o.plan.build_platform
+                        : value_or_exit(with_context(image::Platform::parse(f.platform), "--platform"));
+  o.no_cache = f.no_cache;
+  if (!f.timestamp.empty()) {
+    char* end = nullptr;
+    long long v = std::strtoll(f.timestamp.c_str(), &end, 10);
+    if (end == f.timestamp.c_str() || *end != '\0' || v < 0) {
+      exit_on_error(fail(Errc::InvalidArgument, "--timestamp: expected seconds since the epoch"));
+    }
+    o.timestamp = v;
+  } else {
+    auto env = value_or_exit(image::source_date_epoch_from_env());
+    o.timestamp = env.value_or(0);
+  }
+  o.docker_format = f.format == "docker";
+  o.compress.compression = f.compression == "zstd" ? image::media_type::Compression::Zstd
+                                                   : image::media_type::Compression::Gzip;
+  for (const auto& s : f.secrets) {
+    auto m = csv_map(s);
+    std::string id = m.count("id") ? m["id"] : "";
+    std::string src = m.count("src") ? m["src"] : (m.count("source") ? m["source"] : "");
+    if (id.empty() || src.empty()) {
+      exit_on_error(failf(Errc::InvalidArgument, "--secret {}: expected id=ID,src=PATH", s));
+    }
+    o.secrets[id] = src;
+  }
+  o.network_host = f.network != "none";
+  bool plain = f.progress == "plain";
+  o.explain_misses = plain;
+  if (f.push) exit_on_error(fail(Errc::Unsupported, "--push: push with `kiste push` after the build"));
+  if (!f.cache_from.empty() || !f.cache_to.empty()) {
+    exit_on_error(fail(Errc::Unsupported, "--cache-from/--cache-to are not supported yet"));
+  }
+  int seq = 0;
+  if (!f.quiet) {
+    o.progress = [&seq](const builder::BuildEvent& e) {
+      using K = builder::BuildEvent::Kind;
+      switch (e.kind) {
+        case K::Step:
+          ++seq;
+          std::fprintf(stderr, "#%d [%s %d/%d] %s\n", seq, e.stage_name.c_str(), e.step,
+                       e.step_count, e.text.c_str());
+          break;
+        case K::Cached: std::fprintf(stderr, "#%d CACHED\n", seq); break;
+        case K::Done: std::fprintf(stderr, "#%d DONE %.2fs\n", seq, e.seconds); break;
+        case K::Miss: std::fprintf(stderr, "#%d %s\n", seq, e.text.c_str()); break;
+        case K::Note: std::fprintf(stderr, "note: %s\n", e.text.c_str()); break;
+      }
+      std::fflush(stderr);
+    };
+  }
+  builder::StoreImageProvider provider(store);
+  auto executor = builder::make_runtime_executor({.root = g.root});
+  std::optional<OutputRedirect> redirect;
+  if (executor) redirect.emplace(*executor, f.quiet);
+  builder::Builder b(store, provider, redirect ? &*redirect : nullptr);
+  auto r = value_or_exit(with_context(b.build(o), "build"));
+  for (const auto& out : f.outputs) {
+    auto m = csv_map(out);
+    std::string type = m["type"];
+    std::string dest = m.count("dest") ? m["dest"] : "";
+    if (dest.empty()) exit_on_error(failf(Errc::InvalidArgument, "--output {}: dest= is required", out));
+    image::StoreEntry e{.name = r.manifest.digest.str(), .manifest = r.manifest};
+    if (!o.tags.empty()) e.name = o.tags.front().str();
+    if (type == "oci" || type == "docker-archive" || type == "docker") {
+      exit_on_error(image::save_archive(store, {e}, dest,
+                                        type == "oci" ? image::ArchiveFormat::OciArchive
+                                                      : image::ArchiveFormat::DockerArchive));
+    } else {
+      exit_on_error(failf(Errc::InvalidArgument, "--output type={}: expected oci or docker-archive", type));
+    }
+  }
+  if (!f.iidfile.empty()) {
+    exit_on_error(with_context(sys::write_file_atomic(f.iidfile, r.config_digest.str()), "--iidfile"));
+  }
+  if (f.quiet) {
+    std::printf("%s\n", r.manifest.digest.str().c_str());
+    return;
+  }
+  for (const auto& n : r.notes) std::fprintf(stderr, "note: %s\n", n.c_str());
+  double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::fprintf(stderr, "built %s in %.2fs (%d steps run, %d cached)\n",
+               r.manifest.digest.str().c_str(), total, r.steps_run, r.steps_cached);
+  std::printf("%s\n", r.manifest.digest.str().c_str());
+}
+
+}  // namespace
+
+void register_build_commands(CLI::App& app, Globals& g) {
+  auto f = std::make_shared<BuildFlags>();
+  auto* b = app.add_subcommand("build", "Build an image from a Containerfile");
+  b->alias("bud");
+  b->add_option("CONTEXT", f->context, "build context directory (default .)");
+  b->add_option("-f,--file", f->file, "Containerfile (default CONTEXT/Containerfile or Dockerfile)");
+  b->add_option("-t,--tag", f->tags, "name the image NAME[:TAG] (repeatable)")->allow_extra_args(false);
+  b->add_option("--build-arg", f->build_args, "KEY=VALUE for an ARG (repeatable)")->allow_extra_args(false);
+  b->add_option("--target", f->target, "build up to this stage");
+  b->add_option("--platform", f->platform, "target platform os/arch[/variant]");
+  b->add_flag("--no-cache", f->no_cache, "do not use the build cache");
+  b->add_option("--timestamp", f->timestamp, "created time for the image (default $SOURCE_DATE_EPOCH or 0)");
+  b->add_option("--format", f->format, "oci or docker")->check(CLI::IsMember({"oci", "docker"}));
+  b->add_option("--compression", f->compression, "gzip or zstd")->check(CLI::IsMember({"gzip", "zstd"}));
+  b->add_option("--secret", f->secrets, "id=ID,src=PATH for RUN --mount=type=secret (repeatable)")->allow_extra_args(false);
+  b->add_option("--network", f->network, "default network for RUN: host or none")
+      ->check(CLI::IsMember({"host", "none", "default"}));
+  b->add_option("--progress", f->progress, "auto, plain (explains cache misses) or quiet")
+      ->check(CLI::IsMember({"auto", "plain", "tty", "quiet"}));
+  b->add_option("-o,--output", f->outputs, "type=oci|docker-archive,dest=FILE (repeatable)")->allow_extra_args(false);
+  b->add_option("--cache-from", f->cache_from, "registry repository to read cache from")->allow_extra_args(false);
+  b->add_option("--cache-to", f->cache_to, "registry repository to write cache to")->allow_extra_args(false);
+  b->add_flag("--push", f->push, "push the image after the build");
+  b->add_option("--iidfile", f->iidfile, "write the image ID (config digest) to this file");
+  b->add_flag("-q,--quiet", f->quiet, "print only the image digest");
+  b->callback([&g, f] {
+    if (f->progress == "quiet") f->quiet = true;
+    cmd_build(g, *f);
+  });
+}
+
+}  // namespace kiste::cli
