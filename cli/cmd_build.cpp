@@ -19,6 +19,25 @@ namespace kiste::cli {
 
 namespace {
 
+// FROM images come from the store, else are pulled (like docker build) through the registry
+// client: the builder itself never links the registry.
+class PullingImageProvider final : public builder::BaseImageProvider {
+ public:
+  PullingImageProvider(const Globals& g, const image::Store& store) : g_(g), local_(store) {}
+  Result<image::ManifestBlob> resolve(const image::Reference& ref,
+                                      const image::Platform& platform) override {
+    auto r = local_.resolve(ref, platform);
+    if (r || r.error().code != Errc::NotFound) return r;
+    std::fprintf(stderr, "pulling %s\n", ref.str().c_str());
+    KISTE_TRY(pull_for_build(g_, ref, platform));
+    return local_.resolve(ref, platform);
+  }
+
+ private:
+  const Globals& g_;
+  builder::StoreImageProvider local_;
+};
+
 // RUN output goes to stderr with the progress (stdout carries only the image digest), or nowhere
 // with -q: fds 1 and 2 are pointed elsewhere while a step runs, then restored.
 class OutputRedirect final : public builder::RunExecutor {
@@ -143,7 +162,7 @@ void cmd_build(const Globals& g, const BuildFlags& f) {
       std::fflush(stderr);
     };
   }
-  builder::StoreImageProvider provider(store);
+  PullingImageProvider provider(g, store);
   auto executor = builder::make_runtime_executor({.root = g.root});
   std::optional<OutputRedirect> redirect;
   if (executor) redirect.emplace(*executor, f.quiet);

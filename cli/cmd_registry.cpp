@@ -187,6 +187,23 @@ Status do_pull(Globals& g, const RegistryFlags& rf, const CopyFlags& cf, const s
   return {};
 }
 
+}  // namespace
+
+Status pull_for_build(const Globals& g, const image::Reference& ref,
+                      const image::Platform& platform) {
+  KISTE_ASSIGN_OR_RETURN(image::Store store, image::Store::open(g.root));
+  KISTE_ASSIGN_OR_RETURN(FileLock lease, store.writer_lease());
+  KISTE_ASSIGN_OR_RETURN(Remote remote, connect(RegistryFlags{}, ref.registry()));
+  KISTE_ASSIGN_OR_RETURN(auto src, with_context(registry::RemoteImage::open(*remote.client, ref),
+                                                fmt::format("pull `{}`", ref.str())));
+  image::StoreSink sink(store, ref);
+  LineProgress progress(false, false);
+  KISTE_TRY(image::copy_image(*src, sink, {.platform = platform, .progress = &progress}));
+  return {};
+}
+
+namespace {
+
 Status do_push(Globals& g, const RegistryFlags& rf, const CopyFlags& cf, const std::string& name,
                const std::string& dest_arg) {
   auto t0 = std::chrono::steady_clock::now();

@@ -43,6 +43,11 @@ void register_run_commands(CLI::App& app, Globals& g);  // run
 // pull push copy promote tags delete login logout
 void register_registry_commands(CLI::App& app, Globals& g);
 
+// Pulls `ref` (the manifest for `platform` when it names an index) into the store at --root with
+// default registry settings; what `kiste build` uses for a FROM image the store lacks.
+[[nodiscard]] Status pull_for_build(const Globals& g, const image::Reference& ref,
+                                    const image::Platform& platform);
+
 // `kiste inspect docker://REF`: the remote image as JSON (like skopeo inspect), without pulling.
 [[nodiscard]] Result<std::string> inspect_remote_json(const Globals& g, std::string_view ref);
 

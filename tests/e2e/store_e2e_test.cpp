@@ -13,6 +13,7 @@
 #include <kiste/base/sys.hpp>
 #include <kiste/image/digest.hpp>
 #include <kiste/testing/kiste_cli.hpp>
+#include <kiste/testing/registry_process.hpp>
 #include <kiste/testing/temp_root.hpp>
 
 namespace kiste::testing {
@@ -90,6 +91,32 @@ TEST_F(StoreE2E, UnpackMatchesUmoci) {
   auto p = kiste_.run("prune");
   EXPECT_EQ(p.status, 0) << p.output;
   EXPECT_TRUE(fs::is_empty(kiste_.root() / "blobs" / "sha256"));
+}
+
+TEST_F(StoreE2E, BuildPullsAMissingBaseImageFromTheRegistry) {
+  std::string why;
+  auto reg = RegistryProcess::start({}, &why);
+  ASSERT_TRUE(reg) << why;
+  import_busybox();
+  auto push = kiste_.run("push -q busybox " + reg->host() + "/base/busybox:1");
+  ASSERT_EQ(push.status, 0) << push.output;
+  fs::path ctx = tmp_ / "ctx";
+  fs::create_directories(ctx);
+  ASSERT_TRUE(sys::write_file_atomic(ctx / "Containerfile", "FROM " + reg->host() +
+                                         "/base/busybox:1\nCOPY msg /msg\nCMD [\"cat\", \"/msg\"]\n"));
+  ASSERT_TRUE(sys::write_file_atomic(ctx / "msg", "hi"));
+  KisteCli fresh(tmp_ / "fresh");  // a store without the base image
+  auto b = fresh.run("build -t built " + ctx.native());
+  ASSERT_EQ(b.status, 0) << b.output;
+  EXPECT_NE(b.output.find("pulling " + reg->host() + "/base/busybox:1"), std::string::npos) << b.output;
+  auto imgs = fresh.run("images --format json");
+  EXPECT_NE(imgs.output.find(reg->host() + "/base/busybox:1"), std::string::npos) << imgs.output;
+  EXPECT_EQ(fresh.run("fsck").status, 0);
+  // A base image that exists nowhere fails the build with one line naming it.
+  ASSERT_TRUE(sys::write_file_atomic(ctx / "Containerfile", "FROM " + reg->host() + "/base/none:1\n"));
+  auto missing = fresh.run("build " + ctx.native());
+  EXPECT_EQ(missing.status, 125);
+  EXPECT_NE(missing.output.find("MANIFEST_UNKNOWN"), std::string::npos) << missing.output;
 }
 
 TEST_F(StoreE2E, ArchivesInteroperateWithSkopeo) {
