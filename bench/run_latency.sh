@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Start-to-exit latency of `true` in a fresh container: kiste vs runc vs crun (vs podman when it
 # is installed and works). Same machine, same busybox rootfs, same run. Not a test: run it by
-# hand (root) and read the medians and ratios it prints.
+# hand (root) or through bench/run; rows go to $BENCH_OUT (see lib.sh).
 #
 #   bench/run_latency.sh [path/to/kiste] [runs]
 #
@@ -9,9 +9,9 @@
 # crun refuses this hybrid cgroup host, so it runs inside `unshare --mount` with
 # /sys/fs/cgroup/unified unmounted (as measured in the issue).
 set -euo pipefail
-KISTE=${1:-$(dirname "$0")/../build/cli/kiste}
-RUNS=${2:-50}
-KISTE=$(readlink -f "$KISTE")
+source "$(dirname "$0")/lib.sh"
+KISTE=$(readlink -f "${1:-$KISTE}")
+RUNS=${2:-30}
 [ "$(id -u)" -eq 0 ] || { echo "run_latency: needs root" >&2; exit 1; }
 for t in hyperfine runc python3; do
   command -v "$t" >/dev/null || { echo "run_latency: $t is missing" >&2; exit 1; }
@@ -49,34 +49,28 @@ tar -C "$ROOTFS" -cf "$WORK/busybox.tar" .
 # One warm-up run compiles and caches the seccomp program (as a first `kiste run` would).
 "$KISTE" --root "$KROOT" run --rm busybox true
 
-cmds=(-n kiste "$KISTE --root $KROOT run --rm busybox true"
-      -n kiste-rootfs "$KISTE --root $KROOT run --rm --rootfs $ROOTFS true"
-      -n runc "runc run --bundle $BUNDLE kb-\$RANDOM\$RANDOM >/dev/null")
-hyperfine -w 3 -r "$RUNS" --export-json "$WORK/main.json" "${cmds[@]}" >/dev/null
+kcmd="$KISTE --root $KROOT run --rm busybox true"
+export BENCH_RUNS=${BENCH_RUNS:-$RUNS}
+bench_compare "run --rm true" "$kcmd" runc "runc run --bundle $BUNDLE kb-\$RANDOM\$RANDOM" "" \
+  "kiste: store image, snapshots present; runc: an equivalent bundle"
 
 if command -v crun >/dev/null; then
+  # crun refuses this hybrid cgroup host: both run in a mount namespace without the cgroup2 mount.
   unshare --mount bash -c "
     mount --make-rprivate /
     umount /sys/fs/cgroup/unified 2>/dev/null || true
-    hyperfine -w 3 -r $RUNS --export-json $WORK/crun.json \
-      -n crun 'crun run --bundle $BUNDLE kc-\$RANDOM\$RANDOM >/dev/null' >/dev/null" || echo "crun: failed" >&2
+    source $(dirname "$0")/lib.sh
+    bench_compare 'run --rm true' '$kcmd' crun 'crun run --bundle $BUNDLE kc-\$RANDOM\$RANDOM' '' \
+      'crun refuses cgroup v1 hybrid hosts: both measured with /sys/fs/cgroup/unified unmounted'
+  " || bench_unavailable "run --rm true" crun "crun failed to run here"
+else
+  bench_unavailable "run --rm true" crun "crun not installed"
 fi
-if command -v podman >/dev/null; then
-  hyperfine -w 1 -r 10 --export-json "$WORK/podman.json" -n podman \
-    "podman run --rm --network none --rootfs $ROOTFS true" >/dev/null 2>&1 || echo "podman: failed, skipped" >&2
+if command -v podman >/dev/null && podman run --rm --network none --ulimit nofile=20000:20000 \
+    --ulimit nproc=32768:32768 --runtime runc --rootfs "$ROOTFS" true >/dev/null 2>&1; then
+  BENCH_RUNS=10 bench_compare "run --rm true" "$kcmd" podman \
+    "podman run --rm --network none --ulimit nofile=20000:20000 --ulimit nproc=32768:32768 --runtime runc --rootfs $ROOTFS true" \
+    "" "podman needs --ulimit (no CAP_SYS_RESOURCE here) and --runtime runc"
+else
+  bench_unavailable "run --rm true" podman "podman not installed or cannot run here"
 fi
-
-python3 - "$WORK" <<'PY'
-import json, os, sys
-w = sys.argv[1]
-res = {}
-for f in ("main.json", "crun.json", "podman.json"):
-    p = os.path.join(w, f)
-    if os.path.exists(p):
-        for r in json.load(open(p))["results"]:
-            res[r["command"]] = r["median"] * 1000
-k = res.get("kiste")
-print(f"{'runtime':8} {'median ms':>10} {'kiste/x':>8}")
-for name, ms in res.items():
-    print(f"{name:8} {ms:10.1f} {k / ms if k else float('nan'):8.2f}")
-PY
