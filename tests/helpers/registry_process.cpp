@@ -135,17 +135,7 @@ class TokenServer {
       key_ = PEM_read_PrivateKey(f, nullptr, nullptr, nullptr);
       std::fclose(f);
     }
-    listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int one = 1;
-    ::setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    socklen_t len = sizeof a;
-    ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&a), &len);
-    port_ = ntohs(a.sin_port);
-    ::listen(listen_fd_, 64);
+    listen_fd_ = listen_on_loopback(&port_);
     thread_ = std::thread([this] { serve(); });
   }
   ~TokenServer() {

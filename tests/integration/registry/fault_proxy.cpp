@@ -1,5 +1,7 @@
 #include "fault_proxy.hpp"
 
+#include <kiste/testing/temp_root.hpp>
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -45,17 +47,7 @@ bool read_until(int fd, std::string& buf, Pred pred, int timeout_ms = 10'000,
 
 FaultProxy::FaultProxy(int upstream_port, Fault fault, int times, Target target)
     : upstream_port_(upstream_port), fault_(fault), target_(target), budget_(times) {
-  listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  int one = 1;
-  ::setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&a), &len);
-  port_ = ntohs(a.sin_port);
-  ::listen(listen_fd_, 64);
+  listen_fd_ = listen_on_loopback(&port_);
   acceptor_ = std::thread([this] { serve(); });
 }
 
@@ -197,15 +189,7 @@ void FaultProxy::handle(int client) {
 
 ScriptedServer::ScriptedServer(std::map<std::string, std::string> responses)
     : responses_(std::move(responses)) {
-  listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&a), &len);
-  port_ = ntohs(a.sin_port);
-  ::listen(listen_fd_, 64);
+  listen_fd_ = listen_on_loopback(&port_);
   thread_ = std::thread([this] { serve(); });
 }
 

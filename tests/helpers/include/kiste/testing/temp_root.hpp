@@ -27,6 +27,10 @@ class TempRoot {
 // when given (stdout and stderr together).
 int run_shell(const std::string& command, std::string* out = nullptr);
 
+// A TCP socket listening on 127.0.0.1 at a free port (written to `port`); -1 on failure. Test
+// servers (token server, fault proxy, scripted registry) own and close it.
+[[nodiscard]] int listen_on_loopback(int* port);
+
 // Absolute path of the kiste binary built alongside the tests.
 [[nodiscard]] std::filesystem::path kiste_binary();
 
