@@ -4,6 +4,7 @@
 #include <cctype>
 #include <cstring>
 
+#include "curl_api.hpp"
 #include "curl_handles.hpp"
 
 namespace kiste::registry::detail {
@@ -14,10 +15,6 @@ namespace {
 // so a slow sink never makes a blob pile up in memory.
 constexpr size_t kHighWater = 128 * 1024;
 constexpr size_t kMaxErrorBody = 64 * 1024;
-
-struct CurlGlobal {
-  CurlGlobal() { curl_global_init(CURL_GLOBAL_DEFAULT); }
-};
 
 std::string lower(std::string_view s) {
   std::string out(s);
@@ -65,7 +62,7 @@ std::string url_escape(std::string_view s) {
 // multi's connection cache keeps the TCP/TLS connection alive between requests.
 class Connection {
  public:
-  Connection() : easy_(curl_easy_init()), multi_(curl_multi_init()) {
+  Connection() : easy_(curl().easy_init()), multi_(curl().multi_init()) {
     KISTE_CHECK(easy_ && multi_);
   }
 
@@ -77,68 +74,68 @@ class Connection {
     req_ = &req_store_;
     const HttpRequest& req = req_store_;
     CURL* h = easy_.get();
-    curl_easy_reset(h);
+    curl().easy_reset(h);
     errbuf_[0] = '\0';
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf_);
-    curl_easy_setopt(h, CURLOPT_URL, req.url.c_str());
-    curl_easy_setopt(h, CURLOPT_USERAGENT, ua.c_str());
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 30'000L);
+    curl().easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf_);
+    curl().easy_setopt(h, CURLOPT_URL, req.url.c_str());
+    curl().easy_setopt(h, CURLOPT_USERAGENT, ua.c_str());
+    curl().easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl().easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl().easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 30'000L);
     // A stalled transfer (under 1 byte/s for 60 s) fails and is retried or resumed.
-    curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, 60L);
-    curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 128L * 1024);
-    curl_easy_setopt(h, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_2TLS);
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, req.follow_redirects ? 1L : 0L);
-    curl_easy_setopt(h, CURLOPT_MAXREDIRS, 10L);
+    curl().easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl().easy_setopt(h, CURLOPT_LOW_SPEED_TIME, 60L);
+    curl().easy_setopt(h, CURLOPT_BUFFERSIZE, 128L * 1024);
+    curl().easy_setopt(h, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_2TLS);
+    curl().easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl().easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    curl().easy_setopt(h, CURLOPT_FOLLOWLOCATION, req.follow_redirects ? 1L : 0L);
+    curl().easy_setopt(h, CURLOPT_MAXREDIRS, 10L);
     // Credentials are only ever sent to the host they were meant for.
-    curl_easy_setopt(h, CURLOPT_UNRESTRICTED_AUTH, 0L);
-    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, tls.verify ? 1L : 0L);
-    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, tls.verify ? 2L : 0L);
+    curl().easy_setopt(h, CURLOPT_UNRESTRICTED_AUTH, 0L);
+    curl().easy_setopt(h, CURLOPT_SSL_VERIFYPEER, tls.verify ? 1L : 0L);
+    curl().easy_setopt(h, CURLOPT_SSL_VERIFYHOST, tls.verify ? 2L : 0L);
     if (!tls.ca_pem.empty()) {
       ca_blob_ = curl_blob{.data = const_cast<char*>(tls.ca_pem.data()),
                            .len = tls.ca_pem.size(),
                            .flags = CURL_BLOB_NOCOPY};
-      curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &ca_blob_);
+      curl().easy_setopt(h, CURLOPT_CAINFO_BLOB, &ca_blob_);
     }
-    if (!tls.client_cert.empty()) curl_easy_setopt(h, CURLOPT_SSLCERT, tls.client_cert.c_str());
-    if (!tls.client_key.empty()) curl_easy_setopt(h, CURLOPT_SSLKEY, tls.client_key.c_str());
+    if (!tls.client_cert.empty()) curl().easy_setopt(h, CURLOPT_SSLCERT, tls.client_cert.c_str());
+    if (!tls.client_key.empty()) curl().easy_setopt(h, CURLOPT_SSLKEY, tls.client_key.c_str());
 
     curl_slist* list = nullptr;
-    for (const auto& hd : req.headers) list = curl_slist_append(list, hd.c_str());
-    list = curl_slist_append(list, "Expect:");  // no 100-continue round trip
+    for (const auto& hd : req.headers) list = curl().slist_append(list, hd.c_str());
+    list = curl().slist_append(list, "Expect:");  // no 100-continue round trip
     headers_.reset(list);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, list);
+    curl().easy_setopt(h, CURLOPT_HTTPHEADER, list);
 
-    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, &Connection::on_header);
-    curl_easy_setopt(h, CURLOPT_HEADERDATA, this);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &Connection::on_write);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, this);
+    curl().easy_setopt(h, CURLOPT_HEADERFUNCTION, &Connection::on_header);
+    curl().easy_setopt(h, CURLOPT_HEADERDATA, this);
+    curl().easy_setopt(h, CURLOPT_WRITEFUNCTION, &Connection::on_write);
+    curl().easy_setopt(h, CURLOPT_WRITEDATA, this);
 
     if (req.method == "HEAD") {
-      curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+      curl().easy_setopt(h, CURLOPT_NOBODY, 1L);
     } else if (req.upload != nullptr || (req.body && req.method == "PUT")) {
-      curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
-      curl_easy_setopt(h, CURLOPT_READFUNCTION, &Connection::on_read);
-      curl_easy_setopt(h, CURLOPT_READDATA, this);
+      curl().easy_setopt(h, CURLOPT_UPLOAD, 1L);
+      curl().easy_setopt(h, CURLOPT_READFUNCTION, &Connection::on_read);
+      curl().easy_setopt(h, CURLOPT_READDATA, this);
       int64_t size =
           req.upload != nullptr ? req.upload_size : static_cast<int64_t>(req.body->size());
-      curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(size));
-      if (req.method != "PUT") curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, req.method.c_str());
+      curl().easy_setopt(h, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(size));
+      if (req.method != "PUT") curl().easy_setopt(h, CURLOPT_CUSTOMREQUEST, req.method.c_str());
     } else if (req.body) {
-      curl_easy_setopt(h, CURLOPT_POSTFIELDS, req.body->data());
-      curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(req.body->size()));
-      if (req.method != "POST") curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, req.method.c_str());
+      curl().easy_setopt(h, CURLOPT_POSTFIELDS, req.body->data());
+      curl().easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(req.body->size()));
+      if (req.method != "POST") curl().easy_setopt(h, CURLOPT_CUSTOMREQUEST, req.method.c_str());
     } else if (req.method == "POST") {
-      curl_easy_setopt(h, CURLOPT_POST, 1L);
-      curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, 0L);
+      curl().easy_setopt(h, CURLOPT_POST, 1L);
+      curl().easy_setopt(h, CURLOPT_POSTFIELDSIZE, 0L);
     } else if (req.method != "GET") {
-      curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, req.method.c_str());
+      curl().easy_setopt(h, CURLOPT_CUSTOMREQUEST, req.method.c_str());
     }
-    if (curl_multi_add_handle(multi_.get(), h) != CURLM_OK) {
+    if (curl().multi_add_handle(multi_.get(), h) != CURLM_OK) {
       return failf(Errc::System, "{} {}: curl_multi_add_handle failed", req.method,
                    redact_url(req.url));
     }
@@ -176,7 +173,7 @@ class Connection {
     if (target_pos_ < target_len_ && !done_) {
       if (paused_) {
         paused_ = false;
-        curl_easy_pause(easy_.get(), CURLPAUSE_CONT);
+        curl().easy_pause(easy_.get(), CURLPAUSE_CONT);
       }
       st = drive([this] { return target_pos_ == target_len_; });
     }
@@ -190,7 +187,7 @@ class Connection {
 
   void finish() {
     if (attached_) {
-      curl_multi_remove_handle(multi_.get(), easy_.get());
+      curl().multi_remove_handle(multi_.get(), easy_.get());
       attached_ = false;
     }
     req_ = nullptr;
@@ -220,13 +217,13 @@ class Connection {
   Status drive(Pred pred) {
     while (!pred() && !done_) {
       int running = 0;
-      CURLMcode mc = curl_multi_perform(multi_.get(), &running);
+      CURLMcode mc = curl().multi_perform(multi_.get(), &running);
       if (mc != CURLM_OK) {
         return failf(Errc::System, "{} {}: {}", req_->method, redact_url(req_->url),
-                     curl_multi_strerror(mc));
+                     curl().multi_strerror(mc));
       }
       int queued = 0;
-      while (CURLMsg* m = curl_multi_info_read(multi_.get(), &queued)) {
+      while (CURLMsg* m = curl().multi_info_read(multi_.get(), &queued)) {
         if (m->msg == CURLMSG_DONE && m->easy_handle == easy_.get()) {
           done_ = true;
           result_ = m->data.result;
@@ -234,10 +231,10 @@ class Connection {
       }
       if (pred() || done_) break;
       int numfds = 0;
-      mc = curl_multi_poll(multi_.get(), nullptr, 0, 1000, &numfds);
+      mc = curl().multi_poll(multi_.get(), nullptr, 0, 1000, &numfds);
       if (mc != CURLM_OK) {
         return failf(Errc::System, "{} {}: {}", req_->method, redact_url(req_->url),
-                     curl_multi_strerror(mc));
+                     curl().multi_strerror(mc));
       }
     }
     return {};
@@ -246,7 +243,7 @@ class Connection {
   Status transfer_error() {
     if (result_ == CURLE_OK) return {};
     if (upload_error_) return std::unexpected(*upload_error_);
-    std::string detail = errbuf_[0] != '\0' ? std::string(errbuf_) : curl_easy_strerror(result_);
+    std::string detail = errbuf_[0] != '\0' ? std::string(errbuf_) : curl().easy_strerror(result_);
     while (!detail.empty() && detail.back() == '\n') detail.pop_back();
     Errc code = Errc::Unavailable;
     switch (result_) {
@@ -363,9 +360,7 @@ class Connection {
 };
 
 Http::Http(TlsConfig tls, std::string user_agent)
-    : tls_(std::move(tls)), user_agent_(std::move(user_agent)) {
-  static CurlGlobal global;
-}
+    : tls_(std::move(tls)), user_agent_(std::move(user_agent)) {}
 
 Http::~Http() = default;
 
@@ -386,6 +381,7 @@ void Http::release(std::unique_ptr<Connection> c) {
 }
 
 Result<std::unique_ptr<Transfer>> Http::start(const HttpRequest& req) {
+  KISTE_TRY(load_curl());
   auto c = acquire();
   KISTE_TRY(c->begin(req, tls_, user_agent_));
   std::unique_ptr<Transfer> t(new Transfer(*this, std::move(c)));
