@@ -5,8 +5,11 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <algorithm>
+
 #include <kiste/base/sys.hpp>
 #include <kiste/base/unique_fd.hpp>
+#include <kiste/runtime/passwd.hpp>
 
 namespace kiste::builder {
 namespace {
@@ -124,30 +127,6 @@ std::optional<uint32_t> parse_id(std::string_view s) {
   return static_cast<uint32_t>(n);
 }
 
-// Finds `name` in a passwd/group file: returns fields [2] (id) and [3] (gid, passwd only).
-std::optional<std::pair<uint32_t, uint32_t>> lookup(std::string_view text, std::string_view name) {
-  size_t i = 0;
-  while (i < text.size()) {
-    size_t j = text.find('\n', i);
-    if (j == std::string_view::npos) j = text.size();
-    std::string_view line = text.substr(i, j - i);
-    i = j + 1;
-    std::vector<std::string_view> f;
-    size_t a = 0;
-    while (a <= line.size()) {
-      size_t b = line.find(':', a);
-      if (b == std::string_view::npos) b = line.size();
-      f.push_back(line.substr(a, b - a));
-      a = b + 1;
-    }
-    if (f.size() < 3 || f[0] != name) continue;
-    auto id = parse_id(f[2]);
-    auto gid = f.size() > 3 ? parse_id(f[3]) : std::optional<uint32_t>(0);
-    if (id) return std::pair{*id, gid.value_or(0)};
-  }
-  return std::nullopt;
-}
-
 Result<std::string> read_in(const std::filesystem::path& rootfs, std::string_view rel) {
   KISTE_ASSIGN_OR_RETURN(UniqueFd root, sys::open(rootfs, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   auto fd = sys::open_in_root(root.get(), rel, O_RDONLY | O_CLOEXEC);
@@ -174,21 +153,27 @@ Result<std::pair<uint32_t, uint32_t>> resolve_owner(const std::optional<std::fil
     KISTE_ASSIGN_OR_RETURN(passwd, read_in(*rootfs, "etc/passwd"));
     KISTE_ASSIGN_OR_RETURN(groups, read_in(*rootfs, "etc/group"));
   }
+  const auto users = runtime::parse_passwd(passwd);
+  const auto grps = runtime::parse_group(groups);
   uint32_t uid = 0, gid = 0;
   if (auto n = parse_id(user)) {
     uid = *n;
     gid = *n;
-  } else if (auto e = lookup(passwd, user)) {
-    uid = e->first;
-    gid = e->second;
+  } else if (auto e = std::find_if(users.begin(), users.end(),
+                                   [&](const runtime::PasswdEntry& p) { return p.name == user; });
+             e != users.end()) {
+    uid = e->uid;
+    gid = e->gid;
   } else {
     return failf(Errc::NotFound, "--chown={}: no user {} in the image's /etc/passwd", spec, quote(user));
   }
   if (group) {
     if (auto n = parse_id(*group)) {
       gid = *n;
-    } else if (auto e = lookup(groups, *group)) {
-      gid = e->first;
+    } else if (auto e = std::find_if(grps.begin(), grps.end(),
+                                     [&](const runtime::GroupEntry& gr) { return gr.name == *group; });
+               e != grps.end()) {
+      gid = e->gid;
     } else {
       return failf(Errc::NotFound, "--chown={}: no group {} in the image's /etc/group", spec, quote(*group));
     }

@@ -11,6 +11,7 @@
 
 #include <kiste/base/sys.hpp>
 #include <kiste/runtime/cgroup.hpp>
+#include <kiste/runtime/passwd.hpp>
 
 namespace kiste::runtime {
 
@@ -85,46 +86,6 @@ Result<std::optional<std::string>> read_image_file(const std::vector<fs::path>& 
     return std::optional<std::string>(std::move(text));
   }
   return std::optional<std::string>();
-}
-
-struct PasswdEntry {
-  std::string name;
-  uid_t uid;
-  gid_t gid;
-  std::string home;
-};
-
-std::vector<PasswdEntry> parse_passwd(std::string_view text) {
-  std::vector<PasswdEntry> out;
-  for (std::string_view line : split(text, '\n')) {
-    auto f = split(line, ':');
-    if (f.size() < 7) continue;
-    PasswdEntry e{std::string(f[0]), 0, 0, std::string(f[5])};
-    if (!parse_num(f[2], e.uid) || !parse_num(f[3], e.gid)) continue;
-    out.push_back(std::move(e));
-  }
-  return out;
-}
-
-struct GroupEntry {
-  std::string name;
-  gid_t gid;
-  std::vector<std::string> members;
-};
-
-std::vector<GroupEntry> parse_group(std::string_view text) {
-  std::vector<GroupEntry> out;
-  for (std::string_view line : split(text, '\n')) {
-    auto f = split(line, ':');
-    if (f.size() < 4) continue;
-    GroupEntry g{std::string(f[0]), 0, {}};
-    if (!parse_num(f[2], g.gid)) continue;
-    if (!f[3].empty()) {
-      for (auto m : split(f[3], ',')) g.members.emplace_back(m);
-    }
-    out.push_back(std::move(g));
-  }
-  return out;
 }
 
 struct RlimitName {
@@ -231,6 +192,34 @@ Result<MountSpec> parse_mount(std::string_view v) {
 }
 
 }  // namespace
+
+std::vector<PasswdEntry> parse_passwd(std::string_view text) {
+  std::vector<PasswdEntry> out;
+  for (std::string_view line : split(text, '\n')) {
+    auto f = split(line, ':');
+    if (f.size() < 7) continue;
+    PasswdEntry e{std::string(f[0]), 0, 0, std::string(f[5])};
+    if (!parse_num(f[2], e.uid) || !parse_num(f[3], e.gid)) continue;
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+std::vector<GroupEntry> parse_group(std::string_view text) {
+  std::vector<GroupEntry> out;
+  for (std::string_view line : split(text, '\n')) {
+    auto f = split(line, ':');
+    if (f.size() < 4) continue;
+    GroupEntry g{std::string(f[0]), 0, {}};
+    if (!parse_num(f[2], g.gid)) continue;
+    if (!f[3].empty()) {
+      for (auto m : split(f[3], ',')) g.members.emplace_back(m);
+    }
+    out.push_back(std::move(g));
+  }
+  return out;
+}
+
 
 uint64_t all_capabilities() {
   int last = static_cast<int>(cap_max_bits()) - 1;
