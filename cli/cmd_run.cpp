@@ -90,7 +90,8 @@ int run_command(Globals& g, RunArgs& a, std::vector<std::string> positional) {
   auto mk = sys::mkdir_all(container_dir, 0700);
   if (!mk) return report(mk.error());
 
-  auto result = runtime::run_container(*spec, {.seccomp_cache_dir = g.root / "cache" / "seccomp"});
+  auto result = runtime::run_container(*spec, {.seccomp_cache_dir = g.root / "cache" / "seccomp",
+                                               .userns_lock_dir = g.root / "userns"});
   if (a.rm) {
     auto rm = sys::remove_tree(container_dir);
     if (!rm) (void)report(rm.error());
@@ -141,6 +142,11 @@ void register_run_commands(CLI::App& app, Globals& g) {
   run->add_flag("--read-only", o.read_only, "mount the root read-only");
   run->add_flag("--init", o.init, "run a small init as PID 1 that reaps zombies and forwards signals");
   run->add_option("--network,--net", o.network, "none (default) or host");
+  run->add_option("--userns", o.userns, "host (default) or auto (a free 65536-id range)");
+  run->add_option("--uidmap", o.uidmap, "CONTAINER_ID:HOST_ID:SIZE user namespace uid mapping")
+      ->allow_extra_args(false);
+  run->add_option("--gidmap", o.gidmap, "CONTAINER_ID:HOST_ID:SIZE user namespace gid mapping")
+      ->allow_extra_args(false);
   run->callback([a, run, &g] {
     int code = run_command(g, *a, run->remaining());
     if (code != 0) throw CLI::RuntimeError(code);

@@ -10,6 +10,7 @@
 #include <linux/openat2.h>
 #include <linux/seccomp.h>
 #include <net/if.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
@@ -50,6 +51,7 @@ const char* step_name(StepId s) {
     case StepId::Cwd: return "change to the working directory";
     case StepId::Init: return "start the init";
     case StepId::Exec: return "exec";
+    case StepId::UserNamespace: return "enter the user namespace";
   }
   return "setup";
 }
@@ -71,6 +73,7 @@ class ContainerInit {
     if (!ok) die(step, errno, detail);
   }
   void wait_parent() noexcept;
+  void enter_userns() noexcept;
   void mount_root() noexcept;
   void apply_ops() noexcept;
   void pivot() noexcept;
@@ -82,6 +85,7 @@ class ContainerInit {
 
   const ChildConfig& c_;
   int root_fd_ = -1;
+  int userns_root_fd_ = -1;  // the overlay root built by the parent (userns)
 };
 
 // "/proc/self/fd/<fd>" into buf (no allocation).
@@ -235,8 +239,44 @@ void ContainerInit::wait_parent() noexcept {
   if (c_.unshare_cgroup) check(::unshare(CLONE_NEWCGROUP) == 0, StepId::CgroupNamespace);
 }
 
+void ContainerInit::enter_userns() noexcept {
+  char tag = 0;
+  struct iovec iov {&tag, 1};
+  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  struct msghdr msg {};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  ssize_t n;
+  do {
+    n = ::recvmsg(c_.sync_fd, &msg, MSG_CMSG_CLOEXEC);
+  } while (n < 0 && errno == EINTR);
+  if (n != 1) ::_exit(127);  // the runtime went away (or failed and reports it)
+  struct cmsghdr* cm = CMSG_FIRSTHDR(&msg);
+  if (tag != 'U' || cm == nullptr || cm->cmsg_type != SCM_RIGHTS) die(StepId::UserNamespace, EPROTO);
+  std::memcpy(&userns_root_fd_, CMSG_DATA(cm), sizeof(int));
+  // The mount namespace is made now, inside the user namespace, so it belongs to it; the cwd
+  // (the merged dir) moves into it, and the root is attached there.
+  check(::fchdir(c_.merged_fd) == 0, StepId::UserNamespace);
+  check(::unshare(CLONE_NEWNS) == 0, StepId::UserNamespace);
+  // Become the container's root now: what setup creates (mount points, device files) is its.
+  check(::syscall(SYS_setresgid, 0, 0, 0) == 0, StepId::UserNamespace);
+  check(::syscall(SYS_setgroups, 0, nullptr) == 0, StepId::UserNamespace);
+  check(::syscall(SYS_setresuid, 0, 0, 0) == 0, StepId::UserNamespace);
+  // A credential change clears these.
+  (void)::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+  (void)::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
+
 void ContainerInit::mount_root() noexcept {
   check(::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) == 0, StepId::MountPrivate);
+  if (c_.userns) {
+    check(::move_mount(userns_root_fd_, "", AT_FDCWD, ".", MOVE_MOUNT_F_EMPTY_PATH) == 0,
+          StepId::MountOverlay);
+    root_fd_ = userns_root_fd_;
+    return;
+  }
   const MountPlan& p = *c_.plan;
   // Lower dirs are short relative links in lower_link_dir, so 100+ layers fit in one page.
   check(::chdir(p.lower_link_dir.c_str()) == 0, StepId::MountOverlay);
@@ -269,8 +309,14 @@ void ContainerInit::apply_ops() noexcept {
       case MountOpKind::Bind: {
         int fd = open_in_container(root_fd_, op.target.c_str(), op.create);
         fail_if(fd);
-        check(::mount(op.source.c_str(), fd_path(pbuf, fd), nullptr, MS_BIND | MS_REC, nullptr) == 0,
-              StepId::MountOp, idx);
+        if (c_.op_fds != nullptr && c_.op_fds[i] >= 0) {
+          check(::move_mount(c_.op_fds[i], "", fd, "",
+                             MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) == 0,
+                StepId::MountOp, idx);
+        } else {
+          check(::mount(op.source.c_str(), fd_path(pbuf, fd), nullptr, MS_BIND | MS_REC, nullptr) == 0,
+                StepId::MountOp, idx);
+        }
         ::close(fd);
         if (op.flags & MS_RDONLY) {
           fd = open_in_container(root_fd_, op.target.c_str(), CreateKind::None);
@@ -357,8 +403,9 @@ void ContainerInit::apply_ops() noexcept {
   }
   if (!joined) wait_parent();
   if (c_.plan->readonly_root) {
-    check(::mount(nullptr, c_.plan->merged_dir.c_str(), nullptr,
-                  MS_REMOUNT | MS_BIND | MS_RDONLY, nullptr) == 0,
+    // userns: the merged dir cannot be looked up by the mapped root; the root's fd can.
+    const char* root = c_.userns ? fd_path(pbuf, root_fd_) : c_.plan->merged_dir.c_str();
+    check(::mount(nullptr, root, nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY, nullptr) == 0,
           StepId::ReadonlyRoot);
   }
 }
@@ -573,6 +620,7 @@ void ContainerInit::run_init_if_asked() noexcept {
   // copy of the runtime (CVE-2019-5736, CVE-2016-9962).
   (void)::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   (void)::umask(0);
+  if (c_.userns) enter_userns();
   mount_root();                 // 2, 3
   apply_ops();                  // 4, with 1 (wait for the cgroup) at the plan's JoinCgroup
   pivot();                      // 5

@@ -31,6 +31,7 @@
 #include <kiste/runtime/seccomp_profile.hpp>
 
 #include "child.hpp"
+#include "userns_setup.hpp"
 
 namespace kiste::runtime {
 
@@ -288,6 +289,7 @@ Result<ContainerExit> run_container(const ContainerSpec& spec, const RunContext&
   mctx.hostname_file = spec.root.container_dir / "hostname";
   mctx.resolv_conf_file = spec.root.container_dir / "resolv.conf";
   if (!spec.privileged) mctx.extra_masked_paths = thermal_throttle_paths();
+  mctx.userns = spec.userns.mode != UsernsMode::Host;
   KISTE_ASSIGN_OR_RETURN(MountPlan plan, MountPlan::from_spec(spec, mctx));
 
   CompiledSeccomp seccomp;
@@ -299,6 +301,10 @@ Result<ContainerExit> run_container(const ContainerSpec& spec, const RunContext&
   }
 
   KISTE_TRY(prepare_container_dir(spec));
+  KISTE_ASSIGN_OR_RETURN(detail::UsernsSetup userns,
+                         with_context(detail::UsernsSetup::prepare(
+                                          spec, plan, {ctx.userns_lock_dir, ctx.id_ranges}),
+                                      "user namespace"));
 
   // 2. Flatten everything the child reads.
   std::vector<char*> argv, envp;
@@ -369,6 +375,9 @@ Result<ContainerExit> run_container(const ContainerSpec& spec, const RunContext&
   cfg.terminal = spec.process.terminal;
   cfg.rows = have_ws ? host_ws.ws_row : 24;
   cfg.cols = have_ws ? host_ws.ws_col : 80;
+  cfg.userns = userns.active();
+  cfg.merged_fd = userns.merged_fd();
+  cfg.op_fds = userns.active() ? userns.op_fds().data() : nullptr;
 
   // 3. The cgroup guard exists before the child does (so it outlives it); the directories are
   // made while the child prepares its mounts, and the child waits for them (JoinCgroup) before
@@ -378,6 +387,7 @@ Result<ContainerExit> run_container(const ContainerSpec& spec, const RunContext&
   // 4. Clone into new namespaces (clone3 for the time namespace; clone where it is missing).
   uint64_t flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC;
   if (spec.namespaces.network) flags |= CLONE_NEWNET;
+  if (userns.active()) flags = (flags & ~uint64_t{CLONE_NEWNS}) | CLONE_NEWUSER;  // see userns_setup.hpp
   std::fflush(nullptr);
   pid_t pid = -1;
   if (spec.namespaces.time) {
@@ -399,6 +409,7 @@ Result<ContainerExit> run_container(const ContainerSpec& spec, const RunContext&
   devnull.reset();
 
   SignalForwarding forwarding(pid);
+  KISTE_TRY(with_context(userns.start(pid, parent_sock.get()), "user namespace"));
   KISTE_TRY(with_context(cgroup->create("kiste-" + spec.id, cg_plan), "container cgroup"));
   KISTE_TRY(with_context(cgroup->apply(cg_plan), "container cgroup"));
   KISTE_TRY(with_context(cgroup->add_process(pid), "container cgroup"));

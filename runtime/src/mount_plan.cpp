@@ -130,7 +130,15 @@ Result<MountPlan> MountPlan::from_spec(const ContainerSpec& spec, const MountPla
   ops.push_back(mnt("tmpfs", "shm", "/dev/shm", kNoSuidExecDev, "mode=1777,size=65536k"));
   ops.push_back(mnt("mqueue", "mqueue", "/dev/mqueue", kNoSuidExecDev, ""));
   const unsigned long sys_ro = spec.privileged ? 0UL : static_cast<unsigned long>(MS_RDONLY);
-  ops.push_back(mnt("sysfs", "sysfs", "/sys", kNoSuidExecDev | sys_ro, ""));
+  if (ctx.userns && !spec.namespaces.network) {
+    ops.push_back(MountOp{.kind = MountOpKind::Bind,
+                          .source = "/sys",
+                          .target = "/sys",
+                          .flags = sys_ro,
+                          .create = CreateKind::Dir});
+  } else {
+    ops.push_back(mnt("sysfs", "sysfs", "/sys", kNoSuidExecDev | sys_ro, ""));
+  }
   // The cgroup part (join barrier, cgroup namespace, cgroupfs) goes last, so the child's other
   // mounts overlap with the slow cgroup migration in the parent; it stays in Docker's place when
   // a user mount lies below /sys/fs/cgroup.

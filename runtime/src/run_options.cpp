@@ -11,6 +11,7 @@
 
 #include <kiste/base/sys.hpp>
 #include <kiste/runtime/cgroup.hpp>
+#include <kiste/runtime/id_map.hpp>
 #include <kiste/runtime/passwd.hpp>
 
 namespace kiste::runtime {
@@ -326,6 +327,42 @@ Result<ResolvedUser> resolve_user(std::string_view user, const std::vector<fs::p
   return out;
 }
 
+namespace {
+
+// --userns, --uidmap, --gidmap (podman's rules: --gidmap defaults to the --uidmap).
+Result<UserNamespaceSpec> userns_spec(const RunOptions& opts) {
+  UserNamespaceSpec u;
+  const bool maps = !opts.uidmap.empty() || !opts.gidmap.empty();
+  if (opts.userns.empty() || opts.userns == "host") {
+    if (maps && opts.userns == "host") {
+      return fail(Errc::InvalidArgument, "userns host: conflicts with --uidmap/--gidmap");
+    }
+    if (!maps) return u;
+    u.mode = UsernsMode::Private;
+    for (const auto& m : opts.uidmap) {
+      KISTE_ASSIGN_OR_RETURN(IdMapping x, parse_id_mapping(m));
+      u.uid_map.push_back(x);
+    }
+    for (const auto& m : opts.gidmap) {
+      KISTE_ASSIGN_OR_RETURN(IdMapping x, parse_id_mapping(m));
+      u.gid_map.push_back(x);
+    }
+    if (u.uid_map.empty()) u.uid_map = u.gid_map;
+    if (u.gid_map.empty()) u.gid_map = u.uid_map;
+    KISTE_TRY(validate_id_map(u.uid_map, "uidmap"));
+    KISTE_TRY(validate_id_map(u.gid_map, "gidmap"));
+    return u;
+  }
+  if (opts.userns == "auto") {
+    if (maps) return fail(Errc::InvalidArgument, "userns auto: conflicts with --uidmap/--gidmap");
+    u.mode = UsernsMode::Auto;
+    return u;
+  }
+  return failf(Errc::InvalidArgument, "userns {}: expected host or auto", quote(opts.userns));
+}
+
+}  // namespace
+
 Result<ContainerSpec> make_spec(const RunOptions& opts, const MakeSpecInput& in) {
   ContainerSpec spec;
   if (in.id.empty()) return fail(Errc::InvalidArgument, "container id: empty");
@@ -335,6 +372,7 @@ Result<ContainerSpec> make_spec(const RunOptions& opts, const MakeSpecInput& in)
   spec.root.readonly = opts.read_only;
   spec.privileged = opts.privileged;
   spec.init = opts.init;
+  KISTE_ASSIGN_OR_RETURN(spec.userns, userns_spec(opts));
 
   // Process args: Docker's entrypoint/cmd rules.
   std::vector<std::string> entry = in.image.entrypoint;

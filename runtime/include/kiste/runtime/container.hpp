@@ -10,6 +10,7 @@
 
 #include <kiste/base/error.hpp>
 #include <kiste/runtime/cgroup.hpp>
+#include <kiste/runtime/id_map.hpp>
 #include <kiste/runtime/spec.hpp>
 
 namespace kiste::runtime {
@@ -37,6 +38,10 @@ struct RunContext {
   // Compiled seccomp programs are kept here by the digest of their inputs (empty: no cache).
   std::filesystem::path seccomp_cache_dir;
   RunHooks hooks;
+  // --userns=auto: where range leases are kept (a kiste root's `userns/`) and where ranges come
+  // from.
+  std::filesystem::path userns_lock_dir;
+  IdRangeSource id_ranges;
 };
 
 // Runs the container to completion. Errors before the command runs come back as Error

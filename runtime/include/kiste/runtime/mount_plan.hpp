@@ -52,6 +52,9 @@ struct MountPlanContext {
   size_t page_size = 4096;  // the kernel's limit for the mount option string
   // Host files to provide as /etc/hosts, /etc/hostname, /etc/resolv.conf (empty: skip).
   std::filesystem::path hosts_file, hostname_file, resolv_conf_file;
+  // The container has its own user namespace: sysfs can only be mounted with a network namespace
+  // of its own; with the host's network /sys is bound read-only instead.
+  bool userns = false;
   // Extra masked paths found on the host (e.g. /sys/devices/system/cpu/cpu0/thermal_throttle).
   std::vector<std::string> extra_masked_paths;
 };

@@ -42,6 +42,8 @@ struct RunOptions {
   std::string network = "none";
   bool interactive = false;
   bool tty = false;
+  std::string userns;                    // --userns host (default) | auto
+  std::vector<std::string> uidmap, gidmap;  // --uidmap/--gidmap CONTAINER_ID:HOST_ID:SIZE
 };
 
 struct MakeSpecInput {

@@ -81,6 +81,24 @@ struct SeccompSpec {
 
 enum class NetworkMode { None, Host };
 
+// One line of /proc/<pid>/uid_map: container ids [container_id, container_id+size) are host ids
+// [host_id, host_id+size).
+struct IdMapping {
+  uint32_t container_id = 0;
+  uint32_t host_id = 0;
+  uint32_t size = 0;
+  bool operator==(const IdMapping&) const = default;
+};
+
+// Host: no user namespace (Docker's default). Auto: a free 65536-wide range is leased when the
+// container starts (id_map.hpp). Private: the maps given (--uidmap/--gidmap).
+enum class UsernsMode { Host, Auto, Private };
+
+struct UserNamespaceSpec {
+  UsernsMode mode = UsernsMode::Host;
+  std::vector<IdMapping> uid_map, gid_map;  // Private (Auto: filled in by run_container)
+};
+
 struct ContainerSpec {
   std::string id;
   ProcessSpec process;
@@ -91,6 +109,7 @@ struct ContainerSpec {
   Resources resources;
   SeccompSpec seccomp;
   NetworkMode network = NetworkMode::None;
+  UserNamespaceSpec userns;
   bool privileged = false;  // no masked/readonly paths, all devices allowed
   bool init = false;        // a tiny reaping init as PID 1 (--init)
   std::vector<std::string> masked_paths;
