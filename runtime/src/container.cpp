@@ -354,10 +354,8 @@ Result<ContainerExit> run_container(const ContainerSpec& spec, const RunContext&
   // "ALL" may name more capabilities than this kernel has, or than kiste itself holds (e.g. no
   // CAP_SYS_RESOURCE in a nested environment); capset refuses those, so they are left out.
   uint64_t known = own_permitted_caps();
-  // cgroup v2 has no devices controller; kiste has no eBPF device filter yet. Without one,
-  // CAP_MKNOD would let the container create and open any device node, so it is withheld
-  // (Docker's device rules make mknod harmless only where they are enforced).
-  if (mode == CgroupMode::Unified && !spec.privileged) known &= ~(uint64_t{1} << CAP_MKNOD);
+  // CAP_MKNOD is safe on v2 as on v1: the eBPF device filter (device_filter.hpp) enforces
+  // Docker's device rules there.
   cfg.cap_bounding = caps.bounding & known;
   cfg.cap_effective = caps.effective & known;
   cfg.cap_permitted = caps.permitted & known;
