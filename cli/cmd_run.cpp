@@ -7,6 +7,7 @@
 #include <kiste/image/store.hpp>
 #include <kiste/image/store_layers.hpp>
 #include <kiste/runtime/container.hpp>
+#include <kiste/runtime/live_marker.hpp>
 #include <kiste/runtime/run_options.hpp>
 
 #include "globals.hpp"
@@ -87,11 +88,23 @@ int run_command(Globals& g, RunArgs& a, std::vector<std::string> positional) {
                             .host_env = environ};
   auto spec = runtime::make_spec(a.opts, in);
   if (!spec) return report(spec.error());
+  // Leftovers of containers whose kiste was SIGKILLed (only running containers have a marker:
+  // one short readdir), then this container's own marker.
+  const fs::path running_dir = g.root / "running";
+  if (auto stale = runtime::clean_stale_containers(running_dir, g.root / "containers"); stale) {
+    for (const auto& p : stale->problems) std::fprintf(stderr, "kiste: warning: %s\n", p.c_str());
+  }
   auto mk = sys::mkdir_all(container_dir, 0700);
   if (!mk) return report(mk.error());
+  auto marker = runtime::LiveMarker::create(running_dir, id, container_dir);
+  if (!marker) return report(marker.error());
 
-  auto result = runtime::run_container(*spec, {.seccomp_cache_dir = g.root / "cache" / "seccomp",
-                                               .userns_lock_dir = g.root / "userns"});
+  runtime::RunContext ctx{.seccomp_cache_dir = g.root / "cache" / "seccomp",
+                          .userns_lock_dir = g.root / "userns"};
+  ctx.hooks.cgroup_created = [&marker](const std::vector<fs::path>& dirs) {
+    (void)marker->record_cgroups(dirs);
+  };
+  auto result = runtime::run_container(*spec, ctx);
   if (a.rm) {
     auto rm = sys::remove_tree(container_dir);
     if (!rm) (void)report(rm.error());

@@ -463,6 +463,7 @@ void ContainerInit::set_limits_and_identity() noexcept {
   check(::syscall(SYS_setgroups, c_.ngids, c_.gids) == 0, StepId::User);
   check(::syscall(SYS_setresgid, c_.gid, c_.gid, c_.gid) == 0, StepId::User);
   check(::syscall(SYS_setresuid, c_.uid, c_.uid, c_.uid) == 0, StepId::User);
+  (void)::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);  // a uid change cleared it
   if (c_.no_new_privileges) {
     check(::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0, StepId::NoNewPrivileges);
   }

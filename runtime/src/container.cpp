@@ -409,6 +409,7 @@ Result<ContainerExit> run_container(const ContainerSpec& spec, const RunContext&
   SignalForwarding forwarding(pid);
   KISTE_TRY(with_context(userns.start(pid, parent_sock.get()), "user namespace"));
   KISTE_TRY(with_context(cgroup->create("kiste-" + spec.id, cg_plan), "container cgroup"));
+  if (ctx.hooks.cgroup_created) ctx.hooks.cgroup_created(cgroup->paths());
   KISTE_TRY(with_context(cgroup->apply(cg_plan), "container cgroup"));
   KISTE_TRY(with_context(cgroup->add_process(pid), "container cgroup"));
   // The child may already have failed (its report is waiting in the socket): a failed send is

@@ -7,6 +7,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <kiste/base/error.hpp>
 #include <kiste/runtime/cgroup.hpp>
@@ -31,6 +32,8 @@ struct ContainerExit {
 struct RunHooks {
   // Called once the container's process runs (pid in the caller's pid namespace).
   std::function<void(pid_t)> started;
+  // Called once the container's cgroup directories exist (to record them: live_marker.hpp).
+  std::function<void(const std::vector<std::filesystem::path>&)> cgroup_created;
 };
 
 struct RunContext {
