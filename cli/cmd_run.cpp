@@ -9,6 +9,7 @@
 #include <kiste/runtime/container.hpp>
 #include <kiste/runtime/live_marker.hpp>
 #include <kiste/runtime/run_options.hpp>
+#include <kiste/runtime/volume.hpp>
 
 #include "globals.hpp"
 
@@ -85,7 +86,8 @@ int run_command(Globals& g, RunArgs& a, std::vector<std::string> positional) {
                             .lower_dirs = image.lower_dirs,
                             .container_dir = container_dir,
                             .image = image.defaults,
-                            .host_env = environ};
+                            .host_env = environ,
+                            .volumes_dir = g.root / "volumes"};
   auto spec = runtime::make_spec(a.opts, in);
   if (!spec) return report(spec.error());
   // Leftovers of containers whose kiste was SIGKILLed (only running containers have a marker:
@@ -122,7 +124,36 @@ int run_command(Globals& g, RunArgs& a, std::vector<std::string> positional) {
 
 }  // namespace
 
+// kiste volume create|ls|rm: named volumes (<root>/volumes/NAME/_data), as docker keeps them.
+void register_volume_commands(CLI::App& app, Globals& g) {
+  auto* vol = app.add_subcommand("volume", "manage named volumes (-v NAME:/path)");
+  vol->require_subcommand(1);
+  auto names = std::make_shared<std::vector<std::string>>();
+  vol->add_subcommand("create", "create named volumes")
+      ->callback([&g, names] {
+        for (const auto& n : *names) {
+          (void)value_or_exit(runtime::ensure_volume(g.root / "volumes", n));
+          std::printf("%s\n", n.c_str());
+        }
+      })
+      ->add_option("NAME", *names, "volume names")
+      ->required();
+  vol->add_subcommand("ls", "list named volumes")->callback([&g] {
+    auto list = runtime::list_volumes(g.root / "volumes");
+    if (!list) throw CLI::RuntimeError(report(list.error()));
+    for (const auto& n : *list) std::printf("%s\n", n.c_str());
+  });
+  auto rm_names = std::make_shared<std::vector<std::string>>();
+  vol->add_subcommand("rm", "remove named volumes and their data")
+      ->callback([&g, rm_names] {
+        for (const auto& n : *rm_names) exit_on_error(runtime::remove_volume(g.root / "volumes", n));
+      })
+      ->add_option("NAME", *rm_names, "volume names")
+      ->required();
+}
+
 void register_run_commands(CLI::App& app, Globals& g) {
+  register_volume_commands(app, g);
   auto a = std::make_shared<RunArgs>();
   auto* run = app.add_subcommand("run", "run a command in a new container");
   run->set_help_flag("--help", "show this help");

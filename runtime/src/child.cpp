@@ -270,7 +270,8 @@ void ContainerInit::enter_userns() noexcept {
 }
 
 void ContainerInit::mount_root() noexcept {
-  check(::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) == 0, StepId::MountPrivate);
+  check(::mount(nullptr, "/", nullptr, MS_REC | c_.plan->root_propagation, nullptr) == 0,
+        StepId::MountPrivate);
   if (c_.userns) {
     check(::move_mount(userns_root_fd_, "", AT_FDCWD, ".", MOVE_MOUNT_F_EMPTY_PATH) == 0,
           StepId::MountOverlay);
@@ -323,6 +324,13 @@ void ContainerInit::apply_ops() noexcept {
           fail_if(fd);
           check(::mount(nullptr, fd_path(pbuf, fd), nullptr,
                         MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC, nullptr) == 0,
+                StepId::MountOp, idx);
+          ::close(fd);
+        }
+        if (op.propagation != 0) {  // on the new mount: resolve the target again
+          fd = open_in_container(root_fd_, op.target.c_str(), CreateKind::None);
+          fail_if(fd);
+          check(::mount(nullptr, fd_path(pbuf, fd), nullptr, op.propagation, nullptr) == 0,
                 StepId::MountOp, idx);
           ::close(fd);
         }
@@ -415,7 +423,10 @@ void ContainerInit::pivot() noexcept {
   // nothing of the host stays reachable.
   check(::fchdir(root_fd_) == 0, StepId::Pivot);
   check(::syscall(SYS_pivot_root, ".", ".") == 0, StepId::Pivot);
-  check(::mount(nullptr, ".", nullptr, MS_REC | MS_PRIVATE, nullptr) == 0, StepId::Pivot);
+  // rslave instead of rprivate when a volume asks for slave propagation ("." is the new root:
+  // rprivate would cut the volume from its master; a private mount stays private either way).
+  check(::mount(nullptr, ".", nullptr, MS_REC | c_.plan->root_propagation, nullptr) == 0,
+        StepId::Pivot);
   check(::umount2(".", MNT_DETACH) == 0, StepId::Pivot);
   check(::chdir("/") == 0, StepId::Pivot);
   ::close(root_fd_);

@@ -200,11 +200,20 @@ Result<MountPlan> MountPlan::from_spec(const ContainerSpec& spec, const MountPla
         return failf(Errc::NotFound, "bind mount source {}: does not exist",
                      quote(m.source.native()));
       }
+      unsigned long prop = 0;
+      switch (m.propagation) {
+        case Propagation::Private: prop = MS_PRIVATE; break;
+        case Propagation::RPrivate: prop = MS_PRIVATE | MS_REC; break;
+        case Propagation::Slave: prop = MS_SLAVE; break;
+        case Propagation::RSlave: prop = MS_SLAVE | MS_REC; break;
+      }
+      if (prop & MS_SLAVE) plan.root_propagation = MS_SLAVE;
       ops.push_back(MountOp{.kind = MountOpKind::Bind,
                             .source = m.source.native(),
                             .target = target,
                             .flags = m.readonly ? static_cast<unsigned long>(MS_RDONLY) : 0UL,
-                            .create = fs::is_directory(st) ? CreateKind::Dir : CreateKind::File});
+                            .create = fs::is_directory(st) ? CreateKind::Dir : CreateKind::File,
+                            .propagation = prop});
     } else {
       if (m.tmpfs_options.find('\0') != std::string::npos) {
         return fail(Errc::InvalidArgument, "tmpfs options: contain a NUL byte");

@@ -9,10 +9,12 @@
 
 #include <sys/capability.h>
 
+#include <kiste/base/log.hpp>
 #include <kiste/base/sys.hpp>
 #include <kiste/runtime/cgroup.hpp>
 #include <kiste/runtime/id_map.hpp>
 #include <kiste/runtime/passwd.hpp>
+#include <kiste/runtime/volume.hpp>
 
 namespace kiste::runtime {
 
@@ -131,40 +133,76 @@ Result<Rlimit> parse_ulimit(std::string_view text) {
   return r;
 }
 
-Result<MountSpec> parse_volume(std::string_view v) {
+Result<Propagation> parse_propagation(std::string_view spec, std::string_view p) {
+  if (p == "private") return Propagation::Private;
+  if (p == "rprivate") return Propagation::RPrivate;
+  if (p == "slave") return Propagation::Slave;
+  if (p == "rslave") return Propagation::RSlave;
+  if (p == "shared" || p == "rshared") {
+    return failf(Errc::Unsupported,
+                 "{}: propagation {} is not supported: kiste never lets mounts made in a container "
+                 "propagate to the host (rslave gives the host-to-container half)",
+                 quote(spec), quote(p));
+  }
+  return failf(Errc::InvalidArgument, "{}: unknown propagation {}", quote(spec), quote(p));
+}
+
+void note_selinux_label(std::string_view spec) {
+  log::warn("volume {}: `z`/`Z` (SELinux relabel) ignored: kiste runs without SELinux labels",
+            quote(spec));
+}
+
+Result<MountSpec> parse_volume(std::string_view v, const fs::path& volumes_dir) {
   auto parts = split(v, ':');
   if (parts.size() < 2 || parts.size() > 3 || parts[0].empty() || parts[1].empty()) {
-    return failf(Errc::InvalidArgument, "volume {}: expected HOST:CONTAINER[:ro|rw]", quote(v));
+    return failf(Errc::InvalidArgument, "volume {}: expected HOST:CONTAINER[:OPTIONS]", quote(v));
   }
   MountSpec m;
   m.kind = MountKind::Bind;
-  if (parts[0].front() != '/') {
-    return failf(Errc::InvalidArgument, "volume {}: named volumes are not supported; give an "
-                 "absolute host path", quote(v));
+  const bool named = parts[0].front() != '/';
+  if (!named) {
+    m.source = fs::path(parts[0]).lexically_normal();
+  } else {
+    KISTE_TRY(with_context(validate_volume_name(parts[0]), fmt::format("volume {}", quote(v))));
+    if (volumes_dir.empty()) {
+      return failf(Errc::InvalidArgument, "volume {}: named volumes need a kiste root", quote(v));
+    }
   }
-  m.source = fs::path(parts[0]).lexically_normal();
   m.destination = std::string(parts[1]);
   if (parts.size() == 3) {
     for (auto o : split(parts[2], ',')) {
       if (o == "ro") m.readonly = true;
-      else if (o == "rw" || o == "z" || o == "Z") m.readonly = false;
-      else return failf(Errc::InvalidArgument, "volume {}: unknown option {}", quote(v), quote(o));
+      else if (o == "rw") m.readonly = false;
+      else if (o == "z" || o == "Z") note_selinux_label(v);
+      else if (o == "nocopy") {
+      } else {
+        auto p = parse_propagation(v, o);
+        if (!p) {
+          if (p.error().code == Errc::Unsupported) return std::unexpected(std::move(p).error());
+          return failf(Errc::InvalidArgument, "volume {}: unknown option {}", quote(v), quote(o));
+        }
+        m.propagation = *p;
+      }
     }
+  }
+  if (named) {  // created only once the whole spec is known to be valid
+    KISTE_ASSIGN_OR_RETURN(m.source, ensure_volume(volumes_dir, parts[0]));
   }
   return m;
 }
 
-Result<MountSpec> parse_mount(std::string_view v) {
+Result<MountSpec> parse_mount(std::string_view v, const fs::path& volumes_dir) {
   MountSpec m;
   std::string type;
   bool have_target = false;
   std::vector<std::string> tmpfs_opts;
+  std::string source;
   for (auto kv : split(v, ',')) {
     size_t eq = kv.find('=');
     std::string_view k = kv.substr(0, eq);
     std::string_view val = eq == std::string_view::npos ? std::string_view() : kv.substr(eq + 1);
     if (k == "type") type = val;
-    else if (k == "source" || k == "src") m.source = fs::path(val).lexically_normal();
+    else if (k == "source" || k == "src") source = val;
     else if (k == "target" || k == "destination" || k == "dst") {
       m.destination = val;
       have_target = true;
@@ -172,14 +210,24 @@ Result<MountSpec> parse_mount(std::string_view v) {
     else if (k == "tmpfs-size") tmpfs_opts.push_back("size=" + std::string(val));
     else if (k == "tmpfs-mode") tmpfs_opts.push_back("mode=" + std::string(val));
     else if (k == "bind-propagation") {
+      KISTE_ASSIGN_OR_RETURN(m.propagation, parse_propagation(v, val));
+    } else if (k == "volume-nocopy") {
     } else return failf(Errc::InvalidArgument, "mount {}: unknown key {}", quote(v), quote(k));
   }
   if (!have_target) return failf(Errc::InvalidArgument, "mount {}: target is missing", quote(v));
   if (type == "bind") {
     m.kind = MountKind::Bind;
-    if (m.source.empty() || !m.source.is_absolute()) {
+    m.source = fs::path(source).lexically_normal();
+    if (source.empty() || !m.source.is_absolute()) {
       return failf(Errc::InvalidArgument, "mount {}: bind needs an absolute source", quote(v));
     }
+  } else if (type == "volume") {
+    m.kind = MountKind::Bind;
+    KISTE_TRY(with_context(validate_volume_name(source), fmt::format("mount {}", quote(v))));
+    if (volumes_dir.empty()) {
+      return failf(Errc::InvalidArgument, "mount {}: named volumes need a kiste root", quote(v));
+    }
+    KISTE_ASSIGN_OR_RETURN(m.source, ensure_volume(volumes_dir, source));
   } else if (type == "tmpfs") {
     m.kind = MountKind::Tmpfs;
     for (size_t i = 0; i < tmpfs_opts.size(); ++i) {
@@ -187,7 +235,7 @@ Result<MountSpec> parse_mount(std::string_view v) {
       m.tmpfs_options += tmpfs_opts[i];
     }
   } else {
-    return failf(Errc::InvalidArgument, "mount {}: type must be bind or tmpfs", quote(v));
+    return failf(Errc::InvalidArgument, "mount {}: type must be bind, volume or tmpfs", quote(v));
   }
   return m;
 }
@@ -521,12 +569,21 @@ Result<ContainerSpec> make_spec(const RunOptions& opts, const MakeSpecInput& in)
   }
 
   for (const auto& v : opts.volumes) {
-    KISTE_ASSIGN_OR_RETURN(MountSpec m, parse_volume(v));
+    KISTE_ASSIGN_OR_RETURN(MountSpec m, parse_volume(v, in.volumes_dir));
     spec.mounts.push_back(std::move(m));
   }
   for (const auto& v : opts.mounts) {
-    KISTE_ASSIGN_OR_RETURN(MountSpec m, parse_mount(v));
+    KISTE_ASSIGN_OR_RETURN(MountSpec m, parse_mount(v, in.volumes_dir));
     spec.mounts.push_back(std::move(m));
+  }
+  for (const MountSpec& m : spec.mounts) {
+    const bool slave = m.propagation == Propagation::Slave || m.propagation == Propagation::RSlave;
+    if (slave && spec.userns.mode != UsernsMode::Host) {
+      // The parent clones bind sources for a user namespace (userns_setup.hpp); a detached clone
+      // has no master to receive from.
+      return failf(Errc::Unsupported, "volume {}: slave propagation needs --userns=host",
+                   quote(m.destination));
+    }
   }
   if (!opts.privileged) {
     spec.masked_paths = docker_masked_paths();

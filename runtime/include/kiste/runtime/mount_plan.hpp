@@ -1,6 +1,8 @@
 #pragma once
 // MountPlan: every mount of a container as a flat list of operations, decided and validated in
 // the parent (testable without root), applied in the child by one loop (child.cpp).
+#include <sys/mount.h>
+
 #include <cstdint>
 #include <filesystem>
 #include <string>
@@ -35,6 +37,7 @@ struct MountOp {
   std::string data;
   CreateKind create = CreateKind::None;
   uint64_t dev = 0;  // Mknod: makedev(major, minor)
+  unsigned long propagation = 0;  // Bind: MS_PRIVATE/MS_SLAVE (| MS_REC) applied after mounting
 
   bool operator==(const MountOp&) const = default;
 };
@@ -72,6 +75,9 @@ class MountPlan {
   std::vector<std::pair<std::string, std::filesystem::path>> lower_links;  // name -> layer dir
   std::string overlay_data;  // "lowerdir=2:1:0,upperdir=…,workdir=…"
   bool readonly_root = false;
+  // The first step in the child: "/" becomes MS_REC|<this> (MS_SLAVE when a volume asks for
+  // slave propagation, so host mounts still reach it; never shared).
+  unsigned long root_propagation = MS_PRIVATE;
   std::vector<MountOp> ops;  // in order, targets relative to the new root
 };
 

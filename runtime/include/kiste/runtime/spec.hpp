@@ -50,6 +50,7 @@ struct RootSpec {
 };
 
 enum class MountKind { Bind, Tmpfs };
+enum class Propagation { Private, RPrivate, Slave, RSlave };
 
 struct MountSpec {
   MountKind kind = MountKind::Bind;
@@ -57,6 +58,9 @@ struct MountSpec {
   std::string destination;       // absolute path inside the container
   bool readonly = false;
   std::string tmpfs_options;  // "size=64m,mode=1777" for Tmpfs
+  // Bind: how mounts below it propagate (Docker's default: rprivate). Slave modes make the
+  // container's root an rslave of the host's so host mounts below the source appear inside.
+  Propagation propagation = Propagation::RPrivate;
 };
 
 struct Namespaces {
