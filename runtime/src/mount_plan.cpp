@@ -213,7 +213,8 @@ Result<MountPlan> MountPlan::from_spec(const ContainerSpec& spec, const MountPla
                             .target = target,
                             .flags = m.readonly ? static_cast<unsigned long>(MS_RDONLY) : 0UL,
                             .create = fs::is_directory(st) ? CreateKind::Dir : CreateKind::File,
-                            .propagation = prop});
+                            .propagation = prop,
+                            .idmap = m.idmap});
     } else {
       if (m.tmpfs_options.find('\0') != std::string::npos) {
         return fail(Errc::InvalidArgument, "tmpfs options: contain a NUL byte");

@@ -174,6 +174,7 @@ Result<MountSpec> parse_volume(std::string_view v, const fs::path& volumes_dir) 
       if (o == "ro") m.readonly = true;
       else if (o == "rw") m.readonly = false;
       else if (o == "z" || o == "Z") note_selinux_label(v);
+      else if (o == "idmap") m.idmap = true;
       else if (o == "nocopy") {
       } else {
         auto p = parse_propagation(v, o);
@@ -211,6 +212,8 @@ Result<MountSpec> parse_mount(std::string_view v, const fs::path& volumes_dir) {
     else if (k == "tmpfs-mode") tmpfs_opts.push_back("mode=" + std::string(val));
     else if (k == "bind-propagation") {
       KISTE_ASSIGN_OR_RETURN(m.propagation, parse_propagation(v, val));
+    } else if (k == "idmap") {
+      m.idmap = val.empty() || val == "true";
     } else if (k == "volume-nocopy") {
     } else return failf(Errc::InvalidArgument, "mount {}: unknown key {}", quote(v), quote(k));
   }
@@ -578,6 +581,10 @@ Result<ContainerSpec> make_spec(const RunOptions& opts, const MakeSpecInput& in)
   }
   for (const MountSpec& m : spec.mounts) {
     const bool slave = m.propagation == Propagation::Slave || m.propagation == Propagation::RSlave;
+    if (m.idmap && (m.kind != MountKind::Bind || spec.userns.mode == UsernsMode::Host)) {
+      return failf(Errc::InvalidArgument, "volume {}: idmap needs a user namespace (--userns)",
+                   quote(m.destination));
+    }
     if (slave && spec.userns.mode != UsernsMode::Host) {
       // The parent clones bind sources for a user namespace (userns_setup.hpp); a detached clone
       // has no master to receive from.

@@ -87,6 +87,7 @@ Result<UsernsSetup> UsernsSetup::prepare(const ContainerSpec& spec, const MountP
     if (fd < 0) return std::unexpected(sys_error("open_tree", op.source));
     u.op_fds_.emplace_back(fd);
     u.op_fd_numbers_[i] = fd;
+    if (op.idmap) u.idmapped_fds_.push_back(fd);
   }
   KISTE_ASSIGN_OR_RETURN(u.merged_, sys::open(plan.merged_dir, O_PATH | O_DIRECTORY | O_CLOEXEC));
   return u;
@@ -98,6 +99,15 @@ Status UsernsSetup::start(pid_t pid, int sync_fd) {
   KISTE_TRY(write_proc(pid, "gid_map", format_id_map(gid_map_)));
   KISTE_ASSIGN_OR_RETURN(UniqueFd userns, sys::open(fmt::format("/proc/{}/ns/user", pid), O_RDONLY | O_CLOEXEC));
 
+  // `:idmap` volumes: the clones the child inherited are the same mounts, still detached.
+  for (int fd : idmapped_fds_) {
+    struct mount_attr attr {};
+    attr.attr_set = MOUNT_ATTR_IDMAP;
+    attr.userns_fd = static_cast<uint64_t>(userns.get());
+    if (::mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr) != 0) {
+      return std::unexpected(sys_error("idmap the volume", sys::fd_path(fd).value_or("?")));
+    }
+  }
   // Idmapped lowers, top first (overlayfs' order).
   const RootSpec& root = spec_->root;
   std::vector<UniqueFd> lowers;

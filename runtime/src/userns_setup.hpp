@@ -57,6 +57,7 @@ class UsernsSetup {
   std::vector<IdMapping> uid_map_, gid_map_;
   std::vector<UniqueFd> op_fds_;
   std::vector<int> op_fd_numbers_;
+  std::vector<int> idmapped_fds_;  // bind clones to idmap once the namespace exists
   UniqueFd merged_;
 };
 

@@ -119,6 +119,28 @@ TEST_F(RuntimeTest, UsernsRootCannotReadAHostRootOnlyFileDespiteItsCapabilities)
   EXPECT_EQ(out, "s3cret\n");
 }
 
+TEST_F(RuntimeTest, UsernsIdmapVolumeShowsHostIdsAsTheContainersAndStoresHostIds) {
+  fs::path vol = tmp() / "shared";
+  ASSERT_TRUE(sys::mkdir_all(vol));
+  ASSERT_EQ(::chmod(vol.c_str(), 0755), 0);
+  ASSERT_TRUE(sys::write_file_atomic(vol / "key", "s3cret\n", 0600));
+  std::string out;
+  // Two runs get two different ranges; through `:idmap` both see the same files as their root's.
+  for (int i = 0; i < 2; ++i) {
+    out.clear();
+    ASSERT_EQ(kiste_run("--userns=auto -v " + vol.native() + ":/v:idmap sh -c 'cat /v/key; "
+                        "stat -c %u /v/key; touch /v/made" + std::to_string(i) + "'",
+                        &out),
+              0)
+        << out;
+    EXPECT_EQ(out, "s3cret\n0\n");
+    EXPECT_EQ(owner_of(vol / ("made" + std::to_string(i))), 0u);  // stored as host root's
+  }
+  out.clear();
+  EXPECT_EQ(kiste_run("-v " + vol.native() + ":/v:idmap true", &out), 125);
+  EXPECT_THAT(out, HasSubstr("idmap needs a user namespace"));
+}
+
 TEST_F(RuntimeTest, UsernsSysIsOwnWithOwnNetworkAndBoundReadOnlyWithHostNetwork) {
   std::string out;
   ASSERT_EQ(kiste_run("--userns=auto sh -c 'ls /sys/class/net; touch /sys/x 2>&1; "

@@ -38,6 +38,7 @@ struct MountOp {
   CreateKind create = CreateKind::None;
   uint64_t dev = 0;  // Mknod: makedev(major, minor)
   unsigned long propagation = 0;  // Bind: MS_PRIVATE/MS_SLAVE (| MS_REC) applied after mounting
+  bool idmap = false;             // Bind: idmapped to the container's user namespace
 
   bool operator==(const MountOp&) const = default;
 };

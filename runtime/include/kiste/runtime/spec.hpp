@@ -61,6 +61,10 @@ struct MountSpec {
   // Bind: how mounts below it propagate (Docker's default: rprivate). Slave modes make the
   // container's root an rslave of the host's so host mounts below the source appear inside.
   Propagation propagation = Propagation::RPrivate;
+  // Bind in a user namespace: an idmapped mount (podman's `:idmap`): host ids appear as the
+  // container's (host root as its root) and what it writes is stored with host ids, so a volume
+  // serves containers of any id range.
+  bool idmap = false;
 };
 
 struct Namespaces {
