@@ -16,6 +16,7 @@ namespace kiste::runtime::detail {
 enum class StepId : int32_t {
   WaitParent = 1,
   JoinCgroup,
+  RuntimeFiles,
   CgroupNamespace,
   MountPrivate,
   MountOverlay,

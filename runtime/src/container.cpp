@@ -195,11 +195,6 @@ bool release_child(int sock, const std::vector<UniqueFd>& join) {
   return ::sendmsg(sock, &msg, MSG_NOSIGNAL) == 1;
 }
 
-Status write_small_file(const fs::path& p, std::string_view data) {
-  KISTE_ASSIGN_OR_RETURN(UniqueFd fd, sys::open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-  return sys::write_all(fd.get(), data, p.native());
-}
-
 // Docker's extra masked paths that exist only on some machines.
 std::vector<std::string> thermal_throttle_paths() {
   std::vector<std::string> out;
@@ -230,6 +225,7 @@ Error child_error(const detail::ChildReport& r, const MountPlan& plan, const Con
       case MountOpKind::ReadonlyPath: what = fmt::format("make {} read-only", op.target); break;
       case MountOpKind::RemountReadonly: what = fmt::format("remount {} read-only", op.target); break;
       case MountOpKind::JoinCgroup: what = "enter the cgroup namespace"; break;
+      case MountOpKind::RuntimeFile: what = fmt::format("provide {}", op.target); break;
     }
   } else if (step == detail::StepId::Cwd) {
     what = fmt::format("change to the working directory {}", quote(spec.process.cwd));
@@ -285,28 +281,23 @@ Result<CompiledSeccomp> compiled_seccomp(const ContainerSpec& spec, const fs::pa
 
 }  // namespace
 
-Status prepare_container_dir(const ContainerSpec& spec) {
+Status prepare_container_dir(const ContainerSpec& spec, const MountPlan& plan) {
   const fs::path& dir = spec.root.container_dir;
   KISTE_TRY(sys::mkdir_all(dir, 0700));
-  for (const char* sub : {"upper", "work", "merged", "lower"}) {
-    if (::mkdir((dir / sub).c_str(), 0755) != 0 && errno != EEXIST) {
-      return std::unexpected(sys_error("mkdir", (dir / sub).native()));
+  std::vector<fs::path> subs = {dir / "upper", dir / "work", plan.merged_dir};
+  if (!plan.lower_link_dir.empty()) subs.push_back(plan.lower_link_dir);
+  for (const fs::path& sub : subs) {
+    if (::mkdir(sub.c_str(), 0755) != 0 && errno != EEXIST) {
+      return std::unexpected(sys_error("mkdir", sub.native()));
     }
   }
-  for (size_t i = 0; i < spec.root.lower_dirs.size(); ++i) {
-    fs::path link = dir / "lower" / std::to_string(i);
+  for (const auto& [name, target] : plan.lower_links) {
+    fs::path link = plan.lower_link_dir / name;
     ::unlink(link.c_str());
-    if (::symlink(spec.root.lower_dirs[i].c_str(), link.c_str()) != 0) {
+    if (::symlink(target.c_str(), link.c_str()) != 0) {
       return std::unexpected(sys_error("symlink", link.native()));
     }
   }
-  KISTE_TRY(write_small_file(dir / "hostname", spec.hostname + "\n"));
-  KISTE_TRY(write_small_file(
-      dir / "hosts", fmt::format("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
-                                 "127.0.1.1\t{}\n",
-                                 spec.hostname)));
-  std::string resolv = sys::read_file("/etc/resolv.conf", 1 << 16).value_or("");
-  KISTE_TRY(write_small_file(dir / "resolv.conf", resolv));
   return {};
 }
 
@@ -337,9 +328,12 @@ Result<ContainerExit> run_container(const ContainerSpec& spec, const RunContext&
     for (auto& [name, opts] : driver->v1_hierarchies()) mctx.cgroup_v1.push_back({name, opts});
   }
   mctx.page_size = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
-  mctx.hosts_file = spec.root.container_dir / "hosts";
-  mctx.hostname_file = spec.root.container_dir / "hostname";
-  mctx.resolv_conf_file = spec.root.container_dir / "resolv.conf";
+  mctx.runtime_files = {
+      {"/etc/hostname", spec.hostname + "\n"},
+      {"/etc/hosts", fmt::format("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+                                 "127.0.1.1\t{}\n",
+                                 spec.hostname)},
+      {"/etc/resolv.conf", sys::read_file("/etc/resolv.conf", 1 << 16).value_or("")}};
   if (!spec.privileged) mctx.extra_masked_paths = thermal_throttle_paths();
   KISTE_ASSIGN_OR_RETURN(MountPlan plan, MountPlan::from_spec(spec, mctx));
 
@@ -351,7 +345,7 @@ Result<ContainerExit> run_container(const ContainerSpec& spec, const RunContext&
     }
   }
 
-  KISTE_TRY(prepare_container_dir(spec));
+  KISTE_TRY(prepare_container_dir(spec, plan));
 
   // 2. Flatten everything the child reads.
   std::vector<char*> argv, envp;

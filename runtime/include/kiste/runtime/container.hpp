@@ -10,6 +10,7 @@
 
 #include <kiste/base/error.hpp>
 #include <kiste/runtime/cgroup.hpp>
+#include <kiste/runtime/mount_plan.hpp>
 #include <kiste/runtime/spec.hpp>
 
 namespace kiste::runtime {
@@ -48,8 +49,8 @@ struct RunContext {
 [[nodiscard]] Result<ContainerExit> run_container(const ContainerSpec& spec,
                                                   const RunContext& ctx = {});
 
-// Prepares <container_dir>/{upper,work,merged,lower/N} and the /etc files (done by
-// run_container; exposed for tests).
-[[nodiscard]] Status prepare_container_dir(const ContainerSpec& spec);
+// Prepares <container_dir>/{upper,work,merged} and, when the plan needs them, the short links
+// lower/N (done by run_container; exposed for tests).
+[[nodiscard]] Status prepare_container_dir(const ContainerSpec& spec, const MountPlan& plan);
 
 }  // namespace kiste::runtime
