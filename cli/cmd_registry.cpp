@@ -11,6 +11,8 @@
 #include <kiste/image/archive.hpp>
 #include <kiste/image/copy.hpp>
 #include <kiste/image/media_type.hpp>
+#include <kiste/image/oci_layout.hpp>
+#include <kiste/image/store_ops.hpp>
 #include <kiste/image/store.hpp>
 #include <kiste/registry/client.hpp>
 #include <kiste/registry/credentials.hpp>
@@ -223,99 +225,222 @@ Status do_push(Globals& g, const RegistryFlags& rf, const CopyFlags& cf, const s
   return {};
 }
 
-// Where an image is for `copy`: docker://REF, oci-archive:PATH, docker-archive:PATH, or a
-// stored image name (optionally written store:NAME).
+// Where an image is for `copy`: docker://REF, oci:DIR[:NAME], dir:DIR, oci-archive:PATH,
+// docker-archive:PATH, or a stored image name (optionally written store:NAME).
 struct Location {
-  enum Kind { Remote, OciArchive, DockerArchive, Stored } kind;
+  enum Kind { Remote, OciLayout, Dir, OciArchive, DockerArchive, Stored } kind;
   std::string value;
+  [[nodiscard]] bool is_archive() const { return kind == OciArchive || kind == DockerArchive; }
 };
 
 Location parse_location(const std::string& s) {
   if (s.starts_with("docker://")) return {Location::Remote, s};
+  if (s.starts_with("oci:")) return {Location::OciLayout, s.substr(4)};
+  if (s.starts_with("dir:")) return {Location::Dir, s.substr(4)};
   if (s.starts_with("oci-archive:")) return {Location::OciArchive, s.substr(12)};
   if (s.starts_with("docker-archive:")) return {Location::DockerArchive, s.substr(15)};
   if (s.starts_with("store:")) return {Location::Stored, s.substr(6)};
   return {Location::Stored, s};
 }
 
-// A scratch store for archive <-> registry copies (removed afterwards).
-Result<std::pair<TempDir, image::Store>> scratch_store() {
+// A scratch store for archive copies (removed afterwards).
+struct Scratch {
+  TempDir dir;
+  std::unique_ptr<image::Store> store;
+};
+Result<Scratch> scratch_store() {
   KISTE_ASSIGN_OR_RETURN(TempDir dir,
                          TempDir::create(std::filesystem::temp_directory_path(), "kiste-copy-"));
   KISTE_ASSIGN_OR_RETURN(image::Store store, image::Store::open(dir.path()));
-  return std::make_pair(std::move(dir), std::move(store));
+  auto p = std::make_unique<image::Store>(std::move(store));
+  return Scratch{std::move(dir), std::move(p)};
+}
+
+// A copy source and everything it borrows (client, store, scratch directory).
+struct OpenedSource {
+  Remote remote;
+  std::optional<Scratch> scratch;
+  std::unique_ptr<image::Store> store;
+  std::optional<Reference> name;  // the source's reference, when it has one
+  std::unique_ptr<image::ImageSource> image;
+};
+
+Result<OpenedSource> open_source(const Globals& g, const RegistryFlags& rf, const Location& l) {
+  OpenedSource s;
+  switch (l.kind) {
+    case Location::Remote: {
+      KISTE_ASSIGN_OR_RETURN(Reference ref, parse_remote(l.value));
+      KISTE_ASSIGN_OR_RETURN(s.remote, connect(rf, ref.registry()));
+      KISTE_ASSIGN_OR_RETURN(s.image, registry::RemoteImage::open(*s.remote.client, ref));
+      s.name = std::move(ref);
+      return s;
+    }
+    case Location::OciLayout: {
+      KISTE_ASSIGN_OR_RETURN(image::LayoutRef ref, image::parse_layout_ref(l.value));
+      KISTE_ASSIGN_OR_RETURN(s.image, image::OciLayoutImage::open(ref));
+      return s;
+    }
+    case Location::Dir: {
+      KISTE_ASSIGN_OR_RETURN(s.image, image::DirImage::open(l.value));
+      return s;
+    }
+    case Location::OciArchive:
+    case Location::DockerArchive: {
+      KISTE_ASSIGN_OR_RETURN(s.scratch, scratch_store());
+      KISTE_ASSIGN_OR_RETURN(auto loaded, image::load_archive(*s.scratch->store, l.value));
+      if (loaded.size() != 1) {
+        return failf(Errc::InvalidArgument, "archive {} holds {} images; copy needs exactly one",
+                     quote(l.value), loaded.size());
+      }
+      image::StoreEntry e{.name = loaded[0].name ? loaded[0].name->str() : std::string(),
+                          .manifest = loaded[0].manifest};
+      s.name = loaded[0].name;
+      KISTE_ASSIGN_OR_RETURN(s.image, s.scratch->store->open_image(e));
+      return s;
+    }
+    case Location::Stored: {
+      KISTE_ASSIGN_OR_RETURN(image::Store store, image::Store::open(g.root, {.create = false}));
+      s.store = std::make_unique<image::Store>(std::move(store));
+      KISTE_ASSIGN_OR_RETURN(image::StoreEntry e, s.store->resolve(l.value));
+      if (auto r = Reference::parse(e.name)) s.name = std::move(*r);
+      KISTE_ASSIGN_OR_RETURN(s.image, s.store->open_image(e));
+      return s;
+    }
+  }
+  return fail(Errc::InvalidArgument, "copy: unknown source");
+}
+
+// Copying into the store: blobs this copy added are removed again when the copy fails (unless
+// a name reaches them by then), so a rejected image leaves nothing behind.
+class RollbackStoreSink final : public image::ImageSink {
+ public:
+  RollbackStoreSink(const image::Store& store, std::optional<Reference> name)
+      : store_(store), inner_(store, std::move(name)) {}
+  ~RollbackStoreSink() override {
+    if (committed_ || added_.empty()) return;
+    auto keep = image::reachable_blobs(store_, nullptr);
+    for (const auto& d : added_) {
+      if (keep && std::find(keep->begin(), keep->end(), d) != keep->end()) continue;
+      ::unlink(store_.blob_path(d).c_str());
+    }
+  }
+  void commit() { committed_ = true; }
+  Result<bool> has_blob(const image::Descriptor& d) override { return inner_.has_blob(d); }
+  Status put_blob(const image::Descriptor& d, image::BlobReader& r) override {
+    bool had = store_.has_blob(d.digest);
+    KISTE_TRY(inner_.put_blob(d, r));
+    if (!had) note(d.digest);
+    return {};
+  }
+  Status put_manifest(const image::ManifestBlob& m, bool top) override {
+    bool had = store_.has_blob(m.digest);
+    KISTE_TRY(inner_.put_manifest(m, top));
+    if (!had) note(m.digest);
+    return {};
+  }
+  std::string describe() const override { return inner_.describe(); }
+
+ private:
+  void note(const image::Digest& d) {
+    std::lock_guard l(mu_);
+    added_.push_back(d);
+  }
+  const image::Store& store_;
+  image::StoreSink inner_;
+  std::mutex mu_;
+  std::vector<image::Digest> added_;
+  bool committed_ = false;
+};
+
+// A copy destination and what it borrows. Archives are written from a scratch store after the
+// copy (finish()).
+struct OpenedSink {
+  Location where;
+  Remote remote;
+  std::optional<Scratch> scratch;
+  std::unique_ptr<image::Store> store;
+  std::optional<FileLock> lease;
+  std::optional<Reference> name;
+  std::unique_ptr<image::ImageSink> sink;
+  RollbackStoreSink* rollback = nullptr;
+
+  Status finish(const image::CopyResult& r) {
+    if (rollback != nullptr) rollback->commit();
+    if (!where.is_archive()) return {};
+    image::StoreEntry e{.name = r.top.digest.str(), .manifest = r.top.descriptor()};
+    if (name) {
+      KISTE_TRY(scratch->store->set_name(*name, e.manifest));
+      e.name = name->str();
+    } else {
+      KISTE_TRY(scratch->store->keep_unnamed(e.manifest));
+    }
+    return image::save_archive(*scratch->store, {e}, where.value,
+                               where.kind == Location::OciArchive
+                                   ? image::ArchiveFormat::OciArchive
+                                   : image::ArchiveFormat::DockerArchive);
+  }
+};
+
+Result<OpenedSink> open_sink(const Globals& g, const RegistryFlags& rf, const Location& l,
+                             const std::optional<Reference>& src_name) {
+  OpenedSink s{.where = l};
+  switch (l.kind) {
+    case Location::Remote: {
+      KISTE_ASSIGN_OR_RETURN(Reference ref, parse_remote(l.value));
+      KISTE_ASSIGN_OR_RETURN(s.remote, connect(rf, ref.registry()));
+      s.sink = std::make_unique<registry::RemoteSink>(*s.remote.client, ref);
+      return s;
+    }
+    case Location::OciLayout: {
+      KISTE_ASSIGN_OR_RETURN(image::LayoutRef ref, image::parse_layout_ref(l.value));
+      KISTE_ASSIGN_OR_RETURN(s.sink, image::OciLayoutSink::create(ref));
+      return s;
+    }
+    case Location::Dir: {
+      KISTE_ASSIGN_OR_RETURN(s.sink, image::DirSink::create(l.value));
+      return s;
+    }
+    case Location::OciArchive:
+    case Location::DockerArchive: {
+      KISTE_ASSIGN_OR_RETURN(s.scratch, scratch_store());
+      s.name = src_name;
+      s.sink = std::make_unique<image::StoreSink>(*s.scratch->store, std::nullopt);
+      return s;
+    }
+    case Location::Stored: {
+      KISTE_ASSIGN_OR_RETURN(Reference ref, with_context(Reference::parse(l.value),
+                                                         "copy: destination image name"));
+      KISTE_ASSIGN_OR_RETURN(image::Store store, image::Store::open(g.root));
+      s.store = std::make_unique<image::Store>(std::move(store));
+      KISTE_ASSIGN_OR_RETURN(s.lease, s.store->writer_lease());
+      auto sink = std::make_unique<RollbackStoreSink>(*s.store, ref);
+      s.rollback = sink.get();
+      s.sink = std::move(sink);
+      return s;
+    }
+  }
+  return fail(Errc::InvalidArgument, "copy: unknown destination");
 }
 
 Status do_copy(Globals& g, const RegistryFlags& rf, const CopyFlags& cf, const std::string& from,
                const std::string& to) {
+  auto t0 = std::chrono::steady_clock::now();
   Location src = parse_location(from);
   Location dst = parse_location(to);
-  auto is_archive = [](const Location& l) {
-    return l.kind == Location::OciArchive || l.kind == Location::DockerArchive;
-  };
-  if (from.starts_with("oci:") || from.starts_with("dir:") || to.starts_with("oci:") ||
-      to.starts_with("dir:")) {
-    return failf(Errc::Unsupported, "copy: transport of {} is not supported yet",
-                 quote(from.starts_with("oci:") || from.starts_with("dir:") ? from : to));
-  }
-  if (src.kind == Location::Remote && dst.kind == Location::Stored) return do_pull(g, rf, cf, from);
-  if (src.kind == Location::Stored && dst.kind == Location::Remote) {
-    return do_push(g, rf, cf, src.value, to);
-  }
-  if (src.kind == Location::Remote && is_archive(dst)) {
-    // Through a scratch store: the registry image is verified on the way in, then saved.
-    KISTE_ASSIGN_OR_RETURN(auto scratch, scratch_store());
-    KISTE_ASSIGN_OR_RETURN(Reference ref, parse_remote(from));
-    KISTE_ASSIGN_OR_RETURN(Remote remote, connect(rf, ref.registry()));
-    LineProgress progress(cf.quiet, want_tty(cf.progress));
-    KISTE_ASSIGN_OR_RETURN(image::CopyOptions opts, copy_options(cf, &progress));
-    KISTE_ASSIGN_OR_RETURN(auto img, registry::RemoteImage::open(*remote.client, ref));
-    image::StoreSink sink(scratch.second, ref);
-    KISTE_ASSIGN_OR_RETURN(image::CopyResult r, image::copy_image(*img, sink, opts));
-    KISTE_ASSIGN_OR_RETURN(image::StoreEntry e, scratch.second.resolve(ref.str()));
-    KISTE_TRY(image::save_archive(scratch.second, {e}, dst.value,
-                                  dst.kind == Location::OciArchive
-                                      ? image::ArchiveFormat::OciArchive
-                                      : image::ArchiveFormat::DockerArchive));
-    std::printf("%s\n", r.top.digest.str().c_str());
-    return {};
-  }
-  if (is_archive(src) && dst.kind == Location::Remote) {
-    KISTE_ASSIGN_OR_RETURN(auto scratch, scratch_store());
-    KISTE_ASSIGN_OR_RETURN(auto loaded, image::load_archive(scratch.second, src.value));
-    if (loaded.size() != 1) {
-      return failf(Errc::InvalidArgument,
-                   "copy: archive {} holds {} images; copy needs exactly one", quote(src.value),
-                   loaded.size());
-    }
-    image::StoreEntry e{.name = loaded[0].name ? loaded[0].name->str() : std::string(),
-                        .manifest = loaded[0].manifest};
-    KISTE_ASSIGN_OR_RETURN(auto img, scratch.second.open_image(e));
-    KISTE_ASSIGN_OR_RETURN(Reference d, parse_remote(to));
-    KISTE_ASSIGN_OR_RETURN(Remote remote, connect(rf, d.registry()));
-    LineProgress progress(cf.quiet, want_tty(cf.progress));
-    CopyFlags all = cf;
-    all.all = true;
-    KISTE_ASSIGN_OR_RETURN(image::CopyOptions opts, copy_options(all, &progress));
-    registry::RemoteSink sink(*remote.client, d);
-    KISTE_ASSIGN_OR_RETURN(image::CopyResult r, image::copy_image(*img, sink, opts));
-    std::printf("%s\n", r.top.digest.str().c_str());
-    return {};
-  }
-  if (src.kind != Location::Remote || dst.kind != Location::Remote) {
+  if (src.kind == Location::Stored && dst.kind == Location::Stored) {
     return fail(Errc::InvalidArgument,
-                "copy: one side must be docker://REF (use `kiste save`/`load`/`tag` locally)");
+                "copy: both sides are stored images (use `kiste tag` to name an image again)");
   }
-  auto t0 = std::chrono::steady_clock::now();
-  KISTE_ASSIGN_OR_RETURN(Reference s, parse_remote(from));
-  KISTE_ASSIGN_OR_RETURN(Reference d, parse_remote(to));
-  KISTE_ASSIGN_OR_RETURN(Remote rs, connect(rf, s.registry()));
-  KISTE_ASSIGN_OR_RETURN(Remote rd, connect(rf, d.registry()));
+  std::string ctx = fmt::format("copy {} to {}", quote(from), quote(to));
+  KISTE_ASSIGN_OR_RETURN(OpenedSource s, with_context(open_source(g, rf, src), ctx));
+  KISTE_ASSIGN_OR_RETURN(OpenedSink d, with_context(open_sink(g, rf, dst, s.name), ctx));
   LineProgress progress(cf.quiet, want_tty(cf.progress));
-  KISTE_ASSIGN_OR_RETURN(image::CopyOptions opts, copy_options(cf, &progress));
-  KISTE_ASSIGN_OR_RETURN(auto img, registry::RemoteImage::open(*rs.client, s));
-  registry::RemoteSink sink(*rd.client, d);
-  KISTE_ASSIGN_OR_RETURN(image::CopyResult r, image::copy_image(*img, sink, opts));
+  CopyFlags flags = cf;
+  // What the store or an archive holds is copied as it is (index and all), like push.
+  if (src.kind == Location::Stored || src.is_archive()) flags.all = true;
+  KISTE_ASSIGN_OR_RETURN(image::CopyOptions opts, copy_options(flags, &progress));
+  KISTE_ASSIGN_OR_RETURN(image::CopyResult r, image::copy_image(*s.image, *d.sink, opts));
+  KISTE_TRY(with_context(d.finish(r), ctx));
   summary(cf.quiet, r, t0);
   std::printf("%s\n", r.top.digest.str().c_str());
   return {};
@@ -517,7 +642,8 @@ void register_registry_commands(CLI::App& app, Globals& g) {
   {
     auto* cmd = app.add_subcommand(
         "copy",
-        "copy an image between docker://REF, oci-archive:PATH, docker-archive:PATH and the store");
+        "copy an image between docker://REF, oci:DIR[:NAME], dir:DIR, oci-archive:PATH, "
+        "docker-archive:PATH and the store");
     static std::string from, to;
     cmd->add_option("SRC", from)->required();
     cmd->add_option("DEST", to)->required();
