@@ -17,6 +17,7 @@
 #include <kiste/registry/client.hpp>
 #include <kiste/registry/credentials.hpp>
 #include <kiste/registry/promote.hpp>
+#include <kiste/registry/registries_conf.hpp>
 #include <kiste/registry/remote_image.hpp>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -49,6 +50,22 @@ struct Remote {
   std::unique_ptr<registry::Client> client;
 };
 
+// --tls-verify wins; without it a registry listed insecure in registries.conf or daemon.json
+// is reached like podman does (plain HTTP allowed, certificate not verified).
+Result<registry::ClientOptions> client_options(const RegistryFlags& f,
+                                               std::string_view registry_host,
+                                               registry::Keychain* keychain) {
+  registry::ClientOptions o{.keychain = keychain};
+  if (!f.tls_verify.empty()) {
+    o.tls_verify = f.tls_verify == "true";
+  } else {
+    KISTE_ASSIGN_OR_RETURN(auto insecure, registry::InsecureRegistries::load());
+    if (insecure.contains(registry_host)) o.tls_verify = false;
+  }
+  if (!f.cert_dir.empty()) o.cert_dir = f.cert_dir;
+  return o;
+}
+
 Result<Remote> connect(const RegistryFlags& f, std::string_view registry_host) {
   Remote r;
   if (!f.authfile.empty()) {
@@ -57,9 +74,8 @@ Result<Remote> connect(const RegistryFlags& f, std::string_view registry_host) {
   } else {
     r.keychain = std::make_unique<registry::DockerKeychain>();
   }
-  registry::ClientOptions o{.keychain = r.keychain.get()};
-  if (!f.tls_verify.empty()) o.tls_verify = f.tls_verify == "true";
-  if (!f.cert_dir.empty()) o.cert_dir = f.cert_dir;
+  KISTE_ASSIGN_OR_RETURN(registry::ClientOptions o,
+                         client_options(f, registry_host, r.keychain.get()));
   KISTE_ASSIGN_OR_RETURN(r.client, registry::Client::create(registry_host, std::move(o)));
   return r;
 }
@@ -546,11 +562,13 @@ Status do_login(const RegistryFlags& rf, std::string user, bool password_stdin,
   KISTE_ASSIGN_OR_RETURN(std::string pw, read_password(password_stdin));
   registry::Credential cred{.username = user, .password = pw};
   OneCredential kc(cred);
-  registry::ClientOptions o{.keychain = &kc};
-  if (!rf.tls_verify.empty()) o.tls_verify = rf.tls_verify == "true";
-  if (!rf.cert_dir.empty()) o.cert_dir = rf.cert_dir;
+  KISTE_ASSIGN_OR_RETURN(registry::ClientOptions o, client_options(rf, host, &kc));
   KISTE_ASSIGN_OR_RETURN(auto client, registry::Client::create(host, std::move(o)));
-  KISTE_TRY(with_context(client->ping(), fmt::format("login to `{}`", host)));
+  KISTE_ASSIGN_OR_RETURN(std::optional<std::string> identity_token, client->login());
+  if (identity_token) {
+    cred.password.clear();
+    cred.identity_token = std::move(*identity_token);
+  }
   std::filesystem::path file = rf.authfile.empty() ? registry::DockerKeychain::login_file()
                                                    : std::filesystem::path(rf.authfile);
   KISTE_TRY(registry::save_login(file, host, cred));
