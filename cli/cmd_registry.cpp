@@ -96,56 +96,79 @@ std::string human(double bytes) {
 }
 
 // Progress on stderr, thread-safe: one line per finished blob; on a TTY (or --progress=tty) also
-// a live status line with the bytes so far, the rate and the ETA of the blobs in flight.
+// a live line per blob in flight with its bytes so far, rate and ETA, redrawn in place.
 class LineProgress final : public image::CopyProgress {
  public:
   LineProgress(bool quiet, bool tty) : quiet_(quiet), tty_(tty && !quiet) {}
   ~LineProgress() override {
-    if (tty_ && drawn_) std::fprintf(stderr, "\r\033[K");
+    std::lock_guard l(mu_);
+    erase_live();
   }
   void blob_started(const image::Descriptor& d) override {
-    if (quiet_) return;
-    std::lock_guard l(mu_);
-    in_flight_ += static_cast<uint64_t>(d.size);
-  }
-  void blob_bytes(const image::Descriptor& d, uint64_t n) override {
-    (void)d;
     if (!tty_) return;
     std::lock_guard l(mu_);
-    bytes_ += n;
+    live_.push_back({d.digest.str(), static_cast<uint64_t>(d.size), 0,
+                     std::chrono::steady_clock::now()});
+  }
+  void blob_bytes(const image::Descriptor& d, uint64_t n) override {
+    if (!tty_) return;
+    std::lock_guard l(mu_);
+    bool first = false;  // a blob's first bytes always draw: every blob shows up at least once
+    for (auto& b : live_) {
+      if (b.digest != d.digest.str()) continue;
+      first = b.bytes == 0;
+      b.bytes += n;
+    }
     auto now = std::chrono::steady_clock::now();
-    if (now - last_draw_ < std::chrono::milliseconds(100)) return;
+    if (!first && now - last_draw_ < std::chrono::milliseconds(100)) return;
     last_draw_ = now;
-    double secs = std::chrono::duration<double>(now - start_).count();
-    double rate = secs > 0 ? static_cast<double>(bytes_) / secs : 0;
-    double left = in_flight_ > bytes_done_ + bytes_
-                      ? static_cast<double>(in_flight_ - bytes_done_ - bytes_)
-                      : 0;
-    std::fprintf(stderr, "\r\033[K%s  %s/s  ETA %.0fs", human(static_cast<double>(bytes_)).c_str(),
-                 human(rate).c_str(), rate > 0 ? left / rate : 0.0);
-    drawn_ = true;
+    draw_live(now);
   }
   void blob_done(const image::Descriptor& d, Outcome o) override {
     if (quiet_) return;
     std::lock_guard l(mu_);
-    if (o != Outcome::Copied) bytes_done_ += static_cast<uint64_t>(d.size);
+    erase_live();
+    std::erase_if(live_, [&](const Live& b) { return b.digest == d.digest.str(); });
     const char* what = o == Outcome::Copied    ? "copied"
                        : o == Outcome::Mounted ? "mounted"
                                                : "exists";
-    std::fprintf(stderr, "%sblob %s: %s (%s)\n", tty_ && drawn_ ? "\r\033[K" : "",
-                 d.digest.str().substr(0, 19).c_str(), what,
+    std::fprintf(stderr, "blob %s: %s (%s)\n", d.digest.str().substr(0, 19).c_str(), what,
                  human(static_cast<double>(d.size)).c_str());
   }
 
  private:
+  struct Live {
+    std::string digest;
+    uint64_t size;
+    uint64_t bytes;
+    std::chrono::steady_clock::time_point start;
+  };
+  // Called with mu_ held.
+  void draw_live(std::chrono::steady_clock::time_point now) {
+    erase_live();
+    for (const auto& b : live_) {
+      double secs = std::chrono::duration<double>(now - b.start).count();
+      double rate = secs > 0 ? static_cast<double>(b.bytes) / secs : 0;
+      double left = b.size > b.bytes ? static_cast<double>(b.size - b.bytes) : 0;
+      std::fprintf(stderr, "\r\033[Kblob %s: %s / %s  %s/s  ETA %.0fs\n",
+                   b.digest.substr(0, 19).c_str(), human(static_cast<double>(b.bytes)).c_str(),
+                   human(static_cast<double>(b.size)).c_str(), human(rate).c_str(),
+                   rate > 0 ? left / rate : 0.0);
+      ++drawn_;
+    }
+  }
+  // Moves the cursor back over the live lines and clears them. Called with mu_ held.
+  void erase_live() {
+    if (drawn_ == 0) return;
+    std::fprintf(stderr, "\033[%dA\r\033[J", drawn_);
+    drawn_ = 0;
+  }
+
   bool quiet_;
   bool tty_;
-  bool drawn_ = false;
+  int drawn_ = 0;  // live lines on screen
   std::mutex mu_;
-  uint64_t bytes_ = 0;       // streamed so far
-  uint64_t in_flight_ = 0;   // sizes of the blobs started
-  uint64_t bytes_done_ = 0;  // sizes of blobs that needed no streaming
-  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+  std::vector<Live> live_;
   std::chrono::steady_clock::time_point last_draw_{};
 };
 
@@ -176,7 +199,8 @@ void add_copy_flags(CLI::App* cmd, CopyFlags& f) {
   cmd->add_flag("--all,-a", f.all, "copy the whole index with every platform");
   cmd->add_option("--jobs,-j", f.jobs, "parallel blob transfers")->check(CLI::Range(1, 64));
   cmd->add_flag("--quiet,-q", f.quiet, "print only the digest");
-  cmd->add_option("--progress", f.progress, "auto (a live line on a TTY), plain or tty")
+  cmd->add_option("--progress", f.progress,
+                  "auto (live lines per blob on a TTY: bytes, rate, ETA), plain or tty")
       ->check(CLI::IsMember({"auto", "plain", "tty"}));
 }
 
