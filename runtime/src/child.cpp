@@ -30,6 +30,7 @@ namespace kiste::runtime::detail {
 const char* step_name(StepId s) {
   switch (s) {
     case StepId::WaitParent: return "wait for the runtime";
+    case StepId::JoinCgroup: return "join the container cgroup";
     case StepId::CgroupNamespace: return "unshare the cgroup namespace";
     case StepId::MountPrivate: return "make mounts private";
     case StepId::MountOverlay: return "mount the overlay root";
@@ -227,11 +228,32 @@ int open_parent(int root_fd, const char* path, char (&name)[NAME_MAX + 1]) noexc
 
 void ContainerInit::wait_parent() noexcept {
   char go = 0;
+  struct iovec iov {&go, 1};
+  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxJoinFds)] = {};
+  struct msghdr msg {};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
   ssize_t n;
   do {
-    n = ::recv(c_.sync_fd, &go, 1, 0);
+    n = ::recvmsg(c_.sync_fd, &msg, MSG_CMSG_CLOEXEC);
   } while (n < 0 && errno == EINTR);
   if (n != 1) ::_exit(127);  // the runtime went away
+  if ((msg.msg_flags & MSG_CTRUNC) != 0) die(StepId::JoinCgroup, EMSGSIZE);
+  // This process is one thread, so it moves itself: "0" is the writer (see open_self_join).
+  for (struct cmsghdr* cm = CMSG_FIRSTHDR(&msg); cm != nullptr; cm = CMSG_NXTHDR(&msg, cm)) {
+    if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS) continue;
+    const size_t nfd = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < nfd; ++i) {
+      int fd = -1;
+      std::memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof fd);
+      const bool ok = ::write(fd, "0", 1) == 1;
+      const int err = errno;
+      ::close(fd);
+      if (!ok) die(StepId::JoinCgroup, err);
+    }
+  }
   if (c_.unshare_cgroup) check(::unshare(CLONE_NEWCGROUP) == 0, StepId::CgroupNamespace);
 }
 

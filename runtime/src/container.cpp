@@ -147,6 +147,54 @@ void release_code_pages() {
   }
 }
 
+// clone3 with the time namespace and CLONE_INTO_CGROUP where asked and the kernel has them,
+// dropping what it refuses (time: 5.6, into-cgroup: 5.7), plain clone as the last resort.
+pid_t clone_container(uint64_t flags, bool time_ns, int cgroup_fd, bool& cloned_into) {
+  cloned_into = false;
+  bool into = cgroup_fd >= 0;
+  while (into || time_ns) {
+    struct clone_args args {};
+    args.flags = flags | (time_ns ? CLONE_NEWTIME : 0) | (into ? CLONE_INTO_CGROUP : 0);
+    args.exit_signal = SIGCHLD;
+    if (into) args.cgroup = static_cast<uint64_t>(cgroup_fd);
+    const auto pid = static_cast<pid_t>(::syscall(SYS_clone3, &args, sizeof args));
+    if (pid >= 0) {
+      cloned_into = into;
+      return pid;
+    }
+    if (errno != EINVAL && errno != ENOSYS && errno != E2BIG && errno != EOPNOTSUPP) return -1;
+    if (into) {
+      into = false;
+    } else {
+      time_ns = false;
+    }
+  }
+  return static_cast<pid_t>(::syscall(SYS_clone, flags | SIGCHLD, nullptr, nullptr, nullptr, nullptr));
+}
+
+// "go" to the waiting child, with the cgroup files it moves itself in through (SCM_RIGHTS).
+bool release_child(int sock, const std::vector<UniqueFd>& join) {
+  char go = 1;
+  struct iovec iov {&go, 1};
+  struct msghdr msg {};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * detail::kMaxJoinFds)] = {};
+  if (!join.empty() && join.size() <= detail::kMaxJoinFds) {
+    msg.msg_control = control;
+    msg.msg_controllen = CMSG_SPACE(sizeof(int) * join.size());
+    struct cmsghdr* cm = CMSG_FIRSTHDR(&msg);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int) * join.size());
+    for (size_t i = 0; i < join.size(); ++i) {
+      const int fd = join[i].get();
+      std::memcpy(CMSG_DATA(cm) + i * sizeof(int), &fd, sizeof fd);
+    }
+  }
+  return ::sendmsg(sock, &msg, MSG_NOSIGNAL) == 1;
+}
+
 Status write_small_file(const fs::path& p, std::string_view data) {
   KISTE_ASSIGN_OR_RETURN(UniqueFd fd, sys::open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
   return sys::write_all(fd.get(), data, p.native());
@@ -276,7 +324,12 @@ Result<ContainerExit> run_container(const ContainerSpec& spec, const RunContext&
   }
   KISTE_ASSIGN_OR_RETURN(CgroupPlan cg_plan,
                          CgroupPlan::from_resources(spec.resources, mode, spec.privileged));
-  KISTE_ASSIGN_OR_RETURN(std::unique_ptr<CgroupDriver> driver, make_cgroup_driver(mode));
+  std::unique_ptr<CgroupDriver> driver;
+  if (mode == CgroupMode::Unified && !ctx.cgroup_v2_mount.empty()) {
+    KISTE_ASSIGN_OR_RETURN(driver, make_cgroup_v2_driver(ctx.cgroup_v2_mount));
+  } else {
+    KISTE_ASSIGN_OR_RETURN(driver, make_cgroup_driver(mode));
+  }
 
   MountPlanContext mctx;
   mctx.cgroup_v2 = mode == CgroupMode::Unified;
@@ -370,25 +423,25 @@ Result<ContainerExit> run_container(const ContainerSpec& spec, const RunContext&
   cfg.rows = have_ws ? host_ws.ws_row : 24;
   cfg.cols = have_ws ? host_ws.ws_col : 80;
 
-  // 3. The cgroup guard exists before the child does (so it outlives it); the directories are
-  // made while the child prepares its mounts, and the child waits for them (JoinCgroup) before
+  // 3. The cgroup guard exists before the child does (so it outlives it). On v2 the cgroup is
+  // made first and the child is cloned into it; on v1 the directories are made while the child
+  // prepares its mounts, and the child moves itself in when released (JoinCgroup), before
   // anything of the container can run.
   CgroupGuard cgroup(std::move(driver));
+  const std::string cgroup_name = "kiste-" + spec.id;
+  UniqueFd clone_target;
+  if (mode == CgroupMode::Unified) {
+    KISTE_TRY(with_context(cgroup->create(cgroup_name, cg_plan), "container cgroup"));
+    KISTE_TRY(with_context(cgroup->apply(cg_plan), "container cgroup"));
+    KISTE_ASSIGN_OR_RETURN(clone_target, with_context(cgroup->open_clone_target(), "container cgroup"));
+  }
 
-  // 4. Clone into new namespaces (clone3 for the time namespace; clone where it is missing).
+  // 4. Clone into new namespaces.
   uint64_t flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC;
   if (spec.namespaces.network) flags |= CLONE_NEWNET;
   std::fflush(nullptr);
-  pid_t pid = -1;
-  if (spec.namespaces.time) {
-    struct clone_args args {};
-    args.flags = flags | CLONE_NEWTIME;
-    args.exit_signal = SIGCHLD;
-    pid = static_cast<pid_t>(::syscall(SYS_clone3, &args, sizeof args));
-  }
-  if (pid < 0) {
-    pid = static_cast<pid_t>(::syscall(SYS_clone, flags | SIGCHLD, nullptr, nullptr, nullptr, nullptr));
-  }
+  bool cloned_into = false;
+  const pid_t pid = clone_container(flags, spec.namespaces.time, clone_target.get(), cloned_into);
   if (pid < 0) return std::unexpected(sys_error("clone", "container"));
   if (pid == 0) {
     parent_sock.reset();
@@ -399,13 +452,18 @@ Result<ContainerExit> run_container(const ContainerSpec& spec, const RunContext&
   devnull.reset();
 
   SignalForwarding forwarding(pid);
-  KISTE_TRY(with_context(cgroup->create("kiste-" + spec.id, cg_plan), "container cgroup"));
-  KISTE_TRY(with_context(cgroup->apply(cg_plan), "container cgroup"));
-  KISTE_TRY(with_context(cgroup->add_process(pid), "container cgroup"));
+  std::vector<UniqueFd> join;
+  if (!cloned_into) {
+    if (mode != CgroupMode::Unified) {
+      KISTE_TRY(with_context(cgroup->create(cgroup_name, cg_plan), "container cgroup"));
+      KISTE_TRY(with_context(cgroup->apply(cg_plan), "container cgroup"));
+    }
+    KISTE_ASSIGN_OR_RETURN(join, with_context(cgroup->open_self_join(), "container cgroup"));
+    if (join.empty()) KISTE_TRY(with_context(cgroup->add_process(pid), "container cgroup"));
+  }
   // The child may already have failed (its report is waiting in the socket): a failed send is
   // not the error to show, the report below is.
-  char go = 1;
-  const bool released = ::send(parent_sock.get(), &go, 1, MSG_NOSIGNAL) == 1;
+  const bool released = release_child(parent_sock.get(), join);
   // 5. Setup result: EOF once the command was exec'd (the socket is close-on-exec), or a report.
   detail::ChildReport report{};
   ssize_t n;

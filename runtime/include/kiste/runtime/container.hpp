@@ -34,6 +34,9 @@ struct RunHooks {
 
 struct RunContext {
   std::optional<CgroupMode> cgroup_mode;  // default: detect_cgroup_mode()
+  // Unified mode only: the cgroup2 mount to create the container's cgroup under (default
+  // /sys/fs/cgroup; tests use the hybrid host's /sys/fs/cgroup/unified).
+  std::filesystem::path cgroup_v2_mount;
   // Compiled seccomp programs are kept here by the digest of their inputs (empty: no cache).
   std::filesystem::path seccomp_cache_dir;
   RunHooks hooks;
