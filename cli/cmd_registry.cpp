@@ -11,6 +11,7 @@
 #include <kiste/image/archive.hpp>
 #include <kiste/image/copy.hpp>
 #include <kiste/image/media_type.hpp>
+#include <kiste/image/dir_image.hpp>
 #include <kiste/image/oci_layout.hpp>
 #include <kiste/image/store_ops.hpp>
 #include <kiste/image/store.hpp>

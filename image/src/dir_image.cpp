@@ -4,7 +4,7 @@
 #include <fcntl.h>
 
 #include <kiste/base/sys.hpp>
-#include <kiste/image/oci_layout.hpp>
+#include <kiste/image/dir_image.hpp>
 
 #include "local_dir.hpp"
 
@@ -36,14 +36,13 @@ Result<std::unique_ptr<DirImage>> DirImage::open(const fs::path& dir) {
   KISTE_ASSIGN_OR_RETURN(std::string version,
                          detail::read_small_in(root->get(), "version", 4096, what));
   if (!version.starts_with(kVersionPrefix)) {
-    return failf(Errc::Unsupported, "{}: unknown `version` {}", what,
-                 quote(version.substr(0, 64)));
+    return failf(Errc::Unsupported, "{}: unknown `version` {}", what, quote(version.substr(0, 64)));
   }
   KISTE_ASSIGN_OR_RETURN(std::string bytes, detail::read_small_in(root->get(), "manifest.json",
                                                                   kMaxManifestBytes, what));
   std::unique_ptr<DirImage> img(new DirImage(dir, std::move(*root)));
-  KISTE_ASSIGN_OR_RETURN(img->top_, with_context(parse_manifest(std::move(bytes)),
-                                                 what + ": `manifest.json`"));
+  KISTE_ASSIGN_OR_RETURN(
+      img->top_, with_context(parse_manifest(std::move(bytes)), what + ": `manifest.json`"));
   return img;
 }
 
@@ -55,7 +54,8 @@ Result<ManifestBlob> DirImage::fetch_manifest(const Descriptor& d) {
 Result<std::unique_ptr<BlobReader>> DirImage::open_blob(const Descriptor& d) {
   std::string rel = blob_name(d.digest);
   KISTE_ASSIGN_OR_RETURN(UniqueFd fd, detail::open_regular_in(root_.get(), rel, dir_what(dir_)));
-  return std::unique_ptr<BlobReader>(std::make_unique<FdReader>(std::move(fd), (dir_ / rel).native()));
+  return std::unique_ptr<BlobReader>(
+      std::make_unique<FdReader>(std::move(fd), (dir_ / rel).native()));
 }
 
 std::string DirImage::describe() const { return "dir:" + dir_.native(); }
@@ -85,8 +85,8 @@ Status DirSink::put_blob(const Descriptor& d, BlobReader& r) {
 }
 
 Status DirSink::put_manifest(const ManifestBlob& m, bool top) {
-  std::string name = top ? std::string("manifest.json")
-                         : std::string(m.digest.hex()) + ".manifest.json";
+  std::string name =
+      top ? std::string("manifest.json") : std::string(m.digest.hex()) + ".manifest.json";
   return sys::write_file_atomic(dir_ / name, m.bytes);
 }
 

@@ -87,7 +87,8 @@ class HashingFileSink final : public ByteSink {
 Status write_verified(const fs::path& dir, const std::string& name, const Descriptor& d,
                       BlobReader& r) {
   fs::path tmp = dir / (".kiste-tmp-" + sys::random_hex(8));
-  KISTE_ASSIGN_OR_RETURN(UniqueFd fd, sys::open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+  KISTE_ASSIGN_OR_RETURN(UniqueFd fd,
+                         sys::open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
   struct Unlink {
     fs::path p;
     bool armed = true;

@@ -1,13 +1,12 @@
 #pragma once
 // Reading and writing image files inside a directory that someone else wrote (oci:, dir:).
 #include <filesystem>
-#include <string>
-#include <string_view>
-
 #include <kiste/base/error.hpp>
 #include <kiste/base/unique_fd.hpp>
 #include <kiste/image/blob_io.hpp>
 #include <kiste/image/manifest.hpp>
+#include <string>
+#include <string_view>
 
 namespace kiste::image::detail {
 

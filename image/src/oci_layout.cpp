@@ -1,11 +1,10 @@
 // oci:DIR[:NAME] — an OCI image layout as skopeo reads and writes it.
-#include <kiste/image/oci_layout.hpp>
-
 #include <fcntl.h>
 
 #include <kiste/base/sys.hpp>
 #include <kiste/image/blob_writer.hpp>
 #include <kiste/image/media_type.hpp>
+#include <kiste/image/oci_layout.hpp>
 #include <kiste/image/store.hpp>
 
 #include "json_util.hpp"
@@ -30,7 +29,8 @@ std::string layout_what(const LayoutRef& r) {
 }
 
 Status check_layout_file(int rootfd, std::string_view what) {
-  KISTE_ASSIGN_OR_RETURN(std::string bytes, detail::read_small_in(rootfd, "oci-layout", 1 << 16, what));
+  KISTE_ASSIGN_OR_RETURN(std::string bytes,
+                         detail::read_small_in(rootfd, "oci-layout", 1 << 16, what));
   auto j = detail::parse_json(bytes, "oci-layout");
   if (!j || !j->is_object() || !j->contains("imageLayoutVersion") ||
       !(*j)["imageLayoutVersion"].is_string()) {
@@ -108,7 +108,8 @@ Result<std::unique_ptr<OciLayoutImage>> OciLayoutImage::open(const LayoutRef& re
                  quote(d.media_type));
   }
   std::unique_ptr<OciLayoutImage> img(new OciLayoutImage(ref, std::move(*root)));
-  KISTE_ASSIGN_OR_RETURN(img->top_, detail::read_manifest_in(img->root_.get(), blob_rel(d.digest), d, what));
+  KISTE_ASSIGN_OR_RETURN(img->top_,
+                         detail::read_manifest_in(img->root_.get(), blob_rel(d.digest), d, what));
   return img;
 }
 

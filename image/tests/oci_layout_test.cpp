@@ -1,19 +1,17 @@
 // oci:DIR and dir:DIR as copy_image ends, without root: round trips that keep the digest, the
 // name bookkeeping of index.json, and hostile directories.
-#include <kiste/image/oci_layout.hpp>
-
 #include <archive.h>
 #include <archive_entry.h>
+#include <gtest/gtest.h>
 
 #include <filesystem>
 #include <fstream>
-
-#include <gtest/gtest.h>
-
 #include <kiste/base/sys.hpp>
 #include <kiste/base/temp_dir.hpp>
 #include <kiste/image/archive.hpp>
 #include <kiste/image/copy.hpp>
+#include <kiste/image/dir_image.hpp>
+#include <kiste/image/oci_layout.hpp>
 #include <kiste/image/store.hpp>
 
 namespace kiste::image {
@@ -39,7 +37,8 @@ class OciLayoutTest : public ::testing::Test {
     archive_entry_free(e);
     archive_write_close(a);
     archive_write_free(a);
-    auto d = import_rootfs(store_, tar, Reference::parse("localhost/hello:1").value(), {.created = 0});
+    auto d =
+        import_rootfs(store_, tar, Reference::parse("localhost/hello:1").value(), {.created = 0});
     ASSERT_TRUE(d) << d.error().to_string();
     manifest_ = *d;
   }
@@ -157,10 +156,9 @@ TEST_F(OciLayoutTest, HostileFilesAreRefused) {
   // index.json that is not an index, and one whose entry is no image.
   sys::write_file_atomic(oci / "index.json", R"({"manifests":{}})").value();
   EXPECT_FALSE(OciLayoutImage::open({oci, ""}));
-  sys::write_file_atomic(
-      oci / "index.json",
-      R"({"manifests":[{"mediaType":"text/plain","digest":"sha256:)" +
-          std::string(manifest_.digest.hex()) + R"(","size":3}]})")
+  sys::write_file_atomic(oci / "index.json",
+                         R"({"manifests":[{"mediaType":"text/plain","digest":"sha256:)" +
+                             std::string(manifest_.digest.hex()) + R"(","size":3}]})")
       .value();
   auto text = OciLayoutImage::open({oci, ""});
   ASSERT_FALSE(text);

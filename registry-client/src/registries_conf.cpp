@@ -114,11 +114,20 @@ class Parser {
       if (c == '\\' && q == '"' && pos_ < t_.size()) {
         char e = t_[pos_++];
         switch (e) {
-          case 'n': out += '\n'; break;
-          case 't': out += '\t'; break;
-          case '\\': out += '\\'; break;
-          case '"': out += '"'; break;
-          default: return error("unsupported escape in a string");
+          case 'n':
+            out += '\n';
+            break;
+          case 't':
+            out += '\t';
+            break;
+          case '\\':
+            out += '\\';
+            break;
+          case '"':
+            out += '"';
+            break;
+          default:
+            return error("unsupported escape in a string");
         }
         continue;
       }

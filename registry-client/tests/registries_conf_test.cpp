@@ -63,8 +63,8 @@ registries = []
 }
 
 TEST(RegistriesConf, MalformedFilesNameTheFileAndLine) {
-  auto r = InsecureRegistries::from_registries_conf("[[registry]]\nlocation = \"x\ninsecure = true\n",
-                                                    "`/etc/containers/registries.conf`");
+  auto r = InsecureRegistries::from_registries_conf(
+      "[[registry]]\nlocation = \"x\ninsecure = true\n", "`/etc/containers/registries.conf`");
   ASSERT_FALSE(r);
   EXPECT_NE(r.error().message.find("registries.conf`: line 2"), std::string::npos)
       << r.error().message;
@@ -88,8 +88,8 @@ TEST(RegistriesConf, DockerDaemonJson) {
 // The machine's own configuration (Debian's commented registries.conf and the shortnames drop-in)
 // parses.
 TEST(RegistriesConf, SystemFilesParse) {
-  for (const char* p : {"/etc/containers/registries.conf",
-                        "/etc/containers/registries.conf.d/shortnames.conf"}) {
+  for (const char* p :
+       {"/etc/containers/registries.conf", "/etc/containers/registries.conf.d/shortnames.conf"}) {
     auto bytes = kiste::sys::read_file(p);
     if (!bytes) continue;
     auto r = InsecureRegistries::from_registries_conf(*bytes, p);

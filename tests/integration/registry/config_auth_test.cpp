@@ -44,8 +44,8 @@ TEST_F(ConfigAuthTest, PlainHttpOnlyForRegistriesListedInsecure) {
   EXPECT_EQ(std::count(out_.begin(), out_.end(), '\n'), 1) << out_;
   EXPECT_NE(out_.find("does not speak TLS"), std::string::npos) << out_;
   write("registries.conf", "[[registry]]\nlocation = \"127.0.0.2:1\"\ninsecure = true\n");
-  write("daemon.json", R"({"insecure-registries":["127.0.0.3:)" + std::to_string(reg->port()) +
-                           R"("]})");
+  write("daemon.json",
+        R"({"insecure-registries":["127.0.0.3:)" + std::to_string(reg->port()) + R"("]})");
   EXPECT_EQ(kiste("pull -q " + h + "/i:1"), 125);  // other ports and hosts are not this one
   EXPECT_EQ(reg->count_requests("/v2/i/manifests/1"), manifest_gets);
 

@@ -129,8 +129,7 @@ TEST_F(LayoutTest, RegistryToOciLayoutAndBackKeepsTheDigest) {
   ASSERT_TRUE(push(a, "localhost/m:all", *c, h + "/m:all"));
   ASSERT_EQ(kiste("copy -q --all docker://" + h + "/m:all oci:" + oci.string() + ":m"), 0) << out_;
   EXPECT_EQ(first_line(), idx.digest.str());
-  ASSERT_EQ(kiste("copy -q --all oci:" + oci.string() + ":m docker://" + h + "/m2:all"), 0)
-      << out_;
+  ASSERT_EQ(kiste("copy -q --all oci:" + oci.string() + ":m docker://" + h + "/m2:all"), 0) << out_;
   EXPECT_EQ(first_line(), idx.digest.str());
   ASSERT_EQ(sh("skopeo inspect --raw --tls-verify=false docker://" + h + "/m2@" +
                i2.manifest.digest.str() + " | sha256sum"),

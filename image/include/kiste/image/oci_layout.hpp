@@ -1,22 +1,19 @@
 #pragma once
-// Image directories other tools write, as copy_image sources and sinks (skopeo's transports):
-//   oci:DIR[:NAME]  an OCI image layout (oci-layout, index.json, blobs/<alg>/<hex>); NAME is the
-//                   org.opencontainers.image.ref.name annotation of an index.json entry.
-//   dir:DIR         containers/image's "dir" format: manifest.json, <hex>.manifest.json for the
-//                   children of an index, one file per blob named by its hex digest, `version`.
+// An OCI image layout directory (oci-layout, index.json, blobs/<alg>/<hex>) as a copy_image source
+// and sink: skopeo's oci:DIR[:NAME] transport, NAME being the org.opencontainers.image.ref.name
+// annotation of an index.json entry. (dir_image.hpp has the containers/image "dir" format.)
 // Everything read is hostile: files are opened inside DIR only (symlinks and `..` never leave
 // it), must be regular files, manifests are bounded and checked against their descriptors, and
 // blob contents are verified by the sink that receives them. Writers verify every blob before
 // it becomes visible (temp file, digest check, rename) and replace index.json atomically.
 #include <filesystem>
+#include <kiste/base/error.hpp>
+#include <kiste/base/unique_fd.hpp>
+#include <kiste/image/image_source.hpp>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
-
-#include <kiste/base/error.hpp>
-#include <kiste/base/unique_fd.hpp>
-#include <kiste/image/image_source.hpp>
 
 namespace kiste::image {
 
@@ -58,36 +55,6 @@ class OciLayoutSink final : public ImageSink {
  private:
   explicit OciLayoutSink(LayoutRef ref) : ref_(std::move(ref)) {}
   LayoutRef ref_;
-};
-
-class DirImage final : public ImageSource {
- public:
-  [[nodiscard]] static Result<std::unique_ptr<DirImage>> open(const std::filesystem::path& dir);
-  [[nodiscard]] const ManifestBlob& top() const override { return top_; }
-  [[nodiscard]] Result<ManifestBlob> fetch_manifest(const Descriptor& d) override;
-  [[nodiscard]] Result<std::unique_ptr<BlobReader>> open_blob(const Descriptor& d) override;
-  [[nodiscard]] std::string describe() const override;
-
- private:
-  DirImage(std::filesystem::path dir, UniqueFd root) : dir_(std::move(dir)), root_(std::move(root)) {}
-  std::filesystem::path dir_;
-  UniqueFd root_;
-  ManifestBlob top_;
-};
-
-class DirSink final : public ImageSink {
- public:
-  // Creates DIR when missing or empty; an existing dir-format directory (it has the `version`
-  // file) is written over. Anything else non-empty is refused.
-  [[nodiscard]] static Result<std::unique_ptr<DirSink>> create(const std::filesystem::path& dir);
-  [[nodiscard]] Result<bool> has_blob(const Descriptor& d) override;
-  [[nodiscard]] Status put_blob(const Descriptor& d, BlobReader& r) override;
-  [[nodiscard]] Status put_manifest(const ManifestBlob& m, bool top) override;
-  [[nodiscard]] std::string describe() const override;
-
- private:
-  explicit DirSink(std::filesystem::path dir) : dir_(std::move(dir)) {}
-  std::filesystem::path dir_;
 };
 
 }  // namespace kiste::image
