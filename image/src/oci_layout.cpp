@@ -1,5 +1,6 @@
 // oci:DIR[:NAME] — an OCI image layout as skopeo reads and writes it.
 #include <fcntl.h>
+#include <sys/file.h>
 
 #include <kiste/base/sys.hpp>
 #include <kiste/image/blob_writer.hpp>
@@ -175,6 +176,9 @@ Status OciLayoutSink::put_manifest(const ManifestBlob& m, bool top) {
   }
   if (!top) return {};
   KISTE_ASSIGN_OR_RETURN(UniqueFd root, detail::open_directory(ref_.dir));
+  // Two writers adding names at once must not lose one: index.json is read, edited and replaced
+  // under a lock on the layout directory itself (no lock file is left in the layout).
+  if (::flock(root.get(), LOCK_EX) != 0) return std::unexpected(sys_error("lock", what));
   KISTE_ASSIGN_OR_RETURN(auto idx, read_index_json(root.get(), what));
   json list = json::array();
   for (const auto& e : idx.first["manifests"]) {

@@ -1,6 +1,9 @@
 // registries.conf (a TOML subset: tables, arrays of tables, strings, booleans, numbers, string
 // arrays over several lines; anything else is skipped when it is not a key kiste uses) and
 // docker's daemon.json.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
@@ -204,6 +207,23 @@ std::string host_of(std::string_view location) {
   return std::string(location.substr(0, location.find('/')));
 }
 
+// "a.b.c.d/len" -> {network, mask}
+std::optional<std::pair<uint32_t, uint32_t>> parse_cidr(std::string_view s) {
+  auto slash = s.find('/');
+  if (slash == std::string_view::npos) return std::nullopt;
+  std::string ip(s.substr(0, slash));
+  std::string len(s.substr(slash + 1));
+  in_addr a{};
+  if (::inet_pton(AF_INET, ip.c_str(), &a) != 1 || len.empty() || len.size() > 2 ||
+      len.find_first_not_of("0123456789") != std::string::npos) {
+    return std::nullopt;
+  }
+  int bits = std::stoi(len);
+  if (bits > 32) return std::nullopt;
+  uint32_t mask = bits == 0 ? 0 : ~uint32_t{0} << (32 - bits);
+  return std::make_pair(ntohl(a.s_addr) & mask, mask);
+}
+
 Result<InsecureRegistries> read_conf_file(const fs::path& p, bool toml) {
   auto bytes = sys::read_file(p, kMaxConfBytes);
   if (!bytes) {
@@ -270,7 +290,9 @@ Result<InsecureRegistries> InsecureRegistries::from_daemon_json(std::string_view
       return failf(Errc::InvalidArgument, "parse {}: `insecure-registries` holds a non-string",
                    what);
     }
-    out.entries_.push_back(host_of(v.get<std::string>()));
+    // docker also takes IPv4 networks in CIDR notation ("10.0.0.0/8"), kept as they are.
+    std::string e = v.get<std::string>();
+    out.entries_.push_back(parse_cidr(e) ? e : host_of(e));
   }
   return out;
 }
@@ -317,6 +339,14 @@ bool InsecureRegistries::contains(std::string_view registry) const {
     if (e.starts_with("*.") && host.size() > e.size() - 1 &&
         host.ends_with(std::string_view(e).substr(1))) {
       return true;
+    }
+    if (auto net = parse_cidr(e)) {
+      in_addr a{};
+      std::string h(host);
+      if (::inet_pton(AF_INET, h.c_str(), &a) == 1 &&
+          (ntohl(a.s_addr) & net->second) == net->first) {
+        return true;
+      }
     }
   }
   return false;

@@ -80,6 +80,15 @@ TEST(RegistriesConf, DockerDaemonJson) {
   EXPECT_TRUE(r->contains("myreg:5000"));
   EXPECT_TRUE(r->contains("other.lan"));
   EXPECT_FALSE(r->contains("myreg:5001"));
+  auto cidr = InsecureRegistries::from_daemon_json(
+      R"({"insecure-registries":["10.20.0.0/16","192.168.1.7/32"]})", "d");
+  ASSERT_TRUE(cidr) << cidr.error().to_string();
+  EXPECT_TRUE(cidr->contains("10.20.3.4:5000"));
+  EXPECT_TRUE(cidr->contains("10.20.255.1"));
+  EXPECT_FALSE(cidr->contains("10.21.0.1:5000"));
+  EXPECT_TRUE(cidr->contains("192.168.1.7:443"));
+  EXPECT_FALSE(cidr->contains("192.168.1.8"));
+  EXPECT_FALSE(cidr->contains("10.20.example.com"));
   EXPECT_TRUE(InsecureRegistries::from_daemon_json("{}", "d"));
   EXPECT_FALSE(InsecureRegistries::from_daemon_json(R"({"insecure-registries":"x"})", "d"));
   EXPECT_FALSE(InsecureRegistries::from_daemon_json("[", "d"));

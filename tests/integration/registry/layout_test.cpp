@@ -66,6 +66,18 @@ TEST_F(LayoutTest, StoreToOciLayoutIsWhatSkopeoReads) {
   size_t entries = 0;
   for (size_t p = 0; (p = index->find("\"digest\"", p)) != std::string::npos; ++p) ++entries;
   EXPECT_EQ(entries, 2u) << *index;
+  // Writers at once into one layout: every name survives (index.json is edited under a lock).
+  std::string many;
+  for (int i = 0; i < 8; ++i) {
+    many += kiste_binary().string() + " --root " + (tmp_ / "root").string() +
+            " copy -q localhost/app:1 oci:" + oci.string() + ":p" + std::to_string(i) + " & ";
+  }
+  ASSERT_EQ(sh(many + "wait"), 0) << out_;
+  for (int i = 0; i < 8; ++i) {
+    EXPECT_EQ(skopeo_digest("oci:" + oci.string() + ":p" + std::to_string(i)),
+              img.manifest.digest.str())
+        << i;
+  }
   // No temp files left in the layout.
   for (const auto& e : fs::directory_iterator(oci)) {
     std::string n = e.path().filename();

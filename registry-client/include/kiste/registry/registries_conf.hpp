@@ -4,7 +4,8 @@
 //     `[[registry]]` (and `[[registry.mirror]]`) tables with `location = "host[:port]"` and
 //     `insecure = true`, or v1 `[registries.insecure] registries = ["host[:port]", ...]`;
 //     $KISTE_REGISTRIES_CONF names another file (and no drop-ins are read then).
-//   /etc/docker/daemon.json `insecure-registries` ($KISTE_DOCKER_DAEMON_JSON overrides).
+//   /etc/docker/daemon.json `insecure-registries` (host[:port] or IPv4 CIDR;
+//     $KISTE_DOCKER_DAEMON_JSON overrides).
 // An insecure registry may be spoken to over plain HTTP and its certificate is not verified.
 #include <filesystem>
 #include <kiste/base/error.hpp>
@@ -27,7 +28,8 @@ class InsecureRegistries {
   void merge(const InsecureRegistries& other);
 
   // Whether `registry` ("host[:port]") is listed: an entry without a port matches every port of
-  // its host, as in registries.conf; "*.example.com" matches its subdomains.
+  // its host, as in registries.conf; "*.example.com" matches its subdomains; an IPv4 network
+  // from daemon.json ("10.0.0.0/8") matches the IPv4 addresses in it.
   [[nodiscard]] bool contains(std::string_view registry) const;
   [[nodiscard]] const std::vector<std::string>& entries() const { return entries_; }
 
