@@ -148,6 +148,21 @@ TEST_F(LayoutTest, RegistryToOciLayoutAndBackKeepsTheDigest) {
             0)
       << out_;
   EXPECT_EQ("sha256:" + out_.substr(0, 64), i2.manifest.digest.str());
+  // The index through dir: both ways (children as <hex>.manifest.json, as containers/image does).
+  auto mdir = tmp_ / "mdir";
+  ASSERT_EQ(kiste("copy -q --all docker://" + h + "/m:all dir:" + mdir.string()), 0) << out_;
+  EXPECT_EQ(first_line(), idx.digest.str());
+  EXPECT_TRUE(fs::exists(mdir / (std::string(i1.manifest.digest.hex()) + ".manifest.json")));
+  EXPECT_EQ(skopeo_digest("dir:" + mdir.string()), idx.digest.str());
+  auto sdir = tmp_ / "skopeo-mdir";
+  ASSERT_EQ(sh("skopeo copy --all --preserve-digests --src-tls-verify=false docker://" + h +
+               "/m:all dir:" + sdir.string()),
+            0)
+      << out_;
+  ASSERT_EQ(kiste("copy -q --all dir:" + sdir.string() + " docker://" + h + "/m3:all"), 0) << out_;
+  EXPECT_EQ(first_line(), idx.digest.str());
+  auto m3 = c->try_head_manifest("m3", i1.manifest.digest.str());
+  ASSERT_TRUE(m3 && m3->has_value());
 }
 
 TEST_F(LayoutTest, DirRoundTripWithSkopeo) {
