@@ -27,6 +27,22 @@ std::string blob_name(const Digest& d) {
   return fmt::format("{}-{}", d.algorithm_name(), d.hex());
 }
 
+bool all_hex(std::string_view s, size_t n) {
+  return s.size() == n && s.find_first_not_of("0123456789abcdef") == std::string_view::npos;
+}
+
+// The names containers/image's dir format uses (version aside).
+bool is_image_file(std::string_view n) {
+  if (n == "manifest.json") return true;
+  if (n.starts_with("signature-")) {
+    n.remove_prefix(10);
+    return !n.empty() && n.find_first_not_of("0123456789") == std::string_view::npos;
+  }
+  if (n.ends_with(".manifest.json")) n.remove_suffix(14);
+  if (n.starts_with("sha512-")) return all_hex(n.substr(7), 128);
+  return all_hex(n, 64);
+}
+
 }  // namespace
 
 Result<std::unique_ptr<DirImage>> DirImage::open(const fs::path& dir) {
@@ -68,6 +84,15 @@ Result<std::unique_ptr<DirSink>> DirSink::create(const fs::path& dir) {
     if (!v || !v->starts_with(kVersionPrefix)) {
       return failf(Errc::InvalidArgument,
                    "{}: not empty and not an image directory (no `version` file)", what);
+    }
+    // Like skopeo, the image written before is replaced, not mixed with the new one: its
+    // manifests, blobs and signatures go (only regular files with those names).
+    KISTE_ASSIGN_OR_RETURN(UniqueFd fd, detail::open_directory(dir));
+    KISTE_ASSIGN_OR_RETURN(auto names, sys::list_dir(fd.get(), dir.native()));
+    for (const auto& n : names) {
+      if (!is_image_file(n)) continue;
+      auto st = sys::fstatat(fd.get(), n, AT_SYMLINK_NOFOLLOW);
+      if (st && S_ISREG(st->st_mode)) KISTE_TRY(sys::unlinkat(fd.get(), n, 0));
     }
   }
   KISTE_TRY(sys::mkdir_all(dir));

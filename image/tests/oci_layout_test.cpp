@@ -4,6 +4,7 @@
 #include <archive_entry.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <kiste/base/sys.hpp>
@@ -109,8 +110,15 @@ TEST_F(OciLayoutTest, DirRoundTripKeepsDigest) {
   ASSERT_TRUE(img) << img.error().to_string();
   EXPECT_EQ((*img)->top().digest, manifest_.digest);
   EXPECT_TRUE(validate_image(**img));
-  // Writing over its own directory is fine; over anything else is not.
+  // Writing over its own directory replaces the image (other files stay); over anything else
+  // is refused.
+  std::ofstream(d / "notes.txt") << "mine";
+  std::ofstream(d / (std::string(64, 'a') + ".manifest.json")) << "stale";
   EXPECT_TRUE(DirSink::create(d));
+  std::vector<std::string> left;
+  for (const auto& e : fs::directory_iterator(d)) left.push_back(e.path().filename());
+  std::sort(left.begin(), left.end());
+  EXPECT_EQ(left, (std::vector<std::string>{"notes.txt", "version"}));
   auto other = DirSink::create(dir_.path());
   ASSERT_FALSE(other);
   EXPECT_NE(other.error().message.find("not an image directory"), std::string::npos);
