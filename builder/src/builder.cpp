@@ -153,6 +153,8 @@ class BuildRun {
   int counter_ = 0;
   std::optional<image::SnapshotStore> snapshots_;
   std::map<std::string, CacheRecord> imported_;  // --cache-from, by key
+  std::optional<ContextHashCache> hash_cache_;   // content digests of context files by stat
+  ContextHashCache* hash_cache() { return hash_cache_ ? &*hash_cache_ : nullptr; }
 };
 
 Result<BuildResult> BuildRun::run() {
@@ -171,6 +173,10 @@ Result<BuildResult> BuildRun::run() {
   KISTE_ASSIGN_OR_RETURN(cf_, parse_containerfile(text, file.filename().string()));
   for (const auto& n : cf_.notes) result_.notes.push_back(n);
   KISTE_ASSIGN_OR_RETURN(ignore_, IgnoreMatcher::load(context_));
+  if (opts_.context_hash_cache) {
+    hash_cache_.emplace(ContextHashCache::load(
+        ContextHashCache::file_for(store_.root() / "cache" / "context", context_)));
+  }
   KISTE_ASSIGN_OR_RETURN(plan_, make_plan(cf_, opts_.plan));
   for (const auto& a : plan_.unused_build_args) {
     result_.notes.push_back(fmt::format("build argument `{}` is not consumed by any ARG", a));
@@ -211,6 +217,7 @@ Result<BuildResult> BuildRun::run() {
   }
   KISTE_ASSIGN_OR_RETURN(auto desc, finish(done_.at(plan_.target)));
   result_.manifest = desc;
+  if (hash_cache_) KISTE_TRY(with_context(hash_cache_->save(), "save the context hash cache"));
   return result_;
 }
 
@@ -788,7 +795,7 @@ Result<std::vector<std::string>> BuildRun::copy_inputs(StageOut& out, const Inst
       if (!rel.empty() && exclude.ignored(rel)) continue;
       kept.push_back(std::move(e));
     }
-    KISTE_ASSIGN_OR_RETURN(auto h, hash_entries(root, m.rel, kept));
+    KISTE_ASSIGN_OR_RETURN(auto h, hash_entries(root, m.rel, kept, from ? nullptr : hash_cache()));
     inputs.push_back(fmt::format("src {} {}", m.rel, h.str()));
     bool is_dir = !kept.empty() && kept.front().type == ContextEntry::Type::Dir && kept.front().path == m.rel;
     if (m.rel.empty()) is_dir = true;
@@ -912,7 +919,7 @@ Result<std::vector<std::string>> BuildRun::run_inputs(StageOut& out, const Instr
         }
         std::string rel = clean_rel(m.source);
         KISTE_ASSIGN_OR_RETURN(auto entries, walk_context(root, rel, *matcher));
-        KISTE_ASSIGN_OR_RETURN(auto h, hash_entries(root, rel, entries));
+        KISTE_ASSIGN_OR_RETURN(auto h, hash_entries(root, rel, entries, m.from.empty() ? hash_cache() : nullptr));
         // Bind the in-root resolution of the source, never a host path a symlink points to.
         KISTE_ASSIGN_OR_RETURN(UniqueFd rootfd, sys::open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
         KISTE_ASSIGN_OR_RETURN(UniqueFd srcfd, rel.empty() ? sys::openat(rootfd.get(), ".", O_PATH | O_CLOEXEC)
