@@ -721,7 +721,7 @@ Result<std::vector<std::string>> BuildRun::copy_inputs(StageOut& out, const Inst
     if (is_url(w)) {
       if (!add) return failf(Errc::InvalidArgument, "COPY cannot fetch {}: use ADD", quote(w));
       if (w.starts_with("git@") || w.ends_with(".git") || w.find(".git#") != std::string::npos) {
-        return failf(Errc::Unsupported, "ADD {}: git sources are not supported (clone in the context or a RUN step)", quote(w));
+        return failf(Errc::Unsupported, "{}: git sources are not supported (clone in the context or a RUN step)", quote(w));
       }
       urls.push_back(w);
       continue;
@@ -764,7 +764,7 @@ Result<std::vector<std::string>> BuildRun::copy_inputs(StageOut& out, const Inst
   for (const auto& u : urls) {
     std::string name = url_file_name(u);
     if (dest_dir && name.empty()) {
-      return failf(Errc::InvalidArgument, "ADD {}: the URL names no file to create in {}", quote(u), quote(dest));
+      return failf(Errc::InvalidArgument, "{}: the URL names no file to create in {}", quote(u), quote(dest));
     }
     std::string target = dest_dir ? dest_slash + name : dest;
     if (checksum) {
@@ -965,7 +965,7 @@ Result<std::vector<std::string>> BuildRun::run_inputs(StageOut& out, const Instr
 Result<std::pair<CopyItem, image::Digest>> BuildRun::download(
     const std::string& url, const std::string& target, const std::optional<image::Digest>& checksum) {
   if (opts_.url_fetcher == nullptr) {
-    return failf(Errc::Unsupported, "ADD {}: this build was given no URL fetcher", quote(url));
+    return failf(Errc::Unsupported, "{}: this build was given no URL fetcher", quote(url));
   }
   fs::path dir = work_->path() / fmt::format("url-{}", ++counter_);
   KISTE_TRY(sys::mkdir_all(dir, 0755));
@@ -978,7 +978,7 @@ Result<std::pair<CopyItem, image::Digest>> BuildRun::download(
                                                     fmt::format("download {}", quote(url))));
   image::Digest digest = sink.finish();
   if (checksum && digest != *checksum) {
-    return failf(Errc::Corrupt, "ADD {}: checksum mismatch: expected {}, downloaded {}", quote(url),
+    return failf(Errc::Corrupt, "{}: checksum mismatch: expected {}, downloaded {}", quote(url),
                  checksum->str(), digest.str());
   }
   if (::fchmod(fd.get(), 0600) != 0) return std::unexpected(sys_error("fchmod", name));

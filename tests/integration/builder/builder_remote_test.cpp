@@ -1,11 +1,16 @@
 // `kiste build` against a real registry (Debian's docker-registry on loopback): --push of every
 // -t name, and --cache-to / --cache-from carrying the build cache to a fresh root that then runs
 // no RUN step and produces the same manifest digest.
+#include <sys/socket.h>
+#include <sys/un.h>
+
 #include <fstream>
 
 #include <gtest/gtest.h>
 
 #include <kiste/base/sys.hpp>
+#include <kiste/base/unique_fd.hpp>
+#include <kiste/image/manifest.hpp>
 #include <kiste/image/digest.hpp>
 #include <kiste/testing/registry_process.hpp>
 #include <kiste/testing/require_root.hpp>
@@ -122,6 +127,43 @@ TEST_F(BuildRemote, CacheToAndFromRunNothingOnAFreshRoot) {
   rc = sh(fmt::format("{} build --cache-to type=local,dest=/tmp/x {}/ctx 2>&1", kiste("d"), w_), &out);
   EXPECT_EQ(rc, 125);
   EXPECT_NE(out.find("only type=registry is supported"), std::string::npos) << out;
+}
+
+// The binary's wiring of ADD URL (the registry client's HTTP stack; a registry blob URL is a
+// plain HTTP download) and of --ssh.
+TEST_F(BuildRemote, AddUrlAndSshThroughTheBinary) {
+  const std::string h = registry_->host();
+  write(tmp_ / "ctx/Containerfile", "FROM busybox\nCOPY msg /msg\n");
+  write(tmp_ / "ctx/msg", "blob body\n");
+  std::string out;
+  ASSERT_EQ(sh(fmt::format("{} build -q --push -t {}/src:1 {}/ctx", kiste("a"), h, w_), &out), 0) << out;
+  // The config blob of the pushed image: its digest is the checksum of what the URL serves.
+  auto manifest = kiste::image::parse_manifest(
+      kiste::sys::read_file(tmp_ / "a/blobs/sha256" / trim(out).substr(7), 1 << 20).value_or(""));
+  ASSERT_TRUE(manifest) << manifest.error().to_string();
+  const std::string cfg = manifest->manifest().config.digest.str();
+  const std::string url = fmt::format("http://{}/v2/src/blobs/{}", h, cfg);
+  write(tmp_ / "ctx2/Containerfile",
+        fmt::format("FROM busybox\nADD --checksum={} {} /cfg/\n"
+                    "RUN --mount=type=ssh test -S \"$SSH_AUTH_SOCK\" && ls -l /cfg > /listing\n"
+                    "CMD [\"cat\", \"/listing\"]\n", cfg, url));
+  // A unix socket standing in for the agent.
+  const std::string sock = w_ + "/agent.sock";
+  kiste::UniqueFd agent(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", sock.c_str());
+  ASSERT_EQ(::bind(agent.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(sh(fmt::format("SSH_AUTH_SOCK={} {} build -q --ssh default -t withurl {}/ctx2 2>&1", sock, kiste("a"), w_), &out), 0) << out;
+  ASSERT_EQ(sh(fmt::format("{} run --rm withurl 2>&1", kiste("a")), &out), 0) << out;
+  EXPECT_NE(out.find("-rw-------"), std::string::npos) << out;
+  EXPECT_NE(out.find(cfg), std::string::npos) << out;  // named by the URL's last segment
+  // A wrong checksum fails with a one-line error naming the line.
+  write(tmp_ / "ctx2/Containerfile",
+        fmt::format("FROM busybox\nADD --checksum={} {} /cfg/\n", kiste::image::Digest::of("x").str(), url));
+  int rc = sh(fmt::format("{} build -q {}/ctx2 2>&1", kiste("a"), w_), &out);
+  EXPECT_EQ(rc, 125);
+  EXPECT_NE(out.find("Containerfile:2:1: ADD: `" + url + "`: checksum mismatch"), std::string::npos) << out;
 }
 
 }  // namespace
