@@ -1,5 +1,6 @@
 // cgroup v2: one directory under the caller's own cgroup; the needed controllers are enabled in
 // the caller's cgroup.subtree_control first.
+#include <fcntl.h>
 #include <signal.h>
 
 #include <algorithm>
@@ -55,6 +56,11 @@ class CgroupV2Driver final : public CgroupDriver {
 
   Status add_process(pid_t pid) override {
     return detail::write_cgroup_file(dir_ / "cgroup.procs", std::to_string(pid));
+  }
+
+  Result<UniqueFd> open_clone_target() override {
+    if (dir_.empty()) return fail(Errc::InvalidArgument, "cgroup v2: no cgroup was created");
+    return sys::open(dir_, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   }
 
   Result<CgroupStats> stats() override {
