@@ -126,6 +126,22 @@ class RegistryCache final : public builder::CacheImporter {
   const image::Store& store_;
 };
 
+class AnyCache final : public builder::CacheImporter {
+ public:
+  explicit AnyCache(const std::vector<std::unique_ptr<RegistryCache>>& caches) : caches_(caches) {}
+  Status fetch(const image::Descriptor& layer) override {
+    Status last = fail(Errc::NotFound, "no --cache-from given");
+    for (const auto& c : caches_) {
+      last = c->fetch(layer);
+      if (last) return last;
+    }
+    return last;
+  }
+
+ private:
+  const std::vector<std::unique_ptr<RegistryCache>>& caches_;
+};
+
 // --cache-to: uploads the layers and the config the cache manifest names, then the manifest.
 Status export_cache(const image::Store& store, const std::vector<builder::CacheRecord>& records,
                     const image::Reference& ref, const RegistryFlags& rf) {
@@ -274,8 +290,9 @@ void cmd_build(const Globals& g, const BuildFlags& f) {
     o.cache_from.insert(o.cache_from.end(), recs.begin(), recs.end());
     caches.push_back(std::move(cache));
   }
-  // Several --cache-from: the first that has the key serves it (one importer per build).
-  if (!caches.empty()) o.cache_importer = caches.front().get();
+  // Several --cache-from: each layer comes from the first cache that serves it.
+  AnyCache any_cache(caches);
+  if (!caches.empty()) o.cache_importer = &any_cache;
   int seq = 0;
   if (!f.quiet) {
     o.progress = [&seq](const builder::BuildEvent& e) {

@@ -776,7 +776,8 @@ Result<std::vector<std::string>> BuildRun::copy_inputs(StageOut& out, const Inst
     // Without a checksum the content is only known by downloading it (as docker build does).
     KISTE_ASSIGN_OR_RETURN(auto got, download(u, target, std::nullopt));
     got.first.into_existing_dir = !dest_dir;
-    inputs.push_back(fmt::format("url {} {}", u, got.second.str()));
+    inputs.push_back(fmt::format("url {} {} mtime={}", u, got.second.str(),
+                                 got.first.mtime ? std::to_string(*got.first.mtime) : "none"));
     job.items.push_back(std::move(got.first));
   }
   for (auto& m : matches) {
