@@ -24,62 +24,13 @@
 #include <nlohmann/json.hpp>
 
 #include "globals.hpp"
+#include "push.hpp"
 
 namespace kiste::cli {
 
 namespace {
 
 using image::Reference;
-
-struct RegistryFlags {
-  std::string tls_verify;  // "", "true", "false"
-  std::string cert_dir;
-  std::string authfile;
-};
-
-void add_registry_flags(CLI::App* cmd, RegistryFlags& f) {
-  cmd->add_option("--tls-verify", f.tls_verify,
-                  "verify TLS (default true; false also allows plain HTTP)")
-      ->check(CLI::IsMember({"true", "false"}));
-  cmd->add_option("--cert-dir", f.cert_dir, "directory with ca.crt / client *.cert + *.key");
-  cmd->add_option("--authfile", f.authfile, "credentials file (default: docker/podman locations)");
-}
-
-// Owns what a Client borrows (the keychain).
-struct Remote {
-  std::unique_ptr<registry::Keychain> keychain;
-  std::unique_ptr<registry::Client> client;
-};
-
-// --tls-verify wins; without it a registry listed insecure in registries.conf or daemon.json
-// is reached like podman does (plain HTTP allowed, certificate not verified).
-Result<registry::ClientOptions> client_options(const RegistryFlags& f,
-                                               std::string_view registry_host,
-                                               registry::Keychain* keychain) {
-  registry::ClientOptions o{.keychain = keychain};
-  if (!f.tls_verify.empty()) {
-    o.tls_verify = f.tls_verify == "true";
-  } else {
-    KISTE_ASSIGN_OR_RETURN(auto insecure, registry::InsecureRegistries::load());
-    if (insecure.contains(registry_host)) o.tls_verify = false;
-  }
-  if (!f.cert_dir.empty()) o.cert_dir = f.cert_dir;
-  return o;
-}
-
-Result<Remote> connect(const RegistryFlags& f, std::string_view registry_host) {
-  Remote r;
-  if (!f.authfile.empty()) {
-    r.keychain =
-        std::make_unique<registry::DockerKeychain>(std::vector<std::filesystem::path>{f.authfile});
-  } else {
-    r.keychain = std::make_unique<registry::DockerKeychain>();
-  }
-  KISTE_ASSIGN_OR_RETURN(registry::ClientOptions o,
-                         client_options(f, registry_host, r.keychain.get()));
-  KISTE_ASSIGN_OR_RETURN(r.client, registry::Client::create(registry_host, std::move(o)));
-  return r;
-}
 
 Result<Reference> parse_remote(std::string_view s) {
   if (s.starts_with("docker://")) s.remove_prefix(9);
@@ -253,14 +204,9 @@ Status do_push(Globals& g, const RegistryFlags& rf, const CopyFlags& cf, const s
   KISTE_ASSIGN_OR_RETURN(image::Store store, image::Store::open(g.root, {.create = false}));
   KISTE_ASSIGN_OR_RETURN(image::StoreEntry entry, store.resolve(name));
   KISTE_ASSIGN_OR_RETURN(Reference dest, parse_remote(dest_arg.empty() ? entry.name : dest_arg));
-  KISTE_ASSIGN_OR_RETURN(auto src, store.open_image(entry));
-  KISTE_ASSIGN_OR_RETURN(Remote remote, connect(rf, dest.registry()));
   LineProgress progress(cf.quiet, want_tty(cf.progress));
-  CopyFlags all = cf;
-  all.all = true;  // a push sends what the store has, index and all
-  KISTE_ASSIGN_OR_RETURN(image::CopyOptions opts, copy_options(all, &progress));
-  registry::RemoteSink sink(*remote.client, dest);
-  KISTE_ASSIGN_OR_RETURN(image::CopyResult r, image::copy_image(*src, sink, opts));
+  KISTE_ASSIGN_OR_RETURN(image::CopyOptions opts, copy_options(cf, &progress));
+  KISTE_ASSIGN_OR_RETURN(image::CopyResult r, push_stored(store, entry, dest, rf, opts));
   summary(cf.quiet, r, t0);
   std::printf("%s\n", r.top.digest.str().c_str());
   return {};
