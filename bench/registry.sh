@@ -1,6 +1,7 @@
 #!/bin/bash
 # Registry benchmark (not a test): kiste vs skopeo on a loopback docker-registry.
-#   pull    a ~100 MB, 5-layer image into a fresh store / OCI dir  (and a raw-HTTP ceiling: curl
+#   pull    a ~100 MB, 5-layer image into a fresh store / OCI dir, and both tools into an OCI
+#           layout directory (kiste copy … oci:DIR) (and a raw-HTTP ceiling: curl
 #           fetching the same 5 blobs in parallel to files)
 #   push    the image into a new repository each run
 #   promote staging -> a new production repository each run (kiste: mounts only; skopeo with its
@@ -72,6 +73,9 @@ for b in $(cat "$D/blobs.txt"); do RAW+=" -o $D/raw/${b#sha256:} http://$H/v2/st
 bench_compare registry-pull "$KISTE --root $D/kp pull -q $H/staging/big:1" \
   skopeo "skopeo copy -q --src-tls-verify=false docker://$H/staging/big:1 oci:$D/sp:big" \
   "rm -rf $D/kp $D/sp $D/raw" "100 MB, 5 layers, loopback docker-registry"
+bench_compare registry-pull-oci "$KISTE copy -q docker://$H/staging/big:1 oci:$D/ko:big" \
+  skopeo "skopeo copy -q --src-tls-verify=false docker://$H/staging/big:1 oci:$D/sp:big" \
+  "rm -rf $D/ko $D/sp" "both write an OCI layout directory (kiste copy … oci:DIR:NAME)"
 bench_compare registry-pull-vs-raw "$KISTE --root $D/kp pull -q $H/staging/big:1" \
   curl-raw "$RAW" "rm -rf $D/kp $D/sp $D/raw" "raw-HTTP ceiling: curl --parallel of the 6 blobs to files"
 bench_compare registry-push "$KISTE --root $D/kiste-src push -q $H/staging/big:1 $H/push\$(date +%s%N)/big:1" \

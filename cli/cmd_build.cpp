@@ -13,7 +13,11 @@
 #include <kiste/image/archive.hpp>
 #include <kiste/image/layer_writer.hpp>
 
+#include <kiste/image/compression.hpp>
+#include <kiste/registry/fetch_url.hpp>
+
 #include "globals.hpp"
+#include "push.hpp"
 
 namespace kiste::cli {
 
@@ -68,11 +72,127 @@ class OutputRedirect final : public builder::RunExecutor {
   bool quiet_;
 };
 
+// ADD URL through the registry client's HTTP stack.
+class HttpFetcher final : public builder::UrlFetcher {
+ public:
+  Result<builder::UrlFetch> fetch(std::string_view url, image::ByteSink& out) override {
+    KISTE_ASSIGN_OR_RETURN(auto r, registry::fetch_url(url, out));
+    return builder::UrlFetch{.last_modified = r.last_modified, .size = r.size};
+  }
+};
+
+// A registry repository holding a build cache: `host/repo[:tag]` or BuildKit's long form
+// `type=registry,ref=host/repo[:tag]`; the tag defaults to `buildcache`.
+Result<image::Reference> parse_cache_ref(std::string_view s, std::string_view flag);
+
+// --cache-from: the cache manifest's records; a missing cache is a note, not an error (as with
+// BuildKit), so the first build of a branch works.
+class RegistryCache final : public builder::CacheImporter {
+ public:
+  RegistryCache(Remote remote, image::Reference ref, const image::Store& store)
+      : remote_(std::move(remote)), ref_(std::move(ref)), store_(store) {}
+
+  Result<std::vector<builder::CacheRecord>> records() {
+    registry::Client& c = *remote_.client;
+    KISTE_ASSIGN_OR_RETURN(auto head, c.try_head_manifest(ref_.repository(), ref_.identifier()));
+    if (!head) return std::vector<builder::CacheRecord>{};
+    KISTE_ASSIGN_OR_RETURN(auto m, c.get_manifest(ref_.repository(), ref_.identifier()));
+    KISTE_TRY(builder::check_cache_manifest(m));
+    const image::Descriptor& cfg = m.manifest().config;
+    KISTE_ASSIGN_OR_RETURN(auto r, c.open_blob(ref_.repository(), cfg));
+    KISTE_ASSIGN_OR_RETURN(std::string bytes, image::read_bounded(*r, image::kMaxManifestBytes, "build cache config"));
+    if (image::Digest::of(bytes) != cfg.digest) {
+      return failf(Errc::Corrupt, "build cache config does not match {}", cfg.digest.str());
+    }
+    return builder::parse_cache_config(bytes);
+  }
+
+  Status fetch(const image::Descriptor& layer) override {
+    KISTE_ASSIGN_OR_RETURN(auto r, remote_.client->open_blob(ref_.repository(), layer));
+    KISTE_ASSIGN_OR_RETURN(auto w, store_.blob_writer());
+    std::vector<char> buf(1 << 16);
+    for (;;) {
+      KISTE_ASSIGN_OR_RETURN(size_t n, r->read(buf.data(), buf.size()));
+      if (n == 0) break;
+      KISTE_TRY(w.write(std::string_view(buf.data(), n)));
+    }
+    KISTE_TRY(w.commit(layer.digest, layer.size));
+    return {};
+  }
+
+ private:
+  Remote remote_;
+  image::Reference ref_;
+  const image::Store& store_;
+};
+
+class AnyCache final : public builder::CacheImporter {
+ public:
+  explicit AnyCache(const std::vector<std::unique_ptr<RegistryCache>>& caches) : caches_(caches) {}
+  Status fetch(const image::Descriptor& layer) override {
+    Status last = fail(Errc::NotFound, "no --cache-from given");
+    for (const auto& c : caches_) {
+      last = c->fetch(layer);
+      if (last) return last;
+    }
+    return last;
+  }
+
+ private:
+  const std::vector<std::unique_ptr<RegistryCache>>& caches_;
+};
+
+// --cache-to: uploads the layers and the config the cache manifest names, then the manifest.
+Status export_cache(const image::Store& store, const std::vector<builder::CacheRecord>& records,
+                    const image::Reference& ref, const RegistryFlags& rf) {
+  KISTE_ASSIGN_OR_RETURN(auto m, builder::make_cache_manifest(store, records));
+  KISTE_ASSIGN_OR_RETURN(Remote remote, connect(rf, ref.registry()));
+  registry::Client& c = *remote.client;
+  std::vector<image::Descriptor> blobs = m.manifest().layers;
+  blobs.push_back(m.manifest().config);
+  for (const auto& d : blobs) {
+    KISTE_ASSIGN_OR_RETURN(bool have, c.has_blob(ref.repository(), d));
+    if (have) continue;
+    KISTE_ASSIGN_OR_RETURN(auto r, store.open_blob(d.digest));
+    KISTE_TRY(c.upload_blob(ref.repository(), d, *r));
+  }
+  KISTE_TRY(c.put_manifest(ref.repository(), ref.identifier(), m));
+  return {};
+}
+
+Result<image::Reference> parse_cache_ref(std::string_view s, std::string_view flag) {
+  std::string ref(s);
+  if (s.find('=') != std::string_view::npos) {
+    ref.clear();
+    size_t i = 0;
+    while (i <= s.size()) {
+      size_t j = s.find(',', i);
+      if (j == std::string_view::npos) j = s.size();
+      std::string_view kv = s.substr(i, j - i);
+      i = j + 1;
+      size_t eq = kv.find('=');
+      std::string_view k = kv.substr(0, eq), v = eq == std::string_view::npos ? "" : kv.substr(eq + 1);
+      if (k == "type" && v != "registry") {
+        return failf(Errc::Unsupported, "{} {}: only type=registry is supported", flag, s);
+      }
+      if (k == "ref") ref = v;
+      // mode=, oci-mediatypes=, compression=, ignore-error=: accepted; kiste exports every step
+    }
+    if (ref.empty()) return failf(Errc::InvalidArgument, "{} {}: ref= is required", flag, s);
+  }
+  KISTE_ASSIGN_OR_RETURN(auto r, with_context(image::Reference::parse(ref, {.default_tag = false}),
+                                              std::string(flag)));
+  if (r.digest()) return failf(Errc::InvalidArgument, "{} {}: a cache is named by a tag, not a digest", flag, ref);
+  if (!r.tag()) r = r.with_tag(std::string(builder::kDefaultCacheTag));
+  return r;
+}
+
 struct BuildFlags {
   std::string context = ".", file, target, platform, timestamp, format = "oci",
               compression = "gzip", network = "host", progress = "auto", iidfile;
-  std::vector<std::string> tags, build_args, secrets, outputs, cache_from, cache_to;
+  std::vector<std::string> tags, build_args, secrets, outputs, cache_from, cache_to, ssh;
   bool no_cache = false, quiet = false, push = false;
+  RegistryFlags registry;
 };
 
 // "k=v,k2=v2" → map.
@@ -140,10 +260,39 @@ void cmd_build(const Globals& g, const BuildFlags& f) {
   o.network_host = f.network != "none";
   bool plain = f.progress == "plain";
   o.explain_misses = plain;
-  if (f.push) exit_on_error(fail(Errc::Unsupported, "--push: push with `kiste push` after the build"));
-  if (!f.cache_from.empty() || !f.cache_to.empty()) {
-    exit_on_error(fail(Errc::Unsupported, "--cache-from/--cache-to are not supported yet"));
+  if (f.push && o.tags.empty()) {
+    exit_on_error(fail(Errc::InvalidArgument, "--push needs at least one -t NAME to push to"));
   }
+  for (const auto& s : f.ssh) {
+    // default | default=/path | id=/path (no path: $SSH_AUTH_SOCK)
+    size_t eq = s.find('=');
+    std::string id = s.substr(0, eq);
+    std::string path = eq == std::string::npos ? "" : s.substr(eq + 1);
+    if (path.empty()) {
+      const char* env = std::getenv("SSH_AUTH_SOCK");
+      if (env == nullptr || *env == '\0') {
+        exit_on_error(failf(Errc::InvalidArgument, "--ssh {}: no socket given and $SSH_AUTH_SOCK is not set", s));
+      }
+      path = env;
+    }
+    if (id.empty()) exit_on_error(failf(Errc::InvalidArgument, "--ssh {}: expected ID[=SOCKET]", s));
+    o.ssh[id] = path;
+  }
+  std::vector<image::Reference> cache_to;
+  for (const auto& c : f.cache_to) cache_to.push_back(value_or_exit(parse_cache_ref(c, "--cache-to")));
+  std::vector<std::unique_ptr<RegistryCache>> caches;
+  for (const auto& c : f.cache_from) {
+    auto ref = value_or_exit(parse_cache_ref(c, "--cache-from"));
+    auto remote = value_or_exit(connect(f.registry, ref.registry()));
+    auto cache = std::make_unique<RegistryCache>(std::move(remote), ref, store);
+    auto recs = value_or_exit(with_context(cache->records(), fmt::format("--cache-from {}", ref.str())));
+    if (recs.empty() && !f.quiet) std::fprintf(stderr, "note: no build cache at %s\n", ref.str().c_str());
+    o.cache_from.insert(o.cache_from.end(), recs.begin(), recs.end());
+    caches.push_back(std::move(cache));
+  }
+  // Several --cache-from: each layer comes from the first cache that serves it.
+  AnyCache any_cache(caches);
+  if (!caches.empty()) o.cache_importer = &any_cache;
   int seq = 0;
   if (!f.quiet) {
     o.progress = [&seq](const builder::BuildEvent& e) {
@@ -154,7 +303,7 @@ void cmd_build(const Globals& g, const BuildFlags& f) {
           std::fprintf(stderr, "#%d [%s %d/%d] %s\n", seq, e.stage_name.c_str(), e.step,
                        e.step_count, e.text.c_str());
           break;
-        case K::Cached: std::fprintf(stderr, "#%d CACHED\n", seq); break;
+        case K::Cached: std::fprintf(stderr, "#%d %s\n", seq, e.text.c_str()); break;
         case K::Done: std::fprintf(stderr, "#%d DONE %.2fs\n", seq, e.seconds); break;
         case K::Miss: std::fprintf(stderr, "#%d %s\n", seq, e.text.c_str()); break;
         case K::Note: std::fprintf(stderr, "note: %s\n", e.text.c_str()); break;
@@ -166,6 +315,8 @@ void cmd_build(const Globals& g, const BuildFlags& f) {
   auto executor = builder::make_runtime_executor({.root = g.root});
   std::optional<OutputRedirect> redirect;
   if (executor) redirect.emplace(*executor, f.quiet);
+  HttpFetcher fetcher;
+  o.url_fetcher = &fetcher;
   builder::Builder b(store, provider, redirect ? &*redirect : nullptr);
   auto r = value_or_exit(with_context(b.build(o), "build"));
   for (const auto& out : f.outputs) {
@@ -181,6 +332,21 @@ void cmd_build(const Globals& g, const BuildFlags& f) {
                                                       : image::ArchiveFormat::DockerArchive));
     } else {
       exit_on_error(failf(Errc::InvalidArgument, "--output type={}: expected oci or docker-archive", type));
+    }
+  }
+  for (const auto& ref : cache_to) {
+    exit_on_error(with_context(export_cache(store, r.cache_records, ref, f.registry),
+                               fmt::format("--cache-to {}", ref.str())));
+    if (!f.quiet) std::fprintf(stderr, "exported build cache to %s\n", ref.str().c_str());
+  }
+  if (f.push) {
+    for (const auto& t : o.tags) {
+      image::StoreEntry e{.name = t.str(), .manifest = r.manifest};
+      auto pushed = value_or_exit(push_stored(store, e, t, f.registry, {}));
+      if (!f.quiet) {
+        std::fprintf(stderr, "pushed %s@%s (%d blobs copied, %d already there)\n", t.str().c_str(),
+                     pushed.top.digest.str().c_str(), pushed.blobs_copied, pushed.blobs_existing);
+      }
     }
   }
   if (!f.iidfile.empty()) {
@@ -219,9 +385,15 @@ void register_build_commands(CLI::App& app, Globals& g) {
   b->add_option("--progress", f->progress, "auto, plain (explains cache misses) or quiet")
       ->check(CLI::IsMember({"auto", "plain", "tty", "quiet"}));
   b->add_option("-o,--output", f->outputs, "type=oci|docker-archive,dest=FILE (repeatable)")->allow_extra_args(false);
-  b->add_option("--cache-from", f->cache_from, "registry repository to read cache from")->allow_extra_args(false);
-  b->add_option("--cache-to", f->cache_to, "registry repository to write cache to")->allow_extra_args(false);
-  b->add_flag("--push", f->push, "push the image after the build");
+  b->add_option("--cache-from", f->cache_from,
+                "registry cache to reuse layers from: REPO[:TAG] or type=registry,ref=REPO[:TAG] (tag default buildcache)")
+      ->allow_extra_args(false);
+  b->add_option("--cache-to", f->cache_to, "registry cache to export this build's layers to (same forms)")
+      ->allow_extra_args(false);
+  b->add_option("--ssh", f->ssh, "ID[=SOCKET] agent for RUN --mount=type=ssh (default: $SSH_AUTH_SOCK)")
+      ->allow_extra_args(false);
+  b->add_flag("--push", f->push, "push every -t name to its registry after the build");
+  add_registry_flags(b, f->registry);
   b->add_option("--iidfile", f->iidfile, "write the image ID (config digest) to this file");
   b->add_flag("-q,--quiet", f->quiet, "print only the image digest");
   b->callback([&g, f] {

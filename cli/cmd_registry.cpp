@@ -11,56 +11,26 @@
 #include <kiste/image/archive.hpp>
 #include <kiste/image/copy.hpp>
 #include <kiste/image/media_type.hpp>
+#include <kiste/image/dir_image.hpp>
+#include <kiste/image/oci_layout.hpp>
+#include <kiste/image/store_ops.hpp>
 #include <kiste/image/store.hpp>
 #include <kiste/registry/client.hpp>
 #include <kiste/registry/credentials.hpp>
 #include <kiste/registry/promote.hpp>
+#include <kiste/registry/registries_conf.hpp>
 #include <kiste/registry/remote_image.hpp>
 #include <mutex>
 #include <nlohmann/json.hpp>
 
 #include "globals.hpp"
+#include "push.hpp"
 
 namespace kiste::cli {
 
 namespace {
 
 using image::Reference;
-
-struct RegistryFlags {
-  std::string tls_verify;  // "", "true", "false"
-  std::string cert_dir;
-  std::string authfile;
-};
-
-void add_registry_flags(CLI::App* cmd, RegistryFlags& f) {
-  cmd->add_option("--tls-verify", f.tls_verify,
-                  "verify TLS (default true; false also allows plain HTTP)")
-      ->check(CLI::IsMember({"true", "false"}));
-  cmd->add_option("--cert-dir", f.cert_dir, "directory with ca.crt / client *.cert + *.key");
-  cmd->add_option("--authfile", f.authfile, "credentials file (default: docker/podman locations)");
-}
-
-// Owns what a Client borrows (the keychain).
-struct Remote {
-  std::unique_ptr<registry::Keychain> keychain;
-  std::unique_ptr<registry::Client> client;
-};
-
-Result<Remote> connect(const RegistryFlags& f, std::string_view registry_host) {
-  Remote r;
-  if (!f.authfile.empty()) {
-    r.keychain =
-        std::make_unique<registry::DockerKeychain>(std::vector<std::filesystem::path>{f.authfile});
-  } else {
-    r.keychain = std::make_unique<registry::DockerKeychain>();
-  }
-  registry::ClientOptions o{.keychain = r.keychain.get()};
-  if (!f.tls_verify.empty()) o.tls_verify = f.tls_verify == "true";
-  if (!f.cert_dir.empty()) o.cert_dir = f.cert_dir;
-  KISTE_ASSIGN_OR_RETURN(r.client, registry::Client::create(registry_host, std::move(o)));
-  return r;
-}
 
 Result<Reference> parse_remote(std::string_view s) {
   if (s.starts_with("docker://")) s.remove_prefix(9);
@@ -78,56 +48,79 @@ std::string human(double bytes) {
 }
 
 // Progress on stderr, thread-safe: one line per finished blob; on a TTY (or --progress=tty) also
-// a live status line with the bytes so far, the rate and the ETA of the blobs in flight.
+// a live line per blob in flight with its bytes so far, rate and ETA, redrawn in place.
 class LineProgress final : public image::CopyProgress {
  public:
   LineProgress(bool quiet, bool tty) : quiet_(quiet), tty_(tty && !quiet) {}
   ~LineProgress() override {
-    if (tty_ && drawn_) std::fprintf(stderr, "\r\033[K");
+    std::lock_guard l(mu_);
+    erase_live();
   }
   void blob_started(const image::Descriptor& d) override {
-    if (quiet_) return;
-    std::lock_guard l(mu_);
-    in_flight_ += static_cast<uint64_t>(d.size);
-  }
-  void blob_bytes(const image::Descriptor& d, uint64_t n) override {
-    (void)d;
     if (!tty_) return;
     std::lock_guard l(mu_);
-    bytes_ += n;
+    live_.push_back({d.digest.str(), static_cast<uint64_t>(d.size), 0,
+                     std::chrono::steady_clock::now()});
+  }
+  void blob_bytes(const image::Descriptor& d, uint64_t n) override {
+    if (!tty_) return;
+    std::lock_guard l(mu_);
+    bool first = false;  // a blob's first bytes always draw: every blob shows up at least once
+    for (auto& b : live_) {
+      if (b.digest != d.digest.str()) continue;
+      first = b.bytes == 0;
+      b.bytes += n;
+    }
     auto now = std::chrono::steady_clock::now();
-    if (now - last_draw_ < std::chrono::milliseconds(100)) return;
+    if (!first && now - last_draw_ < std::chrono::milliseconds(100)) return;
     last_draw_ = now;
-    double secs = std::chrono::duration<double>(now - start_).count();
-    double rate = secs > 0 ? static_cast<double>(bytes_) / secs : 0;
-    double left = in_flight_ > bytes_done_ + bytes_
-                      ? static_cast<double>(in_flight_ - bytes_done_ - bytes_)
-                      : 0;
-    std::fprintf(stderr, "\r\033[K%s  %s/s  ETA %.0fs", human(static_cast<double>(bytes_)).c_str(),
-                 human(rate).c_str(), rate > 0 ? left / rate : 0.0);
-    drawn_ = true;
+    draw_live(now);
   }
   void blob_done(const image::Descriptor& d, Outcome o) override {
     if (quiet_) return;
     std::lock_guard l(mu_);
-    if (o != Outcome::Copied) bytes_done_ += static_cast<uint64_t>(d.size);
+    erase_live();
+    std::erase_if(live_, [&](const Live& b) { return b.digest == d.digest.str(); });
     const char* what = o == Outcome::Copied    ? "copied"
                        : o == Outcome::Mounted ? "mounted"
                                                : "exists";
-    std::fprintf(stderr, "%sblob %s: %s (%s)\n", tty_ && drawn_ ? "\r\033[K" : "",
-                 d.digest.str().substr(0, 19).c_str(), what,
+    std::fprintf(stderr, "blob %s: %s (%s)\n", d.digest.str().substr(0, 19).c_str(), what,
                  human(static_cast<double>(d.size)).c_str());
   }
 
  private:
+  struct Live {
+    std::string digest;
+    uint64_t size;
+    uint64_t bytes;
+    std::chrono::steady_clock::time_point start;
+  };
+  // Called with mu_ held.
+  void draw_live(std::chrono::steady_clock::time_point now) {
+    erase_live();
+    for (const auto& b : live_) {
+      double secs = std::chrono::duration<double>(now - b.start).count();
+      double rate = secs > 0 ? static_cast<double>(b.bytes) / secs : 0;
+      double left = b.size > b.bytes ? static_cast<double>(b.size - b.bytes) : 0;
+      std::fprintf(stderr, "\r\033[Kblob %s: %s / %s  %s/s  ETA %.0fs\n",
+                   b.digest.substr(0, 19).c_str(), human(static_cast<double>(b.bytes)).c_str(),
+                   human(static_cast<double>(b.size)).c_str(), human(rate).c_str(),
+                   rate > 0 ? left / rate : 0.0);
+      ++drawn_;
+    }
+  }
+  // Moves the cursor back over the live lines and clears them. Called with mu_ held.
+  void erase_live() {
+    if (drawn_ == 0) return;
+    std::fprintf(stderr, "\033[%dA\r\033[J", drawn_);
+    drawn_ = 0;
+  }
+
   bool quiet_;
   bool tty_;
-  bool drawn_ = false;
+  int drawn_ = 0;  // live lines on screen
   std::mutex mu_;
-  uint64_t bytes_ = 0;       // streamed so far
-  uint64_t in_flight_ = 0;   // sizes of the blobs started
-  uint64_t bytes_done_ = 0;  // sizes of blobs that needed no streaming
-  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+  std::vector<Live> live_;
   std::chrono::steady_clock::time_point last_draw_{};
 };
 
@@ -158,7 +151,8 @@ void add_copy_flags(CLI::App* cmd, CopyFlags& f) {
   cmd->add_flag("--all,-a", f.all, "copy the whole index with every platform");
   cmd->add_option("--jobs,-j", f.jobs, "parallel blob transfers")->check(CLI::Range(1, 64));
   cmd->add_flag("--quiet,-q", f.quiet, "print only the digest");
-  cmd->add_option("--progress", f.progress, "auto (a live line on a TTY), plain or tty")
+  cmd->add_option("--progress", f.progress,
+                  "auto (live lines per blob on a TTY: bytes, rate, ETA), plain or tty")
       ->check(CLI::IsMember({"auto", "plain", "tty"}));
 }
 
@@ -210,112 +204,230 @@ Status do_push(Globals& g, const RegistryFlags& rf, const CopyFlags& cf, const s
   KISTE_ASSIGN_OR_RETURN(image::Store store, image::Store::open(g.root, {.create = false}));
   KISTE_ASSIGN_OR_RETURN(image::StoreEntry entry, store.resolve(name));
   KISTE_ASSIGN_OR_RETURN(Reference dest, parse_remote(dest_arg.empty() ? entry.name : dest_arg));
-  KISTE_ASSIGN_OR_RETURN(auto src, store.open_image(entry));
-  KISTE_ASSIGN_OR_RETURN(Remote remote, connect(rf, dest.registry()));
   LineProgress progress(cf.quiet, want_tty(cf.progress));
-  CopyFlags all = cf;
-  all.all = true;  // a push sends what the store has, index and all
-  KISTE_ASSIGN_OR_RETURN(image::CopyOptions opts, copy_options(all, &progress));
-  registry::RemoteSink sink(*remote.client, dest);
-  KISTE_ASSIGN_OR_RETURN(image::CopyResult r, image::copy_image(*src, sink, opts));
+  KISTE_ASSIGN_OR_RETURN(image::CopyOptions opts, copy_options(cf, &progress));
+  KISTE_ASSIGN_OR_RETURN(image::CopyResult r, push_stored(store, entry, dest, rf, opts));
   summary(cf.quiet, r, t0);
   std::printf("%s\n", r.top.digest.str().c_str());
   return {};
 }
 
-// Where an image is for `copy`: docker://REF, oci-archive:PATH, docker-archive:PATH, or a
-// stored image name (optionally written store:NAME).
+// Where an image is for `copy`: docker://REF, oci:DIR[:NAME], dir:DIR, oci-archive:PATH,
+// docker-archive:PATH, or a stored image name (optionally written store:NAME).
 struct Location {
-  enum Kind { Remote, OciArchive, DockerArchive, Stored } kind;
+  enum Kind { Remote, OciLayout, Dir, OciArchive, DockerArchive, Stored } kind;
   std::string value;
+  [[nodiscard]] bool is_archive() const { return kind == OciArchive || kind == DockerArchive; }
 };
 
 Location parse_location(const std::string& s) {
   if (s.starts_with("docker://")) return {Location::Remote, s};
+  if (s.starts_with("oci:")) return {Location::OciLayout, s.substr(4)};
+  if (s.starts_with("dir:")) return {Location::Dir, s.substr(4)};
   if (s.starts_with("oci-archive:")) return {Location::OciArchive, s.substr(12)};
   if (s.starts_with("docker-archive:")) return {Location::DockerArchive, s.substr(15)};
   if (s.starts_with("store:")) return {Location::Stored, s.substr(6)};
   return {Location::Stored, s};
 }
 
-// A scratch store for archive <-> registry copies (removed afterwards).
-Result<std::pair<TempDir, image::Store>> scratch_store() {
+// A scratch store for archive copies (removed afterwards).
+struct Scratch {
+  TempDir dir;
+  std::unique_ptr<image::Store> store;
+};
+Result<Scratch> scratch_store() {
   KISTE_ASSIGN_OR_RETURN(TempDir dir,
                          TempDir::create(std::filesystem::temp_directory_path(), "kiste-copy-"));
   KISTE_ASSIGN_OR_RETURN(image::Store store, image::Store::open(dir.path()));
-  return std::make_pair(std::move(dir), std::move(store));
+  auto p = std::make_unique<image::Store>(std::move(store));
+  return Scratch{std::move(dir), std::move(p)};
+}
+
+// A copy source and everything it borrows (client, store, scratch directory).
+struct OpenedSource {
+  Remote remote;
+  std::optional<Scratch> scratch;
+  std::unique_ptr<image::Store> store;
+  std::optional<Reference> name;  // the source's reference, when it has one
+  std::unique_ptr<image::ImageSource> image;
+};
+
+Result<OpenedSource> open_source(const Globals& g, const RegistryFlags& rf, const Location& l) {
+  OpenedSource s;
+  switch (l.kind) {
+    case Location::Remote: {
+      KISTE_ASSIGN_OR_RETURN(Reference ref, parse_remote(l.value));
+      KISTE_ASSIGN_OR_RETURN(s.remote, connect(rf, ref.registry()));
+      KISTE_ASSIGN_OR_RETURN(s.image, registry::RemoteImage::open(*s.remote.client, ref));
+      s.name = std::move(ref);
+      return s;
+    }
+    case Location::OciLayout: {
+      KISTE_ASSIGN_OR_RETURN(image::LayoutRef ref, image::parse_layout_ref(l.value));
+      KISTE_ASSIGN_OR_RETURN(s.image, image::OciLayoutImage::open(ref));
+      return s;
+    }
+    case Location::Dir: {
+      KISTE_ASSIGN_OR_RETURN(s.image, image::DirImage::open(l.value));
+      return s;
+    }
+    case Location::OciArchive:
+    case Location::DockerArchive: {
+      KISTE_ASSIGN_OR_RETURN(s.scratch, scratch_store());
+      KISTE_ASSIGN_OR_RETURN(auto loaded, image::load_archive(*s.scratch->store, l.value));
+      if (loaded.size() != 1) {
+        return failf(Errc::InvalidArgument, "archive {} holds {} images; copy needs exactly one",
+                     quote(l.value), loaded.size());
+      }
+      image::StoreEntry e{.name = loaded[0].name ? loaded[0].name->str() : std::string(),
+                          .manifest = loaded[0].manifest};
+      s.name = loaded[0].name;
+      KISTE_ASSIGN_OR_RETURN(s.image, s.scratch->store->open_image(e));
+      return s;
+    }
+    case Location::Stored: {
+      KISTE_ASSIGN_OR_RETURN(image::Store store, image::Store::open(g.root, {.create = false}));
+      s.store = std::make_unique<image::Store>(std::move(store));
+      KISTE_ASSIGN_OR_RETURN(image::StoreEntry e, s.store->resolve(l.value));
+      if (auto r = Reference::parse(e.name)) s.name = std::move(*r);
+      KISTE_ASSIGN_OR_RETURN(s.image, s.store->open_image(e));
+      return s;
+    }
+  }
+  return fail(Errc::InvalidArgument, "copy: unknown source");
+}
+
+// Copying into the store: blobs this copy added are removed again when the copy fails (unless
+// a name reaches them by then), so a rejected image leaves nothing behind.
+class RollbackStoreSink final : public image::ImageSink {
+ public:
+  RollbackStoreSink(const image::Store& store, std::optional<Reference> name)
+      : store_(store), inner_(store, std::move(name)) {}
+  ~RollbackStoreSink() override {
+    if (committed_ || added_.empty()) return;
+    auto keep = image::reachable_blobs(store_, nullptr);
+    for (const auto& d : added_) {
+      if (keep && std::find(keep->begin(), keep->end(), d) != keep->end()) continue;
+      ::unlink(store_.blob_path(d).c_str());
+    }
+  }
+  void commit() { committed_ = true; }
+  Result<bool> has_blob(const image::Descriptor& d) override { return inner_.has_blob(d); }
+  Status put_blob(const image::Descriptor& d, image::BlobReader& r) override {
+    bool had = store_.has_blob(d.digest);
+    KISTE_TRY(inner_.put_blob(d, r));
+    if (!had) note(d.digest);
+    return {};
+  }
+  Status put_manifest(const image::ManifestBlob& m, bool top) override {
+    bool had = store_.has_blob(m.digest);
+    KISTE_TRY(inner_.put_manifest(m, top));
+    if (!had) note(m.digest);
+    return {};
+  }
+  std::string describe() const override { return inner_.describe(); }
+
+ private:
+  void note(const image::Digest& d) {
+    std::lock_guard l(mu_);
+    added_.push_back(d);
+  }
+  const image::Store& store_;
+  image::StoreSink inner_;
+  std::mutex mu_;
+  std::vector<image::Digest> added_;
+  bool committed_ = false;
+};
+
+// A copy destination and what it borrows. Archives are written from a scratch store after the
+// copy (finish()).
+struct OpenedSink {
+  Location where;
+  Remote remote;
+  std::optional<Scratch> scratch;
+  std::unique_ptr<image::Store> store;
+  std::optional<FileLock> lease;
+  std::optional<Reference> name;
+  std::unique_ptr<image::ImageSink> sink;
+  RollbackStoreSink* rollback = nullptr;
+
+  Status finish(const image::CopyResult& r) {
+    if (rollback != nullptr) rollback->commit();
+    if (!where.is_archive()) return {};
+    image::StoreEntry e{.name = r.top.digest.str(), .manifest = r.top.descriptor()};
+    if (name) {
+      KISTE_TRY(scratch->store->set_name(*name, e.manifest));
+      e.name = name->str();
+    } else {
+      KISTE_TRY(scratch->store->keep_unnamed(e.manifest));
+    }
+    return image::save_archive(*scratch->store, {e}, where.value,
+                               where.kind == Location::OciArchive
+                                   ? image::ArchiveFormat::OciArchive
+                                   : image::ArchiveFormat::DockerArchive);
+  }
+};
+
+Result<OpenedSink> open_sink(const Globals& g, const RegistryFlags& rf, const Location& l,
+                             const std::optional<Reference>& src_name) {
+  OpenedSink s{.where = l};
+  switch (l.kind) {
+    case Location::Remote: {
+      KISTE_ASSIGN_OR_RETURN(Reference ref, parse_remote(l.value));
+      KISTE_ASSIGN_OR_RETURN(s.remote, connect(rf, ref.registry()));
+      s.sink = std::make_unique<registry::RemoteSink>(*s.remote.client, ref);
+      return s;
+    }
+    case Location::OciLayout: {
+      KISTE_ASSIGN_OR_RETURN(image::LayoutRef ref, image::parse_layout_ref(l.value));
+      KISTE_ASSIGN_OR_RETURN(s.sink, image::OciLayoutSink::create(ref));
+      return s;
+    }
+    case Location::Dir: {
+      KISTE_ASSIGN_OR_RETURN(s.sink, image::DirSink::create(l.value));
+      return s;
+    }
+    case Location::OciArchive:
+    case Location::DockerArchive: {
+      KISTE_ASSIGN_OR_RETURN(s.scratch, scratch_store());
+      s.name = src_name;
+      s.sink = std::make_unique<image::StoreSink>(*s.scratch->store, std::nullopt);
+      return s;
+    }
+    case Location::Stored: {
+      KISTE_ASSIGN_OR_RETURN(Reference ref, with_context(Reference::parse(l.value),
+                                                         "copy: destination image name"));
+      KISTE_ASSIGN_OR_RETURN(image::Store store, image::Store::open(g.root));
+      s.store = std::make_unique<image::Store>(std::move(store));
+      KISTE_ASSIGN_OR_RETURN(s.lease, s.store->writer_lease());
+      auto sink = std::make_unique<RollbackStoreSink>(*s.store, ref);
+      s.rollback = sink.get();
+      s.sink = std::move(sink);
+      return s;
+    }
+  }
+  return fail(Errc::InvalidArgument, "copy: unknown destination");
 }
 
 Status do_copy(Globals& g, const RegistryFlags& rf, const CopyFlags& cf, const std::string& from,
                const std::string& to) {
+  auto t0 = std::chrono::steady_clock::now();
   Location src = parse_location(from);
   Location dst = parse_location(to);
-  auto is_archive = [](const Location& l) {
-    return l.kind == Location::OciArchive || l.kind == Location::DockerArchive;
-  };
-  if (from.starts_with("oci:") || from.starts_with("dir:") || to.starts_with("oci:") ||
-      to.starts_with("dir:")) {
-    return failf(Errc::Unsupported, "copy: transport of {} is not supported yet",
-                 quote(from.starts_with("oci:") || from.starts_with("dir:") ? from : to));
-  }
-  if (src.kind == Location::Remote && dst.kind == Location::Stored) return do_pull(g, rf, cf, from);
-  if (src.kind == Location::Stored && dst.kind == Location::Remote) {
-    return do_push(g, rf, cf, src.value, to);
-  }
-  if (src.kind == Location::Remote && is_archive(dst)) {
-    // Through a scratch store: the registry image is verified on the way in, then saved.
-    KISTE_ASSIGN_OR_RETURN(auto scratch, scratch_store());
-    KISTE_ASSIGN_OR_RETURN(Reference ref, parse_remote(from));
-    KISTE_ASSIGN_OR_RETURN(Remote remote, connect(rf, ref.registry()));
-    LineProgress progress(cf.quiet, want_tty(cf.progress));
-    KISTE_ASSIGN_OR_RETURN(image::CopyOptions opts, copy_options(cf, &progress));
-    KISTE_ASSIGN_OR_RETURN(auto img, registry::RemoteImage::open(*remote.client, ref));
-    image::StoreSink sink(scratch.second, ref);
-    KISTE_ASSIGN_OR_RETURN(image::CopyResult r, image::copy_image(*img, sink, opts));
-    KISTE_ASSIGN_OR_RETURN(image::StoreEntry e, scratch.second.resolve(ref.str()));
-    KISTE_TRY(image::save_archive(scratch.second, {e}, dst.value,
-                                  dst.kind == Location::OciArchive
-                                      ? image::ArchiveFormat::OciArchive
-                                      : image::ArchiveFormat::DockerArchive));
-    std::printf("%s\n", r.top.digest.str().c_str());
-    return {};
-  }
-  if (is_archive(src) && dst.kind == Location::Remote) {
-    KISTE_ASSIGN_OR_RETURN(auto scratch, scratch_store());
-    KISTE_ASSIGN_OR_RETURN(auto loaded, image::load_archive(scratch.second, src.value));
-    if (loaded.size() != 1) {
-      return failf(Errc::InvalidArgument,
-                   "copy: archive {} holds {} images; copy needs exactly one", quote(src.value),
-                   loaded.size());
-    }
-    image::StoreEntry e{.name = loaded[0].name ? loaded[0].name->str() : std::string(),
-                        .manifest = loaded[0].manifest};
-    KISTE_ASSIGN_OR_RETURN(auto img, scratch.second.open_image(e));
-    KISTE_ASSIGN_OR_RETURN(Reference d, parse_remote(to));
-    KISTE_ASSIGN_OR_RETURN(Remote remote, connect(rf, d.registry()));
-    LineProgress progress(cf.quiet, want_tty(cf.progress));
-    CopyFlags all = cf;
-    all.all = true;
-    KISTE_ASSIGN_OR_RETURN(image::CopyOptions opts, copy_options(all, &progress));
-    registry::RemoteSink sink(*remote.client, d);
-    KISTE_ASSIGN_OR_RETURN(image::CopyResult r, image::copy_image(*img, sink, opts));
-    std::printf("%s\n", r.top.digest.str().c_str());
-    return {};
-  }
-  if (src.kind != Location::Remote || dst.kind != Location::Remote) {
+  if (src.kind == Location::Stored && dst.kind == Location::Stored) {
     return fail(Errc::InvalidArgument,
-                "copy: one side must be docker://REF (use `kiste save`/`load`/`tag` locally)");
+                "copy: both sides are stored images (use `kiste tag` to name an image again)");
   }
-  auto t0 = std::chrono::steady_clock::now();
-  KISTE_ASSIGN_OR_RETURN(Reference s, parse_remote(from));
-  KISTE_ASSIGN_OR_RETURN(Reference d, parse_remote(to));
-  KISTE_ASSIGN_OR_RETURN(Remote rs, connect(rf, s.registry()));
-  KISTE_ASSIGN_OR_RETURN(Remote rd, connect(rf, d.registry()));
+  std::string ctx = fmt::format("copy {} to {}", quote(from), quote(to));
+  KISTE_ASSIGN_OR_RETURN(OpenedSource s, with_context(open_source(g, rf, src), ctx));
+  KISTE_ASSIGN_OR_RETURN(OpenedSink d, with_context(open_sink(g, rf, dst, s.name), ctx));
   LineProgress progress(cf.quiet, want_tty(cf.progress));
-  KISTE_ASSIGN_OR_RETURN(image::CopyOptions opts, copy_options(cf, &progress));
-  KISTE_ASSIGN_OR_RETURN(auto img, registry::RemoteImage::open(*rs.client, s));
-  registry::RemoteSink sink(*rd.client, d);
-  KISTE_ASSIGN_OR_RETURN(image::CopyResult r, image::copy_image(*img, sink, opts));
+  CopyFlags flags = cf;
+  // What the store or an archive holds is copied as it is (index and all), like push.
+  if (src.kind == Location::Stored || src.is_archive()) flags.all = true;
+  KISTE_ASSIGN_OR_RETURN(image::CopyOptions opts, copy_options(flags, &progress));
+  KISTE_ASSIGN_OR_RETURN(image::CopyResult r, image::copy_image(*s.image, *d.sink, opts));
+  KISTE_TRY(with_context(d.finish(r), ctx));
   summary(cf.quiet, r, t0);
   std::printf("%s\n", r.top.digest.str().c_str());
   return {};
@@ -421,11 +533,13 @@ Status do_login(const RegistryFlags& rf, std::string user, bool password_stdin,
   KISTE_ASSIGN_OR_RETURN(std::string pw, read_password(password_stdin));
   registry::Credential cred{.username = user, .password = pw};
   OneCredential kc(cred);
-  registry::ClientOptions o{.keychain = &kc};
-  if (!rf.tls_verify.empty()) o.tls_verify = rf.tls_verify == "true";
-  if (!rf.cert_dir.empty()) o.cert_dir = rf.cert_dir;
+  KISTE_ASSIGN_OR_RETURN(registry::ClientOptions o, client_options(rf, host, &kc));
   KISTE_ASSIGN_OR_RETURN(auto client, registry::Client::create(host, std::move(o)));
-  KISTE_TRY(with_context(client->ping(), fmt::format("login to `{}`", host)));
+  KISTE_ASSIGN_OR_RETURN(std::optional<std::string> identity_token, client->login());
+  if (identity_token) {
+    cred.password.clear();
+    cred.identity_token = std::move(*identity_token);
+  }
   std::filesystem::path file = rf.authfile.empty() ? registry::DockerKeychain::login_file()
                                                    : std::filesystem::path(rf.authfile);
   KISTE_TRY(registry::save_login(file, host, cred));
@@ -517,7 +631,8 @@ void register_registry_commands(CLI::App& app, Globals& g) {
   {
     auto* cmd = app.add_subcommand(
         "copy",
-        "copy an image between docker://REF, oci-archive:PATH, docker-archive:PATH and the store");
+        "copy an image between docker://REF, oci:DIR[:NAME], dir:DIR, oci-archive:PATH, "
+        "docker-archive:PATH and the store");
     static std::string from, to;
     cmd->add_option("SRC", from)->required();
     cmd->add_option("DEST", to)->required();

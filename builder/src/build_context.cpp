@@ -204,6 +204,14 @@ bool IgnoreMatcher::ignored(std::string_view rel) const {
 
 namespace {
 
+FileStamp stamp_of(const struct stat& st) {
+  return {.size = static_cast<uint64_t>(st.st_size),
+          .mtime_ns = int64_t{st.st_mtim.tv_sec} * 1'000'000'000 + st.st_mtim.tv_nsec,
+          .ctime_ns = int64_t{st.st_ctim.tv_sec} * 1'000'000'000 + st.st_ctim.tv_nsec,
+          .ino = static_cast<uint64_t>(st.st_ino),
+          .dev = static_cast<uint64_t>(st.st_dev)};
+}
+
 Status walk(int dirfd, const std::string& prefix, const IgnoreMatcher& ig,
             std::vector<ContextEntry>& out) {
   int fd = ::dup(dirfd);
@@ -226,7 +234,7 @@ Status walk(int dirfd, const std::string& prefix, const IgnoreMatcher& ig,
     KISTE_ASSIGN_OR_RETURN(struct stat st, sys::fstatat(dirfd, n, AT_SYMLINK_NOFOLLOW));
     bool ign = ig.ignored(rel);
     ContextEntry e{.path = rel, .mode = static_cast<uint32_t>(st.st_mode & 07777),
-                   .size = static_cast<uint64_t>(st.st_size)};
+                   .size = static_cast<uint64_t>(st.st_size), .stamp = stamp_of(st)};
     if (S_ISDIR(st.st_mode)) {
       if (ign && !ig.has_exclusions()) continue;
       e.type = ContextEntry::Type::Dir;
@@ -264,7 +272,7 @@ Result<std::vector<ContextEntry>> walk_context(const std::filesystem::path& root
     return failf(Errc::NotFound, "{} is excluded by the ignore file", quote(r));
   }
   ContextEntry e{.path = r, .mode = static_cast<uint32_t>(st.st_mode & 07777),
-                 .size = static_cast<uint64_t>(st.st_size)};
+                 .size = static_cast<uint64_t>(st.st_size), .stamp = stamp_of(st)};
   if (S_ISDIR(st.st_mode)) {
     e.type = ContextEntry::Type::Dir;
     out.push_back(e);
@@ -283,7 +291,8 @@ Result<std::vector<ContextEntry>> walk_context(const std::filesystem::path& root
 }
 
 Result<image::Digest> hash_entries(const std::filesystem::path& root, std::string_view rel,
-                                   const std::vector<ContextEntry>& entries) {
+                                   const std::vector<ContextEntry>& entries,
+                                   ContextHashCache* cache) {
   std::string base = clean_rel(rel);
   image::Hasher h;
   KISTE_ASSIGN_OR_RETURN(UniqueFd rootfd, sys::open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
@@ -296,14 +305,21 @@ Result<image::Digest> hash_entries(const std::filesystem::path& root, std::strin
     if (e.type == ContextEntry::Type::Symlink) {
       h.update(e.link_target);
     } else if (e.type == ContextEntry::Type::File) {
-      KISTE_ASSIGN_OR_RETURN(UniqueFd fd, sys::open_in_root(rootfd.get(), e.path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
-      image::Hasher fh;
-      for (;;) {
-        KISTE_ASSIGN_OR_RETURN(size_t n, sys::read_some(fd.get(), buf.data(), buf.size(), e.path));
-        if (n == 0) break;
-        fh.update(std::string_view(buf.data(), n));
+      std::optional<image::Digest> known = cache ? cache->find(e.path, e.stamp) : std::nullopt;
+      if (!known) {
+        KISTE_ASSIGN_OR_RETURN(UniqueFd fd, sys::open_in_root(rootfd.get(), e.path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+        // The stamp of what is read: a file replaced since the walk is keyed by its own stat.
+        KISTE_ASSIGN_OR_RETURN(struct stat st, sys::fstat(fd.get(), e.path));
+        image::Hasher fh;
+        for (;;) {
+          KISTE_ASSIGN_OR_RETURN(size_t n, sys::read_some(fd.get(), buf.data(), buf.size(), e.path));
+          if (n == 0) break;
+          fh.update(std::string_view(buf.data(), n));
+        }
+        known = fh.finish();
+        if (cache && stamp_of(st) == e.stamp) cache->put(e.path, e.stamp, *known);
       }
-      h.update(fh.finish().str());
+      h.update(known->str());
     }
     h.update(std::string_view("\n"));
   }

@@ -14,6 +14,7 @@
 #include <kiste/base/unique_fd.hpp>
 #include <kiste/builder/build_context.hpp>
 #include <kiste/builder/stage_config.hpp>
+#include <kiste/image/compression.hpp>
 #include <kiste/image/layer_diff.hpp>
 #include <kiste/image/layer_writer.hpp>
 #include <kiste/image/media_type.hpp>
@@ -102,6 +103,11 @@ class BuildRun {
   }
   fs::path cache_dir() const { return store_.root() / "cache" / "build"; }
   Result<std::optional<image::LayerResult>> cache_lookup(const image::Digest& key);
+  // A local miss whose key the --cache-from records know: fetch the layer instead of running.
+  Result<std::optional<image::LayerResult>> import_lookup(const image::Digest& key);
+  // The imported document's diff_id claim, checked against the blob before it names an image.
+  Status verify_diff_id(const image::LayerResult& l);
+  void note(std::string text) { result_.notes.push_back(std::move(text)); }
   Status cache_store(const image::Digest& key, const image::LayerResult& l);
   void explain_miss(const std::string& slot, const std::vector<std::string>& inputs);
 
@@ -117,6 +123,15 @@ class BuildRun {
                                                CopyJob& job, bool resolve);
   Result<std::vector<std::string>> run_inputs(StageOut& out, const Instruction& ins,
                                               RunRequest& req, std::string& created_by);
+  // ADD URL: downloads into the build's work dir (mode 0600, mtime from Last-Modified) and
+  // verifies `checksum`; returns the copy item and the content digest.
+  Result<std::pair<CopyItem, image::Digest>> download(const std::string& url,
+                                                      const std::string& target,
+                                                      const std::optional<image::Digest>& checksum);
+  // On a miss, before CopyJob::apply: pending downloads, and single files whose destination
+  // is an existing directory of the stage.
+  Status resolve_copy_targets(StageOut& out, CopyJob& job);
+  Result<bool> dir_in_stage(const StageOut& out, const std::string& path);
 
   const image::Store& store_;
   BaseImageProvider& provider_;
@@ -137,10 +152,14 @@ class BuildRun {
   std::string cur_name_;
   int counter_ = 0;
   std::optional<image::SnapshotStore> snapshots_;
+  std::map<std::string, CacheRecord> imported_;  // --cache-from, by key
+  std::optional<ContextHashCache> hash_cache_;   // content digests of context files by stat
+  ContextHashCache* hash_cache() { return hash_cache_ ? &*hash_cache_ : nullptr; }
 };
 
 Result<BuildResult> BuildRun::run() {
   context_ = opts_.context_dir;
+  for (const auto& r : opts_.cache_from) imported_.emplace(r.key.str(), r);
   std::error_code ec;
   context_abs_ = fs::absolute(context_, ec).string();
   fs::path file = opts_.containerfile;
@@ -154,6 +173,10 @@ Result<BuildResult> BuildRun::run() {
   KISTE_ASSIGN_OR_RETURN(cf_, parse_containerfile(text, file.filename().string()));
   for (const auto& n : cf_.notes) result_.notes.push_back(n);
   KISTE_ASSIGN_OR_RETURN(ignore_, IgnoreMatcher::load(context_));
+  if (opts_.context_hash_cache) {
+    hash_cache_.emplace(ContextHashCache::load(
+        ContextHashCache::file_for(store_.root() / "cache" / "context", context_)));
+  }
   KISTE_ASSIGN_OR_RETURN(plan_, make_plan(cf_, opts_.plan));
   for (const auto& a : plan_.unused_build_args) {
     result_.notes.push_back(fmt::format("build argument `{}` is not consumed by any ARG", a));
@@ -194,6 +217,7 @@ Result<BuildResult> BuildRun::run() {
   }
   KISTE_ASSIGN_OR_RETURN(auto desc, finish(done_.at(plan_.target)));
   result_.manifest = desc;
+  if (hash_cache_) KISTE_TRY(with_context(hash_cache_->save(), "save the context hash cache"));
   return result_;
 }
 
@@ -284,13 +308,18 @@ Status BuildRun::layer_step(StageOut& out, const Instruction& ins) {
   image::Digest key = image::Digest::of(lines_join(inputs));
   std::string slot = std::string(image::Digest::of(fmt::format("{}\n{}\n{}", context_abs_, cf_.name, cur_name_) + "\n" + std::to_string(cur_step_)).hex());
   std::optional<image::LayerResult> hit;
+  bool imported = false;
   if (!opts_.no_cache) {
     KISTE_ASSIGN_OR_RETURN(hit, cache_lookup(key));
+    if (!hit) {
+      KISTE_ASSIGN_OR_RETURN(hit, import_lookup(key));
+      imported = hit.has_value();
+    }
   }
   std::optional<image::LayerResult> layer;
   if (hit) {
     layer = hit;
-    emit(BuildEvent::Kind::Cached, "CACHED");
+    emit(BuildEvent::Kind::Cached, imported ? "CACHED (imported)" : "CACHED");
     ++result_.steps_cached;
   } else {
     if (opts_.explain_misses && !opts_.no_cache) explain_miss(slot, inputs);
@@ -327,6 +356,7 @@ Status BuildRun::layer_step(StageOut& out, const Instruction& ins) {
         job.uid = ug.first;
         job.gid = ug.second;
       }
+      KISTE_TRY(resolve_copy_targets(out, job));
       fs::path dir = work_->path() / fmt::format("layer-{}", ++counter_);
       KISTE_TRY(sys::mkdir_all(dir, 0755));
       KISTE_TRY(job.apply(dir));
@@ -338,6 +368,7 @@ Status BuildRun::layer_step(StageOut& out, const Instruction& ins) {
     ++result_.steps_run;
   }
   (void)sys::write_file_atomic(cache_dir() / "last" / slot, lines_join(inputs));
+  result_.cache_records.push_back({.key = key, .layer = *layer});
   out.key = key;
   KISTE_TRY(append_layer(out, *layer, created_by));
   emit(BuildEvent::Kind::Done, "", std::chrono::duration<double>(Clock::now() - t0).count());
@@ -380,6 +411,47 @@ Result<std::optional<image::LayerResult>> BuildRun::cache_lookup(const image::Di
   if (ec != std::errc() || end != f[2].data() + f[2].size()) return std::optional<image::LayerResult>{};
   image::LayerResult l{.digest = *d, .size = size, .diff_id = *diff, .media_type = f[0]};
   return std::optional<image::LayerResult>{l};
+}
+
+Result<std::optional<image::LayerResult>> BuildRun::import_lookup(const image::Digest& key) {
+  auto it = imported_.find(key.str());
+  if (it == imported_.end() || !it->second.layer) return std::optional<image::LayerResult>{};
+  const image::LayerResult& l = *it->second.layer;
+  if (!store_.has_blob(l.digest)) {
+    if (opts_.cache_importer == nullptr) return std::optional<image::LayerResult>{};
+    auto f = opts_.cache_importer->fetch({.media_type = l.media_type, .digest = l.digest,
+                                          .size = static_cast<int64_t>(l.size)});
+    if (!f) {
+      note(fmt::format("cache import of {} failed, running the step: {}", l.digest.str(),
+                       f.error().to_string()));
+      return std::optional<image::LayerResult>{};
+    }
+  }
+  if (auto v = verify_diff_id(l); !v) {
+    note(fmt::format("imported cache layer {} rejected, running the step: {}", l.digest.str(),
+                     v.error().to_string()));
+    return std::optional<image::LayerResult>{};
+  }
+  KISTE_TRY(cache_store(key, l));
+  ++result_.steps_imported;
+  return std::optional<image::LayerResult>{l};
+}
+
+Status BuildRun::verify_diff_id(const image::LayerResult& l) {
+  KISTE_ASSIGN_OR_RETURN(auto blob, store_.open_blob(l.digest));
+  auto dec = image::make_decompressor(*blob, mt::layer_compression(l.media_type));
+  image::Hasher h;
+  std::vector<char> buf(1 << 16);
+  for (;;) {
+    KISTE_ASSIGN_OR_RETURN(size_t n, dec->read(buf.data(), buf.size()));
+    if (n == 0) break;
+    h.update(std::string_view(buf.data(), n));
+  }
+  image::Digest got = h.finish();
+  if (got != l.diff_id) {
+    return failf(Errc::Corrupt, "diff_id is {}, the cache claims {}", got.str(), l.diff_id.str());
+  }
+  return {};
 }
 
 Status BuildRun::cache_store(const image::Digest& key, const image::LayerResult& l) {
@@ -562,6 +634,8 @@ Result<std::vector<std::string>> BuildRun::copy_inputs(StageOut& out, const Inst
   std::vector<std::string> inputs;
   inputs.push_back(add ? "add" : "copy");
   std::optional<std::string> from;
+  std::optional<image::Digest> checksum;
+  bool parents = false;
   for (const auto& f : ins.flags) {
     KISTE_ASSIGN_OR_RETURN(std::string v, expand_word(f.value.value_or(""), scope, cf_.escape));
     if (f.name == "from") from = v;
@@ -572,7 +646,15 @@ Result<std::vector<std::string>> BuildRun::copy_inputs(StageOut& out, const Inst
     if (f.name == "chmod") {
       KISTE_ASSIGN_OR_RETURN(job.chmod, parse_chmod(v));
     }
-    if (f.name == "parents") return fail(Errc::Unsupported, "--parents is not supported yet");
+    if (f.name == "parents") {
+      if (v != "" && v != "true" && v != "false") return failf(Errc::InvalidArgument, "--parents={}: expected true or false", v);
+      parents = v != "false";
+    }
+    if (f.name == "checksum") {
+      auto d = image::Digest::parse(v);
+      if (!d) return failf(Errc::InvalidArgument, "--checksum={}: expected sha256:<64 hex digits>", v);
+      checksum = *d;
+    }
     if (f.name == "keep-git-dir") return fail(Errc::Unsupported, "ADD of git repositories needs network access, which kiste builds do not have");
     if (f.name != "link") inputs.push_back(fmt::format("flag --{}={}", f.name, v));
   }
@@ -619,8 +701,10 @@ Result<std::vector<std::string>> BuildRun::copy_inputs(StageOut& out, const Inst
   struct Match {
     std::string rel;
     std::vector<ContextEntry> entries;
+    std::string pivot;  // --parents: the leading part of rel not kept (BuildKit's `/./`)
   };
   std::vector<Match> matches;
+  std::vector<std::string> urls;
   size_t heredoc_idx = 0;
   for (const auto& w : words) {
     if (w.starts_with("<<") && heredoc_idx < ins.heredocs.size()) {
@@ -635,12 +719,15 @@ Result<std::vector<std::string>> BuildRun::copy_inputs(StageOut& out, const Inst
       continue;
     }
     if (is_url(w)) {
-      if (!add) return failf(Errc::InvalidArgument, "COPY cannot fetch {}: use ADD --checksum", quote(w));
-      if (!ins.flag("checksum")) {
-        return failf(Errc::InvalidArgument, "ADD {} needs --checksum=sha256:… to be reproducible", quote(w));
+      if (!add) return failf(Errc::InvalidArgument, "COPY cannot fetch {}: use ADD", quote(w));
+      if (w.starts_with("git@") || w.ends_with(".git") || w.find(".git#") != std::string::npos) {
+        return failf(Errc::Unsupported, "{}: git sources are not supported (clone in the context or a RUN step)", quote(w));
       }
-      return failf(Errc::Unsupported, "ADD {}: kiste builds have no network access for URLs", quote(w));
+      urls.push_back(w);
+      continue;
     }
+    std::string pivot;
+    if (size_t pv = w.find("/./"); parents && pv != std::string::npos) pivot = clean_rel(w.substr(0, pv));
     std::string pat = clean_rel(w);
     if (has_glob(pat)) {
       if (!from && !context_all_) {
@@ -659,16 +746,40 @@ Result<std::vector<std::string>> BuildRun::copy_inputs(StageOut& out, const Inst
         KISTE_ASSIGN_OR_RETURN(bool ok, glob_match(pat, e.path));
         if (!ok) continue;
         last = e.path;
-        matches.push_back({e.path, {}});
+        matches.push_back({e.path, {}, pivot});
       }
       if (matches.size() == before) {
         return failf(Errc::NotFound, "no source files were specified: {} matches nothing", quote(w));
       }
     } else {
-      matches.push_back({pat, {}});
+      matches.push_back({pat, {}, pivot});
     }
   }
-  bool dest_dir = dest.ends_with("/") || matches.size() + job.heredocs.size() > 1;
+  if (checksum && (urls.size() != 1 || !matches.empty())) {
+    return fail(Errc::InvalidArgument, "--checksum needs exactly one http(s) source");
+  }
+  bool dest_dir = dest.ends_with("/") || parents ||
+                  matches.size() + job.heredocs.size() + urls.size() > 1;
+  const std::string dest_slash = dest.ends_with("/") ? dest : dest + "/";
+  for (const auto& u : urls) {
+    std::string name = url_file_name(u);
+    if (dest_dir && name.empty()) {
+      return failf(Errc::InvalidArgument, "{}: the URL names no file to create in {}", quote(u), quote(dest));
+    }
+    std::string target = dest_dir ? dest_slash + name : dest;
+    if (checksum) {
+      // The checksum stands for the content: a cache hit downloads nothing.
+      inputs.push_back(fmt::format("url {} {}", u, checksum->str()));
+      job.urls.push_back({.url = u, .dest = target, .checksum = *checksum, .into_existing_dir = !dest_dir});
+      continue;
+    }
+    // Without a checksum the content is only known by downloading it (as docker build does).
+    KISTE_ASSIGN_OR_RETURN(auto got, download(u, target, std::nullopt));
+    got.first.into_existing_dir = !dest_dir;
+    inputs.push_back(fmt::format("url {} {} mtime={}", u, got.second.str(),
+                                 got.first.mtime ? std::to_string(*got.first.mtime) : "none"));
+    job.items.push_back(std::move(got.first));
+  }
   for (auto& m : matches) {
     auto entries = walk_context(root, m.rel, *matcher);
     if (!entries) {
@@ -685,12 +796,15 @@ Result<std::vector<std::string>> BuildRun::copy_inputs(StageOut& out, const Inst
       if (!rel.empty() && exclude.ignored(rel)) continue;
       kept.push_back(std::move(e));
     }
-    KISTE_ASSIGN_OR_RETURN(auto h, hash_entries(root, m.rel, kept));
+    KISTE_ASSIGN_OR_RETURN(auto h, hash_entries(root, m.rel, kept, from ? nullptr : hash_cache()));
     inputs.push_back(fmt::format("src {} {}", m.rel, h.str()));
     bool is_dir = !kept.empty() && kept.front().type == ContextEntry::Type::Dir && kept.front().path == m.rel;
     if (m.rel.empty()) is_dir = true;
+    // --parents keeps the source's path (below a `/./` pivot) under the destination.
+    std::string keep_path = m.rel;
+    if (!m.pivot.empty() && keep_path.starts_with(m.pivot + "/")) keep_path = keep_path.substr(m.pivot.size() + 1);
     if (is_dir) {
-      std::string d = dest;
+      std::string d = parents && !keep_path.empty() ? dest_slash + keep_path : dest;
       if (d.size() > 1 && d.ends_with("/")) d.pop_back();
       // A directory's contents are copied, not the directory itself.
       std::vector<ContextEntry> below;
@@ -700,7 +814,7 @@ Result<std::vector<std::string>> BuildRun::copy_inputs(StageOut& out, const Inst
       job.items.push_back({root, m.rel, d, std::move(below)});
       continue;
     }
-    std::string target = dest_dir ? (dest.ends_with("/") ? dest : dest + "/") + base_name(m.rel) : dest;
+    std::string target = parents ? dest_slash + keep_path : dest_dir ? dest_slash + base_name(m.rel) : dest;
     auto tk = add && !from && kept.front().type == ContextEntry::Type::File ? tar_kind(root, m.rel) : std::nullopt;
     if (tk) {
       // ADD auto-extracts local tar archives into the destination directory.
@@ -720,7 +834,8 @@ Result<std::vector<std::string>> BuildRun::copy_inputs(StageOut& out, const Inst
       job.items.push_back({x, "", d, std::move(xentries)});
       continue;
     }
-    job.items.push_back({root, m.rel, target, std::move(kept)});
+    job.items.push_back({.src_root = root, .src_rel = m.rel, .dest = target, .entries = std::move(kept),
+                         .into_existing_dir = !dest_dir});
   }
   return inputs;
 }
@@ -805,7 +920,7 @@ Result<std::vector<std::string>> BuildRun::run_inputs(StageOut& out, const Instr
         }
         std::string rel = clean_rel(m.source);
         KISTE_ASSIGN_OR_RETURN(auto entries, walk_context(root, rel, *matcher));
-        KISTE_ASSIGN_OR_RETURN(auto h, hash_entries(root, rel, entries));
+        KISTE_ASSIGN_OR_RETURN(auto h, hash_entries(root, rel, entries, m.from.empty() ? hash_cache() : nullptr));
         // Bind the in-root resolution of the source, never a host path a symlink points to.
         KISTE_ASSIGN_OR_RETURN(UniqueFd rootfd, sys::open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
         KISTE_ASSIGN_OR_RETURN(UniqueFd srcfd, rel.empty() ? sys::openat(rootfd.get(), ".", O_PATH | O_CLOEXEC)
@@ -813,6 +928,31 @@ Result<std::vector<std::string>> BuildRun::run_inputs(StageOut& out, const Instr
         KISTE_ASSIGN_OR_RETURN(std::string real, sys::fd_path(srcfd.get()));
         req.mounts.push_back({real, m.target, !m.rw});
         inputs.push_back(fmt::format("mount bind {} {} {} {}", m.from, rel, m.target, h.str()));
+        break;
+      }
+      case MountSpec::Type::Tmpfs: {
+        req.mounts.push_back({.destination = m.target, .type = RunRequest::Mount::Type::Tmpfs,
+                              .tmpfs_size = m.size});
+        inputs.push_back(fmt::format("mount tmpfs {} size={}", m.target, m.size));
+        break;
+      }
+      case MountSpec::Type::Ssh: {
+        auto it = opts_.ssh.find(m.id);
+        if (it == opts_.ssh.end()) {
+          if (m.required) {
+            return failf(Errc::NotFound, "ssh agent {} is required but was not given (--ssh {}[=SOCKET])", quote(m.id), m.id);
+          }
+          break;
+        }
+        struct stat st {};
+        if (::stat(it->second.c_str(), &st) != 0) return std::unexpected(sys_error("stat ssh agent socket", it->second.native()));
+        if (!S_ISSOCK(st.st_mode)) {
+          return failf(Errc::InvalidArgument, "--ssh {}: {} is not a socket", m.id, quote(it->second.native()));
+        }
+        req.mounts.push_back({it->second, m.target, false});
+        req.env.push_back("SSH_AUTH_SOCK=" + m.target);
+        // The socket's host path changes every session: only the id and target are inputs.
+        inputs.push_back(fmt::format("mount ssh {} {}", m.id, m.target));
         break;
       }
     }
@@ -823,6 +963,66 @@ Result<std::vector<std::string>> BuildRun::run_inputs(StageOut& out, const Instr
   return inputs;
 }
 
+Result<std::pair<CopyItem, image::Digest>> BuildRun::download(
+    const std::string& url, const std::string& target, const std::optional<image::Digest>& checksum) {
+  if (opts_.url_fetcher == nullptr) {
+    return failf(Errc::Unsupported, "{}: this build was given no URL fetcher", quote(url));
+  }
+  fs::path dir = work_->path() / fmt::format("url-{}", ++counter_);
+  KISTE_TRY(sys::mkdir_all(dir, 0755));
+  std::string name = url_file_name(url);
+  if (name.empty()) name = "download";
+  KISTE_ASSIGN_OR_RETURN(UniqueFd fd, sys::open(dir / name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+  image::FdSink file(fd.get(), (dir / name).string());
+  image::HashingSink sink(file);
+  KISTE_ASSIGN_OR_RETURN(UrlFetch got, with_context(opts_.url_fetcher->fetch(url, sink),
+                                                    fmt::format("download {}", quote(url))));
+  image::Digest digest = sink.finish();
+  if (checksum && digest != *checksum) {
+    return failf(Errc::Corrupt, "{}: checksum mismatch: expected {}, downloaded {}", quote(url),
+                 checksum->str(), digest.str());
+  }
+  if (::fchmod(fd.get(), 0600) != 0) return std::unexpected(sys_error("fchmod", name));
+  KISTE_ASSIGN_OR_RETURN(auto entries, walk_context(dir, name, IgnoreMatcher{}));
+  CopyItem item{.src_root = dir, .src_rel = name, .dest = target, .entries = std::move(entries),
+                .mtime = got.last_modified};
+  return std::pair{std::move(item), digest};
+}
+
+Status BuildRun::resolve_copy_targets(StageOut& out, CopyJob& job) {
+  for (const auto& u : job.urls) {
+    KISTE_ASSIGN_OR_RETURN(auto got, download(u.url, u.dest, u.checksum));
+    got.first.into_existing_dir = u.into_existing_dir;
+    job.items.push_back(std::move(got.first));
+  }
+  job.urls.clear();
+  for (auto& item : job.items) {
+    if (!item.into_existing_dir || item.entries.size() != 1 ||
+        item.entries.front().type == ContextEntry::Type::Dir) {
+      continue;
+    }
+    KISTE_ASSIGN_OR_RETURN(bool is_dir, dir_in_stage(out, item.dest));
+    if (is_dir) item.dest = (item.dest == "/" ? "" : item.dest) + "/" + base_name(item.src_rel);
+  }
+  return {};
+}
+
+Result<bool> BuildRun::dir_in_stage(const StageOut& out, const std::string& path) {
+  std::string rel = clean_rel(path);
+  if (rel.empty()) return true;
+  KISTE_ASSIGN_OR_RETURN(auto lowers, lowers_of(out));
+  for (auto it = lowers.rbegin(); it != lowers.rend(); ++it) {  // the top layer decides
+    auto lfd = sys::open(*it, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (!lfd) continue;
+    auto f = sys::open_in_root(lfd->get(), rel, O_PATH | O_CLOEXEC);
+    if (!f) continue;
+    KISTE_ASSIGN_OR_RETURN(struct stat st, sys::fstat(f->get(), rel));
+    if (S_ISCHR(st.st_mode) && st.st_rdev == 0) return false;  // an overlay whiteout
+    return S_ISDIR(st.st_mode);
+  }
+  return false;
+}
+
 Status BuildRun::workdir_layer(StageOut& out) {
   const std::string& wd = out.st.config.config.working_dir;
   std::string rel = clean_rel(wd);
@@ -831,9 +1031,18 @@ Status BuildRun::workdir_layer(StageOut& out) {
   fs::path record = cache_dir() / std::string(key.hex());
   std::optional<image::LayerResult> layer;
   auto text = sys::read_file(record, 4096);
-  if (!opts_.no_cache && text && *text == "none\n") return {};
   if (!opts_.no_cache) {
+    auto imp = imported_.find(key.str());
+    bool none = (text && *text == "none\n") || (imp != imported_.end() && !imp->second.layer);
+    if (none) {
+      if (!text) KISTE_TRY(sys::write_file_atomic(record, "none\n"));
+      result_.cache_records.push_back({.key = key});
+      return {};
+    }
     KISTE_ASSIGN_OR_RETURN(layer, cache_lookup(key));
+    if (!layer) {
+      KISTE_ASSIGN_OR_RETURN(layer, import_lookup(key));
+    }
   }
   if (!layer) {
     KISTE_ASSIGN_OR_RETURN(auto lowers, lowers_of(out));
@@ -842,7 +1051,10 @@ Status BuildRun::workdir_layer(StageOut& out) {
       auto lfd = sys::open(l, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
       if (lfd && sys::open_in_root(lfd->get(), rel, O_PATH | O_CLOEXEC)) exists = true;
     }
-    if (exists) return sys::write_file_atomic(record, "none\n");
+    if (exists) {
+      result_.cache_records.push_back({.key = key});
+      return sys::write_file_atomic(record, "none\n");
+    }
     fs::path dir = work_->path() / fmt::format("layer-{}", ++counter_);
     KISTE_TRY(sys::mkdir_all(dir / rel, 0755));
     KISTE_ASSIGN_OR_RETURN(auto packed, pack_dir(dir));
@@ -854,6 +1066,7 @@ Status BuildRun::workdir_layer(StageOut& out) {
   out.layers.push_back({.media_type = media, .digest = layer->digest, .size = static_cast<int64_t>(layer->size)});
   out.st.config.diff_ids.push_back(layer->diff_id);
   out.st.config.history.back().empty_layer = false;
+  result_.cache_records.push_back({.key = key, .layer = *layer});
   out.key = key;
   out.rootfs.reset();
   return {};

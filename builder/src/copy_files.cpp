@@ -136,6 +136,19 @@ Result<std::string> read_in(const std::filesystem::path& rootfs, std::string_vie
 
 }  // namespace
 
+std::string url_file_name(std::string_view url) {
+  size_t scheme = url.find("://");
+  if (scheme != std::string_view::npos) url.remove_prefix(scheme + 3);
+  url = url.substr(0, url.find_first_of("?#"));
+  size_t slash = url.find('/');
+  if (slash == std::string_view::npos) return "";  // host only
+  url.remove_prefix(slash);
+  size_t last = url.rfind('/');
+  std::string name(url.substr(last + 1));
+  if (name == "." || name == "..") return "";
+  return name;
+}
+
 bool numeric_owner(std::string_view spec) {
   size_t c = spec.find(':');
   return parse_id(spec.substr(0, c)).has_value() &&
@@ -194,6 +207,13 @@ Status CopyJob::apply(const std::filesystem::path& layer_dir) const {
       KISTE_TRY(with_context(place(layer.get(), dest, e.type, mode, uid, gid, src.get(), e.path,
                                    e.link_target, nullptr),
                              fmt::format("copy {}", quote(e.path))));
+    }
+    if (item.mtime) {
+      KISTE_ASSIGN_OR_RETURN(UniqueFd f, sys::open_in_root(layer.get(), clean_rel(item.dest),
+                                                           O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+      const struct timespec ts[2] = {{.tv_sec = *item.mtime, .tv_nsec = 0},
+                                     {.tv_sec = *item.mtime, .tv_nsec = 0}};
+      if (::futimens(f.get(), ts) != 0) return std::unexpected(sys_error("futimens", item.dest));
     }
   }
   for (const auto& h : heredocs) {

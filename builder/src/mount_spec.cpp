@@ -25,7 +25,9 @@ Result<MountSpec> parse_mount_spec(std::string_view spec) {
   if (type == "bind") m.type = MountSpec::Type::Bind;
   else if (type == "cache") m.type = MountSpec::Type::Cache;
   else if (type == "secret") m.type = MountSpec::Type::Secret;
-  else return failf(Errc::Unsupported, "--mount type={} is not supported (bind, cache, secret)", type);
+  else if (type == "tmpfs") m.type = MountSpec::Type::Tmpfs;
+  else if (type == "ssh") m.type = MountSpec::Type::Ssh;
+  else return failf(Errc::Unsupported, "--mount type={} is not supported (bind, cache, tmpfs, secret, ssh)", type);
   for (const auto& [k, v] : kvs) {
     if (k == "target" || k == "dst" || k == "destination") m.target = v;
     else if (k == "id") m.id = v;
@@ -34,6 +36,17 @@ Result<MountSpec> parse_mount_spec(std::string_view spec) {
     else if (k == "rw" || k == "readwrite") m.rw = v != "false";
     else if (k == "ro" || k == "readonly") m.rw = v == "false";
     else if (k == "required") m.required = v != "false";
+    else if (k == "size" && m.type == MountSpec::Type::Tmpfs) {
+      // bytes, or a number with a k/m/g suffix (as mount(8) takes it)
+      std::string_view digits = v;
+      if (!digits.empty() && std::string_view("kKmMgG").find(digits.back()) != std::string_view::npos) {
+        digits.remove_suffix(1);
+      }
+      if (digits.empty() || digits.find_first_not_of("0123456789") != std::string_view::npos) {
+        return failf(Errc::InvalidArgument, "--mount type=tmpfs: size={} is not a size like 64m", v);
+      }
+      m.size = v;
+    }
     else if (k == "sharing" || k == "mode" || k == "uid" || k == "gid" || k == "env") {
       // accepted; kiste cache mounts are always shared, modes left as created
     } else {
@@ -44,6 +57,10 @@ Result<MountSpec> parse_mount_spec(std::string_view spec) {
     if (m.id.empty() && !m.target.empty()) m.id = m.target.substr(m.target.rfind('/') + 1);
     if (m.id.empty()) return fail(Errc::InvalidArgument, "--mount=type=secret needs id= or target=");
     if (m.target.empty()) m.target = "/run/secrets/" + m.id;
+  }
+  if (m.type == MountSpec::Type::Ssh) {
+    if (m.id.empty()) m.id = "default";
+    if (m.target.empty()) m.target = "/run/buildkit/ssh_agent.0";
   }
   if (m.target.empty()) return failf(Errc::InvalidArgument, "--mount type={} needs target=", type);
   if (!m.target.starts_with("/")) return failf(Errc::InvalidArgument, "--mount target `{}` must be absolute", m.target);

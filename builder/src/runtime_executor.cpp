@@ -25,6 +25,11 @@ class RuntimeExecutor final : public RunExecutor {
         return failf(Errc::InvalidArgument, "mount {}: paths with `,` are not supported",
                      quote(m.destination));
       }
+      if (m.type == RunRequest::Mount::Type::Tmpfs) {
+        ro.mounts.push_back(fmt::format("type=tmpfs,target={}{}", m.destination,
+                                        m.tmpfs_size.empty() ? "" : ",tmpfs-size=" + m.tmpfs_size));
+        continue;
+      }
       ro.mounts.push_back(fmt::format("type=bind,source={},target={}{}", m.source.native(),
                                       m.destination, m.readonly ? ",readonly" : ""));
     }

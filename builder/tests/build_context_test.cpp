@@ -1,10 +1,17 @@
 #include <kiste/builder/build_context.hpp>
 
 #include <fstream>
+#include <vector>
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <ctime>
+
+#include <kiste/base/sys.hpp>
 #include <kiste/base/temp_dir.hpp>
+#include <kiste/builder/context_hash_cache.hpp>
 
 namespace kiste::builder {
 namespace {
@@ -126,6 +133,83 @@ TEST(Context, WalkAndHash) {
   // `..` cannot leave the context.
   auto esc = walk_context(root, "../../../etc/passwd", *ig);
   EXPECT_FALSE(esc);
+}
+
+TEST(ContextHashCache, FindsOnlyAnUnchangedStampAndSurvivesASaveAndLoad) {
+  auto td = TempDir::create(std::filesystem::temp_directory_path(), "kiste-hc-");
+  ASSERT_TRUE(td);
+  auto file = ContextHashCache::file_for(td->path() / "cache", "/some/context");
+  EXPECT_EQ(file.parent_path(), td->path() / "cache");
+  EXPECT_NE(file, ContextHashCache::file_for(td->path() / "cache", "/other/context"));
+  auto c = ContextHashCache::load(file);  // missing: empty
+  EXPECT_EQ(c.size(), 0u);
+  const FileStamp old{.size = 3, .mtime_ns = 1'000'000'000, .ctime_ns = 1'000'000'000, .ino = 7, .dev = 1};
+  const auto d = image::Digest::of("abc");
+  c.put("dir/a b.txt", old, d);
+  EXPECT_EQ(c.find("dir/a b.txt", old), d);
+  std::vector<FileStamp> changed(5, old);
+  changed[0].size = 4;
+  changed[1].mtime_ns += 1;
+  changed[2].ctime_ns += 1;
+  changed[3].ino = 8;
+  changed[4].dev = 2;
+  for (size_t i = 0; i < changed.size(); ++i) EXPECT_FALSE(c.find("dir/a b.txt", changed[i])) << i;
+  // Racily clean: a stamp from just now is not remembered.
+  timespec ts{};
+  ::clock_gettime(CLOCK_REALTIME, &ts);
+  const FileStamp fresh{.size = 1, .mtime_ns = int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec,
+                        .ctime_ns = int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec};
+  c.put("fresh", fresh, d);
+  EXPECT_FALSE(c.find("fresh", fresh));
+  c.put("line\nbreak", old, d);  // not representable in the file: not cached
+  EXPECT_FALSE(c.find("line\nbreak", old));
+  ASSERT_TRUE(c.save());
+  auto back = ContextHashCache::load(file);
+  EXPECT_EQ(back.size(), 1u);
+  EXPECT_EQ(back.find("dir/a b.txt", old), d);
+  // A corrupt or foreign file is an empty cache; a corrupt line is skipped.
+  auto text = *sys::read_file(file, 1 << 20);
+  ASSERT_TRUE(sys::write_file_atomic(file, text + "sha256:zz 1 2 3 4 5 bad\n" + "garbage\n" +
+                                               image::Digest::of("x").str() + " 1 2 3 4 5 ok\n"));
+  auto partly = ContextHashCache::load(file);
+  EXPECT_EQ(partly.size(), 2u);
+  EXPECT_TRUE(partly.find("ok", FileStamp{.size = 1, .mtime_ns = 2, .ctime_ns = 3, .ino = 4, .dev = 5}));
+  ASSERT_TRUE(sys::write_file_atomic(file, "not a cache\n"));
+  EXPECT_EQ(ContextHashCache::load(file).size(), 0u);
+}
+
+TEST(ContextHashCache, HashEntriesReusesDigestsUntilAFileChanges) {
+  auto td = TempDir::create(std::filesystem::temp_directory_path(), "kiste-hc-");
+  ASSERT_TRUE(td);
+  auto root = td->path() / "ctx";
+  write(root / "a.txt", "a");
+  write(root / "d/b.txt", "b");
+  // Age the files past the racily-clean window (ctime cannot be set back).
+  ::usleep(200'000);
+  IgnoreMatcher none;
+  auto file = ContextHashCache::file_for(td->path() / "cache", root);
+  auto plain = hash_entries(root, "", *walk_context(root, "", none));
+  ASSERT_TRUE(plain);
+  {
+    auto c = ContextHashCache::load(file);
+    auto h = hash_entries(root, "", *walk_context(root, "", none), &c);
+    ASSERT_TRUE(h);
+    EXPECT_EQ(*h, *plain);  // the cache never changes the result
+    EXPECT_EQ(c.hits(), 0u);
+    ASSERT_TRUE(c.save());
+  }
+  auto c = ContextHashCache::load(file);
+  auto again = hash_entries(root, "", *walk_context(root, "", none), &c);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(*again, *plain);
+  EXPECT_EQ(c.hits(), 2u);  // neither file was read
+  // Same size, new content: the stamp changed, so it is hashed again.
+  write(root / "a.txt", "z");
+  auto changed = hash_entries(root, "", *walk_context(root, "", none), &c);
+  ASSERT_TRUE(changed);
+  EXPECT_NE(*changed, *plain);
+  EXPECT_EQ(c.hits(), 3u);  // only d/b.txt came from the cache
+  EXPECT_EQ(*changed, *hash_entries(root, "", *walk_context(root, "", none)));
 }
 
 }  // namespace

@@ -202,12 +202,27 @@ TEST(MountSpec, Parses) {
   EXPECT_EQ(b->type, MountSpec::Type::Bind);
   EXPECT_EQ(b->from, "build");
   EXPECT_TRUE(b->rw);
+  auto t = parse_mount_spec("type=tmpfs,target=/scratch,size=64m");
+  ASSERT_TRUE(t) << t.error().to_string();
+  EXPECT_EQ(t->type, MountSpec::Type::Tmpfs);
+  EXPECT_EQ(t->size, "64m");
+  auto ssh = parse_mount_spec("type=ssh");
+  ASSERT_TRUE(ssh) << ssh.error().to_string();
+  EXPECT_EQ(ssh->type, MountSpec::Type::Ssh);
+  EXPECT_EQ(ssh->id, "default");
+  EXPECT_EQ(ssh->target, "/run/buildkit/ssh_agent.0");
+  auto ssh2 = parse_mount_spec("type=ssh,id=gh,target=/agent.sock,required");
+  ASSERT_TRUE(ssh2);
+  EXPECT_EQ(ssh2->id, "gh");
+  EXPECT_EQ(ssh2->target, "/agent.sock");
+  EXPECT_TRUE(ssh2->required);
 }
 
 TEST(MountSpec, Rejects) {
-  for (const char* bad : {"type=tmpfs,target=/t", "type=cache", "type=cache,target=relative",
-                          "type=bind,target=/x,bogus=1", "type=secret", "type=ssh,target=/s",
-                          "type=cache,target=/c,from=img"}) {
+  for (const char* bad : {"type=tmpfs", "type=tmpfs,target=/t,size=lots", "type=tmpfs,target=/t,size=m",
+                          "type=cache", "type=cache,target=relative", "type=bind,target=/x,bogus=1",
+                          "type=secret", "type=ssh,target=relative", "type=cache,target=/c,size=1",
+                          "type=overlay,target=/o", "type=cache,target=/c,from=img"}) {
     EXPECT_FALSE(parse_mount_spec(bad)) << bad;
   }
 }

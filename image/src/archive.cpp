@@ -24,6 +24,8 @@ using detail::ArchiveEntryPtr;
 using detail::ArchiveReadPtr;
 using detail::ArchiveWritePtr;
 using detail::archive_message;
+using detail::la;
+using detail::load_libarchive;
 using detail::json;
 
 namespace {
@@ -56,16 +58,17 @@ class TempFile {
 // Opens `path` ("-" = stdin) for reading with every decompression filter; `raw` reads the
 // decompressed bytes as one stream instead of tar entries.
 Result<ArchiveReadPtr> open_reader(const fs::path& path, bool raw) {
-  ArchiveReadPtr a(archive_read_new());
+  KISTE_TRY(load_libarchive());
+  ArchiveReadPtr a(la().archive_read_new());
   KISTE_CHECK(a != nullptr);
-  archive_read_support_filter_all(a.get());
+  la().archive_read_support_filter_all(a.get());
   if (raw) {
-    archive_read_support_format_raw(a.get());
+    la().archive_read_support_format_raw(a.get());
   } else {
-    archive_read_support_format_tar(a.get());
+    la().archive_read_support_format_tar(a.get());
   }
-  int rc = path == "-" ? archive_read_open_fd(a.get(), STDIN_FILENO, kReadBlock)
-                       : archive_read_open_filename(a.get(), path.c_str(), kReadBlock);
+  int rc = path == "-" ? la().archive_read_open_fd(a.get(), STDIN_FILENO, kReadBlock)
+                       : la().archive_read_open_filename(a.get(), path.c_str(), kReadBlock);
   if (rc != ARCHIVE_OK) {
     return failf(Errc::InvalidArgument, "read {}: {}", quote(path.native()), archive_message(a.get()));
   }
@@ -76,7 +79,7 @@ Result<ArchiveReadPtr> open_reader(const fs::path& path, bool raw) {
 Status copy_entry_data(archive* a, ByteSink& sink, std::string_view what) {
   std::string buf(kReadBlock, '\0');
   for (;;) {
-    la_ssize_t n = archive_read_data(a, buf.data(), buf.size());
+    la_ssize_t n = la().archive_read_data(a, buf.data(), buf.size());
     if (n < 0) return failf(Errc::Corrupt, "read {}: {}", quote(what), archive_message(a));
     if (n == 0) return {};
     KISTE_TRY(sink.write(std::string_view(buf.data(), static_cast<size_t>(n))));
@@ -108,11 +111,12 @@ int64_t default_created() {
 class TarWriter {
  public:
   static Result<TarWriter> open(const fs::path& out, int fd) {
-    ArchiveWritePtr a(archive_write_new());
+    KISTE_TRY(load_libarchive());
+    ArchiveWritePtr a(la().archive_write_new());
     KISTE_CHECK(a != nullptr);
-    archive_write_set_format_pax_restricted(a.get());
-    archive_write_set_bytes_per_block(a.get(), 10240);
-    if (archive_write_open_fd(a.get(), fd) != ARCHIVE_OK) {
+    la().archive_write_set_format_pax_restricted(a.get());
+    la().archive_write_set_bytes_per_block(a.get(), 10240);
+    if (la().archive_write_open_fd(a.get(), fd) != ARCHIVE_OK) {
       return failf(Errc::System, "write {}: {}", quote(out.native()), archive_message(a.get()));
     }
     return TarWriter(std::move(a), out.native());
@@ -144,7 +148,7 @@ class TarWriter {
   }
 
   Status close() {
-    if (archive_write_close(a_.get()) != ARCHIVE_OK) {
+    if (la().archive_write_close(a_.get()) != ARCHIVE_OK) {
       return failf(Errc::System, "write {}: {}", quote(what_), archive_message(a_.get()));
     }
     return {};
@@ -154,15 +158,15 @@ class TarWriter {
   TarWriter(ArchiveWritePtr a, std::string what) : a_(std::move(a)), what_(std::move(what)) {}
 
   Status header(const std::string& name, unsigned type, int mode, int64_t size) {
-    ArchiveEntryPtr e(archive_entry_new());
-    archive_entry_set_pathname(e.get(), name.c_str());
-    archive_entry_set_filetype(e.get(), type);
-    archive_entry_set_perm(e.get(), static_cast<mode_t>(mode));
-    archive_entry_set_size(e.get(), size);
-    archive_entry_set_mtime(e.get(), 0, 0);
-    archive_entry_set_uid(e.get(), 0);
-    archive_entry_set_gid(e.get(), 0);
-    if (archive_write_header(a_.get(), e.get()) != ARCHIVE_OK) {
+    ArchiveEntryPtr e(la().archive_entry_new());
+    la().archive_entry_set_pathname(e.get(), name.c_str());
+    la().archive_entry_set_filetype(e.get(), type);
+    la().archive_entry_set_perm(e.get(), static_cast<mode_t>(mode));
+    la().archive_entry_set_size(e.get(), size);
+    la().archive_entry_set_mtime(e.get(), 0, 0);
+    la().archive_entry_set_uid(e.get(), 0);
+    la().archive_entry_set_gid(e.get(), 0);
+    if (la().archive_write_header(a_.get(), e.get()) != ARCHIVE_OK) {
       return failf(Errc::System, "write {}: {}: {}", quote(what_), name, archive_message(a_.get()));
     }
     return {};
@@ -170,7 +174,7 @@ class TarWriter {
 
   Status data(std::string_view bytes) {
     while (!bytes.empty()) {
-      la_ssize_t n = archive_write_data(a_.get(), bytes.data(), bytes.size());
+      la_ssize_t n = la().archive_write_data(a_.get(), bytes.data(), bytes.size());
       if (n < 0) {
         return failf(Errc::System, "write {}: {}", quote(what_), archive_message(a_.get()));
       }
@@ -441,17 +445,17 @@ class Loader {
     archive_entry* e = nullptr;
     size_t count = 0;
     for (;;) {
-      int rc = archive_read_next_header(a.get(), &e);
+      int rc = la().archive_read_next_header(a.get(), &e);
       if (rc == ARCHIVE_EOF) break;
       if (rc != ARCHIVE_OK && rc != ARCHIVE_WARN) {
         return failf(Errc::InvalidArgument, "load {}: {}", quote(in.native()), archive_message(a.get()));
       }
       ++count;
-      if (archive_entry_filetype(e) != AE_IFREG) continue;
-      std::string path = clean_path(archive_entry_pathname(e) ? archive_entry_pathname(e) : "");
+      if (la().archive_entry_filetype(e) != AE_IFREG) continue;
+      std::string path = clean_path(la().archive_entry_pathname(e) ? la().archive_entry_pathname(e) : "");
       if (is_metadata(path)) {
         StringSink s;
-        if (archive_entry_size(e) > static_cast<int64_t>(kMaxJsonFile)) {
+        if (la().archive_entry_size(e) > static_cast<int64_t>(kMaxJsonFile)) {
           return failf(Errc::InvalidArgument, "load: {} is too large", path);
         }
         KISTE_TRY(copy_entry_data(a.get(), s, path));
@@ -699,13 +703,13 @@ Result<Descriptor> import_rootfs(const Store& store, const fs::path& tar_in, con
     KISTE_ASSIGN_OR_RETURN(ArchiveReadPtr a, with_context(open_reader(tar, false), ctx));
     archive_entry* e = nullptr;
     for (;;) {
-      int rc = archive_read_next_header(a.get(), &e);
+      int rc = la().archive_read_next_header(a.get(), &e);
       if (rc == ARCHIVE_EOF) break;
       if (rc != ARCHIVE_OK && rc != ARCHIVE_WARN) {
         return failf(Errc::InvalidArgument, "{}: not a valid tar archive: {}", ctx,
                      archive_message(a.get()));
       }
-      if (archive_read_data_skip(a.get()) != ARCHIVE_OK) {
+      if (la().archive_read_data_skip(a.get()) != ARCHIVE_OK) {
         return failf(Errc::InvalidArgument, "{}: truncated tar archive: {}", ctx,
                      archive_message(a.get()));
       }
@@ -719,7 +723,7 @@ Result<Descriptor> import_rootfs(const Store& store, const fs::path& tar_in, con
     archive_entry* e = nullptr;
     KISTE_ASSIGN_OR_RETURN(auto gz, CompressingSink::create(w, {}));
     HashingSink hs(*gz);
-    int rc = archive_read_next_header(a.get(), &e);
+    int rc = la().archive_read_next_header(a.get(), &e);
     if (rc == ARCHIVE_OK) {
       KISTE_TRY(with_context(copy_entry_data(a.get(), hs, tar.native()), ctx));
     } else if (rc != ARCHIVE_EOF) {

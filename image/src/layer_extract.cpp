@@ -21,6 +21,8 @@
 
 namespace kiste::image {
 
+using detail::la;
+
 namespace {
 
 constexpr std::string_view kWhiteoutPrefix = ".wh.";
@@ -71,7 +73,7 @@ la_ssize_t source_read(archive* a, void* client, const void** out) {
   auto r = s->reader->read(buf.data(), buf.size());
   if (!r) {
     s->error = r.error();
-    archive_set_error(a, EIO, "%s", r.error().message.c_str());
+    la().archive_set_error(a, EIO, "%s", r.error().message.c_str());
     return -1;
   }
   s->hasher.update(buf.data(), *r);
@@ -401,8 +403,8 @@ Status Extractor::apply_whiteout(const std::string& parent, const std::string& n
 Status Extractor::set_owner_at(int pfd, const std::string& name, archive_entry* e,
                                const std::string& path) {
   if (!same_owner_) return {};
-  la_int64_t uid = archive_entry_uid(e);
-  la_int64_t gid = archive_entry_gid(e);
+  la_int64_t uid = la().archive_entry_uid(e);
+  la_int64_t gid = la().archive_entry_gid(e);
   if (uid < 0 || gid < 0 || uid >= UINT32_MAX || gid >= UINT32_MAX) {
     return failf(Errc::Corrupt, "entry {}: invalid owner {}:{}", quote(path), uid, gid);
   }
@@ -414,11 +416,11 @@ Status Extractor::set_owner_at(int pfd, const std::string& name, archive_entry* 
 }
 
 Status Extractor::set_xattrs(int fd, archive_entry* e, const std::string& path) {
-  if (archive_entry_xattr_reset(e) == 0) return {};
+  if (la().archive_entry_xattr_reset(e) == 0) return {};
   const char* name = nullptr;
   const void* value = nullptr;
   size_t size = 0;
-  while (archive_entry_xattr_next(e, &name, &value, &size) == ARCHIVE_OK) {
+  while (la().archive_entry_xattr_next(e, &name, &value, &size) == ARCHIVE_OK) {
     if (name == nullptr || is_overlay_xattr(name)) continue;  // never let a layer forge overlay state
     if (::fsetxattr(fd, name, value, size, 0) != 0) {
       if (errno == ENOTSUP || errno == EPERM || errno == EACCES) continue;  // where possible
@@ -430,7 +432,7 @@ Status Extractor::set_xattrs(int fd, archive_entry* e, const std::string& path) 
 
 Status Extractor::check_size(archive_entry* e, const std::string& path,
                              const ExtractStats& stats) const {
-  la_int64_t size = archive_entry_size(e);
+  la_int64_t size = la().archive_entry_size(e);
   if (size < 0 || static_cast<uint64_t>(size) > opt_.limits.max_entry_size) {
     return failf(Errc::Corrupt, "entry {}: size {} exceeds the limit of {} bytes", quote(path),
                  size, opt_.limits.max_entry_size);
@@ -445,23 +447,23 @@ Status Extractor::check_size(archive_entry* e, const std::string& path,
 // The mode to create a regular file with: its final mode when the umask keeps it intact (then
 // no fchmod is needed), else 0600 until fchmod.
 mode_t Extractor::create_mode(archive_entry* e) const {
-  mode_t perm = archive_entry_perm(e) & 07777;
+  mode_t perm = la().archive_entry_perm(e) & 07777;
   if ((perm & 07000) == 0 && (perm & umask_) == 0) return perm;
   return 0600;
 }
 
 Status Extractor::write_file(archive* a, archive_entry* e, UniqueFd fd, mode_t created_mode,
                              const std::string& path, ExtractStats& stats) {
-  la_int64_t size = archive_entry_size(e);
+  la_int64_t size = la().archive_entry_size(e);
   la_int64_t end = 0;
   const void* buf = nullptr;
   size_t len = 0;
   la_int64_t offset = 0;
   for (;;) {
-    int rc = archive_read_data_block(a, &buf, &len, &offset);
+    int rc = la().archive_read_data_block(a, &buf, &len, &offset);
     if (rc == ARCHIVE_EOF) break;
     if (rc != ARCHIVE_OK && rc != ARCHIVE_WARN) {
-      return failf(Errc::Corrupt, "entry {}: {}", quote(path), archive_error_string(a));
+      return failf(Errc::Corrupt, "entry {}: {}", quote(path), la().archive_error_string(a));
     }
     if (offset < 0 || static_cast<uint64_t>(offset) + len > static_cast<uint64_t>(size)) {
       return failf(Errc::Corrupt, "entry {}: data beyond its declared size", quote(path));
@@ -483,28 +485,28 @@ Status Extractor::write_file(archive* a, archive_entry* e, UniqueFd fd, mode_t c
   if (end != size) KISTE_TRY(sys::ftruncate(fd.get(), size, path));
   stats.bytes += static_cast<uint64_t>(size);
   if (same_owner_) {
-    auto uid = static_cast<uid_t>(archive_entry_uid(e));
-    auto gid = static_cast<gid_t>(archive_entry_gid(e));
+    auto uid = static_cast<uid_t>(la().archive_entry_uid(e));
+    auto gid = static_cast<gid_t>(la().archive_entry_gid(e));
     // A new file is ours already, unless a setgid parent gave it the parent's group.
     bool ours = uid == euid_ && gid == egid_ && !cached_setgid_;
     if (!ours && ::fchown(fd.get(), uid, gid) != 0) return std::unexpected(sys_error("chown", path));
   }
-  mode_t perm = archive_entry_perm(e) & 07777;
+  mode_t perm = la().archive_entry_perm(e) & 07777;
   if (perm != created_mode) {  // special bits are always set here, after the chown
     if (::fchmod(fd.get(), perm) != 0) return std::unexpected(sys_error("chmod", path));
   }
   KISTE_TRY(set_xattrs(fd.get(), e, path));
   struct timespec ts[2];
-  ts[1] = {archive_entry_mtime(e), archive_entry_mtime_nsec(e)};
-  ts[0] = archive_entry_atime_is_set(e)
-              ? timespec{archive_entry_atime(e), archive_entry_atime_nsec(e)}
+  ts[1] = {la().archive_entry_mtime(e), la().archive_entry_mtime_nsec(e)};
+  ts[0] = la().archive_entry_atime_is_set(e)
+              ? timespec{la().archive_entry_atime(e), la().archive_entry_atime_nsec(e)}
               : ts[1];
   if (::futimens(fd.get(), ts) != 0) return std::unexpected(sys_error("set times of", path));
   return {};
 }
 
 Status Extractor::entry(archive* a, archive_entry* e, ExtractStats& stats) {
-  const char* raw_c = archive_entry_pathname(e);
+  const char* raw_c = la().archive_entry_pathname(e);
   if (raw_c == nullptr || *raw_c == '\0') return fail(Errc::Corrupt, "entry with an empty name");
   std::string_view raw = raw_c;
   std::string path = clean_path(raw);
@@ -523,8 +525,8 @@ Status Extractor::entry(archive* a, archive_entry* e, ExtractStats& stats) {
     i = j + 1;
   }
 
-  const char* hardlink = archive_entry_hardlink(e);
-  mode_t type = archive_entry_filetype(e);
+  const char* hardlink = la().archive_entry_hardlink(e);
+  mode_t type = la().archive_entry_filetype(e);
 
   // Whiteouts.
   if (std::string_view(name).starts_with(kWhiteoutPrefix)) {
@@ -548,9 +550,9 @@ Status Extractor::entry(archive* a, archive_entry* e, ExtractStats& stats) {
     if (same_owner_) {
       KISTE_TRY(set_owner_at(root_, "", e, "/"));
     }
-    dirs_.push_back({"", static_cast<mode_t>(archive_entry_perm(e) & 07777),
-                     {{archive_entry_mtime(e), archive_entry_mtime_nsec(e)},
-                      {archive_entry_mtime(e), archive_entry_mtime_nsec(e)}}});
+    dirs_.push_back({"", static_cast<mode_t>(la().archive_entry_perm(e) & 07777),
+                     {{la().archive_entry_mtime(e), la().archive_entry_mtime_nsec(e)},
+                      {la().archive_entry_mtime(e), la().archive_entry_mtime_nsec(e)}}});
     return {};
   }
 
@@ -586,9 +588,9 @@ Status Extractor::entry(archive* a, archive_entry* e, ExtractStats& stats) {
   seen_.insert(path);
 
   struct timespec ts[2];
-  ts[1] = {archive_entry_mtime(e), archive_entry_mtime_nsec(e)};
+  ts[1] = {la().archive_entry_mtime(e), la().archive_entry_mtime_nsec(e)};
   ts[0] = ts[1];
-  mode_t perm = archive_entry_perm(e) & 07777;
+  mode_t perm = la().archive_entry_perm(e) & 07777;
 
   if (hardlink != nullptr) {
     std::string target = clean_path(hardlink);
@@ -626,8 +628,8 @@ Status Extractor::entry(archive* a, archive_entry* e, ExtractStats& stats) {
       UniqueFd dfd(::openat(pfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
       if (!dfd) return std::unexpected(sys_error("open", path));
       if (same_owner_) {
-        if (::fchown(dfd.get(), static_cast<uid_t>(archive_entry_uid(e)),
-                     static_cast<gid_t>(archive_entry_gid(e))) != 0) {
+        if (::fchown(dfd.get(), static_cast<uid_t>(la().archive_entry_uid(e)),
+                     static_cast<gid_t>(la().archive_entry_gid(e))) != 0) {
           return std::unexpected(sys_error("chown", path));
         }
       }
@@ -642,7 +644,7 @@ Status Extractor::entry(archive* a, archive_entry* e, ExtractStats& stats) {
       return {};
     }
     case AE_IFLNK: {
-      const char* target = archive_entry_symlink(e);
+      const char* target = la().archive_entry_symlink(e);
       if (target == nullptr) return failf(Errc::Corrupt, "entry {}: symlink without target", quote(raw));
       // The target is stored as is: kiste never follows it while extracting.
       if (::symlinkat(target, pfd, name.c_str()) != 0) return std::unexpected(sys_error("symlink", path));
@@ -659,7 +661,7 @@ Status Extractor::entry(archive* a, archive_entry* e, ExtractStats& stats) {
       if (type != AE_IFIFO && !allow_devices_) {
         return failf(Errc::PermissionDenied, "entry {}: device nodes are not allowed", quote(raw));
       }
-      dev_t dev = type == AE_IFIFO ? 0 : archive_entry_rdev(e);
+      dev_t dev = type == AE_IFIFO ? 0 : la().archive_entry_rdev(e);
       mode_t kind = type == AE_IFCHR ? S_IFCHR : type == AE_IFBLK ? S_IFBLK : S_IFIFO;
       if (::mknodat(pfd, name.c_str(), kind | 0600, dev) != 0) {
         return std::unexpected(sys_error("mknod", path));
@@ -702,24 +704,25 @@ Result<ExtractStats> extract_layer(BlobReader& compressed, media_type::Compressi
   auto plain = make_decompressor(compressed, compression);
   Source src;
   src.reader = plain.get();
-  detail::ArchiveReadPtr a(archive_read_new());
+  KISTE_TRY(detail::load_libarchive());
+  detail::ArchiveReadPtr a(detail::la().archive_read_new());
   if (!a) return fail(Errc::System, "extract layer: archive_read_new failed");
-  archive_read_support_format_tar(a.get());
-  archive_read_support_format_gnutar(a.get());
+  la().archive_read_support_format_tar(a.get());
+  la().archive_read_support_format_gnutar(a.get());
   auto archive_failure = [&](std::string_view what) -> Error {
     if (src.error) return *src.error;
-    const char* msg = archive_error_string(a.get());
+    const char* msg = la().archive_error_string(a.get());
     return Error{.code = Errc::Corrupt,
                  .message = fmt::format("{}: {}", what, msg ? msg : "invalid tar stream")};
   };
-  if (archive_read_open(a.get(), &src, nullptr, source_read, nullptr) != ARCHIVE_OK) {
+  if (la().archive_read_open(a.get(), &src, nullptr, source_read, nullptr) != ARCHIVE_OK) {
     return std::unexpected(archive_failure("read layer tar"));
   }
   Extractor ex(root_dirfd, options);
   ExtractStats stats{.diff_id = Digest::of("")};
   archive_entry* e = nullptr;
   for (;;) {
-    int rc = archive_read_next_header(a.get(), &e);
+    int rc = la().archive_read_next_header(a.get(), &e);
     if (rc == ARCHIVE_EOF) break;
     if (rc != ARCHIVE_OK && rc != ARCHIVE_WARN) {
       return std::unexpected(archive_failure("read layer tar"));
@@ -727,8 +730,8 @@ Result<ExtractStats> extract_layer(BlobReader& compressed, media_type::Compressi
     if (++stats.entries > options.limits.max_entries) {
       return failf(Errc::Corrupt, "layer has more than {} entries", options.limits.max_entries);
     }
-    const char* shown = archive_entry_pathname(e);
-    KISTE_TRY(check_extension_headers(src, static_cast<uint64_t>(archive_read_header_position(a.get())),
+    const char* shown = la().archive_entry_pathname(e);
+    KISTE_TRY(check_extension_headers(src, static_cast<uint64_t>(la().archive_read_header_position(a.get())),
                                       shown ? shown : ""));
     if (auto r = ex.entry(a.get(), e, stats); !r) {
       if (src.error) return std::unexpected(*src.error);

@@ -45,16 +45,17 @@ Result<std::unique_ptr<TarStream>> TarStream::open(ByteSink& out, const PackOpti
   std::unique_ptr<TarStream> t(new TarStream(out, options));
   KISTE_ASSIGN_OR_RETURN(t->compressor_, CompressingSink::create(t->compressed_, options.compress));
   t->tar_ = std::make_unique<HashingSink>(*t->compressor_);
-  t->a_.reset(archive_write_new());
+  KISTE_TRY(load_libarchive());
+  t->a_.reset(la().archive_write_new());
   if (!t->a_) return fail(Errc::System, "archive_write_new failed");
   archive* a = t->a_.get();
-  if (archive_write_set_format_pax_restricted(a) != ARCHIVE_OK ||
-      archive_write_set_bytes_per_block(a, 10240) != ARCHIVE_OK ||
-      archive_write_set_bytes_in_last_block(a, 1) != ARCHIVE_OK) {
-    return failf(Errc::System, "tar writer: {}", archive_error_string(a));
+  if (la().archive_write_set_format_pax_restricted(a) != ARCHIVE_OK ||
+      la().archive_write_set_bytes_per_block(a, 10240) != ARCHIVE_OK ||
+      la().archive_write_set_bytes_in_last_block(a, 1) != ARCHIVE_OK) {
+    return failf(Errc::System, "tar writer: {}", la().archive_error_string(a));
   }
-  if (archive_write_open(a, t.get(), nullptr, &TarStream::write_cb, nullptr) != ARCHIVE_OK) {
-    return failf(Errc::System, "tar writer: {}", archive_error_string(a));
+  if (la().archive_write_open(a, t.get(), nullptr, &TarStream::write_cb, nullptr) != ARCHIVE_OK) {
+    return failf(Errc::System, "tar writer: {}", la().archive_error_string(a));
   }
   return t;
 }
@@ -64,7 +65,7 @@ la_ssize_t TarStream::write_cb(archive* a, void* self, const void* buf, size_t n
   auto r = t->tar_->write(std::string_view(static_cast<const char*>(buf), n));
   if (!r) {
     t->sink_error_ = r.error();
-    archive_set_error(a, EIO, "%s", r.error().message.c_str());
+    la().archive_set_error(a, EIO, "%s", r.error().message.c_str());
     return -1;
   }
   return static_cast<la_ssize_t>(n);
@@ -73,7 +74,7 @@ la_ssize_t TarStream::write_cb(archive* a, void* self, const void* buf, size_t n
 Status TarStream::check(int rc, std::string_view what) {
   if (rc >= ARCHIVE_WARN) return {};
   if (sink_error_) return std::unexpected(*sink_error_);
-  return failf(Errc::System, "write tar entry {}: {}", quote(what), archive_error_string(a_.get()));
+  return failf(Errc::System, "write tar entry {}: {}", quote(what), la().archive_error_string(a_.get()));
 }
 
 Status TarStream::write_data(int fd, int64_t size, const std::string& path) {
@@ -86,7 +87,7 @@ Status TarStream::write_data(int fd, int64_t size, const std::string& path) {
       std::memset(buf_.get(), 0, want);
       n = want;
     }
-    la_ssize_t w = archive_write_data(a_.get(), buf_.get(), n);
+    la_ssize_t w = la().archive_write_data(a_.get(), buf_.get(), n);
     if (w < 0) KISTE_TRY(check(static_cast<int>(w), path));
     left -= static_cast<int64_t>(n);
   }
@@ -95,42 +96,42 @@ Status TarStream::write_data(int fd, int64_t size, const std::string& path) {
 
 Status TarStream::add(int dirfd, const std::string& name, const std::string& path,
                       const struct stat& st, int data_fd) {
-  ArchiveEntryPtr e(archive_entry_new());
-  archive_entry_copy_pathname(e.get(), path.c_str());
-  archive_entry_set_perm(e.get(), st.st_mode & 07777);
-  archive_entry_set_uid(e.get(), options_.keep_owners ? st.st_uid : 0);
-  archive_entry_set_gid(e.get(), options_.keep_owners ? st.st_gid : 0);
-  archive_entry_set_mtime(e.get(), clamp_mtime(st.st_mtim.tv_sec), 0);
+  ArchiveEntryPtr e(la().archive_entry_new());
+  la().archive_entry_copy_pathname(e.get(), path.c_str());
+  la().archive_entry_set_perm(e.get(), st.st_mode & 07777);
+  la().archive_entry_set_uid(e.get(), options_.keep_owners ? st.st_uid : 0);
+  la().archive_entry_set_gid(e.get(), options_.keep_owners ? st.st_gid : 0);
+  la().archive_entry_set_mtime(e.get(), clamp_mtime(st.st_mtim.tv_sec), 0);
 
   UniqueFd fd;
   if (!S_ISDIR(st.st_mode) && st.st_nlink > 1) {
     auto [it, inserted] = links_.emplace(std::pair{st.st_dev, st.st_ino}, path);
     if (!inserted) {
-      archive_entry_set_filetype(e.get(), AE_IFREG);
-      archive_entry_copy_hardlink(e.get(), it->second.c_str());
-      archive_entry_set_size(e.get(), 0);
-      return check(archive_write_header(a_.get(), e.get()), path);
+      la().archive_entry_set_filetype(e.get(), AE_IFREG);
+      la().archive_entry_copy_hardlink(e.get(), it->second.c_str());
+      la().archive_entry_set_size(e.get(), 0);
+      return check(la().archive_write_header(a_.get(), e.get()), path);
     }
   }
   int64_t size = 0;
   if (S_ISREG(st.st_mode)) {
-    archive_entry_set_filetype(e.get(), AE_IFREG);
+    la().archive_entry_set_filetype(e.get(), AE_IFREG);
     KISTE_ASSIGN_OR_RETURN(fd, sys::openat(dirfd, name, O_RDONLY | O_NOFOLLOW));
     size = st.st_size;
-    archive_entry_set_size(e.get(), size);
+    la().archive_entry_set_size(e.get(), size);
   } else if (S_ISDIR(st.st_mode)) {
-    archive_entry_set_filetype(e.get(), AE_IFDIR);
+    la().archive_entry_set_filetype(e.get(), AE_IFDIR);
     KISTE_ASSIGN_OR_RETURN(fd, sys::openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
   } else if (S_ISLNK(st.st_mode)) {
-    archive_entry_set_filetype(e.get(), AE_IFLNK);
+    la().archive_entry_set_filetype(e.get(), AE_IFLNK);
     KISTE_ASSIGN_OR_RETURN(std::string target, sys::readlinkat(dirfd, name));
-    archive_entry_copy_symlink(e.get(), target.c_str());
+    la().archive_entry_copy_symlink(e.get(), target.c_str());
   } else if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) {
-    archive_entry_set_filetype(e.get(), S_ISCHR(st.st_mode) ? AE_IFCHR : AE_IFBLK);
-    archive_entry_set_rdevmajor(e.get(), major(st.st_rdev));
-    archive_entry_set_rdevminor(e.get(), minor(st.st_rdev));
+    la().archive_entry_set_filetype(e.get(), S_ISCHR(st.st_mode) ? AE_IFCHR : AE_IFBLK);
+    la().archive_entry_set_rdevmajor(e.get(), major(st.st_rdev));
+    la().archive_entry_set_rdevminor(e.get(), minor(st.st_rdev));
   } else if (S_ISFIFO(st.st_mode)) {
-    archive_entry_set_filetype(e.get(), AE_IFIFO);
+    la().archive_entry_set_filetype(e.get(), AE_IFIFO);
   } else {
     return {};  // sockets cannot be archived
   }
@@ -152,29 +153,29 @@ Status TarStream::add(int dirfd, const std::string& name, const std::string& pat
         std::string v(static_cast<size_t>(vn), '\0');
         vn = ::fgetxattr(fd.get(), k.c_str(), v.data(), v.size());
         if (vn < 0) continue;
-        archive_entry_xattr_add_entry(e.get(), k.c_str(), v.data(), static_cast<size_t>(vn));
+        la().archive_entry_xattr_add_entry(e.get(), k.c_str(), v.data(), static_cast<size_t>(vn));
       }
     }
   }
-  KISTE_TRY(check(archive_write_header(a_.get(), e.get()), path));
+  KISTE_TRY(check(la().archive_write_header(a_.get(), e.get()), path));
   if (S_ISREG(st.st_mode) && size > 0) {
     KISTE_TRY(write_data(data_fd >= 0 ? data_fd : fd.get(), size, path));
   }
-  return check(archive_write_finish_entry(a_.get()), path);
+  return check(la().archive_write_finish_entry(a_.get()), path);
 }
 
 Status TarStream::add_marker(const std::string& path, int64_t mtime) {
-  ArchiveEntryPtr e(archive_entry_new());
-  archive_entry_copy_pathname(e.get(), path.c_str());
-  archive_entry_set_filetype(e.get(), AE_IFREG);
-  archive_entry_set_perm(e.get(), 0644);
-  archive_entry_set_mtime(e.get(), clamp_mtime(mtime), 0);
-  archive_entry_set_size(e.get(), 0);
-  return check(archive_write_header(a_.get(), e.get()), path);
+  ArchiveEntryPtr e(la().archive_entry_new());
+  la().archive_entry_copy_pathname(e.get(), path.c_str());
+  la().archive_entry_set_filetype(e.get(), AE_IFREG);
+  la().archive_entry_set_perm(e.get(), 0644);
+  la().archive_entry_set_mtime(e.get(), clamp_mtime(mtime), 0);
+  la().archive_entry_set_size(e.get(), 0);
+  return check(la().archive_write_header(a_.get(), e.get()), path);
 }
 
 Result<LayerResult> TarStream::finish() {
-  KISTE_TRY(check(archive_write_close(a_.get()), "end of archive"));
+  KISTE_TRY(check(la().archive_write_close(a_.get()), "end of archive"));
   KISTE_TRY(compressor_->finish());
   LayerResult r{.digest = compressed_.finish(), .diff_id = tar_->finish()};
   r.size = compressed_.bytes();

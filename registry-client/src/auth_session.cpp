@@ -110,7 +110,8 @@ Status Client::Impl::learn_challenge(const detail::HttpHead& head) {
                challenges.front().scheme);
 }
 
-Result<std::string> Client::Impl::fetch_token(const std::vector<std::string>& scopes_in) {
+Result<Client::Impl::TokenReply> Client::Impl::fetch_token(
+    const std::vector<std::string>& scopes_in, bool offline) {
   // Called with auth_mu held (token fetches are serialised: one per scope, then cached).
   KISTE_ASSIGN_OR_RETURN(auto c, credential());
   std::vector<std::string> scopes = scopes_in;
@@ -135,6 +136,10 @@ Result<std::string> Client::Impl::fetch_token(const std::vector<std::string>& sc
     req.body = query;
     req.headers.push_back("Content-Type: application/x-www-form-urlencoded");
   } else {
+    if (offline) {
+      add("offline_token", "true");
+      add("client_id", "kiste");
+    }
     req.url = realm + (realm.find('?') == std::string::npos ? "?" : "&") + query;
     if (c && !c->username.empty()) {
       req.headers.push_back("Authorization: Basic " +
@@ -158,16 +163,21 @@ Result<std::string> Client::Impl::fetch_token(const std::vector<std::string>& sc
   KISTE_ASSIGN_OR_RETURN(std::string body, t->read_all(1 << 20, what));
   auto j = nlohmann::json::parse(body, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return failf(Errc::Registry, "{}: not JSON", what);
+  TokenReply reply;
   for (const char* key : {"token", "access_token"}) {
     if (j.contains(key) && j[key].is_string() && !j[key].get<std::string>().empty()) {
-      std::string tok = j[key].get<std::string>();
-      if (tok.find_first_of("\r\n") != std::string::npos) {
+      reply.token = j[key].get<std::string>();
+      if (reply.token.find_first_of("\r\n") != std::string::npos) {
         return failf(Errc::Registry, "{}: token contains a line break", what);
       }
-      return tok;
+      break;
     }
   }
-  return failf(Errc::Registry, "{}: the response has no token", what);
+  if (reply.token.empty()) return failf(Errc::Registry, "{}: the response has no token", what);
+  if (offline && j.contains("refresh_token") && j["refresh_token"].is_string()) {
+    reply.refresh_token = j["refresh_token"].get<std::string>();
+  }
+  return reply;
 }
 
 Result<std::string> Client::Impl::authorization(const std::vector<std::string>& scopes) {
@@ -184,8 +194,8 @@ Result<std::string> Client::Impl::authorization(const std::vector<std::string>& 
       std::string key = scope_key(scopes);
       auto it = tokens.find(key);
       if (it == tokens.end()) {
-        KISTE_ASSIGN_OR_RETURN(std::string tok, fetch_token(scopes));
-        it = tokens.emplace(key, std::move(tok)).first;
+        KISTE_ASSIGN_OR_RETURN(TokenReply tok, fetch_token(scopes));
+        it = tokens.emplace(key, std::move(tok.token)).first;
       }
       return "Authorization: Bearer " + it->second;
     }
@@ -208,6 +218,33 @@ Status Client::Impl::on_unauthorized(const detail::HttpHead& head,
     }
   }
   return {};
+}
+
+Result<std::optional<std::string>> Client::login() {
+  KISTE_TRY(impl_->ensure_base());
+  {
+    std::lock_guard l(impl_->auth_mu);
+    if (impl_->scheme == Impl::Scheme::Bearer) {
+      KISTE_ASSIGN_OR_RETURN(auto c, impl_->credential());
+      if (c && !c->username.empty() && c->identity_token.empty()) {
+        // Docker's login: the password buys a refresh token for offline use when the token
+        // server offers one; that is what gets stored instead of the password.
+        KISTE_ASSIGN_OR_RETURN(Impl::TokenReply reply,
+                               with_context(impl_->fetch_token({}, true),
+                                            fmt::format("login to `{}`", registry())));
+        impl_->tokens[scope_key({})] = reply.token;
+        if (!reply.refresh_token.empty()) {
+          if (reply.refresh_token.find_first_of("\r\n") != std::string::npos) {
+            return failf(Errc::Registry, "login to `{}`: refresh token contains a line break",
+                         registry());
+          }
+          return std::optional<std::string>(std::move(reply.refresh_token));
+        }
+      }
+    }
+  }
+  KISTE_TRY(with_context(ping(), fmt::format("login to `{}`", registry())));
+  return std::optional<std::string>();
 }
 
 }  // namespace kiste::registry

@@ -28,7 +28,9 @@ bool is_loopback(std::string_view registry) {
   } else if (auto c = host.rfind(':'); c != std::string_view::npos) {
     host = host.substr(0, c);
   }
-  return host == "localhost" || host.starts_with("127.") || host == "::1";
+  // Only the names tests and local caches use: other loopback addresses are treated like any
+  // host (list them as insecure registries to use plain HTTP).
+  return host == "localhost" || host == "127.0.0.1" || host == "::1";
 }
 
 // CA certificates and client key pairs like podman: DIR/*.crt are CAs, DIR/X.cert + DIR/X.key a

@@ -49,7 +49,13 @@ struct Client::Impl {
                                        const std::vector<std::string>& scopes);
   [[nodiscard]] Status learn_challenge(const detail::HttpHead& head);
   [[nodiscard]] Result<std::optional<Credential>> credential();
-  [[nodiscard]] Result<std::string> fetch_token(const std::vector<std::string>& scopes);
+  struct TokenReply {
+    std::string token;
+    std::string refresh_token;  // only when asked for offline access and the server gives one
+  };
+  // `offline`: ask for a refresh token as well (docker's login: offline_token=true).
+  [[nodiscard]] Result<TokenReply> fetch_token(const std::vector<std::string>& scopes,
+                                               bool offline = false);
 
   std::string registry;
   // Where the API lives: docker.io's is registry-1.docker.io.

@@ -208,6 +208,8 @@ Status save_login(const fs::path& file, std::string_view registry, const Credent
   if (!j.contains("auths") || !j["auths"].is_object()) j["auths"] = json::object();
   json entry = json::object();
   if (!cred.identity_token.empty()) {
+    // Like docker: the user name without a password, and the token.
+    if (!cred.username.empty()) entry["auth"] = base64_encode(cred.username + ":");
     entry["identitytoken"] = cred.identity_token;
   } else {
     entry["auth"] = base64_encode(cred.username + ":" + cred.password);

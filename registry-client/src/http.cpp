@@ -259,6 +259,14 @@ class Connection {
           code = Errc::InvalidArgument;
         }
         break;
+      case CURLE_SSL_CONNECT_ERROR:
+        // A plain-HTTP server answering the TLS handshake: an answer, not worth a retry.
+        if (detail.find("wrong version number") != std::string::npos) {
+          code = Errc::Unsupported;
+          detail += " (the server does not speak TLS; plain HTTP needs --tls-verify=false or an "
+                    "insecure registry in registries.conf)";
+        }
+        break;
       default:
         break;
     }

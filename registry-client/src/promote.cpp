@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <future>
 #include <kiste/registry/promote.hpp>
 #include <kiste/registry/remote_image.hpp>
 
@@ -34,6 +35,15 @@ Result<PromoteResult> promote(Client& sc, const image::Reference& src, Client& d
   if (dst.digest() && *dst.digest() != digest) {
     return failf(Errc::InvalidArgument, "{}: source has digest {}", ctx, digest);
   }
+  // Signatures and referrers of the image are looked up while it is copied (two round trips
+  // off the critical path); they are copied after it.
+  std::future<Result<std::vector<std::string>>> tags_f;
+  std::future<Result<std::optional<image::ManifestBlob>>> refs_f;
+  if (opts.copy_signatures) {
+    tags_f = std::async(std::launch::async, [&] { return sc.list_tags(src.repository()); });
+    refs_f = std::async(std::launch::async,
+                        [&] { return sc.try_referrers(src.repository(), digest); });
+  }
   RemoteSink sink(dc, dst);
   sink.set_mount_first(&sc == &dc || sc.registry() == dc.registry());
   KISTE_ASSIGN_OR_RETURN(
@@ -57,7 +67,7 @@ Result<PromoteResult> promote(Client& sc, const image::Reference& src, Client& d
   // cosign-style tags and the referrers tag schema: sha256-<hex>[.sig|.att|.sbom]
   // One tags list instead of a HEAD per suffix; HEADs when the registry will not list tags.
   std::string base = fmt::format("{}-{}", digest.algorithm_name(), digest.hex());
-  auto tags = sc.list_tags(src.repository());
+  auto tags = tags_f.get();
   for (std::string_view suffix : {"", ".sig", ".att", ".sbom"}) {
     std::string tag = base + std::string(suffix);
     if (tags) {
@@ -73,7 +83,7 @@ Result<PromoteResult> promote(Client& sc, const image::Reference& src, Client& d
     ++res.artifacts_copied;
   }
   // OCI referrers API.
-  KISTE_ASSIGN_OR_RETURN(auto refs, with_context(sc.try_referrers(src.repository(), digest), ctx));
+  KISTE_ASSIGN_OR_RETURN(auto refs, with_context(refs_f.get(), ctx));
   if (refs) {
     for (const auto& d : refs->index().manifests) {
       KISTE_ASSIGN_OR_RETURN(auto from, by_digest(src, d.digest));

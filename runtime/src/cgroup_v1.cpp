@@ -1,5 +1,6 @@
 // cgroup v1: one directory per hierarchy that holds a needed controller, created under the
 // caller's own cgroup in that hierarchy (e.g. memory:/process_api/<id>/kiste-<cid>).
+#include <fcntl.h>
 #include <signal.h>
 
 #include <algorithm>
@@ -91,6 +92,15 @@ class CgroupV1Driver final : public CgroupDriver {
       KISTE_TRY(detail::write_cgroup_file(dir / "cgroup.procs", s));
     }
     return {};
+  }
+
+  Result<std::vector<UniqueFd>> open_self_join() override {
+    std::vector<UniqueFd> fds;
+    for (const auto& [h, dir] : created_) {
+      KISTE_ASSIGN_OR_RETURN(UniqueFd fd, sys::open(dir / "tasks", O_WRONLY | O_CLOEXEC));
+      fds.push_back(std::move(fd));
+    }
+    return fds;
   }
 
   Result<CgroupStats> stats() override {

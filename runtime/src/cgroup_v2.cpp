@@ -68,6 +68,11 @@ class CgroupV2Driver final : public CgroupDriver {
     return detail::write_cgroup_file(dir_ / "cgroup.procs", std::to_string(pid));
   }
 
+  Result<UniqueFd> open_clone_target() override {
+    if (dir_.empty()) return fail(Errc::InvalidArgument, "cgroup v2: no cgroup was created");
+    return sys::open(dir_, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  }
+
   Result<CgroupStats> stats() override {
     CgroupStats st;
     st.oom_killed = detail::read_keyed(dir_ / "memory.events", "oom_kill") > 0;

@@ -31,6 +31,8 @@ namespace kiste::runtime::detail {
 const char* step_name(StepId s) {
   switch (s) {
     case StepId::WaitParent: return "wait for the runtime";
+    case StepId::RuntimeFiles: return "write /etc/hosts, /etc/hostname and /etc/resolv.conf";
+    case StepId::JoinCgroup: return "join the container cgroup";
     case StepId::CgroupNamespace: return "unshare the cgroup namespace";
     case StepId::MountPrivate: return "make mounts private";
     case StepId::MountOverlay: return "mount the overlay root";
@@ -74,6 +76,7 @@ class ContainerInit {
   }
   void wait_parent() noexcept;
   void enter_userns() noexcept;
+  void write_runtime_files() noexcept;
   void mount_root() noexcept;
   void apply_ops() noexcept;
   void pivot() noexcept;
@@ -86,7 +89,21 @@ class ContainerInit {
   const ChildConfig& c_;
   int root_fd_ = -1;
   int userns_root_fd_ = -1;  // the overlay root built by the parent (userns)
+  int rt_fd_ = -1;  // the tmpfs with the runtime's files (under the overlay)
 };
+
+// "f<index>" into buf (no allocation): the name of a runtime file on its tmpfs.
+void runtime_file_name(char (&buf)[16], size_t index) noexcept {
+  char digits[12];
+  size_t n = 0;
+  do {
+    digits[n++] = static_cast<char>('0' + index % 10);
+    index /= 10;
+  } while (index != 0 && n < sizeof digits);
+  buf[0] = 'f';
+  for (size_t k = 0; k < n; ++k) buf[1 + k] = digits[n - 1 - k];
+  buf[1 + n] = '\0';
+}
 
 // "/proc/self/fd/<fd>" into buf (no allocation).
 const char* fd_path(char (&buf)[32], int fd) noexcept {
@@ -231,11 +248,32 @@ int open_parent(int root_fd, const char* path, char (&name)[NAME_MAX + 1]) noexc
 
 void ContainerInit::wait_parent() noexcept {
   char go = 0;
+  struct iovec iov {&go, 1};
+  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxJoinFds)] = {};
+  struct msghdr msg {};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
   ssize_t n;
   do {
-    n = ::recv(c_.sync_fd, &go, 1, 0);
+    n = ::recvmsg(c_.sync_fd, &msg, MSG_CMSG_CLOEXEC);
   } while (n < 0 && errno == EINTR);
   if (n != 1) ::_exit(127);  // the runtime went away
+  if ((msg.msg_flags & MSG_CTRUNC) != 0) die(StepId::JoinCgroup, EMSGSIZE);
+  // This process is one thread, so it moves itself: "0" is the writer (see open_self_join).
+  for (struct cmsghdr* cm = CMSG_FIRSTHDR(&msg); cm != nullptr; cm = CMSG_NXTHDR(&msg, cm)) {
+    if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS) continue;
+    const size_t nfd = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < nfd; ++i) {
+      int fd = -1;
+      std::memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof fd);
+      const bool ok = ::write(fd, "0", 1) == 1;
+      const int err = errno;
+      ::close(fd);
+      if (!ok) die(StepId::JoinCgroup, err);
+    }
+  }
   if (c_.unshare_cgroup) check(::unshare(CLONE_NEWCGROUP) == 0, StepId::CgroupNamespace);
 }
 
@@ -269,9 +307,53 @@ void ContainerInit::enter_userns() noexcept {
   (void)::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 }
 
+// The files the runtime provides (/etc/hosts, …) go on a small tmpfs mounted on the root's
+// mount point before the overlay covers it: reachable only through rt_fd_ for the binds, gone
+// from every view with the old root, and nothing of them on the host's disk.
+void ContainerInit::write_runtime_files() noexcept {
+  const MountPlan& p = *c_.plan;
+  bool any = false;
+  for (const MountOp& op : p.ops) any = any || op.kind == MountOpKind::RuntimeFile;
+  if (!any) return;
+  if (c_.userns) {
+    // The mapped root cannot name the merged dir; a detached tmpfs needs no name at all.
+    int fs = ::fsopen("tmpfs", FSOPEN_CLOEXEC);
+    check(fs >= 0, StepId::RuntimeFiles);
+    check(::fsconfig(fs, FSCONFIG_SET_STRING, "mode", "755", 0) == 0 &&
+              ::fsconfig(fs, FSCONFIG_SET_STRING, "size", "1m", 0) == 0 &&
+              ::fsconfig(fs, FSCONFIG_CMD_CREATE, nullptr, nullptr, 0) == 0,
+          StepId::RuntimeFiles);
+    rt_fd_ = ::fsmount(fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
+    check(rt_fd_ >= 0, StepId::RuntimeFiles);
+    ::close(fs);
+  } else {
+    check(::mount("tmpfs", p.merged_dir.c_str(), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                  "mode=755,size=1m") == 0,
+          StepId::RuntimeFiles);
+    rt_fd_ = ::open(p.merged_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    check(rt_fd_ >= 0, StepId::RuntimeFiles);
+  }
+  for (size_t i = 0; i < p.ops.size(); ++i) {
+    const MountOp& op = p.ops[i];
+    if (op.kind != MountOpKind::RuntimeFile) continue;
+    char name[16];
+    runtime_file_name(name, i);
+    int f = ::openat(rt_fd_, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    check(f >= 0, StepId::RuntimeFiles);
+    for (size_t off = 0; off < op.data.size();) {
+      ssize_t w = ::write(f, op.data.data() + off, op.data.size() - off);
+      if (w < 0 && errno == EINTR) continue;
+      check(w > 0, StepId::RuntimeFiles);
+      off += static_cast<size_t>(w);
+    }
+    ::close(f);
+  }
+}
+
 void ContainerInit::mount_root() noexcept {
   check(::mount(nullptr, "/", nullptr, MS_REC | c_.plan->root_propagation, nullptr) == 0,
         StepId::MountPrivate);
+  write_runtime_files();
   if (c_.userns) {
     check(::move_mount(userns_root_fd_, "", AT_FDCWD, ".", MOVE_MOUNT_F_EMPTY_PATH) == 0,
           StepId::MountOverlay);
@@ -279,8 +361,8 @@ void ContainerInit::mount_root() noexcept {
     return;
   }
   const MountPlan& p = *c_.plan;
-  // Lower dirs are short relative links in lower_link_dir, so 100+ layers fit in one page.
-  check(::chdir(p.lower_link_dir.c_str()) == 0, StepId::MountOverlay);
+  // With 100+ layers the lower dirs are short relative links in lower_link_dir (one page).
+  if (!p.lower_link_dir.empty()) check(::chdir(p.lower_link_dir.c_str()) == 0, StepId::MountOverlay);
   check(::mount("overlay", p.merged_dir.c_str(), "overlay", 0, p.overlay_data.c_str()) == 0,
         StepId::MountOverlay);
   root_fd_ = ::open(p.merged_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -334,6 +416,19 @@ void ContainerInit::apply_ops() noexcept {
                 StepId::MountOp, idx);
           ::close(fd);
         }
+        break;
+      }
+      case MountOpKind::RuntimeFile: {
+        char name[16];
+        runtime_file_name(name, i);
+        int src = ::openat(rt_fd_, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        check(src >= 0, StepId::MountOp, idx);
+        int fd = open_in_container(root_fd_, op.target.c_str(), op.create);
+        fail_if(fd);
+        check(::mount(fd_path(pbuf, src), fd_path(pbuf2, fd), nullptr, MS_BIND, nullptr) == 0,
+              StepId::MountOp, idx);
+        ::close(fd);
+        ::close(src);
         break;
       }
       case MountOpKind::Mknod: {

@@ -15,6 +15,8 @@ namespace kiste::runtime::detail {
 
 enum class StepId : int32_t {
   WaitParent = 1,
+  JoinCgroup,
+  RuntimeFiles,
   CgroupNamespace,
   MountPrivate,
   MountOverlay,
@@ -39,6 +41,9 @@ enum class StepId : int32_t {
 };
 
 const char* step_name(StepId s);
+
+// At most this many cgroup files come with the parent's "go" (one per v1 hierarchy).
+inline constexpr size_t kMaxJoinFds = 16;
 
 struct ChildReport {
   int32_t step = 0;

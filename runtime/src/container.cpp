@@ -148,9 +148,52 @@ void release_code_pages() {
   }
 }
 
-Status write_small_file(const fs::path& p, std::string_view data) {
-  KISTE_ASSIGN_OR_RETURN(UniqueFd fd, sys::open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-  return sys::write_all(fd.get(), data, p.native());
+// clone3 with the time namespace and CLONE_INTO_CGROUP where asked and the kernel has them,
+// dropping what it refuses (time: 5.6, into-cgroup: 5.7), plain clone as the last resort.
+pid_t clone_container(uint64_t flags, bool time_ns, int cgroup_fd, bool& cloned_into) {
+  cloned_into = false;
+  bool into = cgroup_fd >= 0;
+  while (into || time_ns) {
+    struct clone_args args {};
+    args.flags = flags | (time_ns ? CLONE_NEWTIME : 0) | (into ? CLONE_INTO_CGROUP : 0);
+    args.exit_signal = SIGCHLD;
+    if (into) args.cgroup = static_cast<uint64_t>(cgroup_fd);
+    const auto pid = static_cast<pid_t>(::syscall(SYS_clone3, &args, sizeof args));
+    if (pid >= 0) {
+      cloned_into = into;
+      return pid;
+    }
+    if (errno != EINVAL && errno != ENOSYS && errno != E2BIG && errno != EOPNOTSUPP) return -1;
+    if (into) {
+      into = false;
+    } else {
+      time_ns = false;
+    }
+  }
+  return static_cast<pid_t>(::syscall(SYS_clone, flags | SIGCHLD, nullptr, nullptr, nullptr, nullptr));
+}
+
+// "go" to the waiting child, with the cgroup files it moves itself in through (SCM_RIGHTS).
+bool release_child(int sock, const std::vector<UniqueFd>& join) {
+  char go = 1;
+  struct iovec iov {&go, 1};
+  struct msghdr msg {};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * detail::kMaxJoinFds)] = {};
+  if (!join.empty() && join.size() <= detail::kMaxJoinFds) {
+    msg.msg_control = control;
+    msg.msg_controllen = CMSG_SPACE(sizeof(int) * join.size());
+    struct cmsghdr* cm = CMSG_FIRSTHDR(&msg);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int) * join.size());
+    for (size_t i = 0; i < join.size(); ++i) {
+      const int fd = join[i].get();
+      std::memcpy(CMSG_DATA(cm) + i * sizeof(int), &fd, sizeof fd);
+    }
+  }
+  return ::sendmsg(sock, &msg, MSG_NOSIGNAL) == 1;
 }
 
 // Docker's extra masked paths that exist only on some machines.
@@ -183,6 +226,7 @@ Error child_error(const detail::ChildReport& r, const MountPlan& plan, const Con
       case MountOpKind::ReadonlyPath: what = fmt::format("make {} read-only", op.target); break;
       case MountOpKind::RemountReadonly: what = fmt::format("remount {} read-only", op.target); break;
       case MountOpKind::JoinCgroup: what = "enter the cgroup namespace"; break;
+      case MountOpKind::RuntimeFile: what = fmt::format("provide {}", op.target); break;
     }
   } else if (step == detail::StepId::Cwd) {
     what = fmt::format("change to the working directory {}", quote(spec.process.cwd));
@@ -238,28 +282,23 @@ Result<CompiledSeccomp> compiled_seccomp(const ContainerSpec& spec, const fs::pa
 
 }  // namespace
 
-Status prepare_container_dir(const ContainerSpec& spec) {
+Status prepare_container_dir(const ContainerSpec& spec, const MountPlan& plan) {
   const fs::path& dir = spec.root.container_dir;
   KISTE_TRY(sys::mkdir_all(dir, 0700));
-  for (const char* sub : {"upper", "work", "merged", "lower"}) {
-    if (::mkdir((dir / sub).c_str(), 0755) != 0 && errno != EEXIST) {
-      return std::unexpected(sys_error("mkdir", (dir / sub).native()));
+  std::vector<fs::path> subs = {dir / "upper", dir / "work", plan.merged_dir};
+  if (!plan.lower_link_dir.empty()) subs.push_back(plan.lower_link_dir);
+  for (const fs::path& sub : subs) {
+    if (::mkdir(sub.c_str(), 0755) != 0 && errno != EEXIST) {
+      return std::unexpected(sys_error("mkdir", sub.native()));
     }
   }
-  for (size_t i = 0; i < spec.root.lower_dirs.size(); ++i) {
-    fs::path link = dir / "lower" / std::to_string(i);
+  for (const auto& [name, target] : plan.lower_links) {
+    fs::path link = plan.lower_link_dir / name;
     ::unlink(link.c_str());
-    if (::symlink(spec.root.lower_dirs[i].c_str(), link.c_str()) != 0) {
+    if (::symlink(target.c_str(), link.c_str()) != 0) {
       return std::unexpected(sys_error("symlink", link.native()));
     }
   }
-  KISTE_TRY(write_small_file(dir / "hostname", spec.hostname + "\n"));
-  KISTE_TRY(write_small_file(
-      dir / "hosts", fmt::format("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
-                                 "127.0.1.1\t{}\n",
-                                 spec.hostname)));
-  std::string resolv = sys::read_file("/etc/resolv.conf", 1 << 16).value_or("");
-  KISTE_TRY(write_small_file(dir / "resolv.conf", resolv));
   return {};
 }
 
@@ -277,7 +316,12 @@ Result<ContainerExit> run_container(const ContainerSpec& spec, const RunContext&
   }
   KISTE_ASSIGN_OR_RETURN(CgroupPlan cg_plan,
                          CgroupPlan::from_resources(spec.resources, mode, spec.privileged));
-  KISTE_ASSIGN_OR_RETURN(std::unique_ptr<CgroupDriver> driver, make_cgroup_driver(mode));
+  std::unique_ptr<CgroupDriver> driver;
+  if (mode == CgroupMode::Unified && !ctx.cgroup_v2_mount.empty()) {
+    KISTE_ASSIGN_OR_RETURN(driver, make_cgroup_v2_driver(ctx.cgroup_v2_mount));
+  } else {
+    KISTE_ASSIGN_OR_RETURN(driver, make_cgroup_driver(mode));
+  }
 
   MountPlanContext mctx;
   mctx.cgroup_v2 = mode == CgroupMode::Unified;
@@ -285,9 +329,12 @@ Result<ContainerExit> run_container(const ContainerSpec& spec, const RunContext&
     for (auto& [name, opts] : driver->v1_hierarchies()) mctx.cgroup_v1.push_back({name, opts});
   }
   mctx.page_size = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
-  mctx.hosts_file = spec.root.container_dir / "hosts";
-  mctx.hostname_file = spec.root.container_dir / "hostname";
-  mctx.resolv_conf_file = spec.root.container_dir / "resolv.conf";
+  mctx.runtime_files = {
+      {"/etc/hostname", spec.hostname + "\n"},
+      {"/etc/hosts", fmt::format("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+                                 "127.0.1.1\t{}\n",
+                                 spec.hostname)},
+      {"/etc/resolv.conf", sys::read_file("/etc/resolv.conf", 1 << 16).value_or("")}};
   if (!spec.privileged) mctx.extra_masked_paths = thermal_throttle_paths();
   mctx.userns = spec.userns.mode != UsernsMode::Host;
   KISTE_ASSIGN_OR_RETURN(MountPlan plan, MountPlan::from_spec(spec, mctx));
@@ -300,7 +347,7 @@ Result<ContainerExit> run_container(const ContainerSpec& spec, const RunContext&
     }
   }
 
-  KISTE_TRY(prepare_container_dir(spec));
+  KISTE_TRY(prepare_container_dir(spec, plan));
   KISTE_ASSIGN_OR_RETURN(detail::UsernsSetup userns,
                          with_context(detail::UsernsSetup::prepare(
                                           spec, plan, {ctx.userns_lock_dir, ctx.id_ranges}),
@@ -377,26 +424,27 @@ Result<ContainerExit> run_container(const ContainerSpec& spec, const RunContext&
   cfg.merged_fd = userns.merged_fd();
   cfg.op_fds = userns.active() ? userns.op_fds().data() : nullptr;
 
-  // 3. The cgroup guard exists before the child does (so it outlives it); the directories are
-  // made while the child prepares its mounts, and the child waits for them (JoinCgroup) before
+  // 3. The cgroup guard exists before the child does (so it outlives it). On v2 the cgroup is
+  // made first and the child is cloned into it; on v1 the directories are made while the child
+  // prepares its mounts, and the child moves itself in when released (JoinCgroup), before
   // anything of the container can run.
   CgroupGuard cgroup(std::move(driver));
+  const std::string cgroup_name = "kiste-" + spec.id;
+  UniqueFd clone_target;
+  if (mode == CgroupMode::Unified) {
+    KISTE_TRY(with_context(cgroup->create(cgroup_name, cg_plan), "container cgroup"));
+    if (ctx.hooks.cgroup_created) ctx.hooks.cgroup_created(cgroup->paths());
+    KISTE_TRY(with_context(cgroup->apply(cg_plan), "container cgroup"));
+    KISTE_ASSIGN_OR_RETURN(clone_target, with_context(cgroup->open_clone_target(), "container cgroup"));
+  }
 
-  // 4. Clone into new namespaces (clone3 for the time namespace; clone where it is missing).
+  // 4. Clone into new namespaces.
   uint64_t flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC;
   if (spec.namespaces.network) flags |= CLONE_NEWNET;
   if (userns.active()) flags = (flags & ~uint64_t{CLONE_NEWNS}) | CLONE_NEWUSER;  // see userns_setup.hpp
   std::fflush(nullptr);
-  pid_t pid = -1;
-  if (spec.namespaces.time) {
-    struct clone_args args {};
-    args.flags = flags | CLONE_NEWTIME;
-    args.exit_signal = SIGCHLD;
-    pid = static_cast<pid_t>(::syscall(SYS_clone3, &args, sizeof args));
-  }
-  if (pid < 0) {
-    pid = static_cast<pid_t>(::syscall(SYS_clone, flags | SIGCHLD, nullptr, nullptr, nullptr, nullptr));
-  }
+  bool cloned_into = false;
+  const pid_t pid = clone_container(flags, spec.namespaces.time, clone_target.get(), cloned_into);
   if (pid < 0) return std::unexpected(sys_error("clone", "container"));
   if (pid == 0) {
     parent_sock.reset();
@@ -408,14 +456,19 @@ Result<ContainerExit> run_container(const ContainerSpec& spec, const RunContext&
 
   SignalForwarding forwarding(pid);
   KISTE_TRY(with_context(userns.start(pid, parent_sock.get()), "user namespace"));
-  KISTE_TRY(with_context(cgroup->create("kiste-" + spec.id, cg_plan), "container cgroup"));
-  if (ctx.hooks.cgroup_created) ctx.hooks.cgroup_created(cgroup->paths());
-  KISTE_TRY(with_context(cgroup->apply(cg_plan), "container cgroup"));
-  KISTE_TRY(with_context(cgroup->add_process(pid), "container cgroup"));
+  std::vector<UniqueFd> join;
+  if (!cloned_into) {
+    if (mode != CgroupMode::Unified) {
+      KISTE_TRY(with_context(cgroup->create(cgroup_name, cg_plan), "container cgroup"));
+      if (ctx.hooks.cgroup_created) ctx.hooks.cgroup_created(cgroup->paths());
+      KISTE_TRY(with_context(cgroup->apply(cg_plan), "container cgroup"));
+    }
+    KISTE_ASSIGN_OR_RETURN(join, with_context(cgroup->open_self_join(), "container cgroup"));
+    if (join.empty()) KISTE_TRY(with_context(cgroup->add_process(pid), "container cgroup"));
+  }
   // The child may already have failed (its report is waiting in the socket): a failed send is
   // not the error to show, the report below is.
-  char go = 1;
-  const bool released = ::send(parent_sock.get(), &go, 1, MSG_NOSIGNAL) == 1;
+  const bool released = release_child(parent_sock.get(), join);
   // 5. Setup result: EOF once the command was exec'd (the socket is close-on-exec), or a report.
   detail::ChildReport report{};
   ssize_t n;

@@ -74,12 +74,11 @@ Result<MountPlan> MountPlan::from_spec(const ContainerSpec& spec, const MountPla
                  quote(root.container_dir.native()));
   }
   plan.merged_dir = root.container_dir / "merged";
-  plan.lower_link_dir = root.container_dir / "lower";
   plan.readonly_root = root.readonly;
 
   // overlayfs: the leftmost lowerdir is the top. Layers are given bottom first.
-  std::string lowers;
   const size_t n = root.lower_dirs.size();
+  bool plain_paths = true;  // no ':', ',' or '\\' that the option syntax would need escaped
   for (size_t i = 0; i < n; ++i) {
     const fs::path& dir = root.lower_dirs[i];
     if (!dir.is_absolute()) {
@@ -88,17 +87,29 @@ Result<MountPlan> MountPlan::from_spec(const ContainerSpec& spec, const MountPla
     if (dir.native().find('\0') != std::string::npos) {
       return fail(Errc::InvalidArgument, "layer dir: contains a NUL byte");
     }
-    plan.lower_links.emplace_back(std::to_string(i), dir);
-  }
-  for (size_t i = n; i-- > 0;) {
-    lowers += std::to_string(i);
-    if (i != 0) lowers += ':';
+    plain_paths = plain_paths && dir.native().find_first_of(":,\\") == std::string::npos;
   }
   const fs::path upper = root.container_dir / "upper";
   const fs::path work = root.container_dir / "work";
   KISTE_TRY(check_option_text("upper dir", upper.native()));
-  plan.overlay_data = "lowerdir=" + lowers + ",upperdir=" + upper.native() +
-                      ",workdir=" + work.native();
+  const std::string dirs = ",upperdir=" + upper.native() + ",workdir=" + work.native();
+  std::string lowers;
+  for (size_t i = n; i-- > 0;) {
+    lowers += root.lower_dirs[i].native();
+    if (i != 0) lowers += ':';
+  }
+  plan.overlay_data = "lowerdir=" + lowers + dirs;
+  if (!plain_paths || plan.overlay_data.size() + 1 > ctx.page_size) {
+    // Too long (many layers) or not expressible: short relative links "0", "1", … instead.
+    plan.lower_link_dir = root.container_dir / "lower";
+    lowers.clear();
+    for (size_t i = n; i-- > 0;) {
+      lowers += std::to_string(i);
+      if (i != 0) lowers += ':';
+    }
+    for (size_t i = 0; i < n; ++i) plan.lower_links.emplace_back(std::to_string(i), root.lower_dirs[i]);
+    plan.overlay_data = "lowerdir=" + lowers + dirs;
+  }
   if (plan.overlay_data.size() + 1 > ctx.page_size) {
     return failf(Errc::InvalidArgument,
                  "overlay options for {} layers are {} bytes, more than the kernel's {}", n,
@@ -140,8 +151,8 @@ Result<MountPlan> MountPlan::from_spec(const ContainerSpec& spec, const MountPla
     ops.push_back(mnt("sysfs", "sysfs", "/sys", kNoSuidExecDev | sys_ro, ""));
   }
   // The cgroup part (join barrier, cgroup namespace, cgroupfs) goes last, so the child's other
-  // mounts overlap with the slow cgroup migration in the parent; it stays in Docker's place when
-  // a user mount lies below /sys/fs/cgroup.
+  // mounts overlap with the parent making the cgroup; it stays in Docker's place when a user
+  // mount lies below /sys/fs/cgroup.
   std::vector<MountOp> cg_ops;
   cg_ops.push_back(MountOp{.kind = MountOpKind::JoinCgroup});
   if (ctx.cgroup_v2) {
@@ -171,17 +182,14 @@ Result<MountPlan> MountPlan::from_spec(const ContainerSpec& spec, const MountPla
     cg_ops.clear();
   }
 
-  // /etc files the runtime provides.
-  auto etc_bind = [&](const fs::path& host, const char* target) {
-    if (host.empty()) return;
-    ops.push_back(MountOp{.kind = MountOpKind::Bind,
-                          .source = host.native(),
+  // Files the runtime provides (/etc/hosts, /etc/hostname, /etc/resolv.conf).
+  for (const auto& [path, content] : ctx.runtime_files) {
+    KISTE_ASSIGN_OR_RETURN(std::string target, normalize_container_path(path));
+    ops.push_back(MountOp{.kind = MountOpKind::RuntimeFile,
                           .target = target,
+                          .data = content,
                           .create = CreateKind::File});
-  };
-  etc_bind(ctx.hosts_file, "/etc/hosts");
-  etc_bind(ctx.hostname_file, "/etc/hostname");
-  etc_bind(ctx.resolv_conf_file, "/etc/resolv.conf");
+  }
 
   // User volumes, in the order given.
   for (const MountSpec& m : spec.mounts) {

@@ -70,12 +70,11 @@ Result<UsernsSetup> UsernsSetup::prepare(const ContainerSpec& spec, const MountP
     u.uid_map_ = spec.userns.uid_map;
     u.gid_map_ = spec.userns.gid_map;
   }
-  // The container's root owns its upper dir (so `/` and everything it creates are its own) and
-  // the /etc files kiste provides.
+  // The container's root owns its upper dir (so `/` and everything it creates are its own).
   auto root_uid = map_to_host(u.uid_map_, 0), root_gid = map_to_host(u.gid_map_, 0);
   if (root_uid && root_gid) {
     const fs::path& dir = spec.root.container_dir;
-    for (const char* f : {"upper", "hosts", "hostname", "resolv.conf"}) {
+    for (const char* f : {"upper"}) {
       if (::access((dir / f).c_str(), F_OK) == 0) KISTE_TRY(chown_to(dir / f, *root_uid, *root_gid));
     }
   }

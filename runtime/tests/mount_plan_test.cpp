@@ -84,16 +84,45 @@ TEST(MountPlan, CgroupV2IsOneReadOnlyMount) {
   EXPECT_TRUE(cg->flags & MS_RDONLY);
 }
 
-TEST(MountPlan, OverlayLowersAreShortRelativeNamesTopFirst) {
-  auto plan = MountPlan::from_spec(base_spec(3), {});
+TEST(MountPlan, FewOverlayLowersAreTheLayerPathsTopFirst) {
+  ContainerSpec s = base_spec(3);
+  auto plan = MountPlan::from_spec(s, {});
   ASSERT_TRUE(plan);
   EXPECT_EQ(plan->overlay_data,
-            "lowerdir=2:1:0,upperdir=/var/lib/kiste/containers/abc/upper,"
+            "lowerdir=" + s.root.lower_dirs[2].native() + ":" + s.root.lower_dirs[1].native() +
+                ":" + s.root.lower_dirs[0].native() +
+                ",upperdir=/var/lib/kiste/containers/abc/upper,"
+                "workdir=/var/lib/kiste/containers/abc/work");
+  EXPECT_TRUE(plan->lower_links.empty());
+  EXPECT_TRUE(plan->lower_link_dir.empty());
+}
+
+TEST(MountPlan, LayerPathsTheOptionSyntaxCannotCarryGoThroughShortLinks) {
+  ContainerSpec s = base_spec(2);
+  s.root.lower_dirs[1] = "/var/lib/kiste,odd/snapshots/x:y";
+  auto plan = MountPlan::from_spec(s, {});
+  ASSERT_TRUE(plan);
+  EXPECT_EQ(plan->overlay_data,
+            "lowerdir=1:0,upperdir=/var/lib/kiste/containers/abc/upper,"
             "workdir=/var/lib/kiste/containers/abc/work");
-  ASSERT_EQ(plan->lower_links.size(), 3u);
+  ASSERT_EQ(plan->lower_links.size(), 2u);
   EXPECT_EQ(plan->lower_links[0].first, "0");
-  EXPECT_EQ(plan->lower_links[2].second, base_spec(3).root.lower_dirs[2]);
+  EXPECT_EQ(plan->lower_links[1].second, s.root.lower_dirs[1]);
   EXPECT_EQ(plan->lower_link_dir, "/var/lib/kiste/containers/abc/lower");
+}
+
+TEST(MountPlan, RuntimeFilesAreWrittenInTheContainerNotOnTheHost) {
+  MountPlanContext ctx;
+  ctx.runtime_files = {{"/etc/hosts", "127.0.0.1\tlocalhost\n"}, {"/etc/hostname", "abc\n"}};
+  auto plan = MountPlan::from_spec(base_spec(), ctx);
+  ASSERT_TRUE(plan);
+  const MountOp* hosts = find(*plan, "/etc/hosts");
+  ASSERT_NE(hosts, nullptr);
+  EXPECT_EQ(hosts->kind, MountOpKind::RuntimeFile);
+  EXPECT_EQ(hosts->data, "127.0.0.1\tlocalhost\n");
+  EXPECT_EQ(hosts->create, CreateKind::File);
+  ctx.runtime_files = {{"/etc/../x", "no"}};
+  EXPECT_FALSE(MountPlan::from_spec(base_spec(), ctx));
 }
 
 TEST(MountPlan, HundredTwentyLayersFitAPage) {

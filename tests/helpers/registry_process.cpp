@@ -15,7 +15,9 @@
 #include <fstream>
 #include <kiste/testing/registry_process.hpp>
 #include <mutex>
+#include <map>
 #include <random>
+#include <set>
 #include <sstream>
 #include <vector>
 
@@ -148,6 +150,7 @@ class TokenServer {
   [[nodiscard]] bool ok() const { return key_ != nullptr && !cert_der_.empty() && port_ > 0; }
   [[nodiscard]] int port() const { return port_; }
   [[nodiscard]] int requests() const { return requests_; }
+  [[nodiscard]] int refresh_grants() const { return refresh_grants_; }
 
  private:
   void serve() {
@@ -173,37 +176,73 @@ class TokenServer {
     }
     ++requests_;
     std::string line = req.substr(0, req.find("\r\n"));
+    std::string method = line.substr(0, line.find(' '));
     std::string target = line.substr(line.find(' ') + 1);
     target = target.substr(0, target.find(' '));
     std::string auth;
-    std::istringstream hs(req);
+    size_t content_length = 0;
+    std::istringstream hs(req.substr(0, req.find("\r\n\r\n") + 2));
     std::string h;
     while (std::getline(hs, h)) {
+      while (!h.empty() && h.back() == '\r') h.pop_back();
       if (h.size() > 14 && strncasecmp(h.c_str(), "authorization:", 14) == 0) {
         auth = h.substr(14);
         while (!auth.empty() && (auth.front() == ' ')) auth.erase(0, 1);
-        while (!auth.empty() && (auth.back() == '\r')) auth.pop_back();
+      } else if (h.size() > 15 && strncasecmp(h.c_str(), "content-length:", 15) == 0) {
+        content_length = std::stoul(h.substr(15));
       }
     }
-    bool authed =
-        auth.starts_with("Basic ") && b64_decode(auth.substr(6)) == user_ + ":" + password_;
+    // OAuth2 (POST, form body) or docker's GET (query); both as one parameter list.
+    std::string body = req.substr(req.find("\r\n\r\n") + 4);
+    while (method == "POST" && body.size() < content_length && body.size() < 65536) {
+      pollfd p{.fd = c, .events = POLLIN};
+      if (::poll(&p, 1, 5000) <= 0) return;
+      ssize_t n = ::read(c, buf, sizeof buf);
+      if (n <= 0) return;
+      body.append(buf, size_t(n));
+    }
+    std::string params = method == "POST" ? body : std::string();
+    if (method != "POST") {
+      if (auto q = target.find('?'); q != std::string::npos) params = target.substr(q + 1);
+    }
+    std::vector<std::string> scopes;
+    std::map<std::string, std::string> form;
+    {
+      std::stringstream qs(params);
+      std::string kv;
+      while (std::getline(qs, kv, '&')) {
+        auto eq = kv.find('=');
+        if (eq == std::string::npos) continue;
+        std::string k = kv.substr(0, eq);
+        std::string v = url_decode(kv.substr(eq + 1));
+        if (k == "scope") {
+          // A scope parameter may itself hold several space-separated scopes.
+          std::stringstream ss(v);
+          std::string s;
+          while (ss >> s) scopes.push_back(s);
+        } else {
+          form[k] = v;
+        }
+      }
+    }
+    bool oauth = method == "POST";
+    bool authed = false;
+    bool offline = false;
+    if (oauth && form["grant_type"] == "refresh_token") {
+      std::lock_guard l(mu_);
+      authed = refresh_tokens_.contains(form["refresh_token"]);
+      if (authed) ++refresh_grants_;
+    } else if (oauth && form["grant_type"] == "password") {
+      authed = form["username"] == user_ && form["password"] == password_;
+      offline = form["access_type"] == "offline";
+    } else if (!oauth) {
+      authed =
+          auth.starts_with("Basic ") && b64_decode(auth.substr(6)) == user_ + ":" + password_;
+      offline = form["offline_token"] == "true";
+    }
     if (!authed) {
       reply(c, "401 Unauthorized", R"({"details":"bad credentials"})");
       return;
-    }
-    std::vector<std::string> scopes;
-    if (auto q = target.find('?'); q != std::string::npos) {
-      std::string query = target.substr(q + 1);
-      std::stringstream qs(query);
-      std::string kv;
-      while (std::getline(qs, kv, '&')) {
-        if (kv.starts_with("scope=")) {
-          // A scope parameter may itself hold several space-separated scopes.
-          std::stringstream ss(url_decode(kv.substr(6)));
-          std::string s;
-          while (ss >> s) scopes.push_back(s);
-        }
-      }
     }
     std::string access = "[";
     for (const auto& s : scopes) {
@@ -232,7 +271,16 @@ class TokenServer {
     std::string signing = b64(header, true) + "." + b64(claims, true);
     std::string sig = sign(signing);
     std::string jwt = signing + "." + b64(sig, true);
-    reply(c, "200 OK", "{\"token\":" + json_str(jwt) + ",\"expires_in\":600}");
+    std::string refresh;
+    if (offline) {
+      std::lock_guard l(mu_);
+      refresh = "kiste-refresh-" + std::to_string(now) + "-" + std::to_string(requests_);
+      refresh_tokens_.insert(refresh);
+      refresh = ",\"refresh_token\":" + json_str(refresh);
+    }
+    reply(c, "200 OK",
+          "{\"" + std::string(oauth ? "access_token" : "token") + "\":" + json_str(jwt) +
+              ",\"expires_in\":600" + refresh + "}");
   }
 
   static std::string fmt_access(const std::string& type, const std::string& name,
@@ -275,6 +323,8 @@ class TokenServer {
   int port_ = 0;
   std::atomic<bool> stop_{false};
   std::atomic<int> requests_{0};
+  std::atomic<int> refresh_grants_{0};
+  std::set<std::string> refresh_tokens_;  // handed out for offline access (guarded by mu_)
   std::thread thread_;
 };
 
@@ -312,7 +362,7 @@ std::unique_ptr<RegistryProcess> RegistryProcess::start(const RegistryConfig& cf
       (d / "storage").string() +
       "\n  delete:\n    enabled: true\n  maintenance:\n    uploadpurging:\n"
       "      enabled: false\n"
-      "http:\n  addr: 127.0.0.1:" +
+      "http:\n  addr: " + cfg.address + ":" +
       std::to_string(r->port_) + "\n  secret: kiste-test-secret\n";
   if (cfg.tls) {
     yml += "  tls:\n    certificate: " + (d / "server.crt").string() +
@@ -373,7 +423,7 @@ std::unique_ptr<RegistryProcess> RegistryProcess::start(const RegistryConfig& cf
     int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_in a{};
     a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::inet_pton(AF_INET, cfg.address.c_str(), &a.sin_addr);
     a.sin_port = htons(uint16_t(r->port_));
     int rc = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
     ::close(fd);
@@ -411,5 +461,7 @@ int RegistryProcess::count_requests(std::string_view needle) const {
 }
 
 int RegistryProcess::token_requests() const { return token_ ? token_->requests() : 0; }
+
+int RegistryProcess::token_refresh_grants() const { return token_ ? token_->refresh_grants() : 0; }
 
 }  // namespace kiste::testing

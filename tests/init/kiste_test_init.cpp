@@ -151,13 +151,23 @@ int count_zombies() {
 int zombies(int n) {
   // A child forks n grandchildren that exit at once, then exits itself: the grandchildren are
   // reparented to PID 1, which must reap them.
+  // Each holds the write end of a pipe until it exits, so EOF on the read end means all of
+  // them have exited (their files are closed before they become zombies).
+  int p[2];
+  if (pipe(p) != 0) return 1;
   pid_t c = fork();
   if (c == 0) {
+    close(p[0]);
     for (int i = 0; i < n; ++i) {
       if (fork() == 0) _exit(0);
     }
     _exit(0);
   }
+  close(p[1]);
+  char b;
+  while (read(p[0], &b, 1) > 0) {
+  }
+  close(p[0]);
   waitpid(c, nullptr, 0);
   // Wait (bounded) for PID 1 to reap them; report what is left.
   int z = 0;

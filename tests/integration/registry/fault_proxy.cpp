@@ -8,7 +8,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <nlohmann/json.hpp>
 #include <cstring>
 #include <optional>
 #include <sstream>
@@ -144,21 +146,16 @@ void FaultProxy::handle(int client) {
     return;
   }
 
-  int up = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons(uint16_t(upstream_port_));
-  if (::connect(up, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-    ::close(up);
-    return;
+  if (method == "GET" && !referrers_storage_.empty()) {
+    // /v2/<name>/referrers/<digest>
+    std::string path = target.substr(0, target.find('?'));
+    auto r = path.rfind("/referrers/");
+    if (path.starts_with("/v2/") && r != std::string::npos && r > 4) {
+      write_all(client, referrers_response(path.substr(4, r - 4), path.substr(r + 11)));
+      return;
+    }
   }
-  write_all(up, out_head);
-  write_all(up, body);
-  std::string resp;
-  read_until(
-      up, resp, [](const std::string&) { return false; }, 30'000);  // until EOF
-  ::close(up);
+  std::string resp = upstream(out_head, body);
   size_t rh = resp.find("\r\n\r\n");
   if (rh == std::string::npos) return;
   rh += 4;
@@ -185,6 +182,70 @@ void FaultProxy::handle(int client) {
     }
   }
   write_all(client, resp);
+}
+
+std::string FaultProxy::upstream(std::string_view head, std::string_view body) {
+  int up = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(uint16_t(upstream_port_));
+  if (::connect(up, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    ::close(up);
+    return {};
+  }
+  write_all(up, head);
+  write_all(up, body);
+  std::string resp;
+  read_until(
+      up, resp, [](const std::string&) { return false; }, 30'000);  // until EOF
+  ::close(up);
+  return resp;
+}
+
+std::string FaultProxy::referrers_response(const std::string& name, const std::string& digest) {
+  ++referrers_answered_;
+  namespace fs = std::filesystem;
+  using nlohmann::json;
+  json manifests = json::array();
+  fs::path revisions = referrers_storage_ / "docker/registry/v2/repositories" / name /
+                       "_manifests/revisions/sha256";
+  std::error_code ec;
+  std::vector<std::string> hexes;
+  for (const auto& e : fs::directory_iterator(revisions, ec)) hexes.push_back(e.path().filename());
+  std::sort(hexes.begin(), hexes.end());
+  for (const auto& hex : hexes) {
+    // The manifest as the registry serves it.
+    std::string resp = upstream(
+        "GET /v2/" + name + "/manifests/sha256:" + hex +
+            " HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/vnd.oci.image.manifest.v1+json, "
+            "application/vnd.oci.image.index.v1+json\r\nConnection: close\r\n\r\n",
+        "");
+    size_t rh = resp.find("\r\n\r\n");
+    if (!resp.starts_with("HTTP/1.1 200") || rh == std::string::npos) continue;
+    std::string bytes = resp.substr(rh + 4);
+    json m = json::parse(bytes, nullptr, false);
+    if (!m.is_object() || !m.contains("subject") || !m["subject"].is_object() ||
+        m["subject"].value("digest", "") != digest) {
+      continue;
+    }
+    json d = {{"mediaType", m.value("mediaType", "application/vnd.oci.image.manifest.v1+json")},
+              {"digest", "sha256:" + hex},
+              {"size", bytes.size()}};
+    std::string type = m.value("artifactType", "");
+    if (type.empty() && m.contains("config") && m["config"].is_object()) {
+      type = m["config"].value("mediaType", "");
+    }
+    if (!type.empty()) d["artifactType"] = type;
+    if (m.contains("annotations")) d["annotations"] = m["annotations"];
+    manifests.push_back(d);
+  }
+  json index = {{"schemaVersion", 2},
+                {"mediaType", "application/vnd.oci.image.index.v1+json"},
+                {"manifests", manifests}};
+  return ScriptedServer::response("200 OK",
+                                  "Content-Type: application/vnd.oci.image.index.v1+json\r\n",
+                                  index.dump());
 }
 
 ScriptedServer::ScriptedServer(std::map<std::string, std::string> responses)

@@ -3,6 +3,7 @@
 // per client connection (it answers `Connection: close`), the upstream response is buffered and
 // then passed on, dropped half-way, replaced by a 500/429, corrupted or throttled.
 #include <atomic>
+#include <filesystem>
 #include <map>
 #include <mutex>
 #include <string>
@@ -26,16 +27,30 @@ class FaultProxy {
   [[nodiscard]] int faults_injected() const { return injected_; }
   [[nodiscard]] int blob_gets() const { return blob_gets_; }
 
+  // Answers the OCI referrers API (GET /v2/<name>/referrers/<digest>), which Debian's
+  // docker-registry 2.8 lacks, from what the real registry stores: every manifest revision of
+  // <name> under `registry_storage` is fetched from the registry itself and listed when its
+  // `subject` is <digest>. Everything else is still forwarded unchanged.
+  void serve_referrers(std::filesystem::path registry_storage) {
+    referrers_storage_ = std::move(registry_storage);
+  }
+  [[nodiscard]] int referrers_answered() const { return referrers_answered_; }
+
  private:
   void serve();
   void handle(int client);
   bool take_fault();
+  // Sends one request to the registry and returns its whole response ("" on failure).
+  std::string upstream(std::string_view head, std::string_view body);
+  std::string referrers_response(const std::string& name, const std::string& digest);
   int upstream_port_;
   Fault fault_;
   Target target_;
   std::atomic<int> budget_;
   std::atomic<int> injected_{0};
   std::atomic<int> blob_gets_{0};
+  std::atomic<int> referrers_answered_{0};
+  std::filesystem::path referrers_storage_;
   int listen_fd_ = -1;
   int port_ = 0;
   std::atomic<bool> stop_{false};

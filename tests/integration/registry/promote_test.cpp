@@ -1,5 +1,8 @@
 // Promotion: byte-identical, mounts instead of uploads, --expect-digest refuses, artifacts travel.
+#include <kiste/image/media_type.hpp>
 #include <kiste/registry/promote.hpp>
+
+#include "fault_proxy.hpp"
 
 #include "registry_fixture.hpp"
 
@@ -114,6 +117,78 @@ TEST_F(RegistryTest, CrossRegistryPromotionUploadsEachLayerOnce) {
   ASSERT_TRUE(again);
   EXPECT_EQ(again->copy.blobs_existing, 4);
   EXPECT_EQ(prod->count_requests("PUT /v2/x/blobs/uploads/"), 4);
+}
+
+// Pushes an OCI artifact (empty config, one layer) into `repo` by digest only, with `subject`.
+image::ManifestBlob push_artifact(registry::Client& c, const std::string& repo,
+                                  const std::string& artifact_type, const std::string& content,
+                                  const std::optional<image::Descriptor>& subject) {
+  namespace mt = image::media_type;
+  image::Manifest m;
+  m.media_type = std::string(mt::kOciManifest);
+  m.artifact_type = artifact_type;
+  m.config = {.media_type = std::string(mt::kOciEmpty), .digest = image::Digest::of("{}"), .size = 2};
+  m.layers.push_back({.media_type = artifact_type + "+json",
+                      .digest = image::Digest::of(content),
+                      .size = static_cast<int64_t>(content.size())});
+  m.subject = subject;
+  m.annotations["org.example.kind"] = artifact_type;
+  for (const auto& [d, bytes] : {std::pair{m.config, std::string("{}")}, {m.layers[0], content}}) {
+    image::StringReader r(bytes);
+    EXPECT_TRUE(c.upload_blob(repo, d, r));
+  }
+  auto blob = image::parse_manifest(image::serialize_manifest(m));
+  EXPECT_TRUE(blob) << blob.error().to_string();
+  auto put = c.put_manifest(repo, blob->digest.str(), *blob);
+  EXPECT_TRUE(put) << put.error().to_string();
+  return *blob;
+}
+
+// The registry has no referrers API; a proxy answers it from the manifests really stored there
+// (see FaultProxy::serve_referrers), so promote's referrers path runs against real artifacts.
+TEST_F(RegistryTest, PromoteCopiesTheImagesReferrers) {
+  auto reg = start_registry();
+  ASSERT_TRUE(reg);
+  FaultProxy proxy(reg->port(), FaultProxy::Fault::None, 0);
+  proxy.serve_referrers(reg->storage());
+  auto a = open_store("a");
+  auto img = make_test_image(a, "localhost/app:rc", {10'000, 5'000}, 17);
+  auto other = make_test_image(a, "localhost/app:other", {3'000}, 18);
+  auto c = client(proxy.host());
+  const std::string h = proxy.host();
+  ASSERT_TRUE(push(a, "localhost/app:rc", *c, h + "/staging/app:rc"));
+  ASSERT_TRUE(push(a, "localhost/app:other", *c, h + "/staging/app:other"));
+  auto sbom = push_artifact(*c, "staging/app", "application/vnd.example.sbom", "sbom of rc",
+                            img.manifest);
+  auto sig = push_artifact(*c, "staging/app", "application/vnd.example.sig", "signature of rc",
+                           img.manifest);
+  auto unrelated = push_artifact(*c, "staging/app", "application/vnd.example.sig",
+                                 "signature of other", other.manifest);
+
+  auto listed = c->try_referrers("staging/app", img.manifest.digest);
+  ASSERT_TRUE(listed) << listed.error().to_string();
+  ASSERT_TRUE(listed->has_value());
+  ASSERT_EQ((*listed)->index().manifests.size(), 2u);
+
+  auto r = registry::promote(*c, ref(h + "/staging/app:rc"), *c, ref(h + "/prod/app:1"),
+                             {.expect_digest = img.manifest.digest});
+  ASSERT_TRUE(r) << r.error().to_string();
+  EXPECT_EQ(r->artifacts_copied, 2);
+  for (const auto& m : {sbom, sig}) {
+    auto got = c->get_manifest("prod/app", m.digest.str());
+    ASSERT_TRUE(got) << got.error().to_string();
+    EXPECT_EQ(got->bytes, m.bytes);
+  }
+  auto absent = c->try_head_manifest("prod/app", unrelated.digest.str());
+  ASSERT_TRUE(absent);
+  EXPECT_FALSE(absent->has_value());
+  // The destination's referrers (from the registry's own storage) are the same two.
+  auto dst_refs = c->try_referrers("prod/app", img.manifest.digest);
+  ASSERT_TRUE(dst_refs && dst_refs->has_value());
+  EXPECT_EQ((*dst_refs)->index().manifests.size(), 2u);
+  EXPECT_GE(proxy.referrers_answered(), 3);
+  // The artifacts' blobs were mounted, not uploaded.
+  EXPECT_EQ(reg->count_requests("PUT /v2/prod/app/blobs/uploads/"), 0);
 }
 
 }  // namespace

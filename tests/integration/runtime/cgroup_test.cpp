@@ -1,11 +1,14 @@
 // Resource limits through the real cgroup drivers: OOM kill with a clear message, pids limit vs
 // a fork bomb, CPU and memory files, the v2 driver where this machine allows it.
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <kiste/base/sys.hpp>
 #include <kiste/runtime/cgroup.hpp>
+#include <kiste/runtime/container.hpp>
+#include <kiste/runtime/run_options.hpp>
 
 #include "runtime_fixture.hpp"
 
@@ -148,6 +151,52 @@ TEST_F(RuntimeTest, CgroupV2DriverOnTheUnifiedMount) {
     GTEST_SKIP() << "cgroup v2 at " << mount << " has no memory/pids controllers to delegate "
                  << "(hybrid host: they are bound to v1); only the controller-free v2 path ran";
   }
+}
+
+
+// On cgroup v2 the container's process is cloned straight into its cgroup (CLONE_INTO_CGROUP):
+// nothing is migrated. This host is hybrid, so the run goes to the cgroup2 mount at
+// /sys/fs/cgroup/unified (no controllers there, so no limits: the placement is what is tested).
+TEST_F(RuntimeTest, CgroupV2ContainerStartsInsideItsOwnCgroup) {
+  auto mode = detect_cgroup_mode();
+  ASSERT_TRUE(mode);
+  fs::path mount;
+  if (*mode == CgroupMode::Unified) mount = "/sys/fs/cgroup";
+  else if (*mode == CgroupMode::Hybrid) mount = "/sys/fs/cgroup/unified";
+  else GTEST_SKIP() << "no cgroup2 mount on this machine";
+  fs::path out_dir = tmp() / "out";
+  ASSERT_TRUE(sys::mkdir_all(out_dir));
+  RunOptions opts;
+  opts.command = {"sh", "-c", "cat /proc/self/cgroup > /out/inside; exec sleep 30"};
+  opts.volumes = {out_dir.native() + ":/out"};
+  std::string id = sys::random_hex(16);
+  auto spec = make_spec(opts, {.id = id, .lower_dirs = {rootfs()}, .container_dir = tmp() / "c" / id});
+  ASSERT_TRUE(spec) << spec.error().to_string();
+  std::string host_view;
+  bool dir_existed = false;
+  RunContext ctx;
+  ctx.cgroup_mode = CgroupMode::Unified;
+  ctx.cgroup_v2_mount = mount;
+  ctx.hooks.started = [&](pid_t pid) {
+    // The shell writes its view first; wait for it (bounded), then read the host's view.
+    for (int i = 0; i < 1000 && sys::read_file(out_dir / "inside").value_or("").empty(); ++i) {
+      ::usleep(10'000);
+    }
+    host_view = sys::read_file("/proc/" + std::to_string(pid) + "/cgroup").value_or("");
+    struct stat st {};
+    for (const std::string& p : kiste_cgroups()) {
+      if (p.ends_with("kiste-" + id) && ::stat(p.c_str(), &st) == 0) dir_existed = true;
+    }
+    ::kill(pid, SIGKILL);
+  };
+  auto exit = run_container(*spec, ctx);
+  ASSERT_TRUE(exit) << exit.error().to_string();
+  EXPECT_EQ(exit->exit_code, 137);
+  EXPECT_TRUE(dir_existed);
+  // Host view: the v2 line names the container's cgroup; inside, its own cgroup namespace root.
+  EXPECT_THAT(host_view, HasSubstr("/kiste-" + id + "\n")) << host_view;
+  std::string inside = sys::read_file(out_dir / "inside").value_or("");
+  EXPECT_THAT(inside, HasSubstr("0::/\n")) << inside;
 }
 
 }  // namespace

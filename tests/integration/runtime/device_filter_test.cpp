@@ -14,6 +14,8 @@
 
 #include <kiste/base/sys.hpp>
 #include <kiste/runtime/cgroup.hpp>
+#include <kiste/runtime/container.hpp>
+#include <kiste/runtime/run_options.hpp>
 #include <kiste/runtime/device_filter.hpp>
 
 #include "runtime_fixture.hpp"
@@ -148,6 +150,33 @@ TEST_F(DeviceFilterTest, RulesAreCheckedByAccessTypeMajorAndMinor) {
   EXPECT_EQ(o.open_sda, -EPERM);  // mknod refused
   EXPECT_EQ(o.open_null, 0);
   ASSERT_TRUE((*driver)->destroy());
+}
+
+// A whole container on cgroup v2: Docker's 14 capabilities, CAP_MKNOD included again, and the
+// filter in its cgroup keeps the device it can make closed.
+TEST_F(DeviceFilterTest, ContainerOnCgroupV2HasMknodButOnlyDockersDevices) {
+  fs::path out_dir = tmp() / "out";
+  ASSERT_TRUE(sys::mkdir_all(out_dir));
+  RunOptions opts;
+  opts.command = {"sh", "-c",
+                  fmt::format("exec > /out/result 2>&1; grep CapEff /proc/self/status; "
+                              "mknod /tmp/blk b {} {} && echo made; head -c 1 /tmp/blk; "
+                              "echo x > /dev/null && echo null-ok",
+                              major(block_), minor(block_))};
+  opts.volumes = {out_dir.native() + ":/out"};
+  std::string id = sys::random_hex(16);
+  auto spec = make_spec(opts, {.id = id, .lower_dirs = {rootfs()}, .container_dir = tmp() / "c" / id});
+  ASSERT_TRUE(spec) << spec.error().to_string();
+  RunContext ctx;
+  ctx.cgroup_mode = CgroupMode::Unified;
+  ctx.cgroup_v2_mount = mount_;
+  auto exit = run_container(*spec, ctx);
+  ASSERT_TRUE(exit) << exit.error().to_string();
+  EXPECT_EQ(exit->exit_code, 0);
+  std::string result = sys::read_file(out_dir / "result").value_or("");
+  EXPECT_THAT(result, ::testing::HasSubstr("CapEff:\t00000000a80425fb\nmade\n")) << result;
+  EXPECT_THAT(result, ::testing::HasSubstr("Operation not permitted")) << result;
+  EXPECT_THAT(result, ::testing::HasSubstr("null-ok")) << result;
 }
 
 }  // namespace

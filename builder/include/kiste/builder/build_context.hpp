@@ -10,6 +10,7 @@
 #include <vector>
 
 #include <kiste/base/error.hpp>
+#include <kiste/builder/context_hash_cache.hpp>
 #include <kiste/image/digest.hpp>
 
 namespace kiste::builder {
@@ -52,6 +53,7 @@ struct ContextEntry {
   uint32_t mode = 0;  // permission bits (07777)
   uint64_t size = 0;
   std::string link_target;  // symlinks
+  FileStamp stamp;          // files: the lstat data the content-hash cache is keyed by
 };
 
 // Walks `root/rel` (rel "" = whole context) without following symlinks, skipping ignored paths;
@@ -61,9 +63,11 @@ struct ContextEntry {
                                                              const IgnoreMatcher& ignore);
 
 // sha256 over the sorted entries' (path relative to `rel`, type, mode, content digest or link
-// target): the cache input of a COPY source. Depends on content only, not on mtimes.
+// target): the cache input of a COPY source. Depends on content only, not on mtimes. With a
+// `cache`, a file whose stamp is unchanged is not read again (paths are keyed relative to root).
 [[nodiscard]] Result<image::Digest> hash_entries(const std::filesystem::path& root,
                                                  std::string_view rel,
-                                                 const std::vector<ContextEntry>& entries);
+                                                 const std::vector<ContextEntry>& entries,
+                                                 ContextHashCache* cache = nullptr);
 
 }  // namespace kiste::builder

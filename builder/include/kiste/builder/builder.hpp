@@ -12,9 +12,11 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <kiste/base/error.hpp>
+#include <kiste/builder/build_cache.hpp>
 #include <kiste/builder/build_plan.hpp>
 #include <kiste/image/compression.hpp>
 #include <kiste/image/manifest.hpp>
@@ -55,9 +57,11 @@ struct RunRequest {
   std::string user;  // "" = root
   bool network_host = true;
   struct Mount {
-    std::filesystem::path source;
+    std::filesystem::path source;  // Bind only
     std::string destination;
     bool readonly = false;
+    enum class Type { Bind, Tmpfs } type = Type::Bind;
+    std::string tmpfs_size;  // Tmpfs: "64m", "1048576" ("" = the kernel's default)
   };
   std::vector<Mount> mounts;
 };
@@ -67,6 +71,19 @@ class RunExecutor {
   virtual ~RunExecutor() = default;
   // Runs to completion; returns the exit status (0 = success). The upper dir holds the changes.
   [[nodiscard]] virtual Result<int> run(const RunRequest& req) = 0;
+};
+
+// `ADD URL` downloads through this interface: the CLI wires it to the registry client's HTTP
+// stack (the builder links no network library).
+struct UrlFetch {
+  std::optional<int64_t> last_modified;  // seconds since the epoch, from Last-Modified
+  uint64_t size = 0;
+};
+class UrlFetcher {
+ public:
+  virtual ~UrlFetcher() = default;
+  // GETs `url` (http or https) into `out`; a non-2xx answer is an error naming the status.
+  [[nodiscard]] virtual Result<UrlFetch> fetch(std::string_view url, image::ByteSink& out) = 0;
 };
 
 struct BuildEvent {
@@ -94,6 +111,16 @@ struct BuildOptions {
   bool network_host = true;  // the default for RUN (`--network=none` per step or globally)
   bool explain_misses = false;
   std::function<void(const BuildEvent&)> progress;
+  // --cache-from: records imported from a registry cache; on a local miss whose key is here,
+  // the layer blob is fetched through `cache_importer` instead of running the step.
+  std::vector<CacheRecord> cache_from;
+  CacheImporter* cache_importer = nullptr;
+  // ADD URL (null: ADD of a URL is an error).
+  UrlFetcher* url_fetcher = nullptr;
+  // --ssh ID=SOCKET for RUN --mount=type=ssh (the socket is bind-mounted into the step).
+  std::map<std::string, std::filesystem::path> ssh;
+  // The stat-keyed content-hash cache of context files (<root>/cache/context/…).
+  bool context_hash_cache = true;
 };
 
 struct BuildResult {
@@ -101,7 +128,10 @@ struct BuildResult {
   image::Digest config_digest = image::Digest::of("");
   int steps_run = 0;
   int steps_cached = 0;
+  int steps_imported = 0;  // of steps_cached: layers fetched from --cache-from
   std::vector<std::string> notes;
+  // Every cache key of this build and the layer it stands for (what --cache-to exports).
+  std::vector<CacheRecord> cache_records;
 };
 
 class Builder {

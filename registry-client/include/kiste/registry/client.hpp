@@ -68,6 +68,11 @@ class Client {
 
   // GET /v2/: checks the registry speaks the API and that the credentials are accepted.
   [[nodiscard]] Status ping();
+  // Checks the keychain's username and password like ping(); with token auth it asks the token
+  // server for offline access (docker's login) and returns the refresh token when it hands one
+  // out: store it as the identity token instead of the password (later token requests then use
+  // the OAuth2 refresh_token grant).
+  [[nodiscard]] Result<std::optional<std::string>> login();
 
   // ---- manifests -----------------------------------------------------------------------------
   // GET a manifest or index by tag or digest (all four media types accepted), bounded, verified

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include <kiste/base/error.hpp>
+#include <kiste/base/unique_fd.hpp>
 #include <kiste/runtime/device_filter.hpp>
 #include <kiste/runtime/spec.hpp>
 
@@ -58,6 +59,17 @@ class CgroupDriver {
   [[nodiscard]] virtual Status create(std::string_view name, const CgroupPlan& plan) = 0;
   [[nodiscard]] virtual Status apply(const CgroupPlan& plan) = 0;
   [[nodiscard]] virtual Status add_process(pid_t pid) = 0;
+  // Files through which a new, single-threaded process moves itself in (v1: each hierarchy's
+  // `tasks`, to which it writes "0"). The kernel skips the global threadgroup lock when a
+  // thread moves itself; add_process() of another pid takes it for writing, which waits for an
+  // RCU grace period (5-16 ms measured here, most of a container's start-up). Empty where that
+  // does not apply (v2: clone3 CLONE_INTO_CGROUP is its way); then use add_process().
+  [[nodiscard]] virtual Result<std::vector<UniqueFd>> open_self_join() {
+    return std::vector<UniqueFd>{};
+  }
+  // The created directory for clone3(CLONE_INTO_CGROUP) (v2): the process starts inside, no
+  // migration at all. An invalid fd where that does not apply (v1).
+  [[nodiscard]] virtual Result<UniqueFd> open_clone_target() { return UniqueFd{}; }
   [[nodiscard]] virtual Result<CgroupStats> stats() = 0;
   [[nodiscard]] virtual Status destroy() = 0;
   // Directories created (for tests and diagnostics).

@@ -12,6 +12,7 @@
 #include <kiste/base/error.hpp>
 #include <kiste/runtime/cgroup.hpp>
 #include <kiste/runtime/id_map.hpp>
+#include <kiste/runtime/mount_plan.hpp>
 #include <kiste/runtime/spec.hpp>
 
 namespace kiste::runtime {
@@ -38,6 +39,9 @@ struct RunHooks {
 
 struct RunContext {
   std::optional<CgroupMode> cgroup_mode;  // default: detect_cgroup_mode()
+  // Unified mode only: the cgroup2 mount to create the container's cgroup under (default
+  // /sys/fs/cgroup; tests use the hybrid host's /sys/fs/cgroup/unified).
+  std::filesystem::path cgroup_v2_mount;
   // Compiled seccomp programs are kept here by the digest of their inputs (empty: no cache).
   std::filesystem::path seccomp_cache_dir;
   RunHooks hooks;
@@ -53,8 +57,8 @@ struct RunContext {
 [[nodiscard]] Result<ContainerExit> run_container(const ContainerSpec& spec,
                                                   const RunContext& ctx = {});
 
-// Prepares <container_dir>/{upper,work,merged,lower/N} and the /etc files (done by
-// run_container; exposed for tests).
-[[nodiscard]] Status prepare_container_dir(const ContainerSpec& spec);
+// Prepares <container_dir>/{upper,work,merged} and, when the plan needs them, the short links
+// lower/N (done by run_container; exposed for tests).
+[[nodiscard]] Status prepare_container_dir(const ContainerSpec& spec, const MountPlan& plan);
 
 }  // namespace kiste::runtime

@@ -21,9 +21,12 @@ enum class MountOpKind {
   Mask,           // /dev/null over a file, read-only empty tmpfs over a directory; absent: skip
   ReadonlyPath,   // bind target onto itself, read-only; absent: skip
   RemountReadonly,  // the mount at target becomes read-only (flags: extra MS_ flags to keep)
-  // Barrier: wait until the runtime has put us into the container's cgroup, then enter a new
-  // cgroup namespace. Everything before it overlaps with the (slow) cgroup migration.
+  // Barrier: wait until the runtime has made the container's cgroup, move into it, then enter
+  // a new cgroup namespace. Everything before it overlaps with the runtime's cgroup setup.
   JoinCgroup,
+  // A file the runtime provides (/etc/hosts, …): `data`, written by the child to a small tmpfs
+  // that the overlay root then covers, bound onto target. Nothing of it touches the host's disk.
+  RuntimeFile,
 };
 
 enum class CreateKind { None, Dir, File };
@@ -54,8 +57,8 @@ struct MountPlanContext {
   std::vector<CgroupV1Hierarchy> cgroup_v1;
   bool cgroup_v2 = false;
   size_t page_size = 4096;  // the kernel's limit for the mount option string
-  // Host files to provide as /etc/hosts, /etc/hostname, /etc/resolv.conf (empty: skip).
-  std::filesystem::path hosts_file, hostname_file, resolv_conf_file;
+  // Files to provide, e.g. {"/etc/hosts", "127.0.0.1 localhost…"} (bound over the image's).
+  std::vector<std::pair<std::string, std::string>> runtime_files;
   // The container has its own user namespace: sysfs can only be mounted with a network namespace
   // of its own; with the host's network /sys is bound read-only instead.
   bool userns = false;
@@ -66,15 +69,18 @@ struct MountPlanContext {
 class MountPlan {
  public:
   // Validates and orders everything: targets absolute, no "..", no NUL, overlay options within
-  // one page (lower dirs are named by short links "0", "1", … relative to lower_link_dir).
+  // one page (when the layer paths do not fit, they are named by short links "0", "1", …
+  // relative to lower_link_dir).
   [[nodiscard]] static Result<MountPlan> from_spec(const ContainerSpec& spec,
                                                    const MountPlanContext& ctx);
 
   // The overlay root.
   std::filesystem::path merged_dir;      // mount point of the root (host path)
-  std::filesystem::path lower_link_dir;  // the child chdirs here so lowerdir can be relative
+  // Empty when the absolute layer paths fit the page; otherwise the child chdirs here so
+  // lowerdir can name the layers by these short links.
+  std::filesystem::path lower_link_dir;
   std::vector<std::pair<std::string, std::filesystem::path>> lower_links;  // name -> layer dir
-  std::string overlay_data;  // "lowerdir=2:1:0,upperdir=…,workdir=…"
+  std::string overlay_data;  // "lowerdir=/top:…:/bottom,…" or "lowerdir=2:1:0,upperdir=…,…"
   bool readonly_root = false;
   // The first step in the child: "/" becomes MS_REC|<this> (MS_SLAVE when a volume asks for
   // slave propagation, so host mounts still reach it; never shared).

@@ -21,6 +21,8 @@ struct RegistryConfig {
   RegistryAuth auth = RegistryAuth::None;
   std::string username = "kiste";
   std::string password = "kiste-secret";
+  // Loopback address to listen on; another than 127.0.0.1 is not "localhost" to kiste.
+  std::string address = "127.0.0.1";
 };
 
 class TokenServer;
@@ -35,7 +37,7 @@ class RegistryProcess {
   RegistryProcess& operator=(const RegistryProcess&) = delete;
 
   // "127.0.0.1:PORT" (loopback: kiste may use plain HTTP without --tls-verify=false)
-  [[nodiscard]] std::string host() const { return "127.0.0.1:" + std::to_string(port_); }
+  [[nodiscard]] std::string host() const { return cfg_.address + ":" + std::to_string(port_); }
   [[nodiscard]] int port() const { return port_; }
   // Directory with ca.crt (a --cert-dir), when TLS is on.
   [[nodiscard]] std::filesystem::path cert_dir() const { return dir_ / "certs"; }
@@ -47,6 +49,10 @@ class RegistryProcess {
   [[nodiscard]] int count_requests(std::string_view needle) const;
   // Token requests served (Token auth).
   [[nodiscard]] int token_requests() const;
+  // OAuth2 `grant_type=refresh_token` requests the token server accepted. It hands out refresh
+  // tokens for offline access (GET with offline_token=true, or POST grant_type=password with
+  // access_type=offline) and accepts them back as POST grant_type=refresh_token.
+  [[nodiscard]] int token_refresh_grants() const;
   [[nodiscard]] pid_t pid() const { return pid_; }
 
  private:
