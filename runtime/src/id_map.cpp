@@ -115,8 +115,17 @@ Result<IdRangeLease> IdRangeLease::acquire(const fs::path& lock_dir, const IdRan
   KISTE_ASSIGN_OR_RETURN(auto subuid, read_ranges(source.subuid));
   KISTE_ASSIGN_OR_RETURN(auto subgid, read_ranges(source.subgid));
 
-  // Candidate (uid base, gid base) pairs, in order.
-  std::vector<std::pair<uint32_t, uint32_t>> candidates;
+  KISTE_TRY(sys::mkdir_all(lock_dir, 0700));
+  // Takes the range if no running container holds it (nullopt: held).
+  auto try_range = [&](uint32_t u, uint32_t g) -> Result<std::optional<IdRangeLease>> {
+    fs::path lock = lock_dir / fmt::format("range-{}-{}", u, g);
+    KISTE_ASSIGN_OR_RETURN(UniqueFd fd, sys::open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+    if (::flock(fd.get(), LOCK_EX | LOCK_NB) == 0) {
+      return std::optional<IdRangeLease>(IdRangeLease(u, g, std::move(fd)));
+    }
+    if (errno != EWOULDBLOCK) return std::unexpected(sys_error("flock", lock.native()));
+    return std::optional<IdRangeLease>();
+  };
   auto chunks_of = [&](const std::vector<SubIdRange>& ranges) {
     std::vector<uint32_t> out;
     for (const SubIdRange& r : ranges) {
@@ -128,12 +137,16 @@ Result<IdRangeLease> IdRangeLease::acquire(const fs::path& lock_dir, const IdRan
     return out;
   };
   auto uchunks = chunks_of(subuid), gchunks = chunks_of(subgid);
-  const bool from_files = !uchunks.empty() && !gchunks.empty();
-  if (from_files) {
-    for (size_t i = 0; i < std::min(uchunks.size(), gchunks.size()); ++i) {
-      candidates.emplace_back(uchunks[i], gchunks[i]);
+  size_t tried = 0;
+  if (!uchunks.empty() && !gchunks.empty()) {
+    // The `containers` user's ranges, paired in order.
+    for (size_t i = 0; i < std::min(uchunks.size(), gchunks.size()); ++i, ++tried) {
+      KISTE_ASSIGN_OR_RETURN(auto lease, try_range(uchunks[i], gchunks[i]));
+      if (lease) return std::move(*lease);
     }
   } else {
+    // kiste's own ranges from fallback_base up, skipping any range the files give to anyone,
+    // up to the largest id a file system keeps (2^32-1 is "no id").
     auto taken = [&](uint64_t s) {
       for (const auto* list : {&subuid, &subgid}) {
         for (const SubIdRange& r : *list) {
@@ -142,25 +155,20 @@ Result<IdRangeLease> IdRangeLease::acquire(const fs::path& lock_dir, const IdRan
       }
       return false;
     };
-    // Up to the largest id a file system keeps (uid 2^32-1 is "no id").
     for (uint64_t s = source.fallback_base; s + kAutoRangeSize < (uint64_t{1} << 32) - 1;
          s += kAutoRangeSize) {
-      if (!taken(s)) candidates.emplace_back(static_cast<uint32_t>(s), static_cast<uint32_t>(s));
+      if (taken(s)) continue;
+      ++tried;
+      KISTE_ASSIGN_OR_RETURN(auto lease, try_range(static_cast<uint32_t>(s), static_cast<uint32_t>(s)));
+      if (lease) return std::move(*lease);
     }
   }
-  if (candidates.empty()) {
+  if (tried == 0) {
     return failf(Errc::Unavailable, "userns auto: no {}-wide id range for {} in {} and {}",
                  kAutoRangeSize, quote(source.user), quote(source.subuid.native()),
                  quote(source.subgid.native()));
   }
-  KISTE_TRY(sys::mkdir_all(lock_dir, 0700));
-  for (auto [u, g] : candidates) {
-    fs::path lock = lock_dir / fmt::format("range-{}-{}", u, g);
-    KISTE_ASSIGN_OR_RETURN(UniqueFd fd, sys::open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600));
-    if (::flock(fd.get(), LOCK_EX | LOCK_NB) == 0) return IdRangeLease(u, g, std::move(fd));
-    if (errno != EWOULDBLOCK) return std::unexpected(sys_error("flock", lock.native()));
-  }
-  return failf(Errc::Unavailable, "userns auto: all {} id ranges are in use", candidates.size());
+  return failf(Errc::Unavailable, "userns auto: all {} id ranges are in use", tried);
 }
 
 }  // namespace kiste::runtime

@@ -145,7 +145,12 @@ Status UsernsSetup::start(pid_t pid, int sync_fd) {
   // --read-only: the child remounts it once the mount points are made.
   UniqueFd mnt(::fsmount(fsfd.get(), FSMOUNT_CLOEXEC, 0));
   if (!mnt) return std::unexpected(sys_error("fsmount", "the overlay root"));
-  return send_fd(sync_fd, mnt.get());
+  KISTE_TRY(send_fd(sync_fd, mnt.get()));
+  // The child has its own copies of these; the waiting runtime keeps nothing of the host open.
+  op_fds_.clear();
+  idmapped_fds_.clear();
+  merged_.reset();
+  return {};
 }
 
 }  // namespace kiste::runtime::detail
