@@ -81,7 +81,14 @@ Result<StaleCleanup> clean_stale_containers(const fs::path& running_dir, const f
   }
   KISTE_ASSIGN_OR_RETURN(auto names, sys::list_dir(dfd->get(), running_dir.native()));
   for (const std::string& id : names) {
-    if (!is_id(id)) continue;  // temporaries of markers being made
+    if (!is_id(id)) {
+      // A marker being made (".<id>.tmp"), or the remains of a kiste killed while making it.
+      if (id.starts_with(".") && id.ends_with(".tmp")) {
+        auto tmp = sys::open(running_dir / id, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+        if (tmp && ::flock(tmp->get(), LOCK_EX | LOCK_NB) == 0) ::unlink((running_dir / id).c_str());
+      }
+      continue;
+    }
     fs::path marker = running_dir / id;
     auto fd = sys::open(marker, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
     if (!fd) continue;  // removed meanwhile

@@ -1,3 +1,4 @@
+#include <fcntl.h>
 #include <sys/file.h>
 
 #include <gmock/gmock.h>
@@ -73,6 +74,18 @@ TEST_F(LiveMarkerTest, HostileMarkersRemoveNothingOutside) {
   EXPECT_TRUE(fs::exists(outside / "data"));
   EXPECT_TRUE(fs::exists(other));
   EXPECT_TRUE(fs::exists("/sys/fs/cgroup/memory") || !fs::exists("/sys/fs/cgroup"));
+}
+
+TEST_F(LiveMarkerTest, AHalfMadeMarkerOfADeadKisteGoesAHeldOneStays) {
+  ASSERT_TRUE(sys::mkdir_all(running_));
+  ASSERT_TRUE(sys::write_file_atomic(running_ / ".ffff.tmp", "dir x\n"));
+  auto held = sys::open(running_ / ".abcd.tmp", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  ASSERT_TRUE(held);
+  ASSERT_EQ(::flock(held->get(), LOCK_EX), 0);
+  auto r = clean_stale_containers(running_, containers_);
+  ASSERT_TRUE(r);
+  EXPECT_FALSE(fs::exists(running_ / ".ffff.tmp"));
+  EXPECT_TRUE(fs::exists(running_ / ".abcd.tmp"));
 }
 
 TEST_F(LiveMarkerTest, BadIdsAreRefused) {
