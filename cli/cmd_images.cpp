@@ -3,6 +3,7 @@
 
 #include <kiste/image/store_layers.hpp>
 #include <kiste/image/store_ops.hpp>
+#include <kiste/runtime/live_marker.hpp>
 
 #include "globals.hpp"
 
@@ -108,6 +109,13 @@ void cmd_unpack(const Globals& g, const std::string& name, const std::string& di
 }
 
 void cmd_prune(const Globals& g) {
+  // Containers whose kiste was killed: their cgroups and directories.
+  auto stale = value_or_exit(runtime::clean_stale_containers(g.root / "running", g.root / "containers"));
+  for (const auto& p : stale.problems) std::fprintf(stderr, "kiste: warning: %s\n", p.c_str());
+  if (!stale.containers.empty()) {
+    std::printf("Removed the leftovers of %zu containers whose kiste was killed (%zu cgroups)\n",
+                stale.containers.size(), stale.cgroups.size());
+  }
   image::Store store = open_store(g);
   auto rep = value_or_exit(image::prune(store));
   std::printf("Deleted %d blobs (%s) and %d unused layer snapshots; removed %d stale temporary files\n",

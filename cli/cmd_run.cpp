@@ -7,7 +7,9 @@
 #include <kiste/image/store.hpp>
 #include <kiste/image/store_layers.hpp>
 #include <kiste/runtime/container.hpp>
+#include <kiste/runtime/live_marker.hpp>
 #include <kiste/runtime/run_options.hpp>
+#include <kiste/runtime/volume.hpp>
 
 #include "globals.hpp"
 
@@ -84,13 +86,27 @@ int run_command(Globals& g, RunArgs& a, std::vector<std::string> positional) {
                             .lower_dirs = image.lower_dirs,
                             .container_dir = container_dir,
                             .image = image.defaults,
-                            .host_env = environ};
+                            .host_env = environ,
+                            .volumes_dir = g.root / "volumes"};
   auto spec = runtime::make_spec(a.opts, in);
   if (!spec) return report(spec.error());
+  // Leftovers of containers whose kiste was SIGKILLed (only running containers have a marker:
+  // one short readdir), then this container's own marker.
+  const fs::path running_dir = g.root / "running";
+  if (auto stale = runtime::clean_stale_containers(running_dir, g.root / "containers"); stale) {
+    for (const auto& p : stale->problems) std::fprintf(stderr, "kiste: warning: %s\n", p.c_str());
+  }
   auto mk = sys::mkdir_all(container_dir, 0700);
   if (!mk) return report(mk.error());
+  auto marker = runtime::LiveMarker::create(running_dir, id, container_dir);
+  if (!marker) return report(marker.error());
 
-  auto result = runtime::run_container(*spec, {.seccomp_cache_dir = g.root / "cache" / "seccomp"});
+  runtime::RunContext ctx{.seccomp_cache_dir = g.root / "cache" / "seccomp",
+                          .userns_lock_dir = g.root / "userns"};
+  ctx.hooks.cgroup_created = [&marker](const std::vector<fs::path>& dirs) {
+    (void)marker->record_cgroups(dirs);
+  };
+  auto result = runtime::run_container(*spec, ctx);
   if (a.rm) {
     auto rm = sys::remove_tree(container_dir);
     if (!rm) (void)report(rm.error());
@@ -108,7 +124,36 @@ int run_command(Globals& g, RunArgs& a, std::vector<std::string> positional) {
 
 }  // namespace
 
+// kiste volume create|ls|rm: named volumes (<root>/volumes/NAME/_data), as docker keeps them.
+void register_volume_commands(CLI::App& app, Globals& g) {
+  auto* vol = app.add_subcommand("volume", "manage named volumes (-v NAME:/path)");
+  vol->require_subcommand(1);
+  auto names = std::make_shared<std::vector<std::string>>();
+  vol->add_subcommand("create", "create named volumes")
+      ->callback([&g, names] {
+        for (const auto& n : *names) {
+          (void)value_or_exit(runtime::ensure_volume(g.root / "volumes", n));
+          std::printf("%s\n", n.c_str());
+        }
+      })
+      ->add_option("NAME", *names, "volume names")
+      ->required();
+  vol->add_subcommand("ls", "list named volumes")->callback([&g] {
+    auto list = runtime::list_volumes(g.root / "volumes");
+    if (!list) throw CLI::RuntimeError(report(list.error()));
+    for (const auto& n : *list) std::printf("%s\n", n.c_str());
+  });
+  auto rm_names = std::make_shared<std::vector<std::string>>();
+  vol->add_subcommand("rm", "remove named volumes and their data")
+      ->callback([&g, rm_names] {
+        for (const auto& n : *rm_names) exit_on_error(runtime::remove_volume(g.root / "volumes", n));
+      })
+      ->add_option("NAME", *rm_names, "volume names")
+      ->required();
+}
+
 void register_run_commands(CLI::App& app, Globals& g) {
+  register_volume_commands(app, g);
   auto a = std::make_shared<RunArgs>();
   auto* run = app.add_subcommand("run", "run a command in a new container");
   run->set_help_flag("--help", "show this help");
@@ -141,6 +186,11 @@ void register_run_commands(CLI::App& app, Globals& g) {
   run->add_flag("--read-only", o.read_only, "mount the root read-only");
   run->add_flag("--init", o.init, "run a small init as PID 1 that reaps zombies and forwards signals");
   run->add_option("--network,--net", o.network, "none (default) or host");
+  run->add_option("--userns", o.userns, "host (default) or auto (a free 65536-id range)");
+  run->add_option("--uidmap", o.uidmap, "CONTAINER_ID:HOST_ID:SIZE user namespace uid mapping")
+      ->allow_extra_args(false);
+  run->add_option("--gidmap", o.gidmap, "CONTAINER_ID:HOST_ID:SIZE user namespace gid mapping")
+      ->allow_extra_args(false);
   run->callback([a, run, &g] {
     int code = run_command(g, *a, run->remaining());
     if (code != 0) throw CLI::RuntimeError(code);

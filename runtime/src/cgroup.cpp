@@ -89,16 +89,16 @@ Result<CgroupPlan> CgroupPlan::from_resources(const Resources& res, CgroupMode m
     if (!privileged) {
       // Docker's device cgroup: deny all, mknod anything, use only the default devices.
       plan.writes.push_back({"devices", "devices.deny", "a"});
-      for (const char* rule : {"c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm",
-                               "c 1:8 rwm", "c 1:9 rwm", "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm",
-                               "c 136:* rwm"}) {
-        plan.writes.push_back({"devices", "devices.allow", rule});
+      for (const DeviceRule& rule : docker_default_device_rules()) {
+        plan.writes.push_back({"devices", "devices.allow", rule.to_string()});
       }
     }
     return plan;
   }
 
   // v2: one cgroup; only the controllers that are needed get enabled in the parent.
+  // No devices controller: the same rules as an eBPF program (device_filter.hpp).
+  if (!privileged) plan.device_rules = docker_default_device_rules();
   auto need = [&plan](const char* c) {
     for (const auto& x : plan.controllers) {
       if (x == c) return;

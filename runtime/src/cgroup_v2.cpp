@@ -44,6 +44,16 @@ class CgroupV2Driver final : public CgroupDriver {
       return std::unexpected(sys_error("create cgroup", dir.native()));
     }
     dir_ = dir;
+    if (!plan.device_rules.empty()) {
+      // Before any process joins: nothing in the cgroup ever runs without the filter.
+      auto dfd = sys::open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      Result<UniqueFd> prog = dfd ? attach_device_filter(dfd->get(), plan.device_rules)
+                                  : Result<UniqueFd>(std::unexpected(std::move(dfd).error()));
+      if (!prog) {
+        (void)destroy();
+        return std::unexpected(std::move(prog).error().with_context("cgroup v2 device filter"));
+      }
+    }
     return {};
   }
 

@@ -10,6 +10,7 @@
 #include <linux/openat2.h>
 #include <linux/seccomp.h>
 #include <net/if.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
@@ -52,6 +53,7 @@ const char* step_name(StepId s) {
     case StepId::Cwd: return "change to the working directory";
     case StepId::Init: return "start the init";
     case StepId::Exec: return "exec";
+    case StepId::UserNamespace: return "enter the user namespace";
   }
   return "setup";
 }
@@ -73,6 +75,7 @@ class ContainerInit {
     if (!ok) die(step, errno, detail);
   }
   void wait_parent() noexcept;
+  void enter_userns() noexcept;
   void write_runtime_files() noexcept;
   void mount_root() noexcept;
   void apply_ops() noexcept;
@@ -85,6 +88,7 @@ class ContainerInit {
 
   const ChildConfig& c_;
   int root_fd_ = -1;
+  int userns_root_fd_ = -1;  // the overlay root built by the parent (userns)
   int rt_fd_ = -1;  // the tmpfs with the runtime's files (under the overlay)
 };
 
@@ -273,6 +277,36 @@ void ContainerInit::wait_parent() noexcept {
   if (c_.unshare_cgroup) check(::unshare(CLONE_NEWCGROUP) == 0, StepId::CgroupNamespace);
 }
 
+void ContainerInit::enter_userns() noexcept {
+  char tag = 0;
+  struct iovec iov {&tag, 1};
+  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  struct msghdr msg {};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  ssize_t n;
+  do {
+    n = ::recvmsg(c_.sync_fd, &msg, MSG_CMSG_CLOEXEC);
+  } while (n < 0 && errno == EINTR);
+  if (n != 1) ::_exit(127);  // the runtime went away (or failed and reports it)
+  struct cmsghdr* cm = CMSG_FIRSTHDR(&msg);
+  if (tag != 'U' || cm == nullptr || cm->cmsg_type != SCM_RIGHTS) die(StepId::UserNamespace, EPROTO);
+  std::memcpy(&userns_root_fd_, CMSG_DATA(cm), sizeof(int));
+  // The mount namespace is made now, inside the user namespace, so it belongs to it; the cwd
+  // (the merged dir) moves into it, and the root is attached there.
+  check(::fchdir(c_.merged_fd) == 0, StepId::UserNamespace);
+  check(::unshare(CLONE_NEWNS) == 0, StepId::UserNamespace);
+  // Become the container's root now: what setup creates (mount points, device files) is its.
+  check(::syscall(SYS_setresgid, 0, 0, 0) == 0, StepId::UserNamespace);
+  check(::syscall(SYS_setgroups, 0, nullptr) == 0, StepId::UserNamespace);
+  check(::syscall(SYS_setresuid, 0, 0, 0) == 0, StepId::UserNamespace);
+  // A credential change clears these.
+  (void)::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+  (void)::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
+
 // The files the runtime provides (/etc/hosts, …) go on a small tmpfs mounted on the root's
 // mount point before the overlay covers it: reachable only through rt_fd_ for the binds, gone
 // from every view with the old root, and nothing of them on the host's disk.
@@ -281,11 +315,24 @@ void ContainerInit::write_runtime_files() noexcept {
   bool any = false;
   for (const MountOp& op : p.ops) any = any || op.kind == MountOpKind::RuntimeFile;
   if (!any) return;
-  check(::mount("tmpfs", p.merged_dir.c_str(), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
-                "mode=755,size=1m") == 0,
-        StepId::RuntimeFiles);
-  rt_fd_ = ::open(p.merged_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
-  check(rt_fd_ >= 0, StepId::RuntimeFiles);
+  if (c_.userns) {
+    // The mapped root cannot name the merged dir; a detached tmpfs needs no name at all.
+    int fs = ::fsopen("tmpfs", FSOPEN_CLOEXEC);
+    check(fs >= 0, StepId::RuntimeFiles);
+    check(::fsconfig(fs, FSCONFIG_SET_STRING, "mode", "755", 0) == 0 &&
+              ::fsconfig(fs, FSCONFIG_SET_STRING, "size", "1m", 0) == 0 &&
+              ::fsconfig(fs, FSCONFIG_CMD_CREATE, nullptr, nullptr, 0) == 0,
+          StepId::RuntimeFiles);
+    rt_fd_ = ::fsmount(fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
+    check(rt_fd_ >= 0, StepId::RuntimeFiles);
+    ::close(fs);
+  } else {
+    check(::mount("tmpfs", p.merged_dir.c_str(), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                  "mode=755,size=1m") == 0,
+          StepId::RuntimeFiles);
+    rt_fd_ = ::open(p.merged_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    check(rt_fd_ >= 0, StepId::RuntimeFiles);
+  }
   for (size_t i = 0; i < p.ops.size(); ++i) {
     const MountOp& op = p.ops[i];
     if (op.kind != MountOpKind::RuntimeFile) continue;
@@ -304,9 +351,16 @@ void ContainerInit::write_runtime_files() noexcept {
 }
 
 void ContainerInit::mount_root() noexcept {
-  check(::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) == 0, StepId::MountPrivate);
-  const MountPlan& p = *c_.plan;
+  check(::mount(nullptr, "/", nullptr, MS_REC | c_.plan->root_propagation, nullptr) == 0,
+        StepId::MountPrivate);
   write_runtime_files();
+  if (c_.userns) {
+    check(::move_mount(userns_root_fd_, "", AT_FDCWD, ".", MOVE_MOUNT_F_EMPTY_PATH) == 0,
+          StepId::MountOverlay);
+    root_fd_ = userns_root_fd_;
+    return;
+  }
+  const MountPlan& p = *c_.plan;
   // With 100+ layers the lower dirs are short relative links in lower_link_dir (one page).
   if (!p.lower_link_dir.empty()) check(::chdir(p.lower_link_dir.c_str()) == 0, StepId::MountOverlay);
   check(::mount("overlay", p.merged_dir.c_str(), "overlay", 0, p.overlay_data.c_str()) == 0,
@@ -338,14 +392,27 @@ void ContainerInit::apply_ops() noexcept {
       case MountOpKind::Bind: {
         int fd = open_in_container(root_fd_, op.target.c_str(), op.create);
         fail_if(fd);
-        check(::mount(op.source.c_str(), fd_path(pbuf, fd), nullptr, MS_BIND | MS_REC, nullptr) == 0,
-              StepId::MountOp, idx);
+        if (c_.op_fds != nullptr && c_.op_fds[i] >= 0) {
+          check(::move_mount(c_.op_fds[i], "", fd, "",
+                             MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) == 0,
+                StepId::MountOp, idx);
+        } else {
+          check(::mount(op.source.c_str(), fd_path(pbuf, fd), nullptr, MS_BIND | MS_REC, nullptr) == 0,
+                StepId::MountOp, idx);
+        }
         ::close(fd);
         if (op.flags & MS_RDONLY) {
           fd = open_in_container(root_fd_, op.target.c_str(), CreateKind::None);
           fail_if(fd);
           check(::mount(nullptr, fd_path(pbuf, fd), nullptr,
                         MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC, nullptr) == 0,
+                StepId::MountOp, idx);
+          ::close(fd);
+        }
+        if (op.propagation != 0) {  // on the new mount: resolve the target again
+          fd = open_in_container(root_fd_, op.target.c_str(), CreateKind::None);
+          fail_if(fd);
+          check(::mount(nullptr, fd_path(pbuf, fd), nullptr, op.propagation, nullptr) == 0,
                 StepId::MountOp, idx);
           ::close(fd);
         }
@@ -439,8 +506,9 @@ void ContainerInit::apply_ops() noexcept {
   }
   if (!joined) wait_parent();
   if (c_.plan->readonly_root) {
-    check(::mount(nullptr, c_.plan->merged_dir.c_str(), nullptr,
-                  MS_REMOUNT | MS_BIND | MS_RDONLY, nullptr) == 0,
+    // userns: the merged dir cannot be looked up by the mapped root; the root's fd can.
+    const char* root = c_.userns ? fd_path(pbuf, root_fd_) : c_.plan->merged_dir.c_str();
+    check(::mount(nullptr, root, nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY, nullptr) == 0,
           StepId::ReadonlyRoot);
   }
 }
@@ -450,7 +518,10 @@ void ContainerInit::pivot() noexcept {
   // nothing of the host stays reachable.
   check(::fchdir(root_fd_) == 0, StepId::Pivot);
   check(::syscall(SYS_pivot_root, ".", ".") == 0, StepId::Pivot);
-  check(::mount(nullptr, ".", nullptr, MS_REC | MS_PRIVATE, nullptr) == 0, StepId::Pivot);
+  // rslave instead of rprivate when a volume asks for slave propagation ("." is the new root:
+  // rprivate would cut the volume from its master; a private mount stays private either way).
+  check(::mount(nullptr, ".", nullptr, MS_REC | c_.plan->root_propagation, nullptr) == 0,
+        StepId::Pivot);
   check(::umount2(".", MNT_DETACH) == 0, StepId::Pivot);
   check(::chdir("/") == 0, StepId::Pivot);
   ::close(root_fd_);
@@ -498,6 +569,7 @@ void ContainerInit::set_limits_and_identity() noexcept {
   check(::syscall(SYS_setgroups, c_.ngids, c_.gids) == 0, StepId::User);
   check(::syscall(SYS_setresgid, c_.gid, c_.gid, c_.gid) == 0, StepId::User);
   check(::syscall(SYS_setresuid, c_.uid, c_.uid, c_.uid) == 0, StepId::User);
+  (void)::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);  // a uid change cleared it
   if (c_.no_new_privileges) {
     check(::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0, StepId::NoNewPrivileges);
   }
@@ -655,6 +727,7 @@ void ContainerInit::run_init_if_asked() noexcept {
   // copy of the runtime (CVE-2019-5736, CVE-2016-9962).
   (void)::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   (void)::umask(0);
+  if (c_.userns) enter_userns();
   mount_root();                 // 2, 3
   apply_ops();                  // 4, with 1 (wait for the cgroup) at the plan's JoinCgroup
   pivot();                      // 5

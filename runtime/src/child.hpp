@@ -37,6 +37,7 @@ enum class StepId : int32_t {
   Cwd,
   Init,
   Exec,
+  UserNamespace,
 };
 
 const char* step_name(StepId s);
@@ -78,6 +79,12 @@ struct ChildConfig {
   // (SCM_RIGHTS over sync_fd) and makes the slave its 0,1,2 and controlling terminal.
   bool terminal = false;
   unsigned short rows = 0, cols = 0;
+  // Own user namespace (userns_setup.hpp): the child waits for the root's mount fd, unshares
+  // its mount namespace with `merged_fd` as cwd, becomes the mapped root and attaches the root
+  // there; Bind ops with an fd in `op_fds` are attached from the parent's clones.
+  bool userns = false;
+  int merged_fd = -1;
+  const int* op_fds = nullptr;
 };
 
 // Runs in the child after clone; never returns.

@@ -31,6 +31,7 @@
 #include <kiste/runtime/seccomp_profile.hpp>
 
 #include "child.hpp"
+#include "userns_setup.hpp"
 
 namespace kiste::runtime {
 
@@ -335,6 +336,7 @@ Result<ContainerExit> run_container(const ContainerSpec& spec, const RunContext&
                                  spec.hostname)},
       {"/etc/resolv.conf", sys::read_file("/etc/resolv.conf", 1 << 16).value_or("")}};
   if (!spec.privileged) mctx.extra_masked_paths = thermal_throttle_paths();
+  mctx.userns = spec.userns.mode != UsernsMode::Host;
   KISTE_ASSIGN_OR_RETURN(MountPlan plan, MountPlan::from_spec(spec, mctx));
 
   CompiledSeccomp seccomp;
@@ -346,6 +348,10 @@ Result<ContainerExit> run_container(const ContainerSpec& spec, const RunContext&
   }
 
   KISTE_TRY(prepare_container_dir(spec, plan));
+  KISTE_ASSIGN_OR_RETURN(detail::UsernsSetup userns,
+                         with_context(detail::UsernsSetup::prepare(
+                                          spec, plan, {ctx.userns_lock_dir, ctx.id_ranges}),
+                                      "user namespace"));
 
   // 2. Flatten everything the child reads.
   std::vector<char*> argv, envp;
@@ -395,10 +401,8 @@ Result<ContainerExit> run_container(const ContainerSpec& spec, const RunContext&
   // "ALL" may name more capabilities than this kernel has, or than kiste itself holds (e.g. no
   // CAP_SYS_RESOURCE in a nested environment); capset refuses those, so they are left out.
   uint64_t known = own_permitted_caps();
-  // cgroup v2 has no devices controller; kiste has no eBPF device filter yet. Without one,
-  // CAP_MKNOD would let the container create and open any device node, so it is withheld
-  // (Docker's device rules make mknod harmless only where they are enforced).
-  if (mode == CgroupMode::Unified && !spec.privileged) known &= ~(uint64_t{1} << CAP_MKNOD);
+  // CAP_MKNOD is safe on v2 as on v1: the eBPF device filter (device_filter.hpp) enforces
+  // Docker's device rules there.
   cfg.cap_bounding = caps.bounding & known;
   cfg.cap_effective = caps.effective & known;
   cfg.cap_permitted = caps.permitted & known;
@@ -416,6 +420,9 @@ Result<ContainerExit> run_container(const ContainerSpec& spec, const RunContext&
   cfg.terminal = spec.process.terminal;
   cfg.rows = have_ws ? host_ws.ws_row : 24;
   cfg.cols = have_ws ? host_ws.ws_col : 80;
+  cfg.userns = userns.active();
+  cfg.merged_fd = userns.merged_fd();
+  cfg.op_fds = userns.active() ? userns.op_fds().data() : nullptr;
 
   // 3. The cgroup guard exists before the child does (so it outlives it). On v2 the cgroup is
   // made first and the child is cloned into it; on v1 the directories are made while the child
@@ -426,6 +433,7 @@ Result<ContainerExit> run_container(const ContainerSpec& spec, const RunContext&
   UniqueFd clone_target;
   if (mode == CgroupMode::Unified) {
     KISTE_TRY(with_context(cgroup->create(cgroup_name, cg_plan), "container cgroup"));
+    if (ctx.hooks.cgroup_created) ctx.hooks.cgroup_created(cgroup->paths());
     KISTE_TRY(with_context(cgroup->apply(cg_plan), "container cgroup"));
     KISTE_ASSIGN_OR_RETURN(clone_target, with_context(cgroup->open_clone_target(), "container cgroup"));
   }
@@ -433,6 +441,7 @@ Result<ContainerExit> run_container(const ContainerSpec& spec, const RunContext&
   // 4. Clone into new namespaces.
   uint64_t flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC;
   if (spec.namespaces.network) flags |= CLONE_NEWNET;
+  if (userns.active()) flags = (flags & ~uint64_t{CLONE_NEWNS}) | CLONE_NEWUSER;  // see userns_setup.hpp
   std::fflush(nullptr);
   bool cloned_into = false;
   const pid_t pid = clone_container(flags, spec.namespaces.time, clone_target.get(), cloned_into);
@@ -446,10 +455,12 @@ Result<ContainerExit> run_container(const ContainerSpec& spec, const RunContext&
   devnull.reset();
 
   SignalForwarding forwarding(pid);
+  KISTE_TRY(with_context(userns.start(pid, parent_sock.get()), "user namespace"));
   std::vector<UniqueFd> join;
   if (!cloned_into) {
     if (mode != CgroupMode::Unified) {
       KISTE_TRY(with_context(cgroup->create(cgroup_name, cg_plan), "container cgroup"));
+      if (ctx.hooks.cgroup_created) ctx.hooks.cgroup_created(cgroup->paths());
       KISTE_TRY(with_context(cgroup->apply(cg_plan), "container cgroup"));
     }
     KISTE_ASSIGN_OR_RETURN(join, with_context(cgroup->open_self_join(), "container cgroup"));

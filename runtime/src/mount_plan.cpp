@@ -141,7 +141,15 @@ Result<MountPlan> MountPlan::from_spec(const ContainerSpec& spec, const MountPla
   ops.push_back(mnt("tmpfs", "shm", "/dev/shm", kNoSuidExecDev, "mode=1777,size=65536k"));
   ops.push_back(mnt("mqueue", "mqueue", "/dev/mqueue", kNoSuidExecDev, ""));
   const unsigned long sys_ro = spec.privileged ? 0UL : static_cast<unsigned long>(MS_RDONLY);
-  ops.push_back(mnt("sysfs", "sysfs", "/sys", kNoSuidExecDev | sys_ro, ""));
+  if (ctx.userns && !spec.namespaces.network) {
+    ops.push_back(MountOp{.kind = MountOpKind::Bind,
+                          .source = "/sys",
+                          .target = "/sys",
+                          .flags = sys_ro,
+                          .create = CreateKind::Dir});
+  } else {
+    ops.push_back(mnt("sysfs", "sysfs", "/sys", kNoSuidExecDev | sys_ro, ""));
+  }
   // The cgroup part (join barrier, cgroup namespace, cgroupfs) goes last, so the child's other
   // mounts overlap with the parent making the cgroup; it stays in Docker's place when a user
   // mount lies below /sys/fs/cgroup.
@@ -200,11 +208,21 @@ Result<MountPlan> MountPlan::from_spec(const ContainerSpec& spec, const MountPla
         return failf(Errc::NotFound, "bind mount source {}: does not exist",
                      quote(m.source.native()));
       }
+      unsigned long prop = 0;
+      switch (m.propagation) {
+        case Propagation::Private: prop = MS_PRIVATE; break;
+        case Propagation::RPrivate: prop = MS_PRIVATE | MS_REC; break;
+        case Propagation::Slave: prop = MS_SLAVE; break;
+        case Propagation::RSlave: prop = MS_SLAVE | MS_REC; break;
+      }
+      if (prop & MS_SLAVE) plan.root_propagation = MS_SLAVE;
       ops.push_back(MountOp{.kind = MountOpKind::Bind,
                             .source = m.source.native(),
                             .target = target,
                             .flags = m.readonly ? static_cast<unsigned long>(MS_RDONLY) : 0UL,
-                            .create = fs::is_directory(st) ? CreateKind::Dir : CreateKind::File});
+                            .create = fs::is_directory(st) ? CreateKind::Dir : CreateKind::File,
+                            .propagation = prop,
+                            .idmap = m.idmap});
     } else {
       if (m.tmpfs_options.find('\0') != std::string::npos) {
         return fail(Errc::InvalidArgument, "tmpfs options: contain a NUL byte");

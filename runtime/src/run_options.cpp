@@ -9,9 +9,12 @@
 
 #include <sys/capability.h>
 
+#include <kiste/base/log.hpp>
 #include <kiste/base/sys.hpp>
 #include <kiste/runtime/cgroup.hpp>
+#include <kiste/runtime/id_map.hpp>
 #include <kiste/runtime/passwd.hpp>
+#include <kiste/runtime/volume.hpp>
 
 namespace kiste::runtime {
 
@@ -130,40 +133,77 @@ Result<Rlimit> parse_ulimit(std::string_view text) {
   return r;
 }
 
-Result<MountSpec> parse_volume(std::string_view v) {
+Result<Propagation> parse_propagation(std::string_view spec, std::string_view p) {
+  if (p == "private") return Propagation::Private;
+  if (p == "rprivate") return Propagation::RPrivate;
+  if (p == "slave") return Propagation::Slave;
+  if (p == "rslave") return Propagation::RSlave;
+  if (p == "shared" || p == "rshared") {
+    return failf(Errc::Unsupported,
+                 "{}: propagation {} is not supported: kiste never lets mounts made in a container "
+                 "propagate to the host (rslave gives the host-to-container half)",
+                 quote(spec), quote(p));
+  }
+  return failf(Errc::InvalidArgument, "{}: unknown propagation {}", quote(spec), quote(p));
+}
+
+void note_selinux_label(std::string_view spec) {
+  log::warn("volume {}: `z`/`Z` (SELinux relabel) ignored: kiste runs without SELinux labels",
+            quote(spec));
+}
+
+Result<MountSpec> parse_volume(std::string_view v, const fs::path& volumes_dir) {
   auto parts = split(v, ':');
   if (parts.size() < 2 || parts.size() > 3 || parts[0].empty() || parts[1].empty()) {
-    return failf(Errc::InvalidArgument, "volume {}: expected HOST:CONTAINER[:ro|rw]", quote(v));
+    return failf(Errc::InvalidArgument, "volume {}: expected HOST:CONTAINER[:OPTIONS]", quote(v));
   }
   MountSpec m;
   m.kind = MountKind::Bind;
-  if (parts[0].front() != '/') {
-    return failf(Errc::InvalidArgument, "volume {}: named volumes are not supported; give an "
-                 "absolute host path", quote(v));
+  const bool named = parts[0].front() != '/';
+  if (!named) {
+    m.source = fs::path(parts[0]).lexically_normal();
+  } else {
+    KISTE_TRY(with_context(validate_volume_name(parts[0]), fmt::format("volume {}", quote(v))));
+    if (volumes_dir.empty()) {
+      return failf(Errc::InvalidArgument, "volume {}: named volumes need a kiste root", quote(v));
+    }
   }
-  m.source = fs::path(parts[0]).lexically_normal();
   m.destination = std::string(parts[1]);
   if (parts.size() == 3) {
     for (auto o : split(parts[2], ',')) {
       if (o == "ro") m.readonly = true;
-      else if (o == "rw" || o == "z" || o == "Z") m.readonly = false;
-      else return failf(Errc::InvalidArgument, "volume {}: unknown option {}", quote(v), quote(o));
+      else if (o == "rw") m.readonly = false;
+      else if (o == "z" || o == "Z") note_selinux_label(v);
+      else if (o == "idmap") m.idmap = true;
+      else if (o == "nocopy") {
+      } else {
+        auto p = parse_propagation(v, o);
+        if (!p) {
+          if (p.error().code == Errc::Unsupported) return std::unexpected(std::move(p).error());
+          return failf(Errc::InvalidArgument, "volume {}: unknown option {}", quote(v), quote(o));
+        }
+        m.propagation = *p;
+      }
     }
+  }
+  if (named) {  // created only once the whole spec is known to be valid
+    KISTE_ASSIGN_OR_RETURN(m.source, ensure_volume(volumes_dir, parts[0]));
   }
   return m;
 }
 
-Result<MountSpec> parse_mount(std::string_view v) {
+Result<MountSpec> parse_mount(std::string_view v, const fs::path& volumes_dir) {
   MountSpec m;
   std::string type;
   bool have_target = false;
   std::vector<std::string> tmpfs_opts;
+  std::string source;
   for (auto kv : split(v, ',')) {
     size_t eq = kv.find('=');
     std::string_view k = kv.substr(0, eq);
     std::string_view val = eq == std::string_view::npos ? std::string_view() : kv.substr(eq + 1);
     if (k == "type") type = val;
-    else if (k == "source" || k == "src") m.source = fs::path(val).lexically_normal();
+    else if (k == "source" || k == "src") source = val;
     else if (k == "target" || k == "destination" || k == "dst") {
       m.destination = val;
       have_target = true;
@@ -171,14 +211,26 @@ Result<MountSpec> parse_mount(std::string_view v) {
     else if (k == "tmpfs-size") tmpfs_opts.push_back("size=" + std::string(val));
     else if (k == "tmpfs-mode") tmpfs_opts.push_back("mode=" + std::string(val));
     else if (k == "bind-propagation") {
+      KISTE_ASSIGN_OR_RETURN(m.propagation, parse_propagation(v, val));
+    } else if (k == "idmap") {
+      m.idmap = val.empty() || val == "true";
+    } else if (k == "volume-nocopy") {
     } else return failf(Errc::InvalidArgument, "mount {}: unknown key {}", quote(v), quote(k));
   }
   if (!have_target) return failf(Errc::InvalidArgument, "mount {}: target is missing", quote(v));
   if (type == "bind") {
     m.kind = MountKind::Bind;
-    if (m.source.empty() || !m.source.is_absolute()) {
+    m.source = fs::path(source).lexically_normal();
+    if (source.empty() || !m.source.is_absolute()) {
       return failf(Errc::InvalidArgument, "mount {}: bind needs an absolute source", quote(v));
     }
+  } else if (type == "volume") {
+    m.kind = MountKind::Bind;
+    KISTE_TRY(with_context(validate_volume_name(source), fmt::format("mount {}", quote(v))));
+    if (volumes_dir.empty()) {
+      return failf(Errc::InvalidArgument, "mount {}: named volumes need a kiste root", quote(v));
+    }
+    KISTE_ASSIGN_OR_RETURN(m.source, ensure_volume(volumes_dir, source));
   } else if (type == "tmpfs") {
     m.kind = MountKind::Tmpfs;
     for (size_t i = 0; i < tmpfs_opts.size(); ++i) {
@@ -186,7 +238,7 @@ Result<MountSpec> parse_mount(std::string_view v) {
       m.tmpfs_options += tmpfs_opts[i];
     }
   } else {
-    return failf(Errc::InvalidArgument, "mount {}: type must be bind or tmpfs", quote(v));
+    return failf(Errc::InvalidArgument, "mount {}: type must be bind, volume or tmpfs", quote(v));
   }
   return m;
 }
@@ -326,6 +378,42 @@ Result<ResolvedUser> resolve_user(std::string_view user, const std::vector<fs::p
   return out;
 }
 
+namespace {
+
+// --userns, --uidmap, --gidmap (podman's rules: --gidmap defaults to the --uidmap).
+Result<UserNamespaceSpec> userns_spec(const RunOptions& opts) {
+  UserNamespaceSpec u;
+  const bool maps = !opts.uidmap.empty() || !opts.gidmap.empty();
+  if (opts.userns.empty() || opts.userns == "host") {
+    if (maps && opts.userns == "host") {
+      return fail(Errc::InvalidArgument, "userns host: conflicts with --uidmap/--gidmap");
+    }
+    if (!maps) return u;
+    u.mode = UsernsMode::Private;
+    for (const auto& m : opts.uidmap) {
+      KISTE_ASSIGN_OR_RETURN(IdMapping x, parse_id_mapping(m));
+      u.uid_map.push_back(x);
+    }
+    for (const auto& m : opts.gidmap) {
+      KISTE_ASSIGN_OR_RETURN(IdMapping x, parse_id_mapping(m));
+      u.gid_map.push_back(x);
+    }
+    if (u.uid_map.empty()) u.uid_map = u.gid_map;
+    if (u.gid_map.empty()) u.gid_map = u.uid_map;
+    KISTE_TRY(validate_id_map(u.uid_map, "uidmap"));
+    KISTE_TRY(validate_id_map(u.gid_map, "gidmap"));
+    return u;
+  }
+  if (opts.userns == "auto") {
+    if (maps) return fail(Errc::InvalidArgument, "userns auto: conflicts with --uidmap/--gidmap");
+    u.mode = UsernsMode::Auto;
+    return u;
+  }
+  return failf(Errc::InvalidArgument, "userns {}: expected host or auto", quote(opts.userns));
+}
+
+}  // namespace
+
 Result<ContainerSpec> make_spec(const RunOptions& opts, const MakeSpecInput& in) {
   ContainerSpec spec;
   if (in.id.empty()) return fail(Errc::InvalidArgument, "container id: empty");
@@ -335,6 +423,7 @@ Result<ContainerSpec> make_spec(const RunOptions& opts, const MakeSpecInput& in)
   spec.root.readonly = opts.read_only;
   spec.privileged = opts.privileged;
   spec.init = opts.init;
+  KISTE_ASSIGN_OR_RETURN(spec.userns, userns_spec(opts));
 
   // Process args: Docker's entrypoint/cmd rules.
   std::vector<std::string> entry = in.image.entrypoint;
@@ -483,12 +572,25 @@ Result<ContainerSpec> make_spec(const RunOptions& opts, const MakeSpecInput& in)
   }
 
   for (const auto& v : opts.volumes) {
-    KISTE_ASSIGN_OR_RETURN(MountSpec m, parse_volume(v));
+    KISTE_ASSIGN_OR_RETURN(MountSpec m, parse_volume(v, in.volumes_dir));
     spec.mounts.push_back(std::move(m));
   }
   for (const auto& v : opts.mounts) {
-    KISTE_ASSIGN_OR_RETURN(MountSpec m, parse_mount(v));
+    KISTE_ASSIGN_OR_RETURN(MountSpec m, parse_mount(v, in.volumes_dir));
     spec.mounts.push_back(std::move(m));
+  }
+  for (const MountSpec& m : spec.mounts) {
+    const bool slave = m.propagation == Propagation::Slave || m.propagation == Propagation::RSlave;
+    if (m.idmap && (m.kind != MountKind::Bind || spec.userns.mode == UsernsMode::Host)) {
+      return failf(Errc::InvalidArgument, "volume {}: idmap needs a user namespace (--userns)",
+                   quote(m.destination));
+    }
+    if (slave && spec.userns.mode != UsernsMode::Host) {
+      // The parent clones bind sources for a user namespace (userns_setup.hpp); a detached clone
+      // has no master to receive from.
+      return failf(Errc::Unsupported, "volume {}: slave propagation needs --userns=host",
+                   quote(m.destination));
+    }
   }
   if (!opts.privileged) {
     spec.masked_paths = docker_masked_paths();

@@ -199,5 +199,38 @@ TEST(MountPlan, PrivilegedHasNoMasksAndWritableSys) {
   EXPECT_FALSE(find(*plan, "/sys")->flags & MS_RDONLY);
 }
 
+TEST(MountPlan, BindPropagationAndTheRootsPropagation) {
+  ContainerSpec s = base_spec();
+  s.mounts.push_back({.kind = MountKind::Bind, .source = "/tmp", .destination = "/a"});
+  auto plan = MountPlan::from_spec(s, {});
+  ASSERT_TRUE(plan);
+  EXPECT_EQ(find(*plan, "/a")->propagation, static_cast<unsigned long>(MS_PRIVATE | MS_REC));
+  EXPECT_EQ(plan->root_propagation, static_cast<unsigned long>(MS_PRIVATE));
+  s.mounts.push_back({.kind = MountKind::Bind, .source = "/tmp", .destination = "/b",
+                      .propagation = Propagation::Slave});
+  plan = MountPlan::from_spec(s, {});
+  ASSERT_TRUE(plan);
+  EXPECT_EQ(find(*plan, "/b")->propagation, static_cast<unsigned long>(MS_SLAVE));
+  EXPECT_EQ(plan->root_propagation, static_cast<unsigned long>(MS_SLAVE));
+}
+
+TEST(MountPlan, UserNamespaceWithHostNetworkBindsSys) {
+  ContainerSpec s = base_spec();
+  s.namespaces.network = false;
+  MountPlanContext ctx;
+  ctx.userns = true;
+  auto plan = MountPlan::from_spec(s, ctx);
+  ASSERT_TRUE(plan);
+  const MountOp* sys = find(*plan, "/sys");
+  ASSERT_NE(sys, nullptr);
+  EXPECT_EQ(sys->kind, MountOpKind::Bind);  // sysfs needs a network namespace of its own
+  EXPECT_EQ(sys->source, "/sys");
+  EXPECT_TRUE(sys->flags & MS_RDONLY);
+  s.namespaces.network = true;
+  plan = MountPlan::from_spec(s, ctx);
+  ASSERT_TRUE(plan);
+  EXPECT_EQ(find(*plan, "/sys")->fstype, "sysfs");
+}
+
 }  // namespace
 }  // namespace kiste::runtime

@@ -216,5 +216,44 @@ TEST_F(RunOptionsTest, HostnameWorkdirAndUser) {
   EXPECT_FALSE(make_spec(o, input()));
 }
 
+TEST_F(RunOptionsTest, VolumeOptionsPropagationAndNamedVolumes) {
+  RunOptions o;
+  o.command = {"true"};
+  o.volumes = {"/tmp:/a:ro,rslave", "/tmp:/b:z", "data:/c:slave"};
+  o.mounts = {"type=bind,source=/tmp,target=/d,bind-propagation=private",
+              "type=volume,source=data,target=/e"};
+  MakeSpecInput in = input();
+  in.volumes_dir = dir_->path() / "volumes";
+  auto s = make_spec(o, in);
+  ASSERT_TRUE(s) << s.error().to_string();
+  ASSERT_EQ(s->mounts.size(), 5u);
+  EXPECT_TRUE(s->mounts[0].readonly);
+  EXPECT_EQ(s->mounts[0].propagation, Propagation::RSlave);
+  EXPECT_EQ(s->mounts[1].propagation, Propagation::RPrivate);  // Docker's default
+  EXPECT_EQ(s->mounts[2].source, in.volumes_dir / "data" / "_data");
+  EXPECT_TRUE(fs::is_directory(in.volumes_dir / "data" / "_data"));
+  EXPECT_EQ(s->mounts[2].propagation, Propagation::Slave);
+  EXPECT_EQ(s->mounts[3].propagation, Propagation::Private);
+  EXPECT_EQ(s->mounts[4].source, in.volumes_dir / "data" / "_data");
+
+  for (auto bad : {"/tmp:/a:rshared", "/tmp:/a:shared", "/tmp:/a:rbogus", "../x:/a", "a/b:/c", ".hidden:/a"}) {
+    RunOptions b;
+    b.command = {"true"};
+    b.volumes = {bad};
+    EXPECT_FALSE(make_spec(b, in)) << bad;
+  }
+  EXPECT_FALSE(fs::exists(in.volumes_dir / "..x"));
+  // A named volume needs a kiste root; slave propagation cannot reach into a user namespace.
+  RunOptions n;
+  n.command = {"true"};
+  n.volumes = {"data:/c"};
+  EXPECT_FALSE(make_spec(n, input()));
+  n.volumes = {"/tmp:/c:rslave"};
+  n.userns = "auto";
+  auto u = make_spec(n, in);
+  ASSERT_FALSE(u);
+  EXPECT_THAT(u.error().message, HasSubstr("needs --userns=host"));
+}
+
 }  // namespace
 }  // namespace kiste::runtime

@@ -5,6 +5,7 @@
 
 #include <memory>
 
+#include <kiste/base/sys.hpp>
 #include <kiste/testing/busybox_rootfs.hpp>
 
 namespace kiste::testing {
@@ -37,6 +38,9 @@ std::set<std::string> kiste_cgroups() {
 
 std::vector<int> processes_rooted_in(const fs::path& dir) {
   std::vector<int> pids;
+  char self_ns[256] = {};
+  (void)!::readlink("/proc/self/ns/mnt", self_ns, sizeof self_ns - 1);
+  const std::string own_mnt_ns = self_ns;
   DIR* d = ::opendir("/proc");
   if (d == nullptr) return pids;
   while (dirent* e = ::readdir(d)) {
@@ -47,7 +51,17 @@ std::vector<int> processes_rooted_in(const fs::path& dir) {
     ssize_t n = ::readlink(link.c_str(), buf, sizeof buf - 1);
     if (n <= 0) continue;
     std::string root(buf, static_cast<size_t>(n));
-    if (root == dir.native() || root.starts_with(dir.native() + "/")) pids.push_back(pid);
+    if (root == dir.native() || root.starts_with(dir.native() + "/")) {
+      pids.push_back(pid);
+      continue;
+    }
+    // A root attached inside the container's own mount namespace (--userns) reads as "/" from
+    // here; its overlay still names the upper dir below `dir`.
+    std::string ns = std::string("/proc/") + e->d_name + "/ns/mnt";
+    n = ::readlink(ns.c_str(), buf, sizeof buf - 1);
+    if (n <= 0 || std::string(buf, static_cast<size_t>(n)) == own_mnt_ns) continue;
+    auto mi = sys::read_file(std::string("/proc/") + e->d_name + "/mountinfo", 1 << 22);
+    if (mi && mi->find("upperdir=" + dir.native() + "/") != std::string::npos) pids.push_back(pid);
   }
   ::closedir(d);
   return pids;

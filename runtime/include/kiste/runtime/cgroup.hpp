@@ -13,6 +13,7 @@
 
 #include <kiste/base/error.hpp>
 #include <kiste/base/unique_fd.hpp>
+#include <kiste/runtime/device_filter.hpp>
 #include <kiste/runtime/spec.hpp>
 
 namespace kiste::runtime {
@@ -36,6 +37,9 @@ struct CgroupWrite {
 struct CgroupPlan {
   std::vector<std::string> controllers;  // needed controllers, in creation order
   std::vector<CgroupWrite> writes;       // in order
+  // v2: the eBPF device filter to attach (v1: the same rules are devices.allow writes). Empty:
+  // every device is allowed (--privileged).
+  std::vector<DeviceRule> device_rules;
   [[nodiscard]] static Result<CgroupPlan> from_resources(const Resources& res, CgroupMode mode,
                                                          bool privileged = false);
 };

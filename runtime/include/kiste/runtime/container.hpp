@@ -7,9 +7,11 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <kiste/base/error.hpp>
 #include <kiste/runtime/cgroup.hpp>
+#include <kiste/runtime/id_map.hpp>
 #include <kiste/runtime/mount_plan.hpp>
 #include <kiste/runtime/spec.hpp>
 
@@ -31,6 +33,8 @@ struct ContainerExit {
 struct RunHooks {
   // Called once the container's process runs (pid in the caller's pid namespace).
   std::function<void(pid_t)> started;
+  // Called once the container's cgroup directories exist (to record them: live_marker.hpp).
+  std::function<void(const std::vector<std::filesystem::path>&)> cgroup_created;
 };
 
 struct RunContext {
@@ -41,6 +45,10 @@ struct RunContext {
   // Compiled seccomp programs are kept here by the digest of their inputs (empty: no cache).
   std::filesystem::path seccomp_cache_dir;
   RunHooks hooks;
+  // --userns=auto: where range leases are kept (a kiste root's `userns/`) and where ranges come
+  // from.
+  std::filesystem::path userns_lock_dir;
+  IdRangeSource id_ranges;
 };
 
 // Runs the container to completion. Errors before the command runs come back as Error

@@ -1,6 +1,8 @@
 #pragma once
 // MountPlan: every mount of a container as a flat list of operations, decided and validated in
 // the parent (testable without root), applied in the child by one loop (child.cpp).
+#include <sys/mount.h>
+
 #include <cstdint>
 #include <filesystem>
 #include <string>
@@ -38,6 +40,8 @@ struct MountOp {
   std::string data;
   CreateKind create = CreateKind::None;
   uint64_t dev = 0;  // Mknod: makedev(major, minor)
+  unsigned long propagation = 0;  // Bind: MS_PRIVATE/MS_SLAVE (| MS_REC) applied after mounting
+  bool idmap = false;             // Bind: idmapped to the container's user namespace
 
   bool operator==(const MountOp&) const = default;
 };
@@ -55,6 +59,9 @@ struct MountPlanContext {
   size_t page_size = 4096;  // the kernel's limit for the mount option string
   // Files to provide, e.g. {"/etc/hosts", "127.0.0.1 localhost…"} (bound over the image's).
   std::vector<std::pair<std::string, std::string>> runtime_files;
+  // The container has its own user namespace: sysfs can only be mounted with a network namespace
+  // of its own; with the host's network /sys is bound read-only instead.
+  bool userns = false;
   // Extra masked paths found on the host (e.g. /sys/devices/system/cpu/cpu0/thermal_throttle).
   std::vector<std::string> extra_masked_paths;
 };
@@ -75,6 +82,9 @@ class MountPlan {
   std::vector<std::pair<std::string, std::filesystem::path>> lower_links;  // name -> layer dir
   std::string overlay_data;  // "lowerdir=/top:…:/bottom,…" or "lowerdir=2:1:0,upperdir=…,…"
   bool readonly_root = false;
+  // The first step in the child: "/" becomes MS_REC|<this> (MS_SLAVE when a volume asks for
+  // slave propagation, so host mounts still reach it; never shared).
+  unsigned long root_propagation = MS_PRIVATE;
   std::vector<MountOp> ops;  // in order, targets relative to the new root
 };
 

@@ -29,8 +29,10 @@ struct RunOptions {
   std::string user;     // -u name|uid[:gid|group]
   std::vector<std::string> cap_add, cap_drop;
   bool privileged = false;
-  std::vector<std::string> volumes;       // -v HOST:CTR[:ro|rw]
-  std::vector<std::string> mounts;        // --mount type=bind|tmpfs,source=…,target=…,readonly
+  // -v HOST|NAME:CTR[:OPTS], OPTS comma-separated: ro|rw, rprivate|private|rslave|slave, z|Z
+  std::vector<std::string> volumes;
+  // --mount type=bind|volume|tmpfs,source=…,target=…[,readonly][,bind-propagation=…]
+  std::vector<std::string> mounts;
   std::vector<std::string> security_opts; // seccomp=PATH|unconfined, no-new-privileges[=true|false]
   std::vector<std::string> ulimits;       // --ulimit nofile=1024:2048
   std::optional<int64_t> pids_limit;
@@ -42,6 +44,8 @@ struct RunOptions {
   std::string network = "none";
   bool interactive = false;
   bool tty = false;
+  std::string userns;                    // --userns host (default) | auto
+  std::vector<std::string> uidmap, gidmap;  // --uidmap/--gidmap CONTAINER_ID:HOST_ID:SIZE
 };
 
 struct MakeSpecInput {
@@ -50,6 +54,8 @@ struct MakeSpecInput {
   std::filesystem::path container_dir;
   ImageProcessDefaults image;
   const char* const* host_env = nullptr;  // for `-e KEY` without a value
+  // Named volumes (`-v NAME:/path`) live here (<root>/volumes); empty: only host paths.
+  std::filesystem::path volumes_dir;
 };
 
 [[nodiscard]] Result<ContainerSpec> make_spec(const RunOptions& opts, const MakeSpecInput& in);

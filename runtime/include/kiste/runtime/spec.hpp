@@ -50,6 +50,7 @@ struct RootSpec {
 };
 
 enum class MountKind { Bind, Tmpfs };
+enum class Propagation { Private, RPrivate, Slave, RSlave };
 
 struct MountSpec {
   MountKind kind = MountKind::Bind;
@@ -57,6 +58,13 @@ struct MountSpec {
   std::string destination;       // absolute path inside the container
   bool readonly = false;
   std::string tmpfs_options;  // "size=64m,mode=1777" for Tmpfs
+  // Bind: how mounts below it propagate (Docker's default: rprivate). Slave modes make the
+  // container's root an rslave of the host's so host mounts below the source appear inside.
+  Propagation propagation = Propagation::RPrivate;
+  // Bind in a user namespace: an idmapped mount (podman's `:idmap`): host ids appear as the
+  // container's (host root as its root) and what it writes is stored with host ids, so a volume
+  // serves containers of any id range.
+  bool idmap = false;
 };
 
 struct Namespaces {
@@ -81,6 +89,24 @@ struct SeccompSpec {
 
 enum class NetworkMode { None, Host };
 
+// One line of /proc/<pid>/uid_map: container ids [container_id, container_id+size) are host ids
+// [host_id, host_id+size).
+struct IdMapping {
+  uint32_t container_id = 0;
+  uint32_t host_id = 0;
+  uint32_t size = 0;
+  bool operator==(const IdMapping&) const = default;
+};
+
+// Host: no user namespace (Docker's default). Auto: a free 65536-wide range is leased when the
+// container starts (id_map.hpp). Private: the maps given (--uidmap/--gidmap).
+enum class UsernsMode { Host, Auto, Private };
+
+struct UserNamespaceSpec {
+  UsernsMode mode = UsernsMode::Host;
+  std::vector<IdMapping> uid_map, gid_map;  // Private (Auto: filled in by run_container)
+};
+
 struct ContainerSpec {
   std::string id;
   ProcessSpec process;
@@ -91,6 +117,7 @@ struct ContainerSpec {
   Resources resources;
   SeccompSpec seccomp;
   NetworkMode network = NetworkMode::None;
+  UserNamespaceSpec userns;
   bool privileged = false;  // no masked/readonly paths, all devices allowed
   bool init = false;        // a tiny reaping init as PID 1 (--init)
   std::vector<std::string> masked_paths;

@@ -1,0 +1,137 @@
+#include <kiste/runtime/live_marker.hpp>
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <kiste/base/sys.hpp>
+
+#include "cgroup_util.hpp"
+
+namespace kiste::runtime {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+bool is_id(std::string_view s) {
+  if (s.empty() || s.size() > 128) return false;
+  for (char c : s) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z'))) return false;
+  }
+  return true;
+}
+
+// "dir PATH" and "cgroup PATH" lines.
+struct MarkerContent {
+  fs::path dir;
+  std::vector<fs::path> cgroups;
+};
+
+MarkerContent parse_marker(std::string_view text) {
+  MarkerContent m;
+  while (!text.empty()) {
+    size_t nl = text.find('\n');
+    std::string_view line = text.substr(0, nl);
+    text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
+    if (line.starts_with("dir ")) m.dir = std::string(line.substr(4));
+    if (line.starts_with("cgroup ")) m.cgroups.emplace_back(std::string(line.substr(7)));
+  }
+  return m;
+}
+
+bool below(const fs::path& p, const fs::path& dir) {
+  if (!p.is_absolute() || p.lexically_normal() != p) return false;
+  auto rel = p.lexically_relative(dir);
+  return !rel.empty() && *rel.begin() != ".." && rel != ".";
+}
+
+}  // namespace
+
+Result<LiveMarker> LiveMarker::create(const fs::path& running_dir, std::string_view id,
+                                      const fs::path& container_dir) {
+  if (!is_id(id)) return failf(Errc::InvalidArgument, "container id {}: invalid", quote(id));
+  KISTE_TRY(sys::mkdir_all(running_dir, 0700));
+  fs::path final_path = running_dir / std::string(id);
+  fs::path tmp = running_dir / fmt::format(".{}.tmp", id);
+  KISTE_ASSIGN_OR_RETURN(UniqueFd fd, sys::open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  if (::flock(fd.get(), LOCK_EX) != 0) return std::unexpected(sys_error("flock", tmp.native()));
+  KISTE_TRY(sys::write_all(fd.get(), fmt::format("dir {}\n", container_dir.native()), tmp.native()));
+  KISTE_TRY(sys::rename(tmp, final_path));
+  return LiveMarker(final_path, std::move(fd));
+}
+
+LiveMarker::~LiveMarker() {
+  if (fd_) ::unlink(path_.c_str());  // before the lock goes: no sweeper takes a clean exit for a crash
+}
+
+Status LiveMarker::record_cgroups(const std::vector<fs::path>& dirs) {
+  std::string text;
+  for (const fs::path& d : dirs) text += fmt::format("cgroup {}\n", d.native());
+  return sys::write_all(fd_.get(), text, path_.native());
+}
+
+Result<StaleCleanup> clean_stale_containers(const fs::path& running_dir, const fs::path& containers_dir) {
+  StaleCleanup out;
+  auto dfd = sys::open(running_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (!dfd) {
+    if (dfd.error().sys_errno == ENOENT) return out;
+    return std::unexpected(std::move(dfd).error());
+  }
+  KISTE_ASSIGN_OR_RETURN(auto names, sys::list_dir(dfd->get(), running_dir.native()));
+  for (const std::string& id : names) {
+    if (!is_id(id)) {
+      // A marker being made (".<id>.tmp"), or the remains of a kiste killed while making it.
+      if (id.starts_with(".") && id.ends_with(".tmp")) {
+        auto tmp = sys::open(running_dir / id, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+        if (tmp && ::flock(tmp->get(), LOCK_EX | LOCK_NB) == 0) ::unlink((running_dir / id).c_str());
+      }
+      continue;
+    }
+    fs::path marker = running_dir / id;
+    auto fd = sys::open(marker, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+    if (!fd) continue;  // removed meanwhile
+    if (::flock(fd->get(), LOCK_EX | LOCK_NB) != 0) continue;  // its kiste lives
+    // Another sweeper may have finished it between our open and our lock.
+    struct stat a {}, b {};
+    if (::fstat(fd->get(), &a) != 0 || ::lstat(marker.c_str(), &b) != 0 || a.st_ino != b.st_ino) continue;
+    MarkerContent m = parse_marker(sys::read_all(fd->get(), marker.native(), 1 << 16).value_or(""));
+    bool ok = true;
+    const std::string cgroup_name = "kiste-" + id;
+    for (const fs::path& cg : m.cgroups) {
+      if (!below(cg, "/sys/fs/cgroup") || cg.filename() != cgroup_name) {
+        out.problems.push_back(fmt::format("marker {}: cgroup {} is not a container cgroup",
+                                           quote(marker.native()), quote(cg.native())));
+        ok = false;
+        continue;
+      }
+      if (::access(cg.c_str(), F_OK) != 0) continue;
+      (void)detail::write_cgroup_file(cg / "cgroup.kill", "1");  // v2; v1 kills pid by pid
+      auto r = detail::kill_and_remove(cg);
+      if (r) {
+        out.cgroups.push_back(cg);
+      } else {
+        out.problems.push_back(r.error().to_string());
+        ok = false;
+      }
+    }
+    if (!m.dir.empty()) {
+      if (!below(m.dir, containers_dir) || m.dir.filename() != id) {
+        out.problems.push_back(fmt::format("marker {}: {} is not a container dir",
+                                           quote(marker.native()), quote(m.dir.native())));
+        ok = false;
+      } else if (auto r = sys::remove_tree(m.dir); !r) {
+        out.problems.push_back(r.error().to_string());
+        ok = false;
+      }
+    }
+    if (ok) {
+      ::unlink(marker.c_str());
+      out.containers.push_back(id);
+    }
+  }
+  return out;
+}
+
+}  // namespace kiste::runtime

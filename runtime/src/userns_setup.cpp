@@ -1,0 +1,156 @@
+#include "userns_setup.hpp"
+
+#include <fcntl.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include <kiste/base/sys.hpp>
+
+namespace kiste::runtime::detail {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+Status write_proc(pid_t pid, const char* file, std::string_view text) {
+  fs::path p = fmt::format("/proc/{}/{}", pid, file);
+  KISTE_ASSIGN_OR_RETURN(UniqueFd fd, sys::open(p, O_WRONLY | O_CLOEXEC));
+  // One write: the kernel takes the whole map at once or not at all.
+  if (::write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
+    return std::unexpected(sys_error("write", p.native()));
+  }
+  return {};
+}
+
+Status send_fd(int sock, int fd) {
+  char tag = 'U';
+  struct iovec iov {&tag, 1};
+  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  struct msghdr msg {};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  struct cmsghdr* cm = CMSG_FIRSTHDR(&msg);
+  cm->cmsg_level = SOL_SOCKET;
+  cm->cmsg_type = SCM_RIGHTS;
+  cm->cmsg_len = CMSG_LEN(sizeof(int));
+  std::memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+  if (::sendmsg(sock, &msg, MSG_NOSIGNAL) != 1) return std::unexpected(sys_error("send", "the root to the container"));
+  return {};
+}
+
+Status chown_to(const fs::path& p, uint32_t uid, uint32_t gid) {
+  if (::lchown(p.c_str(), uid, gid) != 0) return std::unexpected(sys_error("chown", p.native()));
+  return {};
+}
+
+}  // namespace
+
+Result<UsernsSetup> UsernsSetup::prepare(const ContainerSpec& spec, const MountPlan& plan,
+                                         const UsernsContext& ctx) {
+  UsernsSetup u;
+  if (spec.userns.mode == UsernsMode::Host) return u;
+  u.active_ = true;
+  u.spec_ = &spec;
+  if (spec.userns.mode == UsernsMode::Auto) {
+    if (ctx.lock_dir.empty()) return fail(Errc::InvalidArgument, "userns auto: no lock directory");
+    KISTE_ASSIGN_OR_RETURN(IdRangeLease lease, IdRangeLease::acquire(ctx.lock_dir, ctx.id_ranges));
+    u.uid_map_ = lease.uid_map();
+    u.gid_map_ = lease.gid_map();
+    u.lease_.emplace(std::move(lease));
+  } else {
+    KISTE_TRY(validate_id_map(spec.userns.uid_map, "uidmap"));
+    KISTE_TRY(validate_id_map(spec.userns.gid_map, "gidmap"));
+    u.uid_map_ = spec.userns.uid_map;
+    u.gid_map_ = spec.userns.gid_map;
+  }
+  // The container's root owns its upper dir (so `/` and everything it creates are its own).
+  auto root_uid = map_to_host(u.uid_map_, 0), root_gid = map_to_host(u.gid_map_, 0);
+  if (root_uid && root_gid) {
+    const fs::path& dir = spec.root.container_dir;
+    for (const char* f : {"upper"}) {
+      if (::access((dir / f).c_str(), F_OK) == 0) KISTE_TRY(chown_to(dir / f, *root_uid, *root_gid));
+    }
+  }
+  u.op_fd_numbers_.assign(plan.ops.size(), -1);
+  for (size_t i = 0; i < plan.ops.size(); ++i) {
+    const MountOp& op = plan.ops[i];
+    if (op.kind != MountOpKind::Bind) continue;
+    int fd = ::open_tree(AT_FDCWD, op.source.c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+    if (fd < 0) return std::unexpected(sys_error("open_tree", op.source));
+    u.op_fds_.emplace_back(fd);
+    u.op_fd_numbers_[i] = fd;
+    if (op.idmap) u.idmapped_fds_.push_back(fd);
+  }
+  KISTE_ASSIGN_OR_RETURN(u.merged_, sys::open(plan.merged_dir, O_PATH | O_DIRECTORY | O_CLOEXEC));
+  return u;
+}
+
+Status UsernsSetup::start(pid_t pid, int sync_fd) {
+  if (!active_) return {};
+  KISTE_TRY(write_proc(pid, "uid_map", format_id_map(uid_map_)));
+  KISTE_TRY(write_proc(pid, "gid_map", format_id_map(gid_map_)));
+  KISTE_ASSIGN_OR_RETURN(UniqueFd userns, sys::open(fmt::format("/proc/{}/ns/user", pid), O_RDONLY | O_CLOEXEC));
+
+  // `:idmap` volumes: the clones the child inherited are the same mounts, still detached.
+  for (int fd : idmapped_fds_) {
+    struct mount_attr attr {};
+    attr.attr_set = MOUNT_ATTR_IDMAP;
+    attr.userns_fd = static_cast<uint64_t>(userns.get());
+    if (::mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr) != 0) {
+      return std::unexpected(sys_error("idmap the volume", sys::fd_path(fd).value_or("?")));
+    }
+  }
+  // Idmapped lowers, top first (overlayfs' order).
+  const RootSpec& root = spec_->root;
+  std::vector<UniqueFd> lowers;
+  for (auto it = root.lower_dirs.rbegin(); it != root.lower_dirs.rend(); ++it) {
+    UniqueFd fd(::open_tree(AT_FDCWD, it->c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC));
+    if (!fd) return std::unexpected(sys_error("open_tree", it->native()));
+    struct mount_attr attr {};
+    attr.attr_set = MOUNT_ATTR_IDMAP;
+    attr.userns_fd = static_cast<uint64_t>(userns.get());
+    if (::mount_setattr(fd.get(), "", AT_EMPTY_PATH, &attr, sizeof attr) != 0) {
+      return std::unexpected(sys_error("idmap the layer", it->native()));
+    }
+    lowers.push_back(std::move(fd));
+  }
+  UniqueFd fsfd(::fsopen("overlay", FSOPEN_CLOEXEC));
+  if (!fsfd) return std::unexpected(sys_error("fsopen", "overlay"));
+  for (const UniqueFd& l : lowers) {
+    if (::fsconfig(fsfd.get(), FSCONFIG_SET_FD, "lowerdir+", nullptr, l.get()) != 0) {
+      // Kernels before 6.13 take layers by path only: name the fd through /proc.
+      std::string p = fmt::format("/proc/self/fd/{}", l.get());
+      if (::fsconfig(fsfd.get(), FSCONFIG_SET_STRING, "lowerdir+", p.c_str(), 0) != 0) {
+        return std::unexpected(sys_error("overlay lowerdir+", p));
+      }
+    }
+  }
+  const fs::path upper = root.container_dir / "upper", work = root.container_dir / "work";
+  if (::fsconfig(fsfd.get(), FSCONFIG_SET_STRING, "upperdir", upper.c_str(), 0) != 0) {
+    return std::unexpected(sys_error("overlay upperdir", upper.native()));
+  }
+  if (::fsconfig(fsfd.get(), FSCONFIG_SET_STRING, "workdir", work.c_str(), 0) != 0) {
+    return std::unexpected(sys_error("overlay workdir", work.native()));
+  }
+  if (::fsconfig(fsfd.get(), FSCONFIG_CMD_CREATE, nullptr, nullptr, 0) != 0) {
+    return std::unexpected(sys_error("create the overlay root", root.container_dir.native()));
+  }
+  // --read-only: the child remounts it once the mount points are made.
+  UniqueFd mnt(::fsmount(fsfd.get(), FSMOUNT_CLOEXEC, 0));
+  if (!mnt) return std::unexpected(sys_error("fsmount", "the overlay root"));
+  KISTE_TRY(send_fd(sync_fd, mnt.get()));
+  // The child has its own copies of these; the waiting runtime keeps nothing of the host open.
+  op_fds_.clear();
+  idmapped_fds_.clear();
+  merged_.reset();
+  return {};
+}
+
+}  // namespace kiste::runtime::detail

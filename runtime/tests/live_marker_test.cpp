@@ -1,0 +1,97 @@
+#include <fcntl.h>
+#include <sys/file.h>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <kiste/base/sys.hpp>
+#include <kiste/base/temp_dir.hpp>
+#include <kiste/runtime/live_marker.hpp>
+
+namespace kiste::runtime {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+
+class LiveMarkerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_.emplace(std::move(TempDir::create(fs::temp_directory_path(), "kiste-lm-").value()));
+    running_ = dir_->path() / "running";
+    containers_ = dir_->path() / "containers";
+    ASSERT_TRUE(sys::mkdir_all(containers_));
+  }
+  std::optional<TempDir> dir_;
+  fs::path running_, containers_;
+};
+
+TEST_F(LiveMarkerTest, HeldMarkersAreLeftAloneReleasedOnesAreCleanedUp) {
+  fs::path c1 = containers_ / "aaaa";
+  ASSERT_TRUE(sys::mkdir_all(c1 / "upper"));
+  {
+    auto live = LiveMarker::create(running_, "aaaa", c1);
+    ASSERT_TRUE(live) << live.error().to_string();
+    auto r = clean_stale_containers(running_, containers_);
+    ASSERT_TRUE(r);
+    EXPECT_TRUE(r->containers.empty());
+    EXPECT_TRUE(fs::exists(c1));
+  }
+  // A clean end removes the marker: the (stopped) container dir is not stale.
+  EXPECT_FALSE(fs::exists(running_ / "aaaa"));
+  auto r = clean_stale_containers(running_, containers_);
+  ASSERT_TRUE(r);
+  EXPECT_TRUE(r->containers.empty());
+  EXPECT_TRUE(fs::exists(c1));
+
+  // A marker nobody holds (its kiste died): the dir goes.
+  ASSERT_TRUE(sys::mkdir_all(running_));
+  ASSERT_TRUE(sys::write_file_atomic(running_ / "aaaa", "dir " + c1.native() + "\n"));
+  r = clean_stale_containers(running_, containers_);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->containers, std::vector<std::string>{"aaaa"});
+  EXPECT_FALSE(fs::exists(c1));
+  EXPECT_FALSE(fs::exists(running_ / "aaaa"));
+}
+
+TEST_F(LiveMarkerTest, HostileMarkersRemoveNothingOutside) {
+  fs::path outside = dir_->path() / "precious";
+  ASSERT_TRUE(sys::mkdir_all(outside / "data"));
+  fs::path other = containers_ / "cccc";
+  ASSERT_TRUE(sys::mkdir_all(other));
+  ASSERT_TRUE(sys::mkdir_all(running_));
+  ASSERT_TRUE(sys::write_file_atomic(running_ / "bbbb",
+                                     "dir " + outside.native() + "\ncgroup /sys/fs/cgroup/memory\n"
+                                     "cgroup /sys/fs/cgroup/../../etc/kiste-bbbb\n"));
+  ASSERT_TRUE(sys::write_file_atomic(running_ / "dddd", "dir " + other.native() + "\n"));  // not its own
+  ASSERT_TRUE(sys::write_file_atomic(running_ / "eeee", "dir " + containers_.native() + "/../precious\n"));
+  auto r = clean_stale_containers(running_, containers_);
+  ASSERT_TRUE(r);
+  EXPECT_TRUE(r->containers.empty());
+  EXPECT_EQ(r->problems.size(), 5u);
+  EXPECT_THAT(r->problems, ::testing::Contains(HasSubstr("is not a container cgroup")));
+  EXPECT_THAT(r->problems, ::testing::Contains(HasSubstr("is not a container dir")));
+  EXPECT_TRUE(fs::exists(outside / "data"));
+  EXPECT_TRUE(fs::exists(other));
+  EXPECT_TRUE(fs::exists("/sys/fs/cgroup/memory") || !fs::exists("/sys/fs/cgroup"));
+}
+
+TEST_F(LiveMarkerTest, AHalfMadeMarkerOfADeadKisteGoesAHeldOneStays) {
+  ASSERT_TRUE(sys::mkdir_all(running_));
+  ASSERT_TRUE(sys::write_file_atomic(running_ / ".ffff.tmp", "dir x\n"));
+  auto held = sys::open(running_ / ".abcd.tmp", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  ASSERT_TRUE(held);
+  ASSERT_EQ(::flock(held->get(), LOCK_EX), 0);
+  auto r = clean_stale_containers(running_, containers_);
+  ASSERT_TRUE(r);
+  EXPECT_FALSE(fs::exists(running_ / ".ffff.tmp"));
+  EXPECT_TRUE(fs::exists(running_ / ".abcd.tmp"));
+}
+
+TEST_F(LiveMarkerTest, BadIdsAreRefused) {
+  EXPECT_FALSE(LiveMarker::create(running_, "../x", containers_ / "x"));
+  EXPECT_FALSE(LiveMarker::create(running_, "", containers_));
+}
+
+}  // namespace
+}  // namespace kiste::runtime
