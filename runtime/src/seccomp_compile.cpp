@@ -114,7 +114,7 @@ SeccompCompileOptions complete(const SeccompCompileOptions& in_opts) {
 std::string seccomp_cache_key(std::string_view profile_json, const SeccompCompileOptions& in_opts) {
   SeccompCompileOptions opts = complete(in_opts);
   const scmp_version* v = seccomp_version();
-  return fmt::format("kiste-seccomp-v1\nlibseccomp {}.{}.{}\narch {}\nkernel {}\ncaps {:x}\n{}",
+  return fmt::format("kiste-seccomp-v2\nlibseccomp {}.{}.{}\narch {}\nkernel {}\ncaps {:x}\n{}",
                      v->major, v->minor, v->micro, opts.go_arch, opts.kernel_release,
                      opts.capabilities, profile_json);
 }
@@ -127,6 +127,9 @@ Result<CompiledSeccomp> compile_seccomp(const SeccompProfile& profile,
   if (!ctx) return fail(Errc::System, "seccomp: cannot initialise a filter");
   // Keep the kernel's default for "no new privs" (we set it ourselves when asked).
   seccomp_attr_set(ctx.get(), SCMP_FLTATR_CTL_NNP, 0);
+  // A binary tree over the syscall numbers instead of libseccomp's default linear chain: every
+  // syscall of the container is checked in ~log2(n) steps, and the program is shorter to load.
+  seccomp_attr_set(ctx.get(), SCMP_FLTATR_CTL_OPTIMIZE, 2);
   for (const std::string& a : profile.arches) {
     uint32_t token = seccomp_arch_resolve_name(
         a.starts_with("SCMP_ARCH_") ? std::string(a.substr(10)).c_str() : a.c_str());
