@@ -2,6 +2,7 @@
 // only what the parent flattened into ChildConfig and never allocates on its failure path: a
 // failing step sends {step, errno, detail} over the sync socket and _exit(127)s.
 #include "child.hpp"
+#include "fd_passing.hpp"
 
 #include <fcntl.h>
 #include <grp.h>
@@ -248,52 +249,30 @@ int open_parent(int root_fd, const char* path, char (&name)[NAME_MAX + 1]) noexc
 
 void ContainerInit::wait_parent() noexcept {
   char go = 0;
-  struct iovec iov {&go, 1};
-  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxJoinFds)] = {};
-  struct msghdr msg {};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
-  ssize_t n;
-  do {
-    n = ::recvmsg(c_.sync_fd, &msg, MSG_CMSG_CLOEXEC);
-  } while (n < 0 && errno == EINTR);
+  int fds[kMaxPassedFds];
+  size_t nfds = 0;
+  const ssize_t n = recv_fds(c_.sync_fd, &go, fds, &nfds);
+  if (n < 0 && errno == EMSGSIZE) die(StepId::JoinCgroup, EMSGSIZE);
   if (n != 1) ::_exit(127);  // the runtime went away
-  if ((msg.msg_flags & MSG_CTRUNC) != 0) die(StepId::JoinCgroup, EMSGSIZE);
   // This process is one thread, so it moves itself: "0" is the writer (see open_self_join).
-  for (struct cmsghdr* cm = CMSG_FIRSTHDR(&msg); cm != nullptr; cm = CMSG_NXTHDR(&msg, cm)) {
-    if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS) continue;
-    const size_t nfd = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-    for (size_t i = 0; i < nfd; ++i) {
-      int fd = -1;
-      std::memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof fd);
-      const bool ok = ::write(fd, "0", 1) == 1;
-      const int err = errno;
-      ::close(fd);
-      if (!ok) die(StepId::JoinCgroup, err);
-    }
+  for (size_t i = 0; i < nfds; ++i) {
+    const bool ok = ::write(fds[i], "0", 1) == 1;
+    const int err = errno;
+    ::close(fds[i]);
+    if (!ok) die(StepId::JoinCgroup, err);
   }
   if (c_.unshare_cgroup) check(::unshare(CLONE_NEWCGROUP) == 0, StepId::CgroupNamespace);
 }
 
 void ContainerInit::enter_userns() noexcept {
   char tag = 0;
-  struct iovec iov {&tag, 1};
-  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  struct msghdr msg {};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
-  ssize_t n;
-  do {
-    n = ::recvmsg(c_.sync_fd, &msg, MSG_CMSG_CLOEXEC);
-  } while (n < 0 && errno == EINTR);
+  int fds[kMaxPassedFds];
+  size_t nfds = 0;
+  const ssize_t n = recv_fds(c_.sync_fd, &tag, fds, &nfds);
+  if (n < 0 && errno == EMSGSIZE) die(StepId::UserNamespace, EPROTO);
   if (n != 1) ::_exit(127);  // the runtime went away (or failed and reports it)
-  struct cmsghdr* cm = CMSG_FIRSTHDR(&msg);
-  if (tag != 'U' || cm == nullptr || cm->cmsg_type != SCM_RIGHTS) die(StepId::UserNamespace, EPROTO);
-  std::memcpy(&userns_root_fd_, CMSG_DATA(cm), sizeof(int));
+  if (tag != 'U' || nfds != 1) die(StepId::UserNamespace, EPROTO);
+  userns_root_fd_ = fds[0];
   // The mount namespace is made now, inside the user namespace, so it belongs to it; the cwd
   // (the merged dir) moves into it, and the root is attached there.
   check(::fchdir(c_.merged_fd) == 0, StepId::UserNamespace);
@@ -602,20 +581,7 @@ void ContainerInit::setup_stdio() noexcept {
       ws.ws_col = c_.cols;
       (void)::ioctl(slave, TIOCSWINSZ, &ws);
     }
-    char tag = 'T';
-    struct iovec iov {&tag, 1};
-    alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-    struct msghdr msg {};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
-    struct cmsghdr* cm = CMSG_FIRSTHDR(&msg);
-    cm->cmsg_level = SOL_SOCKET;
-    cm->cmsg_type = SCM_RIGHTS;
-    cm->cmsg_len = CMSG_LEN(sizeof(int));
-    std::memcpy(CMSG_DATA(cm), &master, sizeof(int));
-    check(::sendmsg(c_.sync_fd, &msg, MSG_NOSIGNAL) == 1, StepId::Terminal);
+    check(send_fds(c_.sync_fd, 'T', &master, 1), StepId::Terminal);
     ::close(master);
     check(::setsid() >= 0, StepId::Stdio);
     check(::ioctl(slave, TIOCSCTTY, 0) == 0, StepId::Stdio);

@@ -42,9 +42,6 @@ enum class StepId : int32_t {
 
 const char* step_name(StepId s);
 
-// At most this many cgroup files come with the parent's "go" (one per v1 hierarchy).
-inline constexpr size_t kMaxJoinFds = 16;
-
 struct ChildReport {
   int32_t step = 0;
   int32_t err = 0;

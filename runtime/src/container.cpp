@@ -31,6 +31,7 @@
 #include <kiste/runtime/seccomp_profile.hpp>
 
 #include "child.hpp"
+#include "fd_passing.hpp"
 #include "userns_setup.hpp"
 
 namespace kiste::runtime {
@@ -173,27 +174,11 @@ pid_t clone_container(uint64_t flags, bool time_ns, int cgroup_fd, bool& cloned_
   return static_cast<pid_t>(::syscall(SYS_clone, flags | SIGCHLD, nullptr, nullptr, nullptr, nullptr));
 }
 
-// "go" to the waiting child, with the cgroup files it moves itself in through (SCM_RIGHTS).
+// "go" to the waiting child, with the cgroup files it moves itself in through.
 bool release_child(int sock, const std::vector<UniqueFd>& join) {
-  char go = 1;
-  struct iovec iov {&go, 1};
-  struct msghdr msg {};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * detail::kMaxJoinFds)] = {};
-  if (!join.empty() && join.size() <= detail::kMaxJoinFds) {
-    msg.msg_control = control;
-    msg.msg_controllen = CMSG_SPACE(sizeof(int) * join.size());
-    struct cmsghdr* cm = CMSG_FIRSTHDR(&msg);
-    cm->cmsg_level = SOL_SOCKET;
-    cm->cmsg_type = SCM_RIGHTS;
-    cm->cmsg_len = CMSG_LEN(sizeof(int) * join.size());
-    for (size_t i = 0; i < join.size(); ++i) {
-      const int fd = join[i].get();
-      std::memcpy(CMSG_DATA(cm) + i * sizeof(int), &fd, sizeof fd);
-    }
-  }
-  return ::sendmsg(sock, &msg, MSG_NOSIGNAL) == 1;
+  int fds[detail::kMaxPassedFds];
+  for (size_t i = 0; i < join.size() && i < detail::kMaxPassedFds; ++i) fds[i] = join[i].get();
+  return detail::send_fds(sock, 1, fds, join.size());
 }
 
 // Docker's extra masked paths that exist only on some machines.
@@ -464,6 +449,10 @@ Result<ContainerExit> run_container(const ContainerSpec& spec, const RunContext&
       KISTE_TRY(with_context(cgroup->apply(cg_plan), "container cgroup"));
     }
     KISTE_ASSIGN_OR_RETURN(join, with_context(cgroup->open_self_join(), "container cgroup"));
+    if (join.size() > detail::kMaxPassedFds) {
+      return failf(Errc::Unsupported, "container cgroup: {} hierarchies, more than the {} kiste passes",
+                   join.size(), detail::kMaxPassedFds);
+    }
     if (join.empty()) KISTE_TRY(with_context(cgroup->add_process(pid), "container cgroup"));
   }
   // The child may already have failed (its report is waiting in the socket): a failed send is

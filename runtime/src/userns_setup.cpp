@@ -11,6 +11,8 @@
 
 #include <kiste/base/sys.hpp>
 
+#include "fd_passing.hpp"
+
 namespace kiste::runtime::detail {
 
 namespace fs = std::filesystem;
@@ -24,24 +26,6 @@ Status write_proc(pid_t pid, const char* file, std::string_view text) {
   if (::write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
     return std::unexpected(sys_error("write", p.native()));
   }
-  return {};
-}
-
-Status send_fd(int sock, int fd) {
-  char tag = 'U';
-  struct iovec iov {&tag, 1};
-  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  struct msghdr msg {};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
-  struct cmsghdr* cm = CMSG_FIRSTHDR(&msg);
-  cm->cmsg_level = SOL_SOCKET;
-  cm->cmsg_type = SCM_RIGHTS;
-  cm->cmsg_len = CMSG_LEN(sizeof(int));
-  std::memcpy(CMSG_DATA(cm), &fd, sizeof(int));
-  if (::sendmsg(sock, &msg, MSG_NOSIGNAL) != 1) return std::unexpected(sys_error("send", "the root to the container"));
   return {};
 }
 
@@ -145,7 +129,10 @@ Status UsernsSetup::start(pid_t pid, int sync_fd) {
   // --read-only: the child remounts it once the mount points are made.
   UniqueFd mnt(::fsmount(fsfd.get(), FSMOUNT_CLOEXEC, 0));
   if (!mnt) return std::unexpected(sys_error("fsmount", "the overlay root"));
-  KISTE_TRY(send_fd(sync_fd, mnt.get()));
+  const int root_fd = mnt.get();
+  if (!send_fds(sync_fd, 'U', &root_fd, 1)) {
+    return std::unexpected(sys_error("send", "the root to the container"));
+  }
   // The child has its own copies of these; the waiting runtime keeps nothing of the host open.
   op_fds_.clear();
   idmapped_fds_.clear();
