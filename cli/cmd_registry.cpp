@@ -612,7 +612,7 @@ void register_registry_commands(CLI::App& app, Globals& g) {
   static CopyFlags cf;
 
   {
-    auto* cmd = app.add_subcommand("pull", "pull an image from a registry into the store");
+    auto* cmd = app.add_subcommand("pull", "Pull an image from a registry into the store");
     static std::string ref;
     cmd->add_option("REF", ref, "image reference")->required();
     add_registry_flags(cmd, rf);
@@ -620,7 +620,7 @@ void register_registry_commands(CLI::App& app, Globals& g) {
     cmd->callback([&g] { exit_on_error(do_pull(g, rf, cf, ref)); });
   }
   {
-    auto* cmd = app.add_subcommand("push", "push a stored image to a registry");
+    auto* cmd = app.add_subcommand("push", "Push a stored image to a registry");
     static std::string name, dest;
     cmd->add_option("IMAGE", name, "stored image")->required();
     cmd->add_option("DEST", dest, "destination reference (default: IMAGE's name)");
@@ -631,7 +631,7 @@ void register_registry_commands(CLI::App& app, Globals& g) {
   {
     auto* cmd = app.add_subcommand(
         "copy",
-        "copy an image between docker://REF, oci:DIR[:NAME], dir:DIR, oci-archive:PATH, "
+        "Copy an image between docker://REF, oci:DIR[:NAME], dir:DIR, oci-archive:PATH, "
         "docker-archive:PATH and the store");
     static std::string from, to;
     cmd->add_option("SRC", from)->required();
@@ -642,7 +642,7 @@ void register_registry_commands(CLI::App& app, Globals& g) {
   }
   {
     auto* cmd = app.add_subcommand(
-        "promote", "copy an image between repositories byte for byte (mounts, verifies digest)");
+        "promote", "Copy an image between repositories byte for byte (mounts, verifies digest)");
     static std::string from, to, expect;
     static bool no_sigs = false;
     cmd->add_option("SRC", from)->required();
@@ -654,14 +654,14 @@ void register_registry_commands(CLI::App& app, Globals& g) {
     cmd->callback([] { exit_on_error(do_promote(rf, cf, from, to, expect, no_sigs)); });
   }
   {
-    auto* cmd = app.add_subcommand("tags", "list the tags of a repository");
+    auto* cmd = app.add_subcommand("tags", "List the tags of a repository");
     static std::string repo;
     cmd->add_option("REPO", repo)->required();
     add_registry_flags(cmd, rf);
     cmd->callback([] { exit_on_error(do_tags(rf, repo)); });
   }
   {
-    auto* cmd = app.add_subcommand("delete", "delete a manifest from a registry (docker://REF)");
+    auto* cmd = app.add_subcommand("delete", "Delete a manifest from a registry (docker://REF)");
     static std::string ref;
     cmd->add_option("REF", ref)->required();
     add_registry_flags(cmd, rf);
@@ -669,7 +669,7 @@ void register_registry_commands(CLI::App& app, Globals& g) {
   }
   {
     auto* cmd =
-        app.add_subcommand("login", "log in to a registry (stores credentials like docker)");
+        app.add_subcommand("login", "Log in to a registry (stores credentials like docker)");
     static std::string user, host;
     static bool pw_stdin = false;
     cmd->add_option("--username,-u", user);
@@ -679,7 +679,7 @@ void register_registry_commands(CLI::App& app, Globals& g) {
     cmd->callback([] { exit_on_error(do_login(rf, user, pw_stdin, host)); });
   }
   {
-    auto* cmd = app.add_subcommand("logout", "remove stored credentials for a registry");
+    auto* cmd = app.add_subcommand("logout", "Remove stored credentials for a registry");
     static std::string host;
     cmd->add_option("REGISTRY", host)->required();
     cmd->add_option("--authfile", rf.authfile);

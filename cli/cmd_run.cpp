@@ -126,10 +126,10 @@ int run_command(Globals& g, RunArgs& a, std::vector<std::string> positional) {
 
 // kiste volume create|ls|rm: named volumes (<root>/volumes/NAME/_data), as docker keeps them.
 void register_volume_commands(CLI::App& app, Globals& g) {
-  auto* vol = app.add_subcommand("volume", "manage named volumes (-v NAME:/path)");
+  auto* vol = app.add_subcommand("volume", "Manage named volumes (-v NAME:/path)");
   vol->require_subcommand(1);
   auto names = std::make_shared<std::vector<std::string>>();
-  vol->add_subcommand("create", "create named volumes")
+  vol->add_subcommand("create", "Create named volumes")
       ->callback([&g, names] {
         for (const auto& n : *names) {
           (void)value_or_exit(runtime::ensure_volume(g.root / "volumes", n));
@@ -138,13 +138,13 @@ void register_volume_commands(CLI::App& app, Globals& g) {
       })
       ->add_option("NAME", *names, "volume names")
       ->required();
-  vol->add_subcommand("ls", "list named volumes")->callback([&g] {
+  vol->add_subcommand("ls", "List named volumes")->callback([&g] {
     auto list = runtime::list_volumes(g.root / "volumes");
     if (!list) throw CLI::RuntimeError(report(list.error()));
     for (const auto& n : *list) std::printf("%s\n", n.c_str());
   });
   auto rm_names = std::make_shared<std::vector<std::string>>();
-  vol->add_subcommand("rm", "remove named volumes and their data")
+  vol->add_subcommand("rm", "Remove named volumes and their data")
       ->callback([&g, rm_names] {
         for (const auto& n : *rm_names) exit_on_error(runtime::remove_volume(g.root / "volumes", n));
       })
@@ -155,7 +155,7 @@ void register_volume_commands(CLI::App& app, Globals& g) {
 void register_run_commands(CLI::App& app, Globals& g) {
   register_volume_commands(app, g);
   auto a = std::make_shared<RunArgs>();
-  auto* run = app.add_subcommand("run", "run a command in a new container");
+  auto* run = app.add_subcommand("run", "Run a command in a new container");
   run->set_help_flag("--help", "show this help");
   run->footer("Arguments: (IMAGE | --rootfs DIR) [COMMAND [ARG...]]  (everything after IMAGE is the command)");
   run->prefix_command();  // everything after IMAGE (or the first command word) is the command
