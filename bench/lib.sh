@@ -15,10 +15,12 @@ log() { printf '\033[1m[bench]\033[0m %s\n' "$*" >&2; }
 
 # Peak RSS in KiB of one run of a shell command (after `prepare`, if given).
 peak_rss_kib() {
-  local cmd=$1 prepare=${2:-true}
+  local cmd=$1 prepare=${2:-true} out
+  out=$(mktemp)
   bash -c "$prepare" >/dev/null 2>&1 || true
-  /usr/bin/time -f '%M' -o /tmp/kiste-bench-rss bash -c "exec $cmd" >/dev/null 2>&1 || true
-  tail -1 /tmp/kiste-bench-rss
+  /usr/bin/time -f '%M' -o "$out" bash -c "exec $cmd" >/dev/null 2>&1 || true
+  tail -1 "$out"
+  rm -f "$out"
 }
 
 # bench_compare NAME KISTE_CMD PEER_NAME PEER_CMD [PREPARE_CMD] [NOTE]
