@@ -7,19 +7,13 @@
 #include <kiste/testing/require_root.hpp>
 #include <kiste/testing/temp_root.hpp>
 
+#include "builder_fixture.hpp"
+
 namespace {
 
 namespace fs = std::filesystem;
-// run_shell appends to its output: start each command with an empty string.
-int sh(const std::string& cmd, std::string* out = nullptr) {
-  if (out) out->clear();
-  return kiste::testing::run_shell(cmd, out);
-}
-
-void write(const fs::path& p, std::string_view s) {
-  fs::create_directories(p.parent_path());
-  std::ofstream(p) << s;
-}
+using kiste::builder::test::sh;
+using kiste::builder::test::write;
 
 TEST(BuildCli, TagsOutputsFormatsAndErrors) {
   KISTE_REQUIRE_ROOT();

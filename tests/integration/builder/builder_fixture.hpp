@@ -30,6 +30,12 @@ inline fs::path busybox_tar() {
   return tar;
 }
 
+// run_shell appends to its output: each command starts from an empty string.
+inline int sh(const std::string& cmd, std::string* out = nullptr) {
+  if (out) out->clear();
+  return testing::run_shell(cmd, out);
+}
+
 inline void write(const fs::path& p, std::string_view s) {
   fs::create_directories(p.parent_path());
   std::ofstream(p) << s;

@@ -16,19 +16,13 @@
 #include <kiste/testing/require_root.hpp>
 #include <kiste/testing/temp_root.hpp>
 
+#include "builder_fixture.hpp"
+
 namespace {
 
 namespace fs = std::filesystem;
-
-int sh(const std::string& cmd, std::string* out = nullptr) {
-  if (out) out->clear();
-  return kiste::testing::run_shell(cmd, out);
-}
-
-void write(const fs::path& p, std::string_view s) {
-  fs::create_directories(p.parent_path());
-  std::ofstream(p) << s;
-}
+using kiste::builder::test::sh;
+using kiste::builder::test::write;
 
 std::string trim(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
