@@ -415,11 +415,14 @@ Result<ContainerExit> run_container(const ContainerSpec& spec, const RunContext&
   // anything of the container can run.
   CgroupGuard cgroup(std::move(driver));
   const std::string cgroup_name = "kiste-" + spec.id;
-  UniqueFd clone_target;
-  if (mode == CgroupMode::Unified) {
+  auto make_cgroup = [&]() -> Status {
     KISTE_TRY(with_context(cgroup->create(cgroup_name, cg_plan), "container cgroup"));
     if (ctx.hooks.cgroup_created) ctx.hooks.cgroup_created(cgroup->paths());
-    KISTE_TRY(with_context(cgroup->apply(cg_plan), "container cgroup"));
+    return with_context(cgroup->apply(cg_plan), "container cgroup");
+  };
+  UniqueFd clone_target;
+  if (mode == CgroupMode::Unified) {
+    KISTE_TRY(make_cgroup());
     KISTE_ASSIGN_OR_RETURN(clone_target, with_context(cgroup->open_clone_target(), "container cgroup"));
   }
 
@@ -443,11 +446,7 @@ Result<ContainerExit> run_container(const ContainerSpec& spec, const RunContext&
   KISTE_TRY(with_context(userns.start(pid, parent_sock.get()), "user namespace"));
   std::vector<UniqueFd> join;
   if (!cloned_into) {
-    if (mode != CgroupMode::Unified) {
-      KISTE_TRY(with_context(cgroup->create(cgroup_name, cg_plan), "container cgroup"));
-      if (ctx.hooks.cgroup_created) ctx.hooks.cgroup_created(cgroup->paths());
-      KISTE_TRY(with_context(cgroup->apply(cg_plan), "container cgroup"));
-    }
+    if (mode != CgroupMode::Unified) KISTE_TRY(make_cgroup());
     KISTE_ASSIGN_OR_RETURN(join, with_context(cgroup->open_self_join(), "container cgroup"));
     if (join.size() > detail::kMaxPassedFds) {
       return failf(Errc::Unsupported, "container cgroup: {} hierarchies, more than the {} kiste passes",
