@@ -333,7 +333,9 @@ Status BuildRun::layer_step(StageOut& out, const Instruction& ins) {
         return failf(Errc::InvalidArgument, "`{}` returned a non-zero code: {}",
                      fmt::join(req.argv, " "), status);
       }
-      // The runtime's own bind targets are stubs too when the image lacks them.
+      // The runtime's own files (bind targets, or copied up from its layer) and the /etc made
+      // for them are not part of the step's result.
+      drop_runtime_files(req.container_dir / "upper");
       RunRequest stubs = req;
       for (const char* f : {"/etc/hosts", "/etc/hostname", "/etc/resolv.conf"}) {
         stubs.mounts.push_back({.source = {}, .destination = f});

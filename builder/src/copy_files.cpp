@@ -223,6 +223,13 @@ Status CopyJob::apply(const std::filesystem::path& layer_dir) const {
   return {};
 }
 
+void drop_runtime_files(const std::filesystem::path& upper) {
+  // O_NOFOLLOW: an /etc the command turned into a symlink is not followed out of the upper dir.
+  auto etc = sys::open(upper / "etc", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (!etc) return;
+  for (const char* name : {"hosts", "hostname", "resolv.conf"}) (void)::unlinkat(etc->get(), name, 0);
+}
+
 Status remove_mount_stubs(const RunRequest& req) {
   // Everything is resolved inside the upper dir (CVE-2024-23652: a symlink the command created
   // must not redirect this cleanup to a host path).

@@ -78,6 +78,7 @@ class ContainerInit {
   void wait_parent() noexcept;
   void enter_userns() noexcept;
   void write_runtime_files() noexcept;
+  void write_runtime_layer() noexcept;
   void mount_root() noexcept;
   void apply_ops() noexcept;
   void pivot() noexcept;
@@ -104,6 +105,24 @@ void runtime_file_name(char (&buf)[16], size_t index) noexcept {
   buf[0] = 'f';
   for (size_t k = 0; k < n; ++k) buf[1 + k] = digits[n - 1 - k];
   buf[1 + n] = '\0';
+}
+
+// Creates dir_fd/name (mode 0644, never through a symlink) holding `data`; false with errno set.
+bool write_new_file(int dir_fd, const char* name, const std::string& data) noexcept {
+  int f = ::openat(dir_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+  if (f < 0) return false;
+  for (size_t off = 0; off < data.size();) {
+    ssize_t w = ::write(f, data.data() + off, data.size() - off);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) {
+      const int e = w < 0 ? errno : EIO;
+      ::close(f);
+      errno = e;
+      return false;
+    }
+    off += static_cast<size_t>(w);
+  }
+  return ::close(f) == 0 || errno == EINTR;
 }
 
 // "/proc/self/fd/<fd>" into buf (no allocation).
@@ -291,6 +310,10 @@ void ContainerInit::enter_userns() noexcept {
 // from every view with the old root, and nothing of them on the host's disk.
 void ContainerInit::write_runtime_files() noexcept {
   const MountPlan& p = *c_.plan;
+  if (p.runtime_layer) {
+    write_runtime_layer();
+    return;
+  }
   bool any = false;
   for (const MountOp& op : p.ops) any = any || op.kind == MountOpKind::RuntimeFile;
   if (!any) return;
@@ -317,16 +340,35 @@ void ContainerInit::write_runtime_files() noexcept {
     if (op.kind != MountOpKind::RuntimeFile) continue;
     char name[16];
     runtime_file_name(name, i);
-    int f = ::openat(rt_fd_, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-    check(f >= 0, StepId::RuntimeFiles);
-    for (size_t off = 0; off < op.data.size();) {
-      ssize_t w = ::write(f, op.data.data() + off, op.data.size() - off);
-      if (w < 0 && errno == EINTR) continue;
-      check(w > 0, StepId::RuntimeFiles);
-      off += static_cast<size_t>(w);
-    }
-    ::close(f);
+    check(write_new_file(rt_fd_, name, op.data), StepId::RuntimeFiles);
   }
+}
+
+// The runtime layer (mount_plan.hpp): the files in `etc` of a tmpfs on the merged dir, which the
+// overlay names as its top lower layer and then covers.
+void ContainerInit::write_runtime_layer() noexcept {
+  const MountPlan& p = *c_.plan;
+  const RuntimeLayer& layer = *p.runtime_layer;
+  check(::mount("tmpfs", p.merged_dir.c_str(), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                "mode=755,size=1m") == 0,
+        StepId::RuntimeFiles);
+  const int rt = ::open(p.merged_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  check(rt >= 0, StepId::RuntimeFiles);
+  check(::mkdirat(rt, "etc", layer.etc_mode & 0777) == 0, StepId::RuntimeFiles);
+  if (layer.etc_uid != 0 || layer.etc_gid != 0) {
+    check(::fchownat(rt, "etc", layer.etc_uid, layer.etc_gid, AT_SYMLINK_NOFOLLOW) == 0,
+          StepId::RuntimeFiles);
+  }
+  if ((layer.etc_mode & 07000) != 0) {  // mkdir drops set-id bits; chown clears them
+    check(::fchmodat(rt, "etc", layer.etc_mode & 07777, 0) == 0, StepId::RuntimeFiles);
+  }
+  const int etc = ::openat(rt, "etc", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  check(etc >= 0, StepId::RuntimeFiles);
+  ::close(rt);
+  for (const auto& [name, data] : layer.files) {
+    check(write_new_file(etc, name.c_str(), data), StepId::RuntimeFiles);
+  }
+  ::close(etc);
 }
 
 void ContainerInit::mount_root() noexcept {

@@ -192,6 +192,21 @@ std::vector<std::string> thermal_throttle_paths() {
   return out;
 }
 
+// The image's /etc as the top-most layer that has it shows it (a whiteout ends the search).
+ImageEtc image_etc(const std::vector<fs::path>& lowers) {
+  for (auto it = lowers.rbegin(); it != lowers.rend(); ++it) {
+    struct stat st {};
+    if (::lstat((*it / "etc").c_str(), &st) != 0) {
+      if (errno == ENOENT) continue;
+      return {};  // unknown: the files are bound instead
+    }
+    if (S_ISCHR(st.st_mode) && st.st_rdev == 0) return {.kind = ImageEtc::Kind::Absent};
+    if (!S_ISDIR(st.st_mode)) return {.kind = ImageEtc::Kind::Other};
+    return {.kind = ImageEtc::Kind::Directory, .mode = st.st_mode & 07777, .uid = st.st_uid, .gid = st.st_gid};
+  }
+  return {.kind = ImageEtc::Kind::Absent};
+}
+
 Error child_error(const detail::ChildReport& r, const MountPlan& plan, const ContainerSpec& spec) {
   auto step = static_cast<detail::StepId>(r.step);
   std::string what;
@@ -322,6 +337,7 @@ Result<ContainerExit> run_container(const ContainerSpec& spec, const RunContext&
       {"/etc/resolv.conf", sys::read_file("/etc/resolv.conf", 1 << 16).value_or("")}};
   if (!spec.privileged) mctx.extra_masked_paths = thermal_throttle_paths();
   mctx.userns = spec.userns.mode != UsernsMode::Host;
+  if (!mctx.userns && !spec.root.readonly) mctx.image_etc = image_etc(spec.root.lower_dirs);
   KISTE_ASSIGN_OR_RETURN(MountPlan plan, MountPlan::from_spec(spec, mctx));
 
   CompiledSeccomp seccomp;

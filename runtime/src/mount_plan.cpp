@@ -93,12 +93,35 @@ Result<MountPlan> MountPlan::from_spec(const ContainerSpec& spec, const MountPla
   const fs::path work = root.container_dir / "work";
   KISTE_TRY(check_option_text("upper dir", upper.native()));
   const std::string dirs = ",upperdir=" + upper.native() + ",workdir=" + work.native();
+  // The runtime layer, when it can be used (see MountPlanContext::runtime_files).
+  const bool etc_ok = ctx.image_etc.kind == ImageEtc::Kind::Directory ||
+                      ctx.image_etc.kind == ImageEtc::Kind::Absent;
+  if (etc_ok && !ctx.runtime_files.empty() && !root.readonly && !ctx.userns) {
+    RuntimeLayer layer;
+    if (ctx.image_etc.kind == ImageEtc::Kind::Directory) {
+      layer.etc_mode = ctx.image_etc.mode & 07777;
+      layer.etc_uid = ctx.image_etc.uid;
+      layer.etc_gid = ctx.image_etc.gid;
+    }
+    for (const auto& [path, content] : ctx.runtime_files) {
+      KISTE_ASSIGN_OR_RETURN(std::string target, normalize_container_path(path));
+      std::string_view name = target;
+      if (!name.starts_with("/etc/") || name.find('/', 5) != std::string_view::npos) {
+        layer.files.clear();
+        break;
+      }
+      layer.files.emplace_back(name.substr(5), content);
+    }
+    if (!layer.files.empty()) plan.runtime_layer = std::move(layer);
+  }
+  // (The merged dir shares the upper dir's checked prefix.)
+  const std::string top = plan.runtime_layer ? plan.merged_dir.native() + ":" : std::string();
   std::string lowers;
   for (size_t i = n; i-- > 0;) {
     lowers += root.lower_dirs[i].native();
     if (i != 0) lowers += ':';
   }
-  plan.overlay_data = "lowerdir=" + lowers + dirs;
+  plan.overlay_data = "lowerdir=" + top + lowers + dirs;
   if (!plain_paths || plan.overlay_data.size() + 1 > ctx.page_size) {
     // Too long (many layers) or not expressible: short relative links "0", "1", … instead.
     plan.lower_link_dir = root.container_dir / "lower";
@@ -108,7 +131,7 @@ Result<MountPlan> MountPlan::from_spec(const ContainerSpec& spec, const MountPla
       if (i != 0) lowers += ':';
     }
     for (size_t i = 0; i < n; ++i) plan.lower_links.emplace_back(std::to_string(i), root.lower_dirs[i]);
-    plan.overlay_data = "lowerdir=" + lowers + dirs;
+    plan.overlay_data = "lowerdir=" + top + lowers + dirs;
   }
   if (plan.overlay_data.size() + 1 > ctx.page_size) {
     return failf(Errc::InvalidArgument,
@@ -182,8 +205,9 @@ Result<MountPlan> MountPlan::from_spec(const ContainerSpec& spec, const MountPla
     cg_ops.clear();
   }
 
-  // Files the runtime provides (/etc/hosts, /etc/hostname, /etc/resolv.conf).
-  for (const auto& [path, content] : ctx.runtime_files) {
+  // Files the runtime provides (/etc/hosts, /etc/hostname, /etc/resolv.conf), when there is no
+  // runtime layer for them.
+  for (const auto& [path, content] : plan.runtime_layer ? decltype(ctx.runtime_files){} : ctx.runtime_files) {
     KISTE_ASSIGN_OR_RETURN(std::string target, normalize_container_path(path));
     ops.push_back(MountOp{.kind = MountOpKind::RuntimeFile,
                           .target = target,

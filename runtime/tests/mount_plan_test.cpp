@@ -125,6 +125,54 @@ TEST(MountPlan, RuntimeFilesAreWrittenInTheContainerNotOnTheHost) {
   EXPECT_FALSE(MountPlan::from_spec(base_spec(), ctx));
 }
 
+TEST(MountPlan, RuntimeFilesGoOnATopLayerWhenTheImagesEtcAllowsIt) {
+  MountPlanContext ctx;
+  ctx.runtime_files = {{"/etc/hosts", "127.0.0.1\tlocalhost\n"}, {"/etc/hostname", "abc\n"}};
+  ctx.image_etc = {.kind = ImageEtc::Kind::Directory, .mode = 02750, .uid = 7, .gid = 8};
+  auto plan = MountPlan::from_spec(base_spec(), ctx);
+  ASSERT_TRUE(plan);
+  ASSERT_TRUE(plan->runtime_layer);
+  EXPECT_EQ(plan->runtime_layer->etc_mode, 02750u);
+  EXPECT_EQ(plan->runtime_layer->etc_uid, 7u);
+  EXPECT_EQ(plan->runtime_layer->etc_gid, 8u);
+  ASSERT_EQ(plan->runtime_layer->files.size(), 2u);
+  EXPECT_EQ(plan->runtime_layer->files[0], (std::pair<std::string, std::string>{"hosts", "127.0.0.1\tlocalhost\n"}));
+  EXPECT_EQ(find(*plan, "/etc/hosts"), nullptr);  // nothing bound
+  // The merged dir (the layer's tmpfs) is the top lowerdir.
+  EXPECT_THAT(plan->overlay_data, ::testing::StartsWith("lowerdir=" + plan->merged_dir.native() + ":" + base_spec().root.lower_dirs[0].native() + ","));
+  // Many layers: the links stay relative, the runtime layer stays absolute on top.
+  auto many = MountPlan::from_spec(base_spec(120), ctx);
+  ASSERT_TRUE(many);
+  EXPECT_THAT(many->overlay_data, ::testing::StartsWith("lowerdir=" + many->merged_dir.native() + ":119:118:"));
+
+  ctx.image_etc = {.kind = ImageEtc::Kind::Absent};
+  plan = MountPlan::from_spec(base_spec(), ctx);
+  ASSERT_TRUE(plan && plan->runtime_layer);
+  EXPECT_EQ(plan->runtime_layer->etc_mode, 0755u);
+}
+
+TEST(MountPlan, RuntimeFilesAreBoundWhereATopLayerWouldNotDo) {
+  MountPlanContext ctx;
+  ctx.runtime_files = {{"/etc/hosts", "h\n"}};
+  auto bound = [&](const ContainerSpec& s) {
+    auto plan = MountPlan::from_spec(s, ctx);
+    EXPECT_TRUE(plan);
+    return plan && !plan->runtime_layer && find(*plan, "/etc/hosts") != nullptr;
+  };
+  EXPECT_TRUE(bound(base_spec()));  // /etc not looked at
+  ctx.image_etc = {.kind = ImageEtc::Kind::Other};  // a symlink: a directory would hide it
+  EXPECT_TRUE(bound(base_spec()));
+  ctx.image_etc = {.kind = ImageEtc::Kind::Directory};
+  ContainerSpec ro = base_spec();
+  ro.root.readonly = true;  // docker keeps the files writable under --read-only
+  EXPECT_TRUE(bound(ro));
+  ctx.userns = true;
+  EXPECT_TRUE(bound(base_spec()));
+  ctx.userns = false;
+  ctx.runtime_files.push_back({"/run/x/y", "deeper than /etc"});
+  EXPECT_TRUE(bound(base_spec()));
+}
+
 TEST(MountPlan, HundredTwentyLayersFitAPage) {
   auto plan = MountPlan::from_spec(base_spec(120), {});
   ASSERT_TRUE(plan) << plan.error().to_string();

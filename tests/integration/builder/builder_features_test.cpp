@@ -220,6 +220,31 @@ TEST_F(BuilderTest, RunTmpfsAndSshMounts) {
   EXPECT_NE(notsock.error().to_string().find("is not a socket"), std::string::npos) << notsock.error().to_string();
 }
 
+TEST_F(BuilderTest, RuntimeFilesNeverReachALayer) {
+  // Under docker build /etc/hosts and co. are bind mounts: what RUN writes to them is lost, and
+  // the /etc they need is no change of the step.
+  write(tmp_ / "ctx/Containerfile",
+        "FROM busybox\n"
+        "RUN echo 10.0.0.1 db >> /etc/hosts && echo nameserver 10.0.0.2 > /etc/resolv.conf && "
+        "grep -q db /etc/hosts && echo made > /made\n"
+        "RUN rm /etc/hostname && echo kept > /etc/kept\n");
+  auto r = build(tmp_ / "ctx");
+  ASSERT_TRUE(r) << r.error().to_string();
+  EXPECT_EQ(read_in_image(r->manifest, "made"), "made\n");
+  EXPECT_EQ(read_in_image(r->manifest, "etc/kept"), "kept\n");
+  fs::path flat = tmp_ / ("flat-" + std::string(r->manifest.digest.hex().substr(0, 8)));
+  for (const char* f : {"etc/hosts", "etc/resolv.conf", "etc/hostname"}) {
+    EXPECT_FALSE(fs::exists(fs::symlink_status(flat / f))) << f;
+  }
+  // The first RUN changed nothing but /made: its layer has no /etc at all.
+  auto layers = layers_of(r->manifest);
+  ASSERT_GE(layers.size(), 3u);
+  std::string listing;
+  ASSERT_EQ(sh(fmt::format("tar -tf {}", store_->blob_path(layers[layers.size() - 2].digest).native()),
+               &listing), 0) << listing;
+  EXPECT_EQ(listing, "made\n");
+}
+
 // Copies blobs from another real store (what the registry importer does over HTTP).
 class StoreImporter final : public CacheImporter {
  public:

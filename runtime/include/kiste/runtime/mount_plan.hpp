@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,7 @@ enum class MountOpKind {
   JoinCgroup,
   // A file the runtime provides (/etc/hosts, …): `data`, written by the child to a small tmpfs
   // that the overlay root then covers, bound onto target. Nothing of it touches the host's disk.
+  // Only where the runtime layer (MountPlan::runtime_layer) cannot be used.
   RuntimeFile,
 };
 
@@ -46,6 +48,32 @@ struct MountOp {
   bool operator==(const MountOp&) const = default;
 };
 
+// The image's /etc as its top-most layer has it (the runtime layer sits on top of it).
+struct ImageEtc {
+  enum class Kind {
+    Unknown,    // not looked at: the runtime files are bound over the image's
+    Absent,     // no layer has /etc (or a whiteout hides it)
+    Directory,  // mode/uid/gid are the directory's
+    Other,      // a symlink or a file: a directory on top would hide it, so binds are used
+  };
+  Kind kind = Kind::Unknown;
+  uint32_t mode = 0755;
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+};
+
+// The runtime's files (/etc/hosts, /etc/hostname, /etc/resolv.conf) as the overlay's top lower
+// layer: a small tmpfs the child fills before mounting the overlay. Nothing is bound, nothing is
+// copied up unless the container writes the file, the upper dir stays empty, and nothing of it
+// reaches the host's disk. Its `etc` carries the image's /etc mode and owner, so the merged /etc
+// looks as the image's.
+struct RuntimeLayer {
+  uint32_t etc_mode = 0755;
+  uint32_t etc_uid = 0;
+  uint32_t etc_gid = 0;
+  std::vector<std::pair<std::string, std::string>> files;  // name inside /etc -> content
+};
+
 // A cgroup v1 hierarchy as it will appear under /sys/fs/cgroup inside the container.
 struct CgroupV1Hierarchy {
   std::string name;     // directory name: "memory", "cpu", "systemd"
@@ -57,8 +85,12 @@ struct MountPlanContext {
   std::vector<CgroupV1Hierarchy> cgroup_v1;
   bool cgroup_v2 = false;
   size_t page_size = 4096;  // the kernel's limit for the mount option string
-  // Files to provide, e.g. {"/etc/hosts", "127.0.0.1 localhost…"} (bound over the image's).
+  // Files to provide, e.g. {"/etc/hosts", "127.0.0.1 localhost…"}: on the runtime layer when
+  // all are in /etc, image_etc is a directory or absent, the root is writable and there is no
+  // user namespace; otherwise bound over the image's (RuntimeFile ops). Docker keeps these files
+  // writable under --read-only; binds do that.
   std::vector<std::pair<std::string, std::string>> runtime_files;
+  ImageEtc image_etc;
   // The container has its own user namespace: sysfs can only be mounted with a network namespace
   // of its own; with the host's network /sys is bound read-only instead.
   bool userns = false;
@@ -80,7 +112,10 @@ class MountPlan {
   // lowerdir can name the layers by these short links.
   std::filesystem::path lower_link_dir;
   std::vector<std::pair<std::string, std::filesystem::path>> lower_links;  // name -> layer dir
-  std::string overlay_data;  // "lowerdir=/top:…:/bottom,…" or "lowerdir=2:1:0,upperdir=…,…"
+  // "lowerdir=/top:…:/bottom,…" or "lowerdir=2:1:0,upperdir=…,…"; with a runtime layer the
+  // merged dir (where the child mounts that layer's tmpfs first) is the top lowerdir.
+  std::string overlay_data;
+  std::optional<RuntimeLayer> runtime_layer;
   bool readonly_root = false;
   // The first step in the child: "/" becomes MS_REC|<this> (MS_SLAVE when a volume asks for
   // slave propagation, so host mounts still reach it; never shared).
