@@ -75,7 +75,7 @@ class ContainerInit {
   void check(bool ok, StepId step, int detail = 0) noexcept {
     if (!ok) die(step, errno, detail);
   }
-  void wait_parent() noexcept;
+  void join_cgroup() noexcept;
   void enter_userns() noexcept;
   void write_runtime_files() noexcept;
   void write_runtime_layer() noexcept;
@@ -266,18 +266,20 @@ int open_parent(int root_fd, const char* path, char (&name)[NAME_MAX + 1]) noexc
   return open_in_container(root_fd, dir, CreateKind::Dir);
 }
 
-void ContainerInit::wait_parent() noexcept {
-  char go = 0;
-  int fds[kMaxPassedFds];
-  size_t nfds = 0;
-  const ssize_t n = recv_fds(c_.sync_fd, &go, fds, &nfds);
-  if (n < 0 && errno == EMSGSIZE) die(StepId::JoinCgroup, EMSGSIZE);
-  if (n != 1) ::_exit(127);  // the runtime went away
+void ContainerInit::join_cgroup() noexcept {
+  if (c_.wait_release) {
+    char go = 0;
+    ssize_t n;
+    do {
+      n = ::recv(c_.sync_fd, &go, 1, 0);
+    } while (n < 0 && errno == EINTR);
+    if (n != 1) ::_exit(127);  // the runtime went away
+  }
   // This process is one thread, so it moves itself: "0" is the writer (see open_self_join).
-  for (size_t i = 0; i < nfds; ++i) {
-    const bool ok = ::write(fds[i], "0", 1) == 1;
+  for (size_t i = 0; i < c_.njoin; ++i) {
+    const bool ok = ::write(c_.join_fds[i], "0", 1) == 1;
     const int err = errno;
-    ::close(fds[i]);
+    ::close(c_.join_fds[i]);
     if (!ok) die(StepId::JoinCgroup, err);
   }
   if (c_.unshare_cgroup) check(::unshare(CLONE_NEWCGROUP) == 0, StepId::CgroupNamespace);
@@ -511,7 +513,7 @@ void ContainerInit::apply_ops() noexcept {
         break;
       }
       case MountOpKind::JoinCgroup:
-        wait_parent();
+        join_cgroup();
         joined = true;
         break;
       case MountOpKind::RemountReadonly: {
@@ -525,7 +527,7 @@ void ContainerInit::apply_ops() noexcept {
       }
     }
   }
-  if (!joined) wait_parent();
+  if (!joined) join_cgroup();
   if (c_.plan->readonly_root) {
     // userns: the merged dir cannot be looked up by the mapped root; the root's fd can.
     const char* root = c_.userns ? fd_path(pbuf, root_fd_) : c_.plan->merged_dir.c_str();
@@ -737,7 +739,7 @@ void ContainerInit::run_init_if_asked() noexcept {
   (void)::umask(0);
   if (c_.userns) enter_userns();
   mount_root();                 // 2, 3
-  apply_ops();                  // 4, with 1 (wait for the cgroup) at the plan's JoinCgroup
+  apply_ops();                  // 4, with 1 (join the cgroup) at the plan's JoinCgroup
   pivot();                      // 5
   set_limits_and_identity();    // 6, 7, 8, 9
   setup_stdio();

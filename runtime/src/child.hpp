@@ -67,6 +67,12 @@ struct ChildConfig {
   bool no_new_privileges = false;
   const sock_filter* seccomp = nullptr;  // null: unconfined
   unsigned short seccomp_len = 0;
+  // The container's cgroup: v1 `tasks` files the child writes "0" to (it moves itself in) at
+  // its JoinCgroup step; none on v2 (cloned into it). With wait_release the child first waits
+  // for the runtime's "go" (the runtime moved it in: kernels without either way).
+  const int* join_fds = nullptr;
+  size_t njoin = 0;
+  bool wait_release = false;
   bool unshare_cgroup = true;
   bool loopback_up = true;  // new network namespace: bring `lo` up
   bool init = false;

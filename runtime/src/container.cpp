@@ -1,5 +1,5 @@
 // The parent side of `run`: flatten the spec, compile seccomp, create the cgroup, clone the
-// child into new namespaces, release it once it is in its cgroup, wait, report, clean up.
+// child into new namespaces (and into its cgroup), wait, report, clean up.
 #include <kiste/runtime/container.hpp>
 
 #include <fcntl.h>
@@ -31,7 +31,6 @@
 #include <kiste/runtime/seccomp_profile.hpp>
 
 #include "child.hpp"
-#include "fd_passing.hpp"
 #include "userns_setup.hpp"
 
 namespace kiste::runtime {
@@ -172,13 +171,6 @@ pid_t clone_container(uint64_t flags, bool time_ns, int cgroup_fd, bool& cloned_
     }
   }
   return static_cast<pid_t>(::syscall(SYS_clone, flags | SIGCHLD, nullptr, nullptr, nullptr, nullptr));
-}
-
-// "go" to the waiting child, with the cgroup files it moves itself in through.
-bool release_child(int sock, const std::vector<UniqueFd>& join) {
-  int fds[detail::kMaxPassedFds];
-  for (size_t i = 0; i < join.size() && i < detail::kMaxPassedFds; ++i) fds[i] = join[i].get();
-  return detail::send_fds(sock, 1, fds, join.size());
 }
 
 // Docker's extra masked paths that exist only on some machines.
@@ -425,22 +417,26 @@ Result<ContainerExit> run_container(const ContainerSpec& spec, const RunContext&
   cfg.merged_fd = userns.merged_fd();
   cfg.op_fds = userns.active() ? userns.op_fds().data() : nullptr;
 
-  // 3. The cgroup guard exists before the child does (so it outlives it). On v2 the cgroup is
-  // made first and the child is cloned into it; on v1 the directories are made while the child
-  // prepares its mounts, and the child moves itself in when released (JoinCgroup), before
-  // anything of the container can run.
+  // 3. The cgroup exists, with its limits, before the child does, and the guard outlives the
+  // child. On v2 the child is cloned into it; on v1 it inherits each hierarchy's `tasks` and
+  // moves itself in at its JoinCgroup step, before anything of the container can run. Neither
+  // needs the runtime after clone: the child never waits for it. Only where the kernel offers
+  // neither does the runtime move the child in and then release it.
   CgroupGuard cgroup(std::move(driver));
-  const std::string cgroup_name = "kiste-" + spec.id;
-  auto make_cgroup = [&]() -> Status {
-    KISTE_TRY(with_context(cgroup->create(cgroup_name, cg_plan), "container cgroup"));
-    if (ctx.hooks.cgroup_created) ctx.hooks.cgroup_created(cgroup->paths());
-    return with_context(cgroup->apply(cg_plan), "container cgroup");
-  };
+  KISTE_TRY(with_context(cgroup->create("kiste-" + spec.id, cg_plan), "container cgroup"));
+  if (ctx.hooks.cgroup_created) ctx.hooks.cgroup_created(cgroup->paths());
+  KISTE_TRY(with_context(cgroup->apply(cg_plan), "container cgroup"));
   UniqueFd clone_target;
-  if (mode == CgroupMode::Unified) {
-    KISTE_TRY(make_cgroup());
+  std::vector<UniqueFd> join;
+  if (!ctx.migrate_after_clone && mode == CgroupMode::Unified) {
     KISTE_ASSIGN_OR_RETURN(clone_target, with_context(cgroup->open_clone_target(), "container cgroup"));
+  } else if (!ctx.migrate_after_clone) {
+    KISTE_ASSIGN_OR_RETURN(join, with_context(cgroup->open_self_join(), "container cgroup"));
   }
+  std::vector<int> join_fds;
+  for (const UniqueFd& fd : join) join_fds.push_back(fd.get());
+  cfg.join_fds = join_fds.data();
+  cfg.njoin = join_fds.size();
 
   // 4. Clone into new namespaces.
   uint64_t flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC;
@@ -450,29 +446,28 @@ Result<ContainerExit> run_container(const ContainerSpec& spec, const RunContext&
   bool cloned_into = false;
   const pid_t pid = clone_container(flags, spec.namespaces.time, clone_target.get(), cloned_into);
   if (pid < 0) return std::unexpected(sys_error("clone", "container"));
+  const bool needs_release = !cloned_into && join.empty();
   if (pid == 0) {
     parent_sock.reset();
+    cfg.wait_release = needs_release;
     detail::container_child_main(cfg);
   }
   ChildProcess child(pid);
   child_sock.reset();
   devnull.reset();
+  join.clear();
+  clone_target.reset();
 
   SignalForwarding forwarding(pid);
   KISTE_TRY(with_context(userns.start(pid, parent_sock.get()), "user namespace"));
-  std::vector<UniqueFd> join;
-  if (!cloned_into) {
-    if (mode != CgroupMode::Unified) KISTE_TRY(make_cgroup());
-    KISTE_ASSIGN_OR_RETURN(join, with_context(cgroup->open_self_join(), "container cgroup"));
-    if (join.size() > detail::kMaxPassedFds) {
-      return failf(Errc::Unsupported, "container cgroup: {} hierarchies, more than the {} kiste passes",
-                   join.size(), detail::kMaxPassedFds);
-    }
-    if (join.empty()) KISTE_TRY(with_context(cgroup->add_process(pid), "container cgroup"));
-  }
   // The child may already have failed (its report is waiting in the socket): a failed send is
   // not the error to show, the report below is.
-  const bool released = release_child(parent_sock.get(), join);
+  bool released = true;
+  if (needs_release) {
+    KISTE_TRY(with_context(cgroup->add_process(pid), "container cgroup"));
+    const char go = 1;
+    released = ::send(parent_sock.get(), &go, 1, MSG_NOSIGNAL) == 1;
+  }
   // 5. Setup result: EOF once the command was exec'd (the socket is close-on-exec), or a report.
   detail::ChildReport report{};
   ssize_t n;

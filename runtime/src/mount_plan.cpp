@@ -173,9 +173,9 @@ Result<MountPlan> MountPlan::from_spec(const ContainerSpec& spec, const MountPla
   } else {
     ops.push_back(mnt("sysfs", "sysfs", "/sys", kNoSuidExecDev | sys_ro, ""));
   }
-  // The cgroup part (join barrier, cgroup namespace, cgroupfs) goes last, so the child's other
-  // mounts overlap with the parent making the cgroup; it stays in Docker's place when a user
-  // mount lies below /sys/fs/cgroup.
+  // The cgroup part (join, cgroup namespace, cgroupfs) goes last, so the setup's mounts are not
+  // charged to the container (see JoinCgroup); it stays in Docker's place when a user mount lies
+  // below /sys/fs/cgroup.
   std::vector<MountOp> cg_ops;
   cg_ops.push_back(MountOp{.kind = MountOpKind::JoinCgroup});
   if (ctx.cgroup_v2) {

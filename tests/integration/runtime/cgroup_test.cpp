@@ -154,9 +154,63 @@ TEST_F(RuntimeTest, CgroupV2DriverOnTheUnifiedMount) {
 }
 
 
+// Where the container's process is, seen from the host and from inside (its own cgroup
+// namespace), while it runs.
+struct Placement {
+  std::string host_view, inside;
+  bool dir_existed = false;
+};
+
+Placement run_and_place(const fs::path& tmp, const fs::path& rootfs, RunContext ctx) {
+  Placement pl;
+  fs::path out_dir = tmp / "out";
+  EXPECT_TRUE(sys::mkdir_all(out_dir));
+  ::unlink((out_dir / "inside").c_str());
+  RunOptions opts;
+  opts.command = {"sh", "-c", "cat /proc/self/cgroup > /out/inside; exec sleep 30"};
+  opts.volumes = {out_dir.native() + ":/out"};
+  std::string id = sys::random_hex(16);
+  auto spec = make_spec(opts, {.id = id, .lower_dirs = {rootfs}, .container_dir = tmp / "c" / id});
+  EXPECT_TRUE(spec) << spec.error().to_string();
+  if (!spec) return pl;
+  ctx.hooks.started = [&](pid_t pid) {
+    // The shell writes its view first; wait for it (bounded), then read the host's view.
+    for (int i = 0; i < 1000 && sys::read_file(out_dir / "inside").value_or("").empty(); ++i) {
+      ::usleep(10'000);
+    }
+    pl.host_view = sys::read_file("/proc/" + std::to_string(pid) + "/cgroup").value_or("");
+    struct stat st {};
+    for (const std::string& p : kiste_cgroups()) {
+      if (p.ends_with("kiste-" + id) && ::stat(p.c_str(), &st) == 0) pl.dir_existed = true;
+    }
+    ::kill(pid, SIGKILL);
+  };
+  auto exit = run_container(*spec, ctx);
+  EXPECT_TRUE(exit) << exit.error().to_string();
+  if (exit) {
+    EXPECT_EQ(exit->exit_code, 137);
+  }
+  pl.inside = sys::read_file(out_dir / "inside").value_or("");
+  // The host view names the container's cgroup (every v1 hierarchy kiste made one in), inside
+  // it is the root of the container's own cgroup namespace.
+  for (const char* h : {"memory", "pids", "freezer", "devices"}) {
+    if (ctx.cgroup_mode == CgroupMode::Unified) break;
+    EXPECT_THAT(pl.host_view, ::testing::ContainsRegex(fmt::format(":{}:[^\n]*/kiste-{}\n", h, id)))
+        << pl.host_view;
+    EXPECT_THAT(pl.inside, ::testing::ContainsRegex(fmt::format(":{}:/\n", h))) << pl.inside;
+  }
+  if (ctx.cgroup_mode == CgroupMode::Unified) {
+    EXPECT_THAT(pl.host_view, HasSubstr("/kiste-" + id + "\n")) << pl.host_view;
+    EXPECT_THAT(pl.inside, HasSubstr("0::/\n")) << pl.inside;
+  }
+  EXPECT_TRUE(pl.dir_existed);
+  return pl;
+}
+
 // On cgroup v2 the container's process is cloned straight into its cgroup (CLONE_INTO_CGROUP):
 // nothing is migrated. This host is hybrid, so the run goes to the cgroup2 mount at
 // /sys/fs/cgroup/unified (no controllers there, so no limits: the placement is what is tested).
+// Then the fallback for kernels without CLONE_INTO_CGROUP: the runtime migrates, then releases.
 TEST_F(RuntimeTest, CgroupV2ContainerStartsInsideItsOwnCgroup) {
   auto mode = detect_cgroup_mode();
   ASSERT_TRUE(mode);
@@ -164,39 +218,25 @@ TEST_F(RuntimeTest, CgroupV2ContainerStartsInsideItsOwnCgroup) {
   if (*mode == CgroupMode::Unified) mount = "/sys/fs/cgroup";
   else if (*mode == CgroupMode::Hybrid) mount = "/sys/fs/cgroup/unified";
   else GTEST_SKIP() << "no cgroup2 mount on this machine";
-  fs::path out_dir = tmp() / "out";
-  ASSERT_TRUE(sys::mkdir_all(out_dir));
-  RunOptions opts;
-  opts.command = {"sh", "-c", "cat /proc/self/cgroup > /out/inside; exec sleep 30"};
-  opts.volumes = {out_dir.native() + ":/out"};
-  std::string id = sys::random_hex(16);
-  auto spec = make_spec(opts, {.id = id, .lower_dirs = {rootfs()}, .container_dir = tmp() / "c" / id});
-  ASSERT_TRUE(spec) << spec.error().to_string();
-  std::string host_view;
-  bool dir_existed = false;
   RunContext ctx;
   ctx.cgroup_mode = CgroupMode::Unified;
   ctx.cgroup_v2_mount = mount;
-  ctx.hooks.started = [&](pid_t pid) {
-    // The shell writes its view first; wait for it (bounded), then read the host's view.
-    for (int i = 0; i < 1000 && sys::read_file(out_dir / "inside").value_or("").empty(); ++i) {
-      ::usleep(10'000);
-    }
-    host_view = sys::read_file("/proc/" + std::to_string(pid) + "/cgroup").value_or("");
-    struct stat st {};
-    for (const std::string& p : kiste_cgroups()) {
-      if (p.ends_with("kiste-" + id) && ::stat(p.c_str(), &st) == 0) dir_existed = true;
-    }
-    ::kill(pid, SIGKILL);
-  };
-  auto exit = run_container(*spec, ctx);
-  ASSERT_TRUE(exit) << exit.error().to_string();
-  EXPECT_EQ(exit->exit_code, 137);
-  EXPECT_TRUE(dir_existed);
-  // Host view: the v2 line names the container's cgroup; inside, its own cgroup namespace root.
-  EXPECT_THAT(host_view, HasSubstr("/kiste-" + id + "\n")) << host_view;
-  std::string inside = sys::read_file(out_dir / "inside").value_or("");
-  EXPECT_THAT(inside, HasSubstr("0::/\n")) << inside;
+  run_and_place(tmp(), rootfs(), ctx);
+  ctx.migrate_after_clone = true;
+  run_and_place(tmp(), rootfs(), ctx);
+}
+
+// On cgroup v1 the child moves itself into each hierarchy through the `tasks` files it
+// inherits; the fallback (the runtime writes cgroup.procs, then releases it) lands the same.
+TEST_F(RuntimeTest, CgroupV1ContainerMovesItselfIntoEveryHierarchy) {
+  auto mode = detect_cgroup_mode();
+  ASSERT_TRUE(mode);
+  if (*mode == CgroupMode::Unified) GTEST_SKIP() << "pure cgroup v2 host: no v1 hierarchies";
+  RunContext ctx;
+  ctx.cgroup_mode = *mode;
+  run_and_place(tmp(), rootfs(), ctx);
+  ctx.migrate_after_clone = true;
+  run_and_place(tmp(), rootfs(), ctx);
 }
 
 }  // namespace

@@ -45,6 +45,10 @@ struct RunContext {
   // Compiled seccomp programs are kept here by the digest of their inputs (empty: no cache).
   std::filesystem::path seccomp_cache_dir;
   RunHooks hooks;
+  // The runtime moves the container into its cgroup after clone (cgroup.procs) and only then
+  // lets it go on: what kernels without clone3 CLONE_INTO_CGROUP (v2) get. Normally the child
+  // starts inside (v2) or moves itself in (v1); tests set this to run the fallback.
+  bool migrate_after_clone = false;
   // --userns=auto: where range leases are kept (a kiste root's `userns/`) and where ranges come
   // from.
   std::filesystem::path userns_lock_dir;

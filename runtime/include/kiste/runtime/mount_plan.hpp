@@ -22,8 +22,9 @@ enum class MountOpKind {
   Mask,           // /dev/null over a file, read-only empty tmpfs over a directory; absent: skip
   ReadonlyPath,   // bind target onto itself, read-only; absent: skip
   RemountReadonly,  // the mount at target becomes read-only (flags: extra MS_ flags to keep)
-  // Barrier: wait until the runtime has made the container's cgroup, move into it, then enter
-  // a new cgroup namespace. Everything before it overlaps with the runtime's cgroup setup.
+  // Move into the container's cgroup (made before clone), then enter a new cgroup namespace.
+  // Late on purpose: what the setup before it allocates in the kernel (mounts, the runtime
+  // layer) is charged to the runtime's cgroup, not to the container's memory limit.
   JoinCgroup,
   // A file the runtime provides (/etc/hosts, …): `data`, written by the child to a small tmpfs
   // that the overlay root then covers, bound onto target. Nothing of it touches the host's disk.
