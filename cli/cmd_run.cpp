@@ -90,6 +90,7 @@ int run_command(Globals& g, RunArgs& a, std::vector<std::string> positional) {
                             .volumes_dir = g.root / "volumes"};
   auto spec = runtime::make_spec(a.opts, in);
   if (!spec) return report(spec.error());
+  spec->root.volatile_upper = a.rm;
   // Leftovers of containers whose kiste was SIGKILLed (only running containers have a marker:
   // one short readdir), then this container's own marker.
   const fs::path running_dir = g.root / "running";

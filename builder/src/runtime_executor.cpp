@@ -38,6 +38,7 @@ class RuntimeExecutor final : public RunExecutor {
     in.lower_dirs = req.lower_dirs;
     in.container_dir = req.container_dir;
     KISTE_ASSIGN_OR_RETURN(auto spec, runtime::make_spec(ro, in));
+    spec.root.volatile_upper = true;  // the upper is packed, then removed (buildah does the same)
     runtime::RunContext ctx;
     ctx.seccomp_cache_dir = o_.root / "cache" / "seccomp";
     KISTE_ASSIGN_OR_RETURN(auto exit, runtime::run_container(spec, ctx));

@@ -3,6 +3,7 @@
 // failing step sends {step, errno, detail} over the sync socket and _exit(127)s.
 #include "child.hpp"
 #include "fd_passing.hpp"
+#include "namespace_prep.hpp"
 
 #include <fcntl.h>
 #include <grp.h>
@@ -55,6 +56,7 @@ const char* step_name(StepId s) {
     case StepId::Init: return "start the init";
     case StepId::Exec: return "exec";
     case StepId::UserNamespace: return "enter the user namespace";
+    case StepId::JoinNamespaces: return "enter the network and IPC namespaces";
   }
   return "setup";
 }
@@ -386,8 +388,11 @@ void ContainerInit::mount_root() noexcept {
   const MountPlan& p = *c_.plan;
   // With 100+ layers the lower dirs are short relative links in lower_link_dir (one page).
   if (!p.lower_link_dir.empty()) check(::chdir(p.lower_link_dir.c_str()) == 0, StepId::MountOverlay);
-  check(::mount("overlay", p.merged_dir.c_str(), "overlay", 0, p.overlay_data.c_str()) == 0,
-        StepId::MountOverlay);
+  int rc = ::mount("overlay", p.merged_dir.c_str(), "overlay", 0, p.overlay_data.c_str());
+  if (rc != 0 && errno == EINVAL && !p.overlay_data_plain.empty()) {  // no `volatile` (< 5.10)
+    rc = ::mount("overlay", p.merged_dir.c_str(), "overlay", 0, p.overlay_data_plain.c_str());
+  }
+  check(rc == 0, StepId::MountOverlay);
   root_fd_ = ::open(p.merged_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
   check(root_fd_ >= 0, StepId::OpenRoot);
 }
@@ -562,14 +567,7 @@ int capset_raw(uint64_t eff, uint64_t perm, uint64_t inh) noexcept {
 
 void ContainerInit::set_limits_and_identity() noexcept {
   if (c_.loopback_up) {
-    int s = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    check(s >= 0, StepId::Loopback);
-    struct ifreq ifr {};
-    std::memcpy(ifr.ifr_name, "lo", 3);
-    check(::ioctl(s, SIOCGIFFLAGS, &ifr) == 0, StepId::Loopback);
-    ifr.ifr_flags = static_cast<short>(ifr.ifr_flags | IFF_UP | IFF_RUNNING);
-    check(::ioctl(s, SIOCSIFFLAGS, &ifr) == 0, StepId::Loopback);
-    ::close(s);
+    if (int e = loopback_up(); e != 0) die(StepId::Loopback, e);
   }
   if (c_.hostname != nullptr) {
     check(::sethostname(c_.hostname, std::strlen(c_.hostname)) == 0, StepId::Hostname);
@@ -737,6 +735,11 @@ void ContainerInit::run_init_if_asked() noexcept {
   // copy of the runtime (CVE-2019-5736, CVE-2016-9962).
   (void)::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   (void)::umask(0);
+  for (auto [fd, type] : {std::pair{c_.net_fd, CLONE_NEWNET}, std::pair{c_.ipc_fd, CLONE_NEWIPC}}) {
+    if (fd < 0) continue;
+    check(::setns(fd, type) == 0, StepId::JoinNamespaces);
+    ::close(fd);
+  }
   if (c_.userns) enter_userns();
   mount_root();                 // 2, 3
   apply_ops();                  // 4, with 1 (join the cgroup) at the plan's JoinCgroup

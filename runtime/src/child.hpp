@@ -38,6 +38,7 @@ enum class StepId : int32_t {
   Init,
   Exec,
   UserNamespace,
+  JoinNamespaces,
 };
 
 const char* step_name(StepId s);
@@ -75,6 +76,10 @@ struct ChildConfig {
   bool wait_release = false;
   bool unshare_cgroup = true;
   bool loopback_up = true;  // new network namespace: bring `lo` up
+  // Namespaces the runtime made beforehand (namespace_prep.hpp), entered first; -1: clone made
+  // them (or the host's is shared).
+  int net_fd = -1;
+  int ipc_fd = -1;
   bool init = false;
   int sync_fd = -1;
   int stdin_fd = -1;   // dup2'd onto 0 when >= 0

@@ -31,6 +31,7 @@
 #include <kiste/runtime/seccomp_profile.hpp>
 
 #include "child.hpp"
+#include "namespace_prep.hpp"
 #include "userns_setup.hpp"
 
 namespace kiste::runtime {
@@ -295,6 +296,11 @@ Status prepare_container_dir(const ContainerSpec& spec, const MountPlan& plan) {
 }
 
 Result<ContainerExit> run_container(const ContainerSpec& spec, const RunContext& ctx) {
+  // 0. The network and IPC namespaces are made on a helper thread meanwhile (namespace_prep.hpp).
+  // With a user namespace they must belong to it, so clone makes them.
+  const bool own_userns = spec.userns.mode != UsernsMode::Host;
+  detail::NamespacePrep ns_prep(!own_userns && spec.namespaces.network, !own_userns);
+
   // 1. Plans and checks, all before anything is created.
   KISTE_ASSIGN_OR_RETURN(struct stat null_st, sys::lstat("/dev/null"));
   if (!S_ISCHR(null_st.st_mode) || major(null_st.st_rdev) != 1 || minor(null_st.st_rdev) != 3) {
@@ -438,10 +444,23 @@ Result<ContainerExit> run_container(const ContainerSpec& spec, const RunContext&
   cfg.join_fds = join_fds.data();
   cfg.njoin = join_fds.size();
 
-  // 4. Clone into new namespaces.
+  // 4. Clone into new namespaces (those the helper made are entered by the child instead).
   uint64_t flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC;
   if (spec.namespaces.network) flags |= CLONE_NEWNET;
   if (userns.active()) flags = (flags & ~uint64_t{CLONE_NEWNS}) | CLONE_NEWUSER;  // see userns_setup.hpp
+  if (auto made = ns_prep.wait(); !made) {
+    log::debug("{}; clone makes them", made.error().to_string());
+  } else {
+    if (ns_prep.net_fd() >= 0) {
+      flags &= ~uint64_t{CLONE_NEWNET};
+      cfg.net_fd = ns_prep.net_fd();
+      cfg.loopback_up = false;  // the helper did
+    }
+    if (ns_prep.ipc_fd() >= 0) {
+      flags &= ~uint64_t{CLONE_NEWIPC};
+      cfg.ipc_fd = ns_prep.ipc_fd();
+    }
+  }
   std::fflush(nullptr);
   bool cloned_into = false;
   const pid_t pid = clone_container(flags, spec.namespaces.time, clone_target.get(), cloned_into);
@@ -457,6 +476,7 @@ Result<ContainerExit> run_container(const ContainerSpec& spec, const RunContext&
   devnull.reset();
   join.clear();
   clone_target.reset();
+  ns_prep.close_fds();
 
   SignalForwarding forwarding(pid);
   KISTE_TRY(with_context(userns.start(pid, parent_sock.get()), "user namespace"));

@@ -133,6 +133,10 @@ Result<MountPlan> MountPlan::from_spec(const ContainerSpec& spec, const MountPla
     for (size_t i = 0; i < n; ++i) plan.lower_links.emplace_back(std::to_string(i), root.lower_dirs[i]);
     plan.overlay_data = "lowerdir=" + top + lowers + dirs;
   }
+  if (root.volatile_upper) {
+    plan.overlay_data_plain = plan.overlay_data;
+    plan.overlay_data += ",volatile";
+  }
   if (plan.overlay_data.size() + 1 > ctx.page_size) {
     return failf(Errc::InvalidArgument,
                  "overlay options for {} layers are {} bytes, more than the kernel's {}", n,

@@ -123,6 +123,9 @@ Status UsernsSetup::start(pid_t pid, int sync_fd) {
   if (::fsconfig(fsfd.get(), FSCONFIG_SET_STRING, "workdir", work.c_str(), 0) != 0) {
     return std::unexpected(sys_error("overlay workdir", work.native()));
   }
+  if (root.volatile_upper) {  // see RootSpec; a kernel without it (< 5.10) goes on without
+    (void)::fsconfig(fsfd.get(), FSCONFIG_SET_FLAG, "volatile", nullptr, 0);
+  }
   if (::fsconfig(fsfd.get(), FSCONFIG_CMD_CREATE, nullptr, nullptr, 0) != 0) {
     return std::unexpected(sys_error("create the overlay root", root.container_dir.native()));
   }

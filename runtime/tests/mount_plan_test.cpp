@@ -173,6 +173,18 @@ TEST(MountPlan, RuntimeFilesAreBoundWhereATopLayerWouldNotDo) {
   EXPECT_TRUE(bound(base_spec()));
 }
 
+TEST(MountPlan, AVolatileUpperKeepsAPlainFallback) {
+  ContainerSpec s = base_spec();
+  auto plain = MountPlan::from_spec(s, {});
+  ASSERT_TRUE(plain);
+  EXPECT_EQ(plain->overlay_data_plain, "");
+  s.root.volatile_upper = true;
+  auto vol = MountPlan::from_spec(s, {});
+  ASSERT_TRUE(vol);
+  EXPECT_EQ(vol->overlay_data, plain->overlay_data + ",volatile");
+  EXPECT_EQ(vol->overlay_data_plain, plain->overlay_data);
+}
+
 TEST(MountPlan, HundredTwentyLayersFitAPage) {
   auto plan = MountPlan::from_spec(base_spec(120), {});
   ASSERT_TRUE(plan) << plan.error().to_string();

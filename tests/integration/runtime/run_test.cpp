@@ -64,6 +64,18 @@ TEST_F(RuntimeTest, HostnameIsTheContainersOwn) {
   EXPECT_NE(out, std::string(host) + "\n");
 }
 
+TEST_F(RuntimeTest, RmMakesTheUpperVolatileAndOnlyThen) {
+  // --rm: nothing needs the upper dir after exit, so unmounting the root must not sync the
+  // host's filesystem (overlay `volatile`, shown as fsync=volatile since 6.x).
+  const std::string show = "sh -c \"grep ' - overlay ' /proc/self/mountinfo | grep -c volatile || true\"";
+  std::string out;
+  ASSERT_EQ(kiste_run(show, &out), 0) << out;  // kiste_run passes --rm
+  EXPECT_EQ(out, "1\n");
+  out.clear();
+  ASSERT_EQ(run_shell(kiste_cmd() + " run --rootfs " + rootfs().native() + " " + show, &out), 0) << out;
+  EXPECT_EQ(out, "0\n");
+}
+
 TEST_F(RuntimeTest, ExitStatusIsPassedThrough) {
   EXPECT_EQ(kiste_run("sh -c 'exit 3'"), 3);
   EXPECT_EQ(kiste_run("true"), 0);

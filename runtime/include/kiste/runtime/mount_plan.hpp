@@ -116,6 +116,8 @@ class MountPlan {
   // "lowerdir=/top:…:/bottom,…" or "lowerdir=2:1:0,upperdir=…,…"; with a runtime layer the
   // merged dir (where the child mounts that layer's tmpfs first) is the top lowerdir.
   std::string overlay_data;
+  // With `volatile` (RootSpec::volatile_upper) the same without it, for kernels before 5.10.
+  std::string overlay_data_plain;
   std::optional<RuntimeLayer> runtime_layer;
   bool readonly_root = false;
   // The first step in the child: "/" becomes MS_REC|<this> (MS_SLAVE when a volume asks for

@@ -47,6 +47,10 @@ struct RootSpec {
   std::vector<std::filesystem::path> lower_dirs;
   std::filesystem::path container_dir;  // holds upper/, work/, merged/, lower/ (short links)
   bool readonly = false;
+  // The upper dir dies with the container (--rm, a build step): overlay's `volatile` skips the
+  // sync of the whole host filesystem that unmounting the root would otherwise wait for (podman
+  // does the same for --rm, CRI-O for every container).
+  bool volatile_upper = false;
 };
 
 enum class MountKind { Bind, Tmpfs };
