@@ -109,7 +109,7 @@ int run_command(Globals& g, RunArgs& a, std::vector<std::string> positional) {
   };
   auto result = runtime::run_container(*spec, ctx);
   if (a.rm) {
-    auto rm = sys::remove_tree(container_dir);
+    auto rm = runtime::remove_container_dir(container_dir);
     if (!rm) (void)report(rm.error());
   }
   if (!result) return report(result.error());

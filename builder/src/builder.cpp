@@ -19,6 +19,7 @@
 #include <kiste/image/layer_writer.hpp>
 #include <kiste/image/media_type.hpp>
 #include <kiste/image/snapshot.hpp>
+#include <kiste/runtime/container.hpp>
 
 #include "copy_files.hpp"
 #include <kiste/builder/mount_spec.hpp>
@@ -343,7 +344,7 @@ Status BuildRun::layer_step(StageOut& out, const Instruction& ins) {
       KISTE_TRY(remove_mount_stubs(stubs));
       KISTE_ASSIGN_OR_RETURN(auto packed, pack_upper(req.container_dir / "upper", req.lower_dirs));
       layer = packed;
-      (void)sys::remove_tree(req.container_dir);
+      (void)runtime::remove_container_dir(req.container_dir);
     } else {
       if (ins.flag("from")) {
         KISTE_ASSIGN_OR_RETURN(auto again, copy_inputs(out, ins, job, true));

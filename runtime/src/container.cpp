@@ -295,6 +295,21 @@ Status prepare_container_dir(const ContainerSpec& spec, const MountPlan& plan) {
   return {};
 }
 
+Status remove_container_dir(const fs::path& dir) {
+  // overlayfs makes work/work, and work/work/incompat/volatile for a volatile upper.
+  static constexpr const char* kKnown[] = {"work/work/incompat/volatile", "work/work/incompat",
+                                           "work/work", "work", "upper", "merged"};
+  UniqueFd d(::open(dir.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!d) {
+    if (errno == ENOENT) return {};
+    return std::unexpected(sys_error("open", dir.native()));
+  }
+  for (const char* sub : kKnown) (void)::unlinkat(d.get(), sub, AT_REMOVEDIR);  // not empty: later
+  d.reset();
+  if (::rmdir(dir.c_str()) == 0) return {};
+  return sys::remove_tree(dir);
+}
+
 Result<ContainerExit> run_container(const ContainerSpec& spec, const RunContext& ctx) {
   // 0. The network and IPC namespaces are made on a helper thread meanwhile (namespace_prep.hpp).
   // With a user namespace they must belong to it, so clone makes them.

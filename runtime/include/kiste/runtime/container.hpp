@@ -65,4 +65,9 @@ struct RunContext {
 // lower/N (done by run_container; exposed for tests).
 [[nodiscard]] Status prepare_container_dir(const ContainerSpec& spec, const MountPlan& plan);
 
+// Removes a container dir after its container is gone (--rm). What a container that wrote
+// nothing leaves is removed by name, deepest first, without listing anything; whatever else is
+// there goes through sys::remove_tree.
+[[nodiscard]] Status remove_container_dir(const std::filesystem::path& dir);
+
 }  // namespace kiste::runtime
