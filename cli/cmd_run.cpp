@@ -103,12 +103,13 @@ int run_command(Globals& g, RunArgs& a, std::vector<std::string> positional) {
   if (!marker) return report(marker.error());
 
   runtime::RunContext ctx{.seccomp_cache_dir = g.root / "cache" / "seccomp",
+                          .remove_container_dir = a.rm,
                           .userns_lock_dir = g.root / "userns"};
   ctx.hooks.cgroup_created = [&marker](const std::vector<fs::path>& dirs) {
     (void)marker->record_cgroups(dirs);
   };
   auto result = runtime::run_container(*spec, ctx);
-  if (a.rm) {
+  if (a.rm) {  // run_container removed it, unless it failed before the container ran
     auto rm = runtime::remove_container_dir(container_dir);
     if (!rm) (void)report(rm.error());
   }

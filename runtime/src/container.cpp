@@ -32,6 +32,7 @@
 
 #include "child.hpp"
 #include "namespace_prep.hpp"
+#include "side_job.hpp"
 #include "userns_setup.hpp"
 
 namespace kiste::runtime {
@@ -296,7 +297,7 @@ Status prepare_container_dir(const ContainerSpec& spec, const MountPlan& plan) {
 }
 
 Status remove_container_dir(const fs::path& dir) {
-  // overlayfs makes work/work, and work/work/incompat/volatile for a volatile upper.
+  // overlayfs makes work/work, and work/work/incompat/volatile/dirty for a volatile upper.
   static constexpr const char* kKnown[] = {"work/work/incompat/volatile", "work/work/incompat",
                                            "work/work", "work", "upper", "merged"};
   UniqueFd d(::open(dir.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
@@ -304,6 +305,7 @@ Status remove_container_dir(const fs::path& dir) {
     if (errno == ENOENT) return {};
     return std::unexpected(sys_error("open", dir.native()));
   }
+  (void)::unlinkat(d.get(), "work/work/incompat/volatile/dirty", 0);
   for (const char* sub : kKnown) (void)::unlinkat(d.get(), sub, AT_REMOVEDIR);  // not empty: later
   d.reset();
   if (::rmdir(dir.c_str()) == 0) return {};
@@ -619,6 +621,14 @@ Result<ContainerExit> run_container(const ContainerSpec& spec, const RunContext&
     }
   }
   status = child.wait();
+  // 7. Clean up: the container dir (--rm) on another CPU while the cgroup is read and removed.
+  // Every mount of the container went with its mount namespace, when its last process ended.
+  Status removed;
+  detail::SideJob remover;
+  if (ctx.remove_container_dir &&
+      !remover.start([&] { removed = remove_container_dir(spec.root.container_dir); })) {
+    removed = remove_container_dir(spec.root.container_dir);
+  }
   if (WIFEXITED(status)) {
     result.exit_code = WEXITSTATUS(status);
   } else if (WIFSIGNALED(status)) {
@@ -632,6 +642,8 @@ Result<ContainerExit> run_container(const ContainerSpec& spec, const RunContext&
     result.memory_peak = stats->memory_peak;
   }
   KISTE_TRY(with_context(cgroup->destroy(), "remove the container cgroup"));
+  remover.join();
+  KISTE_TRY(removed);
   return result;
 }
 

@@ -32,29 +32,9 @@ NamespacePrep::NamespacePrep(bool net, bool ipc) : net_wanted_(net), ipc_wanted_
   if (!net && !ipc) return;
   // Without a thread nothing is made here (unsharing the runtime's own thread would move kiste
   // itself): clone makes the namespaces.
-  pthread_attr_t attr;
-  if (int rc = ::pthread_attr_init(&attr); rc != 0) {
+  if (!job_.start([this] { run(); })) {
     failed_ = "start the helper thread";
-    err_ = rc;
-    return;
-  }
-  cpu_set_t cpus;
-  const int here = ::sched_getcpu();
-  if (here >= 0 && ::sched_getaffinity(0, sizeof cpus, &cpus) == 0 && CPU_COUNT(&cpus) > 1 &&
-      CPU_ISSET(here, &cpus)) {
-    CPU_CLR(here, &cpus);
-    (void)::pthread_attr_setaffinity_np(&attr, sizeof cpus, &cpus);
-  }
-  auto entry = [](void* self) -> void* {
-    static_cast<NamespacePrep*>(self)->run();
-    return nullptr;
-  };
-  const int rc = ::pthread_create(&thread_, &attr, entry, this);
-  ::pthread_attr_destroy(&attr);
-  started_ = rc == 0;
-  if (!started_) {
-    failed_ = "start the helper thread";
-    err_ = rc;
+    err_ = EAGAIN;
   }
 }
 
@@ -82,13 +62,8 @@ void NamespacePrep::run() noexcept {
   }
 }
 
-NamespacePrep::~NamespacePrep() {
-  if (started_) ::pthread_join(thread_, nullptr);
-}
-
 Status NamespacePrep::wait() {
-  if (started_) ::pthread_join(thread_, nullptr);
-  started_ = false;
+  job_.join();
   if (failed_ != nullptr) return std::unexpected(sys_error_code(err_, failed_, "container namespaces"));
   return {};
 }

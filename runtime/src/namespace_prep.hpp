@@ -4,10 +4,9 @@
 // device, per-namespace sysctls, IPv4/IPv6 and netfilter state); made by clone it sits on the
 // critical path, made here it overlaps with the mount plan, the cgroup and the container dir.
 // Namespaces belong to threads: the helper unshares only itself, keeps each new namespace by an
-// fd, brings `lo` up and ends. It runs on another CPU than the runtime where there is one (the
-// scheduler tends to queue a new thread behind its creator). The child setns()es into the
-// namespaces before its first mount (sysfs and mqueue show the mounter's namespaces).
-#include <pthread.h>
+// fd, brings `lo` up and ends (a SideJob: on another CPU than the runtime). The child setns()es
+// into the namespaces before its first mount (sysfs and mqueue show the mounter's namespaces).
+#include "side_job.hpp"
 
 #include <kiste/base/error.hpp>
 #include <kiste/base/unique_fd.hpp>
@@ -23,7 +22,6 @@ class NamespacePrep {
   NamespacePrep(bool net, bool ipc);
   NamespacePrep(const NamespacePrep&) = delete;
   NamespacePrep& operator=(const NamespacePrep&) = delete;
-  ~NamespacePrep();
 
   // Waits for the helper. On error no namespace was made, and clone should make them.
   [[nodiscard]] Status wait();
@@ -39,11 +37,10 @@ class NamespacePrep {
   void run() noexcept;
 
   bool net_wanted_ = false, ipc_wanted_ = false;
-  pthread_t thread_{};
-  bool started_ = false;
   UniqueFd net_, ipc_;
   const char* failed_ = nullptr;  // the step that failed, written by the helper
   int err_ = 0;
+  SideJob job_;  // last: joined before the members it writes go
 };
 
 }  // namespace kiste::runtime::detail

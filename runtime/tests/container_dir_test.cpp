@@ -17,6 +17,7 @@ TEST(ContainerDir, RemovesWhatOverlayLeftAndWhateverTheContainerWrote) {
   for (const char* d : {"upper", "merged", "work/work/incompat/volatile"}) {
     ASSERT_TRUE(sys::mkdir_all(a / d));
   }
+  ASSERT_TRUE(sys::write_file_atomic(a / "work/work/incompat/volatile/dirty", ""));
   ASSERT_TRUE(remove_container_dir(a));
   EXPECT_FALSE(fs::exists(a));
   // A run that wrote files, left a symlink pointing out and a non-empty work dir.

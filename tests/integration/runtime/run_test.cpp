@@ -260,6 +260,11 @@ TEST_F(RuntimeTest, RmRemovesTheContainerDirectory) {
   ASSERT_EQ(kiste_run("true"), 0);
   std::error_code ec;
   EXPECT_TRUE(fs::is_empty(tmp() / "root" / "containers", ec));
+  // A container that wrote files, and one that failed before it ran.
+  ASSERT_EQ(kiste_run("sh -c 'mkdir -p /a/b && touch /a/b/c /d'"), 0);
+  EXPECT_TRUE(fs::is_empty(tmp() / "root" / "containers", ec));
+  EXPECT_EQ(kiste_run("-w /proc/self/fd/3 true"), 125);  // setup fails: no cwd outside the root
+  EXPECT_TRUE(fs::is_empty(tmp() / "root" / "containers", ec));
   std::string out;
   ASSERT_EQ(run_shell(kiste_cmd() + " run --rootfs " + rootfs().native() + " touch /kept", &out), 0) << out;
   size_t n = 0;

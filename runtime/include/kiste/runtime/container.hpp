@@ -49,6 +49,9 @@ struct RunContext {
   // lets it go on: what kernels without clone3 CLONE_INTO_CGROUP (v2) get. Normally the child
   // starts inside (v2) or moves itself in (v1); tests set this to run the fallback.
   bool migrate_after_clone = false;
+  // --rm: the container dir is removed (remove_container_dir) as soon as the container is gone,
+  // on another CPU while the cgroup is read and removed.
+  bool remove_container_dir = false;
   // --userns=auto: where range leases are kept (a kiste root's `userns/`) and where ranges come
   // from.
   std::filesystem::path userns_lock_dir;
