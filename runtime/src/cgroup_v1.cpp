@@ -70,6 +70,10 @@ class CgroupV1Driver final : public CgroupDriver {
   }
 
   Status apply(const CgroupPlan& plan) override {
+    // Consecutive writes to one file (Docker's device rules: a dozen) share one open file; the
+    // kernel takes each write() as one value.
+    UniqueFd fd;
+    fs::path open_path;
     for (const CgroupWrite& w : plan.writes) {
       const Hierarchy* h = find(w.controller);
       const fs::path* dir = h ? dir_of(*h) : nullptr;
@@ -77,10 +81,18 @@ class CgroupV1Driver final : public CgroupDriver {
         return failf(Errc::InvalidArgument, "cgroup: no {} cgroup was created for {}",
                      quote(w.controller), quote(w.file));
       }
-      auto r = detail::write_cgroup_file(*dir / w.file, w.value);
-      if (!r) {
-        if (w.optional && r.error().sys_errno == ENOENT) continue;
-        return r;
+      fs::path path = *dir / w.file;
+      if (path != open_path || !fd) {
+        auto f = sys::open(path, O_WRONLY | O_CLOEXEC);
+        if (!f) {
+          if (w.optional && f.error().sys_errno == ENOENT) continue;
+          return std::unexpected(std::move(f).error());
+        }
+        fd = std::move(*f);
+        open_path = std::move(path);
+      }
+      if (::write(fd.get(), w.value.data(), w.value.size()) != static_cast<ssize_t>(w.value.size())) {
+        return std::unexpected(sys_error(fmt::format("write {} to", quote(w.value)), open_path.native()));
       }
     }
     return {};
