@@ -4,6 +4,8 @@
 #include <charconv>
 #include <filesystem>
 
+#include <kiste/base/decimal.hpp>
+
 namespace kiste::builder {
 namespace {
 
@@ -74,9 +76,9 @@ Result<int64_t> parse_duration(std::string_view s) {
     size_t start = i;
     while (i < s.size() && (std::isdigit(static_cast<unsigned char>(s[i])) != 0 || s[i] == '.')) ++i;
     if (start == i) return failf(Errc::InvalidArgument, "invalid duration `{}`", s);
-    double v = 0;
-    auto [p, ec] = std::from_chars(s.data() + start, s.data() + i, v);
-    if (ec != std::errc()) return failf(Errc::InvalidArgument, "invalid duration `{}`", s);
+    const auto parsed = parse_decimal(s.substr(start, i - start));
+    if (!parsed) return failf(Errc::InvalidArgument, "invalid duration `{}`", s);
+    const double v = *parsed;
     size_t ustart = i;
     while (i < s.size() && std::isalpha(static_cast<unsigned char>(s[i])) != 0) ++i;
     std::string_view u = s.substr(ustart, i - ustart);

@@ -3,10 +3,9 @@
 
 #include <linux/magic.h>
 
-#include <charconv>
-#include <cmath>
 #include <limits>
 
+#include <kiste/base/decimal.hpp>
 #include <kiste/base/sys.hpp>
 
 namespace kiste::runtime {
@@ -151,10 +150,8 @@ Result<int64_t> parse_memory_size(std::string_view text) {
   } else {
     mult = 1;
   }
-  double v = 0;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (s.empty() || ec != std::errc{} || p != s.data() + s.size() || !(v > 0) ||
-      v * static_cast<double>(mult) > 9.0e18) {
+  const double v = parse_decimal(s).value_or(0);
+  if (!(v > 0) || v * static_cast<double>(mult) > 9.0e18) {
     return failf(Errc::InvalidArgument, "memory size {}: expected a number with b, k, m, g or t",
                  quote(text));
   }
@@ -162,14 +159,12 @@ Result<int64_t> parse_memory_size(std::string_view text) {
 }
 
 Result<int64_t> parse_cpus(std::string_view text, uint64_t period) {
-  double v = 0;
-  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-  if (text.empty() || ec != std::errc{} || p != text.data() + text.size() || !(v > 0) ||
-      v > 4096) {
+  const double v = parse_decimal(text).value_or(0);
+  if (!(v > 0) || v > 4096) {
     return failf(Errc::InvalidArgument, "cpus {}: expected a positive number like 1.5",
                  quote(text));
   }
-  return static_cast<int64_t>(std::llround(v * static_cast<double>(period)));
+  return static_cast<int64_t>(v * static_cast<double>(period) + 0.5);  // rounded, v > 0
 }
 
 Result<std::unique_ptr<CgroupDriver>> make_cgroup_driver(CgroupMode mode) {

@@ -80,13 +80,19 @@ TEST(CgroupPlan, ParsesSizesAndCpus) {
   EXPECT_EQ(parse_memory_size("100mb").value(), 100 << 20);
   EXPECT_EQ(parse_memory_size("4096").value(), 4096);
   EXPECT_EQ(parse_memory_size("4096b").value(), 4096);
-  for (const char* bad : {"", "m", "-5m", "5x", "5mm", "1e30g", "nan"}) {
+  EXPECT_EQ(parse_memory_size(".5k").value(), 512);
+  for (const char* bad : {"", "m", "-5m", "5x", "5mm", "1e30g", "nan", "inf", "1.2.3m", ".m", " 5m",
+                          "99999999999g"}) {
     EXPECT_FALSE(parse_memory_size(bad)) << bad;
   }
   EXPECT_EQ(parse_cpus("1.5", 100000).value(), 150000);
   EXPECT_EQ(parse_cpus("0.01", 100000).value(), 1000);
   EXPECT_FALSE(parse_cpus("-1", 100000));
   EXPECT_FALSE(parse_cpus("two", 100000));
+  EXPECT_EQ(parse_cpus("2", 100000).value(), 200000);
+  EXPECT_EQ(parse_cpus("0.333333", 100000).value(), 33333);
+  EXPECT_FALSE(parse_cpus("1e2", 100000));
+  EXPECT_FALSE(parse_cpus("4097", 100000));
 }
 
 TEST(CgroupV1Driver, FindsHierarchiesFromMountinfo) {
