@@ -378,6 +378,24 @@ void ContainerInit::write_runtime_layer() noexcept {
 void ContainerInit::mount_root() noexcept {
   check(::mount(nullptr, "/", nullptr, MS_REC | c_.plan->root_propagation, nullptr) == 0,
         StepId::MountPrivate);
+  const MountPlan& p = *c_.plan;
+  // With 100+ layers the lower dirs are short relative links in lower_link_dir (one page). The
+  // cwd goes there before the runtime's tmpfs may cover the container dir, and keeps naming it.
+  if (!c_.userns && !p.lower_link_dir.empty()) {
+    check(::chdir(p.lower_link_dir.c_str()) == 0, StepId::MountOverlay);
+  }
+  if (!c_.userns && p.upper_fd >= 0) {
+    // The options name upper and work as /proc/self/fd/N: reopened here, in this mount
+    // namespace, before the runtime's tmpfs may cover the container dir.
+    const int dir = ::open(p.merged_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    check(dir >= 0, StepId::MountOverlay);
+    for (auto [name, num] : {std::pair{"upper", p.upper_fd}, std::pair{"work", p.work_fd}}) {
+      const int fd = ::openat(dir, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      check(fd >= 0 && ::dup3(fd, num, O_CLOEXEC) == num, StepId::MountOverlay);
+      ::close(fd);
+    }
+    ::close(dir);
+  }
   write_runtime_files();
   if (c_.userns) {
     check(::move_mount(userns_root_fd_, "", AT_FDCWD, ".", MOVE_MOUNT_F_EMPTY_PATH) == 0,
@@ -385,9 +403,6 @@ void ContainerInit::mount_root() noexcept {
     root_fd_ = userns_root_fd_;
     return;
   }
-  const MountPlan& p = *c_.plan;
-  // With 100+ layers the lower dirs are short relative links in lower_link_dir (one page).
-  if (!p.lower_link_dir.empty()) check(::chdir(p.lower_link_dir.c_str()) == 0, StepId::MountOverlay);
   int rc = ::mount("overlay", p.merged_dir.c_str(), "overlay", 0, p.overlay_data.c_str());
   if (rc != 0 && errno == EINVAL && !p.overlay_data_plain.empty()) {  // no `volatile` (< 5.10)
     rc = ::mount("overlay", p.merged_dir.c_str(), "overlay", 0, p.overlay_data_plain.c_str());

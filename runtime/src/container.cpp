@@ -276,15 +276,27 @@ Result<CompiledSeccomp> compiled_seccomp(const ContainerSpec& spec, const fs::pa
 
 }  // namespace
 
-Status prepare_container_dir(const ContainerSpec& spec, const MountPlan& plan) {
-  const fs::path& dir = spec.root.container_dir;
+namespace {
+
+// The container dir with its upper and work dirs, these two opened for the plan to name them by
+// fd (MountPlanContext::upper_fd).
+Status make_container_dirs(const fs::path& dir, UniqueFd& upper, UniqueFd& work) {
   KISTE_TRY(sys::mkdir_all(dir, 0700));
-  std::vector<fs::path> subs = {dir / "upper", dir / "work", plan.merged_dir};
-  if (!plan.lower_link_dir.empty()) subs.push_back(plan.lower_link_dir);
-  for (const fs::path& sub : subs) {
+  for (auto [name, fd] : {std::pair{"upper", &upper}, std::pair{"work", &work}}) {
+    const fs::path sub = dir / name;
     if (::mkdir(sub.c_str(), 0755) != 0 && errno != EEXIST) {
       return std::unexpected(sys_error("mkdir", sub.native()));
     }
+    KISTE_ASSIGN_OR_RETURN(*fd, sys::open(sub, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  }
+  return {};
+}
+
+// The short lower/N links, when the plan needs them.
+Status make_lower_links(const MountPlan& plan) {
+  if (plan.lower_link_dir.empty()) return {};
+  if (::mkdir(plan.lower_link_dir.c_str(), 0755) != 0 && errno != EEXIST) {
+    return std::unexpected(sys_error("mkdir", plan.lower_link_dir.native()));
   }
   for (const auto& [name, target] : plan.lower_links) {
     fs::path link = plan.lower_link_dir / name;
@@ -295,6 +307,8 @@ Status prepare_container_dir(const ContainerSpec& spec, const MountPlan& plan) {
   }
   return {};
 }
+
+}  // namespace
 
 namespace {
 
@@ -365,6 +379,10 @@ Result<ContainerExit> run_container(const ContainerSpec& spec, const RunContext&
   if (!spec.privileged) mctx.extra_masked_paths = thermal_throttle_paths();
   mctx.userns = spec.userns.mode != UsernsMode::Host;
   if (!mctx.userns && !spec.root.readonly) mctx.image_etc = image_etc(spec.root.lower_dirs);
+  UniqueFd upper_fd, work_fd;  // the child inherits them; closed here after clone
+  KISTE_TRY(make_container_dirs(spec.root.container_dir, upper_fd, work_fd));
+  mctx.upper_fd = upper_fd.get();
+  mctx.work_fd = work_fd.get();
   KISTE_ASSIGN_OR_RETURN(MountPlan plan, MountPlan::from_spec(spec, mctx));
 
   CompiledSeccomp seccomp;
@@ -375,7 +393,7 @@ Result<ContainerExit> run_container(const ContainerSpec& spec, const RunContext&
     }
   }
 
-  KISTE_TRY(prepare_container_dir(spec, plan));
+  KISTE_TRY(make_lower_links(plan));
   KISTE_ASSIGN_OR_RETURN(detail::UsernsSetup userns,
                          with_context(detail::UsernsSetup::prepare(
                                           spec, plan, {ctx.userns_lock_dir, ctx.id_ranges}),
@@ -506,6 +524,8 @@ Result<ContainerExit> run_container(const ContainerSpec& spec, const RunContext&
   join.clear();
   clone_target.reset();
   ns_prep.close_fds();
+  upper_fd.reset();
+  work_fd.reset();
 
   SignalForwarding forwarding(pid);
   KISTE_TRY(with_context(userns.start(pid, parent_sock.get()), "user namespace"));

@@ -73,7 +73,12 @@ Result<MountPlan> MountPlan::from_spec(const ContainerSpec& spec, const MountPla
     return failf(Errc::InvalidArgument, "container dir {}: must be absolute",
                  quote(root.container_dir.native()));
   }
-  plan.merged_dir = root.container_dir / "merged";
+  const bool by_fd = ctx.upper_fd >= 0 && ctx.work_fd >= 0;
+  plan.merged_dir = by_fd ? root.container_dir : root.container_dir / "merged";
+  if (by_fd) {
+    plan.upper_fd = ctx.upper_fd;
+    plan.work_fd = ctx.work_fd;
+  }
   plan.readonly_root = root.readonly;
 
   // overlayfs: the leftmost lowerdir is the top. Layers are given bottom first.
@@ -92,7 +97,9 @@ Result<MountPlan> MountPlan::from_spec(const ContainerSpec& spec, const MountPla
   const fs::path upper = root.container_dir / "upper";
   const fs::path work = root.container_dir / "work";
   KISTE_TRY(check_option_text("upper dir", upper.native()));
-  const std::string dirs = ",upperdir=" + upper.native() + ",workdir=" + work.native();
+  const std::string dirs =
+      by_fd ? fmt::format(",upperdir=/proc/self/fd/{},workdir=/proc/self/fd/{}", ctx.upper_fd, ctx.work_fd)
+            : ",upperdir=" + upper.native() + ",workdir=" + work.native();
   // The runtime layer, when it can be used (see MountPlanContext::runtime_files).
   const bool etc_ok = ctx.image_etc.kind == ImageEtc::Kind::Directory ||
                       ctx.image_etc.kind == ImageEtc::Kind::Absent;
@@ -114,7 +121,7 @@ Result<MountPlan> MountPlan::from_spec(const ContainerSpec& spec, const MountPla
     }
     if (!layer.files.empty()) plan.runtime_layer = std::move(layer);
   }
-  // (The merged dir shares the upper dir's checked prefix.)
+  // (The mount point shares the upper dir's checked prefix.)
   const std::string top = plan.runtime_layer ? plan.merged_dir.native() + ":" : std::string();
   std::string lowers;
   for (size_t i = n; i-- > 0;) {

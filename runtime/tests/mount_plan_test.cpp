@@ -173,6 +173,22 @@ TEST(MountPlan, RuntimeFilesAreBoundWhereATopLayerWouldNotDo) {
   EXPECT_TRUE(bound(base_spec()));
 }
 
+TEST(MountPlan, UpperAndWorkByFdMountTheRootOnTheContainerDir) {
+  MountPlanContext ctx;
+  ctx.upper_fd = 11;
+  ctx.work_fd = 12;
+  auto plan = MountPlan::from_spec(base_spec(), ctx);
+  ASSERT_TRUE(plan);
+  EXPECT_EQ(plan->merged_dir, base_spec().root.container_dir);  // no merged dir
+  EXPECT_THAT(plan->overlay_data, ::testing::EndsWith(",upperdir=/proc/self/fd/11,workdir=/proc/self/fd/12"));
+  EXPECT_EQ(plan->upper_fd, 11);
+  EXPECT_EQ(plan->work_fd, 12);
+  auto paths = MountPlan::from_spec(base_spec(), {});
+  ASSERT_TRUE(paths);
+  EXPECT_EQ(paths->merged_dir, base_spec().root.container_dir / "merged");
+  EXPECT_THAT(paths->overlay_data, HasSubstr(",upperdir=/var/lib/kiste/containers/abc/upper,"));
+}
+
 TEST(MountPlan, AVolatileUpperKeepsAPlainFallback) {
   ContainerSpec s = base_spec();
   auto plain = MountPlan::from_spec(s, {});

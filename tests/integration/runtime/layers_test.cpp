@@ -75,6 +75,7 @@ TEST_F(RuntimeTest, RuntimeFilesComeFromATopLayerWithTheImagesEtc) {
   std::string r = sys::read_file(tmp() / "out" / "r").value_or("");
   EXPECT_THAT(r, ::testing::MatchesRegex("750 7 8\nimage\n[0-9a-f]{12}\n2\n0\n")) << r;
   EXPECT_TRUE(fs::is_empty(cdir / "upper"));
+  EXPECT_FALSE(fs::exists(cdir / "merged"));  // the root is mounted on the container dir itself
 }
 
 TEST_F(RuntimeTest, RuntimeFilesAreWritableAndAnEtcSymlinkIsKept) {

@@ -64,10 +64,6 @@ struct RunContext {
 [[nodiscard]] Result<ContainerExit> run_container(const ContainerSpec& spec,
                                                   const RunContext& ctx = {});
 
-// Prepares <container_dir>/{upper,work,merged} and, when the plan needs them, the short links
-// lower/N (done by run_container; exposed for tests).
-[[nodiscard]] Status prepare_container_dir(const ContainerSpec& spec, const MountPlan& plan);
-
 // Removes a container dir after its container is gone (--rm). What a container that wrote
 // nothing leaves is removed by name, deepest first, without listing anything; whatever else is
 // there goes through sys::remove_tree.

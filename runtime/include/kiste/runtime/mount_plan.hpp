@@ -97,6 +97,12 @@ struct MountPlanContext {
   bool userns = false;
   // Extra masked paths found on the host (e.g. /sys/devices/system/cpu/cpu0/thermal_throttle).
   std::vector<std::string> extra_masked_paths;
+  // O_PATH fds of <container>/upper and /work that the child inherits. Given, the overlay
+  // options name them as /proc/self/fd/N and the root is mounted on the container dir itself,
+  // which the child may cover first (the runtime layer's tmpfs): no `merged` dir to create
+  // and remove. Not given (-1): <container>/merged is the mount point and the options name paths.
+  int upper_fd = -1;
+  int work_fd = -1;
 };
 
 class MountPlan {
@@ -108,13 +114,20 @@ class MountPlan {
                                                    const MountPlanContext& ctx);
 
   // The overlay root.
-  std::filesystem::path merged_dir;      // mount point of the root (host path)
+  // Mount point of the root (host path): the container dir, or <container>/merged (see
+  // MountPlanContext::upper_fd).
+  std::filesystem::path merged_dir;
+  // MountPlanContext::upper_fd/work_fd when given: the child reopens <container>/upper and /work
+  // in its own mount namespace onto these numbers (an fd opened in the runtime's namespace
+  // names a mount overlayfs refuses to use there).
+  int upper_fd = -1;
+  int work_fd = -1;
   // Empty when the absolute layer paths fit the page; otherwise the child chdirs here so
   // lowerdir can name the layers by these short links.
   std::filesystem::path lower_link_dir;
   std::vector<std::pair<std::string, std::filesystem::path>> lower_links;  // name -> layer dir
   // "lowerdir=/top:…:/bottom,…" or "lowerdir=2:1:0,upperdir=…,…"; with a runtime layer the
-  // merged dir (where the child mounts that layer's tmpfs first) is the top lowerdir.
+  // mount point (where the child mounts that layer's tmpfs first) is the top lowerdir.
   std::string overlay_data;
   // With `volatile` (RootSpec::volatile_upper) the same without it, for kernels before 5.10.
   std::string overlay_data_plain;

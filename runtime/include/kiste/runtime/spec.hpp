@@ -45,7 +45,8 @@ struct ProcessSpec {
 // upper/work dir, or, with an empty upper, a read-only overlay of the lowers.
 struct RootSpec {
   std::vector<std::filesystem::path> lower_dirs;
-  std::filesystem::path container_dir;  // holds upper/, work/, merged/, lower/ (short links)
+  // Holds upper/, work/ and lower/ (short links, with 100+ layers); the root is mounted on it.
+  std::filesystem::path container_dir;
   bool readonly = false;
   // The upper dir dies with the container (--rm, a build step): overlay's `volatile` skips the
   // sync of the whole host filesystem that unmounting the root would otherwise wait for (podman
