@@ -91,7 +91,7 @@ TEST_F(ConfigAuthTest, LoginStoresIdentityTokenAndRequestsUseTheRefreshGrant) {
   auto a = open_store("root");
   auto img = make_test_image(a, "localhost/l:1", {10'000}, 53);
   auto authfile = tmp_ / "auth.json";
-  ASSERT_EQ(run_shell("echo kiste-secret | KISTE_REGISTRIES_CONF=/nonexistent " +
+  ASSERT_EQ(run_shell("echo kiste-secret | KISTE_REGISTRIES_CONF=" + (tmp_ / "no-registries.conf").string() + " " +
                           kiste_binary().string() + " login -u kiste --password-stdin --authfile " +
                           authfile.string() + " " + h,
                       &out_),
