@@ -274,10 +274,6 @@ Result<CompiledSeccomp> compiled_seccomp(const ContainerSpec& spec, const fs::pa
   return compiled;
 }
 
-}  // namespace
-
-namespace {
-
 // The container dir with its upper and work dirs, these two opened for the plan to name them by
 // fd (MountPlanContext::upper_fd).
 Status make_container_dirs(const fs::path& dir, UniqueFd& upper, UniqueFd& work) {
@@ -307,10 +303,6 @@ Status make_lower_links(const MountPlan& plan) {
   }
   return {};
 }
-
-}  // namespace
-
-namespace {
 
 // What a container that wrote nothing leaves in its dir, in two chains that can be removed at
 // the same time (each freed directory block may wait for a discard; see run_container):
@@ -377,8 +369,8 @@ Result<ContainerExit> run_container(const ContainerSpec& spec, const RunContext&
                                  spec.hostname)},
       {"/etc/resolv.conf", sys::read_file("/etc/resolv.conf", 1 << 16).value_or("")}};
   if (!spec.privileged) mctx.extra_masked_paths = thermal_throttle_paths();
-  mctx.userns = spec.userns.mode != UsernsMode::Host;
-  if (!mctx.userns && !spec.root.readonly) mctx.image_etc = image_etc(spec.root.lower_dirs);
+  mctx.userns = own_userns;
+  if (!own_userns && !spec.root.readonly) mctx.image_etc = image_etc(spec.root.lower_dirs);
   UniqueFd upper_fd, work_fd;  // the child inherits them; closed here after clone
   KISTE_TRY(make_container_dirs(spec.root.container_dir, upper_fd, work_fd));
   mctx.upper_fd = upper_fd.get();
