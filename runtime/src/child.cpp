@@ -348,8 +348,8 @@ void ContainerInit::write_runtime_files() noexcept {
   }
 }
 
-// The runtime layer (mount_plan.hpp): the files in `etc` of a tmpfs on the merged dir, which the
-// overlay names as its top lower layer and then covers.
+// The runtime layer (mount_plan.hpp): the files in `etc` of a tmpfs on the root's mount point,
+// which the overlay names as its top lower layer and then covers.
 void ContainerInit::write_runtime_layer() noexcept {
   const MountPlan& p = *c_.plan;
   const RuntimeLayer& layer = *p.runtime_layer;
