@@ -1,7 +1,5 @@
 // oci:DIR and dir:DIR as copy_image ends, without root: round trips that keep the digest, the
 // name bookkeeping of index.json, and hostile directories.
-#include <archive.h>
-#include <archive_entry.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -15,6 +13,8 @@
 #include <kiste/image/oci_layout.hpp>
 #include <kiste/image/store.hpp>
 
+#include "test_tar.hpp"
+
 namespace kiste::image {
 namespace {
 
@@ -23,21 +23,7 @@ namespace fs = std::filesystem;
 class OciLayoutTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    fs::path tar = dir_.path() / "rootfs.tar";
-    archive* a = archive_write_new();
-    archive_write_set_format_pax_restricted(a);
-    archive_write_open_filename(a, tar.c_str());
-    archive_entry* e = archive_entry_new();
-    std::string content = "hello from a layout\n";
-    archive_entry_set_pathname(e, "hello.txt");
-    archive_entry_set_filetype(e, AE_IFREG);
-    archive_entry_set_perm(e, 0644);
-    archive_entry_set_size(e, static_cast<la_int64_t>(content.size()));
-    archive_write_header(a, e);
-    archive_write_data(a, content.data(), content.size());
-    archive_entry_free(e);
-    archive_write_close(a);
-    archive_write_free(a);
+    std::string tar = make_tar(dir_.path(), {{"hello.txt", "hello from a layout\n"}});
     auto d =
         import_rootfs(store_, tar, Reference::parse("localhost/hello:1").value(), {.created = 0});
     ASSERT_TRUE(d) << d.error().to_string();

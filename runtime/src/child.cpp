@@ -32,7 +32,6 @@ namespace kiste::runtime::detail {
 
 const char* step_name(StepId s) {
   switch (s) {
-    case StepId::WaitParent: return "wait for the runtime";
     case StepId::RuntimeFiles: return "write /etc/hosts, /etc/hostname and /etc/resolv.conf";
     case StepId::JoinCgroup: return "join the container cgroup";
     case StepId::CgroupNamespace: return "unshare the cgroup namespace";

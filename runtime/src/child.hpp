@@ -14,8 +14,7 @@
 namespace kiste::runtime::detail {
 
 enum class StepId : int32_t {
-  WaitParent = 1,
-  JoinCgroup,
+  JoinCgroup = 1,
   RuntimeFiles,
   CgroupNamespace,
   MountPrivate,
