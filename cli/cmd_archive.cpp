@@ -19,7 +19,7 @@ void cmd_import(const Globals& g, const std::string& file, const std::string& na
 
 void cmd_save(const Globals& g, const std::vector<std::string>& names, const std::string& out,
               const std::string& format) {
-  image::Store store = open_store(g);
+  image::Store store = open_existing_store(g);
   std::vector<image::StoreEntry> entries;
   for (const auto& n : names) entries.push_back(value_or_exit(store.resolve(n)));
   exit_on_error(image::save_archive(store, entries, out.empty() ? "-" : out,

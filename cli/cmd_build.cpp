@@ -190,6 +190,8 @@ Result<image::Reference> parse_cache_ref(std::string_view s, std::string_view fl
 struct BuildFlags {
   std::string context = ".", file, target, platform, timestamp, format = "oci",
               compression = "gzip", network = "host", progress = "auto", iidfile;
+  std::string cgroup_manager, cgroup_parent, memory, memory_swap, cpus;
+  std::optional<int64_t> pids_limit;
   std::vector<std::string> tags, build_args, secrets, outputs, cache_from, cache_to, ssh;
   bool no_cache = false, quiet = false, push = false;
   RegistryFlags registry;
@@ -312,7 +314,13 @@ void cmd_build(const Globals& g, const BuildFlags& f) {
     };
   }
   PullingImageProvider provider(g, store);
-  auto executor = builder::make_runtime_executor({.root = g.root});
+  auto executor = builder::make_runtime_executor(
+      {.root = g.root,
+       .cgroups = value_or_exit(cgroup_placement(f.cgroup_manager, f.cgroup_parent)),
+       .memory = f.memory,
+       .memory_swap = f.memory_swap,
+       .cpus = f.cpus,
+       .pids_limit = f.pids_limit});
   std::optional<OutputRedirect> redirect;
   if (executor) redirect.emplace(*executor, f.quiet);
   HttpFetcher fetcher;
@@ -394,6 +402,12 @@ void register_build_commands(CLI::App& app, Globals& g) {
       ->allow_extra_args(false);
   b->add_flag("--push", f->push, "push every -t name to its registry after the build");
   add_registry_flags(b, f->registry);
+  b->add_option("--cgroup-manager", f->cgroup_manager, "RUN steps' cgroups: systemd or cgroupfs");
+  b->add_option("--cgroup-parent", f->cgroup_parent, "RUN steps' parent slice (systemd) or cgroup (cgroupfs)");
+  b->add_option("-m,--memory", f->memory, "memory limit for each RUN step (e.g. 512m)");
+  b->add_option("--memory-swap", f->memory_swap, "memory plus swap limit for each RUN step");
+  b->add_option("--cpus", f->cpus, "CPU limit for each RUN step (e.g. 1.5)");
+  b->add_option("--pids-limit", f->pids_limit, "task limit for each RUN step");
   b->add_option("--iidfile", f->iidfile, "write the image ID (config digest) to this file");
   b->add_flag("-q,--quiet", f->quiet, "print only the image digest");
   b->callback([&g, f] {

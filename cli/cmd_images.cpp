@@ -9,6 +9,8 @@
 
 namespace kiste::cli {
 
+namespace fs = std::filesystem;
+
 namespace {
 
 std::string created_ago(const std::string& rfc) {
@@ -27,7 +29,7 @@ std::string created_ago(const std::string& rfc) {
 }
 
 void cmd_images(const Globals& g, const std::string& format, bool quiet) {
-  image::Store store = open_store(g);
+  image::Store store = open_existing_store(g);
   auto list = value_or_exit(image::list_images(store));
   if (format == "json") {
     std::printf("%s\n", image::images_json(list).c_str());
@@ -50,7 +52,7 @@ void cmd_inspect(const Globals& g, const std::vector<std::string>& names) {
     std::printf("%s\n", value_or_exit(inspect_remote_json(g, names[0])).c_str());
     return;
   }
-  image::Store store = open_store(g);
+  image::Store store = open_existing_store(g);
   std::string out;
   for (const auto& n : names) {
     auto entry = value_or_exit(store.resolve(n));
@@ -68,14 +70,14 @@ void cmd_inspect(const Globals& g, const std::vector<std::string>& names) {
 }
 
 void cmd_tag(const Globals& g, const std::string& src, const std::string& dst) {
-  image::Store store = open_store(g);
+  image::Store store = open_existing_store(g);
   auto entry = value_or_exit(store.resolve(src));
   auto ref = value_or_exit(image::Reference::parse(dst));
   exit_on_error(store.set_name(ref, entry.manifest));
 }
 
 void cmd_rmi(const Globals& g, const std::vector<std::string>& names, bool force) {
-  image::Store store = open_store(g);
+  image::Store store = open_existing_store(g);
   for (const auto& n : names) {
     auto entry = value_or_exit(store.resolve(n));
     auto all = value_or_exit(store.entries());
@@ -101,7 +103,7 @@ void cmd_rmi(const Globals& g, const std::vector<std::string>& names, bool force
 
 void cmd_unpack(const Globals& g, const std::string& name, const std::string& dir,
                 const std::string& platform) {
-  image::Store store = open_store(g);
+  image::Store store = open_existing_store(g);
   auto entry = value_or_exit(store.resolve(name));
   image::Platform p = platform.empty() ? image::Platform::host()
                                        : value_or_exit(image::Platform::parse(platform));
@@ -116,15 +118,20 @@ void cmd_prune(const Globals& g) {
     std::printf("Removed the leftovers of %zu containers whose kiste was killed (%zu cgroups)\n",
                 stale.containers.size(), stale.cgroups.size());
   }
-  image::Store store = open_store(g);
-  auto rep = value_or_exit(image::prune(store));
+  // A root that only ever ran --rootfs containers has no image store: nothing more to prune.
+  std::error_code ec;
+  if (!fs::exists(g.root / "oci-layout", ec) && fs::exists(g.root / "containers", ec)) return;
+  image::Store store = open_existing_store(g);
+  const fs::path running = g.root / "running";
+  auto rep = value_or_exit(image::prune(
+      store, {.snapshots_in_use = [&running] { return runtime::live_lower_dirs(running); }}));
   std::printf("Deleted %d blobs (%s) and %d unused layer snapshots; removed %d stale temporary files\n",
               rep.blobs_removed, human_size(rep.bytes_freed).c_str(), rep.snapshots_removed,
               rep.tmp_removed);
 }
 
 void cmd_fsck(const Globals& g) {
-  image::Store store = open_store(g);
+  image::Store store = open_existing_store(g);
   auto rep = value_or_exit(image::fsck(store));
   for (const auto& p : rep.problems) std::fprintf(stderr, "kiste: fsck: %s\n", p.c_str());
   if (rep.tmp_removed > 0) {

@@ -2,12 +2,13 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 
 #include <kiste/base/sys.hpp>
 #include <kiste/image/store.hpp>
 #include <kiste/image/store_layers.hpp>
 #include <kiste/runtime/container.hpp>
-#include <kiste/runtime/live_marker.hpp>
+#include <kiste/runtime/runner.hpp>
 #include <kiste/runtime/run_options.hpp>
 #include <kiste/runtime/volume.hpp>
 
@@ -26,15 +27,25 @@ struct ImageForRun {
   runtime::ImageProcessDefaults defaults;
 };
 
+Result<runtime::CgroupPlacement> cgroup_placement(const std::string& manager,
+                                                const std::string& parent) {
+  runtime::CgroupPlacement p{.parent = parent};
+  std::string name = manager;
+  if (const char* env = std::getenv("KISTE_CGROUP_MANAGER"); name.empty() && env != nullptr) name = env;
+  if (!name.empty()) {
+    KISTE_ASSIGN_OR_RETURN(p.manager, runtime::parse_cgroup_manager(name));
+  }
+  return p;
+}
+
 namespace {
 
 // IMAGE -> the store entry -> snapshots (unpacked on first use) + the config's process defaults.
-Result<ImageForRun> open_image_for_run(Globals& g, std::string_view ref) {
-  auto store = image::Store::open(g.root);
-  if (!store) return std::unexpected(std::move(store).error().with_context("open store"));
-  auto entry = store->resolve(ref);
+// The caller holds a store lease from here until the runner's marker names the snapshots.
+Result<ImageForRun> open_image_for_run(const image::Store& store, std::string_view ref) {
+  auto entry = store.resolve(ref);
   if (!entry) return std::unexpected(std::move(entry).error());
-  auto layers = image::prepare_layers(*store, *entry);
+  auto layers = image::prepare_layers(store, *entry);
   if (!layers) {
     return std::unexpected(std::move(layers).error().with_context(fmt::format("image {}", quote(ref))));
   }
@@ -56,10 +67,15 @@ struct RunArgs {
   runtime::RunOptions opts;
   std::string rootfs;
   bool rm = false;
+  std::string cgroup_manager;
+  std::string cgroup_parent;
 };
 
 int run_command(Globals& g, RunArgs& a, std::vector<std::string> positional) {
+  auto placement = cgroup_placement(a.cgroup_manager, a.cgroup_parent);
+  if (!placement) return report(placement.error());
   ImageForRun image;
+  std::optional<FileLock> lease;
   if (!a.rootfs.empty()) {
     std::error_code ec;
     fs::path dir = fs::absolute(a.rootfs, ec);
@@ -73,46 +89,38 @@ int run_command(Globals& g, RunArgs& a, std::vector<std::string> positional) {
       return report(Error{.code = Errc::InvalidArgument,
                           .message = "run: give an IMAGE or --rootfs DIR"});
     }
-    auto img = open_image_for_run(g, positional.front());
+    auto store = image::Store::open(g.root, {.create = false});
+    if (!store) return report(store.error());
+    auto l = store->writer_lease();
+    if (!l) return report(l.error());
+    lease = std::move(*l);
+    auto img = open_image_for_run(*store, positional.front());
     if (!img) return report(img.error());
     image = std::move(*img);
     positional.erase(positional.begin());
   }
   a.opts.command = std::move(positional);
 
-  const std::string id = sys::random_hex(32);
-  const fs::path container_dir = g.root / "containers" / id;
+  runtime::Runner runner({.root = g.root, .cgroups = *placement});
+  const std::string id = runtime::Runner::new_id();
   runtime::MakeSpecInput in{.id = id,
                             .lower_dirs = image.lower_dirs,
-                            .container_dir = container_dir,
+                            .container_dir = runner.container_dir(id),
                             .image = image.defaults,
                             .host_env = environ,
                             .volumes_dir = g.root / "volumes"};
   auto spec = runtime::make_spec(a.opts, in);
   if (!spec) return report(spec.error());
   spec->root.volatile_upper = a.rm;
+  if (auto warning = runtime::sys_admin_warning(*spec); !warning.empty()) {
+    std::fprintf(stderr, "kiste: warning: %s\n", warning.c_str());
+  }
   // Leftovers of containers whose kiste was SIGKILLed (only running containers have a marker:
-  // one short readdir), then this container's own marker.
-  const fs::path running_dir = g.root / "running";
-  if (auto stale = runtime::clean_stale_containers(running_dir, g.root / "containers"); stale) {
+  // one short readdir).
+  if (auto stale = runner.sweep(); stale) {
     for (const auto& p : stale->problems) std::fprintf(stderr, "kiste: warning: %s\n", p.c_str());
   }
-  auto mk = sys::mkdir_all(container_dir, 0700);
-  if (!mk) return report(mk.error());
-  auto marker = runtime::LiveMarker::create(running_dir, id, container_dir);
-  if (!marker) return report(marker.error());
-
-  runtime::RunContext ctx{.seccomp_cache_dir = g.root / "cache" / "seccomp",
-                          .remove_container_dir = a.rm,
-                          .userns_lock_dir = g.root / "userns"};
-  ctx.hooks.cgroup_created = [&marker](const std::vector<fs::path>& dirs) {
-    (void)marker->record_cgroups(dirs);
-  };
-  auto result = runtime::run_container(*spec, ctx);
-  if (a.rm) {  // run_container removed it, unless it failed before the container ran
-    auto rm = runtime::remove_container_dir(container_dir);
-    if (!rm) (void)report(rm.error());
-  }
+  auto result = runner.run(*spec, {.remove = a.rm, .store_lease = lease ? &*lease : nullptr});
   if (!result) return report(result.error());
   if (!result->exec_error.empty()) {
     std::fprintf(stderr, "kiste: error: %s\n", result->exec_error.c_str());
@@ -188,6 +196,10 @@ void register_run_commands(CLI::App& app, Globals& g) {
   run->add_flag("--read-only", o.read_only, "mount the root read-only");
   run->add_flag("--init", o.init, "run a small init as PID 1 that reaps zombies and forwards signals");
   run->add_option("--network,--net", o.network, "none (default) or host");
+  run->add_option("--cgroup-manager", a->cgroup_manager,
+                  "systemd or cgroupfs (default: systemd when it is PID 1 on a cgroup v2 host)");
+  run->add_option("--cgroup-parent", a->cgroup_parent,
+                  "systemd: the slice (default kiste.slice); cgroupfs: the parent cgroup (v2 default kiste)");
   run->add_option("--userns", o.userns, "host (default) or auto (a free 65536-id range)");
   run->add_option("--uidmap", o.uidmap, "CONTAINER_ID:HOST_ID:SIZE user namespace uid mapping")
       ->allow_extra_args(false);

@@ -7,6 +7,7 @@
 
 #include <kiste/base/error.hpp>
 #include <kiste/image/store.hpp>
+#include <kiste/runtime/cgroup.hpp>
 
 namespace kiste::cli {
 
@@ -29,8 +30,15 @@ T value_or_exit(Result<T>&& r) {
   return std::move(*r);
 }
 
-// The store at --root, created on first use.
+// The store at --root, created on first use: for commands that write (pull, load, build, …).
 [[nodiscard]] image::Store open_store(const Globals& g);
+// The store at --root for commands that only read or change what is there (images, inspect,
+// save, push, tag, rmi, prune, fsck): a missing one is `no kiste store at DIR`, never created.
+[[nodiscard]] image::Store open_existing_store(const Globals& g);
+
+// --cgroup-manager (or $KISTE_CGROUP_MANAGER) and --cgroup-parent, for run and build.
+[[nodiscard]] Result<runtime::CgroupPlacement> cgroup_placement(const std::string& manager,
+                                                              const std::string& parent);
 
 // "4.2MB" as docker prints sizes (SI units).
 [[nodiscard]] std::string human_size(int64_t bytes);

@@ -24,6 +24,10 @@ image::Store open_store(const Globals& g) {
   return value_or_exit(with_context(image::Store::open(g.root), "open store"));
 }
 
+image::Store open_existing_store(const Globals& g) {
+  return value_or_exit(image::Store::open(g.root, {.create = false}));
+}
+
 std::string human_size(int64_t bytes) {
   const char* units[] = {"B", "kB", "MB", "GB", "TB"};
   double v = static_cast<double>(bytes);

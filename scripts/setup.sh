@@ -7,7 +7,8 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 build_deps=(cmake ninja-build pkg-config g++ ccache
   libarchive-dev libssl-dev nlohmann-json3-dev libcurl4-openssl-dev libseccomp-dev
-  libgtest-dev libgmock-dev libcli11-dev libfmt-dev libzstd-dev zlib1g-dev libcap-dev)
+  libgtest-dev libgmock-dev libcli11-dev libfmt-dev libzstd-dev zlib1g-dev libcap-dev
+  libsystemd-dev)  # sd-bus headers only: libsystemd is dlopen'ed by the systemd cgroup manager
 # Real peers and fixtures the tests use: a busybox made offline, the CNCF registry, and the
 # OCI tools that check what kiste writes.
 test_deps=(busybox-static docker-registry skopeo umoci oci-image-tool apache2-utils openssl

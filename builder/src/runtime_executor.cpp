@@ -4,13 +4,16 @@
 #include <kiste/builder/builder.hpp>
 #include <kiste/runtime/container.hpp>
 #include <kiste/runtime/run_options.hpp>
+#include <kiste/runtime/runner.hpp>
 
 namespace kiste::builder {
 namespace {
 
 class RuntimeExecutor final : public RunExecutor {
  public:
-  explicit RuntimeExecutor(RuntimeExecutorOptions o) : o_(std::move(o)) {}
+  explicit RuntimeExecutor(const RuntimeExecutorOptions& o)
+      : runner_({.root = o.root, .cgroups = o.cgroups}),
+        memory_(o.memory), memory_swap_(o.memory_swap), cpus_(o.cpus), pids_limit_(o.pids_limit) {}
 
   Result<int> run(const RunRequest& req) override {
     runtime::RunOptions ro;
@@ -19,6 +22,10 @@ class RuntimeExecutor final : public RunExecutor {
     ro.workdir = req.cwd;
     ro.user = req.user;
     ro.network = req.network_host ? "host" : "none";
+    ro.memory = memory_;
+    ro.memory_swap = memory_swap_;
+    ro.cpus = cpus_;
+    ro.pids_limit = pids_limit_;
     for (const auto& m : req.mounts) {
       if (m.source.native().find(',') != std::string::npos ||
           m.destination.find(',') != std::string::npos) {
@@ -34,20 +41,20 @@ class RuntimeExecutor final : public RunExecutor {
                                       m.destination, m.readonly ? ",readonly" : ""));
     }
     runtime::MakeSpecInput in;
-    in.id = "build-" + sys::random_hex(8);
+    in.id = runtime::Runner::new_id();
     in.lower_dirs = req.lower_dirs;
     in.container_dir = req.container_dir;
     KISTE_ASSIGN_OR_RETURN(auto spec, runtime::make_spec(ro, in));
     spec.root.volatile_upper = true;  // the upper is packed, then removed (buildah does the same)
-    runtime::RunContext ctx;
-    ctx.seccomp_cache_dir = o_.root / "cache" / "seccomp";
-    KISTE_ASSIGN_OR_RETURN(auto exit, runtime::run_container(spec, ctx));
+    KISTE_ASSIGN_OR_RETURN(auto exit, runner_.run(spec, {}));
     if (!exit.exec_error.empty()) return fail(Errc::NotFound, exit.exec_error);
     return exit.exit_code;
   }
 
  private:
-  RuntimeExecutorOptions o_;
+  runtime::Runner runner_;
+  std::string memory_, memory_swap_, cpus_;
+  std::optional<int64_t> pids_limit_;
 };
 
 }  // namespace

@@ -102,8 +102,7 @@ Result<Store> Store::open(const fs::path& root_in, StoreOptions opts) {
   if (!st) {
     if (st.error().sys_errno != ENOENT) return std::unexpected(st.error());
     if (!opts.create) {
-      return failf(Errc::NotFound, "open store {}: no OCI image layout there",
-                   quote(root.native()));
+      return failf(Errc::NotFound, "no kiste store at {}", quote(root.native()));
     }
     if (fs::exists(root, ec)) {
       if (!fs::is_directory(root, ec)) {

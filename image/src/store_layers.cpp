@@ -77,7 +77,7 @@ Status unpack_image(const Store& store, const StoreEntry& entry, const fs::path&
   return {};
 }
 
-Result<int> prune_snapshots(const Store& store) {
+Result<int> prune_snapshots(const Store& store, const std::vector<fs::path>& in_use) {
   KISTE_ASSIGN_OR_RETURN(SnapshotStore snaps, SnapshotStore::open(store.root()));
   std::set<Digest> used;
   KISTE_ASSIGN_OR_RETURN(auto entries, store.entries());
@@ -98,6 +98,13 @@ Result<int> prune_snapshots(const Store& store) {
       auto cfg = ImageConfig::parse(*bytes);
       if (cfg) used.insert(cfg->diff_ids.begin(), cfg->diff_ids.end());
     }
+  }
+  // Snapshots a running container uses: <root>/snapshots/<hex>[/…].
+  const fs::path snap_root = store.root() / "snapshots";
+  for (const fs::path& p : in_use) {
+    auto rel = p.lexically_normal().lexically_relative(snap_root);
+    if (rel.empty() || *rel.begin() == "..") continue;
+    if (auto d = Digest::parse("sha256:" + rel.begin()->native())) used.insert(*d);
   }
   KISTE_ASSIGN_OR_RETURN(auto all, snaps.list());
   int removed = 0;

@@ -162,8 +162,12 @@ Result<int> remove_stale_tmp(const Store& store) {
   return removed;
 }
 
-Result<PruneReport> prune(const Store& store) {
+Result<PruneReport> prune(const Store& store, const PruneOptions& opts) {
   KISTE_ASSIGN_OR_RETURN(FileLock gc, store.gc_lock());
+  std::vector<fs::path> in_use;
+  if (opts.snapshots_in_use) {
+    KISTE_ASSIGN_OR_RETURN(in_use, opts.snapshots_in_use());
+  }
   PruneReport rep;
   std::vector<std::string> missing;
   KISTE_ASSIGN_OR_RETURN(auto keep_list, reachable_blobs(store, &missing));
@@ -179,7 +183,7 @@ Result<PruneReport> prune(const Store& store) {
     if (!ec) rep.bytes_freed += static_cast<int64_t>(size);
   }
   KISTE_ASSIGN_OR_RETURN(rep.tmp_removed, remove_stale_tmp(store));
-  KISTE_ASSIGN_OR_RETURN(rep.snapshots_removed, prune_snapshots(store));
+  KISTE_ASSIGN_OR_RETURN(rep.snapshots_removed, prune_snapshots(store, in_use));
   return rep;
 }
 

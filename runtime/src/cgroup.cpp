@@ -3,6 +3,10 @@
 
 #include <linux/magic.h>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cctype>
 #include <limits>
 
 #include <kiste/base/decimal.hpp>
@@ -167,9 +171,99 @@ Result<int64_t> parse_cpus(std::string_view text, uint64_t period) {
   return static_cast<int64_t>(v * static_cast<double>(period) + 0.5);  // rounded, v > 0
 }
 
-Result<std::unique_ptr<CgroupDriver>> make_cgroup_driver(CgroupMode mode) {
-  if (mode == CgroupMode::Unified) return make_cgroup_v2_driver();
-  return make_cgroup_v1_driver();
+Result<CgroupManager> parse_cgroup_manager(std::string_view name) {
+  if (name == "systemd") return CgroupManager::Systemd;
+  if (name == "cgroupfs") return CgroupManager::Cgroupfs;
+  return failf(Errc::InvalidArgument, "cgroup manager {}: expected systemd or cgroupfs", quote(name));
+}
+
+std::string_view to_string(CgroupManager m) {
+  return m == CgroupManager::Systemd ? "systemd" : "cgroupfs";
+}
+
+CgroupManager default_cgroup_manager(CgroupMode mode) {
+  if (mode != CgroupMode::Unified) return CgroupManager::Cgroupfs;
+  struct stat st {};
+  return ::stat("/run/systemd/system", &st) == 0 && S_ISDIR(st.st_mode) ? CgroupManager::Systemd
+                                                                          : CgroupManager::Cgroupfs;
+}
+
+Result<std::string> slice_path(std::string_view slice) {
+  auto bad = [&](std::string_view why) {
+    return failf(Errc::InvalidArgument, "cgroup parent {}: {}", quote(slice), why);
+  };
+  if (!slice.ends_with(".slice")) {
+    return bad("not a systemd slice (the systemd cgroup manager needs NAME.slice; "
+               "use --cgroup-manager=cgroupfs for a cgroup path)");
+  }
+  std::string_view name = slice.substr(0, slice.size() - 6);
+  if (name == "-") return std::string{};
+  if (name.empty() || name.front() == '-' || name.back() == '-' ||
+      name.find("--") != std::string_view::npos) {
+    return bad("not a valid slice name");
+  }
+  for (char c : name) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && std::string_view(":-_.\\").find(c) == std::string_view::npos) {
+      return bad("not a valid slice name");
+    }
+  }
+  std::string out;
+  for (size_t i = 0; i <= name.size(); ++i) {
+    if (i == name.size() || name[i] == '-') {
+      if (!out.empty()) out += '/';
+      out += std::string(name.substr(0, i)) + ".slice";
+    }
+  }
+  return out;
+}
+
+Result<fs::path> cgroupfs_parent(std::string_view parent) {
+  fs::path rel;
+  std::string_view s = parent;
+  while (!s.empty()) {
+    size_t slash = s.find('/');
+    std::string_view part = s.substr(0, slash);
+    s.remove_prefix(slash == std::string_view::npos ? s.size() : slash + 1);
+    if (part.empty()) continue;
+    if (part == "." || part == "..") {
+      return failf(Errc::InvalidArgument, "cgroup parent {}: `..` and `.` are not allowed",
+                   quote(parent));
+    }
+    rel /= std::string(part);
+  }
+  return rel;
+}
+
+Result<std::unique_ptr<CgroupDriver>> make_cgroup_driver(CgroupMode mode,
+                                                         const CgroupPlacement& placement,
+                                                         const fs::path& v2_mount) {
+  const CgroupManager manager = placement.manager.value_or(default_cgroup_manager(mode));
+  if (manager == CgroupManager::Systemd) {
+    if (mode != CgroupMode::Unified) {
+      return fail(Errc::Unsupported,
+                  "cgroup manager systemd: kiste drives systemd scopes on pure cgroup v2 hosts "
+                  "only; this host has cgroup v1 controllers (use --cgroup-manager=cgroupfs)");
+    }
+    std::string slice = placement.parent.empty() ? "kiste.slice" : placement.parent;
+    KISTE_TRY(slice_path(slice));
+    return make_cgroup_systemd_driver(v2_mount, std::move(slice));
+  }
+  if (mode == CgroupMode::Unified) {
+    KISTE_ASSIGN_OR_RETURN(fs::path rel, cgroupfs_parent(placement.parent.empty() ? "kiste" : placement.parent));
+    if (rel.empty()) {
+      return failf(Errc::InvalidArgument,
+                   "cgroup parent {}: the root cgroup cannot be the parent on cgroup v2",
+                   quote(placement.parent));
+    }
+    if (!placement.parent.empty() && ::access((v2_mount / rel).c_str(), F_OK) != 0) {
+      return failf(Errc::NotFound, "cgroup parent {}: {} does not exist", quote(placement.parent),
+                   quote((v2_mount / rel).native()));
+    }
+    return make_cgroup_v2_driver(v2_mount, rel.native());
+  }
+  if (placement.parent.empty()) return make_cgroup_v1_driver();
+  KISTE_ASSIGN_OR_RETURN(fs::path rel, cgroupfs_parent(placement.parent));
+  return make_cgroup_v1_driver("/proc/self/mountinfo", "/proc/self/cgroup", "/" + rel.native());
 }
 
 }  // namespace kiste::runtime

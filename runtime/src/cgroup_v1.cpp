@@ -1,5 +1,7 @@
-// cgroup v1: one directory per hierarchy that holds a needed controller, created under the
-// caller's own cgroup in that hierarchy (e.g. memory:/process_api/<id>/kiste-<cid>).
+// cgroup v1: one directory in EVERY mounted hierarchy, under the caller's own cgroup there
+// (e.g. memory:/process_api/<id>/kiste-<cid>) or under --cgroup-parent. A hierarchy the container
+// stayed at the root of would be the root of its cgroup namespace too, and with CAP_SYS_ADMIN a
+// mount of it exposes the host's release_agent (CVE-2022-0492 class).
 #include <fcntl.h>
 #include <signal.h>
 
@@ -24,6 +26,8 @@ struct Hierarchy {
   std::string self;        // the caller's cgroup in this hierarchy
   std::string options;     // "cpu,cpuacct"
   std::string name;        // basename of the mount point
+  bool noprefix = false;   // cpuset's files are "cpus", not "cpuset.cpus"
+  bool unified = false;    // a hybrid host's cgroup2 mount: no controllers, the "0::" cgroup
 };
 
 std::vector<std::string> split(std::string_view s, char sep) {
@@ -48,23 +52,33 @@ bool is_controller_option(const std::string& o) {
 
 class CgroupV1Driver final : public CgroupDriver {
  public:
-  explicit CgroupV1Driver(std::vector<Hierarchy> h) : hierarchies_(std::move(h)) {}
+  CgroupV1Driver(std::vector<Hierarchy> h, std::string parent)
+      : hierarchies_(std::move(h)), parent_(std::move(parent)) {}
   ~CgroupV1Driver() override { (void)destroy(); }
 
   Status create(std::string_view name, const CgroupPlan& plan) override {
     for (const std::string& c : plan.controllers) {
-      const Hierarchy* h = find(c);
-      if (h == nullptr) {
+      if (find(c) == nullptr) {
         return failf(Errc::Unsupported, "cgroup v1 controller {}: not mounted", quote(c));
       }
-      if (dir_of(*h)) continue;
-      std::string rel = h->self;
-      if (h->mount_root != "/" && rel.starts_with(h->mount_root)) rel.erase(0, h->mount_root.size());
-      fs::path dir = h->mount_point / fs::path(rel).relative_path() / std::string(name);
+    }
+    for (const Hierarchy& h : hierarchies_) {
+      if (dir_of(h)) continue;
+      std::string rel = parent_.empty() ? h.self : parent_;
+      if (h.mount_root != "/" && rel.starts_with(h.mount_root)) rel.erase(0, h.mount_root.size());
+      const fs::path parent_dir = h.mount_point / fs::path(rel).relative_path();
+      if (!parent_.empty()) KISTE_TRY(make_parent(h, parent_dir));
+      fs::path dir = parent_dir / std::string(name);
       if (::mkdir(dir.c_str(), 0755) != 0) {
-        return std::unexpected(sys_error("create cgroup", dir.native()));
+        Error e = sys_error("create cgroup", dir.native());
+        (void)destroy();
+        return std::unexpected(std::move(e));
       }
-      created_.emplace_back(h, dir);
+      created_.emplace_back(&h, dir);
+      if (auto r = inherit_cpuset(h, parent_dir, dir); !r) {
+        (void)destroy();
+        return r;
+      }
     }
     return {};
   }
@@ -109,7 +123,10 @@ class CgroupV1Driver final : public CgroupDriver {
   Result<std::vector<UniqueFd>> open_self_join() override {
     std::vector<UniqueFd> fds;
     for (const auto& [h, dir] : created_) {
-      KISTE_ASSIGN_OR_RETURN(UniqueFd fd, sys::open(dir / "tasks", O_WRONLY | O_CLOEXEC));
+      // v1's `tasks` moves the writing thread; cgroup2 has only cgroup.procs (the child is a
+      // single thread, so the same).
+      const char* file = h->unified ? "cgroup.procs" : "tasks";
+      KISTE_ASSIGN_OR_RETURN(UniqueFd fd, sys::open(dir / file, O_WRONLY | O_CLOEXEC));
       fds.push_back(std::move(fd));
     }
     return fds;
@@ -157,14 +174,17 @@ class CgroupV1Driver final : public CgroupDriver {
 
   std::vector<std::pair<std::string, std::string>> v1_hierarchies() const override {
     std::vector<std::pair<std::string, std::string>> out;
-    for (const Hierarchy& h : hierarchies_) out.emplace_back(h.name, h.options);
+    for (const Hierarchy& h : hierarchies_) {
+      if (!h.unified) out.emplace_back(h.name, h.options);
+    }
     return out;
   }
 
  private:
   const Hierarchy* find(std::string_view controller) const {
     for (const Hierarchy& h : hierarchies_) {
-      if (std::find(h.controllers.begin(), h.controllers.end(), controller) != h.controllers.end()) {
+      if (!h.unified &&
+          std::find(h.controllers.begin(), h.controllers.end(), controller) != h.controllers.end()) {
         return &h;
       }
     }
@@ -177,14 +197,49 @@ class CgroupV1Driver final : public CgroupDriver {
     return nullptr;
   }
 
+  // --cgroup-parent's directories, each made like a container's (a cpuset gets its CPUs).
+  static Status make_parent(const Hierarchy& h, const fs::path& parent_dir) {
+    fs::path at = h.mount_point;
+    for (const auto& part : parent_dir.lexically_relative(h.mount_point)) {
+      fs::path next = at / part;
+      if (::mkdir(next.c_str(), 0755) == 0) {
+        KISTE_TRY(inherit_cpuset(h, at, next));
+      } else if (errno != EEXIST) {
+        return std::unexpected(sys_error("create cgroup", next.native()));
+      }
+      at = std::move(next);
+    }
+    return {};
+  }
+
+  // A new cpuset cgroup starts with no CPUs and no memory nodes, and nothing can join it until
+  // both are set: it gets its parent's (as runc does), unless the kernel copied them already.
+  static Status inherit_cpuset(const Hierarchy& h, const fs::path& parent, const fs::path& dir) {
+    if (std::find(h.controllers.begin(), h.controllers.end(), "cpuset") == h.controllers.end()) {
+      return {};
+    }
+    const std::string prefix = h.noprefix ? "" : "cpuset.";
+    for (const char* f : {"cpus", "mems"}) {
+      const std::string file = prefix + f;
+      auto have = sys::read_file(dir / file, 4096);
+      if (have && have->find_first_not_of(" \n") != std::string::npos) continue;
+      KISTE_ASSIGN_OR_RETURN(std::string from, sys::read_file(parent / file, 4096));
+      while (!from.empty() && from.back() == '\n') from.pop_back();
+      KISTE_TRY(detail::write_cgroup_file(dir / file, from));
+    }
+    return {};
+  }
+
   std::vector<Hierarchy> hierarchies_;
+  std::string parent_;
   std::vector<std::pair<const Hierarchy*, fs::path>> created_;
 };
 
 }  // namespace
 
 Result<std::unique_ptr<CgroupDriver>> make_cgroup_v1_driver(const fs::path& mountinfo,
-                                                            const fs::path& self_cgroup) {
+                                                            const fs::path& self_cgroup,
+                                                            std::string parent) {
   KISTE_ASSIGN_OR_RETURN(std::string mi, sys::read_file(mountinfo, 1 << 22));
   KISTE_ASSIGN_OR_RETURN(std::string sc, sys::read_file(self_cgroup, 1 << 20));
   std::vector<Hierarchy> hs;
@@ -197,15 +252,27 @@ Result<std::unique_ptr<CgroupDriver>> make_cgroup_v1_driver(const fs::path& moun
     std::string id, parent, devno, root, mp, fstype, source, superopts;
     pre >> id >> parent >> devno >> root >> mp;
     post >> fstype >> source >> superopts;
+    if (fstype == "cgroup2") {
+      // Hybrid: the container gets a cgroup here too, so that this hierarchy's root is not its
+      // cgroup namespace's root either.
+      bool dup = false;
+      for (const Hierarchy& x : hs) dup = dup || x.unified;
+      if (dup) continue;
+      Hierarchy h{.mount_point = mp, .mount_root = root, .name = fs::path(mp).filename().native()};
+      h.unified = true;
+      hs.push_back(std::move(h));
+      continue;
+    }
     if (fstype != "cgroup") continue;
     Hierarchy h;
     for (std::string& o : split(superopts, ',')) {
+      if (o == "noprefix") h.noprefix = true;
       if (is_controller_option(o)) h.controllers.push_back(std::move(o));
     }
     if (h.controllers.empty()) continue;
     // Skip a second mount of the same hierarchy.
     bool dup = false;
-    for (const Hierarchy& x : hs) dup = dup || x.controllers == h.controllers;
+    for (const Hierarchy& x : hs) dup = dup || (!x.unified && x.controllers == h.controllers);
     if (dup) continue;
     h.mount_point = mp;
     h.mount_root = root;
@@ -220,8 +287,15 @@ Result<std::unique_ptr<CgroupDriver>> make_cgroup_v1_driver(const fs::path& moun
   std::istringstream cin(sc);
   while (std::getline(cin, line)) {
     auto parts = split(line, ':');
-    if (parts.size() < 3 || parts[1].empty()) continue;
+    if (parts.size() < 3) continue;
     std::string path = line.substr(parts[0].size() + parts[1].size() + 2);
+    if (parts[0] == "0" && parts[1].empty()) {
+      for (Hierarchy& h : hs) {
+        if (h.unified) h.self = path;
+      }
+      continue;
+    }
+    if (parts[1].empty()) continue;
     auto ctrls = split(parts[1], ',');
     for (Hierarchy& h : hs) {
       for (const auto& c : ctrls) {
@@ -234,8 +308,10 @@ Result<std::unique_ptr<CgroupDriver>> make_cgroup_v1_driver(const fs::path& moun
   for (Hierarchy& h : hs) {
     if (h.self.empty()) h.self = "/";
   }
-  if (hs.empty()) return fail(Errc::Unsupported, "cgroup v1: no hierarchies are mounted");
-  return std::unique_ptr<CgroupDriver>(new CgroupV1Driver(std::move(hs)));
+  bool any_v1 = false;
+  for (const Hierarchy& h : hs) any_v1 = any_v1 || !h.unified;
+  if (!any_v1) return fail(Errc::Unsupported, "cgroup v1: no hierarchies are mounted");
+  return std::unique_ptr<CgroupDriver>(new CgroupV1Driver(std::move(hs), std::move(parent)));
 }
 
 }  // namespace kiste::runtime

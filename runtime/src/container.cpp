@@ -349,12 +349,11 @@ Result<ContainerExit> run_container(const ContainerSpec& spec, const RunContext&
   }
   KISTE_ASSIGN_OR_RETURN(CgroupPlan cg_plan,
                          CgroupPlan::from_resources(spec.resources, mode, spec.privileged));
-  std::unique_ptr<CgroupDriver> driver;
-  if (mode == CgroupMode::Unified && !ctx.cgroup_v2_mount.empty()) {
-    KISTE_ASSIGN_OR_RETURN(driver, make_cgroup_v2_driver(ctx.cgroup_v2_mount));
-  } else {
-    KISTE_ASSIGN_OR_RETURN(driver, make_cgroup_driver(mode));
-  }
+  KISTE_ASSIGN_OR_RETURN(
+      std::unique_ptr<CgroupDriver> driver,
+      with_context(make_cgroup_driver(mode, ctx.cgroups,
+                                      ctx.cgroup_v2_mount.empty() ? "/sys/fs/cgroup" : ctx.cgroup_v2_mount),
+                   "container cgroup"));
 
   MountPlanContext mctx;
   mctx.cgroup_v2 = mode == CgroupMode::Unified;
@@ -469,7 +468,7 @@ Result<ContainerExit> run_container(const ContainerSpec& spec, const RunContext&
   // neither does the runtime move the child in and then release it.
   CgroupGuard cgroup(std::move(driver));
   KISTE_TRY(with_context(cgroup->create("kiste-" + spec.id, cg_plan), "container cgroup"));
-  if (ctx.hooks.cgroup_created) ctx.hooks.cgroup_created(cgroup->paths());
+  if (ctx.hooks.cgroup_created) KISTE_TRY(ctx.hooks.cgroup_created(cgroup->paths(), cgroup->unit()));
   KISTE_TRY(with_context(cgroup->apply(cg_plan), "container cgroup"));
   UniqueFd clone_target;
   std::vector<UniqueFd> join;
@@ -511,6 +510,7 @@ Result<ContainerExit> run_container(const ContainerSpec& spec, const RunContext&
     detail::container_child_main(cfg);
   }
   ChildProcess child(pid);
+  if (cloned_into) cgroup->started();
   child_sock.reset();
   devnull.reset();
   join.clear();
@@ -526,6 +526,7 @@ Result<ContainerExit> run_container(const ContainerSpec& spec, const RunContext&
   bool released = true;
   if (needs_release) {
     KISTE_TRY(with_context(cgroup->add_process(pid), "container cgroup"));
+    cgroup->started();
     const char go = 1;
     released = ::send(parent_sock.get(), &go, 1, MSG_NOSIGNAL) == 1;
   }
@@ -552,6 +553,7 @@ Result<ContainerExit> run_container(const ContainerSpec& spec, const RunContext&
     break;
   }
   ContainerExit result;
+  result.cloned_into_cgroup = cloned_into;
   if (n != sizeof report && !released) {
     (void)child.wait();
     return fail(Errc::System, "container setup: the container process ended before it was ready");

@@ -1,11 +1,13 @@
 #include <kiste/runtime/live_marker.hpp>
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <kiste/base/sys.hpp>
+#include <kiste/runtime/cgroup.hpp>
 
 #include "cgroup_util.hpp"
 
@@ -23,10 +25,12 @@ bool is_id(std::string_view s) {
   return true;
 }
 
-// "dir PATH" and "cgroup PATH" lines.
+// "dir PATH", "lower PATH", "cgroup PATH" and "unit NAME" lines.
 struct MarkerContent {
   fs::path dir;
+  std::vector<fs::path> lowers;
   std::vector<fs::path> cgroups;
+  std::string unit;
 };
 
 MarkerContent parse_marker(std::string_view text) {
@@ -36,9 +40,31 @@ MarkerContent parse_marker(std::string_view text) {
     std::string_view line = text.substr(0, nl);
     text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
     if (line.starts_with("dir ")) m.dir = std::string(line.substr(4));
+    if (line.starts_with("lower ")) m.lowers.emplace_back(std::string(line.substr(6)));
     if (line.starts_with("cgroup ")) m.cgroups.emplace_back(std::string(line.substr(7)));
+    if (line.starts_with("unit ")) m.unit = std::string(line.substr(5));
   }
   return m;
+}
+
+// A path in a marker is one line: a newline in it would forge the next line.
+bool one_line(const fs::path& p) { return p.native().find('\n') == std::string::npos; }
+
+// Kills every process of a container whose kiste is gone, however it tried to survive: v2 kills
+// the whole subtree at once; on v1 the freezer stops a fork bomb from outrunning the kills.
+void kill_container(const std::vector<fs::path>& cgroups) {
+  for (const fs::path& cg : cgroups) {
+    if (::access((cg / "cgroup.kill").c_str(), F_OK) == 0) {
+      (void)detail::write_cgroup_file(cg / "cgroup.kill", "1");
+    } else if (::access((cg / "freezer.state").c_str(), F_OK) == 0) {
+      (void)detail::write_cgroup_file(cg / "freezer.state", "FROZEN");
+      for (pid_t p : detail::cgroup_pids(cg)) ::kill(p, SIGKILL);
+      (void)detail::write_cgroup_file(cg / "freezer.state", "THAWED");
+    }
+  }
+  for (const fs::path& cg : cgroups) {
+    for (pid_t p : detail::cgroup_pids(cg)) ::kill(p, SIGKILL);
+  }
 }
 
 bool below(const fs::path& p, const fs::path& dir) {
@@ -50,14 +76,22 @@ bool below(const fs::path& p, const fs::path& dir) {
 }  // namespace
 
 Result<LiveMarker> LiveMarker::create(const fs::path& running_dir, std::string_view id,
-                                      const fs::path& container_dir) {
+                                      const fs::path& container_dir,
+                                      const std::vector<fs::path>& lower_dirs) {
   if (!is_id(id)) return failf(Errc::InvalidArgument, "container id {}: invalid", quote(id));
+  std::string text = fmt::format("dir {}\n", container_dir.native());
+  for (const fs::path& l : lower_dirs) text += fmt::format("lower {}\n", l.native());
+  std::vector<fs::path> named = lower_dirs;
+  named.push_back(container_dir);
+  for (const fs::path& p : named) {
+    if (!one_line(p)) return failf(Errc::InvalidArgument, "path {}: has a newline", quote(p.native()));
+  }
   KISTE_TRY(sys::mkdir_all(running_dir, 0700));
   fs::path final_path = running_dir / std::string(id);
   fs::path tmp = running_dir / fmt::format(".{}.tmp", id);
   KISTE_ASSIGN_OR_RETURN(UniqueFd fd, sys::open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
   if (::flock(fd.get(), LOCK_EX) != 0) return std::unexpected(sys_error("flock", tmp.native()));
-  KISTE_TRY(sys::write_all(fd.get(), fmt::format("dir {}\n", container_dir.native()), tmp.native()));
+  KISTE_TRY(sys::write_all(fd.get(), text, tmp.native()));
   KISTE_TRY(sys::rename(tmp, final_path));
   return LiveMarker(final_path, std::move(fd));
 }
@@ -66,10 +100,30 @@ LiveMarker::~LiveMarker() {
   if (fd_) ::unlink(path_.c_str());  // before the lock goes: no sweeper takes a clean exit for a crash
 }
 
-Status LiveMarker::record_cgroups(const std::vector<fs::path>& dirs) {
+Status LiveMarker::record_cgroups(const std::vector<fs::path>& dirs, const std::string& unit) {
   std::string text;
   for (const fs::path& d : dirs) text += fmt::format("cgroup {}\n", d.native());
-  return sys::write_all(fd_.get(), text, path_.native());
+  if (!unit.empty() && unit.find('\n') == std::string::npos) text += fmt::format("unit {}\n", unit);
+  return with_context(sys::write_all(fd_.get(), text, path_.native()), "record the container's cgroup");
+}
+
+Result<std::vector<fs::path>> live_lower_dirs(const fs::path& running_dir) {
+  std::vector<fs::path> out;
+  auto dfd = sys::open(running_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (!dfd) {
+    if (dfd.error().sys_errno == ENOENT) return out;
+    return std::unexpected(std::move(dfd).error());
+  }
+  KISTE_ASSIGN_OR_RETURN(auto names, sys::list_dir(dfd->get(), running_dir.native()));
+  for (const std::string& id : names) {
+    if (!is_id(id)) continue;
+    auto fd = sys::open(running_dir / id, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (!fd) continue;
+    if (::flock(fd->get(), LOCK_SH | LOCK_NB) == 0) continue;  // its kiste is gone
+    MarkerContent m = parse_marker(sys::read_all(fd->get(), id, 1 << 16).value_or(""));
+    for (auto& l : m.lowers) out.push_back(std::move(l));
+  }
+  return out;
 }
 
 Result<StaleCleanup> clean_stale_containers(const fs::path& running_dir, const fs::path& containers_dir) {
@@ -99,21 +153,37 @@ Result<StaleCleanup> clean_stale_containers(const fs::path& running_dir, const f
     MarkerContent m = parse_marker(sys::read_all(fd->get(), marker.native(), 1 << 16).value_or(""));
     bool ok = true;
     const std::string cgroup_name = "kiste-" + id;
+    std::vector<fs::path> cgroups;
     for (const fs::path& cg : m.cgroups) {
-      if (!below(cg, "/sys/fs/cgroup") || cg.filename() != cgroup_name) {
+      if (!below(cg, "/sys/fs/cgroup") ||
+          (cg.filename() != cgroup_name && cg.filename() != cgroup_name + ".scope")) {
         out.problems.push_back(fmt::format("marker {}: cgroup {} is not a container cgroup",
                                            quote(marker.native()), quote(cg.native())));
         ok = false;
         continue;
       }
-      if (::access(cg.c_str(), F_OK) != 0) continue;
-      (void)detail::write_cgroup_file(cg / "cgroup.kill", "1");  // v2; v1 kills pid by pid
+      if (::access(cg.c_str(), F_OK) == 0) cgroups.push_back(cg);
+    }
+    kill_container(cgroups);
+    for (const fs::path& cg : cgroups) {
       auto r = detail::kill_and_remove(cg);
       if (r) {
         out.cgroups.push_back(cg);
       } else {
         out.problems.push_back(r.error().to_string());
         ok = false;
+      }
+    }
+    if (!m.unit.empty()) {
+      if (m.unit != cgroup_name + ".scope") {
+        out.problems.push_back(fmt::format("marker {}: unit {} is not a container scope",
+                                           quote(marker.native()), quote(m.unit)));
+        ok = false;
+      } else if (auto r = stop_systemd_unit(m.unit); !r) {
+        out.problems.push_back(r.error().to_string());
+        ok = false;
+      } else {
+        out.units.push_back(m.unit);
       }
     }
     if (!m.dir.empty()) {

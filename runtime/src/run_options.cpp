@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <charconv>
@@ -597,6 +598,25 @@ Result<ContainerSpec> make_spec(const RunOptions& opts, const MakeSpecInput& in)
     spec.readonly_paths = docker_readonly_paths();
   }
   return spec;
+}
+
+std::string sys_admin_warning(const ContainerSpec& spec, const std::filesystem::path& lsm_list) {
+  if (spec.privileged || (spec.process.capabilities.bounding & (uint64_t{1} << CAP_SYS_ADMIN)) == 0) {
+    return {};
+  }
+  std::string lsms = sys::read_file(lsm_list, 4096).value_or("");
+  if (lsms.empty() && lsm_list == "/sys/kernel/security/lsm") {  // securityfs not mounted
+    if (sys::read_file("/sys/module/apparmor/parameters/enabled", 16).value_or("").starts_with("Y")) {
+      lsms = "apparmor";
+    }
+    if (::access("/sys/fs/selinux/enforce", F_OK) == 0) lsms += ",selinux";
+  }
+  for (const char* mac : {"apparmor", "selinux", "smack", "tomoyo"}) {
+    if (lsms.find(mac) != std::string::npos) return {};
+  }
+  return "CAP_SYS_ADMIN is added and no security module (AppArmor, SELinux) confines the "
+         "container on this host: it can mount filesystems and use interfaces Docker relies on "
+         "AppArmor to block";
 }
 
 }  // namespace kiste::runtime

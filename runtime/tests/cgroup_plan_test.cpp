@@ -130,3 +130,92 @@ TEST(CgroupMode, DetectsThisMachine) {
 
 }  // namespace
 }  // namespace kiste::runtime
+
+namespace kiste::runtime {
+namespace {
+
+TEST(CgroupPlacement, SlicePathsNestAsSystemdDoes) {
+  EXPECT_EQ(slice_path("kiste.slice").value(), "kiste.slice");
+  EXPECT_EQ(slice_path("a-b-c.slice").value(), "a.slice/a-b.slice/a-b-c.slice");
+  EXPECT_EQ(slice_path("-.slice").value(), "");
+  for (const char* bad : {"kiste", "kiste.scope", "-a.slice", "a-.slice", "a--b.slice", ".slice",
+                          "a/b.slice", "../x.slice"}) {
+    auto r = slice_path(bad);
+    ASSERT_FALSE(r) << bad;
+    EXPECT_THAT(r.error().to_string(), ::testing::HasSubstr(fmt::format("cgroup parent `{}`", bad)));
+  }
+  EXPECT_THAT(slice_path("ci").error().to_string(), ::testing::HasSubstr("not a systemd slice"));
+}
+
+TEST(CgroupPlacement, CgroupfsParentsStayBelowTheRoot) {
+  EXPECT_EQ(cgroupfs_parent("kiste").value(), "kiste");
+  EXPECT_EQ(cgroupfs_parent("/ci//jobs/").value(), "ci/jobs");
+  EXPECT_EQ(cgroupfs_parent("").value(), "");
+  EXPECT_FALSE(cgroupfs_parent("a/../../b"));
+  EXPECT_FALSE(cgroupfs_parent("./a"));
+}
+
+TEST(CgroupPlacement, ManagerNamesAndDefaults) {
+  EXPECT_EQ(parse_cgroup_manager("systemd").value(), CgroupManager::Systemd);
+  EXPECT_EQ(parse_cgroup_manager("cgroupfs").value(), CgroupManager::Cgroupfs);
+  auto bad = parse_cgroup_manager("system");
+  ASSERT_FALSE(bad);
+  EXPECT_THAT(bad.error().to_string(), ::testing::HasSubstr("expected systemd or cgroupfs"));
+  // v1 and hybrid hosts: always cgroupfs, whatever runs as PID 1.
+  EXPECT_EQ(default_cgroup_manager(CgroupMode::Hybrid), CgroupManager::Cgroupfs);
+  EXPECT_EQ(default_cgroup_manager(CgroupMode::Legacy), CgroupManager::Cgroupfs);
+}
+
+TEST(CgroupPlacement, SystemdManagerIsRefusedOnV1WithOneLine) {
+  auto d = make_cgroup_driver(CgroupMode::Hybrid, {.manager = CgroupManager::Systemd});
+  ASSERT_FALSE(d);
+  EXPECT_THAT(d.error().to_string(), ::testing::HasSubstr("--cgroup-manager=cgroupfs"));
+  auto not_slice = make_cgroup_driver(CgroupMode::Unified,
+                                      {.manager = CgroupManager::Systemd, .parent = "mygroup"});
+  ASSERT_FALSE(not_slice);
+  EXPECT_THAT(not_slice.error().to_string(), ::testing::HasSubstr("not a systemd slice"));
+}
+
+TEST(CgroupPlacement, LimitsBecomeSystemdUnitProperties) {
+  auto plan = CgroupPlan::from_resources(
+      {.memory = 5 << 20, .cpu_quota = 50000, .cpu_period = 100000, .cpu_shares = 1024, .pids = 20},
+      CgroupMode::Unified);
+  ASSERT_TRUE(plan);
+  auto props = systemd_unit_properties(*plan);
+  using P = std::pair<std::string, uint64_t>;
+  EXPECT_THAT(props, ::testing::UnorderedElementsAre(
+                         P{"MemoryMax", 5u << 20}, P{"MemorySwapMax", 5u << 20},
+                         P{"CPUWeight", 39}, P{"CPUQuotaPeriodUSec", 100000},
+                         P{"CPUQuotaPerSecUSec", 500000}, P{"TasksMax", 20}));
+  auto unlimited = CgroupPlan::from_resources({.memory = 8 << 20, .memory_swap = -1, .pids = -1},
+                                              CgroupMode::Unified);
+  ASSERT_TRUE(unlimited);
+  EXPECT_THAT(systemd_unit_properties(*unlimited),
+              ::testing::UnorderedElementsAre(P{"MemoryMax", 8u << 20}, P{"MemorySwapMax", UINT64_MAX},
+                                              P{"TasksMax", UINT64_MAX}));
+}
+
+// Hybrid hosts: the cgroup2 mount is a hierarchy the container needs a cgroup in too, but it is
+// not one of the v1 hierarchies shown inside the container.
+TEST(CgroupV1Driver, TakesTheHybridCgroup2MountAsAHierarchy) {
+  auto dir = TempDir::create(std::filesystem::temp_directory_path(), "kiste-cg-");
+  ASSERT_TRUE(dir);
+  auto mi = dir->path() / "mountinfo";
+  auto cg = dir->path() / "cgroup";
+  ASSERT_TRUE(sys::write_file_atomic(
+      mi,
+      "30 25 0:26 / /sys/fs/cgroup ro,nosuid - tmpfs tmpfs ro,mode=755\n"
+      "31 30 0:27 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n"
+      "34 30 0:30 / /sys/fs/cgroup/cpuset rw - cgroup cgroup rw,cpuset,noprefix\n"));
+  ASSERT_TRUE(sys::write_file_atomic(cg, "2:cpuset:/\n0::/user.slice\n"));
+  auto d = make_cgroup_v1_driver(mi, cg);
+  ASSERT_TRUE(d) << d.error().to_string();
+  EXPECT_EQ((*d)->v1_hierarchies(),
+            (std::vector<std::pair<std::string, std::string>>{{"cpuset", "cpuset"}}));
+  // Only a cgroup2 mount: not a v1 host.
+  ASSERT_TRUE(sys::write_file_atomic(mi, "31 30 0:27 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n"));
+  EXPECT_FALSE(make_cgroup_v1_driver(mi, cg));
+}
+
+}  // namespace
+}  // namespace kiste::runtime

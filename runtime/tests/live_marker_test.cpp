@@ -95,3 +95,47 @@ TEST_F(LiveMarkerTest, BadIdsAreRefused) {
 
 }  // namespace
 }  // namespace kiste::runtime
+
+namespace kiste::runtime {
+namespace {
+
+// Prune asks which snapshots live containers use: the markers held by a live kiste name them,
+// a marker whose kiste is gone does not count.
+TEST(LiveLowerDirs, OnlyLiveMarkersCount) {
+  auto dir = TempDir::create(std::filesystem::temp_directory_path(), "kiste-lm-");
+  ASSERT_TRUE(dir);
+  const auto running = dir->path() / "running";
+  const auto snaps = dir->path() / "snapshots";
+  EXPECT_TRUE(live_lower_dirs(running).value().empty());  // no running/ yet
+  {
+    auto live = LiveMarker::create(running, "bbbb", {}, {snaps / "aa", snaps / "bb"});
+    ASSERT_TRUE(live) << live.error().to_string();
+    EXPECT_EQ(live_lower_dirs(running).value(),
+              (std::vector<std::filesystem::path>{snaps / "aa", snaps / "bb"}));
+    ASSERT_TRUE(live->record_cgroups({"/sys/fs/cgroup/kiste.slice/kiste-bbbb.scope"}, "kiste-bbbb.scope"));
+    auto text = sys::read_file(running / "bbbb").value();
+    EXPECT_THAT(text, HasSubstr("unit kiste-bbbb.scope\n"));
+    EXPECT_THAT(text, HasSubstr("lower " + (snaps / "aa").native() + "\n"));
+  }
+  ASSERT_TRUE(sys::write_file_atomic(running / "cccc", "lower " + (snaps / "cc").native() + "\n"));
+  EXPECT_TRUE(live_lower_dirs(running).value().empty());
+  // A newline in a path would forge a line of the marker.
+  EXPECT_FALSE(LiveMarker::create(running, "dddd", {}, {snaps / "x\ncgroup /sys/fs/cgroup/y"}));
+}
+
+// A marker may name a unit only as the container's own scope.
+TEST(LiveMarkerUnits, AForeignUnitIsNotStopped) {
+  auto dir = TempDir::create(std::filesystem::temp_directory_path(), "kiste-lm-");
+  ASSERT_TRUE(dir);
+  const auto running = dir->path() / "running";
+  ASSERT_TRUE(sys::mkdir_all(running));
+  ASSERT_TRUE(sys::write_file_atomic(running / "eeee", "unit sshd.service\n"));
+  auto r = clean_stale_containers(running, dir->path() / "containers");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->problems.size(), 1u);
+  EXPECT_THAT(r->problems[0], HasSubstr("unit `sshd.service` is not a container scope"));
+  EXPECT_TRUE(r->units.empty());
+}
+
+}  // namespace
+}  // namespace kiste::runtime

@@ -257,3 +257,27 @@ TEST_F(RunOptionsTest, VolumeOptionsPropagationAndNamedVolumes) {
 
 }  // namespace
 }  // namespace kiste::runtime
+
+namespace kiste::runtime {
+namespace {
+
+TEST(SysAdminWarning, OnlyWhenAddedAndNoSecurityModule) {
+  auto dir = TempDir::create(std::filesystem::temp_directory_path(), "kiste-lsm-");
+  ASSERT_TRUE(dir);
+  const auto lsm = dir->path() / "lsm";
+  ASSERT_TRUE(sys::write_file_atomic(lsm, "lockdown,capability,landlock,yama,bpf"));
+  RunOptions o;
+  o.command = {"true"};
+  auto plain = make_spec(o, {.id = "a", .lower_dirs = {"/"}, .container_dir = dir->path() / "c"});
+  ASSERT_TRUE(plain);
+  EXPECT_EQ(sys_admin_warning(*plain, lsm), "");
+  o.cap_add = {"SYS_ADMIN"};
+  auto admin = make_spec(o, {.id = "a", .lower_dirs = {"/"}, .container_dir = dir->path() / "c"});
+  ASSERT_TRUE(admin);
+  EXPECT_THAT(sys_admin_warning(*admin, lsm), ::testing::HasSubstr("CAP_SYS_ADMIN is added"));
+  ASSERT_TRUE(sys::write_file_atomic(lsm, "lockdown,capability,apparmor"));
+  EXPECT_EQ(sys_admin_warning(*admin, lsm), "");
+}
+
+}  // namespace
+}  // namespace kiste::runtime

@@ -299,11 +299,20 @@ TEST_F(StoreE2E, BadInputGivesOneLineErrorAndChangesNothing) {
   fs::create_directories(foreign);
   ASSERT_TRUE(sys::write_file_atomic(foreign / "notes.txt", "mine"));
   KisteCli wrong(foreign);
-  auto r = wrong.run("images");
+  auto r = wrong.run("import /dev/null x");
   EXPECT_EQ(r.status, 125);
   EXPECT_NE(r.output.find("not an OCI image layout"), std::string::npos) << r.output;
   EXPECT_EQ(trim(r.output).find('\n'), std::string::npos);
   EXPECT_EQ(std::distance(fs::directory_iterator(foreign), fs::directory_iterator{}), 1);
+  // A command that only reads never makes a store where --root points (a mistyped root).
+  for (const char* cmd : {"images", "inspect x", "fsck", "prune", "rmi x", "save -o /dev/null x"}) {
+    KisteCli missing(tmp_ / "no-such-root");
+    auto m = missing.run(cmd);
+    EXPECT_EQ(m.status, 125) << cmd;
+    EXPECT_EQ(trim(m.output), fmt::format("kiste: error: no kiste store at `{}`", (tmp_ / "no-such-root").native()))
+        << cmd;
+    EXPECT_FALSE(fs::exists(tmp_ / "no-such-root")) << cmd;
+  }
 }
 
 }  // namespace

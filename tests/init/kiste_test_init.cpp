@@ -251,6 +251,16 @@ int main(int argc, char** argv) {
     return no_openat2(argv + 2);
   } else if (!strcmp(verb, "fds")) {
     return fds();
+  } else if (!strcmp(verb, "survive-parent") && argc > 2) {
+    // A PID 1 that clears the parent-death signal, with a child of its own: what a SIGKILLed
+    // kiste must still be able to kill.
+    prctl(PR_SET_PDEATHSIG, 0);
+    if (fork() == 0) {
+      for (;;) pause();
+    }
+    int fd = open(argv[2], O_WRONLY | O_CREAT, 0644);
+    if (fd >= 0) close(fd);
+    for (;;) pause();
   } else {
     fprintf(stderr, "kiste_test_init: unknown verb %s\n", verb);
     return 2;

@@ -4,6 +4,10 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <fcntl.h>
+
+#include <iterator>
+#include <sstream>
 
 #include <kiste/base/sys.hpp>
 #include <kiste/runtime/cgroup.hpp>
@@ -18,6 +22,11 @@ namespace {
 namespace fs = std::filesystem;
 using namespace kiste::runtime;
 using ::testing::HasSubstr;
+
+std::vector<std::string> detail_words(const std::string& text) {
+  std::istringstream in(text);
+  return {std::istream_iterator<std::string>(in), {}};
+}
 
 TEST_F(RuntimeTest, MemoryLimitOomKillsWith137AndAMessage) {
   std::string out;
@@ -191,16 +200,31 @@ Placement run_and_place(const fs::path& tmp, const fs::path& rootfs, RunContext 
     EXPECT_EQ(exit->exit_code, 137);
   }
   pl.inside = sys::read_file(out_dir / "inside").value_or("");
-  // The host view names the container's cgroup (every v1 hierarchy kiste made one in), inside
-  // it is the root of the container's own cgroup namespace.
-  for (const char* h : {"memory", "pids", "freezer", "devices"}) {
-    if (ctx.cgroup_mode == CgroupMode::Unified) break;
-    EXPECT_THAT(pl.host_view, ::testing::ContainsRegex(fmt::format(":{}:[^\n]*/kiste-{}\n", h, id)))
-        << pl.host_view;
-    EXPECT_THAT(pl.inside, ::testing::ContainsRegex(fmt::format(":{}:/\n", h))) << pl.inside;
+  // The host view names the container's cgroup in EVERY hierarchy this process is in (v1, and a
+  // hybrid host's cgroup2 too); inside it is the root of the container's own cgroup namespace.
+  if (ctx.cgroup_mode != CgroupMode::Unified) {
+    std::string self = sys::read_file("/proc/self/cgroup").value_or("");
+    int hierarchies = 0;
+    for (size_t at = 0; at < self.size();) {
+      size_t nl = self.find('\n', at);
+      std::string line = self.substr(at, nl - at);
+      at = nl == std::string::npos ? self.size() : nl + 1;
+      auto c1 = line.find(':'), c2 = line.find(':', c1 + 1);
+      if (c1 == std::string::npos || c2 == std::string::npos) continue;
+      std::string ctrls = line.substr(c1 + 1, c2 - c1 - 1);
+      std::string where = ctx.cgroups.parent.empty() ? "[^\n]*" : "/" + ctx.cgroups.parent;
+      EXPECT_THAT(pl.host_view,
+                  ::testing::ContainsRegex(fmt::format(":{}:{}/kiste-{}\n", ctrls, where, id)))
+          << pl.host_view;
+      EXPECT_THAT(pl.inside, HasSubstr(fmt::format(":{}:/\n", ctrls))) << pl.inside;
+      ++hierarchies;
+    }
+    EXPECT_GE(hierarchies, 4);
   }
   if (ctx.cgroup_mode == CgroupMode::Unified) {
-    EXPECT_THAT(pl.host_view, HasSubstr("/kiste-" + id + "\n")) << pl.host_view;
+    // cgroupfs: below the kiste parent (or --cgroup-parent), a sibling of the caller's cgroup.
+    std::string parent = ctx.cgroups.parent.empty() ? "kiste" : ctx.cgroups.parent;
+    EXPECT_THAT(pl.host_view, HasSubstr("0::/" + parent + "/kiste-" + id + "\n")) << pl.host_view;
     EXPECT_THAT(pl.inside, HasSubstr("0::/\n")) << pl.inside;
   }
   EXPECT_TRUE(pl.dir_existed);
@@ -237,6 +261,105 @@ TEST_F(RuntimeTest, CgroupV1ContainerMovesItselfIntoEveryHierarchy) {
   run_and_place(tmp(), rootfs(), ctx);
   ctx.migrate_after_clone = true;
   run_and_place(tmp(), rootfs(), ctx);
+}
+
+// --cgroup-parent on a v1 host: the container's cgroup goes below that parent in every
+// hierarchy (made when missing, as docker does), not below kiste's own cgroup.
+TEST_F(RuntimeTest, CgroupParentPlacesTheContainerInEveryV1Hierarchy) {
+  auto mode = detect_cgroup_mode();
+  ASSERT_TRUE(mode);
+  if (*mode == CgroupMode::Unified) GTEST_SKIP() << "pure cgroup v2 host: the VM tests cover it";
+  RunContext ctx;
+  ctx.cgroup_mode = *mode;
+  ctx.cgroups.parent = "ktest-parent-" + sys::random_hex(6);
+  run_and_place(tmp(), rootfs(), ctx);
+  for (const auto& e : fs::directory_iterator("/sys/fs/cgroup")) {
+    fs::path p = e.path() / ctx.cgroups.parent;
+    if (fs::exists(p)) {
+      EXPECT_EQ(::rmdir(p.c_str()), 0) << p;
+    }
+  }
+}
+
+// With CAP_SYS_ADMIN a container can mount cgroup v1 hierarchies. Each one it sees is rooted at
+// its own cgroup, never at the hierarchy root, so no `release_agent` (the CVE-2022-0492 escape)
+// is within reach; and kiste warns that nothing else confines SYS_ADMIN here.
+TEST_F(RuntimeTest, NoCgroupHierarchyRootIsReachableWithSysAdmin) {
+  auto mode = detect_cgroup_mode();
+  ASSERT_TRUE(mode);
+  if (*mode == CgroupMode::Unified) GTEST_SKIP() << "no cgroup v1 hierarchies on this machine";
+  std::string out;
+  ASSERT_EQ(kiste_run("--cap-add SYS_ADMIN --security-opt seccomp=unconfined sh -c '"
+                      "for c in cpu cpuacct cpuset blkio memory pids freezer devices name=systemd; do "
+                      "mkdir -p /m/$c && mount -t cgroup -o $c cgroup /m/$c 2>/dev/null && echo mounted $c; "
+                      "ls /m/$c | grep -x release_agent; done; mkdir /m/v2 && mount -t cgroup2 none /m/v2 "
+                      "&& echo mounted v2 && ls /m/v2 | grep -c kiste-; true'",
+                      &out),
+            0)
+      << out;
+  EXPECT_THAT(out, HasSubstr("mounted cpu\n"));
+  EXPECT_THAT(out, HasSubstr("mounted cpuset\n"));
+  EXPECT_THAT(out, ::testing::Not(HasSubstr("release_agent"))) << out;
+  if (sys::read_file("/sys/kernel/security/lsm").value_or("").find("apparmor") == std::string::npos) {
+    EXPECT_THAT(out, HasSubstr("kiste: warning: CAP_SYS_ADMIN is added"));
+  }
+}
+
+// cgroupfs on cgroup v2: controllers are enabled from the root down to the parent, and never in
+// a cgroup that has processes of its own (the no-internal-processes rule): that is one clear
+// line. The hybrid host's cgroup2 mount offers one controller (hugetlb) to exercise it for real.
+TEST_F(RuntimeTest, CgroupfsV2EnablesControllersDownThePathOnly) {
+  auto mode = detect_cgroup_mode();
+  ASSERT_TRUE(mode);
+  fs::path mount = *mode == CgroupMode::Unified ? fs::path("/sys/fs/cgroup") : fs::path("/sys/fs/cgroup/unified");
+  auto avail = detail_words(sys::read_file(mount / "cgroup.controllers").value_or(""));
+  if (avail.empty()) GTEST_SKIP() << "no controller on " << mount;
+  CgroupPlan plan{.controllers = {avail.front()}};
+  const std::string parent = "ktest-parent-" + sys::random_hex(6);
+  const fs::path busy = mount / parent / "busy";
+  ASSERT_EQ(::mkdir((mount / parent).c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(busy.c_str(), 0755), 0);
+  pid_t sleeper = ::fork();
+  if (sleeper == 0) {
+    ::pause();
+    ::_exit(0);
+  }
+  {
+    int fd = ::open((busy / "cgroup.procs").c_str(), O_WRONLY);
+    ASSERT_GE(fd, 0);
+    std::string p = std::to_string(sleeper);
+    ASSERT_EQ(::write(fd, p.data(), p.size()), static_cast<ssize_t>(p.size()));
+    ::close(fd);
+  }
+  auto refused = make_cgroup_v2_driver(mount, parent + "/busy");
+  ASSERT_TRUE(refused);
+  auto r = (*refused)->create("kiste-test-" + sys::random_hex(6), plan);
+  ASSERT_FALSE(r);
+  EXPECT_THAT(r.error().to_string(), HasSubstr(fmt::format("cgroup `{}` has processes of its own", busy.native())));
+  EXPECT_THAT(r.error().to_string(), HasSubstr("--cgroup-parent"));
+  EXPECT_TRUE((*refused)->paths().empty());
+
+  auto ok = make_cgroup_v2_driver(mount, parent);
+  ASSERT_TRUE(ok);
+  auto made = (*ok)->create("kiste-test-" + sys::random_hex(6), plan);
+  ASSERT_TRUE(made) << made.error().to_string();
+  EXPECT_THAT(sys::read_file(mount / parent / "cgroup.subtree_control").value_or(""), HasSubstr(avail.front()));
+  EXPECT_THAT(sys::read_file((*ok)->paths().at(0) / "cgroup.controllers").value_or(""), HasSubstr(avail.front()));
+  ASSERT_TRUE((*ok)->destroy());
+
+  ::kill(sleeper, SIGKILL);
+  ::waitpid(sleeper, nullptr, 0);
+  for (int i = 0; i < 200 && ::rmdir(busy.c_str()) != 0; ++i) ::usleep(5000);
+  EXPECT_EQ(::rmdir((mount / parent).c_str()), 0);
+}
+
+// A --cgroup-parent that does not exist on v2 is one line, and nothing is made.
+TEST_F(RuntimeTest, MissingCgroupParentOnV2IsOneLine) {
+  auto d = make_cgroup_driver(CgroupMode::Unified,
+                              {.manager = CgroupManager::Cgroupfs, .parent = "ktest-missing-" + sys::random_hex(4)},
+                              "/sys/fs/cgroup/unified");
+  ASSERT_FALSE(d);
+  EXPECT_THAT(d.error().to_string(), HasSubstr("does not exist"));
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <functional>
 #include <sstream>
 
 #include <kiste/base/sys.hpp>
@@ -96,7 +97,10 @@ class StaleTest : public RuntimeTest {
 
 TEST_F(StaleTest, PruneRemovesTheCgroupsAndDirOfAKilledKiste) {
   std::string out;
-  ASSERT_EQ(run_shell(kiste_cmd() + " prune", &out), 0) << out;  // makes the store
+  // A root that does not exist is not made by a prune: one line says so.
+  ASSERT_EQ(run_shell(kiste_cmd() + " prune", &out), 125) << out;
+  EXPECT_THAT(out, HasSubstr("no kiste store at"));
+  EXPECT_FALSE(fs::exists(tmp() / "root"));
   pid_t pid = start_and_wait("");
   ASSERT_EQ(container_dirs().size(), 1u);
   std::string id = container_dirs().front();
@@ -149,6 +153,82 @@ TEST_F(StaleTest, TheNextRunCleansUpButLeavesARunningContainerAlone) {
   kill_kiste(live);
   ASSERT_EQ(kiste_run("true", &out), 0) << out;
   EXPECT_EQ(container_dirs(), std::vector<std::string>{});
+}
+
+// A container PID 1 that cleared its parent-death signal (or is setuid) outlives a SIGKILLed
+// kiste. Whoever notices first (here `kiste prune`) kills the whole container, children too.
+TEST_F(StaleTest, PruneKillsAContainerThatOutlivedItsKiste) {
+  fs::path out = tmp() / "out";
+  ASSERT_TRUE(sys::mkdir_all(out));
+  std::string cmd = "exec " + kiste_cmd() + " run --rm --rootfs " + rootfs().native() + " -v " +
+                    out.native() + ":/out kiste_test_init survive-parent /out/ready";
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::execl("/bin/sh", "sh", "-c", cmd.c_str(), nullptr);
+    ::_exit(127);
+  }
+  // Whatever fails below, nothing may outlive the test.
+  std::vector<int> container;
+  auto cleanup = [&] {
+    ::kill(pid, SIGKILL);
+    for (int c : container) ::kill(c, SIGKILL);
+  };
+  struct Guard {
+    std::function<void()> f;
+    ~Guard() { f(); }
+  } guard{cleanup};
+  for (int i = 0; i < 2000 && !fs::exists(out / "ready"); ++i) ::usleep(10 * 1000);
+  ASSERT_TRUE(fs::exists(out / "ready"));
+  container = children_of(pid);  // PID 1
+  ASSERT_EQ(container.size(), 1u);
+  for (int c : children_of(container[0])) container.push_back(c);  // and its child
+  ASSERT_EQ(container.size(), 2u);
+  ASSERT_EQ(::kill(pid, SIGKILL), 0);
+  ASSERT_EQ(::waitpid(pid, nullptr, 0), pid);
+  ::usleep(200 * 1000);
+  EXPECT_TRUE(alive(container[0]) && alive(container[1])) << "the container was expected to survive its kiste";
+  std::string text;
+  ASSERT_EQ(run_shell(kiste_cmd() + " prune", &text), 0) << text;
+  EXPECT_THAT(text, HasSubstr("Removed the leftovers of 1 containers"));
+  for (int c : container) {
+    for (int i = 0; i < 1000 && alive(c); ++i) ::usleep(10 * 1000);
+    EXPECT_FALSE(alive(c)) << "container process " << c << " survived the prune";
+  }
+  EXPECT_EQ(container_dirs(), std::vector<std::string>{});
+}
+
+// `kiste prune` while a container runs on an image that was just removed: the snapshots it runs
+// on stay until it ends (a live container's marker names them); then prune removes them.
+TEST_F(StaleTest, PruneKeepsTheSnapshotsOfARunningContainer) {
+  std::string text;
+  fs::path tar = tmp() / "bb.tar";
+  ASSERT_EQ(run_shell("tar -C " + rootfs().native() + " -cf " + tar.native() + " .", &text), 0) << text;
+  ASSERT_EQ(run_shell(kiste_cmd() + " import " + tar.native() + " bb", &text), 0) << text;
+  fs::path out = tmp() / "out";
+  ASSERT_TRUE(sys::mkdir_all(out));
+  std::string cmd = "exec " + kiste_cmd() + " run --rm -v " + out.native() +
+                    ":/out bb sh -c 'touch /out/ready; while [ ! -e /out/go ]; do sleep 0.05; done; "
+                    "ls /bin | wc -l > /out/count; cat /etc/passwd >/dev/null && echo ok >> /out/count'";
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::execl("/bin/sh", "sh", "-c", cmd.c_str(), nullptr);
+    ::_exit(127);
+  }
+  for (int i = 0; i < 2000 && !fs::exists(out / "ready"); ++i) ::usleep(10 * 1000);
+  ASSERT_TRUE(fs::exists(out / "ready"));
+  text.clear();
+  ASSERT_EQ(run_shell(kiste_cmd() + " rmi bb && " + kiste_cmd() + " prune", &text), 0) << text;
+  EXPECT_THAT(text, HasSubstr(" and 0 unused layer snapshots")) << text;
+  ASSERT_TRUE(sys::write_file_atomic(out / "go", ""));
+  int st = 0;
+  ASSERT_EQ(::waitpid(pid, &st, 0), pid);
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << st;
+  std::string count = sys::read_file(out / "count").value_or("");
+  EXPECT_GT(std::atoi(count.c_str()), 10) << count;
+  EXPECT_THAT(count, HasSubstr("ok\n"));
+  text.clear();
+  ASSERT_EQ(run_shell(kiste_cmd() + " prune", &text), 0) << text;
+  EXPECT_THAT(text, HasSubstr(" and 1 unused layer snapshots")) << text;
 }
 
 }  // namespace

@@ -14,6 +14,7 @@ class FileLock {
                                                 Mode mode = Mode::Exclusive);
   FileLock(FileLock&&) noexcept = default;
   FileLock& operator=(FileLock&&) noexcept = default;
+  void release() { fd_.reset(); }  // unlocks now
 
  private:
   explicit FileLock(UniqueFd fd) : fd_(std::move(fd)) {}

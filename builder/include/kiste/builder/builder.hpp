@@ -15,6 +15,7 @@
 #include <string_view>
 #include <vector>
 
+#include <kiste/runtime/cgroup.hpp>
 #include <kiste/base/error.hpp>
 #include <kiste/builder/build_cache.hpp>
 #include <kiste/builder/build_plan.hpp>
@@ -153,7 +154,11 @@ class Builder {
 namespace kiste::builder {
 
 struct RuntimeExecutorOptions {
-  std::filesystem::path root;  // the kiste root (seccomp program cache under cache/)
+  std::filesystem::path root;  // the kiste root (running/ markers, seccomp cache under cache/)
+  runtime::CgroupPlacement cgroups;  // where RUN steps' cgroups go (--cgroup-manager/-parent)
+  // Limits for every RUN step (buildah's --memory, --memory-swap, --cpus, --pids-limit).
+  std::string memory, memory_swap, cpus;
+  std::optional<int64_t> pids_limit;
 };
 
 // RUN through kiste's runtime (namespaces, overlay root, seccomp, default caps).

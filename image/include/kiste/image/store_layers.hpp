@@ -29,7 +29,9 @@ struct ImageLayers {
                                   const std::filesystem::path& dir,
                                   const Platform& platform = Platform::host());
 
-// Removes snapshots whose diff_id no named image uses. Returns how many were removed.
-[[nodiscard]] Result<int> prune_snapshots(const Store& store);
+// Removes snapshots whose diff_id no named image uses and that no path in `in_use` lies in.
+// Returns how many were removed.
+[[nodiscard]] Result<int> prune_snapshots(const Store& store,
+                                          const std::vector<std::filesystem::path>& in_use = {});
 
 }  // namespace kiste::image

@@ -1,6 +1,8 @@
 #pragma once
 // Whole-store operations behind `kiste images`, `inspect`, `prune` and `fsck`.
 #include <cstdint>
+#include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -32,9 +34,15 @@ struct PruneReport {
   int tmp_removed = 0;
   int snapshots_removed = 0;
 };
-// Deletes every blob no named image reaches, snapshots of layers no image uses, and stale tmp/
-// files of crashed writers.
-[[nodiscard]] Result<PruneReport> prune(const Store& store);
+struct PruneOptions {
+  // Called under the exclusive gc lock (no container can start meanwhile): the snapshot dirs
+  // that running containers use (runtime::live_lower_dirs). They are kept even when no named
+  // image uses their layer any more.
+  std::function<Result<std::vector<std::filesystem::path>>()> snapshots_in_use;
+};
+// Deletes every blob no named image reaches, snapshots of layers no image (and no running
+// container) uses, and stale tmp/ files of crashed writers.
+[[nodiscard]] Result<PruneReport> prune(const Store& store, const PruneOptions& opts = {});
 
 struct FsckReport {
   int blobs_checked = 0;

@@ -1,7 +1,8 @@
 #pragma once
 // cgroups: a plan of {controller, file, value} writes derived from Resources (unit-tested for v1
-// and v2), drivers that create the container's cgroup under the caller's own, and a guard that
-// kills what is left and removes the directories.
+// and v2), where a container's cgroup goes (the placement: a systemd transient scope or a
+// cgroupfs path under a kiste parent, never inside the caller's own cgroup on v2), drivers that
+// create it, and a guard that kills what is left and removes it.
 #include <sys/types.h>
 
 #include <cstdint>
@@ -9,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <kiste/base/error.hpp>
@@ -25,6 +27,32 @@ enum class CgroupMode { Legacy, Hybrid, Unified };
 // crun's statfs rules on /sys/fs/cgroup and /sys/fs/cgroup/unified.
 [[nodiscard]] Result<CgroupMode> detect_cgroup_mode(
     const std::filesystem::path& cgroup_root = "/sys/fs/cgroup");
+
+// Who makes the container's cgroup (podman's --cgroup-manager).
+//  - Systemd: a transient scope `kiste-<id>.scope` in a slice (default `kiste.slice`), created
+//    over D-Bus with Delegate=yes, as runc's and crun's systemd drivers do. Pure v2 only.
+//  - Cgroupfs: `<cgroup root>/<parent>/kiste-<id>` (v2: parent default `kiste`, a sibling of the
+//    callers' cgroups; controllers are enabled down the path from the root). On v1 the default
+//    parent is the caller's own cgroup in each hierarchy.
+enum class CgroupManager { Cgroupfs, Systemd };
+
+struct CgroupPlacement {
+  std::optional<CgroupManager> manager;  // default: default_cgroup_manager()
+  // --cgroup-parent: a slice name for systemd ("kiste.slice"), else a cgroup path relative to
+  // the hierarchy root ("kiste", "/ci/jobs"). Empty: the manager's default.
+  std::string parent;
+};
+
+[[nodiscard]] Result<CgroupManager> parse_cgroup_manager(std::string_view name);
+[[nodiscard]] std::string_view to_string(CgroupManager m);
+// Systemd when systemd is PID 1 (`/run/systemd/system` exists) on a pure v2 host, else cgroupfs.
+[[nodiscard]] CgroupManager default_cgroup_manager(CgroupMode mode);
+// A slice's cgroup path, as systemd nests it: "a-b.slice" -> "a.slice/a-b.slice"; "-.slice" ->
+// "". Anything that is not a valid slice name is an error that says so.
+[[nodiscard]] Result<std::string> slice_path(std::string_view slice);
+// A cgroupfs parent ("kiste", "/a/b") as a relative path below the hierarchy root; refuses ".."
+// and empty components.
+[[nodiscard]] Result<std::filesystem::path> cgroupfs_parent(std::string_view parent);
 
 struct CgroupWrite {
   std::string controller;  // v1 hierarchy ("memory", "cpu", "pids", "devices"); v2: the controller
@@ -44,15 +72,20 @@ struct CgroupPlan {
                                                          bool privileged = false);
 };
 
+// The plan's limits as systemd unit properties (MemoryMax, MemorySwapMax, TasksMax, CPUWeight,
+// CPUQuotaPerSecUSec, CPUQuotaPeriodUSec; "max" is UINT64_MAX, systemd's infinity).
+[[nodiscard]] std::vector<std::pair<std::string, uint64_t>> systemd_unit_properties(
+    const CgroupPlan& plan);
+
 struct CgroupStats {
   bool oom_killed = false;
   std::optional<int64_t> memory_limit;
   std::optional<uint64_t> memory_peak;
 };
 
-// One container cgroup. create() makes the directories (under the caller's own cgroup, per
-// controller on v1), apply() writes the plan, add_process() moves a pid in, destroy() kills what
-// is left and removes the directories (also run by the destructor).
+// One container cgroup. create() makes it (a directory per v1 hierarchy, one on v2, a scope for
+// systemd), apply() writes the plan, add_process() moves a pid in, destroy() kills what is left
+// and removes it (also run by the destructor).
 class CgroupDriver {
  public:
   virtual ~CgroupDriver() = default;
@@ -70,10 +103,15 @@ class CgroupDriver {
   // The created directory for clone3(CLONE_INTO_CGROUP) (v2): the process starts inside, no
   // migration at all. An invalid fd where that does not apply (v1).
   [[nodiscard]] virtual Result<UniqueFd> open_clone_target() { return UniqueFd{}; }
+  // The container's first process is inside: what create() needed to hold the cgroup open until
+  // then (systemd: the scope's placeholder process) can go.
+  virtual void started() {}
   [[nodiscard]] virtual Result<CgroupStats> stats() = 0;
   [[nodiscard]] virtual Status destroy() = 0;
   // Directories created (for tests and diagnostics).
   [[nodiscard]] virtual std::vector<std::filesystem::path> paths() const = 0;
+  // The systemd unit that owns the cgroup ("kiste-<id>.scope"), empty for cgroupfs.
+  [[nodiscard]] virtual std::string unit() const { return {}; }
   // v1 hierarchies to show inside the container (name, mount options).
   [[nodiscard]] virtual std::vector<std::pair<std::string, std::string>> v1_hierarchies() const {
     return {};
@@ -81,16 +119,28 @@ class CgroupDriver {
 };
 
 // v1: hierarchies from /proc/self/mountinfo, the caller's cgroup per hierarchy from
-// /proc/self/cgroup (or the given files, for tests).
+// /proc/self/cgroup (or the given files, for tests). The container gets a cgroup in EVERY
+// mounted hierarchy: one it stayed at the root of would be reachable (release_agent) from its
+// cgroup namespace. `parent` (cgroupfs_parent form) replaces the caller's cgroup.
 [[nodiscard]] Result<std::unique_ptr<CgroupDriver>> make_cgroup_v1_driver(
     const std::filesystem::path& mountinfo = "/proc/self/mountinfo",
-    const std::filesystem::path& self_cgroup = "/proc/self/cgroup");
-// v2: `mount_point` is the cgroup2 mount, `self_path` the caller's cgroup relative to it
-// (empty: from /proc/self/cgroup's "0::" line).
+    const std::filesystem::path& self_cgroup = "/proc/self/cgroup", std::string parent = {});
+// v2 cgroupfs: `<mount_point>/<parent>/<name>`; the needed controllers are enabled in
+// cgroup.subtree_control from the root down to the parent, never in a cgroup with processes.
 [[nodiscard]] Result<std::unique_ptr<CgroupDriver>> make_cgroup_v2_driver(
-    const std::filesystem::path& mount_point = "/sys/fs/cgroup", std::string self_path = {});
-// The driver for this machine (v1 for Legacy and Hybrid).
-[[nodiscard]] Result<std::unique_ptr<CgroupDriver>> make_cgroup_driver(CgroupMode mode);
+    const std::filesystem::path& mount_point = "/sys/fs/cgroup", std::string parent = "kiste");
+// v2 systemd: a transient scope `<name>.scope` in `slice`, over the system bus (libsystemd is
+// loaded on first use, so hosts that never use this path never load it).
+[[nodiscard]] Result<std::unique_ptr<CgroupDriver>> make_cgroup_systemd_driver(
+    const std::filesystem::path& mount_point = "/sys/fs/cgroup", std::string slice = "kiste.slice");
+// The driver for this machine and placement (v1 for Legacy and Hybrid; `v2_mount` replaces
+// /sys/fs/cgroup for tests on a hybrid host).
+[[nodiscard]] Result<std::unique_ptr<CgroupDriver>> make_cgroup_driver(
+    CgroupMode mode, const CgroupPlacement& placement = {},
+    const std::filesystem::path& v2_mount = "/sys/fs/cgroup");
+// Stops a systemd unit and resets it if it failed (what a SIGKILLed kiste left); a unit that
+// does not exist is not an error.
+[[nodiscard]] Status stop_systemd_unit(std::string_view unit);
 
 // Owns a created cgroup: destroy() in the destructor unless released.
 class CgroupGuard {

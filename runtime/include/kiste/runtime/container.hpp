@@ -21,6 +21,8 @@ struct ContainerExit {
   int exit_code = 0;    // the container's status (128+N when killed by signal N); 126/127 exec
   int signal = 0;       // N when killed by a signal
   bool oom_killed = false;
+  // The process was cloned straight into its cgroup (v2 CLONE_INTO_CGROUP): it never migrated.
+  bool cloned_into_cgroup = false;
   std::optional<int64_t> memory_limit;
   std::optional<uint64_t> memory_peak;
   // Set when the command could not be executed (exit_code 126 or 127):
@@ -33,12 +35,16 @@ struct ContainerExit {
 struct RunHooks {
   // Called once the container's process runs (pid in the caller's pid namespace).
   std::function<void(pid_t)> started;
-  // Called once the container's cgroup directories exist (to record them: live_marker.hpp).
-  std::function<void(const std::vector<std::filesystem::path>&)> cgroup_created;
+  // Called once the container's cgroup exists (to record it: live_marker.hpp): its directories
+  // and, for the systemd manager, its unit. An error ends the run before the container starts.
+  std::function<Status(const std::vector<std::filesystem::path>& dirs, const std::string& unit)>
+      cgroup_created;
 };
 
 struct RunContext {
   std::optional<CgroupMode> cgroup_mode;  // default: detect_cgroup_mode()
+  // Where the container's cgroup goes: --cgroup-manager, --cgroup-parent.
+  CgroupPlacement cgroups;
   // Unified mode only: the cgroup2 mount to create the container's cgroup under (default
   // /sys/fs/cgroup; tests use the hybrid host's /sys/fs/cgroup/unified).
   std::filesystem::path cgroup_v2_mount;

@@ -75,6 +75,13 @@ struct ResolvedUser {
 [[nodiscard]] Result<ResolvedUser> resolve_user(std::string_view user,
                                                 const std::vector<std::filesystem::path>& lower_dirs);
 
+// One line when the container gets CAP_SYS_ADMIN (--cap-add, not --privileged, which says what
+// it is) and no Linux security module (AppArmor, SELinux, Smack, TOMOYO) is active to confine
+// it, as Docker relies on AppArmor to; empty otherwise. `lsm_list` is /sys/kernel/security/lsm.
+[[nodiscard]] std::string sys_admin_warning(
+    const ContainerSpec& spec,
+    const std::filesystem::path& lsm_list = "/sys/kernel/security/lsm");
+
 // Parses one env-file (KEY=VALUE lines, `#` comments, bare KEY taken from host_env).
 [[nodiscard]] Result<std::vector<std::string>> read_env_file(const std::filesystem::path& file,
                                                              const char* const* host_env);

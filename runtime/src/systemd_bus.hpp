@@ -1,0 +1,39 @@
+#pragma once
+// The few systemd manager calls the systemd cgroup driver needs, over the system bus. libsystemd
+// is dlopen'ed on first use: hosts that never use the systemd manager never load it, and kiste's
+// start-up does not pay for it.
+#include <sys/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <kiste/base/error.hpp>
+
+namespace kiste::runtime::detail {
+
+class SystemdBus {
+ public:
+  // Connects to the system bus and subscribes to the manager's job signals.
+  [[nodiscard]] static Result<SystemdBus> connect();
+  SystemdBus(SystemdBus&&) noexcept;
+  SystemdBus& operator=(SystemdBus&&) noexcept;
+  ~SystemdBus();
+
+  // StartTransientUnit(unit, "fail") for a scope holding `pid`, with Delegate=yes, the given
+  // slice and the numeric properties; waits for the job to finish.
+  [[nodiscard]] Status start_scope(std::string_view unit, std::string_view slice, pid_t pid,
+                                   const std::vector<std::pair<std::string, uint64_t>>& props);
+  // StopUnit(unit, "replace") and wait; ResetFailedUnit. A unit systemd does not know is fine.
+  [[nodiscard]] Status stop_unit(std::string_view unit);
+
+ private:
+  struct Impl;
+  explicit SystemdBus(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace kiste::runtime::detail
