@@ -270,7 +270,9 @@ while [ -z "$qemu_status" ]; do
   event="" arg=""
   if [ "$left" -le 0 ] || ! read -r -t "$(secs "$left")" -u "$ctl" event arg; then
     [ -z "$qemu_pid" ] || kill -KILL "$qemu_pid" 2>/dev/null || true
-    console_tail
+    if [ -z "$t_started" ] || [ -n "$status" ]; then # a hung command is no boot problem
+      console_tail
+    fi
     echo "kiste-vm: timeout: the guest did not $what; killed qemu" >&2
     exit 124
   fi

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by the guest scripts. The host talks to the guest over three virtio-serial ports:
 # kiste.out and kiste.err carry the command's stdout and stderr, kiste.ctl carries one event per
 # line ("started", "exit N", "fail REASON") and nothing else. Kernel and systemd messages go to
