@@ -32,7 +32,9 @@ status=0
 
 for report in "${reports[@]}"; do
   if [ ! -s "$report" ]; then
-    echo "kiste-vm: $variant: no report \`$report\` (the executable did not finish)" >&2
+    # 125: run.sh said why on one line already (no qemu, no kernel, the guest did not boot).
+    [ "$status" -eq 125 ] ||
+      echo "kiste-vm: $variant: no report \`$report\` (the executable did not finish)" >&2
     [ "$status" -ne 0 ] || status=1
     continue
   fi

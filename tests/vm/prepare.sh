@@ -71,7 +71,6 @@ chmod 0755 "$tmp"
 # inputs rebuilds the initramfs without downloading again.
 deb=$cache_root/debs/${pkg}_$ver.deb
 if [ ! -f "$deb" ]; then
-  echo "kiste-vm: prepare: fetching $pkg $ver" >&2
   # apt-get download wants a directory its _apt user can write (it warns otherwise).
   mkdir "$tmp/deb"
   id _apt >/dev/null 2>&1 && chown _apt "$tmp/deb"
@@ -80,6 +79,7 @@ if [ ! -f "$deb" ]; then
   rm -rf "$cache_root/debs"
   mkdir -p "$cache_root/debs"
   mv "$tmp"/deb/*.deb "$deb"
+  echo "kiste-vm: prepare: fetched $pkg $ver" >&2
 fi
 mkdir "$tmp/x"
 dpkg-deb -x "$deb" "$tmp/x" || die "unpack \`$deb\` failed"
