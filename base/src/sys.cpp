@@ -159,12 +159,31 @@ Status mkdir(const fs::path& path, mode_t mode) {
 }
 
 Status mkdir_all(const fs::path& path, mode_t mode) {
-  std::error_code ec;
-  fs::create_directories(path, ec);
-  if (ec) {
-    return std::unexpected(sys_error_code(ec.value(), "mkdir", path.native()));
+  if (path.empty()) return {};
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0) {
+    if (S_ISDIR(st.st_mode)) return {};
+    return std::unexpected(sys_error_code(ENOTDIR, "mkdir", path.native()));
   }
-  (void)mode;
+  if (errno != ENOENT) return std::unexpected(sys_error("stat", path.native()));
+  fs::path parent = path.parent_path();
+  if (!parent.empty() && parent != path) KISTE_TRY(mkdir_all(parent, mode));
+  // Every component made here gets `mode` (narrowed by the umask only): a parent made on the way
+  // to a private directory must not be wider than the directory itself.
+  if (::mkdir(path.c_str(), mode) != 0 && errno != EEXIST) {
+    return std::unexpected(sys_error("mkdir", path.native()));
+  }
+  return {};
+}
+
+Status restrict_dir(const fs::path& path, mode_t mode) {
+  if (::mkdir(path.c_str(), mode) == 0) return {};
+  if (errno != EEXIST) return std::unexpected(sys_error("mkdir", path.native()));
+  KISTE_ASSIGN_OR_RETURN(UniqueFd fd, open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
+  KISTE_ASSIGN_OR_RETURN(struct stat st, fstat(fd.get(), path.native()));
+  if ((st.st_mode & 07777 & ~mode) != 0 && ::fchmod(fd.get(), st.st_mode & mode & 07777) != 0) {
+    return std::unexpected(sys_error("chmod", path.native()));
+  }
   return {};
 }
 

@@ -182,13 +182,13 @@ Result<BuildResult> BuildRun::run() {
   for (const auto& a : plan_.unused_build_args) {
     result_.notes.push_back(fmt::format("build argument `{}` is not consumed by any ARG", a));
   }
-  KISTE_TRY(sys::mkdir_all(store_.tmp_dir()));
+  KISTE_TRY(sys::mkdir_all(store_.tmp_dir(), 0700));
   // Blobs this build adds are named only at the end: hold the writer lease so a concurrent
   // prune cannot collect them (or the snapshots RUN steps use) in between.
   KISTE_ASSIGN_OR_RETURN(FileLock lease, store_.writer_lease());
   KISTE_ASSIGN_OR_RETURN(auto w, TempDir::create(store_.tmp_dir(), "build-"));
   work_.emplace(std::move(w));
-  KISTE_TRY(sys::mkdir_all(cache_dir() / "last"));
+  KISTE_TRY(sys::mkdir_all(cache_dir() / "last", 0700));
   KISTE_ASSIGN_OR_RETURN(auto snaps, image::SnapshotStore::open(store_.root()));
   snapshots_.emplace(std::move(snaps));
   stage_count_ = static_cast<int>(plan_.stages.size());

@@ -397,7 +397,10 @@ void ContainerInit::mount_root() noexcept {
   }
   write_runtime_files();
   if (c_.userns) {
-    check(::move_mount(userns_root_fd_, "", AT_FDCWD, ".", MOVE_MOUNT_F_EMPTY_PATH) == 0,
+    // The cwd is the (private, 0700) container dir: the mapped root may not look up even "."
+    // there, so the target is the cwd itself, with no lookup at all.
+    check(::move_mount(userns_root_fd_, "", AT_FDCWD, "",
+                       MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) == 0,
           StepId::MountOverlay);
     root_fd_ = userns_root_fd_;
     return;

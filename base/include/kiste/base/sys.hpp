@@ -35,8 +35,12 @@ void set_openat2_disabled(bool disabled);
 [[nodiscard]] Result<struct statfs> statfs(const std::filesystem::path& path);
 [[nodiscard]] Result<struct statfs> fstatfs(int fd, std::string_view what = {});
 [[nodiscard]] Status mkdir(const std::filesystem::path& path, mode_t mode);
-// mkdir -p; existing directories are fine.
+// mkdir -p: every missing component is made with `mode` (less the umask); existing directories
+// are left as they are.
 [[nodiscard]] Status mkdir_all(const std::filesystem::path& path, mode_t mode = 0755);
+// Makes `path` with `mode`, or takes away from an existing directory every permission bit that
+// `mode` lacks (an older, wider store directory is narrowed). A symlink at `path` is an error.
+[[nodiscard]] Status restrict_dir(const std::filesystem::path& path, mode_t mode);
 [[nodiscard]] Status mkdirat(int dirfd, const std::filesystem::path& path, mode_t mode);
 [[nodiscard]] Status rename(const std::filesystem::path& from, const std::filesystem::path& to);
 [[nodiscard]] Status renameat(int olddirfd, const std::filesystem::path& from, int newdirfd,
