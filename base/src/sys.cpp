@@ -121,6 +121,46 @@ Result<UniqueFd> open_in_root(int dirfd, std::string_view path, int flags, mode_
   return open_in_root_fallback(dirfd, path, flags, mode);
 }
 
+namespace {
+
+// `fd` was opened O_NONBLOCK: refuse anything but a regular file, then read blocking again.
+Result<UniqueFd> keep_regular(UniqueFd fd, std::string_view path) {
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return std::unexpected(sys_error("stat", path));
+  if (!S_ISREG(st.st_mode)) {
+    const char* kind = S_ISFIFO(st.st_mode)  ? "a FIFO"
+                       : S_ISCHR(st.st_mode) ? "a character device"
+                       : S_ISBLK(st.st_mode) ? "a block device"
+                       : S_ISSOCK(st.st_mode) ? "a socket"
+                       : S_ISDIR(st.st_mode) ? "a directory"
+                                             : "not a regular file";
+    return failf(Errc::InvalidArgument, "open {}: {}, not a regular file", quote(path), kind);
+  }
+  int fl = ::fcntl(fd.get(), F_GETFL);
+  if (fl < 0 || ::fcntl(fd.get(), F_SETFL, fl & ~O_NONBLOCK) != 0) {
+    return std::unexpected(sys_error("fcntl", path));
+  }
+  return fd;
+}
+
+constexpr int kReadUntrusted = O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC;
+
+}  // namespace
+
+Result<UniqueFd> open_regular_in_root(int dirfd, std::string_view path, LastLink last) {
+  auto fd = open_in_root(dirfd, path, kReadUntrusted | (last == LastLink::Refuse ? O_NOFOLLOW : 0));
+  if (!fd && fd.error().sys_errno == ELOOP) {
+    return failf(Errc::InvalidArgument, "open {}: a symlink, not a regular file", quote(path));
+  }
+  if (!fd) return std::unexpected(std::move(fd).error());
+  return keep_regular(std::move(*fd), path);
+}
+
+Result<UniqueFd> open_regular(const fs::path& path) {
+  KISTE_ASSIGN_OR_RETURN(UniqueFd fd, open(path, kReadUntrusted));
+  return keep_regular(std::move(fd), path.native());
+}
+
 Result<struct stat> fstat(int fd, std::string_view what) {
   struct stat st {};
   if (::fstat(fd, &st) != 0) return std::unexpected(sys_error("stat", what));

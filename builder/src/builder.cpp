@@ -164,13 +164,24 @@ Result<BuildResult> BuildRun::run() {
   std::error_code ec;
   context_abs_ = fs::absolute(context_, ec).string();
   fs::path file = opts_.containerfile;
+  // The context's own Containerfile is read inside it; one given with -f where the user says.
+  // Either way only a regular file (a FIFO would hang the build, a device read the host's).
+  Result<UniqueFd> fd = std::unexpected(Error{});
   if (file.empty()) {
+    KISTE_ASSIGN_OR_RETURN(UniqueFd ctx, sys::open(context_, O_PATH | O_DIRECTORY | O_CLOEXEC));
     file = context_ / "Containerfile";
-    std::error_code ec;
-    if (!fs::exists(file, ec)) file = context_ / "Dockerfile";
+    fd = sys::open_regular_in_root(ctx.get(), "Containerfile");
+    if (!fd && fd.error().sys_errno == ENOENT) {
+      file = context_ / "Dockerfile";
+      fd = sys::open_regular_in_root(ctx.get(), "Dockerfile");
+    }
+  } else {
+    fd = sys::open_regular(file);
   }
-  KISTE_ASSIGN_OR_RETURN(std::string text,
-                         with_context(sys::read_file(file, 1 << 20), "read Containerfile"));
+  if (!fd) return std::unexpected(std::move(fd).error().with_context("read Containerfile"));
+  KISTE_ASSIGN_OR_RETURN(
+      std::string text,
+      with_context(sys::read_all(fd->get(), file.native(), 1 << 20), "read Containerfile"));
   KISTE_ASSIGN_OR_RETURN(cf_, parse_containerfile(text, file.filename().string()));
   for (const auto& n : cf_.notes) result_.notes.push_back(n);
   KISTE_ASSIGN_OR_RETURN(ignore_, IgnoreMatcher::load(context_));
@@ -601,8 +612,8 @@ std::optional<image::media_type::Compression> tar_kind(const fs::path& root, con
   using C = image::media_type::Compression;
   auto rootfd = sys::open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (!rootfd) return std::nullopt;
-  auto fd = sys::open_in_root(rootfd->get(), rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-  if (!fd) return std::nullopt;
+  auto fd = sys::open_regular_in_root(rootfd->get(), rel);
+  if (!fd) return std::nullopt;  // not a regular file: the copy itself says why
   char buf[512] = {};
   ssize_t n = ::pread(fd->get(), buf, sizeof buf, 0);
   auto is_tar = [](std::string_view b) { return b.size() >= 262 && b.substr(257, 5) == "ustar"; };
@@ -615,7 +626,7 @@ std::optional<image::media_type::Compression> tar_kind(const fs::path& root, con
   } else {
     return std::nullopt;
   }
-  auto in = sys::open_in_root(rootfd->get(), rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  auto in = sys::open_regular_in_root(rootfd->get(), rel);
   if (!in) return std::nullopt;
   image::FdReader raw(std::move(*in), rel);
   auto dec = image::make_decompressor(raw, c);
@@ -824,7 +835,7 @@ Result<std::vector<std::string>> BuildRun::copy_inputs(StageOut& out, const Inst
       fs::path x = work_->path() / fmt::format("add-{}", ++counter_);
       KISTE_TRY(sys::mkdir_all(x, 0755));
       KISTE_ASSIGN_OR_RETURN(UniqueFd rootfd, sys::open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-      KISTE_ASSIGN_OR_RETURN(UniqueFd in, sys::open_in_root(rootfd.get(), m.rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+      KISTE_ASSIGN_OR_RETURN(UniqueFd in, sys::open_regular_in_root(rootfd.get(), m.rel));
       KISTE_ASSIGN_OR_RETURN(UniqueFd xfd, sys::open(x, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
       image::FdReader reader(std::move(in), m.rel);
       image::ExtractOptions eo;

@@ -80,11 +80,18 @@ Result<std::optional<std::string>> read_image_file(const std::vector<fs::path>& 
                                                    std::string_view name) {
   for (auto it = lowers.rbegin(); it != lowers.rend(); ++it) {
     KISTE_ASSIGN_OR_RETURN(UniqueFd root, sys::open(*it, O_PATH | O_DIRECTORY | O_CLOEXEC));
-    auto fd = sys::open_in_root(root.get(), name, O_RDONLY | O_CLOEXEC);
-    if (!fd) {
-      if (fd.error().sys_errno == ENOENT) continue;
-      return std::unexpected(std::move(fd).error());
+    auto at = sys::open_in_root(root.get(), name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (!at) {
+      if (at.error().sys_errno == ENOENT) continue;
+      return std::unexpected(std::move(at).error());
     }
+    KISTE_ASSIGN_OR_RETURN(struct stat st, sys::fstat(at->get(), name));
+    if (S_ISCHR(st.st_mode) && st.st_rdev == 0) break;  // an overlay whiteout: deleted above
+    // Host root reads the image's file: never a FIFO (hangs), a device node (the host's), or
+    // anything but a regular file; a symlink resolves inside this layer.
+    auto fd = sys::open_regular_in_root(root.get(), name, sys::LastLink::FollowInRoot);
+    if (!fd && fd.error().sys_errno == ENOENT) continue;  // a dangling symlink
+    if (!fd) return std::unexpected(std::move(fd).error().with_context("image file"));
     KISTE_ASSIGN_OR_RETURN(std::string text, sys::read_all(fd->get(), name, 1 << 22));
     return std::optional<std::string>(std::move(text));
   }

@@ -2,11 +2,13 @@
 // store, and what host root reads from an image.
 #include <fcntl.h>
 #include <grp.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <string>
 
@@ -121,6 +123,74 @@ TEST_F(SecurityE2E, OlderWideStoreIsNarrowedOnOpen) {
   for (const char* d : {"", "snapshots", "containers", "tmp", "cache"}) {
     EXPECT_EQ(mode_of(kiste_.root() / d), 0700u) << d;
   }
+}
+
+// Host root read the image's /etc/passwd and /etc/group on every run: a char device 1:11 opened
+// the host's /dev/kmsg, 1:5 was read to the limit, a FIFO hung `kiste run` (issue 12).
+TEST_F(SecurityE2E, RunRefusesSpecialFilesAsImagePasswdAndGroup) {
+  struct Case {
+    const char* file;
+    mode_t type;
+    dev_t dev;
+    const char* says;
+  } cases[] = {{"passwd", S_IFCHR, ::makedev(1, 11), "a character device, not a regular file"},
+               {"group", S_IFCHR, ::makedev(1, 5), "a character device, not a regular file"},
+               {"passwd", S_IFIFO, 0, "a FIFO, not a regular file"},
+               {"group", S_IFBLK, ::makedev(7, 0), "a block device, not a regular file"}};
+  for (const auto& c : cases) {
+    fs::path rootfs = tmp_ / ("rootfs-" + std::to_string(&c - cases));
+    ASSERT_TRUE(sys::mkdir_all(rootfs / "etc", 0755));
+    ASSERT_TRUE(sys::write_file_atomic(rootfs / "etc/passwd", "root:x:0:0::/:/bin/sh\n"));
+    ASSERT_TRUE(sys::write_file_atomic(rootfs / "etc/group", "root:x:0:\n"));
+    ASSERT_EQ(::unlink((rootfs / "etc" / c.file).c_str()), 0);
+    ASSERT_EQ(::mknod((rootfs / "etc" / c.file).c_str(), c.type | 0666, c.dev), 0);
+    // `timeout` only turns a hang (the bug) into a failure; nothing here measures speed.
+    CliResult r;
+    r.status = run_shell("timeout -s KILL 120 " + kiste_binary().native() + " --root " +
+                             kiste_.root().native() + " run --rm --rootfs " + rootfs.native() +
+                             " /bin/true </dev/null",
+                         &r.output);
+    ASSERT_NE(r.status, 128 + SIGKILL) << "kiste run hung on " << c.file;
+    EXPECT_EQ(r.status, 125) << c.file << ": " << r.output;
+    EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
+    EXPECT_NE(r.output.find(c.says), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find(std::string("/etc/") + c.file), std::string::npos) << r.output;
+  }
+}
+
+// Build contexts are hostile too: a FIFO or a device node as the Containerfile, .dockerignore or a
+// COPY source is refused with one line (inside a copied directory such files are skipped).
+TEST_F(SecurityE2E, BuildRefusesSpecialFilesInTheContext) {
+  import_busybox();
+  fs::path ctx = tmp_ / "ctx";
+  ASSERT_TRUE(sys::mkdir_all(ctx / "dir", 0755));
+  ASSERT_EQ(::mkfifo((ctx / "Containerfile").c_str(), 0644), 0);
+  auto cf = kiste_.run("build " + ctx.native());
+  EXPECT_EQ(cf.status, 125) << cf.output;
+  EXPECT_NE(cf.output.find("open `Containerfile`: a FIFO, not a regular file"), std::string::npos)
+      << cf.output;
+  ASSERT_EQ(::unlink((ctx / "Containerfile").c_str()), 0);
+
+  ASSERT_TRUE(sys::write_file_atomic(ctx / "Containerfile", "FROM busybox\nCOPY dir /dir\n"));
+  ASSERT_EQ(::mknod((ctx / ".dockerignore").c_str(), S_IFCHR | 0666, ::makedev(1, 5)), 0);
+  auto ig = kiste_.run("build " + ctx.native());
+  EXPECT_EQ(ig.status, 125) << ig.output;
+  EXPECT_NE(ig.output.find("open `.dockerignore`: a character device, not a regular file"),
+            std::string::npos) << ig.output;
+  ASSERT_EQ(::unlink((ctx / ".dockerignore").c_str()), 0);
+
+  ASSERT_EQ(::mkfifo((ctx / "dir" / "pipe").c_str(), 0644), 0);
+  ASSERT_TRUE(sys::write_file_atomic(ctx / "dir" / "file", "x"));
+  auto dir = kiste_.run("build -t ok " + ctx.native());
+  EXPECT_EQ(dir.status, 0) << dir.output;
+  auto ls = kiste_.run("run --rm ok ls /dir");
+  EXPECT_EQ(ls.output, "file\n");
+
+  ASSERT_TRUE(sys::write_file_atomic(ctx / "Containerfile", "FROM busybox\nCOPY dir/pipe /p\n"));
+  auto named = kiste_.run("build " + ctx.native());
+  EXPECT_EQ(named.status, 125) << named.output;
+  EXPECT_NE(named.output.find("`dir/pipe` is not a regular file, directory or symlink"),
+            std::string::npos) << named.output;
 }
 
 }  // namespace

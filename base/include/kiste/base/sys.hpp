@@ -26,6 +26,16 @@ namespace kiste::sys {
 // a component walk that resolves symlinks in userspace and opens each step O_NOFOLLOW.
 [[nodiscard]] Result<UniqueFd> open_in_root(int dirfd, std::string_view path, int flags,
                                             mode_t mode = 0);
+// Opens a regular file of an untrusted tree (an image, a build context) for reading: inside the
+// root, O_NONBLOCK so a FIFO cannot hang the open, and anything but a regular file (FIFO, device
+// node, socket, directory) refused (Errc::InvalidArgument) before a byte is read. A symlink as the
+// last component is refused too, unless `last` says to resolve it (inside the root, as the
+// container would see it: an image's /etc/passwd may be one). The fd returned reads blocking.
+enum class LastLink { Refuse, FollowInRoot };
+[[nodiscard]] Result<UniqueFd> open_regular_in_root(int dirfd, std::string_view path,
+                                                    LastLink last = LastLink::Refuse);
+// The same for one path the user named (a Containerfile given with -f): symlinks are followed.
+[[nodiscard]] Result<UniqueFd> open_regular(const std::filesystem::path& path);
 // Test hook: force the userspace fallback of open_in_root (as if openat2 returned ENOSYS).
 void set_openat2_disabled(bool disabled);
 
