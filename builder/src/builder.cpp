@@ -152,6 +152,7 @@ class BuildRun {
   int cur_stage_ = 0, stage_count_ = 0, cur_step_ = 0, cur_steps_ = 0;
   std::string cur_name_;
   int counter_ = 0;
+  bool told_no_network_ = false;  // the note that RUN has no network is given once
   std::optional<image::SnapshotStore> snapshots_;
   std::map<std::string, CacheRecord> imported_;  // --cache-from, by key
   std::optional<ContextHashCache> hash_cache_;   // content digests of context files by stat
@@ -890,9 +891,23 @@ Result<std::vector<std::string>> BuildRun::run_inputs(StageOut& out, const Instr
   req.network_host = opts_.network_host;
   if (const Flag* f = ins.flag("network")) {
     std::string n = f->value.value_or("");
-    if (n == "none") req.network_host = false;
-    else if (n == "host" || n == "default") req.network_host = true;
-    else return failf(Errc::InvalidArgument, "--network={}: expected none, host or default", n);
+    if (n == "none") {
+      req.network_host = false;
+    } else if (n == "host") {
+      if (!opts_.network_host) {
+        return fail(Errc::PermissionDenied,
+                    "RUN --network=host: the build was not given `--network host` (an untrusted "
+                    "Containerfile does not get the host's network by itself)");
+      }
+      req.network_host = true;
+    } else if (n != "default") {
+      return failf(Errc::InvalidArgument, "--network={}: expected none, host or default", n);
+    }
+  }
+  if (!req.network_host && !told_no_network_) {
+    told_no_network_ = true;
+    note("RUN steps have no network (a private network namespace with only loopback); "
+         "`kiste build --network host` gives them the host's");
   }
   if (ins.flag("security") && ins.flag("security")->value.value_or("") != "sandbox") {
     return fail(Errc::PermissionDenied, "RUN --security=insecure is not allowed in kiste builds");
