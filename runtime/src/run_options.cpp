@@ -419,6 +419,21 @@ Result<UserNamespaceSpec> userns_spec(const RunOptions& opts) {
   return failf(Errc::InvalidArgument, "userns {}: expected host or auto", quote(opts.userns));
 }
 
+// --init: the static kiste-init, bind-mounted read-only at /dev/init (kiste's own tmpfs: nothing
+// in the image or the upper dir changes), is PID 1 and starts the command. Mounted after the
+// user's mounts, so none of them covers it.
+Status add_init(ContainerSpec& spec, const fs::path& init_binary) {
+  if (init_binary.empty()) {
+    return fail(Errc::NotFound, "--init: no kiste-init binary (it is installed beside kiste)");
+  }
+  spec.mounts.push_back(MountSpec{.kind = MountKind::Bind,
+                                  .source = init_binary,
+                                  .destination = std::string(kInitPath),
+                                  .readonly = true});
+  spec.process.args.insert(spec.process.args.begin(), {std::string(kInitPath), "--"});
+  return {};
+}
+
 }  // namespace
 
 Result<ContainerSpec> make_spec(const RunOptions& opts, const MakeSpecInput& in) {
@@ -599,11 +614,23 @@ Result<ContainerSpec> make_spec(const RunOptions& opts, const MakeSpecInput& in)
                    quote(m.destination));
     }
   }
+  if (opts.init) KISTE_TRY(add_init(spec, in.init_binary));
   if (!opts.privileged) {
     spec.masked_paths = docker_masked_paths();
     spec.readonly_paths = docker_readonly_paths();
   }
   return spec;
+}
+
+fs::path default_init_binary() {
+  std::error_code ec;
+  fs::path self = fs::read_symlink("/proc/self/exe", ec);
+  if (ec) return {};
+  fs::path dir = self.parent_path();
+  for (fs::path p : {dir / "kiste-init", dir.parent_path() / "libexec" / "kiste" / "kiste-init"}) {
+    if (fs::is_regular_file(p, ec)) return p;
+  }
+  return {};
 }
 
 }  // namespace kiste::runtime

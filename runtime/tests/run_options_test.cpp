@@ -136,6 +136,27 @@ TEST_F(RunOptionsTest, PasswdThatIsAFifoIsRefusedWithoutBlocking) {
   EXPECT_THAT(u3.error().to_string(), HasSubstr("a FIFO, not a regular file"));
 }
 
+TEST_F(RunOptionsTest, InitIsKisteInitBoundReadOnlyAtDevInit) {
+  RunOptions o;
+  o.command = {"sh", "-c", "x"};
+  o.init = true;
+  o.volumes = {"/tmp:/dev"};  // a user mount over /dev does not cover the init: it comes after
+  auto none = make_spec(o, input());
+  ASSERT_FALSE(none);
+  EXPECT_THAT(none.error().to_string(), HasSubstr("--init: no kiste-init binary"));
+  MakeSpecInput in = input();
+  in.init_binary = "/usr/lib/kiste/kiste-init";
+  auto s = make_spec(o, in);
+  ASSERT_TRUE(s) << s.error().to_string();
+  EXPECT_EQ(s->process.args, (std::vector<std::string>{"/dev/init", "--", "sh", "-c", "x"}));
+  ASSERT_FALSE(s->mounts.empty());
+  const MountSpec& m = s->mounts.back();
+  EXPECT_EQ(m.kind, MountKind::Bind);
+  EXPECT_EQ(m.source, "/usr/lib/kiste/kiste-init");
+  EXPECT_EQ(m.destination, "/dev/init");
+  EXPECT_TRUE(m.readonly);
+}
+
 TEST_F(RunOptionsTest, CapabilitiesStartFromDockersFourteen) {
   RunOptions o;
   o.command = {"true"};
