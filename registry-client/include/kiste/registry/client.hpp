@@ -106,8 +106,15 @@ class Client {
 
   // ---- listing -------------------------------------------------------------------------------
   // All tags (following `Link` pagination); every tag is validated.
-  [[nodiscard]] Result<std::vector<std::string>> list_tags(std::string_view repo);
-  [[nodiscard]] Result<std::vector<std::string>> catalog();
+  // Tags (repositories) as listed; names that are not valid are skipped, not fatal: one bad tag
+  // must not hide the others.
+  struct NameList {
+    std::vector<std::string> names;
+    size_t skipped = 0;                  // invalid names left out
+    std::vector<std::string> examples;   // the first few of them, cut to 80 bytes
+  };
+  [[nodiscard]] Result<NameList> list_tags(std::string_view repo);
+  [[nodiscard]] Result<NameList> catalog();
   // GET /v2/<repo>/referrers/<digest>: the index, or nullopt when the registry has no referrers
   // API (404).
   [[nodiscard]] Result<std::optional<image::ManifestBlob>> try_referrers(std::string_view repo,
