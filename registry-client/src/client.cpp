@@ -138,7 +138,7 @@ Status Client::Impl::ensure_base() {
     const bool last = scheme == schemes.back();
     std::string url = scheme + api_host() + "/v2/";
     for (int attempt = 1;; ++attempt) {
-      detail::HttpRequest req{.url = url};
+      detail::HttpRequest req{.url = url, .total_ms = opts.deadlines.small_body_ms};
       ++stats.requests;
       auto r = http.start(req);
       if (!r) {
@@ -146,6 +146,10 @@ Status Client::Impl::ensure_base() {
         // A certificate that does not verify is an answer, not a reason to go plain.
         bool verify_failure = e.code == Errc::PermissionDenied && scheme == "https://";
         if (verify_failure) return std::unexpected(std::move(e));
+        // Too slow (Errc::Registry): it answered, so another scheme would only hide why.
+        if (e.code == Errc::Registry) {
+          return std::unexpected(std::move(e).with_context(fmt::format("registry `{}`", registry)));
+        }
         if (is_retryable(e) && attempt < opts.retry.attempts && last) {
           backoff(attempt, std::nullopt);
           continue;
@@ -187,7 +191,10 @@ Result<std::unique_ptr<detail::Transfer>> Client::Impl::send(const Call& call,
                             .headers = call.headers,
                             .body = call.body,
                             .upload = call.upload,
-                            .upload_size = call.upload_size};
+                            .upload_size = call.upload_size,
+                            .total_ms = call.blob_body || call.upload != nullptr
+                                            ? 0
+                                            : opts.deadlines.small_body_ms};
     KISTE_ASSIGN_OR_RETURN(std::string auth, with_context(authorization(call.scopes), call.what));
     if (!auth.empty()) req.headers.push_back(std::move(auth));
     ++stats.requests;
