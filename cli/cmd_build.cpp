@@ -189,7 +189,7 @@ Result<image::Reference> parse_cache_ref(std::string_view s, std::string_view fl
 
 struct BuildFlags {
   std::string context = ".", file, target, platform, timestamp, format = "oci",
-              compression = "gzip", network = "host", progress = "auto", iidfile;
+              compression = "gzip", network = "none", progress = "auto", iidfile;
   std::string cgroup_manager, cgroup_parent, memory, memory_swap, cpus;
   std::optional<int64_t> pids_limit;
   std::vector<std::string> tags, build_args, secrets, outputs, cache_from, cache_to, ssh;
@@ -259,7 +259,7 @@ void cmd_build(const Globals& g, const BuildFlags& f) {
     }
     o.secrets[id] = src;
   }
-  o.network_host = f.network != "none";
+  o.network_host = f.network == "host";
   bool plain = f.progress == "plain";
   o.explain_misses = plain;
   if (f.push && o.tags.empty()) {
@@ -388,7 +388,8 @@ void register_build_commands(CLI::App& app, Globals& g) {
   b->add_option("--format", f->format, "oci or docker")->check(CLI::IsMember({"oci", "docker"}));
   b->add_option("--compression", f->compression, "gzip or zstd")->check(CLI::IsMember({"gzip", "zstd"}));
   b->add_option("--secret", f->secrets, "id=ID,src=PATH for RUN --mount=type=secret (repeatable)")->allow_extra_args(false);
-  b->add_option("--network", f->network, "default network for RUN: host or none")
+  b->add_option("--network", f->network,
+                "network for RUN: none (default: loopback only) or host (also allows RUN --network=host)")
       ->check(CLI::IsMember({"host", "none", "default"}));
   b->add_option("--progress", f->progress, "auto, plain (explains cache misses) or quiet")
       ->check(CLI::IsMember({"auto", "plain", "tty", "quiet"}));

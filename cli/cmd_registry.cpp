@@ -469,7 +469,17 @@ Status do_tags(const RegistryFlags& rf, const std::string& repo_arg) {
   KISTE_ASSIGN_OR_RETURN(Reference ref, Reference::parse(a, {.default_tag = false}));
   KISTE_ASSIGN_OR_RETURN(Remote remote, connect(rf, ref.registry()));
   KISTE_ASSIGN_OR_RETURN(auto tags, remote.client->list_tags(ref.repository()));
-  for (const auto& t : tags) std::printf("%s\n", t.c_str());
+  for (const auto& t : tags.names) std::printf("%s\n", t.c_str());
+  if (tags.skipped > 0) {
+    std::string shown;
+    for (const auto& e : tags.examples) shown += (shown.empty() ? "" : ", ") + quote(e);
+    if (tags.skipped > tags.examples.size()) {
+      shown += fmt::format(" … and {} more", tags.skipped - tags.examples.size());
+    }
+    std::fprintf(stderr, "kiste: warning: %s: skipped %zu invalid tag%s: %s\n",
+                 ref.repository().c_str(), tags.skipped, tags.skipped == 1 ? "" : "s",
+                 shown.c_str());
+  }
   return {};
 }
 
@@ -560,7 +570,7 @@ Result<std::string> inspect_remote_json(const Globals& g, std::string_view arg) 
   j["Digest"] = img->top().digest.str();
   j["MediaType"] = img->top().media_type;
   auto tags = c.list_tags(ref.repository());
-  j["RepoTags"] = tags ? *tags : std::vector<std::string>{};
+  j["RepoTags"] = tags ? tags->names : std::vector<std::string>{};
   image::ManifestBlob m = img->top();
   if (m.is_index()) {
     nlohmann::ordered_json plats = nlohmann::ordered_json::array();

@@ -108,7 +108,9 @@ int run_command(Globals& g, RunArgs& a, std::vector<std::string> positional) {
                             .container_dir = runner.container_dir(id),
                             .image = image.defaults,
                             .host_env = environ,
-                            .volumes_dir = g.root / "volumes"};
+                            .volumes_dir = g.root / "volumes",
+                            .init_binary =
+                                a.opts.init ? runtime::default_init_binary() : fs::path()};
   auto spec = runtime::make_spec(a.opts, in);
   if (!spec) return report(spec.error());
   spec->root.volatile_upper = a.rm;

@@ -26,6 +26,7 @@ Result<registry::ClientOptions> client_options(const RegistryFlags& f,
     if (insecure.contains(registry_host)) o.tls_verify = false;
   }
   if (!f.cert_dir.empty()) o.cert_dir = f.cert_dir;
+  KISTE_ASSIGN_OR_RETURN(o.deadlines, registry::Deadlines::from_env());
   return o;
 }
 

@@ -121,6 +121,46 @@ Result<UniqueFd> open_in_root(int dirfd, std::string_view path, int flags, mode_
   return open_in_root_fallback(dirfd, path, flags, mode);
 }
 
+namespace {
+
+// `fd` was opened O_NONBLOCK: refuse anything but a regular file, then read blocking again.
+Result<UniqueFd> keep_regular(UniqueFd fd, std::string_view path) {
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return std::unexpected(sys_error("stat", path));
+  if (!S_ISREG(st.st_mode)) {
+    const char* kind = S_ISFIFO(st.st_mode)  ? "a FIFO"
+                       : S_ISCHR(st.st_mode) ? "a character device"
+                       : S_ISBLK(st.st_mode) ? "a block device"
+                       : S_ISSOCK(st.st_mode) ? "a socket"
+                       : S_ISDIR(st.st_mode) ? "a directory"
+                                             : "not a regular file";
+    return failf(Errc::InvalidArgument, "open {}: {}, not a regular file", quote(path), kind);
+  }
+  int fl = ::fcntl(fd.get(), F_GETFL);
+  if (fl < 0 || ::fcntl(fd.get(), F_SETFL, fl & ~O_NONBLOCK) != 0) {
+    return std::unexpected(sys_error("fcntl", path));
+  }
+  return fd;
+}
+
+constexpr int kReadUntrusted = O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC;
+
+}  // namespace
+
+Result<UniqueFd> open_regular_in_root(int dirfd, std::string_view path, LastLink last) {
+  auto fd = open_in_root(dirfd, path, kReadUntrusted | (last == LastLink::Refuse ? O_NOFOLLOW : 0));
+  if (!fd && fd.error().sys_errno == ELOOP) {
+    return failf(Errc::InvalidArgument, "open {}: a symlink, not a regular file", quote(path));
+  }
+  if (!fd) return std::unexpected(std::move(fd).error());
+  return keep_regular(std::move(*fd), path);
+}
+
+Result<UniqueFd> open_regular(const fs::path& path) {
+  KISTE_ASSIGN_OR_RETURN(UniqueFd fd, open(path, kReadUntrusted));
+  return keep_regular(std::move(fd), path.native());
+}
+
 Result<struct stat> fstat(int fd, std::string_view what) {
   struct stat st {};
   if (::fstat(fd, &st) != 0) return std::unexpected(sys_error("stat", what));
@@ -159,12 +199,31 @@ Status mkdir(const fs::path& path, mode_t mode) {
 }
 
 Status mkdir_all(const fs::path& path, mode_t mode) {
-  std::error_code ec;
-  fs::create_directories(path, ec);
-  if (ec) {
-    return std::unexpected(sys_error_code(ec.value(), "mkdir", path.native()));
+  if (path.empty()) return {};
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0) {
+    if (S_ISDIR(st.st_mode)) return {};
+    return std::unexpected(sys_error_code(ENOTDIR, "mkdir", path.native()));
   }
-  (void)mode;
+  if (errno != ENOENT) return std::unexpected(sys_error("stat", path.native()));
+  fs::path parent = path.parent_path();
+  if (!parent.empty() && parent != path) KISTE_TRY(mkdir_all(parent, mode));
+  // Every component made here gets `mode` (narrowed by the umask only): a parent made on the way
+  // to a private directory must not be wider than the directory itself.
+  if (::mkdir(path.c_str(), mode) != 0 && errno != EEXIST) {
+    return std::unexpected(sys_error("mkdir", path.native()));
+  }
+  return {};
+}
+
+Status restrict_dir(const fs::path& path, mode_t mode) {
+  if (::mkdir(path.c_str(), mode) == 0) return {};
+  if (errno != EEXIST) return std::unexpected(sys_error("mkdir", path.native()));
+  KISTE_ASSIGN_OR_RETURN(UniqueFd fd, open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
+  KISTE_ASSIGN_OR_RETURN(struct stat st, fstat(fd.get(), path.native()));
+  if ((st.st_mode & 07777 & ~mode) != 0 && ::fchmod(fd.get(), st.st_mode & mode & 07777) != 0) {
+    return std::unexpected(sys_error("chmod", path.native()));
+  }
   return {};
 }
 

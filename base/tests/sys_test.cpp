@@ -127,5 +127,30 @@ TEST(Sys, FileLockExcludesAnotherHolder) {
   ::close(fd);
 }
 
+// The mode is honoured for every directory made, and an older, wider directory is narrowed (a
+// world-traversable store let any host user reach setuid files in snapshots: issue 12).
+TEST(Sys, MkdirAllHonoursTheModeAndRestrictDirNarrows) {
+  TempDir t = std::move(TempDir::create(fs::temp_directory_path(), "kiste-sys-").value());
+  mode_t old = ::umask(022);
+  ASSERT_TRUE(sys::mkdir_all(t.path() / "a" / "b" / "c", 0700));
+  ::umask(old);
+  for (const char* p : {"a", "a/b", "a/b/c"}) {
+    EXPECT_EQ(fs::status(t.path() / p).permissions(), fs::perms::owner_all) << p;
+  }
+  ASSERT_TRUE(sys::mkdir_all(t.path() / "a" / "b" / "c", 0755));  // existing: left as it is
+  EXPECT_EQ(fs::status(t.path() / "a/b/c").permissions(), fs::perms::owner_all);
+  ASSERT_TRUE(sys::write_file_atomic(t.path() / "file", "x"));
+  EXPECT_FALSE(sys::mkdir_all(t.path() / "file", 0700));
+
+  ASSERT_EQ(::mkdir((t.path() / "wide").c_str(), 0755), 0);
+  ASSERT_EQ(::chmod((t.path() / "wide").c_str(), 01777), 0);
+  ASSERT_TRUE(sys::restrict_dir(t.path() / "wide", 0700));
+  EXPECT_EQ(fs::status(t.path() / "wide").permissions(), fs::perms::owner_all);
+  ASSERT_TRUE(sys::restrict_dir(t.path() / "new", 0700));
+  EXPECT_EQ(fs::status(t.path() / "new").permissions(), fs::perms::owner_all);
+  fs::create_symlink(t.path() / "wide", t.path() / "link");
+  EXPECT_FALSE(sys::restrict_dir(t.path() / "link", 0700));  // never chmod through a symlink
+}
+
 }  // namespace
 }  // namespace kiste

@@ -171,11 +171,13 @@ Result<IgnoreMatcher> IgnoreMatcher::parse(std::string_view text) {
 }
 
 Result<IgnoreMatcher> IgnoreMatcher::load(const std::filesystem::path& dir) {
+  KISTE_ASSIGN_OR_RETURN(UniqueFd dirfd, sys::open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC));
   for (const char* name : {".containerignore", ".dockerignore"}) {
     auto p = dir / name;
-    std::error_code ec;
-    if (!std::filesystem::exists(p, ec)) continue;
-    KISTE_ASSIGN_OR_RETURN(std::string text, sys::read_file(p));
+    auto fd = sys::open_regular_in_root(dirfd.get(), name);
+    if (!fd && fd.error().sys_errno == ENOENT) continue;
+    if (!fd) return std::unexpected(std::move(fd).error().with_context("build context"));
+    KISTE_ASSIGN_OR_RETURN(std::string text, sys::read_all(fd->get(), p.native(), 1 << 20));
     return with_context(parse(text), fmt::format("read {}", quote(p.string())));
   }
   return IgnoreMatcher{};
@@ -307,7 +309,7 @@ Result<image::Digest> hash_entries(const std::filesystem::path& root, std::strin
     } else if (e.type == ContextEntry::Type::File) {
       std::optional<image::Digest> known = cache ? cache->find(e.path, e.stamp) : std::nullopt;
       if (!known) {
-        KISTE_ASSIGN_OR_RETURN(UniqueFd fd, sys::open_in_root(rootfd.get(), e.path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+        KISTE_ASSIGN_OR_RETURN(UniqueFd fd, sys::open_regular_in_root(rootfd.get(), e.path));
         // The stamp of what is read: a file replaced since the walk is keyed by its own stat.
         KISTE_ASSIGN_OR_RETURN(struct stat st, sys::fstat(fd.get(), e.path));
         image::Hasher fh;

@@ -152,6 +152,7 @@ class BuildRun {
   int cur_stage_ = 0, stage_count_ = 0, cur_step_ = 0, cur_steps_ = 0;
   std::string cur_name_;
   int counter_ = 0;
+  bool told_no_network_ = false;  // the note that RUN has no network is given once
   std::optional<image::SnapshotStore> snapshots_;
   std::map<std::string, CacheRecord> imported_;  // --cache-from, by key
   std::optional<ContextHashCache> hash_cache_;   // content digests of context files by stat
@@ -164,13 +165,24 @@ Result<BuildResult> BuildRun::run() {
   std::error_code ec;
   context_abs_ = fs::absolute(context_, ec).string();
   fs::path file = opts_.containerfile;
+  // The context's own Containerfile is read inside it; one given with -f where the user says.
+  // Either way only a regular file (a FIFO would hang the build, a device read the host's).
+  Result<UniqueFd> fd = std::unexpected(Error{});
   if (file.empty()) {
+    KISTE_ASSIGN_OR_RETURN(UniqueFd ctx, sys::open(context_, O_PATH | O_DIRECTORY | O_CLOEXEC));
     file = context_ / "Containerfile";
-    std::error_code ec;
-    if (!fs::exists(file, ec)) file = context_ / "Dockerfile";
+    fd = sys::open_regular_in_root(ctx.get(), "Containerfile");
+    if (!fd && fd.error().sys_errno == ENOENT) {
+      file = context_ / "Dockerfile";
+      fd = sys::open_regular_in_root(ctx.get(), "Dockerfile");
+    }
+  } else {
+    fd = sys::open_regular(file);
   }
-  KISTE_ASSIGN_OR_RETURN(std::string text,
-                         with_context(sys::read_file(file, 1 << 20), "read Containerfile"));
+  if (!fd) return std::unexpected(std::move(fd).error().with_context("read Containerfile"));
+  KISTE_ASSIGN_OR_RETURN(
+      std::string text,
+      with_context(sys::read_all(fd->get(), file.native(), 1 << 20), "read Containerfile"));
   KISTE_ASSIGN_OR_RETURN(cf_, parse_containerfile(text, file.filename().string()));
   for (const auto& n : cf_.notes) result_.notes.push_back(n);
   KISTE_ASSIGN_OR_RETURN(ignore_, IgnoreMatcher::load(context_));
@@ -182,13 +194,13 @@ Result<BuildResult> BuildRun::run() {
   for (const auto& a : plan_.unused_build_args) {
     result_.notes.push_back(fmt::format("build argument `{}` is not consumed by any ARG", a));
   }
-  KISTE_TRY(sys::mkdir_all(store_.tmp_dir()));
+  KISTE_TRY(sys::mkdir_all(store_.tmp_dir(), 0700));
   // Blobs this build adds are named only at the end: hold the writer lease so a concurrent
   // prune cannot collect them (or the snapshots RUN steps use) in between.
   KISTE_ASSIGN_OR_RETURN(FileLock lease, store_.writer_lease());
   KISTE_ASSIGN_OR_RETURN(auto w, TempDir::create(store_.tmp_dir(), "build-"));
   work_.emplace(std::move(w));
-  KISTE_TRY(sys::mkdir_all(cache_dir() / "last"));
+  KISTE_TRY(sys::mkdir_all(cache_dir() / "last", 0700));
   KISTE_ASSIGN_OR_RETURN(auto snaps, image::SnapshotStore::open(store_.root()));
   snapshots_.emplace(std::move(snaps));
   stage_count_ = static_cast<int>(plan_.stages.size());
@@ -601,8 +613,8 @@ std::optional<image::media_type::Compression> tar_kind(const fs::path& root, con
   using C = image::media_type::Compression;
   auto rootfd = sys::open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (!rootfd) return std::nullopt;
-  auto fd = sys::open_in_root(rootfd->get(), rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-  if (!fd) return std::nullopt;
+  auto fd = sys::open_regular_in_root(rootfd->get(), rel);
+  if (!fd) return std::nullopt;  // not a regular file: the copy itself says why
   char buf[512] = {};
   ssize_t n = ::pread(fd->get(), buf, sizeof buf, 0);
   auto is_tar = [](std::string_view b) { return b.size() >= 262 && b.substr(257, 5) == "ustar"; };
@@ -615,7 +627,7 @@ std::optional<image::media_type::Compression> tar_kind(const fs::path& root, con
   } else {
     return std::nullopt;
   }
-  auto in = sys::open_in_root(rootfd->get(), rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  auto in = sys::open_regular_in_root(rootfd->get(), rel);
   if (!in) return std::nullopt;
   image::FdReader raw(std::move(*in), rel);
   auto dec = image::make_decompressor(raw, c);
@@ -824,7 +836,7 @@ Result<std::vector<std::string>> BuildRun::copy_inputs(StageOut& out, const Inst
       fs::path x = work_->path() / fmt::format("add-{}", ++counter_);
       KISTE_TRY(sys::mkdir_all(x, 0755));
       KISTE_ASSIGN_OR_RETURN(UniqueFd rootfd, sys::open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-      KISTE_ASSIGN_OR_RETURN(UniqueFd in, sys::open_in_root(rootfd.get(), m.rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+      KISTE_ASSIGN_OR_RETURN(UniqueFd in, sys::open_regular_in_root(rootfd.get(), m.rel));
       KISTE_ASSIGN_OR_RETURN(UniqueFd xfd, sys::open(x, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
       image::FdReader reader(std::move(in), m.rel);
       image::ExtractOptions eo;
@@ -879,9 +891,23 @@ Result<std::vector<std::string>> BuildRun::run_inputs(StageOut& out, const Instr
   req.network_host = opts_.network_host;
   if (const Flag* f = ins.flag("network")) {
     std::string n = f->value.value_or("");
-    if (n == "none") req.network_host = false;
-    else if (n == "host" || n == "default") req.network_host = true;
-    else return failf(Errc::InvalidArgument, "--network={}: expected none, host or default", n);
+    if (n == "none") {
+      req.network_host = false;
+    } else if (n == "host") {
+      if (!opts_.network_host) {
+        return fail(Errc::PermissionDenied,
+                    "RUN --network=host: the build was not given `--network host` (an untrusted "
+                    "Containerfile does not get the host's network by itself)");
+      }
+      req.network_host = true;
+    } else if (n != "default") {
+      return failf(Errc::InvalidArgument, "--network={}: expected none, host or default", n);
+    }
+  }
+  if (!req.network_host && !told_no_network_) {
+    told_no_network_ = true;
+    note("RUN steps have no network (a private network namespace with only loopback); "
+         "`kiste build --network host` gives them the host's");
   }
   if (ins.flag("security") && ins.flag("security")->value.value_or("") != "sandbox") {
     return fail(Errc::PermissionDenied, "RUN --security=insecure is not allowed in kiste builds");

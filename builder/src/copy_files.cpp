@@ -101,7 +101,7 @@ Status place(int layer_fd, const std::string& dest, ContextEntry::Type type, uin
       if (content != nullptr) {
         KISTE_TRY(sys::write_all(out.get(), *content, dest));
       } else {
-        KISTE_ASSIGN_OR_RETURN(UniqueFd in, sys::open_in_root(src_root_fd, src_path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+        KISTE_ASSIGN_OR_RETURN(UniqueFd in, sys::open_regular_in_root(src_root_fd, src_path));
         KISTE_TRY(copy_content(in.get(), out.get(), src_path));
       }
       if (::fchown(out.get(), uid, gid) != 0) return std::unexpected(sys_error("fchown", dest));
@@ -129,8 +129,11 @@ std::optional<uint32_t> parse_id(std::string_view s) {
 
 Result<std::string> read_in(const std::filesystem::path& rootfs, std::string_view rel) {
   KISTE_ASSIGN_OR_RETURN(UniqueFd root, sys::open(rootfs, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  auto fd = sys::open_in_root(root.get(), rel, O_RDONLY | O_CLOEXEC);
-  if (!fd) return std::string();
+  auto fd = sys::open_regular_in_root(root.get(), rel, sys::LastLink::FollowInRoot);
+  if (!fd) {
+    if (fd.error().sys_errno == ENOENT) return std::string();
+    return std::unexpected(std::move(fd).error());
+  }
   return sys::read_all(fd->get(), rel, 4 << 20);
 }
 

@@ -230,13 +230,16 @@ std::string blob_name(const Digest& d) {
 
 // Every blob an image needs, manifests first (deduplicated across images).
 Status collect_blobs(const Store& store, const Descriptor& d, std::vector<Descriptor>& out,
-                     std::set<Digest>& seen) {
+                     std::set<Digest>& seen, int indexes_above = 0) {
   if (!seen.insert(d.digest).second) return {};
   out.push_back(d);
   if (!media_type::is_manifest(d.media_type) && !media_type::is_index(d.media_type)) return {};
   KISTE_ASSIGN_OR_RETURN(ManifestBlob m, read_manifest(store, d));
+  KISTE_TRY(ManifestWalk::check_depth(m, indexes_above));
   if (m.is_index()) {
-    for (const auto& c : m.index().manifests) KISTE_TRY(collect_blobs(store, c, out, seen));
+    for (const auto& c : m.index().manifests) {
+      KISTE_TRY(collect_blobs(store, c, out, seen, indexes_above + 1));
+    }
   } else {
     KISTE_TRY(collect_blobs(store, m.manifest().config, out, seen));
     for (const auto& l : m.manifest().layers) KISTE_TRY(collect_blobs(store, l, out, seen));
@@ -504,17 +507,21 @@ class Loader {
     return out;
   }
 
-  Status check_tree(const Descriptor& d) {
+  // Every blob the tree below `d` names is in the archive (each manifest checked once).
+  Status check_tree(const Descriptor& d, ManifestWalk& walk, int indexes_above = 0) {
     if (!store_.has_blob(d.digest)) {
       return failf(Errc::Corrupt, "load: blob {} is missing from the archive", d.digest);
     }
     if (!media_type::is_manifest(d.media_type) && !media_type::is_index(d.media_type)) return {};
+    KISTE_ASSIGN_OR_RETURN(bool fresh, walk.enter(d));
+    if (!fresh) return {};
     KISTE_ASSIGN_OR_RETURN(ManifestBlob m, read_manifest(store_, d));
+    KISTE_TRY(ManifestWalk::check_depth(m, indexes_above));
     if (m.is_index()) {
-      for (const auto& c : m.index().manifests) KISTE_TRY(check_tree(c));
+      for (const auto& c : m.index().manifests) KISTE_TRY(check_tree(c, walk, indexes_above + 1));
     } else {
-      KISTE_TRY(check_tree(m.manifest().config));
-      for (const auto& l : m.manifest().layers) KISTE_TRY(check_tree(l));
+      KISTE_TRY(check_tree(m.manifest().config, walk));
+      for (const auto& l : m.manifest().layers) KISTE_TRY(check_tree(l, walk));
     }
     return {};
   }
@@ -539,7 +546,8 @@ class Loader {
         return failf(Errc::Unsupported, "index.json entry {} has unsupported media type {}",
                      d.digest, quote(d.media_type));
       }
-      KISTE_TRY(check_tree(d));
+      ManifestWalk walk;
+      KISTE_TRY(check_tree(d, walk));
       std::vector<std::string> names;
       if (auto it = d.annotations.find("io.containerd.image.name"); it != d.annotations.end()) {
         names.push_back(it->second);

@@ -115,14 +115,17 @@ class Copier {
     return {};
   }
 
-  Status copy_tree(const ManifestBlob& m, bool top, CopyResult& res) {
+  Status copy_tree(const ManifestBlob& m, bool top, int indexes_above, CopyResult& res) {
+    KISTE_TRY(ManifestWalk::check_depth(m, indexes_above));
     if (m.is_index()) {
       for (const auto& child : m.index().manifests) {
         if (!media_type::is_manifest(child.media_type) && !media_type::is_index(child.media_type)) {
           continue;
         }
+        KISTE_ASSIGN_OR_RETURN(bool fresh, walk_.enter(child));
+        if (!fresh) continue;  // named twice: copied once
         KISTE_ASSIGN_OR_RETURN(ManifestBlob cm, src_.fetch_manifest(child));
-        KISTE_TRY(copy_tree(cm, false, res));
+        KISTE_TRY(copy_tree(cm, false, indexes_above + 1, res));
       }
     } else {
       KISTE_TRY(copy_blobs(m.manifest(), res));
@@ -137,10 +140,10 @@ class Copier {
       Platform want = opts_.platform.value_or(Platform::host());
       KISTE_ASSIGN_OR_RETURN(Descriptor d, select_platform(top.index(), want));
       KISTE_ASSIGN_OR_RETURN(ManifestBlob child, src_.fetch_manifest(d));
-      KISTE_TRY(copy_tree(child, true, res));
+      KISTE_TRY(copy_tree(child, true, 1, res));
       res.top = std::move(child);
     } else {
-      KISTE_TRY(copy_tree(top, true, res));
+      KISTE_TRY(copy_tree(top, true, 0, res));
       res.top = top;
     }
     return res;
@@ -150,6 +153,7 @@ class Copier {
   ImageSource& src_;
   ImageSink& dst_;
   const CopyOptions& opts_;
+  ManifestWalk walk_;
 };
 
 Status validate_blob(ImageSource& src, const Descriptor& d) {
@@ -164,17 +168,21 @@ Status validate_blob(ImageSource& src, const Descriptor& d) {
   return {};
 }
 
-Status validate_tree(ImageSource& src, const ManifestBlob& m) {
+Status validate_tree(ImageSource& src, const ManifestBlob& m, int indexes_above,
+                     ManifestWalk& walk) {
+  KISTE_TRY(ManifestWalk::check_depth(m, indexes_above));
   if (m.is_index()) {
     for (const auto& child : m.index().manifests) {
       if (!media_type::is_manifest(child.media_type) && !media_type::is_index(child.media_type)) {
         continue;
       }
+      KISTE_ASSIGN_OR_RETURN(bool fresh, walk.enter(child));
+      if (!fresh) continue;
       KISTE_ASSIGN_OR_RETURN(ManifestBlob cm, src.fetch_manifest(child));
       if (cm.digest != child.digest) {
         return failf(Errc::Corrupt, "manifest {}: content has digest {}", child.digest, cm.digest);
       }
-      KISTE_TRY(validate_tree(src, cm));
+      KISTE_TRY(validate_tree(src, cm, indexes_above + 1, walk));
     }
     return {};
   }
@@ -204,7 +212,9 @@ Result<CopyResult> copy_image(ImageSource& src, ImageSink& dst, const CopyOption
 }
 
 Status validate_image(ImageSource& src) {
-  return with_context(validate_tree(src, src.top()), fmt::format("validate {}", src.describe()));
+  ManifestWalk walk;
+  return with_context(validate_tree(src, src.top(), 0, walk),
+                      fmt::format("validate {}", src.describe()));
 }
 
 }  // namespace kiste::image

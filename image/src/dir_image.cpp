@@ -80,7 +80,8 @@ Result<std::unique_ptr<DirSink>> DirSink::create(const fs::path& dir) {
   std::string what = dir_what(dir);
   KISTE_ASSIGN_OR_RETURN(bool fresh, with_context(detail::missing_or_empty(dir), what));
   if (!fresh) {
-    auto v = sys::read_file(dir / "version", 4096);
+    KISTE_ASSIGN_OR_RETURN(UniqueFd dfd, detail::open_directory(dir));
+    auto v = detail::read_small_in(dfd.get(), "version", 4096, what);
     if (!v || !v->starts_with(kVersionPrefix)) {
       return failf(Errc::InvalidArgument,
                    "{}: not empty and not an image directory (no `version` file)", what);

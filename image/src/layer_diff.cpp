@@ -68,7 +68,7 @@ Result<LayerResult> diff_overlay_upper(const std::filesystem::path& upper_dir, B
         src = redirect->front() == '/' ? redirect->substr(1) : redirect->c_str();
       }
       for (const auto& lower : lowers) {
-        auto fd = sys::open_in_root(lower.get(), src, O_RDONLY | O_NOFOLLOW);
+        auto fd = sys::open_regular_in_root(lower.get(), src);
         if (!fd) {
           if (fd.error().sys_errno == ENOENT) continue;
           return std::unexpected(std::move(fd).error());

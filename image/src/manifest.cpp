@@ -132,16 +132,43 @@ std::string serialize_index(const Index& i) {
 }
 
 Result<Descriptor> select_platform(const Index& index, const Platform& want) {
+  // A hostile index may list thousands of platforms: the error names the first few.
+  constexpr size_t kListed = 8;
   std::string seen;
+  size_t others = 0, listed = 0;
   for (const auto& d : index.manifests) {
     if (!media_type::is_manifest(d.media_type)) continue;  // attestations, nested indexes
     if (!d.platform) continue;
     if (want.matches(*d.platform)) return d;
+    if (listed == kListed) {
+      ++others;
+      continue;
+    }
     if (!seen.empty()) seen += ", ";
     seen += d.platform->str();
+    ++listed;
   }
+  if (others > 0) seen += fmt::format(" … and {} more", others);
   return failf(Errc::NotFound, "no manifest for platform {} in the index (it has: {})", want.str(),
                seen.empty() ? "none" : seen);
+}
+
+Result<bool> ManifestWalk::enter(const Descriptor& d) {
+  if (seen_.contains(d.digest)) return false;
+  if (seen_.size() >= kMaxManifestsPerWalk) {
+    return failf(Errc::InvalidArgument, "manifest {}: the image names more than {} manifests",
+                 d.digest, kMaxManifestsPerWalk);
+  }
+  seen_.insert(d.digest);
+  return true;
+}
+
+Status ManifestWalk::check_depth(const ManifestBlob& m, int indexes_above) {
+  if (m.is_index() && indexes_above >= kMaxIndexDepth) {
+    return failf(Errc::InvalidArgument, "image index {}: indexes nested more than {} deep",
+                 m.digest, kMaxIndexDepth);
+  }
+  return {};
 }
 
 }  // namespace kiste::image

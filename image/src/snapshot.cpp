@@ -16,8 +16,10 @@ namespace kiste::image {
 namespace fs = std::filesystem;
 
 Result<SnapshotStore> SnapshotStore::open(const fs::path& root) {
-  KISTE_TRY(sys::mkdir_all(root / "snapshots"));
-  KISTE_TRY(sys::mkdir_all(root / "tmp"));
+  // Private as in Store::open: snapshots hold image files (setuid binaries, device nodes).
+  KISTE_TRY(sys::mkdir_all(root, 0700));
+  KISTE_TRY(sys::restrict_dir(root / "snapshots", 0700));
+  KISTE_TRY(sys::restrict_dir(root / "tmp", 0700));
   return SnapshotStore(root);
 }
 

@@ -21,10 +21,27 @@ constexpr std::string_view kOciLayout = R"({"imageLayoutVersion":"1.0.0"})";
 constexpr std::string_view kEmptyIndex =
     R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]})";
 
+// Directories of a root that hold unpacked image content or container state (setuid files, device
+// nodes, a container's writes): only the store's owner may enter them (CVE-2021-41091).
+constexpr std::string_view kPrivateDirs[] = {"snapshots", "containers", "volumes", "tmp",
+                                             "cache",     "running",    "userns"};
+
 // Directories kiste itself creates in a root: a root holding only these is safe to initialise.
 bool is_kiste_dir(std::string_view n) {
-  return n == "blobs" || n == "tmp" || n == "snapshots" || n == "containers" || n == "cache" ||
-         n == "index.json" || n == "index.json.lock" || n == "gc.lock";
+  return n == "blobs" || n == "index.json" || n == "index.json.lock" || n == "gc.lock" ||
+         std::find(std::begin(kPrivateDirs), std::end(kPrivateDirs), n) != std::end(kPrivateDirs);
+}
+
+// The root and its private directories are 0700: made so, or narrowed when an older kiste left
+// them world-readable. The root may be a symlink (the user's choice); nothing below it may.
+Status make_root_private(const fs::path& root) {
+  std::error_code ec;
+  if (!fs::exists(root, ec)) KISTE_TRY(sys::mkdir_all(root.parent_path(), 0755));
+  fs::path real = fs::exists(root, ec) ? fs::canonical(root, ec) : root;
+  if (ec) return std::unexpected(sys_error_code(ec.value(), "resolve", root.native()));
+  KISTE_TRY(sys::restrict_dir(real, 0700));
+  for (std::string_view d : kPrivateDirs) KISTE_TRY(sys::restrict_dir(real / d, 0700));
+  return {};
 }
 
 Result<bool> dir_has_foreign_entries(const fs::path& root) {
@@ -112,8 +129,8 @@ Result<Store> Store::open(const fs::path& root_in, StoreOptions opts) {
       if (foreign) return not_layout();
     }
     // Initialise: everything else first, oci-layout last, so its presence means complete.
+    KISTE_TRY(make_root_private(root));
     KISTE_TRY(sys::mkdir_all(root / "blobs" / "sha256"));
-    KISTE_TRY(sys::mkdir_all(root / "tmp"));
     if (!fs::exists(root / "index.json", ec)) {
       KISTE_TRY(sys::write_file_atomic(root / "index.json", kEmptyIndex));
     }
@@ -128,8 +145,8 @@ Result<Store> Store::open(const fs::path& root_in, StoreOptions opts) {
     if (!fs::exists(root / "index.json", ec)) {
       return failf(Errc::Corrupt, "open store {}: `index.json` is missing", quote(root.native()));
     }
+    KISTE_TRY(make_root_private(root));
     KISTE_TRY(sys::mkdir_all(root / "blobs" / "sha256"));
-    KISTE_TRY(sys::mkdir_all(root / "tmp"));
   }
   return Store(std::move(root));
 }

@@ -21,7 +21,7 @@ using detail::json;
 namespace {
 
 void walk(const Store& store, const Descriptor& d, std::set<Digest>& seen,
-          std::vector<std::string>* missing) {
+          std::vector<std::string>* missing, int indexes_above = 0) {
   if (!seen.insert(d.digest).second) return;
   if (!media_type::is_manifest(d.media_type) && !media_type::is_index(d.media_type)) {
     if (missing && !store.has_blob(d.digest)) {
@@ -34,8 +34,12 @@ void walk(const Store& store, const Descriptor& d, std::set<Digest>& seen,
     if (missing) missing->push_back(m.error().to_string());
     return;
   }
+  if (auto deep = ManifestWalk::check_depth(*m, indexes_above); !deep) {
+    if (missing) missing->push_back(deep.error().to_string());
+    return;
+  }
   if (m->is_index()) {
-    for (const auto& c : m->index().manifests) walk(store, c, seen, missing);
+    for (const auto& c : m->index().manifests) walk(store, c, seen, missing, indexes_above + 1);
   } else {
     walk(store, m->manifest().config, seen, missing);
     for (const auto& l : m->manifest().layers) walk(store, l, seen, missing);

@@ -116,7 +116,8 @@ Status TarStream::add(int dirfd, const std::string& name, const std::string& pat
   int64_t size = 0;
   if (S_ISREG(st.st_mode)) {
     la().archive_entry_set_filetype(e.get(), AE_IFREG);
-    KISTE_ASSIGN_OR_RETURN(fd, sys::openat(dirfd, name, O_RDONLY | O_NOFOLLOW));
+    // Checked again at open: what a container left in its upper dir may change under us.
+    KISTE_ASSIGN_OR_RETURN(fd, sys::open_regular_in_root(dirfd, name));
     size = st.st_size;
     la().archive_entry_set_size(e.get(), size);
   } else if (S_ISDIR(st.st_mode)) {

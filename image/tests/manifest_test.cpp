@@ -148,6 +148,26 @@ TEST(ImageConfig, ParseValidateAndPreserveUnknownFields) {
       R"({"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["sha256:../x"]}})"));
 }
 
+// A hostile index listed all of its 15,000 platforms in one error line (issue 12).
+TEST(Index, NoMatchingPlatformNamesTheFirstEightOnly) {
+  Index idx;
+  for (int i = 0; i < 15000; ++i) {
+    Descriptor d;
+    d.media_type = std::string(media_type::kOciManifest);
+    d.digest = Digest::parse(kA).value();
+    d.size = 1;
+    d.platform = Platform::parse("linux/arch" + std::to_string(i)).value();
+    idx.manifests.push_back(d);
+  }
+  auto none = select_platform(idx, Platform::parse("linux/s390x").value());
+  ASSERT_FALSE(none);
+  const std::string m = none.error().message;
+  EXPECT_NE(m.find("linux/arch0, linux/arch1,"), std::string::npos) << m;
+  EXPECT_NE(m.find("linux/arch7 … and 14992 more)"), std::string::npos) << m;
+  EXPECT_EQ(m.find("linux/arch8"), std::string::npos) << m;
+  EXPECT_LT(m.size(), 400u);
+}
+
 TEST(ImageConfig, ChainIds) {
   auto a = Digest::of("a"), b = Digest::of("b");
   auto ids = chain_ids({a, b});

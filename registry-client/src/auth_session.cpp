@@ -126,6 +126,7 @@ Result<Client::Impl::TokenReply> Client::Impl::fetch_token(
   for (const auto& s : scopes) add("scope", s);
 
   detail::HttpRequest req;
+  req.total_ms = opts.deadlines.small_body_ms;
   if (c && !c->identity_token.empty()) {
     // OAuth2 refresh-token grant (docker's identitytoken).
     req.method = "POST";

@@ -20,7 +20,8 @@ class RemoteBlobReader final : public image::BlobReader {
   Status open() {
     Call call{.target = fmt::format("/v2/{}/blobs/{}", repo_, d_.digest.str()),
               .scopes = {repository_scope(repo_, false)},
-              .what = what_};
+              .what = what_,
+              .blob_body = true};
     if (off_ > 0) call.headers.push_back(fmt::format("Range: bytes={}-", off_));
     KISTE_ASSIGN_OR_RETURN(t_, c_.send(call, {200, 206}));
     if (off_ > 0 && t_->status() == 206) {

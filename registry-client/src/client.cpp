@@ -138,7 +138,7 @@ Status Client::Impl::ensure_base() {
     const bool last = scheme == schemes.back();
     std::string url = scheme + api_host() + "/v2/";
     for (int attempt = 1;; ++attempt) {
-      detail::HttpRequest req{.url = url};
+      detail::HttpRequest req{.url = url, .total_ms = opts.deadlines.small_body_ms};
       ++stats.requests;
       auto r = http.start(req);
       if (!r) {
@@ -146,6 +146,10 @@ Status Client::Impl::ensure_base() {
         // A certificate that does not verify is an answer, not a reason to go plain.
         bool verify_failure = e.code == Errc::PermissionDenied && scheme == "https://";
         if (verify_failure) return std::unexpected(std::move(e));
+        // Too slow (Errc::Registry): it answered, so another scheme would only hide why.
+        if (e.code == Errc::Registry) {
+          return std::unexpected(std::move(e).with_context(fmt::format("registry `{}`", registry)));
+        }
         if (is_retryable(e) && attempt < opts.retry.attempts && last) {
           backoff(attempt, std::nullopt);
           continue;
@@ -187,7 +191,10 @@ Result<std::unique_ptr<detail::Transfer>> Client::Impl::send(const Call& call,
                             .headers = call.headers,
                             .body = call.body,
                             .upload = call.upload,
-                            .upload_size = call.upload_size};
+                            .upload_size = call.upload_size,
+                            .total_ms = call.blob_body || call.upload != nullptr
+                                            ? 0
+                                            : opts.deadlines.small_body_ms};
     KISTE_ASSIGN_OR_RETURN(std::string auth, with_context(authorization(call.scopes), call.what));
     if (!auth.empty()) req.headers.push_back(std::move(auth));
     ++stats.requests;
@@ -545,10 +552,11 @@ Result<bool> Client::mount_blob(std::string_view repo, const image::Digest& d,
 namespace {
 
 template <class Validate>
-Result<std::vector<std::string>> paged_list(Client::Impl& impl, std::string target,
-                                            std::string_view key, std::vector<std::string> scopes,
-                                            const std::string& what, Validate valid) {
-  std::vector<std::string> out;
+Result<Client::NameList> paged_list(Client::Impl& impl, std::string target, std::string_view key,
+                                    std::vector<std::string> scopes, const std::string& what,
+                                    Validate valid) {
+  constexpr size_t kExamples = 8;
+  Client::NameList out;
   for (int page = 0; page < 10'000; ++page) {
     KISTE_ASSIGN_OR_RETURN(auto t,
                            impl.send({.target = target, .scopes = scopes, .what = what}, {200}));
@@ -561,10 +569,13 @@ Result<std::vector<std::string>> paged_list(Client::Impl& impl, std::string targ
       if (!j[key].is_array()) return failf(Errc::Registry, "{}: `{}` is not a list", what, key);
       for (const auto& v : j[key]) {
         if (!v.is_string() || !valid(v.get<std::string>())) {
-          return failf(Errc::Corrupt, "{}: registry returned an invalid name {}", what,
-                       quote(v.is_string() ? v.get<std::string>().substr(0, 80) : v.dump()));
+          if (++out.skipped <= kExamples) {
+            out.examples.push_back(v.is_string() ? v.get<std::string>().substr(0, 80)
+                                                 : v.dump().substr(0, 80));
+          }
+          continue;
         }
-        out.push_back(v.get<std::string>());
+        out.names.push_back(v.get<std::string>());
       }
     }
     if (!next) return out;
@@ -578,14 +589,14 @@ Result<std::vector<std::string>> paged_list(Client::Impl& impl, std::string targ
 
 }  // namespace
 
-Result<std::vector<std::string>> Client::list_tags(std::string_view repo) {
+Result<Client::NameList> Client::list_tags(std::string_view repo) {
   return paged_list(*impl_, fmt::format("/v2/{}/tags/list?n=1000", repo), "tags",
                     {repository_scope(repo, false)},
                     fmt::format("list tags of `{}/{}`", registry(), repo),
                     [](const std::string& t) { return image::is_valid_tag(t); });
 }
 
-Result<std::vector<std::string>> Client::catalog() {
+Result<Client::NameList> Client::catalog() {
   return paged_list(*impl_, "/v2/_catalog?n=1000", "repositories", {"registry:catalog:*"},
                     fmt::format("list repositories of `{}`", registry()),
                     [](const std::string& r) { return image::is_valid_repository(r); });

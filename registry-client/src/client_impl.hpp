@@ -24,13 +24,16 @@ struct Call {
   int64_t upload_size = -1;
   std::vector<std::string> scopes;  // token scopes this request needs
   std::string what;                 // "GET manifest `a/b:1`" for messages
+  // A blob's bytes come back: no whole-request deadline, only the minimum rate (an upload is
+  // treated the same way).
+  bool blob_body = false;
 };
 
 struct Client::Impl {
   Impl(std::string registry, ClientOptions opts, detail::TlsConfig tls, bool may_fall_back)
       : registry(std::move(registry)),
         opts(std::move(opts)),
-        http(std::move(tls), this->opts.user_agent),
+        http(std::move(tls), this->opts.user_agent, this->opts.deadlines),
         may_fall_back_to_http(may_fall_back) {}
 
   // Sends `call` with auth and retries; returns the transfer when its status is in `ok`,

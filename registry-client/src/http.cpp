@@ -2,7 +2,11 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
 #include <cstring>
+#include <type_traits>
 
 #include "curl_api.hpp"
 #include "curl_handles.hpp"
@@ -66,8 +70,14 @@ class Connection {
     KISTE_CHECK(easy_ && multi_);
   }
 
-  Status begin(const HttpRequest& in, const TlsConfig& tls, const std::string& ua) {
+  Status begin(const HttpRequest& in, const TlsConfig& tls, const std::string& ua,
+               const Deadlines& deadlines) {
     reset_state();
+    deadlines_ = deadlines;
+    const auto now = Clock::now();
+    headers_by_ = now + std::chrono::milliseconds(deadlines.headers_ms);
+    done_by_ = in.total_ms > 0 ? std::optional(now + std::chrono::milliseconds(in.total_ms))
+                               : std::nullopt;
     // The transfer outlives the caller's request object (the body is read later), so keep a
     // copy: curl's URL, headers and POST body point into it.
     req_store_ = in;
@@ -83,8 +93,8 @@ class Connection {
     curl().easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
     curl().easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 30'000L);
     // A stalled transfer (under 1 byte/s for 60 s) fails and is retried or resumed.
-    curl().easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl().easy_setopt(h, CURLOPT_LOW_SPEED_TIME, 60L);
+    curl().easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, static_cast<long>(deadlines.min_rate));
+    curl().easy_setopt(h, CURLOPT_LOW_SPEED_TIME, static_cast<long>(deadlines.rate_window_s));
     curl().easy_setopt(h, CURLOPT_BUFFERSIZE, 128L * 1024);
     curl().easy_setopt(h, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_2TLS);
     curl().easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -230,12 +240,33 @@ class Connection {
         }
       }
       if (pred() || done_) break;
+      KISTE_TRY(check_deadlines());
       int numfds = 0;
       mc = curl().multi_poll(multi_.get(), nullptr, 0, 1000, &numfds);
       if (mc != CURLM_OK) {
         return failf(Errc::System, "{} {}: {}", req_->method, redact_url(req_->url),
                      curl().multi_strerror(mc));
       }
+    }
+    return {};
+  }
+
+  // A registry too slow for the configured deadlines: one line naming the request (its URL names
+  // the registry), what was late, and the setting. Not retried: a registry that trickles once
+  // trickles again.
+  Status check_deadlines() const {
+    const auto now = Clock::now();
+    if (!headers_done_ && now > headers_by_) {
+      return failf(Errc::Registry,
+                   "{} {}: the registry sent no complete response headers within {:g} s "
+                   "(KISTE_REGISTRY_HEADERS_TIMEOUT)",
+                   req_->method, redact_url(req_->url), deadlines_.headers_ms / 1000.0);
+    }
+    if (done_by_ && now > *done_by_) {
+      return failf(Errc::Registry,
+                   "{} {}: the registry did not finish the response within {:g} s "
+                   "(KISTE_REGISTRY_REQUEST_TIMEOUT)",
+                   req_->method, redact_url(req_->url), req_->total_ms / 1000.0);
     }
     return {};
   }
@@ -257,6 +288,15 @@ class Connection {
         if (result_ == CURLE_URL_MALFORMAT || result_ == CURLE_UNSUPPORTED_PROTOCOL ||
             result_ == CURLE_TOO_MANY_REDIRECTS) {
           code = Errc::InvalidArgument;
+        }
+        break;
+      case CURLE_OPERATION_TIMEDOUT:
+        if (detail.find("too slow") != std::string::npos) {
+          return failf(Errc::Registry,
+                       "{} {}: the registry sent less than {} bytes/s for {} s "
+                       "(KISTE_REGISTRY_MIN_RATE, KISTE_REGISTRY_RATE_WINDOW)",
+                       req_->method, redact_url(req_->url), deadlines_.min_rate,
+                       deadlines_.rate_window_s);
         }
         break;
       case CURLE_SSL_CONNECT_ERROR:
@@ -345,6 +385,10 @@ class Connection {
     return *r;
   }
 
+  using Clock = std::chrono::steady_clock;
+  Deadlines deadlines_;
+  Clock::time_point headers_by_{};
+  std::optional<Clock::time_point> done_by_;
   CurlEasy easy_;
   CurlMulti multi_;
   CurlSlist headers_;
@@ -367,8 +411,8 @@ class Connection {
   std::optional<Error> upload_error_;
 };
 
-Http::Http(TlsConfig tls, std::string user_agent)
-    : tls_(std::move(tls)), user_agent_(std::move(user_agent)) {}
+Http::Http(TlsConfig tls, std::string user_agent, Deadlines deadlines)
+    : tls_(std::move(tls)), user_agent_(std::move(user_agent)), deadlines_(deadlines) {}
 
 Http::~Http() = default;
 
@@ -391,7 +435,7 @@ void Http::release(std::unique_ptr<Connection> c) {
 Result<std::unique_ptr<Transfer>> Http::start(const HttpRequest& req) {
   KISTE_TRY(load_curl());
   auto c = acquire();
-  KISTE_TRY(c->begin(req, tls_, user_agent_));
+  KISTE_TRY(c->begin(req, tls_, user_agent_, deadlines_));
   std::unique_ptr<Transfer> t(new Transfer(*this, std::move(c)));
   KISTE_TRY(t->c_->wait_headers());
   return t;
@@ -425,3 +469,29 @@ std::string Transfer::error_body() {
 }
 
 }  // namespace kiste::registry::detail
+
+namespace kiste::registry {
+
+Result<Deadlines> Deadlines::from_env() {
+  Deadlines d;
+  auto read = [](const char* name, int64_t scale, auto& out) -> Status {
+    const char* v = std::getenv(name);
+    if (v == nullptr || *v == '\0') return {};
+    char* end = nullptr;
+    errno = 0;
+    long long n = std::strtoll(v, &end, 10);
+    if (errno != 0 || *end != '\0' || n <= 0 || n > 1'000'000'000LL / scale) {
+      return failf(Errc::InvalidArgument, "{}={}: expected a positive whole number", name,
+                   quote(v));
+    }
+    out = static_cast<std::remove_reference_t<decltype(out)>>(n * scale);
+    return {};
+  };
+  KISTE_TRY(read("KISTE_REGISTRY_HEADERS_TIMEOUT", 1000, d.headers_ms));
+  KISTE_TRY(read("KISTE_REGISTRY_REQUEST_TIMEOUT", 1000, d.small_body_ms));
+  KISTE_TRY(read("KISTE_REGISTRY_MIN_RATE", 1, d.min_rate));
+  KISTE_TRY(read("KISTE_REGISTRY_RATE_WINDOW", 1, d.rate_window_s));
+  return d;
+}
+
+}  // namespace kiste::registry

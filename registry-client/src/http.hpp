@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <kiste/base/error.hpp>
 #include <kiste/image/blob_io.hpp>
+#include <kiste/registry/client.hpp>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -29,6 +30,9 @@ struct HttpRequest {
   image::BlobReader* upload = nullptr;  // streamed body of `upload_size` bytes
   int64_t upload_size = -1;
   bool follow_redirects = true;
+  // Whole-request deadline (Deadlines::small_body_ms for small documents); 0: none, for blob
+  // bodies, which have the minimum rate instead. The headers always have their deadline.
+  int total_ms = 0;
 };
 
 struct HttpHead {
@@ -64,7 +68,7 @@ class Transfer {
 
 class Http {
  public:
-  Http(TlsConfig tls, std::string user_agent);
+  Http(TlsConfig tls, std::string user_agent, Deadlines deadlines = {});
   ~Http();
   // Starts a request and waits for the response headers (an upload body is sent first).
   // Connection-level failures are Errc::Unavailable naming the method and URL.
@@ -76,6 +80,7 @@ class Http {
   void release(std::unique_ptr<Connection> c);
   TlsConfig tls_;
   std::string user_agent_;
+  Deadlines deadlines_;
   std::mutex mu_;
   std::vector<std::unique_ptr<Connection>> idle_;
 };

@@ -37,7 +37,7 @@ Result<PromoteResult> promote(Client& sc, const image::Reference& src, Client& d
   }
   // Signatures and referrers of the image are looked up while it is copied (two round trips
   // off the critical path); they are copied after it.
-  std::future<Result<std::vector<std::string>>> tags_f;
+  std::future<Result<Client::NameList>> tags_f;
   std::future<Result<std::optional<image::ManifestBlob>>> refs_f;
   if (opts.copy_signatures) {
     tags_f = std::async(std::launch::async, [&] { return sc.list_tags(src.repository()); });
@@ -71,7 +71,7 @@ Result<PromoteResult> promote(Client& sc, const image::Reference& src, Client& d
   for (std::string_view suffix : {"", ".sig", ".att", ".sbom"}) {
     std::string tag = base + std::string(suffix);
     if (tags) {
-      if (std::find(tags->begin(), tags->end(), tag) == tags->end()) continue;
+      if (std::find(tags->names.begin(), tags->names.end(), tag) == tags->names.end()) continue;
     } else {
       KISTE_ASSIGN_OR_RETURN(auto h,
                              with_context(sc.try_head_manifest(src.repository(), tag), ctx));

@@ -52,7 +52,6 @@ const char* step_name(StepId s) {
     case StepId::Stdio: return "set up stdio";
     case StepId::CloseFds: return "close inherited fds";
     case StepId::Cwd: return "change to the working directory";
-    case StepId::Init: return "start the init";
     case StepId::Exec: return "exec";
     case StepId::UserNamespace: return "enter the user namespace";
     case StepId::JoinNamespaces: return "enter the network and IPC namespaces";
@@ -84,15 +83,16 @@ class ContainerInit {
   void apply_ops() noexcept;
   void pivot() noexcept;
   void set_limits_and_identity() noexcept;
+  void open_terminal() noexcept;
   void setup_stdio() noexcept;
   void enter_cwd() noexcept;
-  void run_init_if_asked() noexcept;
   [[noreturn]] void exec() noexcept;
 
   const ChildConfig& c_;
   int root_fd_ = -1;
   int userns_root_fd_ = -1;  // the overlay root built by the parent (userns)
   int rt_fd_ = -1;  // the tmpfs with the runtime's files (under the overlay)
+  int tty_slave_ = -1;  // -t: the pty's slave, made by open_terminal()
 };
 
 // "f<index>" into buf (no allocation): the name of a runtime file on its tmpfs.
@@ -397,7 +397,10 @@ void ContainerInit::mount_root() noexcept {
   }
   write_runtime_files();
   if (c_.userns) {
-    check(::move_mount(userns_root_fd_, "", AT_FDCWD, ".", MOVE_MOUNT_F_EMPTY_PATH) == 0,
+    // The cwd is the (private, 0700) container dir: the mapped root may not look up even "."
+    // there, so the target is the cwd itself, with no lookup at all.
+    check(::move_mount(userns_root_fd_, "", AT_FDCWD, "",
+                       MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) == 0,
           StepId::MountOverlay);
     root_fd_ = userns_root_fd_;
     return;
@@ -465,8 +468,22 @@ void ContainerInit::apply_ops() noexcept {
         runtime_file_name(name, i);
         int src = ::openat(rt_fd_, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
         check(src >= 0, StepId::MountOp, idx);
-        int fd = open_in_container(root_fd_, op.target.c_str(), op.create);
-        fail_if(fd);
+        // Never through a symlink the image put there (runc refuses them too): /etc/hosts ->
+        // /etc/passwd would cover the image's passwd with the runtime's hosts file.
+        char leaf[NAME_MAX + 1];
+        int dfd = open_parent(root_fd_, op.target.c_str(), leaf);
+        fail_if(dfd);
+        int fd = ::openat(dfd, leaf, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0 && errno == ENOENT) {
+          int f = ::openat(dfd, leaf, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
+          if (f >= 0) ::close(f);
+          fd = ::openat(dfd, leaf, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        }
+        check(fd >= 0, StepId::MountOp, idx);
+        ::close(dfd);
+        struct stat st;
+        check(::fstat(fd, &st) == 0, StepId::MountOp, idx);
+        if (S_ISLNK(st.st_mode)) die(StepId::MountOp, ELOOP, idx);
         check(::mount(fd_path(pbuf, src), fd_path(pbuf2, fd), nullptr, MS_BIND, nullptr) == 0,
               StepId::MountOp, idx);
         ::close(fd);
@@ -622,23 +639,49 @@ void ContainerInit::set_limits_and_identity() noexcept {
   (void)::prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
 }
 
+// -t: the pty lives in the container's devpts instance, so its name resolves inside. It is made
+// while the child is still root with its capabilities, because its slave is also bound on
+// /dev/console (docker and runc do the same), and then given to the container's user.
+void ContainerInit::open_terminal() noexcept {
+  if (!c_.terminal) return;
+  int master = ::open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+  check(master >= 0, StepId::Terminal);
+  int unlock = 0;
+  check(::ioctl(master, TIOCSPTLCK, &unlock) == 0, StepId::Terminal);
+  unsigned int n = 0;
+  check(::ioctl(master, TIOCGPTN, &n) == 0, StepId::Terminal);
+  int slave = ::ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY);
+  check(slave >= 0, StepId::Terminal);
+  check(::fchown(slave, c_.uid, static_cast<gid_t>(-1)) == 0, StepId::Terminal);
+  if (c_.rows != 0 && c_.cols != 0) {
+    struct winsize ws {};
+    ws.ws_row = c_.rows;
+    ws.ws_col = c_.cols;
+    (void)::ioctl(slave, TIOCSWINSZ, &ws);
+  }
+  char pts[32] = "/dev/pts/";
+  size_t at = std::strlen(pts);
+  char digits[12];
+  int nd = 0;
+  do {
+    digits[nd++] = static_cast<char>('0' + n % 10);
+    n /= 10;
+  } while (n != 0);
+  while (nd > 0) pts[at++] = digits[--nd];
+  pts[at] = '\0';
+  // /dev is the runtime's own tmpfs: the mount point is made there, never in the image.
+  int f = ::open("/dev/console", O_CREAT | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0600);
+  check(f >= 0, StepId::Terminal);
+  ::close(f);
+  check(::mount(pts, "/dev/console", nullptr, MS_BIND, nullptr) == 0, StepId::Terminal);
+  check(send_fds(c_.sync_fd, 'T', &master, 1), StepId::Terminal);
+  ::close(master);
+  tty_slave_ = slave;
+}
+
 void ContainerInit::setup_stdio() noexcept {
   if (c_.terminal) {
-    // The pty lives in the container's devpts instance, so its name resolves inside.
-    int master = ::open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
-    check(master >= 0, StepId::Terminal);
-    int unlock = 0;
-    check(::ioctl(master, TIOCSPTLCK, &unlock) == 0, StepId::Terminal);
-    int slave = ::ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY);
-    check(slave >= 0, StepId::Terminal);
-    if (c_.rows != 0 && c_.cols != 0) {
-      struct winsize ws {};
-      ws.ws_row = c_.rows;
-      ws.ws_col = c_.cols;
-      (void)::ioctl(slave, TIOCSWINSZ, &ws);
-    }
-    check(send_fds(c_.sync_fd, 'T', &master, 1), StepId::Terminal);
-    ::close(master);
+    const int slave = tty_slave_;
     check(::setsid() >= 0, StepId::Stdio);
     check(::ioctl(slave, TIOCSCTTY, 0) == 0, StepId::Stdio);
     for (int i = 0; i < 3; ++i) check(::dup2(slave, i) == i, StepId::Stdio);
@@ -677,40 +720,6 @@ void ContainerInit::enter_cwd() noexcept {
   // that getcwd cannot name.
   char buf[PATH_MAX];
   if (::syscall(SYS_getcwd, buf, sizeof buf) < 0 || buf[0] != '/') die(StepId::Cwd, EPERM);
-}
-
-// --init: PID 1 stays behind as a tiny reaper that forwards signals to the command.
-void ContainerInit::run_init_if_asked() noexcept {
-  if (!c_.init) return;
-  sigset_t all, old;
-  sigfillset(&all);
-  check(::sigprocmask(SIG_SETMASK, &all, &old) == 0, StepId::Init);
-  pid_t child = ::fork();
-  check(child >= 0, StepId::Init);
-  if (child == 0) {
-    (void)::sigprocmask(SIG_SETMASK, &old, nullptr);
-    return;  // goes on to exec the command
-  }
-  ::close(c_.sync_fd);
-  ::close(0);
-  int status = 0;
-  while (true) {
-    siginfo_t si;
-    int sig = ::sigwaitinfo(&all, &si);
-    if (sig < 0) continue;
-    if (sig == SIGCHLD) {
-      pid_t p;
-      int st;
-      while ((p = ::waitpid(-1, &st, WNOHANG)) > 0) {
-        if (p == child) {
-          status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-          ::_exit(status);  // the kernel kills the rest of the pid namespace
-        }
-      }
-    } else if (sig != SIGPIPE && sig != SIGTTIN && sig != SIGTTOU) {
-      ::kill(child, sig);
-    }
-  }
 }
 
 [[noreturn]] void ContainerInit::exec() noexcept {
@@ -758,10 +767,10 @@ void ContainerInit::run_init_if_asked() noexcept {
   mount_root();                 // 2, 3
   apply_ops();                  // 4, with 1 (join the cgroup) at the plan's JoinCgroup
   pivot();                      // 5
+  open_terminal();              // -t: the pty and /dev/console, before the identity changes
   set_limits_and_identity();    // 6, 7, 8, 9
   setup_stdio();
   enter_cwd();
-  run_init_if_asked();
   exec();                       // 10, 11: the sync socket closes on exec = "ready"
 }
 

@@ -34,7 +34,6 @@ enum class StepId : int32_t {
   Stdio,
   CloseFds,
   Cwd,
-  Init,
   Exec,
   UserNamespace,
   JoinNamespaces,
@@ -79,7 +78,6 @@ struct ChildConfig {
   // them (or the host's is shared).
   int net_fd = -1;
   int ipc_fd = -1;
-  bool init = false;
   int sync_fd = -1;
   int stdin_fd = -1;   // dup2'd onto 0 when >= 0
   // -t: the child opens a pty in the container's own devpts, sends the master to the runtime

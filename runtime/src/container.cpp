@@ -220,7 +220,14 @@ Error child_error(const detail::ChildReport& r, const MountPlan& plan, const Con
       case MountOpKind::ReadonlyPath: what = fmt::format("make {} read-only", op.target); break;
       case MountOpKind::RemountReadonly: what = fmt::format("remount {} read-only", op.target); break;
       case MountOpKind::JoinCgroup: what = "enter the cgroup namespace"; break;
-      case MountOpKind::RuntimeFile: what = fmt::format("provide {}", op.target); break;
+      case MountOpKind::RuntimeFile:
+        what = fmt::format("provide {}", op.target);
+        if (r.err == ELOOP) {
+          return Error{.code = Errc::InvalidArgument,
+                       .message = fmt::format("container setup: {}: the image has a symlink there "
+                                              "(refused, as runc does)", what)};
+        }
+        break;
     }
   } else if (step == detail::StepId::Cwd) {
     what = fmt::format("change to the working directory {}", quote(spec.process.cwd));
@@ -451,7 +458,6 @@ Result<ContainerExit> run_container(const ContainerSpec& spec, const RunContext&
     cfg.seccomp_len = static_cast<unsigned short>(seccomp.bpf.size() / sizeof(sock_filter));
   }
   cfg.unshare_cgroup = spec.namespaces.cgroup;
-  cfg.init = spec.init;
   cfg.sync_fd = child_sock.get();
   cfg.stdin_fd = devnull ? devnull.get() : -1;
   cfg.terminal = spec.process.terminal;

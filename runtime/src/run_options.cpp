@@ -81,11 +81,18 @@ Result<std::optional<std::string>> read_image_file(const std::vector<fs::path>& 
                                                    std::string_view name) {
   for (auto it = lowers.rbegin(); it != lowers.rend(); ++it) {
     KISTE_ASSIGN_OR_RETURN(UniqueFd root, sys::open(*it, O_PATH | O_DIRECTORY | O_CLOEXEC));
-    auto fd = sys::open_in_root(root.get(), name, O_RDONLY | O_CLOEXEC);
-    if (!fd) {
-      if (fd.error().sys_errno == ENOENT) continue;
-      return std::unexpected(std::move(fd).error());
+    auto at = sys::open_in_root(root.get(), name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (!at) {
+      if (at.error().sys_errno == ENOENT) continue;
+      return std::unexpected(std::move(at).error());
     }
+    KISTE_ASSIGN_OR_RETURN(struct stat st, sys::fstat(at->get(), name));
+    if (S_ISCHR(st.st_mode) && st.st_rdev == 0) break;  // an overlay whiteout: deleted above
+    // Host root reads the image's file: never a FIFO (hangs), a device node (the host's), or
+    // anything but a regular file; a symlink resolves inside this layer.
+    auto fd = sys::open_regular_in_root(root.get(), name, sys::LastLink::FollowInRoot);
+    if (!fd && fd.error().sys_errno == ENOENT) continue;  // a dangling symlink
+    if (!fd) return std::unexpected(std::move(fd).error().with_context("image file"));
     KISTE_ASSIGN_OR_RETURN(std::string text, sys::read_all(fd->get(), name, 1 << 22));
     return std::optional<std::string>(std::move(text));
   }
@@ -413,6 +420,21 @@ Result<UserNamespaceSpec> userns_spec(const RunOptions& opts) {
   return failf(Errc::InvalidArgument, "userns {}: expected host or auto", quote(opts.userns));
 }
 
+// --init: the static kiste-init, bind-mounted read-only at /dev/init (kiste's own tmpfs: nothing
+// in the image or the upper dir changes), is PID 1 and starts the command. Mounted after the
+// user's mounts, so none of them covers it.
+Status add_init(ContainerSpec& spec, const fs::path& init_binary) {
+  if (init_binary.empty()) {
+    return fail(Errc::NotFound, "--init: no kiste-init binary (it is installed beside kiste)");
+  }
+  spec.mounts.push_back(MountSpec{.kind = MountKind::Bind,
+                                  .source = init_binary,
+                                  .destination = std::string(kInitPath),
+                                  .readonly = true});
+  spec.process.args.insert(spec.process.args.begin(), {std::string(kInitPath), "--"});
+  return {};
+}
+
 }  // namespace
 
 Result<ContainerSpec> make_spec(const RunOptions& opts, const MakeSpecInput& in) {
@@ -593,6 +615,7 @@ Result<ContainerSpec> make_spec(const RunOptions& opts, const MakeSpecInput& in)
                    quote(m.destination));
     }
   }
+  if (opts.init) KISTE_TRY(add_init(spec, in.init_binary));
   if (!opts.privileged) {
     spec.masked_paths = docker_masked_paths();
     spec.readonly_paths = docker_readonly_paths();
@@ -617,6 +640,17 @@ std::string sys_admin_warning(const ContainerSpec& spec, const std::filesystem::
   return "CAP_SYS_ADMIN is added and no security module (AppArmor, SELinux) confines the "
          "container on this host: it can mount filesystems and use interfaces Docker relies on "
          "AppArmor to block";
+}
+
+fs::path default_init_binary() {
+  std::error_code ec;
+  fs::path self = fs::read_symlink("/proc/self/exe", ec);
+  if (ec) return {};
+  fs::path dir = self.parent_path();
+  for (fs::path p : {dir / "kiste-init", dir.parent_path() / "libexec" / "kiste" / "kiste-init"}) {
+    if (fs::is_regular_file(p, ec)) return p;
+  }
+  return {};
 }
 
 }  // namespace kiste::runtime

@@ -29,6 +29,9 @@ Result<fs::path> ensure_volume(const fs::path& volumes_dir, std::string_view nam
   KISTE_TRY(validate_volume_name(name));
   if (volumes_dir.empty()) return failf(Errc::InvalidArgument, "volume {}: no volume directory", quote(name));
   fs::path data = volumes_dir / std::string(name) / "_data";
+  // volumes/ and volumes/NAME are private (a container may plant setuid files in _data); _data
+  // itself is the mount point the container sees.
+  KISTE_TRY(sys::mkdir_all(data.parent_path(), 0700));
   KISTE_TRY(sys::mkdir_all(data, 0755));
   return data;
 }

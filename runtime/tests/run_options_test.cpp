@@ -1,4 +1,5 @@
 #include <sys/resource.h>
+#include <sys/stat.h>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -108,6 +109,52 @@ TEST_F(RunOptionsTest, PasswdSymlinkCannotReadHostFiles) {
   EXPECT_FALSE(u2);
   // A numeric user still works without a passwd.
   EXPECT_TRUE(resolve_user("0", {l}));
+}
+
+// Host root reads the image's /etc/passwd and /etc/group on every run: a FIFO there hung `kiste
+// run` forever (issue 12). Anything but a regular file is refused before it is read.
+TEST_F(RunOptionsTest, PasswdThatIsAFifoIsRefusedWithoutBlocking) {
+  fs::path l = dir_->path() / "fifo";
+  ASSERT_TRUE(sys::mkdir_all(l / "etc"));
+  ASSERT_EQ(::mkfifo((l / "etc/passwd").c_str(), 0644), 0);
+  auto u = resolve_user("root", {l});
+  ASSERT_FALSE(u);
+  EXPECT_THAT(u.error().to_string(), HasSubstr("a FIFO, not a regular file"));
+  sys::set_openat2_disabled(true);
+  auto u2 = resolve_user("0", {l});
+  sys::set_openat2_disabled(false);
+  ASSERT_FALSE(u2);
+  EXPECT_THAT(u2.error().to_string(), HasSubstr("a FIFO, not a regular file"));
+  // A symlink to it inside the layer is no way around the check.
+  fs::path l2 = dir_->path() / "fifo-link";
+  ASSERT_TRUE(sys::mkdir_all(l2 / "etc"));
+  ASSERT_EQ(::mkfifo((l2 / "etc/real").c_str(), 0644), 0);
+  fs::create_symlink("/etc/real", l2 / "etc/group");
+  ASSERT_TRUE(sys::write_file_atomic(l2 / "etc/passwd", "root:x:0:0:root:/root:/bin/sh\n"));
+  auto u3 = resolve_user("root", {l2});
+  ASSERT_FALSE(u3);
+  EXPECT_THAT(u3.error().to_string(), HasSubstr("a FIFO, not a regular file"));
+}
+
+TEST_F(RunOptionsTest, InitIsKisteInitBoundReadOnlyAtDevInit) {
+  RunOptions o;
+  o.command = {"sh", "-c", "x"};
+  o.init = true;
+  o.volumes = {"/tmp:/dev"};  // a user mount over /dev does not cover the init: it comes after
+  auto none = make_spec(o, input());
+  ASSERT_FALSE(none);
+  EXPECT_THAT(none.error().to_string(), HasSubstr("--init: no kiste-init binary"));
+  MakeSpecInput in = input();
+  in.init_binary = "/usr/lib/kiste/kiste-init";
+  auto s = make_spec(o, in);
+  ASSERT_TRUE(s) << s.error().to_string();
+  EXPECT_EQ(s->process.args, (std::vector<std::string>{"/dev/init", "--", "sh", "-c", "x"}));
+  ASSERT_FALSE(s->mounts.empty());
+  const MountSpec& m = s->mounts.back();
+  EXPECT_EQ(m.kind, MountKind::Bind);
+  EXPECT_EQ(m.source, "/usr/lib/kiste/kiste-init");
+  EXPECT_EQ(m.destination, "/dev/init");
+  EXPECT_TRUE(m.readonly);
 }
 
 TEST_F(RunOptionsTest, CapabilitiesStartFromDockersFourteen) {

@@ -7,6 +7,8 @@
 //   zombies N               leaves N orphaned zombies for PID 1, waits, prints "zombies=Z"
 //   open-exe-write PID      tries open("/proc/PID/exe", O_WRONLY), prints "errno=N"
 //   no-openat2 CMD ARG…     runs CMD with openat2 returning ENOSYS (seccomp)
+//   connect tcp:PORT | unix:@NAME   connects to 127.0.0.1:PORT or an abstract unix socket,
+//                           prints "connected" (exit 0) or "errno=N" (exit 1)
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -25,8 +27,11 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -45,6 +50,39 @@ int cat(const char* path) {
   if (n < 0) printf("error errno=%d\n", errno);
   close(fd);
   return n < 0 ? 1 : 0;
+}
+
+int connect_to(const char* where) {
+  int fd = -1, rc = -1;
+  if (!strncmp(where, "tcp:", 4)) {
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(atoi(where + 4)));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd >= 0) rc = connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  } else if (!strncmp(where, "unix:@", 6)) {
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    size_t n = strlen(where + 6);
+    if (n + 1 > sizeof a.sun_path) n = sizeof a.sun_path - 1;
+    memcpy(a.sun_path + 1, where + 6, n);  // sun_path[0] = 0: the abstract namespace
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd >= 0) {
+      rc = connect(fd, reinterpret_cast<sockaddr*>(&a),
+                   static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + n));
+    }
+  } else {
+    fprintf(stderr, "connect: tcp:PORT or unix:@NAME\n");
+    return 2;
+  }
+  if (rc != 0) {
+    printf("errno=%d\n", errno);
+    return 1;
+  }
+  printf("connected\n");
+  close(fd);
+  return 0;
 }
 
 long try_syscall(const char* name) {
@@ -249,6 +287,8 @@ int main(int argc, char** argv) {
     printf("errno=%d\n", fd < 0 ? errno : 0);
   } else if (!strcmp(verb, "no-openat2") && argc > 2) {
     return no_openat2(argv + 2);
+  } else if (!strcmp(verb, "connect") && argc > 2) {
+    return connect_to(argv[2]);
   } else if (!strcmp(verb, "fds")) {
     return fds();
   } else if (!strcmp(verb, "survive-parent") && argc > 2) {

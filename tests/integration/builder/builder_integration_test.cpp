@@ -3,6 +3,11 @@
 // has none, those tests skip with a reason.
 #include <kiste/builder/builder.hpp>
 
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <cstddef>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -11,6 +16,7 @@
 #include <kiste/base/sys.hpp>
 #include <kiste/image/archive.hpp>
 #include <kiste/image/snapshot.hpp>
+#include <kiste/testing/busybox_rootfs.hpp>
 #include <kiste/testing/require_root.hpp>
 #include <kiste/testing/temp_root.hpp>
 
@@ -203,12 +209,62 @@ TEST_F(BuilderTest, CopyExcludeGlobs) {
   EXPECT_FALSE(build(tmp_ / "ctx"));
 }
 
-TEST_F(BuilderTest, RunNetworkNoneHasOnlyLoopback) {
-  write(tmp_ / "ctx/Containerfile", "FROM busybox\nRUN --network=none ls /sys/class/net > /none\nRUN ls /sys/class/net > /host\n");
+TEST_F(BuilderTest, RunHasOnlyLoopbackUnlessTheBuildOptsIntoHostNetwork) {
+  write(tmp_ / "ctx/Containerfile",
+        "FROM busybox\nRUN --network=none ls /sys/class/net > /none\nRUN ls /sys/class/net > /default\n");
   auto r = build(tmp_ / "ctx");
   ASSERT_TRUE(r) << r.error().to_string();
   EXPECT_EQ(read_in_image(r->manifest, "none"), "lo\n");
-  EXPECT_NE(read_in_image(r->manifest, "host"), "lo\n");  // the default is the host's network
+  EXPECT_EQ(read_in_image(r->manifest, "default"), "lo\n");  // issue 12: not the host's network
+  EXPECT_EQ(std::count_if(r->notes.begin(), r->notes.end(),
+                          [](const std::string& n) { return n.find("--network host") != std::string::npos; }),
+            1);
+  auto host = build(tmp_ / "ctx", {.network_host = true});
+  ASSERT_TRUE(host) << host.error().to_string();
+  EXPECT_EQ(read_in_image(host->manifest, "none"), "lo\n");
+  EXPECT_NE(read_in_image(host->manifest, "default"), "lo\n");
+  EXPECT_NE(host->manifest.digest, r->manifest.digest);  // the network is part of the cache key
+
+  // RUN --network=host needs the build's opt-in (BuildKit's network.host entitlement).
+  write(tmp_ / "ctx/Containerfile", "FROM busybox\nRUN --network=host true\n");
+  auto refused = build(tmp_ / "ctx");
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().to_string().find("RUN --network=host: the build was not given `--network host`"),
+            std::string::npos) << refused.error().to_string();
+  EXPECT_TRUE(build(tmp_ / "ctx", {.network_host = true}));
+}
+
+// An untrusted Containerfile's RUN reached a host 127.0.0.1 service and a host abstract unix
+// socket (issue 12): by default it reaches neither; with the build's --network host it does.
+TEST_F(BuilderTest, RunCannotReachHostLoopbackOrAbstractSocketsByDefault) {
+  fs::create_directories(tmp_ / "ctx");
+  fs::copy_file(testing::kiste_test_init_binary(), tmp_ / "ctx" / "probe");
+  int port = 0;
+  int tcp = testing::listen_on_loopback(&port);
+  ASSERT_GE(tcp, 0);
+  int ux = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(ux, 0);
+  std::string name = "kiste-test-" + sys::random_hex(6);
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::memcpy(a.sun_path + 1, name.data(), name.size());
+  auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
+  ASSERT_EQ(::bind(ux, reinterpret_cast<sockaddr*>(&a), len), 0);
+  ASSERT_EQ(::listen(ux, 8), 0);
+  // Each probe records its answer and never fails the step, so the file tells what happened.
+  std::string probe = "RUN /probe connect tcp:" + std::to_string(port) + " > /tcp || true\n" +
+                      "RUN /probe connect unix:@" + name + " > /unix || true\n";
+  write(tmp_ / "ctx/Containerfile", "FROM busybox\nCOPY probe /probe\n" + probe);
+  auto none = build(tmp_ / "ctx");
+  ASSERT_TRUE(none) << none.error().to_string();
+  EXPECT_EQ(read_in_image(none->manifest, "tcp"), "errno=" + std::to_string(ECONNREFUSED) + "\n");
+  EXPECT_EQ(read_in_image(none->manifest, "unix"), "errno=" + std::to_string(ECONNREFUSED) + "\n");
+  auto host = build(tmp_ / "ctx", {.network_host = true});
+  ASSERT_TRUE(host) << host.error().to_string();
+  EXPECT_EQ(read_in_image(host->manifest, "tcp"), "connected\n");
+  EXPECT_EQ(read_in_image(host->manifest, "unix"), "connected\n");
+  ::close(tcp);
+  ::close(ux);
 }
 
 TEST_F(BuilderTest, ChownResolvesNamesInTheStage) {

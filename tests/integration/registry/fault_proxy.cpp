@@ -125,7 +125,21 @@ void FaultProxy::handle(int client) {
   bool blob_get = method == "GET" && target.find("/blobs/sha256:") != std::string::npos;
   bool blob_put = method == "PUT" && target.find("/blobs/uploads/") != std::string::npos;
   if (blob_get) ++blob_gets_;
-  bool fault = (target_ == Target::BlobGet ? blob_get : blob_put) && take_fault();
+  bool manifest_get = method == "GET" && target.find("/manifests/") != std::string::npos;
+  bool matches = target_ == Target::Any          ? true
+                 : target_ == Target::BlobGet    ? blob_get
+                 : target_ == Target::BlobUpload ? blob_put
+                                                 : manifest_get;
+  bool fault = matches && take_fault();
+  if (fault && fault_ == Fault::EndlessHeaders) {
+    ++injected_;
+    if (!write_all(client, "HTTP/1.1 200 OK\r\n")) return;
+    for (int i = 0; !stop_; ++i) {
+      if (!write_all(client, "X-Pad-" + std::to_string(i) + ": x\r\n")) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return;
+  }
   if (fault && blob_put && fault_ == Fault::DropMidBlob) {
     ++injected_;
     return;  // the body was taken, no answer: the connection just closes
@@ -169,6 +183,14 @@ void FaultProxy::handle(int client) {
       case Fault::CorruptByte:
         resp[rh + (resp.size() - rh) / 2] ^= 0x01;
         break;
+      case Fault::Trickle: {
+        write_all(client, std::string_view(resp).substr(0, rh));
+        for (size_t off = rh; off < resp.size() && !stop_; off += 2) {
+          if (!write_all(client, std::string_view(resp).substr(off, 2))) return;
+          std::this_thread::sleep_for(std::chrono::milliseconds(500));
+        }
+        return;
+      }
       case Fault::Slow: {
         write_all(client, std::string_view(resp).substr(0, rh));
         for (size_t off = rh; off < resp.size() && !stop_; off += 64 * 1024) {

@@ -14,8 +14,11 @@ namespace kiste::testing {
 
 class FaultProxy {
  public:
-  enum class Fault { None, DropMidBlob, Status500, Status429, CorruptByte, Slow };
-  enum class Target { BlobGet, BlobUpload };
+  // Trickle: the upstream headers, then the body at 4 bytes/s. EndlessHeaders: a status line and
+  // then one more header line every 100 ms, never the blank line that ends them.
+  enum class Fault { None, DropMidBlob, Status500, Status429, CorruptByte, Slow, Trickle,
+                     EndlessHeaders };
+  enum class Target { BlobGet, BlobUpload, ManifestGet, Any };
   // `times`: how many matching requests get the fault (-1: all of them). BlobUpload faults hit
   // the PUT that carries a blob's bytes (Status500/429, or DropMidBlob: no answer at all).
   FaultProxy(int upstream_port, Fault fault, int times = 1, Target target = Target::BlobGet);

@@ -170,11 +170,12 @@ TEST_F(RegistryTest, TagsListAndDelete) {
   }
   auto tags = c->list_tags("tags/t");
   ASSERT_TRUE(tags) << tags.error().to_string();
-  std::sort(tags->begin(), tags->end());
-  EXPECT_EQ(*tags, (std::vector<std::string>{"1", "2", "latest"}));
+  std::sort(tags->names.begin(), tags->names.end());
+  EXPECT_EQ(tags->names, (std::vector<std::string>{"1", "2", "latest"}));
+  EXPECT_EQ(tags->skipped, 0u);
   auto cat = c->catalog();
   ASSERT_TRUE(cat) << cat.error().to_string();
-  EXPECT_NE(std::find(cat->begin(), cat->end(), "tags/t"), cat->end());
+  EXPECT_NE(std::find(cat->names.begin(), cat->names.end(), "tags/t"), cat->names.end());
   auto d = c->try_head_manifest("tags/t", "1");
   ASSERT_TRUE(d && d->has_value());
   ASSERT_TRUE(c->delete_manifest("tags/t", (*d)->digest));

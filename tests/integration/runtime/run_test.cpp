@@ -247,6 +247,28 @@ TEST_F(RuntimeTest, TerminalGivesTheCommandATty) {
   EXPECT_THAT(out, HasSubstr("no-tty"));
 }
 
+// -t binds the pty on /dev/console, as docker does (issue 12); the pty stays the user's own.
+TEST_F(RuntimeTest, TerminalIsAlsoDevConsole) {
+  std::string out;
+  ASSERT_EQ(kiste_run("-t sh -c 'test -c /dev/console && "
+                      "[ \"$(stat -c %t:%T /dev/console)\" = \"$(stat -c %t:%T $(tty))\" ] && "
+                      "echo console-ok'",
+                      &out),
+            0)
+      << out;
+  EXPECT_THAT(out, HasSubstr("console-ok"));
+  out.clear();
+  ASSERT_EQ(kiste_run("-t -u 65534 sh -c 'echo x >/dev/tty && echo x >/dev/console && "
+                      "[ $(stat -c %u $(tty)) = 65534 ] && echo user-ok'",
+                      &out),
+            0)
+      << out;
+  EXPECT_THAT(out, HasSubstr("user-ok"));
+  out.clear();
+  ASSERT_EQ(kiste_run("sh -c 'test -e /dev/console || echo no-console'", &out), 0) << out;
+  EXPECT_THAT(out, HasSubstr("no-console"));
+}
+
 TEST_F(RuntimeTest, StdinIsConnectedOnlyWithInteractive) {
   std::string out;
   ASSERT_EQ(run_shell("echo piped | " + kiste_cmd() + " run --rm -i --rootfs " + rootfs().native() + " cat", &out), 0) << out;

@@ -1,6 +1,7 @@
 // Docker-equivalent security defaults, checked from inside the container: seccomp, caps,
 // no_new_privs, masked and read-only paths, the old root, fds, the cwd escape, the runtime
 // binary (CVE-2019-5736), and the openat2-less fallback.
+#include <algorithm>
 #include <fstream>
 
 #include <kiste/base/sys.hpp>
@@ -169,11 +170,64 @@ TEST_F(RuntimeTest, WorkdirThroughProcSelfFdCannotEscape) {
 TEST_F(RuntimeTest, RuntimeBinaryIsNotWritableFromInside) {
   std::string before, after, out;
   ASSERT_EQ(run_shell("sha256sum " + kiste_binary().native(), &before), 0);
-  // With --init, PID 1 is a copy of the runtime: it is not dumpable, so /proc/1/exe stays shut.
   ASSERT_EQ(kiste_run("--init kiste_test_init open-exe-write 1", &out), 0) << out;
   EXPECT_THAT(out, Not(HasSubstr("errno=0")));
   ASSERT_EQ(run_shell("sha256sum " + kiste_binary().native(), &after), 0);
   EXPECT_EQ(before, after);
+}
+
+// --init's PID 1 was a fork of kiste that never exec'd: with SYS_PTRACE the container read
+// kiste's host environment from /proc/1/environ and reached the host kiste binary through
+// /proc/1/exe (issue 12). It is now the static kiste-init, bind-mounted read-only.
+TEST_F(RuntimeTest, InitIsNotACopyOfKisteEvenWithSysPtrace) {
+  const std::string run = "KISTE_TEST_HOST_MARKER=host-secret " + kiste_cmd() +
+                          " run --rm --init --cap-add SYS_PTRACE --rootfs " + rootfs().native() + " ";
+  std::string env;
+  ASSERT_EQ(run_shell(run + "-e VISIBLE=1 kiste_test_init cat /proc/1/environ", &env), 0) << env;
+  EXPECT_THAT(env, Not(HasSubstr("KISTE_TEST_HOST_MARKER")));
+  EXPECT_THAT(env, HasSubstr("VISIBLE=1"));  // the container's own environment is all it has
+  std::string exe;
+  ASSERT_EQ(run_shell(run + "readlink /proc/1/exe", &exe), 0) << exe;
+  EXPECT_EQ(exe, "/dev/init\n");
+  std::string write;
+  ASSERT_EQ(run_shell(run + "kiste_test_init open-exe-write 1", &write), 0) << write;
+  // A read-only bind mount (EROFS); kernels that deny writes to running binaries say so first.
+  EXPECT_THAT(write, ::testing::AnyOf("errno=" + std::to_string(EROFS) + "\n",
+                                      "errno=" + std::to_string(ETXTBSY) + "\n"));
+  std::string cmdline;
+  ASSERT_EQ(run_shell(run + "kiste_test_init cat /proc/1/cmdline", &cmdline), 0) << cmdline;
+  using namespace std::string_literals;
+  EXPECT_EQ(cmdline, "/dev/init\0--\0kiste_test_init\0cat\0/proc/1/cmdline\0"s);
+}
+
+TEST_F(RuntimeTest, InitReportsACommandThatIsNotThere) {
+  std::string out;
+  EXPECT_EQ(kiste_run("--init no-such-command", &out), 127) << out;
+  EXPECT_THAT(out, HasSubstr("no-such-command: No such file or directory"));
+}
+
+// The runtime's /etc/hosts, /etc/hostname and /etc/resolv.conf never go through a symlink the
+// image put there (runc refuses them; issue 12): hosts -> passwd covered the image's passwd.
+TEST_F(RuntimeTest, RuntimeFilesRefuseImageSymlinks) {
+  fs::path img = tmp() / "img";
+  std::string out;
+  ASSERT_EQ(run_shell("cp -a " + rootfs().native() + " " + img.native(), &out), 0) << out;
+  for (const char* f : {"hosts", "hostname", "resolv.conf"}) {
+    fs::remove(img / "etc" / f);
+    fs::create_symlink("/etc/passwd", img / "etc" / f);
+    std::string passwd_before = sys::read_file(img / "etc/passwd").value();
+    // --read-only binds the files in (the writable root gets them from a layer above the image).
+    out.clear();
+    int rc = run_shell(kiste_cmd() + " run --rm --read-only --rootfs " + img.native() +
+                           " cat /etc/passwd", &out);
+    EXPECT_EQ(rc, 125) << f << ": " << out;
+    EXPECT_THAT(out, HasSubstr(std::string("provide /etc/") + f +
+                               ": the image has a symlink there"));
+    EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1) << out;
+    EXPECT_EQ(sys::read_file(img / "etc/passwd").value(), passwd_before);
+    fs::remove(img / "etc" / f);
+    ASSERT_TRUE(sys::write_file_atomic(img / "etc" / f, "\n"));
+  }
 }
 
 TEST_F(RuntimeTest, DevicesAreDockersSet) {

@@ -26,6 +26,16 @@ namespace kiste::sys {
 // a component walk that resolves symlinks in userspace and opens each step O_NOFOLLOW.
 [[nodiscard]] Result<UniqueFd> open_in_root(int dirfd, std::string_view path, int flags,
                                             mode_t mode = 0);
+// Opens a regular file of an untrusted tree (an image, a build context) for reading: inside the
+// root, O_NONBLOCK so a FIFO cannot hang the open, and anything but a regular file (FIFO, device
+// node, socket, directory) refused (Errc::InvalidArgument) before a byte is read. A symlink as the
+// last component is refused too, unless `last` says to resolve it (inside the root, as the
+// container would see it: an image's /etc/passwd may be one). The fd returned reads blocking.
+enum class LastLink { Refuse, FollowInRoot };
+[[nodiscard]] Result<UniqueFd> open_regular_in_root(int dirfd, std::string_view path,
+                                                    LastLink last = LastLink::Refuse);
+// The same for one path the user named (a Containerfile given with -f): symlinks are followed.
+[[nodiscard]] Result<UniqueFd> open_regular(const std::filesystem::path& path);
 // Test hook: force the userspace fallback of open_in_root (as if openat2 returned ENOSYS).
 void set_openat2_disabled(bool disabled);
 
@@ -35,8 +45,12 @@ void set_openat2_disabled(bool disabled);
 [[nodiscard]] Result<struct statfs> statfs(const std::filesystem::path& path);
 [[nodiscard]] Result<struct statfs> fstatfs(int fd, std::string_view what = {});
 [[nodiscard]] Status mkdir(const std::filesystem::path& path, mode_t mode);
-// mkdir -p; existing directories are fine.
+// mkdir -p: every missing component is made with `mode` (less the umask); existing directories
+// are left as they are.
 [[nodiscard]] Status mkdir_all(const std::filesystem::path& path, mode_t mode = 0755);
+// Makes `path` with `mode`, or takes away from an existing directory every permission bit that
+// `mode` lacks (an older, wider store directory is narrowed). A symlink at `path` is an error.
+[[nodiscard]] Status restrict_dir(const std::filesystem::path& path, mode_t mode);
 [[nodiscard]] Status mkdirat(int dirfd, const std::filesystem::path& path, mode_t mode);
 [[nodiscard]] Status rename(const std::filesystem::path& from, const std::filesystem::path& to);
 [[nodiscard]] Status renameat(int olddirfd, const std::filesystem::path& from, int newdirfd,

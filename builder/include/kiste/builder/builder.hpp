@@ -56,7 +56,7 @@ struct RunRequest {
   std::vector<std::string> env;
   std::string cwd = "/";
   std::string user;  // "" = root
-  bool network_host = true;
+  bool network_host = false;  // false: a private network namespace with only loopback
   struct Mount {
     std::filesystem::path source;  // Bind only
     std::string destination;
@@ -109,7 +109,10 @@ struct BuildOptions {
   bool docker_format = false;
   image::CompressOptions compress;
   std::map<std::string, std::filesystem::path> secrets;  // --secret id=ID,src=PATH
-  bool network_host = true;  // the default for RUN (`--network=none` per step or globally)
+  // RUN steps share the host's network only when the build opts in (`kiste build --network
+  // host`, BuildKit's network.host entitlement); then `RUN --network=host|none` picks per step.
+  // Without it RUN gets a private network namespace and `RUN --network=host` is an error.
+  bool network_host = false;
   bool explain_misses = false;
   std::function<void(const BuildEvent&)> progress;
   // --cache-from: records imported from a registry cache; on a local miss whose key is here,

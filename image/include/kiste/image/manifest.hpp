@@ -3,6 +3,7 @@
 // and their digest: a digest is never recomputed from a re-serialisation.
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -57,6 +58,26 @@ struct ManifestBlob {
 // Serialises new documents (for images kiste creates). Stable key order, no whitespace.
 [[nodiscard]] std::string serialize_manifest(const Manifest& m);
 [[nodiscard]] std::string serialize_index(const Index& i);
+
+// Bounds on a walk over an image's manifests, since registries and layouts are hostile input (a
+// chain of indexes each naming the next one overflowed the stack after ~3,460 fetches): indexes
+// nest at most kMaxIndexDepth deep, a manifest named twice is walked once, and one walk fetches at
+// most kMaxManifestsPerWalk manifests. Every recursive walker keeps one ManifestWalk.
+inline constexpr int kMaxIndexDepth = 4;
+inline constexpr size_t kMaxManifestsPerWalk = 1000;
+
+class ManifestWalk {
+ public:
+  // Before fetching `d`: false when it was walked already (skip it), an error when this walk has
+  // fetched kMaxManifestsPerWalk manifests.
+  [[nodiscard]] Result<bool> enter(const Descriptor& d);
+  // After fetching `m`, which has `indexes_above` indexes above it (0: the top): an error when `m`
+  // is an index nested deeper than kMaxIndexDepth.
+  [[nodiscard]] static Status check_depth(const ManifestBlob& m, int indexes_above);
+
+ private:
+  std::set<Digest> seen_;
+};
 
 // Picks the entry of `index` for `want` (first match), or NotFound listing what is there.
 [[nodiscard]] Result<Descriptor> select_platform(const Index& index, const Platform& want);

@@ -25,6 +25,18 @@ struct RetryPolicy {
   int max_delay_ms = 10'000;  // also caps Retry-After
 };
 
+// How slow a registry may be before kiste gives up on it with one line naming it (libcurl's own
+// guard, "< 1 byte/s for 60 s", let a registry trickling 2 bytes/s hold a pull forever).
+struct Deadlines {
+  int headers_ms = 60'000;       // request sent -> the final response headers
+  int small_body_ms = 120'000;   // the whole request: pings, manifests, tokens, tag lists
+  int64_t min_rate = 1024;       // bytes/s any body (blobs too) must keep up ...
+  int rate_window_s = 60;        // ... over every window of this many seconds
+  // Overrides from KISTE_REGISTRY_HEADERS_TIMEOUT, KISTE_REGISTRY_REQUEST_TIMEOUT (seconds),
+  // KISTE_REGISTRY_MIN_RATE (bytes/s) and KISTE_REGISTRY_RATE_WINDOW (seconds).
+  [[nodiscard]] static Result<Deadlines> from_env();
+};
+
 struct ClientOptions {
   // nullopt: verify TLS, except that localhost/127.0.0.1/::1 may fall back to plain HTTP.
   // false: do not verify, and fall back to plain HTTP (an "insecure registry").
@@ -39,6 +51,7 @@ struct ClientOptions {
   // (OCI-Chunk-Min-Length); otherwise PATCH chunks of this size (at least the registry's minimum).
   size_t upload_chunk_bytes = 0;
   std::string user_agent = "kiste/0.1";
+  Deadlines deadlines;
 };
 
 // Counters for tests and benchmarks (what crossed the wire).
@@ -106,8 +119,15 @@ class Client {
 
   // ---- listing -------------------------------------------------------------------------------
   // All tags (following `Link` pagination); every tag is validated.
-  [[nodiscard]] Result<std::vector<std::string>> list_tags(std::string_view repo);
-  [[nodiscard]] Result<std::vector<std::string>> catalog();
+  // Tags (repositories) as listed; names that are not valid are skipped, not fatal: one bad tag
+  // must not hide the others.
+  struct NameList {
+    std::vector<std::string> names;
+    size_t skipped = 0;                  // invalid names left out
+    std::vector<std::string> examples;   // the first few of them, cut to 80 bytes
+  };
+  [[nodiscard]] Result<NameList> list_tags(std::string_view repo);
+  [[nodiscard]] Result<NameList> catalog();
   // GET /v2/<repo>/referrers/<digest>: the index, or nullopt when the registry has no referrers
   // API (404).
   [[nodiscard]] Result<std::optional<image::ManifestBlob>> try_referrers(std::string_view repo,

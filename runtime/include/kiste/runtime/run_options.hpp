@@ -56,9 +56,17 @@ struct MakeSpecInput {
   const char* const* host_env = nullptr;  // for `-e KEY` without a value
   // Named volumes (`-v NAME:/path`) live here (<root>/volumes); empty: only host paths.
   std::filesystem::path volumes_dir;
+  // --init: the kiste-init binary to run as PID 1 (default_init_binary()).
+  std::filesystem::path init_binary;
 };
 
+// Where --init's PID 1 appears in the container (read-only; like docker's /sbin/docker-init).
+inline constexpr std::string_view kInitPath = "/dev/init";
+
 [[nodiscard]] Result<ContainerSpec> make_spec(const RunOptions& opts, const MakeSpecInput& in);
+
+// kiste-init beside the running binary (or in ../libexec/kiste/); empty when there is none.
+[[nodiscard]] std::filesystem::path default_init_binary();
 
 // Capability names ("CAP_NET_ADMIN", "net_admin", "ALL") -> mask.
 [[nodiscard]] Result<uint64_t> parse_capability(std::string_view name);

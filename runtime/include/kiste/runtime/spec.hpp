@@ -124,7 +124,7 @@ struct ContainerSpec {
   NetworkMode network = NetworkMode::None;
   UserNamespaceSpec userns;
   bool privileged = false;  // no masked/readonly paths, all devices allowed
-  bool init = false;        // a tiny reaping init as PID 1 (--init)
+  bool init = false;        // process.args start with kiste-init (--init; see make_spec)
   std::vector<std::string> masked_paths;
   std::vector<std::string> readonly_paths;
 };
