@@ -11,10 +11,25 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+// `kiste-init --hold`: the process that holds a systemd scope open for its container (kiste's
+// systemd cgroup driver). It has its own tiny memory: the OOM killer of the scope may pick it,
+// never kiste. It dies with kiste.
+int hold() {
+  sigset_t all;
+  sigfillset(&all);
+  sigprocmask(SIG_SETMASK, &all, nullptr);
+  const pid_t parent = getppid();
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() != parent) return 0;  // kiste already went
+  for (;;) pause();
+}
+
 int main(int argc, char** argv) {
+  if (argc == 2 && strcmp(argv[1], "--hold") == 0) return hold();
   int first = 1;
   if (first < argc && strcmp(argv[first], "--") == 0) ++first;
   if (first >= argc) {

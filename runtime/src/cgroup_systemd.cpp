@@ -1,10 +1,10 @@
 // cgroup v2, systemd manager: the container's cgroup is a transient scope with Delegate=yes
 // (`kiste-<id>.scope` in `kiste.slice` or --cgroup-parent), as runc's and crun's systemd drivers
-// make it. systemd refuses an empty scope, so a placeholder process (a CLONE_VM child that only
-// waits) holds it until the container has been cloned straight into the scope's cgroup
-// (CLONE_INTO_CGROUP: the container itself never migrates); then the placeholder goes. Limits are
+// make it. systemd refuses an empty scope, so a placeholder process (`kiste-init --hold`) holds
+// it; the container is cloned straight into the scope's cgroup (CLONE_INTO_CGROUP:
+// it never migrates). The placeholder stays until the scope is destroyed (see with_holder). Limits are
 // unit properties (so a daemon-reload does not reset them) and are written to the cgroup too.
-#include <sched.h>
+#include <spawn.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -16,6 +16,7 @@
 
 #include <kiste/base/sys.hpp>
 #include <kiste/runtime/cgroup.hpp>
+#include <kiste/runtime/run_options.hpp>
 
 #include "cgroup_v2_dir.hpp"
 #include "systemd_bus.hpp"
@@ -54,22 +55,28 @@ std::vector<std::pair<std::string, uint64_t>> systemd_unit_properties(const Cgro
 
 namespace {
 
-// The scope's first process until the container is in: it blocks every signal it can and dies
-// with kiste (PDEATHSIG).
-int placeholder_main(void*) {
-  sigset_t all;
-  ::sigfillset(&all);
-  ::sigprocmask(SIG_SETMASK, &all, nullptr);
-  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-  for (;;) ::pause();
-}
-
+// The scope's first process: kiste-init --hold, spawned (vfork + exec, so it has its own small
+// memory: a CLONE_VM child would share kiste's, and the scope's OOM killer kills every process
+// sharing the victim's memory, kiste included).
 class Placeholder {
  public:
   Status spawn() {
-    stack_ = std::make_unique<char[]>(kStack);
-    pid_ = ::clone(placeholder_main, stack_.get() + kStack, CLONE_VM | SIGCHLD, nullptr);
-    if (pid_ < 0) return std::unexpected(sys_error("clone", "the scope's placeholder process"));
+    const fs::path init = default_init_binary();
+    if (init.empty()) {
+      return fail(Errc::NotFound,
+                  "cgroup manager systemd: kiste-init is not installed beside kiste (it holds the "
+                  "container's scope)");
+    }
+    std::string path = init.native();
+    char arg0[] = "kiste-init";
+    char arg1[] = "--hold";
+    char* argv[] = {arg0, arg1, nullptr};
+    char* envp[] = {nullptr};
+    int rc = ::posix_spawn(&pid_, path.c_str(), nullptr, nullptr, argv, envp);
+    if (rc != 0) {
+      pid_ = -1;
+      return std::unexpected(sys_error_code(rc, "spawn", path));
+    }
     return {};
   }
   void end() {
@@ -84,8 +91,6 @@ class Placeholder {
   [[nodiscard]] pid_t pid() const { return pid_; }
 
  private:
-  static constexpr size_t kStack = 16 * 1024;
-  std::unique_ptr<char[]> stack_;
   pid_t pid_ = -1;
 };
 
@@ -100,7 +105,9 @@ class SystemdScopeDriver final : public detail::CgroupV2Dir {
     bus_ = std::make_unique<detail::SystemdBus>(std::move(bus));
     KISTE_TRY(placeholder_.spawn());
     const std::string unit = std::string(name) + ".scope";
-    if (auto r = bus_->start_scope(unit, slice_, placeholder_.pid(), systemd_unit_properties(plan)); !r) {
+    if (auto r = bus_->start_scope(unit, slice_, placeholder_.pid(),
+                                   systemd_unit_properties(with_holder(plan)));
+        !r) {
       placeholder_.end();
       (void)bus_->stop_unit(unit);
       return r;
@@ -123,7 +130,7 @@ class SystemdScopeDriver final : public detail::CgroupV2Dir {
     return {};
   }
 
-  void started() override { placeholder_.end(); }
+  Status apply(const CgroupPlan& plan) override { return CgroupV2Dir::apply(with_holder(plan)); }
 
   Status destroy() override {
     placeholder_.end();
@@ -138,6 +145,19 @@ class SystemdScopeDriver final : public detail::CgroupV2Dir {
   std::string unit() const override { return unit_; }
 
  private:
+  // The placeholder stays in the scope until destroy(): systemd stops a scope (and removes its
+  // cgroup) the moment it is empty, which would race kiste's reading of memory.events after
+  // the container's exit (a lost OOM report). It is one task of the scope, so the pids limit
+  // gets one more.
+  static CgroupPlan with_holder(const CgroupPlan& plan) {
+    CgroupPlan p = plan;
+    for (CgroupWrite& w : p.writes) {
+      if (w.file != "pids.max" || w.value == "max") continue;
+      w.value = std::to_string(std::stoll(w.value) + 1);
+    }
+    return p;
+  }
+
   fs::path mount_;
   std::string slice_;
   std::string slice_dir_;

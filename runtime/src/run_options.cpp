@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <charconv>
 
 #include <sys/capability.h>
@@ -644,6 +645,9 @@ std::string sys_admin_warning(const ContainerSpec& spec, const std::filesystem::
 
 fs::path default_init_binary() {
   std::error_code ec;
+  if (const char* env = std::getenv("KISTE_INIT"); env != nullptr && *env == '/') {
+    return fs::is_regular_file(env, ec) ? fs::path(env) : fs::path();
+  }
   fs::path self = fs::read_symlink("/proc/self/exe", ec);
   if (ec) return {};
   fs::path dir = self.parent_path();

@@ -65,7 +65,8 @@ inline constexpr std::string_view kInitPath = "/dev/init";
 
 [[nodiscard]] Result<ContainerSpec> make_spec(const RunOptions& opts, const MakeSpecInput& in);
 
-// kiste-init beside the running binary (or in ../libexec/kiste/); empty when there is none.
+// kiste-init: $KISTE_INIT (an absolute path), else beside the running binary (or in
+// ../libexec/kiste/); empty when there is none.
 [[nodiscard]] std::filesystem::path default_init_binary();
 
 // Capability names ("CAP_NET_ADMIN", "net_admin", "ALL") -> mask.
