@@ -123,13 +123,21 @@ class CgroupV1Driver final : public CgroupDriver {
   Result<std::vector<UniqueFd>> open_self_join() override {
     std::vector<UniqueFd> fds;
     for (const auto& [h, dir] : created_) {
-      // v1's `tasks` moves the writing thread; cgroup2 has only cgroup.procs (the child is a
-      // single thread, so the same).
-      const char* file = h->unified ? "cgroup.procs" : "tasks";
-      KISTE_ASSIGN_OR_RETURN(UniqueFd fd, sys::open(dir / file, O_WRONLY | O_CLOEXEC));
+      if (h->unified) continue;  // cloned into (open_clone_target)
+      KISTE_ASSIGN_OR_RETURN(UniqueFd fd, sys::open(dir / "tasks", O_WRONLY | O_CLOEXEC));
       fds.push_back(std::move(fd));
     }
     return fds;
+  }
+
+  // A hybrid host's cgroup2 hierarchy: the child is cloned into it. Joining it by writing
+  // cgroup.procs moves a whole thread group, which waits for an RCU grace period (12 ms
+  // measured here under load); CLONE_INTO_CGROUP does not.
+  Result<UniqueFd> open_clone_target() override {
+    for (const auto& [h, dir] : created_) {
+      if (h->unified) return sys::open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    }
+    return UniqueFd{};
   }
 
   Result<CgroupStats> stats() override {

@@ -478,10 +478,12 @@ Result<ContainerExit> run_container(const ContainerSpec& spec, const RunContext&
   KISTE_TRY(with_context(cgroup->apply(cg_plan), "container cgroup"));
   UniqueFd clone_target;
   std::vector<UniqueFd> join;
-  if (!ctx.migrate_after_clone && mode == CgroupMode::Unified) {
+  if (!ctx.migrate_after_clone) {
+    // v2 (and a hybrid host's cgroup2 hierarchy): cloned into; v1 hierarchies: self-join.
     KISTE_ASSIGN_OR_RETURN(clone_target, with_context(cgroup->open_clone_target(), "container cgroup"));
-  } else if (!ctx.migrate_after_clone) {
-    KISTE_ASSIGN_OR_RETURN(join, with_context(cgroup->open_self_join(), "container cgroup"));
+    if (mode != CgroupMode::Unified) {
+      KISTE_ASSIGN_OR_RETURN(join, with_context(cgroup->open_self_join(), "container cgroup"));
+    }
   }
   std::vector<int> join_fds;
   for (const UniqueFd& fd : join) join_fds.push_back(fd.get());
@@ -517,6 +519,9 @@ Result<ContainerExit> run_container(const ContainerSpec& spec, const RunContext&
   }
   ChildProcess child(pid);
   if (cloned_into) cgroup->started();
+  // A kernel without CLONE_INTO_CGROUP on a hybrid host: the child joins its v1 hierarchies
+  // itself; the cgroup2 one is written here (add_process also rewrites the v1 ones: no-ops).
+  const bool hybrid_fallback = clone_target && !cloned_into && !join.empty();
   child_sock.reset();
   devnull.reset();
   join.clear();
@@ -530,6 +535,7 @@ Result<ContainerExit> run_container(const ContainerSpec& spec, const RunContext&
   // The child may already have failed (its report is waiting in the socket): a failed send is
   // not the error to show, the report below is.
   bool released = true;
+  if (hybrid_fallback) KISTE_TRY(with_context(cgroup->add_process(pid), "container cgroup"));
   if (needs_release) {
     KISTE_TRY(with_context(cgroup->add_process(pid), "container cgroup"));
     cgroup->started();
