@@ -47,6 +47,16 @@ MarkerContent parse_marker(std::string_view text) {
   return m;
 }
 
+// The entries of running/ (none when it does not exist yet).
+Result<std::vector<std::string>> marker_names(const fs::path& running_dir) {
+  auto dfd = sys::open(running_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (!dfd) {
+    if (dfd.error().sys_errno == ENOENT) return std::vector<std::string>{};
+    return std::unexpected(std::move(dfd).error());
+  }
+  return sys::list_dir(dfd->get(), running_dir.native());
+}
+
 // A path in a marker is one line: a newline in it would forge the next line.
 bool one_line(const fs::path& p) { return p.native().find('\n') == std::string::npos; }
 
@@ -109,12 +119,7 @@ Status LiveMarker::record_cgroups(const std::vector<fs::path>& dirs, const std::
 
 Result<std::vector<fs::path>> live_lower_dirs(const fs::path& running_dir) {
   std::vector<fs::path> out;
-  auto dfd = sys::open(running_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (!dfd) {
-    if (dfd.error().sys_errno == ENOENT) return out;
-    return std::unexpected(std::move(dfd).error());
-  }
-  KISTE_ASSIGN_OR_RETURN(auto names, sys::list_dir(dfd->get(), running_dir.native()));
+  KISTE_ASSIGN_OR_RETURN(auto names, marker_names(running_dir));
   for (const std::string& id : names) {
     if (!is_id(id)) continue;
     auto fd = sys::open(running_dir / id, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -128,12 +133,7 @@ Result<std::vector<fs::path>> live_lower_dirs(const fs::path& running_dir) {
 
 Result<StaleCleanup> clean_stale_containers(const fs::path& running_dir, const fs::path& containers_dir) {
   StaleCleanup out;
-  auto dfd = sys::open(running_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (!dfd) {
-    if (dfd.error().sys_errno == ENOENT) return out;
-    return std::unexpected(std::move(dfd).error());
-  }
-  KISTE_ASSIGN_OR_RETURN(auto names, sys::list_dir(dfd->get(), running_dir.native()));
+  KISTE_ASSIGN_OR_RETURN(auto names, marker_names(running_dir));
   for (const std::string& id : names) {
     if (!is_id(id)) {
       // A marker being made (".<id>.tmp"), or the remains of a kiste killed while making it.
