@@ -162,6 +162,30 @@ TEST_F(FirstHour, ImageAndContainerGroupsAreTheSameCommands) {
   EXPECT_EQ(bad.output, "kiste: error: unknown flag --rn (did you mean --rm?)\n");
 }
 
+TEST_F(FirstHour, NamesThatLookLikeHexAreNames) {
+  import_busybox();
+  for (const char* name : {"cafe", "face", "added", "decade", "bad4"}) {
+    ASSERT_EQ(kiste_.run(std::string("tag busybox ") + name).status, 0) << name;
+    auto inspect = kiste_.run(std::string("inspect ") + name);
+    EXPECT_EQ(inspect.status, 0) << inspect.output;
+    EXPECT_NE(inspect.output.find(std::string("docker.io/library/") + name + ":latest"),
+              std::string::npos)
+        << inspect.output;
+  }
+  if (::geteuid() == 0) {
+    auto run = kiste_.run("run --rm cafe echo ran-cafe");
+    EXPECT_EQ(run.status, 0) << run.output;
+    EXPECT_NE(run.output.find("ran-cafe"), std::string::npos) << run.output;
+  }
+  auto rmi = kiste_.run("rmi cafe");
+  EXPECT_EQ(rmi.status, 0) << rmi.output;
+  EXPECT_EQ(rmi.output, "Untagged: docker.io/library/cafe:latest\n");
+  EXPECT_EQ(kiste_.run("inspect face").status, 0);  // the other names stay
+  auto gone = kiste_.run("inspect cafe");
+  EXPECT_EQ(gone.status, 125);
+  EXPECT_EQ(gone.output, "kiste: error: no image `cafe` in the store\n");
+}
+
 TEST_F(FirstHour, RegistryCommandsDescribeTheirArguments) {
   for (const char* cmd : {"copy", "promote", "tags", "delete", "login"}) {
     auto r = kiste_.run(std::string(cmd) + " --help");
