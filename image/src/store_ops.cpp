@@ -56,6 +56,12 @@ Result<std::vector<Digest>> reachable_blobs(const Store& store, std::vector<std:
   return std::vector<Digest>(seen.begin(), seen.end());
 }
 
+Result<Digest> image_id(const Store& store, const Descriptor& manifest) {
+  KISTE_ASSIGN_OR_RETURN(ManifestBlob m, read_manifest(store, manifest));
+  if (m.is_index()) return m.digest;
+  return m.manifest().config.digest;
+}
+
 Result<std::vector<ImageSummary>> list_images(const Store& store) {
   KISTE_ASSIGN_OR_RETURN(auto entries, store.entries());
   std::vector<ImageSummary> out;

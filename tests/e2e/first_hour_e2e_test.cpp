@@ -186,6 +186,47 @@ TEST_F(FirstHour, NamesThatLookLikeHexAreNames) {
   EXPECT_EQ(gone.output, "kiste: error: no image `cafe` in the store\n");
 }
 
+// Docker's rule, everywhere: the image ID is the config digest.
+TEST_F(FirstHour, BuildImportAndImagesShowOneImageId) {
+  std::string imported = import_busybox();
+  ASSERT_EQ(imported.rfind("sha256:", 0), 0u) << imported;
+  auto inspect = kiste_.run("inspect busybox");
+  EXPECT_NE(inspect.output.find("\"Id\": \"" + imported + "\""), std::string::npos) << inspect.output;
+  EXPECT_EQ(kiste_.run("images -q").output, imported.substr(7, 12) + "\n");
+
+  fs::create_directories(tmp_ / "ctx");
+  std::ofstream(tmp_ / "ctx" / "Containerfile") << "FROM busybox\nCOPY msg /msg\n";
+  std::ofstream(tmp_ / "ctx" / "msg") << "hi\n";
+  fs::path iid = tmp_ / "iid";
+  auto q = kiste_.run("build -q -t app --iidfile " + iid.native() + " " + (tmp_ / "ctx").native());
+  ASSERT_EQ(q.status, 0) << q.output;
+  std::string built = trim(q.output);
+  std::ifstream in(iid);
+  std::string from_file((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(from_file, built);
+  auto loud = kiste_.run("build -t app " + (tmp_ / "ctx").native());
+  ASSERT_EQ(loud.status, 0) << loud.output;
+  EXPECT_NE(loud.output.find("built " + built + " in "), std::string::npos) << loud.output;
+  auto app = kiste_.run("inspect app");
+  EXPECT_NE(app.output.find("\"Id\": \"" + built + "\""), std::string::npos) << app.output;
+  // The printed ID (and its short form) names the image.
+  EXPECT_EQ(kiste_.run("inspect " + built).output, app.output);
+  EXPECT_EQ(kiste_.run("inspect " + built.substr(7, 12)).output, app.output);
+
+  // An archive without a name loads as its ID.
+  fs::path oci = tmp_ / "oci";
+  std::string out;
+  ASSERT_EQ(run_shell("skopeo copy -q oci:" + kiste_.root().native() +
+                          ":docker.io/library/app:latest oci-archive:" + (tmp_ / "noname.tar").native(),
+                      &out),
+            0)
+      << out;
+  KisteCli other(tmp_ / "other");
+  auto l = other.run("load -i " + (tmp_ / "noname.tar").native());
+  ASSERT_EQ(l.status, 0) << l.output;
+  EXPECT_EQ(l.output, "Loaded image ID: " + built + "\n");
+}
+
 TEST_F(FirstHour, RegistryCommandsDescribeTheirArguments) {
   for (const char* cmd : {"copy", "promote", "tags", "delete", "login"}) {
     auto r = kiste_.run(std::string(cmd) + " --help");

@@ -21,6 +21,10 @@ struct ImageSummary {
 };
 
 [[nodiscard]] Result<std::vector<ImageSummary>> list_images(const Store& store);
+
+// Docker's image ID of a stored image: its config digest (an index's own digest, since an
+// index has no single config). What build, import and load print and `images` shows.
+[[nodiscard]] Result<Digest> image_id(const Store& store, const Descriptor& manifest);
 // `kiste images --format json`: a list of {name, repository, tag, id, digest, created, size}.
 [[nodiscard]] std::string images_json(const std::vector<ImageSummary>& list);
 
