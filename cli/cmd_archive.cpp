@@ -2,6 +2,7 @@
 #include <cstdio>
 
 #include <kiste/image/archive.hpp>
+#include <kiste/image/store_ops.hpp>
 
 #include "globals.hpp"
 
@@ -14,7 +15,7 @@ void cmd_import(const Globals& g, const std::string& file, const std::string& na
   image::Store store = open_store(g);
   auto ref = value_or_exit(image::Reference::parse(name));
   auto d = value_or_exit(image::import_rootfs(store, file, ref, opts));
-  std::printf("%s\n", d.digest.str().c_str());
+  std::printf("%s\n", value_or_exit(image::image_id(store, d)).str().c_str());  // docker's ID
 }
 
 void cmd_save(const Globals& g, const std::vector<std::string>& names, const std::string& out,
@@ -35,7 +36,8 @@ void cmd_load(const Globals& g, const std::string& in, bool quiet) {
     if (l.name) {
       std::printf("Loaded image: %s\n", l.name->familiar().c_str());
     } else {
-      std::printf("Loaded image ID: %s\n", l.manifest.digest.str().c_str());
+      std::printf("Loaded image ID: %s\n",
+                  value_or_exit(image::image_id(store, l.manifest)).str().c_str());
     }
   }
 }

@@ -360,15 +360,17 @@ void cmd_build(const Globals& g, const BuildFlags& f) {
   if (!f.iidfile.empty()) {
     exit_on_error(with_context(sys::write_file_atomic(f.iidfile, r.config_digest.str()), "--iidfile"));
   }
+  // Docker's rule: the image ID is the config digest (`images` shows it; `--digests` and
+  // `inspect` show the manifest digest, which push and pull print).
   if (f.quiet) {
-    std::printf("%s\n", r.manifest.digest.str().c_str());
+    std::printf("%s\n", r.config_digest.str().c_str());
     return;
   }
   for (const auto& n : r.notes) std::fprintf(stderr, "note: %s\n", n.c_str());
   double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::fprintf(stderr, "built %s in %.2fs (%d steps run, %d cached)\n",
-               r.manifest.digest.str().c_str(), total, r.steps_run, r.steps_cached);
-  std::printf("%s\n", r.manifest.digest.str().c_str());
+               r.config_digest.str().c_str(), total, r.steps_run, r.steps_cached);
+  std::printf("%s\n", r.config_digest.str().c_str());
 }
 
 }  // namespace
@@ -410,7 +412,7 @@ void register_build_commands(CLI::App& app, Globals& g) {
   b->add_option("--cpus", f->cpus, "CPU limit for each RUN step (e.g. 1.5)");
   b->add_option("--pids-limit", f->pids_limit, "task limit for each RUN step");
   b->add_option("--iidfile", f->iidfile, "write the image ID (config digest) to this file");
-  b->add_flag("-q,--quiet", f->quiet, "print only the image digest");
+  b->add_flag("-q,--quiet", f->quiet, "print only the image ID (the config digest)");
   b->callback([&g, f] {
     if (f->progress == "quiet") f->quiet = true;
     cmd_build(g, *f);

@@ -111,13 +111,7 @@ void cmd_unpack(const Globals& g, const std::string& name, const std::string& di
 }
 
 void cmd_prune(const Globals& g) {
-  // Containers whose kiste was killed: their cgroups and directories.
-  auto stale = value_or_exit(runtime::clean_stale_containers(g.root / "running", g.root / "containers"));
-  for (const auto& p : stale.problems) std::fprintf(stderr, "kiste: warning: %s\n", p.c_str());
-  if (!stale.containers.empty()) {
-    std::printf("Removed the leftovers of %zu containers whose kiste was killed (%zu cgroups)\n",
-                stale.containers.size(), stale.cgroups.size());
-  }
+  prune_containers(g);
   // A root that only ever ran --rootfs containers has no image store: nothing more to prune.
   std::error_code ec;
   if (!fs::exists(g.root / "oci-layout", ec) && fs::exists(g.root / "containers", ec)) return;
@@ -147,6 +141,18 @@ void cmd_fsck(const Globals& g) {
 
 }  // namespace
 
+void prune_containers(const Globals& g) {
+  // Containers whose kiste was killed: their cgroups and directories.
+  auto stale = value_or_exit(runtime::clean_stale_containers(g.root / "running", g.root / "containers"));
+  for (const auto& p : stale.problems) std::fprintf(stderr, "kiste: warning: %s\n", p.c_str());
+  if (!stale.containers.empty()) {
+    std::printf("Removed the leftovers of %zu containers whose kiste was killed (%zu cgroups)\n",
+                stale.containers.size(), stale.cgroups.size());
+  }
+}
+
+void prune_all(const Globals& g) { cmd_prune(g); }
+
 void register_image_commands(CLI::App& app, Globals& g) {
   struct Opts {
     std::string format = "table";
@@ -157,25 +163,38 @@ void register_image_commands(CLI::App& app, Globals& g) {
   };
   auto o = std::make_shared<Opts>();
 
-  auto* images = app.add_subcommand("images", "List images in the store");
-  images->add_option("--format", o->format, "table (default) or json")
-      ->check(CLI::IsMember({"table", "json"}));
-  images->add_flag("-q,--quiet", o->quiet, "only image ids");
-  images->callback([&g, o] { cmd_images(g, o->format, o->quiet); });
+  // The docker-style group `kiste image ls|rm|inspect|tag|prune` has the same commands as the
+  // top-level ones: each is added to both.
+  auto* group = app.add_subcommand("image", "Manage images (ls, rm, inspect, tag, prune)");
+  group->require_subcommand(1);
 
-  auto* inspect = app.add_subcommand("inspect", "Show an image's manifest, config and layers as JSON");
-  inspect->add_option("IMAGE", o->names, "image names or ids")->required();
-  inspect->callback([&g, o] { cmd_inspect(g, o->names); });
+  for (CLI::App* parent : {&app, group}) {
+    const bool top = parent == &app;
+    auto* images = parent->add_subcommand(top ? "images" : "ls", "List images in the store");
+    if (!top) images->alias("list");
+    images->add_option("--format", o->format, "table (default) or json")
+        ->check(CLI::IsMember({"table", "json"}));
+    images->add_flag("-q,--quiet", o->quiet, "only image ids");
+    images->callback([&g, o] { cmd_images(g, o->format, o->quiet); });
 
-  auto* tag = app.add_subcommand("tag", "Give an image another name");
-  tag->add_option("SOURCE", o->src, "image name or id")->required();
-  tag->add_option("TARGET", o->dst, "new name")->required();
-  tag->callback([&g, o] { cmd_tag(g, o->src, o->dst); });
+    auto* inspect =
+        parent->add_subcommand("inspect", "Show an image's manifest, config and layers as JSON");
+    inspect->add_option("IMAGE", o->names, "image names or ids")->required();
+    inspect->callback([&g, o] { cmd_inspect(g, o->names); });
 
-  auto* rmi = app.add_subcommand("rmi", "Remove image names (blobs go with `kiste prune`)");
-  rmi->add_option("IMAGE", o->names, "image names or ids")->required();
-  rmi->add_flag("-f,--force", o->force, "remove every name of an image given by id");
-  rmi->callback([&g, o] { cmd_rmi(g, o->names, o->force); });
+    auto* tag = parent->add_subcommand("tag", "Give an image another name");
+    tag->add_option("SOURCE", o->src, "image name or id")->required();
+    tag->add_option("TARGET", o->dst, "new name")->required();
+    tag->callback([&g, o] { cmd_tag(g, o->src, o->dst); });
+
+    auto* rmi = parent->add_subcommand(top ? "rmi" : "rm",
+                                       "Remove image names (blobs go with `kiste prune`)");
+    rmi->add_option("IMAGE", o->names, "image names or ids")->required();
+    rmi->add_flag("-f,--force", o->force, "remove every name of an image given by id");
+    rmi->callback([&g, o] { cmd_rmi(g, o->names, o->force); });
+  }
+  group->add_subcommand("prune", "Delete blobs and layer snapshots no image uses (as `kiste prune`)")
+      ->callback([&g] { cmd_prune(g); });
 
   auto* unpack = app.add_subcommand("unpack", "Write an image's flattened root filesystem to a directory");
   unpack->add_option("IMAGE", o->src, "image name or id")->required();

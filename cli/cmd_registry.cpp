@@ -529,10 +529,18 @@ Result<std::string> read_password(bool from_stdin) {
   return pw;
 }
 
-Status do_login(const RegistryFlags& rf, std::string user, bool password_stdin,
-                const std::string& registry_arg) {
+Status do_login(const RegistryFlags& rf, std::string user, std::string password,
+                bool password_stdin, const std::string& registry_arg) {
   std::string host = registry_arg;
   if (host.starts_with("docker://")) host = host.substr(9);
+  if (!password.empty() && password_stdin) {
+    return fail(Errc::InvalidArgument, "login: --password and --password-stdin are exclusive");
+  }
+  if (!password.empty()) {
+    std::fprintf(stderr, "kiste: warning: a password given with --password is visible to other "
+                         "users of this host; use --password-stdin\n");
+    if (user.empty()) return fail(Errc::InvalidArgument, "login: --password needs --username");
+  }
   if (user.empty()) {
     if (!isatty(STDIN_FILENO) || password_stdin) {
       return fail(Errc::InvalidArgument, "login: --username is required with --password-stdin");
@@ -540,7 +548,10 @@ Status do_login(const RegistryFlags& rf, std::string user, bool password_stdin,
     std::fprintf(stderr, "Username: ");
     std::getline(std::cin, user);
   }
-  KISTE_ASSIGN_OR_RETURN(std::string pw, read_password(password_stdin));
+  std::string pw = password;
+  if (pw.empty()) {
+    KISTE_ASSIGN_OR_RETURN(pw, read_password(password_stdin));
+  }
   registry::Credential cred{.username = user, .password = pw};
   OneCredential kc(cred);
   KISTE_ASSIGN_OR_RETURN(registry::ClientOptions o, client_options(rf, host, &kc));
@@ -644,8 +655,12 @@ void register_registry_commands(CLI::App& app, Globals& g) {
         "Copy an image between docker://REF, oci:DIR[:NAME], dir:DIR, oci-archive:PATH, "
         "docker-archive:PATH and the store");
     static std::string from, to;
-    cmd->add_option("SRC", from)->required();
-    cmd->add_option("DEST", to)->required();
+    cmd->add_option("SRC", from,
+                    "where the image is: docker://REF, oci:DIR[:NAME], dir:DIR, "
+                    "oci-archive:PATH, docker-archive:PATH, or a stored image name")
+        ->required();
+    cmd->add_option("DEST", to, "where it goes (the same forms; a plain name: into the store)")
+        ->required();
     add_registry_flags(cmd, rf);
     add_copy_flags(cmd, cf);
     cmd->callback([&g] { exit_on_error(do_copy(g, rf, cf, from, to)); });
@@ -655,8 +670,10 @@ void register_registry_commands(CLI::App& app, Globals& g) {
         "promote", "Copy an image between repositories byte for byte (mounts, verifies digest)");
     static std::string from, to, expect;
     static bool no_sigs = false;
-    cmd->add_option("SRC", from)->required();
-    cmd->add_option("DEST", to)->required();
+    cmd->add_option("SRC", from, "source image, docker://REGISTRY/REPO:TAG (or @sha256:…)")
+        ->required();
+    cmd->add_option("DEST", to, "destination, docker://REGISTRY/REPO:TAG (same or another registry)")
+        ->required();
     cmd->add_option("--expect-digest", expect, "refuse unless the source has this digest");
     cmd->add_flag("--no-signatures", no_sigs, "do not copy .sig/.att/.sbom tags and referrers");
     add_registry_flags(cmd, rf);
@@ -666,33 +683,37 @@ void register_registry_commands(CLI::App& app, Globals& g) {
   {
     auto* cmd = app.add_subcommand("tags", "List the tags of a repository");
     static std::string repo;
-    cmd->add_option("REPO", repo)->required();
+    cmd->add_option("REPO", repo, "repository, [docker://]REGISTRY/REPO")->required();
     add_registry_flags(cmd, rf);
     cmd->callback([] { exit_on_error(do_tags(rf, repo)); });
   }
   {
     auto* cmd = app.add_subcommand("delete", "Delete a manifest from a registry (docker://REF)");
     static std::string ref;
-    cmd->add_option("REF", ref)->required();
+    cmd->add_option("REF", ref, "the manifest to delete, docker://REGISTRY/REPO:TAG or @sha256:…")
+        ->required();
     add_registry_flags(cmd, rf);
     cmd->callback([] { exit_on_error(do_delete(rf, ref)); });
   }
   {
     auto* cmd =
         app.add_subcommand("login", "Log in to a registry (stores credentials like docker)");
-    static std::string user, host;
+    static std::string user, password, host;
     static bool pw_stdin = false;
-    cmd->add_option("--username,-u", user);
+    cmd->add_option("--username,-u", user, "user name (asked on a terminal when not given)");
+    cmd->add_option("--password,-p", password,
+                    "password (visible in the process list: prefer --password-stdin)");
     cmd->add_flag("--password-stdin", pw_stdin, "read the password from stdin");
-    cmd->add_option("REGISTRY", host)->required();
+    cmd->add_option("REGISTRY", host, "registry host[:port], e.g. registry.example.com")
+        ->required();
     add_registry_flags(cmd, rf);
-    cmd->callback([] { exit_on_error(do_login(rf, user, pw_stdin, host)); });
+    cmd->callback([] { exit_on_error(do_login(rf, user, password, pw_stdin, host)); });
   }
   {
     auto* cmd = app.add_subcommand("logout", "Remove stored credentials for a registry");
     static std::string host;
-    cmd->add_option("REGISTRY", host)->required();
-    cmd->add_option("--authfile", rf.authfile);
+    cmd->add_option("REGISTRY", host, "registry host[:port]")->required();
+    cmd->add_option("--authfile", rf.authfile, "credentials file (default: docker's config.json)");
     cmd->callback([] {
       std::filesystem::path file = rf.authfile.empty() ? registry::DockerKeychain::login_file()
                                                        : std::filesystem::path(rf.authfile);

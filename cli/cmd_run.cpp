@@ -12,6 +12,7 @@
 #include <kiste/runtime/run_options.hpp>
 #include <kiste/runtime/volume.hpp>
 
+#include "cli_args.hpp"
 #include "globals.hpp"
 
 extern char** environ;
@@ -166,6 +167,10 @@ void register_volume_commands(CLI::App& app, Globals& g) {
 
 void register_run_commands(CLI::App& app, Globals& g) {
   register_volume_commands(app, g);
+  add_run_command(app, g);
+}
+
+CLI::App* add_run_command(CLI::App& app, Globals& g) {
   auto a = std::make_shared<RunArgs>();
   auto* run = app.add_subcommand("run", "Run a command in a new container");
   run->set_help_flag("--help", "show this help");
@@ -208,9 +213,13 @@ void register_run_commands(CLI::App& app, Globals& g) {
   run->add_option("--gidmap", o.gidmap, "CONTAINER_ID:HOST_ID:SIZE user namespace gid mapping")
       ->allow_extra_args(false);
   run->callback([a, run, &g] {
+    if (auto bad = unknown_leading_flag(*run)) {  // CLI11 leaves flags it does not know to us
+      throw CLI::RuntimeError(report(Error{.code = Errc::InvalidArgument, .message = *bad}));
+    }
     int code = run_command(g, *a, run->remaining());
     if (code != 0) throw CLI::RuntimeError(code);
   });
+  return run;
 }
 
 }  // namespace kiste::cli

@@ -47,7 +47,15 @@ T value_or_exit(Result<T>&& r) {
 void register_image_commands(CLI::App& app, Globals& g);    // images inspect tag rmi prune fsck
 void register_archive_commands(CLI::App& app, Globals& g);  // import save load
 void register_build_commands(CLI::App& app, Globals& g);    // build
-void register_run_commands(CLI::App& app, Globals& g);  // run
+void register_run_commands(CLI::App& app, Globals& g);  // run volume
+// version info system container
+void register_system_commands(CLI::App& app, Globals& g);
+// `run` under `app` (the top, or the `container` group).
+CLI::App* add_run_command(CLI::App& app, Globals& g);
+// `kiste container prune`: the leftovers of containers whose kiste was killed.
+void prune_containers(const Globals& g);
+// `kiste prune`: those leftovers, then blobs, snapshots and tmp/ files nothing uses.
+void prune_all(const Globals& g);
 // pull push copy promote tags delete login logout
 void register_registry_commands(CLI::App& app, Globals& g);
 

@@ -7,6 +7,7 @@
 
 #include <kiste/base/log.hpp>
 
+#include "cli_args.hpp"
 #include "globals.hpp"
 
 namespace kiste::cli {
@@ -43,7 +44,7 @@ std::string human_size(int64_t bytes) {
 
 int main(int argc, char** argv) {
   using namespace kiste::cli;
-  CLI::App app{"kiste: build, move and run OCI images"};
+  CLI::App app{"kiste: build, move and run OCI images", "kiste"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "kiste 0.1.0");
   Globals g;
@@ -76,13 +77,44 @@ int main(int argc, char** argv) {
   using Register = void (*)(CLI::App&, Globals&);
   for (Register r : {Register{register_run_commands}, Register{register_build_commands},
                      Register{register_image_commands}, Register{register_registry_commands},
-                     Register{register_archive_commands}}) {
+                     Register{register_archive_commands}, Register{register_system_commands}}) {
     r(app, g);
     const std::string name(wanted);
     if (!name.empty() &&
         !app.get_subcommands([&name](CLI::App* c) { return c->check_name(name); }).empty()) {
       break;
     }
+  }
+  app.footer("Run `kiste COMMAND --help` for more information on a command.");
+
+  if (wanted.empty() || wanted == "help") {
+    // Plain `kiste` (and `kiste help [COMMAND]`) prints help and succeeds, as docker does;
+    // `kiste --help`, `--version` and a bad global flag go through the parser.
+    bool parser_wanted = false;
+    for (int i = 1; i < argc && wanted.empty(); ++i) {
+      std::string_view a = argv[i];
+      if (a == "--root" || a == "--log-level") {
+        ++i;
+      } else if (a.starts_with("-") && !a.starts_with("--root=") && !a.starts_with("--log-level=")) {
+        parser_wanted = true;
+      }
+    }
+    if (!parser_wanted) {
+      const CLI::App* about = &app;
+      for (int i = 1; i + 1 < argc; ++i) {
+        if (std::string_view(argv[i]) != "help") continue;
+        const std::string name = argv[i + 1];
+        auto hit = app.get_subcommands([&name](CLI::App* c) { return c->check_name(name); });
+        if (!hit.empty()) about = hit.front();
+        break;
+      }
+      std::fputs(about == &app ? app.help().c_str() : about->help("kiste").c_str(), stdout);
+      return 0;
+    }
+  } else if (const std::string name(wanted);
+             app.get_subcommands([&name](CLI::App* c) { return c->check_name(name); }).empty()) {
+    return report(kiste::Error{.code = kiste::Errc::InvalidArgument,
+                               .message = unknown_command_message("", name, subcommand_names(app))});
   }
 
   try {
@@ -91,7 +123,15 @@ int main(int argc, char** argv) {
     return e.get_exit_code();
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) return app.exit(e);
-    std::fprintf(stderr, "kiste: error: %s\n", e.what());
+    const CLI::App& cmd = innermost_command(app);
+    if (cmd.get_require_subcommand_min() > 0 && cmd.get_subcommands().empty() &&
+        app.remaining(true).empty()) {
+      // A group without its subcommand (`kiste image`): its help, as docker prints it.
+      std::fputs(cmd.help(cmd.get_parent() == &app ? "kiste" : "").c_str(), stdout);
+      return 0;
+    }
+    std::string msg = explain_rejected(app).value_or(e.what());
+    std::fprintf(stderr, "kiste: error: %s\n", msg.c_str());
     return kExitFailure;
   }
   return 0;

@@ -273,13 +273,14 @@ Status Store::remove_entry(const std::string& name) const {
 
 Result<StoreEntry> Store::resolve(std::string_view q) const {
   KISTE_ASSIGN_OR_RETURN(std::vector<StoreEntry> all, entries());
-  // A full digest names the manifest (or its config).
   std::string_view hexq = q;
   if (hexq.starts_with("sha256:")) hexq.remove_prefix(7);
   bool hexish = hexq.size() >= 4 && hexq.size() <= 64 &&
                 hexq.find_first_not_of("0123456789abcdef") == std::string_view::npos;
-  if (auto ref = Reference::parse(q); ref && !(hexish && q.find('/') == std::string_view::npos &&
-                                               q.find(':') == std::string_view::npos)) {
+  // Docker's order: a whole 64-hex id is an id; anything else is a name first (`cafe`, `bad4`
+  // are names when an image has them), then a digest, then an id prefix.
+  const bool whole_id = hexish && hexq.size() == 64 && hexq.size() == q.size();
+  if (auto ref = Reference::parse(q); ref && !whole_id) {
     for (const auto& e : all) {
       if (e.name == ref->str()) return e;
     }

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <set>
 
+#include <kiste/base/disk_usage.hpp>
 #include <kiste/base/sys.hpp>
 #include <kiste/image/image_config.hpp>
 #include <kiste/image/media_type.hpp>
@@ -53,6 +54,12 @@ Result<std::vector<Digest>> reachable_blobs(const Store& store, std::vector<std:
   std::set<Digest> seen;
   for (const auto& e : entries) walk(store, e.manifest, seen, missing);
   return std::vector<Digest>(seen.begin(), seen.end());
+}
+
+Result<Digest> image_id(const Store& store, const Descriptor& manifest) {
+  KISTE_ASSIGN_OR_RETURN(ManifestBlob m, read_manifest(store, manifest));
+  if (m.is_index()) return m.digest;
+  return m.manifest().config.digest;
 }
 
 Result<std::vector<ImageSummary>> list_images(const Store& store) {
@@ -145,6 +152,45 @@ Result<std::string> inspect_image(const Store& store, const StoreEntry& entry) {
   json arr = json::array();
   arr.push_back(std::move(o));
   return arr.dump(2);
+}
+
+Result<StoreUsage> store_usage(const Store& store) {
+  StoreUsage u;
+  KISTE_ASSIGN_OR_RETURN(auto entries, store.entries());
+  std::set<Digest> images;
+  for (const auto& e : entries) images.insert(e.manifest.digest);
+  u.images.count = static_cast<int64_t>(images.size());
+  KISTE_ASSIGN_OR_RETURN(auto reachable, reachable_blobs(store, nullptr));
+  std::set<Digest> keep(reachable.begin(), reachable.end());
+  KISTE_ASSIGN_OR_RETURN(auto all, store.list_blobs());
+  for (const auto& d : all) {
+    std::error_code ec;
+    auto size = fs::file_size(store.blob_path(d), ec);
+    if (ec) continue;
+    StoreUsage::Part& part = keep.contains(d) ? u.images : u.unused_blobs;
+    part.bytes += static_cast<int64_t>(size);
+    if (!keep.contains(d)) ++part.count;
+  }
+  // Each directory's top-level entries are what it counts (layers, containers, volumes, …).
+  auto dir = [&](std::string_view name, StoreUsage::Part& part,
+                 std::string_view counted = {}) -> Status {
+    const fs::path p = store.root() / name;
+    KISTE_ASSIGN_OR_RETURN(TreeUsage t, tree_usage(p));
+    part.bytes = t.bytes;
+    std::error_code ec;
+    for (auto it = fs::directory_iterator(p / counted, ec); !ec && it != fs::directory_iterator();
+         it.increment(ec)) {
+      if (it->path().filename().native().starts_with(".")) continue;
+      if (counted.empty() || it->is_regular_file(ec)) ++part.count;
+    }
+    return {};
+  };
+  KISTE_TRY(dir("snapshots", u.snapshots));
+  KISTE_TRY(dir("cache", u.build_cache, "build"));  // counts the build cache's records
+  KISTE_TRY(dir("containers", u.containers));
+  KISTE_TRY(dir("volumes", u.volumes));
+  KISTE_TRY(dir("tmp", u.tmp));
+  return u;
 }
 
 Result<int> remove_stale_tmp(const Store& store) {

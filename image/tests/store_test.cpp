@@ -101,6 +101,31 @@ TEST_F(StoreTest, NamesResolveByNameDigestAndId) {
   EXPECT_EQ(store_.remove_name(Reference::parse("busybox").value()).error().code, Errc::NotFound);
 }
 
+// Names are looked up before id prefixes, as docker does: `kiste tag busybox cafe` makes
+// `cafe` the name, even though it is also four hex digits (and maybe another image's id).
+TEST_F(StoreTest, NamesThatLookLikeHexAreNamesFirst) {
+  Descriptor busybox = import("busybox", "one");
+  Descriptor other = import("other", "two");
+  const std::string other_id(read_manifest(store_, other)->manifest().config.digest.hex());
+  const std::string other_prefix = other_id.substr(0, 6);
+  for (const std::string& name :
+       std::vector<std::string>{"cafe", "face", "added", "decade", "bad4", other_prefix}) {
+    ASSERT_TRUE(store_.set_name(Reference::parse(name).value(), busybox)) << name;
+    auto e = store_.resolve(name);
+    ASSERT_TRUE(e) << name << ": " << e.error().to_string();
+    EXPECT_EQ(e->manifest.digest, busybox.digest) << name;
+    EXPECT_EQ(e->name, "docker.io/library/" + name + ":latest");
+  }
+  // An id prefix that is no name still finds its image, and a whole id is always an id.
+  EXPECT_EQ(store_.resolve(other_id.substr(0, 8))->manifest.digest, other.digest);
+  EXPECT_EQ(store_.resolve(other_id)->manifest.digest, other.digest);
+  EXPECT_EQ(store_.resolve("sha256:" + other_prefix)->manifest.digest, other.digest);
+  // A hex word that is neither: not found, and said so.
+  auto none = store_.resolve("beef");
+  ASSERT_FALSE(none);
+  EXPECT_EQ(none.error().message, "no image `beef` in the store");
+}
+
 TEST_F(StoreTest, ImportAppliesChangesAndIsReproducibleWithFixedTime) {
   std::string tar = make_tar(dir_.path(), {{"a", "x"}});
   ImportOptions o{.changes = {R"(CMD ["echo","hi"])", "ENV A=1", "WORKDIR /w", "USER nobody",

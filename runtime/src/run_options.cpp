@@ -565,6 +565,12 @@ Result<ContainerSpec> make_spec(const RunOptions& opts, const MakeSpecInput& in)
   Resources& r = spec.resources;
   if (!opts.memory.empty()) {
     KISTE_ASSIGN_OR_RETURN(int64_t m, parse_memory_size(opts.memory));
+    // Docker refuses this up front; below it the process is OOM-killed as it starts.
+    if (m < kMinMemoryLimit) {
+      return failf(Errc::InvalidArgument,
+                   "memory {}: below the minimum memory limit of 6MB (docker's too)",
+                   quote(opts.memory));
+    }
     r.memory = m;
   }
   if (!opts.memory_swap.empty()) {

@@ -54,6 +54,25 @@ TEST_F(RunOptionsTest, EntrypointAndCmdFollowDockerRules) {
   EXPECT_THAT(none.error().to_string(), HasSubstr("no command"));
 }
 
+// Docker's "Minimum memory limit allowed is 6MB": refused before anything starts.
+TEST_F(RunOptionsTest, MemoryBelowSixMegabytesIsRefused) {
+  RunOptions o;
+  o.command = {"true"};
+  for (const char* small : {"1", "4096", "5m", "6291455b"}) {
+    o.memory = small;
+    auto s = make_spec(o, input());
+    ASSERT_FALSE(s) << small;
+    EXPECT_EQ(s.error().to_string(),
+              fmt::format("memory `{}`: below the minimum memory limit of 6MB (docker's too)", small));
+  }
+  for (const char* enough : {"6m", "6291456", "1g"}) {
+    o.memory = enough;
+    auto s = make_spec(o, input());
+    ASSERT_TRUE(s) << enough << ": " << s.error().to_string();
+    EXPECT_GE(*s->resources.memory, kMinMemoryLimit);
+  }
+}
+
 TEST_F(RunOptionsTest, EnvironmentLayersInDockerOrder) {
   const char* host[] = {"FROM_HOST=h", "PATH=/host", nullptr};
   fs::path env_file = dir_->path() / "env";

@@ -48,7 +48,8 @@ class StoreE2E : public ::testing::Test {
 };
 
 TEST_F(StoreE2E, OciToolsReadTheStore) {
-  std::string digest = import_busybox();
+  import_busybox();
+  std::string digest = digest_of(kiste_, "busybox");
   std::string out;
   std::string root = kiste_.root().native();
   ASSERT_EQ(run_shell("oci-image-tool validate --type image --ref name=docker.io/library/busybox:latest " + root, &out), 0) << out;
@@ -120,7 +121,8 @@ TEST_F(StoreE2E, BuildPullsAMissingBaseImageFromTheRegistry) {
 }
 
 TEST_F(StoreE2E, ArchivesInteroperateWithSkopeo) {
-  std::string digest = import_busybox();
+  import_busybox();
+  std::string digest = digest_of(kiste_, "busybox");
   std::string out;
   fs::path docker_tar = tmp_ / "d.tar", oci_tar = tmp_ / "o.tar";
   ASSERT_EQ(kiste_.run("save -o " + docker_tar.native() + " busybox").status, 0);

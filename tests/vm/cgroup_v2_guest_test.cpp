@@ -134,8 +134,8 @@ TempRoot* GuestTest::rootfs_dir_ = nullptr;
 
 TEST_P(GuestTest, MemoryLimitOomKillsWith137AndSaysSo) {
   std::string out;
-  EXPECT_EQ(run("--memory 5m kiste_test_init memhog 20", &out), 137) << out;
-  EXPECT_THAT(out, HasSubstr("kiste: error: killed: out of memory (limit 5 MiB)"));
+  EXPECT_EQ(run("--memory 6m kiste_test_init memhog 20", &out), 137) << out;
+  EXPECT_THAT(out, HasSubstr("kiste: error: killed: out of memory (limit 6 MiB)"));
   out.clear();
   EXPECT_EQ(run("--memory 64m kiste_test_init memhog 20", &out), 0) << out;
 }
@@ -241,7 +241,7 @@ TEST_P(GuestTest, BuildRunStepsGetTheSameLimits) {
   ASSERT_TRUE(sys::write_file_atomic(ctx / "Containerfile",
                                      "FROM bb\nRUN kiste_test_init memhog 20\n"));
   out.clear();
-  EXPECT_NE(run_shell(build + " --memory 5m --no-cache -t hog " + ctx.native() + " 2>&1", &out), 0)
+  EXPECT_NE(run_shell(build + " --memory 6m --no-cache -t hog " + ctx.native() + " 2>&1", &out), 0)
       << out;
 }
 
@@ -249,7 +249,7 @@ TEST_P(GuestTest, AFailedStartLeavesNothing) {
   std::string out;
   EXPECT_EQ(run("/nope", &out), 127) << out;
   out.clear();
-  EXPECT_EQ(run("--memory 5m --workdir /etc/passwd true", &out), 125) << out;
+  EXPECT_EQ(run("--memory 6m --workdir /etc/passwd true", &out), 125) << out;
 }
 
 // kiste is SIGKILLed while its container runs: the container dies with it (or the next kiste
@@ -297,7 +297,7 @@ TEST_P(GuestTest, BadPlacementIsOneLineAndLeavesNothing) {
   }
   ASSERT_EQ(run_shell(fmt::format("echo {} > /sys/fs/cgroup/ktest-busy/cgroup.procs", sleeper)), 0);
   out.clear();
-  EXPECT_EQ(run("--cgroup-parent /ktest-busy --memory 5m true", &out), 125);
+  EXPECT_EQ(run("--cgroup-parent /ktest-busy --memory 6m true", &out), 125);
   EXPECT_THAT(out, HasSubstr("has processes of its own"));
   EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1) << out;
   ::kill(sleeper, SIGKILL);

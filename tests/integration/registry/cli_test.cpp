@@ -161,6 +161,30 @@ TEST_F(RegistryTest, CliLoginLogoutWithPasswordOnStdin) {
   EXPECT_NE(out.find("requires a login"), std::string::npos) << out;
 }
 
+// docker's `login -u USER -p PASSWORD REGISTRY`: works, with docker's warning.
+TEST_F(RegistryTest, CliLoginWithPasswordFlag) {
+  auto reg = start_registry({.auth = RegistryAuth::Basic});
+  ASSERT_TRUE(reg);
+  auto root = tmp_ / "root";
+  auto authfile = tmp_ / "auth.json";
+  std::string login = "login --authfile " + authfile.string() + " ";
+  std::string out;
+  EXPECT_EQ(run_shell(kiste(root, login + "-u kiste -p wrong-pass " + reg->host()) + " </dev/null", &out), 125);
+  EXPECT_FALSE(fs::exists(authfile));
+  out.clear();
+  ASSERT_EQ(run_shell(kiste(root, login + "-u kiste -p kiste-secret " + reg->host()) + " </dev/null", &out), 0)
+      << out;
+  EXPECT_NE(out.find("Login Succeeded"), std::string::npos) << out;
+  EXPECT_NE(out.find("use --password-stdin"), std::string::npos) << out;
+  EXPECT_TRUE(fs::exists(authfile));
+  out.clear();
+  EXPECT_EQ(run_shell("echo x | " + kiste(root, login + "-u kiste -p kiste-secret --password-stdin " +
+                                                    reg->host()),
+                      &out),
+            125);
+  EXPECT_NE(out.find("exclusive"), std::string::npos) << out;
+}
+
 TEST_F(RegistryTest, SigkillDuringPullLeavesValidStoreAndNextPullCompletes) {
   auto reg = start_registry();
   ASSERT_TRUE(reg);

@@ -30,8 +30,8 @@ std::vector<std::string> detail_words(const std::string& text) {
 
 TEST_F(RuntimeTest, MemoryLimitOomKillsWith137AndAMessage) {
   std::string out;
-  EXPECT_EQ(kiste_run("--memory 5m kiste_test_init memhog 20", &out), 137) << out;
-  EXPECT_THAT(out, HasSubstr("kiste: error: killed: out of memory (limit 5 MiB)"));
+  EXPECT_EQ(kiste_run("--memory 6m kiste_test_init memhog 20", &out), 137) << out;
+  EXPECT_THAT(out, HasSubstr("kiste: error: killed: out of memory (limit 6 MiB)"));
   EXPECT_THAT(out, ::testing::Not(HasSubstr("allocated")));
   out.clear();
   // Within the limit the same program is fine.
@@ -66,6 +66,9 @@ TEST_F(RuntimeTest, BadResourceValuesFailBeforeStart) {
   std::string out;
   EXPECT_EQ(kiste_run("--memory lots true", &out), 125);
   EXPECT_THAT(out, HasSubstr("memory size `lots`"));
+  out.clear();
+  EXPECT_EQ(kiste_run("--memory 1 true", &out), 125);  // docker's minimum, before anything runs
+  EXPECT_THAT(out, HasSubstr("kiste: error: memory `1`: below the minimum memory limit of 6MB"));
   out.clear();
   EXPECT_EQ(kiste_run("--memory 10m --memory-swap 5m true", &out), 125);
   EXPECT_THAT(out, HasSubstr("must be at least the memory limit"));

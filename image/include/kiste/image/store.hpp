@@ -67,7 +67,9 @@ class Store {
   // Removes an entry by its exact index.json name (also unnamed images' digest names).
   [[nodiscard]] Status remove_entry(const std::string& name) const;
   // Finds an image by name ("busybox", "localhost:5000/a:1"), by manifest digest, or by a
-  // unique prefix (≥ 4 hex) of its image id (config digest) or manifest digest.
+  // unique prefix (≥ 4 hex) of its image id (config digest) or manifest digest. Names come
+  // before prefixes, as in docker: an image named `cafe` is found as `cafe`; only a whole
+  // 64-hex id is never a name.
   [[nodiscard]] Result<StoreEntry> resolve(std::string_view name_or_id) const;
 
   // ---- leases --------------------------------------------------------------------------------

@@ -21,6 +21,10 @@ struct ImageSummary {
 };
 
 [[nodiscard]] Result<std::vector<ImageSummary>> list_images(const Store& store);
+
+// Docker's image ID of a stored image: its config digest (an index's own digest, since an
+// index has no single config). What build, import and load print and `images` shows.
+[[nodiscard]] Result<Digest> image_id(const Store& store, const Descriptor& manifest);
 // `kiste images --format json`: a list of {name, repository, tag, id, digest, created, size}.
 [[nodiscard]] std::string images_json(const std::vector<ImageSummary>& list);
 
@@ -59,6 +63,22 @@ struct FsckReport {
 // are reported through `missing` instead of failing.
 [[nodiscard]] Result<std::vector<Digest>> reachable_blobs(const Store& store,
                                                           std::vector<std::string>* missing);
+
+// `kiste system df`: what each part of a root holds.
+struct StoreUsage {
+  struct Part {
+    int64_t count = 0;
+    int64_t bytes = 0;
+  };
+  Part images;        // distinct images index.json names; bytes: the blobs they reach
+  Part unused_blobs;  // blobs no image reaches (`kiste prune` deletes them)
+  Part snapshots;     // unpacked layers (snapshots/)
+  Part build_cache;   // cache/: build cache records, context hashes, RUN cache mounts
+  Part containers;    // containers/: state and writable layers
+  Part volumes;       // volumes/
+  Part tmp;           // tmp/: in-flight downloads and builds, or leftovers of killed commands
+};
+[[nodiscard]] Result<StoreUsage> store_usage(const Store& store);
 
 // Removes tmp/ files that no live process holds (their writer crashed). Returns the count.
 [[nodiscard]] Result<int> remove_stale_tmp(const Store& store);

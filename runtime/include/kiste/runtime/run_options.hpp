@@ -63,6 +63,9 @@ struct MakeSpecInput {
 // Where --init's PID 1 appears in the container (read-only; like docker's /sbin/docker-init).
 inline constexpr std::string_view kInitPath = "/dev/init";
 
+// The smallest --memory docker (and kiste) accept: 6 MiB.
+inline constexpr int64_t kMinMemoryLimit = 6 << 20;
+
 [[nodiscard]] Result<ContainerSpec> make_spec(const RunOptions& opts, const MakeSpecInput& in);
 
 // kiste-init: $KISTE_INIT (an absolute path), else beside the running binary (or in
