@@ -236,7 +236,9 @@ void cmd_build(const Globals& g, const BuildFlags& f) {
                         ? o.plan.build_platform
                         : value_or_exit(with_context(image::Platform::parse(f.platform), "--platform"));
   o.no_cache = f.no_cache;
-  if (!f.timestamp.empty()) {
+  if (f.timestamp == "now") {
+    o.timestamp = static_cast<int64_t>(std::time(nullptr));
+  } else if (!f.timestamp.empty()) {
     char* end = nullptr;
     long long v = std::strtoll(f.timestamp.c_str(), &end, 10);
     if (end == f.timestamp.c_str() || *end != '\0' || v < 0) {
@@ -370,6 +372,13 @@ void cmd_build(const Globals& g, const BuildFlags& f) {
   double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::fprintf(stderr, "built %s in %.2fs (%d steps run, %d cached)\n",
                r.config_digest.str().c_str(), total, r.steps_run, r.steps_cached);
+  // Reproducible by default: say so where users see the date, and how to stamp the real time.
+  if (o.timestamp == 0) {
+    std::fprintf(stderr, "created 1970-01-01 (reproducible: SOURCE_DATE_EPOCH=0; --timestamp now "
+                         "to stamp the build time)\n");
+  } else {
+    std::fprintf(stderr, "created %s\n", image::rfc3339(o.timestamp).c_str());
+  }
   std::printf("%s\n", r.config_digest.str().c_str());
 }
 
@@ -386,7 +395,7 @@ void register_build_commands(CLI::App& app, Globals& g) {
   b->add_option("--target", f->target, "build up to this stage");
   b->add_option("--platform", f->platform, "target platform os/arch[/variant]");
   b->add_flag("--no-cache", f->no_cache, "do not use the build cache");
-  b->add_option("--timestamp", f->timestamp, "created time for the image (default $SOURCE_DATE_EPOCH or 0)");
+  b->add_option("--timestamp", f->timestamp, "created time: seconds since the epoch, or now (default $SOURCE_DATE_EPOCH, else 0 for reproducible builds)");
   b->add_option("--format", f->format, "oci or docker")->check(CLI::IsMember({"oci", "docker"}));
   b->add_option("--compression", f->compression, "gzip or zstd")->check(CLI::IsMember({"gzip", "zstd"}));
   b->add_option("--secret", f->secrets, "id=ID,src=PATH for RUN --mount=type=secret (repeatable)")->allow_extra_args(false);

@@ -6,6 +6,7 @@
 #include <kiste/runtime/live_marker.hpp>
 
 #include "globals.hpp"
+#include "listing.hpp"
 
 namespace kiste::cli {
 
@@ -13,37 +14,50 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string created_ago(const std::string& rfc) {
-  if (rfc.empty()) return "N/A";
-  std::tm tm{};
-  if (::strptime(rfc.c_str(), "%Y-%m-%dT%H:%M:%S", &tm) == nullptr) return rfc;
-  int64_t t = ::timegm(&tm);
-  int64_t d = std::time(nullptr) - t;
-  if (d < 60) return "Less than a minute ago";
-  if (d < 3600) return fmt::format("{} minutes ago", d / 60);
-  if (d < 86400 * 2) return fmt::format("{} hours ago", d / 3600);
-  if (d < 86400 * 14) return fmt::format("{} days ago", d / 86400);
-  if (d < 86400 * 60) return fmt::format("{} weeks ago", d / (86400 * 7));
-  if (d < 86400 * 365 * 2) return fmt::format("{} months ago", d / (86400 * 30));
-  return fmt::format("{} years ago", d / (86400 * 365));
-}
+struct ImagesFlags {
+  std::string format = "table";
+  bool quiet = false, digests = false, no_trunc = false, all = false;
+  std::vector<std::string> filters;
+  std::string name;
+};
 
-void cmd_images(const Globals& g, const std::string& format, bool quiet) {
+void cmd_images(const Globals& g, const ImagesFlags& f) {
+  ImageSelection sel;
+  if (!f.name.empty()) sel.name = f.name;
+  for (const auto& filter : f.filters) {
+    if (auto bad = add_filter(sel, filter)) {
+      exit_on_error(fail(Errc::InvalidArgument, *bad));
+    }
+  }
   image::Store store = open_existing_store(g);
-  auto list = value_or_exit(image::list_images(store));
-  if (format == "json") {
+  auto all = value_or_exit(image::list_images(store));
+  std::vector<image::ImageSummary> list;
+  for (auto& s : all) {
+    if (selected(sel, {.repository = s.repository, .tag = s.tag})) list.push_back(std::move(s));
+  }
+  if (f.format == "json") {
     std::printf("%s\n", image::images_json(list).c_str());
     return;
   }
-  if (quiet) {
-    for (const auto& s : list) std::printf("%s\n", std::string(s.image_id.short_hex()).c_str());
+  auto id = [&f](const image::Digest& d) {
+    return f.no_trunc ? d.str() : std::string(d.short_hex());
+  };
+  if (f.quiet) {
+    for (const auto& s : list) std::printf("%s\n", id(s.image_id).c_str());
     return;
   }
-  std::printf("%-40s %-20s %-14s %-20s %s\n", "REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE");
+  const int id_width = f.no_trunc ? 72 : 14;
+  std::string head = fmt::format("{:<40} {:<20} ", "REPOSITORY", "TAG");
+  if (f.digests) head += fmt::format("{:<72} ", "DIGEST");
+  head += fmt::format("{:<{}} {:<26} {}", "IMAGE ID", id_width, "CREATED", "SIZE");
+  std::printf("%s\n", head.c_str());
+  const int64_t now = std::time(nullptr);
   for (const auto& s : list) {
-    std::printf("%-40s %-20s %-14s %-20s %s\n", s.repository.c_str(), s.tag.c_str(),
-                std::string(s.image_id.short_hex()).c_str(), created_ago(s.created).c_str(),
-                human_size(s.size).c_str());
+    std::string row = fmt::format("{:<40} {:<20} ", s.repository, s.tag);
+    if (f.digests) row += fmt::format("{:<72} ", s.manifest_digest.str());
+    row += fmt::format("{:<{}} {:<26} {}", id(s.image_id), id_width,
+                       created_column(s.created, now), human_size(s.size));
+    std::printf("%s\n", row.c_str());
   }
 }
 
@@ -155,8 +169,7 @@ void prune_all(const Globals& g) { cmd_prune(g); }
 
 void register_image_commands(CLI::App& app, Globals& g) {
   struct Opts {
-    std::string format = "table";
-    bool quiet = false;
+    ImagesFlags images;
     bool force = false;
     std::vector<std::string> names;
     std::string src, dst, dir, platform;
@@ -172,10 +185,18 @@ void register_image_commands(CLI::App& app, Globals& g) {
     const bool top = parent == &app;
     auto* images = parent->add_subcommand(top ? "images" : "ls", "List images in the store");
     if (!top) images->alias("list");
-    images->add_option("--format", o->format, "table (default) or json")
+    images->add_option("NAME", o->images.name, "only images of this repository[:tag]");
+    images->add_option("--format", o->images.format, "table (default) or json")
         ->check(CLI::IsMember({"table", "json"}));
-    images->add_flag("-q,--quiet", o->quiet, "only image ids");
-    images->callback([&g, o] { cmd_images(g, o->format, o->quiet); });
+    images->add_flag("-q,--quiet", o->images.quiet, "only image ids");
+    images->add_flag("--digests", o->images.digests, "show the manifest digests (what pull and push print)");
+    images->add_flag("--no-trunc", o->images.no_trunc, "show whole image ids");
+    images->add_flag("-a,--all", o->images.all,
+                     "accepted for docker's sake: kiste keeps no intermediate images");
+    images->add_option("-f,--filter", o->images.filters,
+                       "dangling=true|false or reference=PATTERN (repeatable)")
+        ->allow_extra_args(false);
+    images->callback([&g, o] { cmd_images(g, o->images); });
 
     auto* inspect =
         parent->add_subcommand("inspect", "Show an image's manifest, config and layers as JSON");

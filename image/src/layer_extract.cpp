@@ -753,4 +753,47 @@ Result<ExtractStats> extract_layer(BlobReader& compressed, media_type::Compressi
   return stats;
 }
 
+Result<int64_t> measure_layer(BlobReader& compressed, media_type::Compression compression) {
+  auto plain = make_decompressor(compressed, compression);
+  Source src;
+  src.reader = plain.get();
+  KISTE_TRY(detail::load_libarchive());
+  detail::ArchiveReadPtr a(detail::la().archive_read_new());
+  if (!a) return fail(Errc::System, "measure layer: archive_read_new failed");
+  la().archive_read_support_format_tar(a.get());
+  la().archive_read_support_format_gnutar(a.get());
+  auto archive_failure = [&]() -> Error {
+    if (src.error) return *src.error;
+    const char* msg = la().archive_error_string(a.get());
+    return Error{.code = Errc::Corrupt,
+                 .message = fmt::format("measure layer: {}", msg ? msg : "invalid tar stream")};
+  };
+  if (la().archive_read_open(a.get(), &src, nullptr, source_read, nullptr) != ARCHIVE_OK) {
+    return std::unexpected(archive_failure());
+  }
+  // As `du -sb` counts the unpacked tree: file sizes (a hard link once), symlink target lengths,
+  // and a directory block per directory (the top one included).
+  constexpr int64_t kDirBytes = 4096;
+  int64_t bytes = kDirBytes;
+  archive_entry* e = nullptr;
+  for (;;) {
+    int rc = la().archive_read_next_header(a.get(), &e);
+    if (rc == ARCHIVE_EOF) break;
+    if (rc != ARCHIVE_OK && rc != ARCHIVE_WARN) return std::unexpected(archive_failure());
+    const unsigned type = la().archive_entry_filetype(e);
+    if (la().archive_entry_hardlink(e) != nullptr) {
+      // counted with its first name
+    } else if (type == AE_IFDIR) {
+      bytes += kDirBytes;
+    } else if (type == AE_IFLNK) {
+      const char* target = la().archive_entry_symlink(e);
+      bytes += target != nullptr ? static_cast<int64_t>(std::strlen(target)) : 0;
+    } else if (type == AE_IFREG) {
+      bytes += la().archive_entry_size(e);
+    }
+    if (la().archive_read_data_skip(a.get()) != ARCHIVE_OK) return std::unexpected(archive_failure());
+  }
+  return bytes;
+}
+
 }  // namespace kiste::image

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 
+#include <kiste/base/disk_usage.hpp>
 #include <kiste/base/file_lock.hpp>
 #include <kiste/base/sys.hpp>
 #include <kiste/base/temp_dir.hpp>
@@ -31,6 +32,26 @@ fs::path SnapshotStore::lock_path(const Digest& diff_id) const {
   // Lock files stay (unlinking a lock file others may wait on breaks the exclusion); they are
   // dot-files, which list() ignores.
   return root_ / "snapshots" / ("." + std::string(diff_id.hex()) + ".lock");
+}
+
+fs::path SnapshotStore::size_path(const Digest& diff_id) const {
+  return root_ / "snapshots" / ("." + std::string(diff_id.hex()) + ".size");
+}
+
+Result<std::optional<int64_t>> SnapshotStore::recorded_size(const Digest& diff_id) const {
+  auto text = sys::read_file(size_path(diff_id), 64);
+  if (!text) {
+    if (text.error().sys_errno == ENOENT) return std::optional<int64_t>{};
+    return std::unexpected(std::move(text).error());
+  }
+  char* end = nullptr;
+  long long v = std::strtoll(text->c_str(), &end, 10);
+  if (end == text->c_str() || v < 0) return std::optional<int64_t>{};  // unreadable: measure again
+  return std::optional<int64_t>{v};
+}
+
+Status SnapshotStore::record_size(const Digest& diff_id, int64_t bytes) const {
+  return sys::write_file_atomic(size_path(diff_id), std::to_string(bytes) + "\n", 0600);
 }
 
 Result<std::optional<fs::path>> SnapshotStore::try_get(const Digest& diff_id) const {
@@ -69,6 +90,8 @@ Result<fs::path> SnapshotStore::ensure(const Digest& diff_id, media_type::Compre
   if (!stats) return std::unexpected(std::move(stats).error().with_context(context));
   // Data first, then the name: a crash never leaves a complete-looking, half-written snapshot.
   if (::syncfs(dirfd.get()) != 0) return std::unexpected(sys_error("syncfs", tmp.path().native()));
+  // Its size as `du -sb` counts it, for `kiste images` (a measured estimate is replaced).
+  if (auto u = tree_usage(tmp.path())) (void)record_size(diff_id, u->bytes);
   KISTE_TRY(with_context(sys::rename(tmp.path(), path_of(diff_id)), context));
   tmp.keep();
   KISTE_TRY(sys::fsync_dir(root_ / "snapshots"));
@@ -81,6 +104,7 @@ Status SnapshotStore::remove(const Digest& diff_id) {
   if (!existing) return {};
   fs::path doomed = root_ / "tmp" / ("removing-" + std::string(diff_id.hex()) + "-" + sys::random_hex(4));
   KISTE_TRY(sys::rename(*existing, doomed));
+  ::unlink(size_path(diff_id).c_str());
   return sys::remove_tree(doomed);
 }
 

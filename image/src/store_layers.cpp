@@ -2,9 +2,11 @@
 
 #include <set>
 
+#include <kiste/base/disk_usage.hpp>
 #include <kiste/base/sys.hpp>
 #include <kiste/base/temp_dir.hpp>
 #include <kiste/image/media_type.hpp>
+#include <kiste/image/layer_extract.hpp>
 #include <kiste/image/snapshot.hpp>
 
 namespace kiste::image {
@@ -113,7 +115,35 @@ Result<int> prune_snapshots(const Store& store, const std::vector<fs::path>& in_
     KISTE_TRY(snaps.remove(d));
     ++removed;
   }
+  // Size records of layers no image has any more (measured, never unpacked).
+  std::error_code ec;
+  for (auto it = fs::directory_iterator(snap_root, ec); !ec && it != fs::directory_iterator();
+       it.increment(ec)) {
+    const std::string n = it->path().filename().native();
+    if (!n.starts_with('.') || !n.ends_with(".size")) continue;
+    auto d = Digest::parse("sha256:" + n.substr(1, n.size() - 6));
+    if (d && !used.contains(*d)) ::unlink(it->path().c_str());
+  }
   return removed;
+}
+
+Result<int64_t> unpacked_size(const Store& store, const Descriptor& layer, const Digest& diff_id) {
+  KISTE_ASSIGN_OR_RETURN(SnapshotStore snaps, SnapshotStore::open(store.root()));
+  KISTE_ASSIGN_OR_RETURN(auto recorded, snaps.recorded_size(diff_id));
+  if (recorded) return *recorded;
+  KISTE_ASSIGN_OR_RETURN(auto existing, snaps.try_get(diff_id));
+  int64_t bytes = 0;
+  if (existing) {  // unpacked by an older kiste: measure the snapshot itself
+    KISTE_ASSIGN_OR_RETURN(TreeUsage u, tree_usage(*existing));
+    bytes = u.bytes;
+  } else {
+    KISTE_ASSIGN_OR_RETURN(auto blob, store.open_blob(layer.digest));
+    const media_type::Compression c = media_type::layer_compression(layer.media_type);
+    KISTE_ASSIGN_OR_RETURN(bytes, with_context(measure_layer(*blob, c),
+                                               fmt::format("layer {}", layer.digest)));
+  }
+  (void)snaps.record_size(diff_id, bytes);  // a cache: a read-only root just measures again
+  return bytes;
 }
 
 }  // namespace kiste::image

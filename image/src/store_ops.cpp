@@ -72,7 +72,9 @@ Result<std::vector<ImageSummary>> list_images(const Store& store) {
     s.image_id = e.manifest.digest;
     s.repository = "<none>";
     s.tag = "<none>";
-    if (auto ref = Reference::parse(e.name, {.default_tag = false}); ref) {
+    // Unnamed images are kept under their digest (keep_unnamed): `<none>`, as docker shows them.
+    const bool unnamed = Digest::parse(e.name).has_value();
+    if (auto ref = Reference::parse(e.name, {.default_tag = false}); ref && !unnamed) {
       s.repository = ref->without_digest().with_tag("x").familiar();
       s.repository.resize(s.repository.size() - 2);  // drop ":x"
       if (ref->tag()) s.tag = *ref->tag();
@@ -84,8 +86,22 @@ Result<std::vector<ImageSummary>> list_images(const Store& store) {
       s.image_id = man.config.digest;
       s.size += man.config.size;
       for (const auto& l : man.layers) s.size += l.size;
+      s.compressed_size = s.size;
       if (auto bytes = store.read_blob(man.config.digest); bytes) {
-        if (auto cfg = ImageConfig::parse(*bytes); cfg) s.created = cfg->created;
+        if (auto cfg = ImageConfig::parse(*bytes); cfg) {
+          s.created = cfg->created;
+          // Docker's SIZE: the layers unpacked.
+          if (cfg->diff_ids.size() == man.layers.size()) {
+            int64_t unpacked = 0;
+            bool known = true;
+            for (size_t i = 0; i < man.layers.size() && known; ++i) {
+              auto n = unpacked_size(store, man.layers[i], cfg->diff_ids[i]);
+              known = n.has_value();
+              if (n) unpacked += *n;
+            }
+            if (known) s.size = unpacked;
+          }
+        }
       }
     }
     out.push_back(std::move(s));
@@ -102,7 +118,8 @@ std::string images_json(const std::vector<ImageSummary>& list) {
                        {"id", s.image_id.str()},
                        {"digest", s.manifest_digest.str()},
                        {"created", s.created},
-                       {"size", s.size}});
+                       {"size", s.size},
+                       {"compressed_size", s.compressed_size}});
   }
   return arr.dump();
 }

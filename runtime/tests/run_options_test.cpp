@@ -221,7 +221,7 @@ TEST_F(RunOptionsTest, SecurityOptions) {
 TEST_F(RunOptionsTest, ResourcesNetworkAndMounts) {
   RunOptions o;
   o.command = {"true"};
-  o.memory = "5m";
+  o.memory = "8m";
   o.cpus = "1.5";
   o.pids_limit = 20;
   o.network = "host";
@@ -230,7 +230,7 @@ TEST_F(RunOptionsTest, ResourcesNetworkAndMounts) {
   o.ulimits = {"nofile=1024:2048"};
   auto s = make_spec(o, input());
   ASSERT_TRUE(s) << s.error().to_string();
-  EXPECT_EQ(s->resources.memory, 5 << 20);
+  EXPECT_EQ(s->resources.memory, 8 << 20);
   EXPECT_EQ(s->resources.cpu_quota, 150000);
   EXPECT_EQ(s->resources.pids, 20);
   EXPECT_FALSE(s->namespaces.network);

@@ -60,4 +60,9 @@ struct ExtractStats {
                                                  media_type::Compression compression,
                                                  int root_dirfd, const ExtractOptions& options);
 
+// What the layer takes once unpacked, as `du -sb` would count it, read from its tar headers
+// without writing anything: for images whose layers are not unpacked yet.
+[[nodiscard]] Result<int64_t> measure_layer(BlobReader& compressed,
+                                            media_type::Compression compression);
+
 }  // namespace kiste::image

@@ -41,12 +41,18 @@ class SnapshotStore {
   // Every complete snapshot, sorted.
   [[nodiscard]] Result<std::vector<Digest>> list() const;
 
+  // The unpacked size recorded for `diff_id` (`du -sb` of its snapshot, written when the
+  // snapshot is made, or an estimate recorded by record_size before it exists).
+  [[nodiscard]] Result<std::optional<int64_t>> recorded_size(const Digest& diff_id) const;
+  [[nodiscard]] Status record_size(const Digest& diff_id, int64_t bytes) const;
+
   [[nodiscard]] std::filesystem::path path_of(const Digest& diff_id) const;
   [[nodiscard]] const std::filesystem::path& root() const { return root_; }
 
  private:
   explicit SnapshotStore(std::filesystem::path root) : root_(std::move(root)) {}
   [[nodiscard]] std::filesystem::path lock_path(const Digest& diff_id) const;
+  [[nodiscard]] std::filesystem::path size_path(const Digest& diff_id) const;
   std::filesystem::path root_;
 };
 

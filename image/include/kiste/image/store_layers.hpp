@@ -34,4 +34,10 @@ struct ImageLayers {
 [[nodiscard]] Result<int> prune_snapshots(const Store& store,
                                           const std::vector<std::filesystem::path>& in_use = {});
 
+// What a layer takes unpacked, as `du -sb` counts its snapshot: measured when the snapshot is
+// made, else read once from the layer's tar headers; recorded beside the snapshots either way
+// (`kiste images` SIZE).
+[[nodiscard]] Result<int64_t> unpacked_size(const Store& store, const Descriptor& layer,
+                                            const Digest& diff_id);
+
 }  // namespace kiste::image

@@ -17,7 +17,8 @@ struct ImageSummary {
   Digest manifest_digest = Digest::of("");
   Digest image_id = Digest::of("");  // config digest (docker's IMAGE ID); manifest for indexes
   std::string created;               // from the config, RFC 3339
-  int64_t size = 0;                  // manifest + config + layers as stored (compressed)
+  int64_t size = 0;             // the layers unpacked, as `du -sb` counts them (docker's SIZE)
+  int64_t compressed_size = 0;  // manifest + config + layers as stored
 };
 
 [[nodiscard]] Result<std::vector<ImageSummary>> list_images(const Store& store);
