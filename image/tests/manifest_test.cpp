@@ -148,6 +148,21 @@ TEST(ImageConfig, ParseValidateAndPreserveUnknownFields) {
       R"({"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["sha256:../x"]}})"));
 }
 
+TEST(ImageConfig, SerializeReplacesInvalidUtf8) {
+  // Found by fuzz/containerfile_fuzzer: `CMD ["greet\xa2]` (shell form) made the build's
+  // serialize() throw nlohmann's type_error 316 out of a non-throwing API.
+  ImageConfig c;
+  c.architecture = "amd64";
+  c.os = "linux";
+  c.config.cmd = std::vector<std::string>{"/bin/sh", "-c", "[\"greet\xa2]"};
+  c.config.labels["k\xff"] = "v\xc3";
+  std::string out = c.serialize();
+  auto again = ImageConfig::parse(out);
+  ASSERT_TRUE(again) << again.error().to_string();
+  EXPECT_EQ(again->config.cmd->at(2), "[\"greet\xef\xbf\xbd]");
+  EXPECT_EQ(again->config.labels.at("k\xef\xbf\xbd"), "v\xef\xbf\xbd");
+}
+
 TEST(ImageConfig, ChainIds) {
   auto a = Digest::of("a"), b = Digest::of("b");
   auto ids = chain_ids({a, b});
