@@ -13,6 +13,9 @@ endfunction()
 # kiste_test(NAME SOURCES … DEPS … LABELS unit|root|e2e)
 #   One GoogleTest executable; each TEST becomes a ctest case carrying LABELS.
 function(kiste_test name)
+  if(KISTE_FUZZ)  # the fuzz build has no unit tests
+    return()
+  endif()
   cmake_parse_arguments(K "" "TIMEOUT" "SOURCES;DEPS;LABELS" ${ARGN})
   add_executable(${name} ${K_SOURCES})
   target_link_libraries(${name} PRIVATE ${K_DEPS} GTest::gtest GTest::gtest_main Threads::Threads)

@@ -11,10 +11,14 @@ bool is_name_char(char c) {
 }
 bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
+// `${A:-${B:-…}}`: each level is a nested Lexer (and a scan for its `}`). Without a bound, 5000
+// levels (a 30 KB Containerfile) overflowed the stack.
+constexpr int kMaxNesting = 64;
+
 class Lexer {
  public:
-  Lexer(std::string_view in, const VarMap& vars, char escape, bool quotes)
-      : in_(in), vars_(vars), escape_(escape), quotes_(quotes) {}
+  Lexer(std::string_view in, const VarMap& vars, char escape, bool quotes, int depth = 0)
+      : in_(in), vars_(vars), escape_(escape), quotes_(quotes), depth_(depth) {}
 
   // split=false: one word. split=true: words split on unquoted whitespace.
   Result<std::vector<std::string>> run(bool split) {
@@ -153,7 +157,11 @@ class Lexer {
     auto val = lookup(name);
     bool set = val.has_value() && (!colon || !val->empty());
     auto word = [&]() -> Result<std::string> {
-      Lexer sub(raw, vars_, escape_, quotes_);
+      if (depth_ >= kMaxNesting) {
+        return failf(Errc::InvalidArgument, "variable substitutions nested deeper than {} levels",
+                     kMaxNesting);
+      }
+      Lexer sub(raw, vars_, escape_, quotes_, depth_ + 1);
       KISTE_ASSIGN_OR_RETURN(auto w, sub.run(false));
       return w.empty() ? std::string() : w.front();
     };
@@ -183,6 +191,7 @@ class Lexer {
   const VarMap& vars_;
   char escape_;
   bool quotes_;
+  int depth_;
   size_t i_ = 0;
 };
 

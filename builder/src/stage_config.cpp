@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdint>
 #include <filesystem>
 
 #include <kiste/base/decimal.hpp>
@@ -90,7 +91,13 @@ Result<int64_t> parse_duration(std::string_view s) {
     else if (u == "m") mul = 60e9;
     else if (u == "h") mul = 3600e9;
     else return failf(Errc::InvalidArgument, "invalid duration `{}`: unknown unit `{}`", s, u);
-    total += static_cast<int64_t>(v * mul);
+    // As Go's time.ParseDuration: what does not fit int64 nanoseconds is an error (converting
+    // or adding it would be undefined behaviour).
+    const double ns = v * mul;
+    if (!(ns < 0x1p63) || total > INT64_MAX - static_cast<int64_t>(ns)) {
+      return failf(Errc::InvalidArgument, "invalid duration `{}`: out of range", s);
+    }
+    total += static_cast<int64_t>(ns);
   }
   return total;
 }

@@ -74,6 +74,22 @@ TEST(ShellWords, Errors) {
   EXPECT_NE(r.error().message.find("must be set"), std::string::npos);
 }
 
+TEST(ShellWords, NestingIsBounded) {
+  // `${X:-${X:-…v…}}` recursed once per level: 5000 levels overflowed the stack under ASan
+  // (fuzz/corpus/containerfile/regress_nested_substitution).
+  auto nested = [](int n) {
+    std::string s;
+    for (int i = 0; i < n; ++i) s += "${X:-";
+    return s + "v" + std::string(n, '}');
+  };
+  EXPECT_EQ(expand_word(nested(64), kVars).value(), "v");
+  EXPECT_EQ(expand_words(nested(64), kVars).value(), std::vector<std::string>{"v"});
+  auto deep = expand_word(nested(1000), kVars);
+  ASSERT_FALSE(deep);
+  EXPECT_EQ(deep.error().message, "variable substitutions nested deeper than 64 levels");
+  EXPECT_FALSE(expand_vars_only(nested(65), kVars));
+}
+
 TEST(ShellWords, VarsOnlyKeepsQuotes) {
   auto r = expand_vars_only("echo '$A' \"${A}\"", kVars);
   ASSERT_TRUE(r);

@@ -181,7 +181,10 @@ std::string ImageConfig::serialize() const {
     }
     j["history"] = std::move(h);
   }
-  return j.dump();
+  // Strings set by a build (CMD, LABEL, ENV from a Containerfile) need not be UTF-8; JSON text
+  // must be. Invalid bytes become U+FFFD, as Go's encoding/json does for docker and buildah
+  // (the default handler throws).
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 Platform ImageConfig::platform() const {

@@ -2,7 +2,41 @@
 
 namespace kiste::image::detail {
 
+namespace {
+
+// Go's encoding/json (docker, containerd, the registry) refuses documents nested deeper than
+// 10000. nlohmann parses any depth, but serialising one recurses per level: a config with 100k
+// nested arrays in an unknown field (kept by ImageConfig::serialize) overflowed the stack.
+constexpr int kMaxJsonDepth = 10000;
+
+bool nested_too_deep(std::string_view bytes) {
+  int depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < bytes.size(); ++i) {
+    char c = bytes[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > kMaxJsonDepth) return true;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
 Result<json> parse_json(std::string_view bytes, std::string_view what) {
+  if (nested_too_deep(bytes)) {
+    return failf(Errc::Corrupt, "parse {}: nested deeper than {} levels", what, kMaxJsonDepth);
+  }
   json j = json::parse(bytes, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) return failf(Errc::Corrupt, "parse {}: not valid JSON", what);
   return j;

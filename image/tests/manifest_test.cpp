@@ -168,6 +168,44 @@ TEST(Index, NoMatchingPlatformNamesTheFirstEightOnly) {
   EXPECT_LT(m.size(), 400u);
 }
 
+TEST(ImageConfig, SerializeReplacesInvalidUtf8) {
+  // Found by fuzz/containerfile_fuzzer: `CMD ["greet\xa2]` (shell form) made the build's
+  // serialize() throw nlohmann's type_error 316 out of a non-throwing API.
+  ImageConfig c;
+  c.architecture = "amd64";
+  c.os = "linux";
+  c.config.cmd = std::vector<std::string>{"/bin/sh", "-c", "[\"greet\xa2]"};
+  c.config.labels["k\xff"] = "v\xc3";
+  std::string out = c.serialize();
+  auto again = ImageConfig::parse(out);
+  ASSERT_TRUE(again) << again.error().to_string();
+  EXPECT_EQ(again->config.cmd->at(2), "[\"greet\xef\xbf\xbd]");
+  EXPECT_EQ(again->config.labels.at("k\xef\xbf\xbd"), "v\xef\xbf\xbd");
+}
+
+TEST(ImageConfig, RefusesNestingDeeperThanGo) {
+  // A 200 KB config with 100000 nested arrays in an unknown field parsed, and serialize() (which
+  // keeps unknown fields) then overflowed the stack: fuzz/corpus/image_config/regress_deep_nesting.
+  auto config = [](int depth) {
+    return R"({"architecture":"amd64","os":"linux","rootfs":{"type":"layers"},"x":)" +
+           std::string(depth, '[') + std::string(depth, ']') + "}";
+  };
+  auto deep = ImageConfig::parse(config(100000));
+  ASSERT_FALSE(deep);
+  EXPECT_EQ(deep.error().message, "parse image config: nested deeper than 10000 levels");
+  auto m = parse_manifest(R"({"schemaVersion":2,"x":)" + std::string(10001, '[') +
+                          std::string(10001, ']') + "}");
+  ASSERT_FALSE(m);
+  EXPECT_EQ(m.error().message, "parse manifest: nested deeper than 10000 levels");
+  // Go's limit itself is fine, and brackets inside strings do not count.
+  auto ok = ImageConfig::parse(config(9999));
+  ASSERT_TRUE(ok) << ok.error().to_string();
+  EXPECT_NE(ok->serialize().find(std::string(9999, '[')), std::string::npos);
+  EXPECT_TRUE(ImageConfig::parse(
+      R"({"architecture":"amd64","os":"linux","rootfs":{"type":"layers"},"s":")" +
+      std::string(20000, '[') + "\\\"\"}"));
+}
+
 TEST(ImageConfig, ChainIds) {
   auto a = Digest::of("a"), b = Digest::of("b");
   auto ids = chain_ids({a, b});

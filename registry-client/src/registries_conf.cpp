@@ -19,6 +19,8 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr size_t kMaxConfBytes = 4 << 20;
+// Arrays inside arrays: registries.conf has none; parse_value recurses per level.
+constexpr int kMaxArrayDepth = 32;
 
 // One value as the subset knows it.
 struct Value {
@@ -140,7 +142,7 @@ class Parser {
     ++pos_;
     return out;
   }
-  Result<Value> parse_value() {
+  Result<Value> parse_value(int depth = 0) {
     Value v;
     if (pos_ >= t_.size()) return error("expected a value");
     char c = t_[pos_];
@@ -156,6 +158,7 @@ class Parser {
       return v;
     }
     if (c == '[') {
+      if (depth >= kMaxArrayDepth) return error("arrays nested too deeply");
       ++pos_;
       v.kind = Value::StringArray;
       for (;;) {
@@ -165,7 +168,7 @@ class Parser {
           ++pos_;
           return v;
         }
-        KISTE_ASSIGN_OR_RETURN(Value item, parse_value());
+        KISTE_ASSIGN_OR_RETURN(Value item, parse_value(depth + 1));
         if (item.kind == Value::String) {
           v.list.push_back(std::move(item.s));
         } else {

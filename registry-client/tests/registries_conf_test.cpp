@@ -71,6 +71,12 @@ TEST(RegistriesConf, MalformedFilesNameTheFileAndLine) {
   EXPECT_FALSE(InsecureRegistries::from_registries_conf("location = \n", "t"));
   EXPECT_FALSE(InsecureRegistries::from_registries_conf("[[registry]\n", "t"));
   EXPECT_FALSE(InsecureRegistries::from_registries_conf("a = true false\n", "t"));
+  // Nested arrays recursed once per `[` and overflowed the stack
+  // (fuzz/corpus/registries_conf/regress_deep_arrays).
+  auto deep = InsecureRegistries::from_registries_conf("a = " + std::string(100000, '['), "t");
+  ASSERT_FALSE(deep);
+  EXPECT_EQ(deep.error().message, "parse t: line 1: arrays nested too deeply");
+  EXPECT_TRUE(InsecureRegistries::from_registries_conf("a = [[['x'], []], [\"y\"]]\n", "t"));
 }
 
 TEST(RegistriesConf, DockerDaemonJson) {
