@@ -318,6 +318,16 @@ TEST_F(RuntimeTest, CgroupfsV2EnablesControllersDownThePathOnly) {
   auto avail = detail_words(sys::read_file(mount / "cgroup.controllers").value_or(""));
   if (avail.empty()) GTEST_SKIP() << "no controller on " << mount;
   CgroupPlan plan{.controllers = {avail.front()}};
+  // The host's root passes the controller down only for this test: put it back as it was.
+  const bool was_enabled =
+      sys::read_file(mount / "cgroup.subtree_control").value_or("").find(avail.front()) != std::string::npos;
+  struct Restore {
+    fs::path file;
+    std::string undo;
+    ~Restore() {
+      if (!undo.empty()) (void)run_shell("echo " + undo + " > " + file.native());
+    }
+  } restore{mount / "cgroup.subtree_control", was_enabled ? "" : "-" + avail.front()};
   const std::string parent = "ktest-parent-" + sys::random_hex(6);
   const fs::path busy = mount / parent / "busy";
   ASSERT_EQ(::mkdir((mount / parent).c_str(), 0755), 0);
