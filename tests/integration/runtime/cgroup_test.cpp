@@ -118,13 +118,10 @@ TEST_F(RuntimeTest, CgroupV1DriverCreatesAppliesAndCleansUp) {
 // The v2 driver against this machine's cgroup2 mount. Here (hybrid) it holds no memory/pids/cpu
 // controllers: asking for them must fail clearly; the controller-free path is exercised for real.
 TEST_F(RuntimeTest, CgroupV2DriverOnTheUnifiedMount) {
-  fs::path mount;
-  auto mode = detect_cgroup_mode();
-  ASSERT_TRUE(mode);
-  if (*mode == CgroupMode::Unified) mount = "/sys/fs/cgroup";
-  else if (*mode == CgroupMode::Hybrid) mount = "/sys/fs/cgroup/unified";
-  else GTEST_SKIP() << "no cgroup2 mount on this machine";
-  auto driver = make_cgroup_v2_driver(mount);
+  const fs::path mount = cgroup2_mount();
+  if (mount.empty()) GTEST_SKIP() << "no cgroup2 mount on this machine";
+  TestCgroupParent parent(mount);
+  auto driver = make_cgroup_v2_driver(mount, parent.name());
   ASSERT_TRUE(driver) << driver.error().to_string();
   std::string name = "kiste-test-" + sys::random_hex(6);
 
@@ -239,15 +236,13 @@ Placement run_and_place(const fs::path& tmp, const fs::path& rootfs, RunContext 
 // /sys/fs/cgroup/unified (no controllers there, so no limits: the placement is what is tested).
 // Then the fallback for kernels without CLONE_INTO_CGROUP: the runtime migrates, then releases.
 TEST_F(RuntimeTest, CgroupV2ContainerStartsInsideItsOwnCgroup) {
-  auto mode = detect_cgroup_mode();
-  ASSERT_TRUE(mode);
-  fs::path mount;
-  if (*mode == CgroupMode::Unified) mount = "/sys/fs/cgroup";
-  else if (*mode == CgroupMode::Hybrid) mount = "/sys/fs/cgroup/unified";
-  else GTEST_SKIP() << "no cgroup2 mount on this machine";
+  const fs::path mount = cgroup2_mount();
+  if (mount.empty()) GTEST_SKIP() << "no cgroup2 mount on this machine";
+  TestCgroupParent parent(mount);
   RunContext ctx;
   ctx.cgroup_mode = CgroupMode::Unified;
   ctx.cgroup_v2_mount = mount;
+  ctx.cgroups.parent = parent.name();
   run_and_place(tmp(), rootfs(), ctx);
   ctx.migrate_after_clone = true;
   run_and_place(tmp(), rootfs(), ctx);
@@ -312,9 +307,8 @@ TEST_F(RuntimeTest, NoCgroupHierarchyRootIsReachableWithSysAdmin) {
 // a cgroup that has processes of its own (the no-internal-processes rule): that is one clear
 // line. The hybrid host's cgroup2 mount offers one controller (hugetlb) to exercise it for real.
 TEST_F(RuntimeTest, CgroupfsV2EnablesControllersDownThePathOnly) {
-  auto mode = detect_cgroup_mode();
-  ASSERT_TRUE(mode);
-  fs::path mount = *mode == CgroupMode::Unified ? fs::path("/sys/fs/cgroup") : fs::path("/sys/fs/cgroup/unified");
+  const fs::path mount = cgroup2_mount();
+  if (mount.empty()) GTEST_SKIP() << "no cgroup2 mount on this machine";
   auto avail = detail_words(sys::read_file(mount / "cgroup.controllers").value_or(""));
   if (avail.empty()) GTEST_SKIP() << "no controller on " << mount;
   CgroupPlan plan{.controllers = {avail.front()}};

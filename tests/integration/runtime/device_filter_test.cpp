@@ -86,11 +86,9 @@ class DeviceFilterTest : public RuntimeTest {
   void SetUp() override {
     RuntimeTest::SetUp();
     if (IsSkipped()) return;
-    auto mode = detect_cgroup_mode();
-    ASSERT_TRUE(mode);
-    if (*mode == CgroupMode::Unified) mount_ = "/sys/fs/cgroup";
-    else if (*mode == CgroupMode::Hybrid) mount_ = "/sys/fs/cgroup/unified";
-    else GTEST_SKIP() << "no cgroup2 mount on this machine";
+    mount_ = cgroup2_mount();
+    if (mount_.empty()) GTEST_SKIP() << "no cgroup2 mount on this machine";
+    parent_.emplace(mount_);
     // A block device this machine has and lets root open (some sandboxes refuse the disk).
     for (const char* dev : {"/dev/loop0", "/dev/zram0", "/dev/vda", "/dev/sda"}) {
       struct stat st {};
@@ -105,11 +103,12 @@ class DeviceFilterTest : public RuntimeTest {
     ASSERT_EQ(::mknod((tmp() / "blk").c_str(), S_IFBLK | 0600, block_), 0);
   }
   fs::path mount_;
+  std::optional<TestCgroupParent> parent_;
   dev_t block_ = 0;
 };
 
 TEST_F(DeviceFilterTest, DockersRulesAllowMknodAndTheDefaultDevicesOnly) {
-  auto driver = make_cgroup_v2_driver(mount_);
+  auto driver = make_cgroup_v2_driver(mount_, parent_->name());
   ASSERT_TRUE(driver) << driver.error().to_string();
   auto plan = CgroupPlan::from_resources({}, CgroupMode::Unified);
   ASSERT_TRUE(plan);
@@ -138,7 +137,7 @@ TEST_F(DeviceFilterTest, DockersRulesAllowMknodAndTheDefaultDevicesOnly) {
 }
 
 TEST_F(DeviceFilterTest, RulesAreCheckedByAccessTypeMajorAndMinor) {
-  auto driver = make_cgroup_v2_driver(mount_);
+  auto driver = make_cgroup_v2_driver(mount_, parent_->name());
   ASSERT_TRUE(driver);
   // Read-only access to exactly this block device, nothing else (not even mknod).
   CgroupPlan plan;
@@ -170,6 +169,7 @@ TEST_F(DeviceFilterTest, ContainerOnCgroupV2HasMknodButOnlyDockersDevices) {
   RunContext ctx;
   ctx.cgroup_mode = CgroupMode::Unified;
   ctx.cgroup_v2_mount = mount_;
+  ctx.cgroups.parent = parent_->name();
   auto exit = run_container(*spec, ctx);
   ASSERT_TRUE(exit) << exit.error().to_string();
   EXPECT_EQ(exit->exit_code, 0);

@@ -1,11 +1,14 @@
 #include "runtime_fixture.hpp"
 
 #include <dirent.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <memory>
 
 #include <kiste/base/sys.hpp>
+#include <kiste/runtime/cgroup.hpp>
 #include <kiste/testing/busybox_rootfs.hpp>
 
 namespace kiste::testing {
@@ -16,6 +19,25 @@ namespace {
 std::unique_ptr<TempRoot> g_rootfs_dir;
 fs::path g_rootfs;
 }  // namespace
+
+fs::path cgroup2_mount() {
+  auto mode = runtime::detect_cgroup_mode();
+  if (!mode) return {};
+  if (*mode == runtime::CgroupMode::Unified) return "/sys/fs/cgroup";
+  if (*mode == runtime::CgroupMode::Hybrid) return "/sys/fs/cgroup/unified";
+  return {};
+}
+
+TestCgroupParent::TestCgroupParent(const fs::path& mount)
+    : dir_(mount / ("ktest-parent-" + sys::random_hex(6))), name_(dir_.filename().native()) {
+  EXPECT_EQ(::mkdir(dir_.c_str(), 0755), 0) << dir_;
+}
+
+TestCgroupParent::~TestCgroupParent() {
+  // Its containers' cgroups are gone (rmdir'ed empty); the kernel may need a moment.
+  for (int i = 0; i < 200 && ::rmdir(dir_.c_str()) != 0 && errno == EBUSY; ++i) ::usleep(5000);
+  EXPECT_FALSE(fs::exists(dir_)) << dir_ << " left behind";
+}
 
 std::set<std::string> kiste_cgroups() {
   std::set<std::string> out;

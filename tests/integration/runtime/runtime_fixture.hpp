@@ -20,6 +20,25 @@ std::set<std::string> kiste_cgroups();
 // Pids whose root directory is at or below `dir`.
 std::vector<int> processes_rooted_in(const std::filesystem::path& dir);
 
+// This machine's cgroup2 mount: /sys/fs/cgroup on a pure v2 host, /sys/fs/cgroup/unified on a
+// hybrid one; empty when there is none.
+std::filesystem::path cgroup2_mount();
+
+// A cgroup2 parent for one test's containers (`ktest-parent-<hex>` below `mount`), removed
+// afterwards: the cgroupfs driver's default parent `kiste` would outlive the test.
+class TestCgroupParent {
+ public:
+  explicit TestCgroupParent(const std::filesystem::path& mount);
+  ~TestCgroupParent();
+  TestCgroupParent(const TestCgroupParent&) = delete;
+  TestCgroupParent& operator=(const TestCgroupParent&) = delete;
+  [[nodiscard]] const std::string& name() const { return name_; }
+
+ private:
+  std::filesystem::path dir_;
+  std::string name_;
+};
+
 class RuntimeTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite();
