@@ -11,9 +11,8 @@ namespace {
 
 class RuntimeExecutor final : public RunExecutor {
  public:
-  explicit RuntimeExecutor(const RuntimeExecutorOptions& o)
-      : runner_({.root = o.root, .cgroups = o.cgroups}),
-        memory_(o.memory), memory_swap_(o.memory_swap), cpus_(o.cpus), pids_limit_(o.pids_limit) {}
+  explicit RuntimeExecutor(RuntimeExecutorOptions o)
+      : o_(std::move(o)), runner_({.root = o_.root, .cgroups = o_.cgroups}) {}
 
   Result<int> run(const RunRequest& req) override {
     runtime::RunOptions ro;
@@ -22,10 +21,10 @@ class RuntimeExecutor final : public RunExecutor {
     ro.workdir = req.cwd;
     ro.user = req.user;
     ro.network = req.network_host ? "host" : "none";
-    ro.memory = memory_;
-    ro.memory_swap = memory_swap_;
-    ro.cpus = cpus_;
-    ro.pids_limit = pids_limit_;
+    ro.memory = o_.memory;
+    ro.memory_swap = o_.memory_swap;
+    ro.cpus = o_.cpus;
+    ro.pids_limit = o_.pids_limit;
     for (const auto& m : req.mounts) {
       if (m.source.native().find(',') != std::string::npos ||
           m.destination.find(',') != std::string::npos) {
@@ -52,9 +51,8 @@ class RuntimeExecutor final : public RunExecutor {
   }
 
  private:
+  RuntimeExecutorOptions o_;  // before runner_, which is made from it
   runtime::Runner runner_;
-  std::string memory_, memory_swap_, cpus_;
-  std::optional<int64_t> pids_limit_;
 };
 
 }  // namespace

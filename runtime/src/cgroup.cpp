@@ -244,9 +244,8 @@ Result<std::unique_ptr<CgroupDriver>> make_cgroup_driver(CgroupMode mode,
                   "cgroup manager systemd: kiste drives systemd scopes on pure cgroup v2 hosts "
                   "only; this host has cgroup v1 controllers (use --cgroup-manager=cgroupfs)");
     }
-    std::string slice = placement.parent.empty() ? "kiste.slice" : placement.parent;
-    KISTE_TRY(slice_path(slice));
-    return make_cgroup_systemd_driver(v2_mount, std::move(slice));
+    return make_cgroup_systemd_driver(v2_mount,
+                                      placement.parent.empty() ? "kiste.slice" : placement.parent);
   }
   if (mode == CgroupMode::Unified) {
     KISTE_ASSIGN_OR_RETURN(fs::path rel, cgroupfs_parent(placement.parent.empty() ? "kiste" : placement.parent));

@@ -518,7 +518,6 @@ Result<ContainerExit> run_container(const ContainerSpec& spec, const RunContext&
     detail::container_child_main(cfg);
   }
   ChildProcess child(pid);
-  if (cloned_into) cgroup->started();
   // A kernel without CLONE_INTO_CGROUP on a hybrid host: the child joins its v1 hierarchies
   // itself; the cgroup2 one is written here (add_process also rewrites the v1 ones: no-ops).
   const bool hybrid_fallback = clone_target && !cloned_into && !join.empty();
@@ -538,7 +537,6 @@ Result<ContainerExit> run_container(const ContainerSpec& spec, const RunContext&
   if (hybrid_fallback) KISTE_TRY(with_context(cgroup->add_process(pid), "container cgroup"));
   if (needs_release) {
     KISTE_TRY(with_context(cgroup->add_process(pid), "container cgroup"));
-    cgroup->started();
     const char go = 1;
     released = ::send(parent_sock.get(), &go, 1, MSG_NOSIGNAL) == 1;
   }

@@ -62,6 +62,7 @@ bool one_line(const fs::path& p) { return p.native().find('\n') == std::string::
 
 // Kills every process of a container whose kiste is gone, however it tried to survive: v2 kills
 // the whole subtree at once; on v1 the freezer stops a fork bomb from outrunning the kills.
+// (kill_and_remove then kills what is left, pid by pid, until each cgroup is empty.)
 void kill_container(const std::vector<fs::path>& cgroups) {
   for (const fs::path& cg : cgroups) {
     if (::access((cg / "cgroup.kill").c_str(), F_OK) == 0) {
@@ -71,9 +72,6 @@ void kill_container(const std::vector<fs::path>& cgroups) {
       for (pid_t p : detail::cgroup_pids(cg)) ::kill(p, SIGKILL);
       (void)detail::write_cgroup_file(cg / "freezer.state", "THAWED");
     }
-  }
-  for (const fs::path& cg : cgroups) {
-    for (pid_t p : detail::cgroup_pids(cg)) ::kill(p, SIGKILL);
   }
 }
 

@@ -20,10 +20,7 @@ Result<ContainerExit> Runner::run(const ContainerSpec& spec, const StartOptions&
   const fs::path& dir = spec.root.container_dir;
   const bool own_dir = dir == container_dir(spec.id);
   auto result = [&]() -> Result<ContainerExit> {
-    if (own_dir) {
-      KISTE_TRY(sys::mkdir_all(o_.root / "containers", 0700));
-      KISTE_TRY(sys::mkdir_all(dir, 0700));
-    }
+    if (own_dir) KISTE_TRY(sys::mkdir_all(dir, 0700));  // containers/ too, also 0700
     KISTE_ASSIGN_OR_RETURN(LiveMarker marker,
                            LiveMarker::create(running_dir(), spec.id, own_dir ? dir : fs::path{},
                                               spec.root.lower_dirs));

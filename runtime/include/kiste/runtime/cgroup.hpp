@@ -103,9 +103,6 @@ class CgroupDriver {
   // The created directory for clone3(CLONE_INTO_CGROUP) (v2): the process starts inside, no
   // migration at all. An invalid fd where that does not apply (v1).
   [[nodiscard]] virtual Result<UniqueFd> open_clone_target() { return UniqueFd{}; }
-  // The container's first process is inside: what create() needed to hold the cgroup open until
-  // then (systemd: the scope's placeholder process) can go.
-  virtual void started() {}
   [[nodiscard]] virtual Result<CgroupStats> stats() = 0;
   [[nodiscard]] virtual Status destroy() = 0;
   // Directories created (for tests and diagnostics).
