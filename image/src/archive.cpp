@@ -12,6 +12,7 @@
 #include <kiste/base/sys.hpp>
 #include <kiste/image/compression.hpp>
 #include <kiste/image/media_type.hpp>
+#include <kiste/image/staged_blobs.hpp>
 #include <kiste/image/store_ops.hpp>
 
 #include "archive_ptr.hpp"
@@ -409,17 +410,8 @@ bool is_metadata(const std::string& p) {
 
 class Loader {
  public:
-  explicit Loader(const Store& store) : store_(store) {}
-
-  ~Loader() {
-    if (committed_) return;
-    // Failure: remove what this load added, unless something else names it meanwhile.
-    std::set<Digest> keep;
-    if (auto r = reachable_blobs(store_, nullptr); r) keep.insert(r->begin(), r->end());
-    for (const auto& d : added_) {
-      if (!keep.contains(d)) ::unlink(store_.blob_path(d).c_str());
-    }
-  }
+  // What this load added is staged: a failed load removes it again (StagedBlobs).
+  explicit Loader(const Store& store) : store_(store), staged_(store) {}
 
   Result<std::vector<LoadedImage>> run(const fs::path& in) {
     KISTE_ASSIGN_OR_RETURN(FileLock lease, store_.writer_lease());
@@ -438,7 +430,7 @@ class Loader {
     for (const auto& l : loaded) {
       KISTE_TRY(l.name ? store_.set_name(*l.name, l.manifest) : store_.keep_unnamed(l.manifest));
     }
-    committed_ = true;
+    staged_.commit();
     return loaded;
   }
 
@@ -469,7 +461,7 @@ class Loader {
       HeadSink head(w);
       KISTE_TRY(copy_entry_data(a.get(), head, path));
       KISTE_ASSIGN_OR_RETURN(auto c, w.commit());
-      if (!c.existed) added_.push_back(c.digest);
+      if (!c.existed) staged_.add(c.digest);
       // A blobs/<alg>/<hex> name must be what the content hashes to.
       if (path.starts_with("blobs/")) {
         auto named = Digest::parse(path.substr(6, path.find('/', 6) - 6) + ":" +
@@ -600,7 +592,7 @@ class Loader {
                                       .size = lf.size});
       }
       std::string bytes = serialize_manifest(m);
-      if (!store_.has_blob(Digest::of(bytes))) added_.push_back(Digest::of(bytes));
+      if (!store_.has_blob(Digest::of(bytes))) staged_.add(Digest::of(bytes));
       KISTE_ASSIGN_OR_RETURN(Descriptor md, store_.put_blob(bytes, media_type::kOciManifest));
       KISTE_TRY(add_names(repo_tags, md, out));
     }
@@ -610,8 +602,7 @@ class Loader {
   const Store& store_;
   std::map<std::string, std::string> meta_;
   std::map<std::string, ArchivedFile> files_;
-  std::vector<Digest> added_;
-  bool committed_ = false;
+  StagedBlobs staged_;
 };
 
 }  // namespace
