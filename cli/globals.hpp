@@ -64,7 +64,9 @@ void register_registry_commands(CLI::App& app, Globals& g);
 [[nodiscard]] Status pull_for_build(const Globals& g, const image::Reference& ref,
                                     const image::Platform& platform);
 
-// `kiste inspect docker://REF`: the remote image as JSON (like skopeo inspect), without pulling.
-[[nodiscard]] Result<std::string> inspect_remote_json(const Globals& g, std::string_view ref);
+struct RegistryFlags;
+// `kiste inspect docker://REF`: the remote image as JSON (like skopeo inspect), without pulling,
+// reached with the registry flags given to inspect.
+[[nodiscard]] Result<std::string> inspect_remote_json(const RegistryFlags& rf, std::string_view ref);
 
 }  // namespace kiste::cli

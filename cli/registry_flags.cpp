@@ -1,0 +1,19 @@
+#include "registry_flags.hpp"
+
+namespace kiste::cli {
+
+void add_registry_flags(CLI::App* cmd, RegistryFlags& f) {
+  cmd->add_option("--tls-verify", f.tls_verify,
+                  "verify TLS (default true; false also allows plain HTTP)")
+      ->check(CLI::IsMember({"true", "false"}));
+  cmd->add_option("--cert-dir", f.cert_dir, "directory with ca.crt / client *.cert + *.key");
+  cmd->add_option("--authfile", f.authfile, "credentials file (default: docker/podman locations)");
+}
+
+registry::AccessOptions RegistryFlags::access() const {
+  registry::AccessOptions a{.cert_dir = cert_dir, .authfile = authfile};
+  if (!tls_verify.empty()) a.tls_verify = tls_verify == "true";
+  return a;
+}
+
+}  // namespace kiste::cli
