@@ -4,11 +4,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdlib>
 #include <map>
 #include <set>
 
+#include <kiste/base/log.hpp>
 #include <kiste/base/sys.hpp>
 #include <kiste/image/compression.hpp>
 #include <kiste/image/media_type.hpp>
@@ -34,6 +36,16 @@ namespace {
 constexpr size_t kReadBlock = 1 << 20;
 constexpr size_t kMaxJsonFile = 16 << 20;
 
+// Removes a temp file from a destructor, which has no caller to report to: a failure is logged
+// with what is left (the store's tmp/ is emptied by fsck and prune; an archive's temp file
+// beside the output stays). Already gone is fine.
+void remove_temp(const fs::path& p, std::string_view left_for) {
+  auto r = sys::unlink(p);
+  if (!r && r.error().sys_errno != ENOENT) {
+    log::warn("{} (left for {})", r.error().to_string(), left_for);
+  }
+}
+
 // A file in the store's tmp/ that is unlinked unless released.
 class TempFile {
  public:
@@ -45,7 +57,7 @@ class TempFile {
   TempFile(TempFile&& o) noexcept : path_(std::exchange(o.path_, {})), fd_(std::move(o.fd_)) {}
   TempFile& operator=(TempFile&&) = delete;
   ~TempFile() {
-    if (!path_.empty()) ::unlink(path_.c_str());
+    if (!path_.empty()) remove_temp(path_, "`kiste prune`");
   }
   [[nodiscard]] const fs::path& path() const { return path_; }
   [[nodiscard]] int fd() const { return fd_.get(); }
@@ -207,7 +219,7 @@ class AtomicOutput {
   AtomicOutput(AtomicOutput&& o) noexcept
       : out_(std::move(o.out_)), tmp_(std::exchange(o.tmp_, {})), fd_(std::move(o.fd_)) {}
   ~AtomicOutput() {
-    if (!tmp_.empty()) ::unlink(tmp_.c_str());
+    if (!tmp_.empty()) remove_temp(tmp_, "removal by hand");
   }
   [[nodiscard]] int fd() const { return fd_.get(); }
   Status commit() {
