@@ -27,6 +27,16 @@ check_part registry-client 'base|image|registry'
 check_part runtime 'base|image|runtime'
 check_part builder 'base|image|runtime|builder'
 
+# Transports are opened in registry-client (kiste/registry/transport.hpp), not in cli/: the
+# image backends, the staging guard and the registry TLS policy stay out of cli/.
+hits=$(grep -rnE '#include[[:space:]]*<kiste/(image/(dir_image|oci_layout|staged_blobs)|registry/registries_conf)\.hpp>' \
+  "$src/cli" --include='*.hpp' --include='*.cpp' || true)
+if [ -n "$hits" ]; then
+  echo "cli/ opens a transport itself (use kiste/registry/transport.hpp):"
+  echo "$hits"
+  status=1
+fi
+
 # The link graph as CMake sees it.
 gdir=$(mktemp -d)
 trap 'rm -rf "$gdir"' EXIT
