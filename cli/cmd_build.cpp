@@ -30,18 +30,20 @@ namespace {
 // client: the builder itself never links the registry.
 class PullingImageProvider final : public builder::BaseImageProvider {
  public:
-  PullingImageProvider(const Globals& g, const image::Store& store) : g_(g), local_(store) {}
+  PullingImageProvider(const Globals& g, const RegistryFlags& rf, const image::Store& store)
+      : g_(g), rf_(rf), local_(store) {}
   Result<image::ManifestBlob> resolve(const image::Reference& ref,
                                       const image::Platform& platform) override {
     auto r = local_.resolve(ref, platform);
     if (r || r.error().code != Errc::NotFound) return r;
     std::fprintf(stderr, "pulling %s\n", ref.str().c_str());
-    KISTE_TRY(pull_for_build(g_, ref, platform));
+    KISTE_TRY(pull_for_build(g_, rf_, ref, platform));
     return local_.resolve(ref, platform);
   }
 
  private:
   const Globals& g_;
+  const RegistryFlags& rf_;
   builder::StoreImageProvider local_;
 };
 
@@ -232,7 +234,7 @@ void cmd_build(const Globals& g, const BuildFlags& f) {
       std::fflush(stderr);
     };
   }
-  PullingImageProvider provider(g, store);
+  PullingImageProvider provider(g, f.registry, store);
   auto executor = builder::make_runtime_executor(
       {.root = g.root,
        .cgroups = value_or_exit(cgroup_placement(f.cgroup_manager, f.cgroup_parent)),

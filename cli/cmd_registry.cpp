@@ -171,11 +171,12 @@ Status do_pull(Globals& g, const RegistryFlags& rf, const CopyFlags& cf, const s
 
 }  // namespace
 
-Status pull_for_build(const Globals& g, const image::Reference& ref,
+Status pull_for_build(const Globals& g, const RegistryFlags& rf, const image::Reference& ref,
                       const image::Platform& platform) {
   KISTE_ASSIGN_OR_RETURN(image::Store store, image::Store::open(g.root));
   LineProgress progress(false, false);
-  KISTE_TRY(registry::pull_image(store, ref, {}, {.platform = platform, .progress = &progress}));
+  KISTE_TRY(registry::pull_image(store, ref, rf.access(),
+                                 {.platform = platform, .progress = &progress}));
   return {};
 }
 

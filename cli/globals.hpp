@@ -59,10 +59,6 @@ void prune_all(const Globals& g);
 // pull push copy promote tags delete login logout
 void register_registry_commands(CLI::App& app, Globals& g);
 
-// Pulls `ref` (the manifest for `platform` when it names an index) into the store at --root with
-// default registry settings; what `kiste build` uses for a FROM image the store lacks.
-[[nodiscard]] Status pull_for_build(const Globals& g, const image::Reference& ref,
-                                    const image::Platform& platform);
 
 struct RegistryFlags;
 // `kiste inspect docker://REF`: the remote image as JSON (like skopeo inspect), without pulling,

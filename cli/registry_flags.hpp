@@ -5,6 +5,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include <kiste/image/platform.hpp>
+#include <kiste/image/reference.hpp>
 #include <kiste/registry/access.hpp>
 
 namespace kiste::cli {
@@ -18,5 +20,11 @@ struct RegistryFlags {
 };
 
 void add_registry_flags(CLI::App* cmd, RegistryFlags& f);
+
+struct Globals;
+// Pulls `ref` (the manifest for `platform` when it names an index) into the store at --root,
+// reached with build's registry flags; what `kiste build` uses for a FROM image the store lacks.
+[[nodiscard]] Status pull_for_build(const Globals& g, const RegistryFlags& rf,
+                                    const image::Reference& ref, const image::Platform& platform);
 
 }  // namespace kiste::cli
