@@ -14,6 +14,7 @@
 
 #include "cli_args.hpp"
 #include "globals.hpp"
+#include "run_network.hpp"
 
 extern char** environ;
 
@@ -70,6 +71,7 @@ struct RunArgs {
   bool rm = false;
   std::string cgroup_manager;
   std::string cgroup_parent;
+  std::string ip;  // --ip on a bridge network
 };
 
 int run_command(Globals& g, RunArgs& a, std::vector<std::string> positional) {
@@ -118,12 +120,25 @@ int run_command(Globals& g, RunArgs& a, std::vector<std::string> positional) {
   if (auto warning = runtime::sys_admin_warning(*spec); !warning.empty()) {
     std::fprintf(stderr, "kiste: warning: %s\n", warning.c_str());
   }
+  std::optional<RunNetwork> net;
+  if (spec->network == runtime::NetworkMode::Bridge) {
+    auto n = RunNetwork::prepare(g, spec->network_name, id, a.ip, spec->hostname);
+    if (!n) return report(n.error());
+    net.emplace(std::move(*n));
+    spec->extra_hosts = net->extra_hosts();
+    spec->resolv_conf = RunNetwork::resolv_conf();
+  } else if (!a.ip.empty()) {
+    return report(Error{.code = Errc::InvalidArgument,
+                        .message = "--ip needs --network NAME (a bridge network)"});
+  }
   // Leftovers of containers whose kiste was SIGKILLed (only running containers have a marker:
   // one short readdir).
   if (auto stale = runner.sweep(); stale) {
     for (const auto& p : stale->problems) std::fprintf(stderr, "kiste: warning: %s\n", p.c_str());
   }
-  auto result = runner.run(*spec, {.remove = a.rm, .store_lease = lease ? &*lease : nullptr});
+  runtime::StartOptions start{.remove = a.rm, .store_lease = lease ? &*lease : nullptr};
+  if (net) start.network_ready = [&net](int netns_fd) { return net->connect(netns_fd); };
+  auto result = runner.run(*spec, start);
   if (!result) return report(result.error());
   if (!result->exec_error.empty()) {
     std::fprintf(stderr, "kiste: error: %s\n", result->exec_error.c_str());
@@ -202,7 +217,9 @@ CLI::App* add_run_command(CLI::App& app, Globals& g) {
   run->add_option("-c,--cpu-shares", o.cpu_shares, "relative CPU weight");
   run->add_flag("--read-only", o.read_only, "mount the root read-only");
   run->add_flag("--init", o.init, "run a small init as PID 1 that reaps zombies and forwards signals");
-  run->add_option("--network,--net", o.network, "none (default) or host");
+  run->add_option("--network,--net", o.network,
+                  "none (default), host, or a bridge network's name (`kiste` is the default bridge)");
+  run->add_option("--ip", a->ip, "the container's IPv4 address on its bridge network");
   run->add_option("--cgroup-manager", a->cgroup_manager,
                   "systemd or cgroupfs (default: systemd when it is PID 1 on a cgroup v2 host)");
   run->add_option("--cgroup-parent", a->cgroup_parent,

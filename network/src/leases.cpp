@@ -1,7 +1,10 @@
 #include <kiste/network/leases.hpp>
 
 #include <algorithm>
+#include <charconv>
 #include <set>
+
+#include <unistd.h>
 
 #include <kiste/base/file_lock.hpp>
 #include <kiste/base/sys.hpp>
@@ -43,11 +46,18 @@ Result<LeaseTable> read_table(const std::filesystem::path& path) {
       return failf(Errc::Corrupt, "lease file {} line {}: {}", quote(path.string()), line_no,
                    addr.error().message);
     }
-    std::string_view owner = line.substr(sp + 1);
+    std::string_view rest = line.substr(sp + 1);
+    size_t sp2 = rest.find(' ');
+    std::string_view owner = rest.substr(0, sp2);
+    pid_t pid = 0;
+    if (sp2 != std::string_view::npos) {
+      std::string_view p = rest.substr(sp2 + 1);
+      std::from_chars(p.data(), p.data() + p.size(), pid);
+    }
     if (owner == "#last") {
       t.last = *addr;
     } else {
-      t.leases.push_back({*addr, std::string(owner)});
+      t.leases.push_back({*addr, std::string(owner), pid});
     }
   }
   return t;
@@ -56,19 +66,22 @@ Result<LeaseTable> read_table(const std::filesystem::path& path) {
 Status write_table(const std::filesystem::path& path, const LeaseTable& t) {
   std::string out;
   if (t.last) out += fmt::format("{} #last\n", t.last->to_string());
-  for (const Lease& l : t.leases) out += fmt::format("{} {}\n", l.address.to_string(), l.owner);
+  for (const Lease& l : t.leases) {
+    out += fmt::format("{} {} {}\n", l.address.to_string(), l.owner, l.pid);
+  }
   return sys::write_file_atomic(path, out, 0600);
 }
 
 }  // namespace
 
 Result<IpAddress> LeaseFile::acquire(std::string_view owner, const std::optional<IpAddress>& wanted,
-                                     const std::function<bool(std::string_view)>& alive) {
+                                     const LeaseAliveFn& alive) {
   KISTE_ASSIGN_OR_RETURN(FileLock lock, FileLock::acquire(lock_path(path_)));
   KISTE_ASSIGN_OR_RETURN(LeaseTable t, read_table(path_));
-  std::erase_if(t.leases, [&](const Lease& l) { return l.owner != owner && !alive(l.owner); });
-  for (const Lease& l : t.leases) {
+  std::erase_if(t.leases, [&](const Lease& l) { return l.owner != owner && !alive(l); });
+  for (Lease& l : t.leases) {
     if (l.owner == owner && (!wanted || *wanted == l.address)) {
+      l.pid = ::getpid();
       KISTE_TRY(write_table(path_, t));
       return l.address;
     }
@@ -106,7 +119,7 @@ Result<IpAddress> LeaseFile::acquire(std::string_view owner, const std::optional
                    t.leases.size());
     }
   }
-  t.leases.push_back({*got, std::string(owner)});
+  t.leases.push_back({*got, std::string(owner), ::getpid()});
   if (!wanted) t.last = *got;
   KISTE_TRY(write_table(path_, t));
   return *got;

@@ -41,13 +41,15 @@ Result<const NftApi*> load_nft() {
 
 const NftApi& api() { return **load_nft(); }
 
-// nft's error buffer holds the message, the offending input line and a caret line: keep the
-// first line, which says what was wrong.
+// nft's error buffer holds the message, an input line and a caret line: keep the message (for
+// a multi-line buffer the input line it shows is not always the offending one).
 std::string first_line(const char* text) {
   std::string_view s = text != nullptr ? text : "";
   while (!s.empty() && (s.front() == '\n' || s.front() == ' ')) s.remove_prefix(1);
   std::string_view line = s.substr(0, s.find('\n'));
-  return line.empty() ? std::string("nft failed without a message") : std::string(line);
+  if (line.empty()) return "nft failed without a message";
+  if (line.starts_with("Error: ")) line.remove_prefix(7);
+  return std::string(line);
 }
 
 }  // namespace

@@ -77,3 +77,26 @@ TEST(Subnet, OffsetOfIsTheInverseOfHost) {
 
 }  // namespace
 }  // namespace kiste::network
+
+#include <kiste/network/bridge.hpp>
+
+namespace kiste::network {
+namespace {
+
+TEST(ResolvConf, LoopbackResolversAreReplacedByTheUpstreamOnes) {
+  std::string host = "nameserver 127.0.0.53\noptions edns0 trust-ad\nsearch example.org\n";
+  std::string upstream = "nameserver 192.0.2.53\nnameserver 127.0.0.1\nsearch example.org\n";
+  EXPECT_EQ(container_resolv_conf(host, upstream), "nameserver 192.0.2.53\nsearch example.org\n");
+  // A host with real servers keeps them (and drops a loopback one among them).
+  EXPECT_EQ(container_resolv_conf("nameserver 198.51.100.1\nnameserver ::1\n", upstream),
+            "nameserver 198.51.100.1\n");
+  // Nothing usable anywhere: no nameserver rather than one nobody configured.
+  EXPECT_EQ(container_resolv_conf("nameserver 127.0.0.53\nsearch x\n", ""), "search x\n");
+  EXPECT_TRUE(check_network_name("web_1.net-2"));
+  EXPECT_FALSE(check_network_name("-x"));
+  EXPECT_FALSE(check_network_name("a/b"));
+  EXPECT_EQ(host_veth_name("0123456789abcdef", 0), "kv0123456789a0");
+}
+
+}  // namespace
+}  // namespace kiste::network

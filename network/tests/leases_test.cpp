@@ -12,7 +12,7 @@
 namespace kiste::network {
 namespace {
 
-bool all_alive(std::string_view) { return true; }
+bool all_alive(const Lease&) { return true; }
 
 class LeasesTest : public ::testing::Test {
  protected:
@@ -74,7 +74,7 @@ TEST_F(LeasesTest, WantedAddressIsCheckedAndKept) {
 TEST_F(LeasesTest, LeasesOfDeadOwnersAreReclaimed) {
   LeaseFile f = leases();
   for (int i = 0; i < 5; ++i) ASSERT_TRUE(f.acquire(fmt::format("c{}", i), std::nullopt, all_alive));
-  auto a = f.acquire("new", std::nullopt, [](std::string_view o) { return o != "c3"; });
+  auto a = f.acquire("new", std::nullopt, [](const Lease& l) { return l.owner != "c3"; });
   ASSERT_TRUE(a) << a.error().to_string();
   auto l = *f.list();
   EXPECT_EQ(l.size(), 5u);
