@@ -7,6 +7,7 @@
 #include <kiste/base/sys.hpp>
 #include <kiste/image/store.hpp>
 #include <kiste/image/store_layers.hpp>
+#include <kiste/network/publish.hpp>
 #include <kiste/runtime/container.hpp>
 #include <kiste/runtime/runner.hpp>
 #include <kiste/runtime/run_options.hpp>
@@ -72,6 +73,7 @@ struct RunArgs {
   std::string cgroup_manager;
   std::string cgroup_parent;
   std::string ip;  // --ip on a bridge network
+  std::vector<std::string> publish;  // -p
 };
 
 int run_command(Globals& g, RunArgs& a, std::vector<std::string> positional) {
@@ -127,9 +129,24 @@ int run_command(Globals& g, RunArgs& a, std::vector<std::string> positional) {
     net.emplace(std::move(*n));
     spec->extra_hosts = net->extra_hosts();
     spec->resolv_conf = RunNetwork::resolv_conf();
-  } else if (!a.ip.empty()) {
+  } else if (!a.ip.empty() || !a.publish.empty()) {
     return report(Error{.code = Errc::InvalidArgument,
-                        .message = "--ip needs --network NAME (a bridge network)"});
+                        .message = fmt::format("{} needs --network NAME (a bridge network)",
+                                               a.ip.empty() ? "-p" : "--ip")});
+  }
+  // Published ports: bound now (a port in use fails before the container exists), served by a
+  // proxy in this process for as long as the container runs (network/publish.hpp says why).
+  std::optional<network::PortProxy> proxy;
+  if (!a.publish.empty()) {
+    std::vector<network::PortMapping> maps;
+    for (const std::string& p : a.publish) {
+      auto m = network::parse_publish(p);
+      if (!m) return report(m.error());
+      maps.push_back(*m);
+    }
+    auto started = network::PortProxy::start(std::move(maps), net->address());
+    if (!started) return report(started.error());
+    proxy.emplace(std::move(*started));
   }
   // Leftovers of containers whose kiste was SIGKILLed (only running containers have a marker:
   // one short readdir).
@@ -220,6 +237,9 @@ CLI::App* add_run_command(CLI::App& app, Globals& g) {
   run->add_option("--network,--net", o.network,
                   "none (default), host, or a bridge network's name (`kiste` is the default bridge)");
   run->add_option("--ip", a->ip, "the container's IPv4 address on its bridge network");
+  run->add_option("-p,--publish", a->publish,
+                  "[IP:][HOSTPORT:]CONTAINERPORT[/tcp]: forward a host port (needs --network NAME)")
+      ->allow_extra_args(false);
   run->add_option("--cgroup-manager", a->cgroup_manager,
                   "systemd or cgroupfs (default: systemd when it is PID 1 on a cgroup v2 host)");
   run->add_option("--cgroup-parent", a->cgroup_parent,

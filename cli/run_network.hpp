@@ -27,6 +27,7 @@ class RunNetwork {
   ~RunNetwork();
 
   [[nodiscard]] Status connect(int netns_fd);
+  [[nodiscard]] const network::IpAddress& address() const { return address_; }
   [[nodiscard]] const std::vector<std::string>& extra_hosts() const { return extra_hosts_; }
   [[nodiscard]] static std::string resolv_conf();
 

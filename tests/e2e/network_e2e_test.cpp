@@ -254,12 +254,139 @@ TEST_F(NetworkE2E, TwentyParallelRunsGetTwentyAddresses) {
   EXPECT_EQ(leftovers(), "");
 }
 
+// Connects to addr:port from the namespace `netns` (-1: this one) with a 1.5 s bound, sends an
+// HTTP request and returns what came back ("" when the connection failed).
+std::string http_get(int netns, const char* addr, int port) {
+  std::string got;
+  std::thread t([&] {
+    if (netns >= 0 && ::setns(netns, CLONE_NEWNET) != 0) return;
+    UniqueFd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(static_cast<uint16_t>(port));
+    ::inet_pton(AF_INET, addr, &sa.sin_addr);
+    if (::connect(s.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 && errno != EINPROGRESS) return;
+    pollfd p{s.get(), POLLOUT, 0};
+    if (::poll(&p, 1, 1500) != 1) return;
+    int err = 0;
+    socklen_t len = sizeof err;
+    ::getsockopt(s.get(), SOL_SOCKET, SO_ERROR, &err, &len);
+    if (err != 0) return;
+    const char req[] = "GET / HTTP/1.0\r\n\r\n";
+    (void)!::write(s.get(), req, sizeof req - 1);
+    for (int i = 0; i < 50; ++i) {  // at most 5 s
+      pollfd r{s.get(), POLLIN, 0};
+      if (::poll(&r, 1, 100) != 1) continue;
+      char buf[4096];
+      ssize_t n = ::read(s.get(), buf, sizeof buf);
+      if (n <= 0) break;
+      got.append(buf, static_cast<size_t>(n));
+    }
+  });
+  t.join();
+  return got;
+}
+
+int free_port() {
+  int port = 0;
+  int fd = listen_on_loopback(&port);
+  ::close(fd);
+  return port;
+}
+
+// -p through the proxy: the host reaches the published port on 127.0.0.1; a client in an
+// "outside" namespace reaches it on the host's address only once the host's own input firewall
+// (policy drop) accepts the port: publishing opens no hole in it.
+TEST_F(NetworkE2E, PublishedPortRespectsTheHostFirewall) {
+  UniqueFd outside = new_netns();
+  ASSERT_TRUE(outside);
+  {
+    auto nl = network::Netlink::open();
+    ASSERT_TRUE(nl->add_veth("out0", "eth0", outside.get()));
+    ASSERT_TRUE(nl->add_address("out0", *network::IpAddress::parse("198.51.100.2"), 24));
+    ASSERT_TRUE(nl->set_up("out0"));
+    auto in = network::Netlink::open_in(outside.get());
+    ASSERT_TRUE(in->add_address("eth0", *network::IpAddress::parse("198.51.100.1"), 24));
+    ASSERT_TRUE(in->set_up("eth0"));
+  }
+  ASSERT_EQ(kiste_.run("network create --subnet 203.0.113.0/24 web").status, 0);
+  fs::create_directories(tmp_ / "ctl");
+  int port = free_port();
+  // The container serves until the test drops /ctl/stop (bounded: 600 x 0.1 s).
+  std::string cmd = fmt::format(
+      "kiste --root {} run --rm --network web -p {}:8080 -v {}:/ctl busybox sh -c "
+      "'mkdir /www; echo hello-from-kiste > /www/index.html; httpd -p 8080 -h /www; "
+      "i=0; while [ ! -f /ctl/stop ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done' "
+      "> {} 2>&1 & echo $! > {}",
+      kiste_.root().native(), port, (tmp_ / "ctl").native(), (tmp_ / "run.log").native(),
+      (tmp_ / "run.pid").native());
+  ASSERT_EQ(run_shell("PATH=" + kiste_binary().parent_path().native() + ":$PATH " + cmd), 0);
+  std::string page;
+  for (int i = 0; i < 100 && page.find("hello-from-kiste") == std::string::npos; ++i) {
+    page = http_get(-1, "127.0.0.1", port);
+    if (page.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_NE(page.find("hello-from-kiste"), std::string::npos) << "host -> 127.0.0.1:" << port;
+  EXPECT_NE(http_get(outside.get(), "198.51.100.2", port).find("hello-from-kiste"), std::string::npos)
+      << "no firewall yet: reachable from outside";
+
+  auto fw = network::Nft::open();
+  ASSERT_TRUE(fw);
+  ASSERT_TRUE(fw->run("add table inet hostfw\n"
+                      "add chain inet hostfw input { type filter hook input priority 0; policy drop; }\n"
+                      "add rule inet hostfw input iifname lo accept\n"
+                      "add rule inet hostfw input ct state established,related accept\n",
+                      "host firewall"));
+  EXPECT_EQ(http_get(outside.get(), "198.51.100.2", port), "") << "published port must not bypass input drop";
+  EXPECT_NE(http_get(-1, "127.0.0.1", port).find("hello-from-kiste"), std::string::npos);
+  ASSERT_TRUE(fw->run(fmt::format("add rule inet hostfw input tcp dport {} accept\n", port), "open port"));
+  EXPECT_NE(http_get(outside.get(), "198.51.100.2", port).find("hello-from-kiste"), std::string::npos)
+      << "reachable once the host's firewall accepts the port";
+  ASSERT_TRUE(fw->run("delete table inet hostfw\n", "drop host firewall"));
+
+  { std::ofstream(tmp_ / "ctl" / "stop") << ""; }
+  std::string alive = fmt::format("kill -0 $(cat {}) 2>/dev/null", (tmp_ / "run.pid").native());
+  for (int i = 0; i < 300 && run_shell(alive) == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_NE(run_shell(alive), 0) << "the run ended";
+  EXPECT_EQ(http_get(-1, "127.0.0.1", port), "") << "the port closes with the container";
+  EXPECT_EQ(kiste_.run("network rm web").status, 0);
+  EXPECT_EQ(leftovers(), "");
+}
+
+TEST_F(NetworkE2E, BadPublishAndPortInUseLeaveNothing) {
+  ASSERT_EQ(kiste_.run("network create --subnet 192.0.2.0/24 n1").status, 0);
+  int port = 0;
+  UniqueFd busy(listen_on_loopback(&port));
+  auto r = kiste_.run(fmt::format("run --rm --network n1 -p 127.0.0.1:{}:80 busybox true", port));
+  EXPECT_EQ(r.status, 125);
+  EXPECT_EQ(r.output, fmt::format("kiste: error: publish 127.0.0.1:{}->80/tcp: port {} on 127.0.0.1: "
+                                  "already in use\n", port, port));
+  r = kiste_.run("run --rm --network n1 -p abc busybox true");
+  EXPECT_EQ(r.output, "kiste: error: -p `abc`: `abc` is not a port (1-65535)\n");
+  r = kiste_.run("run --rm --network n1 -p 80/udp busybox true");
+  EXPECT_EQ(r.output, "kiste: error: -p `80/udp`: only tcp ports can be published yet\n");
+  r = kiste_.run("run --rm -p 80 busybox true");
+  EXPECT_EQ(r.output, "kiste: error: -p needs --network NAME (a bridge network)\n");
+  r = kiste_.run("network inspect n1");
+  EXPECT_NE(r.output.find("\"Containers\": {}"), std::string::npos) << r.output;
+  std::string left = leftovers();
+  EXPECT_EQ(left.find("link kv"), std::string::npos) << left;
+  EXPECT_EQ(kiste_.run("network rm n1").status, 0);
+  EXPECT_EQ(leftovers(), "");
+}
+
 }  // namespace
 }  // namespace kiste::testing
 
 int main(int argc, char** argv) {
   // Everything this binary (and every kiste it starts) makes lives in its own network namespace.
   kiste::testing::g_own_netns = ::geteuid() == 0 && ::unshare(CLONE_NEWNET) == 0;
+  if (kiste::testing::g_own_netns) {  // 127.0.0.1 of this namespace, for published ports
+    auto nl = kiste::network::Netlink::open();
+    kiste::testing::g_own_netns = nl && nl->set_up("lo");
+  }
   ::testing::InitGoogleTest(&argc, argv);
   return RUN_ALL_TESTS();
 }
