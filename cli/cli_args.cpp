@@ -17,7 +17,7 @@ using Entry = std::pair<std::string_view, std::string_view>;
 constexpr std::string_view kLifecycle =
     "detached containers are coming; `kiste run` runs in the foreground";
 constexpr std::string_view kNetworks =
-    "bridge networks are coming; `kiste run --network` takes none (default) or host";
+    "kiste's networks have `--network NAME`, `--ip` and `-p` so far";
 
 // Docker's commands that kiste lacks.
 constexpr Entry kMissingCommands[] = {
@@ -31,7 +31,6 @@ constexpr Entry kMissingCommands[] = {
     {"history", "`kiste inspect IMAGE` shows the image's History"},
     {"commit", "images are made by `kiste build` and `kiste import`"},
     {"export", "`kiste unpack IMAGE DIR` writes an image's filesystem"},
-    {"network", kNetworks},
     {"search", "`kiste tags REPO` lists the tags of a repository"},
     {"manifest", "`kiste inspect docker://REF` shows a remote manifest"},
     {"compose", "not planned"},  {"swarm", "not planned"}, {"service", "not planned"},
@@ -51,8 +50,6 @@ constexpr Entry kMissingRunFlags[] = {
     {"--attach", "output is always attached"},
     {"--detach-keys", kLifecycle},
     {"--sig-proxy", "signals are always forwarded to the container"},
-    {"-p", kNetworks},
-    {"--publish", kNetworks},
     {"-P", kNetworks},
     {"--publish-all", kNetworks},
     {"--expose", kNetworks},
@@ -60,7 +57,6 @@ constexpr Entry kMissingRunFlags[] = {
     {"--dns", kNetworks},
     {"--dns-option", kNetworks},
     {"--dns-search", kNetworks},
-    {"--ip", kNetworks},
     {"--ip6", kNetworks},
     {"--mac-address", kNetworks},
     {"--network-alias", kNetworks},

@@ -7,6 +7,7 @@
 #include <kiste/base/sys.hpp>
 #include <kiste/image/store.hpp>
 #include <kiste/image/store_layers.hpp>
+#include <kiste/network/publish.hpp>
 #include <kiste/runtime/container.hpp>
 #include <kiste/runtime/runner.hpp>
 #include <kiste/runtime/run_options.hpp>
@@ -14,6 +15,7 @@
 
 #include "cli_args.hpp"
 #include "globals.hpp"
+#include "run_network.hpp"
 
 extern char** environ;
 
@@ -70,6 +72,8 @@ struct RunArgs {
   bool rm = false;
   std::string cgroup_manager;
   std::string cgroup_parent;
+  std::string ip;  // --ip on a bridge network
+  std::vector<std::string> publish;  // -p
 };
 
 int run_command(Globals& g, RunArgs& a, std::vector<std::string> positional) {
@@ -118,12 +122,40 @@ int run_command(Globals& g, RunArgs& a, std::vector<std::string> positional) {
   if (auto warning = runtime::sys_admin_warning(*spec); !warning.empty()) {
     std::fprintf(stderr, "kiste: warning: %s\n", warning.c_str());
   }
+  std::optional<RunNetwork> net;
+  if (spec->network == runtime::NetworkMode::Bridge) {
+    auto n = RunNetwork::prepare(g, spec->network_name, id, a.ip, spec->hostname);
+    if (!n) return report(n.error());
+    net.emplace(std::move(*n));
+    spec->extra_hosts = net->extra_hosts();
+    spec->resolv_conf = RunNetwork::resolv_conf();
+  } else if (!a.ip.empty() || !a.publish.empty()) {
+    return report(Error{.code = Errc::InvalidArgument,
+                        .message = fmt::format("{} needs --network NAME (a bridge network)",
+                                               a.ip.empty() ? "-p" : "--ip")});
+  }
+  // Published ports: bound now (a port in use fails before the container exists), served by a
+  // proxy in this process for as long as the container runs (network/publish.hpp says why).
+  std::optional<network::PortProxy> proxy;
+  if (!a.publish.empty()) {
+    std::vector<network::PortMapping> maps;
+    for (const std::string& p : a.publish) {
+      auto m = network::parse_publish(p);
+      if (!m) return report(m.error());
+      maps.push_back(*m);
+    }
+    auto started = network::PortProxy::start(std::move(maps), net->address());
+    if (!started) return report(started.error());
+    proxy.emplace(std::move(*started));
+  }
   // Leftovers of containers whose kiste was SIGKILLed (only running containers have a marker:
   // one short readdir).
   if (auto stale = runner.sweep(); stale) {
     for (const auto& p : stale->problems) std::fprintf(stderr, "kiste: warning: %s\n", p.c_str());
   }
-  auto result = runner.run(*spec, {.remove = a.rm, .store_lease = lease ? &*lease : nullptr});
+  runtime::StartOptions start{.remove = a.rm, .store_lease = lease ? &*lease : nullptr};
+  if (net) start.network_ready = [&net](int netns_fd) { return net->connect(netns_fd); };
+  auto result = runner.run(*spec, start);
   if (!result) return report(result.error());
   if (!result->exec_error.empty()) {
     std::fprintf(stderr, "kiste: error: %s\n", result->exec_error.c_str());
@@ -202,7 +234,12 @@ CLI::App* add_run_command(CLI::App& app, Globals& g) {
   run->add_option("-c,--cpu-shares", o.cpu_shares, "relative CPU weight");
   run->add_flag("--read-only", o.read_only, "mount the root read-only");
   run->add_flag("--init", o.init, "run a small init as PID 1 that reaps zombies and forwards signals");
-  run->add_option("--network,--net", o.network, "none (default) or host");
+  run->add_option("--network,--net", o.network,
+                  "none (default), host, or a bridge network's name (`kiste` is the default bridge)");
+  run->add_option("--ip", a->ip, "the container's IPv4 address on its bridge network");
+  run->add_option("-p,--publish", a->publish,
+                  "[IP:][HOSTPORT:]CONTAINERPORT[/tcp]: forward a host port (needs --network NAME)")
+      ->allow_extra_args(false);
   run->add_option("--cgroup-manager", a->cgroup_manager,
                   "systemd or cgroupfs (default: systemd when it is PID 1 on a cgroup v2 host)");
   run->add_option("--cgroup-parent", a->cgroup_parent,

@@ -90,9 +90,9 @@ TEST_F(MiniKiste, RunFlagsBeforeTheImage) {
   EXPECT_EQ(leading("run --name web busybox"),
             "--name: not supported by kiste yet (named containers come with detached "
             "containers)");
-  EXPECT_EQ(leading("run -p 8080:80 busybox"),
-            "-p: not supported by kiste yet (bridge networks are coming; `kiste run --network` "
-            "takes none (default) or host)");
+  EXPECT_EQ(leading("run -P busybox"),
+            "-P: not supported by kiste yet (kiste's networks have `--network NAME`, `--ip` and "
+            "`-p` so far)");
   // Combined short flags: the one kiste lacks is named.
   EXPECT_EQ(leading("run -dit busybox sh").substr(0, 3), "-d:");
   EXPECT_EQ(leading("run -itq busybox sh").substr(0, 3), "-q:");

@@ -32,6 +32,7 @@ Result<ContainerExit> Runner::run(const ContainerSpec& spec, const StartOptions&
                    .remove_container_dir = opts.remove,
                    .userns_lock_dir = o_.root / "userns"};
     ctx.hooks.started = opts.started;
+    ctx.hooks.network_ready = opts.network_ready;
     ctx.hooks.cgroup_created = [&marker](const std::vector<fs::path>& dirs, const std::string& unit) {
       return marker.record_cgroups(dirs, unit);
     };

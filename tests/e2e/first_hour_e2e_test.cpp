@@ -43,7 +43,7 @@ TEST_F(FirstHour, DockerRunFlagsKisteLacksAreNamedNotTakenForImages) {
   const char* cases[][2] = {
       {"-d busybox sleep 5", "-d: not supported by kiste yet"},
       {"--name web busybox", "--name: not supported by kiste yet"},
-      {"-p 8080:80 busybox", "-p: not supported by kiste yet"},
+      {"-P busybox", "-P: not supported by kiste yet"},
       {"--restart always busybox", "--restart: not supported by kiste yet"},
       {"--pull always busybox", "--pull: not supported by kiste yet"},
       {"--platform linux/arm64 busybox", "--platform: not supported by kiste yet"},

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fails when a part reaches across the layering of DESIGN.md:
-#   cli -> builder -> runtime -> image -> base;  builder -> image;  cli -> registry -> image.
+#   cli -> builder -> runtime -> image -> base;  builder -> image;  cli -> registry -> image;
+#   cli -> network -> base.
 # Checked twice: in the sources (#include lines) and in CMake's own link graph.
 set -euo pipefail
 src=$(cd "${1:?source dir}" && pwd)
@@ -22,6 +23,7 @@ check_part() {
   fi
 }
 check_part base 'base'
+check_part network 'base|network'
 check_part image 'base|image'
 check_part registry-client 'base|image|registry'
 check_part runtime 'base|image|runtime'
@@ -44,6 +46,7 @@ trap 'rm -rf "$gdir"' EXIT
 # Every edge line ends in a comment "// from -> to"; keep the edges between kiste libraries.
 edges=$(sed -n 's|.*// \(kiste_[a-z]*\) -> \(kiste_[a-z]*\)$|\1 -> \2|p' "$gdir/g.dot" | sort -u)
 allowed_edges='kiste_image -> kiste_base
+kiste_network -> kiste_base
 kiste_registry -> kiste_image
 kiste_runtime -> kiste_image
 kiste_builder -> kiste_image

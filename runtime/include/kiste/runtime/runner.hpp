@@ -34,6 +34,7 @@ struct StartOptions {
   // cannot delete them); released once the live marker names them.
   FileLock* store_lease = nullptr;
   std::function<void(pid_t)> started;  // the container's process runs
+  std::function<Status(int netns_fd)> network_ready;  // RunHooks::network_ready
 };
 
 class Runner {
