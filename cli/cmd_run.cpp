@@ -183,10 +183,6 @@ int run_detached(Globals& g, RunArgs& a, std::vector<std::string> positional) {
     return report(Error{.code = Errc::Unsupported,
                         .message = "run -d: -i and -t need `kiste attach`, which kiste has not yet"});
   }
-  if (a.rm) {
-    return report(Error{.code = Errc::Unsupported,
-                        .message = "run -d: --rm is not supported yet (use `kiste rm` after it ends)"});
-  }
   runtime::ContainerState st;
   auto restart = runtime::parse_restart_policy(a.restart);
   if (!restart) return report(restart.error());
@@ -197,6 +193,7 @@ int run_detached(Globals& g, RunArgs& a, std::vector<std::string> positional) {
     st.stop_signal = *sig;
   }
   if (a.stop_timeout) st.stop_timeout = *a.stop_timeout;
+  st.auto_remove = a.rm;
   if (!a.name.empty()) {
     if (auto ok = runtime::validate_container_name(a.name); !ok) return report(ok.error());
   }

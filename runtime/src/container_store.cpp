@@ -111,6 +111,7 @@ std::string state_to_json(const ContainerState& s) {
                       {"max_retries", s.restart.max_retries}}},
          {"stop_signal", s.stop_signal},
          {"stop_timeout", s.stop_timeout},
+         {"auto_remove", s.auto_remove},
          {"run_args", s.run_args}};
   return j.dump() + "\n";
 }
@@ -143,6 +144,7 @@ Result<ContainerState> state_from_json(std::string_view text) {
     }
     s.stop_signal = j.value("stop_signal", 15);
     s.stop_timeout = j.value("stop_timeout", 10);
+    s.auto_remove = j.value("auto_remove", false);
     s.run_args = j.value("run_args", std::vector<std::string>{});
   } catch (const json::exception& e) {
     return failf(Errc::Corrupt, "{}", e.what());

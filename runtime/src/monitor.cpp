@@ -306,6 +306,11 @@ int run_monitor(const MonitorOptions& o) {
   }
   (void)first;
   close_output();
+  // --rm: the container goes with its monitor (a stale sweep after a killed one leaves it for
+  // prune, as docker's daemon would after a crash).
+  if (auto s = store.load(o.id); s && s->auto_remove) {
+    if (auto rm = store.remove(*s); !rm) return 125;
+  }
   return 0;
 }
 

@@ -209,6 +209,21 @@ TEST_F(Services, AKilledMonitorTakesItsContainerAlongAndPruneRemovesTheRest) {
   EXPECT_FALSE(fs::exists(kiste_.root() / "container-names" / "mm"));
 }
 
+TEST_F(Services, LogsFollowsUntilTheEndAndRmGoesWithTheMonitor) {
+  const std::string id = run_detached(
+      "--rm --name ff busybox sh -c 'for i in 1 2 3; do echo line$i; sleep 0.2; done; echo bye >&2'");
+  // -f returns when the container has ended, with every line once.
+  auto logs = kiste_.run("logs -f ff");
+  EXPECT_EQ(logs.status, 0) << logs.output;
+  EXPECT_EQ(logs.output, "line1\nline2\nline3\nbye\n");
+  // --rm: the monitor removed it.
+  for (int i = 0; i < 100 && fs::exists(kiste_.root() / "containers" / id); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  expect_nothing_left(id, 0);
+  EXPECT_FALSE(fs::exists(kiste_.root() / "container-names" / "ff"));
+}
+
 TEST_F(Services, BadInputIsOneLineAndChangesNothing) {
   for (const char* cmd : {"logs nope", "stop nope", "kill nope", "wait nope", "rm nope",
                           "container inspect nope"}) {

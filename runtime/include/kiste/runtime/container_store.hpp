@@ -57,6 +57,7 @@ struct ContainerState {
   RestartPolicy restart;
   int stop_signal = 15;      // SIGTERM
   int stop_timeout = 10;     // seconds
+  bool auto_remove = false;  // --rm: the monitor removes the container when it ends for good
   std::vector<std::string> run_args;  // the `run` arguments the monitor re-reads
 
   [[nodiscard]] bool running() const { return status == "running" || status == "restarting"; }
