@@ -43,13 +43,13 @@ bool process_gone(pid_t pid) {
   return stat && stat->find(") Z ") != std::string::npos;
 }
 
-// Cgroup dirs below the host's hierarchies whose name mentions `id` (kiste names them by id).
+// Cgroup dirs (up to three levels below /sys/fs/cgroup) whose name mentions `id`.
 std::vector<std::string> cgroups_named(const std::string& id) {
   std::vector<std::string> out;
   std::error_code ec;
   for (auto it = fs::recursive_directory_iterator("/sys/fs/cgroup", ec);
        !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-    if (it.depth() > 4) it.disable_recursion_pending();
+    if (it.depth() >= 2) it.disable_recursion_pending();  // <ctrl>/kiste-ID, <ctrl>/kiste.slice/…
     if (it->is_directory(ec) && it->path().filename().native().find(id.substr(0, 12)) != std::string::npos) {
       out.push_back(it->path());
     }
@@ -222,6 +222,29 @@ TEST_F(Services, LogsFollowsUntilTheEndAndRmGoesWithTheMonitor) {
   }
   expect_nothing_left(id, 0);
   EXPECT_FALSE(fs::exists(kiste_.root() / "container-names" / "ff"));
+}
+
+TEST_F(Services, TwentyStartedAndStoppedInParallelLeaveAConsistentPs) {
+  const std::string k = kiste_binary().native() + " --root '" + kiste_.root().native() + "'";
+  std::string out;
+  ASSERT_EQ(run_shell("for i in $(seq 20); do " + k + " run -d --name p$i busybox sleep 600 & done; wait", &out), 0)
+      << out;
+  EXPECT_EQ(lines(out), 20u) << out;
+  auto ps = kiste_.run("ps -q");
+  EXPECT_EQ(lines(ps.output), 20u) << ps.output;
+  ASSERT_EQ(run_shell("for i in $(seq 20); do " + k + " stop -t 0 p$i >/dev/null & done; wait", &out), 0) << out;
+  EXPECT_EQ(kiste_.run("ps -q").output, "");
+  auto all = kiste_.run("ps -a");
+  EXPECT_EQ(lines(all.output), 21u) << all.output;
+  EXPECT_EQ(static_cast<size_t>(std::count(all.output.begin(), all.output.end(), '(')), 20u) << all.output;
+  EXPECT_EQ(all.output.find("unknown"), std::string::npos) << all.output;
+  const std::string ids = kiste_.run("ps -aq --no-trunc").output;
+  ASSERT_EQ(run_shell("for i in $(seq 20); do " + k + " rm p$i >/dev/null & done; wait", &out), 0) << out;
+  EXPECT_EQ(kiste_.run("ps -aq").output, "");
+  EXPECT_TRUE(fs::is_empty(kiste_.root() / "containers"));
+  for (size_t at = 0; at + 64 <= ids.size(); at += 65) {
+    EXPECT_TRUE(cgroups_named(ids.substr(at, 64)).empty()) << ids.substr(at, 64);
+  }
 }
 
 TEST_F(Services, BadInputIsOneLineAndChangesNothing) {
