@@ -6,7 +6,7 @@
 
 #include <kiste/runtime/container_store.hpp>
 #include <kiste/runtime/monitor.hpp>
-#include <kiste/testing/temp_root.hpp>
+#include <kiste/base/temp_dir.hpp>
 
 namespace kiste::runtime {
 namespace {
@@ -104,8 +104,9 @@ TEST(Signals, NamesAndNumbers) {
 }
 
 TEST(ContainerStoreTest, NamesAreUniqueAndPrefixesResolve) {
-  testing::TempRoot tmp;
-  const ContainerStore store(tmp.path());
+  auto tmp = TempDir::create(std::filesystem::temp_directory_path(), "kiste-cs-");
+  ASSERT_TRUE(tmp);
+  const ContainerStore store(tmp->path());
   auto a = store.create({.id = "ab" + std::string(62, '1'), .name = "web"});
   ASSERT_TRUE(a) << a.error().to_string();
   auto dup = store.create({.id = "cd" + std::string(62, '2'), .name = "web"});
