@@ -15,13 +15,13 @@ namespace {
 using Entry = std::pair<std::string_view, std::string_view>;
 
 constexpr std::string_view kLifecycle =
-    "detached containers have run -d, ps, logs, stop, kill, wait and rm so far";
+    "detached containers have run -d, ps, logs, exec, stop, kill, wait and rm so far";
 constexpr std::string_view kNetworks =
     "bridge networks are coming; `kiste run --network` takes none (default) or host";
 
 // Docker's commands that kiste lacks.
 constexpr Entry kMissingCommands[] = {
-    {"exec", kLifecycle},    {"start", kLifecycle},   {"restart", kLifecycle},
+    {"start", kLifecycle},   {"restart", kLifecycle},
     {"attach", kLifecycle},
     {"top", kLifecycle},     {"stats", kLifecycle},   {"pause", kLifecycle},
     {"unpause", kLifecycle}, {"rename", kLifecycle},  {"create", kLifecycle},

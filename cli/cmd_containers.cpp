@@ -14,6 +14,7 @@
 
 #include <kiste/base/sys.hpp>
 #include <kiste/runtime/container_store.hpp>
+#include <kiste/runtime/exec.hpp>
 #include <kiste/runtime/monitor.hpp>
 #include <kiste/runtime/runner.hpp>
 
@@ -251,6 +252,32 @@ void cmd_rm(const Globals& g, const std::vector<std::string>& refs, bool force) 
   }
 }
 
+struct ExecFlags {
+  std::vector<std::string> env;
+  std::string workdir = "/";
+};
+
+int cmd_exec(const Globals& g, const ExecFlags& f, std::vector<std::string> words) {
+  if (words.size() < 2) {
+    return report(Error{.code = Errc::InvalidArgument, .message = "exec: give CONTAINER COMMAND [ARG...]"});
+  }
+  const ContainerStore store(g.root);
+  auto id = store.resolve(words.front());
+  if (!id) return report(id.error());
+  auto s = store.load(*id);
+  if (!s) return report(s.error());
+  if (s->status != "running" || s->pid <= 0) {
+    return report(Error{.code = Errc::InvalidArgument,
+                        .message = fmt::format("exec in container {}: it is not running", s->name)});
+  }
+  words.erase(words.begin());
+  auto r = runtime::exec_in_container(
+      {.target = s->pid, .args = std::move(words), .env = f.env, .cwd = f.workdir});
+  if (!r) return report(r.error().with_context(fmt::format("container {}", s->name)));
+  if (!r->exec_error.empty()) std::fprintf(stderr, "kiste: error: %s\n", r->exec_error.c_str());
+  return r->exit_code;
+}
+
 }  // namespace
 
 void prune_stopped_containers(const Globals& g) {
@@ -304,6 +331,17 @@ void register_container_commands(CLI::App& app, Globals& g) {
   kill->add_option("-s,--signal", *signal, "signal name or number (default KILL)");
   kill->add_option("CONTAINER", *refs, "names or ids")->required();
   kill->callback([&g, refs, signal] { cmd_kill(g, *refs, *signal); });
+
+  auto exec_flags = std::make_shared<ExecFlags>();
+  auto* exec = app.add_subcommand("exec", "Run a command in a running container");
+  exec->prefix_command();  // everything after CONTAINER is the command
+  exec->add_option("-e,--env", exec_flags->env, "set an environment variable (KEY=VALUE)")->allow_extra_args(false);
+  exec->add_option("-w,--workdir", exec_flags->workdir, "working directory inside the container");
+  exec->footer("Arguments: CONTAINER COMMAND [ARG...]");
+  exec->callback([&g, exec, exec_flags] {
+    int code = cmd_exec(g, *exec_flags, exec->remaining());
+    if (code != 0) throw CLI::RuntimeError(code);
+  });
 
   auto* wait = app.add_subcommand("wait", "Wait for containers to end; print their exit codes");
   wait->add_option("CONTAINER", *refs, "names or ids")->required();

@@ -10,6 +10,7 @@
 #include <regex>
 #include <thread>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <kiste/base/sys.hpp>
@@ -247,9 +248,50 @@ TEST_F(Services, TwentyStartedAndStoppedInParallelLeaveAConsistentPs) {
   }
 }
 
+TEST_F(Services, ExecJoinsEverythingTheContainerHasAndPassesTheStatusThrough) {
+  const std::string id = run_detached("--name ex busybox sh -c 'echo started; sleep 600'");
+  auto r = kiste_.run("exec ex ps");
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("sleep 600"), std::string::npos) << r.output;
+  EXPECT_EQ(kiste_.run("exec ex sh -c 'exit 7'").status, 7);
+  // Namespaces: the same as the container's init, seen from the host.
+  const pid_t pid = static_cast<pid_t>(json_int(kiste_.run("container inspect ex").output, "Pid"));
+  ASSERT_GT(pid, 0);
+  for (const char* ns : {"mnt", "pid", "net", "uts", "ipc", "cgroup"}) {
+    const std::string want = fs::read_symlink(fmt::format("/proc/{}/ns/{}", pid, ns)).native();
+    r = kiste_.run(fmt::format("exec ex readlink /proc/self/ns/{}", ns));
+    EXPECT_EQ(trim(r.output), want) << ns;
+  }
+  // Capabilities, no_new_privs and the seccomp filter: as the container's init has them.
+  r = kiste_.run("exec ex sh -c 'grep -E \"^(Cap|NoNewPrivs|Seccomp)\" /proc/self/status; "
+                 "echo ---; grep -E \"^(Cap|NoNewPrivs|Seccomp)\" /proc/1/status'");
+  ASSERT_EQ(r.status, 0) << r.output;
+  const size_t sep = r.output.find("---\n");
+  ASSERT_NE(sep, std::string::npos) << r.output;
+  EXPECT_EQ(r.output.substr(0, sep), r.output.substr(sep + 4)) << r.output;
+  EXPECT_NE(r.output.find("Seccomp_filters:\t1"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("CapBnd:\t00000000a80425fb"), std::string::npos) << r.output;
+  // Its cgroup: the container's root cgroup, seen through its cgroup namespace.
+  r = kiste_.run("exec ex cat /proc/self/cgroup");
+  EXPECT_EQ(r.output.find(":/kiste"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("pids:/\n"), std::string::npos) << r.output;
+  // The container's environment, with -e on top; -w.
+  r = kiste_.run("exec -e FOO=bar -w /tmp ex sh -c 'echo $FOO $PWD $PATH'");
+  EXPECT_EQ(r.output, "bar /tmp /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n");
+  r = kiste_.run("exec ex no-such-program");
+  EXPECT_EQ(r.status, 127);
+  EXPECT_EQ(r.output, "kiste: error: exec `no-such-program`: executable file not found in $PATH\n");
+  EXPECT_EQ(kiste_.run("stop -t 0 ex").status, 0);
+  r = kiste_.run("exec ex true");
+  EXPECT_EQ(r.status, 125);
+  EXPECT_EQ(r.output, "kiste: error: exec in container ex: it is not running\n");
+  EXPECT_EQ(kiste_.run("rm ex").status, 0);
+  expect_nothing_left(id, pid);
+}
+
 TEST_F(Services, BadInputIsOneLineAndChangesNothing) {
   for (const char* cmd : {"logs nope", "stop nope", "kill nope", "wait nope", "rm nope",
-                          "container inspect nope"}) {
+                          "container inspect nope", "exec nope true"}) {
     auto r = kiste_.run(cmd);
     EXPECT_EQ(r.status, 125) << cmd;
     EXPECT_EQ(r.output, "kiste: error: container `nope`: no such container\n") << cmd;
