@@ -157,6 +157,7 @@ void cmd_fsck(const Globals& g) {
 }  // namespace
 
 void prune_containers(const Globals& g) {
+  prune_stopped_containers(g);  // detached containers that ended (or lost their monitor)
   // Containers whose kiste was killed: their cgroups and directories.
   auto stale = value_or_exit(runtime::clean_stale_containers(g.root / "running", g.root / "containers"));
   for (const auto& p : stale.problems) std::fprintf(stderr, "kiste: warning: %s\n", p.c_str());

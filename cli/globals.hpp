@@ -47,7 +47,12 @@ T value_or_exit(Result<T>&& r) {
 void register_image_commands(CLI::App& app, Globals& g);    // images inspect tag rmi prune fsck
 void register_archive_commands(CLI::App& app, Globals& g);  // import save load
 void register_build_commands(CLI::App& app, Globals& g);    // build
-void register_run_commands(CLI::App& app, Globals& g);  // run volume
+void register_run_commands(CLI::App& app, Globals& g);  // run volume ps logs stop kill wait rm
+void register_container_commands(CLI::App& app, Globals& g);  // ps logs stop kill wait rm
+// `kiste container inspect` (under the `container` group).
+void add_container_subcommands(CLI::App& ctr, Globals& g);
+// Removes every detached container that no longer runs (`container prune`).
+void prune_stopped_containers(const Globals& g);
 // version info system container
 void register_system_commands(CLI::App& app, Globals& g);
 // `run` under `app` (the top, or the `container` group).

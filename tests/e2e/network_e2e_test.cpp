@@ -296,6 +296,36 @@ int free_port() {
 
 // -p through the proxy: the host reaches the published port on 127.0.0.1; a client in an
 // "outside" namespace reaches it on the host's address only once the host's own input firewall
+// A detached service on a bridge network: the monitor holds the address and the published port
+// for as long as the container runs, and `stop` + `rm` give both back.
+TEST_F(NetworkE2E, DetachedServiceServesItsPublishedPortUntilStopped) {
+  ASSERT_EQ(kiste_.run("network create --subnet 203.0.113.0/24 svc").status, 0);
+  int port = free_port();
+  auto r = kiste_.run(fmt::format(
+      "run -d --name web --network svc --ip 203.0.113.7 -p 127.0.0.1:{}:8080 busybox sh -c "
+      "'mkdir /www; hostname -i > /www/index.html; exec httpd -f -p 8080 -h /www'",
+      port));
+  ASSERT_EQ(r.status, 0) << r.output;
+  std::string page;
+  for (int i = 0; i < 100 && page.find("203.0.113.7") == std::string::npos; ++i) {
+    page = http_get(-1, "127.0.0.1", port);
+    if (page.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_NE(page.find("203.0.113.7"), std::string::npos) << "127.0.0.1:" << port << " -> " << page;
+  r = kiste_.run("network inspect svc");
+  EXPECT_NE(r.output.find("203.0.113.7"), std::string::npos) << "the lease is held: " << r.output;
+  // A second container may not take the address the service holds.
+  r = kiste_.run("run --rm --network svc --ip 203.0.113.7 busybox true");
+  EXPECT_NE(r.status, 0) << r.output;
+  EXPECT_EQ(kiste_.run("stop -t 2 web").status, 0);
+  EXPECT_EQ(http_get(-1, "127.0.0.1", port), "") << "the port closes with the container";
+  EXPECT_EQ(kiste_.run("rm web").status, 0);
+  r = kiste_.run("network inspect svc");
+  EXPECT_NE(r.output.find("\"Containers\": {}"), std::string::npos) << r.output;
+  EXPECT_EQ(kiste_.run("network rm svc").status, 0);
+  EXPECT_EQ(leftovers(), "");
+}
+
 // (policy drop) accepts the port: publishing opens no hole in it.
 TEST_F(NetworkE2E, PublishedPortRespectsTheHostFirewall) {
   UniqueFd outside = new_netns();
