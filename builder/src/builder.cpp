@@ -102,7 +102,7 @@ class BuildRun {
     return fmt::format("pack epoch={} compression={} level={}", opts_.timestamp,
                        static_cast<int>(opts_.compress.compression), opts_.compress.level);
   }
-  fs::path cache_dir() const { return store_.root() / "cache" / "build"; }
+  fs::path cache_dir() const { return store_.layout().build_cache(); }
   Result<std::optional<image::LayerResult>> cache_lookup(const image::Digest& key);
   // A local miss whose key the --cache-from records know: fetch the layer instead of running.
   Result<std::optional<image::LayerResult>> import_lookup(const image::Digest& key);
@@ -188,7 +188,7 @@ Result<BuildResult> BuildRun::run() {
   KISTE_ASSIGN_OR_RETURN(ignore_, IgnoreMatcher::load(context_));
   if (opts_.context_hash_cache) {
     hash_cache_.emplace(ContextHashCache::load(
-        ContextHashCache::file_for(store_.root() / "cache" / "context", context_)));
+        ContextHashCache::file_for(store_.layout().context_cache(), context_)));
   }
   KISTE_ASSIGN_OR_RETURN(plan_, make_plan(cf_, opts_.plan));
   for (const auto& a : plan_.unused_build_args) {
@@ -923,7 +923,7 @@ Result<std::vector<std::string>> BuildRun::run_inputs(StageOut& out, const Instr
     switch (m.type) {
       case MountSpec::Type::Cache: {
         std::string id = m.id.empty() ? m.target : m.id;
-        fs::path src = store_.root() / "cache" / "mounts" / std::string(image::Digest::of(id).hex().substr(0, 32));
+        fs::path src = store_.layout().mount_cache() / std::string(image::Digest::of(id).hex().substr(0, 32));
         KISTE_TRY(sys::mkdir_all(src, 0755));
         req.mounts.push_back({src, m.target, false});
         inputs.push_back(fmt::format("mount cache {} {}", id, m.target));
