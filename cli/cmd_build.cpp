@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <kiste/base/split.hpp>
 #include <kiste/base/sys.hpp>
 #include <kiste/builder/builder.hpp>
 #include <kiste/image/archive.hpp>
@@ -164,14 +165,8 @@ Result<image::Reference> parse_cache_ref(std::string_view s, std::string_view fl
   std::string ref(s);
   if (s.find('=') != std::string_view::npos) {
     ref.clear();
-    size_t i = 0;
-    while (i <= s.size()) {
-      size_t j = s.find(',', i);
-      if (j == std::string_view::npos) j = s.size();
-      std::string_view kv = s.substr(i, j - i);
-      i = j + 1;
-      size_t eq = kv.find('=');
-      std::string_view k = kv.substr(0, eq), v = eq == std::string_view::npos ? "" : kv.substr(eq + 1);
+    for (const KeyValue& kv : split_kv(s)) {
+      const std::string_view k = kv.key, v = kv.value;
       if (k == "type" && v != "registry") {
         return failf(Errc::Unsupported, "{} {}: only type=registry is supported", flag, s);
       }
@@ -200,14 +195,8 @@ struct BuildFlags {
 // "k=v,k2=v2" → map.
 std::map<std::string, std::string> csv_map(std::string_view s) {
   std::map<std::string, std::string> m;
-  size_t i = 0;
-  while (i <= s.size()) {
-    size_t j = s.find(',', i);
-    if (j == std::string_view::npos) j = s.size();
-    std::string_view kv = s.substr(i, j - i);
-    size_t eq = kv.find('=');
-    if (!kv.empty()) m[std::string(kv.substr(0, eq))] = eq == std::string_view::npos ? "" : std::string(kv.substr(eq + 1));
-    i = j + 1;
+  for (const KeyValue& kv : split_kv(s)) {
+    if (!kv.empty()) m[std::string(kv.key)] = kv.value;
   }
   return m;
 }

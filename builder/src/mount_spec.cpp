@@ -2,23 +2,18 @@
 
 #include <vector>
 
+#include <kiste/base/split.hpp>
+
 namespace kiste::builder {
 
 Result<MountSpec> parse_mount_spec(std::string_view spec) {
   MountSpec m;
   std::string type = "bind";
   std::vector<std::pair<std::string, std::string>> kvs;
-  size_t i = 0;
-  while (i <= spec.size()) {
-    size_t j = spec.find(',', i);
-    if (j == std::string_view::npos) j = spec.size();
-    std::string_view kv = spec.substr(i, j - i);
-    i = j + 1;
-    if (kv.empty()) continue;
-    size_t eq = kv.find('=');
-    std::string k(kv.substr(0, eq));
-    std::string v = eq == std::string_view::npos ? "" : std::string(kv.substr(eq + 1));
-    if (eq == std::string_view::npos && (k == "rw" || k == "readwrite" || k == "ro" || k == "readonly" || k == "required")) v = "true";
+  for (const KeyValue& kv : split_kv(spec)) {
+    if (kv.empty()) continue;  // BuildKit tolerates `a,,b`
+    std::string k(kv.key), v(kv.value);
+    if (!kv.has_value && (k == "rw" || k == "readwrite" || k == "ro" || k == "readonly" || k == "required")) v = "true";
     if (k == "type") type = v;
     else kvs.emplace_back(k, v);
   }
