@@ -597,6 +597,13 @@ Result<ContainerSpec> make_spec(const RunOptions& opts, const MakeSpecInput& in)
     KISTE_ASSIGN_OR_RETURN(MountSpec m, parse_mount(v, in.volumes_dir));
     spec.mounts.push_back(std::move(m));
   }
+  for (const MountSpec& m : in.mounts) {
+    if (m.kind == MountKind::Bind && !m.source.is_absolute()) {
+      return failf(Errc::InvalidArgument, "mount {}: bind needs an absolute source",
+                   quote(m.destination));
+    }
+    spec.mounts.push_back(m);
+  }
   for (const MountSpec& m : spec.mounts) {
     const bool slave = m.propagation == Propagation::Slave || m.propagation == Propagation::RSlave;
     if (m.idmap && (m.kind != MountKind::Bind || spec.userns.mode == UsernsMode::Host)) {

@@ -292,6 +292,23 @@ TEST_F(BuilderTest, ChownResolvesNamesInTheStage) {
   EXPECT_NE(bad.error().to_string().find("no user `nosuchuser`"), std::string::npos) << bad.error().to_string();
 }
 
+// The builder hands RUN --mount's paths to the runtime typed: a context (bind source) and a
+// secret file whose paths hold `,` or `:` work, as under docker build.
+TEST_F(BuilderTest, RunMountPathsMayHoldCommas) {
+  const fs::path ctx = tmp_ / "ctx,with,commas:and:colons";
+  write(ctx / "data.txt", "from the context\n");
+  write(tmp_ / "secret,file:x", "s3cret\n");
+  write(ctx / "Containerfile",
+        "FROM busybox\n"
+        "RUN --mount=type=bind,target=/m --mount=type=secret,id=tok "
+        "cat /m/data.txt /run/secrets/tok > /out\n");
+  BuildOptions o;
+  o.secrets["tok"] = tmp_ / "secret,file:x";
+  auto r = build(ctx, o);
+  ASSERT_TRUE(r) << r.error().to_string();
+  EXPECT_EQ(read_in_image(r->manifest, "out"), "from the context\ns3cret\n");
+}
+
 TEST_F(BuilderTest, SymlinksCannotLeaveTheContext) {
   fs::create_directories(tmp_ / "ctx");
   fs::create_symlink("/etc", tmp_ / "ctx/escape");
