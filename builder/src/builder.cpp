@@ -353,14 +353,7 @@ Status BuildRun::layer_step(StageOut& out, const Instruction& ins) {
         return failf(Errc::InvalidArgument, "`{}` returned a non-zero code: {}",
                      fmt::join(req.argv, " "), status);
       }
-      // The runtime's own files (bind targets, or copied up from its layer) and the /etc made
-      // for them are not part of the step's result.
-      drop_runtime_files(req.container_dir / "upper");
-      RunRequest stubs = req;
-      for (const char* f : {"/etc/hosts", "/etc/hostname", "/etc/resolv.conf"}) {
-        stubs.mounts.push_back({.destination = f});
-      }
-      KISTE_TRY(remove_mount_stubs(stubs));
+      // The runtime handed back an upper that holds only what the step wrote.
       KISTE_ASSIGN_OR_RETURN(auto packed, pack_upper(req.container_dir / "upper", req.lower_dirs));
       layer = packed;
       (void)runtime::remove_container_dir(req.container_dir);

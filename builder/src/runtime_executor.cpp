@@ -1,5 +1,6 @@
 // RUN steps through kiste's runtime: a fresh container per step on an overlay of the stage's
-// snapshots; the upper dir stays behind for the builder to turn into a layer. The step's mounts
+// snapshots; the upper dir stays behind, holding only what the step wrote, for the builder to
+// turn into a layer. The step's mounts
 // reach the runtime typed (MakeSpecInput::mounts), never as `--mount` strings.
 #include <kiste/base/sys.hpp>
 #include <kiste/builder/builder.hpp>
@@ -33,6 +34,7 @@ class RuntimeExecutor final : public RunExecutor {
     in.mounts = req.mounts;  // typed: no `--mount` string round trip
     KISTE_ASSIGN_OR_RETURN(auto spec, runtime::make_spec(ro, in));
     spec.root.volatile_upper = true;  // the upper is packed, then removed (buildah does the same)
+    spec.root.clean_upper = true;     // only what the step wrote: no mount points, no /etc/hosts
     KISTE_ASSIGN_OR_RETURN(auto exit, runner_.run(spec, {}));
     if (!exit.exec_error.empty()) return fail(Errc::NotFound, exit.exec_error);
     return exit.exit_code;

@@ -33,6 +33,7 @@
 #include "child.hpp"
 #include "namespace_prep.hpp"
 #include "side_job.hpp"
+#include "upper_cleanup.hpp"
 #include "userns_setup.hpp"
 
 namespace kiste::runtime {
@@ -685,6 +686,11 @@ Result<ContainerExit> run_container(const ContainerSpec& spec, const RunContext&
     KISTE_TRY(remove_container_dir(spec.root.container_dir));
   }
   KISTE_TRY(std::move(destroyed));
+  if (spec.root.clean_upper && !ctx.remove_container_dir) {  // every process has ended
+    KISTE_TRY(with_context(detail::clean_upper(spec.root.container_dir / "upper",
+                                               spec.root.lower_dirs, detail::upper_leftovers(plan)),
+                           "clean the upper dir"));
+  }
   return result;
 }
 

@@ -309,6 +309,24 @@ TEST_F(BuilderTest, RunMountPathsMayHoldCommas) {
   EXPECT_EQ(read_in_image(r->manifest, "out"), "from the context\ns3cret\n");
 }
 
+// The runtime hands back an upper dir that holds only what the step wrote: on a base without
+// /proc, /dev, /sys and /etc the mount points it made for them, for a tmpfs two levels below a
+// new dir and for the runtime's /etc files never reach the layer.
+TEST_F(BuilderTest, RunLayerHoldsOnlyWhatTheStepWrote) {
+  write(tmp_ / "ctx/Containerfile",
+        "FROM scratch\n"
+        "COPY --from=busybox /bin /bin\n"
+        "RUN --mount=type=tmpfs,target=/new/scratch "
+        "touch /x /new/scratch/gone && echo 'nameserver 192.0.2.1' > /etc/resolv.conf\n");
+  auto r = build(tmp_ / "ctx");
+  ASSERT_TRUE(r) << r.error().to_string();
+  auto layers = layers_of(r->manifest);
+  ASSERT_EQ(layers.size(), 2u);
+  std::string out;
+  EXPECT_EQ(sh(fmt::format("tar -tzf {}", store_->blob_path(layers[1].digest).string()), &out), 0);
+  EXPECT_EQ(out, "x\n");
+}
+
 TEST_F(BuilderTest, SymlinksCannotLeaveTheContext) {
   fs::create_directories(tmp_ / "ctx");
   fs::create_symlink("/etc", tmp_ / "ctx/escape");

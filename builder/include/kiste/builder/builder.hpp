@@ -66,7 +66,8 @@ struct RunRequest {
 class RunExecutor {
  public:
   virtual ~RunExecutor() = default;
-  // Runs to completion; returns the exit status (0 = success). The upper dir holds the changes.
+  // Runs to completion; returns the exit status (0 = success). The upper dir holds the step's
+  // changes only: no mount point, no runtime file (/etc/hosts, …) of the executor's own.
   [[nodiscard]] virtual Result<int> run(const RunRequest& req) = 0;
 };
 
