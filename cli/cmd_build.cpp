@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <kiste/base/split.hpp>
 #include <kiste/base/sys.hpp>
 #include <kiste/builder/build_cache.hpp>
 #include <kiste/builder/builder.hpp>
@@ -108,14 +109,8 @@ struct BuildFlags {
 // "k=v,k2=v2" → map.
 std::map<std::string, std::string> csv_map(std::string_view s) {
   std::map<std::string, std::string> m;
-  size_t i = 0;
-  while (i <= s.size()) {
-    size_t j = s.find(',', i);
-    if (j == std::string_view::npos) j = s.size();
-    std::string_view kv = s.substr(i, j - i);
-    size_t eq = kv.find('=');
-    if (!kv.empty()) m[std::string(kv.substr(0, eq))] = eq == std::string_view::npos ? "" : std::string(kv.substr(eq + 1));
-    i = j + 1;
+  for (const KeyValue& kv : split_kv(s)) {
+    if (!kv.empty()) m[std::string(kv.key)] = kv.value;
   }
   return m;
 }

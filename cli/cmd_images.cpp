@@ -1,9 +1,11 @@
 // images, inspect, tag, rmi, prune, fsck: wiring only; the work is in kiste::image.
 #include <cstdio>
 
+#include <kiste/image/root_layout.hpp>
 #include <kiste/image/store_layers.hpp>
 #include <kiste/image/store_ops.hpp>
 #include <kiste/runtime/live_marker.hpp>
+#include <kiste/runtime/runner.hpp>
 
 #include "globals.hpp"
 #include "listing.hpp"
@@ -129,9 +131,10 @@ void cmd_prune(const Globals& g) {
   prune_containers(g);
   // A root that only ever ran --rootfs containers has no image store: nothing more to prune.
   std::error_code ec;
-  if (!fs::exists(g.root / "oci-layout", ec) && fs::exists(g.root / "containers", ec)) return;
+  const image::RootLayout root(g.root);
+  if (!fs::exists(root.oci_layout_file(), ec) && fs::exists(root.containers(), ec)) return;
   image::Store store = open_existing_store(g);
-  const fs::path running = g.root / "running";
+  const fs::path running = root.running();
   auto rep = value_or_exit(image::prune(
       store, {.snapshots_in_use = [&running] { return runtime::live_lower_dirs(running); }}));
   std::printf("Deleted %d blobs (%s) and %d unused layer snapshots; removed %d stale temporary files\n",
@@ -159,7 +162,7 @@ void cmd_fsck(const Globals& g) {
 void prune_containers(const Globals& g) {
   prune_stopped_containers(g);  // detached containers that ended (or lost their monitor)
   // Containers whose kiste was killed: their cgroups and directories.
-  auto stale = value_or_exit(runtime::clean_stale_containers(g.root / "running", g.root / "containers"));
+  auto stale = value_or_exit(runtime::Runner({.root = g.root}).sweep());
   for (const auto& p : stale.problems) std::fprintf(stderr, "kiste: warning: %s\n", p.c_str());
   if (!stale.containers.empty()) {
     std::printf("Removed the leftovers of %zu containers whose kiste was killed (%zu cgroups)\n",

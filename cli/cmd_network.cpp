@@ -10,6 +10,7 @@
 
 #include <kiste/base/sys.hpp>
 #include <kiste/image/image_config.hpp>
+#include <kiste/image/root_layout.hpp>
 #include <kiste/network/bridge.hpp>
 #include <kiste/runtime/live_marker.hpp>
 
@@ -20,12 +21,12 @@ namespace kiste::cli {
 
 namespace {
 
-network::Networks networks(const Globals& g) { return network::Networks(g.root / "networks"); }
+network::Networks networks(const Globals& g) { return network::Networks(image::RootLayout(g.root).networks()); }
 
 // A lease is in use while its container runs (its kiste holds the live marker) or while the
 // kiste that took it, before the marker exists, is alive.
 network::AliveFn alive_in(const Globals& g) {
-  return [running = g.root / "running"](const network::Lease& l) {
+  return [running = image::RootLayout(g.root).running()](const network::Lease& l) {
     return runtime::container_running(running, l.owner) ||
            (l.pid > 0 && (::kill(l.pid, 0) == 0 || errno == EPERM));
   };
@@ -61,7 +62,7 @@ nlohmann::json inspect_json(network::Networks& nets, const network::NetworkConfi
 Result<RunNetwork> RunNetwork::prepare(const Globals& g, std::string_view name,
                                        std::string_view container_id, const std::string& ip,
                                        const std::string& hostname) {
-  RunNetwork r(g.root / "networks", std::string(container_id));
+  RunNetwork r(image::RootLayout(g.root).networks(), std::string(container_id));
   KISTE_ASSIGN_OR_RETURN(r.net_, r.nets_.get(name));
   std::optional<network::IpAddress> wanted;
   if (!ip.empty()) {

@@ -7,6 +7,7 @@
 #include <memory>
 
 #include <kiste/base/sys.hpp>
+#include <kiste/image/root_layout.hpp>
 #include <kiste/image/store.hpp>
 #include <kiste/image/store_layers.hpp>
 #include <kiste/network/publish.hpp>
@@ -158,7 +159,7 @@ Result<runtime::PreparedStart> prepare_start(const Globals& g, const RunArgs& a,
                             .container_dir = runner.container_dir(id),
                             .image = image.defaults,
                             .host_env = environ,
-                            .volumes_dir = g.root / "volumes",
+                            .volumes_dir = image::RootLayout(g.root).volumes(),
                             .init_binary =
                                 opts.init ? runtime::default_init_binary() : fs::path()};
   KISTE_ASSIGN_OR_RETURN(out.spec, runtime::make_spec(opts, in));
@@ -293,21 +294,21 @@ void register_volume_commands(CLI::App& app, Globals& g) {
   vol->add_subcommand("create", "Create named volumes")
       ->callback([&g, names] {
         for (const auto& n : *names) {
-          (void)value_or_exit(runtime::ensure_volume(g.root / "volumes", n));
+          (void)value_or_exit(runtime::ensure_volume(image::RootLayout(g.root).volumes(), n));
           std::printf("%s\n", n.c_str());
         }
       })
       ->add_option("NAME", *names, "volume names")
       ->required();
   vol->add_subcommand("ls", "List named volumes")->callback([&g] {
-    auto list = runtime::list_volumes(g.root / "volumes");
+    auto list = runtime::list_volumes(image::RootLayout(g.root).volumes());
     if (!list) throw CLI::RuntimeError(report(list.error()));
     for (const auto& n : *list) std::printf("%s\n", n.c_str());
   });
   auto rm_names = std::make_shared<std::vector<std::string>>();
   vol->add_subcommand("rm", "Remove named volumes and their data")
       ->callback([&g, rm_names] {
-        for (const auto& n : *rm_names) exit_on_error(runtime::remove_volume(g.root / "volumes", n));
+        for (const auto& n : *rm_names) exit_on_error(runtime::remove_volume(image::RootLayout(g.root).volumes(), n));
       })
       ->add_option("NAME", *rm_names, "volume names")
       ->required();

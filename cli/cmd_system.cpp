@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include <kiste/base/disk_usage.hpp>
+#include <kiste/image/root_layout.hpp>
 #include <kiste/image/store_ops.hpp>
 #include <kiste/runtime/host_info.hpp>
 
@@ -34,7 +35,7 @@ void cmd_info(const Globals& g) {
   runtime::HostInfo h = runtime::probe_host();
   std::error_code ec;
   std::string store;
-  if (!fs::exists(g.root / "oci-layout", ec)) {
+  if (!fs::exists(image::RootLayout(g.root).oci_layout_file(), ec)) {
     store = fmt::format("{} (no store yet: the first pull, import or build makes it)",
                         g.root.native());
   } else {

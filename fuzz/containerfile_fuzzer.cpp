@@ -1,7 +1,7 @@
 // The Containerfile front end as `kiste build` drives it, without I/O: parse (directives,
 // continuations, heredocs, flags, JSON forms), plan the stages (global ARGs, FROM expansion,
 // stage references), then per stage what the builder does before it touches a store: metadata
-// instructions through apply_metadata, RUN mounts through parse_mount_spec, COPY/ADD words and
+// instructions through apply_metadata, RUN mounts through parse_run_mount, COPY/ADD words and
 // heredoc bodies through the expanders, ONBUILD triggers through parse_instruction.
 #include <cstddef>
 #include <cstdint>
@@ -10,7 +10,7 @@
 
 #include <kiste/builder/build_plan.hpp>
 #include <kiste/builder/containerfile.hpp>
-#include <kiste/builder/mount_spec.hpp>
+#include <kiste/builder/run_mount.hpp>
 #include <kiste/builder/shell_words.hpp>
 #include <kiste/builder/stage_config.hpp>
 
@@ -27,7 +27,7 @@ void step(b::StageConfig& st, const b::Instruction& ins, const b::ArgSources& sr
     case K::Run: {
       for (const auto& spec : ins.flag_values("mount")) {
         auto v = b::expand_word(spec, scope, st.escape);
-        if (v) (void)b::parse_mount_spec(*v);
+        if (v) (void)b::parse_run_mount(*v);
       }
       if (!ins.exec_form && !ins.args.empty()) (void)b::split_raw_words(ins.args[0], st.escape);
       for (const auto& h : ins.heredocs) {

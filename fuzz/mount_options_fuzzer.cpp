@@ -1,6 +1,6 @@
 // Mount options, as users type them: `kiste run -v`, `--mount` (runtime/run_options.hpp, through
 // make_spec, then the MountPlan the child would apply) and the builder's `RUN --mount=`
-// (builder/mount_spec.hpp). One option per input line; its first byte says which:
+// (builder/run_mount.hpp). One option per input line; its first byte says which:
 //   v -v   m --mount   u --uidmap   g --gidmap   l --ulimit   b RUN --mount   anything else: all.
 // make_spec gets no kiste root (named volumes are refused before anything is created), no
 // env files, user or seccomp options: nothing here reads or writes files.
@@ -10,7 +10,7 @@
 #include <string>
 #include <string_view>
 
-#include <kiste/builder/mount_spec.hpp>
+#include <kiste/builder/run_mount.hpp>
 #include <kiste/runtime/mount_plan.hpp>
 #include <kiste/runtime/run_options.hpp>
 
@@ -33,9 +33,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       case 'u': o.uidmap.push_back(arg); break;
       case 'g': o.gidmap.push_back(arg); break;
       case 'l': o.ulimits.push_back(arg); break;
-      case 'b': (void)kiste::builder::parse_mount_spec(arg); break;
+      case 'b': (void)kiste::builder::parse_run_mount(arg); break;
       default:
-        (void)kiste::builder::parse_mount_spec(line);
+        (void)kiste::builder::parse_run_mount(line);
         o.volumes.emplace_back(line);
         o.mounts.emplace_back(line);
     }

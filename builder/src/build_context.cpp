@@ -7,6 +7,7 @@
 
 #include <algorithm>
 
+#include <kiste/base/split.hpp>
 #include <kiste/base/sys.hpp>
 #include <kiste/base/unique_fd.hpp>
 
@@ -141,13 +142,8 @@ std::string clean_rel(std::string_view p) {
 
 Result<IgnoreMatcher> IgnoreMatcher::parse(std::string_view text) {
   IgnoreMatcher m;
-  size_t i = 0;
   int line = 0;
-  while (i <= text.size()) {
-    size_t j = text.find('\n', i);
-    if (j == std::string_view::npos) j = text.size();
-    std::string_view l = text.substr(i, j - i);
-    i = j + 1;
+  for (std::string_view l : split(text, '\n')) {
     ++line;
     while (!l.empty() && (l.back() == '\r' || l.back() == ' ' || l.back() == '\t')) l.remove_suffix(1);
     while (!l.empty() && (l.front() == ' ' || l.front() == '\t')) l.remove_prefix(1);

@@ -22,7 +22,7 @@
 #include <kiste/runtime/container.hpp>
 
 #include "copy_files.hpp"
-#include <kiste/builder/mount_spec.hpp>
+#include <kiste/builder/run_mount.hpp>
 
 namespace kiste::builder {
 
@@ -52,6 +52,13 @@ struct StageOut {
   image::Digest key = image::Digest::of("");
   std::optional<fs::path> rootfs;  // flattened, made on demand (COPY --from, bind mounts)
 };
+
+runtime::MountSpec bind_mount(fs::path source, std::string destination, bool readonly) {
+  return {.kind = runtime::MountKind::Bind,
+          .source = std::move(source),
+          .destination = std::move(destination),
+          .readonly = readonly};
+}
 
 std::string lines_join(const std::vector<std::string>& v) {
   std::string s;
@@ -102,7 +109,7 @@ class BuildRun {
     return fmt::format("pack epoch={} compression={} level={}", opts_.timestamp,
                        static_cast<int>(opts_.compress.compression), opts_.compress.level);
   }
-  fs::path cache_dir() const { return store_.root() / "cache" / "build"; }
+  fs::path cache_dir() const { return store_.layout().build_cache(); }
   Result<std::optional<image::LayerResult>> cache_lookup(const image::Digest& key);
   // A local miss whose key the --cache-from records know: fetch the layer instead of running.
   Result<std::optional<image::LayerResult>> import_lookup(const image::Digest& key);
@@ -188,7 +195,7 @@ Result<BuildResult> BuildRun::run() {
   KISTE_ASSIGN_OR_RETURN(ignore_, IgnoreMatcher::load(context_));
   if (opts_.context_hash_cache) {
     hash_cache_.emplace(ContextHashCache::load(
-        ContextHashCache::file_for(store_.root() / "cache" / "context", context_)));
+        ContextHashCache::file_for(store_.layout().context_cache(), context_)));
   }
   KISTE_ASSIGN_OR_RETURN(plan_, make_plan(cf_, opts_.plan));
   for (const auto& a : plan_.unused_build_args) {
@@ -346,14 +353,7 @@ Status BuildRun::layer_step(StageOut& out, const Instruction& ins) {
         return failf(Errc::InvalidArgument, "`{}` returned a non-zero code: {}",
                      fmt::join(req.argv, " "), status);
       }
-      // The runtime's own files (bind targets, or copied up from its layer) and the /etc made
-      // for them are not part of the step's result.
-      drop_runtime_files(req.container_dir / "upper");
-      RunRequest stubs = req;
-      for (const char* f : {"/etc/hosts", "/etc/hostname", "/etc/resolv.conf"}) {
-        stubs.mounts.push_back({.source = {}, .destination = f});
-      }
-      KISTE_TRY(remove_mount_stubs(stubs));
+      // The runtime handed back an upper that holds only what the step wrote.
       KISTE_ASSIGN_OR_RETURN(auto packed, pack_upper(req.container_dir / "upper", req.lower_dirs));
       layer = packed;
       (void)runtime::remove_container_dir(req.container_dir);
@@ -919,27 +919,27 @@ Result<std::vector<std::string>> BuildRun::run_inputs(StageOut& out, const Instr
   inputs.push_back(fmt::format("network {}", req.network_host ? "host" : "none"));
   for (const auto& spec : ins.flag_values("mount")) {
     KISTE_ASSIGN_OR_RETURN(std::string v, expand_word(spec, scope, cf_.escape));
-    KISTE_ASSIGN_OR_RETURN(MountSpec m, parse_mount_spec(v));
+    KISTE_ASSIGN_OR_RETURN(RunMount m, parse_run_mount(v));
     switch (m.type) {
-      case MountSpec::Type::Cache: {
+      case RunMount::Type::Cache: {
         std::string id = m.id.empty() ? m.target : m.id;
-        fs::path src = store_.root() / "cache" / "mounts" / std::string(image::Digest::of(id).hex().substr(0, 32));
+        fs::path src = store_.layout().mount_cache() / std::string(image::Digest::of(id).hex().substr(0, 32));
         KISTE_TRY(sys::mkdir_all(src, 0755));
-        req.mounts.push_back({src, m.target, false});
+        req.mounts.push_back(bind_mount(src, m.target, false));
         inputs.push_back(fmt::format("mount cache {} {}", id, m.target));
         break;
       }
-      case MountSpec::Type::Secret: {
+      case RunMount::Type::Secret: {
         auto it = opts_.secrets.find(m.id);
         if (it == opts_.secrets.end()) {
           if (m.required) return failf(Errc::NotFound, "secret {} is required but was not given (--secret id={},src=…)", quote(m.id), m.id);
           break;
         }
-        req.mounts.push_back({it->second, m.target, true});
+        req.mounts.push_back(bind_mount(it->second, m.target, true));
         inputs.push_back(fmt::format("mount secret {} {}", m.id, m.target));  // never the content
         break;
       }
-      case MountSpec::Type::Bind: {
+      case RunMount::Type::Bind: {
         fs::path root = context_;
         const IgnoreMatcher empty_matcher;
         const IgnoreMatcher* matcher = &ignore_;
@@ -955,17 +955,18 @@ Result<std::vector<std::string>> BuildRun::run_inputs(StageOut& out, const Instr
         KISTE_ASSIGN_OR_RETURN(UniqueFd srcfd, rel.empty() ? sys::openat(rootfd.get(), ".", O_PATH | O_CLOEXEC)
                                                            : sys::open_in_root(rootfd.get(), rel, O_PATH | O_CLOEXEC));
         KISTE_ASSIGN_OR_RETURN(std::string real, sys::fd_path(srcfd.get()));
-        req.mounts.push_back({real, m.target, !m.rw});
+        req.mounts.push_back(bind_mount(real, m.target, !m.rw));
         inputs.push_back(fmt::format("mount bind {} {} {} {}", m.from, rel, m.target, h.str()));
         break;
       }
-      case MountSpec::Type::Tmpfs: {
-        req.mounts.push_back({.destination = m.target, .type = RunRequest::Mount::Type::Tmpfs,
-                              .tmpfs_size = m.size});
+      case RunMount::Type::Tmpfs: {
+        req.mounts.push_back({.kind = runtime::MountKind::Tmpfs,
+                              .destination = m.target,
+                              .tmpfs_options = m.size.empty() ? "" : "size=" + m.size});
         inputs.push_back(fmt::format("mount tmpfs {} size={}", m.target, m.size));
         break;
       }
-      case MountSpec::Type::Ssh: {
+      case RunMount::Type::Ssh: {
         auto it = opts_.ssh.find(m.id);
         if (it == opts_.ssh.end()) {
           if (m.required) {
@@ -978,7 +979,7 @@ Result<std::vector<std::string>> BuildRun::run_inputs(StageOut& out, const Instr
         if (!S_ISSOCK(st.st_mode)) {
           return failf(Errc::InvalidArgument, "--ssh {}: {} is not a socket", m.id, quote(it->second.native()));
         }
-        req.mounts.push_back({it->second, m.target, false});
+        req.mounts.push_back(bind_mount(it->second, m.target, false));
         req.env.push_back("SSH_AUTH_SOCK=" + m.target);
         // The socket's host path changes every session: only the id and target are inputs.
         inputs.push_back(fmt::format("mount ssh {} {}", m.id, m.target));

@@ -2,6 +2,8 @@
 // any image source and writing one into any sink, through image's one copy routine.
 #include <kiste/builder/build_cache.hpp>
 
+#include <kiste/base/split.hpp>
+
 #include <kiste/image/blob_io.hpp>
 #include <kiste/image/copy.hpp>
 
@@ -11,15 +13,8 @@ Result<image::Reference> parse_cache_ref(std::string_view s, std::string_view fl
   std::string ref(s);
   if (s.find('=') != std::string_view::npos) {
     ref.clear();
-    size_t i = 0;
-    while (i <= s.size()) {
-      size_t j = s.find(',', i);
-      if (j == std::string_view::npos) j = s.size();
-      std::string_view kv = s.substr(i, j - i);
-      i = j + 1;
-      size_t eq = kv.find('=');
-      std::string_view k = kv.substr(0, eq);
-      std::string_view v = eq == std::string_view::npos ? "" : kv.substr(eq + 1);
+    for (const KeyValue& kv : split_kv(s)) {
+      const std::string_view k = kv.key, v = kv.value;
       if (k == "type" && v != "registry") {
         return failf(Errc::Unsupported, "{} {}: only type=registry is supported", flag, s);
       }

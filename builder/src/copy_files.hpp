@@ -61,14 +61,4 @@ struct CopyJob {
 [[nodiscard]] Result<std::pair<uint32_t, uint32_t>> resolve_owner(
     const std::optional<std::filesystem::path>& rootfs, std::string_view spec);
 
-// Removes mount-point stubs the runtime created in the upper dir for `req.mounts` (empty files
-// or dirs that exist in no lower), so secrets' and caches' mount points never reach a layer.
-[[nodiscard]] Status remove_mount_stubs(const RunRequest& req);
-
-// Drops /etc/hosts, /etc/hostname and /etc/resolv.conf from the upper dir whatever RUN did to
-// them (a copy-up of the runtime's file, an edit, a whiteout): like under docker build, where
-// they are bind mounts, nothing of them reaches a layer. Call before remove_mount_stubs, which
-// then drops /etc when it was only copied up for them.
-void drop_runtime_files(const std::filesystem::path& upper);
-
 }  // namespace kiste::builder

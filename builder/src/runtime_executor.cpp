@@ -1,5 +1,7 @@
 // RUN steps through kiste's runtime: a fresh container per step on an overlay of the stage's
-// snapshots; the upper dir stays behind for the builder to turn into a layer.
+// snapshots; the upper dir stays behind, holding only what the step wrote, for the builder to
+// turn into a layer. The step's mounts
+// reach the runtime typed (MakeSpecInput::mounts), never as `--mount` strings.
 #include <kiste/base/sys.hpp>
 #include <kiste/builder/builder.hpp>
 #include <kiste/runtime/container.hpp>
@@ -25,26 +27,14 @@ class RuntimeExecutor final : public RunExecutor {
     ro.memory_swap = o_.memory_swap;
     ro.cpus = o_.cpus;
     ro.pids_limit = o_.pids_limit;
-    for (const auto& m : req.mounts) {
-      if (m.source.native().find(',') != std::string::npos ||
-          m.destination.find(',') != std::string::npos) {
-        return failf(Errc::InvalidArgument, "mount {}: paths with `,` are not supported",
-                     quote(m.destination));
-      }
-      if (m.type == RunRequest::Mount::Type::Tmpfs) {
-        ro.mounts.push_back(fmt::format("type=tmpfs,target={}{}", m.destination,
-                                        m.tmpfs_size.empty() ? "" : ",tmpfs-size=" + m.tmpfs_size));
-        continue;
-      }
-      ro.mounts.push_back(fmt::format("type=bind,source={},target={}{}", m.source.native(),
-                                      m.destination, m.readonly ? ",readonly" : ""));
-    }
     runtime::MakeSpecInput in;
     in.id = runtime::Runner::new_id();
     in.lower_dirs = req.lower_dirs;
     in.container_dir = req.container_dir;
+    in.mounts = req.mounts;  // typed: no `--mount` string round trip
     KISTE_ASSIGN_OR_RETURN(auto spec, runtime::make_spec(ro, in));
     spec.root.volatile_upper = true;  // the upper is packed, then removed (buildah does the same)
+    spec.root.clean_upper = true;     // only what the step wrote: no mount points, no /etc/hosts
     KISTE_ASSIGN_OR_RETURN(auto exit, runner_.run(spec, {}));
     if (!exit.exec_error.empty()) return fail(Errc::NotFound, exit.exec_error);
     return exit.exit_code;

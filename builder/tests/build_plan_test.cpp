@@ -184,51 +184,51 @@ TEST(StageConfig, BadValues) {
 }  // namespace
 }  // namespace kiste::builder
 
-#include <kiste/builder/mount_spec.hpp>
+#include <kiste/builder/run_mount.hpp>
 
 namespace kiste::builder {
 namespace {
 
-TEST(MountSpec, Parses) {
-  auto c = parse_mount_spec("type=cache,target=/root/.cache,id=pip,sharing=locked");
+TEST(RunMount, Parses) {
+  auto c = parse_run_mount("type=cache,target=/root/.cache,id=pip,sharing=locked");
   ASSERT_TRUE(c) << c.error().to_string();
-  EXPECT_EQ(c->type, MountSpec::Type::Cache);
+  EXPECT_EQ(c->type, RunMount::Type::Cache);
   EXPECT_EQ(c->target, "/root/.cache");
   EXPECT_EQ(c->id, "pip");
-  auto s = parse_mount_spec("type=secret,id=tok,required");
+  auto s = parse_run_mount("type=secret,id=tok,required");
   ASSERT_TRUE(s);
   EXPECT_EQ(s->target, "/run/secrets/tok");
   EXPECT_TRUE(s->required);
-  auto s2 = parse_mount_spec("type=secret,target=/etc/token");
+  auto s2 = parse_run_mount("type=secret,target=/etc/token");
   ASSERT_TRUE(s2);
   EXPECT_EQ(s2->id, "token");
-  auto b = parse_mount_spec("target=/src,from=build,source=/out,rw");
+  auto b = parse_run_mount("target=/src,from=build,source=/out,rw");
   ASSERT_TRUE(b);
-  EXPECT_EQ(b->type, MountSpec::Type::Bind);
+  EXPECT_EQ(b->type, RunMount::Type::Bind);
   EXPECT_EQ(b->from, "build");
   EXPECT_TRUE(b->rw);
-  auto t = parse_mount_spec("type=tmpfs,target=/scratch,size=64m");
+  auto t = parse_run_mount("type=tmpfs,target=/scratch,size=64m");
   ASSERT_TRUE(t) << t.error().to_string();
-  EXPECT_EQ(t->type, MountSpec::Type::Tmpfs);
+  EXPECT_EQ(t->type, RunMount::Type::Tmpfs);
   EXPECT_EQ(t->size, "64m");
-  auto ssh = parse_mount_spec("type=ssh");
+  auto ssh = parse_run_mount("type=ssh");
   ASSERT_TRUE(ssh) << ssh.error().to_string();
-  EXPECT_EQ(ssh->type, MountSpec::Type::Ssh);
+  EXPECT_EQ(ssh->type, RunMount::Type::Ssh);
   EXPECT_EQ(ssh->id, "default");
   EXPECT_EQ(ssh->target, "/run/buildkit/ssh_agent.0");
-  auto ssh2 = parse_mount_spec("type=ssh,id=gh,target=/agent.sock,required");
+  auto ssh2 = parse_run_mount("type=ssh,id=gh,target=/agent.sock,required");
   ASSERT_TRUE(ssh2);
   EXPECT_EQ(ssh2->id, "gh");
   EXPECT_EQ(ssh2->target, "/agent.sock");
   EXPECT_TRUE(ssh2->required);
 }
 
-TEST(MountSpec, Rejects) {
+TEST(RunMount, Rejects) {
   for (const char* bad : {"type=tmpfs", "type=tmpfs,target=/t,size=lots", "type=tmpfs,target=/t,size=m",
                           "type=cache", "type=cache,target=relative", "type=bind,target=/x,bogus=1",
                           "type=secret", "type=ssh,target=relative", "type=cache,target=/c,size=1",
                           "type=overlay,target=/o", "type=cache,target=/c,from=img"}) {
-    EXPECT_FALSE(parse_mount_spec(bad)) << bad;
+    EXPECT_FALSE(parse_run_mount(bad)) << bad;
   }
 }
 

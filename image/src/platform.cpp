@@ -2,17 +2,12 @@
 
 #include <sys/utsname.h>
 
+#include <kiste/base/split.hpp>
+
 namespace kiste::image {
 
 Result<Platform> Platform::parse(std::string_view s) {
-  std::vector<std::string> parts;
-  size_t i = 0;
-  while (i <= s.size()) {
-    size_t j = s.find('/', i);
-    if (j == std::string_view::npos) j = s.size();
-    parts.emplace_back(s.substr(i, j - i));
-    i = j + 1;
-  }
+  const std::vector<std::string_view> parts = split(s, '/');
   for (const auto& p : parts) {
     if (p.empty() || p.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789._-") !=
                          std::string::npos) {

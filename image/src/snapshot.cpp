@@ -11,6 +11,7 @@
 #include <kiste/base/file_lock.hpp>
 #include <kiste/base/sys.hpp>
 #include <kiste/base/temp_dir.hpp>
+#include <kiste/image/root_layout.hpp>
 
 namespace kiste::image {
 
@@ -19,23 +20,23 @@ namespace fs = std::filesystem;
 Result<SnapshotStore> SnapshotStore::open(const fs::path& root) {
   // Private as in Store::open: snapshots hold image files (setuid binaries, device nodes).
   KISTE_TRY(sys::mkdir_all(root, 0700));
-  KISTE_TRY(sys::restrict_dir(root / "snapshots", 0700));
-  KISTE_TRY(sys::restrict_dir(root / "tmp", 0700));
+  KISTE_TRY(sys::restrict_dir(RootLayout(root).snapshots(), 0700));
+  KISTE_TRY(sys::restrict_dir(RootLayout(root).tmp(), 0700));
   return SnapshotStore(root);
 }
 
 fs::path SnapshotStore::path_of(const Digest& diff_id) const {
-  return root_ / "snapshots" / std::string(diff_id.hex());
+  return RootLayout(root_).snapshots() / std::string(diff_id.hex());
 }
 
 fs::path SnapshotStore::lock_path(const Digest& diff_id) const {
   // Lock files stay (unlinking a lock file others may wait on breaks the exclusion); they are
   // dot-files, which list() ignores.
-  return root_ / "snapshots" / ("." + std::string(diff_id.hex()) + ".lock");
+  return RootLayout(root_).snapshots() / ("." + std::string(diff_id.hex()) + ".lock");
 }
 
 fs::path SnapshotStore::size_path(const Digest& diff_id) const {
-  return root_ / "snapshots" / ("." + std::string(diff_id.hex()) + ".size");
+  return RootLayout(root_).snapshots() / ("." + std::string(diff_id.hex()) + ".size");
 }
 
 Result<std::optional<int64_t>> SnapshotStore::recorded_size(const Digest& diff_id) const {
@@ -76,7 +77,7 @@ Result<fs::path> SnapshotStore::ensure(const Digest& diff_id, media_type::Compre
   KISTE_ASSIGN_OR_RETURN(existing, try_get(diff_id));  // another process may have finished it
   if (existing) return *existing;
 
-  KISTE_ASSIGN_OR_RETURN(TempDir tmp, TempDir::create(root_ / "tmp", "snapshot-"));
+  KISTE_ASSIGN_OR_RETURN(TempDir tmp, TempDir::create(RootLayout(root_).tmp(), "snapshot-"));
   if (::chmod(tmp.path().c_str(), 0755) != 0) {
     return std::unexpected(sys_error("chmod", tmp.path().native()));
   }
@@ -94,7 +95,7 @@ Result<fs::path> SnapshotStore::ensure(const Digest& diff_id, media_type::Compre
   if (auto u = tree_usage(tmp.path())) (void)record_size(diff_id, u->bytes);
   KISTE_TRY(with_context(sys::rename(tmp.path(), path_of(diff_id)), context));
   tmp.keep();
-  KISTE_TRY(sys::fsync_dir(root_ / "snapshots"));
+  KISTE_TRY(sys::fsync_dir(RootLayout(root_).snapshots()));
   return path_of(diff_id);
 }
 
@@ -102,14 +103,14 @@ Status SnapshotStore::remove(const Digest& diff_id) {
   KISTE_ASSIGN_OR_RETURN(FileLock lock, FileLock::acquire(lock_path(diff_id)));
   KISTE_ASSIGN_OR_RETURN(auto existing, try_get(diff_id));
   if (!existing) return {};
-  fs::path doomed = root_ / "tmp" / ("removing-" + std::string(diff_id.hex()) + "-" + sys::random_hex(4));
+  fs::path doomed = RootLayout(root_).tmp() / ("removing-" + std::string(diff_id.hex()) + "-" + sys::random_hex(4));
   KISTE_TRY(sys::rename(*existing, doomed));
   ::unlink(size_path(diff_id).c_str());
   return sys::remove_tree(doomed);
 }
 
 Result<std::vector<Digest>> SnapshotStore::list() const {
-  fs::path dir = root_ / "snapshots";
+  fs::path dir = RootLayout(root_).snapshots();
   DIR* d = ::opendir(dir.c_str());
   if (d == nullptr) return std::unexpected(sys_error("opendir", dir.native()));
   std::vector<Digest> out;

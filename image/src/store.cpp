@@ -7,6 +7,7 @@
 
 #include <kiste/base/sys.hpp>
 #include <kiste/image/media_type.hpp>
+#include <kiste/image/root_layout.hpp>
 
 #include "json_util.hpp"
 
@@ -21,17 +22,6 @@ constexpr std::string_view kOciLayout = R"({"imageLayoutVersion":"1.0.0"})";
 constexpr std::string_view kEmptyIndex =
     R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]})";
 
-// Directories of a root that hold unpacked image content or container state (setuid files, device
-// nodes, a container's writes): only the store's owner may enter them (CVE-2021-41091).
-constexpr std::string_view kPrivateDirs[] = {"snapshots", "containers", "volumes", "tmp",
-                                             "cache",     "running",    "userns"};
-
-// Directories kiste itself creates in a root: a root holding only these is safe to initialise.
-bool is_kiste_dir(std::string_view n) {
-  return n == "blobs" || n == "index.json" || n == "index.json.lock" || n == "gc.lock" ||
-         std::find(std::begin(kPrivateDirs), std::end(kPrivateDirs), n) != std::end(kPrivateDirs);
-}
-
 // The root and its private directories are 0700: made so, or narrowed when an older kiste left
 // them world-readable. The root may be a symlink (the user's choice); nothing below it may.
 Status make_root_private(const fs::path& root) {
@@ -40,7 +30,7 @@ Status make_root_private(const fs::path& root) {
   fs::path real = fs::exists(root, ec) ? fs::canonical(root, ec) : root;
   if (ec) return std::unexpected(sys_error_code(ec.value(), "resolve", root.native()));
   KISTE_TRY(sys::restrict_dir(real, 0700));
-  for (std::string_view d : kPrivateDirs) KISTE_TRY(sys::restrict_dir(real / d, 0700));
+  for (std::string_view d : RootLayout::private_dirs()) KISTE_TRY(sys::restrict_dir(real / d, 0700));
   return {};
 }
 
@@ -49,7 +39,7 @@ Result<bool> dir_has_foreign_entries(const fs::path& root) {
   for (auto it = fs::directory_iterator(root, ec); !ec && it != fs::directory_iterator();
        it.increment(ec)) {
     std::string n = it->path().filename().native();
-    if (!is_kiste_dir(n) && !n.starts_with(".index.json.tmp-")) return true;
+    if (!RootLayout::is_kiste_entry(n) && !n.starts_with(".index.json.tmp-")) return true;
   }
   if (ec) return std::unexpected(sys_error_code(ec.value(), "read directory", root.native()));
   return false;
@@ -130,7 +120,7 @@ Result<Store> Store::open(const fs::path& root_in, StoreOptions opts) {
     }
     // Initialise: everything else first, oci-layout last, so its presence means complete.
     KISTE_TRY(make_root_private(root));
-    KISTE_TRY(sys::mkdir_all(root / "blobs" / "sha256"));
+    KISTE_TRY(sys::mkdir_all(RootLayout(root).blobs() / "sha256"));
     if (!fs::exists(root / "index.json", ec)) {
       KISTE_TRY(sys::write_file_atomic(root / "index.json", kEmptyIndex));
     }
@@ -146,13 +136,13 @@ Result<Store> Store::open(const fs::path& root_in, StoreOptions opts) {
       return failf(Errc::Corrupt, "open store {}: `index.json` is missing", quote(root.native()));
     }
     KISTE_TRY(make_root_private(root));
-    KISTE_TRY(sys::mkdir_all(root / "blobs" / "sha256"));
+    KISTE_TRY(sys::mkdir_all(RootLayout(root).blobs() / "sha256"));
   }
   return Store(std::move(root));
 }
 
 fs::path Store::blob_path(const Digest& d) const {
-  return root_ / "blobs" / std::string(d.algorithm_name()) / std::string(d.hex());
+  return RootLayout(root_).blobs() / std::string(d.algorithm_name()) / std::string(d.hex());
 }
 
 bool Store::has_blob(const Digest& d) const {

@@ -102,7 +102,7 @@ Result<int> prune_snapshots(const Store& store, const std::vector<fs::path>& in_
     }
   }
   // Snapshots a running container uses: <root>/snapshots/<hex>[/…].
-  const fs::path snap_root = store.root() / "snapshots";
+  const fs::path snap_root = store.layout().snapshots();
   for (const fs::path& p : in_use) {
     auto rel = p.lexically_normal().lexically_relative(snap_root);
     if (rel.empty() || *rel.begin() == "..") continue;

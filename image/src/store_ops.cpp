@@ -189,24 +189,24 @@ Result<StoreUsage> store_usage(const Store& store) {
     if (!keep.contains(d)) ++part.count;
   }
   // Each directory's top-level entries are what it counts (layers, containers, volumes, …).
-  auto dir = [&](std::string_view name, StoreUsage::Part& part,
-                 std::string_view counted = {}) -> Status {
-    const fs::path p = store.root() / name;
+  auto dir = [&](const fs::path& p, StoreUsage::Part& part,
+                 const fs::path& counted = {}) -> Status {
     KISTE_ASSIGN_OR_RETURN(TreeUsage t, tree_usage(p));
     part.bytes = t.bytes;
     std::error_code ec;
-    for (auto it = fs::directory_iterator(p / counted, ec); !ec && it != fs::directory_iterator();
-         it.increment(ec)) {
+    for (auto it = fs::directory_iterator(counted.empty() ? p : counted, ec);
+         !ec && it != fs::directory_iterator(); it.increment(ec)) {
       if (it->path().filename().native().starts_with(".")) continue;
       if (counted.empty() || it->is_regular_file(ec)) ++part.count;
     }
     return {};
   };
-  KISTE_TRY(dir("snapshots", u.snapshots));
-  KISTE_TRY(dir("cache", u.build_cache, "build"));  // counts the build cache's records
-  KISTE_TRY(dir("containers", u.containers));
-  KISTE_TRY(dir("volumes", u.volumes));
-  KISTE_TRY(dir("tmp", u.tmp));
+  const RootLayout root = store.layout();
+  KISTE_TRY(dir(root.snapshots(), u.snapshots));
+  KISTE_TRY(dir(root.cache(), u.build_cache, root.build_cache()));  // counts its records
+  KISTE_TRY(dir(root.containers(), u.containers));
+  KISTE_TRY(dir(root.volumes(), u.volumes));
+  KISTE_TRY(dir(root.tmp(), u.tmp));
   return u;
 }
 

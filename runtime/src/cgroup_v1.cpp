@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <sstream>
 
+#include <kiste/base/split.hpp>
 #include <kiste/base/sys.hpp>
 #include <kiste/runtime/cgroup.hpp>
 
@@ -30,18 +31,7 @@ struct Hierarchy {
   bool unified = false;    // a hybrid host's cgroup2 mount: no controllers, the "0::" cgroup
 };
 
-std::vector<std::string> split(std::string_view s, char sep) {
-  std::vector<std::string> out;
-  while (true) {
-    size_t p = s.find(sep);
-    out.emplace_back(s.substr(0, p));
-    if (p == std::string_view::npos) break;
-    s.remove_prefix(p + 1);
-  }
-  return out;
-}
-
-bool is_controller_option(const std::string& o) {
+bool is_controller_option(std::string_view o) {
   static const char* kNotControllers[] = {"rw", "ro", "xattr", "noprefix", "clone_children",
                                           "cpuset_v2_mode", "favordynmods"};
   for (const char* n : kNotControllers) {
@@ -273,9 +263,9 @@ Result<std::unique_ptr<CgroupDriver>> make_cgroup_v1_driver(const fs::path& moun
     }
     if (fstype != "cgroup") continue;
     Hierarchy h;
-    for (std::string& o : split(superopts, ',')) {
+    for (std::string_view o : split(superopts, ',')) {
       if (o == "noprefix") h.noprefix = true;
-      if (is_controller_option(o)) h.controllers.push_back(std::move(o));
+      if (is_controller_option(o)) h.controllers.emplace_back(o);
     }
     if (h.controllers.empty()) continue;
     // Skip a second mount of the same hierarchy.

@@ -10,6 +10,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/ioctl.h>
+#include <sys/signalfd.h>
 #include <sys/uio.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -31,8 +32,10 @@
 #include <kiste/runtime/seccomp_profile.hpp>
 
 #include "child.hpp"
+#include "fd_passing.hpp"
 #include "namespace_prep.hpp"
 #include "side_job.hpp"
+#include "upper_cleanup.hpp"
 #include "userns_setup.hpp"
 
 namespace kiste::runtime {
@@ -67,6 +70,7 @@ class ChildProcess {
     }
   }
   [[nodiscard]] pid_t pid() const { return pid_; }
+  void own(pid_t pid) { pid_ = pid; }
   // Blocks until the process exits; returns the wait status.
   [[nodiscard]] int wait() {
     int st = 0;
@@ -82,16 +86,15 @@ class ChildProcess {
 };
 
 // Signals to kiste go to the container (SIGTERM forwarding, like docker run's sig-proxy).
+// (SIGWINCH is read from a signalfd by the terminal proxy.)
 volatile sig_atomic_t g_forward_pid = 0;
-volatile sig_atomic_t g_winch = 0;
 
 void forward_signal(int sig) {
-  if (sig == SIGWINCH) g_winch = 1;
   pid_t p = g_forward_pid;
-  if (p > 0 && sig != SIGWINCH) ::kill(p, sig);
+  if (p > 0) ::kill(p, sig);
 }
 
-constexpr int kForwarded[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH};
+constexpr int kForwarded[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
 
 class SignalForwarding {
  public:
@@ -346,364 +349,448 @@ std::string etc_hosts(const ContainerSpec& spec) {
   return s;
 }
 
-}  // namespace
+// One run of a container, in named phases as crun runs one: prepare (plans and checks, before
+// anything is created, and everything the child reads, flattened), spawn (the cgroup, then
+// clone), await_ready (the child's report, or EOF once it exec'd), proxy_terminal (-t) and reap
+// (the exit status, cgroup stats and removal, --rm, the upper dir's cleanup). Members are
+// declared in the order the resources are made, so they are released in reverse on any path.
+class Launch {
+ public:
+  Launch(const ContainerSpec& spec, const RunContext& ctx)
+      : spec_(spec),
+        ctx_(ctx),
+        own_userns_(spec.userns.mode != UsernsMode::Host),
+        // The network and IPC namespaces are made on a helper thread meanwhile
+        // (namespace_prep.hpp). With a user namespace they must belong to it, so clone makes them.
+        ns_prep_(!own_userns_ && spec.namespaces.network, !own_userns_) {}
 
-Result<ContainerExit> run_container(const ContainerSpec& spec, const RunContext& ctx) {
-  // 0. The network and IPC namespaces are made on a helper thread meanwhile (namespace_prep.hpp).
-  // With a user namespace they must belong to it, so clone makes them.
-  const bool own_userns = spec.userns.mode != UsernsMode::Host;
-  detail::NamespacePrep ns_prep(!own_userns && spec.namespaces.network, !own_userns);
+  [[nodiscard]] Status prepare();
+  [[nodiscard]] Status spawn();
+  // True once the command runs; false when its exec failed (exit() then says why).
+  [[nodiscard]] Result<bool> await_ready();
+  void proxy_terminal();
+  [[nodiscard]] Result<ContainerExit> reap();
+  [[nodiscard]] const ContainerExit& exit() const { return result_; }
 
-  // 1. Plans and checks, all before anything is created.
+ private:
+  [[nodiscard]] Status plan();
+  void flatten();
+  void wait_for_exit();
+
+  const ContainerSpec& spec_;
+  const RunContext& ctx_;
+  const bool own_userns_;
+  detail::NamespacePrep ns_prep_;
+  CgroupMode mode_ = CgroupMode::Legacy;
+  std::optional<CgroupPlan> cg_plan_;
+  std::unique_ptr<CgroupDriver> driver_;
+  UniqueFd upper_fd_, work_fd_;  // the child inherits them; closed here after clone
+  std::optional<MountPlan> plan_;
+  CompiledSeccomp seccomp_;
+  detail::UsernsSetup userns_;
+  std::vector<char*> argv_, envp_;
+  std::vector<struct rlimit> rlims_;
+  std::vector<int> rres_;
+  UniqueFd devnull_;
+  UniqueFd pty_master_;  // received from the child (its pty is in the container's devpts)
+  UniqueFd parent_sock_, child_sock_;
+  detail::ChildConfig cfg_;
+  CgroupGuard cgroup_;
+  UniqueFd clone_target_;
+  std::vector<UniqueFd> join_;
+  std::vector<int> join_fds_;
+  bool cloned_into_ = false;
+  bool released_ = true;
+  ChildProcess child_;
+  std::optional<SignalForwarding> forwarding_;
+  ContainerExit result_;
+  bool released_pages_ = false;
+};
+
+// Plans and checks, all before anything is created.
+Status Launch::plan() {
   KISTE_ASSIGN_OR_RETURN(struct stat null_st, sys::lstat("/dev/null"));
   if (!S_ISCHR(null_st.st_mode) || major(null_st.st_rdev) != 1 || minor(null_st.st_rdev) != 3) {
     return fail(Errc::Corrupt, "/dev/null on the host is not the null device (char 1:3)");
   }
-  CgroupMode mode;
-  if (ctx.cgroup_mode) {
-    mode = *ctx.cgroup_mode;
+  if (ctx_.cgroup_mode) {
+    mode_ = *ctx_.cgroup_mode;
   } else {
-    KISTE_ASSIGN_OR_RETURN(mode, detect_cgroup_mode());
+    KISTE_ASSIGN_OR_RETURN(mode_, detect_cgroup_mode());
   }
-  KISTE_ASSIGN_OR_RETURN(CgroupPlan cg_plan,
-                         CgroupPlan::from_resources(spec.resources, mode, spec.privileged));
+  KISTE_ASSIGN_OR_RETURN(cg_plan_, CgroupPlan::from_resources(spec_.resources, mode_, spec_.privileged));
   KISTE_ASSIGN_OR_RETURN(
-      std::unique_ptr<CgroupDriver> driver,
-      with_context(make_cgroup_driver(mode, ctx.cgroups,
-                                      ctx.cgroup_v2_mount.empty() ? "/sys/fs/cgroup" : ctx.cgroup_v2_mount),
+      driver_,
+      with_context(make_cgroup_driver(mode_, ctx_.cgroups,
+                                      ctx_.cgroup_v2_mount.empty() ? "/sys/fs/cgroup" : ctx_.cgroup_v2_mount),
                    "container cgroup"));
 
   MountPlanContext mctx;
-  mctx.cgroup_v2 = mode == CgroupMode::Unified;
+  mctx.cgroup_v2 = mode_ == CgroupMode::Unified;
   if (!mctx.cgroup_v2) {
-    for (auto& [name, opts] : driver->v1_hierarchies()) mctx.cgroup_v1.push_back({name, opts});
+    for (auto& [name, opts] : driver_->v1_hierarchies()) mctx.cgroup_v1.push_back({name, opts});
   }
   mctx.page_size = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
   mctx.runtime_files = {
-      {"/etc/hostname", spec.hostname + "\n"},
-      {"/etc/hosts", etc_hosts(spec)},
-      {"/etc/resolv.conf", spec.resolv_conf ? *spec.resolv_conf
-                                            : sys::read_file("/etc/resolv.conf", 1 << 16).value_or("")}};
-  if (!spec.privileged) mctx.extra_masked_paths = thermal_throttle_paths();
-  mctx.userns = own_userns;
-  if (!own_userns && !spec.root.readonly) mctx.image_etc = image_etc(spec.root.lower_dirs);
-  UniqueFd upper_fd, work_fd;  // the child inherits them; closed here after clone
-  KISTE_TRY(make_container_dirs(spec.root.container_dir, upper_fd, work_fd));
-  mctx.upper_fd = upper_fd.get();
-  mctx.work_fd = work_fd.get();
-  KISTE_ASSIGN_OR_RETURN(MountPlan plan, MountPlan::from_spec(spec, mctx));
+      {"/etc/hostname", spec_.hostname + "\n"},
+      {"/etc/hosts", etc_hosts(spec_)},
+      {"/etc/resolv.conf", spec_.resolv_conf ? *spec_.resolv_conf
+                                             : sys::read_file("/etc/resolv.conf", 1 << 16).value_or("")}};
+  if (!spec_.privileged) mctx.extra_masked_paths = thermal_throttle_paths();
+  mctx.userns = own_userns_;
+  if (!own_userns_ && !spec_.root.readonly) mctx.image_etc = image_etc(spec_.root.lower_dirs);
+  KISTE_TRY(make_container_dirs(spec_.root.container_dir, upper_fd_, work_fd_));
+  mctx.upper_fd = upper_fd_.get();
+  mctx.work_fd = work_fd_.get();
+  KISTE_ASSIGN_OR_RETURN(plan_, MountPlan::from_spec(spec_, mctx));
 
-  CompiledSeccomp seccomp;
-  if (!spec.seccomp.unconfined) {
-    KISTE_ASSIGN_OR_RETURN(seccomp, compiled_seccomp(spec, ctx.seccomp_cache_dir));
-    if (seccomp.bpf.size() / sizeof(sock_filter) > 0xffff) {
+  if (!spec_.seccomp.unconfined) {
+    KISTE_ASSIGN_OR_RETURN(seccomp_, compiled_seccomp(spec_, ctx_.seccomp_cache_dir));
+    if (seccomp_.bpf.size() / sizeof(sock_filter) > 0xffff) {
       return fail(Errc::InvalidArgument, "seccomp profile: the compiled filter is too large");
     }
   }
 
-  KISTE_TRY(make_lower_links(plan));
-  KISTE_ASSIGN_OR_RETURN(detail::UsernsSetup userns,
+  KISTE_TRY(make_lower_links(*plan_));
+  KISTE_ASSIGN_OR_RETURN(userns_,
                          with_context(detail::UsernsSetup::prepare(
-                                          spec, plan, {ctx.userns_lock_dir, ctx.id_ranges}),
+                                          spec_, *plan_, {ctx_.userns_lock_dir, ctx_.id_ranges}),
                                       "user namespace"));
+  return {};
+}
 
-  // 2. Flatten everything the child reads.
-  std::vector<char*> argv, envp;
-  for (const auto& a : spec.process.args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
+// Everything the child reads, flattened into storage that outlives it (it allocates nothing).
+void Launch::flatten() {
+  for (const auto& a : spec_.process.args) argv_.push_back(const_cast<char*>(a.c_str()));
+  argv_.push_back(nullptr);
   const char* path_env = nullptr;
-  for (const auto& e : spec.process.env) {
-    envp.push_back(const_cast<char*>(e.c_str()));
+  for (const auto& e : spec_.process.env) {
+    envp_.push_back(const_cast<char*>(e.c_str()));
     if (e.starts_with("PATH=")) path_env = e.c_str() + 5;
   }
-  envp.push_back(nullptr);
-  std::vector<struct rlimit> rlims;
-  std::vector<int> rres;
-  for (const Rlimit& r : spec.process.rlimits) {
-    rlims.push_back({static_cast<rlim_t>(r.soft), static_cast<rlim_t>(r.hard)});
-    rres.push_back(r.resource);
+  envp_.push_back(nullptr);
+  for (const Rlimit& r : spec_.process.rlimits) {
+    rlims_.push_back({static_cast<rlim_t>(r.soft), static_cast<rlim_t>(r.hard)});
+    rres_.push_back(r.resource);
   }
-  UniqueFd devnull;
-  if (!spec.process.interactive && !spec.process.terminal) {
-    KISTE_ASSIGN_OR_RETURN(devnull, sys::open("/dev/null", O_RDONLY | O_CLOEXEC));
-  }
-  UniqueFd pty_master;  // received from the child (its pty is in the container's devpts)
   struct winsize host_ws {};
-  const bool have_ws = spec.process.terminal && ::ioctl(STDIN_FILENO, TIOCGWINSZ, &host_ws) == 0;
-  int sv[2];
-  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
-    return std::unexpected(sys_error("socketpair", "sync"));
-  }
-  UniqueFd parent_sock(sv[0]), child_sock(sv[1]);
+  const bool have_ws = spec_.process.terminal && ::ioctl(STDIN_FILENO, TIOCGWINSZ, &host_ws) == 0;
 
-  detail::ChildConfig cfg;
-  cfg.plan = &plan;
-  cfg.argv = argv.data();
-  cfg.envp = envp.data();
-  cfg.path_env = path_env;
-  cfg.cwd = spec.process.cwd.c_str();
-  cfg.hostname = spec.hostname.c_str();
-  cfg.uid = spec.process.uid;
-  cfg.gid = spec.process.gid;
-  cfg.gids = spec.process.additional_gids.data();
-  cfg.ngids = spec.process.additional_gids.size();
-  cfg.rlimits = rlims.data();
-  cfg.rlimit_resources = rres.data();
-  cfg.nrlimits = rlims.size();
-  const CapabilitySets& caps = spec.process.capabilities;
-  cfg.last_cap = last_cap();
+  cfg_.plan = &*plan_;
+  cfg_.argv = argv_.data();
+  cfg_.envp = envp_.data();
+  cfg_.path_env = path_env;
+  cfg_.cwd = spec_.process.cwd.c_str();
+  cfg_.hostname = spec_.hostname.c_str();
+  cfg_.uid = spec_.process.uid;
+  cfg_.gid = spec_.process.gid;
+  cfg_.gids = spec_.process.additional_gids.data();
+  cfg_.ngids = spec_.process.additional_gids.size();
+  cfg_.rlimits = rlims_.data();
+  cfg_.rlimit_resources = rres_.data();
+  cfg_.nrlimits = rlims_.size();
+  const CapabilitySets& caps = spec_.process.capabilities;
+  cfg_.last_cap = last_cap();
   // "ALL" may name more capabilities than this kernel has, or than kiste itself holds (e.g. no
   // CAP_SYS_RESOURCE in a nested environment); capset refuses those, so they are left out.
   uint64_t known = own_permitted_caps();
   // CAP_MKNOD is safe on v2 as on v1: the eBPF device filter (device_filter.hpp) enforces
   // Docker's device rules there.
-  cfg.cap_bounding = caps.bounding & known;
-  cfg.cap_effective = caps.effective & known;
-  cfg.cap_permitted = caps.permitted & known;
-  cfg.cap_inheritable = caps.inheritable & known;
-  cfg.loopback_up = spec.namespaces.network;
-  cfg.no_new_privileges = spec.process.no_new_privileges;
-  if (!spec.seccomp.unconfined) {
-    cfg.seccomp = reinterpret_cast<const sock_filter*>(seccomp.bpf.data());
-    cfg.seccomp_len = static_cast<unsigned short>(seccomp.bpf.size() / sizeof(sock_filter));
+  cfg_.cap_bounding = caps.bounding & known;
+  cfg_.cap_effective = caps.effective & known;
+  cfg_.cap_permitted = caps.permitted & known;
+  cfg_.cap_inheritable = caps.inheritable & known;
+  cfg_.loopback_up = spec_.namespaces.network;
+  cfg_.no_new_privileges = spec_.process.no_new_privileges;
+  if (!spec_.seccomp.unconfined) {
+    cfg_.seccomp = reinterpret_cast<const sock_filter*>(seccomp_.bpf.data());
+    cfg_.seccomp_len = static_cast<unsigned short>(seccomp_.bpf.size() / sizeof(sock_filter));
   }
-  cfg.unshare_cgroup = spec.namespaces.cgroup;
-  cfg.sync_fd = child_sock.get();
-  cfg.stdin_fd = devnull ? devnull.get() : -1;
-  cfg.terminal = spec.process.terminal;
-  cfg.rows = have_ws ? host_ws.ws_row : 24;
-  cfg.cols = have_ws ? host_ws.ws_col : 80;
-  cfg.userns = userns.active();
-  cfg.merged_fd = userns.merged_fd();
-  cfg.op_fds = userns.active() ? userns.op_fds().data() : nullptr;
+  cfg_.unshare_cgroup = spec_.namespaces.cgroup;
+  cfg_.sync_fd = child_sock_.get();
+  cfg_.stdin_fd = devnull_ ? devnull_.get() : -1;
+  cfg_.terminal = spec_.process.terminal;
+  cfg_.rows = have_ws ? host_ws.ws_row : 24;
+  cfg_.cols = have_ws ? host_ws.ws_col : 80;
+  cfg_.userns = userns_.active();
+  cfg_.merged_fd = userns_.merged_fd();
+  cfg_.op_fds = userns_.active() ? userns_.op_fds().data() : nullptr;
+}
 
-  // 3. The cgroup exists, with its limits, before the child does, and the guard outlives the
-  // child. On v2 the child is cloned into it; on v1 it inherits each hierarchy's `tasks` and
-  // moves itself in at its JoinCgroup step, before anything of the container can run. Neither
-  // needs the runtime after clone: the child never waits for it. Only where the kernel offers
-  // neither does the runtime move the child in and then release it.
-  CgroupGuard cgroup(std::move(driver));
-  KISTE_TRY(with_context(cgroup->create("kiste-" + spec.id, cg_plan), "container cgroup"));
-  if (ctx.hooks.cgroup_created) KISTE_TRY(ctx.hooks.cgroup_created(cgroup->paths(), cgroup->unit()));
-  KISTE_TRY(with_context(cgroup->apply(cg_plan), "container cgroup"));
-  UniqueFd clone_target;
-  std::vector<UniqueFd> join;
-  if (!ctx.migrate_after_clone) {
+Status Launch::prepare() {
+  KISTE_TRY(plan());
+  if (!spec_.process.interactive && !spec_.process.terminal) {
+    KISTE_ASSIGN_OR_RETURN(devnull_, sys::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  }
+  int sv[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
+    return std::unexpected(sys_error("socketpair", "sync"));
+  }
+  parent_sock_.reset(sv[0]);
+  child_sock_.reset(sv[1]);
+  flatten();
+  return {};
+}
+
+// The cgroup exists, with its limits, before the child does, and the guard outlives the child.
+// On v2 the child is cloned into it; on v1 it inherits each hierarchy's `tasks` and moves itself
+// in at its JoinCgroup step, before anything of the container can run. Neither needs the runtime
+// after clone: the child never waits for it. Only where the kernel offers neither does the
+// runtime move the child in and then release it. Then clone into new namespaces (those the
+// helper made are entered by the child instead).
+Status Launch::spawn() {
+  cgroup_ = CgroupGuard(std::move(driver_));
+  KISTE_TRY(with_context(cgroup_->create("kiste-" + spec_.id, *cg_plan_), "container cgroup"));
+  if (ctx_.hooks.cgroup_created) KISTE_TRY(ctx_.hooks.cgroup_created(cgroup_->paths(), cgroup_->unit()));
+  KISTE_TRY(with_context(cgroup_->apply(*cg_plan_), "container cgroup"));
+  if (!ctx_.migrate_after_clone) {
     // v2 (and a hybrid host's cgroup2 hierarchy): cloned into; v1 hierarchies: self-join.
-    KISTE_ASSIGN_OR_RETURN(clone_target, with_context(cgroup->open_clone_target(), "container cgroup"));
-    if (mode != CgroupMode::Unified) {
-      KISTE_ASSIGN_OR_RETURN(join, with_context(cgroup->open_self_join(), "container cgroup"));
+    KISTE_ASSIGN_OR_RETURN(clone_target_, with_context(cgroup_->open_clone_target(), "container cgroup"));
+    if (mode_ != CgroupMode::Unified) {
+      KISTE_ASSIGN_OR_RETURN(join_, with_context(cgroup_->open_self_join(), "container cgroup"));
     }
   }
-  std::vector<int> join_fds;
-  for (const UniqueFd& fd : join) join_fds.push_back(fd.get());
-  cfg.join_fds = join_fds.data();
-  cfg.njoin = join_fds.size();
+  for (const UniqueFd& fd : join_) join_fds_.push_back(fd.get());
+  cfg_.join_fds = join_fds_.data();
+  cfg_.njoin = join_fds_.size();
 
-  // 4. Clone into new namespaces (those the helper made are entered by the child instead).
   uint64_t flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC;
-  if (spec.namespaces.network) flags |= CLONE_NEWNET;
-  if (userns.active()) flags = (flags & ~uint64_t{CLONE_NEWNS}) | CLONE_NEWUSER;  // see userns_setup.hpp
-  if (auto made = ns_prep.wait(); !made) {
+  if (spec_.namespaces.network) flags |= CLONE_NEWNET;
+  if (userns_.active()) flags = (flags & ~uint64_t{CLONE_NEWNS}) | CLONE_NEWUSER;  // see userns_setup.hpp
+  if (auto made = ns_prep_.wait(); !made) {
     log::debug("{}; clone makes them", made.error().to_string());
   } else {
-    if (ns_prep.net_fd() >= 0) {
+    if (ns_prep_.net_fd() >= 0) {
       flags &= ~uint64_t{CLONE_NEWNET};
-      cfg.net_fd = ns_prep.net_fd();
-      cfg.loopback_up = false;  // the helper did
+      cfg_.net_fd = ns_prep_.net_fd();
+      cfg_.loopback_up = false;  // the helper did
     }
-    if (ns_prep.ipc_fd() >= 0) {
+    if (ns_prep_.ipc_fd() >= 0) {
       flags &= ~uint64_t{CLONE_NEWIPC};
-      cfg.ipc_fd = ns_prep.ipc_fd();
+      cfg_.ipc_fd = ns_prep_.ipc_fd();
     }
   }
-  if (spec.network == NetworkMode::Bridge) {
-    if (ns_prep.net_fd() < 0) {
+  if (spec_.network == NetworkMode::Bridge) {
+    if (ns_prep_.net_fd() < 0) {
       return fail(Errc::Unsupported,
                   "a bridge network needs the container's network namespace before clone "
                   "(not with --userns yet)");
     }
-    if (ctx.hooks.network_ready) KISTE_TRY(ctx.hooks.network_ready(ns_prep.net_fd()));
+    if (ctx_.hooks.network_ready) KISTE_TRY(ctx_.hooks.network_ready(ns_prep_.net_fd()));
   }
   std::fflush(nullptr);
-  bool cloned_into = false;
-  const pid_t pid = clone_container(flags, spec.namespaces.time, clone_target.get(), cloned_into);
+  const pid_t pid = clone_container(flags, spec_.namespaces.time, clone_target_.get(), cloned_into_);
   if (pid < 0) return std::unexpected(sys_error("clone", "container"));
-  const bool needs_release = !cloned_into && join.empty();
+  const bool needs_release = !cloned_into_ && join_.empty();
   if (pid == 0) {
-    parent_sock.reset();
-    cfg.wait_release = needs_release;
-    detail::container_child_main(cfg);
+    parent_sock_.reset();
+    cfg_.wait_release = needs_release;
+    detail::container_child_main(cfg_);
   }
-  ChildProcess child(pid);
+  child_.own(pid);
   // A kernel without CLONE_INTO_CGROUP on a hybrid host: the child joins its v1 hierarchies
   // itself; the cgroup2 one is written here (add_process also rewrites the v1 ones: no-ops).
-  const bool hybrid_fallback = clone_target && !cloned_into && !join.empty();
-  child_sock.reset();
-  devnull.reset();
-  join.clear();
-  clone_target.reset();
-  ns_prep.close_fds();
-  upper_fd.reset();
-  work_fd.reset();
+  const bool hybrid_fallback = clone_target_ && !cloned_into_ && !join_.empty();
+  child_sock_.reset();
+  devnull_.reset();
+  join_.clear();
+  clone_target_.reset();
+  ns_prep_.close_fds();
+  upper_fd_.reset();
+  work_fd_.reset();
 
-  SignalForwarding forwarding(pid);
-  KISTE_TRY(with_context(userns.start(pid, parent_sock.get()), "user namespace"));
+  forwarding_.emplace(pid);
+  KISTE_TRY(with_context(userns_.start(pid, parent_sock_.get()), "user namespace"));
   // The child may already have failed (its report is waiting in the socket): a failed send is
   // not the error to show, the report below is.
-  bool released = true;
-  if (hybrid_fallback) KISTE_TRY(with_context(cgroup->add_process(pid), "container cgroup"));
+  if (hybrid_fallback) KISTE_TRY(with_context(cgroup_->add_process(pid), "container cgroup"));
   if (needs_release) {
-    KISTE_TRY(with_context(cgroup->add_process(pid), "container cgroup"));
+    KISTE_TRY(with_context(cgroup_->add_process(pid), "container cgroup"));
     const char go = 1;
-    released = ::send(parent_sock.get(), &go, 1, MSG_NOSIGNAL) == 1;
+    released_ = ::send(parent_sock_.get(), &go, 1, MSG_NOSIGNAL) == 1;
   }
-  // 5. Setup result: EOF once the command was exec'd (the socket is close-on-exec), or a report.
+  return {};
+}
+
+// The setup's result: EOF once the command was exec'd (the socket is close-on-exec), or a
+// report; the pty master (-t) comes first, as a message of its own.
+Result<bool> Launch::await_ready() {
   detail::ChildReport report{};
   ssize_t n;
   while (true) {
-    struct iovec iov {&report, sizeof report};
-    alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-    struct msghdr msg {};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
-    n = ::recvmsg(parent_sock.get(), &msg, MSG_CMSG_CLOEXEC);
-    if (n < 0 && errno == EINTR) continue;
-    struct cmsghdr* cm = n == 1 ? CMSG_FIRSTHDR(&msg) : nullptr;
-    if (cm != nullptr && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {
-      int fd = -1;
-      std::memcpy(&fd, CMSG_DATA(cm), sizeof fd);
-      pty_master.reset(fd);  // the terminal; the report (or EOF at exec) follows
+    int fds[detail::kMaxPassedFds];
+    size_t nfds = 0;
+    n = detail::recv_msg(parent_sock_.get(), &report, sizeof report, fds, &nfds);
+    if (n == 1 && nfds == 1) {
+      pty_master_.reset(fds[0]);  // the terminal; the report (or EOF at exec) follows
       continue;
     }
+    for (size_t i = 0; i < nfds; ++i) ::close(fds[i]);
     break;
   }
-  ContainerExit result;
-  result.cloned_into_cgroup = cloned_into;
-  if (n != sizeof report && !released) {
-    (void)child.wait();
+  result_.cloned_into_cgroup = cloned_into_;
+  if (n != sizeof report && !released_) {
+    (void)child_.wait();
     return fail(Errc::System, "container setup: the container process ended before it was ready");
   }
   if (n == sizeof report) {
     auto step = static_cast<detail::StepId>(report.step);
     if (step != detail::StepId::Exec) {
-      (void)child.wait();
-      return std::unexpected(child_error(report, plan, spec));
+      (void)child_.wait();
+      return std::unexpected(child_error(report, *plan_, spec_));
     }
-    const std::string& cmd = spec.process.args.front();
-    result.exit_code = (report.err == ENOENT || report.err == ENOTDIR) ? 127 : 126;
-    result.exec_error = fmt::format("exec {}: {}", quote(cmd), std::strerror(report.err));
+    const std::string& cmd = spec_.process.args.front();
+    result_.exit_code = (report.err == ENOENT || report.err == ENOTDIR) ? 127 : 126;
+    result_.exec_error = fmt::format("exec {}: {}", quote(cmd), std::strerror(report.err));
     if (report.err == ENOENT && cmd.find('/') != std::string::npos) {
-      result.exec_error += " (is the interpreter missing?)";
+      result_.exec_error += " (is the interpreter missing?)";
     } else if (report.err == ENOENT) {
-      result.exec_error = fmt::format("exec {}: executable file not found in $PATH", quote(cmd));
+      result_.exec_error = fmt::format("exec {}: executable file not found in $PATH", quote(cmd));
     }
-    (void)child.wait();
-    return result;
+    (void)child_.wait();
+    return false;
   }
-  if (ctx.hooks.started) ctx.hooks.started(pid);
-
-  // 6. Wait (proxying the terminal with -t). A container that keeps running gets a runtime with
-  // as little of itself in memory as possible; a short one is not slowed down by re-reading
-  // the code it dropped (under memory pressure that is disk I/O).
+  if (ctx_.hooks.started) ctx_.hooks.started(child_.pid());
+  // A container that keeps running gets a runtime with as little of itself in memory as
+  // possible; a short one is not slowed down by re-reading the code it dropped (under memory
+  // pressure that is disk I/O).
   ::malloc_trim(0);
-  bool released_pages = false;
-  auto release_once = [&released_pages] {
-    if (released_pages) return;
-    released_pages = true;
-    release_code_pages();
-  };
-  constexpr int kReleaseAfterMs = 250;
-  UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
-  int status = 0;
-  if (pty_master) {
-    struct termios saved {};
-    bool raw = ::isatty(STDIN_FILENO) && ::tcgetattr(STDIN_FILENO, &saved) == 0;
-    if (raw) {
-      struct termios t = saved;
-      ::cfmakeraw(&t);
-      ::tcsetattr(STDIN_FILENO, TCSANOW, &t);
-    }
-    bool stdin_open = spec.process.interactive;
-    char buf[8192];
-    while (true) {
-      if (g_winch) {
-        g_winch = 0;
-        struct winsize ws {};
-        if (::ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) == 0) ::ioctl(pty_master.get(), TIOCSWINSZ, &ws);
-      }
-      struct pollfd fds[2] = {{pty_master.get(), POLLIN, 0}, {STDIN_FILENO, POLLIN, 0}};
-      int rc = ::poll(fds, stdin_open ? 2 : 1, released_pages ? -1 : kReleaseAfterMs);
-      if (rc < 0) {
-        if (errno == EINTR) continue;
-        break;
-      }
-      if (rc == 0) {
-        release_once();
-        continue;
-      }
-      if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
-        ssize_t r = ::read(pty_master.get(), buf, sizeof buf);
-        if (r <= 0) break;  // EIO: every slave fd is closed
-        (void)sys::write_all(STDOUT_FILENO, std::string_view(buf, static_cast<size_t>(r)));
-      }
-      if (stdin_open && (fds[1].revents & (POLLIN | POLLHUP))) {
-        ssize_t r = ::read(STDIN_FILENO, buf, sizeof buf);
-        if (r <= 0) {
-          stdin_open = false;
-          char eof = 4;  // ^D
-          (void)!::write(pty_master.get(), &eof, 1);
-        } else {
-          (void)sys::write_all(pty_master.get(), std::string_view(buf, static_cast<size_t>(r)));
-        }
-      }
-    }
-    if (raw) ::tcsetattr(STDIN_FILENO, TCSANOW, &saved);
+  return true;
+}
+
+constexpr int kReleaseAfterMs = 250;
+
+// -t: the pty's output to stdout, stdin (-i) to the pty, and the host terminal's size to the
+// pty on SIGWINCH (through a signalfd: no handler, no global).
+void Launch::proxy_terminal() {
+  if (!pty_master_) return;
+  struct termios saved {};
+  bool raw = ::isatty(STDIN_FILENO) && ::tcgetattr(STDIN_FILENO, &saved) == 0;
+  if (raw) {
+    struct termios t = saved;
+    ::cfmakeraw(&t);
+    ::tcsetattr(STDIN_FILENO, TCSANOW, &t);
   }
-  if (!released_pages) {
+  sigset_t winch, old_mask;
+  sigemptyset(&winch);
+  sigaddset(&winch, SIGWINCH);
+  ::pthread_sigmask(SIG_BLOCK, &winch, &old_mask);
+  UniqueFd winch_fd(::signalfd(-1, &winch, SFD_CLOEXEC | SFD_NONBLOCK));
+  bool stdin_open = spec_.process.interactive;
+  char buf[8192];
+  while (true) {
+    struct pollfd fds[3] = {
+        {pty_master_.get(), POLLIN, 0}, {winch_fd.get(), POLLIN, 0}, {STDIN_FILENO, POLLIN, 0}};
+    int rc = ::poll(fds, stdin_open ? 3 : 2, released_pages_ ? -1 : kReleaseAfterMs);
+    if (rc < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    if (rc == 0) {
+      if (!released_pages_) {
+        released_pages_ = true;
+        release_code_pages();
+      }
+      continue;
+    }
+    if (fds[1].revents & POLLIN) {
+      struct signalfd_siginfo si;
+      while (::read(winch_fd.get(), &si, sizeof si) == sizeof si) {
+      }
+      struct winsize ws {};
+      if (::ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) == 0) ::ioctl(pty_master_.get(), TIOCSWINSZ, &ws);
+    }
+    if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+      ssize_t r = ::read(pty_master_.get(), buf, sizeof buf);
+      if (r <= 0) break;  // EIO: every slave fd is closed
+      (void)sys::write_all(STDOUT_FILENO, std::string_view(buf, static_cast<size_t>(r)));
+    }
+    if (stdin_open && (fds[2].revents & (POLLIN | POLLHUP))) {
+      ssize_t r = ::read(STDIN_FILENO, buf, sizeof buf);
+      if (r <= 0) {
+        stdin_open = false;
+        char eof = 4;  // ^D
+        (void)!::write(pty_master_.get(), &eof, 1);
+      } else {
+        (void)sys::write_all(pty_master_.get(), std::string_view(buf, static_cast<size_t>(r)));
+      }
+    }
+  }
+  winch_fd.reset();
+  ::pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
+  if (raw) ::tcsetattr(STDIN_FILENO, TCSANOW, &saved);
+}
+
+// Waits for the container's init; its code pages go once it has run for a while.
+void Launch::wait_for_exit() {
+  if (!released_pages_) {
+    UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, child_.pid(), 0)));
+    bool release = true;
     if (pidfd) {
       struct pollfd p {pidfd.get(), POLLIN, 0};
       int rc;
       do {
         rc = ::poll(&p, 1, kReleaseAfterMs);
       } while (rc < 0 && errno == EINTR);
-      if (rc == 0) release_once();
-    } else {
-      release_once();
+      release = rc == 0;
+    }
+    if (release) {
+      released_pages_ = true;
+      release_code_pages();
     }
   }
-  status = child.wait();
-  // 7. Clean up. Every mount of the container went with its mount namespace, when its last
-  // process ended. With --rm the container dir goes at the same time as the cgroup: overlay's
-  // work chain on another CPU, the rest here once the cgroup is gone (each rmdir can wait for
-  // a discard of the freed block: ~0.1 ms apiece on this host's discard-mounted ext4).
+  const int status = child_.wait();
+  if (WIFEXITED(status)) {
+    result_.exit_code = WEXITSTATUS(status);
+  } else if (WIFSIGNALED(status)) {
+    result_.signal = WTERMSIG(status);
+    result_.exit_code = 128 + result_.signal;
+  }
+}
+
+// Every mount of the container went with its mount namespace, when its last process ended.
+// With --rm the container dir goes at the same time as the cgroup: overlay's work chain on
+// another CPU, the rest here once the cgroup is gone (each rmdir can wait for a discard of the
+// freed block: ~0.1 ms apiece on this host's discard-mounted ext4).
+Result<ContainerExit> Launch::reap() {
+  wait_for_exit();
   detail::SideJob remover;
-  if (ctx.remove_container_dir) {
-    const fs::path& dir = spec.root.container_dir;
+  if (ctx_.remove_container_dir) {
+    const fs::path& dir = spec_.root.container_dir;
     if (!remover.start([&dir] { remove_known(dir, kWorkChain); })) remove_known(dir, kWorkChain);
   }
-  if (WIFEXITED(status)) {
-    result.exit_code = WEXITSTATUS(status);
-  } else if (WIFSIGNALED(status)) {
-    result.signal = WTERMSIG(status);
-    result.exit_code = 128 + result.signal;
-  }
-  auto stats = cgroup->stats();
+  auto stats = cgroup_->stats();
   if (stats) {
-    result.oom_killed = stats->oom_killed;
-    result.memory_limit = stats->memory_limit;
-    result.memory_peak = stats->memory_peak;
+    result_.oom_killed = stats->oom_killed;
+    result_.memory_limit = stats->memory_limit;
+    result_.memory_peak = stats->memory_peak;
   }
-  Status destroyed = with_context(cgroup->destroy(), "remove the container cgroup");
-  if (ctx.remove_container_dir) {
-    remove_known(spec.root.container_dir, kTopDirs);
+  Status destroyed = with_context(cgroup_->destroy(), "remove the container cgroup");
+  if (ctx_.remove_container_dir) {
+    remove_known(spec_.root.container_dir, kTopDirs);
     remover.join();
-    KISTE_TRY(remove_container_dir(spec.root.container_dir));
+    KISTE_TRY(remove_container_dir(spec_.root.container_dir));
   }
   KISTE_TRY(std::move(destroyed));
-  return result;
+  if (spec_.root.clean_upper && !ctx_.remove_container_dir) {  // every process has ended
+    KISTE_TRY(with_context(detail::clean_upper(spec_.root.container_dir / "upper",
+                                               spec_.root.lower_dirs,
+                                               detail::upper_leftovers(*plan_)),
+                           "clean the upper dir"));
+  }
+  return result_;
+}
+
+}  // namespace
+
+Result<ContainerExit> run_container(const ContainerSpec& spec, const RunContext& ctx) {
+  Launch launch(spec, ctx);
+  KISTE_TRY(launch.prepare());
+  KISTE_TRY(launch.spawn());
+  KISTE_ASSIGN_OR_RETURN(bool running, launch.await_ready());
+  if (!running) return launch.exit();
+  launch.proxy_terminal();
+  return launch.reap();
 }
 
 }  // namespace kiste::runtime

@@ -176,7 +176,7 @@ Status replace_file(const fs::path& path, std::string_view data) {
 
 }  // namespace
 
-fs::path ContainerStore::dir(std::string_view id) const { return root_ / "containers" / std::string(id); }
+fs::path ContainerStore::dir(std::string_view id) const { return image::RootLayout(root_).container(id); }
 
 fs::path ContainerStore::log_path(std::string_view id) const {
   return dir(id) / (std::string(id) + "-json.log");
@@ -199,7 +199,7 @@ bool is_hex_id(std::string_view s) {
 Result<ContainerState> ContainerStore::create(ContainerState s) const {
   if (s.name.empty()) s.name = "kiste_" + s.id.substr(0, 12);
   KISTE_TRY(validate_container_name(s.name));
-  KISTE_TRY(sys::mkdir_all(root_ / "containers", 0700));
+  KISTE_TRY(sys::mkdir_all(image::RootLayout(root_).containers(), 0700));
   KISTE_TRY(sys::mkdir_all(names_dir(), 0700));
   KISTE_ASSIGN_OR_RETURN(FileLock names_lock, FileLock::acquire(names_dir() / ".lock"));
   const fs::path name_file = names_dir() / s.name;
@@ -229,7 +229,7 @@ Result<std::string> ContainerStore::resolve(std::string_view ref) const {
   if (is_hex_id(ref)) {
     std::vector<std::string> hits;
     std::error_code ec;
-    for (auto it = fs::directory_iterator(root_ / "containers", ec);
+    for (auto it = fs::directory_iterator(image::RootLayout(root_).containers(), ec);
          !ec && it != fs::directory_iterator(); it.increment(ec)) {
       std::string id = it->path().filename();
       if (id.starts_with(ref) && fs::exists(it->path() / "state.json", ec)) hits.push_back(id);
@@ -271,7 +271,7 @@ Result<ContainerState> ContainerStore::update(std::string_view id,
 Result<std::vector<ContainerState>> ContainerStore::list() const {
   std::vector<ContainerState> out;
   std::error_code ec;
-  for (auto it = fs::directory_iterator(root_ / "containers", ec);
+  for (auto it = fs::directory_iterator(image::RootLayout(root_).containers(), ec);
        !ec && it != fs::directory_iterator(); it.increment(ec)) {
     if (!fs::exists(it->path() / "state.json", ec)) continue;
     auto s = load(it->path().filename().native());

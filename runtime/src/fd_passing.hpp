@@ -39,9 +39,13 @@ inline bool send_fds(int sock, char tag, const int* fds, size_t n) noexcept {
 // Receives one message: its tag byte and up to kMaxPassedFds fds (close-on-exec) into fds,
 // their count in *nfds. Returns recvmsg's result (1 for a message, 0 at EOF, -1 with errno;
 // EMSGSIZE when fds were cut off, in which case the ones that came are closed).
-inline ssize_t recv_fds(int sock, char* tag, int* fds, size_t* nfds) noexcept {
+inline ssize_t recv_fds(int sock, char* tag, int* fds, size_t* nfds) noexcept;
+
+// The same for a message of up to `len` bytes into `buf` (the child's setup report, or the
+// one-byte message that carries its pty master).
+inline ssize_t recv_msg(int sock, void* buf, size_t len, int* fds, size_t* nfds) noexcept {
   *nfds = 0;
-  struct iovec iov {tag, 1};
+  struct iovec iov {buf, len};
   struct msghdr msg {};
   msg.msg_iov = &iov;
   msg.msg_iovlen = 1;
@@ -68,6 +72,10 @@ inline ssize_t recv_fds(int sock, char* tag, int* fds, size_t* nfds) noexcept {
     return -1;
   }
   return n;
+}
+
+inline ssize_t recv_fds(int sock, char* tag, int* fds, size_t* nfds) noexcept {
+  return recv_msg(sock, tag, 1, fds, nfds);
 }
 
 }  // namespace kiste::runtime::detail

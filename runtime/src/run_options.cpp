@@ -12,6 +12,7 @@
 #include <sys/capability.h>
 
 #include <kiste/base/log.hpp>
+#include <kiste/base/split.hpp>
 #include <kiste/base/sys.hpp>
 #include <kiste/runtime/cgroup.hpp>
 #include <kiste/runtime/id_map.hpp>
@@ -23,17 +24,6 @@ namespace kiste::runtime {
 namespace fs = std::filesystem;
 
 namespace {
-
-std::vector<std::string_view> split(std::string_view s, char sep) {
-  std::vector<std::string_view> out;
-  while (true) {
-    size_t p = s.find(sep);
-    out.push_back(s.substr(0, p));
-    if (p == std::string_view::npos) break;
-    s.remove_prefix(p + 1);
-  }
-  return out;
-}
 
 template <class T>
 bool parse_num(std::string_view s, T& out) {
@@ -207,10 +197,8 @@ Result<MountSpec> parse_mount(std::string_view v, const fs::path& volumes_dir) {
   bool have_target = false;
   std::vector<std::string> tmpfs_opts;
   std::string source;
-  for (auto kv : split(v, ',')) {
-    size_t eq = kv.find('=');
-    std::string_view k = kv.substr(0, eq);
-    std::string_view val = eq == std::string_view::npos ? std::string_view() : kv.substr(eq + 1);
+  for (const KeyValue& kv : split_kv(v)) {
+    const std::string_view k = kv.key, val = kv.value;
     if (k == "type") type = val;
     else if (k == "source" || k == "src") source = val;
     else if (k == "target" || k == "destination" || k == "dst") {
@@ -612,6 +600,13 @@ Result<ContainerSpec> make_spec(const RunOptions& opts, const MakeSpecInput& in)
   for (const auto& v : opts.mounts) {
     KISTE_ASSIGN_OR_RETURN(MountSpec m, parse_mount(v, in.volumes_dir));
     spec.mounts.push_back(std::move(m));
+  }
+  for (const MountSpec& m : in.mounts) {
+    if (m.kind == MountKind::Bind && !m.source.is_absolute()) {
+      return failf(Errc::InvalidArgument, "mount {}: bind needs an absolute source",
+                   quote(m.destination));
+    }
+    spec.mounts.push_back(m);
   }
   for (const MountSpec& m : spec.mounts) {
     const bool slave = m.propagation == Propagation::Slave || m.propagation == Propagation::RSlave;

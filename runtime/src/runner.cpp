@@ -1,6 +1,7 @@
 #include <kiste/runtime/runner.hpp>
 
 #include <kiste/base/sys.hpp>
+#include <kiste/image/root_layout.hpp>
 
 namespace kiste::runtime {
 
@@ -9,11 +10,11 @@ namespace fs = std::filesystem;
 std::string Runner::new_id() { return sys::random_hex(32); }
 
 fs::path Runner::container_dir(std::string_view id) const {
-  return o_.root / "containers" / std::string(id);
+  return image::RootLayout(o_.root).container(id);
 }
 
 Result<StaleCleanup> Runner::sweep() const {
-  return clean_stale_containers(running_dir(), o_.root / "containers");
+  return clean_stale_containers(running_dir(), image::RootLayout(o_.root).containers());
 }
 
 Result<ContainerExit> Runner::run(const ContainerSpec& spec, const StartOptions& opts) const {
@@ -29,9 +30,9 @@ Result<ContainerExit> Runner::run(const ContainerSpec& spec, const StartOptions&
     RunContext ctx{.cgroup_mode = o_.cgroup_mode,
                    .cgroups = o_.cgroups,
                    .cgroup_v2_mount = o_.cgroup_v2_mount,
-                   .seccomp_cache_dir = o_.root / "cache" / "seccomp",
+                   .seccomp_cache_dir = image::RootLayout(o_.root).seccomp_cache(),
                    .remove_container_dir = opts.remove,
-                   .userns_lock_dir = o_.root / "userns"};
+                   .userns_lock_dir = image::RootLayout(o_.root).userns()};
     ctx.hooks.started = opts.started;
     ctx.hooks.network_ready = opts.network_ready;
     ctx.hooks.cgroup_created = [&marker](const std::vector<fs::path>& dirs, const std::string& unit) {

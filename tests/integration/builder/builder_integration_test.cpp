@@ -292,6 +292,41 @@ TEST_F(BuilderTest, ChownResolvesNamesInTheStage) {
   EXPECT_NE(bad.error().to_string().find("no user `nosuchuser`"), std::string::npos) << bad.error().to_string();
 }
 
+// The builder hands RUN --mount's paths to the runtime typed: a context (bind source) and a
+// secret file whose paths hold `,` or `:` work, as under docker build.
+TEST_F(BuilderTest, RunMountPathsMayHoldCommas) {
+  const fs::path ctx = tmp_ / "ctx,with,commas:and:colons";
+  write(ctx / "data.txt", "from the context\n");
+  write(tmp_ / "secret,file:x", "s3cret\n");
+  write(ctx / "Containerfile",
+        "FROM busybox\n"
+        "RUN --mount=type=bind,target=/m --mount=type=secret,id=tok "
+        "cat /m/data.txt /run/secrets/tok > /out\n");
+  BuildOptions o;
+  o.secrets["tok"] = tmp_ / "secret,file:x";
+  auto r = build(ctx, o);
+  ASSERT_TRUE(r) << r.error().to_string();
+  EXPECT_EQ(read_in_image(r->manifest, "out"), "from the context\ns3cret\n");
+}
+
+// The runtime hands back an upper dir that holds only what the step wrote: on a base without
+// /proc, /dev, /sys and /etc the mount points it made for them, for a tmpfs two levels below a
+// new dir and for the runtime's /etc files never reach the layer.
+TEST_F(BuilderTest, RunLayerHoldsOnlyWhatTheStepWrote) {
+  write(tmp_ / "ctx/Containerfile",
+        "FROM scratch\n"
+        "COPY --from=busybox /bin /bin\n"
+        "RUN --mount=type=tmpfs,target=/new/scratch "
+        "touch /x /new/scratch/gone && echo 'nameserver 192.0.2.1' > /etc/resolv.conf\n");
+  auto r = build(tmp_ / "ctx");
+  ASSERT_TRUE(r) << r.error().to_string();
+  auto layers = layers_of(r->manifest);
+  ASSERT_EQ(layers.size(), 2u);
+  std::string out;
+  EXPECT_EQ(sh(fmt::format("tar -tzf {}", store_->blob_path(layers[1].digest).string()), &out), 0);
+  EXPECT_EQ(out, "x\n");
+}
+
 TEST_F(BuilderTest, SymlinksCannotLeaveTheContext) {
   fs::create_directories(tmp_ / "ctx");
   fs::create_symlink("/etc", tmp_ / "ctx/escape");

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include <kiste/runtime/cgroup.hpp>
+#include <kiste/runtime/spec.hpp>
 #include <kiste/base/error.hpp>
 #include <kiste/builder/build_cache.hpp>
 #include <kiste/builder/build_plan.hpp>
@@ -57,20 +58,16 @@ struct RunRequest {
   std::string cwd = "/";
   std::string user;  // "" = root
   bool network_host = false;  // false: a private network namespace with only loopback
-  struct Mount {
-    std::filesystem::path source;  // Bind only
-    std::string destination;
-    bool readonly = false;
-    enum class Type { Bind, Tmpfs } type = Type::Bind;
-    std::string tmpfs_size;  // Tmpfs: "64m", "1048576" ("" = the kernel's default)
-  };
-  std::vector<Mount> mounts;
+  // RUN --mount's binds (absolute host sources) and tmpfs mounts, typed as the runtime takes
+  // them: any path works, `,` and `:` included.
+  std::vector<runtime::MountSpec> mounts;
 };
 
 class RunExecutor {
  public:
   virtual ~RunExecutor() = default;
-  // Runs to completion; returns the exit status (0 = success). The upper dir holds the changes.
+  // Runs to completion; returns the exit status (0 = success). The upper dir holds the step's
+  // changes only: no mount point, no runtime file (/etc/hosts, …) of the executor's own.
   [[nodiscard]] virtual Result<int> run(const RunRequest& req) = 0;
 };
 

@@ -18,6 +18,7 @@
 #include <kiste/image/descriptor.hpp>
 #include <kiste/image/image_source.hpp>
 #include <kiste/image/reference.hpp>
+#include <kiste/image/root_layout.hpp>
 
 namespace kiste::image {
 
@@ -39,8 +40,9 @@ class Store {
                                           StoreOptions opts = {});
 
   [[nodiscard]] const std::filesystem::path& root() const { return root_; }
-  [[nodiscard]] std::filesystem::path blobs_dir() const { return root_ / "blobs"; }
-  [[nodiscard]] std::filesystem::path tmp_dir() const { return root_ / "tmp"; }
+  [[nodiscard]] RootLayout layout() const { return RootLayout(root_); }
+  [[nodiscard]] std::filesystem::path blobs_dir() const { return layout().blobs(); }
+  [[nodiscard]] std::filesystem::path tmp_dir() const { return layout().tmp(); }
   [[nodiscard]] std::filesystem::path blob_path(const Digest& d) const;
 
   // ---- blobs ---------------------------------------------------------------------------------

@@ -14,6 +14,7 @@
 
 #include <kiste/base/error.hpp>
 #include <kiste/base/unique_fd.hpp>
+#include <kiste/image/root_layout.hpp>
 
 namespace kiste::runtime {
 
@@ -94,7 +95,7 @@ class ContainerStore {
   [[nodiscard]] Status remove(const ContainerState& s) const;
 
  private:
-  [[nodiscard]] std::filesystem::path names_dir() const { return root_ / "container-names"; }
+  [[nodiscard]] std::filesystem::path names_dir() const { return image::RootLayout(root_).container_names(); }
   std::filesystem::path root_;
 };
 

@@ -58,6 +58,9 @@ struct MakeSpecInput {
   std::filesystem::path volumes_dir;
   // --init: the kiste-init binary to run as PID 1 (default_init_binary()).
   std::filesystem::path init_binary;
+  // Mounts of a library caller (the builder's RUN --mount), typed: added after --volume and
+  // --mount and checked like them. Bind sources must be absolute.
+  std::vector<MountSpec> mounts;
 };
 
 // Where --init's PID 1 appears in the container (read-only; like docker's /sbin/docker-init).

@@ -12,6 +12,7 @@
 
 #include <kiste/base/error.hpp>
 #include <kiste/base/file_lock.hpp>
+#include <kiste/image/root_layout.hpp>
 #include <kiste/runtime/cgroup.hpp>
 #include <kiste/runtime/container.hpp>
 #include <kiste/runtime/live_marker.hpp>
@@ -46,7 +47,9 @@ class Runner {
 
   [[nodiscard]] static std::string new_id();  // 32 lowercase hex
   [[nodiscard]] std::filesystem::path container_dir(std::string_view id) const;
-  [[nodiscard]] std::filesystem::path running_dir() const { return o_.root / "running"; }
+  [[nodiscard]] std::filesystem::path running_dir() const {
+    return image::RootLayout(o_.root).running();
+  }
 
   // Removes what containers whose kiste was killed left behind (live_marker.hpp).
   [[nodiscard]] Result<StaleCleanup> sweep() const;

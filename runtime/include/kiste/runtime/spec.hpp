@@ -52,6 +52,12 @@ struct RootSpec {
   // sync of the whole host filesystem that unmounting the root would otherwise wait for (podman
   // does the same for --rm, CRI-O for every container).
   bool volatile_upper = false;
+  // Hand back an upper dir that holds only what the container wrote (a build step's layer): once
+  // the container has ended, the mount points the runtime made there (absent from the lowers,
+  // or directories copied up only for them) are removed, and so are the runtime's own files
+  // (/etc/hosts, /etc/hostname, /etc/resolv.conf) whatever the container did to them, as under
+  // docker build, where they are bind mounts.
+  bool clean_upper = false;
 };
 
 enum class MountKind { Bind, Tmpfs };

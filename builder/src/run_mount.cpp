@@ -1,32 +1,27 @@
-#include <kiste/builder/mount_spec.hpp>
+#include <kiste/builder/run_mount.hpp>
 
 #include <vector>
 
+#include <kiste/base/split.hpp>
+
 namespace kiste::builder {
 
-Result<MountSpec> parse_mount_spec(std::string_view spec) {
-  MountSpec m;
+Result<RunMount> parse_run_mount(std::string_view spec) {
+  RunMount m;
   std::string type = "bind";
   std::vector<std::pair<std::string, std::string>> kvs;
-  size_t i = 0;
-  while (i <= spec.size()) {
-    size_t j = spec.find(',', i);
-    if (j == std::string_view::npos) j = spec.size();
-    std::string_view kv = spec.substr(i, j - i);
-    i = j + 1;
-    if (kv.empty()) continue;
-    size_t eq = kv.find('=');
-    std::string k(kv.substr(0, eq));
-    std::string v = eq == std::string_view::npos ? "" : std::string(kv.substr(eq + 1));
-    if (eq == std::string_view::npos && (k == "rw" || k == "readwrite" || k == "ro" || k == "readonly" || k == "required")) v = "true";
+  for (const KeyValue& kv : split_kv(spec)) {
+    if (kv.empty()) continue;  // BuildKit tolerates `a,,b`
+    std::string k(kv.key), v(kv.value);
+    if (!kv.has_value && (k == "rw" || k == "readwrite" || k == "ro" || k == "readonly" || k == "required")) v = "true";
     if (k == "type") type = v;
     else kvs.emplace_back(k, v);
   }
-  if (type == "bind") m.type = MountSpec::Type::Bind;
-  else if (type == "cache") m.type = MountSpec::Type::Cache;
-  else if (type == "secret") m.type = MountSpec::Type::Secret;
-  else if (type == "tmpfs") m.type = MountSpec::Type::Tmpfs;
-  else if (type == "ssh") m.type = MountSpec::Type::Ssh;
+  if (type == "bind") m.type = RunMount::Type::Bind;
+  else if (type == "cache") m.type = RunMount::Type::Cache;
+  else if (type == "secret") m.type = RunMount::Type::Secret;
+  else if (type == "tmpfs") m.type = RunMount::Type::Tmpfs;
+  else if (type == "ssh") m.type = RunMount::Type::Ssh;
   else return failf(Errc::Unsupported, "--mount type={} is not supported (bind, cache, tmpfs, secret, ssh)", type);
   for (const auto& [k, v] : kvs) {
     if (k == "target" || k == "dst" || k == "destination") m.target = v;
@@ -36,7 +31,7 @@ Result<MountSpec> parse_mount_spec(std::string_view spec) {
     else if (k == "rw" || k == "readwrite") m.rw = v != "false";
     else if (k == "ro" || k == "readonly") m.rw = v == "false";
     else if (k == "required") m.required = v != "false";
-    else if (k == "size" && m.type == MountSpec::Type::Tmpfs) {
+    else if (k == "size" && m.type == RunMount::Type::Tmpfs) {
       // bytes, or a number with a k/m/g suffix (as mount(8) takes it)
       std::string_view digits = v;
       if (!digits.empty() && std::string_view("kKmMgG").find(digits.back()) != std::string_view::npos) {
@@ -53,18 +48,18 @@ Result<MountSpec> parse_mount_spec(std::string_view spec) {
       return failf(Errc::InvalidArgument, "--mount: unknown key `{}`", k);
     }
   }
-  if (m.type == MountSpec::Type::Secret) {
+  if (m.type == RunMount::Type::Secret) {
     if (m.id.empty() && !m.target.empty()) m.id = m.target.substr(m.target.rfind('/') + 1);
     if (m.id.empty()) return fail(Errc::InvalidArgument, "--mount=type=secret needs id= or target=");
     if (m.target.empty()) m.target = "/run/secrets/" + m.id;
   }
-  if (m.type == MountSpec::Type::Ssh) {
+  if (m.type == RunMount::Type::Ssh) {
     if (m.id.empty()) m.id = "default";
     if (m.target.empty()) m.target = "/run/buildkit/ssh_agent.0";
   }
   if (m.target.empty()) return failf(Errc::InvalidArgument, "--mount type={} needs target=", type);
   if (!m.target.starts_with("/")) return failf(Errc::InvalidArgument, "--mount target `{}` must be absolute", m.target);
-  if (m.type == MountSpec::Type::Cache && !m.from.empty()) {
+  if (m.type == RunMount::Type::Cache && !m.from.empty()) {
     return fail(Errc::Unsupported, "--mount=type=cache,from= is not supported");
   }
   return m;

@@ -7,7 +7,7 @@
 
 namespace kiste::builder {
 
-struct MountSpec {
+struct RunMount {
   enum class Type { Bind, Cache, Secret, Tmpfs, Ssh };
   Type type = Type::Bind;
   std::string target;  // absolute path in the container
@@ -21,6 +21,6 @@ struct MountSpec {
 };
 
 // Parses "type=cache,target=/root/.cache,id=x". Unknown keys and types are errors.
-[[nodiscard]] Result<MountSpec> parse_mount_spec(std::string_view spec);
+[[nodiscard]] Result<RunMount> parse_run_mount(std::string_view spec);
 
 }  // namespace kiste::builder
