@@ -9,6 +9,7 @@
 #include <deque>
 #include <set>
 
+#include <kiste/base/interrupt.hpp>
 #include <kiste/base/sys.hpp>
 #include <kiste/base/temp_dir.hpp>
 #include <kiste/base/unique_fd.hpp>
@@ -273,6 +274,7 @@ Result<StageOut> BuildRun::start_stage(const Stage& s) {
 
 Status BuildRun::run_step(const Stage& s, StageOut& out, const Instruction& ins) {
   (void)s;
+  KISTE_TRY(check_interrupted());
   using K = InstructionKind;
   if (ins.kind == K::Run || ins.kind == K::Copy || ins.kind == K::Add) {
     auto r = layer_step(out, ins);

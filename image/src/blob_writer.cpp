@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <kiste/base/interrupt.hpp>
 #include <kiste/base/sys.hpp>
 
 namespace kiste::image {
@@ -62,6 +63,8 @@ void BlobWriter::discard() {
 
 Status BlobWriter::write(std::string_view bytes) {
   KISTE_CHECK(!done_);
+  // Every store write (pull, import, load, a build's layers) streams through here.
+  KISTE_TRY(check_interrupted());
   hasher_.update(bytes);
   // Large writes (streamed blobs) go straight through; small ones are batched.
   if (buf_.empty() && bytes.size() >= kDirectWriteBytes) {

@@ -54,6 +54,17 @@ struct StaleCleanup {
 [[nodiscard]] Result<StaleCleanup> clean_stale_containers(
     const std::filesystem::path& running_dir, const std::filesystem::path& containers_dir);
 
+// Removes containers/<id> dirs of containers that are not running (no marker in `running_dir`;
+// a `run` without --rm keeps its dir when it exits). Call it where no container can be starting
+// (under the store's gc lock: `run` holds the writer lease until its marker exists). Returns the
+// ids removed; what cannot be removed (a leftover mount) goes to `problems`.
+struct ExitedCleanup {
+  std::vector<std::string> containers;
+  std::vector<std::string> problems;
+};
+[[nodiscard]] Result<ExitedCleanup> remove_exited_containers(
+    const std::filesystem::path& running_dir, const std::filesystem::path& containers_dir);
+
 // The lower dirs (layer snapshots) named by the markers of containers whose kiste is alive.
 [[nodiscard]] Result<std::vector<std::filesystem::path>> live_lower_dirs(
     const std::filesystem::path& running_dir);
