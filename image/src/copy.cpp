@@ -27,6 +27,7 @@ class CountingReader final : public BlobReader {
     }
     return n;
   }
+  [[nodiscard]] uint64_t start_offset() const override { return inner_.start_offset(); }
 
  private:
   BlobReader& inner_;
