@@ -190,9 +190,13 @@ TEST_F(Interrupt, PruneRemovesWhatAKilledBuildLeftAndDfShowsIt) {
 
 TEST_F(Interrupt, RunWithoutRmNamesItsContainerAndPruneRemovesItOnceExited) {
   // The id goes to stderr: stdout stays the command's own.
-  auto r = kiste_.run("run busybox echo hello 2>" + (tmp_ / "id").native());
-  ASSERT_EQ(r.status, 0) << r.output;
-  EXPECT_EQ(r.output, "hello\n");
+  std::string out;
+  ASSERT_EQ(run_shell("{ " + kiste_binary().native() + " --root " + kiste_.root().native() +
+                          " run busybox echo hello 2>" + (tmp_ / "id").native() + "; }",
+                      &out),
+            0)
+      << out;
+  EXPECT_EQ(out, "hello\n");
   std::ifstream in(tmp_ / "id");
   std::string id((std::istreambuf_iterator<char>(in)), {});
   id = trim(id);
