@@ -135,8 +135,18 @@ void cmd_prune(const Globals& g) {
   if (!fs::exists(root.oci_layout_file(), ec) && fs::exists(root.containers(), ec)) return;
   image::Store store = open_existing_store(g);
   const fs::path running = root.running();
+  runtime::ExitedCleanup exited;
   auto rep = value_or_exit(image::prune(
-      store, {.snapshots_in_use = [&running] { return runtime::live_lower_dirs(running); }}));
+      store, {.snapshots_in_use = [&running] { return runtime::live_lower_dirs(running); },
+              .while_locked = [&]() -> kiste::Status {
+                KISTE_ASSIGN_OR_RETURN(exited, runtime::remove_exited_containers(
+                                                   running, root.containers()));
+                return {};
+              }}));
+  for (const auto& p : exited.problems) std::fprintf(stderr, "kiste: warning: %s\n", p.c_str());
+  if (!exited.containers.empty()) {
+    std::printf("Removed %zu exited containers\n", exited.containers.size());
+  }
   std::printf("Deleted %d blobs (%s) and %d unused layer snapshots; removed %d stale temporary files\n",
               rep.blobs_removed, human_size(rep.bytes_freed).c_str(), rep.snapshots_removed,
               rep.tmp_removed);

@@ -184,6 +184,9 @@ int run_command(Globals& g, RunArgs& a, std::vector<std::string> positional) {
   if (auto stale = runner.sweep(); stale) {
     for (const auto& p : stale->problems) std::fprintf(stderr, "kiste: warning: %s\n", p.c_str());
   }
+  // A container kept after exit (no --rm) is named, on stderr so `$(kiste run …)` stays the
+  // command's output; `kiste prune` removes it once it has exited.
+  if (!a.rm) std::fprintf(stderr, "%s\n", id.c_str());
   runtime::StartOptions start{.remove = a.rm,
                               .store_lease = prepared->lease ? &*prepared->lease : nullptr,
                               .network_ready = prepared->network_ready};

@@ -5,6 +5,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <kiste/base/interrupt.hpp>
 #include <kiste/base/log.hpp>
 
 #include "cli_args.hpp"
@@ -119,9 +120,15 @@ int main(int argc, char** argv) {
                                .message = unknown_command_message("", name, subcommand_names(app))});
   }
 
+  // Ctrl-C and SIGTERM stop at the next loop boundary; what the command made is removed on
+  // the way out, and it exits 128+N as docker does.
+  kiste::install_interrupt_handlers();
   try {
     app.parse(argc, argv);
   } catch (const CLI::RuntimeError& e) {
+    if (const int sig = kiste::interrupted_by(); sig != 0 && e.get_exit_code() == kExitFailure) {
+      return 128 + sig;
+    }
     return e.get_exit_code();
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) return app.exit(e);

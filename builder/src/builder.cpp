@@ -1,6 +1,7 @@
 #include <kiste/builder/builder.hpp>
 
 #include <fcntl.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -9,6 +10,7 @@
 #include <deque>
 #include <set>
 
+#include <kiste/base/interrupt.hpp>
 #include <kiste/base/sys.hpp>
 #include <kiste/base/temp_dir.hpp>
 #include <kiste/base/unique_fd.hpp>
@@ -50,7 +52,8 @@ struct StageOut {
   StageConfig st;
   std::vector<image::Descriptor> layers;
   image::Digest key = image::Digest::of("");
-  std::optional<fs::path> rootfs;  // flattened, made on demand (COPY --from, bind mounts)
+  std::optional<fs::path> rootfs;  // flattened, made on demand (bind mounts)
+  std::optional<fs::path> view;    // read-only overlay of its snapshots (COPY --from, --chown)
 };
 
 runtime::MountSpec bind_mount(fs::path source, std::string destination, bool readonly) {
@@ -73,6 +76,11 @@ class BuildRun {
   BuildRun(const image::Store& store, BaseImageProvider& provider, RunExecutor* exec,
            const BuildOptions& opts)
       : store_(store), provider_(provider), exec_(exec), opts_(opts) {}
+  BuildRun(const BuildRun&) = delete;
+  BuildRun& operator=(const BuildRun&) = delete;
+  ~BuildRun() {
+    for (const auto& p : view_mounts_) (void)sys::umount2(p, MNT_DETACH);
+  }
 
   Result<BuildResult> run();
 
@@ -97,6 +105,11 @@ class BuildRun {
   Status layer_step(StageOut& out, const Instruction& ins);
   Result<fs::path> rootfs_of(StageOut& out);
   Result<fs::path> rootfs_of_ref(const std::string& word, int before);
+  // The stage's filesystem as a mounted container would see it (whiteouts and opaque dirs
+  // applied by overlayfs), for reading: an overlay of the layer snapshots RUN steps share, so
+  // nothing of the stage is written out again. Unmounted when the build ends.
+  Result<fs::path> view_of(StageOut& out);
+  Result<fs::path> view_of_ref(const std::string& word, int before);
   Result<std::vector<fs::path>> lowers_of(const StageOut& out);
   // WORKDIR creates its directory (as docker build does) when no layer has it: a small layer,
   // cached like the others ("none" recorded when the directory already exists).
@@ -153,6 +166,8 @@ class BuildRun {
   std::optional<TempDir> work_;
   std::map<int, StageOut> done_;
   std::map<std::string, fs::path> image_rootfs_;
+  std::map<std::string, fs::path> image_view_;
+  std::vector<fs::path> view_mounts_;  // unmounted by ~BuildRun, before work_ is removed
   std::optional<std::vector<ContextEntry>> context_all_;
   std::deque<Instruction> triggers_;  // parsed ONBUILD triggers (steps point into them)
   BuildResult result_;
@@ -280,6 +295,7 @@ Result<StageOut> BuildRun::start_stage(const Stage& s) {
 
 Status BuildRun::run_step(const Stage& s, StageOut& out, const Instruction& ins) {
   (void)s;
+  KISTE_TRY(check_interrupted());
   using K = InstructionKind;
   if (ins.kind == K::Run || ins.kind == K::Copy || ins.kind == K::Add) {
     auto r = layer_step(out, ins);
@@ -365,7 +381,7 @@ Status BuildRun::layer_step(StageOut& out, const Instruction& ins) {
       if (!job.chown.empty()) {
         std::optional<fs::path> rootfs;
         if (!numeric_owner(job.chown)) {
-          KISTE_ASSIGN_OR_RETURN(rootfs, rootfs_of(out));
+          KISTE_ASSIGN_OR_RETURN(rootfs, view_of(out));
         }
         KISTE_ASSIGN_OR_RETURN(auto ug, resolve_owner(rootfs, job.chown));
         job.uid = ug.first;
@@ -504,6 +520,7 @@ Status BuildRun::append_layer(StageOut& out, const image::LayerResult& l, std::s
                                    .created_by = std::move(created_by),
                                    .comment = "buildkit.dockerfile.v0"});
   out.rootfs.reset();
+  out.view.reset();
   return {};
 }
 
@@ -559,6 +576,56 @@ Result<fs::path> BuildRun::rootfs_of(StageOut& out) {
   KISTE_TRY(sys::mkdir_all(dir, 0755));
   KISTE_TRY(image::unpack_layers(src, dir));
   out.rootfs = dir;
+  return dir;
+}
+
+namespace {
+// overlayfs splits lowerdir at ':' and options at ',', and takes '\\' as the escape.
+std::string overlay_escape(const std::string& p) {
+  std::string out;
+  for (char c : p) {
+    if (c == ':' || c == ',' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out;
+}
+}  // namespace
+
+Result<fs::path> BuildRun::view_of(StageOut& out) {
+  if (out.view) return *out.view;
+  KISTE_ASSIGN_OR_RETURN(std::vector<fs::path> lowers, lowers_of(out));
+  // An empty bottom layer: overlayfs without an upper dir wants two lowers at least.
+  const fs::path empty = work_->path() / "empty";
+  KISTE_TRY(sys::mkdir_all(empty, 0755));
+  std::string data = "lowerdir=";
+  for (auto it = lowers.rbegin(); it != lowers.rend(); ++it) data += overlay_escape(it->native()) + ":";
+  data += overlay_escape(empty.native());
+  if (data.size() >= static_cast<size_t>(::sysconf(_SC_PAGESIZE))) {
+    return rootfs_of(out);  // too many layers to name in one mount: flatten them instead
+  }
+  fs::path dir = work_->path() / fmt::format("view-{}", ++counter_);
+  KISTE_TRY(sys::mkdir_all(dir, 0755));
+  if (auto m = sys::mount("overlay", dir, "overlay", MS_RDONLY | MS_NODEV | MS_NOSUID, data.c_str());
+      !m) {
+    if (m.error().sys_errno != EPERM) return std::unexpected(std::move(m).error());
+    return rootfs_of(out);  // no right to mount (rootless): flatten instead
+  }
+  view_mounts_.push_back(dir);
+  out.view = dir;
+  return dir;
+}
+
+Result<fs::path> BuildRun::view_of_ref(const std::string& word, int before) {
+  if (auto s = plan_.stage_ref(word, before)) return view_of(done_.at(*s));
+  if (auto it = image_view_.find(word); it != image_view_.end()) return it->second;
+  KISTE_ASSIGN_OR_RETURN(auto ref, image::Reference::parse(word));
+  KISTE_ASSIGN_OR_RETURN(auto m, provider_.resolve(ref, opts_.plan.platform));
+  StageOut tmp;
+  KISTE_ASSIGN_OR_RETURN(std::string cfg, store_.read_blob(m.manifest().config.digest));
+  KISTE_ASSIGN_OR_RETURN(tmp.st.config, image::ImageConfig::parse(cfg));
+  tmp.layers = m.manifest().layers;
+  KISTE_ASSIGN_OR_RETURN(auto dir, view_of(tmp));
+  image_view_[word] = dir;
   return dir;
 }
 
@@ -709,7 +776,7 @@ Result<std::vector<std::string>> BuildRun::copy_inputs(StageOut& out, const Inst
       for (const auto& w : words) inputs.push_back("src " + w);
       return inputs;
     }
-    KISTE_ASSIGN_OR_RETURN(root, rootfs_of_ref(*from, cur_stage_));
+    KISTE_ASSIGN_OR_RETURN(root, view_of_ref(*from, cur_stage_));
     matcher = &empty_matcher;
   }
   // Collect the matches first: several sources (or a glob) make the destination a directory.
@@ -1099,6 +1166,7 @@ Status BuildRun::workdir_layer(StageOut& out) {
   result_.cache_records.push_back({.key = key, .layer = *layer});
   out.key = key;
   out.rootfs.reset();
+  out.view.reset();
   return {};
 }
 

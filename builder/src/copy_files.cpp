@@ -7,6 +7,7 @@
 
 #include <algorithm>
 
+#include <kiste/base/interrupt.hpp>
 #include <kiste/base/sys.hpp>
 #include <kiste/base/unique_fd.hpp>
 #include <kiste/runtime/passwd.hpp>
@@ -203,6 +204,7 @@ Status CopyJob::apply(const std::filesystem::path& layer_dir) const {
     KISTE_ASSIGN_OR_RETURN(UniqueFd src, sys::open(item.src_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     std::string base = clean_rel(item.src_rel);
     for (const auto& e : item.entries) {
+      KISTE_TRY(check_interrupted());
       std::string rel = e.path;
       if (!base.empty()) rel = rel.size() > base.size() ? rel.substr(base.size() + 1) : "";
       std::string dest = rel.empty() ? item.dest : item.dest + "/" + rel;

@@ -1,6 +1,7 @@
 #include <kiste/image/archive.hpp>
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -52,6 +53,12 @@ class TempFile {
   static Result<TempFile> create(const Store& store, std::string_view prefix) {
     fs::path p = store.tmp_dir() / (std::string(prefix) + sys::random_hex(12));
     KISTE_ASSIGN_OR_RETURN(UniqueFd fd, sys::open(p, O_RDWR | O_CREAT | O_EXCL, 0600));
+    // Locked while owned, as BlobWriter's files: prune removes it once its writer is gone.
+    if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+      Error e = sys_error("lock", p.native());
+      ::unlink(p.c_str());
+      return std::unexpected(std::move(e));
+    }
     return TempFile(std::move(p), std::move(fd));
   }
   TempFile(TempFile&& o) noexcept : path_(std::exchange(o.path_, {})), fd_(std::move(o.fd_)) {}

@@ -27,6 +27,7 @@ class CountingReader final : public BlobReader {
     }
     return n;
   }
+  [[nodiscard]] uint64_t start_offset() const override { return inner_.start_offset(); }
 
  private:
   BlobReader& inner_;
@@ -64,7 +65,10 @@ class Copier {
     // upload cannot be rewound inside the transport.
     uint64_t n = 0;
     for (int attempt = 1;; ++attempt) {
-      KISTE_ASSIGN_OR_RETURN(auto reader, src_.open_blob(d));
+      // What an interrupted earlier copy kept is resumed (the digest is still checked over the
+      // whole blob); a source that cannot start there starts over.
+      KISTE_ASSIGN_OR_RETURN(uint64_t kept, dst_.resume_offset(d));
+      KISTE_ASSIGN_OR_RETURN(auto reader, kept > 0 ? src_.open_blob_at(d, kept) : src_.open_blob(d));
       n = 0;
       CountingReader counting(*reader, d, opts_.progress, n);
       auto put = dst_.put_blob(d, counting);

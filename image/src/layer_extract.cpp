@@ -14,6 +14,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include <kiste/base/interrupt.hpp>
 #include <kiste/base/sys.hpp>
 #include <kiste/image/compression.hpp>
 
@@ -460,6 +461,7 @@ Status Extractor::write_file(archive* a, archive_entry* e, UniqueFd fd, mode_t c
   size_t len = 0;
   la_int64_t offset = 0;
   for (;;) {
+    KISTE_TRY(check_interrupted());
     int rc = la().archive_read_data_block(a, &buf, &len, &offset);
     if (rc == ARCHIVE_EOF) break;
     if (rc != ARCHIVE_OK && rc != ARCHIVE_WARN) {
@@ -722,6 +724,7 @@ Result<ExtractStats> extract_layer(BlobReader& compressed, media_type::Compressi
   ExtractStats stats{.diff_id = Digest::of("")};
   archive_entry* e = nullptr;
   for (;;) {
+    KISTE_TRY(check_interrupted());
     int rc = la().archive_read_next_header(a.get(), &e);
     if (rc == ARCHIVE_EOF) break;
     if (rc != ARCHIVE_OK && rc != ARCHIVE_WARN) {
@@ -777,6 +780,7 @@ Result<int64_t> measure_layer(BlobReader& compressed, media_type::Compression co
   int64_t bytes = kDirBytes;
   archive_entry* e = nullptr;
   for (;;) {
+    KISTE_TRY(check_interrupted());
     int rc = la().archive_read_next_header(a.get(), &e);
     if (rc == ARCHIVE_EOF) break;
     if (rc != ARCHIVE_OK && rc != ARCHIVE_WARN) return std::unexpected(archive_failure());

@@ -353,8 +353,14 @@ Result<uint64_t> pump(BlobReader& r, ByteSink& sink) {
 
 Result<bool> StoreSink::has_blob(const Descriptor& d) { return store_.has_blob(d.digest); }
 
+Result<uint64_t> StoreSink::resume_offset(const Descriptor& d) {
+  return BlobWriter::partial_size(store_.tmp_dir(), d.digest);
+}
+
 Status StoreSink::put_blob(const Descriptor& d, BlobReader& r) {
-  KISTE_ASSIGN_OR_RETURN(BlobWriter w, store_.blob_writer());
+  // A download is kept as tmp/partial-<alg>-<hex> when it is interrupted, and resumed from there.
+  KISTE_ASSIGN_OR_RETURN(BlobWriter w, BlobWriter::resume(store_.tmp_dir(), store_.blobs_dir(),
+                                                          d.digest, r.start_offset()));
   KISTE_TRY(pump(r, w));
   KISTE_TRY(w.commit(d.digest, d.size));
   return {};

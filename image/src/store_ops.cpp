@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <set>
@@ -216,13 +217,21 @@ Result<int> remove_stale_tmp(const Store& store) {
   for (auto it = fs::directory_iterator(store.tmp_dir(), ec); !ec && it != fs::directory_iterator();
        it.increment(ec)) {
     const fs::path& p = it->path();
-    if (!p.filename().native().starts_with("blob-")) continue;
-    int fd = ::open(p.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    // Every writer holds LOCK_EX on what it owns: a BlobWriter or staging file on the file, a
+    // TempDir (tmp/build-*, tmp/snapshot-*) on the directory. If we can take it, the owner is
+    // gone (killed, or a kiste that predates the locks).
+    int fd = ::open(p.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) continue;
     UniqueFd guard(fd);
-    // A live BlobWriter holds LOCK_EX; if we can take it, the writer is gone.
-    if (::flock(fd, LOCK_EX | LOCK_NB) == 0) {
-      if (::unlink(p.c_str()) == 0) ++removed;
+    struct stat st {};
+    if (::fstat(fd, &st) != 0 || ::flock(fd, LOCK_EX | LOCK_NB) != 0) continue;
+    if (S_ISDIR(st.st_mode)) {
+      // A leftover mount inside is not crossed: the tree stays and is reported by the caller's
+      // next df, rather than emptied through the mount.
+      if (auto r = sys::remove_tree(p); !r) continue;
+      ++removed;
+    } else if (::unlink(p.c_str()) == 0) {
+      ++removed;
     }
   }
   if (ec) return std::unexpected(sys_error_code(ec.value(), "read directory", store.tmp_dir().native()));
@@ -231,6 +240,7 @@ Result<int> remove_stale_tmp(const Store& store) {
 
 Result<PruneReport> prune(const Store& store, const PruneOptions& opts) {
   KISTE_ASSIGN_OR_RETURN(FileLock gc, store.gc_lock());
+  if (opts.while_locked) KISTE_TRY(opts.while_locked());
   std::vector<fs::path> in_use;
   if (opts.snapshots_in_use) {
     KISTE_ASSIGN_OR_RETURN(in_use, opts.snapshots_in_use());

@@ -11,11 +11,13 @@ namespace {
 
 class RemoteBlobReader final : public image::BlobReader {
  public:
-  RemoteBlobReader(Client::Impl& c, std::string repo, image::Descriptor d)
+  RemoteBlobReader(Client::Impl& c, std::string repo, image::Descriptor d, uint64_t offset)
       : c_(c),
         repo_(std::move(repo)),
         d_(std::move(d)),
-        what_(fmt::format("get blob {} from `{}/{}`", d_.digest, c_.registry, repo_)) {}
+        what_(fmt::format("get blob {} from `{}/{}`", d_.digest, c_.registry, repo_)),
+        off_(offset),
+        start_(offset) {}
 
   Status open() {
     Call call{.target = fmt::format("/v2/{}/blobs/{}", repo_, d_.digest.str()),
@@ -32,6 +34,10 @@ class RemoteBlobReader final : public image::BlobReader {
         return failf(Errc::Corrupt, "{}: resumed at {} but the registry sent range {}", what_, off_,
                      quote(cr));
       }
+    } else if (off_ > 0 && !opened_) {
+      // A resume the registry ignored (200): start over rather than download the kept bytes
+      // only to skip them; the sink truncates what it kept.
+      off_ = start_ = 0;
     } else if (off_ > 0) {
       // The registry ignored Range: skip what we already have.
       uint64_t skip = off_;
@@ -42,8 +48,11 @@ class RemoteBlobReader final : public image::BlobReader {
         skip -= n;
       }
     }
+    opened_ = true;
     return {};
   }
+
+  [[nodiscard]] uint64_t start_offset() const override { return start_; }
 
   Result<size_t> read(void* buf, size_t len) override {
     const uint64_t size = static_cast<uint64_t>(d_.size);
@@ -84,14 +93,17 @@ class RemoteBlobReader final : public image::BlobReader {
   image::Descriptor d_;
   std::string what_;
   uint64_t off_ = 0;
+  uint64_t start_ = 0;   // where the first byte read() yields lies in the blob
+  bool opened_ = false;  // a first response arrived (later ones are reconnections)
   std::unique_ptr<detail::Transfer> t_;
 };
 
 }  // namespace
 
 Result<std::unique_ptr<image::BlobReader>> open_remote_blob(Client::Impl& c, std::string repo,
-                                                            const image::Descriptor& d) {
-  auto r = std::make_unique<RemoteBlobReader>(c, std::move(repo), d);
+                                                            const image::Descriptor& d,
+                                                            uint64_t offset) {
+  auto r = std::make_unique<RemoteBlobReader>(c, std::move(repo), d, offset);
   KISTE_TRY(r->open());  // errors like BLOB_UNKNOWN surface here, not mid-copy
   return std::unique_ptr<image::BlobReader>(std::move(r));
 }

@@ -416,8 +416,9 @@ Result<bool> Client::has_blob(std::string_view repo, const image::Descriptor& d)
 }
 
 Result<std::unique_ptr<image::BlobReader>> Client::open_blob(std::string_view repo,
-                                                             const image::Descriptor& d) {
-  return open_remote_blob(*impl_, std::string(repo), d);
+                                                             const image::Descriptor& d,
+                                                             uint64_t offset) {
+  return open_remote_blob(*impl_, std::string(repo), d, offset);
 }
 
 Status Client::upload_blob(std::string_view repo, const image::Descriptor& d,

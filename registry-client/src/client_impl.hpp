@@ -87,7 +87,7 @@ struct Client::Impl {
 };
 
 [[nodiscard]] Result<std::unique_ptr<image::BlobReader>> open_remote_blob(
-    Client::Impl& c, std::string repo, const image::Descriptor& d);
+    Client::Impl& c, std::string repo, const image::Descriptor& d, uint64_t offset = 0);
 
 [[nodiscard]] std::string base64_encode(std::string_view in);
 [[nodiscard]] Result<std::string> base64_decode(std::string_view in);

@@ -8,6 +8,8 @@
 #include <cstring>
 #include <type_traits>
 
+#include <kiste/base/interrupt.hpp>
+
 #include "curl_api.hpp"
 #include "curl_handles.hpp"
 
@@ -241,6 +243,7 @@ class Connection {
       }
       if (pred() || done_) break;
       KISTE_TRY(check_deadlines());
+      KISTE_TRY(check_interrupted());  // Ctrl-C while the registry is slow or silent
       int numfds = 0;
       mc = curl().multi_poll(multi_.get(), nullptr, 0, 1000, &numfds);
       if (mc != CURLM_OK) {

@@ -24,6 +24,11 @@ Result<std::unique_ptr<image::BlobReader>> RemoteImage::open_blob(const image::D
   return client_.open_blob(ref_.repository(), d);
 }
 
+Result<std::unique_ptr<image::BlobReader>> RemoteImage::open_blob_at(const image::Descriptor& d,
+                                                                     uint64_t offset) {
+  return client_.open_blob(ref_.repository(), d, offset);
+}
+
 std::string RemoteImage::describe() const { return "docker://" + ref_.str(); }
 
 std::optional<std::pair<std::string, std::string>> RemoteImage::registry_location() const {

@@ -206,7 +206,7 @@ Result<ContainerState> ContainerStore::create(ContainerState s) const {
   if (auto owner = sys::read_file(name_file, 256); owner) {
     // A name whose container has no record is left from a command killed mid-way: reuse it.
     std::error_code ec;
-    if (fs::exists(dir(*owner) / "state.json", ec)) {
+    if (fs::exists(dir(*owner) / kContainerRecord, ec)) {
       return failf(Errc::AlreadyExists,
                    "container name {}: already in use by container {} (remove it or pick another "
                    "name)",
@@ -214,7 +214,7 @@ Result<ContainerState> ContainerStore::create(ContainerState s) const {
     }
   }
   KISTE_TRY(sys::mkdir(dir(s.id), 0700));
-  KISTE_TRY(sys::write_file_atomic(dir(s.id) / "state.json", state_to_json(s), 0600));
+  KISTE_TRY(sys::write_file_atomic(dir(s.id) / kContainerRecord, state_to_json(s), 0600));
   KISTE_TRY(sys::write_file_atomic(name_file, s.id, 0600));
   return s;
 }
@@ -223,7 +223,7 @@ Result<std::string> ContainerStore::resolve(std::string_view ref) const {
   if (validate_container_name(ref)) {
     if (auto owner = sys::read_file(names_dir() / std::string(ref), 256); owner) {
       std::error_code ec;
-      if (is_hex_id(*owner) && fs::exists(dir(*owner) / "state.json", ec)) return *owner;
+      if (is_hex_id(*owner) && fs::exists(dir(*owner) / kContainerRecord, ec)) return *owner;
     }
   }
   if (is_hex_id(ref)) {
@@ -232,7 +232,7 @@ Result<std::string> ContainerStore::resolve(std::string_view ref) const {
     for (auto it = fs::directory_iterator(image::RootLayout(root_).containers(), ec);
          !ec && it != fs::directory_iterator(); it.increment(ec)) {
       std::string id = it->path().filename();
-      if (id.starts_with(ref) && fs::exists(it->path() / "state.json", ec)) hits.push_back(id);
+      if (id.starts_with(ref) && fs::exists(it->path() / kContainerRecord, ec)) hits.push_back(id);
     }
     if (hits.size() == 1) return hits.front();
     if (hits.size() > 1) {
@@ -244,7 +244,7 @@ Result<std::string> ContainerStore::resolve(std::string_view ref) const {
 }
 
 Result<ContainerState> ContainerStore::load(std::string_view id) const {
-  const fs::path p = dir(id) / "state.json";
+  const fs::path p = dir(id) / kContainerRecord;
   KISTE_ASSIGN_OR_RETURN(std::string text, sys::read_file(p, 1 << 20));
   auto s = state_from_json(text);
   if (!s) return std::unexpected(std::move(s).error().with_context(fmt::format("read {}", quote(p.native()))));
@@ -260,7 +260,7 @@ Result<ContainerState> ContainerStore::load(std::string_view id) const {
 Result<ContainerState> ContainerStore::update(std::string_view id,
                                               const std::function<void(ContainerState&)>& f) const {
   KISTE_ASSIGN_OR_RETURN(FileLock lock, FileLock::acquire(dir(id) / "state.lock"));
-  const fs::path p = dir(id) / "state.json";
+  const fs::path p = dir(id) / kContainerRecord;
   KISTE_ASSIGN_OR_RETURN(std::string text, sys::read_file(p, 1 << 20));
   KISTE_ASSIGN_OR_RETURN(ContainerState s, state_from_json(text));
   f(s);
@@ -273,7 +273,7 @@ Result<std::vector<ContainerState>> ContainerStore::list() const {
   std::error_code ec;
   for (auto it = fs::directory_iterator(image::RootLayout(root_).containers(), ec);
        !ec && it != fs::directory_iterator(); it.increment(ec)) {
-    if (!fs::exists(it->path() / "state.json", ec)) continue;
+    if (!fs::exists(it->path() / kContainerRecord, ec)) continue;
     auto s = load(it->path().filename().native());
     if (s) out.push_back(std::move(*s));
   }

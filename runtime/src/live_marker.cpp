@@ -1,10 +1,14 @@
 #include <kiste/runtime/live_marker.hpp>
 
+#include <kiste/runtime/container_store.hpp>
+
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <set>
 
 #include <kiste/base/sys.hpp>
 #include <kiste/runtime/cgroup.hpp>
@@ -132,6 +136,29 @@ Result<std::vector<fs::path>> live_lower_dirs(const fs::path& running_dir) {
     if (::flock(fd->get(), LOCK_SH | LOCK_NB) == 0) continue;  // its kiste is gone
     MarkerContent m = parse_marker(sys::read_all(fd->get(), id, 1 << 16).value_or(""));
     for (auto& l : m.lowers) out.push_back(std::move(l));
+  }
+  return out;
+}
+
+Result<ExitedCleanup> remove_exited_containers(const fs::path& running_dir,
+                                               const fs::path& containers_dir) {
+  ExitedCleanup out;
+  KISTE_ASSIGN_OR_RETURN(auto names, marker_names(running_dir));
+  const std::set<std::string> running(names.begin(), names.end());
+  std::error_code ec;
+  for (auto it = fs::directory_iterator(containers_dir, ec); !ec && it != fs::directory_iterator();
+       it.increment(ec)) {
+    const std::string id = it->path().filename();
+    if (!is_id(id) || running.contains(id) || !it->is_directory(ec) || it->is_symlink(ec)) continue;
+    if (fs::exists(it->path() / kContainerRecord, ec)) continue;  // a detached container's
+    if (auto r = sys::remove_tree(it->path()); !r) {
+      out.problems.push_back(r.error().to_string());
+      continue;
+    }
+    out.containers.push_back(id);
+  }
+  if (ec && ec != std::errc::no_such_file_or_directory) {
+    return std::unexpected(sys_error_code(ec.value(), "read directory", containers_dir.native()));
   }
   return out;
 }

@@ -310,3 +310,39 @@ TEST_F(BuilderTest, ImportedCacheReusesLayersAndRejectsALyingDiffId) {
 
 }  // namespace
 }  // namespace kiste::builder
+
+namespace kiste::builder::test {
+
+// COPY --from reads the stage as a container would see it mounted (a read-only overlay of its
+// layer snapshots, not a copy of its filesystem): files a later layer deleted (whiteouts) and
+// directories it replaced (opaque) are gone, and symlinks resolve inside the stage's root.
+TEST_F(BuilderTest, CopyFromSeesTheStageAsMountedWithoutFlatteningIt) {
+  write(tmp_ / "ctx/Containerfile",
+        "FROM busybox AS one\n"
+        "RUN mkdir -p /a /d /real && echo keep > /a/keep && echo gone > /a/gone && "
+        "echo old > /d/old && echo in > /real/f && ln -s ../../../../../real /dirlink && "
+        "ln -s /real/f /abslink\n"
+        "RUN rm /a/gone && rm -rf /d && mkdir /d && echo new > /d/new\n"
+        "FROM busybox\n"
+        "COPY --from=one /a /a2\n"
+        "COPY --from=one /d /d2\n"
+        "COPY --from=one /dirlink/f /through-dirlink\n"
+        "COPY --from=one /abslink /through-abslink\n");
+  auto r = build(tmp_ / "ctx");
+  ASSERT_TRUE(r) << r.error().to_string();
+  EXPECT_EQ(read_in_image(r->manifest, "a2/keep"), "keep\n");
+  EXPECT_FALSE(fs::exists(tmp_ / ("flat-" + std::string(r->manifest.digest.hex().substr(0, 8))) / "a2/gone"));
+  EXPECT_EQ(read_in_image(r->manifest, "d2/new"), "new\n");
+  EXPECT_FALSE(fs::exists(tmp_ / ("flat-" + std::string(r->manifest.digest.hex().substr(0, 8))) / "d2/old"));
+  // `/real` does not exist on the host: these resolve in the stage's root or not at all.
+  ASSERT_FALSE(fs::exists("/real/f"));
+  EXPECT_EQ(read_in_image(r->manifest, "through-dirlink"), "in\n");
+  // A symlink named as the source is copied as the link itself (never followed on the host).
+  const fs::path flat = tmp_ / ("flat-" + std::string(r->manifest.digest.hex().substr(0, 8)));
+  std::error_code ec;
+  EXPECT_EQ(fs::read_symlink(flat / "through-abslink", ec), fs::path("/real/f")) << ec.message();
+  // Nothing stays mounted (TearDown) and the store's tmp/ holds nothing of the build.
+  EXPECT_TRUE(fs::is_empty(store_->tmp_dir()));
+}
+
+}  // namespace kiste::builder::test

@@ -3,6 +3,7 @@
 // streamed: nothing here holds a whole blob in memory.
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -16,6 +17,9 @@ class BlobReader {
   virtual ~BlobReader() = default;
   // Reads up to `len` bytes; 0 means end of stream.
   [[nodiscard]] virtual Result<size_t> read(void* buf, size_t len) = 0;
+  // Where in the blob the first byte read() yields lies: 0, or the offset a resumed download
+  // (ImageSource::open_blob_at) really starts at.
+  [[nodiscard]] virtual uint64_t start_offset() const { return 0; }
 };
 
 class ByteSink {

@@ -17,6 +17,17 @@ class BlobWriter final : public ByteSink {
  public:
   [[nodiscard]] static Result<BlobWriter> create(const std::filesystem::path& tmp_dir,
                                                  const std::filesystem::path& blobs_dir);
+  // A resumable download of `digest`: `tmp/partial-<alg>-<hex>`, whose first `keep` bytes (if
+  // it has them) are kept and re-hashed; the rest is truncated. Unlike create(), a writer that
+  // is destroyed uncommitted leaves its file for the next resume (prune removes it once no one
+  // holds it); a digest or size mismatch at commit still removes it. When another process holds
+  // that file, this is a plain create().
+  [[nodiscard]] static Result<BlobWriter> resume(const std::filesystem::path& tmp_dir,
+                                                 const std::filesystem::path& blobs_dir,
+                                                 const Digest& digest, uint64_t keep);
+  // Bytes an unheld partial download of `digest` holds (0 when there is none).
+  [[nodiscard]] static Result<uint64_t> partial_size(const std::filesystem::path& tmp_dir,
+                                                     const Digest& digest);
   BlobWriter(BlobWriter&&) noexcept;
   BlobWriter& operator=(BlobWriter&&) noexcept;
   ~BlobWriter() override;
@@ -43,6 +54,7 @@ class BlobWriter final : public ByteSink {
   Hasher hasher_;
   std::string buf_;  // small writes are batched into ~1 MiB write(2) calls
   bool done_ = false;
+  bool keep_partial_ = false;  // resume(): an uncommitted file stays for the next resume
 };
 
 }  // namespace kiste::image

@@ -21,6 +21,13 @@ class ImageSource {
   [[nodiscard]] virtual Result<ManifestBlob> fetch_manifest(const Descriptor& d) = 0;
   // Streams a blob. Readers are not required to verify: copy_image and the sinks do.
   [[nodiscard]] virtual Result<std::unique_ptr<BlobReader>> open_blob(const Descriptor& d) = 0;
+  // Streams a blob from `offset` on where the source can (a registry honouring Range); the
+  // reader's start_offset() says where it really starts (0 when the source starts over).
+  [[nodiscard]] virtual Result<std::unique_ptr<BlobReader>> open_blob_at(const Descriptor& d,
+                                                                          uint64_t offset) {
+    (void)offset;
+    return open_blob(d);
+  }
   // For messages: "docker://localhost:5000/a/b:1", "store `/var/lib/kiste` busybox:latest".
   [[nodiscard]] virtual std::string describe() const = 0;
   // Registry host and repository when the blobs live in a registry (for cross-repo mounts).
@@ -36,6 +43,12 @@ class ImageSink {
   [[nodiscard]] virtual Result<bool> has_blob(const Descriptor& d) = 0;
   // Streams `r` into the sink, verifying digest and size; on mismatch nothing becomes visible.
   [[nodiscard]] virtual Status put_blob(const Descriptor& d, BlobReader& r) = 0;
+  // How many bytes of `d` an interrupted earlier put_blob kept (the sink resumes from there
+  // when the reader starts at that offset); 0 for sinks that do not resume.
+  [[nodiscard]] virtual Result<uint64_t> resume_offset(const Descriptor& d) {
+    (void)d;
+    return uint64_t{0};
+  }
   // Cross-repository mount from `from` (same registry); false when not possible or refused.
   [[nodiscard]] virtual Result<bool> mount_blob(const Descriptor& d, const ImageSource& from) {
     (void)d;

@@ -100,6 +100,7 @@ class StoreSink final : public ImageSink {
       : store_(store), name_(std::move(name)) {}
   [[nodiscard]] Result<bool> has_blob(const Descriptor& d) override;
   [[nodiscard]] Status put_blob(const Descriptor& d, BlobReader& r) override;
+  [[nodiscard]] Result<uint64_t> resume_offset(const Descriptor& d) override;
   [[nodiscard]] Status put_manifest(const ManifestBlob& m, bool top) override;
   [[nodiscard]] std::string describe() const override;
 

@@ -44,6 +44,9 @@ struct PruneOptions {
   // that running containers use (runtime::live_lower_dirs). They are kept even when no named
   // image uses their layer any more.
   std::function<Result<std::vector<std::filesystem::path>>()> snapshots_in_use;
+  // Called first under the same lock: the caller's cleanup that must not race with a starting
+  // container (removing exited containers' dirs).
+  std::function<Status()> while_locked;
 };
 // Deletes every blob no named image reaches, snapshots of layers no image (and no running
 // container) uses, and stale tmp/ files of crashed writers.
@@ -81,7 +84,8 @@ struct StoreUsage {
 };
 [[nodiscard]] Result<StoreUsage> store_usage(const Store& store);
 
-// Removes tmp/ files that no live process holds (their writer crashed). Returns the count.
+// Removes tmp/ files and directories (staging files, build and snapshot work dirs) that no
+// live process holds (their owner was killed). Returns the count.
 [[nodiscard]] Result<int> remove_stale_tmp(const Store& store);
 
 }  // namespace kiste::image

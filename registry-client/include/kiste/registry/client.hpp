@@ -104,9 +104,11 @@ class Client {
   // ---- blobs ---------------------------------------------------------------------------------
   [[nodiscard]] Result<bool> has_blob(std::string_view repo, const image::Descriptor& d);
   // Streams a blob; a dropped connection resumes with Range. The reader does not hash: the sink
-  // verifies the whole digest at the end (one pass).
+  // verifies the whole digest at the end (one pass). With `offset`, the download starts there
+  // (Range) when the registry honours it; otherwise the reader's start_offset() is 0.
   [[nodiscard]] Result<std::unique_ptr<image::BlobReader>> open_blob(std::string_view repo,
-                                                                     const image::Descriptor& d);
+                                                                     const image::Descriptor& d,
+                                                                     uint64_t offset = 0);
   // Uploads `r` (exactly d.size bytes, digest d.digest): POST then a streamed PUT, or streamed
   // PATCH chunks and a closing PUT (see upload_chunk_bytes). The registry verifies the digest;
   // nothing is visible under the digest on mismatch.

@@ -19,6 +19,8 @@ class RemoteImage final : public image::ImageSource {
   [[nodiscard]] Result<image::ManifestBlob> fetch_manifest(const image::Descriptor& d) override;
   [[nodiscard]] Result<std::unique_ptr<image::BlobReader>> open_blob(
       const image::Descriptor& d) override;
+  [[nodiscard]] Result<std::unique_ptr<image::BlobReader>> open_blob_at(
+      const image::Descriptor& d, uint64_t offset) override;
   [[nodiscard]] std::string describe() const override;
   [[nodiscard]] std::optional<std::pair<std::string, std::string>> registry_location()
       const override;

@@ -69,6 +69,10 @@ struct ContainerState {
 // "2026-12-07T06:12:00.123456789Z"
 [[nodiscard]] std::string rfc3339_now();
 
+// The record's file in containers/<id>/: a dir that has one belongs to a detached container
+// (removed by `rm` and `container prune`, never by the sweeps of foreground runs).
+inline constexpr std::string_view kContainerRecord = "state.json";
+
 class ContainerStore {
  public:
   explicit ContainerStore(std::filesystem::path root) : root_(std::move(root)) {}

@@ -56,6 +56,16 @@ struct StaleCleanup {
 
 // Whether the kiste running container `id` is alive (it holds the lock on its marker).
 [[nodiscard]] bool container_running(const std::filesystem::path& running_dir, std::string_view id);
+// Removes containers/<id> dirs of containers that are not running (no marker in `running_dir`;
+// a `run` without --rm keeps its dir when it exits) and that hold no detached container's record. Call it where no container can be starting
+// (under the store's gc lock: `run` holds the writer lease until its marker exists). Returns the
+// ids removed; what cannot be removed (a leftover mount) goes to `problems`.
+struct ExitedCleanup {
+  std::vector<std::string> containers;
+  std::vector<std::string> problems;
+};
+[[nodiscard]] Result<ExitedCleanup> remove_exited_containers(
+    const std::filesystem::path& running_dir, const std::filesystem::path& containers_dir);
 
 // The lower dirs (layer snapshots) named by the markers of containers whose kiste is alive.
 [[nodiscard]] Result<std::vector<std::filesystem::path>> live_lower_dirs(
