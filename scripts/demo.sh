@@ -26,7 +26,7 @@ step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 if [ "${KISTE_DEMO_SKIP_BUILD:-}" != 1 ]; then
   step "installing dependencies (Debian packages) and building kiste"
   bash scripts/setup.sh
-  bash scripts/build.sh >/dev/null
+  bash scripts/build.sh
 fi
 kiste=${KISTE:-$PWD/build/cli/kiste}
 

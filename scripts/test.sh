@@ -6,4 +6,5 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 bash scripts/build.sh
 cd build
+echo "==> running tests (ctest -j$(nproc))"
 ctest --output-on-failure --timeout 600 -j "$(nproc)" "$@"

@@ -41,11 +41,11 @@ std::vector<std::string_view> allowed_flags(InstructionKind k) {
   }
 }
 
-bool is_space(char c) { return c == ' ' || c == '\t'; }
+bool is_blank(char c) { return c == ' ' || c == '\t'; }
 
 std::string_view trim(std::string_view s) {
-  while (!s.empty() && (is_space(s.front()) || s.front() == '\r')) s.remove_prefix(1);
-  while (!s.empty() && (is_space(s.back()) || s.back() == '\r')) s.remove_suffix(1);
+  while (!s.empty() && (is_blank(s.front()) || s.front() == '\r')) s.remove_prefix(1);
+  while (!s.empty() && (is_blank(s.back()) || s.back() == '\r')) s.remove_suffix(1);
   return s;
 }
 
@@ -103,9 +103,9 @@ class LineParser {
   Result<Instruction> parse() {
     const std::string& t = l_.text;
     size_t i = 0;
-    while (i < t.size() && is_space(t[i])) ++i;
+    while (i < t.size() && is_blank(t[i])) ++i;
     size_t kw_start = i;
-    while (i < t.size() && !is_space(t[i])) ++i;
+    while (i < t.size() && !is_blank(t[i])) ++i;
     std::string kw = upper(std::string_view(t).substr(kw_start, i - kw_start));
     Instruction ins;
     ins.pos = l_.at(kw_start);
@@ -121,11 +121,11 @@ class LineParser {
     // Flags.
     auto allowed = allowed_flags(ins.kind);
     for (;;) {
-      while (i < t.size() && is_space(t[i])) ++i;
+      while (i < t.size() && is_blank(t[i])) ++i;
       if (t.compare(i, 2, "--") != 0) break;
       size_t fstart = i;
       char quote = 0;
-      while (i < t.size() && (quote != 0 || !is_space(t[i]))) {
+      while (i < t.size() && (quote != 0 || !is_blank(t[i]))) {
         if (quote == 0 && (t[i] == '"' || t[i] == '\'')) {
           quote = t[i];
         } else if (t[i] == quote) {
@@ -478,7 +478,7 @@ Result<Containerfile> parse_containerfile(std::string_view text, std::string_vie
   const char esc = cf.escape;
   auto continues = [&](std::string_view l) -> std::optional<std::string_view> {
     std::string_view t = l;
-    while (!t.empty() && is_space(t.back())) t.remove_suffix(1);
+    while (!t.empty() && is_blank(t.back())) t.remove_suffix(1);
     if (!t.empty() && t.back() == esc) {
       t.remove_suffix(1);
       return t;

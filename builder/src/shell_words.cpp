@@ -9,7 +9,7 @@ namespace {
 bool is_name_char(char c) {
   return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_';
 }
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+bool is_word_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
 // `${A:-${B:-…}}`: each level is a nested Lexer (and a scan for its `}`). Without a bound, 5000
 // levels (a 30 KB Containerfile) overflowed the stack.
@@ -76,7 +76,7 @@ class Lexer {
           cur += v;
         } else {
           for (char ch : v) {
-            if (is_space(ch)) {
+            if (is_word_space(ch)) {
               push();
             } else {
               cur += ch;
@@ -91,7 +91,7 @@ class Lexer {
           cur += c;
           ++i_;
         }
-      } else if (split && is_space(c)) {
+      } else if (split && is_word_space(c)) {
         push();
         ++i_;
       } else {
@@ -222,7 +222,7 @@ std::vector<std::string> split_raw_words(std::string_view text, char escape) {
   bool in_word = false;
   for (size_t i = 0; i < text.size(); ++i) {
     char c = text[i];
-    if (quote == 0 && is_space(c)) {
+    if (quote == 0 && is_word_space(c)) {
       if (in_word) words.push_back(std::move(cur));
       cur.clear();
       in_word = false;

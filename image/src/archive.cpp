@@ -244,7 +244,7 @@ class AtomicOutput {
   UniqueFd fd_;
 };
 
-std::string blob_name(const Digest& d) {
+std::string archive_blob_path(const Digest& d) {
   return fmt::format("blobs/{}/{}", d.algorithm_name(), d.hex());
 }
 
@@ -286,7 +286,7 @@ Status save_oci(const Store& store, const std::vector<StoreEntry>& images, TarWr
             [](const Descriptor& a, const Descriptor& b) { return a.digest < b.digest; });
   for (const auto& b : blobs) {
     KISTE_ASSIGN_OR_RETURN(auto r, store.open_blob(b.digest));
-    KISTE_TRY(tar.add_stream(blob_name(b.digest), *r, b.size));
+    KISTE_TRY(tar.add_stream(archive_blob_path(b.digest), *r, b.size));
   }
   return {};
 }
@@ -347,17 +347,17 @@ Status save_docker(const Store& store, const std::vector<StoreEntry>& images, Ta
       KISTE_ASSIGN_OR_RETURN(ld.size, decompress_layer(store, *layers[i], diff, tmp));
       if (written.insert(diff).second) {
         FdReader r(UniqueFd(::dup(tmp.fd())), tmp.path().native());
-        KISTE_TRY(tar.add_stream(blob_name(diff), r, ld.size));
+        KISTE_TRY(tar.add_stream(archive_blob_path(diff), r, ld.size));
       }
-      layer_paths.push_back(blob_name(diff));
+      layer_paths.push_back(archive_blob_path(diff));
       out.layers.push_back(std::move(ld));
     }
     if (written.insert(man.config.digest).second) {
-      KISTE_TRY(tar.add_bytes(blob_name(man.config.digest), cfg_bytes));
+      KISTE_TRY(tar.add_bytes(archive_blob_path(man.config.digest), cfg_bytes));
     }
     std::string mbytes = serialize_manifest(out);
     Digest md = Digest::of(mbytes);
-    if (written.insert(md).second) KISTE_TRY(tar.add_bytes(blob_name(md), mbytes));
+    if (written.insert(md).second) KISTE_TRY(tar.add_bytes(archive_blob_path(md), mbytes));
     json repo_tags = json::array();
     Descriptor idx_desc{.media_type = std::string(media_type::kOciManifest), .digest = md,
                         .size = static_cast<int64_t>(mbytes.size())};
@@ -372,7 +372,7 @@ Status save_docker(const Store& store, const std::vector<StoreEntry>& images, Ta
       }
     }
     index_list.push_back(detail::descriptor_to_json(idx_desc));
-    legacy.push_back(json{{"Config", blob_name(man.config.digest)},
+    legacy.push_back(json{{"Config", archive_blob_path(man.config.digest)},
                           {"RepoTags", repo_tags},
                           {"Layers", layer_paths}});
   }

@@ -22,7 +22,7 @@ std::string dir_what(const fs::path& dir) {
 }
 
 // containers/image names sha256 blobs by their hex alone; other algorithms "<alg>-<hex>".
-std::string blob_name(const Digest& d) {
+std::string dir_blob_name(const Digest& d) {
   if (d.algorithm() == DigestAlgorithm::Sha256) return std::string(d.hex());
   return fmt::format("{}-{}", d.algorithm_name(), d.hex());
 }
@@ -68,7 +68,7 @@ Result<ManifestBlob> DirImage::fetch_manifest(const Descriptor& d) {
 }
 
 Result<std::unique_ptr<BlobReader>> DirImage::open_blob(const Descriptor& d) {
-  std::string rel = blob_name(d.digest);
+  std::string rel = dir_blob_name(d.digest);
   KISTE_ASSIGN_OR_RETURN(UniqueFd fd, detail::open_regular_in(root_.get(), rel, dir_what(dir_)));
   return std::unique_ptr<BlobReader>(
       std::make_unique<FdReader>(std::move(fd), (dir_ / rel).native()));
@@ -102,12 +102,12 @@ Result<std::unique_ptr<DirSink>> DirSink::create(const fs::path& dir) {
 }
 
 Result<bool> DirSink::has_blob(const Descriptor& d) {
-  auto st = sys::lstat(dir_ / blob_name(d.digest));
+  auto st = sys::lstat(dir_ / dir_blob_name(d.digest));
   return st && S_ISREG(st->st_mode) && st->st_size == d.size;
 }
 
 Status DirSink::put_blob(const Descriptor& d, BlobReader& r) {
-  return detail::write_verified(dir_, blob_name(d.digest), d, r);
+  return detail::write_verified(dir_, dir_blob_name(d.digest), d, r);
 }
 
 Status DirSink::put_manifest(const ManifestBlob& m, bool top) {

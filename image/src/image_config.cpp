@@ -10,13 +10,13 @@ using detail::json;
 
 namespace {
 
-constexpr std::string_view kWhat = "image config";
+constexpr std::string_view kConfigWhat = "image config";
 
 Result<std::optional<std::vector<std::string>>> get_optional_list(const json& obj,
                                                                   const char* key) {
   auto it = obj.find(key);
   if (it == obj.end() || it->is_null()) return std::optional<std::vector<std::string>>();
-  KISTE_ASSIGN_OR_RETURN(auto v, detail::get_string_list(obj, key, kWhat));
+  KISTE_ASSIGN_OR_RETURN(auto v, detail::get_string_list(obj, key, kConfigWhat));
   return std::optional<std::vector<std::string>>(std::move(v));
 }
 
@@ -37,20 +37,20 @@ int64_t get_int(const json& obj, const char* key) {
 Result<ContainerDefaults> parse_defaults(const json& c) {
   ContainerDefaults d;
   if (!c.is_object()) return d;
-  KISTE_ASSIGN_OR_RETURN(d.user, detail::get_string(c, "User", kWhat));
+  KISTE_ASSIGN_OR_RETURN(d.user, detail::get_string(c, "User", kConfigWhat));
   KISTE_ASSIGN_OR_RETURN(d.exposed_ports, get_set_keys(c, "ExposedPorts"));
-  KISTE_ASSIGN_OR_RETURN(d.env, detail::get_string_list(c, "Env", kWhat));
+  KISTE_ASSIGN_OR_RETURN(d.env, detail::get_string_list(c, "Env", kConfigWhat));
   KISTE_ASSIGN_OR_RETURN(d.entrypoint, get_optional_list(c, "Entrypoint"));
   KISTE_ASSIGN_OR_RETURN(d.cmd, get_optional_list(c, "Cmd"));
   KISTE_ASSIGN_OR_RETURN(d.volumes, get_set_keys(c, "Volumes"));
-  KISTE_ASSIGN_OR_RETURN(d.working_dir, detail::get_string(c, "WorkingDir", kWhat));
-  KISTE_ASSIGN_OR_RETURN(d.labels, detail::get_string_map(c, "Labels", kWhat));
-  KISTE_ASSIGN_OR_RETURN(d.stop_signal, detail::get_string(c, "StopSignal", kWhat));
-  KISTE_ASSIGN_OR_RETURN(d.shell, detail::get_string_list(c, "Shell", kWhat));
-  KISTE_ASSIGN_OR_RETURN(d.on_build, detail::get_string_list(c, "OnBuild", kWhat));
+  KISTE_ASSIGN_OR_RETURN(d.working_dir, detail::get_string(c, "WorkingDir", kConfigWhat));
+  KISTE_ASSIGN_OR_RETURN(d.labels, detail::get_string_map(c, "Labels", kConfigWhat));
+  KISTE_ASSIGN_OR_RETURN(d.stop_signal, detail::get_string(c, "StopSignal", kConfigWhat));
+  KISTE_ASSIGN_OR_RETURN(d.shell, detail::get_string_list(c, "Shell", kConfigWhat));
+  KISTE_ASSIGN_OR_RETURN(d.on_build, detail::get_string_list(c, "OnBuild", kConfigWhat));
   if (auto h = c.find("Healthcheck"); h != c.end() && h->is_object()) {
     HealthConfig hc;
-    KISTE_ASSIGN_OR_RETURN(hc.test, detail::get_string_list(*h, "Test", kWhat));
+    KISTE_ASSIGN_OR_RETURN(hc.test, detail::get_string_list(*h, "Test", kConfigWhat));
     hc.interval_ns = get_int(*h, "Interval");
     hc.timeout_ns = get_int(*h, "Timeout");
     hc.start_period_ns = get_int(*h, "StartPeriod");
@@ -81,15 +81,15 @@ void put(json& obj, const char* key, const T& v, bool present) {
 }  // namespace
 
 Result<ImageConfig> ImageConfig::parse(std::string_view bytes) {
-  KISTE_ASSIGN_OR_RETURN(json j, detail::parse_json(bytes, kWhat));
+  KISTE_ASSIGN_OR_RETURN(json j, detail::parse_json(bytes, kConfigWhat));
   if (!j.is_object()) return fail(Errc::Corrupt, "parse image config: not a JSON object");
   ImageConfig c;
-  KISTE_ASSIGN_OR_RETURN(c.created, detail::get_string(j, "created", kWhat));
-  KISTE_ASSIGN_OR_RETURN(c.author, detail::get_string(j, "author", kWhat));
-  KISTE_ASSIGN_OR_RETURN(c.architecture, detail::get_string(j, "architecture", kWhat));
-  KISTE_ASSIGN_OR_RETURN(c.os, detail::get_string(j, "os", kWhat));
-  KISTE_ASSIGN_OR_RETURN(c.variant, detail::get_string(j, "variant", kWhat));
-  KISTE_ASSIGN_OR_RETURN(c.os_version, detail::get_string(j, "os.version", kWhat));
+  KISTE_ASSIGN_OR_RETURN(c.created, detail::get_string(j, "created", kConfigWhat));
+  KISTE_ASSIGN_OR_RETURN(c.author, detail::get_string(j, "author", kConfigWhat));
+  KISTE_ASSIGN_OR_RETURN(c.architecture, detail::get_string(j, "architecture", kConfigWhat));
+  KISTE_ASSIGN_OR_RETURN(c.os, detail::get_string(j, "os", kConfigWhat));
+  KISTE_ASSIGN_OR_RETURN(c.variant, detail::get_string(j, "variant", kConfigWhat));
+  KISTE_ASSIGN_OR_RETURN(c.os_version, detail::get_string(j, "os.version", kConfigWhat));
   if (c.architecture.empty() || c.os.empty()) {
     return fail(Errc::Corrupt, "parse image config: `architecture` and `os` are required");
   }
@@ -100,11 +100,11 @@ Result<ImageConfig> ImageConfig::parse(std::string_view bytes) {
   if (rootfs == j.end() || !rootfs->is_object()) {
     return fail(Errc::Corrupt, "parse image config: `rootfs` is required");
   }
-  KISTE_ASSIGN_OR_RETURN(std::string type, detail::get_string(*rootfs, "type", kWhat));
+  KISTE_ASSIGN_OR_RETURN(std::string type, detail::get_string(*rootfs, "type", kConfigWhat));
   if (type != "layers") {
     return failf(Errc::Corrupt, "parse image config: rootfs.type {} is not `layers`", quote(type));
   }
-  KISTE_ASSIGN_OR_RETURN(auto diff_ids, detail::get_string_list(*rootfs, "diff_ids", kWhat));
+  KISTE_ASSIGN_OR_RETURN(auto diff_ids, detail::get_string_list(*rootfs, "diff_ids", kConfigWhat));
   for (const auto& d : diff_ids) {
     auto dg = Digest::parse(d);
     if (!dg) return failf(Errc::Corrupt, "parse image config: diff_ids: {}", dg.error().message);
@@ -114,10 +114,10 @@ Result<ImageConfig> ImageConfig::parse(std::string_view bytes) {
     for (const auto& e : *h) {
       if (!e.is_object()) continue;
       HistoryEntry he;
-      KISTE_ASSIGN_OR_RETURN(he.created, detail::get_string(e, "created", kWhat));
-      KISTE_ASSIGN_OR_RETURN(he.created_by, detail::get_string(e, "created_by", kWhat));
-      KISTE_ASSIGN_OR_RETURN(he.author, detail::get_string(e, "author", kWhat));
-      KISTE_ASSIGN_OR_RETURN(he.comment, detail::get_string(e, "comment", kWhat));
+      KISTE_ASSIGN_OR_RETURN(he.created, detail::get_string(e, "created", kConfigWhat));
+      KISTE_ASSIGN_OR_RETURN(he.created_by, detail::get_string(e, "created_by", kConfigWhat));
+      KISTE_ASSIGN_OR_RETURN(he.author, detail::get_string(e, "author", kConfigWhat));
+      KISTE_ASSIGN_OR_RETURN(he.comment, detail::get_string(e, "comment", kConfigWhat));
       auto el = e.find("empty_layer");
       he.empty_layer = el != e.end() && el->is_boolean() && el->get<bool>();
       c.history.push_back(std::move(he));

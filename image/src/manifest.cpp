@@ -10,7 +10,7 @@ using detail::json;
 
 namespace {
 
-constexpr std::string_view kWhat = "manifest";
+constexpr std::string_view kManifestWhat = "manifest";
 
 Result<std::vector<Descriptor>> parse_descriptor_list(const json& j, const char* key) {
   std::vector<Descriptor> out;
@@ -19,7 +19,7 @@ Result<std::vector<Descriptor>> parse_descriptor_list(const json& j, const char*
   if (!it->is_array()) return failf(Errc::Corrupt, "parse manifest: `{}` is not a list", key);
   out.reserve(it->size());
   for (const auto& d : *it) {
-    KISTE_ASSIGN_OR_RETURN(Descriptor desc, detail::parse_descriptor(d, kWhat));
+    KISTE_ASSIGN_OR_RETURN(Descriptor desc, detail::parse_descriptor(d, kManifestWhat));
     out.push_back(std::move(desc));
   }
   return out;
@@ -28,7 +28,7 @@ Result<std::vector<Descriptor>> parse_descriptor_list(const json& j, const char*
 Result<std::optional<Descriptor>> parse_subject(const json& j) {
   auto it = j.find("subject");
   if (it == j.end() || it->is_null()) return std::optional<Descriptor>();
-  KISTE_ASSIGN_OR_RETURN(Descriptor d, detail::parse_descriptor(*it, kWhat));
+  KISTE_ASSIGN_OR_RETURN(Descriptor d, detail::parse_descriptor(*it, kManifestWhat));
   return std::optional<Descriptor>(std::move(d));
 }
 
@@ -47,7 +47,7 @@ Result<ManifestBlob> parse_manifest(std::string bytes, std::string_view declared
     return failf(Errc::InvalidArgument, "parse manifest: {} bytes is over the {} byte limit",
                  bytes.size(), kMaxManifestBytes);
   }
-  KISTE_ASSIGN_OR_RETURN(json j, detail::parse_json(bytes, kWhat));
+  KISTE_ASSIGN_OR_RETURN(json j, detail::parse_json(bytes, kManifestWhat));
   if (!j.is_object()) return fail(Errc::Corrupt, "parse manifest: not a JSON object");
   auto sv = j.find("schemaVersion");
   if (sv == j.end() || !sv->is_number_integer()) {
@@ -57,7 +57,7 @@ Result<ManifestBlob> parse_manifest(std::string bytes, std::string_view declared
     return failf(Errc::Unsupported, "parse manifest: schemaVersion {} is not supported (only 2)",
                  sv->dump());
   }
-  KISTE_ASSIGN_OR_RETURN(std::string doc_type, detail::get_string(j, "mediaType", kWhat));
+  KISTE_ASSIGN_OR_RETURN(std::string doc_type, detail::get_string(j, "mediaType", kManifestWhat));
   bool has_manifests = j.contains("manifests");
   bool has_image_parts = j.contains("layers") || j.contains("config");
   if (has_manifests && has_image_parts) {
@@ -79,8 +79,8 @@ Result<ManifestBlob> parse_manifest(std::string bytes, std::string_view declared
     Index idx;
     idx.media_type = doc_type;
     KISTE_ASSIGN_OR_RETURN(idx.manifests, parse_descriptor_list(j, "manifests"));
-    KISTE_ASSIGN_OR_RETURN(idx.annotations, detail::get_string_map(j, "annotations", kWhat));
-    KISTE_ASSIGN_OR_RETURN(idx.artifact_type, detail::get_string(j, "artifactType", kWhat));
+    KISTE_ASSIGN_OR_RETURN(idx.annotations, detail::get_string_map(j, "annotations", kManifestWhat));
+    KISTE_ASSIGN_OR_RETURN(idx.artifact_type, detail::get_string(j, "artifactType", kManifestWhat));
     KISTE_ASSIGN_OR_RETURN(idx.subject, parse_subject(j));
     blob.parsed = std::move(idx);
   } else if (media_type::is_manifest(type)) {
@@ -89,10 +89,10 @@ Result<ManifestBlob> parse_manifest(std::string bytes, std::string_view declared
     m.media_type = doc_type;
     auto cfg = j.find("config");
     if (cfg == j.end()) return fail(Errc::Corrupt, "parse manifest: missing `config`");
-    KISTE_ASSIGN_OR_RETURN(m.config, detail::parse_descriptor(*cfg, kWhat));
+    KISTE_ASSIGN_OR_RETURN(m.config, detail::parse_descriptor(*cfg, kManifestWhat));
     KISTE_ASSIGN_OR_RETURN(m.layers, parse_descriptor_list(j, "layers"));
-    KISTE_ASSIGN_OR_RETURN(m.annotations, detail::get_string_map(j, "annotations", kWhat));
-    KISTE_ASSIGN_OR_RETURN(m.artifact_type, detail::get_string(j, "artifactType", kWhat));
+    KISTE_ASSIGN_OR_RETURN(m.annotations, detail::get_string_map(j, "annotations", kManifestWhat));
+    KISTE_ASSIGN_OR_RETURN(m.artifact_type, detail::get_string(j, "artifactType", kManifestWhat));
     KISTE_ASSIGN_OR_RETURN(m.subject, parse_subject(j));
     blob.parsed = std::move(m);
   } else {

@@ -18,7 +18,7 @@ using detail::json;
 
 namespace {
 
-constexpr std::string_view kOciLayout = R"({"imageLayoutVersion":"1.0.0"})";
+constexpr std::string_view kOciLayoutFile = R"({"imageLayoutVersion":"1.0.0"})";
 constexpr size_t kMaxIndexBytes = 16 << 20;
 
 std::string blob_rel(const Digest& d) {
@@ -139,7 +139,7 @@ Result<std::unique_ptr<OciLayoutSink>> OciLayoutSink::create(const LayoutRef& re
     KISTE_TRY(sys::write_file_atomic(
         ref.dir / "index.json",
         R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]})"));
-    KISTE_TRY(sys::write_file_atomic(ref.dir / "oci-layout", kOciLayout));
+    KISTE_TRY(sys::write_file_atomic(ref.dir / "oci-layout", kOciLayoutFile));
   } else {
     KISTE_ASSIGN_OR_RETURN(UniqueFd root, detail::open_directory(ref.dir));
     auto ok = check_layout_file(root.get(), what);

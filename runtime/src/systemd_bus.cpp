@@ -9,9 +9,9 @@
 
 namespace kiste::runtime::detail {
 
-namespace {
-
-// The sd-bus functions kiste uses, from libsystemd.so.0 (loaded once, never unloaded).
+// The sd-bus functions kiste uses, from libsystemd.so.0 (loaded once, never unloaded). Not in the
+// anonymous namespace: SystemdBus::Impl holds a pointer to it (-Wsubobject-linkage in a unity
+// batch).
 struct SdBusApi {
   decltype(&::sd_bus_open_system) open_system;
   decltype(&::sd_bus_flush_close_unref) flush_close_unref;
@@ -30,6 +30,8 @@ struct SdBusApi {
   decltype(&::sd_bus_error_free) error_free;
   decltype(&::sd_bus_error_has_name) error_has_name;
 };
+
+namespace {
 
 Result<const SdBusApi*> load_api() {
   static SdBusApi api{};
