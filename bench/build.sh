@@ -38,7 +38,7 @@ id=$(buildah_ pull -q "oci-archive:$work/busybox.oci.tar")
 buildah_ tag "$id" busybox
 
 kbuild="$KISTE --root $kroot build -q -t bench"
-bbuild="buildah --root $broot --runroot $brun --storage-driver overlay bud --layers --pull=never --runtime runc -q -t bench"
+bbuild="buildah --root $broot --runroot $brun --storage-driver overlay bud --layers --pull=never --runtime runc --network none -q -t bench"
 # Correctness first: both images print the same.
 $kbuild $work/ctx >/dev/null
 $bbuild $work/ctx >/dev/null

@@ -37,7 +37,7 @@ id=$(buildah_ pull -q "oci-archive:$work/busybox.oci.tar")
 buildah_ tag "$id" busybox
 
 kbuild="$KISTE --root $kroot build -q -t bench $work/ctx"
-bbuild="buildah --root $broot --runroot $brun --storage-driver overlay bud --layers --pull=never --runtime runc -q -t bench $work/ctx"
+bbuild="buildah --root $broot --runroot $brun --storage-driver overlay bud --layers --pull=never --runtime runc --network none -q -t bench $work/ctx"
 $kbuild >/dev/null   # the big stage is built once; every timed run is a cache hit for it
 $bbuild >/dev/null
 bench_compare "COPY --from (150 MB stage)" "$kbuild" buildah "$bbuild" \

@@ -21,8 +21,7 @@
 
 namespace kiste::network {
 
-namespace {
-
+// Outside the anonymous namespace: Netlink::Impl holds a pointer to it.
 struct MnlApi {
   decltype(&::mnl_socket_open) socket_open;
   decltype(&::mnl_socket_bind) socket_bind;
@@ -39,6 +38,8 @@ struct MnlApi {
   decltype(&::mnl_attr_nest_end) attr_nest_end;
   decltype(&::mnl_cb_run) cb_run;
 };
+
+namespace {
 
 Result<const MnlApi*> load_mnl() {
   static MnlApi api{};
@@ -176,17 +177,30 @@ Status check_name(std::string_view name) {
   return {};
 }
 
+// An RTM_*LINK message in `buf`: its header and its ifinfomsg (`index` 0: the link is named by
+// IFLA_IFNAME instead).
+struct LinkMessage {
+  struct nlmsghdr* nlh;
+  struct ifinfomsg* ifm;
+};
+LinkMessage link_message(const MnlApi& m, std::vector<char>& buf, uint16_t type, uint16_t flags,
+                         int index) {
+  struct nlmsghdr* nlh = m.nlmsg_put_header(buf.data());
+  nlh->nlmsg_type = type;
+  nlh->nlmsg_flags = flags;
+  auto* ifm = static_cast<struct ifinfomsg*>(m.nlmsg_put_extra_header(nlh, sizeof(ifinfomsg)));
+  ifm->ifi_family = AF_UNSPEC;
+  ifm->ifi_index = index;
+  return {nlh, ifm};
+}
+
 }  // namespace
 
 Status Netlink::add_bridge(std::string_view name) {
   KISTE_TRY(check_name(name));
   const MnlApi& m = *impl_->api;
   std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
-  struct nlmsghdr* nlh = m.nlmsg_put_header(buf.data());
-  nlh->nlmsg_type = RTM_NEWLINK;
-  nlh->nlmsg_flags = NLM_F_CREATE | NLM_F_EXCL;
-  auto* ifm = static_cast<struct ifinfomsg*>(m.nlmsg_put_extra_header(nlh, sizeof(ifinfomsg)));
-  ifm->ifi_family = AF_UNSPEC;
+  struct nlmsghdr* nlh = link_message(m, buf, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, 0).nlh;
   std::string n(name);
   m.attr_put_strz(nlh, IFLA_IFNAME, n.c_str());
   struct nlattr* info = m.attr_nest_start(nlh, IFLA_LINKINFO);
@@ -200,11 +214,7 @@ Status Netlink::add_veth(std::string_view name, std::string_view peer, int peer_
   KISTE_TRY(check_name(peer));
   const MnlApi& m = *impl_->api;
   std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
-  struct nlmsghdr* nlh = m.nlmsg_put_header(buf.data());
-  nlh->nlmsg_type = RTM_NEWLINK;
-  nlh->nlmsg_flags = NLM_F_CREATE | NLM_F_EXCL;
-  auto* ifm = static_cast<struct ifinfomsg*>(m.nlmsg_put_extra_header(nlh, sizeof(ifinfomsg)));
-  ifm->ifi_family = AF_UNSPEC;
+  struct nlmsghdr* nlh = link_message(m, buf, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, 0).nlh;
   std::string n(name);
   std::string p(peer);
   m.attr_put_strz(nlh, IFLA_IFNAME, n.c_str());
@@ -222,28 +232,11 @@ Status Netlink::add_veth(std::string_view name, std::string_view peer, int peer_
   return impl_->request(nlh, fmt::format("create veth {}", quote(name)));
 }
 
-namespace {
-
-// An RTM_NEWLINK for an existing link by index, for the set_* calls.
-struct nlmsghdr* link_change(const MnlApi& m, std::vector<char>& buf, int index,
-                             struct ifinfomsg** ifm_out) {
-  struct nlmsghdr* nlh = m.nlmsg_put_header(buf.data());
-  nlh->nlmsg_type = RTM_NEWLINK;
-  auto* ifm = static_cast<struct ifinfomsg*>(m.nlmsg_put_extra_header(nlh, sizeof(ifinfomsg)));
-  ifm->ifi_family = AF_UNSPEC;
-  ifm->ifi_index = index;
-  *ifm_out = ifm;
-  return nlh;
-}
-
-}  // namespace
-
 Status Netlink::set_master(std::string_view name, std::string_view master) {
   KISTE_ASSIGN_OR_RETURN(int idx, index_of(name));
   KISTE_ASSIGN_OR_RETURN(int master_idx, index_of(master));
   std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
-  struct ifinfomsg* ifm = nullptr;
-  struct nlmsghdr* nlh = link_change(*impl_->api, buf, idx, &ifm);
+  struct nlmsghdr* nlh = link_message(*impl_->api, buf, RTM_NEWLINK, 0, idx).nlh;
   impl_->api->attr_put_u32(nlh, IFLA_MASTER, static_cast<uint32_t>(master_idx));
   return impl_->request(nlh, fmt::format("attach {} to {}", quote(name), quote(master)));
 }
@@ -251,8 +244,7 @@ Status Netlink::set_master(std::string_view name, std::string_view master) {
 Status Netlink::set_up(std::string_view name) {
   KISTE_ASSIGN_OR_RETURN(int idx, index_of(name));
   std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
-  struct ifinfomsg* ifm = nullptr;
-  struct nlmsghdr* nlh = link_change(*impl_->api, buf, idx, &ifm);
+  auto [nlh, ifm] = link_message(*impl_->api, buf, RTM_NEWLINK, 0, idx);
   ifm->ifi_flags = IFF_UP;
   ifm->ifi_change = IFF_UP;
   return impl_->request(nlh, fmt::format("set {} up", quote(name)));
@@ -261,8 +253,7 @@ Status Netlink::set_up(std::string_view name) {
 Status Netlink::set_mtu(std::string_view name, unsigned mtu) {
   KISTE_ASSIGN_OR_RETURN(int idx, index_of(name));
   std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
-  struct ifinfomsg* ifm = nullptr;
-  struct nlmsghdr* nlh = link_change(*impl_->api, buf, idx, &ifm);
+  struct nlmsghdr* nlh = link_message(*impl_->api, buf, RTM_NEWLINK, 0, idx).nlh;
   impl_->api->attr_put_u32(nlh, IFLA_MTU, mtu);
   return impl_->request(nlh, fmt::format("set mtu of {}", quote(name)));
 }
@@ -270,13 +261,8 @@ Status Netlink::set_mtu(std::string_view name, unsigned mtu) {
 Status Netlink::delete_link(std::string_view name) {
   auto idx = index_of(name);
   if (!idx) return idx.error().sys_errno == ENODEV ? Status{} : std::unexpected(idx.error());
-  const MnlApi& m = *impl_->api;
   std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
-  struct nlmsghdr* nlh = m.nlmsg_put_header(buf.data());
-  nlh->nlmsg_type = RTM_DELLINK;
-  auto* ifm = static_cast<struct ifinfomsg*>(m.nlmsg_put_extra_header(nlh, sizeof(ifinfomsg)));
-  ifm->ifi_family = AF_UNSPEC;
-  ifm->ifi_index = *idx;
+  struct nlmsghdr* nlh = link_message(*impl_->api, buf, RTM_DELLINK, 0, *idx).nlh;
   Status st = impl_->request(nlh, fmt::format("delete link {}", quote(name)));
   if (!st && st.error().sys_errno == ENODEV) return {};  // gone meanwhile (its peer's removal)
   return st;

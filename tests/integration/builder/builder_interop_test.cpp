@@ -41,7 +41,7 @@ TEST(BuilderInterop, KisteImageUnpacksWithUmociAndMatchesBuildah) {
   const std::string b = fmt::format("buildah --root {0}/broot --runroot {0}/brun --storage-driver vfs", w.string());
   ASSERT_EQ(run_shell(fmt::format("{0} save --format oci-archive -o {1}/bb.oci.tar busybox && "
                                   "id=$({2} pull -q oci-archive:{1}/bb.oci.tar) && {2} tag $id busybox && "
-                                  "{2} bud -q --layers --pull=never --runtime runc -t bhello {3} && "
+                                  "{2} bud -q --layers --pull=never --runtime runc --network none -t bhello {3} && "
                                   "{2} push -q bhello oci:{1}/blayout:hello && "
                                   "umoci unpack --image {1}/blayout:hello {1}/bbundle",
                                   k, w.string(), b, ctx), &out), 0) << out;

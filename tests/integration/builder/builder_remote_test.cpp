@@ -12,6 +12,7 @@
 #include <kiste/base/unique_fd.hpp>
 #include <kiste/image/manifest.hpp>
 #include <kiste/image/digest.hpp>
+#include <kiste/testing/kiste_cli.hpp>
 #include <kiste/testing/registry_process.hpp>
 #include <kiste/testing/require_root.hpp>
 #include <kiste/testing/temp_root.hpp>
@@ -23,11 +24,7 @@ namespace {
 namespace fs = std::filesystem;
 using kiste::builder::test::sh;
 using kiste::builder::test::write;
-
-std::string trim(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  return s;
-}
+using kiste::testing::trim;
 
 class BuildRemote : public ::testing::Test {
  protected:
@@ -164,8 +161,6 @@ TEST_F(BuildRemote, AddUrlAndSshThroughTheBinary) {
   EXPECT_NE(out.find("Containerfile:2:1: ADD: `" + url + "`: checksum mismatch"), std::string::npos) << out;
 }
 
-}  // namespace
-
 // A FROM image the store lacks is pulled with build's registry flags: a TLS registry whose CA
 // only --cert-dir names is reached with it and refused without it.
 TEST_F(BuildRemote, FromPullUsesTheRegistryFlags) {
@@ -182,3 +177,5 @@ TEST_F(BuildRemote, FromPullUsesTheRegistryFlags) {
   EXPECT_NE(out.find("certificate"), std::string::npos) << out;
   ASSERT_EQ(sh(fmt::format("{} build -q {} -t app {}/ctx 2>&1", kiste("e"), certs, w_), &out), 0) << out;
 }
+
+}  // namespace
