@@ -110,6 +110,8 @@ class BuildRun {
   // nothing of the stage is written out again. Unmounted when the build ends.
   Result<fs::path> view_of(StageOut& out);
   Result<fs::path> view_of_ref(const std::string& word, int before);
+  // `--from=IMAGE` (a word that names no earlier stage): the image as a stage's result.
+  Result<StageOut> image_as_stage(const std::string& word);
   Result<std::vector<fs::path>> lowers_of(const StageOut& out);
   // WORKDIR creates its directory (as docker build does) when no layer has it: a small layer,
   // cached like the others ("none" recorded when the directory already exists).
@@ -615,15 +617,20 @@ Result<fs::path> BuildRun::view_of(StageOut& out) {
   return dir;
 }
 
+Result<StageOut> BuildRun::image_as_stage(const std::string& word) {
+  KISTE_ASSIGN_OR_RETURN(auto ref, image::Reference::parse(word));
+  KISTE_ASSIGN_OR_RETURN(auto m, provider_.resolve(ref, opts_.plan.platform));
+  StageOut out;
+  KISTE_ASSIGN_OR_RETURN(std::string cfg, store_.read_blob(m.manifest().config.digest));
+  KISTE_ASSIGN_OR_RETURN(out.st.config, image::ImageConfig::parse(cfg));
+  out.layers = m.manifest().layers;
+  return out;
+}
+
 Result<fs::path> BuildRun::view_of_ref(const std::string& word, int before) {
   if (auto s = plan_.stage_ref(word, before)) return view_of(done_.at(*s));
   if (auto it = image_view_.find(word); it != image_view_.end()) return it->second;
-  KISTE_ASSIGN_OR_RETURN(auto ref, image::Reference::parse(word));
-  KISTE_ASSIGN_OR_RETURN(auto m, provider_.resolve(ref, opts_.plan.platform));
-  StageOut tmp;
-  KISTE_ASSIGN_OR_RETURN(std::string cfg, store_.read_blob(m.manifest().config.digest));
-  KISTE_ASSIGN_OR_RETURN(tmp.st.config, image::ImageConfig::parse(cfg));
-  tmp.layers = m.manifest().layers;
+  KISTE_ASSIGN_OR_RETURN(StageOut tmp, image_as_stage(word));
   KISTE_ASSIGN_OR_RETURN(auto dir, view_of(tmp));
   image_view_[word] = dir;
   return dir;
@@ -632,12 +639,7 @@ Result<fs::path> BuildRun::view_of_ref(const std::string& word, int before) {
 Result<fs::path> BuildRun::rootfs_of_ref(const std::string& word, int before) {
   if (auto s = plan_.stage_ref(word, before)) return rootfs_of(done_.at(*s));
   if (auto it = image_rootfs_.find(word); it != image_rootfs_.end()) return it->second;
-  KISTE_ASSIGN_OR_RETURN(auto ref, image::Reference::parse(word));
-  KISTE_ASSIGN_OR_RETURN(auto m, provider_.resolve(ref, opts_.plan.platform));
-  StageOut tmp;
-  KISTE_ASSIGN_OR_RETURN(std::string cfg, store_.read_blob(m.manifest().config.digest));
-  KISTE_ASSIGN_OR_RETURN(tmp.st.config, image::ImageConfig::parse(cfg));
-  tmp.layers = m.manifest().layers;
+  KISTE_ASSIGN_OR_RETURN(StageOut tmp, image_as_stage(word));
   KISTE_ASSIGN_OR_RETURN(auto dir, rootfs_of(tmp));
   image_rootfs_[word] = dir;
   return dir;

@@ -59,6 +59,15 @@ const char* step_name(StepId s) {
   return "setup";
 }
 
+int capset_raw(uint64_t eff, uint64_t perm, uint64_t inh) noexcept {
+  __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct data[2] = {
+      {static_cast<uint32_t>(eff), static_cast<uint32_t>(perm), static_cast<uint32_t>(inh)},
+      {static_cast<uint32_t>(eff >> 32), static_cast<uint32_t>(perm >> 32),
+       static_cast<uint32_t>(inh >> 32)}};
+  return static_cast<int>(::syscall(SYS_capset, &hdr, data));
+}
+
 namespace {
 
 class ContainerInit {
@@ -585,15 +594,6 @@ void ContainerInit::pivot() noexcept {
   check(::chdir("/") == 0, StepId::Pivot);
   ::close(root_fd_);
   root_fd_ = -1;
-}
-
-int capset_raw(uint64_t eff, uint64_t perm, uint64_t inh) noexcept {
-  __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
-  __user_cap_data_struct data[2] = {
-      {static_cast<uint32_t>(eff), static_cast<uint32_t>(perm), static_cast<uint32_t>(inh)},
-      {static_cast<uint32_t>(eff >> 32), static_cast<uint32_t>(perm >> 32),
-       static_cast<uint32_t>(inh >> 32)}};
-  return static_cast<int>(::syscall(SYS_capset, &hdr, data));
 }
 
 void ContainerInit::set_limits_and_identity() noexcept {

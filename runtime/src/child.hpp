@@ -95,4 +95,8 @@ struct ChildConfig {
 // Runs in the child after clone; never returns.
 [[noreturn]] void container_child_main(const ChildConfig& cfg) noexcept;
 
+// capset(2) of all three sets (64 bits each) for this thread, without libcap: safe after clone
+// and fork (no allocation). Returns the syscall's result.
+int capset_raw(uint64_t effective, uint64_t permitted, uint64_t inheritable) noexcept;
+
 }  // namespace kiste::runtime::detail

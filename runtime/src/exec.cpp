@@ -22,6 +22,8 @@
 #include <kiste/base/sys.hpp>
 #include <kiste/base/unique_fd.hpp>
 
+#include "child.hpp"
+
 namespace kiste::runtime {
 
 namespace fs = std::filesystem;
@@ -122,15 +124,6 @@ std::vector<fs::path> cgroup_dirs(pid_t pid) {
     if (fs::exists(dir / "cgroup.procs", ec)) out.push_back(dir);
   }
   return out;
-}
-
-int capset_raw(uint64_t eff, uint64_t perm, uint64_t inh) {
-  __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
-  __user_cap_data_struct data[2] = {
-      {static_cast<uint32_t>(eff), static_cast<uint32_t>(perm), static_cast<uint32_t>(inh)},
-      {static_cast<uint32_t>(eff >> 32), static_cast<uint32_t>(perm >> 32),
-       static_cast<uint32_t>(inh >> 32)}};
-  return static_cast<int>(::syscall(SYS_capset, &hdr, data));
 }
 
 // The failure report of the exec'ing grandchild: {step, errno}.
@@ -259,14 +252,14 @@ Result<ExecResult> exec_in_container(const ExecRequest& req) {
         __user_cap_data_struct cur[2]{};
         if (::syscall(SYS_capget, &hdr, cur) != 0) die(wfd, kCaps, errno);
         const uint64_t perm = cur[0].permitted | (static_cast<uint64_t>(cur[1].permitted) << 32);
-        if (capset_raw(perm, perm, 0) != 0) die(wfd, kCaps, errno);
+        if (detail::capset_raw(perm, perm, 0) != 0) die(wfd, kCaps, errno);
       }
       // Oldest filter first, as the container stacked them.
       for (auto it = filters.rbegin(); it != filters.rend(); ++it) {
         sock_fprog prog{static_cast<unsigned short>(it->size()), it->data()};
         if (::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0) die(wfd, kSeccomp, errno);
       }
-      if (capset_raw(id.cap_eff, id.cap_prm, id.cap_inh) != 0) die(wfd, kCaps, errno);
+      if (detail::capset_raw(id.cap_eff, id.cap_prm, id.cap_inh) != 0) die(wfd, kCaps, errno);
       (void)::prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
       int err = ENOENT;
       for (const auto& c : candidates) {

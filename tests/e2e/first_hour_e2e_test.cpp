@@ -18,13 +18,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string trim(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  return s;
-}
-
-size_t lines(const std::string& s) { return static_cast<size_t>(std::count(s.begin(), s.end(), '\n')); }
-
 class FirstHour : public ::testing::Test {
  protected:
   TempRoot tmp_{"kiste-e2e-"};
@@ -63,7 +56,7 @@ TEST_F(FirstHour, DockerRunFlagsKisteLacksAreNamedNotTakenForImages) {
     auto r = kiste_.run(line);
     EXPECT_EQ(r.status, 125) << args << ": " << r.output;
     EXPECT_EQ(r.output.rfind("kiste: error: " + std::string(want), 0), 0u) << args << ": " << r.output;
-    EXPECT_EQ(lines(r.output), 1u) << args << ": " << r.output;
+    EXPECT_EQ(count_lines(r.output), 1u) << args << ": " << r.output;
     EXPECT_EQ(r.output.find("no image"), std::string::npos) << args << ": " << r.output;
   }
   EXPECT_FALSE(fs::exists(tmp_ / "cid"));
@@ -97,7 +90,7 @@ TEST_F(FirstHour, UnknownCommandsAndPlainKiste) {
                              0),
               0u)
         << r.output;
-    EXPECT_EQ(lines(r.output), 1u) << r.output;
+    EXPECT_EQ(count_lines(r.output), 1u) << r.output;
   }
   r = kiste_.run("image lss");
   EXPECT_EQ(r.status, 125);
@@ -278,15 +271,15 @@ TEST_F(FirstHour, ImagesListsLikeDocker) {
   auto named = kiste_.run("images busybox");
   EXPECT_NE(named.output.find("busybox "), std::string::npos) << named.output;
   EXPECT_EQ(named.output.find("team/app"), std::string::npos) << named.output;
-  EXPECT_EQ(lines(named.output), 2u) << named.output;
+  EXPECT_EQ(count_lines(named.output), 2u) << named.output;
   auto ref = kiste_.run("images --filter 'reference=localhost:5000/*/app'");
   EXPECT_NE(ref.output.find("localhost:5000/team/app"), std::string::npos) << ref.output;
   EXPECT_EQ(ref.output.find("busybox"), std::string::npos) << ref.output;
-  EXPECT_EQ(lines(ref.output), 2u) << ref.output;
+  EXPECT_EQ(count_lines(ref.output), 2u) << ref.output;
   EXPECT_EQ(kiste_.run("images -a -q").output, kiste_.run("images -q").output);
   auto bad = kiste_.run("images --filter label=x");
   EXPECT_EQ(bad.status, 125);
-  EXPECT_EQ(lines(bad.output), 1u) << bad.output;
+  EXPECT_EQ(count_lines(bad.output), 1u) << bad.output;
 
   // An image without a name (an archive that names none) is <none> <none>, and dangling.
   std::string out;
@@ -301,7 +294,7 @@ TEST_F(FirstHour, ImagesListsLikeDocker) {
   EXPECT_NE(none.output.find("<none>                                   <none>"), std::string::npos)
       << none.output;
   EXPECT_EQ(none.output.find("sha256 "), std::string::npos) << none.output;
-  EXPECT_EQ(lines(other.run("images --filter dangling=false").output), 1u);  // the header only
+  EXPECT_EQ(count_lines(other.run("images --filter dangling=false").output), 1u);  // the header only
 }
 
 TEST_F(FirstHour, BuildSaysItsDateIsReproducible) {

@@ -24,11 +24,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string trim(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  return s;
-}
-
 int64_t tree_bytes(const fs::path& p) {
   auto u = tree_usage(p);
   return u ? u->bytes : 0;

@@ -35,11 +35,6 @@ namespace {
 namespace fs = std::filesystem;
 bool g_own_netns = false;
 
-std::string trim(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  return s;
-}
-
 // A new network namespace, held by an fd.
 UniqueFd new_netns() {
   int p[2];

@@ -23,13 +23,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string trim(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  return s;
-}
-
-size_t lines(const std::string& s) { return static_cast<size_t>(std::count(s.begin(), s.end(), '\n')); }
-
 // The first integer after `"key": ` in a JSON text (-1 when absent).
 long json_int(const std::string& text, const std::string& key) {
   std::smatch m;
@@ -230,13 +223,13 @@ TEST_F(Services, TwentyStartedAndStoppedInParallelLeaveAConsistentPs) {
   std::string out;
   ASSERT_EQ(run_shell("for i in $(seq 20); do " + k + " run -d --name p$i busybox sleep 600 & done; wait", &out), 0)
       << out;
-  EXPECT_EQ(lines(out), 20u) << out;
+  EXPECT_EQ(count_lines(out), 20u) << out;
   auto ps = kiste_.run("ps -q");
-  EXPECT_EQ(lines(ps.output), 20u) << ps.output;
+  EXPECT_EQ(count_lines(ps.output), 20u) << ps.output;
   ASSERT_EQ(run_shell("for i in $(seq 20); do " + k + " stop -t 0 p$i >/dev/null & done; wait", &out), 0) << out;
   EXPECT_EQ(kiste_.run("ps -q").output, "");
   auto all = kiste_.run("ps -a");
-  EXPECT_EQ(lines(all.output), 21u) << all.output;
+  EXPECT_EQ(count_lines(all.output), 21u) << all.output;
   EXPECT_EQ(static_cast<size_t>(std::count(all.output.begin(), all.output.end(), '(')), 20u) << all.output;
   EXPECT_EQ(all.output.find("unknown"), std::string::npos) << all.output;
   const std::string ids = kiste_.run("ps -aq --no-trunc").output;
@@ -303,16 +296,16 @@ TEST_F(Services, BadInputIsOneLineAndChangesNothing) {
             "unless-stopped\n");
   r = kiste_.run("run -d --name 'bad name' busybox true");
   EXPECT_EQ(r.status, 125);
-  EXPECT_EQ(lines(r.output), 1u) << r.output;
+  EXPECT_EQ(count_lines(r.output), 1u) << r.output;
   r = kiste_.run("run -d nosuchimage true");
   EXPECT_EQ(r.status, 125);
-  EXPECT_EQ(lines(r.output), 1u) << r.output;
+  EXPECT_EQ(count_lines(r.output), 1u) << r.output;
   EXPECT_EQ(kiste_.run("ps -aq").output, "");  // no record for any of them
 
   // The command cannot be exec'd: 127 as a foreground run, one line.
   r = kiste_.run("run -d --name missing busybox /no/such/program");
   EXPECT_EQ(r.status, 127) << r.output;
-  EXPECT_EQ(lines(r.output), 1u) << r.output;
+  EXPECT_EQ(count_lines(r.output), 1u) << r.output;
   EXPECT_NE(r.output.find("/no/such/program"), std::string::npos) << r.output;
   EXPECT_EQ(kiste_.run("rm missing").status, 0);
 

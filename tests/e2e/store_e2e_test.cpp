@@ -23,11 +23,6 @@ namespace fs = std::filesystem;
 
 std::string image_hex(const std::string& s) { return std::string(image::Digest::of(s).hex()); }
 
-std::string trim(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  return s;
-}
-
 class StoreE2E : public ::testing::Test {
  protected:
   TempRoot tmp_{"kiste-e2e-"};

@@ -55,4 +55,11 @@ fs::path busybox_tar() {
   return path;
 }
 
+std::string trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+size_t count_lines(std::string_view s) { return static_cast<size_t>(std::ranges::count(s, '\n')); }
+
 }  // namespace kiste::testing

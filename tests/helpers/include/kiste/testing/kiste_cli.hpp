@@ -2,6 +2,7 @@
 // Drives the real kiste binary against one store root, for end-to-end tests.
 #include <filesystem>
 #include <string>
+#include <string_view>
 
 namespace kiste::testing {
 
@@ -24,6 +25,11 @@ class KisteCli {
 // A listing of every file under `dir` (path, mode, size, sha256), sorted, skipping tmp/ and
 // lock files: two equal listings mean the store did not change.
 [[nodiscard]] std::string tree_listing(const std::filesystem::path& dir);
+
+// `s` without its trailing newlines and spaces (a command's output as one value).
+[[nodiscard]] std::string trim(std::string s);
+// How many lines `s` holds (its '\n's).
+[[nodiscard]] size_t count_lines(std::string_view s);
 
 // Writes the busybox rootfs tarball made from Debian's busybox-static (once per process).
 [[nodiscard]] std::filesystem::path busybox_tar();
