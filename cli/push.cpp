@@ -3,6 +3,11 @@
 #include <kiste/registry/registries_conf.hpp>
 #include <kiste/registry/remote_image.hpp>
 
+#include <unistd.h>
+
+#include <cstdio>
+#include <kiste/base/log.hpp>
+
 namespace kiste::cli {
 
 void add_registry_flags(CLI::App* cmd, RegistryFlags& f) {
@@ -27,6 +32,14 @@ Result<registry::ClientOptions> client_options(const RegistryFlags& f,
   }
   if (!f.cert_dir.empty()) o.cert_dir = f.cert_dir;
   KISTE_ASSIGN_OR_RETURN(o.deadlines, registry::Deadlines::from_env());
+  // A wait for a retry is visible on a terminal; otherwise it goes to the log (--log-level info).
+  o.on_retry = [](const std::string& line) {
+    if (isatty(STDERR_FILENO) != 0) {
+      std::fprintf(stderr, "kiste: %s\n", line.c_str());
+    } else {
+      log::info("{}", line);
+    }
+  };
   return o;
 }
 

@@ -52,6 +52,9 @@ struct ClientOptions {
   size_t upload_chunk_bytes = 0;
   std::string user_agent = "kiste/0.1";
   Deadlines deadlines;
+  // Told before each wait for a retry, with one line: "retrying (2/5) in 1.2 s: <reason>"
+  // (the CLI shows it on a terminal). Unset: the line goes to the log at info level.
+  std::function<void(const std::string& line)> on_retry;
 };
 
 // Counters for tests and benchmarks (what crossed the wire).

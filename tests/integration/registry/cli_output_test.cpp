@@ -1,0 +1,91 @@
+// Issue 14, honest output from the registry commands: an unreachable loopback registry fails at
+// once with the URL kiste used, retries are visible on a terminal, and `delete` of a tag names
+// the other tags that go with the same manifest.
+#include <chrono>
+
+#include "fault_proxy.hpp"
+#include "registry_fixture.hpp"
+
+namespace kiste::testing {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string kiste(const fs::path& root, const std::string& args) {
+  return kiste_binary().string() + " --root " + root.string() + " " + args;
+}
+
+size_t lines(const std::string& s) {
+  return static_cast<size_t>(std::count(s.begin(), s.end(), '\n'));
+}
+
+// Runs a shell command on a pseudo-terminal (stdin from /dev/null): stderr is a terminal.
+int on_pty(const std::string& command, std::string* out) {
+  return run_shell("script -q -e -c '" + command + "' /dev/null < /dev/null", out);
+}
+
+TEST_F(RegistryTest, PushToALoopbackPortNobodyListensOnFailsAtOnceNamingTheHttpUrl) {
+  auto store = open_store("root");
+  make_test_image(store, "localhost/app:1", {10'000}, 41);
+  const std::string host = "127.0.0.1:" + std::to_string(free_loopback_port());
+  std::string out;
+  // --log-level info shows any retry kiste would make: there must be none.
+  EXPECT_EQ(run_shell(kiste(tmp_ / "root", "--log-level info push localhost/app:1 " + host +
+                                               "/x:1"),
+                      &out),
+            125);
+  EXPECT_EQ(lines(out), 1u) << out;
+  EXPECT_TRUE(out.starts_with("kiste: error: ")) << out;
+  EXPECT_NE(out.find("registry `" + host + "`"), std::string::npos) << out;
+  EXPECT_NE(out.find("connect to http://" + host + "/v2/: connection refused"), std::string::npos)
+      << out;
+  EXPECT_NE(out.find("the registry may not be running"), std::string::npos) << out;
+  EXPECT_EQ(out.find("https://"), std::string::npos) << out;
+  EXPECT_EQ(out.find("retrying"), std::string::npos) << out;
+}
+
+TEST_F(RegistryTest, RetriesAreShownOnATerminalAndLoggedOtherwise) {
+  auto reg = start_registry();
+  ASSERT_TRUE(reg);
+  auto a = open_store("src");
+  make_test_image(a, "localhost/r:1", {20'000}, 42);
+  auto c = client(reg->host());
+  ASSERT_TRUE(push(a, "localhost/r:1", *c, reg->host() + "/r:1"));
+  {
+    FaultProxy proxy(reg->port(), FaultProxy::Fault::Status500, 1,
+                     FaultProxy::Target::ManifestGet);
+    std::string out;
+    ASSERT_EQ(on_pty(kiste(tmp_ / "t1", "pull " + proxy.host() + "/r:1"), &out), 0) << out;
+    EXPECT_EQ(proxy.faults_injected(), 1);
+    auto at = out.find("kiste: retrying (2/5) in ");
+    ASSERT_NE(at, std::string::npos) << out;
+    std::string line = out.substr(at, out.find('\n', at) - at);
+    EXPECT_NE(line.find(" s: get manifest `" + proxy.host() + "/r:1`: "), std::string::npos)
+        << line;
+    EXPECT_NE(line.find("500"), std::string::npos) << line;
+  }
+  {
+    FaultProxy proxy(reg->port(), FaultProxy::Fault::Status500, 1,
+                     FaultProxy::Target::ManifestGet);
+    std::string out;
+    ASSERT_EQ(run_shell(kiste(tmp_ / "t2", "pull " + proxy.host() + "/r:1") + " 2>&1 | cat", &out),
+              0)
+        << out;
+    EXPECT_EQ(proxy.faults_injected(), 1);
+    EXPECT_EQ(out.find("retrying"), std::string::npos) << out;
+  }
+  {
+    FaultProxy proxy(reg->port(), FaultProxy::Fault::Status500, 1,
+                     FaultProxy::Target::ManifestGet);
+    std::string out;
+    ASSERT_EQ(run_shell(kiste(tmp_ / "t3", "--log-level info pull " + proxy.host() + "/r:1") +
+                            " 2>&1 | cat",
+                        &out),
+              0)
+        << out;
+    EXPECT_NE(out.find("kiste: info: retrying (2/5) in "), std::string::npos) << out;
+  }
+}
+
+}  // namespace
+}  // namespace kiste::testing
