@@ -15,23 +15,21 @@ namespace {
 using Entry = std::pair<std::string_view, std::string_view>;
 
 constexpr std::string_view kLifecycle =
-    "detached containers are coming; `kiste run` runs in the foreground";
+    "detached containers have run -d, ps, logs, exec, stop, kill, wait and rm so far";
 constexpr std::string_view kNetworks =
-    "bridge networks are coming; `kiste run --network` takes none (default) or host";
+    "kiste's networks have `--network NAME`, `--ip` and `-p` so far";
 
 // Docker's commands that kiste lacks.
 constexpr Entry kMissingCommands[] = {
-    {"ps", kLifecycle},      {"logs", kLifecycle},    {"exec", kLifecycle},
-    {"start", kLifecycle},   {"stop", kLifecycle},    {"restart", kLifecycle},
-    {"kill", kLifecycle},    {"attach", kLifecycle},  {"wait", kLifecycle},
+    {"start", kLifecycle},   {"restart", kLifecycle},
+    {"attach", kLifecycle},
     {"top", kLifecycle},     {"stats", kLifecycle},   {"pause", kLifecycle},
     {"unpause", kLifecycle}, {"rename", kLifecycle},  {"create", kLifecycle},
     {"port", kLifecycle},    {"update", kLifecycle},  {"cp", kLifecycle},
-    {"diff", kLifecycle},    {"events", kLifecycle},  {"rm", "containers are removed when they exit with --rm, else by `kiste prune`"},
+    {"diff", kLifecycle},    {"events", kLifecycle},
     {"history", "`kiste inspect IMAGE` shows the image's History"},
     {"commit", "images are made by `kiste build` and `kiste import`"},
     {"export", "`kiste unpack IMAGE DIR` writes an image's filesystem"},
-    {"network", kNetworks},
     {"search", "`kiste tags REPO` lists the tags of a repository"},
     {"manifest", "`kiste inspect docker://REF` shows a remote manifest"},
     {"compose", "not planned"},  {"swarm", "not planned"}, {"service", "not planned"},
@@ -42,17 +40,11 @@ constexpr Entry kMissingCommands[] = {
 
 // Docker's `run` flags that kiste lacks (the long and short spellings).
 constexpr Entry kMissingRunFlags[] = {
-    {"-d", kLifecycle},
-    {"--detach", kLifecycle},
-    {"--name", "named containers come with detached containers"},
-    {"--restart", "restart policies come with detached containers"},
     {"--cidfile", "container ids come with detached containers"},
     {"-a", "output is always attached"},
     {"--attach", "output is always attached"},
     {"--detach-keys", kLifecycle},
     {"--sig-proxy", "signals are always forwarded to the container"},
-    {"-p", kNetworks},
-    {"--publish", kNetworks},
     {"-P", kNetworks},
     {"--publish-all", kNetworks},
     {"--expose", kNetworks},
@@ -60,7 +52,6 @@ constexpr Entry kMissingRunFlags[] = {
     {"--dns", kNetworks},
     {"--dns-option", kNetworks},
     {"--dns-search", kNetworks},
-    {"--ip", kNetworks},
     {"--ip6", kNetworks},
     {"--mac-address", kNetworks},
     {"--network-alias", kNetworks},
@@ -86,8 +77,6 @@ constexpr Entry kMissingRunFlags[] = {
     {"--pid", "each container gets its own PID namespace"},
     {"--uts", "each container gets its own UTS namespace"},
     {"--sysctl", "sysctls are not set yet"},
-    {"--stop-signal", kLifecycle},
-    {"--stop-timeout", kLifecycle},
     {"--domainname", "use -h/--hostname"},
     {"--disable-content-trust", "kiste verifies digests; signatures are not checked yet"},
 };

@@ -9,15 +9,18 @@
 #include <unistd.h>
 
 #include <kiste/base/sys.hpp>
+#include <kiste/builder/build_cache.hpp>
 #include <kiste/builder/builder.hpp>
 #include <kiste/image/archive.hpp>
 #include <kiste/image/layer_writer.hpp>
 
 #include <kiste/image/compression.hpp>
 #include <kiste/registry/fetch_url.hpp>
+#include <kiste/registry/remote_image.hpp>
+#include <kiste/registry/transport.hpp>
 
 #include "globals.hpp"
-#include "push.hpp"
+#include "registry_flags.hpp"
 
 namespace kiste::cli {
 
@@ -27,18 +30,20 @@ namespace {
 // client: the builder itself never links the registry.
 class PullingImageProvider final : public builder::BaseImageProvider {
  public:
-  PullingImageProvider(const Globals& g, const image::Store& store) : g_(g), local_(store) {}
+  PullingImageProvider(const Globals& g, const RegistryFlags& rf, const image::Store& store)
+      : g_(g), rf_(rf), local_(store) {}
   Result<image::ManifestBlob> resolve(const image::Reference& ref,
                                       const image::Platform& platform) override {
     auto r = local_.resolve(ref, platform);
     if (r || r.error().code != Errc::NotFound) return r;
     std::fprintf(stderr, "pulling %s\n", ref.str().c_str());
-    KISTE_TRY(pull_for_build(g_, ref, platform));
+    KISTE_TRY(pull_for_build(g_, rf_, ref, platform));
     return local_.resolve(ref, platform);
   }
 
  private:
   const Globals& g_;
+  const RegistryFlags& rf_;
   builder::StoreImageProvider local_;
 };
 
@@ -81,110 +86,13 @@ class HttpFetcher final : public builder::UrlFetcher {
   }
 };
 
-// A registry repository holding a build cache: `host/repo[:tag]` or BuildKit's long form
-// `type=registry,ref=host/repo[:tag]`; the tag defaults to `buildcache`.
-Result<image::Reference> parse_cache_ref(std::string_view s, std::string_view flag);
-
-// --cache-from: the cache manifest's records; a missing cache is a note, not an error (as with
-// BuildKit), so the first build of a branch works.
-class RegistryCache final : public builder::CacheImporter {
- public:
-  RegistryCache(Remote remote, image::Reference ref, const image::Store& store)
-      : remote_(std::move(remote)), ref_(std::move(ref)), store_(store) {}
-
-  Result<std::vector<builder::CacheRecord>> records() {
-    registry::Client& c = *remote_.client;
-    KISTE_ASSIGN_OR_RETURN(auto head, c.try_head_manifest(ref_.repository(), ref_.identifier()));
-    if (!head) return std::vector<builder::CacheRecord>{};
-    KISTE_ASSIGN_OR_RETURN(auto m, c.get_manifest(ref_.repository(), ref_.identifier()));
-    KISTE_TRY(builder::check_cache_manifest(m));
-    const image::Descriptor& cfg = m.manifest().config;
-    KISTE_ASSIGN_OR_RETURN(auto r, c.open_blob(ref_.repository(), cfg));
-    KISTE_ASSIGN_OR_RETURN(std::string bytes, image::read_bounded(*r, image::kMaxManifestBytes, "build cache config"));
-    if (image::Digest::of(bytes) != cfg.digest) {
-      return failf(Errc::Corrupt, "build cache config does not match {}", cfg.digest.str());
-    }
-    return builder::parse_cache_config(bytes);
-  }
-
-  Status fetch(const image::Descriptor& layer) override {
-    KISTE_ASSIGN_OR_RETURN(auto r, remote_.client->open_blob(ref_.repository(), layer));
-    KISTE_ASSIGN_OR_RETURN(auto w, store_.blob_writer());
-    std::vector<char> buf(1 << 16);
-    for (;;) {
-      KISTE_ASSIGN_OR_RETURN(size_t n, r->read(buf.data(), buf.size()));
-      if (n == 0) break;
-      KISTE_TRY(w.write(std::string_view(buf.data(), n)));
-    }
-    KISTE_TRY(w.commit(layer.digest, layer.size));
-    return {};
-  }
-
- private:
-  Remote remote_;
-  image::Reference ref_;
-  const image::Store& store_;
-};
-
-class AnyCache final : public builder::CacheImporter {
- public:
-  explicit AnyCache(const std::vector<std::unique_ptr<RegistryCache>>& caches) : caches_(caches) {}
-  Status fetch(const image::Descriptor& layer) override {
-    Status last = fail(Errc::NotFound, "no --cache-from given");
-    for (const auto& c : caches_) {
-      last = c->fetch(layer);
-      if (last) return last;
-    }
-    return last;
-  }
-
- private:
-  const std::vector<std::unique_ptr<RegistryCache>>& caches_;
-};
-
-// --cache-to: uploads the layers and the config the cache manifest names, then the manifest.
-Status export_cache(const image::Store& store, const std::vector<builder::CacheRecord>& records,
-                    const image::Reference& ref, const RegistryFlags& rf) {
-  KISTE_ASSIGN_OR_RETURN(auto m, builder::make_cache_manifest(store, records));
-  KISTE_ASSIGN_OR_RETURN(Remote remote, connect(rf, ref.registry()));
-  registry::Client& c = *remote.client;
-  std::vector<image::Descriptor> blobs = m.manifest().layers;
-  blobs.push_back(m.manifest().config);
-  for (const auto& d : blobs) {
-    KISTE_ASSIGN_OR_RETURN(bool have, c.has_blob(ref.repository(), d));
-    if (have) continue;
-    KISTE_ASSIGN_OR_RETURN(auto r, store.open_blob(d.digest));
-    KISTE_TRY(c.upload_blob(ref.repository(), d, *r));
-  }
-  KISTE_TRY(c.put_manifest(ref.repository(), ref.identifier(), m));
-  return {};
-}
-
-Result<image::Reference> parse_cache_ref(std::string_view s, std::string_view flag) {
-  std::string ref(s);
-  if (s.find('=') != std::string_view::npos) {
-    ref.clear();
-    size_t i = 0;
-    while (i <= s.size()) {
-      size_t j = s.find(',', i);
-      if (j == std::string_view::npos) j = s.size();
-      std::string_view kv = s.substr(i, j - i);
-      i = j + 1;
-      size_t eq = kv.find('=');
-      std::string_view k = kv.substr(0, eq), v = eq == std::string_view::npos ? "" : kv.substr(eq + 1);
-      if (k == "type" && v != "registry") {
-        return failf(Errc::Unsupported, "{} {}: only type=registry is supported", flag, s);
-      }
-      if (k == "ref") ref = v;
-      // mode=, oci-mediatypes=, compression=, ignore-error=: accepted; kiste exports every step
-    }
-    if (ref.empty()) return failf(Errc::InvalidArgument, "{} {}: ref= is required", flag, s);
-  }
-  KISTE_ASSIGN_OR_RETURN(auto r, with_context(image::Reference::parse(ref, {.default_tag = false}),
-                                              std::string(flag)));
-  if (r.digest()) return failf(Errc::InvalidArgument, "{} {}: a cache is named by a tag, not a digest", flag, ref);
-  if (!r.tag()) r = r.with_tag(std::string(builder::kDefaultCacheTag));
-  return r;
+// --cache-to: the cache image into the registry.
+Status export_registry_cache(const image::Store& store,
+                             const std::vector<builder::CacheRecord>& records,
+                             const image::Reference& ref, const RegistryFlags& rf) {
+  KISTE_ASSIGN_OR_RETURN(registry::Remote remote, registry::connect(rf.access(), ref.registry()));
+  registry::RemoteSink sink(*remote.client, ref);
+  return builder::export_cache(store, records, sink);
 }
 
 struct BuildFlags {
@@ -283,20 +191,31 @@ void cmd_build(const Globals& g, const BuildFlags& f) {
     o.ssh[id] = path;
   }
   std::vector<image::Reference> cache_to;
-  for (const auto& c : f.cache_to) cache_to.push_back(value_or_exit(parse_cache_ref(c, "--cache-to")));
-  std::vector<std::unique_ptr<RegistryCache>> caches;
+  for (const auto& c : f.cache_to) {
+    cache_to.push_back(value_or_exit(builder::parse_cache_ref(c, "--cache-to")));
+  }
+  // --cache-from: a missing cache is a note, not an error (as with BuildKit), so the first build
+  // of a branch works.
+  std::vector<std::unique_ptr<builder::SourceCache>> caches;
+  std::vector<builder::CacheImporter*> importers;
   for (const auto& c : f.cache_from) {
-    auto ref = value_or_exit(parse_cache_ref(c, "--cache-from"));
-    auto remote = value_or_exit(connect(f.registry, ref.registry()));
-    auto cache = std::make_unique<RegistryCache>(std::move(remote), ref, store);
-    auto recs = value_or_exit(with_context(cache->records(), fmt::format("--cache-from {}", ref.str())));
+    auto ref = value_or_exit(builder::parse_cache_ref(c, "--cache-from"));
+    std::string ctx = fmt::format("--cache-from {}", ref.str());
+    auto src = value_or_exit(
+        with_context(registry::open_remote_if_present(ref, f.registry.access()), ctx));
+    if (!src) {
+      if (!f.quiet) std::fprintf(stderr, "note: no build cache at %s\n", ref.str().c_str());
+      continue;
+    }
+    auto cache = std::make_unique<builder::SourceCache>(std::move(src), store);
+    auto recs = value_or_exit(with_context(cache->records(), ctx));
     if (recs.empty() && !f.quiet) std::fprintf(stderr, "note: no build cache at %s\n", ref.str().c_str());
     o.cache_from.insert(o.cache_from.end(), recs.begin(), recs.end());
+    importers.push_back(cache.get());
     caches.push_back(std::move(cache));
   }
-  // Several --cache-from: each layer comes from the first cache that serves it.
-  AnyCache any_cache(caches);
-  if (!caches.empty()) o.cache_importer = &any_cache;
+  builder::FirstCache first_cache(importers);
+  if (!caches.empty()) o.cache_importer = &first_cache;
   int seq = 0;
   if (!f.quiet) {
     o.progress = [&seq](const builder::BuildEvent& e) {
@@ -315,7 +234,7 @@ void cmd_build(const Globals& g, const BuildFlags& f) {
       std::fflush(stderr);
     };
   }
-  PullingImageProvider provider(g, store);
+  PullingImageProvider provider(g, f.registry, store);
   auto executor = builder::make_runtime_executor(
       {.root = g.root,
        .cgroups = value_or_exit(cgroup_placement(f.cgroup_manager, f.cgroup_parent)),
@@ -345,14 +264,14 @@ void cmd_build(const Globals& g, const BuildFlags& f) {
     }
   }
   for (const auto& ref : cache_to) {
-    exit_on_error(with_context(export_cache(store, r.cache_records, ref, f.registry),
+    exit_on_error(with_context(export_registry_cache(store, r.cache_records, ref, f.registry),
                                fmt::format("--cache-to {}", ref.str())));
     if (!f.quiet) std::fprintf(stderr, "exported build cache to %s\n", ref.str().c_str());
   }
   if (f.push) {
     for (const auto& t : o.tags) {
       image::StoreEntry e{.name = t.str(), .manifest = r.manifest};
-      auto pushed = value_or_exit(push_stored(store, e, t, f.registry, {}));
+      auto pushed = value_or_exit(registry::push_image(store, e, t, f.registry.access(), {}));
       if (!f.quiet) {
         std::fprintf(stderr, "pushed %s@%s (%d blobs copied, %d already there)\n", t.str().c_str(),
                      pushed.top.digest.str().c_str(), pushed.blobs_copied, pushed.blobs_existing);

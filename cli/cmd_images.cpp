@@ -7,6 +7,7 @@
 
 #include "globals.hpp"
 #include "listing.hpp"
+#include "registry_flags.hpp"
 
 namespace kiste::cli {
 
@@ -61,9 +62,9 @@ void cmd_images(const Globals& g, const ImagesFlags& f) {
   }
 }
 
-void cmd_inspect(const Globals& g, const std::vector<std::string>& names) {
+void cmd_inspect(const Globals& g, const RegistryFlags& rf, const std::vector<std::string>& names) {
   if (names.size() == 1 && names[0].starts_with("docker://")) {  // remote, without pulling
-    std::printf("%s\n", value_or_exit(inspect_remote_json(g, names[0])).c_str());
+    std::printf("%s\n", value_or_exit(inspect_remote_json(rf, names[0])).c_str());
     return;
   }
   image::Store store = open_existing_store(g);
@@ -156,6 +157,7 @@ void cmd_fsck(const Globals& g) {
 }  // namespace
 
 void prune_containers(const Globals& g) {
+  prune_stopped_containers(g);  // detached containers that ended (or lost their monitor)
   // Containers whose kiste was killed: their cgroups and directories.
   auto stale = value_or_exit(runtime::clean_stale_containers(g.root / "running", g.root / "containers"));
   for (const auto& p : stale.problems) std::fprintf(stderr, "kiste: warning: %s\n", p.c_str());
@@ -172,6 +174,7 @@ void register_image_commands(CLI::App& app, Globals& g) {
     ImagesFlags images;
     bool force = false;
     std::vector<std::string> names;
+    RegistryFlags registry;  // inspect docker://REF
     std::string src, dst, dir, platform;
   };
   auto o = std::make_shared<Opts>();
@@ -201,7 +204,8 @@ void register_image_commands(CLI::App& app, Globals& g) {
     auto* inspect =
         parent->add_subcommand("inspect", "Show an image's manifest, config and layers as JSON");
     inspect->add_option("IMAGE", o->names, "image names or ids")->required();
-    inspect->callback([&g, o] { cmd_inspect(g, o->names); });
+    add_registry_flags(inspect, o->registry);
+    inspect->callback([&g, o] { cmd_inspect(g, o->registry, o->names); });
 
     auto* tag = parent->add_subcommand("tag", "Give an image another name");
     tag->add_option("SOURCE", o->src, "image name or id")->required();

@@ -7,35 +7,28 @@
 #include <chrono>
 #include <cstdio>
 #include <iostream>
-#include <kiste/base/temp_dir.hpp>
-#include <kiste/image/archive.hpp>
 #include <kiste/image/copy.hpp>
 #include <kiste/image/media_type.hpp>
-#include <kiste/image/dir_image.hpp>
-#include <kiste/image/oci_layout.hpp>
-#include <kiste/image/store_ops.hpp>
 #include <kiste/image/store.hpp>
+#include <kiste/registry/access.hpp>
 #include <kiste/registry/client.hpp>
 #include <kiste/registry/credentials.hpp>
 #include <kiste/registry/promote.hpp>
-#include <kiste/registry/registries_conf.hpp>
 #include <kiste/registry/remote_image.hpp>
+#include <kiste/registry/transport.hpp>
 #include <mutex>
 #include <nlohmann/json.hpp>
 
 #include "globals.hpp"
-#include "push.hpp"
+#include "registry_flags.hpp"
 
 namespace kiste::cli {
 
 namespace {
 
 using image::Reference;
-
-Result<Reference> parse_remote(std::string_view s) {
-  if (s.starts_with("docker://")) s.remove_prefix(9);
-  return Reference::parse(s);
-}
+using registry::parse_docker_ref;
+using registry::Remote;
 
 std::string human(double bytes) {
   const char* units[] = {"B", "KB", "MB", "GB"};
@@ -166,16 +159,11 @@ Result<image::CopyOptions> copy_options(const CopyFlags& f, image::CopyProgress*
 
 Status do_pull(Globals& g, const RegistryFlags& rf, const CopyFlags& cf, const std::string& arg) {
   auto t0 = std::chrono::steady_clock::now();
-  KISTE_ASSIGN_OR_RETURN(Reference ref, parse_remote(arg));
+  KISTE_ASSIGN_OR_RETURN(Reference ref, parse_docker_ref(arg));
   KISTE_ASSIGN_OR_RETURN(image::Store store, image::Store::open(g.root));
-  KISTE_ASSIGN_OR_RETURN(FileLock lease, store.writer_lease());
-  KISTE_ASSIGN_OR_RETURN(Remote remote, connect(rf, ref.registry()));
   LineProgress progress(cf.quiet, want_tty(cf.progress));
   KISTE_ASSIGN_OR_RETURN(image::CopyOptions opts, copy_options(cf, &progress));
-  KISTE_ASSIGN_OR_RETURN(auto src, with_context(registry::RemoteImage::open(*remote.client, ref),
-                                                fmt::format("pull `{}`", ref.str())));
-  image::StoreSink sink(store, ref);
-  KISTE_ASSIGN_OR_RETURN(image::CopyResult r, image::copy_image(*src, sink, opts));
+  KISTE_ASSIGN_OR_RETURN(image::CopyResult r, registry::pull_image(store, ref, rf.access(), opts));
   summary(cf.quiet, r, t0);
   std::printf("%s\n", r.top.digest.str().c_str());
   return {};
@@ -183,16 +171,12 @@ Status do_pull(Globals& g, const RegistryFlags& rf, const CopyFlags& cf, const s
 
 }  // namespace
 
-Status pull_for_build(const Globals& g, const image::Reference& ref,
+Status pull_for_build(const Globals& g, const RegistryFlags& rf, const image::Reference& ref,
                       const image::Platform& platform) {
   KISTE_ASSIGN_OR_RETURN(image::Store store, image::Store::open(g.root));
-  KISTE_ASSIGN_OR_RETURN(FileLock lease, store.writer_lease());
-  KISTE_ASSIGN_OR_RETURN(Remote remote, connect(RegistryFlags{}, ref.registry()));
-  KISTE_ASSIGN_OR_RETURN(auto src, with_context(registry::RemoteImage::open(*remote.client, ref),
-                                                fmt::format("pull `{}`", ref.str())));
-  image::StoreSink sink(store, ref);
   LineProgress progress(false, false);
-  KISTE_TRY(image::copy_image(*src, sink, {.platform = platform, .progress = &progress}));
+  KISTE_TRY(registry::pull_image(store, ref, rf.access(),
+                                 {.platform = platform, .progress = &progress}));
   return {};
 }
 
@@ -203,231 +187,27 @@ Status do_push(Globals& g, const RegistryFlags& rf, const CopyFlags& cf, const s
   auto t0 = std::chrono::steady_clock::now();
   KISTE_ASSIGN_OR_RETURN(image::Store store, image::Store::open(g.root, {.create = false}));
   KISTE_ASSIGN_OR_RETURN(image::StoreEntry entry, store.resolve(name));
-  KISTE_ASSIGN_OR_RETURN(Reference dest, parse_remote(dest_arg.empty() ? entry.name : dest_arg));
+  KISTE_ASSIGN_OR_RETURN(Reference dest,
+                         parse_docker_ref(dest_arg.empty() ? entry.name : dest_arg));
   LineProgress progress(cf.quiet, want_tty(cf.progress));
   KISTE_ASSIGN_OR_RETURN(image::CopyOptions opts, copy_options(cf, &progress));
-  KISTE_ASSIGN_OR_RETURN(image::CopyResult r, push_stored(store, entry, dest, rf, opts));
+  KISTE_ASSIGN_OR_RETURN(image::CopyResult r,
+                         registry::push_image(store, entry, dest, rf.access(), opts));
   summary(cf.quiet, r, t0);
   std::printf("%s\n", r.top.digest.str().c_str());
   return {};
 }
 
-// Where an image is for `copy`: docker://REF, oci:DIR[:NAME], dir:DIR, oci-archive:PATH,
-// docker-archive:PATH, or a stored image name (optionally written store:NAME).
-struct Location {
-  enum Kind { Remote, OciLayout, Dir, OciArchive, DockerArchive, Stored } kind;
-  std::string value;
-  [[nodiscard]] bool is_archive() const { return kind == OciArchive || kind == DockerArchive; }
-};
-
-Location parse_location(const std::string& s) {
-  if (s.starts_with("docker://")) return {Location::Remote, s};
-  if (s.starts_with("oci:")) return {Location::OciLayout, s.substr(4)};
-  if (s.starts_with("dir:")) return {Location::Dir, s.substr(4)};
-  if (s.starts_with("oci-archive:")) return {Location::OciArchive, s.substr(12)};
-  if (s.starts_with("docker-archive:")) return {Location::DockerArchive, s.substr(15)};
-  if (s.starts_with("store:")) return {Location::Stored, s.substr(6)};
-  return {Location::Stored, s};
-}
-
-// A scratch store for archive copies (removed afterwards).
-struct Scratch {
-  TempDir dir;
-  std::unique_ptr<image::Store> store;
-};
-Result<Scratch> scratch_store() {
-  KISTE_ASSIGN_OR_RETURN(TempDir dir,
-                         TempDir::create(std::filesystem::temp_directory_path(), "kiste-copy-"));
-  KISTE_ASSIGN_OR_RETURN(image::Store store, image::Store::open(dir.path()));
-  auto p = std::make_unique<image::Store>(std::move(store));
-  return Scratch{std::move(dir), std::move(p)};
-}
-
-// A copy source and everything it borrows (client, store, scratch directory).
-struct OpenedSource {
-  Remote remote;
-  std::optional<Scratch> scratch;
-  std::unique_ptr<image::Store> store;
-  std::optional<Reference> name;  // the source's reference, when it has one
-  std::unique_ptr<image::ImageSource> image;
-};
-
-Result<OpenedSource> open_source(const Globals& g, const RegistryFlags& rf, const Location& l) {
-  OpenedSource s;
-  switch (l.kind) {
-    case Location::Remote: {
-      KISTE_ASSIGN_OR_RETURN(Reference ref, parse_remote(l.value));
-      KISTE_ASSIGN_OR_RETURN(s.remote, connect(rf, ref.registry()));
-      KISTE_ASSIGN_OR_RETURN(s.image, registry::RemoteImage::open(*s.remote.client, ref));
-      s.name = std::move(ref);
-      return s;
-    }
-    case Location::OciLayout: {
-      KISTE_ASSIGN_OR_RETURN(image::LayoutRef ref, image::parse_layout_ref(l.value));
-      KISTE_ASSIGN_OR_RETURN(s.image, image::OciLayoutImage::open(ref));
-      return s;
-    }
-    case Location::Dir: {
-      KISTE_ASSIGN_OR_RETURN(s.image, image::DirImage::open(l.value));
-      return s;
-    }
-    case Location::OciArchive:
-    case Location::DockerArchive: {
-      KISTE_ASSIGN_OR_RETURN(s.scratch, scratch_store());
-      KISTE_ASSIGN_OR_RETURN(auto loaded, image::load_archive(*s.scratch->store, l.value));
-      if (loaded.size() != 1) {
-        return failf(Errc::InvalidArgument, "archive {} holds {} images; copy needs exactly one",
-                     quote(l.value), loaded.size());
-      }
-      image::StoreEntry e{.name = loaded[0].name ? loaded[0].name->str() : std::string(),
-                          .manifest = loaded[0].manifest};
-      s.name = loaded[0].name;
-      KISTE_ASSIGN_OR_RETURN(s.image, s.scratch->store->open_image(e));
-      return s;
-    }
-    case Location::Stored: {
-      KISTE_ASSIGN_OR_RETURN(image::Store store, image::Store::open(g.root, {.create = false}));
-      s.store = std::make_unique<image::Store>(std::move(store));
-      KISTE_ASSIGN_OR_RETURN(image::StoreEntry e, s.store->resolve(l.value));
-      if (auto r = Reference::parse(e.name)) s.name = std::move(*r);
-      KISTE_ASSIGN_OR_RETURN(s.image, s.store->open_image(e));
-      return s;
-    }
-  }
-  return fail(Errc::InvalidArgument, "copy: unknown source");
-}
-
-// Copying into the store: blobs this copy added are removed again when the copy fails (unless
-// a name reaches them by then), so a rejected image leaves nothing behind.
-class RollbackStoreSink final : public image::ImageSink {
- public:
-  RollbackStoreSink(const image::Store& store, std::optional<Reference> name)
-      : store_(store), inner_(store, std::move(name)) {}
-  ~RollbackStoreSink() override {
-    if (committed_ || added_.empty()) return;
-    auto keep = image::reachable_blobs(store_, nullptr);
-    for (const auto& d : added_) {
-      if (keep && std::find(keep->begin(), keep->end(), d) != keep->end()) continue;
-      ::unlink(store_.blob_path(d).c_str());
-    }
-  }
-  void commit() { committed_ = true; }
-  Result<bool> has_blob(const image::Descriptor& d) override { return inner_.has_blob(d); }
-  Status put_blob(const image::Descriptor& d, image::BlobReader& r) override {
-    bool had = store_.has_blob(d.digest);
-    KISTE_TRY(inner_.put_blob(d, r));
-    if (!had) note(d.digest);
-    return {};
-  }
-  Status put_manifest(const image::ManifestBlob& m, bool top) override {
-    bool had = store_.has_blob(m.digest);
-    KISTE_TRY(inner_.put_manifest(m, top));
-    if (!had) note(m.digest);
-    return {};
-  }
-  std::string describe() const override { return inner_.describe(); }
-
- private:
-  void note(const image::Digest& d) {
-    std::lock_guard l(mu_);
-    added_.push_back(d);
-  }
-  const image::Store& store_;
-  image::StoreSink inner_;
-  std::mutex mu_;
-  std::vector<image::Digest> added_;
-  bool committed_ = false;
-};
-
-// A copy destination and what it borrows. Archives are written from a scratch store after the
-// copy (finish()).
-struct OpenedSink {
-  Location where;
-  Remote remote;
-  std::optional<Scratch> scratch;
-  std::unique_ptr<image::Store> store;
-  std::optional<FileLock> lease;
-  std::optional<Reference> name;
-  std::unique_ptr<image::ImageSink> sink;
-  RollbackStoreSink* rollback = nullptr;
-
-  Status finish(const image::CopyResult& r) {
-    if (rollback != nullptr) rollback->commit();
-    if (!where.is_archive()) return {};
-    image::StoreEntry e{.name = r.top.digest.str(), .manifest = r.top.descriptor()};
-    if (name) {
-      KISTE_TRY(scratch->store->set_name(*name, e.manifest));
-      e.name = name->str();
-    } else {
-      KISTE_TRY(scratch->store->keep_unnamed(e.manifest));
-    }
-    return image::save_archive(*scratch->store, {e}, where.value,
-                               where.kind == Location::OciArchive
-                                   ? image::ArchiveFormat::OciArchive
-                                   : image::ArchiveFormat::DockerArchive);
-  }
-};
-
-Result<OpenedSink> open_sink(const Globals& g, const RegistryFlags& rf, const Location& l,
-                             const std::optional<Reference>& src_name) {
-  OpenedSink s{.where = l};
-  switch (l.kind) {
-    case Location::Remote: {
-      KISTE_ASSIGN_OR_RETURN(Reference ref, parse_remote(l.value));
-      KISTE_ASSIGN_OR_RETURN(s.remote, connect(rf, ref.registry()));
-      s.sink = std::make_unique<registry::RemoteSink>(*s.remote.client, ref);
-      return s;
-    }
-    case Location::OciLayout: {
-      KISTE_ASSIGN_OR_RETURN(image::LayoutRef ref, image::parse_layout_ref(l.value));
-      KISTE_ASSIGN_OR_RETURN(s.sink, image::OciLayoutSink::create(ref));
-      return s;
-    }
-    case Location::Dir: {
-      KISTE_ASSIGN_OR_RETURN(s.sink, image::DirSink::create(l.value));
-      return s;
-    }
-    case Location::OciArchive:
-    case Location::DockerArchive: {
-      KISTE_ASSIGN_OR_RETURN(s.scratch, scratch_store());
-      s.name = src_name;
-      s.sink = std::make_unique<image::StoreSink>(*s.scratch->store, std::nullopt);
-      return s;
-    }
-    case Location::Stored: {
-      KISTE_ASSIGN_OR_RETURN(Reference ref, with_context(Reference::parse(l.value),
-                                                         "copy: destination image name"));
-      KISTE_ASSIGN_OR_RETURN(image::Store store, image::Store::open(g.root));
-      s.store = std::make_unique<image::Store>(std::move(store));
-      KISTE_ASSIGN_OR_RETURN(s.lease, s.store->writer_lease());
-      auto sink = std::make_unique<RollbackStoreSink>(*s.store, ref);
-      s.rollback = sink.get();
-      s.sink = std::move(sink);
-      return s;
-    }
-  }
-  return fail(Errc::InvalidArgument, "copy: unknown destination");
-}
-
 Status do_copy(Globals& g, const RegistryFlags& rf, const CopyFlags& cf, const std::string& from,
                const std::string& to) {
   auto t0 = std::chrono::steady_clock::now();
-  Location src = parse_location(from);
-  Location dst = parse_location(to);
-  if (src.kind == Location::Stored && dst.kind == Location::Stored) {
-    return fail(Errc::InvalidArgument,
-                "copy: both sides are stored images (use `kiste tag` to name an image again)");
-  }
-  std::string ctx = fmt::format("copy {} to {}", quote(from), quote(to));
-  KISTE_ASSIGN_OR_RETURN(OpenedSource s, with_context(open_source(g, rf, src), ctx));
-  KISTE_ASSIGN_OR_RETURN(OpenedSink d, with_context(open_sink(g, rf, dst, s.name), ctx));
+  KISTE_ASSIGN_OR_RETURN(registry::Location src, registry::parse_location(from));
+  KISTE_ASSIGN_OR_RETURN(registry::Location dst, registry::parse_location(to));
   LineProgress progress(cf.quiet, want_tty(cf.progress));
-  CopyFlags flags = cf;
-  // What the store or an archive holds is copied as it is (index and all), like push.
-  if (src.kind == Location::Stored || src.is_archive()) flags.all = true;
-  KISTE_ASSIGN_OR_RETURN(image::CopyOptions opts, copy_options(flags, &progress));
-  KISTE_ASSIGN_OR_RETURN(image::CopyResult r, image::copy_image(*s.image, *d.sink, opts));
-  KISTE_TRY(with_context(d.finish(r), ctx));
+  KISTE_ASSIGN_OR_RETURN(image::CopyOptions opts, copy_options(cf, &progress));
+  KISTE_ASSIGN_OR_RETURN(image::CopyResult r,
+                         registry::copy(src, dst, {.store_root = g.root, .access = rf.access()},
+                                        opts));
   summary(cf.quiet, r, t0);
   std::printf("%s\n", r.top.digest.str().c_str());
   return {};
@@ -436,8 +216,8 @@ Status do_copy(Globals& g, const RegistryFlags& rf, const CopyFlags& cf, const s
 Status do_promote(const RegistryFlags& rf, const CopyFlags& cf, const std::string& from,
                   const std::string& to, const std::string& expect, bool no_signatures) {
   auto t0 = std::chrono::steady_clock::now();
-  KISTE_ASSIGN_OR_RETURN(Reference s, parse_remote(from));
-  KISTE_ASSIGN_OR_RETURN(Reference d, parse_remote(to));
+  KISTE_ASSIGN_OR_RETURN(Reference s, parse_docker_ref(from));
+  KISTE_ASSIGN_OR_RETURN(Reference d, parse_docker_ref(to));
   // Promotion moves no bytes (mounts), so more parallel requests cost no memory.
   registry::PromoteOptions po{.copy_signatures = !no_signatures, .jobs = std::max(cf.jobs, 8)};
   if (!expect.empty()) {
@@ -446,11 +226,11 @@ Status do_promote(const RegistryFlags& rf, const CopyFlags& cf, const std::strin
   }
   LineProgress progress(cf.quiet, want_tty(cf.progress));
   po.progress = &progress;
-  KISTE_ASSIGN_OR_RETURN(Remote rs, connect(rf, s.registry()));
+  KISTE_ASSIGN_OR_RETURN(Remote rs, registry::connect(rf.access(), s.registry()));
   Remote rd;
   registry::Client* dc = rs.client.get();
   if (d.registry() != s.registry()) {
-    KISTE_ASSIGN_OR_RETURN(rd, connect(rf, d.registry()));
+    KISTE_ASSIGN_OR_RETURN(rd, registry::connect(rf.access(), d.registry()));
     dc = rd.client.get();
   }
   KISTE_ASSIGN_OR_RETURN(registry::PromoteResult r, registry::promote(*rs.client, s, *dc, d, po));
@@ -464,10 +244,8 @@ Status do_promote(const RegistryFlags& rf, const CopyFlags& cf, const std::strin
 }
 
 Status do_tags(const RegistryFlags& rf, const std::string& repo_arg) {
-  std::string_view a = repo_arg;
-  if (a.starts_with("docker://")) a.remove_prefix(9);
-  KISTE_ASSIGN_OR_RETURN(Reference ref, Reference::parse(a, {.default_tag = false}));
-  KISTE_ASSIGN_OR_RETURN(Remote remote, connect(rf, ref.registry()));
+  KISTE_ASSIGN_OR_RETURN(Reference ref, parse_docker_ref(repo_arg, {.default_tag = false}));
+  KISTE_ASSIGN_OR_RETURN(Remote remote, registry::connect(rf.access(), ref.registry()));
   KISTE_ASSIGN_OR_RETURN(auto tags, remote.client->list_tags(ref.repository()));
   for (const auto& t : tags.names) std::printf("%s\n", t.c_str());
   if (tags.skipped > 0) {
@@ -484,8 +262,8 @@ Status do_tags(const RegistryFlags& rf, const std::string& repo_arg) {
 }
 
 Status do_delete(const RegistryFlags& rf, const std::string& arg) {
-  KISTE_ASSIGN_OR_RETURN(Reference ref, parse_remote(arg));
-  KISTE_ASSIGN_OR_RETURN(Remote remote, connect(rf, ref.registry()));
+  KISTE_ASSIGN_OR_RETURN(Reference ref, parse_docker_ref(arg));
+  KISTE_ASSIGN_OR_RETURN(Remote remote, registry::connect(rf.access(), ref.registry()));
   image::Digest d = image::Digest::of("");
   if (ref.digest()) {
     d = *ref.digest();
@@ -554,7 +332,7 @@ Status do_login(const RegistryFlags& rf, std::string user, std::string password,
   }
   registry::Credential cred{.username = user, .password = pw};
   OneCredential kc(cred);
-  KISTE_ASSIGN_OR_RETURN(registry::ClientOptions o, client_options(rf, host, &kc));
+  KISTE_ASSIGN_OR_RETURN(registry::ClientOptions o, registry::client_options(rf.access(), host, &kc));
   KISTE_ASSIGN_OR_RETURN(auto client, registry::Client::create(host, std::move(o)));
   KISTE_ASSIGN_OR_RETURN(std::optional<std::string> identity_token, client->login());
   if (identity_token) {
@@ -570,10 +348,9 @@ Status do_login(const RegistryFlags& rf, std::string user, std::string password,
 
 }  // namespace
 
-Result<std::string> inspect_remote_json(const Globals& g, std::string_view arg) {
-  (void)g;
-  KISTE_ASSIGN_OR_RETURN(Reference ref, parse_remote(arg));
-  KISTE_ASSIGN_OR_RETURN(Remote remote, connect({}, ref.registry()));
+Result<std::string> inspect_remote_json(const RegistryFlags& rf, std::string_view arg) {
+  KISTE_ASSIGN_OR_RETURN(Reference ref, parse_docker_ref(arg));
+  KISTE_ASSIGN_OR_RETURN(Remote remote, registry::connect(rf.access(), ref.registry()));
   registry::Client& c = *remote.client;
   KISTE_ASSIGN_OR_RETURN(auto img, registry::RemoteImage::open(c, ref));
   nlohmann::ordered_json j;

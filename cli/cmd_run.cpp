@@ -1,19 +1,25 @@
 // kiste run: docker-style options -> runtime::make_spec -> runtime::run_container. Wiring only.
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 
 #include <kiste/base/sys.hpp>
 #include <kiste/image/store.hpp>
 #include <kiste/image/store_layers.hpp>
+#include <kiste/network/publish.hpp>
 #include <kiste/runtime/container.hpp>
+#include <kiste/runtime/container_store.hpp>
+#include <kiste/runtime/monitor.hpp>
 #include <kiste/runtime/runner.hpp>
 #include <kiste/runtime/run_options.hpp>
 #include <kiste/runtime/volume.hpp>
 
 #include "cli_args.hpp"
 #include "globals.hpp"
+#include "run_network.hpp"
 
 extern char** environ;
 
@@ -70,40 +76,83 @@ struct RunArgs {
   bool rm = false;
   std::string cgroup_manager;
   std::string cgroup_parent;
+  std::string ip;  // --ip on a bridge network
+  std::vector<std::string> publish;  // -p
+  // -d and the options of a detached container.
+  bool detach = false;
+  std::string name;
+  std::string restart;
+  std::string stop_signal;
+  std::optional<int> stop_timeout;
+  std::string monitor_id;  // hidden: this process is that container's monitor
 };
 
-int run_command(Globals& g, RunArgs& a, std::vector<std::string> positional) {
-  auto placement = cgroup_placement(a.cgroup_manager, a.cgroup_parent);
-  if (!placement) return report(placement.error());
+// The lower dirs and defaults of `run`'s image (or --rootfs), and a store lease while they are
+// in use; `positional` loses the IMAGE word.
+Result<ImageForRun> image_for_run(const Globals& g, const RunArgs& a,
+                                  std::vector<std::string>& positional,
+                                  std::optional<FileLock>& lease) {
   ImageForRun image;
-  std::optional<FileLock> lease;
   if (!a.rootfs.empty()) {
     std::error_code ec;
     fs::path dir = fs::absolute(a.rootfs, ec);
     if (ec || !fs::is_directory(dir, ec)) {
-      return report(Error{.code = Errc::NotFound,
-                          .message = fmt::format("rootfs {}: not a directory", quote(a.rootfs))});
+      return failf(Errc::NotFound, "rootfs {}: not a directory", quote(a.rootfs));
     }
     image.lower_dirs.push_back(dir.lexically_normal());
-  } else {
-    if (positional.empty()) {
-      return report(Error{.code = Errc::InvalidArgument,
-                          .message = "run: give an IMAGE or --rootfs DIR"});
-    }
-    auto store = image::Store::open(g.root, {.create = false});
-    if (!store) return report(store.error());
-    auto l = store->writer_lease();
-    if (!l) return report(l.error());
-    lease = std::move(*l);
-    auto img = open_image_for_run(*store, positional.front());
-    if (!img) return report(img.error());
-    image = std::move(*img);
-    positional.erase(positional.begin());
+    return image;
   }
-  a.opts.command = std::move(positional);
+  if (positional.empty()) return fail(Errc::InvalidArgument, "run: give an IMAGE or --rootfs DIR");
+  KISTE_ASSIGN_OR_RETURN(auto store, image::Store::open(g.root, {.create = false}));
+  KISTE_ASSIGN_OR_RETURN(lease, store.writer_lease());
+  KISTE_ASSIGN_OR_RETURN(image, open_image_for_run(store, positional.front()));
+  positional.erase(positional.begin());
+  return image;
+}
 
-  runtime::Runner runner({.root = g.root, .cgroups = *placement});
-  const std::string id = runtime::Runner::new_id();
+// The container's place on its bridge network and its published ports, for one start: the
+// address is leased and the ports bound before the container exists (a port in use fails first),
+// the veth is connected by the network_ready hook, and both go when `out.resources` does.
+Status attach_network(const Globals& g, const RunArgs& a, const std::string& id,
+                      runtime::PreparedStart& out) {
+  runtime::ContainerSpec& spec = out.spec;
+  if (spec.network != runtime::NetworkMode::Bridge) {
+    if (a.ip.empty() && a.publish.empty()) return {};
+    return fail(Errc::InvalidArgument,
+                fmt::format("{} needs --network NAME (a bridge network)", a.ip.empty() ? "-p" : "--ip"));
+  }
+  struct Attached {
+    std::optional<RunNetwork> net;
+    std::optional<network::PortProxy> proxy;  // network/publish.hpp says why a proxy
+  };
+  auto held = std::make_shared<Attached>();
+  KISTE_ASSIGN_OR_RETURN(auto n, RunNetwork::prepare(g, spec.network_name, id, a.ip, spec.hostname));
+  held->net.emplace(std::move(n));
+  spec.extra_hosts = held->net->extra_hosts();
+  spec.resolv_conf = RunNetwork::resolv_conf();
+  if (!a.publish.empty()) {
+    std::vector<network::PortMapping> maps;
+    for (const std::string& p : a.publish) {
+      KISTE_ASSIGN_OR_RETURN(auto m, network::parse_publish(p));
+      maps.push_back(m);
+    }
+    KISTE_ASSIGN_OR_RETURN(auto proxy, network::PortProxy::start(std::move(maps), held->net->address()));
+    held->proxy.emplace(std::move(proxy));
+  }
+  RunNetwork* net = &*held->net;
+  out.network_ready = [net](int netns_fd) { return net->connect(netns_fd); };
+  out.resources = std::move(held);
+  return {};
+}
+
+// Everything one start of container `id` needs: the image resolved and the spec made.
+Result<runtime::PreparedStart> prepare_start(const Globals& g, const RunArgs& a,
+                                             std::vector<std::string> positional,
+                                             const runtime::Runner& runner, const std::string& id) {
+  runtime::PreparedStart out;
+  KISTE_ASSIGN_OR_RETURN(ImageForRun image, image_for_run(g, a, positional, out.lease));
+  runtime::RunOptions opts = a.opts;
+  opts.command = std::move(positional);
   runtime::MakeSpecInput in{.id = id,
                             .lower_dirs = image.lower_dirs,
                             .container_dir = runner.container_dir(id),
@@ -111,11 +160,22 @@ int run_command(Globals& g, RunArgs& a, std::vector<std::string> positional) {
                             .host_env = environ,
                             .volumes_dir = g.root / "volumes",
                             .init_binary =
-                                a.opts.init ? runtime::default_init_binary() : fs::path()};
-  auto spec = runtime::make_spec(a.opts, in);
-  if (!spec) return report(spec.error());
-  spec->root.volatile_upper = a.rm;
-  if (auto warning = runtime::sys_admin_warning(*spec); !warning.empty()) {
+                                opts.init ? runtime::default_init_binary() : fs::path()};
+  KISTE_ASSIGN_OR_RETURN(out.spec, runtime::make_spec(opts, in));
+  out.spec.root.volatile_upper = a.rm;
+  KISTE_TRY(attach_network(g, a, id, out));
+  return out;
+}
+
+int run_command(Globals& g, RunArgs& a, std::vector<std::string> positional) {
+  auto placement = cgroup_placement(a.cgroup_manager, a.cgroup_parent);
+  if (!placement) return report(placement.error());
+  runtime::Runner runner({.root = g.root, .cgroups = *placement});
+  const std::string id = runtime::Runner::new_id();
+  auto prepared = prepare_start(g, a, std::move(positional), runner, id);
+  if (!prepared) return report(prepared.error());
+  runtime::ContainerSpec& spec = prepared->spec;
+  if (auto warning = runtime::sys_admin_warning(spec); !warning.empty()) {
     std::fprintf(stderr, "kiste: warning: %s\n", warning.c_str());
   }
   // Leftovers of containers whose kiste was SIGKILLed (only running containers have a marker:
@@ -123,7 +183,10 @@ int run_command(Globals& g, RunArgs& a, std::vector<std::string> positional) {
   if (auto stale = runner.sweep(); stale) {
     for (const auto& p : stale->problems) std::fprintf(stderr, "kiste: warning: %s\n", p.c_str());
   }
-  auto result = runner.run(*spec, {.remove = a.rm, .store_lease = lease ? &*lease : nullptr});
+  runtime::StartOptions start{.remove = a.rm,
+                              .store_lease = prepared->lease ? &*prepared->lease : nullptr,
+                              .network_ready = prepared->network_ready};
+  auto result = runner.run(spec, start);
   if (!result) return report(result.error());
   if (!result->exec_error.empty()) {
     std::fprintf(stderr, "kiste: error: %s\n", result->exec_error.c_str());
@@ -133,6 +196,91 @@ int run_command(Globals& g, RunArgs& a, std::vector<std::string> positional) {
     std::fprintf(stderr, "kiste: error: %s\n", result->oom_message().c_str());
   }
   return result->exit_code;
+}
+
+// `kiste run …` as this process was called: the words after `run` (what the monitor re-reads).
+std::vector<std::string> run_words() {
+  auto text = sys::read_file("/proc/self/cmdline");
+  std::vector<std::string> words;
+  if (!text) return words;
+  for (size_t start = 0; start < text->size();) {
+    size_t end = text->find('\0', start);
+    if (end == std::string::npos) end = text->size();
+    words.emplace_back(text->substr(start, end - start));
+    start = end + 1;
+  }
+  for (size_t i = 1; i < words.size(); ++i) {
+    if (words[i] == "--root" || words[i] == "--log-level") {
+      ++i;
+    } else if (words[i] == "run") {
+      return {words.begin() + static_cast<long>(i) + 1, words.end()};
+    }
+  }
+  return {};
+}
+
+// run -d: the record, then the monitor (a re-executed kiste) that runs the container; prints the
+// id once the command was exec'd, or the start error with its exit status.
+int run_detached(Globals& g, RunArgs& a, std::vector<std::string> positional) {
+  if (a.opts.tty || a.opts.interactive) {
+    return report(Error{.code = Errc::Unsupported,
+                        .message = "run -d: -i and -t need `kiste attach`, which kiste has not yet"});
+  }
+  runtime::ContainerState st;
+  auto restart = runtime::parse_restart_policy(a.restart);
+  if (!restart) return report(restart.error());
+  st.restart = *restart;
+  if (!a.stop_signal.empty()) {
+    auto sig = runtime::parse_signal(a.stop_signal);
+    if (!sig) return report(sig.error().with_context("--stop-signal"));
+    st.stop_signal = *sig;
+  }
+  if (a.stop_timeout) st.stop_timeout = *a.stop_timeout;
+  st.auto_remove = a.rm;
+  if (!a.name.empty()) {
+    if (auto ok = runtime::validate_container_name(a.name); !ok) return report(ok.error());
+  }
+  // A missing image fails here, before any record exists (as docker's run does).
+  std::optional<FileLock> lease;
+  std::vector<std::string> rest = positional;
+  auto image = image_for_run(g, a, rest, lease);
+  if (!image) return report(image.error());
+  lease.reset();
+  st.id = runtime::Runner::new_id();
+  st.name = a.name;
+  st.image = a.rootfs.empty() ? positional.front() : a.rootfs;
+  st.command = rest;
+  st.created = runtime::rfc3339_now();
+  st.run_args = run_words();
+  const runtime::ContainerStore store(g.root);
+  auto created = store.create(st);
+  if (!created) return report(created.error());
+  auto exe = sys::readlinkat(AT_FDCWD, "/proc/self/exe");
+  if (!exe) return report(exe.error());
+  std::vector<std::string> argv{*exe, "--root", g.root.native(), "--log-level", g.log_level,
+                                "run", "--monitor", st.id};
+  argv.insert(argv.end(), st.run_args.begin(), st.run_args.end());
+  auto started = runtime::spawn_monitor(store, st.id, argv);
+  if (!started) return report(started.error());
+  if (!started->started) {
+    std::fprintf(stderr, "kiste: error: %s\n", started->message.c_str());
+    return started->exit_code;
+  }
+  std::printf("%s\n", st.id.c_str());
+  return 0;
+}
+
+// The hidden `run --monitor ID …`: this process is the monitor of container ID.
+int run_monitor_command(Globals& g, RunArgs& a, std::vector<std::string> positional) {
+  auto placement = cgroup_placement(a.cgroup_manager, a.cgroup_parent);
+  runtime::MonitorOptions mo{.runner = {.root = g.root, .cgroups = placement.value_or(runtime::CgroupPlacement{})},
+                             .id = a.monitor_id};
+  const runtime::Runner runner(mo.runner);
+  mo.prepare = [&]() -> Result<runtime::PreparedStart> {
+    KISTE_TRY(placement);
+    return prepare_start(g, a, positional, runner, a.monitor_id);
+  };
+  return runtime::run_monitor(mo);
 }
 
 }  // namespace
@@ -168,6 +316,7 @@ void register_volume_commands(CLI::App& app, Globals& g) {
 void register_run_commands(CLI::App& app, Globals& g) {
   register_volume_commands(app, g);
   add_run_command(app, g);
+  register_container_commands(app, g);
 }
 
 CLI::App* add_run_command(CLI::App& app, Globals& g) {
@@ -179,6 +328,12 @@ CLI::App* add_run_command(CLI::App& app, Globals& g) {
   auto& o = a->opts;
   run->add_option("--rootfs", a->rootfs, "run this directory as the (read-only lower) root");
   run->add_flag("--rm", a->rm, "remove the container's directories when it exits");
+  run->add_flag("-d,--detach", a->detach, "run in the background (a monitor owns it) and print its id");
+  run->add_option("--name", a->name, "name the container (-d)");
+  run->add_option("--restart", a->restart, "no (default), on-failure[:N], always, unless-stopped (-d)");
+  run->add_option("--stop-signal", a->stop_signal, "the signal `kiste stop` sends first (default TERM)");
+  run->add_option("--stop-timeout", a->stop_timeout, "seconds `kiste stop` waits before SIGKILL (default 10)");
+  run->add_option("--monitor", a->monitor_id)->group("");  // the monitor's own re-execution
   run->add_flag("-i,--interactive", o.interactive, "keep stdin connected");
   run->add_flag("-t,--tty", o.tty, "allocate a pseudo-terminal");
   run->add_option("-e,--env", o.env, "set an environment variable (KEY=VALUE or KEY)")->allow_extra_args(false);
@@ -202,7 +357,12 @@ CLI::App* add_run_command(CLI::App& app, Globals& g) {
   run->add_option("-c,--cpu-shares", o.cpu_shares, "relative CPU weight");
   run->add_flag("--read-only", o.read_only, "mount the root read-only");
   run->add_flag("--init", o.init, "run a small init as PID 1 that reaps zombies and forwards signals");
-  run->add_option("--network,--net", o.network, "none (default) or host");
+  run->add_option("--network,--net", o.network,
+                  "none (default), host, or a bridge network's name (`kiste` is the default bridge)");
+  run->add_option("--ip", a->ip, "the container's IPv4 address on its bridge network");
+  run->add_option("-p,--publish", a->publish,
+                  "[IP:][HOSTPORT:]CONTAINERPORT[/tcp]: forward a host port (needs --network NAME)")
+      ->allow_extra_args(false);
   run->add_option("--cgroup-manager", a->cgroup_manager,
                   "systemd or cgroupfs (default: systemd when it is PID 1 on a cgroup v2 host)");
   run->add_option("--cgroup-parent", a->cgroup_parent,
@@ -216,7 +376,9 @@ CLI::App* add_run_command(CLI::App& app, Globals& g) {
     if (auto bad = unknown_leading_flag(*run)) {  // CLI11 leaves flags it does not know to us
       throw CLI::RuntimeError(report(Error{.code = Errc::InvalidArgument, .message = *bad}));
     }
-    int code = run_command(g, *a, run->remaining());
+    int code = !a->monitor_id.empty() ? run_monitor_command(g, *a, run->remaining())
+               : a->detach              ? run_detached(g, *a, run->remaining())
+                                        : run_command(g, *a, run->remaining());
     if (code != 0) throw CLI::RuntimeError(code);
   });
   return run;

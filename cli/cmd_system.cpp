@@ -96,6 +96,7 @@ void register_system_commands(CLI::App& app, Globals& g) {
   auto* ctr = app.add_subcommand("container", "Manage containers (run, prune)");
   ctr->require_subcommand(1);
   add_run_command(*ctr, g);
+  add_container_subcommands(*ctr, g);
   ctr->add_subcommand("prune", "Remove what containers whose kiste was killed left behind")
       ->callback([&g] { prune_containers(g); });
 }

@@ -47,7 +47,12 @@ T value_or_exit(Result<T>&& r) {
 void register_image_commands(CLI::App& app, Globals& g);    // images inspect tag rmi prune fsck
 void register_archive_commands(CLI::App& app, Globals& g);  // import save load
 void register_build_commands(CLI::App& app, Globals& g);    // build
-void register_run_commands(CLI::App& app, Globals& g);  // run volume
+void register_run_commands(CLI::App& app, Globals& g);  // run volume ps logs stop kill wait rm
+void register_container_commands(CLI::App& app, Globals& g);  // ps logs stop kill wait rm
+// `kiste container inspect` (under the `container` group).
+void add_container_subcommands(CLI::App& ctr, Globals& g);
+// Removes every detached container that no longer runs (`container prune`).
+void prune_stopped_containers(const Globals& g);
 // version info system container
 void register_system_commands(CLI::App& app, Globals& g);
 // `run` under `app` (the top, or the `container` group).
@@ -59,12 +64,10 @@ void prune_all(const Globals& g);
 // pull push copy promote tags delete login logout
 void register_registry_commands(CLI::App& app, Globals& g);
 
-// Pulls `ref` (the manifest for `platform` when it names an index) into the store at --root with
-// default registry settings; what `kiste build` uses for a FROM image the store lacks.
-[[nodiscard]] Status pull_for_build(const Globals& g, const image::Reference& ref,
-                                    const image::Platform& platform);
 
-// `kiste inspect docker://REF`: the remote image as JSON (like skopeo inspect), without pulling.
-[[nodiscard]] Result<std::string> inspect_remote_json(const Globals& g, std::string_view ref);
+struct RegistryFlags;
+// `kiste inspect docker://REF`: the remote image as JSON (like skopeo inspect), without pulling,
+// reached with the registry flags given to inspect.
+[[nodiscard]] Result<std::string> inspect_remote_json(const RegistryFlags& rf, std::string_view ref);
 
 }  // namespace kiste::cli

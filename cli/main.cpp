@@ -9,6 +9,7 @@
 
 #include "cli_args.hpp"
 #include "globals.hpp"
+#include "run_network.hpp"
 
 namespace kiste::cli {
 
@@ -77,7 +78,8 @@ int main(int argc, char** argv) {
   using Register = void (*)(CLI::App&, Globals&);
   for (Register r : {Register{register_run_commands}, Register{register_build_commands},
                      Register{register_image_commands}, Register{register_registry_commands},
-                     Register{register_archive_commands}, Register{register_system_commands}}) {
+                     Register{register_archive_commands}, Register{register_system_commands},
+                     Register{register_network_commands}}) {
     r(app, g);
     const std::string name(wanted);
     if (!name.empty() &&

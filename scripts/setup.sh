@@ -8,7 +8,8 @@ fi
 build_deps=(cmake ninja-build pkg-config g++ ccache
   libarchive-dev libssl-dev nlohmann-json3-dev libcurl4-openssl-dev libseccomp-dev
   libgtest-dev libgmock-dev libcli11-dev libfmt-dev libzstd-dev zlib1g-dev libcap-dev
-  libsystemd-dev)  # sd-bus headers only: libsystemd is dlopen'ed by the systemd cgroup manager
+  libsystemd-dev  # sd-bus headers only: libsystemd is dlopen'ed by the systemd cgroup manager
+  libmnl-dev libnftables-dev)  # rtnetlink and nftables for container networks (dlopen'ed too)
 # Real peers and fixtures the tests use: a busybox made offline, the CNCF registry, and the
 # OCI tools that check what kiste writes.
 test_deps=(busybox-static docker-registry skopeo umoci oci-image-tool apache2-utils openssl

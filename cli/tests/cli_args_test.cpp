@@ -84,17 +84,17 @@ TEST_F(MiniKiste, RunFlagsBeforeTheImage) {
     return unknown_leading_flag(*run_).value_or("");
   };
   EXPECT_EQ(leading("run --rn busybox true"), "unknown flag --rn (did you mean --rm?)");
-  EXPECT_EQ(leading("run -d busybox sleep 5"),
-            "-d: not supported by kiste yet (detached containers are coming; `kiste run` runs "
-            "in the foreground)");
-  EXPECT_EQ(leading("run --name web busybox"),
-            "--name: not supported by kiste yet (named containers come with detached "
+  EXPECT_EQ(leading("run --detach-keys x busybox sleep 5"),
+            "--detach-keys: not supported by kiste yet (detached containers have run -d, ps, "
+            "logs, exec, stop, kill, wait and rm so far)");
+  EXPECT_EQ(leading("run --cidfile f busybox"),
+            "--cidfile: not supported by kiste yet (container ids come with detached "
             "containers)");
-  EXPECT_EQ(leading("run -p 8080:80 busybox"),
-            "-p: not supported by kiste yet (bridge networks are coming; `kiste run --network` "
-            "takes none (default) or host)");
+  EXPECT_EQ(leading("run -P busybox"),
+            "-P: not supported by kiste yet (kiste's networks have `--network NAME`, `--ip` and "
+            "`-p` so far)");
   // Combined short flags: the one kiste lacks is named.
-  EXPECT_EQ(leading("run -dit busybox sh").substr(0, 3), "-d:");
+  EXPECT_EQ(leading("run -ait busybox sh").substr(0, 3), "-a:");
   EXPECT_EQ(leading("run -itq busybox sh").substr(0, 3), "-q:");
   EXPECT_EQ(leading("run --pull=always busybox").substr(0, 7), "--pull:");
   // Known flags, then the image and its command (whose flags are the command's).
@@ -107,9 +107,9 @@ TEST(UnknownCommand, SuggestsOrNamesWhatDockerHasAndKisteLacks) {
   std::vector<std::string> cmds{"build", "images", "image", "run", "pull", "push", "inspect"};
   EXPECT_EQ(unknown_command_message("", "biuld", cmds),
             "unknown command biuld (did you mean build?)");
-  EXPECT_EQ(unknown_command_message("", "ps", cmds),
-            "ps: not supported by kiste yet (detached containers are coming; `kiste run` runs in "
-            "the foreground)");
+  EXPECT_EQ(unknown_command_message("", "attach", cmds),
+            "attach: not supported by kiste yet (detached containers have run -d, ps, logs, exec, "
+            "stop, kill, wait and rm so far)");
   EXPECT_EQ(unknown_command_message("", "frobnicate", cmds),
             "unknown command frobnicate (see `kiste --help`)");
   EXPECT_NE(unknown_command_message("", "history", cmds).find("kiste inspect"), std::string::npos);

@@ -4,14 +4,17 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdlib>
 #include <map>
 #include <set>
 
+#include <kiste/base/log.hpp>
 #include <kiste/base/sys.hpp>
 #include <kiste/image/compression.hpp>
 #include <kiste/image/media_type.hpp>
+#include <kiste/image/staged_blobs.hpp>
 #include <kiste/image/store_ops.hpp>
 
 #include "archive_ptr.hpp"
@@ -33,6 +36,16 @@ namespace {
 constexpr size_t kReadBlock = 1 << 20;
 constexpr size_t kMaxJsonFile = 16 << 20;
 
+// Removes a temp file from a destructor, which has no caller to report to: a failure is logged
+// with what is left (the store's tmp/ is emptied by fsck and prune; an archive's temp file
+// beside the output stays). Already gone is fine.
+void remove_temp(const fs::path& p, std::string_view left_for) {
+  auto r = sys::unlink(p);
+  if (!r && r.error().sys_errno != ENOENT) {
+    log::warn("{} (left for {})", r.error().to_string(), left_for);
+  }
+}
+
 // A file in the store's tmp/ that is unlinked unless released.
 class TempFile {
  public:
@@ -44,7 +57,7 @@ class TempFile {
   TempFile(TempFile&& o) noexcept : path_(std::exchange(o.path_, {})), fd_(std::move(o.fd_)) {}
   TempFile& operator=(TempFile&&) = delete;
   ~TempFile() {
-    if (!path_.empty()) ::unlink(path_.c_str());
+    if (!path_.empty()) remove_temp(path_, "`kiste prune`");
   }
   [[nodiscard]] const fs::path& path() const { return path_; }
   [[nodiscard]] int fd() const { return fd_.get(); }
@@ -206,7 +219,7 @@ class AtomicOutput {
   AtomicOutput(AtomicOutput&& o) noexcept
       : out_(std::move(o.out_)), tmp_(std::exchange(o.tmp_, {})), fd_(std::move(o.fd_)) {}
   ~AtomicOutput() {
-    if (!tmp_.empty()) ::unlink(tmp_.c_str());
+    if (!tmp_.empty()) remove_temp(tmp_, "removal by hand");
   }
   [[nodiscard]] int fd() const { return fd_.get(); }
   Status commit() {
@@ -409,17 +422,8 @@ bool is_metadata(const std::string& p) {
 
 class Loader {
  public:
-  explicit Loader(const Store& store) : store_(store) {}
-
-  ~Loader() {
-    if (committed_) return;
-    // Failure: remove what this load added, unless something else names it meanwhile.
-    std::set<Digest> keep;
-    if (auto r = reachable_blobs(store_, nullptr); r) keep.insert(r->begin(), r->end());
-    for (const auto& d : added_) {
-      if (!keep.contains(d)) ::unlink(store_.blob_path(d).c_str());
-    }
-  }
+  // What this load added is staged: a failed load removes it again (StagedBlobs).
+  explicit Loader(const Store& store) : store_(store), staged_(store) {}
 
   Result<std::vector<LoadedImage>> run(const fs::path& in) {
     KISTE_ASSIGN_OR_RETURN(FileLock lease, store_.writer_lease());
@@ -438,7 +442,7 @@ class Loader {
     for (const auto& l : loaded) {
       KISTE_TRY(l.name ? store_.set_name(*l.name, l.manifest) : store_.keep_unnamed(l.manifest));
     }
-    committed_ = true;
+    staged_.commit();
     return loaded;
   }
 
@@ -469,7 +473,7 @@ class Loader {
       HeadSink head(w);
       KISTE_TRY(copy_entry_data(a.get(), head, path));
       KISTE_ASSIGN_OR_RETURN(auto c, w.commit());
-      if (!c.existed) added_.push_back(c.digest);
+      if (!c.existed) staged_.add(c.digest);
       // A blobs/<alg>/<hex> name must be what the content hashes to.
       if (path.starts_with("blobs/")) {
         auto named = Digest::parse(path.substr(6, path.find('/', 6) - 6) + ":" +
@@ -600,7 +604,7 @@ class Loader {
                                       .size = lf.size});
       }
       std::string bytes = serialize_manifest(m);
-      if (!store_.has_blob(Digest::of(bytes))) added_.push_back(Digest::of(bytes));
+      if (!store_.has_blob(Digest::of(bytes))) staged_.add(Digest::of(bytes));
       KISTE_ASSIGN_OR_RETURN(Descriptor md, store_.put_blob(bytes, media_type::kOciManifest));
       KISTE_TRY(add_names(repo_tags, md, out));
     }
@@ -610,8 +614,7 @@ class Loader {
   const Store& store_;
   std::map<std::string, std::string> meta_;
   std::map<std::string, ArchivedFile> files_;
-  std::vector<Digest> added_;
-  bool committed_ = false;
+  StagedBlobs staged_;
 };
 
 }  // namespace

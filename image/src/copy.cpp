@@ -211,6 +211,16 @@ Result<CopyResult> copy_image(ImageSource& src, ImageSink& dst, const CopyOption
   return with_context(c.run(), fmt::format("copy {} to {}", src.describe(), dst.describe()));
 }
 
+Result<CopyProgress::Outcome> copy_blob(ImageSource& src, ImageSink& dst, const Descriptor& d,
+                                        const CopyOptions& opts) {
+  CopyResult res;
+  std::mutex mu;
+  KISTE_TRY(Copier(src, dst, opts).copy_blob(d, res, mu));
+  if (res.blobs_existing > 0) return CopyProgress::Outcome::Exists;
+  if (res.blobs_mounted > 0) return CopyProgress::Outcome::Mounted;
+  return CopyProgress::Outcome::Copied;
+}
+
 Status validate_image(ImageSource& src) {
   ManifestWalk walk;
   return with_context(validate_tree(src, src.top(), 0, walk),

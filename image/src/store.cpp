@@ -330,6 +330,10 @@ Result<std::unique_ptr<ImageSource>> Store::open_image(const StoreEntry& e) cons
   return std::unique_ptr<ImageSource>(std::make_unique<StoreImage>(*this, std::move(top), e.name));
 }
 
+std::unique_ptr<ImageSource> Store::open_unstored(ManifestBlob top, std::string name) const {
+  return std::make_unique<StoreImage>(*this, std::move(top), std::move(name));
+}
+
 Result<ManifestBlob> read_manifest(const Store& store, const Descriptor& d) {
   if (d.size > static_cast<int64_t>(kMaxManifestBytes)) {
     return failf(Errc::InvalidArgument, "manifest {}: {} bytes is over the limit", d.digest, d.size);

@@ -337,6 +337,17 @@ Status remove_container_dir(const fs::path& dir) {
   return sys::remove_tree(dir);
 }
 
+namespace {
+
+std::string etc_hosts(const ContainerSpec& spec) {
+  std::string s = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n";
+  if (spec.extra_hosts.empty()) s += fmt::format("127.0.1.1\t{}\n", spec.hostname);
+  for (const std::string& line : spec.extra_hosts) s += line + "\n";
+  return s;
+}
+
+}  // namespace
+
 Result<ContainerExit> run_container(const ContainerSpec& spec, const RunContext& ctx) {
   // 0. The network and IPC namespaces are made on a helper thread meanwhile (namespace_prep.hpp).
   // With a user namespace they must belong to it, so clone makes them.
@@ -370,10 +381,9 @@ Result<ContainerExit> run_container(const ContainerSpec& spec, const RunContext&
   mctx.page_size = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
   mctx.runtime_files = {
       {"/etc/hostname", spec.hostname + "\n"},
-      {"/etc/hosts", fmt::format("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
-                                 "127.0.1.1\t{}\n",
-                                 spec.hostname)},
-      {"/etc/resolv.conf", sys::read_file("/etc/resolv.conf", 1 << 16).value_or("")}};
+      {"/etc/hosts", etc_hosts(spec)},
+      {"/etc/resolv.conf", spec.resolv_conf ? *spec.resolv_conf
+                                            : sys::read_file("/etc/resolv.conf", 1 << 16).value_or("")}};
   if (!spec.privileged) mctx.extra_masked_paths = thermal_throttle_paths();
   mctx.userns = own_userns;
   if (!own_userns && !spec.root.readonly) mctx.image_etc = image_etc(spec.root.lower_dirs);
@@ -506,6 +516,14 @@ Result<ContainerExit> run_container(const ContainerSpec& spec, const RunContext&
       flags &= ~uint64_t{CLONE_NEWIPC};
       cfg.ipc_fd = ns_prep.ipc_fd();
     }
+  }
+  if (spec.network == NetworkMode::Bridge) {
+    if (ns_prep.net_fd() < 0) {
+      return fail(Errc::Unsupported,
+                  "a bridge network needs the container's network namespace before clone "
+                  "(not with --userns yet)");
+    }
+    if (ctx.hooks.network_ready) KISTE_TRY(ctx.hooks.network_ready(ns_prep.net_fd()));
   }
   std::fflush(nullptr);
   bool cloned_into = false;

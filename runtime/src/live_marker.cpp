@@ -115,6 +115,13 @@ Status LiveMarker::record_cgroups(const std::vector<fs::path>& dirs, const std::
   return with_context(sys::write_all(fd_.get(), text, path_.native()), "record the container's cgroup");
 }
 
+bool container_running(const fs::path& running_dir, std::string_view id) {
+  if (!is_id(id)) return false;
+  auto fd = sys::open(running_dir / std::string(id), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (!fd) return false;
+  return ::flock(fd->get(), LOCK_SH | LOCK_NB) != 0;  // held: its kiste lives
+}
+
 Result<std::vector<fs::path>> live_lower_dirs(const fs::path& running_dir) {
   std::vector<fs::path> out;
   KISTE_ASSIGN_OR_RETURN(auto names, marker_names(running_dir));

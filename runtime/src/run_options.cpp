@@ -597,8 +597,12 @@ Result<ContainerSpec> make_spec(const RunOptions& opts, const MakeSpecInput& in)
   } else if (opts.network == "host") {
     spec.network = NetworkMode::Host;
     spec.namespaces.network = false;
+  } else if (opts.network.starts_with("container:")) {
+    return failf(Errc::Unsupported, "network {}: joining another container's network is not supported yet",
+                 quote(opts.network));
   } else {
-    return failf(Errc::Unsupported, "network {}: only `none` and `host` are supported", quote(opts.network));
+    spec.network = NetworkMode::Bridge;  // a bridge network; the caller checks the name
+    spec.network_name = opts.network == "bridge" ? "kiste" : opts.network;
   }
 
   for (const auto& v : opts.volumes) {

@@ -22,7 +22,8 @@ Result<ContainerExit> Runner::run(const ContainerSpec& spec, const StartOptions&
   auto result = [&]() -> Result<ContainerExit> {
     if (own_dir) KISTE_TRY(sys::mkdir_all(dir, 0700));  // containers/ too, also 0700
     KISTE_ASSIGN_OR_RETURN(LiveMarker marker,
-                           LiveMarker::create(running_dir(), spec.id, own_dir ? dir : fs::path{},
+                           LiveMarker::create(running_dir(), spec.id,
+                                              own_dir && !opts.keep_container_dir ? dir : fs::path{},
                                               spec.root.lower_dirs));
     if (opts.store_lease != nullptr) opts.store_lease->release();  // the marker protects them now
     RunContext ctx{.cgroup_mode = o_.cgroup_mode,
@@ -32,6 +33,7 @@ Result<ContainerExit> Runner::run(const ContainerSpec& spec, const StartOptions&
                    .remove_container_dir = opts.remove,
                    .userns_lock_dir = o_.root / "userns"};
     ctx.hooks.started = opts.started;
+    ctx.hooks.network_ready = opts.network_ready;
     ctx.hooks.cgroup_created = [&marker](const std::vector<fs::path>& dirs, const std::string& unit) {
       return marker.record_cgroups(dirs, unit);
     };

@@ -261,10 +261,15 @@ TEST_F(RunOptionsTest, ResourcesNetworkAndMounts) {
   }
   RunOptions n;
   n.command = {"true"};
-  n.network = "bridge";
+  n.network = "bridge";  // docker's name for the default bridge network
   auto net = make_spec(n, input());
-  ASSERT_FALSE(net);
-  EXPECT_THAT(net.error().to_string(), HasSubstr("only `none` and `host`"));
+  ASSERT_TRUE(net) << net.error().to_string();
+  EXPECT_EQ(net->network, NetworkMode::Bridge);
+  EXPECT_EQ(net->network_name, "kiste");
+  n.network = "container:abc";
+  auto joined = make_spec(n, input());
+  ASSERT_FALSE(joined);
+  EXPECT_THAT(joined.error().to_string(), HasSubstr("not supported yet"));
 }
 
 TEST_F(RunOptionsTest, HostnameWorkdirAndUser) {

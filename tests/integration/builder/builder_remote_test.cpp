@@ -165,3 +165,20 @@ TEST_F(BuildRemote, AddUrlAndSshThroughTheBinary) {
 }
 
 }  // namespace
+
+// A FROM image the store lacks is pulled with build's registry flags: a TLS registry whose CA
+// only --cert-dir names is reached with it and refused without it.
+TEST_F(BuildRemote, FromPullUsesTheRegistryFlags) {
+  std::string why;
+  auto tls = kiste::testing::RegistryProcess::start({.tls = true}, &why);
+  ASSERT_TRUE(tls) << why;
+  const std::string h = tls->host();
+  const std::string certs = "--cert-dir " + tls->cert_dir().string();
+  std::string out;
+  ASSERT_EQ(sh(fmt::format("{} push -q {} busybox {}/base/bb:1 2>&1", kiste("a"), certs, h), &out), 0) << out;
+  write(tmp_ / "ctx/Containerfile", fmt::format("FROM {}/base/bb:1\nCMD [\"true\"]\n", h));
+  int rc = sh(fmt::format("{} build -q -t app {}/ctx 2>&1", kiste("e"), w_), &out);
+  EXPECT_EQ(rc, 125) << out;
+  EXPECT_NE(out.find("certificate"), std::string::npos) << out;
+  ASSERT_EQ(sh(fmt::format("{} build -q {} -t app {}/ctx 2>&1", kiste("e"), certs, w_), &out), 0) << out;
+}

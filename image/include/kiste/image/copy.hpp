@@ -47,6 +47,12 @@ struct CopyResult {
 [[nodiscard]] Result<CopyResult> copy_image(ImageSource& src, ImageSink& dst,
                                             const CopyOptions& opts = {});
 
+// Copies one blob the way copy_image does (skipped when present, mounted when possible, else
+// streamed and verified by the sink, retried on Errc::Unavailable); for a build cache's layers.
+[[nodiscard]] Result<CopyProgress::Outcome> copy_blob(ImageSource& src, ImageSink& dst,
+                                                      const Descriptor& d,
+                                                      const CopyOptions& opts = {});
+
 // Checks every manifest, config and blob reachable from src.top(): digests, sizes, config
 // parse, one diff_id per layer.
 [[nodiscard]] Status validate_image(ImageSource& src);

@@ -79,6 +79,9 @@ class Store {
 
   // Opens a named image as an ImageSource (eager: manifest and config verified).
   [[nodiscard]] Result<std::unique_ptr<ImageSource>> open_image(const StoreEntry& e) const;
+  // An ImageSource whose top is `top`, a manifest not stored itself (a build-cache manifest made
+  // to be pushed), with its blobs from the store.
+  [[nodiscard]] std::unique_ptr<ImageSource> open_unstored(ManifestBlob top, std::string name) const;
 
  private:
   explicit Store(std::filesystem::path root) : root_(std::move(root)) {}

@@ -54,6 +54,9 @@ struct StaleCleanup {
 [[nodiscard]] Result<StaleCleanup> clean_stale_containers(
     const std::filesystem::path& running_dir, const std::filesystem::path& containers_dir);
 
+// Whether the kiste running container `id` is alive (it holds the lock on its marker).
+[[nodiscard]] bool container_running(const std::filesystem::path& running_dir, std::string_view id);
+
 // The lower dirs (layer snapshots) named by the markers of containers whose kiste is alive.
 [[nodiscard]] Result<std::vector<std::filesystem::path>> live_lower_dirs(
     const std::filesystem::path& running_dir);

@@ -34,6 +34,10 @@ struct StartOptions {
   // cannot delete them); released once the live marker names them.
   FileLock* store_lease = nullptr;
   std::function<void(pid_t)> started;  // the container's process runs
+  std::function<Status(int netns_fd)> network_ready;  // RunHooks::network_ready
+  // A detached container's dir holds its record (container_store.hpp): the live marker does not
+  // name it, so the stale sweep after a killed monitor leaves it for `ps -a`, `rm` and prune.
+  bool keep_container_dir = false;
 };
 
 class Runner {

@@ -92,7 +92,9 @@ struct SeccompSpec {
   std::string profile_json;  // Docker's JSON profile format; empty: the built-in default
 };
 
-enum class NetworkMode { None, Host };
+// None: a namespace with only `lo`. Host: the host's. Bridge: a namespace of its own that the
+// caller connects (RunHooks::network_ready) before the command runs.
+enum class NetworkMode { None, Host, Bridge };
 
 // One line of /proc/<pid>/uid_map: container ids [container_id, container_id+size) are host ids
 // [host_id, host_id+size).
@@ -122,6 +124,11 @@ struct ContainerSpec {
   Resources resources;
   SeccompSpec seccomp;
   NetworkMode network = NetworkMode::None;
+  std::string network_name;  // Bridge: the network (`kiste` by default)
+  // Lines added to the container's /etc/hosts ("10.88.0.5\tweb"), and its /etc/resolv.conf
+  // when set (else the host's).
+  std::vector<std::string> extra_hosts;
+  std::optional<std::string> resolv_conf;
   UserNamespaceSpec userns;
   bool privileged = false;  // no masked/readonly paths, all devices allowed
   bool init = false;        // process.args start with kiste-init (--init; see make_spec)

@@ -1,0 +1,357 @@
+// ps, logs, stop, kill, wait, rm, container inspect|ls, and the detached part of container
+// prune: wiring only; records, monitor and verbs are in kiste::runtime (container_store.hpp,
+// monitor.hpp).
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <deque>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include <kiste/base/sys.hpp>
+#include <kiste/runtime/container_store.hpp>
+#include <kiste/runtime/exec.hpp>
+#include <kiste/runtime/monitor.hpp>
+#include <kiste/runtime/runner.hpp>
+
+#include "globals.hpp"
+#include "listing.hpp"
+
+namespace kiste::cli {
+
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using runtime::ContainerState;
+using runtime::ContainerStore;
+
+int64_t now_seconds() { return static_cast<int64_t>(std::time(nullptr)); }
+
+int64_t seconds_of(const std::string& rfc) {
+  std::tm tm{};
+  if (rfc.empty() || ::strptime(rfc.c_str(), "%Y-%m-%dT%H:%M:%S", &tm) == nullptr) return 0;
+  return ::timegm(&tm);
+}
+
+// docker's STATUS column: "Up 3 seconds", "Exited (0) 2 minutes ago", "Exited (unknown)", …
+std::string status_column(const ContainerState& s) {
+  const int64_t now = now_seconds();
+  if (s.monitor_lost) return "Exited (unknown)";
+  if (s.status == "running") return "Up " + human_duration(now - seconds_of(s.started_at));
+  if (s.status == "restarting") {
+    return fmt::format("Restarting ({}) {} ago", s.exit_code, human_duration(now - seconds_of(s.finished_at)));
+  }
+  if (s.status == "exited") {
+    if (s.finished_at.empty()) return fmt::format("Exited ({})", s.exit_code);
+    return fmt::format("Exited ({}) {} ago", s.exit_code, human_duration(now - seconds_of(s.finished_at)));
+  }
+  return "Created";
+}
+
+std::string command_column(const ContainerState& s) {
+  std::string cmd;
+  for (const auto& w : s.command) cmd += (cmd.empty() ? "" : " ") + w;
+  return cmd;
+}
+
+std::string truncated(std::string s, size_t n) {
+  if (s.size() > n) s = s.substr(0, n - 1) + "…";
+  return s;
+}
+
+ContainerState load_or_exit(const ContainerStore& store, const std::string& ref) {
+  const std::string id = value_or_exit(store.resolve(ref));
+  return value_or_exit(store.load(id));
+}
+
+struct PsFlags {
+  bool all = false, quiet = false, no_trunc = false;
+  std::string format = "table";
+};
+
+void cmd_ps(const Globals& g, const PsFlags& f) {
+  const ContainerStore store(g.root);
+  auto list = value_or_exit(store.list());
+  if (f.format == "table" && !f.quiet) {
+    std::printf("%-14s %-20s %-22s %-16s %-26s %s\n", "CONTAINER ID", "IMAGE", "COMMAND", "CREATED",
+                "STATUS", "NAMES");
+  }
+  for (const auto& s : list) {
+    if (!f.all && !s.running()) continue;
+    const std::string id = f.no_trunc ? s.id : s.id.substr(0, 12);
+    if (f.quiet) {
+      std::printf("%s\n", id.c_str());
+    } else if (f.format == "json") {
+      json j{{"ID", id},
+             {"Image", s.image},
+             {"Command", "\"" + command_column(s) + "\""},
+             {"CreatedAt", s.created},
+             {"RunningFor", created_column(s.created, now_seconds())},
+             {"State", s.status},
+             {"Status", status_column(s)},
+             {"Names", s.name}};
+      std::printf("%s\n", j.dump(-1, ' ', false, json::error_handler_t::replace).c_str());
+    } else {
+      std::printf("%-14s %-20s %-22s %-16s %-26s %s\n", id.c_str(), truncated(s.image, 20).c_str(),
+                  ("\"" + truncated(command_column(s), 19) + "\"").c_str(),
+                  created_column(s.created, now_seconds()).c_str(), status_column(s).c_str(),
+                  s.name.c_str());
+    }
+  }
+}
+
+json inspect_json(const ContainerStore& store, const ContainerState& s) {
+  json args = json::array();
+  for (size_t i = 1; i < s.command.size(); ++i) args.push_back(s.command[i]);
+  return json{
+      {"Id", s.id},
+      {"Created", s.created},
+      {"Path", s.command.empty() ? "" : s.command.front()},
+      {"Args", args},
+      {"State",
+       {{"Status", s.status},
+        {"Running", s.status == "running"},
+        {"Paused", false},
+        {"Restarting", s.status == "restarting"},
+        {"OOMKilled", s.oom_killed},
+        {"Dead", false},
+        {"Pid", s.pid},
+        {"ExitCode", s.exit_code},
+        {"Error", s.monitor_lost ? "the container's monitor is gone" : s.error},
+        {"StartedAt", s.started_at.empty() ? "0001-01-01T00:00:00Z" : s.started_at},
+        {"FinishedAt", s.finished_at.empty() ? "0001-01-01T00:00:00Z" : s.finished_at}}},
+      {"Image", s.image},
+      {"Name", "/" + s.name},
+      {"RestartCount", s.restart_count},
+      {"LogPath", store.log_path(s.id).native()},
+      {"HostConfig",
+       {{"RestartPolicy",
+         {{"Name", runtime::restart_policy_name(s.restart)},
+          {"MaximumRetryCount", s.restart.max_retries}}}}},
+      {"Config", {{"StopSignal", s.stop_signal}, {"StopTimeout", s.stop_timeout}}}};
+}
+
+void cmd_inspect(const Globals& g, const std::vector<std::string>& refs) {
+  const ContainerStore store(g.root);
+  json out = json::array();
+  for (const auto& r : refs) out.push_back(inspect_json(store, load_or_exit(store, r)));
+  std::printf("%s\n", out.dump(4, ' ', false, json::error_handler_t::replace).c_str());
+}
+
+struct LogsFlags {
+  bool follow = false, timestamps = false;
+  std::optional<size_t> tail;
+};
+
+void print_entry(const runtime::LogEntry& e, bool timestamps) {
+  FILE* out = e.stream == "stderr" ? stderr : stdout;
+  if (timestamps) std::fprintf(out, "%s ", e.time.c_str());
+  std::fwrite(e.log.data(), 1, e.log.size(), out);
+  std::fflush(out);
+}
+
+void cmd_logs(const Globals& g, const std::string& ref, const LogsFlags& f) {
+  const ContainerStore store(g.root);
+  const ContainerState s = load_or_exit(store, ref);
+  auto fd = sys::open(store.log_path(s.id), O_RDONLY | O_CLOEXEC);
+  if (!fd && fd.error().sys_errno == ENOENT) return;  // it never wrote anything
+  UniqueFd log = value_or_exit(std::move(fd));
+  std::string pending;
+  std::deque<runtime::LogEntry> tail;
+  bool first_pass = true;
+  auto drain = [&] {
+    char buf[64 * 1024];
+    while (true) {
+      ssize_t n = ::read(log.get(), buf, sizeof buf);
+      if (n <= 0) break;
+      pending.append(buf, static_cast<size_t>(n));
+    }
+    size_t start = 0;
+    for (size_t nl; (nl = pending.find('\n', start)) != std::string::npos; start = nl + 1) {
+      auto e = runtime::decode_log_entry(std::string_view(pending).substr(start, nl - start));
+      if (!e) continue;
+      if (first_pass && f.tail) {
+        tail.push_back(std::move(*e));
+        if (tail.size() > *f.tail) tail.pop_front();
+      } else {
+        print_entry(*e, f.timestamps);
+      }
+    }
+    pending.erase(0, start);
+    for (const auto& e : tail) print_entry(e, f.timestamps);
+    tail.clear();
+    first_pass = false;
+  };
+  drain();
+  if (!f.follow) return;
+  // Follow until the monitor is gone, then read what it wrote last.
+  while (store.monitor_alive(s.id)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    drain();
+  }
+  drain();
+}
+
+void cmd_stop(const Globals& g, const std::vector<std::string>& refs, std::optional<int> timeout) {
+  const ContainerStore store(g.root);
+  for (const auto& r : refs) {
+    const std::string id = value_or_exit(store.resolve(r));
+    (void)value_or_exit(runtime::stop_container(store, id, timeout));
+    std::printf("%s\n", r.c_str());
+  }
+}
+
+void cmd_kill(const Globals& g, const std::vector<std::string>& refs, const std::string& signal) {
+  const ContainerStore store(g.root);
+  const int sig = value_or_exit(with_context(runtime::parse_signal(signal), "--signal"));
+  for (const auto& r : refs) {
+    const std::string id = value_or_exit(store.resolve(r));
+    exit_on_error(runtime::kill_container(store, id, sig));
+    std::printf("%s\n", r.c_str());
+  }
+}
+
+void cmd_wait(const Globals& g, const std::vector<std::string>& refs) {
+  const ContainerStore store(g.root);
+  for (const auto& r : refs) {
+    const std::string id = value_or_exit(store.resolve(r));
+    auto s = value_or_exit(runtime::wait_container(store, id));
+    std::printf("%d\n", s.exit_code);
+  }
+}
+
+// Removes a container that no longer runs: what its killed monitor left (cgroups, processes:
+// the live-marker sweep), then its dir and name.
+Status remove_stopped(const Globals& g, const ContainerStore& store, const ContainerState& s) {
+  if (store.monitor_alive(s.id)) {
+    KISTE_TRY(runtime::wait_container(store, s.id));  // it is writing its last record
+  }
+  const runtime::Runner runner({.root = g.root});
+  KISTE_TRY(runner.sweep());
+  return store.remove(s);
+}
+
+void cmd_rm(const Globals& g, const std::vector<std::string>& refs, bool force) {
+  const ContainerStore store(g.root);
+  for (const auto& r : refs) {
+    const std::string id = value_or_exit(store.resolve(r));
+    ContainerState s = value_or_exit(store.load(id));
+    const bool active = s.running() || (s.status == "created" && store.monitor_alive(id));
+    if (active && !force) {
+      exit_on_error(failf(Errc::InvalidArgument,
+                          "remove container {}: it is running (stop it first, or use rm -f)", s.name));
+    }
+    if (active) s = value_or_exit(runtime::stop_container(store, id, 0));
+    exit_on_error(with_context(remove_stopped(g, store, s), fmt::format("remove container {}", s.name)));
+    std::printf("%s\n", r.c_str());
+  }
+}
+
+struct ExecFlags {
+  std::vector<std::string> env;
+  std::string workdir = "/";
+};
+
+int cmd_exec(const Globals& g, const ExecFlags& f, std::vector<std::string> words) {
+  if (words.size() < 2) {
+    return report(Error{.code = Errc::InvalidArgument, .message = "exec: give CONTAINER COMMAND [ARG...]"});
+  }
+  const ContainerStore store(g.root);
+  auto id = store.resolve(words.front());
+  if (!id) return report(id.error());
+  auto s = store.load(*id);
+  if (!s) return report(s.error());
+  if (s->status != "running" || s->pid <= 0) {
+    return report(Error{.code = Errc::InvalidArgument,
+                        .message = fmt::format("exec in container {}: it is not running", s->name)});
+  }
+  words.erase(words.begin());
+  auto r = runtime::exec_in_container(
+      {.target = s->pid, .args = std::move(words), .env = f.env, .cwd = f.workdir});
+  if (!r) return report(r.error().with_context(fmt::format("container {}", s->name)));
+  if (!r->exec_error.empty()) std::fprintf(stderr, "kiste: error: %s\n", r->exec_error.c_str());
+  return r->exit_code;
+}
+
+}  // namespace
+
+void prune_stopped_containers(const Globals& g) {
+  const ContainerStore store(g.root);
+  auto list = value_or_exit(store.list());
+  bool header = false;
+  for (const auto& s : list) {
+    if (s.running() || store.monitor_alive(s.id)) continue;
+    exit_on_error(with_context(remove_stopped(g, store, s), fmt::format("remove container {}", s.name)));
+    if (!header) std::printf("Deleted Containers:\n");
+    header = true;
+    std::printf("%s\n", s.id.c_str());
+  }
+}
+
+void add_container_subcommands(CLI::App& ctr, Globals& g) {
+  auto refs = std::make_shared<std::vector<std::string>>();
+  auto* inspect = ctr.add_subcommand("inspect", "Show containers' state and configuration as JSON");
+  inspect->add_option("CONTAINER", *refs, "names or ids")->required();
+  inspect->callback([&g, refs] { cmd_inspect(g, *refs); });
+}
+
+void register_container_commands(CLI::App& app, Globals& g) {
+  auto ps_flags = std::make_shared<PsFlags>();
+  auto* ps = app.add_subcommand("ps", "List detached containers");
+  ps->add_flag("-a,--all", ps_flags->all, "also the ones that no longer run");
+  ps->add_flag("-q,--quiet", ps_flags->quiet, "only ids");
+  ps->add_flag("--no-trunc", ps_flags->no_trunc, "whole ids");
+  ps->add_option("--format", ps_flags->format, "table (default) or json")
+      ->check(CLI::IsMember({"table", "json"}));
+  ps->callback([&g, ps_flags] { cmd_ps(g, *ps_flags); });
+
+  auto logs_flags = std::make_shared<LogsFlags>();
+  auto logs_ref = std::make_shared<std::string>();
+  auto* logs = app.add_subcommand("logs", "Show a detached container's output");
+  logs->add_flag("-f,--follow", logs_flags->follow, "keep printing until the container ends");
+  logs->add_flag("-t,--timestamps", logs_flags->timestamps, "prefix each line with its time");
+  logs->add_option("-n,--tail", logs_flags->tail, "only the last N lines");
+  logs->add_option("CONTAINER", *logs_ref, "name or id")->required();
+  logs->callback([&g, logs_flags, logs_ref] { cmd_logs(g, *logs_ref, *logs_flags); });
+
+  auto refs = std::make_shared<std::vector<std::string>>();
+  auto timeout = std::make_shared<std::optional<int>>();
+  auto* stop = app.add_subcommand("stop", "Stop containers: the stop signal, then SIGKILL");
+  stop->add_option("-t,--time", *timeout, "seconds to wait before SIGKILL (default: --stop-timeout, 10)");
+  stop->add_option("CONTAINER", *refs, "names or ids")->required();
+  stop->callback([&g, refs, timeout] { cmd_stop(g, *refs, *timeout); });
+
+  auto signal = std::make_shared<std::string>("KILL");
+  auto* kill = app.add_subcommand("kill", "Send a signal to containers");
+  kill->add_option("-s,--signal", *signal, "signal name or number (default KILL)");
+  kill->add_option("CONTAINER", *refs, "names or ids")->required();
+  kill->callback([&g, refs, signal] { cmd_kill(g, *refs, *signal); });
+
+  auto exec_flags = std::make_shared<ExecFlags>();
+  auto* exec = app.add_subcommand("exec", "Run a command in a running container");
+  exec->prefix_command();  // everything after CONTAINER is the command
+  exec->add_option("-e,--env", exec_flags->env, "set an environment variable (KEY=VALUE)")->allow_extra_args(false);
+  exec->add_option("-w,--workdir", exec_flags->workdir, "working directory inside the container");
+  exec->footer("Arguments: CONTAINER COMMAND [ARG...]");
+  exec->callback([&g, exec, exec_flags] {
+    int code = cmd_exec(g, *exec_flags, exec->remaining());
+    if (code != 0) throw CLI::RuntimeError(code);
+  });
+
+  auto* wait = app.add_subcommand("wait", "Wait for containers to end; print their exit codes");
+  wait->add_option("CONTAINER", *refs, "names or ids")->required();
+  wait->callback([&g, refs] { cmd_wait(g, *refs); });
+
+  auto force = std::make_shared<bool>(false);
+  auto* rm = app.add_subcommand("rm", "Remove containers");
+  rm->add_flag("-f,--force", *force, "stop (SIGKILL) a running container first");
+  rm->add_option("CONTAINER", *refs, "names or ids")->required();
+  rm->callback([&g, refs, force] { cmd_rm(g, *refs, *force); });
+}
+
+}  // namespace kiste::cli

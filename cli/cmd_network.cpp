@@ -1,0 +1,195 @@
+// kiste network create|ls|inspect|rm|prune, and the bridge attach of `kiste run --network`.
+// Wiring and output only: the networks themselves are network/ (bridge.hpp).
+#include <signal.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+
+#include <nlohmann/json.hpp>
+
+#include <kiste/base/sys.hpp>
+#include <kiste/image/image_config.hpp>
+#include <kiste/network/bridge.hpp>
+#include <kiste/runtime/live_marker.hpp>
+
+#include "globals.hpp"
+#include "run_network.hpp"
+
+namespace kiste::cli {
+
+namespace {
+
+network::Networks networks(const Globals& g) { return network::Networks(g.root / "networks"); }
+
+// A lease is in use while its container runs (its kiste holds the live marker) or while the
+// kiste that took it, before the marker exists, is alive.
+network::AliveFn alive_in(const Globals& g) {
+  return [running = g.root / "running"](const network::Lease& l) {
+    return runtime::container_running(running, l.owner) ||
+           (l.pid > 0 && (::kill(l.pid, 0) == 0 || errno == EPERM));
+  };
+}
+
+nlohmann::json inspect_json(network::Networks& nets, const network::NetworkConfig& n) {
+  nlohmann::json ipam = nlohmann::json::array();
+  ipam.push_back({{"Subnet", n.subnet.to_string()}, {"Gateway", n.gateway.to_string()}});
+  if (n.subnet6) {
+    ipam.push_back({{"Subnet", n.subnet6->to_string()}, {"Gateway", n.gateway6->to_string()}});
+  }
+  nlohmann::json containers = nlohmann::json::object();
+  if (auto leases = nets.leases(n).list(); leases) {
+    for (const network::Lease& l : *leases) {
+      containers[l.owner] = {{"IPv4Address", fmt::format("{}/{}", l.address.to_string(),
+                                                         n.subnet.prefix())}};
+    }
+  }
+  return {{"Name", n.name},
+          {"Id", n.id},
+          {"Created", image::rfc3339(n.created)},
+          {"Scope", "local"},
+          {"Driver", n.driver},
+          {"EnableIPv6", n.subnet6.has_value()},
+          {"IPAM", {{"Driver", "default"}, {"Config", ipam}}},
+          {"Internal", n.internal},
+          {"Containers", containers},
+          {"Options", {{"com.docker.network.bridge.name", n.bridge}}}};
+}
+
+}  // namespace
+
+Result<RunNetwork> RunNetwork::prepare(const Globals& g, std::string_view name,
+                                       std::string_view container_id, const std::string& ip,
+                                       const std::string& hostname) {
+  RunNetwork r(g.root / "networks", std::string(container_id));
+  KISTE_ASSIGN_OR_RETURN(r.net_, r.nets_.get(name));
+  std::optional<network::IpAddress> wanted;
+  if (!ip.empty()) {
+    KISTE_ASSIGN_OR_RETURN(wanted, network::IpAddress::parse(ip));
+  }
+  KISTE_TRY(r.nets_.realise(r.net_));
+  KISTE_ASSIGN_OR_RETURN(r.address_, r.nets_.leases(r.net_).acquire(container_id, wanted, alive_in(g)));
+  r.leased_ = true;
+  r.alive_ = alive_in(g);
+  r.extra_hosts_.push_back(fmt::format("{}\t{}", r.address_.to_string(), hostname));
+  return r;
+}
+
+RunNetwork::~RunNetwork() {
+  if (!leased_) return;
+  if (auto st = nets_.detach(net_, id_); !st) {
+    std::fprintf(stderr, "kiste: warning: %s\n", st.error().to_string().c_str());
+  }
+}
+
+Status RunNetwork::connect(int netns_fd) {
+  auto a = nets_.attach(net_, id_, netns_fd, 0, address_, alive_);
+  if (!a) return std::unexpected(std::move(a).error());
+  return {};
+}
+
+std::string RunNetwork::resolv_conf() {
+  return network::container_resolv_conf(
+      sys::read_file("/etc/resolv.conf", 1 << 16).value_or(""),
+      sys::read_file("/run/systemd/resolve/resolv.conf", 1 << 16).value_or(""));
+}
+
+void register_network_commands(CLI::App& app, Globals& g) {
+  auto* net = app.add_subcommand("network", "Manage bridge networks (run --network NAME)");
+  net->require_subcommand(1);
+
+  struct Create {
+    std::string name;
+    std::vector<std::string> subnets;
+    std::string gateway;
+    bool internal = false, ipv6 = false;
+  };
+  auto c = std::make_shared<Create>();
+  auto* create = net->add_subcommand("create", "Create a bridge network");
+  create->add_option("--subnet", c->subnets, "CIDR (an IPv4 one, and with --ipv6 an IPv6 one)")
+      ->allow_extra_args(false);
+  create->add_option("--gateway", c->gateway, "the bridge's IPv4 address (default: the first)");
+  create->add_flag("--internal", c->internal, "no route out: no NAT, nothing forwarded off the bridge");
+  create->add_flag("--ipv6", c->ipv6, "also an IPv6 subnet (a random ULA /64 unless --subnet gives one)");
+  create->add_option("NAME", c->name, "the network's name")->required();
+  create->callback([&g, c] {
+    exit_on_error(network::check_network_name(c->name));
+    network::CreateOptions o{.name = c->name, .internal = c->internal, .ipv6 = c->ipv6};
+    for (const std::string& s : c->subnets) {
+      bool v6 = s.find(':') != std::string::npos;
+      auto& slot = v6 ? o.subnet6 : o.subnet;
+      if (slot) {
+        exit_on_error(failf(Errc::InvalidArgument, "--subnet {}: one IPv4 and one IPv6 subnet at most",
+                            quote(s)));
+      }
+      slot = s;
+    }
+    if (!c->gateway.empty()) o.gateway = c->gateway;
+    auto n = value_or_exit(with_context(networks(g).create(o), fmt::format("network create {}", quote(c->name))));
+    std::printf("%s\n", n.id.c_str());
+  });
+
+  auto quiet = std::make_shared<bool>(false);
+  auto* ls = net->add_subcommand("ls", "List networks");
+  ls->alias("list");
+  ls->add_flag("-q,--quiet", *quiet, "only the ids");
+  ls->callback([&g, quiet] {
+    auto nets = networks(g);
+    (void)value_or_exit(nets.get(network::Networks::kDefault));  // docker always lists its bridge
+    auto all = value_or_exit(nets.list());
+    if (!*quiet) std::printf("%-14s %-20s %-8s %s\n", "NETWORK ID", "NAME", "DRIVER", "SUBNET");
+    for (const auto& n : all) {
+      if (*quiet) {
+        std::printf("%s\n", n.id.substr(0, 12).c_str());
+      } else {
+        std::printf("%-14s %-20s %-8s %s\n", n.id.substr(0, 12).c_str(), n.name.c_str(),
+                    n.driver.c_str(), n.subnet.to_string().c_str());
+      }
+    }
+  });
+
+  auto names = std::make_shared<std::vector<std::string>>();
+  auto* inspect = net->add_subcommand("inspect", "Show networks as JSON (docker's shape)");
+  inspect->add_option("NETWORK", *names, "names or id prefixes")->required();
+  inspect->callback([&g, names] {
+    auto nets = networks(g);
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& name : *names) out.push_back(inspect_json(nets, value_or_exit(nets.get(name))));
+    std::printf("%s\n", out.dump(4).c_str());
+  });
+
+  auto rm_names = std::make_shared<std::vector<std::string>>();
+  auto* rm = net->add_subcommand("rm", "Remove networks (their bridge, rules and leases)");
+  rm->alias("remove");
+  rm->add_option("NETWORK", *rm_names, "names or id prefixes")->required();
+  rm->callback([&g, rm_names] {
+    auto nets = networks(g);
+    int failed = 0;
+    for (const auto& name : *rm_names) {
+      if (auto st = nets.remove(name, alive_in(g)); !st) {
+        report(st.error());
+        ++failed;
+      } else {
+        std::printf("%s\n", name.c_str());
+      }
+    }
+    if (failed) throw CLI::RuntimeError(kExitFailure);
+  });
+
+  net->add_subcommand("prune", "Remove networks no running container uses (not the default)")
+      ->callback([&g] {
+        auto nets = networks(g);
+        for (const auto& n : value_or_exit(nets.list())) {
+          if (n.name == network::Networks::kDefault) continue;
+          auto leases = value_or_exit(nets.leases(n).list());
+          auto alive = alive_in(g);
+          if (std::any_of(leases.begin(), leases.end(), [&](const auto& l) { return alive(l); })) {
+            continue;
+          }
+          exit_on_error(nets.remove(n.name, alive));
+          std::printf("%s\n", n.name.c_str());
+        }
+      });
+}
+
+}  // namespace kiste::cli

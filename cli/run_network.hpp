@@ -1,0 +1,47 @@
+#pragma once
+// A container's place on a bridge network for one `kiste run`: the address is leased before the
+// container is made (so /etc/hosts can name it), the veth is connected by the runtime's
+// network_ready hook, and the destructor gives both back.
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <kiste/network/bridge.hpp>
+
+#include "globals.hpp"
+
+namespace kiste::cli {
+
+class RunNetwork {
+ public:
+  [[nodiscard]] static Result<RunNetwork> prepare(const Globals& g, std::string_view name,
+                                                  std::string_view container_id,
+                                                  const std::string& ip,
+                                                  const std::string& hostname);
+  RunNetwork(RunNetwork&& o) noexcept
+      : nets_(std::move(o.nets_)), net_(std::move(o.net_)), id_(std::move(o.id_)),
+        address_(o.address_), extra_hosts_(std::move(o.extra_hosts_)), alive_(std::move(o.alive_)),
+        leased_(std::exchange(o.leased_, false)) {}
+  RunNetwork& operator=(RunNetwork&&) = delete;
+  ~RunNetwork();
+
+  [[nodiscard]] Status connect(int netns_fd);
+  [[nodiscard]] const network::IpAddress& address() const { return address_; }
+  [[nodiscard]] const std::vector<std::string>& extra_hosts() const { return extra_hosts_; }
+  [[nodiscard]] static std::string resolv_conf();
+
+ private:
+  RunNetwork(std::filesystem::path dir, std::string id) : nets_(std::move(dir)), id_(std::move(id)) {}
+  network::Networks nets_;
+  network::NetworkConfig net_;
+  std::string id_;
+  network::IpAddress address_;
+  std::vector<std::string> extra_hosts_;
+  network::AliveFn alive_;
+  bool leased_ = false;
+};
+
+void register_network_commands(CLI::App& app, Globals& g);
+
+}  // namespace kiste::cli

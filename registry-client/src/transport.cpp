@@ -1,0 +1,225 @@
+#include <kiste/registry/transport.hpp>
+
+#include <array>
+
+#include <kiste/image/archive.hpp>
+#include <kiste/image/dir_image.hpp>
+#include <kiste/image/oci_layout.hpp>
+#include <kiste/registry/remote_image.hpp>
+
+namespace kiste::registry {
+
+namespace {
+
+using image::Reference;
+using Kind = Location::Kind;
+
+Result<ScratchStore> scratch_store() {
+  KISTE_ASSIGN_OR_RETURN(TempDir dir,
+                         TempDir::create(std::filesystem::temp_directory_path(), "kiste-copy-"));
+  KISTE_ASSIGN_OR_RETURN(image::Store store, image::Store::open(dir.path()));
+  return ScratchStore{std::move(dir), std::make_unique<image::Store>(std::move(store))};
+}
+
+Result<std::unique_ptr<image::Store>> open_store(const std::filesystem::path& root, bool create) {
+  KISTE_ASSIGN_OR_RETURN(image::Store store, image::Store::open(root, {.create = create}));
+  return std::make_unique<image::Store>(std::move(store));
+}
+
+// A RemoteImage together with the client it borrows.
+class OwningRemoteImage final : public image::ImageSource {
+ public:
+  OwningRemoteImage(Remote remote, std::unique_ptr<RemoteImage> image)
+      : remote_(std::move(remote)), image_(std::move(image)) {}
+  const image::ManifestBlob& top() const override { return image_->top(); }
+  Result<image::ManifestBlob> fetch_manifest(const image::Descriptor& d) override {
+    return image_->fetch_manifest(d);
+  }
+  Result<std::unique_ptr<image::BlobReader>> open_blob(const image::Descriptor& d) override {
+    return image_->open_blob(d);
+  }
+  std::string describe() const override { return image_->describe(); }
+  std::optional<std::pair<std::string, std::string>> registry_location() const override {
+    return image_->registry_location();
+  }
+
+ private:
+  Remote remote_;
+  std::unique_ptr<RemoteImage> image_;
+};
+
+}  // namespace
+
+Result<Location> parse_location(std::string_view s) {
+  struct Prefix {
+    std::string_view text;
+    Kind kind;
+  };
+  static constexpr std::array<Prefix, 6> kPrefixes{{{"docker://", Kind::Registry},
+                                                    {"oci:", Kind::OciLayout},
+                                                    {"dir:", Kind::Dir},
+                                                    {"oci-archive:", Kind::OciArchive},
+                                                    {"docker-archive:", Kind::DockerArchive},
+                                                    {"store:", Kind::Store}}};
+  Location l{.kind = Kind::Store, .value = std::string(s), .text = std::string(s)};
+  for (const auto& p : kPrefixes) {
+    if (!s.starts_with(p.text)) continue;
+    l.kind = p.kind;
+    l.value = std::string(s.substr(p.text.size()));
+    break;
+  }
+  if (l.value.empty()) {
+    return failf(Errc::InvalidArgument, "parse location {}: {}", quote(l.text),
+                 l.kind == Kind::Store || l.kind == Kind::Registry ? "no image name" : "no path");
+  }
+  if (l.kind == Kind::Registry) {
+    KISTE_TRY(with_context(Reference::parse(l.value), fmt::format("parse location {}", quote(l.text))));
+  }
+  return l;
+}
+
+Result<OpenedSource> open_source(const Location& l, const TransportOptions& t) {
+  OpenedSource s;
+  switch (l.kind) {
+    case Kind::Registry: {
+      KISTE_ASSIGN_OR_RETURN(Reference ref, Reference::parse(l.value));
+      KISTE_ASSIGN_OR_RETURN(s.remote, connect(t.access, ref.registry()));
+      KISTE_ASSIGN_OR_RETURN(s.image, RemoteImage::open(*s.remote.client, ref));
+      s.name = std::move(ref);
+      return s;
+    }
+    case Kind::OciLayout: {
+      KISTE_ASSIGN_OR_RETURN(image::LayoutRef ref, image::parse_layout_ref(l.value));
+      KISTE_ASSIGN_OR_RETURN(s.image, image::OciLayoutImage::open(ref));
+      return s;
+    }
+    case Kind::Dir: {
+      KISTE_ASSIGN_OR_RETURN(s.image, image::DirImage::open(l.value));
+      return s;
+    }
+    case Kind::OciArchive:
+    case Kind::DockerArchive: {
+      KISTE_ASSIGN_OR_RETURN(s.scratch, scratch_store());
+      KISTE_ASSIGN_OR_RETURN(auto loaded, image::load_archive(*s.scratch->store, l.value));
+      if (loaded.size() != 1) {
+        return failf(Errc::InvalidArgument, "archive {} holds {} images; copy needs exactly one",
+                     quote(l.value), loaded.size());
+      }
+      image::StoreEntry e{.name = loaded[0].name ? loaded[0].name->str() : std::string(),
+                          .manifest = loaded[0].manifest};
+      s.name = loaded[0].name;
+      KISTE_ASSIGN_OR_RETURN(s.image, s.scratch->store->open_image(e));
+      return s;
+    }
+    case Kind::Store: {
+      KISTE_ASSIGN_OR_RETURN(s.store, open_store(t.store_root, false));
+      KISTE_ASSIGN_OR_RETURN(image::StoreEntry e, s.store->resolve(l.value));
+      if (auto r = Reference::parse(e.name)) s.name = std::move(*r);
+      KISTE_ASSIGN_OR_RETURN(s.image, s.store->open_image(e));
+      return s;
+    }
+  }
+  return fail(Errc::InvalidArgument, "copy: unknown source");
+}
+
+Status OpenedSink::finish(const image::CopyResult& r) {
+  if (staged != nullptr) staged->commit();
+  if (!where.is_archive()) return {};
+  image::StoreEntry e{.name = r.top.digest.str(), .manifest = r.top.descriptor()};
+  if (name) {
+    KISTE_TRY(scratch->store->set_name(*name, e.manifest));
+    e.name = name->str();
+  } else {
+    KISTE_TRY(scratch->store->keep_unnamed(e.manifest));
+  }
+  return image::save_archive(*scratch->store, {e}, where.value,
+                             where.kind == Kind::OciArchive ? image::ArchiveFormat::OciArchive
+                                                            : image::ArchiveFormat::DockerArchive);
+}
+
+Result<OpenedSink> open_sink(const Location& l, const TransportOptions& t,
+                             const std::optional<Reference>& src_name) {
+  OpenedSink s{.where = l};
+  switch (l.kind) {
+    case Kind::Registry: {
+      KISTE_ASSIGN_OR_RETURN(Reference ref, Reference::parse(l.value));
+      KISTE_ASSIGN_OR_RETURN(s.remote, connect(t.access, ref.registry()));
+      s.sink = std::make_unique<RemoteSink>(*s.remote.client, ref);
+      return s;
+    }
+    case Kind::OciLayout: {
+      KISTE_ASSIGN_OR_RETURN(image::LayoutRef ref, image::parse_layout_ref(l.value));
+      KISTE_ASSIGN_OR_RETURN(s.sink, image::OciLayoutSink::create(ref));
+      return s;
+    }
+    case Kind::Dir: {
+      KISTE_ASSIGN_OR_RETURN(s.sink, image::DirSink::create(l.value));
+      return s;
+    }
+    case Kind::OciArchive:
+    case Kind::DockerArchive: {
+      KISTE_ASSIGN_OR_RETURN(s.scratch, scratch_store());
+      s.name = src_name;
+      s.sink = std::make_unique<image::StoreSink>(*s.scratch->store, std::nullopt);
+      return s;
+    }
+    case Kind::Store: {
+      KISTE_ASSIGN_OR_RETURN(Reference ref, with_context(Reference::parse(l.value),
+                                                         "copy: destination image name"));
+      KISTE_ASSIGN_OR_RETURN(s.store, open_store(t.store_root, true));
+      KISTE_ASSIGN_OR_RETURN(s.lease, s.store->writer_lease());
+      auto sink = std::make_unique<image::StagedStoreSink>(*s.store, ref);
+      s.staged = sink.get();
+      s.sink = std::move(sink);
+      return s;
+    }
+  }
+  return fail(Errc::InvalidArgument, "copy: unknown destination");
+}
+
+Result<image::CopyResult> copy(const Location& src, const Location& dst, const TransportOptions& t,
+                               image::CopyOptions opts) {
+  if (src.kind == Kind::Store && dst.kind == Kind::Store) {
+    return fail(Errc::InvalidArgument,
+                "copy: both sides are stored images (use `kiste tag` to name an image again)");
+  }
+  std::string ctx = fmt::format("copy {} to {}", quote(src.text), quote(dst.text));
+  KISTE_ASSIGN_OR_RETURN(OpenedSource s, with_context(open_source(src, t), ctx));
+  KISTE_ASSIGN_OR_RETURN(OpenedSink d, with_context(open_sink(dst, t, s.name), ctx));
+  if (src.kind == Kind::Store || src.is_archive()) opts.all = true;
+  KISTE_ASSIGN_OR_RETURN(image::CopyResult r, image::copy_image(*s.image, *d.sink, opts));
+  KISTE_TRY(with_context(d.finish(r), ctx));
+  return r;
+}
+
+Result<std::unique_ptr<image::ImageSource>> open_remote_if_present(const Reference& ref,
+                                                                  const AccessOptions& access) {
+  KISTE_ASSIGN_OR_RETURN(Remote remote, connect(access, ref.registry()));
+  KISTE_ASSIGN_OR_RETURN(auto head,
+                         remote.client->try_head_manifest(ref.repository(), ref.identifier()));
+  if (!head) return nullptr;
+  KISTE_ASSIGN_OR_RETURN(auto image, RemoteImage::open(*remote.client, ref));
+  return std::make_unique<OwningRemoteImage>(std::move(remote), std::move(image));
+}
+
+Result<image::CopyResult> pull_image(const image::Store& store, const Reference& ref,
+                                     const AccessOptions& access, const image::CopyOptions& opts) {
+  KISTE_ASSIGN_OR_RETURN(FileLock lease, store.writer_lease());
+  KISTE_ASSIGN_OR_RETURN(Remote remote, connect(access, ref.registry()));
+  KISTE_ASSIGN_OR_RETURN(auto src, with_context(RemoteImage::open(*remote.client, ref),
+                                                fmt::format("pull `{}`", ref.str())));
+  image::StoreSink sink(store, ref);
+  return image::copy_image(*src, sink, opts);
+}
+
+Result<image::CopyResult> push_image(const image::Store& store, const image::StoreEntry& entry,
+                                     const Reference& dest, const AccessOptions& access,
+                                     image::CopyOptions opts) {
+  KISTE_ASSIGN_OR_RETURN(auto src, store.open_image(entry));
+  KISTE_ASSIGN_OR_RETURN(Remote remote, connect(access, dest.registry()));
+  opts.all = true;  // a push sends what the store has, index and all
+  RemoteSink sink(*remote.client, dest);
+  return with_context(image::copy_image(*src, sink, opts), fmt::format("push `{}`", dest.str()));
+}
+
+}  // namespace kiste::registry

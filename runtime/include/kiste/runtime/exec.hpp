@@ -1,0 +1,32 @@
+#pragma once
+// `kiste exec`: a new process in a running container, made from the container's own process
+// (its init, by host pid) rather than from a stored spec, so it gets exactly what that process
+// has: every namespace (/proc/<pid>/ns/*), its cgroups, its uid/gids, its capability sets
+// (bounding, effective, permitted, inheritable), no_new_privs, its environment, and its seccomp
+// filters (read with PTRACE_SECCOMP_GET_FILTER). No daemon is asked: the caller does it.
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+#include <kiste/base/error.hpp>
+
+namespace kiste::runtime {
+
+struct ExecRequest {
+  pid_t target = 0;               // the container's process in the caller's pid namespace
+  std::vector<std::string> args;  // args[0] looked up in the container's PATH
+  std::vector<std::string> env;   // KEY=VALUE added to (or replacing in) the target's environment
+  std::string cwd = "/";
+};
+
+struct ExecResult {
+  int exit_code = 0;       // the command's status, 128+N when killed by signal N, 126/127 exec
+  std::string exec_error;  // set with 126/127: "exec `x`: executable file not found in $PATH"
+};
+
+// Runs the command to completion with the caller's stdio. Errors before the command runs
+// ("exec: join the container's `mnt` namespace: …") come back as Error.
+[[nodiscard]] Result<ExecResult> exec_in_container(const ExecRequest& req);
+
+}  // namespace kiste::runtime

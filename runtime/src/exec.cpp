@@ -1,0 +1,304 @@
+#include <kiste/runtime/exec.hpp>
+
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sched.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <optional>
+#include <sstream>
+
+#include <kiste/base/sys.hpp>
+#include <kiste/base/unique_fd.hpp>
+
+namespace kiste::runtime {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// What the target process is, read from /proc/<pid>/status.
+struct Identity {
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::vector<gid_t> groups;
+  uint64_t cap_inh = 0, cap_prm = 0, cap_eff = 0, cap_bnd = 0;
+  bool no_new_privs = false;
+};
+
+Result<Identity> read_identity(pid_t pid) {
+  const std::string path = fmt::format("/proc/{}/status", pid);
+  KISTE_ASSIGN_OR_RETURN(std::string text, sys::read_file(path, 1 << 16));
+  Identity id;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    auto value = [&](std::string_view key) -> std::optional<std::string> {
+      if (!line.starts_with(key)) return std::nullopt;
+      return line.substr(key.size());
+    };
+    if (auto v = value("Uid:")) id.uid = static_cast<uid_t>(std::stoul(*v));  // real uid first
+    if (auto v = value("Gid:")) id.gid = static_cast<gid_t>(std::stoul(*v));
+    if (auto v = value("Groups:")) {
+      std::istringstream g(*v);
+      for (unsigned long x; g >> x;) id.groups.push_back(static_cast<gid_t>(x));
+    }
+    if (auto v = value("CapInh:")) id.cap_inh = std::stoull(*v, nullptr, 16);
+    if (auto v = value("CapPrm:")) id.cap_prm = std::stoull(*v, nullptr, 16);
+    if (auto v = value("CapEff:")) id.cap_eff = std::stoull(*v, nullptr, 16);
+    if (auto v = value("CapBnd:")) id.cap_bnd = std::stoull(*v, nullptr, 16);
+    if (auto v = value("NoNewPrivs:")) id.no_new_privs = std::stoi(*v) != 0;
+  }
+  return id;
+}
+
+// The target's seccomp filters, newest first (empty when it has none).
+Result<std::vector<std::vector<sock_filter>>> read_seccomp_filters(pid_t pid) {
+  const std::string what = fmt::format("process {}", pid);
+  if (::ptrace(PTRACE_SEIZE, pid, 0, 0) != 0) return std::unexpected(sys_error("ptrace seize", what));
+  std::vector<std::vector<sock_filter>> filters;
+  auto detach = [&] { (void)::ptrace(PTRACE_DETACH, pid, 0, 0); };
+  if (::ptrace(PTRACE_INTERRUPT, pid, 0, 0) != 0) {
+    auto e = sys_error("ptrace interrupt", what);
+    detach();
+    return std::unexpected(std::move(e));
+  }
+  int st = 0;
+  while (::waitpid(pid, &st, __WALL) < 0) {
+    if (errno != EINTR) {
+      auto e = sys_error("wait for", what);
+      detach();
+      return std::unexpected(std::move(e));
+    }
+  }
+  for (unsigned long i = 0;; ++i) {
+    long n = ::ptrace(static_cast<__ptrace_request>(PTRACE_SECCOMP_GET_FILTER), pid, i, nullptr);
+    if (n < 0 && (errno == ENOENT || (errno == EINVAL && i == 0))) break;  // past the last / none
+    if (n < 0) {
+      auto e = sys_error("read the seccomp filters of", what);
+      detach();
+      return std::unexpected(std::move(e));
+    }
+    std::vector<sock_filter> prog(static_cast<size_t>(n));
+    (void)::ptrace(static_cast<__ptrace_request>(PTRACE_SECCOMP_GET_FILTER), pid, i, prog.data());
+    filters.push_back(std::move(prog));
+  }
+  detach();
+  return filters;
+}
+
+// The cgroup dirs of the target, from /proc/<pid>/cgroup (v1 hierarchies and the v2 one).
+std::vector<fs::path> cgroup_dirs(pid_t pid) {
+  std::vector<fs::path> out;
+  auto text = sys::read_file(fmt::format("/proc/{}/cgroup", pid), 1 << 16);
+  if (!text) return out;
+  std::istringstream in(*text);
+  std::error_code ec;
+  for (std::string line; std::getline(in, line);) {
+    const size_t a = line.find(':'), b = line.find(':', a + 1);
+    if (a == std::string::npos || b == std::string::npos) continue;
+    std::string ctrls = line.substr(a + 1, b - a - 1);
+    const std::string rel = line.substr(b + 1);
+    fs::path dir;
+    if (ctrls.empty()) {
+      dir = fs::is_directory("/sys/fs/cgroup/unified", ec) ? fs::path("/sys/fs/cgroup/unified")
+                                                             : fs::path("/sys/fs/cgroup");
+    } else if (ctrls.starts_with("name=")) {
+      dir = fs::path("/sys/fs/cgroup") / ctrls.substr(5);
+    } else {
+      dir = fs::path("/sys/fs/cgroup") / ctrls;
+    }
+    dir += rel;
+    if (fs::exists(dir / "cgroup.procs", ec)) out.push_back(dir);
+  }
+  return out;
+}
+
+int capset_raw(uint64_t eff, uint64_t perm, uint64_t inh) {
+  __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct data[2] = {
+      {static_cast<uint32_t>(eff), static_cast<uint32_t>(perm), static_cast<uint32_t>(inh)},
+      {static_cast<uint32_t>(eff >> 32), static_cast<uint32_t>(perm >> 32),
+       static_cast<uint32_t>(inh >> 32)}};
+  return static_cast<int>(::syscall(SYS_capset, &hdr, data));
+}
+
+// The failure report of the exec'ing grandchild: {step, errno}.
+struct Report {
+  int step;
+  int err;
+};
+enum Step { kCgroup = 1, kSetns, kFork, kCwd, kIdentity, kCaps, kNoNewPrivs, kSeccomp, kExec };
+const char* step_name(int s) {
+  switch (s) {
+    case kCgroup: return "join the container's cgroup";
+    case kSetns: return "join the container's namespaces";
+    case kFork: return "fork inside the container";
+    case kCwd: return "change to the working directory";
+    case kIdentity: return "take the container's user";
+    case kCaps: return "take the container's capabilities";
+    case kNoNewPrivs: return "set no_new_privs";
+    case kSeccomp: return "install the container's seccomp filter";
+    default: return "exec";
+  }
+}
+
+[[noreturn]] void die(int fd, int step, int err) {
+  Report r{step, err};
+  (void)!::write(fd, &r, sizeof r);
+  _exit(step == kExec ? (err == ENOENT || err == ENOTDIR ? 127 : 126) : 125);
+}
+
+}  // namespace
+
+Result<ExecResult> exec_in_container(const ExecRequest& req) {
+  if (req.args.empty()) return fail(Errc::InvalidArgument, "exec: no command given");
+  const pid_t pid = req.target;
+  // Everything is read and allocated here; the children only make syscalls.
+  KISTE_ASSIGN_OR_RETURN(Identity id, read_identity(pid));
+  KISTE_ASSIGN_OR_RETURN(auto filters, read_seccomp_filters(pid));
+  const std::vector<fs::path> cgroups = cgroup_dirs(pid);
+  // The namespaces, user first (joining it is what lets the others be joined when it is not
+  // the host's), mnt last (after it, host paths are gone). Only those that differ from ours.
+  std::vector<std::pair<UniqueFd, int>> namespaces;
+  for (auto [name, type] : {std::pair{"user", CLONE_NEWUSER}, {"ipc", CLONE_NEWIPC},
+                            {"uts", CLONE_NEWUTS}, {"net", CLONE_NEWNET},
+                            {"cgroup", CLONE_NEWCGROUP}, {"time", CLONE_NEWTIME},
+                            {"pid", CLONE_NEWPID}, {"mnt", CLONE_NEWNS}}) {
+    const std::string theirs = fmt::format("/proc/{}/ns/{}", pid, name);
+    struct stat a {}, b {};
+    if (::stat(theirs.c_str(), &a) != 0) {
+      if (errno == ENOENT) continue;  // a kernel without time namespaces
+      return std::unexpected(sys_error("stat", theirs));
+    }
+    if (::stat(fmt::format("/proc/self/ns/{}", name).c_str(), &b) == 0 && a.st_ino == b.st_ino &&
+        a.st_dev == b.st_dev) {
+      continue;
+    }
+    KISTE_ASSIGN_OR_RETURN(UniqueFd fd, sys::open(theirs, O_RDONLY | O_CLOEXEC));
+    namespaces.emplace_back(std::move(fd), type);
+  }
+  // The environment: the target's, then -e on top.
+  KISTE_ASSIGN_OR_RETURN(std::string environ_text,
+                         sys::read_file(fmt::format("/proc/{}/environ", pid), 1 << 20));
+  std::vector<std::string> env;
+  for (size_t at = 0; at < environ_text.size();) {
+    size_t end = environ_text.find('\0', at);
+    if (end == std::string::npos) end = environ_text.size();
+    env.emplace_back(environ_text.substr(at, end - at));
+    at = end + 1;
+  }
+  for (const auto& kv : req.env) {
+    const std::string key = kv.substr(0, kv.find('=') + 1);
+    std::erase_if(env, [&](const std::string& e) { return e.starts_with(key); });
+    env.push_back(kv);
+  }
+  std::string path_var = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+  for (const auto& e : env) {
+    if (e.starts_with("PATH=")) path_var = e.substr(5);
+  }
+  std::vector<std::string> candidates;
+  if (req.args[0].find('/') != std::string::npos) {
+    candidates.push_back(req.args[0]);
+  } else {
+    std::istringstream dirs(path_var);
+    for (std::string d; std::getline(dirs, d, ':');) candidates.push_back((d.empty() ? "." : d) + "/" + req.args[0]);
+  }
+  std::vector<char*> argv, envp;
+  for (const auto& a : req.args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  for (const auto& e : env) envp.push_back(const_cast<char*>(e.c_str()));
+  envp.push_back(nullptr);
+
+  int p[2];
+  if (::pipe2(p, O_CLOEXEC) != 0) return std::unexpected(sys_error("pipe2", "exec report"));
+  UniqueFd report_r(p[0]), report_w(p[1]);
+  const int wfd = report_w.get();
+  const pid_t outer = ::fork();
+  if (outer < 0) return std::unexpected(sys_error("fork", "exec"));
+  if (outer == 0) {
+    for (const auto& dir : cgroups) {
+      int fd = ::open((dir / "cgroup.procs").c_str(), O_WRONLY | O_CLOEXEC);
+      if (fd < 0 || ::write(fd, "0", 1) != 1) die(wfd, kCgroup, errno);
+      ::close(fd);
+    }
+    for (const auto& [fd, type] : namespaces) {
+      if (::setns(fd.get(), type) != 0) die(wfd, kSetns, errno);
+    }
+    // The pid namespace applies to children: the command runs in a second fork.
+    const pid_t inner = ::fork();
+    if (inner < 0) die(wfd, kFork, errno);
+    if (inner == 0) {
+      (void)::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+      if (::chdir(req.cwd.c_str()) != 0) die(wfd, kCwd, errno);
+      for (int cap = 0; cap <= 63; ++cap) {
+        if (!((id.cap_bnd >> cap) & 1) && ::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL) {
+          die(wfd, kCaps, errno);
+        }
+      }
+      (void)::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+      if (::prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0) die(wfd, kCaps, errno);
+      if (::setgroups(id.groups.size(), id.groups.data()) != 0 ||
+          ::setresgid(id.gid, id.gid, id.gid) != 0 || ::setresuid(id.uid, id.uid, id.uid) != 0) {
+        die(wfd, kIdentity, errno);
+      }
+      if (id.no_new_privs && ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) die(wfd, kNoNewPrivs, errno);
+      if (!filters.empty()) {
+        // The permitted set is still the caller's (KEEPCAPS): effective for the install.
+        __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
+        __user_cap_data_struct cur[2]{};
+        if (::syscall(SYS_capget, &hdr, cur) != 0) die(wfd, kCaps, errno);
+        const uint64_t perm = cur[0].permitted | (static_cast<uint64_t>(cur[1].permitted) << 32);
+        if (capset_raw(perm, perm, 0) != 0) die(wfd, kCaps, errno);
+      }
+      // Oldest filter first, as the container stacked them.
+      for (auto it = filters.rbegin(); it != filters.rend(); ++it) {
+        sock_fprog prog{static_cast<unsigned short>(it->size()), it->data()};
+        if (::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0) die(wfd, kSeccomp, errno);
+      }
+      if (capset_raw(id.cap_eff, id.cap_prm, id.cap_inh) != 0) die(wfd, kCaps, errno);
+      (void)::prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
+      int err = ENOENT;
+      for (const auto& c : candidates) {
+        ::execve(c.c_str(), argv.data(), envp.data());
+        if (errno != ENOENT || err == ENOENT) err = errno;
+      }
+      die(wfd, kExec, err);
+    }
+    int st = 0;
+    while (::waitpid(inner, &st, 0) < 0 && errno == EINTR) {
+    }
+    _exit(WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+  }
+  report_w.reset();
+  int st = 0;
+  while (::waitpid(outer, &st, 0) < 0) {
+    if (errno != EINTR) return std::unexpected(sys_error("wait for", "the exec'd process"));
+  }
+  ExecResult r;
+  r.exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  Report rep{};
+  if (::read(report_r.get(), &rep, sizeof rep) == static_cast<ssize_t>(sizeof rep)) {
+    if (rep.step != kExec) {
+      return failf(Errc::System, "exec: {}: {}", step_name(rep.step), std::strerror(rep.err));
+    }
+    if (rep.err == ENOENT && req.args[0].find('/') == std::string::npos) {
+      r.exec_error = fmt::format("exec {}: executable file not found in $PATH", quote(req.args[0]));
+    } else {
+      r.exec_error = fmt::format("exec {}: {}", quote(req.args[0]), std::strerror(rep.err));
+    }
+  }
+  return r;
+}
+
+}  // namespace kiste::runtime

@@ -1,0 +1,422 @@
+// Issue 17, bridge networks, through the kiste binary. This test process first unshares a
+// network namespace of its own (main()); every kiste it starts inherits it, so the bridges,
+// veths, nft tables and leases live and die there. The "upstream" is a second namespace made
+// here, on a veth with documentation addresses (198.51.100.0/24): no packet reaches the host's
+// interfaces or any address this test did not make.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <set>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include <kiste/base/unique_fd.hpp>
+#include <kiste/network/netlink.hpp>
+#include <kiste/network/nft.hpp>
+#include <kiste/testing/kiste_cli.hpp>
+#include <kiste/testing/require_root.hpp>
+#include <kiste/testing/temp_root.hpp>
+
+namespace kiste::testing {
+namespace {
+
+namespace fs = std::filesystem;
+bool g_own_netns = false;
+
+std::string trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+// A new network namespace, held by an fd.
+UniqueFd new_netns() {
+  int p[2];
+  if (::pipe2(p, O_CLOEXEC) != 0) return {};
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    char c = ::unshare(CLONE_NEWNET) == 0 ? 'y' : 'n';
+    (void)!::write(p[1], &c, 1);
+    ::pause();
+    ::_exit(0);
+  }
+  ::close(p[1]);
+  char c = 0;
+  UniqueFd fd;
+  if (::read(p[0], &c, 1) == 1 && c == 'y') {
+    fd = UniqueFd(::open(fmt::format("/proc/{}/ns/net", pid).c_str(), O_RDONLY | O_CLOEXEC));
+  }
+  ::close(p[0]);
+  ::kill(pid, SIGKILL);
+  ::waitpid(pid, nullptr, 0);
+  return fd;
+}
+
+// What is left of kiste in this namespace: links named kiste* or kv*, and nft tables.
+std::string leftovers() {
+  std::string out;
+  for (const auto& e : fs::directory_iterator("/sys/class/net")) {
+    std::string n = e.path().filename();
+    if (n.starts_with("kiste") || n.starts_with("kv")) out += "link " + n + "\n";
+  }
+  auto nft = network::Nft::open();
+  if (nft) {
+    auto tables = nft->query("list tables");
+    if (tables && !tables->empty()) out += "nft " + *tables;
+  }
+  return out;
+}
+
+class NetworkE2E : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    KISTE_REQUIRE_ROOT();
+    if (!g_own_netns) GTEST_SKIP() << "could not unshare a network namespace";
+    auto r = kiste_.run("import -c 'CMD [\"/bin/sh\"]' " + busybox_tar().native() +
+                        " busybox 2>/dev/null");
+    ASSERT_EQ(r.status, 0) << r.output;
+  }
+  TempRoot tmp_{"kiste-net-e2e-"};
+  KisteCli kiste_{tmp_ / "root"};
+};
+
+TEST_F(NetworkE2E, CreateListInspectRemoveAndBadInput) {
+  auto r = kiste_.run("network create --subnet 192.0.2.0/24 n1");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_TRUE(std::regex_match(trim(r.output), std::regex("[0-9a-f]{64}"))) << r.output;
+  r = kiste_.run("network ls");
+  EXPECT_NE(r.output.find("n1"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("192.0.2.0/24"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find(" kiste "), std::string::npos) << r.output;  // the default network
+  r = kiste_.run("network inspect n1");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("\"Subnet\": \"192.0.2.0/24\""), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("\"Gateway\": \"192.0.2.1\""), std::string::npos) << r.output;
+
+  struct Bad {
+    const char* args;
+    const char* message;
+  } bad[] = {
+      {"network create --subnet 192.0.2.128/25 n2",
+       "kiste: error: network create `n2`: subnet 192.0.2.128/25 overlaps network `n1` (192.0.2.0/24)\n"},
+      {"network create n1", "kiste: error: network create `n1`: network `n1` already exists\n"},
+      {"network create --subnet 192.0.2.1/24 n3",
+       "kiste: error: network create `n3`: subnet `192.0.2.1/24`: 192.0.2.1/24 has host bits set (did "
+       "you mean 192.0.2.0/24?)\n"},
+      {"network create 'bad/name'",
+       "kiste: error: network name `bad/name`: must match [a-zA-Z0-9][a-zA-Z0-9_.-]* (at most 64 "
+       "bytes)\n"},
+      {"network rm nosuch", "kiste: error: no network `nosuch` (see `kiste network ls`)\n"},
+      {"run --rm --network nosuch busybox true", "kiste: error: no network `nosuch` (see `kiste network ls`)\n"},
+      {"run --rm --ip 192.0.2.9 busybox true", "kiste: error: --ip needs --network NAME (a bridge network)\n"},
+      {"run --rm --network n1 --ip 198.51.100.9 busybox true",
+       "kiste: error: address 198.51.100.9 is not in the network's subnet 192.0.2.0/24\n"},
+  };
+  for (const Bad& b : bad) {
+    r = kiste_.run(b.args);
+    EXPECT_EQ(r.status, 125) << b.args;
+    EXPECT_EQ(r.output, b.message) << b.args;
+  }
+  r = kiste_.run("network rm n1 kiste");
+  EXPECT_EQ(r.status, 0) << r.output;
+  r = kiste_.run("network ls -q");
+  EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;  // the default
+  EXPECT_EQ(leftovers(), "") << "after network rm";
+  r = kiste_.run("network rm kiste");
+  EXPECT_EQ(leftovers(), "");
+}
+
+// A container on a bridge gets its leased address, a default route through the gateway and
+// /etc/hosts naming it; it reaches an upstream server in another namespace through NAT (the
+// server sees the host's address); afterwards no veth, lease or rule is left.
+TEST_F(NetworkE2E, RunOnABridgeReachesUpstreamThroughNat) {
+  UniqueFd upstream = new_netns();
+  ASSERT_TRUE(upstream);
+  {
+    auto nl = network::Netlink::open();
+    ASSERT_TRUE(nl);
+    ASSERT_TRUE(nl->add_veth("up0", "eth0", upstream.get()));
+    ASSERT_TRUE(nl->add_address("up0", *network::IpAddress::parse("198.51.100.2"), 24));
+    ASSERT_TRUE(nl->set_up("up0"));
+    auto in = network::Netlink::open_in(upstream.get());
+    ASSERT_TRUE(in);
+    ASSERT_TRUE(in->set_up("lo"));
+    ASSERT_TRUE(in->add_address("eth0", *network::IpAddress::parse("198.51.100.1"), 24));
+    ASSERT_TRUE(in->set_up("eth0"));
+  }
+  // The upstream server: one connection, bounded by a 30 s poll; records the peer's address.
+  std::atomic<int> port{0};
+  std::string peer;
+  std::thread server([&] {
+    if (::setns(upstream.get(), CLONE_NEWNET) != 0) return;
+    UniqueFd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    ::inet_pton(AF_INET, "198.51.100.1", &sa.sin_addr);
+    if (::bind(s.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 || ::listen(s.get(), 1) != 0) {
+      port = -1;
+      return;
+    }
+    socklen_t len = sizeof sa;
+    ::getsockname(s.get(), reinterpret_cast<sockaddr*>(&sa), &len);
+    port = ntohs(sa.sin_port);
+    pollfd p{s.get(), POLLIN, 0};
+    if (::poll(&p, 1, 30000) != 1) return;
+    sockaddr_in from{};
+    len = sizeof from;
+    UniqueFd c(::accept4(s.get(), reinterpret_cast<sockaddr*>(&from), &len, SOCK_CLOEXEC));
+    if (!c) return;
+    char buf[INET_ADDRSTRLEN] = {};
+    ::inet_ntop(AF_INET, &from.sin_addr, buf, sizeof buf);
+    peer = buf;
+    (void)!::write(c.get(), "pong\n", 5);
+  });
+  while (port == 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_GT(port.load(), 0);
+
+  auto r = kiste_.run("network create --subnet 203.0.113.0/24 n1");
+  ASSERT_EQ(r.status, 0) << r.output;
+  r = kiste_.run(fmt::format(
+      "run --rm --network n1 --hostname web busybox sh -c "
+      "'cat /etc/hosts; ip -4 addr show eth0; ip route; nc 198.51.100.1 {} </dev/null'",
+      port.load()));
+  server.join();
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_TRUE(std::regex_search(r.output, std::regex("203\\.0\\.113\\.[0-9]+\tweb"))) << r.output;
+  EXPECT_TRUE(std::regex_search(r.output, std::regex("inet 203\\.0\\.113\\.[0-9]+/24"))) << r.output;
+  EXPECT_NE(r.output.find("default via 203.0.113.1"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("pong"), std::string::npos) << r.output;
+  EXPECT_EQ(peer, "198.51.100.2") << "the upstream sees the host's address (masquerade)";
+
+  auto leases = kiste_.run("network inspect n1");
+  EXPECT_NE(leases.output.find("\"Containers\": {}"), std::string::npos) << leases.output;
+  std::string left = leftovers();
+  EXPECT_EQ(left.find("link kv"), std::string::npos) << left;
+  r = kiste_.run("network rm n1");
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(leftovers(), "");
+}
+
+TEST_F(NetworkE2E, InternalNetworkHasNoWayOut) {
+  auto r = kiste_.run("network create --internal --subnet 203.0.113.0/24 inner");
+  ASSERT_EQ(r.status, 0) << r.output;
+  // The gateway answers; nothing beyond the bridge does (no masquerade, forward dropped).
+  r = kiste_.run("run --rm --network inner busybox sh -c 'ping -c1 -W2 203.0.113.1 >/dev/null && echo gw-ok; "
+                 "ping -c1 -W1 198.51.100.1 >/dev/null || echo out-blocked'");
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("gw-ok"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("out-blocked"), std::string::npos) << r.output;
+  EXPECT_EQ(kiste_.run("network rm inner").status, 0);
+  EXPECT_EQ(leftovers(), "");
+}
+
+// 20 containers started at once on one network get 20 distinct addresses (the lease lock), and
+// give them all back.
+TEST_F(NetworkE2E, TwentyParallelRunsGetTwentyAddresses) {
+  ASSERT_EQ(kiste_.run("network create --subnet 192.0.2.0/24 par").status, 0);
+  std::string script;
+  for (int i = 0; i < 20; ++i) {
+    script += fmt::format("kiste --root {} run --rm --network par busybox ip -4 -o addr show eth0 "
+                          "> {}/out{} 2>&1 &\n",
+                          kiste_.root().native(), tmp_.path().native(), i);
+  }
+  script += "wait\n";
+  fs::path sh = tmp_ / "par.sh";
+  {
+    std::ofstream f(sh);
+    f << "PATH=" << fs::path(kiste_binary()).parent_path().native() << ":$PATH\n" << script;
+  }
+  ASSERT_EQ(run_shell("sh " + sh.native()), 0);
+  std::set<std::string> addrs;
+  std::regex inet("inet (192\\.0\\.2\\.[0-9]+)/24");
+  for (int i = 0; i < 20; ++i) {
+    std::ifstream f(tmp_ / fmt::format("out{}", i));
+    std::string text((std::istreambuf_iterator<char>(f)), {});
+    std::smatch m;
+    ASSERT_TRUE(std::regex_search(text, m, inet)) << i << ": " << text;
+    addrs.insert(m[1]);
+  }
+  EXPECT_EQ(addrs.size(), 20u);
+  auto r = kiste_.run("network inspect par");
+  EXPECT_NE(r.output.find("\"Containers\": {}"), std::string::npos) << r.output;
+  EXPECT_EQ(kiste_.run("network rm par").status, 0);
+  EXPECT_EQ(leftovers(), "");
+}
+
+// Connects to addr:port from the namespace `netns` (-1: this one) with a 1.5 s bound, sends an
+// HTTP request and returns what came back ("" when the connection failed).
+std::string http_get(int netns, const char* addr, int port) {
+  std::string got;
+  std::thread t([&] {
+    if (netns >= 0 && ::setns(netns, CLONE_NEWNET) != 0) return;
+    UniqueFd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(static_cast<uint16_t>(port));
+    ::inet_pton(AF_INET, addr, &sa.sin_addr);
+    if (::connect(s.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 && errno != EINPROGRESS) return;
+    pollfd p{s.get(), POLLOUT, 0};
+    if (::poll(&p, 1, 1500) != 1) return;
+    int err = 0;
+    socklen_t len = sizeof err;
+    ::getsockopt(s.get(), SOL_SOCKET, SO_ERROR, &err, &len);
+    if (err != 0) return;
+    const char req[] = "GET / HTTP/1.0\r\n\r\n";
+    (void)!::write(s.get(), req, sizeof req - 1);
+    for (int i = 0; i < 50; ++i) {  // at most 5 s
+      pollfd r{s.get(), POLLIN, 0};
+      if (::poll(&r, 1, 100) != 1) continue;
+      char buf[4096];
+      ssize_t n = ::read(s.get(), buf, sizeof buf);
+      if (n <= 0) break;
+      got.append(buf, static_cast<size_t>(n));
+    }
+  });
+  t.join();
+  return got;
+}
+
+int free_port() {
+  int port = 0;
+  int fd = listen_on_loopback(&port);
+  ::close(fd);
+  return port;
+}
+
+// -p through the proxy: the host reaches the published port on 127.0.0.1; a client in an
+// "outside" namespace reaches it on the host's address only once the host's own input firewall
+// A detached service on a bridge network: the monitor holds the address and the published port
+// for as long as the container runs, and `stop` + `rm` give both back.
+TEST_F(NetworkE2E, DetachedServiceServesItsPublishedPortUntilStopped) {
+  ASSERT_EQ(kiste_.run("network create --subnet 203.0.113.0/24 svc").status, 0);
+  int port = free_port();
+  auto r = kiste_.run(fmt::format(
+      "run -d --name web --network svc --ip 203.0.113.7 -p 127.0.0.1:{}:8080 busybox sh -c "
+      "'mkdir /www; hostname -i > /www/index.html; exec httpd -f -p 8080 -h /www'",
+      port));
+  ASSERT_EQ(r.status, 0) << r.output;
+  std::string page;
+  for (int i = 0; i < 100 && page.find("203.0.113.7") == std::string::npos; ++i) {
+    page = http_get(-1, "127.0.0.1", port);
+    if (page.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_NE(page.find("203.0.113.7"), std::string::npos) << "127.0.0.1:" << port << " -> " << page;
+  r = kiste_.run("network inspect svc");
+  EXPECT_NE(r.output.find("203.0.113.7"), std::string::npos) << "the lease is held: " << r.output;
+  // A second container may not take the address the service holds.
+  r = kiste_.run("run --rm --network svc --ip 203.0.113.7 busybox true");
+  EXPECT_NE(r.status, 0) << r.output;
+  EXPECT_EQ(kiste_.run("stop -t 2 web").status, 0);
+  EXPECT_EQ(http_get(-1, "127.0.0.1", port), "") << "the port closes with the container";
+  EXPECT_EQ(kiste_.run("rm web").status, 0);
+  r = kiste_.run("network inspect svc");
+  EXPECT_NE(r.output.find("\"Containers\": {}"), std::string::npos) << r.output;
+  EXPECT_EQ(kiste_.run("network rm svc").status, 0);
+  EXPECT_EQ(leftovers(), "");
+}
+
+// (policy drop) accepts the port: publishing opens no hole in it.
+TEST_F(NetworkE2E, PublishedPortRespectsTheHostFirewall) {
+  UniqueFd outside = new_netns();
+  ASSERT_TRUE(outside);
+  {
+    auto nl = network::Netlink::open();
+    ASSERT_TRUE(nl->add_veth("out0", "eth0", outside.get()));
+    ASSERT_TRUE(nl->add_address("out0", *network::IpAddress::parse("198.51.100.2"), 24));
+    ASSERT_TRUE(nl->set_up("out0"));
+    auto in = network::Netlink::open_in(outside.get());
+    ASSERT_TRUE(in->add_address("eth0", *network::IpAddress::parse("198.51.100.1"), 24));
+    ASSERT_TRUE(in->set_up("eth0"));
+  }
+  ASSERT_EQ(kiste_.run("network create --subnet 203.0.113.0/24 web").status, 0);
+  fs::create_directories(tmp_ / "ctl");
+  int port = free_port();
+  // The container serves until the test drops /ctl/stop (bounded: 600 x 0.1 s).
+  std::string cmd = fmt::format(
+      "kiste --root {} run --rm --network web -p {}:8080 -v {}:/ctl busybox sh -c "
+      "'mkdir /www; echo hello-from-kiste > /www/index.html; httpd -p 8080 -h /www; "
+      "i=0; while [ ! -f /ctl/stop ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done' "
+      "> {} 2>&1 & echo $! > {}",
+      kiste_.root().native(), port, (tmp_ / "ctl").native(), (tmp_ / "run.log").native(),
+      (tmp_ / "run.pid").native());
+  ASSERT_EQ(run_shell("PATH=" + kiste_binary().parent_path().native() + ":$PATH " + cmd), 0);
+  std::string page;
+  for (int i = 0; i < 100 && page.find("hello-from-kiste") == std::string::npos; ++i) {
+    page = http_get(-1, "127.0.0.1", port);
+    if (page.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_NE(page.find("hello-from-kiste"), std::string::npos) << "host -> 127.0.0.1:" << port;
+  EXPECT_NE(http_get(outside.get(), "198.51.100.2", port).find("hello-from-kiste"), std::string::npos)
+      << "no firewall yet: reachable from outside";
+
+  auto fw = network::Nft::open();
+  ASSERT_TRUE(fw);
+  ASSERT_TRUE(fw->run("add table inet hostfw\n"
+                      "add chain inet hostfw input { type filter hook input priority 0; policy drop; }\n"
+                      "add rule inet hostfw input iifname lo accept\n"
+                      "add rule inet hostfw input ct state established,related accept\n",
+                      "host firewall"));
+  EXPECT_EQ(http_get(outside.get(), "198.51.100.2", port), "") << "published port must not bypass input drop";
+  EXPECT_NE(http_get(-1, "127.0.0.1", port).find("hello-from-kiste"), std::string::npos);
+  ASSERT_TRUE(fw->run(fmt::format("add rule inet hostfw input tcp dport {} accept\n", port), "open port"));
+  EXPECT_NE(http_get(outside.get(), "198.51.100.2", port).find("hello-from-kiste"), std::string::npos)
+      << "reachable once the host's firewall accepts the port";
+  ASSERT_TRUE(fw->run("delete table inet hostfw\n", "drop host firewall"));
+
+  { std::ofstream(tmp_ / "ctl" / "stop") << ""; }
+  std::string alive = fmt::format("kill -0 $(cat {}) 2>/dev/null", (tmp_ / "run.pid").native());
+  for (int i = 0; i < 300 && run_shell(alive) == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_NE(run_shell(alive), 0) << "the run ended";
+  EXPECT_EQ(http_get(-1, "127.0.0.1", port), "") << "the port closes with the container";
+  EXPECT_EQ(kiste_.run("network rm web").status, 0);
+  EXPECT_EQ(leftovers(), "");
+}
+
+TEST_F(NetworkE2E, BadPublishAndPortInUseLeaveNothing) {
+  ASSERT_EQ(kiste_.run("network create --subnet 192.0.2.0/24 n1").status, 0);
+  int port = 0;
+  UniqueFd busy(listen_on_loopback(&port));
+  auto r = kiste_.run(fmt::format("run --rm --network n1 -p 127.0.0.1:{}:80 busybox true", port));
+  EXPECT_EQ(r.status, 125);
+  EXPECT_EQ(r.output, fmt::format("kiste: error: publish 127.0.0.1:{}->80/tcp: port {} on 127.0.0.1: "
+                                  "already in use\n", port, port));
+  r = kiste_.run("run --rm --network n1 -p abc busybox true");
+  EXPECT_EQ(r.output, "kiste: error: -p `abc`: `abc` is not a port (1-65535)\n");
+  r = kiste_.run("run --rm --network n1 -p 80/udp busybox true");
+  EXPECT_EQ(r.output, "kiste: error: -p `80/udp`: only tcp ports can be published yet\n");
+  r = kiste_.run("run --rm -p 80 busybox true");
+  EXPECT_EQ(r.output, "kiste: error: -p needs --network NAME (a bridge network)\n");
+  r = kiste_.run("network inspect n1");
+  EXPECT_NE(r.output.find("\"Containers\": {}"), std::string::npos) << r.output;
+  std::string left = leftovers();
+  EXPECT_EQ(left.find("link kv"), std::string::npos) << left;
+  EXPECT_EQ(kiste_.run("network rm n1").status, 0);
+  EXPECT_EQ(leftovers(), "");
+}
+
+}  // namespace
+}  // namespace kiste::testing
+
+int main(int argc, char** argv) {
+  // Everything this binary (and every kiste it starts) makes lives in its own network namespace.
+  kiste::testing::g_own_netns = ::geteuid() == 0 && ::unshare(CLONE_NEWNET) == 0;
+  if (kiste::testing::g_own_netns) {  // 127.0.0.1 of this namespace, for published ports
+    auto nl = kiste::network::Netlink::open();
+    kiste::testing::g_own_netns = nl && nl->set_up("lo");
+  }
+  ::testing::InitGoogleTest(&argc, argv);
+  return RUN_ALL_TESTS();
+}

@@ -1,0 +1,336 @@
+// Issue 16, first slices: detached containers without a daemon, through the kiste binary on real
+// busybox containers. run -d / ps / logs / stop / kill / wait / rm / container inspect / prune,
+// the restart policy, a SIGKILLed monitor, and bad input; each test checks that `rm` or prune
+// leaves no mount, cgroup, process or container dir.
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <regex>
+#include <thread>
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include <kiste/base/sys.hpp>
+#include <kiste/testing/kiste_cli.hpp>
+#include <kiste/testing/require_root.hpp>
+#include <kiste/testing/temp_root.hpp>
+
+namespace kiste::testing {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+size_t lines(const std::string& s) { return static_cast<size_t>(std::count(s.begin(), s.end(), '\n')); }
+
+// The first integer after `"key": ` in a JSON text (-1 when absent).
+long json_int(const std::string& text, const std::string& key) {
+  std::smatch m;
+  if (!std::regex_search(text, m, std::regex("\"" + key + "\": *(-?[0-9]+)"))) return -1;
+  return std::stol(m[1]);
+}
+
+bool process_gone(pid_t pid) {
+  if (::kill(pid, 0) != 0) return errno == ESRCH;
+  // A zombie whose parent has not reaped it yet is gone too.
+  auto stat = sys::read_file("/proc/" + std::to_string(pid) + "/stat");
+  return stat && stat->find(") Z ") != std::string::npos;
+}
+
+// Cgroup dirs (up to three levels below /sys/fs/cgroup) whose name mentions `id`.
+std::vector<std::string> cgroups_named(const std::string& id) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator("/sys/fs/cgroup", ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    if (it.depth() >= 2) it.disable_recursion_pending();  // <ctrl>/kiste-ID, <ctrl>/kiste.slice/…
+    if (it->is_directory(ec) && it->path().filename().native().find(id.substr(0, 12)) != std::string::npos) {
+      out.push_back(it->path());
+    }
+  }
+  return out;
+}
+
+class Services : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    KISTE_REQUIRE_ROOT();
+    auto r = kiste_.run("import -c 'CMD [\"/bin/sh\"]' " + busybox_tar().native() + " busybox 2>/dev/null");
+    ASSERT_EQ(r.status, 0) << r.output;
+  }
+  void TearDown() override {
+    // Whatever a failed test left running goes; then nothing may be left.
+    (void)kiste_.run("ps -aq | xargs -r " + kiste_binary().native() + " --root '" +
+                     kiste_.root().native() + "' rm -f >/dev/null 2>&1");
+    EXPECT_TRUE(mounts_below(tmp_.path()).empty());
+  }
+  // Polls `args` until its output contains `want` (at most ~10 s); the last output.
+  std::string until(const std::string& args, const std::string& want) {
+    std::string out;
+    for (int i = 0; i < 100; ++i) {
+      out = kiste_.run(args).output;
+      if (out.find(want) != std::string::npos) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return out;
+  }
+  std::string run_detached(const std::string& args) {
+    auto r = kiste_.run("run -d " + args);
+    EXPECT_EQ(r.status, 0) << r.output;
+    std::string id = trim(r.output);
+    EXPECT_TRUE(std::regex_match(id, std::regex("[0-9a-f]{64}"))) << r.output;
+    return id;
+  }
+  void expect_nothing_left(const std::string& id, pid_t pid) {
+    EXPECT_FALSE(fs::exists(kiste_.root() / "containers" / id));
+    EXPECT_TRUE(mounts_below(tmp_.path()).empty());
+    EXPECT_TRUE(cgroups_named(id).empty()) << cgroups_named(id).front();
+    if (pid > 0) {
+      EXPECT_TRUE(process_gone(pid)) << pid;
+    }
+    EXPECT_EQ(kiste_.run("ps -aq").output, "");
+  }
+  TempRoot tmp_{"kiste-svc-"};
+  KisteCli kiste_{tmp_ / "root"};
+};
+
+TEST_F(Services, RunDetachedThenPsLogsInspectStopWaitRm) {
+  const std::string id = run_detached("--name web busybox sh -c 'echo started; echo oops >&2; sleep 600'");
+  auto ps = kiste_.run("ps --format json");
+  EXPECT_EQ(ps.status, 0);
+  EXPECT_NE(ps.output.find("\"Names\":\"web\""), std::string::npos) << ps.output;
+  EXPECT_NE(ps.output.find("\"State\":\"running\""), std::string::npos) << ps.output;
+  EXPECT_NE(ps.output.find("\"ID\":\"" + id.substr(0, 12) + "\""), std::string::npos) << ps.output;
+  EXPECT_EQ(until("logs web", "oops"), "started\noops\n");
+  EXPECT_EQ(kiste_.run("logs web 2>/dev/null | cat").output, "started\n");  // streams stay apart
+  EXPECT_EQ(kiste_.run("logs --tail 1 web").output, "oops\n");
+  // Any unique prefix of the id names it too.
+  auto inspect = kiste_.run("container inspect " + id.substr(0, 5));
+  ASSERT_EQ(inspect.status, 0) << inspect.output;
+  EXPECT_NE(inspect.output.find("\"Running\": true"), std::string::npos) << inspect.output;
+  EXPECT_NE(inspect.output.find("\"Name\": \"/web\""), std::string::npos) << inspect.output;
+  const pid_t pid = static_cast<pid_t>(json_int(inspect.output, "Pid"));
+  ASSERT_GT(pid, 0) << inspect.output;
+  EXPECT_EQ(::kill(pid, 0), 0);
+  // sh as PID 1 has no TERM handler: SIGTERM does nothing, SIGKILL follows after -t.
+  auto stop = kiste_.run("stop -t 1 web");
+  EXPECT_EQ(stop.status, 0) << stop.output;
+  EXPECT_EQ(stop.output, "web\n");
+  EXPECT_TRUE(process_gone(pid));
+  EXPECT_EQ(kiste_.run("wait web").output, "137\n");
+  EXPECT_EQ(kiste_.run("ps -q").output, "");
+  auto all = kiste_.run("ps -a");
+  EXPECT_NE(all.output.find("Exited (137)"), std::string::npos) << all.output;
+  inspect = kiste_.run("container inspect web");
+  EXPECT_EQ(json_int(inspect.output, "ExitCode"), 137) << inspect.output;
+  EXPECT_NE(inspect.output.find("\"Status\": \"exited\""), std::string::npos) << inspect.output;
+  auto rm = kiste_.run("rm web");
+  EXPECT_EQ(rm.status, 0) << rm.output;
+  expect_nothing_left(id, pid);
+  // The name is free again.
+  const std::string again = run_detached("--name web busybox sleep 600");
+  EXPECT_EQ(kiste_.run("rm -f web").status, 0);
+  expect_nothing_left(again, 0);
+}
+
+TEST_F(Services, StopSendsTheStopSignalFirst) {
+  const std::string id = run_detached(
+      "--name trap busybox sh -c 'trap \"echo got-term; exit 3\" TERM; echo ready; while true; do sleep 0.1; done'");
+  ASSERT_NE(until("logs trap", "ready").find("ready"), std::string::npos);
+  auto stop = kiste_.run("stop -t 30 trap");
+  EXPECT_EQ(stop.status, 0) << stop.output;
+  EXPECT_EQ(kiste_.run("wait trap").output, "3\n");
+  EXPECT_EQ(kiste_.run("logs trap").output, "ready\ngot-term\n");
+  EXPECT_EQ(kiste_.run("rm trap").status, 0);
+  expect_nothing_left(id, 0);
+}
+
+TEST_F(Services, KillSignalsAndThePolicyNoLongerApplies) {
+  const std::string id = run_detached("--name kk --restart always busybox sleep 600");
+  auto kill = kiste_.run("kill -s TERM kk");  // sleep as PID 1 ignores TERM
+  EXPECT_EQ(kill.status, 0) << kill.output;
+  kill = kiste_.run("kill kk");  // KILL by default
+  EXPECT_EQ(kill.status, 0) << kill.output;
+  EXPECT_EQ(kiste_.run("wait kk").output, "137\n");
+  auto inspect = kiste_.run("container inspect kk");
+  EXPECT_EQ(json_int(inspect.output, "RestartCount"), 0) << inspect.output;
+  kill = kiste_.run("kill kk");
+  EXPECT_EQ(kill.status, 125);
+  EXPECT_EQ(kill.output, "kiste: error: kill container kk: it is not running\n");
+  EXPECT_EQ(kiste_.run("container prune").status, 0);
+  expect_nothing_left(id, 0);
+}
+
+TEST_F(Services, OnFailureRestartsAfterAHostKillThenGivesUp) {
+  const std::string id = run_detached("--name rr --restart on-failure:1 busybox sh -c 'echo up; sleep 600'");
+  auto inspect = kiste_.run("container inspect rr");
+  const pid_t first = static_cast<pid_t>(json_int(inspect.output, "Pid"));
+  ASSERT_GT(first, 0) << inspect.output;
+  ASSERT_EQ(::kill(first, SIGKILL), 0);
+  (void)until("container inspect rr", "\"RestartCount\": 1");
+  const std::string restarted = until("container inspect rr", "\"Running\": true");
+  EXPECT_EQ(json_int(restarted, "RestartCount"), 1) << restarted;
+  const pid_t second = static_cast<pid_t>(json_int(restarted, "Pid"));
+  ASSERT_GT(second, 0) << restarted;
+  EXPECT_NE(second, first);
+  EXPECT_EQ(until("logs rr", "up\nup\n"), "up\nup\n");
+  ASSERT_EQ(::kill(second, SIGKILL), 0);
+  EXPECT_EQ(kiste_.run("wait rr").output, "137\n");  // on-failure:1 is used up
+  inspect = kiste_.run("container inspect rr");
+  EXPECT_EQ(json_int(inspect.output, "RestartCount"), 1) << inspect.output;
+  EXPECT_NE(inspect.output.find("\"Status\": \"exited\""), std::string::npos) << inspect.output;
+  EXPECT_EQ(kiste_.run("rm rr").status, 0);
+  expect_nothing_left(id, second);
+}
+
+TEST_F(Services, AKilledMonitorTakesItsContainerAlongAndPruneRemovesTheRest) {
+  const std::string id = run_detached("--name mm busybox sleep 600");
+  auto state = sys::read_file(kiste_.root() / "containers" / id / "state.json");
+  ASSERT_TRUE(state);
+  const pid_t monitor = static_cast<pid_t>(json_int(*state, "monitor_pid"));
+  const pid_t pid = static_cast<pid_t>(json_int(*state, "pid"));
+  ASSERT_GT(monitor, 0) << *state;
+  ASSERT_GT(pid, 0) << *state;
+  ASSERT_EQ(::kill(monitor, SIGKILL), 0);
+  for (int i = 0; i < 100 && !process_gone(pid); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_TRUE(process_gone(pid));
+  EXPECT_NE(until("ps -a", "Exited (unknown)").find("Exited (unknown)"), std::string::npos);
+  EXPECT_EQ(kiste_.run("ps -q").output, "");
+  auto prune = kiste_.run("container prune");
+  EXPECT_EQ(prune.status, 0) << prune.output;
+  EXPECT_NE(prune.output.find(id), std::string::npos) << prune.output;
+  expect_nothing_left(id, pid);
+  EXPECT_FALSE(fs::exists(kiste_.root() / "container-names" / "mm"));
+}
+
+TEST_F(Services, LogsFollowsUntilTheEndAndRmGoesWithTheMonitor) {
+  const std::string id = run_detached(
+      "--rm --name ff busybox sh -c 'for i in 1 2 3; do echo line$i; sleep 0.2; done; echo bye >&2'");
+  // -f returns when the container has ended, with every line once.
+  auto logs = kiste_.run("logs -f ff");
+  EXPECT_EQ(logs.status, 0) << logs.output;
+  EXPECT_EQ(logs.output, "line1\nline2\nline3\nbye\n");
+  // --rm: the monitor removed it.
+  for (int i = 0; i < 100 && fs::exists(kiste_.root() / "containers" / id); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  expect_nothing_left(id, 0);
+  EXPECT_FALSE(fs::exists(kiste_.root() / "container-names" / "ff"));
+}
+
+TEST_F(Services, TwentyStartedAndStoppedInParallelLeaveAConsistentPs) {
+  const std::string k = kiste_binary().native() + " --root '" + kiste_.root().native() + "'";
+  std::string out;
+  ASSERT_EQ(run_shell("for i in $(seq 20); do " + k + " run -d --name p$i busybox sleep 600 & done; wait", &out), 0)
+      << out;
+  EXPECT_EQ(lines(out), 20u) << out;
+  auto ps = kiste_.run("ps -q");
+  EXPECT_EQ(lines(ps.output), 20u) << ps.output;
+  ASSERT_EQ(run_shell("for i in $(seq 20); do " + k + " stop -t 0 p$i >/dev/null & done; wait", &out), 0) << out;
+  EXPECT_EQ(kiste_.run("ps -q").output, "");
+  auto all = kiste_.run("ps -a");
+  EXPECT_EQ(lines(all.output), 21u) << all.output;
+  EXPECT_EQ(static_cast<size_t>(std::count(all.output.begin(), all.output.end(), '(')), 20u) << all.output;
+  EXPECT_EQ(all.output.find("unknown"), std::string::npos) << all.output;
+  const std::string ids = kiste_.run("ps -aq --no-trunc").output;
+  ASSERT_EQ(run_shell("for i in $(seq 20); do " + k + " rm p$i >/dev/null & done; wait", &out), 0) << out;
+  EXPECT_EQ(kiste_.run("ps -aq").output, "");
+  EXPECT_TRUE(fs::is_empty(kiste_.root() / "containers"));
+  for (size_t at = 0; at + 64 <= ids.size(); at += 65) {
+    EXPECT_TRUE(cgroups_named(ids.substr(at, 64)).empty()) << ids.substr(at, 64);
+  }
+}
+
+TEST_F(Services, ExecJoinsEverythingTheContainerHasAndPassesTheStatusThrough) {
+  const std::string id = run_detached("--name ex busybox sh -c 'echo started; sleep 600'");
+  auto r = kiste_.run("exec ex ps");
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("sleep 600"), std::string::npos) << r.output;
+  EXPECT_EQ(kiste_.run("exec ex sh -c 'exit 7'").status, 7);
+  // Namespaces: the same as the container's init, seen from the host.
+  const pid_t pid = static_cast<pid_t>(json_int(kiste_.run("container inspect ex").output, "Pid"));
+  ASSERT_GT(pid, 0);
+  for (const char* ns : {"mnt", "pid", "net", "uts", "ipc", "cgroup"}) {
+    const std::string want = fs::read_symlink(fmt::format("/proc/{}/ns/{}", pid, ns)).native();
+    r = kiste_.run(fmt::format("exec ex readlink /proc/self/ns/{}", ns));
+    EXPECT_EQ(trim(r.output), want) << ns;
+  }
+  // Capabilities, no_new_privs and the seccomp filter: as the container's init has them.
+  r = kiste_.run("exec ex sh -c 'grep -E \"^(Cap|NoNewPrivs|Seccomp)\" /proc/self/status; "
+                 "echo ---; grep -E \"^(Cap|NoNewPrivs|Seccomp)\" /proc/1/status'");
+  ASSERT_EQ(r.status, 0) << r.output;
+  const size_t sep = r.output.find("---\n");
+  ASSERT_NE(sep, std::string::npos) << r.output;
+  EXPECT_EQ(r.output.substr(0, sep), r.output.substr(sep + 4)) << r.output;
+  EXPECT_NE(r.output.find("Seccomp_filters:\t1"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("CapBnd:\t00000000a80425fb"), std::string::npos) << r.output;
+  // Its cgroup: the container's root cgroup, seen through its cgroup namespace.
+  r = kiste_.run("exec ex cat /proc/self/cgroup");
+  EXPECT_EQ(r.output.find(":/kiste"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("pids:/\n"), std::string::npos) << r.output;
+  // The container's environment, with -e on top; -w.
+  r = kiste_.run("exec -e FOO=bar -w /tmp ex sh -c 'echo $FOO $PWD $PATH'");
+  EXPECT_EQ(r.output, "bar /tmp /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n");
+  r = kiste_.run("exec ex no-such-program");
+  EXPECT_EQ(r.status, 127);
+  EXPECT_EQ(r.output, "kiste: error: exec `no-such-program`: executable file not found in $PATH\n");
+  EXPECT_EQ(kiste_.run("stop -t 0 ex").status, 0);
+  r = kiste_.run("exec ex true");
+  EXPECT_EQ(r.status, 125);
+  EXPECT_EQ(r.output, "kiste: error: exec in container ex: it is not running\n");
+  EXPECT_EQ(kiste_.run("rm ex").status, 0);
+  expect_nothing_left(id, pid);
+}
+
+TEST_F(Services, BadInputIsOneLineAndChangesNothing) {
+  for (const char* cmd : {"logs nope", "stop nope", "kill nope", "wait nope", "rm nope",
+                          "container inspect nope", "exec nope true"}) {
+    auto r = kiste_.run(cmd);
+    EXPECT_EQ(r.status, 125) << cmd;
+    EXPECT_EQ(r.output, "kiste: error: container `nope`: no such container\n") << cmd;
+  }
+  auto r = kiste_.run("run -d --restart sometimes busybox true");
+  EXPECT_EQ(r.status, 125);
+  EXPECT_EQ(r.output,
+            "kiste: error: restart policy `sometimes`: want no, on-failure[:N], always or "
+            "unless-stopped\n");
+  r = kiste_.run("run -d --name 'bad name' busybox true");
+  EXPECT_EQ(r.status, 125);
+  EXPECT_EQ(lines(r.output), 1u) << r.output;
+  r = kiste_.run("run -d nosuchimage true");
+  EXPECT_EQ(r.status, 125);
+  EXPECT_EQ(lines(r.output), 1u) << r.output;
+  EXPECT_EQ(kiste_.run("ps -aq").output, "");  // no record for any of them
+
+  // The command cannot be exec'd: 127 as a foreground run, one line.
+  r = kiste_.run("run -d --name missing busybox /no/such/program");
+  EXPECT_EQ(r.status, 127) << r.output;
+  EXPECT_EQ(lines(r.output), 1u) << r.output;
+  EXPECT_NE(r.output.find("/no/such/program"), std::string::npos) << r.output;
+  EXPECT_EQ(kiste_.run("rm missing").status, 0);
+
+  const std::string id = run_detached("--name busy busybox sleep 600");
+  r = kiste_.run("run -d --name busy busybox true");
+  EXPECT_EQ(r.status, 125);
+  EXPECT_EQ(r.output.rfind("kiste: error: container name `busy`: already in use by container " +
+                               id.substr(0, 12),
+                           0),
+            0u)
+      << r.output;
+  r = kiste_.run("rm busy");
+  EXPECT_EQ(r.status, 125);
+  EXPECT_EQ(r.output, "kiste: error: remove container busy: it is running (stop it first, or use rm -f)\n");
+  EXPECT_NE(kiste_.run("ps --format json").output.find("\"State\":\"running\""), std::string::npos);
+  EXPECT_EQ(kiste_.run("rm -f busy").status, 0);
+  expect_nothing_left(id, 0);
+}
+
+}  // namespace
+}  // namespace kiste::testing
