@@ -14,6 +14,7 @@
 #include <kiste/registry/client.hpp>
 #include <kiste/registry/credentials.hpp>
 #include <kiste/registry/promote.hpp>
+#include <kiste/image/inspect.hpp>
 #include <kiste/registry/remote_image.hpp>
 #include <kiste/registry/transport.hpp>
 #include <mutex>
@@ -351,57 +352,31 @@ Status do_login(const RegistryFlags& rf, std::string user, std::string password,
 Result<std::string> inspect_remote_json(const RegistryFlags& rf, std::string_view arg) {
   KISTE_ASSIGN_OR_RETURN(Reference ref, parse_docker_ref(arg));
   KISTE_ASSIGN_OR_RETURN(Remote remote, registry::connect(rf.access(), ref.registry()));
-  registry::Client& c = *remote.client;
-  KISTE_ASSIGN_OR_RETURN(auto img, registry::RemoteImage::open(c, ref));
-  nlohmann::ordered_json j;
-  j["Name"] = ref.name();
-  j["Digest"] = img->top().digest.str();
-  j["MediaType"] = img->top().media_type;
-  auto tags = c.list_tags(ref.repository());
-  j["RepoTags"] = tags ? tags->names : std::vector<std::string>{};
-  image::ManifestBlob m = img->top();
-  if (m.is_index()) {
-    nlohmann::ordered_json plats = nlohmann::ordered_json::array();
-    for (const auto& d : m.index().manifests) {
-      plats.push_back({{"digest", d.digest.str()},
-                       {"platform", d.platform ? d.platform->str() : std::string()}});
-    }
-    j["Manifests"] = plats;
-    auto sel = image::select_platform(m.index(), image::Platform::host());
-    if (!sel) return j.dump(4);
-    KISTE_ASSIGN_OR_RETURN(m, img->fetch_manifest(*sel));
+  KISTE_ASSIGN_OR_RETURN(auto img, registry::RemoteImage::open(*remote.client, ref));
+  image::ManifestBlob top = img->top();
+  image::InspectInput in{.manifest = top};
+  if (top.is_index()) {
+    KISTE_ASSIGN_OR_RETURN(auto sel, with_context(image::select_platform(top.index(),
+                                                                         image::Platform::host()),
+                                                  fmt::format("inspect `{}`", ref.str())));
+    KISTE_ASSIGN_OR_RETURN(in.manifest, img->fetch_manifest(sel));
+    in.index = std::move(top);
   }
-  const auto& man = m.manifest();
-  if (image::media_type::is_config(man.config.media_type)) {
-    KISTE_ASSIGN_OR_RETURN(auto r, img->open_blob(man.config));
-    KISTE_ASSIGN_OR_RETURN(std::string cfg,
-                           image::read_bounded(*r, image::kMaxManifestBytes, "config"));
-    if (image::Digest::of(cfg) != man.config.digest) {
-      return failf(Errc::Corrupt, "inspect `{}`: config does not match {}", ref.str(),
-                   man.config.digest);
-    }
-    auto cj = nlohmann::json::parse(cfg, nullptr, false);
-    if (cj.is_object()) {
-      for (const char* k : {"created", "architecture", "variant", "os"}) {
-        if (cj.contains(k) && cj[k].is_string()) {
-          std::string key(k);
-          key[0] = static_cast<char>(std::toupper(key[0]));
-          j[key] = cj[k];
-        }
-      }
-      if (cj.contains("config") && cj["config"].is_object()) {
-        for (const char* k : {"Labels", "Env"}) {
-          if (cj["config"].contains(k)) j[k] = cj["config"][k];
-        }
-      }
-    }
+  if (in.manifest.is_index()) {
+    return failf(Errc::Unsupported, "inspect `{}`: nested index", ref.str());
   }
-  nlohmann::ordered_json layers = nlohmann::ordered_json::array();
-  for (const auto& l : man.layers) {
-    layers.push_back({{"MIMEType", l.media_type}, {"Digest", l.digest.str()}, {"Size", l.size}});
+  const image::Descriptor& cfg = in.manifest.manifest().config;
+  KISTE_ASSIGN_OR_RETURN(auto r, img->open_blob(cfg));
+  KISTE_ASSIGN_OR_RETURN(in.config, image::read_bounded(*r, image::kMaxManifestBytes, "config"));
+  if (image::Digest::of(in.config) != cfg.digest) {
+    return failf(Errc::Corrupt, "inspect `{}`: config does not match {}", ref.str(), cfg.digest);
   }
-  j["LayersData"] = layers;
-  return j.dump(4);
+  // docker's names for what was asked: the tag, and the repository at the digest it resolved to.
+  if (ref.tag()) in.repo_tags.push_back(ref.without_digest().familiar());
+  std::string repo = ref.without_digest().with_tag("x").familiar();
+  repo.resize(repo.size() - 2);  // drop ":x"
+  in.repo_digests.push_back(repo + "@" + img->top().digest.str());
+  return image::inspect_json(in);
 }
 
 void register_registry_commands(CLI::App& app, Globals& g) {

@@ -2,6 +2,7 @@
 // once with the URL kiste used, retries are visible on a terminal, and `delete` of a tag names
 // the other tags that go with the same manifest.
 #include <chrono>
+#include <nlohmann/json.hpp>
 
 #include "fault_proxy.hpp"
 #include "registry_fixture.hpp"
@@ -85,6 +86,39 @@ TEST_F(RegistryTest, RetriesAreShownOnATerminalAndLoggedOtherwise) {
         << out;
     EXPECT_NE(out.find("kiste: info: retrying (2/5) in "), std::string::npos) << out;
   }
+}
+
+TEST_F(RegistryTest, RemoteInspectHasTheSameShapeAsLocal) {
+  auto reg = start_registry();
+  ASSERT_TRUE(reg);
+  auto a = open_store("root");
+  auto img = make_test_image(a, "localhost/app:1", {30'000, 20'000}, 45);
+  auto c = client(reg->host());
+  const std::string h = reg->host();
+  ASSERT_TRUE(push(a, "localhost/app:1", *c, h + "/ins/app:1"));
+  std::string local, remote;
+  ASSERT_EQ(run_shell(kiste(tmp_ / "root", "inspect localhost/app:1"), &local), 0) << local;
+  ASSERT_EQ(run_shell(kiste(tmp_ / "root", "inspect docker://" + h + "/ins/app:1"), &remote), 0)
+      << remote;
+  auto lj = nlohmann::json::parse(local, nullptr, false);
+  auto rj = nlohmann::json::parse(remote, nullptr, false);
+  ASSERT_TRUE(lj.is_array() && rj.is_array()) << local << remote;
+  std::vector<std::string> lkeys, rkeys;
+  for (const auto& [k, v] : lj[0].items()) lkeys.push_back(k);
+  for (const auto& [k, v] : rj[0].items()) rkeys.push_back(k);
+  EXPECT_EQ(lkeys, rkeys);
+  EXPECT_EQ(lj[0]["Id"], rj[0]["Id"]);
+  EXPECT_EQ(lj[0]["RootFS"], rj[0]["RootFS"]);
+  EXPECT_EQ(lj[0]["Config"], rj[0]["Config"]);
+  EXPECT_EQ(rj[0]["RepoTags"], nlohmann::json({h + "/ins/app:1"}));
+  EXPECT_EQ(rj[0]["RepoDigests"], nlohmann::json({h + "/ins/app@" + img.manifest.digest.str()}));
+  std::string id;
+  ASSERT_EQ(run_shell(kiste(tmp_ / "root", "inspect -f '{{.Id}} {{.Descriptor.digest}}' docker://" +
+                                               h + "/ins/app:1"),
+                      &id),
+            0)
+      << id;
+  EXPECT_EQ(id, lj[0]["Id"].get<std::string>() + " " + img.manifest.digest.str() + "\n");
 }
 
 }  // namespace

@@ -92,7 +92,7 @@ TEST_F(RegistryTest, CliPushPullPromoteTagsDelete) {
   // `kiste inspect docker://REF` reads the remote image without pulling it.
   out.clear();
   ASSERT_EQ(run_shell(kiste(root, "inspect docker://" + h + "/staging/app:1"), &out), 0) << out;
-  EXPECT_NE(out.find("\"Digest\": \"" + img.manifest.digest.str() + "\""), std::string::npos)
+  EXPECT_NE(out.find("\"digest\": \"" + img.manifest.digest.str() + "\""), std::string::npos)
       << out;
   EXPECT_NE(out.find(img.blobs[1].digest.str()), std::string::npos) << out;
   EXPECT_NE(out.find("\"Architecture\""), std::string::npos) << out;
