@@ -49,10 +49,18 @@ namespace {
 
 // IMAGE -> the store entry -> snapshots (unpacked on first use) + the config's process defaults.
 // The caller holds a store lease from here until the runner's marker names the snapshots.
-Result<ImageForRun> open_image_for_run(const image::Store& store, std::string_view ref) {
+// `platform` (--platform) must be what the image is: kiste runs no image as another platform.
+Result<ImageForRun> open_image_for_run(const image::Store& store, std::string_view ref,
+                                       const std::optional<image::Platform>& platform) {
   auto entry = store.resolve(ref);
   if (!entry) return std::unexpected(std::move(entry).error());
-  auto layers = image::prepare_layers(store, *entry);
+  auto layers = image::prepare_layers(store, *entry, platform.value_or(image::Platform::host()));
+  if (layers && platform) {
+    const image::ImageConfig& c = layers->config;
+    auto ok = image::check_platform({.os = c.os, .architecture = c.architecture, .variant = c.variant},
+                                    *platform);
+    if (!ok) layers = std::unexpected(std::move(ok).error());
+  }
   if (!layers) {
     return std::unexpected(std::move(layers).error().with_context(fmt::format("image {}", quote(ref))));
   }
@@ -85,6 +93,7 @@ struct RunArgs {
   std::string stop_signal;
   std::optional<int> stop_timeout;
   std::string monitor_id;  // hidden: this process is that container's monitor
+  std::string platform;  // --platform: what the image must be
 };
 
 // The lower dirs and defaults of `run`'s image (or --rootfs), and a store lease while they are
@@ -105,7 +114,11 @@ Result<ImageForRun> image_for_run(const Globals& g, const RunArgs& a,
   if (positional.empty()) return fail(Errc::InvalidArgument, "run: give an IMAGE or --rootfs DIR");
   KISTE_ASSIGN_OR_RETURN(auto store, image::Store::open(g.root, {.create = false}));
   KISTE_ASSIGN_OR_RETURN(lease, store.writer_lease());
-  KISTE_ASSIGN_OR_RETURN(image, open_image_for_run(store, positional.front()));
+  std::optional<image::Platform> platform;
+  if (!a.platform.empty()) {
+    KISTE_ASSIGN_OR_RETURN(platform, with_context(image::Platform::parse(a.platform), "--platform"));
+  }
+  KISTE_ASSIGN_OR_RETURN(image, open_image_for_run(store, positional.front(), platform));
   positional.erase(positional.begin());
   return image;
 }
@@ -363,6 +376,8 @@ CLI::App* add_run_command(CLI::App& app, Globals& g) {
   run->add_option("-p,--publish", a->publish,
                   "[IP:][HOSTPORT:]CONTAINERPORT[/tcp]: forward a host port (needs --network NAME)")
       ->allow_extra_args(false);
+  run->add_option("--platform", a->platform,
+                  "os/arch[/variant] the image must be (an index picks it; no emulation)");
   run->add_option("--cgroup-manager", a->cgroup_manager,
                   "systemd or cgroupfs (default: systemd when it is PID 1 on a cgroup v2 host)");
   run->add_option("--cgroup-parent", a->cgroup_parent,

@@ -105,5 +105,63 @@ TEST_F(HonestOutput, InspectFormatTemplates) {
   }
 }
 
+
+std::string other_platform() {
+  return host_arch() == "arm64" ? "linux/amd64" : "linux/arm64";
+}
+
+TEST_F(HonestOutput, RunPlatformMustBeWhatTheImageIs) {
+  import_busybox("busybox");
+  auto r = kiste_.run("run --rm --platform " + other_platform() + " busybox true");
+  EXPECT_EQ(r.status, 125) << r.output;
+  EXPECT_EQ(r.output, "kiste: error: image `busybox`: no manifest for platform " +
+                          other_platform() + " (it has: linux/" + host_arch() + ")\n");
+  r = kiste_.run("run --rm --platform banana/ busybox true");
+  EXPECT_EQ(r.status, 125) << r.output;
+  EXPECT_EQ(lines(r.output), 1u) << r.output;
+  if (::geteuid() != 0) GTEST_SKIP() << "running a container needs root";
+  r = kiste_.run("run --rm --platform linux/" + host_arch() + " busybox echo same-platform");
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("same-platform"), std::string::npos) << r.output;
+}
+
+TEST_F(HonestOutput, BuildPlatformTheBaseDoesNotHaveIsRefusedAndTagsNothing) {
+  import_busybox("busybox");
+  fs::create_directories(tmp_ / "ctx");
+  {
+    std::ofstream(tmp_ / "ctx" / "Containerfile") << "FROM busybox\nCOPY f /f\n";
+    std::ofstream(tmp_ / "ctx" / "f") << "x\n";
+  }
+  auto r = kiste_.run("build --platform " + other_platform() + " -t cross:1 " +
+                      (tmp_ / "ctx").native());
+  EXPECT_EQ(r.status, 125) << r.output;
+  std::string want = "image `busybox`: no manifest for platform " + other_platform() +
+                     " (it has: linux/" + host_arch() + ")\n";
+  ASSERT_GE(r.output.size(), want.size()) << r.output;
+  EXPECT_EQ(r.output.substr(r.output.size() - want.size()), want) << r.output;
+  EXPECT_NE(r.output.find("kiste: error: "), std::string::npos) << r.output;
+  EXPECT_EQ(kiste_.run("images -q cross").output, "");
+
+  {
+    std::ofstream(tmp_ / "ctx" / "Containerfile")
+        << "FROM --platform=" << other_platform() << " busybox\nCOPY f /f\n";
+  }
+  r = kiste_.run("build -t cross:2 " + (tmp_ / "ctx").native());
+  EXPECT_EQ(r.status, 125) << r.output;
+  EXPECT_NE(r.output.find("no manifest for platform " + other_platform()), std::string::npos)
+      << r.output;
+  EXPECT_EQ(kiste_.run("images -q cross").output, "");
+
+  // The host's own platform, asked for explicitly, builds.
+  {
+    std::ofstream(tmp_ / "ctx" / "Containerfile") << "FROM busybox\nCOPY f /f\n";
+  }
+  r = kiste_.run("build -q --platform linux/" + host_arch() + " -t same:1 " +
+                 (tmp_ / "ctx").native());
+  EXPECT_EQ(r.status, 0) << r.output;
+  r = kiste_.run("inspect -f '{{.Os}}/{{.Architecture}}' same:1");
+  EXPECT_EQ(r.output, "linux/" + host_arch() + "\n");
+}
+
 }  // namespace
 }  // namespace kiste::testing
