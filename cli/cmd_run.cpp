@@ -336,7 +336,13 @@ CLI::App* add_run_command(CLI::App& app, Globals& g) {
   auto a = std::make_shared<RunArgs>();
   auto* run = app.add_subcommand("run", "Run a command in a new container");
   run->set_help_flag("--help", "show this help");
-  run->footer("Arguments: (IMAGE | --rootfs DIR) [COMMAND [ARG...]]  (everything after IMAGE is the command)");
+  run->footer(
+      "Arguments: (IMAGE | --rootfs DIR) [COMMAND [ARG...]]  (everything after IMAGE is the command)\n"
+      "Network: unlike docker, a container has no network by default: its own network namespace\n"
+      "with only loopback (--network none). --network host shares the host's; --network kiste\n"
+      "(or a network of `kiste network create`) puts it on a bridge with NAT, like docker's\n"
+      "default. Build RUN steps likewise get a private network namespace with only loopback;\n"
+      "`kiste build --network host` gives them the host's.");
   run->prefix_command();  // everything after IMAGE (or the first command word) is the command
   auto& o = a->opts;
   run->add_option("--rootfs", a->rootfs, "run this directory as the (read-only lower) root");

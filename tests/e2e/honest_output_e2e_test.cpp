@@ -105,7 +105,6 @@ TEST_F(HonestOutput, InspectFormatTemplates) {
   }
 }
 
-
 std::string other_platform() {
   return host_arch() == "arm64" ? "linux/amd64" : "linux/arm64";
 }
@@ -161,6 +160,18 @@ TEST_F(HonestOutput, BuildPlatformTheBaseDoesNotHaveIsRefusedAndTagsNothing) {
   EXPECT_EQ(r.status, 0) << r.output;
   r = kiste_.run("inspect -f '{{.Os}}/{{.Architecture}}' same:1");
   EXPECT_EQ(r.output, "linux/" + host_arch() + "\n");
+}
+
+TEST(RunHelp, SaysThatRunAndBuildHaveNoNetworkByDefault) {
+  KisteCli kiste(fs::path("/nonexistent-kiste-root"));
+  auto r = kiste.run("run --help");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("a container has no network by default"), std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("Build RUN steps likewise get a private network"), std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("`kiste build --network host`"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("--network kiste"), std::string::npos) << r.output;  // the bridge
 }
 
 }  // namespace
