@@ -22,6 +22,7 @@
 
 #include "globals.hpp"
 #include "registry_flags.hpp"
+#include "progress.hpp"
 
 namespace kiste::cli {
 
@@ -30,99 +31,6 @@ namespace {
 using image::Reference;
 using registry::parse_docker_ref;
 using registry::Remote;
-
-std::string human(double bytes) {
-  const char* units[] = {"B", "KB", "MB", "GB"};
-  int u = 0;
-  while (bytes >= 1000 && u < 3) {
-    bytes /= 1000;
-    ++u;
-  }
-  return fmt::format("{:.1f} {}", bytes, units[u]);
-}
-
-// Progress on stderr, thread-safe: one line per finished blob; on a TTY (or --progress=tty) also
-// a live line per blob in flight with its bytes so far, rate and ETA, redrawn in place.
-class LineProgress final : public image::CopyProgress {
- public:
-  LineProgress(bool quiet, bool tty) : quiet_(quiet), tty_(tty && !quiet) {}
-  ~LineProgress() override {
-    std::lock_guard l(mu_);
-    erase_live();
-  }
-  void blob_started(const image::Descriptor& d) override {
-    if (!tty_) return;
-    std::lock_guard l(mu_);
-    live_.push_back({d.digest.str(), static_cast<uint64_t>(d.size), 0,
-                     std::chrono::steady_clock::now()});
-  }
-  void blob_bytes(const image::Descriptor& d, uint64_t n) override {
-    if (!tty_) return;
-    std::lock_guard l(mu_);
-    bool first = false;  // a blob's first bytes always draw: every blob shows up at least once
-    for (auto& b : live_) {
-      if (b.digest != d.digest.str()) continue;
-      first = b.bytes == 0;
-      b.bytes += n;
-    }
-    auto now = std::chrono::steady_clock::now();
-    if (!first && now - last_draw_ < std::chrono::milliseconds(100)) return;
-    last_draw_ = now;
-    draw_live(now);
-  }
-  void blob_done(const image::Descriptor& d, Outcome o) override {
-    if (quiet_) return;
-    std::lock_guard l(mu_);
-    erase_live();
-    std::erase_if(live_, [&](const Live& b) { return b.digest == d.digest.str(); });
-    const char* what = o == Outcome::Copied    ? "copied"
-                       : o == Outcome::Mounted ? "mounted"
-                                               : "exists";
-    std::fprintf(stderr, "blob %s: %s (%s)\n", d.digest.str().substr(0, 19).c_str(), what,
-                 human(static_cast<double>(d.size)).c_str());
-  }
-
- private:
-  struct Live {
-    std::string digest;
-    uint64_t size;
-    uint64_t bytes;
-    std::chrono::steady_clock::time_point start;
-  };
-  // Called with mu_ held.
-  void draw_live(std::chrono::steady_clock::time_point now) {
-    erase_live();
-    for (const auto& b : live_) {
-      double secs = std::chrono::duration<double>(now - b.start).count();
-      double rate = secs > 0 ? static_cast<double>(b.bytes) / secs : 0;
-      double left = b.size > b.bytes ? static_cast<double>(b.size - b.bytes) : 0;
-      std::fprintf(stderr, "\r\033[Kblob %s: %s / %s  %s/s  ETA %.0fs\n",
-                   b.digest.substr(0, 19).c_str(), human(static_cast<double>(b.bytes)).c_str(),
-                   human(static_cast<double>(b.size)).c_str(), human(rate).c_str(),
-                   rate > 0 ? left / rate : 0.0);
-      ++drawn_;
-    }
-  }
-  // Moves the cursor back over the live lines and clears them. Called with mu_ held.
-  void erase_live() {
-    if (drawn_ == 0) return;
-    std::fprintf(stderr, "\033[%dA\r\033[J", drawn_);
-    drawn_ = 0;
-  }
-
-  bool quiet_;
-  bool tty_;
-  int drawn_ = 0;  // live lines on screen
-  std::mutex mu_;
-  std::vector<Live> live_;
-  std::chrono::steady_clock::time_point last_draw_{};
-};
-
-bool want_tty(const std::string& progress_flag) {
-  if (progress_flag == "tty") return true;
-  if (progress_flag == "plain") return false;
-  return isatty(STDERR_FILENO) != 0;
-}
 
 void summary(bool quiet, const image::CopyResult& r, std::chrono::steady_clock::time_point t0) {
   if (quiet) return;

@@ -20,6 +20,7 @@
 #include "cli_args.hpp"
 #include "globals.hpp"
 #include "run_network.hpp"
+#include "progress.hpp"
 
 extern char** environ;
 
@@ -54,7 +55,11 @@ Result<ImageForRun> open_image_for_run(const image::Store& store, std::string_vi
                                        const std::optional<image::Platform>& platform) {
   auto entry = store.resolve(ref);
   if (!entry) return std::unexpected(std::move(entry).error());
-  auto layers = image::prepare_layers(store, *entry, platform.value_or(image::Platform::host()));
+  // The first run after a pull unpacks the layers: shown on a terminal, as pull shows its blobs.
+  const bool tty = isatty(STDERR_FILENO) != 0;
+  LineProgress progress(!tty, tty);
+  auto layers = image::prepare_layers(store, *entry, platform.value_or(image::Platform::host()),
+                                      tty ? &progress : nullptr);
   if (layers && platform) {
     const image::ImageConfig& c = layers->config;
     auto ok = image::check_platform({.os = c.os, .architecture = c.architecture, .variant = c.variant},

@@ -174,5 +174,41 @@ TEST(RunHelp, SaysThatRunAndBuildHaveNoNetworkByDefault) {
   EXPECT_NE(r.output.find("--network kiste"), std::string::npos) << r.output;  // the bridge
 }
 
+// `kiste --root ROOT ARGS` on a pseudo-terminal (stderr is a terminal), stdin from /dev/null.
+int on_pty(const fs::path& root, const std::string& args, std::string* out) {
+  return run_shell("script -q -e -c '" + kiste_binary().native() + " --root " + root.native() +
+                       " " + args + "' /dev/null < /dev/null",
+                   out);
+}
+
+TEST_F(HonestOutput, ImportAndTheFirstRunShowProgressOnlyOnATerminal) {
+  const std::string tar = busybox_tar().native();
+  std::string out;
+  ASSERT_EQ(on_pty(kiste_.root(), "import " + tar + " bb:1", &out), 0) << out;
+  EXPECT_NE(out.find("checking " + tar + ": done ("), std::string::npos) << out;
+  EXPECT_NE(out.find("packing " + tar + ": done ("), std::string::npos) << out;
+  EXPECT_NE(out.find("\033[Kpacking " + tar + ": "), std::string::npos) << out;  // live line
+  auto r = kiste_.run("import " + tar + " bb:2 2>&1");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(lines(r.output), 1u) << r.output;  // the id only
+  EXPECT_EQ(r.output.find("checking"), std::string::npos) << r.output;
+
+  if (::geteuid() != 0) GTEST_SKIP() << "running a container needs root";
+  out.clear();
+  ASSERT_EQ(on_pty(kiste_.root(), "run --rm bb:1 true", &out), 0) << out;
+  EXPECT_NE(out.find("layer 1/1 sha256:"), std::string::npos) << out;
+  EXPECT_NE(out.find(": unpacked ("), std::string::npos) << out;
+  out.clear();
+  ASSERT_EQ(on_pty(kiste_.root(), "run --rm bb:1 true", &out), 0) << out;
+  EXPECT_EQ(out.find("layer 1/1"), std::string::npos) << out;  // unpacked already: nothing to show
+
+  // Not a terminal: a first run says nothing about its layers.
+  KisteCli other(tmp_ / "root2");
+  ASSERT_EQ(other.run("import " + tar + " bb:1").status, 0);
+  r = other.run("run --rm bb:1 echo quiet 2>&1");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(r.output, "quiet\n");
+}
+
 }  // namespace
 }  // namespace kiste::testing
