@@ -170,7 +170,9 @@ Status do_tags(const RegistryFlags& rf, const std::string& repo_arg) {
   return {};
 }
 
-Status do_delete(const RegistryFlags& rf, const std::string& arg) {
+// A DELETE removes the manifest, and with it every tag that points at it: say which before
+// doing it. On a terminal kiste asks; otherwise it refuses unless --force.
+Status do_delete(const RegistryFlags& rf, const std::string& arg, bool force) {
   KISTE_ASSIGN_OR_RETURN(Reference ref, parse_docker_ref(arg));
   KISTE_ASSIGN_OR_RETURN(Remote remote, registry::connect(rf.access(), ref.registry()));
   image::Digest d = image::Digest::of("");
@@ -181,6 +183,30 @@ Status do_delete(const RegistryFlags& rf, const std::string& arg) {
                            remote.client->try_head_manifest(ref.repository(), ref.identifier()));
     if (!h) return failf(Errc::NotFound, "delete `{}`: no such manifest", ref.str());
     d = h->digest;
+  }
+  if (!force) {
+    KISTE_ASSIGN_OR_RETURN(auto tags, remote.client->tags_of(ref.repository(), d));
+    std::erase_if(tags, [&](const std::string& t) { return ref.tag() && t == *ref.tag(); });
+    if (!tags.empty()) {
+      std::string list;
+      for (const auto& t : tags) list += (list.empty() ? "" : ", ") + t;
+      std::string what = fmt::format(
+          "delete `{}`: {} is also tagged {} in `{}`; deleting the manifest removes {} too (the "
+          "registry deletes manifests, not tags)",
+          ref.str(), d.str().substr(0, 19), list, ref.name(),
+          tags.size() == 1 ? "that tag" : "those tags");
+      if (isatty(STDIN_FILENO) == 0 || isatty(STDERR_FILENO) == 0) {
+        return failf(Errc::InvalidArgument, "{}; use --force to delete anyway", what);
+      }
+      const size_t n = tags.size() + (ref.tag() ? 1 : 0);  // with the one asked for
+      std::fprintf(stderr, "kiste: warning: %s\nDelete %zu tag%s? [y/N] ", what.c_str(), n,
+                   n == 1 ? "" : "s");
+      std::string answer;
+      std::getline(std::cin, answer);
+      if (answer != "y" && answer != "Y" && answer != "yes") {
+        return failf(Errc::Cancelled, "delete `{}`: not confirmed", ref.str());
+      }
+    }
   }
   KISTE_TRY(remote.client->delete_manifest(ref.repository(), d));
   std::printf("%s\n", d.str().c_str());
@@ -352,8 +378,11 @@ void register_registry_commands(CLI::App& app, Globals& g) {
     static std::string ref;
     cmd->add_option("REF", ref, "the manifest to delete, docker://REGISTRY/REPO:TAG or @sha256:…")
         ->required();
+    static bool force = false;
+    cmd->add_flag("-f,--force", force,
+                  "also when other tags point at the same manifest (they are deleted with it)");
     add_registry_flags(cmd, rf);
-    cmd->callback([] { exit_on_error(do_delete(rf, ref)); });
+    cmd->callback([] { exit_on_error(do_delete(rf, ref, force)); });
   }
   {
     auto* cmd =

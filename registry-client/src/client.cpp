@@ -617,6 +617,17 @@ Result<Client::NameList> Client::catalog() {
                     [](const std::string& r) { return image::is_valid_repository(r); });
 }
 
+Result<std::vector<std::string>> Client::tags_of(std::string_view repo, const image::Digest& d) {
+  KISTE_ASSIGN_OR_RETURN(NameList all, list_tags(repo));
+  std::vector<std::string> out;
+  for (const auto& t : all.names) {
+    KISTE_ASSIGN_OR_RETURN(auto h, try_head_manifest(repo, t));
+    if (h && h->digest == d) out.push_back(t);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
 Result<std::optional<image::ManifestBlob>> Client::try_referrers(std::string_view repo,
                                                                  const image::Digest& d) {
   std::string what = fmt::format("list referrers of {} in `{}/{}`", d, registry(), repo);

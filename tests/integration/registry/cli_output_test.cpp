@@ -88,6 +88,66 @@ TEST_F(RegistryTest, RetriesAreShownOnATerminalAndLoggedOtherwise) {
   }
 }
 
+TEST_F(RegistryTest, DeleteOfATagNamesTheOtherTagsOfTheManifestAndWantsForce) {
+  auto reg = start_registry();
+  ASSERT_TRUE(reg);
+  auto a = open_store("root");
+  auto img = make_test_image(a, "localhost/app:1", {30'000}, 43);
+  auto other = make_test_image(a, "localhost/other:1", {31'000}, 44);
+  auto c = client(reg->host());
+  const std::string h = reg->host();
+  for (const char* tag : {"0.3", "0.4", "stable"}) {
+    ASSERT_TRUE(push(a, "localhost/app:1", *c, h + "/prod/app:" + tag));
+  }
+  ASSERT_TRUE(push(a, "localhost/other:1", *c, h + "/prod/app:0.5"));
+  std::string out;
+  // Not a terminal: refused with the list, nothing deleted.
+  EXPECT_EQ(run_shell(kiste(tmp_ / "root", "delete docker://" + h + "/prod/app:0.4") +
+                          " < /dev/null 2>&1",
+                      &out),
+            125);
+  EXPECT_EQ(lines(out), 1u) << out;
+  EXPECT_NE(out.find("is also tagged 0.3, stable in `" + h + "/prod/app`"), std::string::npos)
+      << out;
+  EXPECT_NE(out.find("use --force"), std::string::npos) << out;
+  EXPECT_EQ(out.find("0.5"), std::string::npos) << out;  // another manifest: not listed
+  auto tags = c->list_tags("prod/app");
+  ASSERT_TRUE(tags);
+  EXPECT_EQ(tags->names.size(), 4u);
+
+  // A terminal that says no: still nothing deleted.
+  out.clear();
+  EXPECT_EQ(run_shell("echo n | script -q -e -c '" +
+                          kiste(tmp_ / "root", "delete docker://" + h + "/prod/app:0.4") +
+                          "' /dev/null",
+                      &out),
+            125);
+  EXPECT_NE(out.find("kiste: warning: delete `"), std::string::npos) << out;
+  EXPECT_NE(out.find("Delete 3 tags? [y/N]"), std::string::npos) << out;
+  EXPECT_TRUE(c->try_head_manifest("prod/app", "0.4").value().has_value());
+
+  // --force deletes the manifest: all three tags go, 0.5 stays.
+  out.clear();
+  ASSERT_EQ(run_shell(kiste(tmp_ / "root", "delete --force docker://" + h + "/prod/app:0.4"),
+                      &out),
+            0)
+      << out;
+  EXPECT_EQ(out, img.manifest.digest.str() + "\n");
+  for (const char* gone : {"0.3", "0.4", "stable"}) {
+    EXPECT_FALSE(c->try_head_manifest("prod/app", gone).value().has_value()) << gone;
+  }
+  EXPECT_TRUE(c->try_head_manifest("prod/app", "0.5").value().has_value());
+
+  // The only tag of a manifest: deleted without asking.
+  out.clear();
+  ASSERT_EQ(run_shell(kiste(tmp_ / "root", "delete docker://" + h + "/prod/app:0.5") +
+                          " < /dev/null",
+                      &out),
+            0)
+      << out;
+  EXPECT_EQ(out, other.manifest.digest.str() + "\n");
+}
+
 TEST_F(RegistryTest, RemoteInspectHasTheSameShapeAsLocal) {
   auto reg = start_registry();
   ASSERT_TRUE(reg);

@@ -131,6 +131,10 @@ class Client {
   };
   [[nodiscard]] Result<NameList> list_tags(std::string_view repo);
   [[nodiscard]] Result<NameList> catalog();
+  // The tags of `repo` whose manifest is `d` (one HEAD per tag, sorted): what a DELETE of `d`
+  // removes along with it, since the registry API deletes manifests, not tags.
+  [[nodiscard]] Result<std::vector<std::string>> tags_of(std::string_view repo,
+                                                         const image::Digest& d);
   // GET /v2/<repo>/referrers/<digest>: the index, or nullopt when the registry has no referrers
   // API (404).
   [[nodiscard]] Result<std::optional<image::ManifestBlob>> try_referrers(std::string_view repo,
