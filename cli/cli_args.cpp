@@ -59,7 +59,6 @@ constexpr Entry kMissingRunFlags[] = {
     {"--pull", "`kiste run` runs a stored image and never pulls; use `kiste pull` first"},
     {"-q", "`kiste run` never pulls, so there is no pull output to silence"},
     {"--quiet", "`kiste run` never pulls, so there is no pull output to silence"},
-    {"--platform", "`kiste run` runs images of this host's platform"},
     {"--device", "devices are not passed into containers yet"},
     {"--gpus", "devices are not passed into containers yet"},
     {"--tmpfs", "use --mount type=tmpfs,target=PATH"},

@@ -1,19 +1,50 @@
 // import, save, load: wiring only; the work is in kiste::image (archive.hpp).
+#include <unistd.h>
+
+#include <algorithm>
 #include <cstdio>
 
 #include <kiste/image/archive.hpp>
 #include <kiste/image/store_ops.hpp>
 
 #include "globals.hpp"
+#include "progress.hpp"
 
 namespace kiste::cli {
 
 namespace {
 
+// On a terminal the two passes over the file show as progress lines, as pull shows its blobs.
 void cmd_import(const Globals& g, const std::string& file, const std::string& name,
-                const image::ImportOptions& opts) {
+                image::ImportOptions opts) {
   image::Store store = open_store(g);
   auto ref = value_or_exit(image::Reference::parse(name));
+  const bool tty = isatty(STDERR_FILENO) != 0;
+  LineProgress progress(!tty, tty);
+  std::string current;  // the phase on screen, its bytes shown, and whether it is done
+  uint64_t shown = 0;
+  bool finished = false;
+  image::Descriptor d_phase;
+  if (tty) {
+    opts.on_progress = [&](std::string_view phase, uint64_t done, uint64_t total) {
+      if (phase != current) {
+        current = std::string(phase);
+        shown = 0;
+        finished = false;
+        d_phase = image::Descriptor{.digest = image::Digest::of(current),
+                                    .size = static_cast<int64_t>(total)};
+        progress.set_label(d_phase.digest, current + " " + file, "done");
+        progress.blob_started(d_phase);
+      }
+      if (finished) return;  // told the end more than once: one "done" line
+      if (done > shown) progress.blob_bytes(d_phase, done - shown);
+      shown = std::max(shown, done);
+      if (done == total) {
+        finished = true;
+        progress.blob_done(d_phase, image::CopyProgress::Outcome::Copied);
+      }
+    };
+  }
   auto d = value_or_exit(image::import_rootfs(store, file, ref, opts));
   std::printf("%s\n", value_or_exit(image::image_id(store, d)).str().c_str());  // docker's ID
 }

@@ -1,5 +1,9 @@
 // images, inspect, tag, rmi, prune, fsck: wiring only; the work is in kiste::image.
 #include <cstdio>
+#include <optional>
+
+#include <kiste/base/go_template.hpp>
+#include <nlohmann/json.hpp>
 
 #include <kiste/image/root_layout.hpp>
 #include <kiste/image/store_layers.hpp>
@@ -64,26 +68,35 @@ void cmd_images(const Globals& g, const ImagesFlags& f) {
   }
 }
 
-void cmd_inspect(const Globals& g, const RegistryFlags& rf, const std::vector<std::string>& names) {
-  if (names.size() == 1 && names[0].starts_with("docker://")) {  // remote, without pulling
-    std::printf("%s\n", value_or_exit(inspect_remote_json(rf, names[0])).c_str());
-    return;
-  }
-  image::Store store = open_existing_store(g);
-  std::string out;
+// docker's output: a JSON array of the objects, or with -f the template applied to each, one
+// line per image.
+void cmd_inspect(const Globals& g, const RegistryFlags& rf, const std::vector<std::string>& names,
+                 const std::string& format) {
+  std::optional<GoTemplate> tpl;
+  if (!format.empty()) tpl = value_or_exit(GoTemplate::parse(format));
+  std::optional<image::Store> store;
+  nlohmann::ordered_json all = nlohmann::ordered_json::array();
+  std::string lines;
   for (const auto& n : names) {
-    auto entry = value_or_exit(store.resolve(n));
-    std::string one = value_or_exit(image::inspect_image(store, entry));
-    // Each is a one-element array; join them into one array.
-    if (!out.empty()) {
-      out.resize(out.rfind(']'));
-      while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
-      out += ",";
-      one = one.substr(one.find('[') + 1);
+    std::string one;
+    if (n.starts_with("docker://")) {  // remote, without pulling
+      one = value_or_exit(inspect_remote_json(rf, n));
+    } else {
+      if (!store) store = open_existing_store(g);
+      auto entry = value_or_exit(store->resolve(n));
+      one = value_or_exit(image::inspect_image(*store, entry));
     }
-    out += one;
+    if (tpl) {
+      lines += value_or_exit(tpl->render(nlohmann::json::parse(one))) + "\n";
+    } else {
+      all.push_back(nlohmann::ordered_json::parse(one));
+    }
   }
-  if (!out.empty()) std::printf("%s\n", out.c_str());
+  if (tpl) {
+    std::fputs(lines.c_str(), stdout);
+  } else {
+    std::printf("%s\n", all.dump(4, ' ', false, nlohmann::ordered_json::error_handler_t::replace).c_str());
+  }
 }
 
 void cmd_tag(const Globals& g, const std::string& src, const std::string& dst) {
@@ -188,7 +201,7 @@ void register_image_commands(CLI::App& app, Globals& g) {
     bool force = false;
     std::vector<std::string> names;
     RegistryFlags registry;  // inspect docker://REF
-    std::string src, dst, dir, platform;
+    std::string src, dst, dir, platform, format;
   };
   auto o = std::make_shared<Opts>();
 
@@ -214,11 +227,14 @@ void register_image_commands(CLI::App& app, Globals& g) {
         ->allow_extra_args(false);
     images->callback([&g, o] { cmd_images(g, o->images); });
 
-    auto* inspect =
-        parent->add_subcommand("inspect", "Show an image's manifest, config and layers as JSON");
-    inspect->add_option("IMAGE", o->names, "image names or ids")->required();
+    auto* inspect = parent->add_subcommand(
+        "inspect", "Show images as JSON in docker's shape (stored images and docker://REF)");
+    inspect->add_option("IMAGE", o->names, "image names or ids, or docker://REF")->required();
     add_registry_flags(inspect, o->registry);
-    inspect->callback([&g, o] { cmd_inspect(g, o->registry, o->names); });
+    inspect->add_option("-f,--format", o->format,
+                        "Go template, e.g. '{{.Id}}', '{{.Config.Env}}', '{{json .Config}}', "
+                        "'{{index .RepoTags 0}}' (no range/if)");
+    inspect->callback([&g, o] { cmd_inspect(g, o->registry, o->names, o->format); });
 
     auto* tag = parent->add_subcommand("tag", "Give an image another name");
     tag->add_option("SOURCE", o->src, "image name or id")->required();

@@ -14,6 +14,7 @@
 #include <kiste/registry/client.hpp>
 #include <kiste/registry/credentials.hpp>
 #include <kiste/registry/promote.hpp>
+#include <kiste/image/inspect.hpp>
 #include <kiste/registry/remote_image.hpp>
 #include <kiste/registry/transport.hpp>
 #include <mutex>
@@ -21,6 +22,7 @@
 
 #include "globals.hpp"
 #include "registry_flags.hpp"
+#include "progress.hpp"
 
 namespace kiste::cli {
 
@@ -29,99 +31,6 @@ namespace {
 using image::Reference;
 using registry::parse_docker_ref;
 using registry::Remote;
-
-std::string human(double bytes) {
-  const char* units[] = {"B", "KB", "MB", "GB"};
-  int u = 0;
-  while (bytes >= 1000 && u < 3) {
-    bytes /= 1000;
-    ++u;
-  }
-  return fmt::format("{:.1f} {}", bytes, units[u]);
-}
-
-// Progress on stderr, thread-safe: one line per finished blob; on a TTY (or --progress=tty) also
-// a live line per blob in flight with its bytes so far, rate and ETA, redrawn in place.
-class LineProgress final : public image::CopyProgress {
- public:
-  LineProgress(bool quiet, bool tty) : quiet_(quiet), tty_(tty && !quiet) {}
-  ~LineProgress() override {
-    std::lock_guard l(mu_);
-    erase_live();
-  }
-  void blob_started(const image::Descriptor& d) override {
-    if (!tty_) return;
-    std::lock_guard l(mu_);
-    live_.push_back({d.digest.str(), static_cast<uint64_t>(d.size), 0,
-                     std::chrono::steady_clock::now()});
-  }
-  void blob_bytes(const image::Descriptor& d, uint64_t n) override {
-    if (!tty_) return;
-    std::lock_guard l(mu_);
-    bool first = false;  // a blob's first bytes always draw: every blob shows up at least once
-    for (auto& b : live_) {
-      if (b.digest != d.digest.str()) continue;
-      first = b.bytes == 0;
-      b.bytes += n;
-    }
-    auto now = std::chrono::steady_clock::now();
-    if (!first && now - last_draw_ < std::chrono::milliseconds(100)) return;
-    last_draw_ = now;
-    draw_live(now);
-  }
-  void blob_done(const image::Descriptor& d, Outcome o) override {
-    if (quiet_) return;
-    std::lock_guard l(mu_);
-    erase_live();
-    std::erase_if(live_, [&](const Live& b) { return b.digest == d.digest.str(); });
-    const char* what = o == Outcome::Copied    ? "copied"
-                       : o == Outcome::Mounted ? "mounted"
-                                               : "exists";
-    std::fprintf(stderr, "blob %s: %s (%s)\n", d.digest.str().substr(0, 19).c_str(), what,
-                 human(static_cast<double>(d.size)).c_str());
-  }
-
- private:
-  struct Live {
-    std::string digest;
-    uint64_t size;
-    uint64_t bytes;
-    std::chrono::steady_clock::time_point start;
-  };
-  // Called with mu_ held.
-  void draw_live(std::chrono::steady_clock::time_point now) {
-    erase_live();
-    for (const auto& b : live_) {
-      double secs = std::chrono::duration<double>(now - b.start).count();
-      double rate = secs > 0 ? static_cast<double>(b.bytes) / secs : 0;
-      double left = b.size > b.bytes ? static_cast<double>(b.size - b.bytes) : 0;
-      std::fprintf(stderr, "\r\033[Kblob %s: %s / %s  %s/s  ETA %.0fs\n",
-                   b.digest.substr(0, 19).c_str(), human(static_cast<double>(b.bytes)).c_str(),
-                   human(static_cast<double>(b.size)).c_str(), human(rate).c_str(),
-                   rate > 0 ? left / rate : 0.0);
-      ++drawn_;
-    }
-  }
-  // Moves the cursor back over the live lines and clears them. Called with mu_ held.
-  void erase_live() {
-    if (drawn_ == 0) return;
-    std::fprintf(stderr, "\033[%dA\r\033[J", drawn_);
-    drawn_ = 0;
-  }
-
-  bool quiet_;
-  bool tty_;
-  int drawn_ = 0;  // live lines on screen
-  std::mutex mu_;
-  std::vector<Live> live_;
-  std::chrono::steady_clock::time_point last_draw_{};
-};
-
-bool want_tty(const std::string& progress_flag) {
-  if (progress_flag == "tty") return true;
-  if (progress_flag == "plain") return false;
-  return isatty(STDERR_FILENO) != 0;
-}
 
 void summary(bool quiet, const image::CopyResult& r, std::chrono::steady_clock::time_point t0) {
   if (quiet) return;
@@ -261,7 +170,9 @@ Status do_tags(const RegistryFlags& rf, const std::string& repo_arg) {
   return {};
 }
 
-Status do_delete(const RegistryFlags& rf, const std::string& arg) {
+// A DELETE removes the manifest, and with it every tag that points at it: say which before
+// doing it. On a terminal kiste asks; otherwise it refuses unless --force.
+Status do_delete(const RegistryFlags& rf, const std::string& arg, bool force) {
   KISTE_ASSIGN_OR_RETURN(Reference ref, parse_docker_ref(arg));
   KISTE_ASSIGN_OR_RETURN(Remote remote, registry::connect(rf.access(), ref.registry()));
   image::Digest d = image::Digest::of("");
@@ -272,6 +183,30 @@ Status do_delete(const RegistryFlags& rf, const std::string& arg) {
                            remote.client->try_head_manifest(ref.repository(), ref.identifier()));
     if (!h) return failf(Errc::NotFound, "delete `{}`: no such manifest", ref.str());
     d = h->digest;
+  }
+  if (!force) {
+    KISTE_ASSIGN_OR_RETURN(auto tags, remote.client->tags_of(ref.repository(), d));
+    std::erase_if(tags, [&](const std::string& t) { return ref.tag() && t == *ref.tag(); });
+    if (!tags.empty()) {
+      std::string list;
+      for (const auto& t : tags) list += (list.empty() ? "" : ", ") + t;
+      std::string what = fmt::format(
+          "delete `{}`: {} is also tagged {} in `{}`; deleting the manifest removes {} too (the "
+          "registry deletes manifests, not tags)",
+          ref.str(), d.str().substr(0, 19), list, ref.name(),
+          tags.size() == 1 ? "that tag" : "those tags");
+      if (isatty(STDIN_FILENO) == 0 || isatty(STDERR_FILENO) == 0) {
+        return failf(Errc::InvalidArgument, "{}; use --force to delete anyway", what);
+      }
+      const size_t n = tags.size() + (ref.tag() ? 1 : 0);  // with the one asked for
+      std::fprintf(stderr, "kiste: warning: %s\nDelete %zu tag%s? [y/N] ", what.c_str(), n,
+                   n == 1 ? "" : "s");
+      std::string answer;
+      std::getline(std::cin, answer);
+      if (answer != "y" && answer != "Y" && answer != "yes") {
+        return failf(Errc::Cancelled, "delete `{}`: not confirmed", ref.str());
+      }
+    }
   }
   KISTE_TRY(remote.client->delete_manifest(ref.repository(), d));
   std::printf("%s\n", d.str().c_str());
@@ -351,57 +286,31 @@ Status do_login(const RegistryFlags& rf, std::string user, std::string password,
 Result<std::string> inspect_remote_json(const RegistryFlags& rf, std::string_view arg) {
   KISTE_ASSIGN_OR_RETURN(Reference ref, parse_docker_ref(arg));
   KISTE_ASSIGN_OR_RETURN(Remote remote, registry::connect(rf.access(), ref.registry()));
-  registry::Client& c = *remote.client;
-  KISTE_ASSIGN_OR_RETURN(auto img, registry::RemoteImage::open(c, ref));
-  nlohmann::ordered_json j;
-  j["Name"] = ref.name();
-  j["Digest"] = img->top().digest.str();
-  j["MediaType"] = img->top().media_type;
-  auto tags = c.list_tags(ref.repository());
-  j["RepoTags"] = tags ? tags->names : std::vector<std::string>{};
-  image::ManifestBlob m = img->top();
-  if (m.is_index()) {
-    nlohmann::ordered_json plats = nlohmann::ordered_json::array();
-    for (const auto& d : m.index().manifests) {
-      plats.push_back({{"digest", d.digest.str()},
-                       {"platform", d.platform ? d.platform->str() : std::string()}});
-    }
-    j["Manifests"] = plats;
-    auto sel = image::select_platform(m.index(), image::Platform::host());
-    if (!sel) return j.dump(4);
-    KISTE_ASSIGN_OR_RETURN(m, img->fetch_manifest(*sel));
+  KISTE_ASSIGN_OR_RETURN(auto img, registry::RemoteImage::open(*remote.client, ref));
+  image::ManifestBlob top = img->top();
+  image::InspectInput in{.manifest = top};
+  if (top.is_index()) {
+    KISTE_ASSIGN_OR_RETURN(auto sel, with_context(image::select_platform(top.index(),
+                                                                         image::Platform::host()),
+                                                  fmt::format("inspect `{}`", ref.str())));
+    KISTE_ASSIGN_OR_RETURN(in.manifest, img->fetch_manifest(sel));
+    in.index = std::move(top);
   }
-  const auto& man = m.manifest();
-  if (image::media_type::is_config(man.config.media_type)) {
-    KISTE_ASSIGN_OR_RETURN(auto r, img->open_blob(man.config));
-    KISTE_ASSIGN_OR_RETURN(std::string cfg,
-                           image::read_bounded(*r, image::kMaxManifestBytes, "config"));
-    if (image::Digest::of(cfg) != man.config.digest) {
-      return failf(Errc::Corrupt, "inspect `{}`: config does not match {}", ref.str(),
-                   man.config.digest);
-    }
-    auto cj = nlohmann::json::parse(cfg, nullptr, false);
-    if (cj.is_object()) {
-      for (const char* k : {"created", "architecture", "variant", "os"}) {
-        if (cj.contains(k) && cj[k].is_string()) {
-          std::string key(k);
-          key[0] = static_cast<char>(std::toupper(key[0]));
-          j[key] = cj[k];
-        }
-      }
-      if (cj.contains("config") && cj["config"].is_object()) {
-        for (const char* k : {"Labels", "Env"}) {
-          if (cj["config"].contains(k)) j[k] = cj["config"][k];
-        }
-      }
-    }
+  if (in.manifest.is_index()) {
+    return failf(Errc::Unsupported, "inspect `{}`: nested index", ref.str());
   }
-  nlohmann::ordered_json layers = nlohmann::ordered_json::array();
-  for (const auto& l : man.layers) {
-    layers.push_back({{"MIMEType", l.media_type}, {"Digest", l.digest.str()}, {"Size", l.size}});
+  const image::Descriptor& cfg = in.manifest.manifest().config;
+  KISTE_ASSIGN_OR_RETURN(auto r, img->open_blob(cfg));
+  KISTE_ASSIGN_OR_RETURN(in.config, image::read_bounded(*r, image::kMaxManifestBytes, "config"));
+  if (image::Digest::of(in.config) != cfg.digest) {
+    return failf(Errc::Corrupt, "inspect `{}`: config does not match {}", ref.str(), cfg.digest);
   }
-  j["LayersData"] = layers;
-  return j.dump(4);
+  // docker's names for what was asked: the tag, and the repository at the digest it resolved to.
+  if (ref.tag()) in.repo_tags.push_back(ref.without_digest().familiar());
+  std::string repo = ref.without_digest().with_tag("x").familiar();
+  repo.resize(repo.size() - 2);  // drop ":x"
+  in.repo_digests.push_back(repo + "@" + img->top().digest.str());
+  return image::inspect_json(in);
 }
 
 void register_registry_commands(CLI::App& app, Globals& g) {
@@ -469,8 +378,11 @@ void register_registry_commands(CLI::App& app, Globals& g) {
     static std::string ref;
     cmd->add_option("REF", ref, "the manifest to delete, docker://REGISTRY/REPO:TAG or @sha256:…")
         ->required();
+    static bool force = false;
+    cmd->add_flag("-f,--force", force,
+                  "also when other tags point at the same manifest (they are deleted with it)");
     add_registry_flags(cmd, rf);
-    cmd->callback([] { exit_on_error(do_delete(rf, ref)); });
+    cmd->callback([] { exit_on_error(do_delete(rf, ref, force)); });
   }
   {
     auto* cmd =

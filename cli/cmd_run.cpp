@@ -21,6 +21,7 @@
 #include "cli_args.hpp"
 #include "globals.hpp"
 #include "run_network.hpp"
+#include "progress.hpp"
 
 extern char** environ;
 
@@ -50,10 +51,22 @@ namespace {
 
 // IMAGE -> the store entry -> snapshots (unpacked on first use) + the config's process defaults.
 // The caller holds a store lease from here until the runner's marker names the snapshots.
-Result<ImageForRun> open_image_for_run(const image::Store& store, std::string_view ref) {
+// `platform` (--platform) must be what the image is: kiste runs no image as another platform.
+Result<ImageForRun> open_image_for_run(const image::Store& store, std::string_view ref,
+                                       const std::optional<image::Platform>& platform) {
   auto entry = store.resolve(ref);
   if (!entry) return std::unexpected(std::move(entry).error());
-  auto layers = image::prepare_layers(store, *entry);
+  // The first run after a pull unpacks the layers: shown on a terminal, as pull shows its blobs.
+  const bool tty = isatty(STDERR_FILENO) != 0;
+  LineProgress progress(!tty, tty);
+  auto layers = image::prepare_layers(store, *entry, platform.value_or(image::Platform::host()),
+                                      tty ? &progress : nullptr);
+  if (layers && platform) {
+    const image::ImageConfig& c = layers->config;
+    auto ok = image::check_platform({.os = c.os, .architecture = c.architecture, .variant = c.variant},
+                                    *platform);
+    if (!ok) layers = std::unexpected(std::move(ok).error());
+  }
   if (!layers) {
     return std::unexpected(std::move(layers).error().with_context(fmt::format("image {}", quote(ref))));
   }
@@ -86,6 +99,7 @@ struct RunArgs {
   std::string stop_signal;
   std::optional<int> stop_timeout;
   std::string monitor_id;  // hidden: this process is that container's monitor
+  std::string platform;  // --platform: what the image must be
 };
 
 // The lower dirs and defaults of `run`'s image (or --rootfs), and a store lease while they are
@@ -106,7 +120,11 @@ Result<ImageForRun> image_for_run(const Globals& g, const RunArgs& a,
   if (positional.empty()) return fail(Errc::InvalidArgument, "run: give an IMAGE or --rootfs DIR");
   KISTE_ASSIGN_OR_RETURN(auto store, image::Store::open(g.root, {.create = false}));
   KISTE_ASSIGN_OR_RETURN(lease, store.writer_lease());
-  KISTE_ASSIGN_OR_RETURN(image, open_image_for_run(store, positional.front()));
+  std::optional<image::Platform> platform;
+  if (!a.platform.empty()) {
+    KISTE_ASSIGN_OR_RETURN(platform, with_context(image::Platform::parse(a.platform), "--platform"));
+  }
+  KISTE_ASSIGN_OR_RETURN(image, open_image_for_run(store, positional.front(), platform));
   positional.erase(positional.begin());
   return image;
 }
@@ -327,7 +345,13 @@ CLI::App* add_run_command(CLI::App& app, Globals& g) {
   auto a = std::make_shared<RunArgs>();
   auto* run = app.add_subcommand("run", "Run a command in a new container");
   run->set_help_flag("--help", "show this help");
-  run->footer("Arguments: (IMAGE | --rootfs DIR) [COMMAND [ARG...]]  (everything after IMAGE is the command)");
+  run->footer(
+      "Arguments: (IMAGE | --rootfs DIR) [COMMAND [ARG...]]  (everything after IMAGE is the command)\n"
+      "Network: unlike docker, a container has no network by default: its own network namespace\n"
+      "with only loopback (--network none). --network host shares the host's; --network kiste\n"
+      "(or a network of `kiste network create`) puts it on a bridge with NAT, like docker's\n"
+      "default. Build RUN steps likewise get a private network namespace with only loopback;\n"
+      "`kiste build --network host` gives them the host's.");
   run->prefix_command();  // everything after IMAGE (or the first command word) is the command
   auto& o = a->opts;
   run->add_option("--rootfs", a->rootfs, "run this directory as the (read-only lower) root");
@@ -367,6 +391,8 @@ CLI::App* add_run_command(CLI::App& app, Globals& g) {
   run->add_option("-p,--publish", a->publish,
                   "[IP:][HOSTPORT:]CONTAINERPORT[/tcp]: forward a host port (needs --network NAME)")
       ->allow_extra_args(false);
+  run->add_option("--platform", a->platform,
+                  "os/arch[/variant] the image must be (an index picks it; no emulation)");
   run->add_option("--cgroup-manager", a->cgroup_manager,
                   "systemd or cgroupfs (default: systemd when it is PID 1 on a cgroup v2 host)");
   run->add_option("--cgroup-parent", a->cgroup_parent,

@@ -1,5 +1,11 @@
 #include "registry_flags.hpp"
 
+#include <unistd.h>
+
+#include <cstdio>
+
+#include <kiste/base/log.hpp>
+
 namespace kiste::cli {
 
 void add_registry_flags(CLI::App* cmd, RegistryFlags& f) {
@@ -13,6 +19,14 @@ void add_registry_flags(CLI::App* cmd, RegistryFlags& f) {
 registry::AccessOptions RegistryFlags::access() const {
   registry::AccessOptions a{.cert_dir = cert_dir, .authfile = authfile};
   if (!tls_verify.empty()) a.tls_verify = tls_verify == "true";
+  // A wait for a retry is visible on a terminal; otherwise it goes to the log (--log-level info).
+  a.on_retry = [](const std::string& line) {
+    if (isatty(STDERR_FILENO) != 0) {
+      std::fprintf(stderr, "kiste: %s\n", line.c_str());
+    } else {
+      log::info("{}", line);
+    }
+  };
   return a;
 }
 

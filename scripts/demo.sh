@@ -75,7 +75,7 @@ echo "staging digest: $staging"
 
 step "3. kiste promote staging -> prod --expect-digest $staging"
 "$kiste" promote --expect-digest "$staging" "docker://$registry/staging/hello:1.0" "docker://$registry/prod/hello:1.0"
-prod=$("$kiste" inspect "docker://$registry/prod/hello:1.0" | sed -n 's/.*"Digest": *"\(sha256:[0-9a-f]*\)".*/\1/p' | head -1)
+prod=$("$kiste" inspect -f '{{.Descriptor.digest}}' "docker://$registry/prod/hello:1.0")
 echo "prod digest:    $prod"
 [ "$staging" = "$prod" ] || { echo "demo: digests differ" >&2; exit 1; }
 echo "digests are equal: the image tested in staging is the one in production"

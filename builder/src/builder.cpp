@@ -42,8 +42,11 @@ Result<image::ManifestBlob> StoreImageProvider::resolve(const image::Reference& 
   }
   KISTE_ASSIGN_OR_RETURN(auto top, image::read_manifest(store_, entry->manifest));
   if (!top.is_index()) return top;
-  KISTE_ASSIGN_OR_RETURN(auto d, image::select_platform(top.index(), platform));
-  return image::read_manifest(store_, d);
+  auto d = image::select_platform(top.index(), platform);
+  if (!d) {  // the image goes into the message: FROM's error keeps the message, not the context
+    return failf(d.error().code, "image {}: {}", quote(ref.familiar()), d.error().message);
+  }
+  return image::read_manifest(store_, *d);
 }
 
 namespace {
@@ -286,6 +289,19 @@ Result<StageOut> BuildRun::start_stage(const Stage& s) {
   KISTE_ASSIGN_OR_RETURN(std::string cfg_bytes, store_.read_blob(man.config.digest));
   KISTE_ASSIGN_OR_RETURN(out.st.config, with_context(image::ImageConfig::parse(cfg_bytes),
                                                      fmt::format("config of {}", quote(s.base))));
+  // A platform asked for (--platform, FROM --platform) that the base is not: refused, so no
+  // image is labelled with an architecture its binaries are not. Without one, a foreign base
+  // keeps its own platform in the config (a COPY-only cross build stays honest).
+  if (s.platform || !(opts_.plan.platform == opts_.plan.build_platform)) {
+    const image::Platform have{.os = out.st.config.os,
+                               .architecture = out.st.config.architecture,
+                               .variant = out.st.config.variant};
+    if (auto ok = image::check_platform(have, platform); !ok) {
+      return at(*s.from, Error{.code = ok.error().code,
+                               .message = fmt::format("image {}: {}", quote(s.base),
+                                                      ok.error().message)});
+    }
+  }
   out.layers = man.layers;
   if (out.layers.size() != out.st.config.diff_ids.size()) {
     return failf(Errc::Corrupt, "image {}: {} layers but {} diff_ids", s.base, out.layers.size(),

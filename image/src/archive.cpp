@@ -716,12 +716,20 @@ Result<Descriptor> import_rootfs(const Store& store, const fs::path& tar_in, con
     tar = t.path();
     spool.emplace(std::move(t));
   }
+  std::error_code size_ec;
+  const uint64_t total = fs::file_size(tar, size_ec);
+  auto progress = [&](std::string_view phase, archive* a) {
+    if (!opts.on_progress || size_ec) return;
+    int64_t n = a == nullptr ? static_cast<int64_t>(total) : la().archive_filter_bytes(a, -1);
+    opts.on_progress(phase, static_cast<uint64_t>(std::clamp<int64_t>(n, 0, static_cast<int64_t>(total))), total);
+  };
   // Pass 1: it must be a readable tar archive.
   {
     KISTE_ASSIGN_OR_RETURN(ArchiveReadPtr a, with_context(open_reader(tar, false), ctx));
     archive_entry* e = nullptr;
     for (;;) {
       int rc = la().archive_read_next_header(a.get(), &e);
+      progress("checking", a.get());
       if (rc == ARCHIVE_EOF) break;
       if (rc != ARCHIVE_OK && rc != ARCHIVE_WARN) {
         return failf(Errc::InvalidArgument, "{}: not a valid tar archive: {}", ctx,
@@ -739,16 +747,33 @@ Result<Descriptor> import_rootfs(const Store& store, const fs::path& tar_in, con
   {
     KISTE_ASSIGN_OR_RETURN(ArchiveReadPtr a, with_context(open_reader(tar, true), ctx));
     archive_entry* e = nullptr;
+    progress("checking", nullptr);
     KISTE_ASSIGN_OR_RETURN(auto gz, CompressingSink::create(w, {}));
     HashingSink hs(*gz);
+    // Reports how far into the file the reader is, about every MiB written.
+    struct ProgressSink final : ByteSink {
+      ByteSink& out;
+      std::function<void()> tick;
+      uint64_t since = 0;
+      ProgressSink(ByteSink& o, std::function<void()> t) : out(o), tick(std::move(t)) {}
+      Status write(std::string_view b) override {
+        since += b.size();
+        if (since >= (1u << 20)) {
+          since = 0;
+          tick();
+        }
+        return out.write(b);
+      }
+    } ps(hs, [&] { progress("packing", a.get()); });
     int rc = la().archive_read_next_header(a.get(), &e);
     if (rc == ARCHIVE_OK) {
-      KISTE_TRY(with_context(copy_entry_data(a.get(), hs, tar.native()), ctx));
+      KISTE_TRY(with_context(copy_entry_data(a.get(), ps, tar.native()), ctx));
     } else if (rc != ARCHIVE_EOF) {
       return failf(Errc::InvalidArgument, "{}: {}", ctx, archive_message(a.get()));
     }
     KISTE_TRY(gz->finish());
     diff_id = hs.finish();
+    progress("packing", nullptr);
   }
   KISTE_ASSIGN_OR_RETURN(auto layer, w.commit());
 

@@ -44,6 +44,7 @@
   X(archive_entry_xattr_next) \
   X(archive_entry_xattr_reset) \
   X(archive_error_string) \
+  X(archive_filter_bytes) \
   X(archive_read_data) \
   X(archive_read_data_block) \
   X(archive_read_data_skip) \

@@ -153,6 +153,12 @@ Result<Descriptor> select_platform(const Index& index, const Platform& want) {
                seen.empty() ? "none" : seen);
 }
 
+Status check_platform(const Platform& have, const Platform& want) {
+  if (want.matches(have)) return {};
+  return failf(Errc::NotFound, "no manifest for platform {} (it has: {})", want.normalized().str(),
+               have.normalized().str());
+}
+
 Result<bool> ManifestWalk::enter(const Descriptor& d) {
   if (seen_.contains(d.digest)) return false;
   if (seen_.size() >= kMaxManifestsPerWalk) {

@@ -40,17 +40,52 @@ Result<ResolvedImage> resolve_image(const Store& store, const StoreEntry& entry,
   return img;
 }
 
+// Tells `progress` how much of a layer blob has been read (its start, bytes, and its end).
+class ProgressReader final : public BlobReader {
+ public:
+  ProgressReader(std::unique_ptr<BlobReader> in, Descriptor d, CopyProgress& p, size_t index,
+                 size_t count)
+      : in_(std::move(in)), d_(std::move(d)), p_(p) {
+    p_.layer_started(d_, index, count);
+  }
+  Result<size_t> read(void* buf, size_t len) override {
+    auto n = in_->read(buf, len);
+    if (n && *n > 0) p_.blob_bytes(d_, *n);
+    if (n && *n == 0 && !done_) {
+      done_ = true;
+      p_.blob_done(d_, CopyProgress::Outcome::Copied);
+    }
+    return n;
+  }
+
+ private:
+  std::unique_ptr<BlobReader> in_;
+  Descriptor d_;
+  CopyProgress& p_;
+  bool done_ = false;
+};
+
 }  // namespace
 
 Result<ImageLayers> prepare_layers(const Store& store, const StoreEntry& entry,
-                                   const Platform& platform) {
+                                   const Platform& platform, CopyProgress* progress) {
   KISTE_ASSIGN_OR_RETURN(ResolvedImage img, resolve_image(store, entry, platform));
   KISTE_ASSIGN_OR_RETURN(SnapshotStore snaps, SnapshotStore::open(store.root()));
   ImageLayers out;
   for (size_t i = 0; i < img.layers.size(); ++i) {
     const LayerSource& l = img.layers[i];
+    BlobOpener open = l.open_blob;
+    if (progress != nullptr) {  // the opener only runs for a layer that is unpacked now
+      Descriptor d = img.manifest.manifest().layers[i];
+      const size_t count = img.layers.size();
+      open = [inner = l.open_blob, d, progress, i, count]() -> Result<std::unique_ptr<BlobReader>> {
+        KISTE_ASSIGN_OR_RETURN(auto r, inner());
+        return std::unique_ptr<BlobReader>(
+            std::make_unique<ProgressReader>(std::move(r), d, *progress, i + 1, count));
+      };
+    }
     KISTE_ASSIGN_OR_RETURN(
-        fs::path p, with_context(snaps.ensure(*l.diff_id, l.compression, l.open_blob),
+        fs::path p, with_context(snaps.ensure(*l.diff_id, l.compression, open),
                                  fmt::format("unpack layer {} of {}", i + 1, entry.name)));
     out.lower_dirs.push_back(std::move(p));
   }

@@ -1,5 +1,7 @@
 #include <kiste/image/store_ops.hpp>
 
+#include <kiste/image/inspect.hpp>
+
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -126,50 +128,32 @@ std::string images_json(const std::vector<ImageSummary>& list) {
 }
 
 Result<std::string> inspect_image(const Store& store, const StoreEntry& entry) {
-  KISTE_ASSIGN_OR_RETURN(ManifestBlob m, read_manifest(store, entry.manifest));
-  json o = json::object();
-  o["Name"] = entry.name;
-  o["Digest"] = m.digest.str();
-  o["MediaType"] = m.media_type;
-  o["Manifest"] = json::parse(m.bytes, nullptr, false);
-  json tags = json::array();
-  KISTE_ASSIGN_OR_RETURN(auto entries, store.entries());
-  for (const auto& e : entries) {
-    if (e.manifest.digest == m.digest) tags.push_back(e.name);
+  KISTE_ASSIGN_OR_RETURN(ManifestBlob top, read_manifest(store, entry.manifest));
+  InspectInput in{.manifest = top};
+  if (top.is_index()) {
+    // The host's image, as `run` would pick it; the index itself is listed under Index.
+    KISTE_ASSIGN_OR_RETURN(Descriptor d,
+                           with_context(select_platform(top.index(), Platform::host()),
+                                        fmt::format("inspect {}", quote(entry.name))));
+    KISTE_ASSIGN_OR_RETURN(in.manifest, read_manifest(store, d));
+    in.index = std::move(top);
   }
-  o["RepoTags"] = std::move(tags);
-  int64_t size = static_cast<int64_t>(m.bytes.size());
-  if (!m.is_index()) {
-    const Manifest& man = m.manifest();
-    o["Id"] = man.config.digest.str();
-    KISTE_ASSIGN_OR_RETURN(std::string cfg_bytes, store.read_blob(man.config.digest));
-    json cfg = json::parse(cfg_bytes, nullptr, false);
-    if (!cfg.is_discarded() && cfg.is_object()) {
-      for (const char* k : {"created", "author", "architecture", "os", "variant"}) {
-        if (cfg.contains(k)) {
-          std::string key = k;
-          key[0] = static_cast<char>(std::toupper(key[0]));
-          o[key] = cfg[k];
-        }
-      }
-      if (cfg.contains("config")) o["Config"] = cfg["config"];
-      if (cfg.contains("rootfs")) o["RootFS"] = cfg["rootfs"];
-      if (cfg.contains("history")) o["History"] = cfg["history"];
-    }
-    json layers = json::array();
-    size += man.config.size;
-    for (const auto& l : man.layers) {
-      layers.push_back(json{{"MediaType", l.media_type}, {"Digest", l.digest.str()}, {"Size", l.size}});
-      size += l.size;
-    }
-    o["Layers"] = std::move(layers);
-  } else {
-    o["Id"] = m.digest.str();
+  if (in.manifest.is_index()) {
+    return failf(Errc::Unsupported, "inspect {}: nested index", quote(entry.name));
   }
-  o["Size"] = size;
-  json arr = json::array();
-  arr.push_back(std::move(o));
-  return arr.dump(2);
+  KISTE_ASSIGN_OR_RETURN(in.config, store.read_blob(in.manifest.manifest().config.digest));
+  KISTE_ASSIGN_OR_RETURN(auto all, list_images(store));
+  for (const auto& s : all) {
+    if (s.manifest_digest != entry.manifest.digest) continue;
+    if (s.name == entry.name) in.unpacked_size = s.size;  // unpacked when known, else stored
+    if (s.repository == "<none>") continue;
+    if (s.tag != "<none>") in.repo_tags.push_back(s.repository + ":" + s.tag);
+    std::string rd = s.repository + "@" + entry.manifest.digest.str();
+    if (std::find(in.repo_digests.begin(), in.repo_digests.end(), rd) == in.repo_digests.end()) {
+      in.repo_digests.push_back(std::move(rd));
+    }
+  }
+  return inspect_json(in);
 }
 
 Result<StoreUsage> store_usage(const Store& store) {

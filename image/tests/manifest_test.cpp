@@ -228,5 +228,18 @@ TEST(Platform, ParseNormaliseMatch) {
   EXPECT_FALSE(Platform::host().architecture.empty());
 }
 
+TEST(Platform, CheckPlatformOfASingleManifestImage) {
+  auto p = [](const char* s) { return *Platform::parse(s); };
+  EXPECT_TRUE(check_platform(p("linux/amd64"), p("linux/amd64")));
+  EXPECT_TRUE(check_platform(p("linux/arm64"), p("linux/arm64/v8")));  // v8 implied
+  EXPECT_TRUE(check_platform(p("linux/arm/v7"), p("linux/arm")));      // any variant
+  auto r = check_platform(p("linux/amd64"), p("linux/arm64"));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, Errc::NotFound);
+  EXPECT_EQ(r.error().to_string(), "no manifest for platform linux/arm64 (it has: linux/amd64)");
+  EXPECT_FALSE(check_platform(p("linux/arm/v6"), p("linux/arm/v7")));
+  EXPECT_FALSE(check_platform(p("windows/amd64"), p("linux/amd64")));
+}
+
 }  // namespace
 }  // namespace kiste::image

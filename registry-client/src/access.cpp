@@ -15,6 +15,7 @@ Result<ClientOptions> client_options(const AccessOptions& access, std::string_vi
   }
   if (!access.cert_dir.empty()) o.cert_dir = access.cert_dir;
   KISTE_ASSIGN_OR_RETURN(o.deadlines, Deadlines::from_env());
+  o.on_retry = access.on_retry;
   return o;
 }
 

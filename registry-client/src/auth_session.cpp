@@ -159,7 +159,7 @@ Result<Client::Impl::TokenReply> Client::Impl::fetch_token(
     Error e = r ? registry_error(what, (*r)->status(), (*r)->error_body())
                 : std::move(r).error().with_context(what);
     if (!is_retryable(e) || attempt >= opts.retry.attempts) return std::unexpected(e);
-    backoff(attempt, std::nullopt);
+    backoff(attempt, std::nullopt, e);
   }
   KISTE_ASSIGN_OR_RETURN(std::string body, t->read_all(1 << 20, what));
   auto j = nlohmann::json::parse(body, nullptr, false);

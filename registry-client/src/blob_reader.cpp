@@ -83,7 +83,7 @@ class RemoteBlobReader final : public image::BlobReader {
         return std::unexpected(std::move(e));
       }
       log::debug("{}: {}; resuming at byte {}", what_, e.to_string(), off_);
-      c_.backoff(failures, std::nullopt);
+      c_.backoff(failures, std::nullopt, e);
     }
   }
 

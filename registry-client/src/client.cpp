@@ -1,4 +1,5 @@
 // Client: the distribution API verbs on top of the session (base URL, auth, retries).
+#include <cerrno>
 #include <chrono>
 #include <filesystem>
 #include <kiste/base/log.hpp>
@@ -107,7 +108,8 @@ std::string Client::Impl::url_for(std::string_view target) {
   return base + std::string(target);
 }
 
-void Client::Impl::backoff(int attempt, const std::optional<std::string>& retry_after) {
+void Client::Impl::backoff(int attempt, const std::optional<std::string>& retry_after,
+                           const Error& reason) {
   ++stats.retries;
   int delay = opts.retry.base_delay_ms << std::min(attempt - 1, 10);
   thread_local std::mt19937 rng{std::random_device{}()};
@@ -118,6 +120,13 @@ void Client::Impl::backoff(int attempt, const std::optional<std::string>& retry_
     if (end != retry_after->c_str() && s >= 0) delay = static_cast<int>(std::min(s, 3600L)) * 1000;
   }
   delay = std::min(delay, opts.retry.max_delay_ms);
+  std::string line = fmt::format("retrying ({}/{}) in {:.1f} s: {}", attempt + 1,
+                                 opts.retry.attempts, delay / 1000.0, reason.to_string());
+  if (opts.on_retry) {
+    opts.on_retry(line);
+  } else {
+    log::info("{}", line);
+  }
   std::this_thread::sleep_for(std::chrono::milliseconds(delay));
 }
 
@@ -150,8 +159,16 @@ Status Client::Impl::ensure_base() {
         if (e.code == Errc::Registry) {
           return std::unexpected(std::move(e).with_context(fmt::format("registry `{}`", registry)));
         }
+        // Nothing listens on a loopback port: no retry or other scheme changes that, so say it
+        // at once with the URL that was tried.
+        if (http_first && e.sys_errno == ECONNREFUSED) {
+          return failf(Errc::Unavailable,
+                       "registry {}: connect to {}: connection refused (the registry may not be "
+                       "running)",
+                       quote(registry), url);
+        }
         if (is_retryable(e) && attempt < opts.retry.attempts && last) {
-          backoff(attempt, std::nullopt);
+          backoff(attempt, std::nullopt, e);
           continue;
         }
         if (!first || scheme == "https://") first = e;
@@ -171,7 +188,7 @@ Status Client::Impl::ensure_base() {
         break;  // e.g. 400 from a TLS server spoken to in plain HTTP
       }
       if (is_retryable(e) && attempt < opts.retry.attempts) {
-        backoff(attempt, (*r)->head().header("retry-after"));
+        backoff(attempt, (*r)->head().header("retry-after"), e);
         continue;
       }
       return std::unexpected(e);
@@ -208,8 +225,7 @@ Result<std::unique_ptr<detail::Transfer>> Client::Impl::send(const Call& call,
     if (!r) {
       Error e = std::move(r).error().with_context(call.what);
       if (is_retryable(e) && attempt < opts.retry.attempts && call.upload == nullptr) {
-        log::debug("{}: {}; retrying", call.what, e.to_string());
-        backoff(attempt, std::nullopt);
+        backoff(attempt, std::nullopt, e);
         continue;
       }
       return std::unexpected(std::move(e));
@@ -226,10 +242,9 @@ Result<std::unique_ptr<detail::Transfer>> Client::Impl::send(const Call& call,
     }
     Error e = registry_error(call.what, st, body);
     if (is_retryable(e) && attempt < opts.retry.attempts && call.upload == nullptr) {
-      log::debug("{}: {}; retrying", call.what, e.to_string());
       auto ra = t->head().header("retry-after");
       t.reset();
-      backoff(attempt, ra);
+      backoff(attempt, ra, e);
       continue;
     }
     return std::unexpected(std::move(e));
@@ -601,6 +616,17 @@ Result<Client::NameList> Client::catalog() {
   return paged_list(*impl_, "/v2/_catalog?n=1000", "repositories", {"registry:catalog:*"},
                     fmt::format("list repositories of `{}`", registry()),
                     [](const std::string& r) { return image::is_valid_repository(r); });
+}
+
+Result<std::vector<std::string>> Client::tags_of(std::string_view repo, const image::Digest& d) {
+  KISTE_ASSIGN_OR_RETURN(NameList all, list_tags(repo));
+  std::vector<std::string> out;
+  for (const auto& t : all.names) {
+    KISTE_ASSIGN_OR_RETURN(auto h, try_head_manifest(repo, t));
+    if (h && h->digest == d) out.push_back(t);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
 }
 
 Result<std::optional<image::ManifestBlob>> Client::try_referrers(std::string_view repo,

@@ -42,7 +42,9 @@ struct Client::Impl {
                                                                std::initializer_list<int> ok);
   [[nodiscard]] Status ensure_base();
   [[nodiscard]] std::string url_for(std::string_view target);
-  void backoff(int attempt, const std::optional<std::string>& retry_after);
+  // Waits before try `attempt + 1` (exponential with jitter, or Retry-After) and says so
+  // through opts.on_retry, naming `reason`.
+  void backoff(int attempt, const std::optional<std::string>& retry_after, const Error& reason);
 
   // ---- auth (auth_session.cpp) -----------------------------------------------------------
   // The Authorization header for `scopes` ("" when anonymous), fetching a token if needed.

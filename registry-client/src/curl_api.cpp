@@ -34,6 +34,7 @@ void load_once() {
             bind(lib, "curl_easy_setopt", a.easy_setopt) &&
             bind(lib, "curl_easy_pause", a.easy_pause) &&
             bind(lib, "curl_easy_strerror", a.easy_strerror) &&
+            bind(lib, "curl_easy_getinfo", a.easy_getinfo) &&
             bind(lib, "curl_multi_init", a.multi_init) &&
             bind(lib, "curl_multi_cleanup", a.multi_cleanup) &&
             bind(lib, "curl_multi_add_handle", a.multi_add_handle) &&

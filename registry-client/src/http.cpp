@@ -313,9 +313,16 @@ class Connection {
       default:
         break;
     }
+    // The connect's own errno (ECONNREFUSED: nothing listens there), for callers that decide
+    // whether a retry can help.
+    long os_errno = 0;
+    if (result_ == CURLE_COULDNT_CONNECT) {
+      curl().easy_getinfo(easy_.get(), CURLINFO_OS_ERRNO, &os_errno);
+    }
     return std::unexpected(
         Error{.code = code,
-              .message = fmt::format("{} {}: {}", req_->method, redact_url(req_->url), detail)});
+              .message = fmt::format("{} {}: {}", req_->method, redact_url(req_->url), detail),
+              .sys_errno = static_cast<int>(os_errno)});
   }
 
   static size_t on_header(char* data, size_t size, size_t n, void* self_) {

@@ -33,12 +33,11 @@ class StoreE2E : public ::testing::Test {
     EXPECT_EQ(r.status, 0) << r.output;
     return trim(r.output);
   }
-  // Manifest digest of a name, through `kiste images --format json`.
+  // Manifest digest of a name, through `kiste inspect`.
   std::string digest_of(const KisteCli& k, const std::string& name) {
-    auto r = k.run("inspect " + name);
+    auto r = k.run("inspect -f '{{.Descriptor.digest}}' " + name);
     EXPECT_EQ(r.status, 0) << r.output;
-    auto at = r.output.find("\"Digest\": \"");
-    return at == std::string::npos ? "" : r.output.substr(at + 11, 71);
+    return trim(r.output);
   }
 };
 

@@ -55,6 +55,10 @@ fs::path busybox_tar() {
   return path;
 }
 
+std::string kiste_command(const std::filesystem::path& root, const std::string& args) {
+  return kiste_binary().string() + " --root " + root.string() + " " + args;
+}
+
 std::string trim(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
   return s;

@@ -39,7 +39,7 @@ TEST(BuildCli, TagsOutputsFormatsAndErrors) {
   // --format docker writes Docker media types.
   ASSERT_EQ(sh(fmt::format("{} build -q --format docker -t d:1 {}/ctx", k, w), &out), 0) << out;
   std::string m;
-  ASSERT_EQ(sh(fmt::format("cat {}/root/blobs/sha256/$({} inspect d:1 | sed -n 's/.*\"Digest\": \"sha256:\\([0-9a-f]*\\)\".*/\\1/p' | head -1)", w, k), &m), 0);
+  ASSERT_EQ(sh(fmt::format("cat {}/root/blobs/sha256/$({} inspect -f '{{{{.Descriptor.digest}}}}' d:1 | cut -d: -f2)", w, k), &m), 0);
   EXPECT_NE(m.find("application/vnd.docker.distribution.manifest.v2+json"), std::string::npos) << m;
   // --progress=plain shows the cached steps and why a step missed.
   write(tmp / "ctx/msg", "two\n");

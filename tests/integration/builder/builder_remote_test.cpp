@@ -67,12 +67,12 @@ TEST_F(BuildRemote, PushSendsEveryTag) {
   ASSERT_EQ(sh(fmt::format("{} tags {}/app | sort", kiste("a"), h), &out), 0) << out;
   EXPECT_EQ(out, "1\n2\n");
   // build prints the image ID (config digest); pull prints the manifest digest, which both
-  // roots' `inspect` show as Digest.
+  // roots' `inspect` show as Descriptor.digest.
   std::string inspect_a;
   ASSERT_EQ(sh(fmt::format("{} inspect {}/app:2", kiste("a"), h), &inspect_a), 0) << inspect_a;
   EXPECT_NE(inspect_a.find("\"Id\": \"" + trim(digest) + "\""), std::string::npos) << inspect_a;
   ASSERT_EQ(sh(fmt::format("{} pull -q {}/app:2", kiste("c"), h), &out), 0) << out;
-  EXPECT_NE(inspect_a.find("\"Digest\": \"" + trim(out) + "\""), std::string::npos) << inspect_a;
+  EXPECT_NE(inspect_a.find("\"digest\": \"" + trim(out) + "\""), std::string::npos) << inspect_a;
   ASSERT_EQ(sh(fmt::format("{} run --rm {}/app:2 2>&1", kiste("c"), h), &out), 0) << out;
   EXPECT_EQ(out, "pushed\n");
   // --push without a name says so.

@@ -8,8 +8,10 @@
 
 #include <chrono>
 #include <fstream>
-#include <kiste/base/sys.hpp>
 #include <thread>
+
+#include <kiste/base/sys.hpp>
+#include <kiste/testing/kiste_cli.hpp>
 
 #include "fault_proxy.hpp"
 #include "registry_fixture.hpp"
@@ -18,10 +20,6 @@ namespace kiste::testing {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string kiste(const fs::path& root, const std::string& args) {
-  return kiste_binary().string() + " --root " + root.string() + " " + args;
-}
 
 std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
 
@@ -45,21 +43,21 @@ TEST_F(RegistryTest, CliPushPullPromoteTagsDelete) {
   std::string h = reg->host();
   std::string out;
   ASSERT_EQ(
-      run_shell(kiste(root, "push -q localhost/app:1 docker://" + h + "/staging/app:1"), &out), 0)
+      run_shell(kiste_command(root, "push -q localhost/app:1 docker://" + h + "/staging/app:1"), &out), 0)
       << out;
   EXPECT_EQ(first_line(out), img.manifest.digest.str());
 
   auto root2 = tmp_ / "root2";
   out.clear();
-  ASSERT_EQ(run_shell(kiste(root2, "pull -q " + h + "/staging/app:1"), &out), 0) << out;
+  ASSERT_EQ(run_shell(kiste_command(root2, "pull -q " + h + "/staging/app:1"), &out), 0) << out;
   EXPECT_EQ(first_line(out), img.manifest.digest.str());
   EXPECT_TRUE(validate(open_store("root2"), h + "/staging/app:1"));
   out.clear();
-  EXPECT_EQ(run_shell(kiste(root2, "fsck"), &out), 0) << out;  // the store fscks clean
+  EXPECT_EQ(run_shell(kiste_command(root2, "fsck"), &out), 0) << out;  // the store fscks clean
   EXPECT_NE(out.find("ok: "), std::string::npos) << out;
 
   out.clear();
-  ASSERT_EQ(run_shell(kiste(root, "promote -q --expect-digest " + img.manifest.digest.str() + " " +
+  ASSERT_EQ(run_shell(kiste_command(root, "promote -q --expect-digest " + img.manifest.digest.str() + " " +
                                       h + "/staging/app:1 " + h + "/prod/app:1"),
                       &out),
             0)
@@ -69,7 +67,7 @@ TEST_F(RegistryTest, CliPushPullPromoteTagsDelete) {
 
   out.clear();
   std::string wrong = image::Digest::of("x").str();
-  EXPECT_EQ(run_shell(kiste(root, "promote --expect-digest " + wrong + " " + h + "/staging/app:1 " +
+  EXPECT_EQ(run_shell(kiste_command(root, "promote --expect-digest " + wrong + " " + h + "/staging/app:1 " +
                                       h + "/prod/app:2"),
                       &out),
             125);
@@ -81,18 +79,18 @@ TEST_F(RegistryTest, CliPushPullPromoteTagsDelete) {
   EXPECT_FALSE(tag2->has_value());
 
   out.clear();
-  ASSERT_EQ(run_shell(kiste(root, "tags " + h + "/prod/app"), &out), 0) << out;
+  ASSERT_EQ(run_shell(kiste_command(root, "tags " + h + "/prod/app"), &out), 0) << out;
   EXPECT_EQ(out, "1\n");
   out.clear();
-  ASSERT_EQ(run_shell(kiste(root, "delete docker://" + h + "/prod/app:1"), &out), 0) << out;
+  ASSERT_EQ(run_shell(kiste_command(root, "delete docker://" + h + "/prod/app:1"), &out), 0) << out;
   out.clear();
-  EXPECT_EQ(run_shell(kiste(root, "pull " + h + "/prod/app:1"), &out), 125);
+  EXPECT_EQ(run_shell(kiste_command(root, "pull " + h + "/prod/app:1"), &out), 125);
   EXPECT_NE(out.find("MANIFEST_UNKNOWN"), std::string::npos) << out;
 
   // `kiste inspect docker://REF` reads the remote image without pulling it.
   out.clear();
-  ASSERT_EQ(run_shell(kiste(root, "inspect docker://" + h + "/staging/app:1"), &out), 0) << out;
-  EXPECT_NE(out.find("\"Digest\": \"" + img.manifest.digest.str() + "\""), std::string::npos)
+  ASSERT_EQ(run_shell(kiste_command(root, "inspect docker://" + h + "/staging/app:1"), &out), 0) << out;
+  EXPECT_NE(out.find("\"digest\": \"" + img.manifest.digest.str() + "\""), std::string::npos)
       << out;
   EXPECT_NE(out.find(img.blobs[1].digest.str()), std::string::npos) << out;
   EXPECT_NE(out.find("\"Architecture\""), std::string::npos) << out;
@@ -100,19 +98,19 @@ TEST_F(RegistryTest, CliPushPullPromoteTagsDelete) {
   auto tar = tmp_ / "app.tar";
   out.clear();
   ASSERT_EQ(
-      run_shell(kiste(root, "copy -q docker://" + h + "/staging/app:1 oci-archive:" + tar.string()),
+      run_shell(kiste_command(root, "copy -q docker://" + h + "/staging/app:1 oci-archive:" + tar.string()),
                 &out),
       0)
       << out;
   out.clear();
-  ASSERT_EQ(run_shell(kiste(root, "copy -q oci-archive:" + tar.string() + " docker://" + h +
+  ASSERT_EQ(run_shell(kiste_command(root, "copy -q oci-archive:" + tar.string() + " docker://" + h +
                                       "/from-archive:1"),
                       &out),
             0)
       << out;
   EXPECT_EQ(first_line(out), img.manifest.digest.str());
   out.clear();
-  EXPECT_EQ(run_shell(kiste(root, "copy oci:" + (tmp_ / "nolayout").string() + " docker://" + h +
+  EXPECT_EQ(run_shell(kiste_command(root, "copy oci:" + (tmp_ / "nolayout").string() + " docker://" + h +
                                       "/a:1"),
                       &out),
             125);
@@ -129,7 +127,7 @@ TEST_F(RegistryTest, CliLoginLogoutWithPasswordOnStdin) {
   std::string h = reg->host();
   std::string out;
   EXPECT_EQ(
-      run_shell("echo wrong-pass | " + kiste(root, "login -u kiste --password-stdin --authfile " +
+      run_shell("echo wrong-pass | " + kiste_command(root, "login -u kiste --password-stdin --authfile " +
                                                        authfile.string() + " " + h),
                 &out),
       125);
@@ -137,7 +135,7 @@ TEST_F(RegistryTest, CliLoginLogoutWithPasswordOnStdin) {
   EXPECT_FALSE(fs::exists(authfile));
   out.clear();
   ASSERT_EQ(
-      run_shell("echo kiste-secret | " + kiste(root, "login -u kiste --password-stdin --authfile " +
+      run_shell("echo kiste-secret | " + kiste_command(root, "login -u kiste --password-stdin --authfile " +
                                                          authfile.string() + " " + h),
                 &out),
       0)
@@ -147,14 +145,14 @@ TEST_F(RegistryTest, CliLoginLogoutWithPasswordOnStdin) {
   ASSERT_EQ(::stat(authfile.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
   out.clear();
-  ASSERT_EQ(run_shell(kiste(root, "push -q --authfile " + authfile.string() + " localhost/l:1 " +
+  ASSERT_EQ(run_shell(kiste_command(root, "push -q --authfile " + authfile.string() + " localhost/l:1 " +
                                       h + "/l:1"),
                       &out),
             0)
       << out;
-  ASSERT_EQ(run_shell(kiste(root, "logout --authfile " + authfile.string() + " " + h), &out), 0);
+  ASSERT_EQ(run_shell(kiste_command(root, "logout --authfile " + authfile.string() + " " + h), &out), 0);
   out.clear();
-  EXPECT_EQ(run_shell(kiste(root, "push -q --authfile " + authfile.string() + " localhost/l:1 " +
+  EXPECT_EQ(run_shell(kiste_command(root, "push -q --authfile " + authfile.string() + " localhost/l:1 " +
                                       h + "/l:2"),
                       &out),
             125);
@@ -169,16 +167,16 @@ TEST_F(RegistryTest, CliLoginWithPasswordFlag) {
   auto authfile = tmp_ / "auth.json";
   std::string login = "login --authfile " + authfile.string() + " ";
   std::string out;
-  EXPECT_EQ(run_shell(kiste(root, login + "-u kiste -p wrong-pass " + reg->host()) + " </dev/null", &out), 125);
+  EXPECT_EQ(run_shell(kiste_command(root, login + "-u kiste -p wrong-pass " + reg->host()) + " </dev/null", &out), 125);
   EXPECT_FALSE(fs::exists(authfile));
   out.clear();
-  ASSERT_EQ(run_shell(kiste(root, login + "-u kiste -p kiste-secret " + reg->host()) + " </dev/null", &out), 0)
+  ASSERT_EQ(run_shell(kiste_command(root, login + "-u kiste -p kiste-secret " + reg->host()) + " </dev/null", &out), 0)
       << out;
   EXPECT_NE(out.find("Login Succeeded"), std::string::npos) << out;
   EXPECT_NE(out.find("use --password-stdin"), std::string::npos) << out;
   EXPECT_TRUE(fs::exists(authfile));
   out.clear();
-  EXPECT_EQ(run_shell("echo x | " + kiste(root, login + "-u kiste -p kiste-secret --password-stdin " +
+  EXPECT_EQ(run_shell("echo x | " + kiste_command(root, login + "-u kiste -p kiste-secret --password-stdin " +
                                                     reg->host()),
                       &out),
             125);
@@ -226,15 +224,15 @@ TEST_F(RegistryTest, SigkillDuringPullLeavesValidStoreAndNextPullCompletes) {
   EXPECT_FALSE(store.resolve(ref));  // never named half-pulled
   std::string out;
   // fsck finds no damage (it only clears the killed writer's temporary file).
-  EXPECT_EQ(run_shell(kiste(root, "fsck"), &out), 0) << out;
+  EXPECT_EQ(run_shell(kiste_command(root, "fsck"), &out), 0) << out;
   out.clear();
-  ASSERT_EQ(run_shell(kiste(root, "pull -q " + ref), &out), 0) << out;
+  ASSERT_EQ(run_shell(kiste_command(root, "pull -q " + ref), &out), 0) << out;
   EXPECT_EQ(first_line(out), img.manifest.digest.str());
   auto v = validate(store, ref);
   EXPECT_TRUE(v) << v.error().to_string();
   expect_blobs_verified(store);
   out.clear();
-  EXPECT_EQ(run_shell(kiste(root, "fsck"), &out), 0) << out;
+  EXPECT_EQ(run_shell(kiste_command(root, "fsck"), &out), 0) << out;
 }
 
 // Progress: live lines per blob (bytes, rate, ETA) only on a terminal; `script` gives the pull a
@@ -247,7 +245,7 @@ TEST_F(RegistryTest, PullShowsPerBlobProgressOnlyOnATerminal) {
   auto c = client(reg->host());
   ASSERT_TRUE(push(a, "localhost/p:1", *c, reg->host() + "/p:1"));
   auto on_pty = [&](const std::string& root, const std::string& args, std::string* out) {
-    return run_shell("script -q -e -c '" + kiste(tmp_ / root, args) + "' /dev/null < /dev/null",
+    return run_shell("script -q -e -c '" + kiste_command(tmp_ / root, args) + "' /dev/null < /dev/null",
                      out);
   };
   std::string out;
@@ -272,7 +270,7 @@ TEST_F(RegistryTest, PullShowsPerBlobProgressOnlyOnATerminal) {
   EXPECT_EQ(out.find("ETA"), std::string::npos) << out;
   EXPECT_EQ(out.find("\033["), std::string::npos) << out;
   out.clear();
-  ASSERT_EQ(run_shell(kiste(tmp_ / "r3", "pull " + reg->host() + "/p:1") + " 2>&1 | cat", &out), 0)
+  ASSERT_EQ(run_shell(kiste_command(tmp_ / "r3", "pull " + reg->host() + "/p:1") + " 2>&1 | cat", &out), 0)
       << out;
   EXPECT_NE(out.find("blob " + layer + ": copied"), std::string::npos) << out;
   EXPECT_EQ(out.find("ETA"), std::string::npos) << out;
@@ -299,10 +297,10 @@ TEST_F(RegistryTest, HundredMegabytePullAndPushStayUnder20MiB) {
                   34);
   std::string out;
   long push_kib =
-      peak_rss_kib(kiste(root, "push -q localhost/big:1 " + reg->host() + "/big:1"), &out);
+      peak_rss_kib(kiste_command(root, "push -q localhost/big:1 " + reg->host() + "/big:1"), &out);
   ASSERT_GT(push_kib, 0) << out;
   auto root2 = tmp_ / "root2";
-  long pull_kib = peak_rss_kib(kiste(root2, "pull -q " + reg->host() + "/big:1"), &out);
+  long pull_kib = peak_rss_kib(kiste_command(root2, "pull -q " + reg->host() + "/big:1"), &out);
   ASSERT_GT(pull_kib, 0) << out;
   std::printf("peak RSS: push %ld KiB, pull %ld KiB\n", push_kib, pull_kib);
   EXPECT_LT(push_kib, 20 * 1024);

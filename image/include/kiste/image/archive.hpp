@@ -4,6 +4,7 @@
 // including archives from docker save, podman save and skopeo copy).
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -21,6 +22,9 @@ struct ImportOptions {
   // Created time (seconds); default SOURCE_DATE_EPOCH if set, else now.
   std::optional<int64_t> created;
   std::string message;  // history comment
+  // Told as the input is read, twice: phase "checking" (is it a tar?) then "packing" (hash and
+  // compress); `done` and `total` are bytes of the file as stored (compressed if it is).
+  std::function<void(std::string_view phase, uint64_t done, uint64_t total)> on_progress;
 };
 
 // Imports a tar (optionally gzip/zstd/xz/bzip2 compressed; "-" reads stdin) as one gzip layer

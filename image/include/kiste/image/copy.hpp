@@ -13,6 +13,13 @@ class CopyProgress {
  public:
   virtual ~CopyProgress() = default;
   virtual void blob_started(const Descriptor& d) { (void)d; }
+  // Unpacking a layer (run): layer `index` (1-based) of `count` starts; blob_bytes (compressed
+  // bytes read) and blob_done follow as for a copy.
+  virtual void layer_started(const Descriptor& d, size_t index, size_t count) {
+    (void)index;
+    (void)count;
+    blob_started(d);
+  }
   virtual void blob_bytes(const Descriptor& d, uint64_t n) {
     (void)d;
     (void)n;

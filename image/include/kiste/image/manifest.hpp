@@ -81,5 +81,8 @@ class ManifestWalk {
 
 // Picks the entry of `index` for `want` (first match), or NotFound listing what is there.
 [[nodiscard]] Result<Descriptor> select_platform(const Index& index, const Platform& want);
+// A single-platform image (its config says `have`) asked for as `want`: the same error shape as
+// select_platform's, so that an image is never used as, or labelled with, a platform it is not.
+[[nodiscard]] Status check_platform(const Platform& have, const Platform& want);
 
 }  // namespace kiste::image

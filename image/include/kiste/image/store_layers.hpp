@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <vector>
 
+#include <kiste/image/copy.hpp>
 #include <kiste/image/image_config.hpp>
 #include <kiste/image/manifest.hpp>
 #include <kiste/image/platform.hpp>
@@ -20,8 +21,10 @@ struct ImageLayers {
 
 // Resolves an index for `platform`, reads the config, and makes sure every layer has a snapshot
 // (unpacking missing ones, each checked against its diff_id).
+// `progress` hears of each layer that is unpacked now (started, compressed bytes read, done).
 [[nodiscard]] Result<ImageLayers> prepare_layers(const Store& store, const StoreEntry& entry,
-                                                 const Platform& platform = Platform::host());
+                                                 const Platform& platform = Platform::host(),
+                                                 CopyProgress* progress = nullptr);
 
 // Writes the image's flattened root filesystem to `dir` (which must not exist or be empty). The
 // tree is built beside `dir` and renamed into place, so `dir` appears only complete.

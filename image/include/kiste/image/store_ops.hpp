@@ -29,8 +29,8 @@ struct ImageSummary {
 // `kiste images --format json`: a list of {name, repository, tag, id, digest, created, size}.
 [[nodiscard]] std::string images_json(const std::vector<ImageSummary>& list);
 
-// `kiste inspect`: a JSON array with one object (podman-like keys: Id, Digest, RepoTags,
-// Created, Architecture, Os, Config, RootFS, Layers, History, Manifest, MediaType, Size).
+// `kiste inspect`: one JSON object in docker's shape (see inspect.hpp). For an index, the
+// host platform's image (the index is described under Index).
 [[nodiscard]] Result<std::string> inspect_image(const Store& store, const StoreEntry& entry);
 
 struct PruneReport {

@@ -4,6 +4,7 @@
 // talks to a registry (pull, push, copy, promote, tags, delete, login, inspect docker://, build's
 // caches) goes through connect().
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -22,6 +23,8 @@ struct AccessOptions {
   std::optional<bool> tls_verify;
   std::filesystem::path cert_dir;  // ca.crt, client *.cert + *.key
   std::filesystem::path authfile;  // empty: docker's and podman's credential files
+  // Hears each "retrying (2/5) in 1.2 s: <reason>" line (ClientOptions::on_retry); unset: logged.
+  std::function<void(const std::string& line)> on_retry;
 };
 
 // Owns what a Client borrows (the keychain).

@@ -52,6 +52,9 @@ struct ClientOptions {
   size_t upload_chunk_bytes = 0;
   std::string user_agent = "kiste/0.1";
   Deadlines deadlines;
+  // Told before each wait for a retry, with one line: "retrying (2/5) in 1.2 s: <reason>"
+  // (the CLI shows it on a terminal). Unset: the line goes to the log at info level.
+  std::function<void(const std::string& line)> on_retry;
 };
 
 // Counters for tests and benchmarks (what crossed the wire).
@@ -130,6 +133,10 @@ class Client {
   };
   [[nodiscard]] Result<NameList> list_tags(std::string_view repo);
   [[nodiscard]] Result<NameList> catalog();
+  // The tags of `repo` whose manifest is `d` (one HEAD per tag, sorted): what a DELETE of `d`
+  // removes along with it, since the registry API deletes manifests, not tags.
+  [[nodiscard]] Result<std::vector<std::string>> tags_of(std::string_view repo,
+                                                         const image::Digest& d);
   // GET /v2/<repo>/referrers/<digest>: the index, or nullopt when the registry has no referrers
   // API (404).
   [[nodiscard]] Result<std::optional<image::ManifestBlob>> try_referrers(std::string_view repo,

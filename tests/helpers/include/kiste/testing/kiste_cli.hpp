@@ -26,6 +26,10 @@ class KisteCli {
 // lock files: two equal listings mean the store did not change.
 [[nodiscard]] std::string tree_listing(const std::filesystem::path& dir);
 
+// The shell words that run the kiste binary against `root` with `args` (for run_shell pipelines
+// that KisteCli::run does not cover: ptys, redirections, pipes).
+[[nodiscard]] std::string kiste_command(const std::filesystem::path& root, const std::string& args);
+
 // `s` without its trailing newlines and spaces (a command's output as one value).
 [[nodiscard]] std::string trim(std::string s);
 // How many lines `s` holds (its '\n's).
