@@ -3,6 +3,7 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 
@@ -61,7 +62,8 @@ nlohmann::json inspect_json(network::Networks& nets, const network::NetworkConfi
 
 Result<RunNetwork> RunNetwork::prepare(const Globals& g, std::string_view name,
                                        std::string_view container_id, const std::string& ip,
-                                       const std::string& hostname) {
+                                       const std::string& hostname,
+                                       const std::vector<std::string>& names) {
   RunNetwork r(image::RootLayout(g.root).networks(), std::string(container_id));
   KISTE_ASSIGN_OR_RETURN(r.net_, r.nets_.get(name));
   std::optional<network::IpAddress> wanted;
@@ -69,7 +71,7 @@ Result<RunNetwork> RunNetwork::prepare(const Globals& g, std::string_view name,
     KISTE_ASSIGN_OR_RETURN(wanted, network::IpAddress::parse(ip));
   }
   KISTE_TRY(r.nets_.realise(r.net_));
-  KISTE_ASSIGN_OR_RETURN(r.address_, r.nets_.leases(r.net_).acquire(container_id, wanted, alive_in(g)));
+  KISTE_ASSIGN_OR_RETURN(r.address_, r.nets_.leases(r.net_).acquire(container_id, wanted, alive_in(g), names));
   r.leased_ = true;
   r.alive_ = alive_in(g);
   r.extra_hosts_.push_back(fmt::format("{}\t{}", r.address_.to_string(), hostname));
@@ -87,6 +89,22 @@ Status RunNetwork::connect(int netns_fd) {
   auto a = nets_.attach(net_, id_, netns_fd, 0, address_, alive_);
   if (!a) return std::unexpected(std::move(a).error());
   return {};
+}
+
+std::vector<network::IpAddress> RunNetwork::lookup(std::string_view name) const {
+  std::vector<network::IpAddress> out;
+  auto leases = nets_.leases(net_).list();
+  if (!leases) return out;
+  auto lower = [](std::string s) {
+    std::ranges::transform(s, s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return s;
+  };
+  for (const network::Lease& l : *leases) {
+    bool named = name.size() == 12 && l.owner.starts_with(name);
+    for (const std::string& n : l.names) named = named || lower(n) == name;
+    if (named) out.push_back(l.address);
+  }
+  return out;
 }
 
 std::string RunNetwork::resolv_conf() {

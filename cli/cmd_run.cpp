@@ -10,6 +10,8 @@
 #include <kiste/image/root_layout.hpp>
 #include <kiste/image/store.hpp>
 #include <kiste/image/store_layers.hpp>
+#include <kiste/network/dns.hpp>
+#include <kiste/network/dns_config.hpp>
 #include <kiste/network/publish.hpp>
 #include <kiste/runtime/container.hpp>
 #include <kiste/runtime/container_store.hpp>
@@ -79,6 +81,9 @@ struct RunArgs {
   std::string cgroup_parent;
   std::string ip;  // --ip on a bridge network
   std::vector<std::string> publish;  // -p
+  network::DnsOverrides dns;           // --dns, --dns-search, --dns-option
+  std::vector<std::string> add_hosts;  // --add-host
+  std::vector<std::string> aliases;    // --network-alias
   // -d and the options of a detached container.
   bool detach = false;
   std::string name;
@@ -118,19 +123,43 @@ Status attach_network(const Globals& g, const RunArgs& a, const std::string& id,
                       runtime::PreparedStart& out) {
   runtime::ContainerSpec& spec = out.spec;
   if (spec.network != runtime::NetworkMode::Bridge) {
-    if (a.ip.empty() && a.publish.empty()) return {};
-    return fail(Errc::InvalidArgument,
-                fmt::format("{} needs --network NAME (a bridge network)", a.ip.empty() ? "-p" : "--ip"));
+    const char* flag = !a.ip.empty()                ? "--ip"
+                       : !a.publish.empty()         ? "-p"
+                       : !a.dns.servers.empty()     ? "--dns"
+                       : !a.dns.search.empty()      ? "--dns-search"
+                       : !a.dns.options.empty()     ? "--dns-option"
+                       : !a.add_hosts.empty()       ? "--add-host"
+                       : !a.aliases.empty()         ? "--network-alias"
+                                                    : nullptr;
+    if (flag == nullptr) return {};
+    return fail(Errc::InvalidArgument, fmt::format("{} needs --network NAME (a bridge network)", flag));
   }
+  KISTE_TRY(network::check_dns_overrides(a.dns));
   struct Attached {
     std::optional<RunNetwork> net;
     std::optional<network::PortProxy> proxy;  // network/publish.hpp says why a proxy
+    std::unique_ptr<network::DnsResponder> dns;  // goes first: it reads net's leases
   };
   auto held = std::make_shared<Attached>();
-  KISTE_ASSIGN_OR_RETURN(auto n, RunNetwork::prepare(g, spec.network_name, id, a.ip, spec.hostname));
+  std::vector<std::string> names = a.aliases;
+  if (!a.name.empty()) names.insert(names.begin(), a.name);
+  for (const std::string& n : a.aliases) {
+    if (!network::dns_name(n)) return failf(Errc::InvalidArgument, "--network-alias {}: not a DNS name", quote(n));
+  }
+  if (!a.aliases.empty() && spec.network_name == network::Networks::kDefault) {
+    return fail(Errc::InvalidArgument, "--network-alias: the default network has no container DNS; "
+                                       "use a network of your own (`kiste network create`)");
+  }
+  KISTE_ASSIGN_OR_RETURN(auto n, RunNetwork::prepare(g, spec.network_name, id, a.ip, spec.hostname, names));
   held->net.emplace(std::move(n));
   spec.extra_hosts = held->net->extra_hosts();
-  spec.resolv_conf = RunNetwork::resolv_conf();
+  for (const std::string& h : a.add_hosts) {
+    KISTE_ASSIGN_OR_RETURN(auto line, network::add_host_line(h, held->net->gateway()));
+    spec.extra_hosts.push_back(std::move(line));
+  }
+  std::string resolv = network::apply_dns_overrides(RunNetwork::resolv_conf(), a.dns);
+  std::vector<network::IpAddress> upstream = network::resolv_conf_nameservers(resolv);
+  spec.resolv_conf = held->net->has_dns() ? network::embedded_dns_resolv_conf(resolv) : resolv;
   if (!a.publish.empty()) {
     std::vector<network::PortMapping> maps;
     for (const std::string& p : a.publish) {
@@ -140,8 +169,16 @@ Status attach_network(const Globals& g, const RunArgs& a, const std::string& id,
     KISTE_ASSIGN_OR_RETURN(auto proxy, network::PortProxy::start(std::move(maps), held->net->address()));
     held->proxy.emplace(std::move(proxy));
   }
-  RunNetwork* net = &*held->net;
-  out.network_ready = [net](int netns_fd) { return net->connect(netns_fd); };
+  Attached* h = held.get();  // alive as long as out.resources
+  out.network_ready = [h, upstream = std::move(upstream)](int netns_fd) -> Status {
+    KISTE_TRY(h->net->connect(netns_fd));
+    if (!h->net->has_dns()) return {};
+    RunNetwork* net = &*h->net;
+    KISTE_ASSIGN_OR_RETURN(h->dns, network::DnsResponder::start(
+                                       netns_fd, [net](std::string_view name) { return net->lookup(name); },
+                                       upstream));
+    return {};
+  };
   out.resources = std::move(held);
   return {};
 }
@@ -366,6 +403,16 @@ CLI::App* add_run_command(CLI::App& app, Globals& g) {
   run->add_option("--ip", a->ip, "the container's IPv4 address on its bridge network");
   run->add_option("-p,--publish", a->publish,
                   "[IP:][HOSTPORT:]CONTAINERPORT[/tcp]: forward a host port (needs --network NAME)")
+      ->allow_extra_args(false);
+  run->add_option("--dns", a->dns.servers, "a nameserver for /etc/resolv.conf (replaces the host's)")
+      ->allow_extra_args(false);
+  run->add_option("--dns-search", a->dns.search, "a search domain for /etc/resolv.conf (`.`: none)")
+      ->allow_extra_args(false);
+  run->add_option("--dns-option", a->dns.options, "a resolv.conf option, e.g. ndots:2")
+      ->allow_extra_args(false);
+  run->add_option("--network-alias", a->aliases, "another name the container has in its network's DNS")
+      ->allow_extra_args(false);
+  run->add_option("--add-host", a->add_hosts, "NAME:IP (or NAME:host-gateway) for /etc/hosts")
       ->allow_extra_args(false);
   run->add_option("--cgroup-manager", a->cgroup_manager,
                   "systemd or cgroupfs (default: systemd when it is PID 1 on a cgroup v2 host)");
