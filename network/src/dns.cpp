@@ -31,16 +31,21 @@ Result<std::string> read_name(std::span<const uint8_t> m, size_t at, size_t& end
   size_t wire_len = 1;  // the final zero byte
   bool jumped = false;
   size_t pos = at;
+  size_t limit = at;  // a pointer must point before this (the name's start, then each target)
   for (;;) {
     if (pos >= m.size()) return fail(Errc::InvalidArgument, "dns name: runs past the message");
     uint8_t len = m[pos];
     if ((len & 0xc0) == 0xc0) {
       if (pos + 1 >= m.size()) return fail(Errc::InvalidArgument, "dns name: truncated pointer");
       size_t target = static_cast<size_t>((len & 0x3f) << 8 | m[pos + 1]);
-      // Strictly backwards: a chain of pointers cannot loop and ends within the message.
-      if (target >= pos) return fail(Errc::InvalidArgument, "dns name: pointer does not point back");
+      // Strictly backwards, and before the previous pointer's target: the targets decrease, so
+      // a chain of pointers cannot loop and ends within the message.
+      if (target >= pos || target >= limit) {
+        return fail(Errc::InvalidArgument, "dns name: pointer does not point back");
+      }
       if (!jumped) end = pos + 2;
       jumped = true;
+      limit = target;
       pos = target;
       continue;
     }

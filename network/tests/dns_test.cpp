@@ -49,6 +49,11 @@ TEST(Dns, HostileQueriesAreRefusedNotFollowed) {
   EXPECT_FALSE(parse_dns_query(self));
   std::vector<uint8_t> pair = {0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0xc0, 14, 0xc0, 12, 0, 1, 0, 1};
   EXPECT_FALSE(parse_dns_query(pair));
+  // A label then a pointer back to it: a loop that labels alone would only end at 255 bytes.
+  std::vector<uint8_t> loop = {0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1, 'a', 0xc0, 12, 0, 1, 0, 1};
+  auto looped = parse_dns_query(loop);
+  ASSERT_FALSE(looped);
+  EXPECT_EQ(looped.error().message, "dns name: pointer does not point back");
   // A name longer than 255 bytes.
   std::string long_name;
   for (int i = 0; i < 5; ++i) long_name += std::string(60, 'a') + ".";
