@@ -35,6 +35,7 @@ namespace fs = std::filesystem;
 struct ImageForRun {
   std::vector<fs::path> lower_dirs;
   runtime::ImageProcessDefaults defaults;
+  std::vector<std::string> exposed_ports;  // "80/tcp", for -P
 };
 
 Result<runtime::CgroupPlacement> cgroup_placement(const std::string& manager,
@@ -67,6 +68,7 @@ Result<ImageForRun> open_image_for_run(const image::Store& store, std::string_vi
   out.defaults.env = c.env;
   out.defaults.working_dir = c.working_dir;
   out.defaults.user = c.user;
+  out.exposed_ports = c.exposed_ports;
   if (out.lower_dirs.empty()) {
     return failf(Errc::InvalidArgument, "image {}: has no layers to run", quote(ref));
   }
@@ -81,6 +83,7 @@ struct RunArgs {
   std::string cgroup_parent;
   std::string ip;  // --ip on a bridge network
   std::vector<std::string> publish;  // -p
+  bool publish_all = false;          // -P: every EXPOSEd tcp port to a free host port
   network::DnsOverrides dns;           // --dns, --dns-search, --dns-option
   std::vector<std::string> add_hosts;  // --add-host
   std::vector<std::string> aliases;    // --network-alias
@@ -120,11 +123,12 @@ Result<ImageForRun> image_for_run(const Globals& g, const RunArgs& a,
 // address is leased and the ports bound before the container exists (a port in use fails first),
 // the veth is connected by the network_ready hook, and both go when `out.resources` does.
 Status attach_network(const Globals& g, const RunArgs& a, const std::string& id,
-                      runtime::PreparedStart& out) {
+                      const std::vector<std::string>& exposed_ports, runtime::PreparedStart& out) {
   runtime::ContainerSpec& spec = out.spec;
   if (spec.network != runtime::NetworkMode::Bridge) {
     const char* flag = !a.ip.empty()                ? "--ip"
                        : !a.publish.empty()         ? "-p"
+                       : a.publish_all              ? "-P"
                        : !a.dns.servers.empty()     ? "--dns"
                        : !a.dns.search.empty()      ? "--dns-search"
                        : !a.dns.options.empty()     ? "--dns-option"
@@ -139,6 +143,10 @@ Status attach_network(const Globals& g, const RunArgs& a, const std::string& id,
     std::optional<RunNetwork> net;
     std::optional<network::PortProxy> proxy;  // network/publish.hpp says why a proxy
     std::unique_ptr<network::DnsResponder> dns;  // goes first: it reads net's leases
+    fs::path ports_file;  // a detached container's bound ports, for `kiste port`
+    ~Attached() {
+      if (!ports_file.empty()) ::unlink(ports_file.c_str());
+    }
   };
   auto held = std::make_shared<Attached>();
   std::vector<std::string> names = a.aliases;
@@ -160,14 +168,32 @@ Status attach_network(const Globals& g, const RunArgs& a, const std::string& id,
   std::string resolv = network::apply_dns_overrides(RunNetwork::resolv_conf(), a.dns);
   std::vector<network::IpAddress> upstream = network::resolv_conf_nameservers(resolv);
   spec.resolv_conf = held->net->has_dns() ? network::embedded_dns_resolv_conf(resolv) : resolv;
-  if (!a.publish.empty()) {
-    std::vector<network::PortMapping> maps;
-    for (const std::string& p : a.publish) {
-      KISTE_ASSIGN_OR_RETURN(auto m, network::parse_publish(p));
-      maps.push_back(m);
+  std::vector<network::PortMapping> maps;
+  for (const std::string& p : a.publish) {
+    KISTE_ASSIGN_OR_RETURN(auto m, network::parse_publish(p));
+    maps.push_back(m);
+  }
+  if (a.publish_all) {
+    for (const std::string& e : exposed_ports) {
+      if (!e.ends_with("/tcp") && e.find('/') != std::string::npos) continue;  // tcp only so far
+      auto m = network::parse_publish(e);
+      if (!m) return std::unexpected(m.error().with_context("-P: the image's EXPOSE"));
+      maps.push_back(*m);  // host port 0: a free one
     }
+  }
+  if (!maps.empty()) {
     KISTE_ASSIGN_OR_RETURN(auto proxy, network::PortProxy::start(std::move(maps), held->net->address()));
     held->proxy.emplace(std::move(proxy));
+    if (!a.monitor_id.empty()) {
+      std::string text;
+      for (const network::PortMapping& m : held->proxy->mappings()) {
+        text += fmt::format("{}/{} -> {}:{}\n", m.container_port, m.protocol,
+                            m.host_ip ? m.host_ip->to_string() : "0.0.0.0", m.host_port);
+      }
+      fs::path file = runtime::ContainerStore(g.root).dir(id) / "ports";
+      KISTE_TRY(sys::write_file_atomic(file, text, 0644));
+      held->ports_file = file;
+    }
   }
   Attached* h = held.get();  // alive as long as out.resources
   out.network_ready = [h, upstream = std::move(upstream)](int netns_fd) -> Status {
@@ -201,7 +227,7 @@ Result<runtime::PreparedStart> prepare_start(const Globals& g, const RunArgs& a,
                                 opts.init ? runtime::default_init_binary() : fs::path()};
   KISTE_ASSIGN_OR_RETURN(out.spec, runtime::make_spec(opts, in));
   out.spec.root.volatile_upper = a.rm;
-  KISTE_TRY(attach_network(g, a, id, out));
+  KISTE_TRY(attach_network(g, a, id, image.exposed_ports, out));
   return out;
 }
 
@@ -410,6 +436,7 @@ CLI::App* add_run_command(CLI::App& app, Globals& g) {
       ->allow_extra_args(false);
   run->add_option("--dns-option", a->dns.options, "a resolv.conf option, e.g. ndots:2")
       ->allow_extra_args(false);
+  run->add_flag("-P,--publish-all", a->publish_all, "publish the image's EXPOSEd tcp ports to free host ports");
   run->add_option("--network-alias", a->aliases, "another name the container has in its network's DNS")
       ->allow_extra_args(false);
   run->add_option("--add-host", a->add_hosts, "NAME:IP (or NAME:host-gateway) for /etc/hosts")

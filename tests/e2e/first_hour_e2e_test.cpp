@@ -41,7 +41,7 @@ class FirstHour : public ::testing::Test {
 TEST_F(FirstHour, DockerRunFlagsKisteLacksAreNamedNotTakenForImages) {
   import_busybox();
   const char* cases[][2] = {
-      {"-P busybox", "-P: not supported by kiste yet"},
+      {"--expose 80 busybox", "--expose: not supported by kiste yet"},
       {"--pull always busybox", "--pull: not supported by kiste yet"},
       {"--platform linux/arm64 busybox", "--platform: not supported by kiste yet"},
       {"--device /dev/fuse busybox", "--device: not supported by kiste yet"},

@@ -327,6 +327,42 @@ TEST_F(NetworkE2E, DetachedServiceServesItsPublishedPortUntilStopped) {
   EXPECT_EQ(leftovers(), "");
 }
 
+// -P publishes the image's EXPOSEd tcp ports to free host ports; `kiste port` names them while
+// the container runs, and nothing once it stopped.
+TEST_F(NetworkE2E, PublishAllAndPortNameTheFreeHostPorts) {
+  auto r = kiste_.run("import -c 'EXPOSE 8080/tcp' -c 'CMD [\"/bin/sh\"]' " + busybox_tar().native() +
+                      " web 2>/dev/null");
+  ASSERT_EQ(r.status, 0) << r.output;
+  ASSERT_EQ(kiste_.run("network create --subnet 203.0.113.0/24 pa").status, 0);
+  r = kiste_.run("run -d --name srv --network pa -P web sh -c "
+                 "'mkdir /www; echo hello-P > /www/index.html; exec httpd -f -p 8080 -h /www'");
+  ASSERT_EQ(r.status, 0) << r.output;
+  r = kiste_.run("port srv");
+  EXPECT_EQ(r.status, 0) << r.output;
+  std::smatch m;
+  ASSERT_TRUE(std::regex_match(r.output, m, std::regex("8080/tcp -> 0\\.0\\.0\\.0:([0-9]+)\n"))) << r.output;
+  int port = std::stoi(m[1]);
+  EXPECT_EQ(trim(kiste_.run("port srv 8080").output), fmt::format("0.0.0.0:{}", port));
+  r = kiste_.run("port srv 9090");
+  EXPECT_EQ(r.status, 125);
+  EXPECT_EQ(r.output, "kiste: error: container `srv`: no published port 9090/tcp\n");
+  std::string page;
+  for (int i = 0; i < 100 && page.find("hello-P") == std::string::npos; ++i) {
+    page = http_get(-1, "127.0.0.1", port);
+    if (page.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_NE(page.find("hello-P"), std::string::npos) << "127.0.0.1:" << port;
+  EXPECT_EQ(kiste_.run("stop -t 1 srv").status, 0);
+  r = kiste_.run("port srv");
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(r.output, "");
+  EXPECT_EQ(kiste_.run("rm srv").status, 0);
+  r = kiste_.run("run --rm -P web true");
+  EXPECT_EQ(r.output, "kiste: error: -P needs --network NAME (a bridge network)\n");
+  EXPECT_EQ(kiste_.run("network rm pa").status, 0);
+  EXPECT_EQ(leftovers(), "");
+}
+
 // (policy drop) accepts the port: publishing opens no hole in it.
 TEST_F(NetworkE2E, PublishedPortRespectsTheHostFirewall) {
   UniqueFd outside = new_netns();
