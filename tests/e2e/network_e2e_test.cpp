@@ -526,6 +526,40 @@ TEST_F(NetworkE2E, ContainersOnAUserNetworkResolveEachOtherByNameAndAlias) {
   EXPECT_EQ(leftovers(), "");
 }
 
+// `network connect` gives a running detached container one more veth and a lease (with its
+// name and --alias in that network's DNS); `disconnect` takes both back; a container removed
+// while connected leaves nothing that keeps `network rm` from working.
+TEST_F(NetworkE2E, ConnectAndDisconnectARunningContainer) {
+  ASSERT_EQ(kiste_.run("network create --subnet 203.0.113.0/24 n1").status, 0);
+  ASSERT_EQ(kiste_.run("network create --subnet 192.0.2.0/24 n2").status, 0);
+  const std::string quiet = " --dns-search . busybox sleep 300";  // no upstream is asked
+  ASSERT_EQ(kiste_.run("run -d --name aa --network n1" + quiet).status, 0);
+  ASSERT_EQ(kiste_.run("run -d --name bb --network n2" + quiet).status, 0);
+  auto r = kiste_.run("network connect --ip 192.0.2.50 --alias cc n2 aa");
+  ASSERT_EQ(r.status, 0) << r.output;
+  r = kiste_.run("exec aa ip -4 addr show eth1");
+  EXPECT_NE(r.output.find("inet 192.0.2.50/24"), std::string::npos) << r.output;
+  r = kiste_.run("exec bb nslookup cc");
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("192.0.2.50"), std::string::npos) << r.output;
+  r = kiste_.run("network connect n2 aa");
+  EXPECT_EQ(r.status, 125);
+  EXPECT_EQ(r.output, "kiste: error: network connect `n2`: container `aa` is on network `n2` already\n");
+  ASSERT_EQ(kiste_.run("network disconnect n2 aa").status, 0);
+  r = kiste_.run("exec aa ip link show eth1");
+  EXPECT_NE(r.status, 0) << r.output;
+  r = kiste_.run("network inspect n2");
+  EXPECT_EQ(r.output.find("192.0.2.50"), std::string::npos) << r.output;
+  r = kiste_.run("network disconnect n2 aa");
+  EXPECT_EQ(r.output, "kiste: error: network disconnect `n2`: container `aa` is not on network `n2`\n");
+  // Connected again, then removed: the veth died with the namespace, the lease does not count.
+  ASSERT_EQ(kiste_.run("network connect n2 aa").status, 0);
+  EXPECT_EQ(kiste_.run("rm -f aa bb").status, 0);
+  r = kiste_.run("network rm n1 n2");
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(leftovers(), "");
+}
+
 // --dns/--dns-search/--dns-option replace their kind of resolv.conf line, --add-host adds to
 // /etc/hosts (host-gateway: the bridge's address), --hostname names the container; bad values are
 // one line and leave no lease.
