@@ -83,7 +83,7 @@ struct RunArgs {
   std::string cgroup_parent;
   std::string ip;  // --ip on a bridge network
   std::vector<std::string> publish;  // -p
-  bool publish_all = false;          // -P: every EXPOSEd tcp port to a free host port
+  bool publish_all = false;          // -P: every EXPOSEd port to a free host port
   network::DnsOverrides dns;           // --dns, --dns-search, --dns-option
   std::vector<std::string> add_hosts;  // --add-host
   std::vector<std::string> aliases;    // --network-alias
@@ -175,7 +175,6 @@ Status attach_network(const Globals& g, const RunArgs& a, const std::string& id,
   }
   if (a.publish_all) {
     for (const std::string& e : exposed_ports) {
-      if (!e.ends_with("/tcp") && e.find('/') != std::string::npos) continue;  // tcp only so far
       auto m = network::parse_publish(e);
       if (!m) return std::unexpected(m.error().with_context("-P: the image's EXPOSE"));
       maps.push_back(*m);  // host port 0: a free one
@@ -428,7 +427,7 @@ CLI::App* add_run_command(CLI::App& app, Globals& g) {
                   "none (default), host, or a bridge network's name (`kiste` is the default bridge)");
   run->add_option("--ip", a->ip, "the container's IPv4 address on its bridge network");
   run->add_option("-p,--publish", a->publish,
-                  "[IP:][HOSTPORT:]CONTAINERPORT[/tcp]: forward a host port (needs --network NAME)")
+                  "[IP:][HOSTPORT:]CONTAINERPORT[/tcp|udp]: forward a host port (needs --network NAME)")
       ->allow_extra_args(false);
   run->add_option("--dns", a->dns.servers, "a nameserver for /etc/resolv.conf (replaces the host's)")
       ->allow_extra_args(false);
@@ -436,7 +435,7 @@ CLI::App* add_run_command(CLI::App& app, Globals& g) {
       ->allow_extra_args(false);
   run->add_option("--dns-option", a->dns.options, "a resolv.conf option, e.g. ndots:2")
       ->allow_extra_args(false);
-  run->add_flag("-P,--publish-all", a->publish_all, "publish the image's EXPOSEd tcp ports to free host ports");
+  run->add_flag("-P,--publish-all", a->publish_all, "publish the image's EXPOSEd ports to free host ports");
   run->add_option("--network-alias", a->aliases, "another name the container has in its network's DNS")
       ->allow_extra_args(false);
   run->add_option("--add-host", a->add_hosts, "NAME:IP (or NAME:host-gateway) for /etc/hosts")

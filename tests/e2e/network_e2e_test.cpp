@@ -615,8 +615,8 @@ TEST_F(NetworkE2E, BadPublishAndPortInUseLeaveNothing) {
                                   "already in use\n", port, port));
   r = kiste_.run("run --rm --network n1 -p abc busybox true");
   EXPECT_EQ(r.output, "kiste: error: -p `abc`: `abc` is not a port (1-65535)\n");
-  r = kiste_.run("run --rm --network n1 -p 80/udp busybox true");
-  EXPECT_EQ(r.output, "kiste: error: -p `80/udp`: only tcp ports can be published yet\n");
+  r = kiste_.run("run --rm --network n1 -p 80/sctp busybox true");
+  EXPECT_EQ(r.output, "kiste: error: -p `80/sctp`: the protocol is tcp or udp\n");
   r = kiste_.run("run --rm -p 80 busybox true");
   EXPECT_EQ(r.output, "kiste: error: -p needs --network NAME (a bridge network)\n");
   r = kiste_.run("network inspect n1");
