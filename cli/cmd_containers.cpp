@@ -155,6 +155,32 @@ void print_entry(const runtime::LogEntry& e, bool timestamps) {
   std::fflush(out);
 }
 
+// `kiste port CONTAINER [PORT[/PROTO]]`: the host ports a running detached container's monitor
+// bound (it writes them to the container dir and removes the file when the start ends).
+void cmd_port(const Globals& g, const std::string& ref, const std::string& port) {
+  const ContainerStore store(g.root);
+  const ContainerState s = load_or_exit(store, ref);
+  auto text = sys::read_file(store.dir(s.id) / "ports", 1 << 20);
+  if (!s.running() || (!text && text.error().sys_errno == ENOENT)) text = std::string();
+  std::string all = value_or_exit(std::move(text));
+  std::string want = port.empty() || port.find('/') != std::string::npos ? port : port + "/tcp";
+  bool found = false;
+  for (size_t pos = 0; pos < all.size();) {
+    size_t nl = all.find('\n', pos);
+    std::string line = all.substr(pos, (nl == std::string::npos ? all.size() : nl) - pos);
+    pos = nl == std::string::npos ? all.size() : nl + 1;
+    if (want.empty()) {
+      std::printf("%s\n", line.c_str());
+    } else if (line.starts_with(want + " -> ")) {
+      std::printf("%s\n", line.substr(want.size() + 4).c_str());
+      found = true;
+    }
+  }
+  if (!want.empty() && !found) {
+    exit_on_error(failf(Errc::NotFound, "container {}: no published port {}", quote(ref), want));
+  }
+}
+
 void cmd_logs(const Globals& g, const std::string& ref, const LogsFlags& f) {
   const ContainerStore store(g.root);
   const ContainerState s = load_or_exit(store, ref);
@@ -318,6 +344,12 @@ void register_container_commands(CLI::App& app, Globals& g) {
   logs->add_option("-n,--tail", logs_flags->tail, "only the last N lines");
   logs->add_option("CONTAINER", *logs_ref, "name or id")->required();
   logs->callback([&g, logs_flags, logs_ref] { cmd_logs(g, *logs_ref, *logs_flags); });
+
+  auto port_args = std::make_shared<std::pair<std::string, std::string>>();
+  auto* port = app.add_subcommand("port", "Show a detached container's published ports");
+  port->add_option("CONTAINER", port_args->first, "name or id")->required();
+  port->add_option("PORT", port_args->second, "only this container port (PORT[/tcp])");
+  port->callback([&g, port_args] { cmd_port(g, port_args->first, port_args->second); });
 
   auto refs = std::make_shared<std::vector<std::string>>();
   auto timeout = std::make_shared<std::optional<int>>();

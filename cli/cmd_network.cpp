@@ -1,9 +1,12 @@
 // kiste network create|ls|inspect|rm|prune, and the bridge attach of `kiste run --network`.
 // Wiring and output only: the networks themselves are network/ (bridge.hpp).
+#include <fcntl.h>
 #include <signal.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
+#include <cstdlib>
 #include <cstdio>
 
 #include <nlohmann/json.hpp>
@@ -12,6 +15,9 @@
 #include <kiste/image/image_config.hpp>
 #include <kiste/image/root_layout.hpp>
 #include <kiste/network/bridge.hpp>
+#include <kiste/network/dns_config.hpp>
+#include <kiste/network/netlink.hpp>
+#include <kiste/runtime/container_store.hpp>
 #include <kiste/runtime/live_marker.hpp>
 
 #include "globals.hpp"
@@ -61,7 +67,8 @@ nlohmann::json inspect_json(network::Networks& nets, const network::NetworkConfi
 
 Result<RunNetwork> RunNetwork::prepare(const Globals& g, std::string_view name,
                                        std::string_view container_id, const std::string& ip,
-                                       const std::string& hostname) {
+                                       const std::string& hostname,
+                                       const std::vector<std::string>& names) {
   RunNetwork r(image::RootLayout(g.root).networks(), std::string(container_id));
   KISTE_ASSIGN_OR_RETURN(r.net_, r.nets_.get(name));
   std::optional<network::IpAddress> wanted;
@@ -69,7 +76,7 @@ Result<RunNetwork> RunNetwork::prepare(const Globals& g, std::string_view name,
     KISTE_ASSIGN_OR_RETURN(wanted, network::IpAddress::parse(ip));
   }
   KISTE_TRY(r.nets_.realise(r.net_));
-  KISTE_ASSIGN_OR_RETURN(r.address_, r.nets_.leases(r.net_).acquire(container_id, wanted, alive_in(g)));
+  KISTE_ASSIGN_OR_RETURN(r.address_, r.nets_.leases(r.net_).acquire(container_id, wanted, alive_in(g), names));
   r.leased_ = true;
   r.alive_ = alive_in(g);
   r.extra_hosts_.push_back(fmt::format("{}\t{}", r.address_.to_string(), hostname));
@@ -89,11 +96,112 @@ Status RunNetwork::connect(int netns_fd) {
   return {};
 }
 
+std::vector<network::IpAddress> RunNetwork::lookup(std::string_view name) const {
+  std::vector<network::IpAddress> out;
+  auto leases = nets_.leases(net_).list();
+  if (!leases) return out;
+  auto lower = [](std::string s) {
+    std::ranges::transform(s, s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return s;
+  };
+  for (const network::Lease& l : *leases) {
+    bool named = name.size() == 12 && l.owner.starts_with(name);
+    for (const std::string& n : l.names) named = named || lower(n) == name;
+    if (named) out.push_back(l.address);
+  }
+  return out;
+}
+
 std::string RunNetwork::resolv_conf() {
   return network::container_resolv_conf(
       sys::read_file("/etc/resolv.conf", 1 << 16).value_or(""),
       sys::read_file("/run/systemd/resolve/resolv.conf", 1 << 16).value_or(""));
 }
+
+namespace {
+
+// The running detached container `ref` (id and pid), or exits with a one-line error.
+std::pair<std::string, pid_t> running_container(const Globals& g, const std::string& ref) {
+  const runtime::ContainerStore store(g.root);
+  std::string id = value_or_exit(store.resolve(ref));
+  runtime::ContainerState st = value_or_exit(store.load(id));
+  if (!st.running() || st.pid <= 0) {
+    exit_on_error(failf(Errc::InvalidArgument, "container {}: not running", quote(ref)));
+  }
+  return {id, st.pid};
+}
+
+// Whether container `id` holds a lease on `n`.
+bool has_lease(const network::Networks& nets, const network::NetworkConfig& n, std::string_view id) {
+  auto leases = nets.leases(n).list();
+  return leases && std::ranges::any_of(*leases, [&](const network::Lease& l) { return l.owner == id; });
+}
+
+// Where `network connect` notes the veth index of a network it connected (for disconnect; the
+// network of `run --network` is index 0).
+std::filesystem::path connected_note(const Globals& g, std::string_view id, std::string_view net) {
+  return runtime::ContainerStore(g.root).dir(id) / fmt::format("connected-{}", net);
+}
+
+// `network connect`: a running detached container gets one more veth (eth1 …) and a lease on
+// NET. Nothing needs releasing when the container ends: the veth dies with its namespace and
+// the lease is reclaimed once its owner no longer runs (alive_in); `disconnect` undoes it early.
+Status connect_container(const Globals& g, const std::string& name, const std::string& ref,
+                         const std::string& ip, const std::vector<std::string>& aliases) {
+  auto [id, pid] = running_container(g, ref);
+  network::Networks nets = networks(g);
+  KISTE_ASSIGN_OR_RETURN(network::NetworkConfig n, nets.get(name));
+  if (has_lease(nets, n, id)) {
+    return failf(Errc::AlreadyExists, "container {} is on network {} already", quote(ref), quote(n.name));
+  }
+  for (const std::string& a : aliases) {
+    if (!network::dns_name(a)) return failf(Errc::InvalidArgument, "--alias {}: not a DNS name", quote(a));
+  }
+  KISTE_ASSIGN_OR_RETURN(network::Netlink nl, network::Netlink::open());
+  unsigned index = 1;
+  for (; index < 10; ++index) {
+    KISTE_ASSIGN_OR_RETURN(bool taken, nl.link_exists(network::host_veth_name(id, index)));
+    if (!taken) break;
+  }
+  if (index == 10) return failf(Errc::Unavailable, "container {}: on 10 networks already", quote(ref));
+  std::optional<network::IpAddress> wanted;
+  if (!ip.empty()) {
+    KISTE_ASSIGN_OR_RETURN(wanted, network::IpAddress::parse(ip));
+  }
+  KISTE_TRY(nets.realise(n));
+  const runtime::ContainerState st = *runtime::ContainerStore(g.root).load(id);
+  std::vector<std::string> names = aliases;
+  if (!st.name.empty()) names.insert(names.begin(), st.name);
+  // The lease with the names first; attach's own acquire keeps them.
+  KISTE_ASSIGN_OR_RETURN(auto addr, nets.leases(n).acquire(id, wanted, alive_in(g), names));
+  UniqueFd ns(::open(fmt::format("/proc/{}/ns/net", pid).c_str(), O_RDONLY | O_CLOEXEC));
+  if (!ns) {
+    Error e = sys_error("open", fmt::format("the network namespace of container {}", quote(ref)));
+    (void)nets.leases(n).release(id);
+    return std::unexpected(e);
+  }
+  auto a = nets.attach(n, id, ns.get(), index, addr, alive_in(g));
+  if (!a) return std::unexpected(std::move(a).error());
+  return sys::write_file_atomic(connected_note(g, id, n.name), fmt::format("{}\n", index), 0644);
+}
+
+Status disconnect_container(const Globals& g, const std::string& name, const std::string& ref) {
+  const runtime::ContainerStore store(g.root);
+  KISTE_ASSIGN_OR_RETURN(std::string id, store.resolve(ref));
+  network::Networks nets = networks(g);
+  KISTE_ASSIGN_OR_RETURN(network::NetworkConfig n, nets.get(name));
+  if (!has_lease(nets, n, id)) {
+    return failf(Errc::NotFound, "container {} is not on network {}", quote(ref), quote(n.name));
+  }
+  unsigned index = 0;
+  std::filesystem::path note = connected_note(g, id, n.name);
+  if (auto text = sys::read_file(note, 64)) index = static_cast<unsigned>(std::atoi(text->c_str()));
+  KISTE_TRY(nets.detach(n, id, index));
+  ::unlink(note.c_str());
+  return {};
+}
+
+}  // namespace
 
 void register_network_commands(CLI::App& app, Globals& g) {
   auto* net = app.add_subcommand("network", "Manage bridge networks (run --network NAME)");
@@ -160,6 +268,28 @@ void register_network_commands(CLI::App& app, Globals& g) {
   });
 
   auto rm_names = std::make_shared<std::vector<std::string>>();
+  struct Connect {
+    std::string net, container, ip;
+    std::vector<std::string> aliases;
+  };
+  auto cn = std::make_shared<Connect>();
+  auto* connect = net->add_subcommand("connect", "Connect a running detached container to a network");
+  connect->add_option("--ip", cn->ip, "its IPv4 address on the network");
+  connect->add_option("--alias", cn->aliases, "another name it has in the network's DNS")->allow_extra_args(false);
+  connect->add_option("NETWORK", cn->net)->required();
+  connect->add_option("CONTAINER", cn->container)->required();
+  connect->callback([&g, cn] {
+    exit_on_error(with_context(connect_container(g, cn->net, cn->container, cn->ip, cn->aliases),
+                               fmt::format("network connect {}", quote(cn->net))));
+  });
+  auto* disconnect = net->add_subcommand("disconnect", "Disconnect a container from a network");
+  disconnect->add_option("NETWORK", cn->net)->required();
+  disconnect->add_option("CONTAINER", cn->container)->required();
+  disconnect->callback([&g, cn] {
+    exit_on_error(with_context(disconnect_container(g, cn->net, cn->container),
+                               fmt::format("network disconnect {}", quote(cn->net))));
+  });
+
   auto* rm = net->add_subcommand("rm", "Remove networks (their bridge, rules and leases)");
   rm->alias("remove");
   rm->add_option("NETWORK", *rm_names, "names or id prefixes")->required();

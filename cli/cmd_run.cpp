@@ -10,6 +10,8 @@
 #include <kiste/image/root_layout.hpp>
 #include <kiste/image/store.hpp>
 #include <kiste/image/store_layers.hpp>
+#include <kiste/network/dns.hpp>
+#include <kiste/network/dns_config.hpp>
 #include <kiste/network/publish.hpp>
 #include <kiste/runtime/container.hpp>
 #include <kiste/runtime/container_store.hpp>
@@ -34,6 +36,7 @@ namespace fs = std::filesystem;
 struct ImageForRun {
   std::vector<fs::path> lower_dirs;
   runtime::ImageProcessDefaults defaults;
+  std::vector<std::string> exposed_ports;  // "80/tcp", for -P
 };
 
 Result<runtime::CgroupPlacement> cgroup_placement(const std::string& manager,
@@ -78,6 +81,7 @@ Result<ImageForRun> open_image_for_run(const image::Store& store, std::string_vi
   out.defaults.env = c.env;
   out.defaults.working_dir = c.working_dir;
   out.defaults.user = c.user;
+  out.exposed_ports = c.exposed_ports;
   if (out.lower_dirs.empty()) {
     return failf(Errc::InvalidArgument, "image {}: has no layers to run", quote(ref));
   }
@@ -92,6 +96,10 @@ struct RunArgs {
   std::string cgroup_parent;
   std::string ip;  // --ip on a bridge network
   std::vector<std::string> publish;  // -p
+  bool publish_all = false;          // -P: every EXPOSEd port to a free host port
+  network::DnsOverrides dns;           // --dns, --dns-search, --dns-option
+  std::vector<std::string> add_hosts;  // --add-host
+  std::vector<std::string> aliases;    // --network-alias
   // -d and the options of a detached container.
   bool detach = false;
   std::string name;
@@ -133,33 +141,87 @@ Result<ImageForRun> image_for_run(const Globals& g, const RunArgs& a,
 // address is leased and the ports bound before the container exists (a port in use fails first),
 // the veth is connected by the network_ready hook, and both go when `out.resources` does.
 Status attach_network(const Globals& g, const RunArgs& a, const std::string& id,
-                      runtime::PreparedStart& out) {
+                      const std::vector<std::string>& exposed_ports, runtime::PreparedStart& out) {
   runtime::ContainerSpec& spec = out.spec;
   if (spec.network != runtime::NetworkMode::Bridge) {
-    if (a.ip.empty() && a.publish.empty()) return {};
-    return fail(Errc::InvalidArgument,
-                fmt::format("{} needs --network NAME (a bridge network)", a.ip.empty() ? "-p" : "--ip"));
+    const char* flag = !a.ip.empty()                ? "--ip"
+                       : !a.publish.empty()         ? "-p"
+                       : a.publish_all              ? "-P"
+                       : !a.dns.servers.empty()     ? "--dns"
+                       : !a.dns.search.empty()      ? "--dns-search"
+                       : !a.dns.options.empty()     ? "--dns-option"
+                       : !a.add_hosts.empty()       ? "--add-host"
+                       : !a.aliases.empty()         ? "--network-alias"
+                                                    : nullptr;
+    if (flag == nullptr) return {};
+    return fail(Errc::InvalidArgument, fmt::format("{} needs --network NAME (a bridge network)", flag));
   }
+  KISTE_TRY(network::check_dns_overrides(a.dns));
   struct Attached {
     std::optional<RunNetwork> net;
     std::optional<network::PortProxy> proxy;  // network/publish.hpp says why a proxy
+    std::unique_ptr<network::DnsResponder> dns;  // goes first: it reads net's leases
+    fs::path ports_file;  // a detached container's bound ports, for `kiste port`
+    ~Attached() {
+      if (!ports_file.empty()) ::unlink(ports_file.c_str());
+    }
   };
   auto held = std::make_shared<Attached>();
-  KISTE_ASSIGN_OR_RETURN(auto n, RunNetwork::prepare(g, spec.network_name, id, a.ip, spec.hostname));
+  std::vector<std::string> names = a.aliases;
+  if (!a.name.empty()) names.insert(names.begin(), a.name);
+  for (const std::string& n : a.aliases) {
+    if (!network::dns_name(n)) return failf(Errc::InvalidArgument, "--network-alias {}: not a DNS name", quote(n));
+  }
+  if (!a.aliases.empty() && spec.network_name == network::Networks::kDefault) {
+    return fail(Errc::InvalidArgument, "--network-alias: the default network has no container DNS; "
+                                       "use a network of your own (`kiste network create`)");
+  }
+  KISTE_ASSIGN_OR_RETURN(auto n, RunNetwork::prepare(g, spec.network_name, id, a.ip, spec.hostname, names));
   held->net.emplace(std::move(n));
   spec.extra_hosts = held->net->extra_hosts();
-  spec.resolv_conf = RunNetwork::resolv_conf();
-  if (!a.publish.empty()) {
-    std::vector<network::PortMapping> maps;
-    for (const std::string& p : a.publish) {
-      KISTE_ASSIGN_OR_RETURN(auto m, network::parse_publish(p));
-      maps.push_back(m);
+  for (const std::string& h : a.add_hosts) {
+    KISTE_ASSIGN_OR_RETURN(auto line, network::add_host_line(h, held->net->gateway()));
+    spec.extra_hosts.push_back(std::move(line));
+  }
+  std::string resolv = network::apply_dns_overrides(RunNetwork::resolv_conf(), a.dns);
+  std::vector<network::IpAddress> upstream = network::resolv_conf_nameservers(resolv);
+  spec.resolv_conf = held->net->has_dns() ? network::embedded_dns_resolv_conf(resolv) : resolv;
+  std::vector<network::PortMapping> maps;
+  for (const std::string& p : a.publish) {
+    KISTE_ASSIGN_OR_RETURN(auto m, network::parse_publish(p));
+    maps.push_back(m);
+  }
+  if (a.publish_all) {
+    for (const std::string& e : exposed_ports) {
+      auto m = network::parse_publish(e);
+      if (!m) return std::unexpected(m.error().with_context("-P: the image's EXPOSE"));
+      maps.push_back(*m);  // host port 0: a free one
     }
+  }
+  if (!maps.empty()) {
     KISTE_ASSIGN_OR_RETURN(auto proxy, network::PortProxy::start(std::move(maps), held->net->address()));
     held->proxy.emplace(std::move(proxy));
+    if (!a.monitor_id.empty()) {
+      std::string text;
+      for (const network::PortMapping& m : held->proxy->mappings()) {
+        text += fmt::format("{}/{} -> {}:{}\n", m.container_port, m.protocol,
+                            m.host_ip ? m.host_ip->to_string() : "0.0.0.0", m.host_port);
+      }
+      fs::path file = runtime::ContainerStore(g.root).dir(id) / "ports";
+      KISTE_TRY(sys::write_file_atomic(file, text, 0644));
+      held->ports_file = file;
+    }
   }
-  RunNetwork* net = &*held->net;
-  out.network_ready = [net](int netns_fd) { return net->connect(netns_fd); };
+  Attached* h = held.get();  // alive as long as out.resources
+  out.network_ready = [h, upstream = std::move(upstream)](int netns_fd) -> Status {
+    KISTE_TRY(h->net->connect(netns_fd));
+    if (!h->net->has_dns()) return {};
+    RunNetwork* net = &*h->net;
+    KISTE_ASSIGN_OR_RETURN(h->dns, network::DnsResponder::start(
+                                       netns_fd, [net](std::string_view name) { return net->lookup(name); },
+                                       upstream));
+    return {};
+  };
   out.resources = std::move(held);
   return {};
 }
@@ -182,7 +244,7 @@ Result<runtime::PreparedStart> prepare_start(const Globals& g, const RunArgs& a,
                                 opts.init ? runtime::default_init_binary() : fs::path()};
   KISTE_ASSIGN_OR_RETURN(out.spec, runtime::make_spec(opts, in));
   out.spec.root.volatile_upper = a.rm;
-  KISTE_TRY(attach_network(g, a, id, out));
+  KISTE_TRY(attach_network(g, a, id, image.exposed_ports, out));
   return out;
 }
 
@@ -389,7 +451,18 @@ CLI::App* add_run_command(CLI::App& app, Globals& g) {
                   "none (default), host, or a bridge network's name (`kiste` is the default bridge)");
   run->add_option("--ip", a->ip, "the container's IPv4 address on its bridge network");
   run->add_option("-p,--publish", a->publish,
-                  "[IP:][HOSTPORT:]CONTAINERPORT[/tcp]: forward a host port (needs --network NAME)")
+                  "[IP:][HOSTPORT:]CONTAINERPORT[/tcp|udp]: forward a host port (needs --network NAME)")
+      ->allow_extra_args(false);
+  run->add_option("--dns", a->dns.servers, "a nameserver for /etc/resolv.conf (replaces the host's)")
+      ->allow_extra_args(false);
+  run->add_option("--dns-search", a->dns.search, "a search domain for /etc/resolv.conf (`.`: none)")
+      ->allow_extra_args(false);
+  run->add_option("--dns-option", a->dns.options, "a resolv.conf option, e.g. ndots:2")
+      ->allow_extra_args(false);
+  run->add_flag("-P,--publish-all", a->publish_all, "publish the image's EXPOSEd ports to free host ports");
+  run->add_option("--network-alias", a->aliases, "another name the container has in its network's DNS")
+      ->allow_extra_args(false);
+  run->add_option("--add-host", a->add_hosts, "NAME:IP (or NAME:host-gateway) for /etc/hosts")
       ->allow_extra_args(false);
   run->add_option("--platform", a->platform,
                   "os/arch[/variant] the image must be (an index picks it; no emulation)");

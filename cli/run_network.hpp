@@ -18,7 +18,8 @@ class RunNetwork {
   [[nodiscard]] static Result<RunNetwork> prepare(const Globals& g, std::string_view name,
                                                   std::string_view container_id,
                                                   const std::string& ip,
-                                                  const std::string& hostname);
+                                                  const std::string& hostname,
+                                                  const std::vector<std::string>& names);
   RunNetwork(RunNetwork&& o) noexcept
       : nets_(std::move(o.nets_)), net_(std::move(o.net_)), id_(std::move(o.id_)),
         address_(o.address_), extra_hosts_(std::move(o.extra_hosts_)), alive_(std::move(o.alive_)),
@@ -28,8 +29,14 @@ class RunNetwork {
 
   [[nodiscard]] Status connect(int netns_fd);
   [[nodiscard]] const network::IpAddress& address() const { return address_; }
+  // The bridge's address: the host as the container reaches it (`--add-host NAME:host-gateway`).
+  [[nodiscard]] const network::IpAddress& gateway() const { return net_.gateway; }
   [[nodiscard]] const std::vector<std::string>& extra_hosts() const { return extra_hosts_; }
   [[nodiscard]] static std::string resolv_conf();
+  // User networks have container DNS (docker's rule: the default network has not).
+  [[nodiscard]] bool has_dns() const { return net_.name != network::Networks::kDefault; }
+  // The addresses of the network's containers named (or aliased) `name`, or with that short id.
+  [[nodiscard]] std::vector<network::IpAddress> lookup(std::string_view name) const;
 
  private:
   RunNetwork(std::filesystem::path dir, std::string id) : nets_(std::move(dir)), id_(std::move(id)) {}

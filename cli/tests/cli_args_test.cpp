@@ -90,8 +90,8 @@ TEST_F(MiniKiste, RunFlagsBeforeTheImage) {
   EXPECT_EQ(leading("run --cidfile f busybox"),
             "--cidfile: not supported by kiste yet (container ids come with detached "
             "containers)");
-  EXPECT_EQ(leading("run -P busybox"),
-            "-P: not supported by kiste yet (kiste's networks have `--network NAME`, `--ip` and "
+  EXPECT_EQ(leading("run --expose 80 busybox"),
+            "--expose: not supported by kiste yet (kiste's networks have `--network NAME`, `--ip` and "
             "`-p` so far)");
   // Combined short flags: the one kiste lacks is named.
   EXPECT_EQ(leading("run -ait busybox sh").substr(0, 3), "-a:");

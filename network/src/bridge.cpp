@@ -453,9 +453,9 @@ Result<Attachment> Networks::attach(const NetworkConfig& n, std::string_view con
   return a;
 }
 
-Status Networks::detach(const NetworkConfig& n, std::string_view container_id) {
+Status Networks::detach(const NetworkConfig& n, std::string_view container_id, unsigned index) {
   KISTE_ASSIGN_OR_RETURN(Netlink nl, Netlink::open());
-  Status veth = nl.delete_link(host_veth_name(container_id, 0));
+  Status veth = nl.delete_link(host_veth_name(container_id, index));
   Status lease = leases(n).release(container_id);
   if (!veth) return veth;
   return lease;

@@ -9,6 +9,8 @@
 #include <kiste/base/file_lock.hpp>
 #include <kiste/base/sys.hpp>
 
+#include <fmt/ranges.h>
+
 namespace kiste::network {
 
 namespace {
@@ -50,14 +52,21 @@ Result<LeaseTable> read_table(const std::filesystem::path& path) {
     size_t sp2 = rest.find(' ');
     std::string_view owner = rest.substr(0, sp2);
     pid_t pid = 0;
+    std::vector<std::string> names;
     if (sp2 != std::string_view::npos) {
       std::string_view p = rest.substr(sp2 + 1);
+      size_t sp3 = p.find(' ');
       std::from_chars(p.data(), p.data() + p.size(), pid);
+      for (std::string_view n = sp3 == p.npos ? std::string_view() : p.substr(sp3 + 1); !n.empty();) {
+        size_t comma = n.find(',');
+        if (comma != 0) names.emplace_back(n.substr(0, comma));
+        n = comma == n.npos ? std::string_view() : n.substr(comma + 1);
+      }
     }
     if (owner == "#last") {
       t.last = *addr;
     } else {
-      t.leases.push_back({*addr, std::string(owner), pid});
+      t.leases.push_back({*addr, std::string(owner), pid, std::move(names)});
     }
   }
   return t;
@@ -67,7 +76,9 @@ Status write_table(const std::filesystem::path& path, const LeaseTable& t) {
   std::string out;
   if (t.last) out += fmt::format("{} #last\n", t.last->to_string());
   for (const Lease& l : t.leases) {
-    out += fmt::format("{} {} {}\n", l.address.to_string(), l.owner, l.pid);
+    out += fmt::format("{} {} {}", l.address.to_string(), l.owner, l.pid);
+    if (!l.names.empty()) out += fmt::format(" {}", fmt::join(l.names, ","));
+    out += '\n';
   }
   return sys::write_file_atomic(path, out, 0600);
 }
@@ -75,13 +86,15 @@ Status write_table(const std::filesystem::path& path, const LeaseTable& t) {
 }  // namespace
 
 Result<IpAddress> LeaseFile::acquire(std::string_view owner, const std::optional<IpAddress>& wanted,
-                                     const LeaseAliveFn& alive) {
+                                     const LeaseAliveFn& alive,
+                                     const std::vector<std::string>& names) {
   KISTE_ASSIGN_OR_RETURN(FileLock lock, FileLock::acquire(lock_path(path_)));
   KISTE_ASSIGN_OR_RETURN(LeaseTable t, read_table(path_));
   std::erase_if(t.leases, [&](const Lease& l) { return l.owner != owner && !alive(l); });
   for (Lease& l : t.leases) {
     if (l.owner == owner && (!wanted || *wanted == l.address)) {
       l.pid = ::getpid();
+      if (!names.empty()) l.names = names;  // a re-acquire without names keeps them
       KISTE_TRY(write_table(path_, t));
       return l.address;
     }
@@ -119,7 +132,7 @@ Result<IpAddress> LeaseFile::acquire(std::string_view owner, const std::optional
                    t.leases.size());
     }
   }
-  t.leases.push_back({*got, std::string(owner), ::getpid()});
+  t.leases.push_back({*got, std::string(owner), ::getpid(), names});
   if (!wanted) t.last = *got;
   KISTE_TRY(write_table(path_, t));
   return *got;

@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstring>
 #include <condition_variable>
@@ -93,8 +94,8 @@ Result<PortMapping> parse_publish(std::string_view spec) {
   if (size_t slash = rest.rfind('/'); slash != std::string_view::npos) {
     m.protocol = std::string(rest.substr(slash + 1));
     rest = rest.substr(0, slash);
-    if (m.protocol != "tcp") {
-      return failf(Errc::Unsupported, "-p {}: only tcp ports can be published yet", quote(spec));
+    if (m.protocol != "tcp" && m.protocol != "udp") {
+      return failf(Errc::InvalidArgument, "-p {}: the protocol is tcp or udp", quote(spec));
     }
   }
   // IP:HOST:CTR, HOST:CTR, CTR, [v6]:HOST:CTR; an empty HOST means a free port.
@@ -116,7 +117,7 @@ Result<PortMapping> parse_publish(std::string_view spec) {
     pos = c + 1;
   }
   if (f.size() > 3 || (f.size() == 3 && !ip_part.empty())) {
-    return failf(Errc::InvalidArgument, "-p {}: expected [IP:][HOSTPORT:]CONTAINERPORT[/tcp]", quote(spec));
+    return failf(Errc::InvalidArgument, "-p {}: expected [IP:][HOSTPORT:]CONTAINERPORT[/tcp|udp]", quote(spec));
   }
   if (f.size() == 3) ip_part = f[0];
   if (!ip_part.empty()) {
@@ -166,18 +167,67 @@ struct PortProxy::Impl {
     if (--pumps == 0) idle.notify_all();
   }
 
+  // A udp client of a published port: its address and a socket connected to the container,
+  // whose replies go back to the client from the published port.
+  struct UdpFlow {
+    size_t listener;
+    sockaddr_storage client;
+    socklen_t len;
+    UniqueFd upstream;
+  };
+  static constexpr size_t kMaxUdpFlows = 256;  // the oldest goes when a new client comes
+
+  void udp_in(size_t i, std::vector<UdpFlow>& flows) {
+    uint8_t buf[65536];
+    sockaddr_storage from{};
+    socklen_t len = sizeof from;
+    ssize_t n = ::recvfrom(listeners[i].get(), buf, sizeof buf, MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&from), &len);
+    if (n < 0) return;
+    auto same = [&](const UdpFlow& f) {
+      return f.listener == i && f.len == len && std::memcmp(&f.client, &from, len) == 0;
+    };
+    auto it = std::ranges::find_if(flows, same);
+    if (it == flows.end()) {
+      SockAddr to = sock_addr(container, mappings[i].container_port);
+      UniqueFd up(::socket(to.ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+      if (!up || ::connect(up.get(), reinterpret_cast<sockaddr*>(&to.ss), to.len) != 0) return;
+      if (flows.size() >= kMaxUdpFlows) flows.erase(flows.begin());
+      flows.push_back({i, from, len, std::move(up)});
+      it = flows.end() - 1;
+    }
+    (void)!::send(it->upstream.get(), buf, static_cast<size_t>(n), MSG_DONTWAIT);
+  }
+
+  void udp_out(const UdpFlow& f) {
+    uint8_t buf[65536];
+    ssize_t n = ::recv(f.upstream.get(), buf, sizeof buf, MSG_DONTWAIT);
+    if (n < 0) return;
+    (void)!::sendto(listeners[f.listener].get(), buf, static_cast<size_t>(n), MSG_DONTWAIT,
+                    reinterpret_cast<const sockaddr*>(&f.client), f.len);
+  }
+
   void accept_loop() {
+    std::vector<UdpFlow> flows;
     std::vector<pollfd> fds;
-    fds.push_back({stop.get(), POLLIN, 0});
-    for (const UniqueFd& l : listeners) fds.push_back({l.get(), POLLIN, 0});
     for (;;) {
+      fds.clear();
+      fds.push_back({stop.get(), POLLIN, 0});
+      for (const UniqueFd& l : listeners) fds.push_back({l.get(), POLLIN, 0});
+      for (const UdpFlow& f : flows) fds.push_back({f.upstream.get(), POLLIN, 0});
       if (::poll(fds.data(), fds.size(), -1) < 0) {
         if (errno == EINTR) continue;
         return;
       }
       if (fds[0].revents != 0) return;
-      for (size_t i = 1; i < fds.size(); ++i) {
+      for (size_t k = 0; k < flows.size() && 1 + listeners.size() + k < fds.size(); ++k) {
+        if ((fds[1 + listeners.size() + k].revents & POLLIN) != 0) udp_out(flows[k]);
+      }
+      for (size_t i = 1; i <= listeners.size(); ++i) {
         if ((fds[i].revents & POLLIN) == 0) continue;
+        if (mappings[i - 1].protocol == "udp") {
+          udp_in(i - 1, flows);
+          continue;
+        }
         auto conn = std::make_shared<Conn>();
         conn->client = UniqueFd(::accept4(fds[i].fd, nullptr, nullptr, SOCK_CLOEXEC));
         if (!conn->client) continue;
@@ -225,7 +275,8 @@ Result<PortProxy> PortProxy::start(std::vector<PortMapping> mappings, const IpAd
   impl->container = container;
   for (PortMapping& m : mappings) {
     SockAddr at = sock_addr(m.host_ip, m.host_port);
-    UniqueFd s(::socket(at.ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    bool udp = m.protocol == "udp";
+    UniqueFd s(::socket(at.ss.ss_family, (udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_CLOEXEC, 0));
     if (!s) return std::unexpected(sys_error("socket", m.to_string()));
     int one = 1;
     ::setsockopt(s.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -235,7 +286,7 @@ Result<PortProxy> PortProxy::start(std::vector<PortMapping> mappings, const IpAd
                    m.host_ip ? m.host_ip->to_string() : "0.0.0.0",
                    err == EADDRINUSE ? "already in use" : std::strerror(err));
     }
-    if (::listen(s.get(), 128) != 0) return std::unexpected(sys_error("listen", m.to_string()));
+    if (!udp && ::listen(s.get(), 128) != 0) return std::unexpected(sys_error("listen", m.to_string()));
     sockaddr_storage bound{};
     socklen_t len = sizeof bound;
     ::getsockname(s.get(), reinterpret_cast<sockaddr*>(&bound), &len);

@@ -46,6 +46,24 @@ TEST_F(LeasesTest, SameOwnerGetsItsAddressAgainAndReleaseFreesIt) {
   EXPECT_TRUE(f.list()->empty());
 }
 
+// The names the network's DNS answers with: a fourth field, which older lines lack.
+TEST_F(LeasesTest, NamesAreKeptAndOldLinesStillRead) {
+  ASSERT_TRUE(sys::write_file_atomic(dir_ / "n1.leases", "192.0.2.2 old 77\n", 0600));
+  LeaseFile f = leases();
+  auto a = f.acquire("c1", std::nullopt, all_alive, {"web", "db"});
+  ASSERT_TRUE(a) << a.error().to_string();
+  ASSERT_TRUE(f.acquire("c1", a.value(), all_alive));  // the attach's re-acquire keeps the names
+  auto l = f.list();
+  ASSERT_TRUE(l);
+  ASSERT_EQ(l->size(), 2u);
+  EXPECT_EQ((*l)[0].owner, "old");
+  EXPECT_EQ((*l)[0].pid, 77);
+  EXPECT_TRUE((*l)[0].names.empty());
+  EXPECT_EQ((*l)[1].names, (std::vector<std::string>{"web", "db"}));
+  EXPECT_NE(sys::read_file(dir_ / "n1.leases", 1 << 16)->find(" c1 "), std::string::npos);
+  EXPECT_NE(sys::read_file(dir_ / "n1.leases", 1 << 16)->find(" web,db\n"), std::string::npos);
+}
+
 TEST_F(LeasesTest, RoundRobinDoesNotReuseAJustReleasedAddress) {
   LeaseFile f = leases();
   auto a = *f.acquire("c1", std::nullopt, all_alive);

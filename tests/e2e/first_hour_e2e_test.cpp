@@ -34,11 +34,11 @@ class FirstHour : public ::testing::Test {
 TEST_F(FirstHour, DockerRunFlagsKisteLacksAreNamedNotTakenForImages) {
   import_busybox();
   const char* cases[][2] = {
-      {"-P busybox", "-P: not supported by kiste yet"},
+      {"--expose 80 busybox", "--expose: not supported by kiste yet"},
       {"--pull always busybox", "--pull: not supported by kiste yet"},
       {"--device /dev/fuse busybox", "--device: not supported by kiste yet"},
-      {"--add-host a:192.0.2.1 busybox", "--add-host: not supported by kiste yet"},
-      {"--dns 192.0.2.53 busybox", "--dns: not supported by kiste yet"},
+      {"--add-host a:192.0.2.1 busybox", "--add-host needs --network NAME (a bridge network)"},
+      {"--dns 192.0.2.53 busybox", "--dns needs --network NAME (a bridge network)"},
       {"--tmpfs /run busybox", "--tmpfs: not supported by kiste yet (use --mount type=tmpfs"},
       {"--label a=b busybox", "--label: not supported by kiste yet"},
       {"--shm-size 1g busybox", "--shm-size: not supported by kiste yet"},

@@ -23,6 +23,7 @@
 #include <gtest/gtest.h>
 
 #include <kiste/base/unique_fd.hpp>
+#include <kiste/network/dns.hpp>
 #include <kiste/network/netlink.hpp>
 #include <kiste/network/nft.hpp>
 #include <kiste/testing/kiste_cli.hpp>
@@ -321,6 +322,42 @@ TEST_F(NetworkE2E, DetachedServiceServesItsPublishedPortUntilStopped) {
   EXPECT_EQ(leftovers(), "");
 }
 
+// -P publishes the image's EXPOSEd tcp ports to free host ports; `kiste port` names them while
+// the container runs, and nothing once it stopped.
+TEST_F(NetworkE2E, PublishAllAndPortNameTheFreeHostPorts) {
+  auto r = kiste_.run("import -c 'EXPOSE 8080/tcp' -c 'CMD [\"/bin/sh\"]' " + busybox_tar().native() +
+                      " web 2>/dev/null");
+  ASSERT_EQ(r.status, 0) << r.output;
+  ASSERT_EQ(kiste_.run("network create --subnet 203.0.113.0/24 pa").status, 0);
+  r = kiste_.run("run -d --name srv --network pa -P web sh -c "
+                 "'mkdir /www; echo hello-P > /www/index.html; exec httpd -f -p 8080 -h /www'");
+  ASSERT_EQ(r.status, 0) << r.output;
+  r = kiste_.run("port srv");
+  EXPECT_EQ(r.status, 0) << r.output;
+  std::smatch m;
+  ASSERT_TRUE(std::regex_match(r.output, m, std::regex("8080/tcp -> 0\\.0\\.0\\.0:([0-9]+)\n"))) << r.output;
+  int port = std::stoi(m[1]);
+  EXPECT_EQ(trim(kiste_.run("port srv 8080").output), fmt::format("0.0.0.0:{}", port));
+  r = kiste_.run("port srv 9090");
+  EXPECT_EQ(r.status, 125);
+  EXPECT_EQ(r.output, "kiste: error: container `srv`: no published port 9090/tcp\n");
+  std::string page;
+  for (int i = 0; i < 100 && page.find("hello-P") == std::string::npos; ++i) {
+    page = http_get(-1, "127.0.0.1", port);
+    if (page.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_NE(page.find("hello-P"), std::string::npos) << "127.0.0.1:" << port;
+  EXPECT_EQ(kiste_.run("stop -t 1 srv").status, 0);
+  r = kiste_.run("port srv");
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(r.output, "");
+  EXPECT_EQ(kiste_.run("rm srv").status, 0);
+  r = kiste_.run("run --rm -P web true");
+  EXPECT_EQ(r.output, "kiste: error: -P needs --network NAME (a bridge network)\n");
+  EXPECT_EQ(kiste_.run("network rm pa").status, 0);
+  EXPECT_EQ(leftovers(), "");
+}
+
 // (policy drop) accepts the port: publishing opens no hole in it.
 TEST_F(NetworkE2E, PublishedPortRespectsTheHostFirewall) {
   UniqueFd outside = new_netns();
@@ -380,6 +417,189 @@ TEST_F(NetworkE2E, PublishedPortRespectsTheHostFirewall) {
   EXPECT_EQ(leftovers(), "");
 }
 
+// A tiny DNS server on 198.51.100.1:53 in its own namespace (the containers' upstream):
+// `up.test` is 198.51.100.77, every other name NXDOMAIN. Serves until destroyed.
+class UpstreamDns {
+ public:
+  UpstreamDns() {
+    ns_ = new_netns();
+    if (!ns_) return;
+    auto nl = network::Netlink::open();
+    if (!nl || !nl->add_veth("dns0", "eth0", ns_.get()) ||
+        !nl->add_address("dns0", *network::IpAddress::parse("198.51.100.2"), 24) || !nl->set_up("dns0")) {
+      return;
+    }
+    auto in = network::Netlink::open_in(ns_.get());
+    if (!in || !in->set_up("lo") || !in->add_address("eth0", *network::IpAddress::parse("198.51.100.1"), 24) ||
+        !in->set_up("eth0")) {
+      return;
+    }
+    std::atomic<int> ready{0};
+    thread_ = std::thread([this, &ready] {
+      UniqueFd s;
+      sockaddr_in sa{};
+      sa.sin_family = AF_INET;
+      sa.sin_port = htons(53);
+      ::inet_pton(AF_INET, "198.51.100.1", &sa.sin_addr);
+      if (::setns(ns_.get(), CLONE_NEWNET) == 0) s = UniqueFd(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+      if (!s || ::bind(s.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
+        ready = -1;
+        return;
+      }
+      ready = 1;
+      while (!stop_) {
+        pollfd p{s.get(), POLLIN, 0};
+        if (::poll(&p, 1, 100) != 1) continue;
+        uint8_t buf[512];
+        sockaddr_in from{};
+        socklen_t len = sizeof from;
+        ssize_t n = ::recvfrom(s.get(), buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&from), &len);
+        if (n <= 0) continue;
+        std::span<const uint8_t> m(buf, static_cast<size_t>(n));
+        auto q = network::parse_dns_query(m);
+        if (!q) continue;
+        std::vector<network::IpAddress> a;
+        if (q->name == "up.test") a.push_back(*network::IpAddress::parse("198.51.100.77"));
+        auto reply = network::dns_response(m, *q, a.empty() ? network::kDnsNxDomain : network::kDnsNoError, a);
+        ::sendto(s.get(), reply.data(), reply.size(), 0, reinterpret_cast<sockaddr*>(&from), len);
+      }
+    });
+    while (ready == 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    ok_ = ready == 1;
+  }
+  ~UpstreamDns() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+    if (auto nl = network::Netlink::open()) (void)nl->delete_link("dns0");
+  }
+  [[nodiscard]] bool ok() const { return ok_; }
+
+ private:
+  UniqueFd ns_;
+  std::thread thread_;
+  std::atomic<bool> stop_{false};
+  bool ok_ = false;
+};
+
+// On a user network containers find each other by name and --network-alias through the DNS at
+// 127.0.0.11 (served by each container's own kiste: here the monitors); other names go to the
+// upstream; a stopped container's name goes away with it. (--dns-search . keeps the host's
+// search domains out of the lookups, --dns makes the test's server the only upstream.)
+TEST_F(NetworkE2E, ContainersOnAUserNetworkResolveEachOtherByNameAndAlias) {
+  UpstreamDns upstream;
+  ASSERT_TRUE(upstream.ok());
+  ASSERT_EQ(kiste_.run("network create --subnet 203.0.113.0/24 n1").status, 0);
+  const std::string dns = "--network n1 --dns 198.51.100.1 --dns-search .";
+  auto r = kiste_.run("run -d --name aa " + dns + " busybox sleep 300");
+  ASSERT_EQ(r.status, 0) << r.output;
+  r = kiste_.run("run -d --name bb --network-alias db " + dns + " busybox sleep 300");
+  ASSERT_EQ(r.status, 0) << r.output;
+  r = kiste_.run("exec aa cat /etc/resolv.conf");
+  EXPECT_EQ(r.output, "nameserver 127.0.0.11\n") << r.output;
+  r = kiste_.run("exec aa sh -c 'nslookup db; ping -c1 -W2 bb'");
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_TRUE(std::regex_search(r.output, std::regex("Address[ 0-9]*: 203\\.0\\.113\\.[0-9]+"))) << r.output;
+  EXPECT_NE(r.output.find("1 packets received"), std::string::npos) << r.output;
+  r = kiste_.run("exec bb nslookup aa");
+  EXPECT_EQ(r.status, 0) << r.output;
+  r = kiste_.run("exec bb nslookup up.test");
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("198.51.100.77"), std::string::npos) << "forwarded upstream: " << r.output;
+  r = kiste_.run("exec bb nslookup nowhere.test");
+  EXPECT_NE(r.status, 0) << r.output;
+  // The default network has no container DNS (as docker's bridge).
+  r = kiste_.run("run --rm --network kiste --network-alias x busybox true");
+  EXPECT_EQ(r.status, 125) << r.output;
+
+  EXPECT_EQ(kiste_.run("stop -t 1 aa").status, 0);
+  r = kiste_.run("exec bb nslookup aa");
+  EXPECT_NE(r.status, 0) << "a stopped container's name is gone: " << r.output;
+  EXPECT_EQ(kiste_.run("rm -f aa bb").status, 0);
+  r = kiste_.run("network inspect n1");
+  EXPECT_NE(r.output.find("\"Containers\": {}"), std::string::npos) << r.output;
+  EXPECT_EQ(kiste_.run("network rm n1").status, 0);
+  EXPECT_EQ(leftovers(), "");
+}
+
+// `network connect` gives a running detached container one more veth and a lease (with its
+// name and --alias in that network's DNS); `disconnect` takes both back; a container removed
+// while connected leaves nothing that keeps `network rm` from working.
+TEST_F(NetworkE2E, ConnectAndDisconnectARunningContainer) {
+  ASSERT_EQ(kiste_.run("network create --subnet 203.0.113.0/24 n1").status, 0);
+  ASSERT_EQ(kiste_.run("network create --subnet 192.0.2.0/24 n2").status, 0);
+  const std::string quiet = " --dns-search . busybox sleep 300";  // no upstream is asked
+  ASSERT_EQ(kiste_.run("run -d --name aa --network n1" + quiet).status, 0);
+  ASSERT_EQ(kiste_.run("run -d --name bb --network n2" + quiet).status, 0);
+  auto r = kiste_.run("network connect --ip 192.0.2.50 --alias cc n2 aa");
+  ASSERT_EQ(r.status, 0) << r.output;
+  r = kiste_.run("exec aa ip -4 addr show eth1");
+  EXPECT_NE(r.output.find("inet 192.0.2.50/24"), std::string::npos) << r.output;
+  r = kiste_.run("exec bb nslookup cc");
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("192.0.2.50"), std::string::npos) << r.output;
+  r = kiste_.run("network connect n2 aa");
+  EXPECT_EQ(r.status, 125);
+  EXPECT_EQ(r.output, "kiste: error: network connect `n2`: container `aa` is on network `n2` already\n");
+  ASSERT_EQ(kiste_.run("network disconnect n2 aa").status, 0);
+  r = kiste_.run("exec aa ip link show eth1");
+  EXPECT_NE(r.status, 0) << r.output;
+  r = kiste_.run("network inspect n2");
+  EXPECT_EQ(r.output.find("192.0.2.50"), std::string::npos) << r.output;
+  r = kiste_.run("network disconnect n2 aa");
+  EXPECT_EQ(r.output, "kiste: error: network disconnect `n2`: container `aa` is not on network `n2`\n");
+  // Connected again, then removed: the veth died with the namespace, the lease does not count.
+  ASSERT_EQ(kiste_.run("network connect n2 aa").status, 0);
+  EXPECT_EQ(kiste_.run("rm -f aa bb").status, 0);
+  r = kiste_.run("network rm n1 n2");
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(leftovers(), "");
+}
+
+// --dns/--dns-search/--dns-option replace their kind of resolv.conf line, --add-host adds to
+// /etc/hosts (host-gateway: the bridge's address), --hostname names the container; bad values are
+// one line and leave no lease.
+TEST_F(NetworkE2E, DnsFlagsAddHostAndHostnameShapeTheContainersFiles) {
+  ASSERT_EQ(kiste_.run("network create --subnet 203.0.113.0/24 n1").status, 0);
+  auto r = kiste_.run(
+      "run --rm --network n1 --hostname web --dns 198.51.100.53 --dns 2001:db8::53 "
+      "--dns-search a.test --dns-option ndots:2 --add-host db:192.0.2.7 --add-host gw:host-gateway "
+      "busybox sh -c 'cat /etc/resolv.conf /etc/hosts; hostname'");
+  ASSERT_EQ(r.status, 0) << r.output;
+  // A user network: the container DNS is the nameserver, --dns its upstream.
+  EXPECT_TRUE(r.output.starts_with("nameserver 127.0.0.11\nsearch a.test\noptions ndots:2\n")) << r.output;
+  EXPECT_NE(r.output.find("192.0.2.7\tdb\n"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("203.0.113.1\tgw\n"), std::string::npos) << r.output;
+  EXPECT_TRUE(std::regex_search(r.output, std::regex("203\\.0\\.113\\.[0-9]+\tweb\n"))) << r.output;
+  EXPECT_TRUE(r.output.ends_with("\nweb\n")) << r.output;
+  // The default network has no container DNS: --dns is the container's nameserver.
+  r = kiste_.run("run --rm --network kiste --dns 198.51.100.53 --dns 2001:db8::53 busybox cat /etc/resolv.conf");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_TRUE(r.output.starts_with("nameserver 198.51.100.53\nnameserver 2001:db8::53\n") ||
+              r.output.find("\nnameserver 198.51.100.53\nnameserver 2001:db8::53\n") != std::string::npos)
+      << r.output;
+  EXPECT_EQ(r.output.find("nameserver "), r.output.find("nameserver 198.51.100.53"))
+      << "the host's nameservers are replaced: " << r.output;
+  EXPECT_EQ(kiste_.run("network rm kiste").status, 0);
+
+  const char* bad[][2] = {
+      {"--dns dns.example", "kiste: error: --dns: `dns.example` is not an IPv4 or IPv6 address\n"},
+      {"--dns-search 'a.test b.test'", "kiste: error: --dns-search `a.test b.test`: not a domain\n"},
+      {"--add-host db", "kiste: error: --add-host `db`: give NAME:IP\n"},
+      {"--add-host db:999.1.1.1", "kiste: error: --add-host `db:999.1.1.1`: `999.1.1.1` is not an IPv4 or IPv6 address\n"},
+  };
+  for (const auto& [flags, want] : bad) {
+    r = kiste_.run(fmt::format("run --rm --network n1 {} busybox true", flags));
+    EXPECT_EQ(r.status, 125) << flags;
+    EXPECT_EQ(r.output, want) << flags;
+  }
+  r = kiste_.run("run --rm --dns 192.0.2.53 busybox true");
+  EXPECT_EQ(r.output, "kiste: error: --dns needs --network NAME (a bridge network)\n");
+  r = kiste_.run("network inspect n1");
+  EXPECT_NE(r.output.find("\"Containers\": {}"), std::string::npos) << r.output;
+  EXPECT_EQ(kiste_.run("network rm n1").status, 0);
+  EXPECT_EQ(leftovers(), "");
+}
+
 TEST_F(NetworkE2E, BadPublishAndPortInUseLeaveNothing) {
   ASSERT_EQ(kiste_.run("network create --subnet 192.0.2.0/24 n1").status, 0);
   int port = 0;
@@ -390,8 +610,8 @@ TEST_F(NetworkE2E, BadPublishAndPortInUseLeaveNothing) {
                                   "already in use\n", port, port));
   r = kiste_.run("run --rm --network n1 -p abc busybox true");
   EXPECT_EQ(r.output, "kiste: error: -p `abc`: `abc` is not a port (1-65535)\n");
-  r = kiste_.run("run --rm --network n1 -p 80/udp busybox true");
-  EXPECT_EQ(r.output, "kiste: error: -p `80/udp`: only tcp ports can be published yet\n");
+  r = kiste_.run("run --rm --network n1 -p 80/sctp busybox true");
+  EXPECT_EQ(r.output, "kiste: error: -p `80/sctp`: the protocol is tcp or udp\n");
   r = kiste_.run("run --rm -p 80 busybox true");
   EXPECT_EQ(r.output, "kiste: error: -p needs --network NAME (a bridge network)\n");
   r = kiste_.run("network inspect n1");

@@ -85,7 +85,8 @@ class Networks {
                                           const std::optional<IpAddress>& wanted,
                                           const AliveFn& alive);
   // Removes the host end of the veth (gone already when the namespace died) and the lease.
-  [[nodiscard]] Status detach(const NetworkConfig& net, std::string_view container_id);
+  // `index` is attach's.
+  [[nodiscard]] Status detach(const NetworkConfig& net, std::string_view container_id, unsigned index = 0);
 
   [[nodiscard]] LeaseFile leases(const NetworkConfig& net) const;
   [[nodiscard]] const std::filesystem::path& dir() const { return dir_; }

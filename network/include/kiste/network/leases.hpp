@@ -1,6 +1,6 @@
 #pragma once
 // Address leases of one network: which container holds which address. A text file, one
-// `<address> <owner>` line each, replaced atomically under an exclusive lock on a lock file beside
+// `<address> <owner> <pid> [names]` line each, replaced atomically under an exclusive lock on a lock file beside
 // it, so that 20 parallel `kiste run`s never get one address twice. Addresses are handed out
 // round-robin after the last one given (as netavark does), so an address just released is not
 // reused at once while peers may still have it in their ARP/neighbour caches.
@@ -22,6 +22,9 @@ struct Lease {
   IpAddress address;
   std::string owner;  // a container id
   pid_t pid = 0;      // the process that took it (alive until the container's own marker is)
+  // The names the network's DNS answers with this address (the container's name and its
+  // --network-alias aliases): a fourth field, comma-separated, absent when there are none.
+  std::vector<std::string> names;
 };
 
 // Whether a lease's owner still needs it.
@@ -39,7 +42,8 @@ class LeaseFile {
   // An owner that already holds an address gets it again. The lease records this process.
   [[nodiscard]] Result<IpAddress> acquire(std::string_view owner,
                                           const std::optional<IpAddress>& wanted,
-                                          const LeaseAliveFn& alive);
+                                          const LeaseAliveFn& alive,
+                                          const std::vector<std::string>& names = {});
   // Drops `owner`'s lease; a missing one is fine (release runs again after a crash).
   [[nodiscard]] Status release(std::string_view owner);
   [[nodiscard]] Result<std::vector<Lease>> list() const;

@@ -1,12 +1,13 @@
 #pragma once
-// Published ports (`-p [IP:][HOSTPORT:]CTRPORT[/tcp]`) through a userland proxy that kiste runs
+// Published ports (`-p [IP:][HOSTPORT:]CTRPORT[/tcp|udp]`) through a userland proxy that kiste runs
 // for as long as the container does (in the foreground kiste, later in the monitor of a
 // detached container). Why a proxy and not DNAT by default: DNAT'ed packets take the forward
 // path, so the host's `input` firewall never sees them and every published port is a hole in
 // it (moby#22054, podman#15623); a proxy's socket is an ordinary listening socket that the
 // host's input rules govern, it serves 127.0.0.1 without route_localnet, and it fails
 // "address in use" before the container starts. Bytes move with splice(2) through a pipe, so
-// they are not copied through user space.
+// they are not copied through user space. UDP datagrams are relayed per client (a socket
+// connected to the container for each client address, at most 256, the oldest dropped first).
 #include <cstdint>
 #include <memory>
 #include <optional>
