@@ -69,7 +69,6 @@ constexpr Entry kMissingRunFlags[] = {
     {"--shm-size", "/dev/shm has the default size"},
     {"--group-add", "use --user UID:GID"},
     {"--volumes-from", "use -v or --mount"},
-    {"--health-cmd", "health checks come with detached containers"},
     {"--log-driver", "output goes to the terminal"},
     {"--log-opt", "output goes to the terminal"},
     {"--runtime", "kiste is its own runtime"},

@@ -42,7 +42,14 @@ int64_t seconds_of(const std::string& rfc) {
 std::string status_column(const ContainerState& s) {
   const int64_t now = now_seconds();
   if (s.monitor_lost) return "Exited (unknown)";
-  if (s.status == "running") return "Up " + human_duration(now - seconds_of(s.started_at));
+  if (s.status == "running") {
+    std::string up = "Up " + human_duration(now - seconds_of(s.started_at));
+    if (s.health_state) {
+      const std::string& h = s.health_state->status;
+      up += h == "starting" ? " (health: starting)" : " (" + h + ")";
+    }
+    return up;
+  }
   if (s.status == "restarting") {
     return fmt::format("Restarting ({}) {} ago", s.exit_code, human_duration(now - seconds_of(s.finished_at)));
   }
@@ -105,10 +112,19 @@ void cmd_ps(const Globals& g, const PsFlags& f) {
   }
 }
 
+// State.Health and Config.Healthcheck as docker shows them (durations in nanoseconds).
+json health_json(const runtime::HealthState& h) {
+  json log = json::array();
+  for (const auto& p : h.log) {
+    log.push_back({{"Start", p.start}, {"End", p.end}, {"ExitCode", p.exit_code}, {"Output", p.output}});
+  }
+  return {{"Status", h.status}, {"FailingStreak", h.failing_streak}, {"Log", log}};
+}
+
 json inspect_json(const ContainerStore& store, const ContainerState& s) {
   json args = json::array();
   for (size_t i = 1; i < s.command.size(); ++i) args.push_back(s.command[i]);
-  return json{
+  json j{
       {"Id", s.id},
       {"Created", s.created},
       {"Path", s.command.empty() ? "" : s.command.front()},
@@ -134,6 +150,16 @@ json inspect_json(const ContainerStore& store, const ContainerState& s) {
          {{"Name", runtime::restart_policy_name(s.restart)},
           {"MaximumRetryCount", s.restart.max_retries}}}}},
       {"Config", {{"StopSignal", s.stop_signal}, {"StopTimeout", s.stop_timeout}}}};
+  if (s.health_state) j["State"]["Health"] = health_json(*s.health_state);
+  if (s.health) {
+    constexpr int64_t kNsPerMs = 1'000'000;
+    j["Config"]["Healthcheck"] = {{"Test", s.health->test},
+                                  {"Interval", s.health->interval_ms * kNsPerMs},
+                                  {"Timeout", s.health->timeout_ms * kNsPerMs},
+                                  {"StartPeriod", s.health->start_period_ms * kNsPerMs},
+                                  {"Retries", s.health->retries}};
+  }
+  return j;
 }
 
 void cmd_inspect(const Globals& g, const std::vector<std::string>& refs) {

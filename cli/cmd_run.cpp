@@ -33,6 +33,8 @@ namespace fs = std::filesystem;
 struct ImageForRun {
   std::vector<fs::path> lower_dirs;
   runtime::ImageProcessDefaults defaults;
+  std::optional<image::HealthConfig> healthcheck;  // the config's Healthcheck
+  std::string stop_signal;                          // the config's StopSignal
 };
 
 Result<runtime::CgroupPlacement> cgroup_placement(const std::string& manager,
@@ -65,6 +67,8 @@ Result<ImageForRun> open_image_for_run(const image::Store& store, std::string_vi
   out.defaults.env = c.env;
   out.defaults.working_dir = c.working_dir;
   out.defaults.user = c.user;
+  out.healthcheck = c.healthcheck;
+  out.stop_signal = c.stop_signal;
   if (out.lower_dirs.empty()) {
     return failf(Errc::InvalidArgument, "image {}: has no layers to run", quote(ref));
   }
@@ -85,6 +89,7 @@ struct RunArgs {
   std::string restart;
   std::string stop_signal;
   std::optional<int> stop_timeout;
+  runtime::HealthFlags health;
   std::string monitor_id;  // hidden: this process is that container's monitor
 };
 
@@ -169,6 +174,11 @@ Result<runtime::PreparedStart> prepare_start(const Globals& g, const RunArgs& a,
 }
 
 int run_command(Globals& g, RunArgs& a, std::vector<std::string> positional) {
+  const runtime::HealthFlags& h = a.health;
+  if (h.cmd || h.interval || h.timeout || h.start_period || h.retries) {
+    return report(Error{.code = Errc::InvalidArgument,
+                        .message = "--health-*: healthchecks run in detached containers (-d)"});
+  }
   auto placement = cgroup_placement(a.cgroup_manager, a.cgroup_parent);
   if (!placement) return report(placement.error());
   runtime::Runner runner({.root = g.root, .cgroups = *placement});
@@ -253,6 +263,15 @@ int run_detached(Globals& g, RunArgs& a, std::vector<std::string> positional) {
   st.id = runtime::Runner::new_id();
   st.name = a.name;
   st.image = a.rootfs.empty() ? positional.front() : a.rootfs;
+  // The image's HEALTHCHECK and STOPSIGNAL, under the flags (docker's order).
+  auto health = runtime::resolve_health(image->healthcheck, a.health);
+  if (!health) return report(health.error());
+  st.health = *health;
+  if (a.stop_signal.empty() && !image->stop_signal.empty()) {
+    auto sig = runtime::parse_signal(image->stop_signal);
+    if (!sig) return report(sig.error().with_context(fmt::format("image {}: StopSignal", quote(st.image))));
+    st.stop_signal = *sig;
+  }
   st.command = rest;
   st.created = runtime::rfc3339_now();
   st.run_args = run_words();
@@ -337,6 +356,12 @@ CLI::App* add_run_command(CLI::App& app, Globals& g) {
   run->add_option("--restart", a->restart, "no (default), on-failure[:N], always, unless-stopped (-d)");
   run->add_option("--stop-signal", a->stop_signal, "the signal `kiste stop` sends first (default TERM)");
   run->add_option("--stop-timeout", a->stop_timeout, "seconds `kiste stop` waits before SIGKILL (default 10)");
+  run->add_option("--health-cmd", a->health.cmd, "command to run to check health (-d)");
+  run->add_option("--health-interval", a->health.interval, "time between checks, e.g. 30s (default 30s)");
+  run->add_option("--health-timeout", a->health.timeout, "a check that runs longer is killed and failed (default 30s)");
+  run->add_option("--health-retries", a->health.retries, "failures in a row that make it unhealthy (default 3)");
+  run->add_option("--health-start-period", a->health.start_period, "failures in this time after a start do not count");
+  run->add_flag("--no-healthcheck", a->health.none, "disable the image's HEALTHCHECK");
   run->add_option("--monitor", a->monitor_id)->group("");  // the monitor's own re-execution
   run->add_flag("-i,--interactive", o.interactive, "keep stdin connected");
   run->add_flag("-t,--tty", o.tty, "allocate a pseudo-terminal");

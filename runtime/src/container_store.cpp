@@ -113,7 +113,23 @@ std::string state_to_json(const ContainerState& s) {
          {"stop_timeout", s.stop_timeout},
          {"auto_remove", s.auto_remove},
          {"run_args", s.run_args}};
-  return j.dump() + "\n";
+  if (s.health) {
+    j["health"] = {{"test", s.health->test},
+                   {"interval_ms", s.health->interval_ms},
+                   {"timeout_ms", s.health->timeout_ms},
+                   {"start_period_ms", s.health->start_period_ms},
+                   {"retries", s.health->retries}};
+  }
+  if (s.health_state) {
+    json log = json::array();
+    for (const auto& p : s.health_state->log) {
+      log.push_back({{"start", p.start}, {"end", p.end}, {"exit_code", p.exit_code}, {"output", p.output}});
+    }
+    j["health_state"] = {{"status", s.health_state->status},
+                         {"failing_streak", s.health_state->failing_streak},
+                         {"log", log}};
+  }
+  return j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
 }
 
 Result<ContainerState> state_from_json(std::string_view text) {
@@ -146,6 +162,23 @@ Result<ContainerState> state_from_json(std::string_view text) {
     s.stop_timeout = j.value("stop_timeout", 10);
     s.auto_remove = j.value("auto_remove", false);
     s.run_args = j.value("run_args", std::vector<std::string>{});
+    if (auto h = j.find("health"); h != j.end() && h->is_object()) {
+      s.health = HealthSpec{.test = h->value("test", std::vector<std::string>{}),
+                            .interval_ms = h->value("interval_ms", kDefaultHealthIntervalMs),
+                            .timeout_ms = h->value("timeout_ms", kDefaultHealthTimeoutMs),
+                            .start_period_ms = h->value("start_period_ms", int64_t{0}),
+                            .retries = h->value("retries", kDefaultHealthRetries)};
+    }
+    if (auto h = j.find("health_state"); h != j.end() && h->is_object()) {
+      HealthState hs{.status = h->value("status", "starting"), .failing_streak = h->value("failing_streak", 0)};
+      if (auto log = h->find("log"); log != h->end() && log->is_array()) {
+        for (const auto& p : *log) {
+          hs.log.push_back({.start = p.value("start", ""), .end = p.value("end", ""),
+                            .exit_code = p.value("exit_code", -1), .output = p.value("output", "")});
+        }
+      }
+      s.health_state = std::move(hs);
+    }
   } catch (const json::exception& e) {
     return failf(Errc::Corrupt, "{}", e.what());
   }

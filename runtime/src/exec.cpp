@@ -5,6 +5,7 @@
 #include <linux/capability.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <poll.h>
 #include <sched.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
@@ -13,7 +14,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <optional>
@@ -138,7 +141,7 @@ struct Report {
   int step;
   int err;
 };
-enum Step { kCgroup = 1, kSetns, kFork, kCwd, kIdentity, kCaps, kNoNewPrivs, kSeccomp, kExec };
+enum Step { kCgroup = 1, kSetns, kFork, kCwd, kIdentity, kCaps, kNoNewPrivs, kSeccomp, kExec, kTimedOut };
 const char* step_name(int s) {
   switch (s) {
     case kCgroup: return "join the container's cgroup";
@@ -224,6 +227,10 @@ Result<ExecResult> exec_in_container(const ExecRequest& req) {
   if (::pipe2(p, O_CLOEXEC) != 0) return std::unexpected(sys_error("pipe2", "exec report"));
   UniqueFd report_r(p[0]), report_w(p[1]);
   const int wfd = report_w.get();
+  UniqueFd null_fd;
+  if (req.output_fd >= 0) {
+    KISTE_ASSIGN_OR_RETURN(null_fd, sys::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  }
   const pid_t outer = ::fork();
   if (outer < 0) return std::unexpected(sys_error("fork", "exec"));
   if (outer == 0) {
@@ -240,6 +247,13 @@ Result<ExecResult> exec_in_container(const ExecRequest& req) {
     if (inner < 0) die(wfd, kFork, errno);
     if (inner == 0) {
       (void)::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+      // A command with a timeout leads its own process group, which the timeout kills whole.
+      if (req.timeout_ms > 0) (void)::setpgid(0, 0);
+      if (req.output_fd >= 0 && (::dup2(null_fd.get(), STDIN_FILENO) < 0 ||
+                                 ::dup2(req.output_fd, STDOUT_FILENO) < 0 ||
+                                 ::dup2(req.output_fd, STDERR_FILENO) < 0)) {
+        die(wfd, kExec, errno);
+      }
       if (::chdir(req.cwd.c_str()) != 0) die(wfd, kCwd, errno);
       for (int cap = 0; cap <= 63; ++cap) {
         if (!((id.cap_bnd >> cap) & 1) && ::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL) {
@@ -275,6 +289,21 @@ Result<ExecResult> exec_in_container(const ExecRequest& req) {
       }
       die(wfd, kExec, err);
     }
+    if (req.timeout_ms > 0) {
+      (void)::setpgid(inner, inner);  // either side may get there first
+      int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, inner, 0));
+      struct pollfd p {pidfd, POLLIN, 0};
+      int rc;
+      do {
+        rc = ::poll(&p, 1, static_cast<int>(std::min<int64_t>(req.timeout_ms, INT32_MAX)));
+      } while (rc < 0 && errno == EINTR);
+      if (pidfd >= 0 && rc == 0) {
+        (void)::kill(-inner, SIGKILL);
+        (void)::kill(inner, SIGKILL);
+        Report r{kTimedOut, 0};
+        (void)!::write(wfd, &r, sizeof r);
+      }
+    }
     int st = 0;
     while (::waitpid(inner, &st, 0) < 0 && errno == EINTR) {
     }
@@ -289,6 +318,10 @@ Result<ExecResult> exec_in_container(const ExecRequest& req) {
   r.exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
   Report rep{};
   if (::read(report_r.get(), &rep, sizeof rep) == static_cast<ssize_t>(sizeof rep)) {
+    if (rep.step == kTimedOut) {
+      r.timed_out = true;
+      return r;
+    }
     if (rep.step != kExec) {
       return failf(Errc::System, "exec: {}: {}", step_name(rep.step), std::strerror(rep.err));
     }

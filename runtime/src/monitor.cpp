@@ -13,6 +13,8 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
+#include <condition_variable>
+#include <mutex>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -204,6 +206,64 @@ bool backoff(const ContainerStore& store, std::string_view id, int ms) {
   return true;
 }
 
+// Runs the container's healthcheck every interval while it runs: one thread of the monitor.
+class HealthThread {
+ public:
+  HealthThread(const ContainerStore& store, std::string id, HealthSpec spec)
+      : store_(store), id_(std::move(id)), spec_(std::move(spec)), thread_([this] { loop(); }) {}
+  HealthThread(const HealthThread&) = delete;
+  HealthThread& operator=(const HealthThread&) = delete;
+  ~HealthThread() {
+    {
+      std::lock_guard l(mu_);
+      done_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  // The container (re)started: the start period and the first interval count from now.
+  void started() {
+    std::lock_guard l(mu_);
+    started_ = Clock::now();
+    cv_.notify_all();
+  }
+
+ private:
+  void loop() {
+    std::unique_lock l(mu_);
+    while (!done_) {
+      const auto since = started_;
+      if (cv_.wait_for(l, std::chrono::milliseconds(spec_.interval_ms), [&] { return done_ || started_ != since; })) {
+        continue;  // done, or a new start: its own first interval
+      }
+      const bool in_start_period = Clock::now() - started_ < std::chrono::milliseconds(spec_.start_period_ms);
+      l.unlock();
+      probe_once(in_start_period);
+      l.lock();
+    }
+  }
+  void probe_once(bool in_start_period) {
+    auto s = store_.load(id_);
+    if (!s || s->status != "running" || s->pid <= 0) return;
+    const pid_t pid = s->pid;
+    HealthProbe probe = run_health_probe(pid, spec_);
+    (void)store_.update(id_, [&](ContainerState& c) {
+      if (c.status != "running" || c.pid != pid) return;  // it ended (or restarted) meanwhile
+      if (!c.health_state) c.health_state = HealthState{};
+      record_probe(*c.health_state, spec_, std::move(probe), in_start_period);
+    });
+  }
+
+  const ContainerStore& store_;
+  std::string id_;
+  HealthSpec spec_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  Clock::time_point started_ = Clock::now();
+  std::thread thread_;  // last: started once the rest is ready
+};
+
 }  // namespace
 
 int run_monitor(const MonitorOptions& o) {
@@ -250,7 +310,13 @@ int run_monitor(const MonitorOptions& o) {
     ::close(null_fd);
     pump.join();  // EOF once the container's processes are gone too
   };
-  (void)store.update(o.id, [](ContainerState& s) { s.monitor_pid = ::getpid(); });
+  std::optional<HealthSpec> health_spec;
+  (void)store.update(o.id, [&](ContainerState& s) {
+    s.monitor_pid = ::getpid();
+    health_spec = s.health;
+  });
+  std::optional<HealthThread> health;
+  if (health_spec) health.emplace(store, o.id, *health_spec);
 
   const Runner runner(o.runner);
   int delay_ms = 0;
@@ -272,7 +338,9 @@ int run_monitor(const MonitorOptions& o) {
                  s.pid = pid;
                  s.started_at = rfc3339_now();
                  s.error.clear();
+                 if (s.health) s.health_state = HealthState{};  // docker: starting again
                });
+               if (health) health->started();
                status.send(fmt::format("started {}\n", pid));
              },
          .network_ready = prepared->network_ready,
@@ -306,6 +374,7 @@ int run_monitor(const MonitorOptions& o) {
     first = false;
   }
   (void)first;
+  health.reset();
   close_output();
   // --rm: the container goes with its monitor (a stale sweep after a killed one leaves it for
   // prune, as docker's daemon would after a crash).

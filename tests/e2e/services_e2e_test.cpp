@@ -332,5 +332,76 @@ TEST_F(Services, BadInputIsOneLineAndChangesNothing) {
   expect_nothing_left(id, 0);
 }
 
+// Issue 16's must-show: the healthcheck runs by exec into the container and turns it healthy.
+TEST_F(Services, HealthcheckMakesTheContainerHealthy) {
+  const std::string id = run_detached(
+      "--name web --restart on-failure:3 --health-cmd 'test -f /tmp/ok' --health-interval 1s busybox "
+      "sh -c 'echo started; touch /tmp/ok; sleep 600'");
+  auto inspect = until("container inspect web", "\"Status\": \"healthy\"");
+  EXPECT_NE(inspect.find("\"Status\": \"healthy\""), std::string::npos) << inspect;
+  EXPECT_NE(inspect.find("\"FailingStreak\": 0"), std::string::npos) << inspect;
+  EXPECT_NE(inspect.find("\"Interval\": 1000000000"), std::string::npos) << inspect;
+  EXPECT_NE(inspect.find("\"CMD-SHELL\""), std::string::npos) << inspect;
+  EXPECT_NE(kiste_.run("ps").output.find("(healthy)"), std::string::npos);
+  EXPECT_EQ(kiste_.run("logs web").output, "started\n");  // probes do not write to the log
+  const pid_t pid = static_cast<pid_t>(json_int(inspect, "Pid"));
+  EXPECT_EQ(kiste_.run("rm -f web").status, 0);
+  expect_nothing_left(id, pid);
+}
+
+// A probe that hangs is killed at its timeout (with what it started), and enough of them in a
+// row make the container unhealthy.
+TEST_F(Services, AHangingHealthcheckIsKilledAtItsTimeout) {
+  const std::string id = run_detached(
+      "--name hang --health-cmd 'sleep 100' --health-timeout 1s --health-interval 1s --health-retries 2 "
+      "busybox sleep 600");
+  EXPECT_NE(kiste_.run("ps").output.find("(health: starting)"), std::string::npos);
+  auto inspect = until("container inspect hang", "\"Status\": \"unhealthy\"");
+  EXPECT_NE(inspect.find("\"Status\": \"unhealthy\""), std::string::npos) << inspect;
+  EXPECT_NE(inspect.find("Health check exceeded timeout (1s)"), std::string::npos) << inspect;
+  EXPECT_NE(inspect.find("\"ExitCode\": -1"), std::string::npos) << inspect;
+  // Two probes timed out; at most the one running now may be left.
+  auto ps = kiste_.run("exec hang ps");
+  size_t probes = 0;
+  for (size_t at = 0; (at = ps.output.find("sleep 100", at)) != std::string::npos; ++at) ++probes;
+  EXPECT_LE(probes, 1u) << ps.output;
+  const pid_t pid = static_cast<pid_t>(json_int(inspect, "Pid"));
+  EXPECT_EQ(kiste_.run("rm -f hang").status, 0);
+  expect_nothing_left(id, pid);
+}
+
+TEST_F(Services, BadHealthcheckFlagsAreOneLineAndChangeNothing) {
+  auto r = kiste_.run("run -d --no-healthcheck --health-cmd true busybox sleep 1");
+  EXPECT_EQ(r.status, 125);
+  EXPECT_EQ(r.output, "kiste: error: --no-healthcheck conflicts with --health-* options\n");
+  r = kiste_.run("run -d --health-cmd true --health-interval soon busybox sleep 1");
+  EXPECT_EQ(r.status, 125);
+  EXPECT_EQ(lines(r.output), 1u) << r.output;
+  EXPECT_NE(r.output.find("--health-interval"), std::string::npos) << r.output;
+  r = kiste_.run("run --health-cmd true busybox true");
+  EXPECT_EQ(r.status, 125);
+  EXPECT_EQ(r.output, "kiste: error: --health-*: healthchecks run in detached containers (-d)\n");
+  EXPECT_EQ(kiste_.run("ps -aq").output, "");
+}
+
+// The image's HEALTHCHECK is honoured, and --no-healthcheck turns it off.
+TEST_F(Services, TheImagesHealthcheckRunsUnlessTurnedOff) {
+  fs::create_directories(tmp_ / "ctx");
+  ASSERT_TRUE(sys::write_file_atomic(tmp_ / "ctx" / "Containerfile",
+                              "FROM busybox\nHEALTHCHECK --interval=1s --retries=1 CMD [\"false\"]\n", 0644));
+  auto b = kiste_.run("build -q -t checked " + (tmp_ / "ctx").native());
+  ASSERT_EQ(b.status, 0) << b.output;
+  const std::string id = run_detached("--name sick checked sleep 600");
+  auto inspect = until("container inspect sick", "\"Status\": \"unhealthy\"");
+  EXPECT_NE(inspect.find("\"Status\": \"unhealthy\""), std::string::npos) << inspect;
+  EXPECT_NE(inspect.find("\"ExitCode\": 1"), std::string::npos) << inspect;
+  const std::string off = run_detached("--name fine --no-healthcheck checked sleep 600");
+  inspect = kiste_.run("container inspect fine").output;
+  EXPECT_EQ(inspect.find("Health"), std::string::npos) << inspect;
+  EXPECT_EQ(kiste_.run("rm -f sick fine").status, 0);
+  expect_nothing_left(id, 0);
+  expect_nothing_left(off, 0);
+}
+
 }  // namespace
 }  // namespace kiste::testing

@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -15,6 +16,7 @@
 #include <kiste/base/error.hpp>
 #include <kiste/base/unique_fd.hpp>
 #include <kiste/image/root_layout.hpp>
+#include <kiste/runtime/health.hpp>
 
 namespace kiste::runtime {
 
@@ -54,12 +56,14 @@ struct ContainerState {
   std::string error;           // why the last start failed
   bool stop_requested = false;  // `stop`/`kill`/`rm -f`: the restart policy no longer applies
   bool monitor_lost = false;    // not stored: computed when read
+  std::optional<HealthState> health_state;  // while the container has a healthcheck
   // Configuration.
   RestartPolicy restart;
   int stop_signal = 15;      // SIGTERM
   int stop_timeout = 10;     // seconds
   bool auto_remove = false;  // --rm: the monitor removes the container when it ends for good
   std::vector<std::string> run_args;  // the `run` arguments the monitor re-reads
+  std::optional<HealthSpec> health;   // nullopt: no healthcheck (records before it: none)
 
   [[nodiscard]] bool running() const { return status == "running" || status == "restarting"; }
 };
