@@ -70,7 +70,6 @@ constexpr Entry kMissingRunFlags[] = {
     {"--group-add", "use --user UID:GID"},
     {"--volumes-from", "use -v or --mount"},
     {"--log-driver", "output goes to the terminal"},
-    {"--log-opt", "output goes to the terminal"},
     {"--runtime", "kiste is its own runtime"},
     {"--ipc", "each container gets its own IPC namespace"},
     {"--pid", "each container gets its own PID namespace"},

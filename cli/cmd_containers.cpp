@@ -14,6 +14,7 @@
 
 #include <kiste/base/sys.hpp>
 #include <kiste/runtime/container_store.hpp>
+#include <kiste/runtime/json_log.hpp>
 #include <kiste/runtime/exec.hpp>
 #include <kiste/runtime/monitor.hpp>
 #include <kiste/runtime/runner.hpp>
@@ -184,43 +185,24 @@ void print_entry(const runtime::LogEntry& e, bool timestamps) {
 void cmd_logs(const Globals& g, const std::string& ref, const LogsFlags& f) {
   const ContainerStore store(g.root);
   const ContainerState s = load_or_exit(store, ref);
-  auto fd = sys::open(store.log_path(s.id), O_RDONLY | O_CLOEXEC);
-  if (!fd && fd.error().sys_errno == ENOENT) return;  // it never wrote anything
-  UniqueFd log = value_or_exit(std::move(fd));
-  std::string pending;
-  std::deque<runtime::LogEntry> tail;
-  bool first_pass = true;
-  auto drain = [&] {
-    char buf[64 * 1024];
-    while (true) {
-      ssize_t n = ::read(log.get(), buf, sizeof buf);
-      if (n <= 0) break;
-      pending.append(buf, static_cast<size_t>(n));
-    }
-    size_t start = 0;
-    for (size_t nl; (nl = pending.find('\n', start)) != std::string::npos; start = nl + 1) {
-      auto e = runtime::decode_log_entry(std::string_view(pending).substr(start, nl - start));
-      if (!e) continue;
-      if (first_pass && f.tail) {
-        tail.push_back(std::move(*e));
-        if (tail.size() > *f.tail) tail.pop_front();
-      } else {
-        print_entry(*e, f.timestamps);
-      }
-    }
-    pending.erase(0, start);
-    for (const auto& e : tail) print_entry(e, f.timestamps);
-    tail.clear();
-    first_pass = false;
-  };
-  drain();
+  runtime::LogReader reader(store.log_path(s.id));
+  std::vector<runtime::LogEntry> entries;
+  exit_on_error(reader.read(entries));
+  size_t from = 0;
+  if (f.tail && entries.size() > *f.tail) from = entries.size() - *f.tail;
+  for (size_t i = from; i < entries.size(); ++i) print_entry(entries[i], f.timestamps);
   if (!f.follow) return;
-  // Follow until the monitor is gone, then read what it wrote last.
+  // Follow (across rotations) until the monitor is gone, then read what it wrote last.
+  auto more = [&] {
+    entries.clear();
+    exit_on_error(reader.read(entries));
+    for (const auto& e : entries) print_entry(e, f.timestamps);
+  };
   while (store.monitor_alive(s.id)) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    drain();
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    more();
   }
-  drain();
+  more();
 }
 
 void cmd_stop(const Globals& g, const std::vector<std::string>& refs, std::optional<int> timeout) {

@@ -13,6 +13,7 @@
 #include <kiste/network/publish.hpp>
 #include <kiste/runtime/container.hpp>
 #include <kiste/runtime/container_store.hpp>
+#include <kiste/runtime/json_log.hpp>
 #include <kiste/runtime/monitor.hpp>
 #include <kiste/runtime/runner.hpp>
 #include <kiste/runtime/run_options.hpp>
@@ -90,6 +91,7 @@ struct RunArgs {
   std::string stop_signal;
   std::optional<int> stop_timeout;
   runtime::HealthFlags health;
+  std::vector<std::string> log_opts;
   std::string monitor_id;  // hidden: this process is that container's monitor
 };
 
@@ -175,6 +177,10 @@ Result<runtime::PreparedStart> prepare_start(const Globals& g, const RunArgs& a,
 
 int run_command(Globals& g, RunArgs& a, std::vector<std::string> positional) {
   const runtime::HealthFlags& h = a.health;
+  if (!a.log_opts.empty()) {
+    return report(Error{.code = Errc::InvalidArgument,
+                        .message = "--log-opt: a foreground container's output goes to the terminal; use -d"});
+  }
   if (h.cmd || h.interval || h.timeout || h.start_period || h.retries) {
     return report(Error{.code = Errc::InvalidArgument,
                         .message = "--health-*: healthchecks run in detached containers (-d)"});
@@ -251,6 +257,9 @@ int run_detached(Globals& g, RunArgs& a, std::vector<std::string> positional) {
   }
   if (a.stop_timeout) st.stop_timeout = *a.stop_timeout;
   st.auto_remove = a.rm;
+  auto log_opts = runtime::parse_log_options(a.log_opts);
+  if (!log_opts) return report(log_opts.error());
+  st.log = *log_opts;
   if (!a.name.empty()) {
     if (auto ok = runtime::validate_container_name(a.name); !ok) return report(ok.error());
   }
@@ -361,6 +370,7 @@ CLI::App* add_run_command(CLI::App& app, Globals& g) {
   run->add_option("--health-timeout", a->health.timeout, "a check that runs longer is killed and failed (default 30s)");
   run->add_option("--health-retries", a->health.retries, "failures in a row that make it unhealthy (default 3)");
   run->add_option("--health-start-period", a->health.start_period, "failures in this time after a start do not count");
+  run->add_option("--log-opt", a->log_opts, "json-file log: max-size=SIZE, max-file=N (-d)")->allow_extra_args(false);
   run->add_flag("--no-healthcheck", a->health.none, "disable the image's HEALTHCHECK");
   run->add_option("--monitor", a->monitor_id)->group("");  // the monitor's own re-execution
   run->add_flag("-i,--interactive", o.interactive, "keep stdin connected");

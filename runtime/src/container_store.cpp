@@ -113,6 +113,7 @@ std::string state_to_json(const ContainerState& s) {
          {"stop_timeout", s.stop_timeout},
          {"auto_remove", s.auto_remove},
          {"run_args", s.run_args}};
+  if (s.log.max_size > 0) j["log"] = {{"max_size", s.log.max_size}, {"max_file", s.log.max_file}};
   if (s.health) {
     j["health"] = {{"test", s.health->test},
                    {"interval_ms", s.health->interval_ms},
@@ -162,6 +163,9 @@ Result<ContainerState> state_from_json(std::string_view text) {
     s.stop_timeout = j.value("stop_timeout", 10);
     s.auto_remove = j.value("auto_remove", false);
     s.run_args = j.value("run_args", std::vector<std::string>{});
+    if (auto l = j.find("log"); l != j.end() && l->is_object()) {
+      s.log = LogOptions{.max_size = l->value("max_size", int64_t{0}), .max_file = l->value("max_file", 1)};
+    }
     if (auto h = j.find("health"); h != j.end() && h->is_object()) {
       s.health = HealthSpec{.test = h->value("test", std::vector<std::string>{}),
                             .interval_ms = h->value("interval_ms", kDefaultHealthIntervalMs),

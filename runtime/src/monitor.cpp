@@ -20,6 +20,7 @@
 #include <nlohmann/json.hpp>
 
 #include <kiste/base/sys.hpp>
+#include <kiste/runtime/json_log.hpp>
 
 namespace kiste::runtime {
 
@@ -136,14 +137,14 @@ namespace {
 
 // Reads the container's stdout and stderr until both are closed and appends each line to the
 // json-file log (a line longer than 16 KiB is split, as docker splits it).
-void pump_logs(int out_fd, int err_fd, int log_fd) {
+void pump_logs(int out_fd, int err_fd, LogWriter* log) {
   constexpr size_t kMaxLine = 16 * 1024;
   std::string partial[2];
   struct pollfd fds[2] = {{out_fd, POLLIN, 0}, {err_fd, POLLIN, 0}};
   const char* names[2] = {"stdout", "stderr"};
   auto emit = [&](int i, std::string_view line) {
     std::string rec = encode_log_entry({.log = std::string(line), .stream = names[i], .time = rfc3339_now()});
-    (void)sys::write_all(log_fd, rec);
+    (void)log->write(rec);
   };
   char buf[16 * 1024];
   int open = 2;
@@ -289,7 +290,8 @@ int run_monitor(const MonitorOptions& o) {
   };
 
   const fs::path log_path = store.log_path(o.id);
-  auto log = sys::open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  auto record = store.load(o.id);
+  auto log = LogWriter::open(log_path, record ? record->log : LogOptions{});
   int out[2], err[2];
   if (!log || ::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0) {
     fail_start(125, log ? sys_error("pipe2", "container output").to_string() : log.error().to_string());
@@ -302,7 +304,7 @@ int run_monitor(const MonitorOptions& o) {
   }
   ::close(out[1]);
   ::close(err[1]);
-  std::thread pump(pump_logs, out[0], err[0], log->get());
+  std::thread pump(pump_logs, out[0], err[0], &*log);
   auto close_output = [&] {
     int null_fd = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
     (void)::dup2(null_fd, STDOUT_FILENO);

@@ -403,5 +403,39 @@ TEST_F(Services, TheImagesHealthcheckRunsUnlessTurnedOff) {
   expect_nothing_left(off, 0);
 }
 
+// Issue 16's must-show: --log-opt max-size=1k,max-file=2 rotates docker's way, and `logs -f`
+// follows across the rotations without losing or repeating a line.
+TEST_F(Services, LogsFollowsAcrossRotation) {
+  const std::string id = run_detached(
+      "--name rot --log-opt max-size=1k,max-file=2 busybox sh -c "
+      "'while [ ! -f /tmp/go ]; do sleep 0.05; done; i=0; while [ $i -lt 100 ]; do i=$((i+1)); echo line $i; "
+      "sleep 0.05; done'");
+  std::string followed;
+  std::thread follower([&] { followed = kiste_.run("logs -f rot").output; });
+  EXPECT_EQ(kiste_.run("exec rot touch /tmp/go").status, 0);
+  follower.join();  // `logs -f` ends with the container
+  std::string want;
+  for (int i = 1; i <= 100; ++i) want += fmt::format("line {}\n", i);
+  EXPECT_EQ(followed, want);
+  // docker's names: <id>-json.log and <id>-json.log.1, none bigger than max-size.
+  const fs::path log = kiste_.root() / "containers" / id / (id + "-json.log");
+  EXPECT_TRUE(fs::exists(log.native() + ".1"));
+  EXPECT_FALSE(fs::exists(log.native() + ".2"));
+  EXPECT_LE(fs::file_size(log), 1024u);
+  EXPECT_LE(fs::file_size(log.native() + ".1"), 1024u);
+  // `logs` reads the kept files oldest first: a run of lines that ends with the last one.
+  auto rest = kiste_.run("logs rot").output;
+  ASSERT_FALSE(rest.empty());
+  EXPECT_TRUE(want.ends_with(rest)) << rest;
+  EXPECT_TRUE(rest.ends_with("line 100\n")) << rest;
+  EXPECT_EQ(kiste_.run("rm rot").status, 0);
+  expect_nothing_left(id, 0);
+
+  auto r = kiste_.run("run -d --log-opt max-size=lots busybox true");
+  EXPECT_EQ(r.status, 125);
+  EXPECT_EQ(lines(r.output), 1u) << r.output;
+  EXPECT_EQ(kiste_.run("ps -aq").output, "");
+}
+
 }  // namespace
 }  // namespace kiste::testing

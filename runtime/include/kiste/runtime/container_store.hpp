@@ -35,6 +35,13 @@ struct RestartPolicy {
 // container ran for 10 s or more.
 [[nodiscard]] int restart_delay_ms(int previous_delay_ms, double ran_seconds);
 
+// The json-file log's --log-opt max-size/max-file (json_log.hpp).
+struct LogOptions {
+  int64_t max_size = 0;  // bytes; 0: the log is never rotated
+  int max_file = 1;      // files kept, the live one included
+  bool operator==(const LogOptions&) const = default;
+};
+
 // A container name as docker takes it: [a-zA-Z0-9][a-zA-Z0-9_.-]+.
 [[nodiscard]] Status validate_container_name(std::string_view name);
 
@@ -63,6 +70,7 @@ struct ContainerState {
   int stop_timeout = 10;     // seconds
   bool auto_remove = false;  // --rm: the monitor removes the container when it ends for good
   std::vector<std::string> run_args;  // the `run` arguments the monitor re-reads
+  LogOptions log;
   std::optional<HealthSpec> health;   // nullopt: no healthcheck (records before it: none)
 
   [[nodiscard]] bool running() const { return status == "running" || status == "restarting"; }
