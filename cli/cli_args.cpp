@@ -15,13 +15,12 @@ namespace {
 using Entry = std::pair<std::string_view, std::string_view>;
 
 constexpr std::string_view kLifecycle =
-    "detached containers have run -d, ps, logs, exec, stop, kill, wait and rm so far";
+    "detached containers have run -d, ps, logs, exec, start, restart, stop, kill, wait and rm so far";
 constexpr std::string_view kNetworks =
     "kiste's networks have `--network NAME`, `--ip` and `-p` so far";
 
 // Docker's commands that kiste lacks.
 constexpr Entry kMissingCommands[] = {
-    {"start", kLifecycle},   {"restart", kLifecycle},
     {"attach", kLifecycle},
     {"top", kLifecycle},     {"stats", kLifecycle},   {"pause", kLifecycle},
     {"unpause", kLifecycle}, {"rename", kLifecycle},  {"create", kLifecycle},

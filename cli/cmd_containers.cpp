@@ -214,6 +214,86 @@ void cmd_stop(const Globals& g, const std::vector<std::string>& refs, std::optio
   }
 }
 
+// Follows the container's log from `reader`'s place until its monitor is gone.
+void follow_until_done(const ContainerStore& store, const std::string& id, runtime::LogReader& reader) {
+  std::vector<runtime::LogEntry> entries;
+  auto more = [&] {
+    entries.clear();
+    exit_on_error(reader.read(entries));
+    for (const auto& e : entries) print_entry(e, false);
+  };
+  while (store.monitor_alive(id)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    more();
+  }
+  more();
+}
+
+// A container that does not run gets a new monitor (the stop of a `stop` no longer holds).
+// What a monitor that died left (its container's cgroup, mounts) goes first: the sweep.
+void start_one(const Globals& g, const ContainerStore& store, const ContainerState& s) {
+  if (s.monitor_lost) {
+    auto stale = runtime::Runner({.root = g.root}).sweep();
+    if (!stale) exit_on_error(std::unexpected(std::move(stale).error()));
+  }
+  (void)value_or_exit(store.update(s.id, [](ContainerState& c) {
+    c.stop_requested = false;
+    c.error.clear();
+  }));
+  if (int code = start_monitor(g, s.id, s.run_args); code != 0) throw CLI::RuntimeError(code);
+}
+
+// start [-a] CONTAINER…, and start --all: the boot hook (`always`, and `unless-stopped` that no
+// stop ended), as docker's daemon does when it starts.
+void cmd_start(const Globals& g, const std::vector<std::string>& refs, bool attach, bool all) {
+  const ContainerStore store(g.root);
+  if (all) {
+    if (!refs.empty() || attach) {
+      exit_on_error(fail(Errc::InvalidArgument, "start --all: takes no CONTAINER and no -a"));
+    }
+    for (const auto& s : value_or_exit(store.list())) {
+      if (!runtime::starts_at_boot(s) || store.monitor_alive(s.id)) continue;
+      start_one(g, store, s);
+      std::printf("%s\n", s.name.c_str());
+    }
+    return;
+  }
+  if (refs.empty()) exit_on_error(fail(Errc::InvalidArgument, "start: give a CONTAINER (or --all)"));
+  if (attach && refs.size() > 1) {
+    exit_on_error(fail(Errc::InvalidArgument, "start -a: you cannot start and attach multiple containers at once"));
+  }
+  for (const auto& r : refs) {
+    const ContainerState s = load_or_exit(store, r);
+    if (store.monitor_alive(s.id)) {  // running already (or its monitor is ending): as docker, fine
+      if (!attach) std::printf("%s\n", r.c_str());
+      continue;
+    }
+    if (!attach) {
+      start_one(g, store, s);
+      std::printf("%s\n", r.c_str());
+      continue;
+    }
+    // -a: the output from this start on, and the container's exit status as ours.
+    runtime::LogReader reader(store.log_path(s.id));
+    std::vector<runtime::LogEntry> before;
+    exit_on_error(reader.read(before));
+    start_one(g, store, s);
+    follow_until_done(store, s.id, reader);
+    const ContainerState end = load_or_exit(store, s.id);
+    if (end.exit_code != 0) throw CLI::RuntimeError(end.exit_code < 0 ? kExitFailure : end.exit_code);
+  }
+}
+
+void cmd_restart(const Globals& g, const std::vector<std::string>& refs, std::optional<int> timeout) {
+  const ContainerStore store(g.root);
+  for (const auto& r : refs) {
+    const std::string id = value_or_exit(store.resolve(r));
+    const ContainerState s = value_or_exit(runtime::stop_container(store, id, timeout));
+    start_one(g, store, s);
+    std::printf("%s\n", r.c_str());
+  }
+}
+
 void cmd_kill(const Globals& g, const std::vector<std::string>& refs, const std::string& signal) {
   const ContainerStore store(g.root);
   const int sig = value_or_exit(with_context(runtime::parse_signal(signal), "--signal"));
@@ -301,6 +381,15 @@ void prune_stopped_containers(const Globals& g) {
   }
 }
 
+bool inspect_if_containers(const Globals& g, const std::vector<std::string>& refs) {
+  const ContainerStore store(g.root);
+  for (const auto& r : refs) {
+    if (!store.resolve(r)) return false;
+  }
+  cmd_inspect(g, refs);
+  return true;
+}
+
 void add_container_subcommands(CLI::App& ctr, Globals& g) {
   auto refs = std::make_shared<std::vector<std::string>>();
   auto* inspect = ctr.add_subcommand("inspect", "Show containers' state and configuration as JSON");
@@ -354,6 +443,21 @@ void register_container_commands(CLI::App& app, Globals& g) {
   auto* wait = app.add_subcommand("wait", "Wait for containers to end; print their exit codes");
   wait->add_option("CONTAINER", *refs, "names or ids")->required();
   wait->callback([&g, refs] { cmd_wait(g, *refs); });
+
+  auto start_attach = std::make_shared<bool>(false);
+  auto start_all = std::make_shared<bool>(false);
+  auto start_refs = std::make_shared<std::vector<std::string>>();
+  auto* start = app.add_subcommand("start", "Start detached containers that do not run");
+  start->add_flag("-a,--attach", *start_attach, "print the container's output and end with its exit status");
+  start->add_flag("--all", *start_all,
+                  "start every `always` container and every `unless-stopped` one no stop ended (the boot hook)");
+  start->add_option("CONTAINER", *start_refs, "names or ids");
+  start->callback([&g, start_refs, start_attach, start_all] { cmd_start(g, *start_refs, *start_attach, *start_all); });
+
+  auto* restart = app.add_subcommand("restart", "Stop (if it runs) and start containers again");
+  restart->add_option("-t,--time", *timeout, "seconds to wait before SIGKILL (default: --stop-timeout, 10)");
+  restart->add_option("CONTAINER", *refs, "names or ids")->required();
+  restart->callback([&g, refs, timeout] { cmd_restart(g, *refs, *timeout); });
 
   auto force = std::make_shared<bool>(false);
   auto* rm = app.add_subcommand("rm", "Remove containers");

@@ -218,7 +218,11 @@ void register_image_commands(CLI::App& app, Globals& g) {
         parent->add_subcommand("inspect", "Show an image's manifest, config and layers as JSON");
     inspect->add_option("IMAGE", o->names, "image names or ids")->required();
     add_registry_flags(inspect, o->registry);
-    inspect->callback([&g, o] { cmd_inspect(g, o->registry, o->names); });
+    inspect->callback([&g, o, top] {
+      // `kiste inspect X`: a container by that name or id first, as docker's inspect looks.
+      if (top && inspect_if_containers(g, o->names)) return;
+      cmd_inspect(g, o->registry, o->names);
+    });
 
     auto* tag = parent->add_subcommand("tag", "Give an image another name");
     tag->add_option("SOURCE", o->src, "image name or id")->required();

@@ -239,6 +239,25 @@ std::vector<std::string> run_words() {
   return {};
 }
 
+}  // namespace
+
+int start_monitor(const Globals& g, const std::string& id, const std::vector<std::string>& run_args) {
+  auto exe = sys::readlinkat(AT_FDCWD, "/proc/self/exe");
+  if (!exe) return report(exe.error());
+  std::vector<std::string> argv{*exe, "--root", g.root.native(), "--log-level", g.log_level,
+                                "run", "--monitor", id};
+  argv.insert(argv.end(), run_args.begin(), run_args.end());
+  auto started = runtime::spawn_monitor(runtime::ContainerStore(g.root), id, argv);
+  if (!started) return report(started.error());
+  if (!started->started) {
+    std::fprintf(stderr, "kiste: error: %s\n", started->message.c_str());
+    return started->exit_code;
+  }
+  return 0;
+}
+
+namespace {
+
 // run -d: the record, then the monitor (a re-executed kiste) that runs the container; prints the
 // id once the command was exec'd, or the start error with its exit status.
 int run_detached(Globals& g, RunArgs& a, std::vector<std::string> positional) {
@@ -287,17 +306,7 @@ int run_detached(Globals& g, RunArgs& a, std::vector<std::string> positional) {
   const runtime::ContainerStore store(g.root);
   auto created = store.create(st);
   if (!created) return report(created.error());
-  auto exe = sys::readlinkat(AT_FDCWD, "/proc/self/exe");
-  if (!exe) return report(exe.error());
-  std::vector<std::string> argv{*exe, "--root", g.root.native(), "--log-level", g.log_level,
-                                "run", "--monitor", st.id};
-  argv.insert(argv.end(), st.run_args.begin(), st.run_args.end());
-  auto started = runtime::spawn_monitor(store, st.id, argv);
-  if (!started) return report(started.error());
-  if (!started->started) {
-    std::fprintf(stderr, "kiste: error: %s\n", started->message.c_str());
-    return started->exit_code;
-  }
+  if (int code = start_monitor(g, st.id, st.run_args); code != 0) return code;
   std::printf("%s\n", st.id.c_str());
   return 0;
 }

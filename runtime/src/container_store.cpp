@@ -27,9 +27,10 @@ Result<RestartPolicy> parse_restart_policy(std::string_view s) {
                  "restart policy {}: want no, on-failure[:N], always or unless-stopped", quote(s));
   };
   if (s.empty() || s == "no") return RestartPolicy{};
-  // unless-stopped: without a daemon that starts containers at boot it is `always` (kiste never
-  // restarts a container that `stop` ended, under either).
-  if (s == "always" || s == "unless-stopped") return RestartPolicy{.kind = RestartPolicy::Kind::Always};
+  // The monitor never restarts a container that `stop` ended, under either; they differ at boot
+  // (`start --all`), which starts `always` ones even when they were stopped.
+  if (s == "always") return RestartPolicy{.kind = RestartPolicy::Kind::Always};
+  if (s == "unless-stopped") return RestartPolicy{.kind = RestartPolicy::Kind::UnlessStopped};
   if (s == "on-failure") return RestartPolicy{.kind = RestartPolicy::Kind::OnFailure};
   if (s.starts_with("on-failure:")) {
     std::string_view n = s.substr(11);
@@ -46,6 +47,7 @@ std::string restart_policy_name(const RestartPolicy& p) {
     case RestartPolicy::Kind::No: return "no";
     case RestartPolicy::Kind::OnFailure: return "on-failure";
     case RestartPolicy::Kind::Always: return "always";
+    case RestartPolicy::Kind::UnlessStopped: return "unless-stopped";
   }
   return "no";
 }
@@ -53,11 +55,18 @@ std::string restart_policy_name(const RestartPolicy& p) {
 bool should_restart(const RestartPolicy& p, int exit_code, int restarts) {
   switch (p.kind) {
     case RestartPolicy::Kind::No: return false;
-    case RestartPolicy::Kind::Always: return true;
+    case RestartPolicy::Kind::Always:
+    case RestartPolicy::Kind::UnlessStopped: return true;
     case RestartPolicy::Kind::OnFailure:
       return exit_code != 0 && (p.max_retries == 0 || restarts < p.max_retries);
   }
   return false;
+}
+
+bool starts_at_boot(const ContainerState& s) {
+  if (s.running()) return false;
+  if (s.restart.kind == RestartPolicy::Kind::Always) return true;
+  return s.restart.kind == RestartPolicy::Kind::UnlessStopped && !s.stop_requested;
 }
 
 int restart_delay_ms(int previous_delay_ms, double ran_seconds) {

@@ -437,5 +437,98 @@ TEST_F(Services, LogsFollowsAcrossRotation) {
   EXPECT_EQ(kiste_.run("ps -aq").output, "");
 }
 
+// The image's STOPSIGNAL is what stop sends first; start and restart run a stopped container
+// again under the same name, id and log; start -a prints its output and ends with its status.
+TEST_F(Services, StartRestartAndTheImagesStopSignal) {
+  auto imp = kiste_.run("import -c 'STOPSIGNAL SIGUSR1' " + busybox_tar().native() + " usr1box 2>/dev/null");
+  ASSERT_EQ(imp.status, 0) << imp.output;
+  const std::string id = run_detached(
+      "--name sig usr1box sh -c 'trap \"echo got-usr1; exit 3\" USR1; echo ready; while true; do sleep 0.1; done'");
+  EXPECT_EQ(json_int(kiste_.run("container inspect sig").output, "StopSignal"), SIGUSR1);
+  ASSERT_NE(until("logs sig", "ready").find("ready"), std::string::npos);
+  EXPECT_EQ(kiste_.run("stop -t 30 sig").status, 0);
+  EXPECT_EQ(kiste_.run("wait sig").output, "3\n");
+  EXPECT_EQ(kiste_.run("logs sig").output, "ready\ngot-usr1\n");
+
+  auto start = kiste_.run("start sig");
+  EXPECT_EQ(start.status, 0) << start.output;
+  EXPECT_EQ(start.output, "sig\n");
+  EXPECT_NE(kiste_.run("ps --format json").output.find("\"State\":\"running\""), std::string::npos);
+  EXPECT_EQ(until("logs sig", "got-usr1\nready\n"), "ready\ngot-usr1\nready\n");
+  const pid_t before = static_cast<pid_t>(json_int(kiste_.run("container inspect sig").output, "Pid"));
+  auto restart = kiste_.run("restart -t 30 sig");
+  EXPECT_EQ(restart.status, 0) << restart.output;
+  auto inspect = kiste_.run("container inspect sig").output;
+  EXPECT_NE(inspect.find("\"Running\": true"), std::string::npos) << inspect;
+  const pid_t after = static_cast<pid_t>(json_int(inspect, "Pid"));
+  EXPECT_NE(after, before);
+  EXPECT_TRUE(process_gone(before));
+  EXPECT_EQ(until("logs sig", "ready\ngot-usr1\nready\n"), "ready\ngot-usr1\nready\ngot-usr1\nready\n");
+  EXPECT_EQ(kiste_.run("start sig").output, "sig\n");  // running already: nothing to do
+
+  const std::string once = run_detached("--name once busybox sh -c 'echo hello; exit 4'");
+  EXPECT_EQ(kiste_.run("wait once").output, "4\n");
+  auto attached = kiste_.run("start -a once");
+  EXPECT_EQ(attached.status, 4);
+  EXPECT_EQ(attached.output, "hello\n");
+  EXPECT_EQ(kiste_.run("logs once").output, "hello\nhello\n");
+
+  auto bad = kiste_.run("start nope");
+  EXPECT_EQ(bad.status, 125);
+  EXPECT_EQ(bad.output, "kiste: error: container `nope`: no such container\n");
+  EXPECT_EQ(kiste_.run("rm -f sig once").status, 0);
+  expect_nothing_left(id, after);
+  expect_nothing_left(once, 0);
+}
+
+// After a reboot every monitor is gone; `start --all` (the boot hook) starts the `always`
+// containers, and the `unless-stopped` ones that no stop ended.
+TEST_F(Services, StartAllIsTheBootHook) {
+  std::vector<std::string> ids;
+  ids.push_back(run_detached("--name al --restart always busybox sleep 600"));
+  ids.push_back(run_detached("--name us --restart unless-stopped busybox sleep 600"));
+  ids.push_back(run_detached("--name stopped --restart unless-stopped busybox sleep 600"));
+  ids.push_back(run_detached("--name plain busybox sleep 600"));
+  EXPECT_EQ(kiste_.run("stop -t 0 stopped").status, 0);
+  // The "reboot": every monitor dies, and its container with it.
+  for (size_t i : {0u, 1u, 3u}) {  // `stopped`'s monitor ended with it
+    auto state = sys::read_file(kiste_.root() / "containers" / ids[i] / "state.json");
+    ASSERT_TRUE(state);
+    const pid_t monitor = static_cast<pid_t>(json_int(*state, "monitor_pid"));
+    ASSERT_GT(monitor, 0) << *state;
+    ASSERT_EQ(::kill(monitor, SIGKILL), 0);
+  }
+  for (int i = 0; i < 100 && kiste_.run("ps -q").output != ""; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(kiste_.run("ps -q").output, "");
+  auto all = kiste_.run("start --all");
+  EXPECT_EQ(all.status, 0) << all.output;
+  EXPECT_EQ(all.output, "al\nus\n");
+  auto ps = kiste_.run("ps --format json").output;
+  EXPECT_NE(ps.find("\"Names\":\"al\""), std::string::npos) << ps;
+  EXPECT_NE(ps.find("\"Names\":\"us\""), std::string::npos) << ps;
+  EXPECT_EQ(ps.find("\"Names\":\"stopped\""), std::string::npos) << ps;
+  EXPECT_EQ(ps.find("\"Names\":\"plain\""), std::string::npos) << ps;
+  EXPECT_EQ(kiste_.run("start --all").output, "");  // they run: nothing more to start
+  EXPECT_EQ(kiste_.run("start --all al").status, 125);
+  EXPECT_EQ(kiste_.run("rm -f al us stopped plain").status, 0);
+  for (const auto& id : ids) expect_nothing_left(id, 0);
+}
+
+// `kiste inspect NAME` looks for a container first, then an image (docker's order).
+TEST_F(Services, TopLevelInspectFindsContainersFirst) {
+  const std::string id = run_detached("--name busybox busybox sleep 600");
+  auto inspect = kiste_.run("inspect busybox");
+  EXPECT_EQ(inspect.status, 0) << inspect.output;
+  EXPECT_NE(inspect.output.find("\"Id\": \"" + id + "\""), std::string::npos) << inspect.output;
+  EXPECT_NE(inspect.output.find("\"Name\": \"/busybox\""), std::string::npos) << inspect.output;
+  EXPECT_EQ(kiste_.run("rm -f busybox").status, 0);
+  inspect = kiste_.run("inspect busybox");  // no container by that name now: the image
+  EXPECT_EQ(inspect.status, 0) << inspect.output;
+  EXPECT_EQ(inspect.output.find("\"Name\": \"/busybox\""), std::string::npos) << inspect.output;
+  expect_nothing_left(id, 0);
+}
+
 }  // namespace
 }  // namespace kiste::testing

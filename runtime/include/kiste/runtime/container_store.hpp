@@ -20,9 +20,9 @@
 
 namespace kiste::runtime {
 
-// docker's --restart: no | on-failure[:N] | always.
+// docker's --restart: no | on-failure[:N] | always | unless-stopped.
 struct RestartPolicy {
-  enum class Kind { No, OnFailure, Always };
+  enum class Kind { No, OnFailure, Always, UnlessStopped };
   Kind kind = Kind::No;
   int max_retries = 0;  // on-failure:N (0: unlimited)
   bool operator==(const RestartPolicy&) const = default;
@@ -31,6 +31,7 @@ struct RestartPolicy {
 [[nodiscard]] std::string restart_policy_name(const RestartPolicy& p);  // "on-failure"
 // Whether a container that ended with `exit_code` starts again after `restarts` restarts.
 [[nodiscard]] bool should_restart(const RestartPolicy& p, int exit_code, int restarts);
+
 // docker's backoff: 100 ms, doubled after each restart, at most 60 s; back to 100 ms when the
 // container ran for 10 s or more.
 [[nodiscard]] int restart_delay_ms(int previous_delay_ms, double ran_seconds);
@@ -75,6 +76,10 @@ struct ContainerState {
 
   [[nodiscard]] bool running() const { return status == "running" || status == "restarting"; }
 };
+
+// Whether `start --all` (the boot hook) starts a container that does not run: `always` ones,
+// and `unless-stopped` ones that no stop/kill ended.
+[[nodiscard]] bool starts_at_boot(const ContainerState& s);
 
 [[nodiscard]] std::string state_to_json(const ContainerState& s);
 [[nodiscard]] Result<ContainerState> state_from_json(std::string_view json);
