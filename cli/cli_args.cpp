@@ -15,14 +15,14 @@ namespace {
 using Entry = std::pair<std::string_view, std::string_view>;
 
 constexpr std::string_view kLifecycle =
-    "detached containers have run -d, ps, logs, exec, start, restart, stop, kill, wait and rm so far";
+    "detached containers have run -d, ps, logs, exec, start, restart, top, stop, kill, wait and rm so far";
 constexpr std::string_view kNetworks =
     "kiste's networks have `--network NAME`, `--ip` and `-p` so far";
 
 // Docker's commands that kiste lacks.
 constexpr Entry kMissingCommands[] = {
     {"attach", kLifecycle},
-    {"top", kLifecycle},     {"stats", kLifecycle},   {"pause", kLifecycle},
+    {"stats", kLifecycle},   {"pause", kLifecycle},
     {"unpause", kLifecycle}, {"rename", kLifecycle},  {"create", kLifecycle},
     {"port", kLifecycle},    {"update", kLifecycle},  {"cp", kLifecycle},
     {"diff", kLifecycle},    {"events", kLifecycle},

@@ -2,9 +2,12 @@
 // prune: wiring only; records, monitor and verbs are in kiste::runtime (container_store.hpp,
 // monitor.hpp).
 #include <fcntl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <cstdio>
 #include <ctime>
 #include <deque>
@@ -294,6 +297,33 @@ void cmd_restart(const Globals& g, const std::vector<std::string>& refs, std::op
   }
 }
 
+// top: docker's columns (UID PID PPID C STIME TTY TIME CMD) from the host's `ps -f`, for the
+// processes of the container's cgroup, as docker runs ps on the host for them.
+int cmd_top(const Globals& g, const std::string& ref) {
+  const ContainerStore store(g.root);
+  const ContainerState s = load_or_exit(store, ref);
+  if (s.status != "running" || s.pid <= 0) {
+    return report(Error{.code = Errc::InvalidArgument,
+                        .message = fmt::format("top container {}: it is not running", s.name)});
+  }
+  const std::vector<pid_t> pids = value_or_exit(runtime::container_pids(s.pid));
+  std::string list;
+  for (pid_t p : pids) list += (list.empty() ? "" : ",") + std::to_string(p);
+  std::fflush(stdout);
+  const pid_t child = ::fork();
+  if (child < 0) return report(sys_error("fork", "ps"));
+  if (child == 0) {
+    ::execlp("ps", "ps", "-f", "-p", list.c_str(), static_cast<char*>(nullptr));
+    std::fprintf(stderr, "kiste: error: top: exec `ps`: %s\n", std::strerror(errno));
+    _exit(127);
+  }
+  int st = 0;
+  while (::waitpid(child, &st, 0) < 0 && errno == EINTR) {
+  }
+  // ps ends with 1 when a process went between the listing and its run: still a listing.
+  return WIFEXITED(st) && WEXITSTATUS(st) <= 1 ? 0 : kExitFailure;
+}
+
 void cmd_kill(const Globals& g, const std::vector<std::string>& refs, const std::string& signal) {
   const ContainerStore store(g.root);
   const int sig = value_or_exit(with_context(runtime::parse_signal(signal), "--signal"));
@@ -458,6 +488,13 @@ void register_container_commands(CLI::App& app, Globals& g) {
   restart->add_option("-t,--time", *timeout, "seconds to wait before SIGKILL (default: --stop-timeout, 10)");
   restart->add_option("CONTAINER", *refs, "names or ids")->required();
   restart->callback([&g, refs, timeout] { cmd_restart(g, *refs, *timeout); });
+
+  auto top_ref = std::make_shared<std::string>();
+  auto* top = app.add_subcommand("top", "Show the processes of a running container (ps -f)");
+  top->add_option("CONTAINER", *top_ref, "name or id")->required();
+  top->callback([&g, top_ref] {
+    if (int code = cmd_top(g, *top_ref); code != 0) throw CLI::RuntimeError(code);
+  });
 
   auto force = std::make_shared<bool>(false);
   auto* rm = app.add_subcommand("rm", "Remove containers");

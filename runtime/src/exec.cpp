@@ -21,6 +21,7 @@
 #include <filesystem>
 #include <optional>
 #include <sstream>
+#include <vector>
 
 #include <kiste/base/sys.hpp>
 #include <kiste/base/unique_fd.hpp>
@@ -163,6 +164,44 @@ const char* step_name(int s) {
 }
 
 }  // namespace
+
+Result<std::vector<pid_t>> container_pids(pid_t init) {
+  const std::string what = fmt::format("/proc/{}/cgroup", init);
+  KISTE_ASSIGN_OR_RETURN(std::string text, sys::read_file(what, 1 << 16));
+  std::optional<fs::path> v1, v2;
+  std::istringstream in(text);
+  std::error_code ec;
+  for (std::string line; std::getline(in, line);) {
+    const size_t a = line.find(':'), b = line.find(':', a + 1);
+    if (a == std::string::npos || b == std::string::npos) continue;
+    const std::string ctrls = line.substr(a + 1, b - a - 1), rel = line.substr(b + 1);
+    std::istringstream names(ctrls);
+    for (std::string c; std::getline(names, c, ',');) {
+      if (c == "pids") v1 = fs::path("/sys/fs/cgroup/pids") / rel.substr(1);
+    }
+    if (ctrls.empty()) {
+      v2 = (fs::is_directory("/sys/fs/cgroup/unified", ec) ? fs::path("/sys/fs/cgroup/unified")
+                                                           : fs::path("/sys/fs/cgroup")) / rel.substr(1);
+    }
+  }
+  const std::optional<fs::path>& dir = v1 ? v1 : v2;
+  if (!dir) return failf(Errc::NotFound, "cgroup of process {}: not found in {}", init, quote(what));
+  std::vector<pid_t> pids;
+  // cgroup.procs of the container's cgroup and of any below it (a nested cgroup the container made).
+  auto add = [&](const fs::path& d) -> Status {
+    KISTE_ASSIGN_OR_RETURN(std::string procs, sys::read_file(d / "cgroup.procs", 1 << 20));
+    std::istringstream p(procs);
+    for (long v; p >> v;) pids.push_back(static_cast<pid_t>(v));
+    return {};
+  };
+  KISTE_TRY(add(*dir));
+  for (auto it = fs::recursive_directory_iterator(*dir, ec); !ec && it != fs::recursive_directory_iterator();
+       it.increment(ec)) {
+    if (it->is_directory(ec)) (void)add(it->path());
+  }
+  std::sort(pids.begin(), pids.end());
+  return pids;
+}
 
 Result<ExecResult> exec_in_container(const ExecRequest& req) {
   if (req.args.empty()) return fail(Errc::InvalidArgument, "exec: no command given");

@@ -530,5 +530,28 @@ TEST_F(Services, TopLevelInspectFindsContainersFirst) {
   expect_nothing_left(id, 0);
 }
 
+// top lists the processes of the container's cgroup with docker's columns (the host's ps -f).
+TEST_F(Services, TopListsTheContainersProcesses) {
+  const std::string id = run_detached("--name tp busybox sh -c 'sleep 601 & sleep 602'");
+  std::string top;
+  for (int i = 0; i < 100; ++i) {  // until the shell has started both
+    top = kiste_.run("top tp").output;
+    if (top.find("sleep 601") != std::string::npos && top.find("sleep 602") != std::string::npos) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_TRUE(std::regex_search(top, std::regex("^UID +PID +PPID +C +STIME +TTY +TIME +CMD\n"))) << top;
+  EXPECT_NE(top.find("sleep 601"), std::string::npos) << top;
+  EXPECT_NE(top.find("sleep 602"), std::string::npos) << top;
+  // The header and the two sleeps (sh execs its last command): nothing of the host.
+  EXPECT_EQ(lines(top), 3u) << top;
+  EXPECT_EQ(kiste_.run("kill tp").status, 0);
+  (void)kiste_.run("wait tp");
+  auto r = kiste_.run("top tp");
+  EXPECT_EQ(r.status, 125);
+  EXPECT_EQ(r.output, "kiste: error: top container tp: it is not running\n");
+  EXPECT_EQ(kiste_.run("rm tp").status, 0);
+  expect_nothing_left(id, 0);
+}
+
 }  // namespace
 }  // namespace kiste::testing

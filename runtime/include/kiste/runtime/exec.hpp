@@ -36,4 +36,8 @@ struct ExecResult {
 // ("exec: join the container's `mnt` namespace: …") come back as Error.
 [[nodiscard]] Result<ExecResult> exec_in_container(const ExecRequest& req);
 
+// Every process in the cgroup of the container whose init is `init` (host pids, sorted): the
+// `pids` hierarchy on cgroup v1, the unified one on v2. For `kiste top`.
+[[nodiscard]] Result<std::vector<pid_t>> container_pids(pid_t init);
+
 }  // namespace kiste::runtime
