@@ -15,15 +15,16 @@ namespace {
 using Entry = std::pair<std::string_view, std::string_view>;
 
 constexpr std::string_view kLifecycle =
-    "detached containers have run -d, ps, logs, exec, stop, kill, wait and rm so far";
+    "detached containers have run -d, ps, logs, exec, start, restart, top, port, stop, kill, wait and "
+    "rm so far";
 constexpr std::string_view kNetworks =
-    "kiste's networks have `--network NAME`, `--ip` and `-p` so far";
+    "kiste's networks have `--network NAME`, `--ip`, `--network-alias`, `-p`, `-P`, `--dns*` and "
+    "`--add-host` so far";
 
 // Docker's commands that kiste lacks.
 constexpr Entry kMissingCommands[] = {
-    {"start", kLifecycle},   {"restart", kLifecycle},
     {"attach", kLifecycle},
-    {"top", kLifecycle},     {"stats", kLifecycle},   {"pause", kLifecycle},
+    {"stats", kLifecycle},   {"pause", kLifecycle},
     {"unpause", kLifecycle}, {"rename", kLifecycle},  {"create", kLifecycle},
     {"update", kLifecycle},  {"cp", kLifecycle},
     {"diff", kLifecycle},    {"events", kLifecycle},
@@ -40,7 +41,7 @@ constexpr Entry kMissingCommands[] = {
 
 // Docker's `run` flags that kiste lacks (the long and short spellings).
 constexpr Entry kMissingRunFlags[] = {
-    {"--cidfile", "container ids come with detached containers"},
+    {"--cidfile", "`run -d` prints the container's id"},
     {"-a", "output is always attached"},
     {"--attach", "output is always attached"},
     {"--detach-keys", kLifecycle},
@@ -61,9 +62,7 @@ constexpr Entry kMissingRunFlags[] = {
     {"--shm-size", "/dev/shm has the default size"},
     {"--group-add", "use --user UID:GID"},
     {"--volumes-from", "use -v or --mount"},
-    {"--health-cmd", "health checks come with detached containers"},
-    {"--log-driver", "output goes to the terminal"},
-    {"--log-opt", "output goes to the terminal"},
+    {"--log-driver", "detached containers log to docker's json-file format (--log-opt max-size, max-file)"},
     {"--runtime", "kiste is its own runtime"},
     {"--ipc", "each container gets its own IPC namespace"},
     {"--pid", "each container gets its own PID namespace"},

@@ -2,9 +2,12 @@
 // prune: wiring only; records, monitor and verbs are in kiste::runtime (container_store.hpp,
 // monitor.hpp).
 #include <fcntl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <cstdio>
 #include <ctime>
 #include <deque>
@@ -12,8 +15,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include <kiste/base/go_template.hpp>
 #include <kiste/base/sys.hpp>
 #include <kiste/runtime/container_store.hpp>
+#include <kiste/runtime/json_log.hpp>
 #include <kiste/runtime/exec.hpp>
 #include <kiste/runtime/monitor.hpp>
 #include <kiste/runtime/runner.hpp>
@@ -42,7 +47,14 @@ int64_t seconds_of(const std::string& rfc) {
 std::string status_column(const ContainerState& s) {
   const int64_t now = now_seconds();
   if (s.monitor_lost) return "Exited (unknown)";
-  if (s.status == "running") return "Up " + human_duration(now - seconds_of(s.started_at));
+  if (s.status == "running") {
+    std::string up = "Up " + human_duration(now - seconds_of(s.started_at));
+    if (s.health_state) {
+      const std::string& h = s.health_state->status;
+      up += h == "starting" ? " (health: starting)" : " (" + h + ")";
+    }
+    return up;
+  }
   if (s.status == "restarting") {
     return fmt::format("Restarting ({}) {} ago", s.exit_code, human_duration(now - seconds_of(s.finished_at)));
   }
@@ -105,10 +117,19 @@ void cmd_ps(const Globals& g, const PsFlags& f) {
   }
 }
 
+// State.Health and Config.Healthcheck as docker shows them (durations in nanoseconds).
+json health_json(const runtime::HealthState& h) {
+  json log = json::array();
+  for (const auto& p : h.log) {
+    log.push_back({{"Start", p.start}, {"End", p.end}, {"ExitCode", p.exit_code}, {"Output", p.output}});
+  }
+  return {{"Status", h.status}, {"FailingStreak", h.failing_streak}, {"Log", log}};
+}
+
 json inspect_json(const ContainerStore& store, const ContainerState& s) {
   json args = json::array();
   for (size_t i = 1; i < s.command.size(); ++i) args.push_back(s.command[i]);
-  return json{
+  json j{
       {"Id", s.id},
       {"Created", s.created},
       {"Path", s.command.empty() ? "" : s.command.front()},
@@ -134,13 +155,38 @@ json inspect_json(const ContainerStore& store, const ContainerState& s) {
          {{"Name", runtime::restart_policy_name(s.restart)},
           {"MaximumRetryCount", s.restart.max_retries}}}}},
       {"Config", {{"StopSignal", s.stop_signal}, {"StopTimeout", s.stop_timeout}}}};
+  if (s.health_state) j["State"]["Health"] = health_json(*s.health_state);
+  if (s.health) {
+    constexpr int64_t kNsPerMs = 1'000'000;
+    j["Config"]["Healthcheck"] = {{"Test", s.health->test},
+                                  {"Interval", s.health->interval_ms * kNsPerMs},
+                                  {"Timeout", s.health->timeout_ms * kNsPerMs},
+                                  {"StartPeriod", s.health->start_period_ms * kNsPerMs},
+                                  {"Retries", s.health->retries}};
+  }
+  return j;
 }
 
-void cmd_inspect(const Globals& g, const std::vector<std::string>& refs) {
+// docker's output: a JSON array, or with -f the template applied to each, one line per container.
+void cmd_inspect(const Globals& g, const std::vector<std::string>& refs, const std::string& format) {
+  std::optional<GoTemplate> tpl;
+  if (!format.empty()) tpl = value_or_exit(GoTemplate::parse(format));
   const ContainerStore store(g.root);
   json out = json::array();
-  for (const auto& r : refs) out.push_back(inspect_json(store, load_or_exit(store, r)));
-  std::printf("%s\n", out.dump(4, ' ', false, json::error_handler_t::replace).c_str());
+  std::string lines;
+  for (const auto& r : refs) {
+    json one = inspect_json(store, load_or_exit(store, r));
+    if (tpl) {
+      lines += value_or_exit(tpl->render(one)) + "\n";
+    } else {
+      out.push_back(std::move(one));
+    }
+  }
+  if (tpl) {
+    std::fputs(lines.c_str(), stdout);
+  } else {
+    std::printf("%s\n", out.dump(4, ' ', false, json::error_handler_t::replace).c_str());
+  }
 }
 
 struct LogsFlags {
@@ -184,43 +230,24 @@ void cmd_port(const Globals& g, const std::string& ref, const std::string& port)
 void cmd_logs(const Globals& g, const std::string& ref, const LogsFlags& f) {
   const ContainerStore store(g.root);
   const ContainerState s = load_or_exit(store, ref);
-  auto fd = sys::open(store.log_path(s.id), O_RDONLY | O_CLOEXEC);
-  if (!fd && fd.error().sys_errno == ENOENT) return;  // it never wrote anything
-  UniqueFd log = value_or_exit(std::move(fd));
-  std::string pending;
-  std::deque<runtime::LogEntry> tail;
-  bool first_pass = true;
-  auto drain = [&] {
-    char buf[64 * 1024];
-    while (true) {
-      ssize_t n = ::read(log.get(), buf, sizeof buf);
-      if (n <= 0) break;
-      pending.append(buf, static_cast<size_t>(n));
-    }
-    size_t start = 0;
-    for (size_t nl; (nl = pending.find('\n', start)) != std::string::npos; start = nl + 1) {
-      auto e = runtime::decode_log_entry(std::string_view(pending).substr(start, nl - start));
-      if (!e) continue;
-      if (first_pass && f.tail) {
-        tail.push_back(std::move(*e));
-        if (tail.size() > *f.tail) tail.pop_front();
-      } else {
-        print_entry(*e, f.timestamps);
-      }
-    }
-    pending.erase(0, start);
-    for (const auto& e : tail) print_entry(e, f.timestamps);
-    tail.clear();
-    first_pass = false;
-  };
-  drain();
+  runtime::LogReader reader(store.log_path(s.id));
+  std::vector<runtime::LogEntry> entries;
+  exit_on_error(reader.read(entries));
+  size_t from = 0;
+  if (f.tail && entries.size() > *f.tail) from = entries.size() - *f.tail;
+  for (size_t i = from; i < entries.size(); ++i) print_entry(entries[i], f.timestamps);
   if (!f.follow) return;
-  // Follow until the monitor is gone, then read what it wrote last.
+  // Follow (across rotations) until the monitor is gone, then read what it wrote last.
+  auto more = [&] {
+    entries.clear();
+    exit_on_error(reader.read(entries));
+    for (const auto& e : entries) print_entry(e, f.timestamps);
+  };
   while (store.monitor_alive(s.id)) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    drain();
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    more();
   }
-  drain();
+  more();
 }
 
 void cmd_stop(const Globals& g, const std::vector<std::string>& refs, std::optional<int> timeout) {
@@ -230,6 +257,113 @@ void cmd_stop(const Globals& g, const std::vector<std::string>& refs, std::optio
     (void)value_or_exit(runtime::stop_container(store, id, timeout));
     std::printf("%s\n", r.c_str());
   }
+}
+
+// Follows the container's log from `reader`'s place until its monitor is gone.
+void follow_until_done(const ContainerStore& store, const std::string& id, runtime::LogReader& reader) {
+  std::vector<runtime::LogEntry> entries;
+  auto more = [&] {
+    entries.clear();
+    exit_on_error(reader.read(entries));
+    for (const auto& e : entries) print_entry(e, false);
+  };
+  while (store.monitor_alive(id)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    more();
+  }
+  more();
+}
+
+// A container that does not run gets a new monitor (the stop of a `stop` no longer holds).
+// What a monitor that died left (its container's cgroup, mounts) goes first: the sweep.
+void start_one(const Globals& g, const ContainerStore& store, const ContainerState& s) {
+  if (s.monitor_lost) {
+    auto stale = runtime::Runner({.root = g.root}).sweep();
+    if (!stale) exit_on_error(std::unexpected(std::move(stale).error()));
+  }
+  (void)value_or_exit(store.update(s.id, [](ContainerState& c) {
+    c.stop_requested = false;
+    c.error.clear();
+  }));
+  if (int code = start_monitor(g, s.id, s.run_args); code != 0) throw CLI::RuntimeError(code);
+}
+
+// start [-a] CONTAINER…, and start --all: the boot hook (`always`, and `unless-stopped` that no
+// stop ended), as docker's daemon does when it starts.
+void cmd_start(const Globals& g, const std::vector<std::string>& refs, bool attach, bool all) {
+  const ContainerStore store(g.root);
+  if (all) {
+    if (!refs.empty() || attach) {
+      exit_on_error(fail(Errc::InvalidArgument, "start --all: takes no CONTAINER and no -a"));
+    }
+    for (const auto& s : value_or_exit(store.list())) {
+      if (!runtime::starts_at_boot(s) || store.monitor_alive(s.id)) continue;
+      start_one(g, store, s);
+      std::printf("%s\n", s.name.c_str());
+    }
+    return;
+  }
+  if (refs.empty()) exit_on_error(fail(Errc::InvalidArgument, "start: give a CONTAINER (or --all)"));
+  if (attach && refs.size() > 1) {
+    exit_on_error(fail(Errc::InvalidArgument, "start -a: you cannot start and attach multiple containers at once"));
+  }
+  for (const auto& r : refs) {
+    const ContainerState s = load_or_exit(store, r);
+    if (store.monitor_alive(s.id)) {  // running already (or its monitor is ending): as docker, fine
+      if (!attach) std::printf("%s\n", r.c_str());
+      continue;
+    }
+    if (!attach) {
+      start_one(g, store, s);
+      std::printf("%s\n", r.c_str());
+      continue;
+    }
+    // -a: the output from this start on, and the container's exit status as ours.
+    runtime::LogReader reader(store.log_path(s.id));
+    std::vector<runtime::LogEntry> before;
+    exit_on_error(reader.read(before));
+    start_one(g, store, s);
+    follow_until_done(store, s.id, reader);
+    const ContainerState end = load_or_exit(store, s.id);
+    if (end.exit_code != 0) throw CLI::RuntimeError(end.exit_code < 0 ? kExitFailure : end.exit_code);
+  }
+}
+
+void cmd_restart(const Globals& g, const std::vector<std::string>& refs, std::optional<int> timeout) {
+  const ContainerStore store(g.root);
+  for (const auto& r : refs) {
+    const std::string id = value_or_exit(store.resolve(r));
+    const ContainerState s = value_or_exit(runtime::stop_container(store, id, timeout));
+    start_one(g, store, s);
+    std::printf("%s\n", r.c_str());
+  }
+}
+
+// top: docker's columns (UID PID PPID C STIME TTY TIME CMD) from the host's `ps -f`, for the
+// processes of the container's cgroup, as docker runs ps on the host for them.
+int cmd_top(const Globals& g, const std::string& ref) {
+  const ContainerStore store(g.root);
+  const ContainerState s = load_or_exit(store, ref);
+  if (s.status != "running" || s.pid <= 0) {
+    return report(Error{.code = Errc::InvalidArgument,
+                        .message = fmt::format("top container {}: it is not running", s.name)});
+  }
+  const std::vector<pid_t> pids = value_or_exit(runtime::container_pids(s.pid));
+  std::string list;
+  for (pid_t p : pids) list += (list.empty() ? "" : ",") + std::to_string(p);
+  std::fflush(stdout);
+  const pid_t child = ::fork();
+  if (child < 0) return report(sys_error("fork", "ps"));
+  if (child == 0) {
+    ::execlp("ps", "ps", "-f", "-p", list.c_str(), static_cast<char*>(nullptr));
+    std::fprintf(stderr, "kiste: error: top: exec `ps`: %s\n", std::strerror(errno));
+    _exit(127);
+  }
+  int st = 0;
+  while (::waitpid(child, &st, 0) < 0 && errno == EINTR) {
+  }
+  // ps ends with 1 when a process went between the listing and its run: still a listing.
+  return WIFEXITED(st) && WEXITSTATUS(st) <= 1 ? 0 : kExitFailure;
 }
 
 void cmd_kill(const Globals& g, const std::vector<std::string>& refs, const std::string& signal) {
@@ -319,11 +453,23 @@ void prune_stopped_containers(const Globals& g) {
   }
 }
 
+bool inspect_if_containers(const Globals& g, const std::vector<std::string>& refs,
+                           const std::string& format) {
+  const ContainerStore store(g.root);
+  for (const auto& r : refs) {
+    if (!store.resolve(r)) return false;
+  }
+  cmd_inspect(g, refs, format);
+  return true;
+}
+
 void add_container_subcommands(CLI::App& ctr, Globals& g) {
   auto refs = std::make_shared<std::vector<std::string>>();
+  auto format = std::make_shared<std::string>();
   auto* inspect = ctr.add_subcommand("inspect", "Show containers' state and configuration as JSON");
+  inspect->add_option("-f,--format", *format, "Go template, e.g. '{{.State.Status}}' (no range/if)");
   inspect->add_option("CONTAINER", *refs, "names or ids")->required();
-  inspect->callback([&g, refs] { cmd_inspect(g, *refs); });
+  inspect->callback([&g, refs, format] { cmd_inspect(g, *refs, *format); });
 }
 
 void register_container_commands(CLI::App& app, Globals& g) {
@@ -378,6 +524,28 @@ void register_container_commands(CLI::App& app, Globals& g) {
   auto* wait = app.add_subcommand("wait", "Wait for containers to end; print their exit codes");
   wait->add_option("CONTAINER", *refs, "names or ids")->required();
   wait->callback([&g, refs] { cmd_wait(g, *refs); });
+
+  auto start_attach = std::make_shared<bool>(false);
+  auto start_all = std::make_shared<bool>(false);
+  auto start_refs = std::make_shared<std::vector<std::string>>();
+  auto* start = app.add_subcommand("start", "Start detached containers that do not run");
+  start->add_flag("-a,--attach", *start_attach, "print the container's output and end with its exit status");
+  start->add_flag("--all", *start_all,
+                  "start every `always` container and every `unless-stopped` one no stop ended (the boot hook)");
+  start->add_option("CONTAINER", *start_refs, "names or ids");
+  start->callback([&g, start_refs, start_attach, start_all] { cmd_start(g, *start_refs, *start_attach, *start_all); });
+
+  auto* restart = app.add_subcommand("restart", "Stop (if it runs) and start containers again");
+  restart->add_option("-t,--time", *timeout, "seconds to wait before SIGKILL (default: --stop-timeout, 10)");
+  restart->add_option("CONTAINER", *refs, "names or ids")->required();
+  restart->callback([&g, refs, timeout] { cmd_restart(g, *refs, *timeout); });
+
+  auto top_ref = std::make_shared<std::string>();
+  auto* top = app.add_subcommand("top", "Show the processes of a running container (ps -f)");
+  top->add_option("CONTAINER", *top_ref, "name or id")->required();
+  top->callback([&g, top_ref] {
+    if (int code = cmd_top(g, *top_ref); code != 0) throw CLI::RuntimeError(code);
+  });
 
   auto force = std::make_shared<bool>(false);
   auto* rm = app.add_subcommand("rm", "Remove containers");

@@ -234,7 +234,11 @@ void register_image_commands(CLI::App& app, Globals& g) {
     inspect->add_option("-f,--format", o->format,
                         "Go template, e.g. '{{.Id}}', '{{.Config.Env}}', '{{json .Config}}', "
                         "'{{index .RepoTags 0}}' (no range/if)");
-    inspect->callback([&g, o] { cmd_inspect(g, o->registry, o->names, o->format); });
+    inspect->callback([&g, o, top] {
+      // `kiste inspect X`: a container by that name or id first, as docker's inspect looks.
+      if (top && inspect_if_containers(g, o->names, o->format)) return;
+      cmd_inspect(g, o->registry, o->names, o->format);
+    });
 
     auto* tag = parent->add_subcommand("tag", "Give an image another name");
     tag->add_option("SOURCE", o->src, "image name or id")->required();

@@ -15,6 +15,7 @@
 #include <kiste/network/publish.hpp>
 #include <kiste/runtime/container.hpp>
 #include <kiste/runtime/container_store.hpp>
+#include <kiste/runtime/json_log.hpp>
 #include <kiste/runtime/monitor.hpp>
 #include <kiste/runtime/runner.hpp>
 #include <kiste/runtime/run_options.hpp>
@@ -36,7 +37,9 @@ namespace fs = std::filesystem;
 struct ImageForRun {
   std::vector<fs::path> lower_dirs;
   runtime::ImageProcessDefaults defaults;
-  std::vector<std::string> exposed_ports;  // "80/tcp", for -P
+  std::vector<std::string> exposed_ports;         // "80/tcp", for -P
+  std::optional<image::HealthConfig> healthcheck;  // the config's Healthcheck
+  std::string stop_signal;                          // the config's StopSignal
 };
 
 Result<runtime::CgroupPlacement> cgroup_placement(const std::string& manager,
@@ -82,6 +85,8 @@ Result<ImageForRun> open_image_for_run(const image::Store& store, std::string_vi
   out.defaults.working_dir = c.working_dir;
   out.defaults.user = c.user;
   out.exposed_ports = c.exposed_ports;
+  out.healthcheck = c.healthcheck;
+  out.stop_signal = c.stop_signal;
   if (out.lower_dirs.empty()) {
     return failf(Errc::InvalidArgument, "image {}: has no layers to run", quote(ref));
   }
@@ -106,6 +111,8 @@ struct RunArgs {
   std::string restart;
   std::string stop_signal;
   std::optional<int> stop_timeout;
+  runtime::HealthFlags health;
+  std::vector<std::string> log_opts;
   std::string monitor_id;  // hidden: this process is that container's monitor
   std::string platform;  // --platform: what the image must be
 };
@@ -249,6 +256,15 @@ Result<runtime::PreparedStart> prepare_start(const Globals& g, const RunArgs& a,
 }
 
 int run_command(Globals& g, RunArgs& a, std::vector<std::string> positional) {
+  const runtime::HealthFlags& h = a.health;
+  if (!a.log_opts.empty()) {
+    return report(Error{.code = Errc::InvalidArgument,
+                        .message = "--log-opt: a foreground container's output goes to the terminal; use -d"});
+  }
+  if (h.cmd || h.interval || h.timeout || h.start_period || h.retries) {
+    return report(Error{.code = Errc::InvalidArgument,
+                        .message = "--health-*: healthchecks run in detached containers (-d)"});
+  }
   auto placement = cgroup_placement(a.cgroup_manager, a.cgroup_parent);
   if (!placement) return report(placement.error());
   runtime::Runner runner({.root = g.root, .cgroups = *placement});
@@ -303,6 +319,25 @@ std::vector<std::string> run_words() {
   return {};
 }
 
+}  // namespace
+
+int start_monitor(const Globals& g, const std::string& id, const std::vector<std::string>& run_args) {
+  auto exe = sys::readlinkat(AT_FDCWD, "/proc/self/exe");
+  if (!exe) return report(exe.error());
+  std::vector<std::string> argv{*exe, "--root", g.root.native(), "--log-level", g.log_level,
+                                "run", "--monitor", id};
+  argv.insert(argv.end(), run_args.begin(), run_args.end());
+  auto started = runtime::spawn_monitor(runtime::ContainerStore(g.root), id, argv);
+  if (!started) return report(started.error());
+  if (!started->started) {
+    std::fprintf(stderr, "kiste: error: %s\n", started->message.c_str());
+    return started->exit_code;
+  }
+  return 0;
+}
+
+namespace {
+
 // run -d: the record, then the monitor (a re-executed kiste) that runs the container; prints the
 // id once the command was exec'd, or the start error with its exit status.
 int run_detached(Globals& g, RunArgs& a, std::vector<std::string> positional) {
@@ -321,6 +356,9 @@ int run_detached(Globals& g, RunArgs& a, std::vector<std::string> positional) {
   }
   if (a.stop_timeout) st.stop_timeout = *a.stop_timeout;
   st.auto_remove = a.rm;
+  auto log_opts = runtime::parse_log_options(a.log_opts);
+  if (!log_opts) return report(log_opts.error());
+  st.log = *log_opts;
   if (!a.name.empty()) {
     if (auto ok = runtime::validate_container_name(a.name); !ok) return report(ok.error());
   }
@@ -333,23 +371,22 @@ int run_detached(Globals& g, RunArgs& a, std::vector<std::string> positional) {
   st.id = runtime::Runner::new_id();
   st.name = a.name;
   st.image = a.rootfs.empty() ? positional.front() : a.rootfs;
+  // The image's HEALTHCHECK and STOPSIGNAL, under the flags (docker's order).
+  auto health = runtime::resolve_health(image->healthcheck, a.health);
+  if (!health) return report(health.error());
+  st.health = *health;
+  if (a.stop_signal.empty() && !image->stop_signal.empty()) {
+    auto sig = runtime::parse_signal(image->stop_signal);
+    if (!sig) return report(sig.error().with_context(fmt::format("image {}: StopSignal", quote(st.image))));
+    st.stop_signal = *sig;
+  }
   st.command = rest;
   st.created = runtime::rfc3339_now();
   st.run_args = run_words();
   const runtime::ContainerStore store(g.root);
   auto created = store.create(st);
   if (!created) return report(created.error());
-  auto exe = sys::readlinkat(AT_FDCWD, "/proc/self/exe");
-  if (!exe) return report(exe.error());
-  std::vector<std::string> argv{*exe, "--root", g.root.native(), "--log-level", g.log_level,
-                                "run", "--monitor", st.id};
-  argv.insert(argv.end(), st.run_args.begin(), st.run_args.end());
-  auto started = runtime::spawn_monitor(store, st.id, argv);
-  if (!started) return report(started.error());
-  if (!started->started) {
-    std::fprintf(stderr, "kiste: error: %s\n", started->message.c_str());
-    return started->exit_code;
-  }
+  if (int code = start_monitor(g, st.id, st.run_args); code != 0) return code;
   std::printf("%s\n", st.id.c_str());
   return 0;
 }
@@ -423,6 +460,13 @@ CLI::App* add_run_command(CLI::App& app, Globals& g) {
   run->add_option("--restart", a->restart, "no (default), on-failure[:N], always, unless-stopped (-d)");
   run->add_option("--stop-signal", a->stop_signal, "the signal `kiste stop` sends first (default TERM)");
   run->add_option("--stop-timeout", a->stop_timeout, "seconds `kiste stop` waits before SIGKILL (default 10)");
+  run->add_option("--health-cmd", a->health.cmd, "command to run to check health (-d)");
+  run->add_option("--health-interval", a->health.interval, "time between checks, e.g. 30s (default 30s)");
+  run->add_option("--health-timeout", a->health.timeout, "a check that runs longer is killed and failed (default 30s)");
+  run->add_option("--health-retries", a->health.retries, "failures in a row that make it unhealthy (default 3)");
+  run->add_option("--health-start-period", a->health.start_period, "failures in this time after a start do not count");
+  run->add_option("--log-opt", a->log_opts, "json-file log: max-size=SIZE, max-file=N (-d)")->allow_extra_args(false);
+  run->add_flag("--no-healthcheck", a->health.none, "disable the image's HEALTHCHECK");
   run->add_option("--monitor", a->monitor_id)->group("");  // the monitor's own re-execution
   run->add_flag("-i,--interactive", o.interactive, "keep stdin connected");
   run->add_flag("-t,--tty", o.tty, "allocate a pseudo-terminal");

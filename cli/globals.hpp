@@ -2,6 +2,7 @@
 // Options every command sees, and the one way commands report results and errors.
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
@@ -53,6 +54,13 @@ void register_container_commands(CLI::App& app, Globals& g);  // ps logs stop ki
 void add_container_subcommands(CLI::App& ctr, Globals& g);
 // Removes every detached container that no longer runs (`container prune`).
 void prune_stopped_containers(const Globals& g);
+// Starts the monitor of the detached container with id `id` (its record exists and says it does
+// not run); 0 once its command runs, else the start error printed and its exit status.
+int start_monitor(const Globals& g, const std::string& id, const std::vector<std::string>& run_args);
+// Top-level `inspect`: containers first, as docker's inspect looks; true when every ref named a
+// container (and their JSON was printed).
+bool inspect_if_containers(const Globals& g, const std::vector<std::string>& refs,
+                           const std::string& format);
 // version info system container
 void register_system_commands(CLI::App& app, Globals& g);
 // `run` under `app` (the top, or the `container` group).

@@ -86,13 +86,12 @@ TEST_F(MiniKiste, RunFlagsBeforeTheImage) {
   EXPECT_EQ(leading("run --rn busybox true"), "unknown flag --rn (did you mean --rm?)");
   EXPECT_EQ(leading("run --detach-keys x busybox sleep 5"),
             "--detach-keys: not supported by kiste yet (detached containers have run -d, ps, "
-            "logs, exec, stop, kill, wait and rm so far)");
+            "logs, exec, start, restart, top, port, stop, kill, wait and rm so far)");
   EXPECT_EQ(leading("run --cidfile f busybox"),
-            "--cidfile: not supported by kiste yet (container ids come with detached "
-            "containers)");
+            "--cidfile: not supported by kiste yet (`run -d` prints the container's id)");
   EXPECT_EQ(leading("run --expose 80 busybox"),
-            "--expose: not supported by kiste yet (kiste's networks have `--network NAME`, `--ip` and "
-            "`-p` so far)");
+            "--expose: not supported by kiste yet (kiste's networks have `--network NAME`, `--ip`, "
+            "`--network-alias`, `-p`, `-P`, `--dns*` and `--add-host` so far)");
   // Combined short flags: the one kiste lacks is named.
   EXPECT_EQ(leading("run -ait busybox sh").substr(0, 3), "-a:");
   EXPECT_EQ(leading("run -itq busybox sh").substr(0, 3), "-q:");

@@ -27,9 +27,10 @@ Result<RestartPolicy> parse_restart_policy(std::string_view s) {
                  "restart policy {}: want no, on-failure[:N], always or unless-stopped", quote(s));
   };
   if (s.empty() || s == "no") return RestartPolicy{};
-  // unless-stopped: without a daemon that starts containers at boot it is `always` (kiste never
-  // restarts a container that `stop` ended, under either).
-  if (s == "always" || s == "unless-stopped") return RestartPolicy{.kind = RestartPolicy::Kind::Always};
+  // The monitor never restarts a container that `stop` ended, under either; they differ at boot
+  // (`start --all`), which starts `always` ones even when they were stopped.
+  if (s == "always") return RestartPolicy{.kind = RestartPolicy::Kind::Always};
+  if (s == "unless-stopped") return RestartPolicy{.kind = RestartPolicy::Kind::UnlessStopped};
   if (s == "on-failure") return RestartPolicy{.kind = RestartPolicy::Kind::OnFailure};
   if (s.starts_with("on-failure:")) {
     std::string_view n = s.substr(11);
@@ -46,6 +47,7 @@ std::string restart_policy_name(const RestartPolicy& p) {
     case RestartPolicy::Kind::No: return "no";
     case RestartPolicy::Kind::OnFailure: return "on-failure";
     case RestartPolicy::Kind::Always: return "always";
+    case RestartPolicy::Kind::UnlessStopped: return "unless-stopped";
   }
   return "no";
 }
@@ -53,11 +55,18 @@ std::string restart_policy_name(const RestartPolicy& p) {
 bool should_restart(const RestartPolicy& p, int exit_code, int restarts) {
   switch (p.kind) {
     case RestartPolicy::Kind::No: return false;
-    case RestartPolicy::Kind::Always: return true;
+    case RestartPolicy::Kind::Always:
+    case RestartPolicy::Kind::UnlessStopped: return true;
     case RestartPolicy::Kind::OnFailure:
       return exit_code != 0 && (p.max_retries == 0 || restarts < p.max_retries);
   }
   return false;
+}
+
+bool starts_at_boot(const ContainerState& s) {
+  if (s.running()) return false;
+  if (s.restart.kind == RestartPolicy::Kind::Always) return true;
+  return s.restart.kind == RestartPolicy::Kind::UnlessStopped && !s.stop_requested;
 }
 
 int restart_delay_ms(int previous_delay_ms, double ran_seconds) {
@@ -113,7 +122,24 @@ std::string state_to_json(const ContainerState& s) {
          {"stop_timeout", s.stop_timeout},
          {"auto_remove", s.auto_remove},
          {"run_args", s.run_args}};
-  return j.dump() + "\n";
+  if (s.log.max_size > 0) j["log"] = {{"max_size", s.log.max_size}, {"max_file", s.log.max_file}};
+  if (s.health) {
+    j["health"] = {{"test", s.health->test},
+                   {"interval_ms", s.health->interval_ms},
+                   {"timeout_ms", s.health->timeout_ms},
+                   {"start_period_ms", s.health->start_period_ms},
+                   {"retries", s.health->retries}};
+  }
+  if (s.health_state) {
+    json log = json::array();
+    for (const auto& p : s.health_state->log) {
+      log.push_back({{"start", p.start}, {"end", p.end}, {"exit_code", p.exit_code}, {"output", p.output}});
+    }
+    j["health_state"] = {{"status", s.health_state->status},
+                         {"failing_streak", s.health_state->failing_streak},
+                         {"log", log}};
+  }
+  return j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
 }
 
 Result<ContainerState> state_from_json(std::string_view text) {
@@ -146,6 +172,26 @@ Result<ContainerState> state_from_json(std::string_view text) {
     s.stop_timeout = j.value("stop_timeout", 10);
     s.auto_remove = j.value("auto_remove", false);
     s.run_args = j.value("run_args", std::vector<std::string>{});
+    if (auto l = j.find("log"); l != j.end() && l->is_object()) {
+      s.log = LogOptions{.max_size = l->value("max_size", int64_t{0}), .max_file = l->value("max_file", 1)};
+    }
+    if (auto h = j.find("health"); h != j.end() && h->is_object()) {
+      s.health = HealthSpec{.test = h->value("test", std::vector<std::string>{}),
+                            .interval_ms = h->value("interval_ms", kDefaultHealthIntervalMs),
+                            .timeout_ms = h->value("timeout_ms", kDefaultHealthTimeoutMs),
+                            .start_period_ms = h->value("start_period_ms", int64_t{0}),
+                            .retries = h->value("retries", kDefaultHealthRetries)};
+    }
+    if (auto h = j.find("health_state"); h != j.end() && h->is_object()) {
+      HealthState hs{.status = h->value("status", "starting"), .failing_streak = h->value("failing_streak", 0)};
+      if (auto log = h->find("log"); log != h->end() && log->is_array()) {
+        for (const auto& p : *log) {
+          hs.log.push_back({.start = p.value("start", ""), .end = p.value("end", ""),
+                            .exit_code = p.value("exit_code", -1), .output = p.value("output", "")});
+        }
+      }
+      s.health_state = std::move(hs);
+    }
   } catch (const json::exception& e) {
     return failf(Errc::Corrupt, "{}", e.what());
   }

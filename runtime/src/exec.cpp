@@ -5,6 +5,7 @@
 #include <linux/capability.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <poll.h>
 #include <sched.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
@@ -13,11 +14,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <optional>
 #include <sstream>
+#include <vector>
 
 #include <kiste/base/sys.hpp>
 #include <kiste/base/unique_fd.hpp>
@@ -131,7 +135,7 @@ struct Report {
   int step;
   int err;
 };
-enum Step { kCgroup = 1, kSetns, kFork, kCwd, kIdentity, kCaps, kNoNewPrivs, kSeccomp, kExec };
+enum Step { kCgroup = 1, kSetns, kFork, kCwd, kIdentity, kCaps, kNoNewPrivs, kSeccomp, kExec, kTimedOut };
 const char* step_name(int s) {
   switch (s) {
     case kCgroup: return "join the container's cgroup";
@@ -153,6 +157,44 @@ const char* step_name(int s) {
 }
 
 }  // namespace
+
+Result<std::vector<pid_t>> container_pids(pid_t init) {
+  const std::string what = fmt::format("/proc/{}/cgroup", init);
+  KISTE_ASSIGN_OR_RETURN(std::string text, sys::read_file(what, 1 << 16));
+  std::optional<fs::path> v1, v2;
+  std::istringstream in(text);
+  std::error_code ec;
+  for (std::string line; std::getline(in, line);) {
+    const size_t a = line.find(':'), b = line.find(':', a + 1);
+    if (a == std::string::npos || b == std::string::npos) continue;
+    const std::string ctrls = line.substr(a + 1, b - a - 1), rel = line.substr(b + 1);
+    std::istringstream names(ctrls);
+    for (std::string c; std::getline(names, c, ',');) {
+      if (c == "pids") v1 = fs::path("/sys/fs/cgroup/pids") / rel.substr(1);
+    }
+    if (ctrls.empty()) {
+      v2 = (fs::is_directory("/sys/fs/cgroup/unified", ec) ? fs::path("/sys/fs/cgroup/unified")
+                                                           : fs::path("/sys/fs/cgroup")) / rel.substr(1);
+    }
+  }
+  const std::optional<fs::path>& dir = v1 ? v1 : v2;
+  if (!dir) return failf(Errc::NotFound, "cgroup of process {}: not found in {}", init, quote(what));
+  std::vector<pid_t> pids;
+  // cgroup.procs of the container's cgroup and of any below it (a nested cgroup the container made).
+  auto add = [&](const fs::path& d) -> Status {
+    KISTE_ASSIGN_OR_RETURN(std::string procs, sys::read_file(d / "cgroup.procs", 1 << 20));
+    std::istringstream p(procs);
+    for (long v; p >> v;) pids.push_back(static_cast<pid_t>(v));
+    return {};
+  };
+  KISTE_TRY(add(*dir));
+  for (auto it = fs::recursive_directory_iterator(*dir, ec); !ec && it != fs::recursive_directory_iterator();
+       it.increment(ec)) {
+    if (it->is_directory(ec)) (void)add(it->path());
+  }
+  std::sort(pids.begin(), pids.end());
+  return pids;
+}
 
 Result<ExecResult> exec_in_container(const ExecRequest& req) {
   if (req.args.empty()) return fail(Errc::InvalidArgument, "exec: no command given");
@@ -217,6 +259,10 @@ Result<ExecResult> exec_in_container(const ExecRequest& req) {
   if (::pipe2(p, O_CLOEXEC) != 0) return std::unexpected(sys_error("pipe2", "exec report"));
   UniqueFd report_r(p[0]), report_w(p[1]);
   const int wfd = report_w.get();
+  UniqueFd null_fd;
+  if (req.output_fd >= 0) {
+    KISTE_ASSIGN_OR_RETURN(null_fd, sys::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  }
   const pid_t outer = ::fork();
   if (outer < 0) return std::unexpected(sys_error("fork", "exec"));
   if (outer == 0) {
@@ -233,6 +279,13 @@ Result<ExecResult> exec_in_container(const ExecRequest& req) {
     if (inner < 0) die(wfd, kFork, errno);
     if (inner == 0) {
       (void)::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+      // A command with a timeout leads its own process group, which the timeout kills whole.
+      if (req.timeout_ms > 0) (void)::setpgid(0, 0);
+      if (req.output_fd >= 0 && (::dup2(null_fd.get(), STDIN_FILENO) < 0 ||
+                                 ::dup2(req.output_fd, STDOUT_FILENO) < 0 ||
+                                 ::dup2(req.output_fd, STDERR_FILENO) < 0)) {
+        die(wfd, kExec, errno);
+      }
       if (::chdir(req.cwd.c_str()) != 0) die(wfd, kCwd, errno);
       for (int cap = 0; cap <= 63; ++cap) {
         if (!((id.cap_bnd >> cap) & 1) && ::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL) {
@@ -268,6 +321,21 @@ Result<ExecResult> exec_in_container(const ExecRequest& req) {
       }
       die(wfd, kExec, err);
     }
+    if (req.timeout_ms > 0) {
+      (void)::setpgid(inner, inner);  // either side may get there first
+      int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, inner, 0));
+      struct pollfd p {pidfd, POLLIN, 0};
+      int rc;
+      do {
+        rc = ::poll(&p, 1, static_cast<int>(std::min<int64_t>(req.timeout_ms, INT32_MAX)));
+      } while (rc < 0 && errno == EINTR);
+      if (pidfd >= 0 && rc == 0) {
+        (void)::kill(-inner, SIGKILL);
+        (void)::kill(inner, SIGKILL);
+        Report r{kTimedOut, 0};
+        (void)!::write(wfd, &r, sizeof r);
+      }
+    }
     int st = 0;
     while (::waitpid(inner, &st, 0) < 0 && errno == EINTR) {
     }
@@ -282,6 +350,10 @@ Result<ExecResult> exec_in_container(const ExecRequest& req) {
   r.exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
   Report rep{};
   if (::read(report_r.get(), &rep, sizeof rep) == static_cast<ssize_t>(sizeof rep)) {
+    if (rep.step == kTimedOut) {
+      r.timed_out = true;
+      return r;
+    }
     if (rep.step != kExec) {
       return failf(Errc::System, "exec: {}: {}", step_name(rep.step), std::strerror(rep.err));
     }

@@ -13,11 +13,14 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
+#include <condition_variable>
+#include <mutex>
 #include <thread>
 
 #include <nlohmann/json.hpp>
 
 #include <kiste/base/sys.hpp>
+#include <kiste/runtime/json_log.hpp>
 
 namespace kiste::runtime {
 
@@ -134,14 +137,14 @@ namespace {
 
 // Reads the container's stdout and stderr until both are closed and appends each line to the
 // json-file log (a line longer than 16 KiB is split, as docker splits it).
-void pump_logs(int out_fd, int err_fd, int log_fd) {
+void pump_logs(int out_fd, int err_fd, LogWriter* log) {
   constexpr size_t kMaxLine = 16 * 1024;
   std::string partial[2];
   struct pollfd fds[2] = {{out_fd, POLLIN, 0}, {err_fd, POLLIN, 0}};
   const char* names[2] = {"stdout", "stderr"};
   auto emit = [&](int i, std::string_view line) {
     std::string rec = encode_log_entry({.log = std::string(line), .stream = names[i], .time = rfc3339_now()});
-    (void)sys::write_all(log_fd, rec);
+    (void)log->write(rec);
   };
   char buf[16 * 1024];
   int open = 2;
@@ -204,6 +207,64 @@ bool backoff(const ContainerStore& store, std::string_view id, int ms) {
   return true;
 }
 
+// Runs the container's healthcheck every interval while it runs: one thread of the monitor.
+class HealthThread {
+ public:
+  HealthThread(const ContainerStore& store, std::string id, HealthSpec spec)
+      : store_(store), id_(std::move(id)), spec_(std::move(spec)), thread_([this] { loop(); }) {}
+  HealthThread(const HealthThread&) = delete;
+  HealthThread& operator=(const HealthThread&) = delete;
+  ~HealthThread() {
+    {
+      std::lock_guard l(mu_);
+      done_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  // The container (re)started: the start period and the first interval count from now.
+  void started() {
+    std::lock_guard l(mu_);
+    started_ = Clock::now();
+    cv_.notify_all();
+  }
+
+ private:
+  void loop() {
+    std::unique_lock l(mu_);
+    while (!done_) {
+      const auto since = started_;
+      if (cv_.wait_for(l, std::chrono::milliseconds(spec_.interval_ms), [&] { return done_ || started_ != since; })) {
+        continue;  // done, or a new start: its own first interval
+      }
+      const bool in_start_period = Clock::now() - started_ < std::chrono::milliseconds(spec_.start_period_ms);
+      l.unlock();
+      probe_once(in_start_period);
+      l.lock();
+    }
+  }
+  void probe_once(bool in_start_period) {
+    auto s = store_.load(id_);
+    if (!s || s->status != "running" || s->pid <= 0) return;
+    const pid_t pid = s->pid;
+    HealthProbe probe = run_health_probe(pid, spec_);
+    (void)store_.update(id_, [&](ContainerState& c) {
+      if (c.status != "running" || c.pid != pid) return;  // it ended (or restarted) meanwhile
+      if (!c.health_state) c.health_state = HealthState{};
+      record_probe(*c.health_state, spec_, std::move(probe), in_start_period);
+    });
+  }
+
+  const ContainerStore& store_;
+  std::string id_;
+  HealthSpec spec_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  Clock::time_point started_ = Clock::now();
+  std::thread thread_;  // last: started once the rest is ready
+};
+
 }  // namespace
 
 int run_monitor(const MonitorOptions& o) {
@@ -229,7 +290,8 @@ int run_monitor(const MonitorOptions& o) {
   };
 
   const fs::path log_path = store.log_path(o.id);
-  auto log = sys::open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  auto record = store.load(o.id);
+  auto log = LogWriter::open(log_path, record ? record->log : LogOptions{});
   int out[2], err[2];
   if (!log || ::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0) {
     fail_start(125, log ? sys_error("pipe2", "container output").to_string() : log.error().to_string());
@@ -242,7 +304,7 @@ int run_monitor(const MonitorOptions& o) {
   }
   ::close(out[1]);
   ::close(err[1]);
-  std::thread pump(pump_logs, out[0], err[0], log->get());
+  std::thread pump(pump_logs, out[0], err[0], &*log);
   auto close_output = [&] {
     int null_fd = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
     (void)::dup2(null_fd, STDOUT_FILENO);
@@ -250,7 +312,13 @@ int run_monitor(const MonitorOptions& o) {
     ::close(null_fd);
     pump.join();  // EOF once the container's processes are gone too
   };
-  (void)store.update(o.id, [](ContainerState& s) { s.monitor_pid = ::getpid(); });
+  std::optional<HealthSpec> health_spec;
+  (void)store.update(o.id, [&](ContainerState& s) {
+    s.monitor_pid = ::getpid();
+    health_spec = s.health;
+  });
+  std::optional<HealthThread> health;
+  if (health_spec) health.emplace(store, o.id, *health_spec);
 
   const Runner runner(o.runner);
   int delay_ms = 0;
@@ -272,7 +340,9 @@ int run_monitor(const MonitorOptions& o) {
                  s.pid = pid;
                  s.started_at = rfc3339_now();
                  s.error.clear();
+                 if (s.health) s.health_state = HealthState{};  // docker: starting again
                });
+               if (health) health->started();
                status.send(fmt::format("started {}\n", pid));
              },
          .network_ready = prepared->network_ready,
@@ -306,6 +376,7 @@ int run_monitor(const MonitorOptions& o) {
     first = false;
   }
   (void)first;
+  health.reset();
   close_output();
   // --rm: the container goes with its monitor (a stale sweep after a killed one leaves it for
   // prune, as docker's daemon would after a crash).

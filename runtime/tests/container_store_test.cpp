@@ -17,7 +17,9 @@ TEST(RestartPolicy, ParsesDockersValues) {
   EXPECT_EQ(*parse_restart_policy(""), RestartPolicy{});
   EXPECT_EQ(*parse_restart_policy("no"), RestartPolicy{});
   EXPECT_EQ(*parse_restart_policy("always"), (RestartPolicy{.kind = Kind::Always}));
-  EXPECT_EQ(*parse_restart_policy("unless-stopped"), (RestartPolicy{.kind = Kind::Always}));
+  EXPECT_EQ(*parse_restart_policy("unless-stopped"), (RestartPolicy{.kind = Kind::UnlessStopped}));
+  EXPECT_EQ(restart_policy_name(*parse_restart_policy("unless-stopped")), "unless-stopped");
+  EXPECT_TRUE(should_restart({.kind = Kind::UnlessStopped}, 0, 1000));
   EXPECT_EQ(*parse_restart_policy("on-failure"), (RestartPolicy{.kind = Kind::OnFailure}));
   EXPECT_EQ(*parse_restart_policy("on-failure:3"), (RestartPolicy{.kind = Kind::OnFailure, .max_retries = 3}));
   for (const char* bad : {"sometimes", "on-failure:", "on-failure:-1", "on-failure:x", "always:2", "No"}) {
@@ -41,6 +43,24 @@ TEST(RestartPolicy, DecidesAndBacksOffAsDocker) {
   EXPECT_EQ(restart_delay_ms(51'200, 1), 60'000);
   EXPECT_EQ(restart_delay_ms(60'000, 1), 60'000);
   EXPECT_EQ(restart_delay_ms(6'400, 10), 100);  // ran 10 s: back to the start
+}
+
+TEST(RestartPolicy, StartsAtBootAsDockersDaemonDoes) {
+  using Kind = RestartPolicy::Kind;
+  auto state = [](Kind k, std::string status, bool stopped) {
+    ContainerState s;
+    s.restart.kind = k;
+    s.status = std::move(status);
+    s.stop_requested = stopped;
+    return s;
+  };
+  EXPECT_TRUE(starts_at_boot(state(Kind::Always, "exited", false)));
+  EXPECT_TRUE(starts_at_boot(state(Kind::Always, "exited", true)));
+  EXPECT_TRUE(starts_at_boot(state(Kind::UnlessStopped, "exited", false)));
+  EXPECT_FALSE(starts_at_boot(state(Kind::UnlessStopped, "exited", true)));
+  EXPECT_FALSE(starts_at_boot(state(Kind::OnFailure, "exited", false)));
+  EXPECT_FALSE(starts_at_boot(state(Kind::No, "exited", false)));
+  EXPECT_FALSE(starts_at_boot(state(Kind::Always, "running", false)));
 }
 
 TEST(ContainerName, DockersPattern) {

@@ -24,10 +24,6 @@ std::string trim(std::string s) {
   return s;
 }
 
-size_t lines(const std::string& s) {
-  return static_cast<size_t>(std::count(s.begin(), s.end(), '\n'));
-}
-
 class HonestOutput : public ::testing::Test {
  protected:
   TempRoot tmp_{"kiste-e2e-"};
@@ -101,7 +97,7 @@ TEST_F(HonestOutput, InspectFormatTemplates) {
     r = kiste_.run(std::string("inspect -f '") + bad + "' busybox:1");
     EXPECT_EQ(r.status, 125) << bad << ": " << r.output;
     EXPECT_TRUE(r.output.starts_with("kiste: error: template `")) << bad << ": " << r.output;
-    EXPECT_EQ(lines(r.output), 1u) << bad << ": " << r.output;
+    EXPECT_EQ(count_lines(r.output), 1u) << bad << ": " << r.output;
   }
 }
 
@@ -117,7 +113,7 @@ TEST_F(HonestOutput, RunPlatformMustBeWhatTheImageIs) {
                           other_platform() + " (it has: linux/" + host_arch() + ")\n");
   r = kiste_.run("run --rm --platform banana/ busybox true");
   EXPECT_EQ(r.status, 125) << r.output;
-  EXPECT_EQ(lines(r.output), 1u) << r.output;
+  EXPECT_EQ(count_lines(r.output), 1u) << r.output;
   if (::geteuid() != 0) GTEST_SKIP() << "running a container needs root";
   r = kiste_.run("run --rm --platform linux/" + host_arch() + " busybox echo same-platform");
   EXPECT_EQ(r.status, 0) << r.output;
@@ -190,7 +186,7 @@ TEST_F(HonestOutput, ImportAndTheFirstRunShowProgressOnlyOnATerminal) {
   EXPECT_NE(out.find("\033[Kpacking " + tar + ": "), std::string::npos) << out;  // live line
   auto r = kiste_.run("import " + tar + " bb:2 2>&1");
   ASSERT_EQ(r.status, 0) << r.output;
-  EXPECT_EQ(lines(r.output), 1u) << r.output;  // the id only
+  EXPECT_EQ(count_lines(r.output), 1u) << r.output;  // the id only
   EXPECT_EQ(r.output.find("checking"), std::string::npos) << r.output;
 
   if (::geteuid() != 0) GTEST_SKIP() << "running a container needs root";

@@ -325,5 +325,226 @@ TEST_F(Services, BadInputIsOneLineAndChangesNothing) {
   expect_nothing_left(id, 0);
 }
 
+// Issue 16's must-show: the healthcheck runs by exec into the container and turns it healthy.
+TEST_F(Services, HealthcheckMakesTheContainerHealthy) {
+  const std::string id = run_detached(
+      "--name web --restart on-failure:3 --health-cmd 'test -f /tmp/ok' --health-interval 1s busybox "
+      "sh -c 'echo started; touch /tmp/ok; sleep 600'");
+  auto inspect = until("container inspect web", "\"Status\": \"healthy\"");
+  EXPECT_NE(inspect.find("\"Status\": \"healthy\""), std::string::npos) << inspect;
+  EXPECT_NE(inspect.find("\"FailingStreak\": 0"), std::string::npos) << inspect;
+  EXPECT_NE(inspect.find("\"Interval\": 1000000000"), std::string::npos) << inspect;
+  EXPECT_NE(inspect.find("\"CMD-SHELL\""), std::string::npos) << inspect;
+  EXPECT_NE(kiste_.run("ps").output.find("(healthy)"), std::string::npos);
+  EXPECT_EQ(kiste_.run("logs web").output, "started\n");  // probes do not write to the log
+  const pid_t pid = static_cast<pid_t>(json_int(inspect, "Pid"));
+  EXPECT_EQ(kiste_.run("rm -f web").status, 0);
+  expect_nothing_left(id, pid);
+}
+
+// A probe that hangs is killed at its timeout (with what it started), and enough of them in a
+// row make the container unhealthy.
+TEST_F(Services, AHangingHealthcheckIsKilledAtItsTimeout) {
+  const std::string id = run_detached(
+      "--name hang --health-cmd 'sleep 100' --health-timeout 1s --health-interval 1s --health-retries 2 "
+      "busybox sleep 600");
+  EXPECT_NE(kiste_.run("ps").output.find("(health: starting)"), std::string::npos);
+  auto inspect = until("container inspect hang", "\"Status\": \"unhealthy\"");
+  EXPECT_NE(inspect.find("\"Status\": \"unhealthy\""), std::string::npos) << inspect;
+  EXPECT_NE(inspect.find("Health check exceeded timeout (1s)"), std::string::npos) << inspect;
+  EXPECT_NE(inspect.find("\"ExitCode\": -1"), std::string::npos) << inspect;
+  // Two probes timed out; at most the one running now may be left.
+  auto ps = kiste_.run("exec hang ps");
+  size_t probes = 0;
+  for (size_t at = 0; (at = ps.output.find("sleep 100", at)) != std::string::npos; ++at) ++probes;
+  EXPECT_LE(probes, 1u) << ps.output;
+  const pid_t pid = static_cast<pid_t>(json_int(inspect, "Pid"));
+  EXPECT_EQ(kiste_.run("rm -f hang").status, 0);
+  expect_nothing_left(id, pid);
+}
+
+TEST_F(Services, BadHealthcheckFlagsAreOneLineAndChangeNothing) {
+  auto r = kiste_.run("run -d --no-healthcheck --health-cmd true busybox sleep 1");
+  EXPECT_EQ(r.status, 125);
+  EXPECT_EQ(r.output, "kiste: error: --no-healthcheck conflicts with --health-* options\n");
+  r = kiste_.run("run -d --health-cmd true --health-interval soon busybox sleep 1");
+  EXPECT_EQ(r.status, 125);
+  EXPECT_EQ(count_lines(r.output), 1u) << r.output;
+  EXPECT_NE(r.output.find("--health-interval"), std::string::npos) << r.output;
+  r = kiste_.run("run --health-cmd true busybox true");
+  EXPECT_EQ(r.status, 125);
+  EXPECT_EQ(r.output, "kiste: error: --health-*: healthchecks run in detached containers (-d)\n");
+  EXPECT_EQ(kiste_.run("ps -aq").output, "");
+}
+
+// The image's HEALTHCHECK is honoured, and --no-healthcheck turns it off.
+TEST_F(Services, TheImagesHealthcheckRunsUnlessTurnedOff) {
+  fs::create_directories(tmp_ / "ctx");
+  ASSERT_TRUE(sys::write_file_atomic(tmp_ / "ctx" / "Containerfile",
+                              "FROM busybox\nHEALTHCHECK --interval=1s --retries=1 CMD [\"false\"]\n", 0644));
+  auto b = kiste_.run("build -q -t checked " + (tmp_ / "ctx").native());
+  ASSERT_EQ(b.status, 0) << b.output;
+  const std::string id = run_detached("--name sick checked sleep 600");
+  auto inspect = until("container inspect sick", "\"Status\": \"unhealthy\"");
+  EXPECT_NE(inspect.find("\"Status\": \"unhealthy\""), std::string::npos) << inspect;
+  EXPECT_NE(inspect.find("\"ExitCode\": 1"), std::string::npos) << inspect;
+  const std::string off = run_detached("--name fine --no-healthcheck checked sleep 600");
+  inspect = kiste_.run("container inspect fine").output;
+  EXPECT_EQ(inspect.find("Health"), std::string::npos) << inspect;
+  EXPECT_EQ(kiste_.run("rm -f sick fine").status, 0);
+  expect_nothing_left(id, 0);
+  expect_nothing_left(off, 0);
+}
+
+// Issue 16's must-show: --log-opt max-size=1k,max-file=2 rotates docker's way, and `logs -f`
+// follows across the rotations without losing or repeating a line.
+TEST_F(Services, LogsFollowsAcrossRotation) {
+  const std::string id = run_detached(
+      "--name rot --log-opt max-size=1k,max-file=2 busybox sh -c "
+      "'while [ ! -f /tmp/go ]; do sleep 0.05; done; i=0; while [ $i -lt 100 ]; do i=$((i+1)); echo line $i; "
+      "sleep 0.05; done'");
+  std::string followed;
+  std::thread follower([&] { followed = kiste_.run("logs -f rot").output; });
+  EXPECT_EQ(kiste_.run("exec rot touch /tmp/go").status, 0);
+  follower.join();  // `logs -f` ends with the container
+  std::string want;
+  for (int i = 1; i <= 100; ++i) want += fmt::format("line {}\n", i);
+  EXPECT_EQ(followed, want);
+  // docker's names: <id>-json.log and <id>-json.log.1, none bigger than max-size.
+  const fs::path log = kiste_.root() / "containers" / id / (id + "-json.log");
+  EXPECT_TRUE(fs::exists(log.native() + ".1"));
+  EXPECT_FALSE(fs::exists(log.native() + ".2"));
+  EXPECT_LE(fs::file_size(log), 1024u);
+  EXPECT_LE(fs::file_size(log.native() + ".1"), 1024u);
+  // `logs` reads the kept files oldest first: a run of lines that ends with the last one.
+  auto rest = kiste_.run("logs rot").output;
+  ASSERT_FALSE(rest.empty());
+  EXPECT_TRUE(want.ends_with(rest)) << rest;
+  EXPECT_TRUE(rest.ends_with("line 100\n")) << rest;
+  EXPECT_EQ(kiste_.run("rm rot").status, 0);
+  expect_nothing_left(id, 0);
+
+  auto r = kiste_.run("run -d --log-opt max-size=lots busybox true");
+  EXPECT_EQ(r.status, 125);
+  EXPECT_EQ(count_lines(r.output), 1u) << r.output;
+  EXPECT_EQ(kiste_.run("ps -aq").output, "");
+}
+
+// The image's STOPSIGNAL is what stop sends first; start and restart run a stopped container
+// again under the same name, id and log; start -a prints its output and ends with its status.
+TEST_F(Services, StartRestartAndTheImagesStopSignal) {
+  auto imp = kiste_.run("import -c 'STOPSIGNAL SIGUSR1' " + busybox_tar().native() + " usr1box 2>/dev/null");
+  ASSERT_EQ(imp.status, 0) << imp.output;
+  const std::string id = run_detached(
+      "--name sig usr1box sh -c 'trap \"echo got-usr1; exit 3\" USR1; echo ready; while true; do sleep 0.1; done'");
+  EXPECT_EQ(json_int(kiste_.run("container inspect sig").output, "StopSignal"), SIGUSR1);
+  ASSERT_NE(until("logs sig", "ready").find("ready"), std::string::npos);
+  EXPECT_EQ(kiste_.run("stop -t 30 sig").status, 0);
+  EXPECT_EQ(kiste_.run("wait sig").output, "3\n");
+  EXPECT_EQ(kiste_.run("logs sig").output, "ready\ngot-usr1\n");
+
+  auto start = kiste_.run("start sig");
+  EXPECT_EQ(start.status, 0) << start.output;
+  EXPECT_EQ(start.output, "sig\n");
+  EXPECT_NE(kiste_.run("ps --format json").output.find("\"State\":\"running\""), std::string::npos);
+  EXPECT_EQ(until("logs sig", "got-usr1\nready\n"), "ready\ngot-usr1\nready\n");
+  const pid_t before = static_cast<pid_t>(json_int(kiste_.run("container inspect sig").output, "Pid"));
+  auto restart = kiste_.run("restart -t 30 sig");
+  EXPECT_EQ(restart.status, 0) << restart.output;
+  auto inspect = kiste_.run("container inspect sig").output;
+  EXPECT_NE(inspect.find("\"Running\": true"), std::string::npos) << inspect;
+  const pid_t after = static_cast<pid_t>(json_int(inspect, "Pid"));
+  EXPECT_NE(after, before);
+  EXPECT_TRUE(process_gone(before));
+  EXPECT_EQ(until("logs sig", "ready\ngot-usr1\nready\n"), "ready\ngot-usr1\nready\ngot-usr1\nready\n");
+  EXPECT_EQ(kiste_.run("start sig").output, "sig\n");  // running already: nothing to do
+
+  const std::string once = run_detached("--name once busybox sh -c 'echo hello; exit 4'");
+  EXPECT_EQ(kiste_.run("wait once").output, "4\n");
+  auto attached = kiste_.run("start -a once");
+  EXPECT_EQ(attached.status, 4);
+  EXPECT_EQ(attached.output, "hello\n");
+  EXPECT_EQ(kiste_.run("logs once").output, "hello\nhello\n");
+
+  auto bad = kiste_.run("start nope");
+  EXPECT_EQ(bad.status, 125);
+  EXPECT_EQ(bad.output, "kiste: error: container `nope`: no such container\n");
+  EXPECT_EQ(kiste_.run("rm -f sig once").status, 0);
+  expect_nothing_left(id, after);
+  expect_nothing_left(once, 0);
+}
+
+// After a reboot every monitor is gone; `start --all` (the boot hook) starts the `always`
+// containers, and the `unless-stopped` ones that no stop ended.
+TEST_F(Services, StartAllIsTheBootHook) {
+  std::vector<std::string> ids;
+  ids.push_back(run_detached("--name al --restart always busybox sleep 600"));
+  ids.push_back(run_detached("--name us --restart unless-stopped busybox sleep 600"));
+  ids.push_back(run_detached("--name stopped --restart unless-stopped busybox sleep 600"));
+  ids.push_back(run_detached("--name plain busybox sleep 600"));
+  EXPECT_EQ(kiste_.run("stop -t 0 stopped").status, 0);
+  // The "reboot": every monitor dies, and its container with it.
+  for (size_t i : {0u, 1u, 3u}) {  // `stopped`'s monitor ended with it
+    auto state = sys::read_file(kiste_.root() / "containers" / ids[i] / "state.json");
+    ASSERT_TRUE(state);
+    const pid_t monitor = static_cast<pid_t>(json_int(*state, "monitor_pid"));
+    ASSERT_GT(monitor, 0) << *state;
+    ASSERT_EQ(::kill(monitor, SIGKILL), 0);
+  }
+  for (int i = 0; i < 100 && kiste_.run("ps -q").output != ""; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(kiste_.run("ps -q").output, "");
+  auto all = kiste_.run("start --all");
+  EXPECT_EQ(all.status, 0) << all.output;
+  EXPECT_EQ(all.output, "al\nus\n");
+  auto ps = kiste_.run("ps --format json").output;
+  EXPECT_NE(ps.find("\"Names\":\"al\""), std::string::npos) << ps;
+  EXPECT_NE(ps.find("\"Names\":\"us\""), std::string::npos) << ps;
+  EXPECT_EQ(ps.find("\"Names\":\"stopped\""), std::string::npos) << ps;
+  EXPECT_EQ(ps.find("\"Names\":\"plain\""), std::string::npos) << ps;
+  EXPECT_EQ(kiste_.run("start --all").output, "");  // they run: nothing more to start
+  EXPECT_EQ(kiste_.run("start --all al").status, 125);
+  EXPECT_EQ(kiste_.run("rm -f al us stopped plain").status, 0);
+  for (const auto& id : ids) expect_nothing_left(id, 0);
+}
+
+// `kiste inspect NAME` looks for a container first, then an image (docker's order).
+TEST_F(Services, TopLevelInspectFindsContainersFirst) {
+  const std::string id = run_detached("--name busybox busybox sleep 600");
+  auto inspect = kiste_.run("inspect busybox");
+  EXPECT_EQ(inspect.status, 0) << inspect.output;
+  EXPECT_NE(inspect.output.find("\"Id\": \"" + id + "\""), std::string::npos) << inspect.output;
+  EXPECT_NE(inspect.output.find("\"Name\": \"/busybox\""), std::string::npos) << inspect.output;
+  EXPECT_EQ(kiste_.run("rm -f busybox").status, 0);
+  inspect = kiste_.run("inspect busybox");  // no container by that name now: the image
+  EXPECT_EQ(inspect.status, 0) << inspect.output;
+  EXPECT_EQ(inspect.output.find("\"Name\": \"/busybox\""), std::string::npos) << inspect.output;
+  expect_nothing_left(id, 0);
+}
+
+// top lists the processes of the container's cgroup with docker's columns (the host's ps -f).
+TEST_F(Services, TopListsTheContainersProcesses) {
+  const std::string id = run_detached("--name tp busybox sh -c 'sleep 601 & sleep 602'");
+  std::string top;
+  for (int i = 0; i < 100; ++i) {  // until the shell has started both
+    top = kiste_.run("top tp").output;
+    if (top.find("sleep 601") != std::string::npos && top.find("sleep 602") != std::string::npos) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_TRUE(std::regex_search(top, std::regex("^UID +PID +PPID +C +STIME +TTY +TIME +CMD\n"))) << top;
+  EXPECT_NE(top.find("sleep 601"), std::string::npos) << top;
+  EXPECT_NE(top.find("sleep 602"), std::string::npos) << top;
+  // The header and the two sleeps (sh execs its last command): nothing of the host.
+  EXPECT_EQ(count_lines(top), 3u) << top;
+  EXPECT_EQ(kiste_.run("kill tp").status, 0);
+  (void)kiste_.run("wait tp");
+  auto r = kiste_.run("top tp");
+  EXPECT_EQ(r.status, 125);
+  EXPECT_EQ(r.output, "kiste: error: top container tp: it is not running\n");
+  EXPECT_EQ(kiste_.run("rm tp").status, 0);
+  expect_nothing_left(id, 0);
+}
+
 }  // namespace
 }  // namespace kiste::testing

@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -15,12 +16,13 @@
 #include <kiste/base/error.hpp>
 #include <kiste/base/unique_fd.hpp>
 #include <kiste/image/root_layout.hpp>
+#include <kiste/runtime/health.hpp>
 
 namespace kiste::runtime {
 
-// docker's --restart: no | on-failure[:N] | always.
+// docker's --restart: no | on-failure[:N] | always | unless-stopped.
 struct RestartPolicy {
-  enum class Kind { No, OnFailure, Always };
+  enum class Kind { No, OnFailure, Always, UnlessStopped };
   Kind kind = Kind::No;
   int max_retries = 0;  // on-failure:N (0: unlimited)
   bool operator==(const RestartPolicy&) const = default;
@@ -29,9 +31,17 @@ struct RestartPolicy {
 [[nodiscard]] std::string restart_policy_name(const RestartPolicy& p);  // "on-failure"
 // Whether a container that ended with `exit_code` starts again after `restarts` restarts.
 [[nodiscard]] bool should_restart(const RestartPolicy& p, int exit_code, int restarts);
+
 // docker's backoff: 100 ms, doubled after each restart, at most 60 s; back to 100 ms when the
 // container ran for 10 s or more.
 [[nodiscard]] int restart_delay_ms(int previous_delay_ms, double ran_seconds);
+
+// The json-file log's --log-opt max-size/max-file (json_log.hpp).
+struct LogOptions {
+  int64_t max_size = 0;  // bytes; 0: the log is never rotated
+  int max_file = 1;      // files kept, the live one included
+  bool operator==(const LogOptions&) const = default;
+};
 
 // A container name as docker takes it: [a-zA-Z0-9][a-zA-Z0-9_.-]+.
 [[nodiscard]] Status validate_container_name(std::string_view name);
@@ -54,15 +64,22 @@ struct ContainerState {
   std::string error;           // why the last start failed
   bool stop_requested = false;  // `stop`/`kill`/`rm -f`: the restart policy no longer applies
   bool monitor_lost = false;    // not stored: computed when read
+  std::optional<HealthState> health_state;  // while the container has a healthcheck
   // Configuration.
   RestartPolicy restart;
   int stop_signal = 15;      // SIGTERM
   int stop_timeout = 10;     // seconds
   bool auto_remove = false;  // --rm: the monitor removes the container when it ends for good
   std::vector<std::string> run_args;  // the `run` arguments the monitor re-reads
+  LogOptions log;
+  std::optional<HealthSpec> health;   // nullopt: no healthcheck (records before it: none)
 
   [[nodiscard]] bool running() const { return status == "running" || status == "restarting"; }
 };
+
+// Whether `start --all` (the boot hook) starts a container that does not run: `always` ones,
+// and `unless-stopped` ones that no stop/kill ended.
+[[nodiscard]] bool starts_at_boot(const ContainerState& s);
 
 [[nodiscard]] std::string state_to_json(const ContainerState& s);
 [[nodiscard]] Result<ContainerState> state_from_json(std::string_view json);

@@ -6,6 +6,7 @@
 // filters (read with PTRACE_SECCOMP_GET_FILTER). No daemon is asked: the caller does it.
 #include <sys/types.h>
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -18,15 +19,25 @@ struct ExecRequest {
   std::vector<std::string> args;  // args[0] looked up in the container's PATH
   std::vector<std::string> env;   // KEY=VALUE added to (or replacing in) the target's environment
   std::string cwd = "/";
+  // >= 0: the command's stdout and stderr go to this fd and its stdin is /dev/null (a
+  // healthcheck's probe); otherwise it has the caller's stdio.
+  int output_fd = -1;
+  // > 0: the command (and what it started in its process group) is SIGKILLed after this long.
+  int64_t timeout_ms = 0;
 };
 
 struct ExecResult {
   int exit_code = 0;       // the command's status, 128+N when killed by signal N, 126/127 exec
   std::string exec_error;  // set with 126/127: "exec `x`: executable file not found in $PATH"
+  bool timed_out = false;  // killed at ExecRequest::timeout_ms (exit_code 137)
 };
 
 // Runs the command to completion with the caller's stdio. Errors before the command runs
 // ("exec: join the container's `mnt` namespace: …") come back as Error.
 [[nodiscard]] Result<ExecResult> exec_in_container(const ExecRequest& req);
+
+// Every process in the cgroup of the container whose init is `init` (host pids, sorted): the
+// `pids` hierarchy on cgroup v1, the unified one on v2. For `kiste top`.
+[[nodiscard]] Result<std::vector<pid_t>> container_pids(pid_t init);
 
 }  // namespace kiste::runtime
