@@ -25,20 +25,9 @@ CF
   touch "$work/.ready"
 fi
 
-kroot=$work/kiste-root
-rm -rf "$kroot"
-"$KISTE" --root "$kroot" import "$work/busybox.tar" busybox >/dev/null
-
-broot=$work/buildah-root
-brun=$work/buildah-runroot
-buildah_() { buildah --root "$broot" --runroot "$brun" --storage-driver overlay "$@"; }
-buildah_ rmi --all --force >/dev/null 2>&1 || true
-"$KISTE" --root "$kroot" save --format oci-archive -o "$work/busybox.oci.tar" busybox
-id=$(buildah_ pull -q "oci-archive:$work/busybox.oci.tar")
-buildah_ tag "$id" busybox
-
-kbuild="$KISTE --root $kroot build -q -t bench"
-bbuild="buildah --root $broot --runroot $brun --storage-driver overlay bud --layers --pull=never --runtime runc --network none -q -t bench"
+bench_build_roots "$work"
+kbuild="$kbuild_base -t bench"
+bbuild="$bbuild_base -t bench"
 # Correctness first: both images print the same.
 $kbuild $work/ctx >/dev/null
 $bbuild $work/ctx >/dev/null

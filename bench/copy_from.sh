@@ -25,19 +25,9 @@ CF
 fi
 date +%s%N >"$work/ctx/stamp"
 
-kroot=$work/kiste-root
-rm -rf "$kroot"
-"$KISTE" --root "$kroot" import "$work/busybox.tar" busybox >/dev/null
-broot=$work/buildah-root
-brun=$work/buildah-runroot
-buildah_() { buildah --root "$broot" --runroot "$brun" --storage-driver overlay "$@"; }
-buildah_ rmi --all --force >/dev/null 2>&1 || true
-"$KISTE" --root "$kroot" save --format oci-archive -o "$work/busybox.oci.tar" busybox
-id=$(buildah_ pull -q "oci-archive:$work/busybox.oci.tar")
-buildah_ tag "$id" busybox
-
-kbuild="$KISTE --root $kroot build -q -t bench $work/ctx"
-bbuild="buildah --root $broot --runroot $brun --storage-driver overlay bud --layers --pull=never --runtime runc --network none -q -t bench $work/ctx"
+bench_build_roots "$work"
+kbuild="$kbuild_base -t bench $work/ctx"
+bbuild="$bbuild_base -t bench $work/ctx"
 $kbuild >/dev/null   # the big stage is built once; every timed run is a cache hit for it
 $bbuild >/dev/null
 bench_compare "COPY --from (150 MB stage)" "$kbuild" buildah "$bbuild" \

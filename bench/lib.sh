@@ -52,3 +52,23 @@ bench_unavailable() {
   jq -nc --arg c "$name" --arg peer "$peer" --arg note "$why" \
     '{comparison:$c, kiste_ms:null, peer:$peer, peer_ms:null, ratio:null, kiste_rss_kib:null, peer_rss_kib:null, note:$note}' >>"$BENCH_OUT"
 }
+
+# bench_build_roots WORK: a kiste root and a buildah root (overlay driver) under WORK, each
+# holding `busybox` from $WORK/busybox.tar. Sets kroot, broot, brun and the commands
+# kbuild_base / bbuild_base (append -t, flags and the context). buildah's RUN steps get
+# --network none, as kiste build's do by default (and its CNI would touch the host's nftables).
+bench_build_roots() {
+  local work=$1 id
+  kroot=$work/kiste-root
+  rm -rf "$kroot"
+  "$KISTE" --root "$kroot" import "$work/busybox.tar" busybox >/dev/null
+  broot=$work/buildah-root
+  brun=$work/buildah-runroot
+  local b="buildah --root $broot --runroot $brun --storage-driver overlay"
+  $b rmi --all --force >/dev/null 2>&1 || true
+  "$KISTE" --root "$kroot" save --format oci-archive -o "$work/busybox.oci.tar" busybox
+  id=$($b pull -q "oci-archive:$work/busybox.oci.tar")
+  $b tag "$id" busybox
+  kbuild_base="$KISTE --root $kroot build -q"
+  bbuild_base="$b bud --layers --pull=never --runtime runc --network none -q"
+}

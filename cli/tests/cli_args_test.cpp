@@ -108,7 +108,7 @@ TEST(UnknownCommand, SuggestsOrNamesWhatDockerHasAndKisteLacks) {
             "unknown command biuld (did you mean build?)");
   EXPECT_EQ(unknown_command_message("", "attach", cmds),
             "attach: not supported by kiste yet (detached containers have run -d, ps, logs, exec, "
-            "stop, kill, wait and rm so far)");
+            "start, restart, top, port, stop, kill, wait and rm so far)");
   EXPECT_EQ(unknown_command_message("", "frobnicate", cmds),
             "unknown command frobnicate (see `kiste --help`)");
   EXPECT_NE(unknown_command_message("", "history", cmds).find("kiste inspect"), std::string::npos);

@@ -27,6 +27,7 @@
 #include <kiste/network/netlink.hpp>
 #include <kiste/network/nft.hpp>
 #include <kiste/testing/kiste_cli.hpp>
+#include <kiste/testing/netns.hpp>
 #include <kiste/testing/require_root.hpp>
 #include <kiste/testing/temp_root.hpp>
 
@@ -35,29 +36,6 @@ namespace {
 
 namespace fs = std::filesystem;
 bool g_own_netns = false;
-
-// A new network namespace, held by an fd.
-UniqueFd new_netns() {
-  int p[2];
-  if (::pipe2(p, O_CLOEXEC) != 0) return {};
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    char c = ::unshare(CLONE_NEWNET) == 0 ? 'y' : 'n';
-    (void)!::write(p[1], &c, 1);
-    ::pause();
-    ::_exit(0);
-  }
-  ::close(p[1]);
-  char c = 0;
-  UniqueFd fd;
-  if (::read(p[0], &c, 1) == 1 && c == 'y') {
-    fd = UniqueFd(::open(fmt::format("/proc/{}/ns/net", pid).c_str(), O_RDONLY | O_CLOEXEC));
-  }
-  ::close(p[0]);
-  ::kill(pid, SIGKILL);
-  ::waitpid(pid, nullptr, 0);
-  return fd;
-}
 
 // What is left of kiste in this namespace: links named kiste* or kv*, and nft tables.
 std::string leftovers() {
@@ -627,11 +605,7 @@ TEST_F(NetworkE2E, BadPublishAndPortInUseLeaveNothing) {
 
 int main(int argc, char** argv) {
   // Everything this binary (and every kiste it starts) makes lives in its own network namespace.
-  kiste::testing::g_own_netns = ::geteuid() == 0 && ::unshare(CLONE_NEWNET) == 0;
-  if (kiste::testing::g_own_netns) {  // 127.0.0.1 of this namespace, for published ports
-    auto nl = kiste::network::Netlink::open();
-    kiste::testing::g_own_netns = nl && nl->set_up("lo");
-  }
+  kiste::testing::g_own_netns = kiste::testing::enter_own_netns();
   ::testing::InitGoogleTest(&argc, argv);
   return RUN_ALL_TESTS();
 }

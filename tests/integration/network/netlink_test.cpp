@@ -16,35 +16,14 @@
 #include <kiste/base/unique_fd.hpp>
 #include <kiste/network/netlink.hpp>
 #include <kiste/network/nft.hpp>
+#include <kiste/testing/netns.hpp>
 #include <kiste/testing/require_root.hpp>
 
 namespace kiste::network {
 namespace {
 
 bool g_own_netns = false;
-
-// A second network namespace (a "container"), held by an fd.
-UniqueFd new_netns() {
-  int pipefd[2];
-  if (::pipe2(pipefd, O_CLOEXEC) != 0) return {};
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    char c = ::unshare(CLONE_NEWNET) == 0 ? 'y' : 'n';
-    (void)!::write(pipefd[1], &c, 1);
-    ::pause();
-    ::_exit(0);
-  }
-  ::close(pipefd[1]);
-  char c = 0;
-  UniqueFd fd;
-  if (::read(pipefd[0], &c, 1) == 1 && c == 'y') {
-    fd = UniqueFd(::open(fmt::format("/proc/{}/ns/net", pid).c_str(), O_RDONLY | O_CLOEXEC));
-  }
-  ::close(pipefd[0]);
-  ::kill(pid, SIGKILL);
-  ::waitpid(pid, nullptr, 0);
-  return fd;
-}
+using kiste::testing::new_netns;
 
 // Connects to addr:port over TCP from inside the namespace `netns`; true when accepted.
 bool connect_from(int netns, const char* addr, uint16_t port) {
@@ -169,7 +148,7 @@ TEST_F(NetlinkTest, NftTransactionsAreAllOrNothing) {
 
 int main(int argc, char** argv) {
   // Everything this binary makes lives in its own network namespace (the network rule).
-  kiste::network::g_own_netns = ::geteuid() == 0 && ::unshare(CLONE_NEWNET) == 0;
+  kiste::network::g_own_netns = kiste::testing::enter_own_netns();
   ::testing::InitGoogleTest(&argc, argv);
   return RUN_ALL_TESTS();
 }
