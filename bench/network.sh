@@ -34,8 +34,8 @@ bench_compare "network attach (run --rm true)" \
 # shell loop listens again (bounded: 1000 connections).
 $K run -d --name sink --network benchnet --ip 192.0.2.10 -p 127.0.0.1:18080:8080 busybox \
   sh -c 'i=0; while [ $i -lt 1000 ]; do nc -l -p 8080 >/dev/null; i=$((i+1)); done' >/dev/null
-send() {  # send HOST PORT: 256 MiB, then half-close and wait for the sink to close
-  python3 - "$1" "$2" <<'EOF'
+# send.py HOST PORT: 256 MiB, then half-close and wait for the sink to close.
+cat >"$work/send.py" <<'EOF'
 import socket, sys, time
 for _ in range(50):  # the listener comes back between connections
     try:
@@ -52,9 +52,7 @@ s.shutdown(socket.SHUT_WR)
 while s.recv(65536):
     pass
 EOF
-}
-export -f send
 bench_compare "publish throughput (256 MiB)" \
-  "bash -c 'send 127.0.0.1 18080'" \
-  "direct to the container" "bash -c 'send 192.0.2.10 8080'" "" \
+  "python3 $work/send.py 127.0.0.1 18080" \
+  "direct to the container" "python3 $work/send.py 192.0.2.10 8080" "" \
   "peer is the bridge path straight to the container's address: the ratio is the proxy's cost"

@@ -352,7 +352,7 @@ Result<std::string> read_file(const fs::path& path, size_t max_bytes) {
   return read_all(fd.get(), path.native(), max_bytes);
 }
 
-Status write_file_atomic(const fs::path& path, std::string_view data, mode_t mode) {
+Status write_file_atomic(const fs::path& path, std::string_view data, mode_t mode, Sync sync) {
   fs::path dir = path.parent_path();
   if (dir.empty()) dir = ".";
   fs::path tmp = dir / ("." + path.filename().native() + ".tmp-" + random_hex(6));
@@ -363,10 +363,12 @@ Status write_file_atomic(const fs::path& path, std::string_view data, mode_t mod
   };
   if (auto r = write_all(fd.get(), data, tmp.native()); !r) return cleanup_on_error(r.error());
   if (::fchmod(fd.get(), mode) != 0) return cleanup_on_error(sys_error("chmod", tmp.native()));
-  if (auto r = fsync(fd.get(), tmp.native()); !r) return cleanup_on_error(r.error());
+  if (sync == Sync::Yes) {
+    if (auto r = fsync(fd.get(), tmp.native()); !r) return cleanup_on_error(r.error());
+  }
   fd.reset();
   if (auto r = sys::rename(tmp, path); !r) return cleanup_on_error(r.error());
-  return fsync_dir(dir);
+  return sync == Sync::Yes ? fsync_dir(dir) : Status{};
 }
 
 namespace {

@@ -339,9 +339,9 @@ Status Networks::realise(const NetworkConfig& n) {
   KISTE_ASSIGN_OR_RETURN(Netlink nl, Netlink::open());
   KISTE_ASSIGN_OR_RETURN(bool exists, nl.link_exists(n.bridge));
   KISTE_ASSIGN_OR_RETURN(Nft nft, Nft::open());
-  bool table = static_cast<bool>(nft.query(fmt::format("list table {}", kTable)));
-  bool chains = table && static_cast<bool>(nft.query(
-                             fmt::format("list chain {} {}", kTable, chain(n, "out"))));
+  // One query (a missing table fails it too): each loads nft's cache of the table.
+  const bool chains =
+      static_cast<bool>(nft.query(fmt::format("list chain {} {}", kTable, chain(n, "out"))));
   if (exists && chains) return {};
   KISTE_ASSIGN_OR_RETURN(FileLock lock, lock_dir(dir_));
   KISTE_ASSIGN_OR_RETURN(exists, nl.link_exists(n.bridge));  // made meanwhile?

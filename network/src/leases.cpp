@@ -80,7 +80,9 @@ Status write_table(const std::filesystem::path& path, const LeaseTable& t) {
     if (!l.names.empty()) out += fmt::format(" {}", fmt::join(l.names, ","));
     out += '\n';
   }
-  return sys::write_file_atomic(path, out, 0600);
+  // No fsync: after a power loss every lease is stale anyway (its pid is gone), and the next
+  // lease reclaims it; the atomic replace keeps readers from a half-written file.
+  return sys::write_file_atomic(path, out, 0600, sys::Sync::No);
 }
 
 }  // namespace

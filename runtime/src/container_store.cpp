@@ -203,21 +203,10 @@ namespace {
 // Atomic replace without fsync, for the record's updates while its container lives: a power
 // loss makes a record that says running read as `Exited (unknown)` anyway (no monitor holds
 // its lock), and a rename over an existing file is what ext4's auto_da_alloc orders after the
-// file's data. Each fsync pair costs ~5 ms on this host's discard-mounted ext4, and `run -d`
-// used to make five of them before it returned; create() keeps its fsyncs.
+// file's data. `run -d` used to make five fsync pairs before it returned; create() keeps its
+// fsyncs.
 Status replace_file(const fs::path& path, std::string_view data) {
-  const fs::path tmp = path.parent_path() / ("." + path.filename().native() + ".tmp-" + sys::random_hex(6));
-  KISTE_ASSIGN_OR_RETURN(UniqueFd fd, sys::open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
-  if (auto w = sys::write_all(fd.get(), data, tmp.native()); !w) {
-    ::unlink(tmp.c_str());
-    return w;
-  }
-  fd.reset();
-  if (auto r = sys::rename(tmp, path); !r) {
-    ::unlink(tmp.c_str());
-    return r;
-  }
-  return {};
+  return sys::write_file_atomic(path, data, 0600, sys::Sync::No);
 }
 
 }  // namespace
