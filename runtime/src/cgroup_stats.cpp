@@ -1,5 +1,7 @@
 #include <kiste/runtime/cgroup_stats.hpp>
 
+#include <sys/stat.h>
+
 #include <charconv>
 #include <sstream>
 #include <string>
@@ -116,6 +118,43 @@ Result<StatsSample> container_stats(pid_t init) {
   KISTE_ASSIGN_OR_RETURN(std::string text, sys::read_file(what, 1 << 16));
   KISTE_ASSIGN_OR_RETURN(StatsCgroups dirs, stats_cgroups(text, "/sys/fs/cgroup"));
   return read_stats(dirs);
+}
+
+Result<NetTotals> parse_net_dev(std::string_view text) {
+  NetTotals t;
+  bool any = false;
+  std::istringstream in{std::string(text)};
+  for (std::string line; std::getline(in, line);) {
+    const size_t colon = line.find(':');
+    if (colon == std::string::npos) continue;
+    std::istringstream name_in(line.substr(0, colon));
+    std::string name;
+    name_in >> name;
+    if (name.empty() || name.find('|') != std::string::npos) continue;  // the header lines
+    std::istringstream fields(line.substr(colon + 1));
+    uint64_t v[9] = {};
+    for (auto& x : v) {
+      if (!(fields >> x)) return failf(Errc::InvalidArgument, "read network counters: bad line for {}", name);
+    }
+    any = true;
+    if (name == "lo") continue;
+    t.rx += v[0];
+    t.tx += v[8];
+  }
+  if (!any) return fail(Errc::InvalidArgument, "read network counters: no interface");
+  return t;
+}
+
+Result<std::optional<NetTotals>> container_net(pid_t init) {
+  struct stat theirs {}, ours {};
+  const std::string ns = fmt::format("/proc/{}/ns/net", init);
+  if (::stat(ns.c_str(), &theirs) != 0) return std::unexpected(sys_error("stat", ns));
+  if (::stat("/proc/self/ns/net", &ours) == 0 && theirs.st_ino == ours.st_ino && theirs.st_dev == ours.st_dev) {
+    return std::optional<NetTotals>();
+  }
+  KISTE_ASSIGN_OR_RETURN(std::string text, sys::read_file(fmt::format("/proc/{}/net/dev", init), 1 << 20));
+  KISTE_ASSIGN_OR_RETURN(NetTotals t, parse_net_dev(text));
+  return std::optional(t);
 }
 
 }  // namespace kiste::runtime

@@ -87,5 +87,20 @@ TEST_F(CgroupStatsTest, NoFilesOrNoLinesAreOneLineErrors) {
   EXPECT_FALSE(read_stats(stats_cgroups("0::/kiste/c3\n", root_).value()));
 }
 
+TEST(NetDev, SumsEveryInterfaceButLo) {
+  constexpr std::string_view kText =
+      "Inter-|   Receive                                                |  Transmit\n"
+      " face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n"
+      "    lo:     840      10    0    0    0     0          0         0      840      10    0    0    0     0       0          0\n"
+      "  eth0:    1500       5    0    0    0     0          0         0      648       4    0    0    0     0       0          0\n"
+      "  eth1:     500       1    0    0    0     0          0         0        2       1    0    0    0     0       0          0\n";
+  auto t = parse_net_dev(kText);
+  ASSERT_TRUE(t) << t.error().message;
+  EXPECT_EQ(t->rx, 2000u);
+  EXPECT_EQ(t->tx, 650u);
+  EXPECT_FALSE(parse_net_dev("  eth0: 12 x\n"));
+  EXPECT_FALSE(parse_net_dev(""));
+}
+
 }  // namespace
 }  // namespace kiste::runtime

@@ -41,4 +41,16 @@ struct StatsSample {
 // Both for the container whose init is `init` (host pid), from /proc and /sys/fs/cgroup.
 [[nodiscard]] Result<StatsSample> container_stats(pid_t init);
 
+// NET I/O: bytes received and sent on every interface but lo.
+struct NetTotals {
+  uint64_t rx = 0, tx = 0;
+};
+
+// The totals of a /proc/<pid>/net/dev text.
+[[nodiscard]] Result<NetTotals> parse_net_dev(std::string_view text);
+
+// The totals of the container's network namespace; nullopt when it is the host's (--network
+// host), whose counters are not the container's.
+[[nodiscard]] Result<std::optional<NetTotals>> container_net(pid_t init);
+
 }  // namespace kiste::runtime
