@@ -386,8 +386,8 @@ struct StatsFlags {
 
 // stats: docker's columns from two cgroup samples ~0.5 s apart (CPU % is the delta of the
 // cgroup's CPU time over the wall time between them, as docker's delta over the host's).
-// NET I/O from the container's network namespace ("--" when it shares the host's); BLOCK I/O
-// is not read yet ("--").
+// NET I/O from the container's network namespace ("--" when it shares the host's), BLOCK I/O
+// from the blkio controller (v1) or io.stat (v2).
 void cmd_stats(const Globals& g, const std::vector<std::string>& refs, const StatsFlags& f) {
   if (!f.no_stream) {
     exit_on_error(fail(Errc::Unsupported, "stats: streams only with --no-stream so far"));
@@ -422,7 +422,7 @@ void cmd_stats(const Globals& g, const std::vector<std::string>& refs, const Sta
     const double wall_ns =
         static_cast<double>(std::chrono::duration_cast<std::chrono::nanoseconds>(
                                 std::chrono::steady_clock::now() - t0).count());
-    std::string cpu = "--", mem = "-- / --", mem_pct = "--", pids = "--", net = "--";
+    std::string cpu = "--", mem = "-- / --", mem_pct = "--", pids = "--", net = "--", block = "--";
     if (s.running() && s.pid > 0) {
       if (auto n = runtime::container_net(s.pid); n && *n) {
         net = human_size(static_cast<int64_t>((*n)->rx)) + " / " + human_size(static_cast<int64_t>((*n)->tx));
@@ -441,16 +441,20 @@ void cmd_stats(const Globals& g, const std::vector<std::string>& refs, const Sta
         }
       }
       if (second->pids) pids = std::to_string(*second->pids);
+      if (second->block_read && second->block_write) {
+        block = human_size(static_cast<int64_t>(*second->block_read)) + " / " +
+                human_size(static_cast<int64_t>(*second->block_write));
+      }
     }
     const std::string id = s.id.substr(0, 12);
     if (f.format == "json") {
-      json j{{"BlockIO", "--"}, {"CPUPerc", cpu},      {"Container", s.name}, {"ID", id},
+      json j{{"BlockIO", block}, {"CPUPerc", cpu},      {"Container", s.name}, {"ID", id},
              {"MemPerc", mem_pct}, {"MemUsage", mem}, {"Name", s.name},      {"NetIO", net},
              {"PIDs", pids}};
       std::printf("%s\n", j.dump(-1, ' ', false, json::error_handler_t::replace).c_str());
     } else {
       std::printf("%-14s %-20s %-8s %-21s %-8s %-10s %-10s %s\n", id.c_str(), truncated(s.name, 20).c_str(),
-                  cpu.c_str(), mem.c_str(), mem_pct.c_str(), net.c_str(), "--", pids.c_str());
+                  cpu.c_str(), mem.c_str(), mem_pct.c_str(), net.c_str(), block.c_str(), pids.c_str());
     }
   }
 }

@@ -56,6 +56,45 @@ std::optional<uint64_t> without_cache(std::optional<uint64_t> usage, std::option
   return usage;
 }
 
+// BLOCK I/O: v1's "MAJ:MIN Read|Write N" lines, or v2 io.stat's "MAJ:MIN rbytes=N wbytes=N …".
+void read_block(const StatsCgroups& d, StatsSample& s) {
+  if (!d.blkio.empty()) {
+    for (const char* name : {"blkio.throttle.io_service_bytes_recursive", "blkio.throttle.io_service_bytes"}) {
+      auto text = read_small(d.blkio / name);
+      if (!text) continue;
+      uint64_t r = 0, w = 0;
+      std::istringstream in(*text);
+      for (std::string line; std::getline(in, line);) {
+        std::istringstream f(line);
+        std::string dev, op, v;
+        if (!(f >> dev >> op >> v) || dev.find(':') == std::string::npos) continue;
+        auto n = parse_u64(v);
+        if (n && op == "Read") r += *n;
+        if (n && op == "Write") w += *n;
+      }
+      s.block_read = r;
+      s.block_write = w;
+      return;
+    }
+    return;
+  }
+  auto text = d.unified.empty() ? std::nullopt : read_small(d.unified / "io.stat");
+  if (!text) return;
+  uint64_t r = 0, w = 0;
+  std::istringstream in(*text);
+  for (std::string word; in >> word;) {
+    auto take = [&](std::string_view key, uint64_t& sum) {
+      if (word.starts_with(key)) {
+        if (auto n = parse_u64(std::string_view(word).substr(key.size()))) sum += *n;
+      }
+    };
+    take("rbytes=", r);
+    take("wbytes=", w);
+  }
+  s.block_read = r;
+  s.block_write = w;
+}
+
 }  // namespace
 
 Result<StatsCgroups> stats_cgroups(std::string_view proc_cgroup, const fs::path& cgroup_root) {
@@ -82,6 +121,7 @@ Result<StatsCgroups> stats_cgroups(std::string_view proc_cgroup, const fs::path&
       if (c == "memory") out.memory = dir;
       if (c == "cpuacct") out.cpuacct = dir;
       if (c == "pids") out.pids = dir;
+      if (c == "blkio") out.blkio = dir;
     }
   }
   if (!any) return fail(Errc::InvalidArgument, "read cgroups: no cgroup line");
@@ -107,6 +147,7 @@ Result<StatsSample> read_stats(const StatsCgroups& d) {
     s.cpu_usage_ns = *us * 1000;
   }
   s.pids = read_u64(d.pids.empty() ? d.unified : d.pids, "pids.current");
+  read_block(d, s);
   if (!s.memory_usage && !s.cpu_usage_ns && !s.pids) {
     return fail(Errc::NotFound, "read cgroup stats: no memory, cpu or pids file in the container's cgroups");
   }

@@ -25,7 +25,7 @@ class CgroupStatsTest : public ::testing::Test {
 };
 
 constexpr std::string_view kHybrid =
-    "9:name=systemd:/\n8:pids:/kiste/c1\n4:memory:/kiste/c1\n2:cpu,cpuacct:/kiste/c1\n0::/kiste/c1\n";
+    "9:name=systemd:/\n8:pids:/kiste/c1\n7:blkio:/kiste/c1\n4:memory:/kiste/c1\n2:cpu,cpuacct:/kiste/c1\n0::/kiste/c1\n";
 
 TEST_F(CgroupStatsTest, V1HybridReadsTheV1Controllers) {
   put("memory/kiste/c1/memory.usage_in_bytes", "10485760\n");
@@ -33,6 +33,8 @@ TEST_F(CgroupStatsTest, V1HybridReadsTheV1Controllers) {
   put("memory/kiste/c1/memory.stat", "cache 0\ntotal_inactive_file 1048576\ntotal_rss 5\n");
   put("cpu,cpuacct/kiste/c1/cpuacct.usage", "123456789\n");
   put("pids/kiste/c1/pids.current", "3\n");
+  put("blkio/kiste/c1/blkio.throttle.io_service_bytes_recursive",
+      "8:0 Read 4096\n8:0 Write 512\n8:0 Total 4608\n8:16 Read 1\n8:16 Write 2\nTotal 4611\n");
   put("unified/kiste/c1/cgroup.procs", "");  // the hybrid's v2 dir, no controllers
   auto dirs = stats_cgroups(kHybrid, root_);
   ASSERT_TRUE(dirs) << dirs.error().message;
@@ -45,6 +47,8 @@ TEST_F(CgroupStatsTest, V1HybridReadsTheV1Controllers) {
   EXPECT_EQ(s->memory_limit, 67108864u);
   EXPECT_EQ(s->cpu_usage_ns, 123456789u);
   EXPECT_EQ(s->pids, 3u);
+  EXPECT_EQ(s->block_read, 4097u);
+  EXPECT_EQ(s->block_write, 514u);
 }
 
 TEST_F(CgroupStatsTest, V1UnlimitedMemoryIsNoLimit) {
@@ -56,6 +60,7 @@ TEST_F(CgroupStatsTest, V1UnlimitedMemoryIsNoLimit) {
   EXPECT_FALSE(s->memory_limit);
   EXPECT_FALSE(s->cpu_usage_ns);
   EXPECT_FALSE(s->pids);
+  EXPECT_FALSE(s->block_read);
 }
 
 TEST_F(CgroupStatsTest, V2ReadsTheUnifiedFiles) {
@@ -64,6 +69,7 @@ TEST_F(CgroupStatsTest, V2ReadsTheUnifiedFiles) {
   put("kiste/c2/memory.stat", "anon 1\ninactive_file 4096\n");
   put("kiste/c2/cpu.stat", "usage_usec 2500\nuser_usec 2000\nsystem_usec 500\n");
   put("kiste/c2/pids.current", "1\n");
+  put("kiste/c2/io.stat", "8:0 rbytes=100 wbytes=20 rios=1 wios=1 dbytes=0 dios=0\n8:16 rbytes=1 wbytes=2 rios=1\n");
   auto dirs = stats_cgroups("0::/kiste/c2\n", root_);
   ASSERT_TRUE(dirs) << dirs.error().message;
   EXPECT_EQ(dirs->unified, root_ / "kiste/c2");
@@ -74,6 +80,8 @@ TEST_F(CgroupStatsTest, V2ReadsTheUnifiedFiles) {
   EXPECT_FALSE(s->memory_limit);
   EXPECT_EQ(s->cpu_usage_ns, 2500000u);
   EXPECT_EQ(s->pids, 1u);
+  EXPECT_EQ(s->block_read, 101u);
+  EXPECT_EQ(s->block_write, 22u);
   put("kiste/c2/memory.max", "67108864\n");
   EXPECT_EQ(read_stats(*dirs)->memory_limit, 67108864u);
 }

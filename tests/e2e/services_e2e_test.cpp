@@ -555,7 +555,7 @@ TEST_F(Services, StatsShowsTheCgroupsLimitAndProcesses) {
   ASSERT_EQ(r.status, 0) << r.output;
   std::smatch m;
   ASSERT_TRUE(std::regex_search(
-      r.output, m, std::regex("\\n" + id.substr(0, 12) + " +st +[0-9.]+% +[0-9.]+[KMG]?i?B / 64MiB +[0-9.]+% +(--|[0-9.]+[kMG]?B / [0-9.]+[kMG]?B) +-- +([0-9]+)\\n")))
+      r.output, m, std::regex("\\n" + id.substr(0, 12) + " +st +[0-9.]+% +[0-9.]+[KMG]?i?B / 64MiB +[0-9.]+% +(--|[0-9.]+[kMG]?B / [0-9.]+[kMG]?B) +[0-9.]+[kMG]?B / [0-9.]+[kMG]?B +([0-9]+)\\n")))
       << r.output;
   EXPECT_GE(std::stoi(m[2]), 1) << r.output;
   EXPECT_EQ(r.output.rfind("CONTAINER ID ", 0), 0u) << r.output;

@@ -19,6 +19,7 @@ struct StatsCgroups {
   std::filesystem::path memory;  // v1 `memory` controller dir
   std::filesystem::path cpuacct; // v1 `cpuacct` controller dir
   std::filesystem::path pids;    // v1 `pids` controller dir
+  std::filesystem::path blkio;   // v1 `blkio` controller dir
   std::filesystem::path unified; // the v2 dir (on a hybrid host it may hold no controller)
 };
 
@@ -27,6 +28,7 @@ struct StatsSample {
   std::optional<uint64_t> memory_limit;  // bytes; nullopt: unlimited (or unknown)
   std::optional<uint64_t> cpu_usage_ns;  // cumulative
   std::optional<uint64_t> pids;
+  std::optional<uint64_t> block_read, block_write;  // bytes, all devices
 };
 
 // The dirs from the text of /proc/<pid>/cgroup, with the hierarchies mounted under
