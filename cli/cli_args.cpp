@@ -15,8 +15,8 @@ namespace {
 using Entry = std::pair<std::string_view, std::string_view>;
 
 constexpr std::string_view kLifecycle =
-    "detached containers have run -d, ps, logs, exec, start, restart, top, port, stop, kill, wait and "
-    "rm so far";
+    "detached containers have run -d, ps, logs, exec, start, restart, top, stats, port, stop, kill, "
+    "wait and rm so far";
 constexpr std::string_view kNetworks =
     "kiste's networks have `--network NAME`, `--ip`, `--network-alias`, `-p`, `-P`, `--dns*` and "
     "`--add-host` so far";
@@ -24,7 +24,7 @@ constexpr std::string_view kNetworks =
 // Docker's commands that kiste lacks.
 constexpr Entry kMissingCommands[] = {
     {"attach", kLifecycle},
-    {"stats", kLifecycle},   {"pause", kLifecycle},
+    {"pause", kLifecycle},
     {"unpause", kLifecycle}, {"rename", kLifecycle},  {"create", kLifecycle},
     {"update", kLifecycle},  {"cp", kLifecycle},
     {"diff", kLifecycle},    {"events", kLifecycle},

@@ -17,6 +17,7 @@
 
 #include <kiste/base/go_template.hpp>
 #include <kiste/base/sys.hpp>
+#include <kiste/runtime/cgroup_stats.hpp>
 #include <kiste/runtime/container_store.hpp>
 #include <kiste/runtime/json_log.hpp>
 #include <kiste/runtime/exec.hpp>
@@ -366,6 +367,98 @@ int cmd_top(const Globals& g, const std::string& ref) {
   return WIFEXITED(st) && WEXITSTATUS(st) <= 1 ? 0 : kExitFailure;
 }
 
+// go-units' BytesSize, as docker stats prints sizes: "%.4g" of binary units.
+std::string binary_size(uint64_t bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = static_cast<double>(bytes);
+  int u = 0;
+  while (v >= 1024 && u < 4) {
+    v /= 1024;
+    ++u;
+  }
+  return fmt::format("{:.4g}{}", v, units[u]);
+}
+
+struct StatsFlags {
+  bool no_stream = false;
+  std::string format = "table";
+};
+
+// stats: docker's columns from two cgroup samples ~0.5 s apart (CPU % is the delta of the
+// cgroup's CPU time over the wall time between them, as docker's delta over the host's).
+// NET I/O from the container's network namespace ("--" when it shares the host's), BLOCK I/O
+// from the blkio controller (v1) or io.stat (v2).
+void cmd_stats(const Globals& g, const std::vector<std::string>& refs, const StatsFlags& f) {
+  if (!f.no_stream) {
+    exit_on_error(fail(Errc::Unsupported, "stats: streams only with --no-stream so far"));
+  }
+  const ContainerStore store(g.root);
+  std::vector<ContainerState> list;
+  if (refs.empty()) {  // docker's default: the running containers
+    for (auto& s : value_or_exit(store.list())) {
+      if (s.running() && s.pid > 0) list.push_back(std::move(s));
+    }
+  } else {
+    for (const auto& r : refs) list.push_back(load_or_exit(store, r));
+  }
+  auto sample = [](const ContainerState& s) -> std::optional<runtime::StatsSample> {
+    if (!s.running() || s.pid <= 0) return std::nullopt;
+    auto v = runtime::container_stats(s.pid);
+    return v ? std::optional(*v) : std::nullopt;
+  };
+  std::vector<std::optional<runtime::StatsSample>> first;
+  for (const auto& s : list) first.push_back(sample(s));
+  const auto t0 = std::chrono::steady_clock::now();
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  const uint64_t host_memory =
+      static_cast<uint64_t>(::sysconf(_SC_PHYS_PAGES)) * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+  if (f.format == "table") {
+    std::printf("%-14s %-20s %-8s %-21s %-8s %-10s %-10s %s\n", "CONTAINER ID", "NAME", "CPU %",
+                "MEM USAGE / LIMIT", "MEM %", "NET I/O", "BLOCK I/O", "PIDS");
+  }
+  for (size_t i = 0; i < list.size(); ++i) {
+    const ContainerState& s = list[i];
+    const auto second = sample(s);
+    const double wall_ns =
+        static_cast<double>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                std::chrono::steady_clock::now() - t0).count());
+    std::string cpu = "--", mem = "-- / --", mem_pct = "--", pids = "--", net = "--", block = "--";
+    if (s.running() && s.pid > 0) {
+      if (auto n = runtime::container_net(s.pid); n && *n) {
+        net = human_size(static_cast<int64_t>((*n)->rx)) + " / " + human_size(static_cast<int64_t>((*n)->tx));
+      }
+    }
+    if (second) {
+      if (first[i] && first[i]->cpu_usage_ns && second->cpu_usage_ns && wall_ns > 0) {
+        const uint64_t a = *first[i]->cpu_usage_ns, b = *second->cpu_usage_ns;
+        cpu = fmt::format("{:.2f}%", b > a ? static_cast<double>(b - a) / wall_ns * 100.0 : 0.0);
+      }
+      const uint64_t limit = second->memory_limit ? std::min(*second->memory_limit, host_memory) : host_memory;
+      if (second->memory_usage) {
+        mem = binary_size(*second->memory_usage) + " / " + binary_size(limit);
+        if (limit > 0) {
+          mem_pct = fmt::format("{:.2f}%", static_cast<double>(*second->memory_usage) / static_cast<double>(limit) * 100.0);
+        }
+      }
+      if (second->pids) pids = std::to_string(*second->pids);
+      if (second->block_read && second->block_write) {
+        block = human_size(static_cast<int64_t>(*second->block_read)) + " / " +
+                human_size(static_cast<int64_t>(*second->block_write));
+      }
+    }
+    const std::string id = s.id.substr(0, 12);
+    if (f.format == "json") {
+      json j{{"BlockIO", block}, {"CPUPerc", cpu},      {"Container", s.name}, {"ID", id},
+             {"MemPerc", mem_pct}, {"MemUsage", mem}, {"Name", s.name},      {"NetIO", net},
+             {"PIDs", pids}};
+      std::printf("%s\n", j.dump(-1, ' ', false, json::error_handler_t::replace).c_str());
+    } else {
+      std::printf("%-14s %-20s %-8s %-21s %-8s %-10s %-10s %s\n", id.c_str(), truncated(s.name, 20).c_str(),
+                  cpu.c_str(), mem.c_str(), mem_pct.c_str(), net.c_str(), block.c_str(), pids.c_str());
+    }
+  }
+}
+
 void cmd_kill(const Globals& g, const std::vector<std::string>& refs, const std::string& signal) {
   const ContainerStore store(g.root);
   const int sig = value_or_exit(with_context(runtime::parse_signal(signal), "--signal"));
@@ -546,6 +639,15 @@ void register_container_commands(CLI::App& app, Globals& g) {
   top->callback([&g, top_ref] {
     if (int code = cmd_top(g, *top_ref); code != 0) throw CLI::RuntimeError(code);
   });
+
+  auto stats_flags = std::make_shared<StatsFlags>();
+  auto stats_refs = std::make_shared<std::vector<std::string>>();
+  auto* stats = app.add_subcommand("stats", "Show containers' resource use (CPU, memory, pids) from their cgroups");
+  stats->add_flag("--no-stream", stats_flags->no_stream, "print one sample and exit");
+  stats->add_option("--format", stats_flags->format, "table (default) or json")
+      ->check(CLI::IsMember({"table", "json"}));
+  stats->add_option("CONTAINER", *stats_refs, "names or ids (default: the running containers)");
+  stats->callback([&g, stats_refs, stats_flags] { cmd_stats(g, *stats_refs, *stats_flags); });
 
   auto force = std::make_shared<bool>(false);
   auto* rm = app.add_subcommand("rm", "Remove containers");

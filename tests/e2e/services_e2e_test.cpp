@@ -12,6 +12,7 @@
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include <kiste/base/sys.hpp>
 #include <kiste/testing/kiste_cli.hpp>
@@ -544,6 +545,40 @@ TEST_F(Services, TopListsTheContainersProcesses) {
   EXPECT_EQ(r.output, "kiste: error: top container tp: it is not running\n");
   EXPECT_EQ(kiste_.run("rm tp").status, 0);
   expect_nothing_left(id, 0);
+}
+
+// stats reads the container's cgroups: its name, its 64 MiB limit and at least its one process;
+// --format json is one object per line; an unknown container is one line and 125.
+TEST_F(Services, StatsShowsTheCgroupsLimitAndProcesses) {
+  const std::string id = run_detached("-m 64m --name st busybox sh -c 'sleep 600'");
+  auto r = kiste_.run("stats --no-stream st 2>&1");
+  ASSERT_EQ(r.status, 0) << r.output;
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(
+      r.output, m, std::regex("\\n" + id.substr(0, 12) + " +st +[0-9.]+% +[0-9.]+[KMG]?i?B / 64MiB +[0-9.]+% +(--|[0-9.]+[kMG]?B / [0-9.]+[kMG]?B) +[0-9.]+[kMG]?B / [0-9.]+[kMG]?B +([0-9]+)\\n")))
+      << r.output;
+  EXPECT_GE(std::stoi(m[2]), 1) << r.output;
+  EXPECT_EQ(r.output.rfind("CONTAINER ID ", 0), 0u) << r.output;
+
+  r = kiste_.run("stats --no-stream --format json " + id.substr(0, 12) + " 2>&1");
+  ASSERT_EQ(r.status, 0) << r.output;
+  auto j = nlohmann::json::parse(r.output, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << r.output;
+  EXPECT_EQ(j["Name"], "st");
+  EXPECT_EQ(j["ID"], id.substr(0, 12));
+  EXPECT_TRUE(j["MemUsage"].get<std::string>().ends_with(" / 64MiB")) << r.output;
+  EXPECT_GE(std::stoi(j["PIDs"].get<std::string>()), 1) << r.output;
+
+  r = kiste_.run("stats --no-stream nosuch 2>&1");
+  EXPECT_EQ(r.status, 125);
+  EXPECT_EQ(count_lines(r.output), 1u) << r.output;
+  r = kiste_.run("stats st 2>&1");
+  EXPECT_EQ(r.status, 125);
+  EXPECT_EQ(r.output, "kiste: error: stats: streams only with --no-stream so far\n");
+
+  const pid_t pid = static_cast<pid_t>(json_int(kiste_.run("inspect st").output, "Pid"));
+  ASSERT_EQ(kiste_.run("rm -f st").status, 0);
+  expect_nothing_left(id, pid);
 }
 
 }  // namespace
