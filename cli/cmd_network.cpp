@@ -16,7 +16,6 @@
 #include <kiste/image/root_layout.hpp>
 #include <kiste/network/bridge.hpp>
 #include <kiste/network/dns_config.hpp>
-#include <kiste/network/netlink.hpp>
 #include <kiste/runtime/container_store.hpp>
 #include <kiste/runtime/live_marker.hpp>
 
@@ -85,7 +84,9 @@ Result<RunNetwork> RunNetwork::prepare(const Globals& g, std::string_view name,
 
 RunNetwork::~RunNetwork() {
   if (!leased_) return;
-  if (auto st = nets_.detach(net_, id_); !st) {
+  // Without a successful attach the veth name is not ours (attach removed what it made): only
+  // the lease goes.
+  if (auto st = attached_ ? nets_.detach(net_, id_) : nets_.leases(net_).release(id_); !st) {
     std::fprintf(stderr, "kiste: warning: %s\n", st.error().to_string().c_str());
   }
 }
@@ -93,6 +94,7 @@ RunNetwork::~RunNetwork() {
 Status RunNetwork::connect(int netns_fd) {
   auto a = nets_.attach(net_, id_, netns_fd, 0, address_, alive_);
   if (!a) return std::unexpected(std::move(a).error());
+  attached_ = true;
   return {};
 }
 
@@ -157,13 +159,7 @@ Status connect_container(const Globals& g, const std::string& name, const std::s
   for (const std::string& a : aliases) {
     if (!network::dns_name(a)) return failf(Errc::InvalidArgument, "--alias {}: not a DNS name", quote(a));
   }
-  KISTE_ASSIGN_OR_RETURN(network::Netlink nl, network::Netlink::open());
-  unsigned index = 1;
-  for (; index < 10; ++index) {
-    KISTE_ASSIGN_OR_RETURN(bool taken, nl.link_exists(network::host_veth_name(id, index)));
-    if (!taken) break;
-  }
-  if (index == 10) return failf(Errc::Unavailable, "container {}: on 10 networks already", quote(ref));
+  KISTE_ASSIGN_OR_RETURN(unsigned index, network::free_veth_index(id, 1));
   std::optional<network::IpAddress> wanted;
   if (!ip.empty()) {
     KISTE_ASSIGN_OR_RETURN(wanted, network::IpAddress::parse(ip));

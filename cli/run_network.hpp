@@ -47,6 +47,7 @@ class RunNetwork {
   std::vector<std::string> extra_hosts_;
   network::AliveFn alive_;
   bool leased_ = false;
+  bool attached_ = false;  // connect() made the veth: detach removes it
 };
 
 void register_network_commands(CLI::App& app, Globals& g);

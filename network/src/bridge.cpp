@@ -192,6 +192,16 @@ std::string host_veth_name(std::string_view container_id, unsigned index) {
   return fmt::format("kv{}{}", container_id.substr(0, 11), index);
 }
 
+Result<unsigned> free_veth_index(std::string_view container_id, unsigned first) {
+  KISTE_ASSIGN_OR_RETURN(Netlink nl, Netlink::open());
+  for (unsigned index = first; index < kMaxVeths; ++index) {
+    KISTE_ASSIGN_OR_RETURN(bool taken, nl.link_exists(host_veth_name(container_id, index)));
+    if (!taken) return index;
+  }
+  return failf(Errc::Unavailable, "container {}: on {} networks already",
+               quote(container_id.substr(0, 12)), kMaxVeths);
+}
+
 Result<std::vector<NetworkConfig>> Networks::list() const {
   std::vector<NetworkConfig> out;
   std::error_code ec;
@@ -423,9 +433,13 @@ Result<Attachment> Networks::attach(const NetworkConfig& n, std::string_view con
   KISTE_ASSIGN_OR_RETURN(IpAddress addr, lf.acquire(container_id, wanted, alive));
   Attachment a{.network = n.name, .host_veth = host_veth_name(container_id, index), .address = addr};
   std::string inside = fmt::format("eth{}", index);
+  // Only a veth this call made is removed on error: an EEXIST from add_veth means the name is
+  // someone else's (another container's, or a stale one's), and theirs stays.
+  bool created = false;
   auto done = [&]() -> Status {
     KISTE_ASSIGN_OR_RETURN(Netlink nl, Netlink::open());
     KISTE_TRY(nl.add_veth(a.host_veth, inside, netns_fd));
+    created = true;
     KISTE_TRY(nl.set_master(a.host_veth, n.bridge));
     KISTE_TRY(nl.set_up(a.host_veth));
     KISTE_ASSIGN_OR_RETURN(Netlink in, Netlink::open_in(netns_fd));
@@ -444,8 +458,10 @@ Result<Attachment> Networks::attach(const NetworkConfig& n, std::string_view con
     return {};
   }();
   if (!done) {
-    KISTE_ASSIGN_OR_RETURN(Netlink nl, Netlink::open());
-    (void)nl.delete_link(a.host_veth);  // best effort; the error below is the one to report
+    if (created) {
+      KISTE_ASSIGN_OR_RETURN(Netlink nl, Netlink::open());
+      (void)nl.delete_link(a.host_veth);  // best effort; the error below is the one to report
+    }
     (void)lf.release(container_id);
     return std::unexpected(std::move(done).error().with_context(
         fmt::format("attach to network {}", quote(n.name))));

@@ -44,7 +44,8 @@ std::vector<std::string> cgroups_named(const std::string& id) {
   std::error_code ec;
   for (auto it = fs::recursive_directory_iterator("/sys/fs/cgroup", ec);
        !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-    if (it.depth() >= 2) it.disable_recursion_pending();  // <ctrl>/kiste-ID, <ctrl>/kiste.slice/…
+    // Every depth: under a v1 hierarchy the container's cgroup sits below the caller's own
+    // (memory:/process_api/<session>/kiste-ID here), as `find /sys/fs/cgroup` sees it.
     if (it->is_directory(ec) && it->path().filename().native().find(id.substr(0, 12)) != std::string::npos) {
       out.push_back(it->path());
     }
@@ -202,6 +203,29 @@ TEST_F(Services, AKilledMonitorTakesItsContainerAlongAndPruneRemovesTheRest) {
   EXPECT_NE(prune.output.find(id), std::string::npos) << prune.output;
   expect_nothing_left(id, pid);
   EXPECT_FALSE(fs::exists(kiste_.root() / "container-names" / "mm"));
+}
+
+// The killed monitor's container cgroups (in every v1 hierarchy and the hybrid cgroup2 one) are
+// swept by `start`, and the new monitor's go with `rm -f`: nothing named kiste-ID is left.
+TEST_F(Services, StartAfterAKilledMonitorThenRmLeavesNoCgroup) {
+  const std::string id = run_detached("--name km busybox sleep 600");
+  auto state = sys::read_file(kiste_.root() / "containers" / id / "state.json");
+  ASSERT_TRUE(state);
+  const pid_t monitor = static_cast<pid_t>(json_int(*state, "monitor_pid"));
+  const pid_t pid = static_cast<pid_t>(json_int(*state, "pid"));
+  ASSERT_GT(monitor, 0) << *state;
+  ASSERT_EQ(::kill(monitor, SIGKILL), 0);
+  for (int i = 0; i < 100 && !process_gone(pid); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_FALSE(cgroups_named(id).empty());  // what the killed monitor left, for start to sweep
+  auto start = kiste_.run("start km");
+  EXPECT_EQ(start.status, 0) << start.output;
+  EXPECT_NE(kiste_.run("ps -q --no-trunc").output.find(id), std::string::npos);
+  auto rm = kiste_.run("rm -f km");
+  EXPECT_EQ(rm.status, 0) << rm.output;
+  std::string found;
+  EXPECT_EQ(run_shell("find /sys/fs/cgroup -name 'kiste-" + id + "*'", &found), 0);
+  EXPECT_EQ(found, "");
+  expect_nothing_left(id, pid);
 }
 
 TEST_F(Services, LogsFollowsUntilTheEndAndRmGoesWithTheMonitor) {

@@ -13,7 +13,9 @@
 #include <thread>
 
 #include <gtest/gtest.h>
+#include <kiste/base/temp_dir.hpp>
 #include <kiste/base/unique_fd.hpp>
+#include <kiste/network/bridge.hpp>
 #include <kiste/network/netlink.hpp>
 #include <kiste/network/nft.hpp>
 #include <kiste/testing/netns.hpp>
@@ -141,6 +143,45 @@ TEST_F(NetlinkTest, NftTransactionsAreAllOrNothing) {
   ASSERT_TRUE(json);
   EXPECT_EQ(json->rfind("{\"nftables\"", 0), 0u) << *json;
   ASSERT_TRUE(nft->run("delete table inet kiste_t\n", "clean up"));
+}
+
+// attach never deletes a link it did not make: a host veth name taken already (here by a veth
+// pair of someone else's) makes attach fail, the link stays, and no lease is left; the probe
+// `network connect` uses skips the taken name.
+TEST_F(NetlinkTest, AttachLeavesAHostVethOfSomeoneElsesAlone) {
+  auto dir = TempDir::create("/tmp", "kiste-nettest-");
+  ASSERT_TRUE(dir);
+  Networks nets(dir->path());
+  auto n = nets.create(CreateOptions{.name = "squat", .subnet = "198.18.7.0/24"});
+  ASSERT_TRUE(n) << n.error().to_string();
+  const std::string id = "0123456789abcdef0123456789abcdef";
+  const std::string taken = host_veth_name(id, 0);
+  auto nl = Netlink::open();
+  ASSERT_TRUE(nl);
+  ASSERT_TRUE(nl->add_veth(taken, "squatpeer", -1));
+
+  UniqueFd ctr = new_netns();
+  ASSERT_TRUE(ctr);
+  auto never = [](const Lease&) { return false; };
+  auto a = nets.attach(*n, id, ctr.get(), 0, std::nullopt, never);
+  ASSERT_FALSE(a);
+  EXPECT_EQ(a.error().code, Errc::AlreadyExists) << a.error().to_string();
+  EXPECT_TRUE(*nl->link_exists(taken));
+  EXPECT_TRUE(*nl->link_exists("squatpeer"));
+  EXPECT_TRUE(nets.leases(*n).list()->empty());
+
+  auto free = free_veth_index(id, 0);
+  ASSERT_TRUE(free) << free.error().to_string();
+  EXPECT_EQ(*free, 1u);
+  auto b = nets.attach(*n, id, ctr.get(), *free, std::nullopt, never);
+  ASSERT_TRUE(b) << b.error().to_string();
+  EXPECT_EQ(b->host_veth, host_veth_name(id, 1));
+  ASSERT_TRUE(nets.detach(*n, id, 1));
+  EXPECT_FALSE(*nl->link_exists(host_veth_name(id, 1)));
+  EXPECT_TRUE(*nl->link_exists(taken));
+
+  ASSERT_TRUE(nl->delete_link(taken));
+  ASSERT_TRUE(nets.remove("squat", never));
 }
 
 }  // namespace

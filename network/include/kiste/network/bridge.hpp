@@ -79,7 +79,8 @@ class Networks {
 
   // Connects the network namespace `netns_fd` to `net`: leases an address (`wanted`: --ip), a
   // veth pair with `eth<index>` inside, addresses and (for the first network) the default route.
-  // On error nothing is left (no veth, no lease).
+  // On error nothing it made is left (no veth, no lease); a host veth name taken already is an
+  // error (AlreadyExists), and that link is left alone.
   [[nodiscard]] Result<Attachment> attach(const NetworkConfig& net, std::string_view container_id,
                                           int netns_fd, unsigned index,
                                           const std::optional<IpAddress>& wanted,
@@ -98,6 +99,13 @@ class Networks {
 
 // The host end of a container's veth on a network: "kv" + 11 hex of the container id + index.
 [[nodiscard]] std::string host_veth_name(std::string_view container_id, unsigned index);
+
+// How many networks one container can be on (eth0 … eth9).
+inline constexpr unsigned kMaxVeths = 10;
+
+// The lowest index from `first` whose host veth name is not taken in this namespace: attach
+// refuses a taken name (it may be another's) rather than deleting it, so callers probe first.
+[[nodiscard]] Result<unsigned> free_veth_index(std::string_view container_id, unsigned first);
 
 // docker's network-name rule: [a-zA-Z0-9][a-zA-Z0-9_.-]*, at most 64 bytes.
 [[nodiscard]] Status check_network_name(std::string_view name);
