@@ -100,6 +100,15 @@ Result<LiveMarker> LiveMarker::create(const fs::path& running_dir, std::string_v
   }
   KISTE_TRY(sys::mkdir_all(running_dir, 0700));
   fs::path final_path = running_dir / std::string(id);
+  // An earlier run's marker is the only record of its cgroups and mounts: never write over it
+  // (a start after a killed monitor sweeps first; anything else would orphan them).
+  if (auto old = sys::open(final_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW); old) {
+    const bool live = ::flock(old->get(), LOCK_SH | LOCK_NB) != 0;
+    return failf(Errc::AlreadyExists, "container {}: {}", id,
+                 live ? "is running"
+                      : "an earlier run of it was killed and left its cgroups (`kiste prune` "
+                        "removes them)");
+  }
   fs::path tmp = running_dir / fmt::format(".{}.tmp", id);
   KISTE_ASSIGN_OR_RETURN(UniqueFd fd, sys::open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
   if (::flock(fd.get(), LOCK_EX) != 0) return std::unexpected(sys_error("flock", tmp.native()));

@@ -54,6 +54,26 @@ TEST_F(LiveMarkerTest, HeldMarkersAreLeftAloneReleasedOnesAreCleanedUp) {
   EXPECT_FALSE(fs::exists(running_ / "aaaa"));
 }
 
+// A second marker for the same id never replaces the first: a live one means the container
+// runs, a dead one is the only record of what its killed run left (cgroups, mounts).
+TEST_F(LiveMarkerTest, AnEarlierMarkerIsNeverWrittenOver) {
+  fs::path c1 = containers_ / "abab";
+  ASSERT_TRUE(sys::mkdir_all(c1));
+  {
+    auto live = LiveMarker::create(running_, "abab", c1);
+    ASSERT_TRUE(live) << live.error().to_string();
+    auto again = LiveMarker::create(running_, "abab", c1);
+    ASSERT_FALSE(again);
+    EXPECT_THAT(again.error().to_string(), HasSubstr("is running"));
+  }
+  const std::string dead = "dir " + c1.native() + "\ncgroup /sys/fs/cgroup/pids/kiste-abab\n";
+  ASSERT_TRUE(sys::write_file_atomic(running_ / "abab", dead));
+  auto again = LiveMarker::create(running_, "abab", c1);
+  ASSERT_FALSE(again);
+  EXPECT_THAT(again.error().to_string(), HasSubstr("kiste prune"));
+  EXPECT_EQ(sys::read_file(running_ / "abab").value_or(""), dead);
+}
+
 TEST_F(LiveMarkerTest, HostileMarkersRemoveNothingOutside) {
   fs::path outside = dir_->path() / "precious";
   ASSERT_TRUE(sys::mkdir_all(outside / "data"));
