@@ -15,6 +15,7 @@
 #include <kiste/base/temp_dir.hpp>
 #include <kiste/base/unique_fd.hpp>
 #include <kiste/builder/build_context.hpp>
+#include <kiste/builder/copy_flags.hpp>
 #include <kiste/builder/stage_config.hpp>
 #include <kiste/image/compression.hpp>
 #include <kiste/image/layer_diff.hpp>
@@ -73,6 +74,16 @@ std::string lines_join(const std::vector<std::string>& v) {
 }
 
 bool has_glob(std::string_view s) { return s.find_first_of("*?[") != std::string_view::npos; }
+
+// A COPY/ADD with its flags and words expanded: what its cache key and its copy are made of.
+struct CopyRequest {
+  bool add = false;
+  CopyFlags flags;
+  IgnoreMatcher exclude;           // --exclude, applied below each source
+  std::vector<std::string> words;  // the sources ("<<EOF" for a heredoc)
+  std::string dest;                // absolute; ends in "/" when written as a directory
+  VarMap scope;                    // for heredoc bodies
+};
 
 class BuildRun {
  public:
@@ -143,10 +154,14 @@ class BuildRun {
   Result<image::Descriptor> finish(const StageOut& out);
 
   // Steps.
-  // With `resolve` false, a COPY --from only yields its key inputs (the source stage's key or
-  // image digest stands for its content), so a cache hit never unpacks the source.
-  Result<std::vector<std::string>> copy_inputs(StageOut& out, const Instruction& ins,
-                                               CopyJob& job, bool resolve);
+  // COPY/ADD: the request (flags and words expanded), then its cache key, which for sources in
+  // the context also plans the copy (the walk that hashes them finds what to copy). A `--from`
+  // source is keyed by its stage's key or image digest and planned only on a miss.
+  Result<CopyRequest> copy_request(const StageOut& out, const Instruction& ins, CopyJob& job);
+  Result<std::vector<std::string>> copy_key(const CopyRequest& r, const Instruction& ins, CopyJob& job);
+  // Fills `job` with what the sources under `root` match; with `key`, records their hashes.
+  Status plan_copy(const CopyRequest& r, const Instruction& ins, const fs::path& root,
+                   const IgnoreMatcher& matcher, CopyJob& job, std::vector<std::string>* key);
   Result<std::vector<std::string>> run_inputs(StageOut& out, const Instruction& ins,
                                               RunRequest& req, std::string& created_by);
   // ADD URL: downloads into the build's work dir (mode 0600, mtime from Last-Modified) and
@@ -348,12 +363,14 @@ Status BuildRun::layer_step(StageOut& out, const Instruction& ins) {
   std::vector<std::string> inputs;
   std::string created_by;
   CopyJob job;
+  CopyRequest copy;
   RunRequest req;
   bool is_run = ins.kind == InstructionKind::Run;
   if (is_run) {
     KISTE_ASSIGN_OR_RETURN(inputs, run_inputs(out, ins, req, created_by));
   } else {
-    KISTE_ASSIGN_OR_RETURN(inputs, copy_inputs(out, ins, job, false));
+    KISTE_ASSIGN_OR_RETURN(copy, copy_request(out, ins, job));
+    KISTE_ASSIGN_OR_RETURN(inputs, copy_key(copy, ins, job));
     created_by = fmt::format("{} {} # buildkit", keyword(ins.kind), job.describe());
   }
   inputs.insert(inputs.begin(), "parent " + out.key.str());
@@ -392,9 +409,9 @@ Status BuildRun::layer_step(StageOut& out, const Instruction& ins) {
       layer = packed;
       (void)runtime::remove_container_dir(req.container_dir);
     } else {
-      if (ins.flag("from")) {
-        KISTE_ASSIGN_OR_RETURN(auto again, copy_inputs(out, ins, job, true));
-        (void)again;
+      if (copy.flags.from) {
+        KISTE_ASSIGN_OR_RETURN(auto root, view_of_ref(*copy.flags.from, cur_stage_));
+        KISTE_TRY(plan_copy(copy, ins, root, IgnoreMatcher{}, job, nullptr));
       }
       if (!job.chown.empty()) {
         std::optional<fs::path> rootfs;
@@ -664,17 +681,6 @@ Result<fs::path> BuildRun::rootfs_of_ref(const std::string& word, int before) {
 
 namespace {
 
-Result<uint32_t> parse_chmod(std::string_view v) {
-  if (v.empty() || v.size() > 5) return failf(Errc::InvalidArgument, "--chmod={}: expected octal mode like 0755", v);
-  uint32_t m = 0;
-  for (char c : v) {
-    if (c < '0' || c > '7') return failf(Errc::InvalidArgument, "--chmod={}: expected octal mode like 0755", v);
-    m = m * 8 + static_cast<uint32_t>(c - '0');
-  }
-  if (m > 07777) return failf(Errc::InvalidArgument, "--chmod={}: mode out of range", v);
-  return m;
-}
-
 std::string abs_dest(const std::string& workdir, const std::string& d) {
   bool dir = d.ends_with("/") || d == "." || d.ends_with("/.");
   std::string joined = d.starts_with("/") ? d : (workdir.empty() ? "/" : workdir) + "/" + d;
@@ -727,62 +733,46 @@ std::optional<image::media_type::Compression> tar_kind(const fs::path& root, con
 
 }  // namespace
 
-Result<std::vector<std::string>> BuildRun::copy_inputs(StageOut& out, const Instruction& ins,
-                                                       CopyJob& job, bool resolve) {
-  const bool add = ins.kind == InstructionKind::Add;
+Result<CopyRequest> BuildRun::copy_request(const StageOut& out, const Instruction& ins, CopyJob& job) {
   VarMap scope = out.st.scope();
-  std::vector<std::string> inputs;
-  inputs.push_back(add ? "add" : "copy");
-  std::optional<std::string> from;
-  std::optional<image::Digest> checksum;
-  bool parents = false;
-  for (const auto& f : ins.flags) {
-    KISTE_ASSIGN_OR_RETURN(std::string v, expand_word(f.value.value_or(""), scope, cf_.escape));
-    if (f.name == "from") from = v;
-    if (f.name == "chown") {
-      if (v.empty()) return fail(Errc::InvalidArgument, "--chown needs user[:group]");
-      job.chown = v;  // names are resolved against the stage's /etc/passwd on a cache miss
-    }
-    if (f.name == "chmod") {
-      KISTE_ASSIGN_OR_RETURN(job.chmod, parse_chmod(v));
-    }
-    if (f.name == "parents") {
-      if (v != "" && v != "true" && v != "false") return failf(Errc::InvalidArgument, "--parents={}: expected true or false", v);
-      parents = v != "false";
-    }
-    if (f.name == "checksum") {
-      auto d = image::Digest::parse(v);
-      if (!d) return failf(Errc::InvalidArgument, "--checksum={}: expected sha256:<64 hex digits>", v);
-      checksum = *d;
-    }
-    if (f.name == "keep-git-dir") return fail(Errc::Unsupported, "ADD of git repositories needs network access, which kiste builds do not have");
-    if (f.name != "link") inputs.push_back(fmt::format("flag --{}={}", f.name, v));
-  }
+  CopyRequest r;
+  r.add = ins.kind == InstructionKind::Add;
+  KISTE_ASSIGN_OR_RETURN(r.flags, parse_copy_flags(ins, [&](std::string_view raw) {
+    return expand_word(std::string(raw), scope, cf_.escape);
+  }));
+  job.chown = r.flags.chown.value_or("");  // names are resolved against the stage's /etc/passwd on a miss
+  job.chmod = r.flags.chmod;
   std::string excl;
-  for (const auto& e : ins.flag_values("exclude")) excl += e + "\n";
-  KISTE_ASSIGN_OR_RETURN(IgnoreMatcher exclude, IgnoreMatcher::parse(excl));
-  std::vector<std::string> words;
+  for (const auto& e : r.flags.exclude) excl += e + "\n";
+  KISTE_ASSIGN_OR_RETURN(r.exclude, IgnoreMatcher::parse(excl));
   for (const auto& a : ins.args) {
     if (a.starts_with("<<") && !ins.heredocs.empty()) {
-      words.push_back(a);
+      r.words.push_back(a);
       continue;
     }
     if (ins.exec_form) {
       KISTE_ASSIGN_OR_RETURN(std::string w, expand_vars_only(a, scope));
-      words.push_back(w);
+      r.words.push_back(w);
     } else {
       KISTE_ASSIGN_OR_RETURN(std::string w, expand_word(a, scope, cf_.escape));
-      words.push_back(w);
+      r.words.push_back(w);
     }
   }
-  std::string dest = abs_dest(out.st.config.config.working_dir, words.back());
-  words.pop_back();
-  job.desc = fmt::format("{} {}", fmt::join(words, " "), dest);
-  inputs.push_back("dest " + dest);
-  fs::path root = context_;
-  const IgnoreMatcher empty_matcher;
-  const IgnoreMatcher* matcher = &ignore_;
-  if (from) {
+  r.dest = abs_dest(out.st.config.config.working_dir, r.words.back());
+  r.words.pop_back();
+  r.scope = std::move(scope);
+  job.desc = fmt::format("{} {}", fmt::join(r.words, " "), r.dest);
+  return r;
+}
+
+Result<std::vector<std::string>> BuildRun::copy_key(const CopyRequest& r, const Instruction& ins,
+                                                    CopyJob& job) {
+  std::vector<std::string> inputs;
+  inputs.push_back(r.add ? "add" : "copy");
+  inputs.insert(inputs.end(), r.flags.key_lines.begin(), r.flags.key_lines.end());
+  inputs.push_back("dest " + r.dest);
+  if (const auto& from = r.flags.from) {
+    // The source stage's key or image digest stands for its content: a hit never unpacks it.
     if (auto s = plan_.stage_ref(*from, cur_stage_)) {
       inputs.push_back("from stage " + done_.at(*s).key.str());
     } else {
@@ -790,13 +780,24 @@ Result<std::vector<std::string>> BuildRun::copy_inputs(StageOut& out, const Inst
       KISTE_ASSIGN_OR_RETURN(auto m, provider_.resolve(ref, opts_.plan.platform));
       inputs.push_back("from image " + m.digest.str());
     }
-    if (!resolve) {
-      for (const auto& w : words) inputs.push_back("src " + w);
-      return inputs;
-    }
-    KISTE_ASSIGN_OR_RETURN(root, view_of_ref(*from, cur_stage_));
-    matcher = &empty_matcher;
+    for (const auto& w : r.words) inputs.push_back("src " + w);
+    return inputs;
   }
+  KISTE_TRY(plan_copy(r, ins, context_, ignore_, job, &inputs));
+  return inputs;
+}
+
+Status BuildRun::plan_copy(const CopyRequest& r, const Instruction& ins, const fs::path& root,
+                           const IgnoreMatcher& matcher, CopyJob& job, std::vector<std::string>* key) {
+  const bool add = r.add;
+  const bool parents = r.flags.parents;
+  const auto& from = r.flags.from;
+  const auto& checksum = r.flags.checksum;
+  const std::string& dest = r.dest;
+  const IgnoreMatcher empty_matcher;
+  auto record = [&](std::string line) {
+    if (key != nullptr) key->push_back(std::move(line));
+  };
   // Collect the matches first: several sources (or a glob) make the destination a directory.
   struct Match {
     std::string rel;
@@ -806,16 +807,16 @@ Result<std::vector<std::string>> BuildRun::copy_inputs(StageOut& out, const Inst
   std::vector<Match> matches;
   std::vector<std::string> urls;
   size_t heredoc_idx = 0;
-  for (const auto& w : words) {
+  for (const auto& w : r.words) {
     if (w.starts_with("<<") && heredoc_idx < ins.heredocs.size()) {
       const Heredoc& h = ins.heredocs[heredoc_idx++];
       std::string content = h.content;
       if (h.expand) {
-        KISTE_ASSIGN_OR_RETURN(content, expand_vars_only(content, scope));
+        KISTE_ASSIGN_OR_RETURN(content, expand_vars_only(content, r.scope));
       }
       bool dir = dest.ends_with("/");
       job.heredocs.push_back({dir ? dest + h.name : dest, content});
-      inputs.push_back(fmt::format("heredoc {} {}", h.name, image::Digest::of(content).str()));
+      record(fmt::format("heredoc {} {}", h.name, image::Digest::of(content).str()));
       continue;
     }
     if (is_url(w)) {
@@ -831,12 +832,12 @@ Result<std::vector<std::string>> BuildRun::copy_inputs(StageOut& out, const Inst
     std::string pat = clean_rel(w);
     if (has_glob(pat)) {
       if (!from && !context_all_) {
-        KISTE_ASSIGN_OR_RETURN(auto all, walk_context(root, "", *matcher));
+        KISTE_ASSIGN_OR_RETURN(auto all, walk_context(root, "", matcher));
         context_all_ = std::move(all);
       }
       std::vector<ContextEntry> all_here;
       if (from) {
-        KISTE_ASSIGN_OR_RETURN(all_here, walk_context(root, "", *matcher));
+        KISTE_ASSIGN_OR_RETURN(all_here, walk_context(root, "", matcher));
       }
       const auto& all = from ? all_here : *context_all_;
       std::string last;
@@ -869,19 +870,19 @@ Result<std::vector<std::string>> BuildRun::copy_inputs(StageOut& out, const Inst
     std::string target = dest_dir ? dest_slash + name : dest;
     if (checksum) {
       // The checksum stands for the content: a cache hit downloads nothing.
-      inputs.push_back(fmt::format("url {} {}", u, checksum->str()));
+      record(fmt::format("url {} {}", u, checksum->str()));
       job.urls.push_back({.url = u, .dest = target, .checksum = *checksum, .into_existing_dir = !dest_dir});
       continue;
     }
     // Without a checksum the content is only known by downloading it (as docker build does).
     KISTE_ASSIGN_OR_RETURN(auto got, download(u, target, std::nullopt));
     got.first.into_existing_dir = !dest_dir;
-    inputs.push_back(fmt::format("url {} {} mtime={}", u, got.second.str(),
+    record(fmt::format("url {} {} mtime={}", u, got.second.str(),
                                  got.first.mtime ? std::to_string(*got.first.mtime) : "none"));
     job.items.push_back(std::move(got.first));
   }
   for (auto& m : matches) {
-    auto entries = walk_context(root, m.rel, *matcher);
+    auto entries = walk_context(root, m.rel, matcher);
     if (!entries) {
       if (entries.error().code == Errc::NotFound) {
         return failf(Errc::NotFound, "{} not found in the {}", quote(m.rel.empty() ? "." : m.rel),
@@ -893,11 +894,13 @@ Result<std::vector<std::string>> BuildRun::copy_inputs(StageOut& out, const Inst
     std::vector<ContextEntry> kept;
     for (auto& e : *entries) {
       std::string rel = m.rel.empty() ? e.path : (e.path == m.rel ? "" : e.path.substr(m.rel.size() + 1));
-      if (!rel.empty() && exclude.ignored(rel)) continue;
+      if (!rel.empty() && r.exclude.ignored(rel)) continue;
       kept.push_back(std::move(e));
     }
-    KISTE_ASSIGN_OR_RETURN(auto h, hash_entries(root, m.rel, kept, from ? nullptr : hash_cache()));
-    inputs.push_back(fmt::format("src {} {}", m.rel, h.str()));
+    if (key != nullptr) {
+      KISTE_ASSIGN_OR_RETURN(auto h, hash_entries(root, m.rel, kept, from ? nullptr : hash_cache()));
+      key->push_back(fmt::format("src {} {}", m.rel, h.str()));
+    }
     bool is_dir = !kept.empty() && kept.front().type == ContextEntry::Type::Dir && kept.front().path == m.rel;
     if (m.rel.empty()) is_dir = true;
     // --parents keeps the source's path (below a `/./` pivot) under the destination.
@@ -937,7 +940,7 @@ Result<std::vector<std::string>> BuildRun::copy_inputs(StageOut& out, const Inst
     job.items.push_back({.src_root = root, .src_rel = m.rel, .dest = target, .entries = std::move(kept),
                          .into_existing_dir = !dest_dir});
   }
-  return inputs;
+  return {};
 }
 
 Result<std::vector<std::string>> BuildRun::run_inputs(StageOut& out, const Instruction& ins,

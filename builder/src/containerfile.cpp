@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <kiste/builder/copy_flags.hpp>
 #include <kiste/builder/shell_words.hpp>
 
 namespace kiste::builder {
@@ -142,6 +143,15 @@ class LineParser {
       if (f.name.empty()) return error(fstart, "empty flag name");
       if (std::find(allowed.begin(), allowed.end(), f.name) == allowed.end()) {
         return error(fstart, fmt::format("unknown flag `--{}` for {}", f.name, found->name));
+      }
+      // A COPY/ADD flag value that names no build arg and needs no unquoting is checked here, at
+      // its line and column; the others once the builder has expanded them.
+      bool copy_like = ins.kind == InstructionKind::Copy || ins.kind == InstructionKind::Add;
+      const std::string raw = f.value.value_or("");
+      if (copy_like && raw.find_first_of("$\"'") == std::string::npos &&
+          raw.find(escape_) == std::string::npos) {
+        CopyFlags scratch;
+        if (auto s = apply_copy_flag(scratch, f.name, raw); !s) return error(fstart, s.error().message);
       }
       ins.flags.push_back(std::move(f));
     }
