@@ -153,6 +153,9 @@ TEST_F(MultiArch, ManifestCommandsAssembleAnIndexInTheStore) {
   r = kiste_.run("manifest create busybox busybox-amd64");
   EXPECT_EQ(r.status, 125);
   EXPECT_NE(r.output.find("already exists"), std::string::npos) << r.output;
+  r = kiste_.run("manifest create --amend busybox busybox-arm64");  // already there: no change
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(json::parse(kiste_.run("manifest inspect busybox").output), idx);
   r = kiste_.run("manifest remove busybox " + arm);
   ASSERT_EQ(r.status, 0) << r.output;
   r = kiste_.run("manifest inspect busybox");
