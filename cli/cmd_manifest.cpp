@@ -21,7 +21,9 @@ Result<std::vector<image::Descriptor>> entries_of(const image::Store& store, std
   return image::index_entries_of(store, e);
 }
 
+// The new index blob is named under the writer lease, so a concurrent prune never takes it first.
 Status name_index(const image::Store& store, const image::Reference& name, const image::Index& index) {
+  KISTE_ASSIGN_OR_RETURN(FileLock lease, store.writer_lease());
   KISTE_ASSIGN_OR_RETURN(image::Descriptor d, image::put_index(store, index));
   KISTE_TRY(store.set_name(name, d));
   std::printf("%s\n", d.digest.str().c_str());
@@ -40,8 +42,6 @@ Status do_create(const Globals& g, const std::string& list, const std::vector<st
     KISTE_ASSIGN_OR_RETURN(image::ManifestBlob m, image::read_index(store, *existing));
     index = m.index();
   }
-  auto lease = store.writer_lease();
-  if (!lease) return std::unexpected(std::move(lease).error());
   for (const std::string& img : images) {
     KISTE_ASSIGN_OR_RETURN(auto entries, with_context(entries_of(store, img), fmt::format("image {}", quote(img))));
     for (const auto& d : entries) index = image::with_entry(std::move(index), d);
