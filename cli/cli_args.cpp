@@ -32,7 +32,6 @@ constexpr Entry kMissingCommands[] = {
     {"commit", "images are made by `kiste build` and `kiste import`"},
     {"export", "`kiste unpack IMAGE DIR` writes an image's filesystem"},
     {"search", "`kiste tags REPO` lists the tags of a repository"},
-    {"manifest", "`kiste inspect docker://REF` shows a remote manifest"},
     {"compose", "not planned"},  {"swarm", "not planned"}, {"service", "not planned"},
     {"stack", "not planned"},    {"node", "not planned"},  {"plugin", "not planned"},
     {"context", "not planned"},  {"trust", "not planned"}, {"buildx", "`kiste build` is the builder"},

@@ -115,6 +115,41 @@ std::map<std::string, std::string> csv_map(std::string_view s) {
   return m;
 }
 
+// After `build --platform a,b`: the cache export, --push of the index (every image, then the
+// index), and the index digest on stdout.
+void finish_multi_platform(const builder::BuildOptions& o, const BuildFlags& f,
+                           const image::Store& store, const builder::MultiPlatformResult& mr,
+                           std::chrono::steady_clock::time_point t0) {
+  std::vector<builder::CacheRecord> records;
+  int run = 0, cached = 0;
+  for (const auto& r : mr.images) {
+    records.insert(records.end(), r.cache_records.begin(), r.cache_records.end());
+    run += r.steps_run;
+    cached += r.steps_cached;
+  }
+  for (const auto& c : f.cache_to) {
+    auto ref = value_or_exit(builder::parse_cache_ref(c, "--cache-to"));
+    exit_on_error(with_context(export_registry_cache(store, records, ref, f.registry),
+                               fmt::format("--cache-to {}", ref.str())));
+  }
+  if (f.push) {
+    for (const auto& t : o.tags) {
+      image::StoreEntry e{.name = t.str(), .manifest = mr.index};
+      auto pushed = value_or_exit(registry::push_image(store, e, t, f.registry.access(), {.all = true}));
+      if (!f.quiet) {
+        std::fprintf(stderr, "pushed %s@%s (%d blobs copied, %d already there)\n", t.str().c_str(),
+                     pushed.top.digest.str().c_str(), pushed.blobs_copied, pushed.blobs_existing);
+      }
+    }
+  }
+  if (!f.quiet) {
+    double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::fprintf(stderr, "built index %s of %zu images in %.2fs (%d steps run, %d cached)\n",
+                 mr.index.digest.str().c_str(), mr.images.size(), total, run, cached);
+  }
+  std::printf("%s\n", mr.index.digest.str().c_str());
+}
+
 void cmd_build(const Globals& g, const BuildFlags& f) {
   auto t0 = std::chrono::steady_clock::now();
   image::Store store = open_store(g);
@@ -135,9 +170,20 @@ void cmd_build(const Globals& g, const BuildFlags& f) {
   }
   o.plan.target = f.target;
   o.plan.build_platform = image::Platform::host();
-  o.plan.platform = f.platform.empty()
-                        ? o.plan.build_platform
-                        : value_or_exit(with_context(image::Platform::parse(f.platform), "--platform"));
+  // --platform a,b,…: one image per platform and an index over them.
+  std::vector<image::Platform> platforms;
+  for (std::string_view p : split(f.platform, ',')) {
+    if (f.platform.empty()) break;
+    platforms.push_back(value_or_exit(with_context(image::Platform::parse(p), "--platform")));
+  }
+  o.plan.platform = platforms.empty() ? o.plan.build_platform : platforms.front();
+  const bool multi = platforms.size() > 1;
+  if (multi && !f.outputs.empty()) {
+    exit_on_error(fail(Errc::Unsupported, "-o/--output with several --platform values: push the index, or save it with `kiste save`"));
+  }
+  if (multi && !f.iidfile.empty()) {
+    exit_on_error(fail(Errc::Unsupported, "--iidfile with several --platform values: an index has no image ID"));
+  }
   o.no_cache = f.no_cache;
   if (f.timestamp == "now") {
     o.timestamp = static_cast<int64_t>(std::time(nullptr));
@@ -242,6 +288,11 @@ void cmd_build(const Globals& g, const BuildFlags& f) {
   HttpFetcher fetcher;
   o.url_fetcher = &fetcher;
   builder::Builder b(store, provider, redirect ? &*redirect : nullptr);
+  if (multi) {
+    auto mr = value_or_exit(with_context(b.build_platforms(o, platforms), "build"));
+    finish_multi_platform(o, f, store, mr, t0);
+    return;
+  }
   auto r = value_or_exit(with_context(b.build(o), "build"));
   for (const auto& out : f.outputs) {
     auto m = csv_map(out);
@@ -307,7 +358,8 @@ void register_build_commands(CLI::App& app, Globals& g) {
   b->add_option("-t,--tag", f->tags, "name the image NAME[:TAG] (repeatable)")->allow_extra_args(false);
   b->add_option("--build-arg", f->build_args, "KEY=VALUE for an ARG (repeatable)")->allow_extra_args(false);
   b->add_option("--target", f->target, "build up to this stage");
-  b->add_option("--platform", f->platform, "target platform os/arch[/variant]");
+  b->add_option("--platform", f->platform,
+                "target platform os/arch[/variant]; several, comma-separated, build an image index");
   b->add_flag("--no-cache", f->no_cache, "do not use the build cache");
   b->add_option("--timestamp", f->timestamp, "created time: seconds since the epoch, or now (default $SOURCE_DATE_EPOCH, else 0 for reproducible builds)");
   b->add_option("--format", f->format, "oci or docker")->check(CLI::IsMember({"oci", "docker"}));

@@ -13,6 +13,7 @@
 #include <kiste/network/dns.hpp>
 #include <kiste/network/dns_config.hpp>
 #include <kiste/network/publish.hpp>
+#include <kiste/runtime/binfmt.hpp>
 #include <kiste/runtime/container.hpp>
 #include <kiste/runtime/container_store.hpp>
 #include <kiste/runtime/json_log.hpp>
@@ -72,6 +73,12 @@ Result<ImageForRun> open_image_for_run(const image::Store& store, std::string_vi
     auto ok = image::check_platform({.os = c.os, .architecture = c.architecture, .variant = c.variant},
                                     *platform);
     if (!ok) layers = std::unexpected(std::move(ok).error());
+  }
+  if (layers) {
+    // A foreign image runs under qemu-user through a binfmt_misc handler, or not at all.
+    const image::ImageConfig& c = layers->config;
+    auto can = runtime::check_execution({.os = c.os, .architecture = c.architecture, .variant = c.variant});
+    if (!can) layers = std::unexpected(std::move(can).error());
   }
   if (!layers) {
     return std::unexpected(std::move(layers).error().with_context(fmt::format("image {}", quote(ref))));

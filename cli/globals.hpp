@@ -61,6 +61,8 @@ int start_monitor(const Globals& g, const std::string& id, const std::vector<std
 // container (and their JSON was printed).
 bool inspect_if_containers(const Globals& g, const std::vector<std::string>& refs,
                            const std::string& format);
+// manifest create add remove inspect push rm
+void register_manifest_commands(CLI::App& app, Globals& g);
 // version info system container
 void register_system_commands(CLI::App& app, Globals& g);
 // `run` under `app` (the top, or the `container` group).

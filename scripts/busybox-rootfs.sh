@@ -1,17 +1,32 @@
 #!/usr/bin/env bash
 # Makes a minimal busybox root filesystem offline, from Debian's busybox-static, and writes it
-# as a reproducible tarball: scripts/busybox-rootfs.sh OUT.tar
+# as a reproducible tarball: scripts/busybox-rootfs.sh [--arch ARCH] OUT.tar
+# --arch (a Debian architecture, e.g. arm64) takes busybox from busybox-static:ARCH's .deb, which
+# scripts/setup.sh downloads into /var/cache/kiste-test (KISTE_TEST_CACHE); the applet links are
+# the host busybox's (the same Debian version).
 set -euo pipefail
-out=${1:?usage: busybox-rootfs.sh OUT.tar}
+arch=
+if [ "${1:-}" = --arch ]; then arch=${2:?--arch needs an architecture}; shift 2; fi
+out=${1:?usage: busybox-rootfs.sh [--arch ARCH] OUT.tar}
 bb=/bin/busybox
 [ -x "$bb" ] || { echo "busybox-rootfs: $bb missing (apt-get install busybox-static)" >&2; exit 1; }
 file -L "$bb" 2>/dev/null | grep -q 'statically linked' || ldd "$bb" 2>&1 | grep -q 'not a dynamic' || {
   echo "busybox-rootfs: $bb is not static (install busybox-static)" >&2; exit 1; }
 dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
+deb_dir=$(mktemp -d)
+trap 'rm -rf "$dir" "$deb_dir"' EXIT
+src=$bb
+if [ -n "$arch" ] && [ "$arch" != "$(dpkg --print-architecture)" ]; then
+  cache=${KISTE_TEST_CACHE:-/var/cache/kiste-test}
+  debs=("$cache"/busybox-static_*_"$arch".deb)
+  [ -f "${debs[0]}" ] || {
+    echo "busybox-rootfs: no busybox-static_*_$arch.deb in $cache (run scripts/setup.sh)" >&2; exit 1; }
+  dpkg-deb -x "${debs[0]}" "$deb_dir"
+  src=$deb_dir/bin/busybox
+fi
 mkdir -p "$dir"/{bin,sbin,usr/bin,usr/sbin,etc,root,tmp,proc,sys,dev,home,var/tmp}
 chmod 1777 "$dir/tmp" "$dir/var/tmp"
-cp "$bb" "$dir/bin/busybox"
+cp "$src" "$dir/bin/busybox"
 for applet in $("$bb" --list-full); do
   [ "$applet" = bin/busybox ] && continue
   depth=$(tr -cd / <<<"$applet" | wc -c)

@@ -16,7 +16,13 @@ test_deps=(busybox-static docker-registry skopeo umoci oci-image-tool apache2-ut
   time tar gzip zstd iproute2 procps hyperfine curl python3
   runc crun buildah  # runc, crun: peers for bench/run_latency.sh; buildah: builder interop
   qemu-system-x86 kmod  # the VM stage (tests/vm): qemu + virtiofsd; depmod for the guest kernel
-  clang-19 libclang-rt-19-dev)  # the libFuzzer build (fuzz/run.sh): clang-14's <expected> fails
+  clang-19 libclang-rt-19-dev  # the libFuzzer build (fuzz/run.sh): clang-14's <expected> fails
+  qemu-user-static binfmt-support)  # multi-platform tests: arm64 RUN steps under qemu-user
+# The arm64 busybox base of the multi-platform tests comes from Debian's arm64 archive.
+if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+  dpkg --add-architecture arm64
+  arm64_added=1
+fi
 missing=()
 for p in "${build_deps[@]}" "${test_deps[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -28,4 +34,22 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 else
   echo "==> dependencies: all installed"
+fi
+
+# The arm64 busybox-static .deb, kept outside the repo (tests unpack it with dpkg-deb -x).
+cache=/var/cache/kiste-test
+if ! ls "$cache"/busybox-static_*_arm64.deb >/dev/null 2>&1; then
+  echo "==> downloading busybox-static:arm64 into $cache"
+  [ -n "${arm64_added:-}" ] && [ ${#missing[@]} -eq 0 ] && apt-get update -qq
+  mkdir -p "$cache"
+  (cd "$cache" && apt-get download -qq busybox-static:arm64 2>/dev/null) ||
+    { apt-get update -qq && (cd "$cache" && apt-get download -qq busybox-static:arm64); }
+fi
+# qemu-user-static's handlers (fix-binary flag) in binfmt_misc, which is not mounted at boot
+# here. kiste itself never registers them: it names what is missing.
+if [ ! -e /proc/sys/fs/binfmt_misc/register ]; then
+  mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+fi
+if [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
+  update-binfmts --enable qemu-aarch64
 fi

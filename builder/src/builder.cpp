@@ -1,4 +1,5 @@
 #include <kiste/builder/builder.hpp>
+#include <kiste/image/image_index.hpp>
 
 #include <fcntl.h>
 #include <sys/mount.h>
@@ -576,6 +577,7 @@ Result<image::Descriptor> BuildRun::finish(const StageOut& out) {
   }
   std::string bytes = image::serialize_manifest(m);
   KISTE_ASSIGN_OR_RETURN(auto desc, store_.put_blob(bytes, m.media_type));
+  if (!opts_.name_image) return desc;
   if (opts_.tags.empty()) {
     KISTE_TRY(store_.keep_unnamed(desc));
   }
@@ -1193,6 +1195,9 @@ Status BuildRun::workdir_layer(StageOut& out) {
 
 Status BuildRun::prepare_run(const StageOut& out, RunRequest& req) {
   KISTE_ASSIGN_OR_RETURN(req.lower_dirs, lowers_of(out));
+  req.platform = {.os = out.st.config.os,
+                  .architecture = out.st.config.architecture,
+                  .variant = out.st.config.variant};
   req.container_dir = work_->path() / fmt::format("run-{}", ++counter_);
   KISTE_TRY(sys::mkdir_all(req.container_dir / "upper", 0755));
   // A WORKDIR that no layer has yet is created by this step (as docker build does).
@@ -1212,6 +1217,44 @@ Status BuildRun::prepare_run(const StageOut& out, RunRequest& req) {
 Result<BuildResult> Builder::build(const BuildOptions& opts) {
   BuildRun run(store_, provider_, executor_, opts);
   return run.run();
+}
+
+Result<MultiPlatformResult> Builder::build_platforms(const BuildOptions& opts,
+                                                     const std::vector<image::Platform>& platforms) {
+  if (platforms.empty()) return fail(Errc::InvalidArgument, "--platform: no platform given");
+  for (size_t i = 0; i < platforms.size(); ++i) {
+    for (size_t j = 0; j < i; ++j) {
+      if (platforms[i].normalized() == platforms[j].normalized()) {
+        return failf(Errc::InvalidArgument, "--platform: {} is given twice", platforms[i].str());
+      }
+    }
+  }
+  // The images are named only through the index, at the end: the lease keeps a concurrent prune
+  // from taking them before.
+  KISTE_ASSIGN_OR_RETURN(FileLock lease, store_.writer_lease());
+  MultiPlatformResult out;
+  image::Index index;
+  for (const image::Platform& p : platforms) {
+    BuildOptions o = opts;
+    o.plan.platform = p;
+    o.tags.clear();
+    o.name_image = false;
+    if (opts.progress) {
+      o.progress = [&opts, name = p.str()](const BuildEvent& e) {
+        BuildEvent tagged = e;
+        tagged.stage_name = tagged.stage_name.empty() ? name : name + " " + tagged.stage_name;
+        opts.progress(tagged);
+      };
+    }
+    KISTE_ASSIGN_OR_RETURN(BuildResult r, with_context(build(o), p.str()));
+    KISTE_ASSIGN_OR_RETURN(image::Descriptor entry, image::index_entry(store_, r.manifest));
+    index.manifests.push_back(std::move(entry));
+    out.images.push_back(std::move(r));
+  }
+  KISTE_ASSIGN_OR_RETURN(out.index, image::put_index(store_, std::move(index)));
+  if (opts.tags.empty()) KISTE_TRY(store_.keep_unnamed(out.index));
+  for (const auto& t : opts.tags) KISTE_TRY(store_.set_name(t, out.index));
+  return out;
 }
 
 }  // namespace kiste::builder

@@ -4,6 +4,7 @@
 // reach the runtime typed (MakeSpecInput::mounts), never as `--mount` strings.
 #include <kiste/base/sys.hpp>
 #include <kiste/builder/builder.hpp>
+#include <kiste/runtime/binfmt.hpp>
 #include <kiste/runtime/container.hpp>
 #include <kiste/runtime/run_options.hpp>
 #include <kiste/runtime/runner.hpp>
@@ -17,6 +18,7 @@ class RuntimeExecutor final : public RunExecutor {
       : o_(std::move(o)), runner_({.root = o_.root, .cgroups = o_.cgroups}) {}
 
   Result<int> run(const RunRequest& req) override {
+    KISTE_TRY(runtime::check_execution(req.platform));
     runtime::RunOptions ro;
     ro.command = req.argv;
     ro.env = req.env;

@@ -10,6 +10,7 @@
 #include <kiste/base/temp_dir.hpp>
 #include <kiste/image/archive.hpp>
 #include <kiste/image/copy.hpp>
+#include <kiste/image/image_index.hpp>
 #include <kiste/image/media_type.hpp>
 #include <kiste/image/store_layers.hpp>
 #include <kiste/image/store_ops.hpp>
@@ -280,6 +281,46 @@ TEST_F(StoreTest, ConcurrentNamingKeepsEveryName) {
   }
   for (auto& t : ts) t.join();
   EXPECT_EQ(store_.entries()->size(), 9u);
+}
+
+// The store's own indexes (kiste manifest, multi-platform builds): entries carry the platform of
+// their config, keep the order of adding, and the same entries give the same index digest.
+TEST_F(StoreTest, IndexEntriesCarryTheirConfigsPlatform) {
+  std::string tar = make_tar(dir_.path(), {{"a.txt", "a"}});
+  auto amd = import_rootfs(store_, tar, Reference::parse("a-amd64").value(),
+                           {.platform = Platform::parse("linux/amd64").value(), .created = 0});
+  auto arm = import_rootfs(store_, tar, Reference::parse("a-arm64").value(),
+                           {.platform = Platform::parse("linux/arm64/v8").value(), .created = 0});
+  ASSERT_TRUE(amd && arm);
+  auto e1 = index_entry(store_, *amd);
+  auto e2 = index_entry(store_, *arm);
+  ASSERT_TRUE(e1 && e2) << (e1 ? e2.error().to_string() : e1.error().to_string());
+  EXPECT_EQ(e1->platform->str(), "linux/amd64");
+  EXPECT_EQ(e2->platform->str(), "linux/arm64/v8");
+  EXPECT_EQ(e2->digest, arm->digest);
+
+  Index idx = with_entry(with_entry(with_entry({}, *e1), *e2), *e1);  // e1 again: no duplicate
+  ASSERT_EQ(idx.manifests.size(), 2u);
+  EXPECT_EQ(idx.manifests[0].digest, amd->digest);
+  auto d1 = put_index(store_, idx);
+  auto d2 = put_index(store_, idx);
+  ASSERT_TRUE(d1 && d2);
+  EXPECT_EQ(d1->digest, d2->digest);
+  EXPECT_EQ(d1->media_type, media_type::kOciIndex);
+  auto picked = select_platform(parse_manifest(*store_.read_blob(d1->digest)).value().index(),
+                                Platform::parse("linux/arm64").value());
+  ASSERT_TRUE(picked);
+  EXPECT_EQ(picked->digest, arm->digest);
+
+  auto fewer = without_entry(idx, amd->digest);
+  ASSERT_TRUE(fewer);
+  EXPECT_EQ(fewer->manifests.size(), 1u);
+  EXPECT_EQ(without_entry(*fewer, amd->digest).error().code, Errc::NotFound);
+  // An index is no entry, and a single image is no list.
+  EXPECT_FALSE(index_entry(store_, *d1));
+  ASSERT_TRUE(store_.set_name(Reference::parse("list").value(), *d1));
+  EXPECT_TRUE(read_index(store_, store_.resolve("list").value()));
+  EXPECT_FALSE(read_index(store_, store_.resolve("a-amd64").value()));
 }
 
 }  // namespace

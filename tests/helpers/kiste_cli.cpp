@@ -55,6 +55,21 @@ fs::path busybox_tar() {
   return path;
 }
 
+fs::path busybox_tar_arm64() {
+  static std::once_flag once;
+  static fs::path path =
+      fs::temp_directory_path() / ("kiste-test-busybox-arm64-" + sys::random_hex(4) + ".tar");
+  std::call_once(once, [] {
+    std::string out;
+    int rc = run_shell(std::string(KISTE_SOURCE_DIR) + "/scripts/busybox-rootfs.sh --arch arm64 " +
+                           path.native(),
+                       &out);
+    if (rc != 0) throw std::runtime_error("busybox-rootfs.sh --arch arm64 failed: " + out);
+    std::atexit([] { ::unlink(path.c_str()); });
+  });
+  return path;
+}
+
 std::string kiste_command(const std::filesystem::path& root, const std::string& args) {
   return kiste_binary().string() + " --root " + root.string() + " " + args;
 }

@@ -61,6 +61,9 @@ struct RunRequest {
   // RUN --mount's binds (absolute host sources) and tmpfs mounts, typed as the runtime takes
   // them: any path works, `,` and `:` included.
   std::vector<runtime::MountSpec> mounts;
+  // The stage's platform (its config's os/architecture/variant): a foreign one runs under
+  // qemu-user through a binfmt_misc handler (runtime::check_execution), or the step fails.
+  image::Platform platform;
 };
 
 class RunExecutor {
@@ -122,6 +125,9 @@ struct BuildOptions {
   std::map<std::string, std::filesystem::path> ssh;
   // The stat-keyed content-hash cache of context files (<root>/cache/context/…).
   bool context_hash_cache = true;
+  // Whether the built image gets an entry in the store's index.json (the tags, else its digest).
+  // A multi-platform build names only its index.
+  bool name_image = true;
 };
 
 struct BuildResult {
@@ -135,6 +141,12 @@ struct BuildResult {
   std::vector<CacheRecord> cache_records;
 };
 
+// A multi-platform build: one image per platform and the OCI image index that lists them.
+struct MultiPlatformResult {
+  image::Descriptor index;
+  std::vector<BuildResult> images;  // in the order of the platforms
+};
+
 class Builder {
  public:
   // `executor` may be null: a RUN step then fails with a clear error.
@@ -142,6 +154,11 @@ class Builder {
       : store_(store), provider_(provider), executor_(executor) {}
 
   [[nodiscard]] Result<BuildResult> build(const BuildOptions& opts);
+  // `build --platform a,b,…`: `opts` built once for each platform (opts.plan.platform is each in
+  // turn; RUN steps of a foreign one run under qemu-user), then one OCI image index with an entry
+  // per platform, in the order given, named by opts.tags. The same inputs give the same index.
+  [[nodiscard]] Result<MultiPlatformResult> build_platforms(
+      const BuildOptions& opts, const std::vector<image::Platform>& platforms);
 
  private:
   const image::Store& store_;

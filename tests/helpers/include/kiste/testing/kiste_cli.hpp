@@ -37,5 +37,8 @@ class KisteCli {
 
 // Writes the busybox rootfs tarball made from Debian's busybox-static (once per process).
 [[nodiscard]] std::filesystem::path busybox_tar();
+// The same rootfs with Debian's arm64 busybox-static (the .deb scripts/setup.sh downloads into
+// /var/cache/kiste-test, unpacked with dpkg-deb -x): import it with --platform linux/arm64.
+[[nodiscard]] std::filesystem::path busybox_tar_arm64();
 
 }  // namespace kiste::testing
