@@ -15,6 +15,7 @@ build_deps=(cmake ninja-build pkg-config g++ ccache
 # OCI tools that check what kiste writes.
 test_deps=(busybox-static docker-registry skopeo umoci oci-image-tool apache2-utils openssl
   time tar gzip zstd iproute2 procps hyperfine curl python3
+  gnupg gpgv  # GPG simple signing: gpgv checks signedBy policies, gpg makes keys in the tests
   python3-nacl  # an independent reader/writer of cosign's encrypted key format (tests/e2e/cosign_key.py)
   runc crun buildah  # runc, crun: peers for bench/run_latency.sh; buildah: builder interop
   qemu-system-x86 kmod  # the VM stage (tests/vm): qemu + virtiofsd; depmod for the guest kernel
