@@ -380,6 +380,7 @@ void register_build_commands(CLI::App& app, Globals& g) {
       ->allow_extra_args(false);
   b->add_flag("--push", f->push, "push every -t name to its registry after the build");
   add_registry_flags(b, f->registry);
+  add_policy_flag(b, f->registry);
   b->add_option("--cgroup-manager", f->cgroup_manager, "RUN steps' cgroups: systemd or cgroupfs");
   b->add_option("--cgroup-parent", f->cgroup_parent, "RUN steps' parent slice (systemd) or cgroup (cgroupfs)");
   b->add_option("-m,--memory", f->memory, "memory limit for each RUN step (e.g. 512m)");

@@ -23,6 +23,8 @@
 #include "globals.hpp"
 #include "registry_flags.hpp"
 #include "progress.hpp"
+#include "trust_commands.hpp"
+#include "trust_gate.hpp"
 
 namespace kiste::cli {
 
@@ -72,7 +74,8 @@ Status do_pull(Globals& g, const RegistryFlags& rf, const CopyFlags& cf, const s
   KISTE_ASSIGN_OR_RETURN(image::Store store, image::Store::open(g.root));
   LineProgress progress(cf.quiet, want_tty(cf.progress));
   KISTE_ASSIGN_OR_RETURN(image::CopyOptions opts, copy_options(cf, &progress));
-  KISTE_ASSIGN_OR_RETURN(image::CopyResult r, registry::pull_image(store, ref, rf.access(), opts));
+  KISTE_ASSIGN_OR_RETURN(registry::AccessOptions access, rf.gated_access());
+  KISTE_ASSIGN_OR_RETURN(image::CopyResult r, registry::pull_image(store, ref, access, opts));
   summary(cf.quiet, r, t0);
   std::printf("%s\n", r.top.digest.str().c_str());
   return {};
@@ -84,7 +87,8 @@ Status pull_for_build(const Globals& g, const RegistryFlags& rf, const image::Re
                       const image::Platform& platform) {
   KISTE_ASSIGN_OR_RETURN(image::Store store, image::Store::open(g.root));
   LineProgress progress(false, false);
-  KISTE_TRY(registry::pull_image(store, ref, rf.access(),
+  KISTE_ASSIGN_OR_RETURN(registry::AccessOptions access, rf.gated_access());
+  KISTE_TRY(registry::pull_image(store, ref, access,
                                  {.platform = platform, .progress = &progress}));
   return {};
 }
@@ -114,16 +118,23 @@ Status do_copy(Globals& g, const RegistryFlags& rf, const CopyFlags& cf, const s
   KISTE_ASSIGN_OR_RETURN(registry::Location dst, registry::parse_location(to));
   LineProgress progress(cf.quiet, want_tty(cf.progress));
   KISTE_ASSIGN_OR_RETURN(image::CopyOptions opts, copy_options(cf, &progress));
+  KISTE_ASSIGN_OR_RETURN(registry::AccessOptions access, rf.gated_access());
   KISTE_ASSIGN_OR_RETURN(image::CopyResult r,
-                         registry::copy(src, dst, {.store_root = g.root, .access = rf.access()},
-                                        opts));
+                         registry::copy(src, dst, {.store_root = g.root, .access = access}, opts));
   summary(cf.quiet, r, t0);
   std::printf("%s\n", r.top.digest.str().c_str());
   return {};
 }
 
+struct PromoteTrust {
+  std::string sign_by;            // re-sign for the destination identity with this key
+  std::string sign_identity;      // instead of the destination reference
+  std::string require_signed_by;  // the source must carry a signature by this public key
+};
+
 Status do_promote(const RegistryFlags& rf, const CopyFlags& cf, const std::string& from,
-                  const std::string& to, const std::string& expect, bool no_signatures) {
+                  const std::string& to, const std::string& expect, bool no_signatures,
+                  const PromoteTrust& pt) {
   auto t0 = std::chrono::steady_clock::now();
   KISTE_ASSIGN_OR_RETURN(Reference s, parse_docker_ref(from));
   KISTE_ASSIGN_OR_RETURN(Reference d, parse_docker_ref(to));
@@ -132,6 +143,32 @@ Status do_promote(const RegistryFlags& rf, const CopyFlags& cf, const std::strin
   if (!expect.empty()) {
     KISTE_ASSIGN_OR_RETURN(po.expect_digest,
                            with_context(image::Digest::parse(expect), "--expect-digest"));
+  }
+  // Everything that can refuse is settled before a byte moves: the key (and its passphrase), the
+  // policy, the required signer.
+  std::optional<trust::PrivateKey> key;
+  std::string identity;
+  if (!pt.sign_by.empty()) {
+    KISTE_ASSIGN_OR_RETURN(key, with_context(load_private_key(pt.sign_by), "--sign-by"));
+    KISTE_ASSIGN_OR_RETURN(identity, checked_identity(pt.sign_identity, d));
+  }
+  // The policy gates the image under the name it gets in the destination (production's rules);
+  // --require-signed-by gates it under its source name. Both see the source's signatures.
+  std::vector<std::pair<trust::Policy, Reference>> gates;
+  KISTE_ASSIGN_OR_RETURN(std::optional<trust::Policy> policy, trust::Policy::load(rf.policy));
+  if (policy) gates.emplace_back(std::move(*policy), d);
+  if (!pt.require_signed_by.empty()) {
+    KISTE_ASSIGN_OR_RETURN(trust::Policy p, with_context(signed_by_policy(pt.require_signed_by),
+                                                         "--require-signed-by"));
+    gates.emplace_back(std::move(p), s);
+  }
+  if (!gates.empty()) {
+    po.gate = [&gates, &s, &rf](registry::Client& sc, const image::Digest& digest) -> Status {
+      for (const auto& [p, as] : gates) {
+        KISTE_TRY(p.check(as, digest, signature_source(sc, s, digest, rf.registries_d)));
+      }
+      return {};
+    };
   }
   LineProgress progress(cf.quiet, want_tty(cf.progress));
   po.progress = &progress;
@@ -147,6 +184,11 @@ Status do_promote(const RegistryFlags& rf, const CopyFlags& cf, const std::strin
   if (!cf.quiet && r.artifacts_copied > 0) {
     std::fprintf(stderr, "%d signature/attestation/referrer artifacts copied\n",
                  r.artifacts_copied);
+  }
+  if (key) {
+    KISTE_TRY(with_context(sign_in_registry(*dc, d, r.digest, *key, identity),
+                           fmt::format("promote `{}`: --sign-by", d.str())));
+    if (!cf.quiet) std::fprintf(stderr, "Signed %s as %s\n", r.digest.str().c_str(), identity.c_str());
   }
   std::printf("%s\n", r.digest.str().c_str());
   return {};
@@ -323,6 +365,7 @@ void register_registry_commands(CLI::App& app, Globals& g) {
     static std::string ref;
     cmd->add_option("REF", ref, "image reference")->required();
     add_registry_flags(cmd, rf);
+    add_policy_flag(cmd, rf);
     add_copy_flags(cmd, cf);
     cmd->callback([&g] { exit_on_error(do_pull(g, rf, cf, ref)); });
   }
@@ -348,6 +391,7 @@ void register_registry_commands(CLI::App& app, Globals& g) {
     cmd->add_option("DEST", to, "where it goes (the same forms; a plain name: into the store)")
         ->required();
     add_registry_flags(cmd, rf);
+    add_policy_flag(cmd, rf);
     add_copy_flags(cmd, cf);
     cmd->callback([&g] { exit_on_error(do_copy(g, rf, cf, from, to)); });
   }
@@ -362,9 +406,17 @@ void register_registry_commands(CLI::App& app, Globals& g) {
         ->required();
     cmd->add_option("--expect-digest", expect, "refuse unless the source has this digest");
     cmd->add_flag("--no-signatures", no_sigs, "do not copy .sig/.att/.sbom tags and referrers");
+    static PromoteTrust pt;
+    cmd->add_option("--sign-by", pt.sign_by,
+                    "sign the promoted image for its destination identity with this private key");
+    cmd->add_option("--sign-identity", pt.sign_identity,
+                    "identity for --sign-by (default: DEST without its digest)");
+    cmd->add_option("--require-signed-by", pt.require_signed_by,
+                    "refuse unless the source carries a cosign signature by this public key");
     add_registry_flags(cmd, rf);
+    add_policy_flag(cmd, rf);
     add_copy_flags(cmd, cf);
-    cmd->callback([] { exit_on_error(do_promote(rf, cf, from, to, expect, no_sigs)); });
+    cmd->callback([] { exit_on_error(do_promote(rf, cf, from, to, expect, no_sigs, pt)); });
   }
   {
     auto* cmd = app.add_subcommand("tags", "List the tags of a repository");

@@ -11,6 +11,7 @@
 #include "cli_args.hpp"
 #include "globals.hpp"
 #include "run_network.hpp"
+#include "trust_commands.hpp"
 
 namespace kiste::cli {
 
@@ -80,7 +81,8 @@ int main(int argc, char** argv) {
   for (Register r : {Register{register_run_commands}, Register{register_build_commands},
                      Register{register_image_commands}, Register{register_registry_commands},
                      Register{register_archive_commands}, Register{register_system_commands},
-                     Register{register_network_commands}, Register{register_manifest_commands}}) {
+                     Register{register_network_commands}, Register{register_manifest_commands},
+                     Register{register_trust_commands}}) {
     r(app, g);
     const std::string name(wanted);
     if (!name.empty() &&

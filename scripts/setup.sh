@@ -9,11 +9,14 @@ build_deps=(cmake ninja-build pkg-config g++ ccache
   libarchive-dev libssl-dev nlohmann-json3-dev libcurl4-openssl-dev libseccomp-dev
   libgtest-dev libgmock-dev libcli11-dev libfmt-dev libzstd-dev zlib1g-dev libcap-dev
   libsystemd-dev  # sd-bus headers only: libsystemd is dlopen'ed by the systemd cgroup manager
+  libsodium-dev  # scrypt + secretbox for cosign-format encrypted private keys (trust/)
   libmnl-dev libnftables-dev)  # rtnetlink and nftables for container networks (dlopen'ed too)
 # Real peers and fixtures the tests use: a busybox made offline, the CNCF registry, and the
 # OCI tools that check what kiste writes.
 test_deps=(busybox-static docker-registry skopeo umoci oci-image-tool apache2-utils openssl
   time tar gzip zstd iproute2 procps hyperfine curl python3
+  gnupg gpgv  # GPG simple signing: gpgv checks signedBy policies, gpg makes keys in the tests
+  python3-nacl  # an independent reader/writer of cosign's encrypted key format (tests/e2e/cosign_key.py)
   runc crun buildah  # runc, crun: peers for bench/run_latency.sh; buildah: builder interop
   qemu-system-x86 kmod  # the VM stage (tests/vm): qemu + virtiofsd; depmod for the guest kernel
   clang-19 libclang-rt-19-dev  # the libFuzzer build (fuzz/run.sh): clang-14's <expected> fails

@@ -35,6 +35,7 @@ Result<PromoteResult> promote(Client& sc, const image::Reference& src, Client& d
   if (dst.digest() && *dst.digest() != digest) {
     return failf(Errc::InvalidArgument, "{}: source has digest {}", ctx, digest);
   }
+  if (opts.gate) KISTE_TRY(with_context(opts.gate(sc, digest), ctx));
   // Signatures and referrers of the image are looked up while it is copied (two round trips
   // off the critical path); they are copied after it.
   std::future<Result<Client::NameList>> tags_f;

@@ -185,6 +185,9 @@ Result<image::CopyResult> copy(const Location& src, const Location& dst, const T
   }
   std::string ctx = fmt::format("copy {} to {}", quote(src.text), quote(dst.text));
   KISTE_ASSIGN_OR_RETURN(OpenedSource s, with_context(open_source(src, t), ctx));
+  if (src.kind == Kind::Registry && t.access.gate && s.remote.client && s.name) {
+    KISTE_TRY(with_context(t.access.gate(*s.remote.client, *s.name, s.image->top().digest), ctx));
+  }
   KISTE_ASSIGN_OR_RETURN(OpenedSink d, with_context(open_sink(dst, t, s.name), ctx));
   if (src.kind == Kind::Store || src.is_archive()) opts.all = true;
   KISTE_ASSIGN_OR_RETURN(image::CopyResult r, image::copy_image(*s.image, *d.sink, opts));
@@ -208,6 +211,10 @@ Result<image::CopyResult> pull_image(const image::Store& store, const Reference&
   KISTE_ASSIGN_OR_RETURN(Remote remote, connect(access, ref.registry()));
   KISTE_ASSIGN_OR_RETURN(auto src, with_context(RemoteImage::open(*remote.client, ref),
                                                 fmt::format("pull `{}`", ref.str())));
+  if (access.gate) {
+    KISTE_TRY(with_context(access.gate(*remote.client, ref, src->top().digest),
+                           fmt::format("pull `{}`", ref.str())));
+  }
   image::StoreSink sink(store, ref);
   return image::copy_image(*src, sink, opts);
 }

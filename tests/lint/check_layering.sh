@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fails when a part reaches across the layering of DESIGN.md:
 #   cli -> builder -> runtime -> image -> base;  builder -> image;  cli -> registry -> image;
-#   cli -> network -> base.
+#   cli -> network -> base;  cli -> trust -> image.
 # Checked twice: in the sources (#include lines) and in CMake's own link graph.
 set -euo pipefail
 src=$(cd "${1:?source dir}" && pwd)
@@ -29,6 +29,7 @@ check_part image 'base|image'
 check_part registry-client 'base|image|registry'
 check_part runtime 'base|image|runtime'
 check_part builder 'base|image|runtime|builder'
+check_part trust 'base|image|trust'
 
 # Transports are opened in registry-client (kiste/registry/transport.hpp), not in cli/: the
 # image backends, the staging guard and the registry TLS policy stay out of cli/.
@@ -51,7 +52,8 @@ kiste_network -> kiste_base
 kiste_registry -> kiste_image
 kiste_runtime -> kiste_image
 kiste_builder -> kiste_image
-kiste_builder -> kiste_runtime'
+kiste_builder -> kiste_runtime
+kiste_trust -> kiste_image'
 while read -r edge; do
   [ -z "$edge" ] && continue
   if ! grep -qxF "$edge" <<<"$allowed_edges"; then

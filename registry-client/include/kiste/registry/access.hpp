@@ -17,6 +17,13 @@
 
 namespace kiste::registry {
 
+// Asked before anything is copied from a registry image: the reference as the command names it,
+// the client that reached it and the digest of the top manifest as fetched (the bytes that will be
+// copied). An error stops the command with nothing stored or tagged. cli/ plugs the signature
+// policy (trust/) in here; registry-client knows nothing of signatures' meaning.
+using SourceGate = std::function<Status(Client& c, const image::Reference& ref,
+                                        const image::Digest& top)>;
+
 struct AccessOptions {
   // Set: verify TLS (true) or not, which also allows plain HTTP (false). Unset: a registry listed
   // insecure in registries.conf or daemon.json is reached like podman does, others verified.
@@ -25,6 +32,8 @@ struct AccessOptions {
   std::filesystem::path authfile;  // empty: docker's and podman's credential files
   // Hears each "retrying (2/5) in 1.2 s: <reason>" line (ClientOptions::on_retry); unset: logged.
   std::function<void(const std::string& line)> on_retry;
+  // pull, build's base images and copy from docker:// ask this before copying (unset: no gate).
+  SourceGate gate;
 };
 
 // Owns what a Client borrows (the keychain).

@@ -7,6 +7,7 @@
 #include <kiste/image/copy.hpp>
 #include <kiste/image/reference.hpp>
 #include <kiste/registry/client.hpp>
+#include <functional>
 #include <optional>
 
 namespace kiste::registry {
@@ -18,6 +19,9 @@ struct PromoteOptions {
   bool copy_signatures = true;
   int jobs = 6;
   image::CopyProgress* progress = nullptr;
+  // Asked with the source client, the reference below and the source's digest before anything is
+  // copied (the signature policy and --require-signed-by plug in here).
+  std::function<Status(Client& src_client, const image::Digest& digest)> gate;
 };
 
 struct PromoteResult {

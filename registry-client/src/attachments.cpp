@@ -1,0 +1,103 @@
+// cosign-layout attachments: read the layers of a `sha256-<hex>.sig` manifest, append one.
+#include <kiste/registry/attachments.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <kiste/image/blob_io.hpp>
+#include <kiste/image/manifest.hpp>
+#include <kiste/image/media_type.hpp>
+
+namespace kiste::registry {
+
+namespace {
+constexpr size_t kMaxAttachedLayers = 256;
+
+Status upload_if_missing(Client& c, std::string_view repo, const image::Descriptor& d,
+                         const std::string& bytes) {
+  KISTE_ASSIGN_OR_RETURN(bool present, c.has_blob(repo, d));
+  if (present) return {};
+  image::StringReader r(bytes);
+  return c.upload_blob(repo, d, r);
+}
+}  // namespace
+
+Result<std::vector<AttachedLayer>> fetch_attached_layers(Client& c, std::string_view repo,
+                                                         std::string_view tag,
+                                                         std::string_view media_type,
+                                                         size_t max_bytes) {
+  std::vector<AttachedLayer> out;
+  KISTE_ASSIGN_OR_RETURN(auto head, c.try_head_manifest(repo, tag));
+  if (!head) return out;
+  KISTE_ASSIGN_OR_RETURN(image::ManifestBlob m, c.get_manifest(repo, tag));
+  if (m.is_index()) {
+    return failf(Errc::Corrupt, "`{}:{}` is an index, not a signature manifest", repo, tag);
+  }
+  const auto& layers = m.manifest().layers;
+  if (layers.size() > kMaxAttachedLayers) {
+    return failf(Errc::Corrupt, "`{}:{}` lists {} layers (at most {})", repo, tag, layers.size(),
+                 kMaxAttachedLayers);
+  }
+  for (const auto& l : layers) {
+    if (l.media_type != media_type) continue;
+    if (l.size < 0 || static_cast<size_t>(l.size) > max_bytes) {
+      return failf(Errc::Corrupt, "`{}:{}`: layer {} is {} bytes (at most {})", repo, tag,
+                   l.digest, l.size, max_bytes);
+    }
+    KISTE_ASSIGN_OR_RETURN(auto reader, c.open_blob(repo, l));
+    KISTE_ASSIGN_OR_RETURN(std::string bytes, image::read_bounded(*reader, max_bytes, "attachment"));
+    if (bytes.size() != static_cast<size_t>(l.size) || image::Digest::of(bytes) != l.digest) {
+      return failf(Errc::Corrupt, "`{}:{}`: layer {} does not match its digest", repo, tag,
+                   l.digest);
+    }
+    out.push_back({std::move(bytes), l.annotations});
+  }
+  return out;
+}
+
+Result<image::Digest> append_attached_layer(Client& c, std::string_view repo,
+                                            std::string_view tag, std::string_view media_type,
+                                            const std::string& bytes,
+                                            const std::map<std::string, std::string>& annotations) {
+  image::Manifest m;
+  m.media_type = std::string(image::media_type::kOciManifest);
+  KISTE_ASSIGN_OR_RETURN(auto head, c.try_head_manifest(repo, tag));
+  if (head) {
+    KISTE_ASSIGN_OR_RETURN(image::ManifestBlob old, c.get_manifest(repo, tag));
+    if (old.is_index()) {
+      return failf(Errc::Corrupt, "`{}:{}` is an index, not a signature manifest", repo, tag);
+    }
+    m.layers = old.manifest().layers;
+    m.annotations = old.manifest().annotations;
+    if (m.layers.size() >= kMaxAttachedLayers) {
+      return failf(Errc::InvalidArgument, "`{}:{}` already holds {} layers", repo, tag,
+                   m.layers.size());
+    }
+  }
+  image::Descriptor layer{.media_type = std::string(media_type),
+                          .digest = image::Digest::of(bytes),
+                          .size = static_cast<int64_t>(bytes.size()),
+                          .annotations = annotations};
+  for (const auto& l : m.layers) {
+    if (l.digest == layer.digest && l.annotations == layer.annotations && head) {
+      return head->digest;  // this very signature is there already
+    }
+  }
+  KISTE_TRY(upload_if_missing(c, repo, layer, bytes));
+  m.layers.push_back(layer);
+  // The config lists the layers as an image's would (what cosign writes).
+  nlohmann::json diff_ids = nlohmann::json::array();
+  for (const auto& l : m.layers) diff_ids.push_back(l.digest.str());
+  nlohmann::json cfg = {{"architecture", ""},
+                        {"config", nlohmann::json::object()},
+                        {"os", ""},
+                        {"rootfs", {{"type", "layers"}, {"diff_ids", diff_ids}}}};
+  std::string cfg_bytes = cfg.dump();
+  m.config = image::Descriptor{.media_type = std::string(image::media_type::kOciConfig),
+                               .digest = image::Digest::of(cfg_bytes),
+                               .size = static_cast<int64_t>(cfg_bytes.size())};
+  KISTE_TRY(upload_if_missing(c, repo, m.config, cfg_bytes));
+  KISTE_ASSIGN_OR_RETURN(image::ManifestBlob blob, image::parse_manifest(image::serialize_manifest(m)));
+  return c.put_manifest(repo, tag, blob);
+}
+
+}  // namespace kiste::registry

@@ -1,0 +1,130 @@
+// GPG simple signing, checked by running gpgv (Debian's gpgv/gnupg) in a private temp dir.
+#include <kiste/trust/gpg.hpp>
+
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include <kiste/base/sys.hpp>
+#include <kiste/base/temp_dir.hpp>
+#include <kiste/base/unique_fd.hpp>
+#include <kiste/trust/keys.hpp>
+#include <kiste/trust/sigstore.hpp>
+
+extern char** environ;
+
+namespace kiste::trust {
+
+Result<std::string> dearmor_public_keys(std::string_view keys) {
+  if (keys.size() > kMaxGpgKeyringBytes) return fail(Errc::InvalidArgument, "GPG keys: larger than 1 MiB");
+  constexpr std::string_view kBegin = "-----BEGIN PGP PUBLIC KEY BLOCK-----";
+  constexpr std::string_view kEnd = "-----END PGP PUBLIC KEY BLOCK-----";
+  if (keys.find(kBegin) == std::string_view::npos) return std::string(keys);
+  std::string out;
+  size_t pos = 0;
+  while ((pos = keys.find(kBegin, pos)) != std::string_view::npos) {
+    size_t end = keys.find(kEnd, pos);
+    if (end == std::string_view::npos) return fail(Errc::InvalidArgument, "GPG keys: armor block not closed");
+    std::string_view block = keys.substr(pos + kBegin.size(), end - pos - kBegin.size());
+    // Header lines ("Version: …") end at the first empty line; the body ends at the "=CRC" line.
+    std::string b64;
+    bool in_body = false;
+    size_t start = 0;
+    while (start <= block.size()) {
+      size_t nl = block.find('\n', start);
+      std::string_view line = block.substr(start, nl == std::string_view::npos ? std::string_view::npos : nl - start);
+      if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+      if (!in_body) {
+        if (line.empty() && start > 0) in_body = true;
+        else if (line.find(':') == std::string_view::npos && !line.empty()) {
+          in_body = true;  // no headers at all
+          b64 += line;
+        }
+      } else {
+        if (line.starts_with("=")) break;
+        b64 += line;
+      }
+      if (nl == std::string_view::npos) break;
+      start = nl + 1;
+    }
+    KISTE_ASSIGN_OR_RETURN(std::string bytes, with_context(base64_decode(b64), "GPG keys: armor"));
+    out += bytes;
+    pos = end + kEnd.size();
+  }
+  return out;
+}
+
+Result<GpgVerified> gpgv_verify(std::string_view keyring, std::string_view signature) {
+  if (signature.size() > kMaxGpgSignatureBytes) {
+    return fail(Errc::Corrupt, "GPG signature: larger than 64 KiB");
+  }
+  const char* tmp_env = std::getenv("TMPDIR");
+  KISTE_ASSIGN_OR_RETURN(TempDir dir, TempDir::create(tmp_env && *tmp_env ? tmp_env : "/tmp", "kiste-gpgv-"));
+  const std::filesystem::path keys = dir.path() / "keys.gpg";
+  const std::filesystem::path sig = dir.path() / "signature";
+  const std::filesystem::path payload = dir.path() / "payload";
+  const std::filesystem::path status = dir.path() / "status";
+  KISTE_TRY(sys::write_file_atomic(keys, keyring, 0600, sys::Sync::No));
+  KISTE_TRY(sys::write_file_atomic(sig, signature, 0600, sys::Sync::No));
+  KISTE_ASSIGN_OR_RETURN(UniqueFd status_fd, sys::open(status, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+  KISTE_ASSIGN_OR_RETURN(UniqueFd null_fd, sys::open("/dev/null", O_RDWR | O_CLOEXEC, 0));
+  std::string homedir = dir.path().string();
+  std::string keys_s = keys.string(), sig_s = sig.string(), payload_s = payload.string();
+  std::vector<std::string> args = {"gpgv",   "--homedir", homedir,   "--keyring", keys_s,
+                                   "--status-fd", "1",     "--output", payload_s, sig_s};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, null_fd.get(), 0);
+  posix_spawn_file_actions_adddup2(&fa, status_fd.get(), 1);
+  posix_spawn_file_actions_adddup2(&fa, null_fd.get(), 2);
+  pid_t pid = 0;
+  int rc = posix_spawnp(&pid, "gpgv", &fa, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  if (rc != 0) {
+    return failf(Errc::Unavailable, "run `gpgv`: {} (install Debian's gpgv)", std::strerror(rc));
+  }
+  int st = 0;
+  while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+  }
+  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+    return fail(Errc::PermissionDenied, "GPG signature does not verify with the given keys");
+  }
+  KISTE_ASSIGN_OR_RETURN(std::string status_text, sys::read_file(status, 1 << 20));
+  GpgVerified v;
+  constexpr std::string_view kValid = "[GNUPG:] VALIDSIG ";
+  size_t at = status_text.find(kValid);
+  if (at == std::string::npos) {
+    return fail(Errc::PermissionDenied, "GPG signature: gpgv reported no valid signature");
+  }
+  size_t fs = at + kValid.size();
+  v.fingerprint = status_text.substr(fs, status_text.find_first_of(" \n", fs) - fs);
+  KISTE_ASSIGN_OR_RETURN(v.payload, with_context(sys::read_file(payload, kMaxPayloadBytes),
+                                                 "GPG signature payload"));
+  return v;
+}
+
+Result<SimpleSigningPayload> verify_gpg_signature(std::string_view keyring,
+                                                  std::string_view signature,
+                                                  const image::Digest& digest) {
+  KISTE_ASSIGN_OR_RETURN(GpgVerified v, gpgv_verify(keyring, signature));
+  KISTE_ASSIGN_OR_RETURN(SimpleSigningPayload p, parse_simple_signing(v.payload));
+  if (p.type != kAtomicSignatureType) {
+    return failf(Errc::PermissionDenied, "GPG-signed payload has type `{}`, not `{}`", p.type,
+                 kAtomicSignatureType);
+  }
+  if (p.manifest_digest != digest) {
+    return failf(Errc::PermissionDenied, "GPG signature (key {}) is for {}, not for {}",
+                 v.fingerprint, p.manifest_digest, digest);
+  }
+  return p;
+}
+
+}  // namespace kiste::trust
