@@ -72,3 +72,51 @@ bench_build_roots() {
   kbuild_base="$KISTE --root $kroot build -q"
   bbuild_base="$b bud --layers --pull=never --runtime runc --network none -q"
 }
+
+# A docker-registry on a free loopback port storing under $1 (its log in $1/registry.log); sets H
+# (host:port) and REG_PID, and returns once it answers. The caller kills $REG_PID on exit.
+bench_start_registry() {
+  local dir=$1 port
+  port=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
+  H=127.0.0.1:$port
+  cat >"$dir/config.yml" <<CONFIG
+version: 0.1
+log: {level: error, accesslog: {disabled: true}}
+storage: {filesystem: {rootdirectory: $dir/storage}, delete: {enabled: true}}
+http: {addr: "$H", secret: bench}
+CONFIG
+  docker-registry serve "$dir/config.yml" >"$dir/registry.log" 2>&1 &
+  REG_PID=$!
+  for _ in $(seq 100); do curl -sf "http://$H/v2/" >/dev/null && break; sleep 0.05; done
+}
+
+# An OCI layout $1/src-oci with one image named $2 whose layers are incompressible bytes of the
+# given sizes in MB (`bench_random_layout DIR app 8 4 2`); $1/blobs.txt lists its config and layer
+# digests.
+bench_random_layout() {
+  python3 - "$@" <<'PY'
+import hashlib, json, os, sys
+d, name, sizes = sys.argv[1], sys.argv[2], [int(x) for x in sys.argv[3:]]
+lay = os.path.join(d, "src-oci"); os.makedirs(lay + "/blobs/sha256")
+def put(b):
+    h = hashlib.sha256(b).hexdigest()
+    open(f"{lay}/blobs/sha256/{h}", "wb").write(b)
+    return "sha256:" + h, len(b)
+layers, diffs = [], []
+for mb in sizes:
+    dg, sz = put(os.urandom(mb * 1000 * 1000))
+    layers.append({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": dg, "size": sz})
+    diffs.append(dg)
+cd, cs = put(json.dumps({"architecture": "amd64", "os": "linux", "config": {},
+                         "rootfs": {"type": "layers", "diff_ids": diffs}}).encode())
+m = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": cs},
+                "layers": layers}).encode()
+md, ms = put(m)
+open(lay + "/oci-layout", "w").write('{"imageLayoutVersion":"1.0.0"}')
+open(lay + "/index.json", "w").write(json.dumps({"schemaVersion": 2, "manifests": [
+    {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md, "size": ms,
+     "annotations": {"org.opencontainers.image.ref.name": name}}]}))
+open(d + "/blobs.txt", "w").write("\n".join([cd] + diffs) + "\n")
+PY
+}

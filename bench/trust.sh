@@ -25,42 +25,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-PORT=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
-H=127.0.0.1:$PORT
-cat >"$D/config.yml" <<CONFIG
-version: 0.1
-log: {level: error, accesslog: {disabled: true}}
-storage: {filesystem: {rootdirectory: $D/storage}, delete: {enabled: true}}
-http: {addr: "$H", secret: bench}
-CONFIG
-docker-registry serve "$D/config.yml" >"$D/registry.log" 2>&1 &
-REG_PID=$!
-for _ in $(seq 100); do curl -sf "http://$H/v2/" >/dev/null && break; sleep 0.05; done
-
-# A 5-layer image of incompressible bytes (8+4+2+1+1 MB) as an OCI layout.
-python3 - "$D" <<'PY'
-import hashlib, json, os, sys
-d = sys.argv[1]; lay = os.path.join(d, "src-oci"); os.makedirs(lay + "/blobs/sha256")
-def put(b):
-    h = hashlib.sha256(b).hexdigest()
-    open(f"{lay}/blobs/sha256/{h}", "wb").write(b)
-    return "sha256:" + h, len(b)
-layers, diffs = [], []
-for mb in (8, 4, 2, 1, 1):
-    dg, sz = put(os.urandom(mb * 1000 * 1000))
-    layers.append({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": dg, "size": sz})
-    diffs.append(dg)
-cd, cs = put(json.dumps({"architecture": "amd64", "os": "linux", "config": {},
-                         "rootfs": {"type": "layers", "diff_ids": diffs}}).encode())
-m = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": cs},
-                "layers": layers}).encode()
-md, ms = put(m)
-open(lay + "/oci-layout", "w").write('{"imageLayoutVersion":"1.0.0"}')
-open(lay + "/index.json", "w").write(json.dumps({"schemaVersion": 2, "manifests": [
-    {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md, "size": ms,
-     "annotations": {"org.opencontainers.image.ref.name": "app"}}]}))
-PY
+bench_start_registry "$D"
+# A 5-layer image of incompressible bytes as an OCI layout.
+bench_random_layout "$D" app 8 4 2 1 1
 # Debian's skopeo 1.9.3 is built with sigstore disabled, so the one kind of signature both tools
 # check here is GPG simple signing: skopeo --sign-by writes it to file:// lookaside storage.
 export GNUPGHOME=$D/gnupg
