@@ -225,6 +225,31 @@ Result<bool> identity_matches(const IdentityRule& rule, const image::Reference& 
   return false;
 }
 
+// Why none of `sigs` is accepted: `verify` checks one and returns its payload, whose signed
+// identity `rule` must then match; nullopt when one is accepted.
+template <class Sig, class Verify>
+std::optional<std::string> none_accepted(const std::vector<Sig>& sigs, std::string_view what,
+                                         const IdentityRule& rule, const image::Reference& ref,
+                                         Verify verify) {
+  std::string first_failure;
+  for (const auto& sig : sigs) {
+    auto payload = verify(sig);
+    if (!payload) {
+      if (first_failure.empty()) first_failure = payload.error().to_string();
+      continue;
+    }
+    auto ok = identity_matches(rule, ref, payload->docker_reference);
+    if (ok && *ok) return std::nullopt;
+    if (first_failure.empty()) {
+      first_failure = ok ? fmt::format("signed identity `{}` does not match `{}`",
+                                       payload->docker_reference, ref.str())
+                         : ok.error().to_string();
+    }
+  }
+  return fmt::format("{} {}{}, none accepted: {}", sigs.size(), what, sigs.size() == 1 ? "" : "s",
+                     first_failure);
+}
+
 Result<Policy> Policy::parse(std::string_view text) {
   if (text.size() > kMaxPolicyBytes) return fail(Errc::InvalidArgument, "policy: larger than 1 MiB");
   json doc = json::parse(text, nullptr, false);
@@ -343,29 +368,10 @@ Status Policy::check(const image::Reference& ref, const image::Digest& digest,
         if (gpg_sigs->empty()) {
           return refuse(r, fmt::format("no GPG signature for {} in lookaside storage", digest));
         }
-        std::string first_failure;
-        bool accepted = false;
-        for (const auto& sig : *gpg_sigs) {
-          auto payload = verify_gpg_signature(keyring, sig, digest);
-          if (!payload) {
-            if (first_failure.empty()) first_failure = payload.error().to_string();
-            continue;
-          }
-          auto ok = identity_matches(r.identity, ref, payload->docker_reference);
-          if (ok && *ok) {
-            accepted = true;
-            break;
-          }
-          if (first_failure.empty()) {
-            first_failure = ok ? fmt::format("signed identity `{}` does not match `{}`",
-                                             payload->docker_reference, ref.str())
-                               : ok.error().to_string();
-          }
-        }
-        if (!accepted) {
-          return refuse(r, fmt::format("{} GPG signature{}, none accepted: {}", gpg_sigs->size(),
-                                       gpg_sigs->size() == 1 ? "" : "s", first_failure));
-        }
+        auto why = none_accepted(*gpg_sigs, "GPG signature", r.identity, ref, [&](const std::string& sig) {
+          return verify_gpg_signature(keyring, sig, digest);
+        });
+        if (why) return refuse(r, *why);
         continue;
       }
       case Requirement::Kind::SigstoreSigned: {
@@ -384,29 +390,10 @@ Status Policy::check(const image::Reference& ref, const image::Digest& digest,
           sigs = std::move(*got);
         }
         if (sigs->empty()) return refuse(r, fmt::format("no signature for {}", digest));
-        std::string first_failure;
-        bool accepted = false;
-        for (const auto& sig : *sigs) {
-          auto payload = verify_sigstore_signature(*key, sig, digest);
-          if (!payload) {
-            if (first_failure.empty()) first_failure = payload.error().to_string();
-            continue;
-          }
-          auto ok = identity_matches(r.identity, ref, payload->docker_reference);
-          if (ok && *ok) {
-            accepted = true;
-            break;
-          }
-          if (first_failure.empty()) {
-            first_failure = ok ? fmt::format("signed identity `{}` does not match `{}`",
-                                             payload->docker_reference, ref.str())
-                               : ok.error().to_string();
-          }
-        }
-        if (!accepted) {
-          return refuse(r, fmt::format("{} signature{}, none accepted: {}", sigs->size(),
-                                       sigs->size() == 1 ? "" : "s", first_failure));
-        }
+        auto why = none_accepted(*sigs, "signature", r.identity, ref, [&](const SigstoreSignature& sig) {
+          return verify_sigstore_signature(*key, sig, digest);
+        });
+        if (why) return refuse(r, *why);
         continue;
       }
     }
