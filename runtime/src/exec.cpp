@@ -266,6 +266,10 @@ Result<ExecResult> exec_in_container(const ExecRequest& req) {
   const pid_t outer = ::fork();
   if (outer < 0) return std::unexpected(sys_error("fork", "exec"));
   if (outer == 0) {
+    // Not dumpable while it is a copy of the runtime inside the container's namespaces: nothing
+    // there may open /proc/<pid>/exe (the runtime binary) or its fds (CVE-2019-5736,
+    // CVE-2016-9962). exec() of the command resets it.
+    (void)::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     for (const auto& dir : cgroups) {
       int fd = ::open((dir / "cgroup.procs").c_str(), O_WRONLY | O_CLOEXEC);
       if (fd < 0 || ::write(fd, "0", 1) != 1) die(wfd, kCgroup, errno);
