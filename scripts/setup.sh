@@ -15,6 +15,7 @@ build_deps=(cmake ninja-build pkg-config g++ ccache
 test_deps=(busybox-static docker-registry skopeo umoci oci-image-tool apache2-utils openssl
   time tar gzip zstd iproute2 procps hyperfine curl python3
   runc crun buildah  # runc, crun: peers for bench/run_latency.sh; buildah: builder interop
+  podman  # drives kiste-runc as its OCI runtime (tests/e2e/oci_podman_e2e_test.cpp, bench/oci.sh)
   qemu-system-x86 kmod  # the VM stage (tests/vm): qemu + virtiofsd; depmod for the guest kernel
   clang-19 libclang-rt-19-dev)  # the libFuzzer build (fuzz/run.sh): clang-14's <expected> fails
 missing=()

@@ -552,9 +552,13 @@ Result<int> OciRuntime::exec(std::string_view id, const ExecOptions& opts) {
   }
   if (req.args.empty()) return fail(Errc::InvalidArgument, "exec: no command given");
   if (opts.tty) return fail(Errc::Unsupported, "exec --tty is not supported yet");
-  if (opts.detach) return fail(Errc::Unsupported, "exec --detach is not supported yet");
+  if (!opts.pid_file.empty() && !opts.detach) {
+    return fail(Errc::Unsupported, "exec --pid-file needs --detach");
+  }
+  req.detach = opts.detach;
   KISTE_ASSIGN_OR_RETURN(ExecResult res, exec_in_container(req));
   if (!res.exec_error.empty()) return fail(Errc::NotFound, res.exec_error);
+  if (opts.detach) KISTE_TRY(write_pid_file(opts.pid_file, res.pid));
   return res.exit_code;
 }
 
