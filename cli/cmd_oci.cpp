@@ -141,7 +141,7 @@ const std::vector<Flag> kGlobalFlags = {
 
 constexpr std::string_view kUsage =
     "usage: kiste-runc [--root DIR] [--log FILE] [--log-format text|json] [--systemd-cgroup] COMMAND\n"
-    "commands: create, start, state, kill, delete, run, exec, ps, list, spec, features\n";
+    "commands: create, start, state, kill, delete, run, exec, ps, list, pause, resume, spec, features\n";
 
 Result<std::string> one_id(const Parsed& p, std::string_view verb, size_t extra_max = 0) {
   if (p.args.empty()) return failf(Errc::InvalidArgument, "{}: a container id is required", verb);
@@ -298,7 +298,13 @@ Result<int> dispatch(std::string_view verb, std::vector<std::string_view> rest, 
     if (!p.args.empty()) return fail(Errc::InvalidArgument, "features: takes no arguments");
     return print(oci::features_json());
   }
-  if (verb == "pause" || verb == "resume" || verb == "update" || verb == "events" || verb == "checkpoint" ||
+  if (verb == "pause" || verb == "resume") {
+    KISTE_ASSIGN_OR_RETURN(Parsed p, parse_flags(rest, {}, true));
+    KISTE_ASSIGN_OR_RETURN(std::string id, one_id(p, verb));
+    KISTE_TRY(verb == "pause" ? rt.pause(id) : rt.resume(id));
+    return 0;
+  }
+  if (verb == "update" || verb == "events" || verb == "checkpoint" ||
       verb == "restore") {
     return failf(Errc::Unsupported, "{}: not supported by kiste-runc yet", verb);
   }

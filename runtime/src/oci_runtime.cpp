@@ -39,6 +39,7 @@ std::string_view to_string(ContainerStatus s) {
     case ContainerStatus::Creating: return "creating";
     case ContainerStatus::Created: return "created";
     case ContainerStatus::Running: return "running";
+    case ContainerStatus::Paused: return "paused";
     case ContainerStatus::Stopped: return "stopped";
   }
   return "unknown";
@@ -184,11 +185,48 @@ Result<Record> read_record(const fs::path& dir, std::string_view id) {
 
 // The container's status as the kernel says: alive (same start time, not a zombie) and still
 // waiting on its fifo = created; alive = running; else stopped.
+// The freezer file of the container's cgroup: v1's freezer.state or v2's cgroup.freeze.
+std::optional<fs::path> freezer_file(const Record& r) {
+  for (const fs::path& cg : r.cgroups) {
+    for (const char* f : {"freezer.state", "cgroup.freeze"}) {
+      if (::access((cg / f).c_str(), F_OK) == 0) return cg / f;
+    }
+  }
+  return std::nullopt;
+}
+
+bool frozen(const Record& r) {
+  auto f = freezer_file(r);
+  if (!f) return false;
+  auto text = sys::read_file(*f, 64);
+  return text && (text->starts_with("FROZEN") || text->starts_with("FREEZING") || text->starts_with("1"));
+}
+
 ContainerStatus live_status(const fs::path& dir, const Record& r) {
   auto st = process_start(r.state.pid);
   if (!st || st->second || st->first != r.pid_start) return ContainerStatus::Stopped;
   if (::access((dir / kFifo).c_str(), F_OK) == 0) return ContainerStatus::Created;
-  return ContainerStatus::Running;
+  return frozen(r) ? ContainerStatus::Paused : ContainerStatus::Running;
+}
+
+// Freezes or thaws the container's cgroup and waits until the kernel says it is done.
+Status set_frozen(const Record& r, bool freeze) {
+  auto f = freezer_file(r);
+  if (!f) return fail(Errc::Unsupported, "the container's cgroup has no freezer");
+  const bool v1 = f->filename() == "freezer.state";
+  {
+    const std::string_view v = v1 ? (freeze ? "FROZEN" : "THAWED") : (freeze ? "1" : "0");
+    KISTE_ASSIGN_OR_RETURN(UniqueFd fd, sys::open(*f, O_WRONLY | O_CLOEXEC));
+    KISTE_TRY(sys::write_all(fd.get(), v, f->native()));
+  }
+  for (int i = 0; i < 5000; ++i) {  // v1 reports FREEZING while tasks are still being stopped
+    auto text = sys::read_file(*f, 64);
+    if (!text) return std::unexpected(std::move(text).error());
+    const bool done = v1 ? text->starts_with(freeze ? "FROZEN" : "THAWED") : text->starts_with(freeze ? "1" : "0");
+    if (done) return {};
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return failf(Errc::System, "{}: the kernel did not finish {}", quote(f->native()), freeze ? "freezing" : "thawing");
 }
 
 Result<Record> load(const fs::path& dir, std::string_view id) {
@@ -479,8 +517,13 @@ Status OciRuntime::remove(std::string_view id, bool force) {
   }
   if (!loaded) return std::unexpected(std::move(loaded).error());
   Record& r = *loaded;
-  if (r.state.status == ContainerStatus::Running && !force) {
-    return failf(Errc::InvalidArgument, "cannot delete container {} that is not stopped: running", quote(id));
+  if ((r.state.status == ContainerStatus::Running || r.state.status == ContainerStatus::Paused) && !force) {
+    return failf(Errc::InvalidArgument, "cannot delete container {} that is not stopped: {}", quote(id),
+                 to_string(r.state.status));
+  }
+  if (r.state.status == ContainerStatus::Paused) {
+    ::kill(r.state.pid, SIGKILL);
+    KISTE_TRY(set_frozen(r, false));
   }
   if (r.state.status != ContainerStatus::Stopped) {
     ::kill(r.state.pid, SIGKILL);
@@ -500,6 +543,30 @@ Status OciRuntime::remove(std::string_view id, bool force) {
   held.release();
   KISTE_TRY(sys::remove_tree(d));
   return hooks_ran;
+}
+
+Status OciRuntime::pause(std::string_view id) {
+  KISTE_TRY(check_container_id(id));
+  const fs::path d = dir(id);
+  KISTE_ASSIGN_OR_RETURN(FileLock held, lock(d, id));
+  KISTE_ASSIGN_OR_RETURN(Record r, load(d, id));
+  if (r.state.status != ContainerStatus::Running) {
+    return failf(Errc::InvalidArgument, "cannot pause container {}: it is {}, not running", quote(id),
+                 to_string(r.state.status));
+  }
+  return set_frozen(r, true);
+}
+
+Status OciRuntime::resume(std::string_view id) {
+  KISTE_TRY(check_container_id(id));
+  const fs::path d = dir(id);
+  KISTE_ASSIGN_OR_RETURN(FileLock held, lock(d, id));
+  KISTE_ASSIGN_OR_RETURN(Record r, load(d, id));
+  if (r.state.status != ContainerStatus::Paused) {
+    return failf(Errc::InvalidArgument, "cannot resume container {}: it is {}, not paused", quote(id),
+                 to_string(r.state.status));
+  }
+  return set_frozen(r, false);
 }
 
 Result<int> OciRuntime::run(std::string_view id, const CreateOptions& opts) {

@@ -159,6 +159,12 @@ class OciE2E : public ::testing::Test {
     EXPECT_NE(oci("delete " + id, &out), 0);  // running: needs --force
     EXPECT_THAT(out, HasSubstr("not stopped"));
 
+    ASSERT_EQ(oci("pause " + id, &out), 0) << out;
+    EXPECT_EQ(state(id)["status"], "paused");
+    EXPECT_NE(oci("pause " + id, &out), 0);
+    ASSERT_EQ(oci("resume " + id, &out), 0) << out;
+    EXPECT_EQ(state(id)["status"], "running");
+
     ASSERT_EQ(oci("kill " + id + " TERM", &out), 0) << out;
     wait_stopped(id);
     EXPECT_EQ(state(id)["pid"], 0);

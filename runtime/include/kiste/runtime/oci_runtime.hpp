@@ -19,7 +19,7 @@
 
 namespace kiste::runtime::oci {
 
-enum class ContainerStatus { Creating, Created, Running, Stopped };
+enum class ContainerStatus { Creating, Created, Running, Paused, Stopped };
 [[nodiscard]] std::string_view to_string(ContainerStatus s);
 
 // The runtime-spec state of a container.
@@ -71,6 +71,10 @@ class OciRuntime {
   // returns its exit status (128+N for signal N).
   [[nodiscard]] Result<int> run(std::string_view id, const CreateOptions& opts);
   [[nodiscard]] Result<std::vector<pid_t>> pids(std::string_view id) const;
+  // The freezer (v1 freezer.state, v2 cgroup.freeze) of the container's cgroup; a paused
+  // container's status is `paused`, as runc reports it.
+  [[nodiscard]] Status pause(std::string_view id);
+  [[nodiscard]] Status resume(std::string_view id);
   // A new process in a running container; returns its exit status (or 0 with `detach`).
   [[nodiscard]] Result<int> exec(std::string_view id, const ExecOptions& opts);
 
