@@ -113,6 +113,14 @@ TEST_F(PodmanE2E, RunRemove) {
   EXPECT_EQ(trim(out), "hi");
 }
 
+// -t: conmon hands kiste-runc a console socket and gets the pty master back.
+TEST_F(PodmanE2E, TtyThroughTheConsoleSocket) {
+  std::string out;
+  EXPECT_EQ(podman(fmt::format("run --rm -t {} busybox sh -c 'tty; echo hi'", kRunFlags), &out), 0) << out;
+  EXPECT_THAT(out, HasSubstr("/dev/pts/"));
+  EXPECT_THAT(out, HasSubstr("hi"));
+}
+
 TEST_F(PodmanE2E, DetachedExecStopRemove) {
   std::string id;
   ASSERT_EQ(podman(fmt::format("run -d {} busybox sh -c 'trap \"exit 0\" TERM; while :; do sleep 1 & wait; done'",
