@@ -65,6 +65,8 @@ bool inspect_if_containers(const Globals& g, const std::vector<std::string>& ref
 void register_manifest_commands(CLI::App& app, Globals& g);
 // version info system container
 void register_system_commands(CLI::App& app, Globals& g);
+// runc's command line (`kiste-runc ARGS`, `kiste oci ARGS`): argv holds ARGS only.
+int oci_main(int argc, char** argv);
 // `run` under `app` (the top, or the `container` group).
 CLI::App* add_run_command(CLI::App& app, Globals& g);
 // `kiste container prune`: the leftovers of containers whose kiste was killed.

@@ -47,6 +47,12 @@ std::string human_size(int64_t bytes) {
 
 int main(int argc, char** argv) {
   using namespace kiste::cli;
+  // runc's command line: as `kiste-runc` (the symlink engines are pointed at) or `kiste oci`.
+  if (const std::string_view self = argc > 0 ? argv[0] : "";
+      self == "kiste-runc" || self.ends_with("/kiste-runc")) {
+    return oci_main(argc - 1, argv + 1);
+  }
+  if (argc >= 2 && std::string_view(argv[1]) == "oci") return oci_main(argc - 2, argv + 2);
   CLI::App app{"kiste: build, move and run OCI images", "kiste"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "kiste 0.1.0");
@@ -90,7 +96,8 @@ int main(int argc, char** argv) {
       break;
     }
   }
-  app.footer("Run `kiste COMMAND --help` for more information on a command.");
+  app.footer("Run `kiste COMMAND --help` for more information on a command.\n"
+             "`kiste oci COMMAND` (or `kiste-runc COMMAND`) is the OCI runtime command line of runc.");
 
   if (wanted.empty() || wanted == "help") {
     // Plain `kiste` (and `kiste help [COMMAND]`) prints help and succeeds, as docker does;

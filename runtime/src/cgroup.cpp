@@ -3,6 +3,7 @@
 
 #include <linux/magic.h>
 
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -11,6 +12,8 @@
 
 #include <kiste/base/decimal.hpp>
 #include <kiste/base/sys.hpp>
+
+#include "cgroup_util.hpp"
 
 namespace kiste::runtime {
 
@@ -95,13 +98,19 @@ Result<CgroupPlan> CgroupPlan::from_resources(const Resources& res, CgroupMode m
       for (const DeviceRule& rule : docker_default_device_rules()) {
         plan.writes.push_back({"devices", "devices.allow", rule.to_string()});
       }
+      for (const DeviceRule& rule : res.device_rules) {
+        plan.writes.push_back({"devices", "devices.allow", rule.to_string()});
+      }
     }
     return plan;
   }
 
   // v2: one cgroup; only the controllers that are needed get enabled in the parent.
   // No devices controller: the same rules as an eBPF program (device_filter.hpp).
-  if (!privileged) plan.device_rules = docker_default_device_rules();
+  if (!privileged) {
+    plan.device_rules = docker_default_device_rules();
+    plan.device_rules.insert(plan.device_rules.end(), res.device_rules.begin(), res.device_rules.end());
+  }
   auto need = [&plan](const char* c) {
     for (const auto& x : plan.controllers) {
       if (x == c) return;
@@ -131,6 +140,25 @@ Result<CgroupPlan> CgroupPlan::from_resources(const Resources& res, CgroupMode m
     plan.writes.push_back({"pids", "pids.max", *res.pids < 0 ? "max" : num(*res.pids)});
   }
   return plan;
+}
+
+Status remove_cgroup_dirs(const std::vector<std::filesystem::path>& dirs) {
+  for (const auto& cg : dirs) {
+    if (::access((cg / "cgroup.kill").c_str(), F_OK) == 0) {
+      (void)detail::write_cgroup_file(cg / "cgroup.kill", "1");
+    } else if (::access((cg / "freezer.state").c_str(), F_OK) == 0 && !detail::cgroup_pids(cg).empty()) {
+      (void)detail::write_cgroup_file(cg / "freezer.state", "FROZEN");
+      for (pid_t p : detail::cgroup_pids(cg)) ::kill(p, SIGKILL);
+      (void)detail::write_cgroup_file(cg / "freezer.state", "THAWED");
+    }
+  }
+  Status first;
+  for (auto it = dirs.rbegin(); it != dirs.rend(); ++it) {
+    if (::access(it->c_str(), F_OK) != 0) continue;
+    auto r = detail::kill_and_remove(*it);
+    if (!r && first) first = std::move(r);
+  }
+  return first;
 }
 
 Result<int64_t> parse_memory_size(std::string_view text) {

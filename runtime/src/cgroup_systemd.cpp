@@ -143,6 +143,10 @@ class SystemdScopeDriver final : public detail::CgroupV2Dir {
   }
 
   std::string unit() const override { return unit_; }
+  void forget() override {
+    CgroupV2Dir::forget();
+    unit_.clear();
+  }
 
  private:
   // The placeholder stays in the scope until destroy(): systemd stops a scope (and removes its

@@ -169,6 +169,7 @@ class CgroupV1Driver final : public CgroupDriver {
     for (const auto& [h, dir] : created_) out.push_back(dir);
     return out;
   }
+  void forget() override { created_.clear(); }
 
   std::vector<std::pair<std::string, std::string>> v1_hierarchies() const override {
     std::vector<std::pair<std::string, std::string>> out;

@@ -22,6 +22,7 @@ class CgroupV2Dir : public CgroupDriver {
     if (dir_.empty()) return {};
     return {dir_};
   }
+  void forget() override { dir_.clear(); }
 
  protected:
   // The directory exists: remember it and attach the plan's device filter.

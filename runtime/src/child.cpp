@@ -55,6 +55,10 @@ const char* step_name(StepId s) {
     case StepId::Exec: return "exec";
     case StepId::UserNamespace: return "enter the user namespace";
     case StepId::JoinNamespaces: return "enter the network and IPC namespaces";
+    case StepId::BindRoot: return "bind the root filesystem";
+    case StepId::Created: return "created";
+    case StepId::ExecFifo: return "wait on the exec fifo";
+    case StepId::OomScoreAdj: return "set oom_score_adj";
   }
   return "setup";
 }
@@ -95,6 +99,7 @@ class ContainerInit {
   void open_terminal() noexcept;
   void setup_stdio() noexcept;
   void enter_cwd() noexcept;
+  void wait_for_start() noexcept;
   [[noreturn]] void exec() noexcept;
 
   const ChildConfig& c_;
@@ -414,6 +419,13 @@ void ContainerInit::mount_root() noexcept {
     root_fd_ = userns_root_fd_;
     return;
   }
+  if (!p.bind_root.empty()) {
+    check(::mount(p.bind_root.c_str(), p.bind_root.c_str(), nullptr, MS_BIND | MS_REC, nullptr) == 0,
+          StepId::BindRoot);
+    root_fd_ = ::open(p.merged_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    check(root_fd_ >= 0, StepId::OpenRoot);
+    return;
+  }
   int rc = ::mount("overlay", p.merged_dir.c_str(), "overlay", 0, p.overlay_data.c_str());
   if (rc != 0 && errno == EINVAL && !p.overlay_data_plain.empty()) {  // no `volatile` (< 5.10)
     rc = ::mount("overlay", p.merged_dir.c_str(), "overlay", 0, p.overlay_data_plain.c_str());
@@ -455,11 +467,13 @@ void ContainerInit::apply_ops() noexcept {
                 StepId::MountOp, idx);
         }
         ::close(fd);
-        if (op.flags & MS_RDONLY) {
+        if (op.flags & (MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)) {
           fd = open_in_container(root_fd_, op.target.c_str(), CreateKind::None);
           fail_if(fd);
           check(::mount(nullptr, fd_path(pbuf, fd), nullptr,
-                        MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC, nullptr) == 0,
+                        MS_BIND | MS_REMOUNT | MS_REC |
+                            (op.flags & (MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)),
+                        nullptr) == 0,
                 StepId::MountOp, idx);
           ::close(fd);
         }
@@ -557,6 +571,17 @@ void ContainerInit::apply_ops() noexcept {
         ::close(fd);
         break;
       }
+      case MountOpKind::WriteFile: {
+        int fd = open_in_container(root_fd_, op.target.c_str(), CreateKind::None);
+        fail_if(fd);
+        int w = ::open(fd_path(pbuf, fd), O_WRONLY | O_CLOEXEC);
+        check(w >= 0, StepId::MountOp, idx);
+        check(::write(w, op.data.data(), op.data.size()) == static_cast<ssize_t>(op.data.size()),
+              StepId::MountOp, idx);
+        ::close(w);
+        ::close(fd);
+        break;
+      }
       case MountOpKind::JoinCgroup:
         join_cgroup();
         joined = true;
@@ -603,6 +628,12 @@ void ContainerInit::set_limits_and_identity() noexcept {
   if (c_.hostname != nullptr) {
     check(::sethostname(c_.hostname, std::strlen(c_.hostname)) == 0, StepId::Hostname);
   }
+  if (c_.oom_score_adj != nullptr) {
+    const int fd = ::open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+    check(fd >= 0, StepId::OomScoreAdj);
+    check(::write(fd, c_.oom_score_adj, std::strlen(c_.oom_score_adj)) > 0, StepId::OomScoreAdj);
+    ::close(fd);
+  }
   for (size_t i = 0; i < c_.nrlimits; ++i) {
     check(::setrlimit(static_cast<__rlimit_resource>(c_.rlimit_resources[i]), &c_.rlimits[i]) == 0,
           StepId::Rlimits, c_.rlimit_resources[i]);
@@ -636,6 +667,9 @@ void ContainerInit::set_limits_and_identity() noexcept {
     check(::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) == 0, StepId::Seccomp);
   }
   check(capset_raw(c_.cap_effective, c_.cap_permitted, c_.cap_inheritable) == 0, StepId::Capabilities);
+  for (int cap = 0; cap <= c_.last_cap; ++cap) {
+    if ((c_.cap_ambient >> cap) & 1) (void)::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0);
+  }
   (void)::prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
 }
 
@@ -689,12 +723,68 @@ void ContainerInit::setup_stdio() noexcept {
   } else if (c_.stdin_fd >= 0) {
     check(::dup2(c_.stdin_fd, 0) == 0, StepId::Stdio);
   }
-  // Only stdio and the sync socket (close-on-exec) survive; everything else is closed now, so
-  // no host fd can serve as a way out (CVE-2024-21626).
-  int s = c_.sync_fd;
-  if (s > 3) check(::syscall(SYS_close_range, 3U, static_cast<unsigned>(s - 1), 0U) == 0, StepId::CloseFds);
-  check(::syscall(SYS_close_range, static_cast<unsigned>(s + 1), ~0U, 0U) == 0, StepId::CloseFds);
-  if (s < 3) die(StepId::CloseFds, EBADF);
+  // Only stdio, the preserved fds and the sync socket and exec fifo (both close-on-exec)
+  // survive; everything else is closed now, so no host fd can serve as a way out
+  // (CVE-2024-21626).
+  const unsigned first = 3U + static_cast<unsigned>(c_.preserve_fds);
+  int keep[2] = {c_.sync_fd, c_.exec_fifo_fd};
+  if (keep[1] >= 0 && keep[1] < keep[0]) {
+    keep[1] = keep[0];
+    keep[0] = c_.exec_fifo_fd;
+  }
+  unsigned from = first;
+  for (int k : keep) {
+    if (k < 0) continue;
+    if (static_cast<unsigned>(k) < first) die(StepId::CloseFds, EBADF);
+    if (static_cast<unsigned>(k) > from) {
+      check(::syscall(SYS_close_range, from, static_cast<unsigned>(k - 1), 0U) == 0, StepId::CloseFds);
+    }
+    from = static_cast<unsigned>(k) + 1;
+  }
+  check(::syscall(SYS_close_range, from, ~0U, 0U) == 0, StepId::CloseFds);
+}
+
+// create_container(): the command must be executable before `create` succeeds (as runc checks),
+// then the child reports "created" and blocks on the exec fifo until `start` reads it. Its
+// parent (the `create` process) exits meanwhile, so the parent-death signal goes first.
+void ContainerInit::wait_for_start() noexcept {
+  const char* file = c_.argv[0];
+  if (std::strchr(file, '/') != nullptr) {
+    check(::access(file, X_OK) == 0, StepId::Exec);
+  } else {
+    const char* path = c_.path_env != nullptr ? c_.path_env : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+    char buf[PATH_MAX];
+    const size_t flen = std::strlen(file);
+    bool found = false;
+    for (const char* p = path; !found; ++p) {
+      const char* end = std::strchr(p, ':');
+      const size_t dlen = end ? static_cast<size_t>(end - p) : std::strlen(p);
+      if (dlen + flen + 2 < sizeof buf) {
+        std::memcpy(buf, p, dlen);
+        size_t n = dlen;
+        if (n == 0) buf[n++] = '.';
+        buf[n++] = '/';
+        std::memcpy(buf + n, file, flen + 1);
+        found = ::access(buf, X_OK) == 0;
+      }
+      if (end == nullptr) break;
+      p = end;
+    }
+    if (!found) die(StepId::Exec, ENOENT);
+  }
+  (void)::prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
+  ChildReport created{static_cast<int32_t>(StepId::Created), 0, 0};
+  check(::send(c_.sync_fd, &created, sizeof created, MSG_NOSIGNAL) == sizeof created, StepId::ExecFifo);
+  char path[32];
+  int fifo;
+  do {
+    fifo = ::open(fd_path(path, c_.exec_fifo_fd), O_WRONLY | O_CLOEXEC);
+  } while (fifo < 0 && errno == EINTR);
+  if (fifo < 0) ::_exit(127);  // nobody to report to any more
+  const char zero = 0;
+  if (::write(fifo, &zero, 1) != 1) ::_exit(127);
+  ::close(fifo);
+  ::close(c_.exec_fifo_fd);
 }
 
 void ContainerInit::enter_cwd() noexcept {
@@ -771,6 +861,7 @@ void ContainerInit::enter_cwd() noexcept {
   set_limits_and_identity();    // 6, 7, 8, 9
   setup_stdio();
   enter_cwd();
+  if (c_.exec_fifo_fd >= 0) wait_for_start();
   exec();                       // 10, 11: the sync socket closes on exec = "ready"
 }
 

@@ -37,6 +37,11 @@ enum class StepId : int32_t {
   Exec,
   UserNamespace,
   JoinNamespaces,
+  BindRoot,
+  // Not a failure: create_container()'s child is set up and waits on its exec fifo.
+  Created,
+  ExecFifo,
+  OomScoreAdj,
 };
 
 const char* step_name(StepId s);
@@ -62,6 +67,7 @@ struct ChildConfig {
   const int* rlimit_resources = nullptr;
   size_t nrlimits = 0;
   uint64_t cap_bounding = 0, cap_effective = 0, cap_permitted = 0, cap_inheritable = 0;
+  uint64_t cap_ambient = 0;  // raised where the kernel allows (as runc: a refusal is not an error)
   int last_cap = 40;
   bool no_new_privileges = false;
   const sock_filter* seccomp = nullptr;  // null: unconfined
@@ -90,6 +96,13 @@ struct ChildConfig {
   bool userns = false;
   int merged_fd = -1;
   const int* op_fds = nullptr;
+  // create_container(): once set up, the child checks that its command can be executed, reports
+  // StepId::Created, and opens this fifo (an O_PATH fd) for writing, which blocks until `start`
+  // opens it for reading; then it execs. -1: exec at once.
+  int exec_fifo_fd = -1;
+  // fds 3 .. 3+preserve_fds-1 stay open into the container (runc's --preserve-fds).
+  int preserve_fds = 0;
+  const char* oom_score_adj = nullptr;  // decimal text, or null
 };
 
 // Runs in the child after clone; never returns.

@@ -222,6 +222,7 @@ Error child_error(const detail::ChildReport& r, const MountPlan& plan, const Con
       case MountOpKind::Mask: what = fmt::format("mask {}", op.target); break;
       case MountOpKind::ReadonlyPath: what = fmt::format("make {} read-only", op.target); break;
       case MountOpKind::RemountReadonly: what = fmt::format("remount {} read-only", op.target); break;
+      case MountOpKind::WriteFile: what = fmt::format("write {}", op.target); break;
       case MountOpKind::JoinCgroup: what = "enter the cgroup namespace"; break;
       case MountOpKind::RuntimeFile:
         what = fmt::format("provide {}", op.target);
@@ -362,7 +363,8 @@ class Launch {
         own_userns_(spec.userns.mode != UsernsMode::Host),
         // The network and IPC namespaces are made on a helper thread meanwhile
         // (namespace_prep.hpp). With a user namespace they must belong to it, so clone makes them.
-        ns_prep_(!own_userns_ && spec.namespaces.network, !own_userns_) {}
+        ns_prep_(!own_userns_ && spec.namespaces.network && spec.namespaces.network_path.empty(),
+                 !own_userns_ && spec.namespaces.ipc_path.empty()) {}
 
   [[nodiscard]] Status prepare();
   [[nodiscard]] Status spawn();
@@ -371,6 +373,8 @@ class Launch {
   void proxy_terminal();
   [[nodiscard]] Result<ContainerExit> reap();
   [[nodiscard]] const ContainerExit& exit() const { return result_; }
+  [[nodiscard]] bool created() const { return created_; }
+  [[nodiscard]] CreatedContainer hand_over();
 
  private:
   [[nodiscard]] Status plan();
@@ -405,6 +409,9 @@ class Launch {
   std::optional<SignalForwarding> forwarding_;
   ContainerExit result_;
   bool released_pages_ = false;
+  UniqueFd join_net_, join_ipc_;  // Namespaces::network_path / ipc_path
+  bool created_ = false;          // the child reported StepId::Created
+  std::string oom_text_;
 };
 
 // Plans and checks, all before anything is created.
@@ -431,17 +438,30 @@ Status Launch::plan() {
     for (auto& [name, opts] : driver_->v1_hierarchies()) mctx.cgroup_v1.push_back({name, opts});
   }
   mctx.page_size = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
-  mctx.runtime_files = {
-      {"/etc/hostname", spec_.hostname + "\n"},
-      {"/etc/hosts", etc_hosts(spec_)},
-      {"/etc/resolv.conf", spec_.resolv_conf ? *spec_.resolv_conf
-                                             : sys::read_file("/etc/resolv.conf", 1 << 16).value_or("")}};
+  const bool bind_root = !spec_.root.rootfs.empty();
+  if (bind_root && own_userns_) {
+    return fail(Errc::Unsupported, "a user namespace with a given root filesystem is not supported yet");
+  }
+  if (!bind_root) {
+    mctx.runtime_files = {
+        {"/etc/hostname", spec_.hostname + "\n"},
+        {"/etc/hosts", etc_hosts(spec_)},
+        {"/etc/resolv.conf", spec_.resolv_conf ? *spec_.resolv_conf
+                                               : sys::read_file("/etc/resolv.conf", 1 << 16).value_or("")}};
+  }
   if (!spec_.privileged) mctx.extra_masked_paths = thermal_throttle_paths();
   mctx.userns = own_userns_;
-  if (!own_userns_ && !spec_.root.readonly) mctx.image_etc = image_etc(spec_.root.lower_dirs);
-  KISTE_TRY(make_container_dirs(spec_.root.container_dir, upper_fd_, work_fd_));
-  mctx.upper_fd = upper_fd_.get();
-  mctx.work_fd = work_fd_.get();
+  if (!bind_root) {
+    if (!own_userns_ && !spec_.root.readonly) mctx.image_etc = image_etc(spec_.root.lower_dirs);
+    KISTE_TRY(make_container_dirs(spec_.root.container_dir, upper_fd_, work_fd_));
+    mctx.upper_fd = upper_fd_.get();
+    mctx.work_fd = work_fd_.get();
+  }
+  for (auto [path, fd] : {std::pair{&spec_.namespaces.network_path, &join_net_},
+                          std::pair{&spec_.namespaces.ipc_path, &join_ipc_}}) {
+    if (path->empty()) continue;
+    KISTE_ASSIGN_OR_RETURN(*fd, with_context(sys::open(*path, O_RDONLY | O_CLOEXEC), "join namespace"));
+  }
   KISTE_ASSIGN_OR_RETURN(plan_, MountPlan::from_spec(spec_, mctx));
 
   if (!spec_.seccomp.unconfined) {
@@ -481,7 +501,7 @@ void Launch::flatten() {
   cfg_.envp = envp_.data();
   cfg_.path_env = path_env;
   cfg_.cwd = spec_.process.cwd.c_str();
-  cfg_.hostname = spec_.hostname.c_str();
+  cfg_.hostname = spec_.hostname.empty() ? nullptr : spec_.hostname.c_str();
   cfg_.uid = spec_.process.uid;
   cfg_.gid = spec_.process.gid;
   cfg_.gids = spec_.process.additional_gids.data();
@@ -500,6 +520,7 @@ void Launch::flatten() {
   cfg_.cap_effective = caps.effective & known;
   cfg_.cap_permitted = caps.permitted & known;
   cfg_.cap_inheritable = caps.inheritable & known;
+  cfg_.cap_ambient = caps.ambient & known;
   cfg_.loopback_up = spec_.namespaces.network;
   cfg_.no_new_privileges = spec_.process.no_new_privileges;
   if (!spec_.seccomp.unconfined) {
@@ -515,6 +536,12 @@ void Launch::flatten() {
   cfg_.userns = userns_.active();
   cfg_.merged_fd = userns_.merged_fd();
   cfg_.op_fds = userns_.active() ? userns_.op_fds().data() : nullptr;
+  cfg_.exec_fifo_fd = ctx_.exec_fifo_fd;
+  cfg_.preserve_fds = ctx_.preserve_fds;
+  if (spec_.process.oom_score_adj) {
+    oom_text_ = std::to_string(*spec_.process.oom_score_adj);
+    cfg_.oom_score_adj = oom_text_.c_str();
+  }
 }
 
 Status Launch::prepare() {
@@ -540,7 +567,9 @@ Status Launch::prepare() {
 // helper made are entered by the child instead).
 Status Launch::spawn() {
   cgroup_ = CgroupGuard(std::move(driver_));
-  KISTE_TRY(with_context(cgroup_->create("kiste-" + spec_.id, *cg_plan_), "container cgroup"));
+  KISTE_TRY(with_context(
+      cgroup_->create(ctx_.cgroup_name.empty() ? "kiste-" + spec_.id : ctx_.cgroup_name, *cg_plan_),
+      "container cgroup"));
   if (ctx_.hooks.cgroup_created) KISTE_TRY(ctx_.hooks.cgroup_created(cgroup_->paths(), cgroup_->unit()));
   KISTE_TRY(with_context(cgroup_->apply(*cg_plan_), "container cgroup"));
   if (!ctx_.migrate_after_clone) {
@@ -570,6 +599,15 @@ Status Launch::spawn() {
       cfg_.ipc_fd = ns_prep_.ipc_fd();
     }
   }
+  if (join_net_) {
+    flags &= ~uint64_t{CLONE_NEWNET};
+    cfg_.net_fd = join_net_.get();
+    cfg_.loopback_up = false;  // its owner's
+  }
+  if (join_ipc_) {
+    flags &= ~uint64_t{CLONE_NEWIPC};
+    cfg_.ipc_fd = join_ipc_.get();
+  }
   if (spec_.network == NetworkMode::Bridge) {
     if (ns_prep_.net_fd() < 0) {
       return fail(Errc::Unsupported,
@@ -596,6 +634,8 @@ Status Launch::spawn() {
   join_.clear();
   clone_target_.reset();
   ns_prep_.close_fds();
+  join_net_.reset();
+  join_ipc_.reset();
   upper_fd_.reset();
   work_fd_.reset();
 
@@ -635,6 +675,10 @@ Result<bool> Launch::await_ready() {
   }
   if (n == sizeof report) {
     auto step = static_cast<detail::StepId>(report.step);
+    if (step == detail::StepId::Created && ctx_.exec_fifo_fd >= 0) {
+      created_ = true;
+      return true;
+    }
     if (step != detail::StepId::Exec) {
       (void)child_.wait();
       return std::unexpected(child_error(report, *plan_, spec_));
@@ -781,7 +825,31 @@ Result<ContainerExit> Launch::reap() {
   return result_;
 }
 
+CreatedContainer Launch::hand_over() {
+  CreatedContainer out;
+  out.pid = child_.pid();
+  out.cgroup_paths = cgroup_->paths();
+  out.cgroup_unit = cgroup_->unit();
+  out.pty_master = std::move(pty_master_);
+  cgroup_.release();
+  child_.own(-1);
+  return out;
+}
+
 }  // namespace
+
+Result<CreatedContainer> create_container(const ContainerSpec& spec, const RunContext& ctx) {
+  if (ctx.exec_fifo_fd < 0) return fail(Errc::InvalidArgument, "create container: no exec fifo");
+  Launch launch(spec, ctx);
+  KISTE_TRY(launch.prepare());
+  KISTE_TRY(launch.spawn());
+  KISTE_ASSIGN_OR_RETURN(bool ready, launch.await_ready());
+  if (!ready) return fail(Errc::InvalidArgument, launch.exit().exec_error);
+  if (!launch.created()) {
+    return fail(Errc::System, "container setup: the container did not report it was created");
+  }
+  return launch.hand_over();
+}
 
 Result<ContainerExit> run_container(const ContainerSpec& spec, const RunContext& ctx) {
   Launch launch(spec, ctx);

@@ -135,7 +135,8 @@ struct Report {
   int step;
   int err;
 };
-enum Step { kCgroup = 1, kSetns, kFork, kCwd, kIdentity, kCaps, kNoNewPrivs, kSeccomp, kExec, kTimedOut };
+enum Step { kCgroup = 1, kSetns, kFork, kCwd, kIdentity, kCaps, kNoNewPrivs, kSeccomp, kExec, kTimedOut,
+            kStarted /* detach: err is the command's pid */ };
 const char* step_name(int s) {
   switch (s) {
     case kCgroup: return "join the container's cgroup";
@@ -266,6 +267,10 @@ Result<ExecResult> exec_in_container(const ExecRequest& req) {
   const pid_t outer = ::fork();
   if (outer < 0) return std::unexpected(sys_error("fork", "exec"));
   if (outer == 0) {
+    // Not dumpable while it is a copy of the runtime inside the container's namespaces: nothing
+    // there may open /proc/<pid>/exe (the runtime binary) or its fds (CVE-2019-5736,
+    // CVE-2016-9962). exec() of the command resets it.
+    (void)::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     for (const auto& dir : cgroups) {
       int fd = ::open((dir / "cgroup.procs").c_str(), O_WRONLY | O_CLOEXEC);
       if (fd < 0 || ::write(fd, "0", 1) != 1) die(wfd, kCgroup, errno);
@@ -278,7 +283,7 @@ Result<ExecResult> exec_in_container(const ExecRequest& req) {
     const pid_t inner = ::fork();
     if (inner < 0) die(wfd, kFork, errno);
     if (inner == 0) {
-      (void)::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+      if (!req.detach) (void)::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
       // A command with a timeout leads its own process group, which the timeout kills whole.
       if (req.timeout_ms > 0) (void)::setpgid(0, 0);
       if (req.output_fd >= 0 && (::dup2(null_fd.get(), STDIN_FILENO) < 0 ||
@@ -321,6 +326,12 @@ Result<ExecResult> exec_in_container(const ExecRequest& req) {
       }
       die(wfd, kExec, err);
     }
+    if (req.detach) {
+      // The command is the caller's subreaper's child from now on (conmon, a shim).
+      Report r{kStarted, inner};
+      (void)!::write(wfd, &r, sizeof r);
+      _exit(0);
+    }
     if (req.timeout_ms > 0) {
       (void)::setpgid(inner, inner);  // either side may get there first
       int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, inner, 0));
@@ -349,7 +360,21 @@ Result<ExecResult> exec_in_container(const ExecRequest& req) {
   ExecResult r;
   r.exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
   Report rep{};
-  if (::read(report_r.get(), &rep, sizeof rep) == static_cast<ssize_t>(sizeof rep)) {
+  // detach: the started report and, unless the command exec'd (EOF), its failure, either first.
+  while (req.detach && ::read(report_r.get(), &rep, sizeof rep) == static_cast<ssize_t>(sizeof rep)) {
+    if (rep.step != kStarted) break;
+    r.pid = rep.err;
+    rep = Report{};
+  }
+  if (req.detach && rep.step == 0 && r.pid > 0) {
+    r.exit_code = 0;
+    return r;
+  }
+  if (req.detach) {
+    r.pid = 0;
+    r.exit_code = rep.err == ENOENT || rep.err == ENOTDIR ? 127 : 126;
+  }
+  if (rep.step != 0 || ::read(report_r.get(), &rep, sizeof rep) == static_cast<ssize_t>(sizeof rep)) {
     if (rep.step == kTimedOut) {
       r.timed_out = true;
       return r;

@@ -61,11 +61,171 @@ Status check_option_text(std::string_view what, std::string_view s) {
   return {};
 }
 
+// Everything mounted inside the root, in order: kernel filesystems, the cgroup part, the
+// runtime's files, the user's mounts, masked and read-only paths.
+Status add_container_mounts(MountPlan& plan, const ContainerSpec& spec, const MountPlanContext& ctx) {
+  auto& ops = plan.ops;
+  // Kernel filesystems, in Docker's order and with Docker's options.
+  ops.push_back(mnt("proc", "proc", "/proc", kNoSuidExecDev, ""));
+  ops.push_back(mnt("tmpfs", "tmpfs", "/dev", MS_NOSUID | MS_STRICTATIME,
+                    "mode=755,size=65536k"));
+  struct Dev {
+    const char* name;
+    unsigned major, minor;
+  };
+  for (Dev d : {Dev{"null", 1, 3}, Dev{"zero", 1, 5}, Dev{"full", 1, 7}, Dev{"random", 1, 8},
+                Dev{"urandom", 1, 9}, Dev{"tty", 5, 0}}) {
+    ops.push_back(MountOp{.kind = MountOpKind::Mknod,
+                          .target = std::string("/dev/") + d.name,
+                          .dev = makedev(d.major, d.minor)});
+  }
+  ops.push_back(mnt("devpts", "devpts", "/dev/pts", MS_NOSUID | MS_NOEXEC,
+                    "newinstance,ptmxmode=0666,mode=0620,gid=5"));
+  ops.push_back(MountOp{.kind = MountOpKind::Symlink, .source = "pts/ptmx", .target = "/dev/ptmx"});
+  ops.push_back(MountOp{.kind = MountOpKind::Symlink, .source = "/proc/self/fd", .target = "/dev/fd"});
+  ops.push_back(MountOp{.kind = MountOpKind::Symlink, .source = "/proc/self/fd/0", .target = "/dev/stdin"});
+  ops.push_back(MountOp{.kind = MountOpKind::Symlink, .source = "/proc/self/fd/1", .target = "/dev/stdout"});
+  ops.push_back(MountOp{.kind = MountOpKind::Symlink, .source = "/proc/self/fd/2", .target = "/dev/stderr"});
+  ops.push_back(mnt("tmpfs", "shm", "/dev/shm", kNoSuidExecDev, "mode=1777,size=65536k"));
+  ops.push_back(mnt("mqueue", "mqueue", "/dev/mqueue", kNoSuidExecDev, ""));
+  for (const auto& [key, value] : spec.sysctls) {
+    if (key.empty() || key.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") !=
+                           std::string::npos || key.front() == '.' || key.find("..") != std::string::npos) {
+      return failf(Errc::InvalidArgument, "sysctl {}: not a kernel parameter name", quote(key));
+    }
+    if (value.find('\0') != std::string::npos) {
+      return failf(Errc::InvalidArgument, "sysctl {}: the value contains a NUL byte", quote(key));
+    }
+    std::string path = "/proc/sys/" + key;
+    std::replace(path.begin() + 10, path.end(), '.', '/');
+    ops.push_back(MountOp{.kind = MountOpKind::WriteFile, .target = path, .data = value});
+  }
+  const unsigned long sys_ro = spec.privileged ? 0UL : static_cast<unsigned long>(MS_RDONLY);
+  if (ctx.userns && !spec.namespaces.network) {
+    ops.push_back(MountOp{.kind = MountOpKind::Bind,
+                          .source = "/sys",
+                          .target = "/sys",
+                          .flags = sys_ro,
+                          .create = CreateKind::Dir});
+  } else {
+    ops.push_back(mnt("sysfs", "sysfs", "/sys", kNoSuidExecDev | sys_ro, ""));
+  }
+  // The cgroup part (join, cgroup namespace, cgroupfs) goes last, so the setup's mounts are not
+  // charged to the container (see JoinCgroup); it stays in Docker's place when a user mount lies
+  // below /sys/fs/cgroup.
+  std::vector<MountOp> cg_ops;
+  cg_ops.push_back(MountOp{.kind = MountOpKind::JoinCgroup});
+  if (ctx.cgroup_v2) {
+    cg_ops.push_back(mnt("cgroup2", "cgroup", "/sys/fs/cgroup", kNoSuidExecDev | sys_ro, ""));
+  } else if (!ctx.cgroup_v1.empty()) {
+    cg_ops.push_back(mnt("tmpfs", "cgroup", "/sys/fs/cgroup", kNoSuidExecDev, "mode=755"));
+    for (const CgroupV1Hierarchy& h : ctx.cgroup_v1) {
+      if (h.name.empty() || h.name.find('/') != std::string::npos || h.name == "..") {
+        return failf(Errc::InvalidArgument, "cgroup hierarchy name {}: invalid", quote(h.name));
+      }
+      cg_ops.push_back(mnt("cgroup", "cgroup", "/sys/fs/cgroup/" + h.name, kNoSuidExecDev | sys_ro,
+                        h.options));
+    }
+    if (!spec.privileged) {
+      cg_ops.push_back(MountOp{.kind = MountOpKind::RemountReadonly,
+                            .target = "/sys/fs/cgroup",
+                            .flags = kNoSuidExecDev});
+    }
+  }
+
+  bool user_below_cgroup = false;
+  for (const MountSpec& m : spec.mounts) {
+    user_below_cgroup = user_below_cgroup || m.destination.starts_with("/sys/fs/cgroup");
+  }
+  if (user_below_cgroup) {
+    ops.insert(ops.end(), cg_ops.begin(), cg_ops.end());
+    cg_ops.clear();
+  }
+
+  // Files the runtime provides (/etc/hosts, /etc/hostname, /etc/resolv.conf), when there is no
+  // runtime layer for them.
+  for (const auto& [path, content] : plan.runtime_layer ? decltype(ctx.runtime_files){} : ctx.runtime_files) {
+    KISTE_ASSIGN_OR_RETURN(std::string target, normalize_container_path(path));
+    ops.push_back(MountOp{.kind = MountOpKind::RuntimeFile,
+                          .target = target,
+                          .data = content,
+                          .create = CreateKind::File});
+  }
+
+  // User volumes, in the order given.
+  for (const MountSpec& m : spec.mounts) {
+    KISTE_ASSIGN_OR_RETURN(std::string target, normalize_container_path(m.destination));
+    if (m.kind == MountKind::Bind) {
+      if (!m.source.is_absolute()) {
+        return failf(Errc::InvalidArgument, "bind mount source {}: must be absolute",
+                     quote(m.source.native()));
+      }
+      if (m.source.native().find('\0') != std::string::npos) {
+        return fail(Errc::InvalidArgument, "bind mount source: contains a NUL byte");
+      }
+      std::error_code ec;
+      auto st = fs::status(m.source, ec);
+      if (ec || !fs::exists(st)) {
+        return failf(Errc::NotFound, "bind mount source {}: does not exist",
+                     quote(m.source.native()));
+      }
+      unsigned long prop = 0;
+      switch (m.propagation) {
+        case Propagation::Private: prop = MS_PRIVATE; break;
+        case Propagation::RPrivate: prop = MS_PRIVATE | MS_REC; break;
+        case Propagation::Slave: prop = MS_SLAVE; break;
+        case Propagation::RSlave: prop = MS_SLAVE | MS_REC; break;
+      }
+      if (prop & MS_SLAVE) plan.root_propagation = MS_SLAVE;
+      ops.push_back(MountOp{.kind = MountOpKind::Bind,
+                            .source = m.source.native(),
+                            .target = target,
+                            .flags = (m.readonly ? static_cast<unsigned long>(MS_RDONLY) : 0UL) |
+                                     (m.flags & (MS_NOSUID | MS_NODEV | MS_NOEXEC)),
+                            .create = fs::is_directory(st) ? CreateKind::Dir : CreateKind::File,
+                            .propagation = prop,
+                            .idmap = m.idmap});
+    } else {
+      if (m.tmpfs_options.find('\0') != std::string::npos) {
+        return fail(Errc::InvalidArgument, "tmpfs options: contain a NUL byte");
+      }
+      ops.push_back(mnt("tmpfs", "tmpfs", target,
+                        MS_NOSUID | MS_NODEV | m.flags | (m.readonly ? static_cast<unsigned long>(MS_RDONLY) : 0UL), m.tmpfs_options));
+    }
+  }
+
+  if (!spec.privileged) {
+    std::vector<std::string> masked = spec.masked_paths;
+    masked.insert(masked.end(), ctx.extra_masked_paths.begin(), ctx.extra_masked_paths.end());
+    for (const std::string& p : masked) {
+      KISTE_ASSIGN_OR_RETURN(std::string target, normalize_container_path(p));
+      ops.push_back(MountOp{.kind = MountOpKind::Mask, .source = "/dev/null", .target = target});
+    }
+    for (const std::string& p : spec.readonly_paths) {
+      KISTE_ASSIGN_OR_RETURN(std::string target, normalize_container_path(p));
+      ops.push_back(MountOp{.kind = MountOpKind::ReadonlyPath, .target = target});
+    }
+  }
+  ops.insert(ops.end(), cg_ops.begin(), cg_ops.end());
+  return {};
+}
+
 }  // namespace
 
 Result<MountPlan> MountPlan::from_spec(const ContainerSpec& spec, const MountPlanContext& ctx) {
   MountPlan plan;
   const RootSpec& root = spec.root;
+  if (!root.rootfs.empty()) {
+    if (!root.rootfs.is_absolute() || root.rootfs.native().find('\0') != std::string::npos) {
+      return failf(Errc::InvalidArgument, "root filesystem {}: must be an absolute path",
+                   quote(root.rootfs.native()));
+    }
+    plan.bind_root = root.rootfs;
+    plan.merged_dir = root.rootfs;
+    plan.readonly_root = root.readonly;
+    KISTE_TRY(add_container_mounts(plan, spec, ctx));
+    return plan;
+  }
   if (root.lower_dirs.empty()) {
     return fail(Errc::InvalidArgument, "container root: no layer directories");
   }
@@ -150,136 +310,7 @@ Result<MountPlan> MountPlan::from_spec(const ContainerSpec& spec, const MountPla
                  plan.overlay_data.size(), ctx.page_size);
   }
 
-  auto& ops = plan.ops;
-  // Kernel filesystems, in Docker's order and with Docker's options.
-  ops.push_back(mnt("proc", "proc", "/proc", kNoSuidExecDev, ""));
-  ops.push_back(mnt("tmpfs", "tmpfs", "/dev", MS_NOSUID | MS_STRICTATIME,
-                    "mode=755,size=65536k"));
-  struct Dev {
-    const char* name;
-    unsigned major, minor;
-  };
-  for (Dev d : {Dev{"null", 1, 3}, Dev{"zero", 1, 5}, Dev{"full", 1, 7}, Dev{"random", 1, 8},
-                Dev{"urandom", 1, 9}, Dev{"tty", 5, 0}}) {
-    ops.push_back(MountOp{.kind = MountOpKind::Mknod,
-                          .target = std::string("/dev/") + d.name,
-                          .dev = makedev(d.major, d.minor)});
-  }
-  ops.push_back(mnt("devpts", "devpts", "/dev/pts", MS_NOSUID | MS_NOEXEC,
-                    "newinstance,ptmxmode=0666,mode=0620,gid=5"));
-  ops.push_back(MountOp{.kind = MountOpKind::Symlink, .source = "pts/ptmx", .target = "/dev/ptmx"});
-  ops.push_back(MountOp{.kind = MountOpKind::Symlink, .source = "/proc/self/fd", .target = "/dev/fd"});
-  ops.push_back(MountOp{.kind = MountOpKind::Symlink, .source = "/proc/self/fd/0", .target = "/dev/stdin"});
-  ops.push_back(MountOp{.kind = MountOpKind::Symlink, .source = "/proc/self/fd/1", .target = "/dev/stdout"});
-  ops.push_back(MountOp{.kind = MountOpKind::Symlink, .source = "/proc/self/fd/2", .target = "/dev/stderr"});
-  ops.push_back(mnt("tmpfs", "shm", "/dev/shm", kNoSuidExecDev, "mode=1777,size=65536k"));
-  ops.push_back(mnt("mqueue", "mqueue", "/dev/mqueue", kNoSuidExecDev, ""));
-  const unsigned long sys_ro = spec.privileged ? 0UL : static_cast<unsigned long>(MS_RDONLY);
-  if (ctx.userns && !spec.namespaces.network) {
-    ops.push_back(MountOp{.kind = MountOpKind::Bind,
-                          .source = "/sys",
-                          .target = "/sys",
-                          .flags = sys_ro,
-                          .create = CreateKind::Dir});
-  } else {
-    ops.push_back(mnt("sysfs", "sysfs", "/sys", kNoSuidExecDev | sys_ro, ""));
-  }
-  // The cgroup part (join, cgroup namespace, cgroupfs) goes last, so the setup's mounts are not
-  // charged to the container (see JoinCgroup); it stays in Docker's place when a user mount lies
-  // below /sys/fs/cgroup.
-  std::vector<MountOp> cg_ops;
-  cg_ops.push_back(MountOp{.kind = MountOpKind::JoinCgroup});
-  if (ctx.cgroup_v2) {
-    cg_ops.push_back(mnt("cgroup2", "cgroup", "/sys/fs/cgroup", kNoSuidExecDev | sys_ro, ""));
-  } else if (!ctx.cgroup_v1.empty()) {
-    cg_ops.push_back(mnt("tmpfs", "cgroup", "/sys/fs/cgroup", kNoSuidExecDev, "mode=755"));
-    for (const CgroupV1Hierarchy& h : ctx.cgroup_v1) {
-      if (h.name.empty() || h.name.find('/') != std::string::npos || h.name == "..") {
-        return failf(Errc::InvalidArgument, "cgroup hierarchy name {}: invalid", quote(h.name));
-      }
-      cg_ops.push_back(mnt("cgroup", "cgroup", "/sys/fs/cgroup/" + h.name, kNoSuidExecDev | sys_ro,
-                        h.options));
-    }
-    if (!spec.privileged) {
-      cg_ops.push_back(MountOp{.kind = MountOpKind::RemountReadonly,
-                            .target = "/sys/fs/cgroup",
-                            .flags = kNoSuidExecDev});
-    }
-  }
-
-  bool user_below_cgroup = false;
-  for (const MountSpec& m : spec.mounts) {
-    user_below_cgroup = user_below_cgroup || m.destination.starts_with("/sys/fs/cgroup");
-  }
-  if (user_below_cgroup) {
-    ops.insert(ops.end(), cg_ops.begin(), cg_ops.end());
-    cg_ops.clear();
-  }
-
-  // Files the runtime provides (/etc/hosts, /etc/hostname, /etc/resolv.conf), when there is no
-  // runtime layer for them.
-  for (const auto& [path, content] : plan.runtime_layer ? decltype(ctx.runtime_files){} : ctx.runtime_files) {
-    KISTE_ASSIGN_OR_RETURN(std::string target, normalize_container_path(path));
-    ops.push_back(MountOp{.kind = MountOpKind::RuntimeFile,
-                          .target = target,
-                          .data = content,
-                          .create = CreateKind::File});
-  }
-
-  // User volumes, in the order given.
-  for (const MountSpec& m : spec.mounts) {
-    KISTE_ASSIGN_OR_RETURN(std::string target, normalize_container_path(m.destination));
-    if (m.kind == MountKind::Bind) {
-      if (!m.source.is_absolute()) {
-        return failf(Errc::InvalidArgument, "bind mount source {}: must be absolute",
-                     quote(m.source.native()));
-      }
-      if (m.source.native().find('\0') != std::string::npos) {
-        return fail(Errc::InvalidArgument, "bind mount source: contains a NUL byte");
-      }
-      std::error_code ec;
-      auto st = fs::status(m.source, ec);
-      if (ec || !fs::exists(st)) {
-        return failf(Errc::NotFound, "bind mount source {}: does not exist",
-                     quote(m.source.native()));
-      }
-      unsigned long prop = 0;
-      switch (m.propagation) {
-        case Propagation::Private: prop = MS_PRIVATE; break;
-        case Propagation::RPrivate: prop = MS_PRIVATE | MS_REC; break;
-        case Propagation::Slave: prop = MS_SLAVE; break;
-        case Propagation::RSlave: prop = MS_SLAVE | MS_REC; break;
-      }
-      if (prop & MS_SLAVE) plan.root_propagation = MS_SLAVE;
-      ops.push_back(MountOp{.kind = MountOpKind::Bind,
-                            .source = m.source.native(),
-                            .target = target,
-                            .flags = m.readonly ? static_cast<unsigned long>(MS_RDONLY) : 0UL,
-                            .create = fs::is_directory(st) ? CreateKind::Dir : CreateKind::File,
-                            .propagation = prop,
-                            .idmap = m.idmap});
-    } else {
-      if (m.tmpfs_options.find('\0') != std::string::npos) {
-        return fail(Errc::InvalidArgument, "tmpfs options: contain a NUL byte");
-      }
-      ops.push_back(mnt("tmpfs", "tmpfs", target,
-                        MS_NOSUID | MS_NODEV | (m.readonly ? static_cast<unsigned long>(MS_RDONLY) : 0UL), m.tmpfs_options));
-    }
-  }
-
-  if (!spec.privileged) {
-    std::vector<std::string> masked = spec.masked_paths;
-    masked.insert(masked.end(), ctx.extra_masked_paths.begin(), ctx.extra_masked_paths.end());
-    for (const std::string& p : masked) {
-      KISTE_ASSIGN_OR_RETURN(std::string target, normalize_container_path(p));
-      ops.push_back(MountOp{.kind = MountOpKind::Mask, .source = "/dev/null", .target = target});
-    }
-    for (const std::string& p : spec.readonly_paths) {
-      KISTE_ASSIGN_OR_RETURN(std::string target, normalize_container_path(p));
-      ops.push_back(MountOp{.kind = MountOpKind::ReadonlyPath, .target = target});
-    }
-  }
-  ops.insert(ops.end(), cg_ops.begin(), cg_ops.end());
+  KISTE_TRY(add_container_mounts(plan, spec, ctx));
   return plan;
 }
 

@@ -107,6 +107,9 @@ class CgroupDriver {
   [[nodiscard]] virtual Status destroy() = 0;
   // Directories created (for tests and diagnostics).
   [[nodiscard]] virtual std::vector<std::filesystem::path> paths() const = 0;
+  // From now on the cgroup is not this driver's: destroy() (and the destructor) leave it alone
+  // (an OCI container outlives its `create`; `delete` removes it by its recorded paths).
+  virtual void forget() = 0;
   // The systemd unit that owns the cgroup ("kiste-<id>.scope"), empty for cgroupfs.
   [[nodiscard]] virtual std::string unit() const { return {}; }
   // v1 hierarchies to show inside the container (name, mount options).
@@ -151,10 +154,19 @@ class CgroupGuard {
   }
   [[nodiscard]] CgroupDriver* operator->() const { return driver_.get(); }
   [[nodiscard]] CgroupDriver* get() const { return driver_.get(); }
+  // The cgroup is the caller's from now on (an OCI container outlives its `create`).
+  void release() {
+    if (driver_) driver_->forget();
+    driver_.reset();
+  }
 
  private:
   std::unique_ptr<CgroupDriver> driver_;
 };
+
+// Kills every process in these cgroup directories (freezing v1 hierarchies first) and removes
+// them, deepest first; a directory that is already gone is not an error.
+[[nodiscard]] Status remove_cgroup_dirs(const std::vector<std::filesystem::path>& dirs);
 
 // Parses "5m", "1.5g", "512k", "1024" (bytes; b,k,m,g,t suffixes, case-insensitive).
 [[nodiscard]] Result<int64_t> parse_memory_size(std::string_view text);

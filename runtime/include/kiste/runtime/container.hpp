@@ -10,6 +10,7 @@
 #include <vector>
 
 #include <kiste/base/error.hpp>
+#include <kiste/base/unique_fd.hpp>
 #include <kiste/runtime/cgroup.hpp>
 #include <kiste/runtime/id_map.hpp>
 #include <kiste/runtime/mount_plan.hpp>
@@ -65,6 +66,22 @@ struct RunContext {
   // from.
   std::filesystem::path userns_lock_dir;
   IdRangeSource id_ranges;
+  // The container's cgroup directory name under the placement's parent (an OCI cgroupsPath's
+  // last component); empty: `kiste-<id>`.
+  std::string cgroup_name;
+  // fds 3 .. 3+preserve_fds-1 of the caller stay open into the container (--preserve-fds).
+  int preserve_fds = 0;
+  // create_container() only: an O_PATH fd of the exec fifo the container waits on.
+  int exec_fifo_fd = -1;
+};
+
+// A container that create_container() set up and handed over: its process waits on the exec
+// fifo; nothing in the caller owns or waits for it any more.
+struct CreatedContainer {
+  pid_t pid = -1;
+  std::vector<std::filesystem::path> cgroup_paths;
+  std::string cgroup_unit;
+  UniqueFd pty_master;  // process.terminal: the pty's master (for the engine's console socket)
 };
 
 // Runs the container to completion. Errors before the command runs come back as Error
@@ -72,6 +89,14 @@ struct RunContext {
 // failure is in ContainerExit. Leaves no mount, cgroup or process behind.
 [[nodiscard]] Result<ContainerExit> run_container(const ContainerSpec& spec,
                                                   const RunContext& ctx = {});
+
+// runc's create: sets the container up to the point where only its exec remains, which waits
+// until RunContext::exec_fifo_fd is opened for reading (`start`). The command is checked to be
+// executable first (an error here, as runc gives). On success the process and its cgroup are
+// the caller's to record; the process is not this one's child for long (the caller exits and
+// it is re-parented to the engine's subreaper, as with runc).
+[[nodiscard]] Result<CreatedContainer> create_container(const ContainerSpec& spec,
+                                                        const RunContext& ctx);
 
 // Removes a container dir after its container is gone (--rm). What a container that wrote
 // nothing leaves is removed by name, deepest first, without listing anything; whatever else is

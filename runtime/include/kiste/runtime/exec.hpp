@@ -24,12 +24,16 @@ struct ExecRequest {
   int output_fd = -1;
   // > 0: the command (and what it started in its process group) is SIGKILLed after this long.
   int64_t timeout_ms = 0;
+  // Return once the command was exec'd, leaving it running (runc exec --detach): it is no
+  // child of the caller but of the caller's subreaper. ExecResult::pid names it.
+  bool detach = false;
 };
 
 struct ExecResult {
   int exit_code = 0;       // the command's status, 128+N when killed by signal N, 126/127 exec
   std::string exec_error;  // set with 126/127: "exec `x`: executable file not found in $PATH"
   bool timed_out = false;  // killed at ExecRequest::timeout_ms (exit_code 137)
+  pid_t pid = 0;           // ExecRequest::detach: the running command
 };
 
 // Runs the command to completion with the caller's stdio. Errors before the command runs

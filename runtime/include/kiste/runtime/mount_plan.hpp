@@ -30,6 +30,8 @@ enum class MountOpKind {
   // that the overlay root then covers, bound onto target. Nothing of it touches the host's disk.
   // Only where the runtime layer (MountPlan::runtime_layer) cannot be used.
   RuntimeFile,
+  // Writes `data` to the existing file at target (a sysctl under /proc/sys).
+  WriteFile,
 };
 
 enum class CreateKind { None, Dir, File };
@@ -132,6 +134,9 @@ class MountPlan {
   // With `volatile` (RootSpec::volatile_upper) the same without it, for kernels before 5.10.
   std::string overlay_data_plain;
   std::optional<RuntimeLayer> runtime_layer;
+  // RootSpec::rootfs: the root is this directory bound onto itself (merged_dir is the same
+  // path), not an overlay; overlay_data is empty.
+  std::filesystem::path bind_root;
   bool readonly_root = false;
   // The first step in the child: "/" becomes MS_REC|<this> (MS_SLAVE when a volume asks for
   // slave propagation, so host mounts still reach it; never shared).

@@ -8,7 +8,10 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
+
+#include <kiste/runtime/device_filter.hpp>
 
 namespace kiste::runtime {
 
@@ -39,6 +42,7 @@ struct ProcessSpec {
   std::vector<Rlimit> rlimits;
   bool no_new_privileges = false;
   CapabilitySets capabilities;
+  std::optional<int> oom_score_adj;  // written to /proc/self/oom_score_adj (-1000..1000)
 };
 
 // The root: an overlay of read-only lower dirs (bottom first, the image layer order) with an
@@ -58,6 +62,10 @@ struct RootSpec {
   // (/etc/hosts, /etc/hostname, /etc/resolv.conf) whatever the container did to them, as under
   // docker build, where they are bind mounts.
   bool clean_upper = false;
+  // Set: the root is this directory itself, bound (recursively) in the container's mount
+  // namespace instead of an overlay of lower_dirs (an OCI bundle's `root.path`, prepared by the
+  // engine). There is no upper dir and the runtime provides no /etc files: the engine binds them.
+  std::filesystem::path rootfs;
 };
 
 enum class MountKind { Bind, Tmpfs };
@@ -76,12 +84,18 @@ struct MountSpec {
   // container's (host root as its root) and what it writes is stored with host ids, so a volume
   // serves containers of any id range.
   bool idmap = false;
+  // MS_NOSUID, MS_NODEV, MS_NOEXEC (and for Tmpfs the atime flags) on the mount itself.
+  unsigned long flags = 0;
 };
 
 struct Namespaces {
   bool network = true;  // false: share the host's network namespace (--network host)
   bool time = true;     // when the kernel has it
   bool cgroup = true;
+  // Existing namespaces to join instead of making new ones (an OCI config's `path`), e.g.
+  // "/proc/123/ns/net" or a bind-mounted nsfs file. Empty: a new one (or the host's, above).
+  std::filesystem::path network_path;
+  std::filesystem::path ipc_path;
 };
 
 struct Resources {
@@ -91,6 +105,9 @@ struct Resources {
   std::optional<uint64_t> cpu_period;  // microseconds
   std::optional<uint64_t> cpu_shares;  // v1 shares (2..262144); mapped to cpu.weight on v2
   std::optional<int64_t> pids;         // max tasks, -1 unlimited
+  // Device cgroup allow rules added to Docker's defaults (an OCI config's linux.resources
+  // .devices).
+  std::vector<DeviceRule> device_rules;
 };
 
 struct SeccompSpec {
@@ -140,6 +157,9 @@ struct ContainerSpec {
   bool init = false;        // process.args start with kiste-init (--init; see make_spec)
   std::vector<std::string> masked_paths;
   std::vector<std::string> readonly_paths;
+  // Namespaced kernel parameters ("net.ipv4.ip_forward", "1"), written under /proc/sys once
+  // /proc is mounted.
+  std::vector<std::pair<std::string, std::string>> sysctls;
 };
 
 // Docker's defaults (moby daemon/pkg/oci/defaults.go).

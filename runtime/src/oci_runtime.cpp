@@ -1,0 +1,632 @@
+// The OCI verbs over their state directory. Each container's directory is made by `create`
+// (mkdir: a second create of the same id fails), holds `lock` (flock'd by every verb that changes
+// it), `state.json` (atomic replace) and, until `start`, `exec.fifo`.
+#include <kiste/runtime/oci_runtime.hpp>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include <kiste/base/file_lock.hpp>
+#include <kiste/base/sys.hpp>
+#include <kiste/runtime/cgroup.hpp>
+#include <kiste/runtime/container.hpp>
+#include <kiste/runtime/exec.hpp>
+#include <kiste/runtime/oci_config.hpp>
+
+#include "fd_passing.hpp"
+
+namespace kiste::runtime::oci {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+std::string_view to_string(ContainerStatus s) {
+  switch (s) {
+    case ContainerStatus::Creating: return "creating";
+    case ContainerStatus::Created: return "created";
+    case ContainerStatus::Running: return "running";
+    case ContainerStatus::Paused: return "paused";
+    case ContainerStatus::Stopped: return "stopped";
+  }
+  return "unknown";
+}
+
+std::string State::to_json() const {
+  json ann = json::object();
+  for (const auto& [k, v] : annotations) ann[k] = v;
+  json j = {{"ociVersion", oci_version}, {"id", id},         {"status", to_string(status)},
+            {"pid", pid},                {"bundle", bundle.native()}, {"annotations", ann}};
+  if (!created.empty()) j["created"] = created;
+  return j.dump();
+}
+
+Status check_container_id(std::string_view id) {
+  const bool ok = !id.empty() && id.size() <= 1024 && std::isalnum(static_cast<unsigned char>(id[0])) &&
+                  id.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.+-") ==
+                      std::string_view::npos;
+  if (!ok) {
+    return failf(Errc::InvalidArgument, "container id {}: must be letters, digits and `_.+-`, starting "
+                                        "with a letter or digit", quote(id));
+  }
+  return {};
+}
+
+Result<int> parse_signal(std::string_view name) {
+  static constexpr std::pair<std::string_view, int> kSignals[] = {
+      {"HUP", SIGHUP},   {"INT", SIGINT},   {"QUIT", SIGQUIT}, {"ILL", SIGILL},   {"TRAP", SIGTRAP},
+      {"ABRT", SIGABRT}, {"BUS", SIGBUS},   {"FPE", SIGFPE},   {"KILL", SIGKILL}, {"USR1", SIGUSR1},
+      {"SEGV", SIGSEGV}, {"USR2", SIGUSR2}, {"PIPE", SIGPIPE}, {"ALRM", SIGALRM}, {"TERM", SIGTERM},
+      {"CHLD", SIGCHLD}, {"CONT", SIGCONT}, {"STOP", SIGSTOP}, {"TSTP", SIGTSTP}, {"TTIN", SIGTTIN},
+      {"TTOU", SIGTTOU}, {"URG", SIGURG},   {"XCPU", SIGXCPU}, {"XFSZ", SIGXFSZ}, {"VTALRM", SIGVTALRM},
+      {"PROF", SIGPROF}, {"WINCH", SIGWINCH}, {"IO", SIGIO},   {"PWR", SIGPWR},   {"SYS", SIGSYS}};
+  std::string_view n = name;
+  if (!n.empty() && std::isdigit(static_cast<unsigned char>(n[0]))) {
+    int v = 0;
+    for (char c : n) {
+      if (!std::isdigit(static_cast<unsigned char>(c)) || v > 1000) {
+        return failf(Errc::InvalidArgument, "signal {}: unknown", quote(name));
+      }
+      v = v * 10 + (c - '0');
+    }
+    if (v < 1 || v > SIGRTMAX) return failf(Errc::InvalidArgument, "signal {}: unknown", quote(name));
+    return v;
+  }
+  if (n.starts_with("SIG")) n.remove_prefix(3);
+  for (const auto& [s, v] : kSignals) {
+    if (n == s) return v;
+  }
+  return failf(Errc::InvalidArgument, "signal {}: unknown", quote(name));
+}
+
+namespace {
+
+constexpr const char* kStateFile = "state.json";
+constexpr const char* kFifo = "exec.fifo";
+constexpr const char* kLock = "lock";
+
+// The stored record: the runtime-spec state plus what later verbs need.
+struct Record {
+  State state;
+  uint64_t pid_start = 0;  // /proc/<pid>/stat starttime: a reused pid is not the container
+  std::vector<fs::path> cgroups;
+  std::string hooks_json;
+};
+
+Error not_found(std::string_view id) {
+  return Error{.code = Errc::NotFound, .message = fmt::format("container {} does not exist", quote(id))};
+}
+
+// Field 22 of /proc/<pid>/stat and whether the process is a zombie; nullopt when it is gone.
+std::optional<std::pair<uint64_t, bool>> process_start(pid_t pid) {
+  if (pid <= 0) return std::nullopt;
+  auto text = sys::read_file(fmt::format("/proc/{}/stat", pid), 4096);
+  if (!text) return std::nullopt;
+  const size_t close = text->rfind(')');
+  if (close == std::string::npos || close + 2 >= text->size()) return std::nullopt;
+  std::string_view rest = std::string_view(*text).substr(close + 2);
+  const bool zombie = !rest.empty() && (rest[0] == 'Z' || rest[0] == 'X');
+  // rest starts at field 3 (state); starttime is field 22
+  for (int field = 3; field < 22; ++field) {
+    const size_t sp = rest.find(' ');
+    if (sp == std::string_view::npos) return std::nullopt;
+    rest.remove_prefix(sp + 1);
+  }
+  return std::pair{std::strtoull(std::string(rest.substr(0, rest.find(' '))).c_str(), nullptr, 10), zombie};
+}
+
+std::string now_rfc3339() {
+  struct timespec ts {};
+  ::clock_gettime(CLOCK_REALTIME, &ts);
+  struct tm tm {};
+  ::gmtime_r(&ts.tv_sec, &tm);
+  char buf[64];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  return fmt::format("{}.{:09}Z", buf, ts.tv_nsec);
+}
+
+Status write_record(const fs::path& dir, const Record& r) {
+  json ann = json::object();
+  for (const auto& [k, v] : r.state.annotations) ann[k] = v;
+  json cg = json::array();
+  for (const auto& c : r.cgroups) cg.push_back(c.native());
+  json j = {{"ociVersion", r.state.oci_version},
+            {"id", r.state.id},
+            {"pid", r.state.pid},
+            {"pidStart", r.pid_start},
+            {"bundle", r.state.bundle.native()},
+            {"created", r.state.created},
+            {"annotations", ann},
+            {"cgroups", cg},
+            {"hooks", r.hooks_json}};
+  return sys::write_file_atomic(dir / kStateFile, j.dump(), 0600);
+}
+
+Result<Record> read_record(const fs::path& dir, std::string_view id) {
+  auto text = sys::read_file(dir / kStateFile, 1 << 22);
+  if (!text) {
+    if (text.error().sys_errno == ENOENT) return std::unexpected(not_found(id));
+    return std::unexpected(std::move(text).error());
+  }
+  json j = json::parse(*text, nullptr, false);
+  auto corrupt = [&] { return failf(Errc::Corrupt, "state of container {}: corrupt", quote(id)); };
+  if (j.is_discarded() || !j.is_object()) return corrupt();
+  Record r;
+  try {
+    r.state.oci_version = j.at("ociVersion").get<std::string>();
+    r.state.id = j.at("id").get<std::string>();
+    r.state.pid = j.at("pid").get<pid_t>();
+    r.pid_start = j.at("pidStart").get<uint64_t>();
+    r.state.bundle = j.at("bundle").get<std::string>();
+    r.state.created = j.at("created").get<std::string>();
+    for (auto it = j.at("annotations").begin(); it != j.at("annotations").end(); ++it) {
+      r.state.annotations.emplace_back(it.key(), it->get<std::string>());
+    }
+    for (const json& c : j.at("cgroups")) r.cgroups.emplace_back(c.get<std::string>());
+    r.hooks_json = j.at("hooks").get<std::string>();
+  } catch (const json::exception&) {
+    return corrupt();
+  }
+  return r;
+}
+
+// The container's status as the kernel says: alive (same start time, not a zombie) and still
+// waiting on its fifo = created; alive = running; else stopped.
+// The freezer file of the container's cgroup: v1's freezer.state or v2's cgroup.freeze.
+std::optional<fs::path> freezer_file(const Record& r) {
+  for (const fs::path& cg : r.cgroups) {
+    for (const char* f : {"freezer.state", "cgroup.freeze"}) {
+      if (::access((cg / f).c_str(), F_OK) == 0) return cg / f;
+    }
+  }
+  return std::nullopt;
+}
+
+bool frozen(const Record& r) {
+  auto f = freezer_file(r);
+  if (!f) return false;
+  auto text = sys::read_file(*f, 64);
+  return text && (text->starts_with("FROZEN") || text->starts_with("FREEZING") || text->starts_with("1"));
+}
+
+ContainerStatus live_status(const fs::path& dir, const Record& r) {
+  auto st = process_start(r.state.pid);
+  if (!st || st->second || st->first != r.pid_start) return ContainerStatus::Stopped;
+  if (::access((dir / kFifo).c_str(), F_OK) == 0) return ContainerStatus::Created;
+  return frozen(r) ? ContainerStatus::Paused : ContainerStatus::Running;
+}
+
+// Freezes or thaws the container's cgroup and waits until the kernel says it is done.
+Status set_frozen(const Record& r, bool freeze) {
+  auto f = freezer_file(r);
+  if (!f) return fail(Errc::Unsupported, "the container's cgroup has no freezer");
+  const bool v1 = f->filename() == "freezer.state";
+  {
+    const std::string_view v = v1 ? (freeze ? "FROZEN" : "THAWED") : (freeze ? "1" : "0");
+    KISTE_ASSIGN_OR_RETURN(UniqueFd fd, sys::open(*f, O_WRONLY | O_CLOEXEC));
+    KISTE_TRY(sys::write_all(fd.get(), v, f->native()));
+  }
+  for (int i = 0; i < 5000; ++i) {  // v1 reports FREEZING while tasks are still being stopped
+    auto text = sys::read_file(*f, 64);
+    if (!text) return std::unexpected(std::move(text).error());
+    const bool done = v1 ? text->starts_with(freeze ? "FROZEN" : "THAWED") : text->starts_with(freeze ? "1" : "0");
+    if (done) return {};
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return failf(Errc::System, "{}: the kernel did not finish {}", quote(f->native()), freeze ? "freezing" : "thawing");
+}
+
+Result<Record> load(const fs::path& dir, std::string_view id) {
+  KISTE_TRY(check_container_id(id));
+  KISTE_ASSIGN_OR_RETURN(Record r, read_record(dir, id));
+  r.state.status = live_status(dir, r);
+  if (r.state.status == ContainerStatus::Stopped) r.state.pid = 0;
+  return r;
+}
+
+Result<FileLock> lock(const fs::path& dir, std::string_view id) {
+  if (::access(dir.c_str(), F_OK) != 0) return std::unexpected(not_found(id));
+  return FileLock::acquire(dir / kLock);
+}
+
+// Runs one hook: path with args (args[0] is its argv[0]) and env, the state JSON on stdin, killed
+// at its timeout.
+Status run_hook(const Hook& h, const std::string& state_json, std::string_view kind) {
+  std::vector<std::string> args = h.args.empty() ? std::vector<std::string>{h.path} : h.args;
+  std::vector<char*> argv, envp;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  std::vector<std::string> env = h.env;
+  for (auto& e : env) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  int p[2];
+  if (::pipe2(p, O_CLOEXEC) != 0) return std::unexpected(sys_error("pipe2", "hook stdin"));
+  UniqueFd r(p[0]), w(p[1]);
+  const pid_t pid = ::fork();
+  if (pid < 0) return std::unexpected(sys_error("fork", h.path));
+  if (pid == 0) {
+    if (::dup2(r.get(), STDIN_FILENO) < 0) ::_exit(127);
+    ::execve(h.path.c_str(), argv.data(), envp.data());
+    ::_exit(127);
+  }
+  r.reset();
+  (void)sys::write_all(w.get(), state_json);  // a hook need not read it
+  w.reset();
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(h.timeout.value_or(0));
+  int status = 0;
+  while (true) {
+    const pid_t got = ::waitpid(pid, &status, h.timeout ? WNOHANG : 0);
+    if (got == pid) break;
+    if (got < 0 && errno != EINTR) return std::unexpected(sys_error("waitpid", h.path));
+    if (got == 0) {
+      if (std::chrono::steady_clock::now() >= deadline) {
+        ::kill(pid, SIGKILL);
+        (void)::waitpid(pid, &status, 0);
+        return failf(Errc::System, "{} hook {}: timed out after {} s", kind, quote(h.path), *h.timeout);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return {};
+  return failf(Errc::System, "{} hook {}: {}", kind, quote(h.path),
+               WIFEXITED(status) ? fmt::format("exit status {}", WEXITSTATUS(status))
+                                 : fmt::format("killed by signal {}", WTERMSIG(status)));
+}
+
+Status run_hooks(const std::vector<Hook>& hooks, const State& st, std::string_view kind) {
+  const std::string text = st.to_json();
+  for (const Hook& h : hooks) KISTE_TRY(run_hook(h, text, kind));
+  return {};
+}
+
+Status send_console(const fs::path& socket_path, int master) {
+  UniqueFd s(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!s) return std::unexpected(sys_error("socket", "console socket"));
+  struct sockaddr_un addr {};
+  addr.sun_family = AF_UNIX;
+  if (socket_path.native().size() >= sizeof addr.sun_path) {
+    return failf(Errc::InvalidArgument, "console socket {}: path too long", quote(socket_path.native()));
+  }
+  std::memcpy(addr.sun_path, socket_path.c_str(), socket_path.native().size() + 1);
+  if (::connect(s.get(), reinterpret_cast<struct sockaddr*>(&addr), sizeof addr) != 0) {
+    return std::unexpected(sys_error("connect", socket_path.native()));
+  }
+  if (!detail::send_fds(s.get(), 'T', &master, 1)) {
+    return std::unexpected(sys_error("send the pty master to", socket_path.native()));
+  }
+  return {};
+}
+
+Status write_pid_file(const fs::path& file, pid_t pid) {
+  if (file.empty()) return {};
+  return sys::write_file_atomic(file, std::to_string(pid), 0644);
+}
+
+// kiste-runc's own default cgroup parent goes with its last container (an engine's parent, such
+// as libpod_parent, is the engine's).
+// (rmdir fails while another container is below it.)
+void remove_default_parents() {
+  (void)::rmdir("/sys/fs/cgroup/kiste-runc");
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator("/sys/fs/cgroup", ec)) {
+    (void)::rmdir((e.path() / "kiste-runc").c_str());
+  }
+}
+
+// A failed create: kill what was made and remove the directory.
+class CreateGuard {
+ public:
+  explicit CreateGuard(fs::path dir) : dir_(std::move(dir)) {}
+  CreateGuard(const CreateGuard&) = delete;
+  CreateGuard& operator=(const CreateGuard&) = delete;
+  ~CreateGuard() {
+    if (done_) return;
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      int st;
+      (void)::waitpid(pid_, &st, 0);
+    }
+    (void)remove_cgroup_dirs(cgroups_);
+    remove_default_parents();
+    (void)sys::remove_tree(dir_);
+  }
+  void made(pid_t pid, std::vector<fs::path> cgroups) {
+    pid_ = pid;
+    cgroups_ = std::move(cgroups);
+  }
+  void commit() { done_ = true; }
+
+ private:
+  fs::path dir_;
+  pid_t pid_ = -1;
+  std::vector<fs::path> cgroups_;
+  bool done_ = false;
+};
+
+}  // namespace
+
+Result<std::vector<std::string>> OciRuntime::create(std::string_view id, const CreateOptions& opts) {
+  KISTE_TRY(check_container_id(id));
+  if (!opts.bundle.is_absolute()) {
+    return failf(Errc::InvalidArgument, "bundle {}: must be an absolute path", quote(opts.bundle.native()));
+  }
+  KISTE_ASSIGN_OR_RETURN(UniqueFd cfg_fd, with_context(sys::open_regular(opts.bundle / "config.json"), "read the bundle"));
+  KISTE_ASSIGN_OR_RETURN(std::string text, sys::read_all(cfg_fd.get(), "config.json", 4 << 20));
+  KISTE_ASSIGN_OR_RETURN(BundleConfig cfg, parse_config(text, opts.bundle));
+  cfg.spec.id = std::string(id);
+  if (cfg.spec.process.terminal && opts.console_socket.empty()) {
+    return fail(Errc::InvalidArgument, "process.terminal is set: --console-socket is required");
+  }
+  if (!cfg.spec.process.terminal && !opts.console_socket.empty()) {
+    return fail(Errc::InvalidArgument, "--console-socket given but process.terminal is not set");
+  }
+  std::string cg_path = cfg.cgroups_path;
+  if (opts.systemd_cgroup && !cg_path.empty() && cg_path.find(':') == std::string::npos) {
+    return failf(Errc::InvalidArgument, "--systemd-cgroup: cgroupsPath {} is not slice:prefix:name", quote(cg_path));
+  }
+  KISTE_ASSIGN_OR_RETURN(CgroupLocation where, cgroup_location(cg_path, id));
+
+  KISTE_TRY(sys::mkdir_all(root_, 0700));
+  const fs::path d = dir(id);
+  if (::mkdir(d.c_str(), 0700) != 0) {
+    if (errno == EEXIST) return failf(Errc::AlreadyExists, "container {} already exists", quote(id));
+    return std::unexpected(sys_error("mkdir", d.native()));
+  }
+  CreateGuard guard(d);
+  KISTE_ASSIGN_OR_RETURN(FileLock held, FileLock::acquire(d / kLock));
+  const fs::path fifo = d / kFifo;
+  if (::mkfifo(fifo.c_str(), 0622) != 0) return std::unexpected(sys_error("mkfifo", fifo.native()));
+  KISTE_ASSIGN_OR_RETURN(UniqueFd fifo_fd, sys::open(fifo, O_PATH | O_CLOEXEC));
+
+  RunContext ctx;
+  ctx.cgroups = CgroupPlacement{.manager = CgroupManager::Cgroupfs, .parent = where.parent};
+  ctx.cgroup_name = where.name;
+  ctx.preserve_fds = opts.preserve_fds;
+  ctx.exec_fifo_fd = fifo_fd.get();
+  ctx.seccomp_cache_dir = root_ / ".seccomp-cache";
+  KISTE_ASSIGN_OR_RETURN(CreatedContainer made, create_container(cfg.spec, ctx));
+  guard.made(made.pid, made.cgroup_paths);
+  fifo_fd.reset();
+
+  Record r;
+  r.state = State{.oci_version = cfg.oci_version,
+                  .id = std::string(id),
+                  .status = ContainerStatus::Created,
+                  .pid = made.pid,
+                  .bundle = opts.bundle,
+                  .annotations = cfg.annotations,
+                  .created = now_rfc3339()};
+  auto start = process_start(made.pid);
+  if (!start) return failf(Errc::System, "container {}: its process ended during create", quote(id));
+  r.pid_start = start->first;
+  r.cgroups = made.cgroup_paths;
+  r.hooks_json = hooks_to_json(cfg.hooks);
+  KISTE_TRY(write_record(d, r));
+  if (made.pty_master) KISTE_TRY(send_console(opts.console_socket, made.pty_master.get()));
+  made.pty_master.reset();
+  KISTE_TRY(run_hooks(cfg.hooks.prestart, r.state, "prestart"));
+  KISTE_TRY(run_hooks(cfg.hooks.create_runtime, r.state, "createRuntime"));
+  KISTE_TRY(write_pid_file(opts.pid_file, made.pid));
+  guard.commit();
+  return std::move(cfg.warnings);
+}
+
+Status OciRuntime::start(std::string_view id) {
+  KISTE_TRY(check_container_id(id));
+  const fs::path d = dir(id);
+  KISTE_ASSIGN_OR_RETURN(FileLock held, lock(d, id));
+  KISTE_ASSIGN_OR_RETURN(Record r, load(d, id));
+  if (r.state.status != ContainerStatus::Created) {
+    return failf(Errc::InvalidArgument, "cannot start container {}: it is {}, not created", quote(id),
+                 to_string(r.state.status));
+  }
+  const fs::path fifo = d / kFifo;
+  KISTE_ASSIGN_OR_RETURN(UniqueFd f, sys::open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC));
+  // The container opens its end for writing (it blocked until now) and writes one byte.
+  while (true) {
+    struct pollfd p {f.get(), POLLIN, 0};
+    const int rc = ::poll(&p, 1, 100);
+    if (rc < 0 && errno != EINTR) return std::unexpected(sys_error("poll", fifo.native()));
+    if (rc > 0 && (p.revents & POLLIN)) {
+      char b;
+      if (::read(f.get(), &b, 1) == 1) break;
+    }
+    if (live_status(d, r) == ContainerStatus::Stopped) {
+      (void)sys::unlink(fifo);
+      return failf(Errc::System, "cannot start container {}: its process ended", quote(id));
+    }
+  }
+  KISTE_TRY(sys::unlink(fifo));
+  r.state.status = ContainerStatus::Running;
+  KISTE_ASSIGN_OR_RETURN(Hooks hooks, parse_hooks(r.hooks_json));
+  if (auto ran = run_hooks(hooks.poststart, r.state, "poststart"); !ran) {
+    return ran;  // the container runs; the engine decides (runc reports the error too)
+  }
+  return {};
+}
+
+Result<State> OciRuntime::state(std::string_view id) const {
+  KISTE_TRY(check_container_id(id));
+  KISTE_ASSIGN_OR_RETURN(Record r, load(dir(id), id));
+  return r.state;
+}
+
+Result<std::vector<State>> OciRuntime::list() const {
+  std::vector<State> out;
+  std::error_code ec;
+  if (!fs::exists(root_, ec)) return out;
+  for (const auto& e : fs::directory_iterator(root_, ec)) {
+    const std::string name = e.path().filename().native();
+    if (!check_container_id(name)) continue;
+    auto r = load(e.path(), name);
+    if (r) out.push_back(std::move(r->state));
+  }
+  std::sort(out.begin(), out.end(), [](const State& a, const State& b) { return a.id < b.id; });
+  return out;
+}
+
+Status OciRuntime::kill(std::string_view id, std::string_view signal, bool all) {
+  KISTE_ASSIGN_OR_RETURN(int sig, parse_signal(signal));
+  KISTE_TRY(check_container_id(id));
+  const fs::path d = dir(id);
+  KISTE_ASSIGN_OR_RETURN(Record r, load(d, id));
+  if (all) {
+    for (const fs::path& cg : r.cgroups) {
+      for (const char* file : {"cgroup.procs"}) {
+        auto text = sys::read_file(cg / file, 1 << 22);
+        if (!text) continue;
+        for (std::string_view rest = *text; !rest.empty();) {
+          const size_t nl = rest.find('\n');
+          const pid_t p = std::atoi(std::string(rest.substr(0, nl)).c_str());
+          if (p > 0) ::kill(p, sig);
+          rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
+        }
+      }
+      break;  // one hierarchy lists them all
+    }
+    return {};
+  }
+  if (r.state.status == ContainerStatus::Stopped) {
+    return failf(Errc::InvalidArgument, "cannot kill container {}: it is not running", quote(id));
+  }
+  if (::kill(r.state.pid, sig) != 0) return std::unexpected(sys_error("kill", fmt::format("container {}", id)));
+  return {};
+}
+
+Status OciRuntime::remove(std::string_view id, bool force) {
+  KISTE_TRY(check_container_id(id));
+  const fs::path d = dir(id);
+  KISTE_ASSIGN_OR_RETURN(FileLock held, lock(d, id));
+  auto loaded = load(d, id);
+  if (!loaded && loaded.error().code == Errc::NotFound) {
+    // A create that died before it wrote its state: only the directory is left.
+    return sys::remove_tree(d);
+  }
+  if (!loaded) return std::unexpected(std::move(loaded).error());
+  Record& r = *loaded;
+  if ((r.state.status == ContainerStatus::Running || r.state.status == ContainerStatus::Paused) && !force) {
+    return failf(Errc::InvalidArgument, "cannot delete container {} that is not stopped: {}", quote(id),
+                 to_string(r.state.status));
+  }
+  if (r.state.status == ContainerStatus::Paused) {
+    ::kill(r.state.pid, SIGKILL);
+    KISTE_TRY(set_frozen(r, false));
+  }
+  if (r.state.status != ContainerStatus::Stopped) {
+    ::kill(r.state.pid, SIGKILL);
+    for (int i = 0; i < 1000; ++i) {  // until the kernel has taken it down (a zombie counts)
+      auto st = process_start(r.state.pid);
+      if (!st || st->second || st->first != r.pid_start) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+  }
+  KISTE_TRY(with_context(remove_cgroup_dirs(r.cgroups), "remove the container cgroup"));
+  remove_default_parents();
+  r.state.status = ContainerStatus::Stopped;
+  r.state.pid = 0;
+  auto hooks = parse_hooks(r.hooks_json);
+  Status hooks_ran = hooks ? run_hooks(hooks->poststop, r.state, "poststop")
+                           : Status(std::unexpected(std::move(hooks).error()));
+  held.release();
+  KISTE_TRY(sys::remove_tree(d));
+  return hooks_ran;
+}
+
+Status OciRuntime::pause(std::string_view id) {
+  KISTE_TRY(check_container_id(id));
+  const fs::path d = dir(id);
+  KISTE_ASSIGN_OR_RETURN(FileLock held, lock(d, id));
+  KISTE_ASSIGN_OR_RETURN(Record r, load(d, id));
+  if (r.state.status != ContainerStatus::Running) {
+    return failf(Errc::InvalidArgument, "cannot pause container {}: it is {}, not running", quote(id),
+                 to_string(r.state.status));
+  }
+  return set_frozen(r, true);
+}
+
+Status OciRuntime::resume(std::string_view id) {
+  KISTE_TRY(check_container_id(id));
+  const fs::path d = dir(id);
+  KISTE_ASSIGN_OR_RETURN(FileLock held, lock(d, id));
+  KISTE_ASSIGN_OR_RETURN(Record r, load(d, id));
+  if (r.state.status != ContainerStatus::Paused) {
+    return failf(Errc::InvalidArgument, "cannot resume container {}: it is {}, not paused", quote(id),
+                 to_string(r.state.status));
+  }
+  return set_frozen(r, false);
+}
+
+Result<int> OciRuntime::run(std::string_view id, const CreateOptions& opts) {
+  KISTE_TRY(create(id, opts));
+  KISTE_ASSIGN_OR_RETURN(State st, state(id));
+  if (auto started = start(id); !started) {
+    (void)remove(id, true);
+    return std::unexpected(std::move(started).error());
+  }
+  int status = 0;
+  while (::waitpid(st.pid, &status, 0) < 0) {
+    if (errno != EINTR) {
+      (void)remove(id, true);
+      return std::unexpected(sys_error("waitpid", fmt::format("container {}", id)));
+    }
+  }
+  KISTE_TRY(remove(id, true));
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+Result<std::vector<pid_t>> OciRuntime::pids(std::string_view id) const {
+  KISTE_ASSIGN_OR_RETURN(State st, state(id));
+  if (st.status == ContainerStatus::Stopped) return std::vector<pid_t>{};
+  return container_pids(st.pid);
+}
+
+Result<int> OciRuntime::exec(std::string_view id, const ExecOptions& opts) {
+  KISTE_ASSIGN_OR_RETURN(State st, state(id));
+  if (st.status != ContainerStatus::Running) {
+    return failf(Errc::InvalidArgument, "cannot exec in container {}: it is {}, not running", quote(id),
+                 to_string(st.status));
+  }
+  ExecRequest req{.target = st.pid, .args = opts.args, .env = opts.env, .cwd = opts.cwd.empty() ? "/" : opts.cwd};
+  if (!opts.process_file.empty()) {
+    KISTE_ASSIGN_OR_RETURN(std::string text, sys::read_file(opts.process_file, 1 << 22));
+    json p = json::parse(text, nullptr, false);
+    if (p.is_discarded() || !p.is_object()) {
+      return failf(Errc::InvalidArgument, "process file {}: not a JSON object", quote(opts.process_file.native()));
+    }
+    json wrapper = {{"ociVersion", "1.0.0"}, {"root", {{"path", "/"}}}, {"process", p},
+                    {"linux", {{"namespaces", json::array({{{"type", "pid"}}, {{"type", "mount"}},
+                                                           {{"type", "ipc"}}, {{"type", "uts"}}})}}}};
+    KISTE_ASSIGN_OR_RETURN(BundleConfig parsed, with_context(parse_config(wrapper.dump(), "/"), "process file"));
+    req.args = parsed.spec.process.args;
+    req.env = parsed.spec.process.env;
+    req.cwd = parsed.spec.process.cwd;
+    if (parsed.spec.process.terminal) {
+      return fail(Errc::Unsupported, "exec with a terminal is not supported yet");
+    }
+  }
+  if (req.args.empty()) return fail(Errc::InvalidArgument, "exec: no command given");
+  if (opts.tty) return fail(Errc::Unsupported, "exec --tty is not supported yet");
+  if (!opts.pid_file.empty() && !opts.detach) {
+    return fail(Errc::Unsupported, "exec --pid-file needs --detach");
+  }
+  req.detach = opts.detach;
+  KISTE_ASSIGN_OR_RETURN(ExecResult res, exec_in_container(req));
+  if (!res.exec_error.empty()) return fail(Errc::NotFound, res.exec_error);
+  if (opts.detach) KISTE_TRY(write_pid_file(opts.pid_file, res.pid));
+  return res.exit_code;
+}
+
+}  // namespace kiste::runtime::oci

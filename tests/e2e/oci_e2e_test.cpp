@@ -1,0 +1,349 @@
+// kiste-runc (the kiste binary under runc's name) driven as engines drive runc: bundles made by
+// `runc spec` and by kiste-runc's own `spec`, on a busybox rootfs. The test process is a child
+// subreaper, as conmon and containerd's shim are: a container whose `create` exited is its
+// child, and it reaps it.
+#include <fcntl.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <string>
+#include <thread>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include <kiste/base/sys.hpp>
+#include <kiste/base/unique_fd.hpp>
+#include <kiste/testing/busybox_rootfs.hpp>
+#include <kiste/testing/kiste_cli.hpp>
+#include <kiste/testing/require_root.hpp>
+#include <kiste/testing/temp_root.hpp>
+
+namespace kiste::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using ::testing::HasSubstr;
+
+// Every kiste-runc cgroup directory on this host (the default parent is /kiste-runc).
+std::vector<fs::path> kiste_runc_cgroups() {
+  std::vector<fs::path> out;
+  std::error_code ec;
+  for (const auto& h : fs::directory_iterator("/sys/fs/cgroup", ec)) {
+    if (fs::exists(h.path() / "kiste-runc", ec)) out.push_back(h.path() / "kiste-runc");
+  }
+  if (fs::exists("/sys/fs/cgroup/kiste-runc", ec)) out.emplace_back("/sys/fs/cgroup/kiste-runc");
+  return out;
+}
+
+class OciE2E : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { ASSERT_EQ(::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), 0); }
+
+  void SetUp() override {
+    KISTE_REQUIRE_ROOT();
+    runc_ = fs::path(kiste_binary()).parent_path() / "kiste-runc";
+    ASSERT_TRUE(fs::exists(runc_)) << runc_;
+    ASSERT_TRUE(kiste_runc_cgroups().empty()) << "a kiste-runc cgroup exists before the test";
+  }
+
+  void TearDown() override {
+    if (::geteuid() != 0) return;
+    reap();
+    for (const auto& m : mounts_below(tmp_.path())) ADD_FAILURE() << "left mounted: " << m;
+    EXPECT_TRUE(kiste_runc_cgroups().empty()) << "the test left a kiste-runc cgroup";
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(state_root(), ec)) {
+      // (compiled seccomp programs are kept, as `kiste run` keeps them)
+      if (e.path().filename() != ".seccomp-cache") ADD_FAILURE() << "left in the state root: " << e.path();
+    }
+  }
+
+  // Reaps exited containers re-parented to this process.
+  static void reap() {
+    int st;
+    while (::waitpid(-1, &st, WNOHANG) > 0) {
+    }
+  }
+
+  fs::path state_root() const { return tmp_ / "state"; }
+  fs::path log_file() const { return tmp_ / "runc.log"; }
+
+  // kiste-runc with the engine's global flags; stdio to a file (a created container keeps
+  // them, so a pipe would never close). Returns the exit status; *out gets the output.
+  int oci(const std::string& args, std::string* out = nullptr, const std::string& out_name = "out") {
+    const fs::path o = tmp_ / out_name;
+    const int rc = run_shell(fmt::format("{} --root {} --log {} --log-format json {} </dev/null >{} 2>&1",
+                                         runc_.native(), state_root().native(), log_file().native(), args,
+                                         o.native()));
+    if (out != nullptr) *out = sys::read_file(o, 1 << 20).value_or("");
+    return rc;
+  }
+
+  json state(const std::string& id) {
+    std::string out;
+    EXPECT_EQ(oci("state " + id, &out), 0) << out;
+    json j = json::parse(out, nullptr, false);
+    EXPECT_FALSE(j.is_discarded()) << out;
+    return j;
+  }
+
+  // Waits (bounded) for the container to be stopped; the process it was is then reaped.
+  void wait_stopped(const std::string& id) {
+    for (int i = 0; i < 500; ++i) {
+      reap();
+      if (state(id)["status"] == "stopped") return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    ADD_FAILURE() << id << " did not stop";
+  }
+
+  // A bundle with a busybox rootfs; `spec_cmd` writes its config.json there.
+  fs::path make_bundle(const std::string& name, const std::string& spec_cmd) {
+    const fs::path b = tmp_ / name;
+    EXPECT_TRUE(sys::mkdir_all(b / "rootfs", 0755));
+    EXPECT_TRUE(make_busybox_rootfs(b / "rootfs"));
+    std::string out;
+    EXPECT_EQ(run_shell(fmt::format("cd {} && {}", b.native(), spec_cmd), &out), 0) << out;
+    return b;
+  }
+
+  json config(const fs::path& bundle) {
+    return json::parse(sys::read_file(bundle / "config.json", 1 << 20).value_or("{}"));
+  }
+  void write_config(const fs::path& bundle, const json& j) {
+    ASSERT_TRUE(sys::write_file_atomic(bundle / "config.json", j.dump(), 0644));
+  }
+
+  // runc's lifecycle, as the runtime-spec describes it.
+  void lifecycle(const fs::path& bundle, const std::string& id) {
+    json c = config(bundle);
+    c["process"]["terminal"] = false;
+    // TERM ends it (a PID 1 without a handler would ignore it).
+    c["process"]["args"] = {"sh", "-c", "trap 'exit 7' TERM; echo up; while :; do sleep 1 & wait; done"};
+    write_config(bundle, c);
+    std::string out;
+    ASSERT_EQ(oci(fmt::format("create --bundle {} --pid-file {} {}", bundle.native(),
+                              (tmp_ / "pid").native(), id), &out, "create.out"), 0) << out;
+    json st = state(id);
+    EXPECT_EQ(st["status"], "created");
+    EXPECT_EQ(st["id"], id);
+    EXPECT_EQ(st["bundle"], bundle.native());
+    EXPECT_TRUE(st.contains("ociVersion"));
+    const int pid = st["pid"].get<int>();
+    ASSERT_GT(pid, 0);
+    EXPECT_EQ(sys::read_file(tmp_ / "pid", 64).value_or(""), std::to_string(pid));
+    EXPECT_TRUE(fs::exists(fmt::format("/proc/{}", pid)));
+    // Created: the command has not run yet (its stdout is create's).
+    EXPECT_EQ(sys::read_file(tmp_ / "create.out", 1 << 16).value_or("x"), "");
+
+    ASSERT_EQ(oci("start " + id, &out), 0) << out;
+    EXPECT_EQ(state(id)["status"], "running");
+    for (int i = 0; i < 500 && sys::read_file(tmp_ / "create.out", 1 << 16).value_or("") != "up\n"; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    EXPECT_EQ(sys::read_file(tmp_ / "create.out", 1 << 16).value_or(""), "up\n");
+    EXPECT_NE(oci("start " + id, &out), 0);  // not created any more
+    EXPECT_THAT(out, HasSubstr("not created"));
+    ASSERT_EQ(oci("ps --format json " + id, &out), 0) << out;
+    EXPECT_THAT(out, HasSubstr(std::to_string(pid)));
+    EXPECT_NE(oci("delete " + id, &out), 0);  // running: needs --force
+    EXPECT_THAT(out, HasSubstr("not stopped"));
+
+    ASSERT_EQ(oci("pause " + id, &out), 0) << out;
+    EXPECT_EQ(state(id)["status"], "paused");
+    EXPECT_NE(oci("pause " + id, &out), 0);
+    ASSERT_EQ(oci("resume " + id, &out), 0) << out;
+    EXPECT_EQ(state(id)["status"], "running");
+
+    ASSERT_EQ(oci("kill " + id + " TERM", &out), 0) << out;
+    wait_stopped(id);
+    EXPECT_EQ(state(id)["pid"], 0);
+    ASSERT_EQ(oci("delete " + id, &out), 0) << out;
+    EXPECT_NE(oci("state " + id, &out), 0);
+    EXPECT_THAT(out, HasSubstr("does not exist"));
+  }
+
+  TempRoot tmp_;
+  fs::path runc_;
+};
+
+TEST_F(OciE2E, RuncSpecBundleLifecycle) {
+  const fs::path b = make_bundle("runc-bundle", "runc spec");
+  lifecycle(b, "runc-made");
+}
+
+TEST_F(OciE2E, OwnSpecBundleLifecycle) {
+  const fs::path b = make_bundle("own-bundle", runc_.native() + " spec");
+  json c = config(b);
+  EXPECT_EQ(c["process"]["noNewPrivileges"], false);  // Docker's default, not runc's
+  EXPECT_EQ(c["process"]["capabilities"]["bounding"].size(), 14u);
+  lifecycle(b, "own-made");
+}
+
+TEST_F(OciE2E, RunWaitsAndReturnsTheStatus) {
+  const fs::path b = make_bundle("run-bundle", runc_.native() + " spec");
+  json c = config(b);
+  c["process"]["terminal"] = false;
+  c["process"]["args"] = {"sh", "-c", "echo in-container $(hostname); exit 3"};
+  write_config(b, c);
+  std::string out;
+  EXPECT_EQ(oci(fmt::format("run --bundle {} r1", b.native()), &out), 3) << out;
+  EXPECT_THAT(out, HasSubstr("in-container kiste"));
+  EXPECT_NE(oci("state r1", &out), 0);
+}
+
+TEST_F(OciE2E, HooksRunInOrderWithTheState) {
+  const fs::path b = make_bundle("hook-bundle", runc_.native() + " spec");
+  const fs::path log = tmp_ / "hooks.log";
+  json c = config(b);
+  c["process"]["terminal"] = false;
+  c["process"]["args"] = {"sleep", "30"};
+  auto hook = [&](const std::string& name) {
+    return json::array({{{"path", "/bin/sh"},
+                         {"args", {"sh", "-c", fmt::format("read s; echo \"{} $s\" >> {}", name, log.native())}}}});
+  };
+  c["hooks"] = {{"prestart", hook("prestart")}, {"createRuntime", hook("createRuntime")},
+                {"poststart", hook("poststart")}, {"poststop", hook("poststop")}};
+  write_config(b, c);
+  std::string out;
+  ASSERT_EQ(oci(fmt::format("create --bundle {} h1", b.native()), &out), 0) << out;
+  ASSERT_EQ(oci("start h1", &out), 0) << out;
+  ASSERT_EQ(oci("delete --force h1", &out), 0) << out;
+  const std::string text = sys::read_file(log, 1 << 16).value_or("");
+  std::vector<std::string> names;
+  for (size_t at = 0; at < text.size();) {
+    const size_t nl = text.find('\n', at);
+    const std::string line = text.substr(at, nl - at);
+    names.push_back(line.substr(0, line.find(' ')));
+    json st = json::parse(line.substr(line.find(' ') + 1), nullptr, false);
+    EXPECT_FALSE(st.is_discarded()) << line;
+    if (!st.is_discarded()) {
+      EXPECT_EQ(st["id"], "h1") << line;
+    }
+    at = nl == std::string::npos ? text.size() : nl + 1;
+  }
+  EXPECT_EQ(names, (std::vector<std::string>{"prestart", "createRuntime", "poststart", "poststop"}));
+}
+
+TEST_F(OciE2E, AFailingPrestartHookFailsCreateAndLeavesNothing) {
+  const fs::path b = make_bundle("badhook-bundle", runc_.native() + " spec");
+  json c = config(b);
+  c["process"]["terminal"] = false;
+  c["hooks"] = {{"prestart", {{{"path", "/bin/false"}}}}};
+  write_config(b, c);
+  std::string out;
+  EXPECT_NE(oci(fmt::format("create --bundle {} bh", b.native()), &out), 0);
+  EXPECT_THAT(out, HasSubstr("prestart hook `/bin/false`: exit status 1"));
+  EXPECT_NE(oci("state bh", &out), 0);
+}
+
+TEST_F(OciE2E, ConsoleSocketReceivesThePtyMaster) {
+  const fs::path b = make_bundle("tty-bundle", runc_.native() + " spec");
+  json c = config(b);
+  c["process"]["terminal"] = true;
+  c["process"]["args"] = {"sh", "-c", "tty; echo hello-tty"};
+  write_config(b, c);
+  const fs::path sock = tmp_ / "console.sock";
+  UniqueFd listener(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strcpy(addr.sun_path, sock.c_str());
+  ASSERT_EQ(::bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(listener.get(), 1), 0);
+  std::string out;
+  // The connection waits in the backlog: create sends the master and exits before accept.
+  ASSERT_EQ(oci(fmt::format("create --bundle {} --console-socket {} t1", b.native(), sock.native()), &out), 0)
+      << out;
+  UniqueFd conn(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  ASSERT_TRUE(conn);
+  char byte;
+  iovec iov{&byte, 1};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  ASSERT_EQ(::recvmsg(conn.get(), &msg, MSG_CMSG_CLOEXEC), 1);
+  cmsghdr* cm = CMSG_FIRSTHDR(&msg);
+  ASSERT_NE(cm, nullptr);
+  ASSERT_EQ(cm->cmsg_type, SCM_RIGHTS);
+  int fd;
+  std::memcpy(&fd, CMSG_DATA(cm), sizeof fd);
+  UniqueFd master(fd);
+  unsigned ptn = 0;
+  EXPECT_EQ(::ioctl(master.get(), TIOCGPTN, &ptn), 0) << "not a pty master";
+  ASSERT_EQ(oci("start t1", &out), 0) << out;
+  std::string seen;
+  char buf[256];
+  ssize_t n;
+  while ((n = ::read(master.get(), buf, sizeof buf)) > 0) seen.append(buf, static_cast<size_t>(n));
+  EXPECT_THAT(seen, HasSubstr("/dev/pts/"));
+  EXPECT_THAT(seen, HasSubstr("hello-tty"));
+  wait_stopped("t1");
+  ASSERT_EQ(oci("delete t1", &out), 0) << out;
+}
+
+TEST_F(OciE2E, ErrorsReachTheLogAsJson) {
+  const fs::path b = make_bundle("nope-bundle", runc_.native() + " spec");
+  json c = config(b);
+  c["process"]["terminal"] = false;
+  c["process"]["args"] = {"/nope"};
+  write_config(b, c);
+  std::string out;
+  EXPECT_EQ(oci(fmt::format("create --bundle {} n1", b.native()), &out), 125);
+  const std::string log = sys::read_file(log_file(), 1 << 16).value_or("");
+  json line = json::parse(log.substr(0, log.find('\n')), nullptr, false);
+  ASSERT_FALSE(line.is_discarded()) << log;
+  EXPECT_EQ(line["level"], "error");
+  EXPECT_THAT(line["msg"].get<std::string>(), HasSubstr("/nope"));
+  EXPECT_TRUE(line["time"].is_string());
+  EXPECT_NE(oci("state n1", &out), 0);
+
+  // A hostile config is refused the same way, naming the field.
+  c["process"]["args"] = {"sh"};
+  c["linux"]["seccomp"] = {{"defaultAction", "SCMP_ACT_NOTIFY"}};
+  write_config(b, c);
+  EXPECT_NE(oci(fmt::format("create --bundle {} n2", b.native()), &out), 0);
+  EXPECT_THAT(out, HasSubstr("SCMP_ACT_NOTIFY"));
+}
+
+TEST_F(OciE2E, SpecMappingReachesTheContainer) {
+  const fs::path b = make_bundle("map-bundle", runc_.native() + " spec");
+  json c = config(b);
+  c["process"]["terminal"] = false;
+  c["process"]["args"] = {"sh", "-c",
+                          "cat /proc/self/oom_score_adj; ulimit -n; cat /proc/sys/kernel/shmmax; "
+                          "cat /data/f; touch /data/x 2>&1 || echo ro-bind; mkdir /m 2>&1 || true; "
+                          "cat /sys/fs/cgroup/memory$(grep :memory: /proc/self/cgroup | cut -d: -f3)/memory.limit_in_bytes"};
+  c["process"]["oomScoreAdj"] = 123;
+  c["process"]["rlimits"] = {{{"type", "RLIMIT_NOFILE"}, {"hard", 512}, {"soft", 512}}};
+  c["linux"]["sysctl"] = {{"kernel.shmmax", "65536"}};
+  c["linux"]["resources"]["memory"] = {{"limit", 64 << 20}};
+  c["linux"]["seccomp"] = {{"defaultAction", "SCMP_ACT_ALLOW"},
+                           {"syscalls", {{{"names", {"mkdir", "mkdirat"}}, {"action", "SCMP_ACT_ERRNO"}, {"errnoRet", 38}}}}};
+  ASSERT_TRUE(sys::mkdir_all(tmp_ / "data", 0755));
+  ASSERT_TRUE(sys::write_file_atomic(tmp_ / "data/f", "from-host\n", 0644));
+  c["mounts"].push_back({{"destination", "/data"}, {"type", "bind"}, {"source", (tmp_ / "data").native()},
+                         {"options", {"rbind", "ro"}}});
+  write_config(b, c);
+  std::string out;
+  EXPECT_EQ(oci(fmt::format("run --bundle {} m1", b.native()), &out), 0) << out;
+  EXPECT_THAT(out, HasSubstr("123\n512\n65536\nfrom-host\n"));
+  EXPECT_THAT(out, HasSubstr("ro-bind"));
+  EXPECT_THAT(out, HasSubstr("Function not implemented"));  // errnoRet 38 = ENOSYS
+  EXPECT_THAT(out, HasSubstr("67108864"));
+}
+
+}  // namespace
+}  // namespace kiste::testing

@@ -1,0 +1,152 @@
+// Debian's podman running containers with kiste-runc as its OCI runtime (podman --runtime),
+// with storage, run and lock dirs of its own under a temp dir, no network (podman would
+// otherwise make a bridge and nft rules on the host), the cgroupfs manager, and busybox loaded
+// from a `kiste save` archive (no registry). This host's root lacks CAP_SYS_RESOURCE and has a
+// hard nofile limit of 20000: podman's default ulimits (1048576) could not be set, so they are
+// given.
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <string>
+#include <thread>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <kiste/base/sys.hpp>
+#include <kiste/testing/kiste_cli.hpp>
+#include <kiste/testing/require_root.hpp>
+#include <kiste/testing/temp_root.hpp>
+
+namespace kiste::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+
+constexpr const char* kRunFlags =
+    "--network none --ulimit nofile=20000:20000 --ulimit nproc=32768:32768";
+
+// podman's cgroupfs manager puts conmon in <hierarchy>/libpod_parent/conmon and leaves it.
+void remove_libpod_parent() {
+  std::error_code ec;
+  for (const auto& h : fs::directory_iterator("/sys/fs/cgroup", ec)) {
+    const fs::path p = h.path() / "libpod_parent";
+    if (!fs::exists(p, ec)) continue;
+    std::vector<fs::path> dirs;
+    for (auto it = fs::recursive_directory_iterator(p, ec); !ec && it != fs::recursive_directory_iterator();
+         it.increment(ec)) {
+      if (it->is_directory(ec)) dirs.push_back(it->path());
+    }
+    for (auto d = dirs.rbegin(); d != dirs.rend(); ++d) ::rmdir(d->c_str());
+    ::rmdir(p.c_str());
+  }
+}
+
+std::vector<fs::path> cgroups_named(std::string_view prefix) {
+  std::vector<fs::path> out;
+  std::error_code ec;
+  for (const auto& h : fs::directory_iterator("/sys/fs/cgroup", ec)) {
+    for (const auto& e : fs::directory_iterator(h.path(), ec)) {
+      if (e.is_directory(ec) && e.path().filename().native().starts_with(prefix)) out.push_back(e.path());
+    }
+  }
+  return out;
+}
+
+class PodmanE2E : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    KISTE_REQUIRE_ROOT();
+    ASSERT_EQ(run_shell("command -v podman >/dev/null && command -v conmon >/dev/null"), 0)
+        << "podman and conmon are needed (scripts/setup.sh installs podman)";
+    runc_ = fs::path(kiste_binary()).parent_path() / "kiste-runc";
+    // podman reads which runtimes understand --log-format=json from containers.conf.
+    ASSERT_TRUE(sys::write_file_atomic(tmp_ / "containers.conf",
+                                       "[engine]\n"
+                                       "runtime_supports_json = [\"kiste-runc\", \"crun\", \"runc\"]\n"
+                                       "events_logger = \"none\"\n",
+                                       0644));
+    KisteCli kiste(tmp_ / "kroot");
+    auto imp = kiste.run("import -c 'CMD [\"/bin/sh\"]' " + busybox_tar().native() + " busybox:latest");
+    ASSERT_EQ(imp.status, 0) << imp.output;
+    auto save = kiste.run("save -o " + (tmp_ / "busybox.tar").native() + " busybox:latest");
+    ASSERT_EQ(save.status, 0) << save.output;
+    std::string out;
+    ASSERT_EQ(podman("load -i " + (tmp_ / "busybox.tar").native(), &out), 0) << out;
+  }
+
+  void TearDown() override {
+    if (::geteuid() != 0) return;
+    std::string out;
+    EXPECT_EQ(podman("rm -a -f -t 0", &out), 0) << out;
+    // conmon outlives podman for a moment: it runs podman's exit command (`container
+    // cleanup`) after the container ended. Wait for it (bounded) before looking for leftovers.
+    const std::string conmon = "pgrep -f '[c]onmon .*" + tmp_.path().native() + "' >/dev/null";
+    for (int i = 0; i < 600 && run_shell(conmon) == 0; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    remove_libpod_parent();
+    EXPECT_TRUE(cgroups_named("libpod").empty());
+    EXPECT_TRUE(cgroups_named("kiste-runc").empty());
+    for (const auto& m : mounts_below(tmp_.path())) ADD_FAILURE() << "left mounted: " << m;
+    EXPECT_NE(run_shell(conmon), 0) << "a conmon is left";
+  }
+
+  int podman(const std::string& args, std::string* out = nullptr) {
+    if (out != nullptr) out->clear();
+    return run_shell(fmt::format(
+        "CONTAINERS_CONF={} timeout 120 podman --root {} --runroot {} --tmpdir {} --storage-driver vfs "
+        "--cgroup-manager cgroupfs --runtime {} {} </dev/null",
+        (tmp_ / "containers.conf").native(), (tmp_ / "storage").native(), (tmp_ / "run").native(),
+        (tmp_ / "libpod").native(), runc_.native(), args), out);
+  }
+
+  TempRoot tmp_;
+  fs::path runc_;
+};
+
+TEST_F(PodmanE2E, RunRemove) {
+  std::string out;
+  EXPECT_EQ(podman(fmt::format("run --rm {} busybox echo hi", kRunFlags), &out), 0) << out;
+  EXPECT_EQ(trim(out), "hi");
+}
+
+// -t: conmon hands kiste-runc a console socket and gets the pty master back.
+TEST_F(PodmanE2E, TtyThroughTheConsoleSocket) {
+  std::string out;
+  EXPECT_EQ(podman(fmt::format("run --rm -t {} busybox sh -c 'tty; echo hi'", kRunFlags), &out), 0) << out;
+  EXPECT_THAT(out, HasSubstr("/dev/pts/"));
+  EXPECT_THAT(out, HasSubstr("hi"));
+}
+
+TEST_F(PodmanE2E, DetachedExecStopRemove) {
+  std::string id;
+  ASSERT_EQ(podman(fmt::format("run -d {} busybox sh -c 'trap \"exit 0\" TERM; while :; do sleep 1 & wait; done'",
+                               kRunFlags), &id), 0) << id;
+  id = trim(id);
+  ASSERT_EQ(id.size(), 64u) << id;
+  // kiste-runc holds its state (podman gives no --root: its default).
+  EXPECT_TRUE(fs::exists("/run/kiste-runc/" + id + "/state.json"));
+  std::string out;
+  EXPECT_EQ(podman("exec " + id + " echo from-exec", &out), 0) << out;
+  EXPECT_EQ(trim(out), "from-exec");
+  EXPECT_EQ(podman("exec " + id + " sh -c 'exit 5'", &out), 5) << out;
+  EXPECT_EQ(podman("exec " + id + " cat /proc/1/cmdline", &out), 0) << out;
+  EXPECT_THAT(out, HasSubstr("trap"));
+  EXPECT_EQ(podman("stop -t 20 " + id, &out), 0) << out;
+  EXPECT_EQ(podman("inspect --format '{{.State.Status}} {{.State.ExitCode}}' " + id, &out), 0) << out;
+  EXPECT_EQ(trim(out), "exited 0");
+  EXPECT_EQ(podman("rm " + id, &out), 0) << out;
+  EXPECT_FALSE(fs::exists("/run/kiste-runc/" + id));
+}
+
+TEST_F(PodmanE2E, AnErrorReachesPodmansMessage) {
+  std::string out;
+  EXPECT_EQ(podman(fmt::format("run --rm {} busybox /nope", kRunFlags), &out), 127) << out;
+  EXPECT_THAT(out, HasSubstr("kiste-runc: exec `/nope`: No such file or directory"));
+}
+
+}  // namespace
+}  // namespace kiste::testing
