@@ -566,6 +566,7 @@ void add_container_subcommands(CLI::App& ctr, Globals& g) {
 }
 
 void register_container_commands(CLI::App& app, Globals& g) {
+  register_cp_command(app, g);
   auto ps_flags = std::make_shared<PsFlags>();
   auto* ps = app.add_subcommand("ps", "List detached containers");
   ps->add_flag("-a,--all", ps_flags->all, "also the ones that no longer run");

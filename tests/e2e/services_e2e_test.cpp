@@ -16,6 +16,7 @@
 
 #include <kiste/base/sys.hpp>
 #include <kiste/testing/kiste_cli.hpp>
+#include <kiste/testing/registry_process.hpp>
 #include <kiste/testing/require_root.hpp>
 #include <kiste/testing/temp_root.hpp>
 
@@ -322,7 +323,7 @@ TEST_F(Services, BadInputIsOneLineAndChangesNothing) {
   r = kiste_.run("run -d --name 'bad name' busybox true");
   EXPECT_EQ(r.status, 125);
   EXPECT_EQ(count_lines(r.output), 1u) << r.output;
-  r = kiste_.run("run -d nosuchimage true");
+  r = kiste_.run("run -d --pull never nosuchimage true");
   EXPECT_EQ(r.status, 125);
   EXPECT_EQ(count_lines(r.output), 1u) << r.output;
   EXPECT_EQ(kiste_.run("ps -aq").output, "");  // no record for any of them
@@ -603,6 +604,124 @@ TEST_F(Services, StatsShowsTheCgroupsLimitAndProcesses) {
   const pid_t pid = static_cast<pid_t>(json_int(kiste_.run("inspect st").output, "Pid"));
   ASSERT_EQ(kiste_.run("rm -f st").status, 0);
   expect_nothing_left(id, pid);
+}
+
+// kiste cp both ways, running and stopped, in a container that made its /etc a link to / (the
+// CVE-2018-15664 shape): every path resolves inside the container's root, the host's /etc is
+// neither read nor written, and nothing is left mounted.
+TEST_F(Services, CpCopiesBothWaysAndNeverLeavesTheContainersRoot) {
+  const std::string id = run_detached(
+      "--name box busybox sh -c 'mkdir -p /data/sub; echo hello > /data/a.txt; echo b > /data/sub/b; "
+      "rm -rf /etc; ln -s / /etc; echo ready; sleep 600'");
+  ASSERT_NE(until("logs box", "ready").find("ready"), std::string::npos);
+  const fs::path host = tmp_ / "host";
+  fs::create_directories(host);
+
+  auto r = kiste_.run("cp box:/data " + (host / "copy").native());
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(sys::read_file(host / "copy" / "a.txt").value_or(""), "hello\n");
+  EXPECT_EQ(sys::read_file(host / "copy" / "sub" / "b").value_or(""), "b\n");
+  // The container's /etc/passwd is its /passwd, which does not exist: the host's is not copied.
+  r = kiste_.run("cp box:/etc/passwd " + (host / "pw").native());
+  EXPECT_EQ(r.status, 125) << r.output;
+  EXPECT_EQ(r.output, "kiste: error: copy `/etc/passwd`: no such file or directory\n");
+  EXPECT_FALSE(fs::exists(host / "pw"));
+  // Writing through the link lands in the container's root, not in the host's /etc.
+  const std::string name = "kiste-cp-" + sys::random_hex(6);
+  ASSERT_TRUE(sys::write_file_atomic(host / name, "planted\n"));
+  r = kiste_.run("cp " + (host / name).native() + " box:/etc/");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_FALSE(fs::exists(fs::path("/etc") / name));
+  EXPECT_EQ(kiste_.run("exec box cat /" + name).output, "planted\n");
+
+  // Stopped: the same through its overlay, in and out.
+  ASSERT_EQ(kiste_.run("stop -t 0 box").status, 0);
+  r = kiste_.run("cp " + (host / name).native() + " box:/data/again");
+  ASSERT_EQ(r.status, 0) << r.output;
+  r = kiste_.run("cp box:/data/. " + (host / "copy").native());
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(sys::read_file(host / "copy" / "again").value_or(""), "planted\n");
+  r = kiste_.run("cp box:/etc/" + name + " " + (host / "out2").native());
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(sys::read_file(host / "out2").value_or(""), "planted\n");
+  EXPECT_FALSE(fs::exists(fs::path("/etc") / name));
+  EXPECT_TRUE(mounts_below(tmp_.path()).empty());
+
+  // Bad input: one line each, exit 125.
+  for (const std::string& args : {std::string("cp nosuch:/x ") + host.native(), std::string("cp a b"),
+                                  std::string("cp box:/x box:/y"), std::string("cp box:/data -")}) {
+    r = kiste_.run(args);
+    EXPECT_EQ(r.status, 125) << args << ": " << r.output;
+    EXPECT_EQ(count_lines(r.output), 1u) << args << ": " << r.output;
+  }
+  EXPECT_EQ(kiste_.run("rm box").status, 0);
+  expect_nothing_left(id, 0);
+}
+
+}  // namespace
+}  // namespace kiste::testing
+
+namespace kiste::testing {
+namespace {
+
+// run --pull (docker's default `missing`): a store without the image pulls it from the real
+// registry with progress on stderr, a second run pulls nothing, `always` fetches the manifest
+// again, `never` and an image the registry lacks fail with one line and leave no container.
+TEST_F(Services, RunPullsAMissingImageUnlessToldNever) {
+  std::string why;
+  auto reg = RegistryProcess::start({}, &why);
+  ASSERT_TRUE(reg) << why;
+  ASSERT_EQ(kiste_.run("push -q busybox " + reg->host() + "/base/busybox:1").status, 0);
+  const std::string image = reg->host() + "/base/busybox:1";
+  const std::string manifest_get = "GET /v2/base/busybox/manifests/1";
+  KisteCli fresh(tmp_ / "fresh");  // no store yet: the pull makes it
+
+  auto never = fresh.run("run --rm --pull never " + image + " echo hi");
+  EXPECT_EQ(never.status, 125) << never.output;
+  EXPECT_EQ(never.output, "kiste: error: image `" + image + "`: not in the store, and --pull never\n");
+  EXPECT_EQ(reg->count_requests(manifest_get), 0);
+  auto bad = fresh.run("run --rm --pull sometimes " + image + " echo hi");
+  EXPECT_EQ(bad.output, "kiste: error: --pull `sometimes`: want missing, always or never\n");
+  EXPECT_EQ(bad.status, 125);
+
+  // stdout is the container's alone; the pull talks on stderr.
+  std::string out;
+  // (run_shell adds 2>&1 after the command: the braces keep this redirection.)
+  EXPECT_EQ(run_shell("{ " + kiste_command(fresh.root(), "run --rm " + image + " echo hi") + " 2>" +
+                          (tmp_ / "pull.err").native() + "; }",
+                      &out),
+            0);
+  EXPECT_EQ(out, "hi\n");
+  auto err = sys::read_file(tmp_ / "pull.err");
+  ASSERT_TRUE(err);
+  EXPECT_NE(err->find("Unable to find image '" + image + "' locally"), std::string::npos) << *err;
+  EXPECT_NE(err->find("copied"), std::string::npos) << "the registry client's progress: " << *err;
+  EXPECT_EQ(reg->count_requests(manifest_get), 1);
+
+  auto second = fresh.run("run --rm " + image + " echo again");
+  EXPECT_EQ(second.output, "again\n");
+  EXPECT_EQ(reg->count_requests(manifest_get), 1) << "a stored image is not pulled again";
+  auto always = fresh.run("run --rm --pull always -q " + image + " echo always");
+  EXPECT_EQ(always.status, 0) << always.output;
+  EXPECT_EQ(always.output, "always\n");
+  EXPECT_EQ(reg->count_requests(manifest_get), 2) << "--pull always asks the registry again";
+
+  // run -d pulls before it makes a record, and prints only the id on stdout.
+  KisteCli other(tmp_ / "other");
+  out.clear();
+  ASSERT_EQ(run_shell("{ " + kiste_command(other.root(), "run -d --name pulled " + image + " sleep 600") + " 2>/dev/null; }", &out), 0);
+  EXPECT_TRUE(std::regex_match(out, std::regex("[0-9a-f]{64}\n"))) << out;
+  EXPECT_EQ(other.run("rm -f pulled").status, 0);
+
+  // An image the registry does not have: one line, no container record, no image.
+  auto none = fresh.run("run -d " + reg->host() + "/base/none:1 true");
+  EXPECT_EQ(none.status, 125) << none.output;
+  EXPECT_EQ(count_lines(none.output), 2u) << none.output;  // "Unable to find …" and the error
+  EXPECT_NE(none.output.find("kiste: error: pulling " + reg->host() + "/base/none:1"), std::string::npos)
+      << none.output;
+  EXPECT_EQ(fresh.run("ps -aq").output, "");
+  EXPECT_EQ(fresh.run("images -q | wc -l").output, "1\n");
+  EXPECT_TRUE(mounts_below(tmp_.path()).empty());
 }
 
 }  // namespace
