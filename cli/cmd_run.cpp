@@ -191,12 +191,30 @@ Result<ImageForRun> image_for_run(const Globals& g, const RunArgs& a,
   return image;
 }
 
+// --network container:X: the network namespace of X's init, held open by the start (a pid reused
+// after this cannot change which namespace the runtime enters), as docker requires X running.
+Status join_container_network(const Globals& g, runtime::ContainerSpec& spec, runtime::PreparedStart& out) {
+  const runtime::ContainerStore store(g.root);
+  const std::string what = fmt::format("network {}", quote("container:" + spec.network_name));
+  KISTE_ASSIGN_OR_RETURN(std::string id, with_context(store.resolve(spec.network_name), what));
+  KISTE_ASSIGN_OR_RETURN(runtime::ContainerState s, with_context(store.load(id), what));
+  if (s.status != "running" || s.pid <= 0 || !store.monitor_alive(id)) {
+    return failf(Errc::InvalidArgument, "{}: container {} is not running", what, quote(s.name));
+  }
+  KISTE_ASSIGN_OR_RETURN(UniqueFd ns, with_context(sys::open(fmt::format("/proc/{}/ns/net", s.pid),
+                                                            O_RDONLY | O_CLOEXEC), what));
+  spec.network_join = fmt::format("/proc/self/fd/{}", ns.get());
+  out.resources = std::make_shared<UniqueFd>(std::move(ns));
+  return {};
+}
+
 // The container's place on its bridge network and its published ports, for one start: the
 // address is leased and the ports bound before the container exists (a port in use fails first),
 // the veth is connected by the network_ready hook, and both go when `out.resources` does.
 Status attach_network(const Globals& g, const RunArgs& a, const std::string& id,
                       const std::vector<std::string>& exposed_ports, runtime::PreparedStart& out) {
   runtime::ContainerSpec& spec = out.spec;
+  if (spec.network == runtime::NetworkMode::Container) KISTE_TRY(join_container_network(g, spec, out));
   if (spec.network != runtime::NetworkMode::Bridge) {
     const char* flag = !a.ip.empty()                ? "--ip"
                        : !a.publish.empty()         ? "-p"
@@ -561,7 +579,8 @@ CLI::App* add_run_command(CLI::App& app, Globals& g) {
   run->add_flag("--read-only", o.read_only, "mount the root read-only");
   run->add_flag("--init", o.init, "run a small init as PID 1 that reaps zombies and forwards signals");
   run->add_option("--network,--net", o.network,
-                  "none (default), host, or a bridge network's name (`kiste` is the default bridge)");
+                  "none (default), host, a bridge network's name (`kiste` is the default bridge), or "
+                  "container:NAME|ID (a running container's network namespace)");
   run->add_option("--ip", a->ip, "the container's IPv4 address on its bridge network");
   run->add_option("-p,--publish", a->publish,
                   "[IP:][HOSTPORT:]CONTAINERPORT[/tcp|udp]: forward a host port (needs --network NAME)")

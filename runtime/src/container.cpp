@@ -381,6 +381,7 @@ class Launch {
   const RunContext& ctx_;
   const bool own_userns_;
   detail::NamespacePrep ns_prep_;
+  UniqueFd join_net_;  // --network container:X: the namespace the child enters
   CgroupMode mode_ = CgroupMode::Legacy;
   std::optional<CgroupPlan> cg_plan_;
   std::unique_ptr<CgroupDriver> driver_;
@@ -570,6 +571,13 @@ Status Launch::spawn() {
       cfg_.ipc_fd = ns_prep_.ipc_fd();
     }
   }
+  if (spec_.network == NetworkMode::Container) {
+    // Entered by the child before anything else, as a namespace the helper made would be.
+    join_net_ = UniqueFd(::open(spec_.network_join.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!join_net_) return std::unexpected(sys_error("open", spec_.network_join).with_context("network namespace to join"));
+    cfg_.net_fd = join_net_.get();
+    cfg_.loopback_up = false;
+  }
   if (spec_.network == NetworkMode::Bridge) {
     if (ns_prep_.net_fd() < 0) {
       return fail(Errc::Unsupported,
@@ -596,6 +604,7 @@ Status Launch::spawn() {
   join_.clear();
   clone_target_.reset();
   ns_prep_.close_fds();
+  join_net_.reset();
   upper_fd_.reset();
   work_fd_.reset();
 

@@ -724,5 +724,39 @@ TEST_F(Services, RunPullsAMissingImageUnlessToldNever) {
   EXPECT_TRUE(mounts_below(tmp_.path()).empty());
 }
 
+// --network container:NAME: the new container shares the running one's network namespace (its
+// loopback server answers), as docker's; a stopped or unknown one is one line, exit 125.
+TEST_F(Services, NetworkContainerJoinsAnotherContainersNamespace) {
+  const std::string id = run_detached(
+      "--name srv busybox sh -c 'mkdir /www; echo joined-ok > /www/index.html; httpd -p 8080 -h /www; "
+      "echo ready; sleep 600'");
+  ASSERT_NE(until("logs srv", "ready").find("ready"), std::string::npos);
+  auto r = kiste_.run("run --rm --network container:srv busybox wget -qO- http://127.0.0.1:8080/");
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(r.output, "joined-ok\n");
+  auto own = kiste_.run("exec srv readlink /proc/self/ns/net");
+  auto joined = kiste_.run("run --rm --network container:" + id.substr(0, 12) + " busybox readlink /proc/self/ns/net");
+  EXPECT_EQ(joined.output, own.output);
+  EXPECT_NE(kiste_.run("run --rm busybox readlink /proc/self/ns/net").output, own.output);
+  // Detached too: it serves the same loopback.
+  const std::string side = run_detached("--name side --network container:srv busybox sleep 600");
+  EXPECT_EQ(kiste_.run("exec side wget -qO- http://127.0.0.1:8080/").output, "joined-ok\n");
+  EXPECT_EQ(kiste_.run("rm -f side").status, 0);
+
+  ASSERT_EQ(kiste_.run("stop -t 0 srv").status, 0);
+  r = kiste_.run("run --rm --network container:srv busybox true");
+  EXPECT_EQ(r.status, 125);
+  EXPECT_EQ(r.output, "kiste: error: network `container:srv`: container `srv` is not running\n");
+  r = kiste_.run("run --rm --network container:nosuch busybox true");
+  EXPECT_EQ(r.status, 125);
+  EXPECT_EQ(count_lines(r.output), 1u) << r.output;
+  r = kiste_.run("run --rm --network container:srv -p 8080 busybox true");
+  EXPECT_EQ(r.status, 125);
+  EXPECT_EQ(count_lines(r.output), 1u) << r.output;
+  EXPECT_EQ(kiste_.run("rm srv").status, 0);
+  expect_nothing_left(id, 0);
+  expect_nothing_left(side, 0);
+}
+
 }  // namespace
 }  // namespace kiste::testing
