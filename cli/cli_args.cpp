@@ -15,15 +15,14 @@ namespace {
 using Entry = std::pair<std::string_view, std::string_view>;
 
 constexpr std::string_view kLifecycle =
-    "detached containers have run -d, ps, logs, exec, cp, start, restart, top, stats, port, stop, "
-    "kill, wait and rm so far";
+    "detached containers have run -d, ps, logs, attach, exec, cp, start, restart, top, stats, port, "
+    "stop, kill, wait and rm so far";
 constexpr std::string_view kNetworks =
     "kiste's networks have `--network NAME`, `--ip`, `--network-alias`, `-p`, `-P`, `--dns*` and "
     "`--add-host` so far";
 
 // Docker's commands that kiste lacks.
 constexpr Entry kMissingCommands[] = {
-    {"attach", kLifecycle},
     {"pause", kLifecycle},
     {"unpause", kLifecycle}, {"rename", kLifecycle},  {"create", kLifecycle},
     {"update", kLifecycle},

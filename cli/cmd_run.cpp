@@ -427,7 +427,8 @@ namespace {
 int run_detached(Globals& g, RunArgs& a, std::vector<std::string> positional) {
   if (a.opts.tty || a.opts.interactive) {
     return report(Error{.code = Errc::Unsupported,
-                        .message = "run -d: -i and -t need `kiste attach`, which kiste has not yet"});
+                        .message = "run -d: a detached container has no stdin or terminal yet (-i, -t); "
+                                   "`kiste attach` streams its output"});
   }
   runtime::ContainerState st;
   auto restart = runtime::parse_restart_policy(a.restart);

@@ -81,7 +81,7 @@ TEST_F(FirstHour, UnknownCommandsAndPlainKiste) {
   r = kiste_.run("biuld");
   EXPECT_EQ(r.status, 125);
   EXPECT_EQ(r.output, "kiste: error: unknown command biuld (did you mean build?)\n");
-  for (const char* docker_only : {"attach", "pause", "history"}) {
+  for (const char* docker_only : {"unpause", "pause", "history"}) {
     r = kiste_.run(docker_only);
     EXPECT_EQ(r.status, 125) << docker_only;
     EXPECT_EQ(r.output.rfind(std::string("kiste: error: ") + docker_only +

@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <regex>
 #include <thread>
 
@@ -756,6 +757,55 @@ TEST_F(Services, NetworkContainerJoinsAnotherContainersNamespace) {
   EXPECT_EQ(kiste_.run("rm srv").status, 0);
   expect_nothing_left(id, 0);
   expect_nothing_left(side, 0);
+}
+
+// attach: the output from the moment of attaching (not before) until the container ends, with
+// its exit status; an attach that is interrupted (SIGINT, as Ctrl-C) leaves the container running.
+TEST_F(Services, AttachStreamsTheOutputUntilTheEndAndCtrlCOnlyDetaches) {
+  fs::create_directories(tmp_ / "ctl");
+  const std::string id = run_detached(
+      "--name talk -v " + (tmp_ / "ctl").native() +
+      ":/ctl busybox sh -c 'echo before; i=0; while [ ! -f /ctl/stop ] && [ $i -lt 300 ]; do echo tick; "
+      "sleep 0.1; i=$((i+1)); done; echo after; exit 3'");
+  ASSERT_NE(until("logs talk", "before").find("before"), std::string::npos);
+  const fs::path out = tmp_ / "attach.out";
+  // In the background, its exit status to attach.rc (the group's own output goes nowhere, so
+  // run_shell does not wait for it).
+  ASSERT_EQ(run_shell("{ " + kiste_command(kiste_.root(), "attach talk") + " > " + out.native() +
+                      " 2>&1; echo $? > " + (tmp_ / "attach.tmp").native() + "; mv " +
+                      (tmp_ / "attach.tmp").native() + " " + (tmp_ / "attach.rc").native() +
+                      "; } </dev/null >/dev/null 2>&1 &"),
+            0);
+  // Once attach printed a tick it is following: then the container may end.
+  for (int i = 0; i < 100 && sys::read_file(out).value_or("").find("tick") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  { std::ofstream(tmp_ / "ctl" / "stop") << ""; }
+  for (int i = 0; i < 100 && !fs::exists(tmp_ / "attach.rc"); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(sys::read_file(tmp_ / "attach.rc").value_or(""), "3\n");
+  const std::string text = sys::read_file(out).value_or("");
+  EXPECT_EQ(text.find("before"), std::string::npos) << text;
+  EXPECT_NE(text.find("tick\n"), std::string::npos) << text;
+  EXPECT_TRUE(text.ends_with("after\n")) << text;
+
+  auto r = kiste_.run("attach talk");
+  EXPECT_EQ(r.status, 125);
+  EXPECT_EQ(r.output, "kiste: error: attach to container talk: it is not running (start it first)\n");
+  EXPECT_EQ(kiste_.run("rm talk").status, 0);
+  expect_nothing_left(id, 0);
+
+  // SIGINT (Ctrl-C) ends the attach, not the container.
+  const std::string sleeper = run_detached("--name sleeper busybox sleep 600");
+  // (-k: a SIGINT that did not end it fails the test instead of hanging it.)
+  EXPECT_EQ(run_shell("timeout -k 5 -s INT 1 " + kiste_command(kiste_.root(), "attach sleeper")), 124);
+  EXPECT_NE(kiste_.run("ps").output.find("sleeper"), std::string::npos);
+  r = kiste_.run("attach --sig-proxy=true sleeper");
+  EXPECT_EQ(r.status, 125);
+  EXPECT_EQ(count_lines(r.output), 1u) << r.output;
+  EXPECT_EQ(kiste_.run("rm -f sleeper").status, 0);
+  expect_nothing_left(sleeper, 0);
 }
 
 }  // namespace
