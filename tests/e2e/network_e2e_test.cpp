@@ -399,6 +399,31 @@ TEST_F(NetworkE2E, UdpPublishRelaysDatagramsBothWays) {
   EXPECT_EQ(leftovers(), "");
 }
 
+// --ipv6: a network with an IPv6 subnet too; a container's IPv6 address follows its IPv4 one
+// (the same host offset), and another container on the bridge reaches its server over IPv6.
+TEST_F(NetworkE2E, Ipv6NetworkCarriesContainerToContainerTraffic) {
+  auto r = kiste_.run("network create --ipv6 --subnet 203.0.113.0/24 --subnet fd00:0:0:17::/64 n6");
+  ASSERT_EQ(r.status, 0) << r.output;
+  r = kiste_.run("network inspect n6");
+  EXPECT_NE(r.output.find("\"EnableIPv6\": true"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("fd00:0:0:17::/64"), std::string::npos) << r.output;
+  r = kiste_.run(
+      "run -d --name v6srv --network n6 --ip 203.0.113.9 busybox sh -c "
+      "'mkdir /www; echo over-ipv6 > /www/index.html; exec httpd -f -p 8080 -h /www'");
+  ASSERT_EQ(r.status, 0) << r.output;
+  std::string page;
+  for (int i = 0; i < 50 && page.find("over-ipv6") == std::string::npos; ++i) {
+    page = kiste_.run("run --rm --network n6 busybox wget -qO- http://[fd00:0:0:17::9]:8080/").output;
+    if (page.find("over-ipv6") == std::string::npos) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(page, "over-ipv6\n");
+  r = kiste_.run("exec v6srv ip -6 addr show dev eth0");
+  EXPECT_NE(r.output.find("fd00:0:0:17::9/64"), std::string::npos) << r.output;
+  EXPECT_EQ(kiste_.run("rm -f v6srv").status, 0);
+  EXPECT_EQ(kiste_.run("network rm n6").status, 0);
+  EXPECT_EQ(leftovers(), "");
+}
+
 // (policy drop) accepts the port: publishing opens no hole in it.
 TEST_F(NetworkE2E, PublishedPortRespectsTheHostFirewall) {
   UniqueFd outside = new_netns();
