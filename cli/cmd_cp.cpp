@@ -2,6 +2,7 @@
 // runtime::copy_path (container_copy.hpp). A running container's root is /proc/PID/root of its
 // init; a stopped one's is its overlay, mounted in a child's own mount namespace.
 #include <fcntl.h>
+#include <unistd.h>
 
 #include <cstdio>
 
@@ -32,10 +33,11 @@ CpArg parse_cp_arg(const std::string& word) {
 }
 
 Status cp(const Globals& g, const std::string& from, const std::string& to) {
-  if (from == "-" || to == "-") {
-    return fail(Errc::Unsupported, "cp: `-` (a tar stream) is not supported yet; name a file or directory");
+  if (to == "-") {
+    return fail(Errc::Unsupported, "cp: writing a tar stream (`-` as DEST) is not supported yet; name a file or directory");
   }
-  const CpArg src = parse_cp_arg(from);
+  const bool tar_in = from == "-";  // a tar stream on stdin, unpacked into the DEST directory
+  const CpArg src = tar_in ? CpArg{.container = "", .path = "-"} : parse_cp_arg(from);
   const CpArg dst = parse_cp_arg(to);
   if (!src.container.empty() && !dst.container.empty()) {
     return fail(Errc::InvalidArgument, "cp: copying between containers is not supported");
@@ -49,6 +51,7 @@ Status cp(const Globals& g, const std::string& from, const std::string& to) {
   KISTE_ASSIGN_OR_RETURN(runtime::ContainerState s, store.load(id));
   runtime::CopyStats stats;
   auto copy = [&](int root_fd) -> Status {
+    if (tar_in) return runtime::extract_tar_into(root_fd, dst.path, STDIN_FILENO);
     runtime::CopyEnd a{.root_fd = src.container.empty() ? -1 : root_fd, .path = src.path};
     runtime::CopyEnd b{.root_fd = dst.container.empty() ? -1 : root_fd, .path = dst.path};
     KISTE_ASSIGN_OR_RETURN(stats, runtime::copy_path(a, b));
@@ -69,6 +72,10 @@ Status cp(const Globals& g, const std::string& from, const std::string& to) {
     std::fprintf(stderr, "Successfully copied to %s\n", to.c_str());
     return {};
   }
+  if (tar_in) {
+    std::fprintf(stderr, "Successfully copied to %s\n", to.c_str());
+    return {};
+  }
   std::fprintf(stderr, "Successfully copied %s to %s\n", human_size(static_cast<int64_t>(stats.bytes)).c_str(),
                to.c_str());
   return {};
@@ -81,9 +88,10 @@ void register_cp_command(CLI::App& app, Globals& g) {
   auto to = std::make_shared<std::string>();
   auto* cmd = app.add_subcommand("cp", "Copy files between a container (running or stopped) and the host");
   cmd->footer(
-      "Arguments: CONTAINER:SRC DEST, or SRC CONTAINER:DEST (docker's rules: SRC/. copies a directory's\n"
-      "contents; a DEST that is a directory gets SRC under its name). Paths in the container resolve as\n"
-      "the container sees them and never leave its root; symlinks are copied as symlinks.");
+      "Arguments: CONTAINER:SRC DEST, SRC CONTAINER:DEST, or - CONTAINER:DIR (a tar stream on stdin).\n"
+      "docker's rules: SRC/. copies a directory's contents; a DEST that is a directory gets SRC under\n"
+      "its name. Paths in the container resolve as the container sees them and never leave its root;\n"
+      "symlinks are copied as symlinks.");
   cmd->add_option("SRC", *from, "CONTAINER:PATH or a host path")->required();
   cmd->add_option("DEST", *to, "CONTAINER:PATH or a host path")->required();
   cmd->callback([&g, from, to] { exit_on_error(cp(g, *from, *to)); });

@@ -17,6 +17,8 @@
 
 #include <kiste/base/sys.hpp>
 #include <kiste/base/unique_fd.hpp>
+#include <kiste/image/blob_io.hpp>
+#include <kiste/image/layer_extract.hpp>
 
 namespace kiste::runtime {
 
@@ -238,6 +240,22 @@ Result<CopyStats> copy_path(const CopyEnd& src, const CopyEnd& dest) {
   }
   KISTE_TRY(copy_entry(sparent->get(), sname, dparent->get(), dp.name, dp.clean, 0, stats));
   return stats;
+}
+
+Status extract_tar_into(int root_fd, const std::string& dir, int tar_fd) {
+  const CopyEnd end{.root_fd = root_fd, .path = dir};
+  const PathParts p = split(end);
+  auto d = open_at_end(end, p.clean, O_RDONLY | O_DIRECTORY);
+  if (!d) {
+    return failf(d.error().sys_errno == ENOENT || d.error().sys_errno == ENOTDIR ? Errc::NotFound : d.error().code,
+                 "copy to {}: not a directory (`-` unpacks a tar stream into a directory)", shown(end));
+  }
+  UniqueFd in(::fcntl(tar_fd, F_DUPFD_CLOEXEC, 0));
+  if (!in) return std::unexpected(sys_error("dup", "stdin"));
+  image::FdReader reader(std::move(in), "the tar stream on stdin");
+  auto st = image::extract_layer(reader, image::media_type::Compression::None, d->get(), {});
+  if (!st) return std::unexpected(std::move(st).error().with_context(fmt::format("copy to {}", shown(end))));
+  return {};
 }
 
 Status with_stopped_root(const fs::path& container_dir, const std::vector<fs::path>& lower_dirs,

@@ -635,8 +635,23 @@ TEST_F(Services, CpCopiesBothWaysAndNeverLeavesTheContainersRoot) {
   EXPECT_FALSE(fs::exists(fs::path("/etc") / name));
   EXPECT_EQ(kiste_.run("exec box cat /" + name).output, "planted\n");
 
+  // `-`: a tar stream on stdin unpacks into a directory of the container (only a directory).
+  fs::create_directories(host / "tree" / "deep");
+  ASSERT_TRUE(sys::write_file_atomic(host / "tree" / "deep" / "t.txt", "from-tar\n"));
+  const std::string tar_of_tree = "tar -C " + (host / "tree").native() + " -cf - . | ";
+  ASSERT_EQ(run_shell(tar_of_tree + kiste_command(kiste_.root(), "cp - box:/data")), 0);
+  EXPECT_EQ(kiste_.run("exec box cat /data/deep/t.txt").output, "from-tar\n");
+  std::string out;
+  EXPECT_EQ(run_shell(tar_of_tree + kiste_command(kiste_.root(), "cp - box:/data/a.txt"), &out), 125);
+  EXPECT_EQ(out, "kiste: error: copy to `/data/a.txt`: not a directory (`-` unpacks a tar stream into a directory)\n");
+
   // Stopped: the same through its overlay, in and out.
   ASSERT_EQ(kiste_.run("stop -t 0 box").status, 0);
+  ASSERT_EQ(run_shell(tar_of_tree + kiste_command(kiste_.root(), "cp - box:/etc")), 0);  // /etc is /
+  r = kiste_.run("cp box:/deep/t.txt " + (host / "t-stopped").native());
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(sys::read_file(host / "t-stopped").value_or(""), "from-tar\n");
+  EXPECT_FALSE(fs::exists("/deep/t.txt"));
   r = kiste_.run("cp " + (host / name).native() + " box:/data/again");
   ASSERT_EQ(r.status, 0) << r.output;
   r = kiste_.run("cp box:/data/. " + (host / "copy").native());

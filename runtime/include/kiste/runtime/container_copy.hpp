@@ -42,6 +42,13 @@ struct CopyStats {
 // Sockets are skipped; FIFOs and device nodes are made anew.
 [[nodiscard]] Result<CopyStats> copy_path(const CopyEnd& src, const CopyEnd& dest);
 
+// `cp - CONTAINER:DIR`: the uncompressed tar stream on `tar_fd` (docker's format for `-`) is
+// unpacked into the existing directory `dir` of the container by the layer unpacker
+// (image/layer_extract.hpp): entries are cleaned as if `dir` were "/", parents are opened inside
+// it and leaves never follow a symlink, so no entry lands outside `dir`. (Names starting `.wh.`
+// are whiteouts to that unpacker, as in a layer.)
+[[nodiscard]] Status extract_tar_into(int root_fd, const std::string& dir, int tar_fd);
+
 // Runs `fn` in a child process with a dirfd of a stopped container's root: the overlay of
 // `lower_dirs` (bottom first) and `container_dir`/upper, mounted in the child's own mount
 // namespace, so it goes with the child (a SIGKILLed cp leaves no mount). The child's error comes
