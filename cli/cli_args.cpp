@@ -15,18 +15,17 @@ namespace {
 using Entry = std::pair<std::string_view, std::string_view>;
 
 constexpr std::string_view kLifecycle =
-    "detached containers have run -d, ps, logs, exec, start, restart, top, stats, port, stop, kill, "
-    "wait and rm so far";
+    "detached containers have run -d, ps, logs, attach, exec, cp, start, restart, top, stats, port, "
+    "stop, kill, wait and rm so far";
 constexpr std::string_view kNetworks =
     "kiste's networks have `--network NAME`, `--ip`, `--network-alias`, `-p`, `-P`, `--dns*` and "
     "`--add-host` so far";
 
 // Docker's commands that kiste lacks.
 constexpr Entry kMissingCommands[] = {
-    {"attach", kLifecycle},
     {"pause", kLifecycle},
     {"unpause", kLifecycle}, {"rename", kLifecycle},  {"create", kLifecycle},
-    {"update", kLifecycle},  {"cp", kLifecycle},
+    {"update", kLifecycle},
     {"diff", kLifecycle},    {"events", kLifecycle},
     {"history", "`kiste inspect IMAGE` shows the image's History"},
     {"commit", "images are made by `kiste build` and `kiste import`"},
@@ -49,9 +48,8 @@ constexpr Entry kMissingRunFlags[] = {
     {"--ip6", kNetworks},
     {"--mac-address", kNetworks},
     {"--link", kNetworks},
-    {"--pull", "`kiste run` runs a stored image and never pulls; use `kiste pull` first"},
-    {"-q", "`kiste run` never pulls, so there is no pull output to silence"},
-    {"--quiet", "`kiste run` never pulls, so there is no pull output to silence"},
+    {"--publish-bypass-firewall",
+     "published ports go through a proxy that the host's input firewall governs; accept the port there"},
     {"--device", "devices are not passed into containers yet"},
     {"--gpus", "devices are not passed into containers yet"},
     {"--tmpfs", "use --mount type=tmpfs,target=PATH"},

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
 #include <chrono>
 #include <cstring>
 #include <cstdio>
@@ -273,6 +274,29 @@ void follow_until_done(const ContainerStore& store, const std::string& id, runti
     more();
   }
   more();
+}
+
+// attach CONTAINER: the running container's output from now on until it ends, its exit status as
+// ours (as docker attach). Ctrl-C ends the attach only (docker's --sig-proxy=false): the container
+// runs in its monitor's session and never gets the terminal's signals. There is no stdin to
+// attach: a detached container's is /dev/null (run -d refuses -i).
+void cmd_attach(const Globals& g, const std::string& ref, const std::string& sig_proxy) {
+  if (sig_proxy != "false") {
+    exit_on_error(fail(Errc::Unsupported, "attach: only --sig-proxy=false (Ctrl-C ends the attach, not the container)"));
+  }
+  const ContainerStore store(g.root);
+  const ContainerState s = load_or_exit(store, ref);
+  runtime::LogReader reader(store.log_path(s.id));
+  std::vector<runtime::LogEntry> before;
+  exit_on_error(reader.read(before));  // what it wrote so far is `logs`' business
+  if (!s.running() || !store.monitor_alive(s.id)) {
+    exit_on_error(failf(Errc::InvalidArgument, "attach to container {}: it is not running (start it first)", s.name));
+  }
+  // Ctrl-C detaches even where the shell started us with SIGINT ignored (a background job).
+  (void)::signal(SIGINT, SIG_DFL);
+  follow_until_done(store, s.id, reader);
+  const ContainerState end = load_or_exit(store, s.id);
+  if (end.exit_code != 0) throw CLI::RuntimeError(end.exit_code < 0 ? kExitFailure : end.exit_code);
 }
 
 // A container that does not run gets a new monitor (the stop of a `stop` no longer holds).
@@ -566,6 +590,7 @@ void add_container_subcommands(CLI::App& ctr, Globals& g) {
 }
 
 void register_container_commands(CLI::App& app, Globals& g) {
+  register_cp_command(app, g);
   auto ps_flags = std::make_shared<PsFlags>();
   auto* ps = app.add_subcommand("ps", "List detached containers");
   ps->add_flag("-a,--all", ps_flags->all, "also the ones that no longer run");
@@ -574,6 +599,15 @@ void register_container_commands(CLI::App& app, Globals& g) {
   ps->add_option("--format", ps_flags->format, "table (default) or json")
       ->check(CLI::IsMember({"table", "json"}));
   ps->callback([&g, ps_flags] { cmd_ps(g, *ps_flags); });
+
+  auto attach_ref = std::make_shared<std::string>();
+  auto sig_proxy = std::make_shared<std::string>("false");
+  auto* attach = app.add_subcommand("attach", "Stream a running detached container's output until it ends (Ctrl-C detaches)");
+  attach->add_option("--sig-proxy", *sig_proxy, "false (the only choice: signals stay with kiste attach)");
+  auto no_stdin = std::make_shared<bool>(false);
+  attach->add_flag("--no-stdin", *no_stdin, "a detached container has no stdin to attach (accepted for docker's sake)");
+  attach->add_option("CONTAINER", *attach_ref, "name or id")->required();
+  attach->callback([&g, attach_ref, sig_proxy] { cmd_attach(g, *attach_ref, *sig_proxy); });
 
   auto logs_flags = std::make_shared<LogsFlags>();
   auto logs_ref = std::make_shared<std::string>();

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <algorithm>
 #include <cstdlib>
 #include <memory>
 
@@ -14,6 +15,8 @@
 #include <kiste/network/dns_config.hpp>
 #include <kiste/network/publish.hpp>
 #include <kiste/runtime/binfmt.hpp>
+#include <kiste/registry/access.hpp>
+#include <kiste/registry/transport.hpp>
 #include <kiste/runtime/container.hpp>
 #include <kiste/runtime/container_store.hpp>
 #include <kiste/runtime/json_log.hpp>
@@ -26,6 +29,7 @@
 #include "globals.hpp"
 #include "run_network.hpp"
 #include "progress.hpp"
+#include "registry_flags.hpp"
 
 extern char** environ;
 
@@ -122,7 +126,50 @@ struct RunArgs {
   std::vector<std::string> log_opts;
   std::string monitor_id;  // hidden: this process is that container's monitor
   std::string platform;  // --platform: what the image must be
+  std::string pull = "missing";  // --pull missing|always|never (docker's default)
+  bool quiet = false;            // -q: no pull progress
+  RegistryFlags registry;        // --tls-verify, --cert-dir, --authfile (as podman run)
 };
+
+// --pull: the image `name` into the store when it is missing (docker's default) or always, or
+// never. Only the `run` the user typed pulls: a detached container's monitor (and its restarts)
+// runs what was there when `run -d` returned.
+Status pull_for_run(const Globals& g, const RunArgs& a, const std::string& name) {
+  if (a.pull != "missing" && a.pull != "always" && a.pull != "never") {
+    return failf(Errc::InvalidArgument, "--pull {}: want missing, always or never", quote(a.pull));
+  }
+  if (a.pull != "always") {
+    auto store = image::Store::open(g.root, {.create = false});
+    Error missing;
+    if (store) {
+      auto entry = store->resolve(name);
+      if (entry) return {};
+      missing = std::move(entry).error();
+    } else {
+      missing = std::move(store).error();
+    }
+    if (missing.code != Errc::NotFound) return std::unexpected(std::move(missing));
+    if (a.pull == "never") {
+      return failf(Errc::NotFound, "image {}: not in the store, and --pull never", quote(name));
+    }
+  }
+  KISTE_ASSIGN_OR_RETURN(image::Reference ref,
+                         with_context(registry::parse_docker_ref(name), fmt::format("image {}", quote(name))));
+  image::CopyOptions opts;
+  if (!a.platform.empty()) {
+    KISTE_ASSIGN_OR_RETURN(opts.platform, with_context(image::Platform::parse(a.platform), "--platform"));
+  }
+  if (!a.quiet && a.pull != "always") {
+    std::fprintf(stderr, "Unable to find image '%s' locally\n", name.c_str());
+  }
+  KISTE_ASSIGN_OR_RETURN(image::Store store, image::Store::open(g.root));
+  LineProgress progress(a.quiet, isatty(STDERR_FILENO) != 0);  // on stderr: stdout is the run's
+  opts.progress = &progress;
+  auto pulled = registry::pull_image(store, ref, a.registry.access(), opts);
+  if (!pulled) return std::unexpected(std::move(pulled).error().with_context(fmt::format("pulling {}", ref.str())));
+  if (!a.quiet) std::fprintf(stderr, "Status: pulled %s (%s)\n", ref.str().c_str(), pulled->top.digest.str().c_str());
+  return {};
+}
 
 // The lower dirs and defaults of `run`'s image (or --rootfs), and a store lease while they are
 // in use; `positional` loses the IMAGE word.
@@ -151,12 +198,30 @@ Result<ImageForRun> image_for_run(const Globals& g, const RunArgs& a,
   return image;
 }
 
+// --network container:X: the network namespace of X's init, held open by the start (a pid reused
+// after this cannot change which namespace the runtime enters), as docker requires X running.
+Status join_container_network(const Globals& g, runtime::ContainerSpec& spec, runtime::PreparedStart& out) {
+  const runtime::ContainerStore store(g.root);
+  const std::string what = fmt::format("network {}", quote("container:" + spec.network_name));
+  KISTE_ASSIGN_OR_RETURN(std::string id, with_context(store.resolve(spec.network_name), what));
+  KISTE_ASSIGN_OR_RETURN(runtime::ContainerState s, with_context(store.load(id), what));
+  if (s.status != "running" || s.pid <= 0 || !store.monitor_alive(id)) {
+    return failf(Errc::InvalidArgument, "{}: container {} is not running", what, quote(s.name));
+  }
+  KISTE_ASSIGN_OR_RETURN(UniqueFd ns, with_context(sys::open(fmt::format("/proc/{}/ns/net", s.pid),
+                                                            O_RDONLY | O_CLOEXEC), what));
+  spec.namespaces.network_path = fmt::format("/proc/self/fd/{}", ns.get());
+  out.resources = std::make_shared<UniqueFd>(std::move(ns));
+  return {};
+}
+
 // The container's place on its bridge network and its published ports, for one start: the
 // address is leased and the ports bound before the container exists (a port in use fails first),
 // the veth is connected by the network_ready hook, and both go when `out.resources` does.
 Status attach_network(const Globals& g, const RunArgs& a, const std::string& id,
                       const std::vector<std::string>& exposed_ports, runtime::PreparedStart& out) {
   runtime::ContainerSpec& spec = out.spec;
+  if (spec.network == runtime::NetworkMode::Container) KISTE_TRY(join_container_network(g, spec, out));
   if (spec.network != runtime::NetworkMode::Bridge) {
     const char* flag = !a.ip.empty()                ? "--ip"
                        : !a.publish.empty()         ? "-p"
@@ -272,6 +337,9 @@ int run_command(Globals& g, RunArgs& a, std::vector<std::string> positional) {
     return report(Error{.code = Errc::InvalidArgument,
                         .message = "--health-*: healthchecks run in detached containers (-d)"});
   }
+  if (a.rootfs.empty() && !positional.empty()) {
+    if (auto pulled = pull_for_run(g, a, positional.front()); !pulled) return report(pulled.error());
+  }
   auto placement = cgroup_placement(a.cgroup_manager, a.cgroup_parent);
   if (!placement) return report(placement.error());
   runtime::Runner runner({.root = g.root, .cgroups = *placement});
@@ -328,6 +396,22 @@ std::vector<std::string> run_words() {
 
 }  // namespace
 
+Result<std::vector<fs::path>> container_lower_dirs(const Globals& g, const runtime::ContainerState& s,
+                                                  std::optional<FileLock>& lease) {
+  const bool rootfs = std::any_of(s.run_args.begin(), s.run_args.end(), [](const std::string& w) {
+    return w == "--rootfs" || w.starts_with("--rootfs=");
+  });
+  RunArgs a;
+  std::vector<std::string> positional;
+  if (rootfs) {
+    a.rootfs = s.image;
+  } else {
+    positional.push_back(s.image);
+  }
+  KISTE_ASSIGN_OR_RETURN(ImageForRun image, image_for_run(g, a, positional, lease));
+  return image.lower_dirs;
+}
+
 int start_monitor(const Globals& g, const std::string& id, const std::vector<std::string>& run_args) {
   auto exe = sys::readlinkat(AT_FDCWD, "/proc/self/exe");
   if (!exe) return report(exe.error());
@@ -350,7 +434,8 @@ namespace {
 int run_detached(Globals& g, RunArgs& a, std::vector<std::string> positional) {
   if (a.opts.tty || a.opts.interactive) {
     return report(Error{.code = Errc::Unsupported,
-                        .message = "run -d: -i and -t need `kiste attach`, which kiste has not yet"});
+                        .message = "run -d: a detached container has no stdin or terminal yet (-i, -t); "
+                                   "`kiste attach` streams its output"});
   }
   runtime::ContainerState st;
   auto restart = runtime::parse_restart_policy(a.restart);
@@ -369,7 +454,10 @@ int run_detached(Globals& g, RunArgs& a, std::vector<std::string> positional) {
   if (!a.name.empty()) {
     if (auto ok = runtime::validate_container_name(a.name); !ok) return report(ok.error());
   }
-  // A missing image fails here, before any record exists (as docker's run does).
+  // A missing image is pulled or fails here, before any record exists (as docker's run does).
+  if (a.rootfs.empty() && !positional.empty()) {
+    if (auto pulled = pull_for_run(g, a, positional.front()); !pulled) return report(pulled.error());
+  }
   std::optional<FileLock> lease;
   std::vector<std::string> rest = positional;
   auto image = image_for_run(g, a, rest, lease);
@@ -499,7 +587,8 @@ CLI::App* add_run_command(CLI::App& app, Globals& g) {
   run->add_flag("--read-only", o.read_only, "mount the root read-only");
   run->add_flag("--init", o.init, "run a small init as PID 1 that reaps zombies and forwards signals");
   run->add_option("--network,--net", o.network,
-                  "none (default), host, or a bridge network's name (`kiste` is the default bridge)");
+                  "none (default), host, a bridge network's name (`kiste` is the default bridge), or "
+                  "container:NAME|ID (a running container's network namespace)");
   run->add_option("--ip", a->ip, "the container's IPv4 address on its bridge network");
   run->add_option("-p,--publish", a->publish,
                   "[IP:][HOSTPORT:]CONTAINERPORT[/tcp|udp]: forward a host port (needs --network NAME)")
@@ -515,6 +604,9 @@ CLI::App* add_run_command(CLI::App& app, Globals& g) {
       ->allow_extra_args(false);
   run->add_option("--add-host", a->add_hosts, "NAME:IP (or NAME:host-gateway) for /etc/hosts")
       ->allow_extra_args(false);
+  run->add_option("--pull", a->pull, "missing (default: pull an image the store lacks), always or never");
+  run->add_flag("-q,--quiet", a->quiet, "no pull progress");
+  add_registry_flags(run, a->registry);
   run->add_option("--platform", a->platform,
                   "os/arch[/variant] the image must be (an index picks it; no emulation)");
   run->add_option("--cgroup-manager", a->cgroup_manager,

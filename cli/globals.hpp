@@ -1,6 +1,7 @@
 #pragma once
 // Options every command sees, and the one way commands report results and errors.
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -8,7 +9,9 @@
 
 #include <kiste/base/error.hpp>
 #include <kiste/image/store.hpp>
+#include <kiste/base/file_lock.hpp>
 #include <kiste/runtime/cgroup.hpp>
+#include <kiste/runtime/container_store.hpp>
 
 namespace kiste::cli {
 
@@ -57,6 +60,12 @@ void prune_stopped_containers(const Globals& g);
 // Starts the monitor of the detached container with id `id` (its record exists and says it does
 // not run); 0 once its command runs, else the start error printed and its exit status.
 int start_monitor(const Globals& g, const std::string& id, const std::vector<std::string>& run_args);
+// The layer dirs (bottom first) a detached container's root is made of (its --rootfs dir, or its
+// image's snapshots), kept from prune by `lease` while it is held.
+[[nodiscard]] Result<std::vector<std::filesystem::path>> container_lower_dirs(
+    const Globals& g, const runtime::ContainerState& s, std::optional<FileLock>& lease);
+// `kiste cp` (cmd_cp.cpp).
+void register_cp_command(CLI::App& app, Globals& g);
 // Top-level `inspect`: containers first, as docker's inspect looks; true when every ref named a
 // container (and their JSON was printed).
 bool inspect_if_containers(const Globals& g, const std::vector<std::string>& refs,

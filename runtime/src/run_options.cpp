@@ -586,8 +586,12 @@ Result<ContainerSpec> make_spec(const RunOptions& opts, const MakeSpecInput& in)
     spec.network = NetworkMode::Host;
     spec.namespaces.network = false;
   } else if (opts.network.starts_with("container:")) {
-    return failf(Errc::Unsupported, "network {}: joining another container's network is not supported yet",
-                 quote(opts.network));
+    spec.network = NetworkMode::Container;  // the caller finds it and sets namespaces.network_path
+    spec.network_name = opts.network.substr(10);
+    spec.namespaces.network = false;         // no namespace of its own
+    if (spec.network_name.empty()) {
+      return fail(Errc::InvalidArgument, "network `container:`: name the container (container:NAME|ID)");
+    }
   } else {
     spec.network = NetworkMode::Bridge;  // a bridge network; the caller checks the name
     spec.network_name = opts.network == "bridge" ? "kiste" : opts.network;

@@ -268,8 +268,12 @@ TEST_F(RunOptionsTest, ResourcesNetworkAndMounts) {
   EXPECT_EQ(net->network_name, "kiste");
   n.network = "container:abc";
   auto joined = make_spec(n, input());
-  ASSERT_FALSE(joined);
-  EXPECT_THAT(joined.error().to_string(), HasSubstr("not supported yet"));
+  ASSERT_TRUE(joined) << joined.error().to_string();
+  EXPECT_EQ(joined->network, NetworkMode::Container);
+  EXPECT_EQ(joined->network_name, "abc");
+  EXPECT_FALSE(joined->namespaces.network);
+  n.network = "container:";
+  EXPECT_FALSE(make_spec(n, input()));
 }
 
 TEST_F(RunOptionsTest, HostnameWorkdirAndUser) {

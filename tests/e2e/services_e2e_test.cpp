@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <regex>
 #include <thread>
 
@@ -16,6 +17,7 @@
 
 #include <kiste/base/sys.hpp>
 #include <kiste/testing/kiste_cli.hpp>
+#include <kiste/testing/registry_process.hpp>
 #include <kiste/testing/require_root.hpp>
 #include <kiste/testing/temp_root.hpp>
 
@@ -322,7 +324,7 @@ TEST_F(Services, BadInputIsOneLineAndChangesNothing) {
   r = kiste_.run("run -d --name 'bad name' busybox true");
   EXPECT_EQ(r.status, 125);
   EXPECT_EQ(count_lines(r.output), 1u) << r.output;
-  r = kiste_.run("run -d nosuchimage true");
+  r = kiste_.run("run -d --pull never nosuchimage true");
   EXPECT_EQ(r.status, 125);
   EXPECT_EQ(count_lines(r.output), 1u) << r.output;
   EXPECT_EQ(kiste_.run("ps -aq").output, "");  // no record for any of them
@@ -603,6 +605,222 @@ TEST_F(Services, StatsShowsTheCgroupsLimitAndProcesses) {
   const pid_t pid = static_cast<pid_t>(json_int(kiste_.run("inspect st").output, "Pid"));
   ASSERT_EQ(kiste_.run("rm -f st").status, 0);
   expect_nothing_left(id, pid);
+}
+
+// kiste cp both ways, running and stopped, in a container that made its /etc a link to / (the
+// CVE-2018-15664 shape): every path resolves inside the container's root, the host's /etc is
+// neither read nor written, and nothing is left mounted.
+TEST_F(Services, CpCopiesBothWaysAndNeverLeavesTheContainersRoot) {
+  const std::string id = run_detached(
+      "--name box busybox sh -c 'mkdir -p /data/sub; echo hello > /data/a.txt; echo b > /data/sub/b; "
+      "rm -rf /etc; ln -s / /etc; echo ready; sleep 600'");
+  ASSERT_NE(until("logs box", "ready").find("ready"), std::string::npos);
+  const fs::path host = tmp_ / "host";
+  fs::create_directories(host);
+
+  auto r = kiste_.run("cp box:/data " + (host / "copy").native());
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(sys::read_file(host / "copy" / "a.txt").value_or(""), "hello\n");
+  EXPECT_EQ(sys::read_file(host / "copy" / "sub" / "b").value_or(""), "b\n");
+  // The container's /etc/passwd is its /passwd, which does not exist: the host's is not copied.
+  r = kiste_.run("cp box:/etc/passwd " + (host / "pw").native());
+  EXPECT_EQ(r.status, 125) << r.output;
+  EXPECT_EQ(r.output, "kiste: error: copy `/etc/passwd`: no such file or directory\n");
+  EXPECT_FALSE(fs::exists(host / "pw"));
+  // Writing through the link lands in the container's root, not in the host's /etc.
+  const std::string name = "kiste-cp-" + sys::random_hex(6);
+  ASSERT_TRUE(sys::write_file_atomic(host / name, "planted\n"));
+  r = kiste_.run("cp " + (host / name).native() + " box:/etc/");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_FALSE(fs::exists(fs::path("/etc") / name));
+  EXPECT_EQ(kiste_.run("exec box cat /" + name).output, "planted\n");
+
+  // `-`: a tar stream on stdin unpacks into a directory of the container (only a directory).
+  fs::create_directories(host / "tree" / "deep");
+  ASSERT_TRUE(sys::write_file_atomic(host / "tree" / "deep" / "t.txt", "from-tar\n"));
+  const std::string tar_of_tree = "tar -C " + (host / "tree").native() + " -cf - . | ";
+  ASSERT_EQ(run_shell(tar_of_tree + kiste_command(kiste_.root(), "cp - box:/data")), 0);
+  EXPECT_EQ(kiste_.run("exec box cat /data/deep/t.txt").output, "from-tar\n");
+  std::string out;
+  EXPECT_EQ(run_shell(tar_of_tree + kiste_command(kiste_.root(), "cp - box:/data/a.txt"), &out), 125);
+  EXPECT_EQ(out, "kiste: error: copy to `/data/a.txt`: not a directory (`-` unpacks a tar stream into a directory)\n");
+
+  // Stopped: the same through its overlay, in and out.
+  ASSERT_EQ(kiste_.run("stop -t 0 box").status, 0);
+  ASSERT_EQ(run_shell(tar_of_tree + kiste_command(kiste_.root(), "cp - box:/etc")), 0);  // /etc is /
+  r = kiste_.run("cp box:/deep/t.txt " + (host / "t-stopped").native());
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(sys::read_file(host / "t-stopped").value_or(""), "from-tar\n");
+  EXPECT_FALSE(fs::exists("/deep/t.txt"));
+  r = kiste_.run("cp " + (host / name).native() + " box:/data/again");
+  ASSERT_EQ(r.status, 0) << r.output;
+  r = kiste_.run("cp box:/data/. " + (host / "copy").native());
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(sys::read_file(host / "copy" / "again").value_or(""), "planted\n");
+  r = kiste_.run("cp box:/etc/" + name + " " + (host / "out2").native());
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(sys::read_file(host / "out2").value_or(""), "planted\n");
+  EXPECT_FALSE(fs::exists(fs::path("/etc") / name));
+  EXPECT_TRUE(mounts_below(tmp_.path()).empty());
+
+  // Bad input: one line each, exit 125.
+  for (const std::string& args : {std::string("cp nosuch:/x ") + host.native(), std::string("cp a b"),
+                                  std::string("cp box:/x box:/y"), std::string("cp box:/data -")}) {
+    r = kiste_.run(args);
+    EXPECT_EQ(r.status, 125) << args << ": " << r.output;
+    EXPECT_EQ(count_lines(r.output), 1u) << args << ": " << r.output;
+  }
+  EXPECT_EQ(kiste_.run("rm box").status, 0);
+  expect_nothing_left(id, 0);
+}
+
+}  // namespace
+}  // namespace kiste::testing
+
+namespace kiste::testing {
+namespace {
+
+// run --pull (docker's default `missing`): a store without the image pulls it from the real
+// registry with progress on stderr, a second run pulls nothing, `always` fetches the manifest
+// again, `never` and an image the registry lacks fail with one line and leave no container.
+TEST_F(Services, RunPullsAMissingImageUnlessToldNever) {
+  std::string why;
+  auto reg = RegistryProcess::start({}, &why);
+  ASSERT_TRUE(reg) << why;
+  ASSERT_EQ(kiste_.run("push -q busybox " + reg->host() + "/base/busybox:1").status, 0);
+  const std::string image = reg->host() + "/base/busybox:1";
+  const std::string manifest_get = "GET /v2/base/busybox/manifests/1";
+  KisteCli fresh(tmp_ / "fresh");  // no store yet: the pull makes it
+
+  auto never = fresh.run("run --rm --pull never " + image + " echo hi");
+  EXPECT_EQ(never.status, 125) << never.output;
+  EXPECT_EQ(never.output, "kiste: error: image `" + image + "`: not in the store, and --pull never\n");
+  EXPECT_EQ(reg->count_requests(manifest_get), 0);
+  auto bad = fresh.run("run --rm --pull sometimes " + image + " echo hi");
+  EXPECT_EQ(bad.output, "kiste: error: --pull `sometimes`: want missing, always or never\n");
+  EXPECT_EQ(bad.status, 125);
+
+  // stdout is the container's alone; the pull talks on stderr.
+  std::string out;
+  // (run_shell adds 2>&1 after the command: the braces keep this redirection.)
+  EXPECT_EQ(run_shell("{ " + kiste_command(fresh.root(), "run --rm " + image + " echo hi") + " 2>" +
+                          (tmp_ / "pull.err").native() + "; }",
+                      &out),
+            0);
+  EXPECT_EQ(out, "hi\n");
+  auto err = sys::read_file(tmp_ / "pull.err");
+  ASSERT_TRUE(err);
+  EXPECT_NE(err->find("Unable to find image '" + image + "' locally"), std::string::npos) << *err;
+  EXPECT_NE(err->find("copied"), std::string::npos) << "the registry client's progress: " << *err;
+  EXPECT_EQ(reg->count_requests(manifest_get), 1);
+
+  auto second = fresh.run("run --rm " + image + " echo again");
+  EXPECT_EQ(second.output, "again\n");
+  EXPECT_EQ(reg->count_requests(manifest_get), 1) << "a stored image is not pulled again";
+  auto always = fresh.run("run --rm --pull always -q " + image + " echo always");
+  EXPECT_EQ(always.status, 0) << always.output;
+  EXPECT_EQ(always.output, "always\n");
+  EXPECT_EQ(reg->count_requests(manifest_get), 2) << "--pull always asks the registry again";
+
+  // run -d pulls before it makes a record, and prints only the id on stdout.
+  KisteCli other(tmp_ / "other");
+  out.clear();
+  ASSERT_EQ(run_shell("{ " + kiste_command(other.root(), "run -d --name pulled " + image + " sleep 600") + " 2>/dev/null; }", &out), 0);
+  EXPECT_TRUE(std::regex_match(out, std::regex("[0-9a-f]{64}\n"))) << out;
+  EXPECT_EQ(other.run("rm -f pulled").status, 0);
+
+  // An image the registry does not have: one line, no container record, no image.
+  auto none = fresh.run("run -d " + reg->host() + "/base/none:1 true");
+  EXPECT_EQ(none.status, 125) << none.output;
+  EXPECT_EQ(count_lines(none.output), 2u) << none.output;  // "Unable to find …" and the error
+  EXPECT_NE(none.output.find("kiste: error: pulling " + reg->host() + "/base/none:1"), std::string::npos)
+      << none.output;
+  EXPECT_EQ(fresh.run("ps -aq").output, "");
+  EXPECT_EQ(fresh.run("images -q | wc -l").output, "1\n");
+  EXPECT_TRUE(mounts_below(tmp_.path()).empty());
+}
+
+// --network container:NAME: the new container shares the running one's network namespace (its
+// loopback server answers), as docker's; a stopped or unknown one is one line, exit 125.
+TEST_F(Services, NetworkContainerJoinsAnotherContainersNamespace) {
+  const std::string id = run_detached(
+      "--name srv busybox sh -c 'mkdir /www; echo joined-ok > /www/index.html; httpd -p 8080 -h /www; "
+      "echo ready; sleep 600'");
+  ASSERT_NE(until("logs srv", "ready").find("ready"), std::string::npos);
+  auto r = kiste_.run("run --rm --network container:srv busybox wget -qO- http://127.0.0.1:8080/");
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(r.output, "joined-ok\n");
+  auto own = kiste_.run("exec srv readlink /proc/self/ns/net");
+  auto joined = kiste_.run("run --rm --network container:" + id.substr(0, 12) + " busybox readlink /proc/self/ns/net");
+  EXPECT_EQ(joined.output, own.output);
+  EXPECT_NE(kiste_.run("run --rm busybox readlink /proc/self/ns/net").output, own.output);
+  // Detached too: it serves the same loopback.
+  const std::string side = run_detached("--name side --network container:srv busybox sleep 600");
+  EXPECT_EQ(kiste_.run("exec side wget -qO- http://127.0.0.1:8080/").output, "joined-ok\n");
+  EXPECT_EQ(kiste_.run("rm -f side").status, 0);
+
+  ASSERT_EQ(kiste_.run("stop -t 0 srv").status, 0);
+  r = kiste_.run("run --rm --network container:srv busybox true");
+  EXPECT_EQ(r.status, 125);
+  EXPECT_EQ(r.output, "kiste: error: network `container:srv`: container `srv` is not running\n");
+  r = kiste_.run("run --rm --network container:nosuch busybox true");
+  EXPECT_EQ(r.status, 125);
+  EXPECT_EQ(count_lines(r.output), 1u) << r.output;
+  r = kiste_.run("run --rm --network container:srv -p 8080 busybox true");
+  EXPECT_EQ(r.status, 125);
+  EXPECT_EQ(count_lines(r.output), 1u) << r.output;
+  EXPECT_EQ(kiste_.run("rm srv").status, 0);
+  expect_nothing_left(id, 0);
+  expect_nothing_left(side, 0);
+}
+
+// attach: the output from the moment of attaching (not before) until the container ends, with
+// its exit status; an attach that is interrupted (SIGINT, as Ctrl-C) leaves the container running.
+TEST_F(Services, AttachStreamsTheOutputUntilTheEndAndCtrlCOnlyDetaches) {
+  fs::create_directories(tmp_ / "ctl");
+  const std::string id = run_detached(
+      "--name talk -v " + (tmp_ / "ctl").native() +
+      ":/ctl busybox sh -c 'echo before; i=0; while [ ! -f /ctl/stop ] && [ $i -lt 300 ]; do echo tick; "
+      "sleep 0.1; i=$((i+1)); done; echo after; exit 3'");
+  ASSERT_NE(until("logs talk", "before").find("before"), std::string::npos);
+  const fs::path out = tmp_ / "attach.out";
+  // In the background, its exit status to attach.rc (the group's own output goes nowhere, so
+  // run_shell does not wait for it).
+  ASSERT_EQ(run_shell("{ " + kiste_command(kiste_.root(), "attach talk") + " > " + out.native() +
+                      " 2>&1; echo $? > " + (tmp_ / "attach.tmp").native() + "; mv " +
+                      (tmp_ / "attach.tmp").native() + " " + (tmp_ / "attach.rc").native() +
+                      "; } </dev/null >/dev/null 2>&1 &"),
+            0);
+  // Once attach printed a tick it is following: then the container may end.
+  for (int i = 0; i < 100 && sys::read_file(out).value_or("").find("tick") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  { std::ofstream(tmp_ / "ctl" / "stop") << ""; }
+  for (int i = 0; i < 100 && !fs::exists(tmp_ / "attach.rc"); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(sys::read_file(tmp_ / "attach.rc").value_or(""), "3\n");
+  const std::string text = sys::read_file(out).value_or("");
+  EXPECT_EQ(text.find("before"), std::string::npos) << text;
+  EXPECT_NE(text.find("tick\n"), std::string::npos) << text;
+  EXPECT_TRUE(text.ends_with("after\n")) << text;
+
+  auto r = kiste_.run("attach talk");
+  EXPECT_EQ(r.status, 125);
+  EXPECT_EQ(r.output, "kiste: error: attach to container talk: it is not running (start it first)\n");
+  EXPECT_EQ(kiste_.run("rm talk").status, 0);
+  expect_nothing_left(id, 0);
+
+  // SIGINT (Ctrl-C) ends the attach, not the container.
+  const std::string sleeper = run_detached("--name sleeper busybox sleep 600");
+  // (-k: a SIGINT that did not end it fails the test instead of hanging it.)
+  EXPECT_EQ(run_shell("timeout -k 5 -s INT 1 " + kiste_command(kiste_.root(), "attach sleeper")), 124);
+  EXPECT_NE(kiste_.run("ps").output.find("sleeper"), std::string::npos);
+  r = kiste_.run("attach --sig-proxy=true sleeper");
+  EXPECT_EQ(r.status, 125);
+  EXPECT_EQ(count_lines(r.output), 1u) << r.output;
+  EXPECT_EQ(kiste_.run("rm -f sleeper").status, 0);
+  expect_nothing_left(sleeper, 0);
 }
 
 }  // namespace

@@ -320,7 +320,7 @@ TEST_F(RuntimeTest, RunsAnImageFromTheStoreWithItsConfig) {
   ASSERT_EQ(run_shell(kiste_cmd() + " run --rm -e FOO=flag bb:1 'echo $FOO; pwd; id -u'", &out), 0) << out;
   EXPECT_EQ(out, "flag\n/srv\n1000\n");
   out.clear();
-  EXPECT_EQ(run_shell(kiste_cmd() + " run --rm no-such-image:1 true", &out), 125);
+  EXPECT_EQ(run_shell(kiste_cmd() + " run --rm --pull never no-such-image:1 true", &out), 125);
   EXPECT_THAT(out, ::testing::HasSubstr("no-such-image"));
 }
 

@@ -116,8 +116,10 @@ struct SeccompSpec {
 };
 
 // None: a namespace with only `lo`. Host: the host's. Bridge: a namespace of its own that the
-// caller connects (RunHooks::network_ready) before the command runs.
-enum class NetworkMode { None, Host, Bridge };
+// caller connects (RunHooks::network_ready) before the command runs. Container: another
+// container's (`--network container:NAME`), entered by path (Namespaces::network_path:
+// "/proc/self/fd/N" of an fd the caller holds, so a reused pid cannot change it).
+enum class NetworkMode { None, Host, Bridge, Container };
 
 // One line of /proc/<pid>/uid_map: container ids [container_id, container_id+size) are host ids
 // [host_id, host_id+size).
@@ -147,7 +149,7 @@ struct ContainerSpec {
   Resources resources;
   SeccompSpec seccomp;
   NetworkMode network = NetworkMode::None;
-  std::string network_name;  // Bridge: the network (`kiste` by default)
+  std::string network_name;  // Bridge: the network (`kiste` by default); Container: the container
   // Lines added to the container's /etc/hosts ("10.88.0.5\tweb"), and its /etc/resolv.conf
   // when set (else the host's).
   std::vector<std::string> extra_hosts;
