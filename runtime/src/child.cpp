@@ -744,6 +744,30 @@ void ContainerInit::setup_stdio() noexcept {
   check(::syscall(SYS_close_range, from, ~0U, 0U) == 0, StepId::CloseFds);
 }
 
+// Calls `try_one` with each entry of `path` (the container's PATH, or the default one) joined with
+// `file`, in execvp's order ("" meaning "."), until it returns true; whether one did. Allocates
+// nothing: it runs in the cloned child.
+template <class TryOne>
+bool each_path_candidate(const char* path, const char* file, TryOne try_one) noexcept {
+  if (path == nullptr) path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+  char buf[PATH_MAX];
+  const size_t flen = std::strlen(file);
+  for (const char* p = path;; ++p) {
+    const char* end = std::strchr(p, ':');
+    const size_t dlen = end ? static_cast<size_t>(end - p) : std::strlen(p);
+    if (dlen + flen + 2 < sizeof buf) {
+      std::memcpy(buf, p, dlen);
+      size_t n = dlen;
+      if (n == 0) buf[n++] = '.';
+      buf[n++] = '/';
+      std::memcpy(buf + n, file, flen + 1);
+      if (try_one(static_cast<const char*>(buf))) return true;
+    }
+    if (end == nullptr) return false;
+    p = end;
+  }
+}
+
 // create_container(): the command must be executable before `create` succeeds (as runc checks),
 // then the child reports "created" and blocks on the exec fifo until `start` reads it. Its
 // parent (the `create` process) exits meanwhile, so the parent-death signal goes first.
@@ -752,24 +776,9 @@ void ContainerInit::wait_for_start() noexcept {
   if (std::strchr(file, '/') != nullptr) {
     check(::access(file, X_OK) == 0, StepId::Exec);
   } else {
-    const char* path = c_.path_env != nullptr ? c_.path_env : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-    char buf[PATH_MAX];
-    const size_t flen = std::strlen(file);
-    bool found = false;
-    for (const char* p = path; !found; ++p) {
-      const char* end = std::strchr(p, ':');
-      const size_t dlen = end ? static_cast<size_t>(end - p) : std::strlen(p);
-      if (dlen + flen + 2 < sizeof buf) {
-        std::memcpy(buf, p, dlen);
-        size_t n = dlen;
-        if (n == 0) buf[n++] = '.';
-        buf[n++] = '/';
-        std::memcpy(buf + n, file, flen + 1);
-        found = ::access(buf, X_OK) == 0;
-      }
-      if (end == nullptr) break;
-      p = end;
-    }
+    const bool found = each_path_candidate(c_.path_env, file, [](const char* candidate) {
+      return ::access(candidate, X_OK) == 0;
+    });
     if (!found) die(StepId::Exec, ENOENT);
   }
   (void)::prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
@@ -820,25 +829,12 @@ void ContainerInit::enter_cwd() noexcept {
     die(StepId::Exec, errno);
   }
   // execvp semantics with the container's PATH.
-  const char* path = c_.path_env != nullptr ? c_.path_env : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
   int best = ENOENT;
-  char buf[PATH_MAX];
-  size_t flen = std::strlen(file);
-  for (const char* p = path;; ++p) {
-    const char* end = std::strchr(p, ':');
-    size_t dlen = end ? static_cast<size_t>(end - p) : std::strlen(p);
-    if (dlen + flen + 2 < sizeof buf) {
-      std::memcpy(buf, p, dlen);
-      size_t n = dlen;
-      if (n == 0) buf[n++] = '.';
-      buf[n++] = '/';
-      std::memcpy(buf + n, file, flen + 1);
-      ::execve(buf, c_.argv, c_.envp);
-      if (errno != ENOENT && errno != ENOTDIR) best = errno;
-    }
-    if (end == nullptr) break;
-    p = end;
-  }
+  each_path_candidate(c_.path_env, file, [&](const char* candidate) {
+    ::execve(candidate, c_.argv, c_.envp);
+    if (errno != ENOENT && errno != ENOTDIR) best = errno;
+    return false;
+  });
   die(StepId::Exec, best);
 }
 

@@ -545,28 +545,21 @@ Status OciRuntime::remove(std::string_view id, bool force) {
   return hooks_ran;
 }
 
-Status OciRuntime::pause(std::string_view id) {
-  KISTE_TRY(check_container_id(id));
-  const fs::path d = dir(id);
-  KISTE_ASSIGN_OR_RETURN(FileLock held, lock(d, id));
-  KISTE_ASSIGN_OR_RETURN(Record r, load(d, id));
-  if (r.state.status != ContainerStatus::Running) {
-    return failf(Errc::InvalidArgument, "cannot pause container {}: it is {}, not running", quote(id),
-                 to_string(r.state.status));
-  }
-  return set_frozen(r, true);
-}
+Status OciRuntime::pause(std::string_view id) { return change_frozen(id, true); }
 
-Status OciRuntime::resume(std::string_view id) {
+Status OciRuntime::resume(std::string_view id) { return change_frozen(id, false); }
+
+Status OciRuntime::change_frozen(std::string_view id, bool freeze) {
   KISTE_TRY(check_container_id(id));
   const fs::path d = dir(id);
   KISTE_ASSIGN_OR_RETURN(FileLock held, lock(d, id));
   KISTE_ASSIGN_OR_RETURN(Record r, load(d, id));
-  if (r.state.status != ContainerStatus::Paused) {
-    return failf(Errc::InvalidArgument, "cannot resume container {}: it is {}, not paused", quote(id),
-                 to_string(r.state.status));
+  const ContainerStatus from = freeze ? ContainerStatus::Running : ContainerStatus::Paused;
+  if (r.state.status != from) {
+    return failf(Errc::InvalidArgument, "cannot {} container {}: it is {}, not {}",
+                 freeze ? "pause" : "resume", quote(id), to_string(r.state.status), to_string(from));
   }
-  return set_frozen(r, false);
+  return set_frozen(r, freeze);
 }
 
 Result<int> OciRuntime::run(std::string_view id, const CreateOptions& opts) {

@@ -80,6 +80,8 @@ class OciRuntime {
 
  private:
   [[nodiscard]] std::filesystem::path dir(std::string_view id) const { return root_ / std::string(id); }
+  // pause (freeze) or resume: a running container freezes, a paused one thaws.
+  [[nodiscard]] Status change_frozen(std::string_view id, bool freeze);
   std::filesystem::path root_;
 };
 
