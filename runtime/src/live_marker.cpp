@@ -110,8 +110,19 @@ Result<LiveMarker> LiveMarker::create(const fs::path& running_dir, std::string_v
                         "removes them)");
   }
   fs::path tmp = running_dir / fmt::format(".{}.tmp", id);
-  KISTE_ASSIGN_OR_RETURN(UniqueFd fd, sys::open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-  if (::flock(fd.get(), LOCK_EX) != 0) return std::unexpected(sys_error("flock", tmp.native()));
+  // A parallel sweep takes an unlocked ".<id>.tmp" for a killed kiste's and unlinks it, and it
+  // can do so between our open and our flock: hold the lock on the file the name still names.
+  UniqueFd fd;
+  for (int attempt = 0;; ++attempt) {
+    KISTE_ASSIGN_OR_RETURN(fd, sys::open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+    if (::flock(fd.get(), LOCK_EX) != 0) return std::unexpected(sys_error("flock", tmp.native()));
+    struct stat held {}, named {};
+    if (::fstat(fd.get(), &held) == 0 && ::stat(tmp.c_str(), &named) == 0 &&
+        held.st_ino == named.st_ino && held.st_dev == named.st_dev) {
+      break;
+    }
+    if (attempt == 8) return failf(Errc::Unavailable, "{}: removed while it was being made", tmp.native());
+  }
   KISTE_TRY(sys::write_all(fd.get(), text, tmp.native()));
   KISTE_TRY(sys::rename(tmp, final_path));
   return LiveMarker(final_path, std::move(fd));
