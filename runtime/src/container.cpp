@@ -128,29 +128,54 @@ uint64_t own_permitted_caps() {
   return data[0].permitted | (static_cast<uint64_t>(data[1].permitted) << 32);
 }
 
-// While it only waits, kiste needs almost none of the code it mapped (OpenSSL, libarchive, CLI
-// …), yet every page it touched counts in its RSS. Code pages (r-x, private, file-backed) are
-// never written, so dropping them is safe: they come back from the page cache if executed.
+// While it only waits, kiste needs almost none of what it mapped (OpenSSL, libarchive, the CLI,
+// their read-only data and relocation tables …), yet every page it touched counts in its RSS.
+// A private file mapping that is not writable and holds no copied-on-write page (smaps'
+// `Anonymous: 0 kB`; RELRO after relocation does hold them) is exactly the file's pages, so
+// dropping them is safe: they come back from the page cache if touched again. The ranges are
+// collected first and dropped together at the end, so the parsing does not fault back in the
+// code it just dropped.
 void release_code_pages() {
-  auto maps = sys::read_file("/proc/self/maps", 1 << 20);
-  if (!maps) return;
-  std::string_view m = *maps;
-  while (!m.empty()) {
-    size_t nl = m.find('\n');
-    std::string_view line = m.substr(0, nl);
-    m.remove_prefix(nl == std::string_view::npos ? m.size() : nl + 1);
-    // "start-end perms offset dev inode path"
+  std::vector<std::pair<unsigned long, unsigned long>> drop;
+  {
+    auto smaps = sys::read_file("/proc/self/smaps", 8 << 20);
+    if (!smaps) return;
+    drop.reserve(512);
+    std::string_view m = *smaps;
     unsigned long start = 0, end = 0;
-    char perms[5] = {};
-    int path_at = 0;
-    std::string l(line);
-    if (std::sscanf(l.c_str(), "%lx-%lx %4s %*s %*s %*s %n", &start, &end, perms, &path_at) < 3) continue;
-    if (std::string_view(perms) != "r-xp" || path_at <= 0 || static_cast<size_t>(path_at) >= l.size() ||
-        l[static_cast<size_t>(path_at)] != '/') {
-      continue;
+    bool candidate = false;  // the current mapping is private, read-only and file-backed
+    while (!m.empty()) {
+      size_t nl = m.find('\n');
+      std::string_view line = m.substr(0, nl);
+      m.remove_prefix(nl == std::string_view::npos ? m.size() : nl + 1);
+      if (line.starts_with("Anonymous:")) {
+        unsigned long anon = 1;
+        std::string l(line);
+        if (candidate && std::sscanf(l.c_str(), "Anonymous: %lu", &anon) == 1 && anon == 0 &&
+            drop.size() < drop.capacity()) {
+          drop.emplace_back(start, end);
+        }
+        candidate = false;
+        continue;
+      }
+      // A mapping's header: "start-end perms offset dev inode path"; field lines start with a
+      // capitalised key and never parse as a range.
+      char perms[5] = {};
+      int path_at = 0;
+      std::string l(line);
+      unsigned long s = 0, e = 0;
+      if (std::sscanf(l.c_str(), "%lx-%lx %4s %*s %*s %*s %n", &s, &e, perms, &path_at) < 3) {
+        continue;
+      }
+      const std::string_view p(perms);
+      start = s;
+      end = e;
+      candidate = (p == "r-xp" || p == "r--p") && path_at > 0 &&
+                  static_cast<size_t>(path_at) < l.size() && l[static_cast<size_t>(path_at)] == '/';
     }
-    ::madvise(reinterpret_cast<void*>(start), end - start, MADV_DONTNEED);
   }
+  ::malloc_trim(0);  // the smaps text is gone
+  for (const auto& [s, e] : drop) ::madvise(reinterpret_cast<void*>(s), e - s, MADV_DONTNEED);
 }
 
 // clone3 with the time namespace and CLONE_INTO_CGROUP where asked and the kernel has them,
