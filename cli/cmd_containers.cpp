@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <ctime>
 #include <deque>
+#include <map>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -408,78 +409,122 @@ struct StatsFlags {
   std::string format = "table";
 };
 
-// stats: docker's columns from two cgroup samples ~0.5 s apart (CPU % is the delta of the
-// cgroup's CPU time over the wall time between them, as docker's delta over the host's).
-// NET I/O from the container's network namespace ("--" when it shares the host's), BLOCK I/O
+// One row of docker's stats table, as its strings ("--" where a figure is missing).
+struct StatsRow {
+  std::string id, name, cpu = "--", mem = "-- / --", mem_pct = "--", net = "--", block = "--",
+                        pids = "--";
+};
+
+// The row of container `s` from its previous sample (CPU % is the delta of the cgroup's CPU time
+// over the wall time since, as docker's delta over the host's) and the current one.
+StatsRow stats_row(const ContainerState& s, const std::optional<runtime::StatsSample>& before,
+                   const std::optional<runtime::StatsSample>& now, double wall_ns) {
+  static const uint64_t host_memory =
+      static_cast<uint64_t>(::sysconf(_SC_PHYS_PAGES)) * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+  StatsRow row{.id = s.id.substr(0, 12), .name = s.name};
+  if (s.running() && s.pid > 0) {
+    if (auto n = runtime::container_net(s.pid); n && *n) {
+      row.net = human_size(static_cast<int64_t>((*n)->rx)) + " / " + human_size(static_cast<int64_t>((*n)->tx));
+    }
+  }
+  if (!now) return row;
+  if (before && before->cpu_usage_ns && now->cpu_usage_ns && wall_ns > 0) {
+    const uint64_t a = *before->cpu_usage_ns, b = *now->cpu_usage_ns;
+    row.cpu = fmt::format("{:.2f}%", b > a ? static_cast<double>(b - a) / wall_ns * 100.0 : 0.0);
+  }
+  const uint64_t limit = now->memory_limit ? std::min(*now->memory_limit, host_memory) : host_memory;
+  if (now->memory_usage) {
+    row.mem = binary_size(*now->memory_usage) + " / " + binary_size(limit);
+    if (limit > 0) {
+      row.mem_pct =
+          fmt::format("{:.2f}%", static_cast<double>(*now->memory_usage) / static_cast<double>(limit) * 100.0);
+    }
+  }
+  if (now->pids) row.pids = std::to_string(*now->pids);
+  if (now->block_read && now->block_write) {
+    row.block = human_size(static_cast<int64_t>(*now->block_read)) + " / " +
+                human_size(static_cast<int64_t>(*now->block_write));
+  }
+  return row;
+}
+
+void print_stats_row(const StatsRow& r, const std::string& format) {
+  if (format == "json") {
+    json j{{"BlockIO", r.block}, {"CPUPerc", r.cpu},  {"Container", r.name}, {"ID", r.id},
+           {"MemPerc", r.mem_pct}, {"MemUsage", r.mem}, {"Name", r.name},    {"NetIO", r.net},
+           {"PIDs", r.pids}};
+    std::printf("%s\n", j.dump(-1, ' ', false, json::error_handler_t::replace).c_str());
+  } else {
+    std::printf("%-14s %-20s %-8s %-21s %-8s %-10s %-10s %s\n", r.id.c_str(), truncated(r.name, 20).c_str(),
+                r.cpu.c_str(), r.mem.c_str(), r.mem_pct.c_str(), r.net.c_str(), r.block.c_str(), r.pids.c_str());
+  }
+}
+
+// stats: docker's columns from the containers' cgroups. --no-stream prints one table from two
+// samples ~0.5 s apart; otherwise a table every second (the screen cleared first when stdout is a
+// terminal, as docker does) until interrupted. Without names it shows the running containers,
+// re-listed each time (new ones appear, ended ones go); named containers stay, with "--" once they
+// end. NET I/O from the container's network namespace ("--" when it shares the host's), BLOCK I/O
 // from the blkio controller (v1) or io.stat (v2).
 void cmd_stats(const Globals& g, const std::vector<std::string>& refs, const StatsFlags& f) {
-  if (!f.no_stream) {
-    exit_on_error(fail(Errc::Unsupported, "stats: streams only with --no-stream so far"));
-  }
   const ContainerStore store(g.root);
-  std::vector<ContainerState> list;
-  if (refs.empty()) {  // docker's default: the running containers
-    for (auto& s : value_or_exit(store.list())) {
-      if (s.running() && s.pid > 0) list.push_back(std::move(s));
+  auto containers = [&] {
+    std::vector<ContainerState> list;
+    if (refs.empty()) {  // docker's default: the running containers
+      for (auto& s : value_or_exit(store.list())) {
+        if (s.running() && s.pid > 0) list.push_back(std::move(s));
+      }
+    } else {
+      for (const auto& r : refs) list.push_back(load_or_exit(store, r));
     }
-  } else {
-    for (const auto& r : refs) list.push_back(load_or_exit(store, r));
-  }
+    return list;
+  };
   auto sample = [](const ContainerState& s) -> std::optional<runtime::StatsSample> {
     if (!s.running() || s.pid <= 0) return std::nullopt;
     auto v = runtime::container_stats(s.pid);
     return v ? std::optional(*v) : std::nullopt;
   };
-  std::vector<std::optional<runtime::StatsSample>> first;
-  for (const auto& s : list) first.push_back(sample(s));
-  const auto t0 = std::chrono::steady_clock::now();
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
-  const uint64_t host_memory =
-      static_cast<uint64_t>(::sysconf(_SC_PHYS_PAGES)) * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
-  if (f.format == "table") {
-    std::printf("%-14s %-20s %-8s %-21s %-8s %-10s %-10s %s\n", "CONTAINER ID", "NAME", "CPU %",
-                "MEM USAGE / LIMIT", "MEM %", "NET I/O", "BLOCK I/O", "PIDS");
+  using Clock = std::chrono::steady_clock;
+  struct Previous {
+    std::optional<runtime::StatsSample> sample;
+    Clock::time_point at;
+  };
+  std::map<std::string, Previous> previous;  // by container id
+  auto list = containers();
+  for (const auto& s : list) previous[s.id] = {sample(s), Clock::now()};
+  const bool clear = !f.no_stream && f.format == "table" && ::isatty(STDOUT_FILENO);
+  if (!f.no_stream) {  // nothing to clean up: Ctrl-C and SIGTERM end the stream at once
+    (void)::signal(SIGINT, SIG_DFL);
+    (void)::signal(SIGTERM, SIG_DFL);
   }
-  for (size_t i = 0; i < list.size(); ++i) {
-    const ContainerState& s = list[i];
-    const auto second = sample(s);
-    const double wall_ns =
-        static_cast<double>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                std::chrono::steady_clock::now() - t0).count());
-    std::string cpu = "--", mem = "-- / --", mem_pct = "--", pids = "--", net = "--", block = "--";
-    if (s.running() && s.pid > 0) {
-      if (auto n = runtime::container_net(s.pid); n && *n) {
-        net = human_size(static_cast<int64_t>((*n)->rx)) + " / " + human_size(static_cast<int64_t>((*n)->tx));
+  for (;;) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(f.no_stream ? 500 : 1000));
+    if (!f.no_stream) {
+      list = containers();
+      for (auto& s : list) {  // a named container's record moves on (restarts, end)
+        if (!refs.empty()) s = value_or_exit(store.load(s.id));
       }
     }
-    if (second) {
-      if (first[i] && first[i]->cpu_usage_ns && second->cpu_usage_ns && wall_ns > 0) {
-        const uint64_t a = *first[i]->cpu_usage_ns, b = *second->cpu_usage_ns;
-        cpu = fmt::format("{:.2f}%", b > a ? static_cast<double>(b - a) / wall_ns * 100.0 : 0.0);
-      }
-      const uint64_t limit = second->memory_limit ? std::min(*second->memory_limit, host_memory) : host_memory;
-      if (second->memory_usage) {
-        mem = binary_size(*second->memory_usage) + " / " + binary_size(limit);
-        if (limit > 0) {
-          mem_pct = fmt::format("{:.2f}%", static_cast<double>(*second->memory_usage) / static_cast<double>(limit) * 100.0);
-        }
-      }
-      if (second->pids) pids = std::to_string(*second->pids);
-      if (second->block_read && second->block_write) {
-        block = human_size(static_cast<int64_t>(*second->block_read)) + " / " +
-                human_size(static_cast<int64_t>(*second->block_write));
-      }
+    if (clear) std::fputs("\033[2J\033[H", stdout);
+    if (f.format == "table") {
+      std::printf("%-14s %-20s %-8s %-21s %-8s %-10s %-10s %s\n", "CONTAINER ID", "NAME", "CPU %",
+                  "MEM USAGE / LIMIT", "MEM %", "NET I/O", "BLOCK I/O", "PIDS");
     }
-    const std::string id = s.id.substr(0, 12);
-    if (f.format == "json") {
-      json j{{"BlockIO", block}, {"CPUPerc", cpu},      {"Container", s.name}, {"ID", id},
-             {"MemPerc", mem_pct}, {"MemUsage", mem}, {"Name", s.name},      {"NetIO", net},
-             {"PIDs", pids}};
-      std::printf("%s\n", j.dump(-1, ' ', false, json::error_handler_t::replace).c_str());
-    } else {
-      std::printf("%-14s %-20s %-8s %-21s %-8s %-10s %-10s %s\n", id.c_str(), truncated(s.name, 20).c_str(),
-                  cpu.c_str(), mem.c_str(), mem_pct.c_str(), net.c_str(), block.c_str(), pids.c_str());
+    std::map<std::string, Previous> next;
+    for (const auto& s : list) {
+      const auto now = sample(s);
+      const auto at = Clock::now();
+      const auto it = previous.find(s.id);
+      const bool have = it != previous.end();
+      const double wall_ns =
+          have ? static_cast<double>(std::chrono::duration_cast<std::chrono::nanoseconds>(at - it->second.at).count())
+               : 0.0;
+      print_stats_row(stats_row(s, have ? it->second.sample : std::nullopt, now, wall_ns), f.format);
+      next[s.id] = {now, at};
     }
+    if (f.no_stream) return;
+    if (std::fflush(stdout) != 0) std::exit(kExitFailure);  // the reader went away
+    previous = std::move(next);
   }
 }
 

@@ -598,12 +598,32 @@ TEST_F(Services, StatsShowsTheCgroupsLimitAndProcesses) {
   r = kiste_.run("stats --no-stream nosuch 2>&1");
   EXPECT_EQ(r.status, 125);
   EXPECT_EQ(count_lines(r.output), 1u) << r.output;
-  r = kiste_.run("stats st 2>&1");
-  EXPECT_EQ(r.status, 125);
-  EXPECT_EQ(r.output, "kiste: error: stats: streams only with --no-stream so far\n");
 
   const pid_t pid = static_cast<pid_t>(json_int(kiste_.run("inspect st").output, "Pid"));
   ASSERT_EQ(kiste_.run("rm -f st").status, 0);
+  expect_nothing_left(id, pid);
+}
+
+// Without --no-stream, stats samples every second until its reader goes: each sample's CPU % is
+// the delta since the one before, so a container that spins shows CPU time; the stream ends
+// when `head` has its three lines (kiste's next write fails), leaving no process behind.
+TEST_F(Services, StatsStreamsUntilTheReaderGoes) {
+  const std::string id = run_detached("--name spin busybox sh -c 'while :; do :; done'");
+  auto r = kiste_.run("stats --format json spin | head -n 3");
+  ASSERT_EQ(r.status, 0) << r.output;
+  ASSERT_EQ(count_lines(r.output), 3u) << r.output;
+  std::istringstream lines(r.output);
+  for (std::string line; std::getline(lines, line);) {
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    ASSERT_FALSE(j.is_discarded()) << line;
+    EXPECT_EQ(j["Name"], "spin");
+    const std::string cpu = j["CPUPerc"];
+    ASSERT_TRUE(cpu.ends_with('%')) << line;
+    EXPECT_GT(std::stod(cpu), 0.0) << line;  // every sample, not only a first one, has a delta
+  }
+  EXPECT_EQ(run_shell("pgrep -f '[k]iste.* stats --format json spin'"), 1);  // it ended
+  const pid_t pid = static_cast<pid_t>(json_int(kiste_.run("inspect spin").output, "Pid"));
+  ASSERT_EQ(kiste_.run("rm -f spin").status, 0);
   expect_nothing_left(id, pid);
 }
 
