@@ -111,6 +111,7 @@ Result<CgroupPlan> CgroupPlan::from_resources(const Resources& res, CgroupMode m
     plan.device_rules = docker_default_device_rules();
     plan.device_rules.insert(plan.device_rules.end(), res.device_rules.begin(), res.device_rules.end());
   }
+  plan.wanted = {"memory", "pids", "io"};
   auto need = [&plan](const char* c) {
     for (const auto& x : plan.controllers) {
       if (x == c) return;

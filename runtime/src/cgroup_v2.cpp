@@ -123,7 +123,7 @@ class CgroupV2Driver final : public detail::CgroupV2Dir {
       if (i > 0 && ::mkdir(level.c_str(), 0755) != 0 && errno != EEXIST) {
         return std::unexpected(sys_error("create cgroup", level.native()));
       }
-      if (plan.controllers.empty()) continue;
+      if (plan.controllers.empty() && plan.wanted.empty()) continue;
       KISTE_ASSIGN_OR_RETURN(std::string avail, sys::read_file(level / "cgroup.controllers"));
       auto have = detail::words(avail);
       auto enabled = detail::words(sys::read_file(level / "cgroup.subtree_control").value_or(""));
@@ -143,6 +143,17 @@ class CgroupV2Driver final : public detail::CgroupV2Dir {
         }
         KISTE_TRY(with_context(detail::write_cgroup_file(level / "cgroup.subtree_control", "+" + c),
                                "enable cgroup v2 controller"));
+      }
+      // The controllers stats and the OOM report read, where this level can pass them down
+      // without breaking a rule: never an error (a container without them runs, its stats say
+      // "--").
+      for (const std::string& c : plan.wanted) {
+        if (std::find(have.begin(), have.end(), c) == have.end() ||
+            std::find(enabled.begin(), enabled.end(), c) != enabled.end()) {
+          continue;
+        }
+        if (i > 0 && !detail::cgroup_pids(level).empty()) continue;
+        (void)detail::write_cgroup_file(level / "cgroup.subtree_control", "+" + c);
       }
     }
     return {};

@@ -4,7 +4,9 @@
 # OUTDIR on the host (shared read-write). Fails if the guest or any executable fails, or if a
 # report is missing, empty, or lists a failure.
 #
-# usage: ctest_vm.sh VARIANT OUTDIR TEST_EXECUTABLE…
+# usage: ctest_vm.sh VARIANT OUTDIR TEST_EXECUTABLE[=GTEST_FILTER]…
+# (a host test executable can run in the guest too, with a filter naming the tests that matter on
+# a pure v2 host)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 variant=${1:?usage: ctest_vm.sh VARIANT OUTDIR TEST_EXECUTABLE…}
@@ -21,13 +23,19 @@ rm -rf "$outdir"
 mkdir -p "$outdir"
 reports=()
 for exe in "$@"; do
+  exe=${exe%%=*}
   reports+=("$outdir/$(basename "$exe").xml")
 done
 
 # In the guest: every executable runs even if one before it failed.
 status=0
-"$here/run.sh" -v "${flags[@]}" --timeout "${KISTE_VM_TIMEOUT:-300}" --out "$outdir" -- \
-  bash -c 'rc=0; out=$1; shift; for exe; do "$exe" --gtest_output="xml:$out/${exe##*/}.xml" || rc=1; done; exit $rc' \
+"$here/run.sh" -v "${flags[@]}" --timeout "${KISTE_VM_TIMEOUT:-540}" --out "$outdir" -- \
+  bash -c 'rc=0; out=$1; shift
+    for arg; do
+      exe=${arg%%=*} filter=*
+      [ "$exe" = "$arg" ] || filter=${arg#*=}
+      "$exe" --gtest_filter="$filter" --gtest_output="xml:$out/${exe##*/}.xml" || rc=1
+    done; exit $rc' \
   guest "$outdir" "$@" || status=$?
 
 for report in "${reports[@]}"; do

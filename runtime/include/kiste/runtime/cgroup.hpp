@@ -64,6 +64,9 @@ struct CgroupWrite {
 
 struct CgroupPlan {
   std::vector<std::string> controllers;  // needed controllers, in creation order
+  // v2: controllers enabled too where the parent allows it, for stats and the OOM report
+  // (memory.events, io.stat, pids.current), as runc enables every available one; never an error.
+  std::vector<std::string> wanted;
   std::vector<CgroupWrite> writes;       // in order
   // v2: the eBPF device filter to attach (v1: the same rules are devices.allow writes). Empty:
   // every device is allowed (--privileged).
