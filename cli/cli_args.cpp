@@ -48,8 +48,6 @@ constexpr Entry kMissingRunFlags[] = {
     {"--ip6", kNetworks},
     {"--mac-address", kNetworks},
     {"--link", kNetworks},
-    {"--publish-bypass-firewall",
-     "published ports go through a proxy that the host's input firewall governs; accept the port there"},
     {"--device", "devices are not passed into containers yet"},
     {"--gpus", "devices are not passed into containers yet"},
     {"--tmpfs", "use --mount type=tmpfs,target=PATH"},

@@ -15,6 +15,7 @@
 #include <kiste/image/image_config.hpp>
 #include <kiste/image/root_layout.hpp>
 #include <kiste/network/bridge.hpp>
+#include <kiste/network/publish.hpp>
 #include <kiste/network/dns_config.hpp>
 #include <kiste/runtime/container_store.hpp>
 #include <kiste/runtime/live_marker.hpp>
@@ -33,7 +34,7 @@ network::Networks networks(const Globals& g) { return network::Networks(image::R
 network::AliveFn alive_in(const Globals& g) {
   return [running = image::RootLayout(g.root).running()](const network::Lease& l) {
     return runtime::container_running(running, l.owner) ||
-           (l.pid > 0 && (::kill(l.pid, 0) == 0 || errno == EPERM));
+           sys::process_alive(l.pid);
   };
 }
 
@@ -64,6 +65,10 @@ nlohmann::json inspect_json(network::Networks& nets, const network::NetworkConfi
 
 }  // namespace
 
+fs::path published_nat_marker(const Globals& g) {
+  return image::RootLayout(g.root).networks() / "published-nat";
+}
+
 Result<RunNetwork> RunNetwork::prepare(const Globals& g, std::string_view name,
                                        std::string_view container_id, const std::string& ip,
                                        const std::string& hostname,
@@ -77,6 +82,11 @@ Result<RunNetwork> RunNetwork::prepare(const Globals& g, std::string_view name,
   KISTE_TRY(r.nets_.realise(r.net_));
   KISTE_ASSIGN_OR_RETURN(r.address_, r.nets_.leases(r.net_).acquire(container_id, wanted, alive_in(g), names));
   r.leased_ = true;
+  // A SIGKILLed kiste's --publish-bypass-firewall DNAT to this address must not reach the new
+  // container (the marker: bypass was used in this root once, so plain runs skip the query).
+  if (fs::exists(published_nat_marker(g))) {
+    KISTE_TRY(with_context(network::remove_published_nat_to(r.address_), "--publish-bypass-firewall"));
+  }
   r.alive_ = alive_in(g);
   r.extra_hosts_.push_back(fmt::format("{}\t{}", r.address_.to_string(), hostname));
   return r;

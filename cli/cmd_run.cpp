@@ -113,6 +113,7 @@ struct RunArgs {
   std::string ip;  // --ip on a bridge network
   std::vector<std::string> publish;  // -p
   bool publish_all = false;          // -P: every EXPOSEd port to a free host port
+  bool publish_bypass_firewall = false;  // also DNAT, past the host's input chain
   network::DnsOverrides dns;           // --dns, --dns-search, --dns-option
   std::vector<std::string> add_hosts;  // --add-host
   std::vector<std::string> aliases;    // --network-alias
@@ -226,6 +227,7 @@ Status attach_network(const Globals& g, const RunArgs& a, const std::string& id,
     const char* flag = !a.ip.empty()                ? "--ip"
                        : !a.publish.empty()         ? "-p"
                        : a.publish_all              ? "-P"
+                       : a.publish_bypass_firewall  ? "--publish-bypass-firewall"
                        : !a.dns.servers.empty()     ? "--dns"
                        : !a.dns.search.empty()      ? "--dns-search"
                        : !a.dns.options.empty()     ? "--dns-option"
@@ -239,6 +241,7 @@ Status attach_network(const Globals& g, const RunArgs& a, const std::string& id,
   struct Attached {
     std::optional<RunNetwork> net;
     std::optional<network::PortProxy> proxy;  // network/publish.hpp says why a proxy
+    std::optional<network::PublishedNat> nat;  // --publish-bypass-firewall
     std::unique_ptr<network::DnsResponder> dns;  // goes first: it reads net's leases
     fs::path ports_file;  // a detached container's bound ports, for `kiste port`
     ~Attached() {
@@ -277,9 +280,17 @@ Status attach_network(const Globals& g, const RunArgs& a, const std::string& id,
       maps.push_back(*m);  // host port 0: a free one
     }
   }
+  if (maps.empty() && a.publish_bypass_firewall) {
+    return fail(Errc::InvalidArgument, "--publish-bypass-firewall: no port is published (-p or -P)");
+  }
   if (!maps.empty()) {
     KISTE_ASSIGN_OR_RETURN(auto proxy, network::PortProxy::start(std::move(maps), held->net->address()));
     held->proxy.emplace(std::move(proxy));
+    if (a.publish_bypass_firewall) {
+      KISTE_TRY(sys::write_file_atomic(published_nat_marker(g), "", 0644));
+      KISTE_ASSIGN_OR_RETURN(auto nat, network::PublishedNat::add(held->proxy->mappings(), held->net->address()));
+      held->nat.emplace(std::move(nat));
+    }
     if (!a.monitor_id.empty()) {
       std::string text;
       for (const network::PortMapping& m : held->proxy->mappings()) {
@@ -600,6 +611,8 @@ CLI::App* add_run_command(CLI::App& app, Globals& g) {
   run->add_option("--dns-option", a->dns.options, "a resolv.conf option, e.g. ndots:2")
       ->allow_extra_args(false);
   run->add_flag("-P,--publish-all", a->publish_all, "publish the image's EXPOSEd ports to free host ports");
+  run->add_flag("--publish-bypass-firewall", a->publish_bypass_firewall,
+                "also DNAT the published IPv4 ports, past the host's input firewall (as docker does)");
   run->add_option("--network-alias", a->aliases, "another name the container has in its network's DNS")
       ->allow_extra_args(false);
   run->add_option("--add-host", a->add_hosts, "NAME:IP (or NAME:host-gateway) for /etc/hosts")

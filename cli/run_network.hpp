@@ -50,6 +50,10 @@ class RunNetwork {
   bool attached_ = false;  // connect() made the veth: detach removes it
 };
 
+// Present once --publish-bypass-firewall was used with this root: leasing an address then also
+// removes a dead kiste's DNAT to it.
+[[nodiscard]] std::filesystem::path published_nat_marker(const Globals& g);
+
 void register_network_commands(CLI::App& app, Globals& g);
 
 }  // namespace kiste::cli

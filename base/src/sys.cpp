@@ -1,6 +1,7 @@
 #include <kiste/base/sys.hpp>
 
 #include <fcntl.h>
+#include <signal.h>
 #include <linux/openat2.h>
 #include <sys/mount.h>
 #include <sys/random.h>
@@ -13,6 +14,8 @@
 #include <vector>
 
 #include <dirent.h>
+
+#include <fmt/format.h>
 
 namespace kiste::sys {
 
@@ -345,6 +348,17 @@ Result<std::string> read_all(int fd, std::string_view what, size_t max_bytes) {
     }
     out.append(buf, n);
   }
+}
+
+bool process_alive(pid_t pid) {
+  if (pid <= 0 || (::kill(pid, 0) != 0 && errno != EPERM)) return false;
+  // "pid (comm) S …": the state follows the last ')' (comm may hold one).
+  auto stat = read_file(fmt::format("/proc/{}/stat", pid), 4096);
+  if (!stat) return true;  // no /proc: what kill says
+  const size_t close = stat->rfind(')');
+  if (close == std::string::npos || close + 2 >= stat->size()) return true;
+  const char state = (*stat)[close + 2];
+  return state != 'Z' && state != 'X';
 }
 
 Result<std::string> read_file(const fs::path& path, size_t max_bytes) {

@@ -25,7 +25,7 @@ using nlohmann::json;
 
 namespace {
 
-constexpr std::string_view kTable = "inet kiste";
+constexpr std::string_view kTable = kNftTable;
 
 fs::path config_path(const fs::path& dir, std::string_view name) {
   return dir / fmt::format("{}.json", name);

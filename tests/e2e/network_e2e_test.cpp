@@ -22,6 +22,7 @@
 
 #include <gtest/gtest.h>
 
+#include <kiste/base/sys.hpp>
 #include <kiste/base/unique_fd.hpp>
 #include <kiste/network/dns.hpp>
 #include <kiste/network/netlink.hpp>
@@ -480,6 +481,80 @@ TEST_F(NetworkE2E, PublishedPortRespectsTheHostFirewall) {
   EXPECT_NE(run_shell(alive), 0) << "the run ended";
   EXPECT_EQ(http_get(-1, "127.0.0.1", port), "") << "the port closes with the container";
   EXPECT_EQ(kiste_.run("network rm web").status, 0);
+  EXPECT_EQ(leftovers(), "");
+}
+
+// --publish-bypass-firewall: the port is also DNAT'ed (kiste's `pub4` map), so under the same
+// input policy drop it is reachable from outside; the host reaches it on 127.0.0.1 through the
+// proxy. rm removes the element. A SIGKILLed monitor leaves its element; the next container
+// leased that address removes it, so a dead service's port never leads into another container.
+TEST_F(NetworkE2E, BypassFirewallPublishesPastTheInputDropAndLeavesNoStaleDnat) {
+  UniqueFd outside = new_netns();
+  ASSERT_TRUE(outside);
+  {
+    auto nl = network::Netlink::open();
+    ASSERT_TRUE(nl->add_veth("out0", "eth0", outside.get()));
+    ASSERT_TRUE(nl->add_address("out0", *network::IpAddress::parse("198.51.100.2"), 24));
+    ASSERT_TRUE(nl->set_up("out0"));
+    auto in = network::Netlink::open_in(outside.get());
+    ASSERT_TRUE(in->add_address("eth0", *network::IpAddress::parse("198.51.100.1"), 24));
+    ASSERT_TRUE(in->set_up("eth0"));
+  }
+  auto fw = network::Nft::open();
+  ASSERT_TRUE(fw);
+  ASSERT_TRUE(fw->run("add table inet hostfw\n"
+                      "add chain inet hostfw input { type filter hook input priority 0; policy drop; }\n"
+                      "add rule inet hostfw input iifname lo accept\n"
+                      "add rule inet hostfw input ct state established,related accept\n",
+                      "host firewall"));
+  auto pub4 = [&fw] { return fw->query("list map inet kiste pub4").value_or("(no map)"); };
+  ASSERT_EQ(kiste_.run("network create --subnet 203.0.113.0/24 byp").status, 0);
+  const int port = free_port();
+  const std::string serve =
+      "busybox sh -c 'mkdir /www; echo past-the-firewall > /www/index.html; exec httpd -f -p 8080 -h /www'";
+  auto r = kiste_.run(fmt::format("run -d --name bp --network byp --ip 203.0.113.5 -p {}:8080 "
+                                  "--publish-bypass-firewall {}", port, serve));
+  ASSERT_EQ(r.status, 0) << r.output;
+  std::string page;
+  for (int i = 0; i < 100 && page.find("past-the-firewall") == std::string::npos; ++i) {
+    page = http_get(outside.get(), "198.51.100.2", port);
+    if (page.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_NE(page.find("past-the-firewall"), std::string::npos) << "outside -> DNAT past the input drop";
+  EXPECT_NE(http_get(-1, "127.0.0.1", port).find("past-the-firewall"), std::string::npos) << "host -> proxy";
+  EXPECT_NE(pub4().find(fmt::format("tcp . {} : 203.0.113.5 . 8080", port)), std::string::npos) << pub4();
+  EXPECT_EQ(kiste_.run("rm -f bp").status, 0);
+  EXPECT_EQ(pub4().find("203.0.113.5"), std::string::npos) << pub4();
+  EXPECT_EQ(http_get(outside.get(), "198.51.100.2", port), "");
+
+  // Bad input: the flag without a published port, or off a bridge network.
+  r = kiste_.run("run --rm --network byp --publish-bypass-firewall busybox true");
+  EXPECT_EQ(r.status, 125);
+  EXPECT_EQ(r.output, "kiste: error: --publish-bypass-firewall: no port is published (-p or -P)\n");
+  r = kiste_.run("run --rm --network none --publish-bypass-firewall busybox true");
+  EXPECT_EQ(r.status, 125);
+  EXPECT_EQ(count_lines(r.output), 1u) << r.output;
+
+  // The monitor SIGKILLed: its element stays until the address is leased again.
+  r = kiste_.run(fmt::format("run -d --name bp2 --network byp --ip 203.0.113.6 -p {}:8080 "
+                             "--publish-bypass-firewall {}", port, serve));
+  ASSERT_EQ(r.status, 0) << r.output;
+  const std::string id = trim(r.output);
+  auto state = sys::read_file(kiste_.root() / "containers" / id / "state.json");
+  ASSERT_TRUE(state);
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(*state, m, std::regex("\"monitor_pid\": *([0-9]+)"))) << *state;
+  ASSERT_EQ(::kill(std::stoi(m[1]), SIGKILL), 0);
+  for (int i = 0; i < 100 && kiste_.run("ps -q").output != ""; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_NE(pub4().find("203.0.113.6 . 8080"), std::string::npos) << "what the killed monitor left: " << pub4();
+  r = kiste_.run("run --rm --network byp --ip 203.0.113.6 busybox true");
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(pub4().find("203.0.113.6"), std::string::npos) << pub4();
+  EXPECT_EQ(kiste_.run("container prune").status, 0);
+  ASSERT_TRUE(fw->run("delete table inet hostfw\n", "drop host firewall"));
+  EXPECT_EQ(kiste_.run("network rm byp").status, 0);
   EXPECT_EQ(leftovers(), "");
 }
 

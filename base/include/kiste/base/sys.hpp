@@ -94,6 +94,9 @@ enum class Sync { Yes, No };
 [[nodiscard]] Status umount2(const std::filesystem::path& target, int flags);
 [[nodiscard]] Status pivot_root(const std::filesystem::path& new_root,
                                 const std::filesystem::path& put_old);
+// Whether process `pid` lives: it exists (or exists and is not ours to signal) and is not a
+// zombie. An orphan's zombie stays until PID 1 reaps it, which a minimal init may do late.
+[[nodiscard]] bool process_alive(pid_t pid);
 
 // ---- misc ------------------------------------------------------------------------------------
 // Random hex string of `bytes` random bytes (getrandom).

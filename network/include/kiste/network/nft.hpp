@@ -9,6 +9,9 @@
 
 namespace kiste::network {
 
+// kiste's one table; no other is ever read or written.
+inline constexpr std::string_view kNftTable = "inet kiste";
+
 class Nft {
  public:
   [[nodiscard]] static Result<Nft> open();

@@ -49,4 +49,34 @@ class PortProxy {
   std::unique_ptr<Impl> impl_;
 };
 
+// `--publish-bypass-firewall`: the IPv4 mappings also as DNAT in kiste's table, as docker and
+// podman publish every port: packets from elsewhere to a local address and the host port are
+// sent to the container in prerouting, so they take the forward path and the host's `input`
+// firewall never sees them (that is what the flag asks for; a host `forward` drop still
+// applies). The proxy stays for the host's own connections (127.0.0.1). Two maps hold the
+// elements, keyed by protocol and port (`pub4`) or by host address, protocol and port
+// (`pub4_addr`), valued by the container's address and port: adding and removing a container's
+// ports is elements in one transaction. An element for the same key left by a SIGKILLed kiste
+// is replaced (the proxy could bind the port, so its owner is gone); remove_published_nat_to()
+// drops what such a kiste left for an address that is leased again.
+class PublishedNat {
+ public:
+  [[nodiscard]] static Result<PublishedNat> add(const std::vector<PortMapping>& mappings,
+                                                const IpAddress& container);
+  PublishedNat(PublishedNat&& o) noexcept : elements_(std::move(o.elements_)) { o.elements_.clear(); }
+  PublishedNat& operator=(PublishedNat&&) = delete;
+  ~PublishedNat();  // removes the elements
+
+  // The elements, in nft's syntax ("pub4 { tcp . 18080 : 203.0.113.2 . 8080 }"), for tests.
+  [[nodiscard]] const std::vector<std::string>& elements() const { return elements_; }
+
+ private:
+  explicit PublishedNat(std::vector<std::string> elements) : elements_(std::move(elements)) {}
+  std::vector<std::string> elements_;
+};
+
+// Removes every published-port DNAT element whose target is `container` (nothing when kiste's
+// table or its maps do not exist).
+[[nodiscard]] Status remove_published_nat_to(const IpAddress& container);
+
 }  // namespace kiste::network
