@@ -74,7 +74,7 @@ SH
   for i in $(seq $N); do echo "    staging/app$i: [\"1\"]"; done
 } >"$D/sync.yaml"
 cat >"$D/sync.sh" <<SH
-exec skopeo sync -q --src yaml --dest docker --dest-tls-verify=false $D/sync.yaml $H/prod/s\$(date +%s%N)
+exec skopeo sync --src yaml --dest docker --dest-tls-verify=false $D/sync.yaml $H/prod/s\$(date +%s%N) >/dev/null
 SH
 # Every side works before anything is timed (and skopeo's blob-info cache learns staging).
 bash "$D/kiste.sh"

@@ -279,6 +279,11 @@ Result<Release> Release::prepare(std::vector<ReleaseItem> items, const ClientFor
     KISTE_ASSIGN_OR_RETURN(Client * d, client_for(it.destination.registry()));
     clients.emplace_back(s, d);
   }
+  // A registry that answered 404 to the referrers API has none: not asked again for the others.
+  std::map<Client*, std::shared_ptr<std::atomic<bool>>> no_referrers;
+  for (const auto& [sc, dc] : clients) {
+    no_referrers.try_emplace(sc, std::make_shared<std::atomic<bool>>(false));
+  }
   const size_t n = items.size();
   st->plan.resize(n);
   std::vector<std::vector<ReleaseJob>> per_item(n);
@@ -325,8 +330,13 @@ Result<Release> Release::prepare(std::vector<ReleaseItem> items, const ClientFor
                         .manifests = {}, .copy = {}});
         p.artifact_tags.push_back(tag);
       }
-      KISTE_ASSIGN_OR_RETURN(auto refs,
-                             with_context(sc->try_referrers(it.source.repository(), digest), ctx));
+      std::optional<image::ManifestBlob> refs;
+      std::atomic<bool>& none = *no_referrers.at(sc);
+      if (!none.load()) {
+        KISTE_ASSIGN_OR_RETURN(
+            refs, with_context(sc->try_referrers(it.source.repository(), digest), ctx));
+        if (!refs) none = true;
+      }
       if (refs) {
         for (const auto& d : refs->index().manifests) {
           KISTE_ASSIGN_OR_RETURN(auto from, at_digest(it.source, d.digest));
