@@ -248,6 +248,35 @@ TEST_F(Release, AWrongExpectedDigestStopsTheWholeRelease) {
   EXPECT_EQ(prod_writes(), after);
 }
 
+// A failure after the verify phase: the last image goes to a second registry that wants
+// credentials kiste does not have, so its first blob request fails. The other 19 images' blobs
+// may be in prod by then, but no prod tag moved (and no signature tag appeared).
+TEST_F(Release, AFailureInTheBlobPhaseMovesNoTag) {
+  sign(kUnsigned);
+  std::string why;
+  auto locked = RegistryProcess::start({.auth = RegistryAuth::Basic}, &why);
+  ASSERT_TRUE(locked) << why;
+  std::string text;
+  for (int i = 1; i <= kImages; ++i) {
+    text += h_ + "/staging/" + app(i) + ":1 " + (i == kImages ? locked->host() : h_) + "/prod/" +
+            app(i) + ":1\n";
+  }
+  ASSERT_TRUE(sys::write_file_atomic(tmp_ / "release.txt", text));
+  ASSERT_TRUE(sys::write_file_atomic(tmp_ / "auth.json", "{\"auths\": {}}"));
+  auto r = kiste("promote --authfile " + (tmp_ / "auth.json").native() + " --release " +
+                 (tmp_ / "release.txt").native());
+  EXPECT_EQ(r.status, 125) << r.output;
+  std::string err = r.output.substr(r.output.find("kiste: error:"));
+  EXPECT_EQ(count_lines(err), 1u) << r.output;
+  EXPECT_NE(err.find("blob phase (no tag was moved)"), std::string::npos) << err;
+  EXPECT_NE(err.find(locked->host() + "/prod/" + app(kImages) + ":1"), std::string::npos) << err;
+  EXPECT_EQ(r.output.find("] tagged "), std::string::npos) << r.output;
+  for (int i = 1; i < kImages; ++i) {
+    EXPECT_EQ(tags("prod/" + app(i)), std::vector<std::string>{"1"}) << app(i);
+    EXPECT_EQ(head("prod/" + app(i), "1"), old_) << app(i);
+  }
+}
+
 TEST_F(Release, ReleaseIndexListsEveryImageAndIsSigned) {
   sign(kUnsigned);
   ASSERT_EQ(kiste("key generate --output-key-prefix " + (tmp_ / "prod").native()).status, 0);
