@@ -103,7 +103,9 @@ void print_event(const registry::ReleaseEvent& ev) {
                                   : ev.destination->str();
       break;
   }
-  std::fprintf(stderr, "[%*zu/%zu] %-9s %s\n", w, ev.index + 1, ev.count,
+  std::string pos = ev.index < ev.count ? fmt::format("{:>{}}/{}", ev.index + 1, w, ev.count)
+                                        : std::string("index");
+  std::fprintf(stderr, "[%s] %-9s %s\n", pos.c_str(),
                std::string(registry::phase_name(ev.phase)).c_str(), what.c_str());
 }
 
@@ -122,9 +124,8 @@ Status do_promote_release(const RegistryFlags& rf, const ReleaseFlags& f, const 
       return failf(Errc::InvalidArgument,
                    "--sign-identity names one image; a release signs each for its destination");
     }
-    if (!f.dry_run) {
-      KISTE_ASSIGN_OR_RETURN(key, with_context(load_private_key(pt.sign_by), "--sign-by"));
-    }
+    // Loaded for a dry run too: a wrong passphrase shows before the real run.
+    KISTE_ASSIGN_OR_RETURN(key, with_context(load_private_key(pt.sign_by), "--sign-by"));
   }
   KISTE_ASSIGN_OR_RETURN(PromoteGate gate, with_context(promote_gate(rf, pt), ctx));
   registry::ReleaseOptions opts{.copy_signatures = !f.no_signatures,
@@ -142,6 +143,11 @@ Status do_promote_release(const RegistryFlags& rf, const ReleaseFlags& f, const 
   if (!f.index.empty()) {
     KISTE_ASSIGN_OR_RETURN(index_ref, with_context(registry::parse_docker_ref(f.index),
                                                    "--release-index"));
+    if (index_ref->digest()) {
+      return failf(Errc::InvalidArgument,
+                   "--release-index `{}`: name a tag; the index's digest is known only once written",
+                   f.index);
+    }
     opts.index = index_ref;
   }
   if (key) {

@@ -236,7 +236,7 @@ struct Release::State {
 
   void emit(ReleaseEvent ev) {
     if (!opts.on_event) return;
-    ev.count = plan.size() + (opts.index ? 1 : 0);
+    ev.count = plan.size();
     std::lock_guard l(event_mu);
     opts.on_event(ev);
   }

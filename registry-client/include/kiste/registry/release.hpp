@@ -45,8 +45,8 @@ enum class ReleasePhase { Verify, Blobs, Manifests, Tags };
 // One image finished one phase (reported under a lock, in completion order).
 struct ReleaseEvent {
   ReleasePhase phase;
-  size_t index = 0;  // into the release's items; == items.size() for the release index
-  size_t count = 0;  // items (plus one with a release index)
+  size_t index = 0;  // into the release's items; == count for the release index
+  size_t count = 0;  // items
   const image::Reference* source = nullptr;
   const image::Reference* destination = nullptr;
   image::Digest digest = image::Digest::of("");
