@@ -23,6 +23,7 @@
 #include "globals.hpp"
 #include "registry_flags.hpp"
 #include "progress.hpp"
+#include "promote_release.hpp"
 #include "trust_commands.hpp"
 #include "trust_gate.hpp"
 
@@ -126,12 +127,6 @@ Status do_copy(Globals& g, const RegistryFlags& rf, const CopyFlags& cf, const s
   return {};
 }
 
-struct PromoteTrust {
-  std::string sign_by;            // re-sign for the destination identity with this key
-  std::string sign_identity;      // instead of the destination reference
-  std::string require_signed_by;  // the source must carry a signature by this public key
-};
-
 Status do_promote(const RegistryFlags& rf, const CopyFlags& cf, const std::string& from,
                   const std::string& to, const std::string& expect, bool no_signatures,
                   const PromoteTrust& pt) {
@@ -152,22 +147,10 @@ Status do_promote(const RegistryFlags& rf, const CopyFlags& cf, const std::strin
     KISTE_ASSIGN_OR_RETURN(key, with_context(load_private_key(pt.sign_by), "--sign-by"));
     KISTE_ASSIGN_OR_RETURN(identity, checked_identity(pt.sign_identity, d));
   }
-  // The policy gates the image under the name it gets in the destination (production's rules);
-  // --require-signed-by gates it under its source name. Both see the source's signatures.
-  std::vector<std::pair<trust::Policy, Reference>> gates;
-  KISTE_ASSIGN_OR_RETURN(std::optional<trust::Policy> policy, trust::Policy::load(rf.policy));
-  if (policy) gates.emplace_back(std::move(*policy), d);
-  if (!pt.require_signed_by.empty()) {
-    KISTE_ASSIGN_OR_RETURN(trust::Policy p, with_context(signed_by_policy(pt.require_signed_by),
-                                                         "--require-signed-by"));
-    gates.emplace_back(std::move(p), s);
-  }
-  if (!gates.empty()) {
-    po.gate = [&gates, &s, &rf](registry::Client& sc, const image::Digest& digest) -> Status {
-      for (const auto& [p, as] : gates) {
-        KISTE_TRY(p.check(as, digest, signature_source(sc, s, digest, rf.registries_d)));
-      }
-      return {};
+  KISTE_ASSIGN_OR_RETURN(PromoteGate gate, promote_gate(rf, pt));
+  if (gate) {
+    po.gate = [&gate, &s, &d](registry::Client& sc, const image::Digest& digest) {
+      return gate(sc, s, d, digest);
     };
   }
   LineProgress progress(cf.quiet, want_tty(cf.progress));
@@ -397,15 +380,24 @@ void register_registry_commands(CLI::App& app, Globals& g) {
   }
   {
     auto* cmd = app.add_subcommand(
-        "promote", "Copy an image between repositories byte for byte (mounts, verifies digest)");
-    static std::string from, to, expect;
-    static bool no_sigs = false;
-    cmd->add_option("SRC", from, "source image, docker://REGISTRY/REPO:TAG (or @sha256:…)")
-        ->required();
-    cmd->add_option("DEST", to, "destination, docker://REGISTRY/REPO:TAG (same or another registry)")
-        ->required();
-    cmd->add_option("--expect-digest", expect, "refuse unless the source has this digest");
-    cmd->add_flag("--no-signatures", no_sigs, "do not copy .sig/.att/.sbom tags and referrers");
+        "promote",
+        "Copy images between repositories byte for byte (mounts, verifies digests); a whole "
+        "release with --release FILE or several SRC DEST pairs");
+    static std::vector<std::string> pairs;
+    static ReleaseFlags relf;
+    cmd->add_option("SRC_DEST", pairs,
+                    "source and destination, docker://REGISTRY/REPO:TAG (or @sha256:…); several "
+                    "pairs promote them as one release");
+    cmd->add_option("--expect-digest", relf.expect, "refuse unless the source has this digest");
+    cmd->add_flag("--no-signatures", relf.no_signatures,
+                  "do not copy .sig/.att/.sbom tags and referrers");
+    cmd->add_option("--release", relf.file,
+                    "promote the images a release file lists (JSON, or `SRC DEST [DIGEST]` lines): "
+                    "verify all, copy all, push all by digest, then move the tags");
+    cmd->add_flag("--dry-run", relf.dry_run,
+                  "resolve and verify every image and print the plan; copy and tag nothing");
+    cmd->add_option("--release-index", relf.index,
+                    "also write an OCI index of the release's images to this reference");
     static PromoteTrust pt;
     cmd->add_option("--sign-by", pt.sign_by,
                     "sign the promoted image for its destination identity with this private key");
@@ -416,7 +408,16 @@ void register_registry_commands(CLI::App& app, Globals& g) {
     add_registry_flags(cmd, rf);
     add_policy_flag(cmd, rf);
     add_copy_flags(cmd, cf);
-    cmd->callback([] { exit_on_error(do_promote(rf, cf, from, to, expect, no_sigs, pt)); });
+    cmd->callback([] {
+      if (wants_release(relf, pairs)) {
+        relf.quiet = cf.quiet;
+        relf.jobs = cf.jobs;
+        exit_on_error(do_promote_release(rf, relf, pt, pairs));
+      } else {
+        exit_on_error(
+            do_promote(rf, cf, pairs[0], pairs[1], relf.expect, relf.no_signatures, pt));
+      }
+    });
   }
   {
     auto* cmd = app.add_subcommand("tags", "List the tags of a repository");
