@@ -428,8 +428,10 @@ Status Launch::plan() {
   }
   if (ctx_.cgroups.manager == CgroupManager::None) {
     if (std::string_view flag = first_limit_flag(spec_.resources); !flag.empty()) {
-      return failf(Errc::Unsupported, "{}: this container runs without a cgroup ({}), so no limit can be set",
-                   flag, ctx_.cgroups.no_cgroup_reason.empty() ? "none was asked for" : ctx_.cgroups.no_cgroup_reason);
+      const std::string& why = ctx_.cgroups.no_cgroup_reason;
+      return failf(Errc::Unsupported,
+                   "{}: this container runs without a cgroup ({}), so no limit can be set", flag,
+                   why.empty() ? "none was asked for" : why);
     }
   }
   KISTE_ASSIGN_OR_RETURN(cg_plan_, CgroupPlan::from_resources(spec_.resources, mode_, spec_.privileged));

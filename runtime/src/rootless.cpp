@@ -204,8 +204,9 @@ Status enter_rootless_namespace(const RootlessPlan& plan) {
     while (!said.empty() && said.back() == ' ') said.pop_back();
     const std::string& prog = status == 2 ? plan.newgidmap : plan.newuidmap;
     const SubIdRange& r = status == 2 ? plan.ids.gids : plan.ids.uids;
-    return failf(Errc::PermissionDenied, "{} {} {} {}: {} (is it setuid root, and does /etc/sub{}id grant the range?)",
-                 prog, r.start, r.count, status == 1 || status == 2 ? "failed" : "did not run",
+    return failf(Errc::PermissionDenied,
+                 "{} {} {} {}: {} (is it setuid root, and does /etc/sub{}id grant the range?)", prog,
+                 r.start, r.count, status == 1 || status == 2 ? "failed" : "did not run",
                  said.empty() ? "no message" : said, status == 2 ? "g" : "u");
   }
   // uid/gid 0 here are the user; the capabilities unshare gave are this namespace's.

@@ -6,6 +6,7 @@
 
 #include <kiste/base/sys.hpp>
 #include <kiste/base/temp_dir.hpp>
+#include <kiste/runtime/cgroup.hpp>
 #include <kiste/runtime/rootless.hpp>
 
 namespace kiste::runtime {
@@ -76,6 +77,20 @@ TEST(Rootless, MissingNewuidmapNamesTheUidmapPackage) {
   ASSERT_FALSE(p);
   EXPECT_THAT(p.error().to_string(), HasSubstr("newuidmap not found on PATH"));
   EXPECT_THAT(p.error().to_string(), HasSubstr("`uidmap`"));
+}
+
+TEST(Rootless, WithoutACgroupEveryLimitIsNamedForRefusal) {
+  EXPECT_EQ(first_limit_flag(Resources{}), "");
+  EXPECT_EQ(first_limit_flag(Resources{.memory = 64 << 20}), "--memory");
+  EXPECT_EQ(first_limit_flag(Resources{.memory_swap = -1}), "--memory-swap");
+  EXPECT_EQ(first_limit_flag(Resources{.cpu_quota = 50000}), "--cpus");
+  EXPECT_EQ(first_limit_flag(Resources{.cpu_shares = 512}), "--cpu-shares");
+  EXPECT_EQ(first_limit_flag(Resources{.pids = 10}), "--pids-limit");
+  auto d = make_cgroup_driver(CgroupMode::Hybrid, CgroupPlacement{.manager = CgroupManager::None});
+  ASSERT_TRUE(d) << d.error().to_string();
+  EXPECT_TRUE((*d)->create("x", CgroupPlan{}));
+  EXPECT_TRUE((*d)->paths().empty());
+  EXPECT_EQ(to_string(CgroupManager::None), "none");
 }
 
 }  // namespace

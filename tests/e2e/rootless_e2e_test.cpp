@@ -2,6 +2,8 @@
 // useradd (and a subordinate id range from usermod), through setpriv. The user, its
 // /etc/subuid and /etc/subgid lines and its home go again at the end; no process of it may be
 // left running.
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -79,6 +81,7 @@ class Rootless : public ::testing::Test {
   }
 
   static void TearDownTestSuite() {
+    UsersLock lock;
     for (TestUser* u : {&user_, &bare_}) {
       if (u->name.empty()) continue;
       std::string out;
@@ -95,7 +98,25 @@ class Rootless : public ::testing::Test {
     work_.reset();
   }
 
+  // Serialises the users' making and removal among test processes (ctest -j): shadow's tools
+  // fail at once when another holds their lock, and two ranges must not be picked at once.
+  class UsersLock {
+   public:
+    UsersLock() : fd_(::open("/etc/passwd", O_RDONLY | O_CLOEXEC)) {
+      if (fd_ >= 0) (void)::flock(fd_, LOCK_EX);
+    }
+    ~UsersLock() {
+      if (fd_ >= 0) ::close(fd_);
+    }
+    UsersLock(const UsersLock&) = delete;
+    UsersLock& operator=(const UsersLock&) = delete;
+
+   private:
+    int fd_;
+  };
+
   static TestUser make_user(bool with_range) {
+    UsersLock lock;
     TestUser u;
     u.name = "kr" + sys::random_hex(4);
     std::string out;
