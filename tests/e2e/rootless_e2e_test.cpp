@@ -54,6 +54,22 @@ uint64_t free_subid_start() {
   return start;
 }
 
+// The processes of `user` that still run (zombies are dead: this machine's PID 1 reaps the
+// orphans it inherits, such as a stopped container's monitor, only after a while).
+std::string live_processes(const std::string& user) {
+  std::string out, live;
+  (void)run_shell("ps -u " + user + " -o pid=,stat=,args=", &out);
+  std::istringstream in(out);
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream f(line);
+    std::string pid, stat;
+    f >> pid >> stat;
+    if (!stat.empty() && stat[0] != 'Z') live += line + "\n";
+  }
+  return live;
+}
+
 class Rootless : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -86,8 +102,11 @@ class Rootless : public ::testing::Test {
       if (u->name.empty()) continue;
       std::string out;
       // Nothing of the user may still run.
-      EXPECT_NE(run_shell("pgrep -u " + u->name, &out), 0) << "processes left: " << out;
+      EXPECT_EQ(live_processes(u->name), "") << "processes left";
       (void)run_shell("pkill -KILL -u " + u->name);
+      // userdel refuses a user that still has processes, zombies too: wait for PID 1 to reap
+      // them (bounded; not a measurement).
+      for (int i = 0; i < 600 && run_shell("pgrep -u " + u->name + " >/dev/null") == 0; ++i) ::usleep(100'000);
       EXPECT_EQ(run_shell("userdel -r " + u->name + " 2>&1", &out), 0) << out;
       for (const char* f : {"/etc/subuid", "/etc/subgid"}) {
         (void)run_shell(std::string("sed -i '/^") + u->name + ":/d' " + f);
@@ -231,6 +250,20 @@ TEST_F(Rootless, FilesWrittenToAVolumeAreTheUsers) {
     EXPECT_EQ(st.st_gid, user_.gid) << f;
   }
   EXPECT_EQ(sys::read_file(d / "f").value_or(""), "hi\n");
+}
+
+TEST_F(Rootless, DetachedContainerRunsStopsAndGoes) {
+  load_busybox(user_);
+  auto r = stdout_as(user_, "run -d --name s1 busybox sleep 600");
+  ASSERT_EQ(r.status, 0) << r.output;
+  r = run_as(user_, "ps");
+  EXPECT_NE(r.output.find(" s1\n"), std::string::npos) << r.output;
+  r = run_as(user_, "stop -t 1 s1");
+  EXPECT_EQ(r.status, 0) << r.output;
+  r = run_as(user_, "rm s1");
+  EXPECT_EQ(r.status, 0) << r.output;
+  // stop waited for the monitor: nothing of the user runs any more.
+  EXPECT_EQ(live_processes(user_.name), "");
 }
 
 TEST_F(Rootless, NetworkNoneAndHostWorkBridgeAndLimitsAreRefused) {
