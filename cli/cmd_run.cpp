@@ -21,6 +21,7 @@
 #include <kiste/runtime/container_store.hpp>
 #include <kiste/runtime/json_log.hpp>
 #include <kiste/runtime/monitor.hpp>
+#include <kiste/runtime/rootless.hpp>
 #include <kiste/runtime/runner.hpp>
 #include <kiste/runtime/run_options.hpp>
 #include <kiste/runtime/volume.hpp>
@@ -54,6 +55,19 @@ Result<runtime::CgroupPlacement> cgroup_placement(const std::string& manager,
   if (const char* env = std::getenv("KISTE_CGROUP_MANAGER"); name.empty() && env != nullptr) name = env;
   if (!name.empty()) {
     KISTE_ASSIGN_OR_RETURN(p.manager, runtime::parse_cgroup_manager(name));
+  } else if (runtime::running_rootless()) {
+    // No cgroup of the user's own to put containers in: run without one, say so once, and
+    // refuse limits (runtime::first_limit_flag) rather than ignore them.
+    auto mode = runtime::detect_cgroup_mode();
+    p.manager = runtime::CgroupManager::None;
+    p.no_cgroup_reason = mode && *mode != runtime::CgroupMode::Unified
+                             ? "rootless, and cgroup v1 hierarchies are not delegated to users"
+                             : "rootless, and kiste does not use the user's delegated cgroup v2 subtree yet";
+    static bool warned = false;
+    if (!warned) {
+      warned = true;
+      std::fprintf(stderr, "kiste: warning: running without cgroup limits: %s\n", p.no_cgroup_reason.c_str());
+    }
   }
   return p;
 }
@@ -223,6 +237,12 @@ Status attach_network(const Globals& g, const RunArgs& a, const std::string& id,
                       const std::vector<std::string>& exposed_ports, runtime::PreparedStart& out) {
   runtime::ContainerSpec& spec = out.spec;
   if (spec.network == runtime::NetworkMode::Container) KISTE_TRY(join_container_network(g, spec, out));
+  if (spec.network == runtime::NetworkMode::Bridge && runtime::running_rootless()) {
+    return failf(Errc::Unsupported,
+                 "network {}: bridge networks need root (rootless kiste has --network none and host; "
+                 "user-mode networking is not there yet)",
+                 quote(spec.network_name));
+  }
   if (spec.network != runtime::NetworkMode::Bridge) {
     const char* flag = !a.ip.empty()                ? "--ip"
                        : !a.publish.empty()         ? "-p"

@@ -1,4 +1,7 @@
 // The kiste program: argument parsing and wiring only; all logic lives in the libraries.
+#include <pwd.h>
+#include <unistd.h>
+
 #include <cstdlib>
 #include <cstdio>
 #include <string_view>
@@ -7,6 +10,8 @@
 
 #include <kiste/base/interrupt.hpp>
 #include <kiste/base/log.hpp>
+#include <kiste/base/sys.hpp>
+#include <kiste/runtime/rootless.hpp>
 
 #include "cli_args.hpp"
 #include "globals.hpp"
@@ -43,6 +48,25 @@ std::string human_size(int64_t bytes) {
   return u == 0 ? fmt::format("{}B", bytes) : fmt::format("{:.3g}{}", v, units[u]);
 }
 
+bool command_runs_outside_userns(std::string_view command) {
+  // Nothing of the store or of a container: credentials and the version only.
+  return command == "version" || command == "login" || command == "logout";
+}
+
+Status enter_rootless(const Result<runtime::UserPaths>& paths,
+                      const runtime::EnvLookup& env) {
+  // Everything is checked before anything is made.
+  if (!paths) return std::unexpected(paths.error());
+  const uid_t uid = ::getuid();
+  const gid_t gid = ::getgid();
+  const struct passwd* pw = ::getpwuid(uid);
+  const std::string user = pw != nullptr && pw->pw_name != nullptr ? pw->pw_name : "";
+  KISTE_ASSIGN_OR_RETURN(runtime::RootlessPlan plan, runtime::plan_rootless(uid, gid, user, env));
+  KISTE_TRY(with_context(sys::restrict_dir(paths->state, 0700), "runtime state dir"));
+  KISTE_TRY(with_context(runtime::enter_rootless_namespace(plan), "rootless user namespace"));
+  return {};
+}
+
 }  // namespace kiste::cli
 
 int main(int argc, char** argv) {
@@ -57,23 +81,36 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_version_flag("--version", "kiste 0.1.0");
   Globals g;
+  // An ordinary user runs rootless (runtime/rootless.hpp): the store under $XDG_DATA_HOME and,
+  // once the command is known, kiste moves into its user namespace.
+  const bool as_user = ::getuid() != 0;
+  const auto env = [](const char* name) -> const char* { return std::getenv(name); };
+  kiste::Result<kiste::runtime::UserPaths> user_paths =
+      as_user ? kiste::runtime::user_paths(env) : kiste::Result<kiste::runtime::UserPaths>{};
   const char* env_root = std::getenv("KISTE_ROOT");
-  g.root = env_root && *env_root ? env_root : "/var/lib/kiste";
-  app.add_option("--root", g.root, "storage root (default $KISTE_ROOT or /var/lib/kiste)");
+  g.root = env_root && *env_root     ? env_root
+           : as_user && user_paths ? user_paths->store
+                                     : "/var/lib/kiste";
+  app.add_option("--root", g.root,
+                 "storage root (default $KISTE_ROOT, else /var/lib/kiste for root and "
+                 "$XDG_DATA_HOME/kiste for other users)");
   app.add_option("--log-level", g.log_level, "debug, info, warn or off")
       ->check(CLI::IsMember({"debug", "info", "warn", "off"}));
-  app.parse_complete_callback([&g] {
+  std::string_view wanted;
+  app.parse_complete_callback([&g, &wanted, &user_paths, as_user, env] {
     using kiste::log::Level;
     kiste::log::set_level(g.log_level == "debug"  ? Level::Debug
                           : g.log_level == "info" ? Level::Info
                           : g.log_level == "off"  ? Level::Off
                                                   : Level::Warn);
+    if (as_user && !command_runs_outside_userns(wanted)) {
+      exit_on_error(enter_rootless(user_paths, env));
+    }
   });
 
   // Registering every command's options costs ~0.4 ms of start-up (measured on `run`), so
   // groups are registered, busiest first, only until the one the command line names exists;
   // help, a typo or no command at all still get them all.
-  std::string_view wanted;
   for (int i = 1; i < argc; ++i) {
     std::string_view a = argv[i];
     if (a == "--root" || a == "--log-level") {

@@ -21,7 +21,8 @@ test_deps=(busybox-static docker-registry skopeo umoci oci-image-tool apache2-ut
   podman  # drives kiste-runc as its OCI runtime (tests/e2e/oci_podman_e2e_test.cpp, bench/oci.sh)
   qemu-system-x86 kmod  # the VM stage (tests/vm): qemu + virtiofsd; depmod for the guest kernel
   clang-19 libclang-rt-19-dev  # the libFuzzer build (fuzz/run.sh): clang-14's <expected> fails
-  qemu-user-static binfmt-support)  # multi-platform tests: arm64 RUN steps under qemu-user
+  qemu-user-static binfmt-support  # multi-platform tests: arm64 RUN steps under qemu-user
+  uidmap strace)  # rootless: newuidmap/newgidmap; strace shows which setuid programs a run execs
 # The arm64 busybox base of the multi-platform tests comes from Debian's arm64 archive.
 if ! dpkg --print-foreign-architectures | grep -qx arm64; then
   dpkg --add-architecture arm64

@@ -1,4 +1,5 @@
 #include <kiste/base/sys.hpp>
+#include <kiste/base/user_namespace.hpp>
 
 #include <fcntl.h>
 #include <signal.h>
@@ -11,6 +12,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <sstream>
 #include <vector>
 
 #include <dirent.h>
@@ -476,6 +478,15 @@ Status pivot_root(const fs::path& new_root, const fs::path& put_old) {
     return std::unexpected(sys_error("pivot_root", new_root.native()));
   }
   return {};
+}
+
+bool in_initial_user_namespace() {
+  auto map = read_file("/proc/self/uid_map", 4096);
+  if (!map) return true;  // no /proc: nothing to go on, assume the host
+  std::istringstream in(*map);
+  unsigned long long inside = 1, outside = 1, count = 0;
+  in >> inside >> outside >> count;
+  return inside == 0 && outside == 0 && count == 4294967295ULL;
 }
 
 std::string random_hex(size_t bytes) {

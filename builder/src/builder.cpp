@@ -13,6 +13,7 @@
 
 #include <kiste/base/interrupt.hpp>
 #include <kiste/base/sys.hpp>
+#include <kiste/base/user_namespace.hpp>
 #include <kiste/base/temp_dir.hpp>
 #include <kiste/base/unique_fd.hpp>
 #include <kiste/builder/build_context.hpp>
@@ -637,6 +638,7 @@ Result<fs::path> BuildRun::view_of(StageOut& out) {
   std::string data = "lowerdir=";
   for (auto it = lowers.rbegin(); it != lowers.rend(); ++it) data += overlay_escape(it->native()) + ":";
   data += overlay_escape(empty.native());
+  if (!sys::in_initial_user_namespace()) data += ",userxattr";  // rootless: see layer_extract.hpp
   if (data.size() >= static_cast<size_t>(::sysconf(_SC_PAGESIZE))) {
     return rootfs_of(out);  // too many layers to name in one mount: flatten them instead
   }

@@ -16,6 +16,7 @@
 
 #include <kiste/base/interrupt.hpp>
 #include <kiste/base/sys.hpp>
+#include <kiste/base/user_namespace.hpp>
 #include <kiste/image/compression.hpp>
 
 #include "archive_ptr.hpp"
@@ -194,6 +195,12 @@ std::string join(const std::string& dir, std::string_view name) {
   return dir.empty() ? std::string(name) : dir + "/" + std::string(name);
 }
 
+// The overlay mounts of these snapshots are made in the same user namespace as this process:
+// `userxattr` ones (user.overlay.*) outside the initial one (rootless kiste), else trusted.*.
+const char* opaque_xattr() {
+  return sys::in_initial_user_namespace() ? "trusted.overlay.opaque" : "user.overlay.opaque";
+}
+
 bool is_overlay_xattr(std::string_view name) {
   return name.starts_with("trusted.overlay.") || name.starts_with("user.overlay.");
 }
@@ -370,7 +377,7 @@ Status Extractor::apply_opaque(const std::string& dir) {
   KISTE_ASSIGN_OR_RETURN(int pfd, parent_fd(dir, true));
   UniqueFd dfd(::openat(pfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!dfd) return std::unexpected(sys_error("open", dir));
-  if (::fsetxattr(dfd.get(), "trusted.overlay.opaque", "y", 1, 0) != 0) {
+  if (::fsetxattr(dfd.get(), opaque_xattr(), "y", 1, 0) != 0) {
     return std::unexpected(sys_error("set opaque xattr on", dir.empty() ? "/" : dir));
   }
   return {};
@@ -638,7 +645,7 @@ Status Extractor::entry(archive* a, archive_entry* e, ExtractStats& stats) {
       KISTE_TRY(set_xattrs(dfd.get(), e, path));
       if (opt_.whiteouts == WhiteoutMode::Overlay && whiteouts_.contains(path)) {
         // Deleted and recreated in one layer: nothing from below may show through.
-        if (::fsetxattr(dfd.get(), "trusted.overlay.opaque", "y", 1, 0) != 0) {
+        if (::fsetxattr(dfd.get(), opaque_xattr(), "y", 1, 0) != 0) {
           return std::unexpected(sys_error("set opaque xattr on", path));
         }
       }

@@ -207,6 +207,7 @@ Result<CgroupManager> parse_cgroup_manager(std::string_view name) {
 }
 
 std::string_view to_string(CgroupManager m) {
+  if (m == CgroupManager::None) return "none";
   return m == CgroupManager::Systemd ? "systemd" : "cgroupfs";
 }
 
@@ -263,10 +264,38 @@ Result<fs::path> cgroupfs_parent(std::string_view parent) {
   return rel;
 }
 
+namespace {
+
+class NoCgroupDriver final : public CgroupDriver {
+ public:
+  Status create(std::string_view, const CgroupPlan&) override { return {}; }
+  Status apply(const CgroupPlan&) override { return {}; }
+  Status add_process(pid_t) override { return {}; }
+  Result<CgroupStats> stats() override { return CgroupStats{}; }
+  Status destroy() override { return {}; }
+  std::vector<fs::path> paths() const override { return {}; }
+  void forget() override {}
+};
+
+}  // namespace
+
+std::unique_ptr<CgroupDriver> make_no_cgroup_driver() { return std::make_unique<NoCgroupDriver>(); }
+
+std::string_view first_limit_flag(const Resources& res) {
+  if (res.memory) return "--memory";
+  if (res.memory_swap) return "--memory-swap";
+  if (res.cpu_quota || res.cpu_period) return "--cpus";
+  if (res.cpu_shares) return "--cpu-shares";
+  if (res.pids) return "--pids-limit";
+  if (!res.device_rules.empty()) return "--device-cgroup-rule";
+  return {};
+}
+
 Result<std::unique_ptr<CgroupDriver>> make_cgroup_driver(CgroupMode mode,
                                                          const CgroupPlacement& placement,
                                                          const fs::path& v2_mount) {
   const CgroupManager manager = placement.manager.value_or(default_cgroup_manager(mode));
+  if (manager == CgroupManager::None) return make_no_cgroup_driver();
   if (manager == CgroupManager::Systemd) {
     if (mode != CgroupMode::Unified) {
       return fail(Errc::Unsupported,

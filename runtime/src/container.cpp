@@ -27,6 +27,7 @@
 
 #include <kiste/base/log.hpp>
 #include <kiste/base/sys.hpp>
+#include <kiste/base/user_namespace.hpp>
 #include <kiste/image/digest.hpp>
 #include <kiste/runtime/mount_plan.hpp>
 #include <kiste/runtime/seccomp_profile.hpp>
@@ -450,6 +451,14 @@ Status Launch::plan() {
   } else {
     KISTE_ASSIGN_OR_RETURN(mode_, detect_cgroup_mode());
   }
+  if (ctx_.cgroups.manager == CgroupManager::None) {
+    if (std::string_view flag = first_limit_flag(spec_.resources); !flag.empty()) {
+      const std::string& why = ctx_.cgroups.no_cgroup_reason;
+      return failf(Errc::Unsupported,
+                   "{}: this container runs without a cgroup ({}), so no limit can be set", flag,
+                   why.empty() ? "none was asked for" : why);
+    }
+  }
   KISTE_ASSIGN_OR_RETURN(cg_plan_, CgroupPlan::from_resources(spec_.resources, mode_, spec_.privileged));
   KISTE_ASSIGN_OR_RETURN(
       driver_,
@@ -475,7 +484,11 @@ Status Launch::plan() {
                                                : sys::read_file("/etc/resolv.conf", 1 << 16).value_or("")}};
   }
   if (!spec_.privileged) mctx.extra_masked_paths = thermal_throttle_paths();
-  mctx.userns = own_userns_;
+  // Rootless kiste: the container shares kiste's user namespace, which cannot mount sysfs for
+  // the host's network namespace either (MountPlanContext::userns), and overlay keeps its state
+  // in user.overlay.* xattrs.
+  mctx.userns = own_userns_ || !sys::in_initial_user_namespace();
+  mctx.userxattr = !sys::in_initial_user_namespace();
   if (!bind_root) {
     if (!own_userns_ && !spec_.root.readonly) mctx.image_etc = image_etc(spec_.root.lower_dirs);
     KISTE_TRY(make_container_dirs(spec_.root.container_dir, upper_fd_, work_fd_));

@@ -16,6 +16,7 @@
 #include <fmt/format.h>
 
 #include <kiste/base/sys.hpp>
+#include <kiste/base/user_namespace.hpp>
 #include <kiste/base/unique_fd.hpp>
 #include <kiste/image/blob_io.hpp>
 #include <kiste/image/layer_extract.hpp>
@@ -271,6 +272,7 @@ Status with_stopped_root(const fs::path& container_dir, const std::vector<fs::pa
     if (i != 0) data += ':';
   }
   data += fmt::format(",upperdir={},workdir={}", (container_dir / "upper").native(), (container_dir / "work").native());
+  if (!sys::in_initial_user_namespace()) data += ",userxattr";  // rootless: see layer_extract.hpp
   if (data.size() >= static_cast<size_t>(::sysconf(_SC_PAGESIZE))) {
     return fail(Errc::Unsupported, "container root: too many layers for one overlay mount option");
   }

@@ -257,9 +257,10 @@ Result<MountPlan> MountPlan::from_spec(const ContainerSpec& spec, const MountPla
   const fs::path upper = root.container_dir / "upper";
   const fs::path work = root.container_dir / "work";
   KISTE_TRY(check_option_text("upper dir", upper.native()));
-  const std::string dirs =
+  std::string dirs =
       by_fd ? fmt::format(",upperdir=/proc/self/fd/{},workdir=/proc/self/fd/{}", ctx.upper_fd, ctx.work_fd)
             : ",upperdir=" + upper.native() + ",workdir=" + work.native();
+  if (ctx.userxattr) dirs += ",userxattr";
   // The runtime layer, when it can be used (see MountPlanContext::runtime_files).
   const bool etc_ok = ctx.image_etc.kind == ImageEtc::Kind::Directory ||
                       ctx.image_etc.kind == ImageEtc::Kind::Absent;

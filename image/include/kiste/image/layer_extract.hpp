@@ -24,7 +24,8 @@ enum class WhiteoutMode {
   // children of its directory (kiste unpack, umoci unpack).
   Apply,
   // Keep them for overlayfs: `.wh.NAME` becomes a 0:0 char device, `.wh..wh..opq` sets
-  // trusted.overlay.opaque=y on the directory (snapshots used as overlay lowerdirs).
+  // trusted.overlay.opaque=y on the directory (snapshots used as overlay lowerdirs); in a user
+  // namespace other than the initial one (rootless) user.overlay.opaque=y, for `userxattr`.
   Overlay,
 };
 

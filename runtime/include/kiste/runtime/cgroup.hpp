@@ -34,10 +34,14 @@ enum class CgroupMode { Legacy, Hybrid, Unified };
 //  - Cgroupfs: `<cgroup root>/<parent>/kiste-<id>` (v2: parent default `kiste`, a sibling of the
 //    callers' cgroups; controllers are enabled down the path from the root). On v1 the default
 //    parent is the caller's own cgroup in each hierarchy.
-enum class CgroupManager { Cgroupfs, Systemd };
+//  - None: no cgroup at all (rootless kiste on a host that delegates none to the user): the
+//    container stays in the caller's cgroup and a resource limit is refused, never ignored.
+enum class CgroupManager { Cgroupfs, Systemd, None };
 
 struct CgroupPlacement {
   std::optional<CgroupManager> manager;  // default: default_cgroup_manager()
+  // None: why there is no cgroup (the refusal of a limit names it).
+  std::string no_cgroup_reason;
   // --cgroup-parent: a slice name for systemd ("kiste.slice"), else a cgroup path relative to
   // the hierarchy root ("kiste", "/ci/jobs"). Empty: the manager's default.
   std::string parent;
@@ -136,6 +140,11 @@ class CgroupDriver {
 // loaded on first use, so hosts that never use this path never load it).
 [[nodiscard]] Result<std::unique_ptr<CgroupDriver>> make_cgroup_systemd_driver(
     const std::filesystem::path& mount_point = "/sys/fs/cgroup", std::string slice = "kiste.slice");
+// No cgroup: creates nothing, moves nothing, reports no stats (CgroupManager::None).
+[[nodiscard]] std::unique_ptr<CgroupDriver> make_no_cgroup_driver();
+// The first limit `res` asks for, as its flag ("--memory", "--cpus", …), empty when none: what
+// CgroupManager::None refuses.
+[[nodiscard]] std::string_view first_limit_flag(const Resources& res);
 // The driver for this machine and placement (v1 for Legacy and Hybrid; `v2_mount` replaces
 // /sys/fs/cgroup for tests on a hybrid host).
 [[nodiscard]] Result<std::unique_ptr<CgroupDriver>> make_cgroup_driver(

@@ -105,6 +105,9 @@ struct MountPlanContext {
   // and remove. Not given (-1): <container>/merged is the mount point and the options name paths.
   int upper_fd = -1;
   int work_fd = -1;
+  // The overlay is mounted outside the initial user namespace (rootless kiste): its opaque
+  // dirs are user.overlay.* xattrs (image/layer_extract.hpp), so `userxattr`.
+  bool userxattr = false;
 };
 
 class MountPlan {

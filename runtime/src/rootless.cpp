@@ -1,0 +1,223 @@
+#include <kiste/runtime/rootless.hpp>
+
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/mount.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+
+#include <kiste/base/sys.hpp>
+#include <kiste/base/user_namespace.hpp>
+#include <kiste/base/unique_fd.hpp>
+
+namespace kiste::runtime {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+const char* env_value(const EnvLookup& env, const char* name) {
+  const char* v = env(name);
+  return v != nullptr && *v != '\0' ? v : nullptr;
+}
+
+Result<std::string> find_on_path(const EnvLookup& env, std::string_view name) {
+  std::string_view path = env_value(env, "PATH") ? env_value(env, "PATH") : "/usr/local/bin:/usr/bin:/bin";
+  while (true) {
+    const size_t colon = path.find(':');
+    std::string_view dir = path.substr(0, colon);
+    if (!dir.empty() && dir.front() == '/') {
+      std::string candidate = fmt::format("{}/{}", dir, name);
+      if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+    }
+    if (colon == std::string_view::npos) break;
+    path.remove_prefix(colon + 1);
+  }
+  return failf(Errc::NotFound,
+               "{} not found on PATH: rootless kiste maps your subordinate ids with it; install "
+               "Debian's `uidmap` package (apt-get install uidmap)",
+               name);
+}
+
+const SubIdRange* find_range(const std::vector<SubIdRange>& ranges, std::string_view user, uid_t uid) {
+  const std::string id = std::to_string(uid);
+  auto it = std::find_if(ranges.begin(), ranges.end(), [&](const SubIdRange& r) {
+    return (!user.empty() && r.owner == user) || r.owner == id;
+  });
+  return it == ranges.end() ? nullptr : &*it;
+}
+
+// The first 65536 ids from 100000 up that no line of either file gives anyone.
+uint64_t free_range_start(const std::vector<SubIdRange>& a, const std::vector<SubIdRange>& b) {
+  uint64_t start = 100000;
+  for (const auto* list : {&a, &b}) {
+    for (const SubIdRange& r : *list) start = std::max<uint64_t>(start, uint64_t{r.start} + r.count);
+  }
+  return start;
+}
+
+Status run_helper_step(const char* const* argv, int out_fd) {
+  const pid_t pid = ::fork();
+  if (pid < 0) return std::unexpected(sys_error("fork", argv[0]));
+  if (pid == 0) {
+    ::dup2(out_fd, STDOUT_FILENO);
+    ::dup2(out_fd, STDERR_FILENO);
+    ::execv(argv[0], const_cast<char* const*>(argv));
+    ::_exit(127);
+  }
+  int st = 0;
+  while (::waitpid(pid, &st, 0) < 0) {
+    if (errno != EINTR) return std::unexpected(sys_error("waitpid", argv[0]));
+  }
+  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) return fail(Errc::System, argv[0]);
+  return {};
+}
+
+}  // namespace
+
+Result<UserPaths> user_paths(const EnvLookup& env) {
+  UserPaths p;
+  if (const char* data = env_value(env, "XDG_DATA_HOME"); data != nullptr && data[0] == '/') {
+    p.store = fs::path(data) / "kiste";
+  } else if (const char* home = env_value(env, "HOME"); home != nullptr && home[0] == '/') {
+    p.store = fs::path(home) / ".local" / "share" / "kiste";
+  } else {
+    return fail(Errc::InvalidArgument,
+                "HOME is not set: rootless kiste keeps its store in $XDG_DATA_HOME/kiste or "
+                "~/.local/share/kiste; set HOME (or XDG_DATA_HOME), or give --root DIR");
+  }
+  const char* run = env_value(env, "XDG_RUNTIME_DIR");
+  if (run == nullptr || run[0] != '/') {
+    return fail(Errc::InvalidArgument,
+                "XDG_RUNTIME_DIR is not set: rootless kiste keeps its runtime state in "
+                "$XDG_RUNTIME_DIR/kiste; log in through a session that sets it (pam_systemd), or "
+                "export XDG_RUNTIME_DIR=/run/user/$(id -u) pointing at a 0700 directory you own");
+  }
+  p.state = fs::path(run) / "kiste";
+  return p;
+}
+
+Result<SubordinateIds> find_subordinate_ids(std::string_view user, uid_t uid, std::string_view subuid_text,
+                                            std::string_view subgid_text) {
+  const std::vector<SubIdRange> uids = parse_subid(subuid_text), gids = parse_subid(subgid_text);
+  const SubIdRange* u = find_range(uids, user, uid);
+  const SubIdRange* g = find_range(gids, user, uid);
+  if (u == nullptr || g == nullptr) {
+    const uint64_t start = free_range_start(uids, gids);
+    const std::string name = user.empty() ? std::to_string(uid) : std::string(user);
+    const std::string range = fmt::format("{}-{}", start, start + 65535);
+    return failf(Errc::NotFound,
+                 "user {} has no subordinate {} in {}: rootless kiste needs a range; as root run "
+                 "`usermod --add-subuids {} --add-subgids {} {}`",
+                 quote(name), u == nullptr ? "uids" : "gids", u == nullptr ? "/etc/subuid" : "/etc/subgid",
+                 range, range, name);
+  }
+  return SubordinateIds{.uids = *u, .gids = *g};
+}
+
+std::vector<IdMapping> rootless_uid_map(uid_t uid, const SubIdRange& r) {
+  return {{0, static_cast<uint32_t>(uid), 1}, {1, r.start, r.count}};
+}
+
+Result<RootlessPlan> plan_rootless(uid_t uid, gid_t gid, std::string_view user, const EnvLookup& env,
+                                   const fs::path& subuid, const fs::path& subgid) {
+  RootlessPlan p{.uid = uid, .gid = gid};
+  KISTE_ASSIGN_OR_RETURN(p.newuidmap, find_on_path(env, "newuidmap"));
+  KISTE_ASSIGN_OR_RETURN(p.newgidmap, find_on_path(env, "newgidmap"));
+  auto read = [](const fs::path& f) -> Result<std::string> {
+    auto text = sys::read_file(f, 1 << 22);
+    if (!text && text.error().sys_errno == ENOENT) return std::string();
+    return text;
+  };
+  KISTE_ASSIGN_OR_RETURN(std::string u, read(subuid));
+  KISTE_ASSIGN_OR_RETURN(std::string g, read(subgid));
+  KISTE_ASSIGN_OR_RETURN(p.ids, find_subordinate_ids(user, uid, u, g));
+  KISTE_TRY(validate_id_map(rootless_uid_map(uid, p.ids.uids), "/etc/subuid range"));
+  KISTE_TRY(validate_id_map(rootless_uid_map(gid, p.ids.gids), "/etc/subgid range"));
+  return p;
+}
+
+Status enter_rootless_namespace(const RootlessPlan& plan) {
+  // Everything the helper needs, made before it is forked.
+  const std::string pid = std::to_string(::getpid());
+  auto words = [&pid](const std::string& prog, uint32_t id, const SubIdRange& r) {
+    return std::vector<std::string>{prog, pid, "0", std::to_string(id), "1", "1",
+                                    std::to_string(r.start), std::to_string(r.count)};
+  };
+  const std::vector<std::string> uw = words(plan.newuidmap, plan.uid, plan.ids.uids);
+  const std::vector<std::string> gw = words(plan.newgidmap, plan.gid, plan.ids.gids);
+  std::vector<const char*> uargv, gargv;
+  for (const auto& w : uw) uargv.push_back(w.c_str());
+  for (const auto& w : gw) gargv.push_back(w.c_str());
+  uargv.push_back(nullptr);
+  gargv.push_back(nullptr);
+
+  int go_fds[2], out_fds[2];
+  if (::pipe2(go_fds, O_CLOEXEC) != 0) return std::unexpected(sys_error("pipe2", "user namespace"));
+  UniqueFd go_rd(go_fds[0]), go_wr(go_fds[1]);
+  if (::pipe2(out_fds, O_CLOEXEC) != 0) return std::unexpected(sys_error("pipe2", "user namespace"));
+  UniqueFd out_rd(out_fds[0]), out_wr(out_fds[1]);
+
+  const pid_t helper = ::fork();
+  if (helper < 0) return std::unexpected(sys_error("fork", "the id map helper"));
+  if (helper == 0) {
+    // Still in the initial namespace: waits until the parent has its new one, then maps it.
+    go_wr.reset();
+    out_rd.reset();
+    char c = 0;
+    ssize_t n;
+    do n = ::read(go_rd.get(), &c, 1);
+    while (n < 0 && errno == EINTR);
+    if (n != 1) ::_exit(3);
+    if (!run_helper_step(uargv.data(), out_wr.get())) ::_exit(1);
+    if (!run_helper_step(gargv.data(), out_wr.get())) ::_exit(2);
+    ::_exit(0);
+  }
+  go_rd.reset();
+  out_wr.reset();
+  auto reap = [helper]() -> int {
+    int st = 0;
+    while (::waitpid(helper, &st, 0) < 0 && errno == EINTR) {
+    }
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+  };
+  if (::unshare(CLONE_NEWUSER) != 0) {
+    Error e = sys_error("unshare", "a user namespace");
+    go_wr.reset();  // the helper reads EOF and exits
+    (void)reap();
+    return std::unexpected(std::move(e));
+  }
+  if (::write(go_wr.get(), "g", 1) != 1) {
+    Error e = sys_error("write", "the id map helper");
+    go_wr.reset();
+    (void)reap();
+    return std::unexpected(std::move(e));
+  }
+  go_wr.reset();
+  std::string said = sys::read_all(out_rd.get(), "the id map helper").value_or("");
+  const int status = reap();
+  if (status != 0) {
+    std::replace(said.begin(), said.end(), '\n', ' ');
+    while (!said.empty() && said.back() == ' ') said.pop_back();
+    const std::string& prog = status == 2 ? plan.newgidmap : plan.newuidmap;
+    const SubIdRange& r = status == 2 ? plan.ids.gids : plan.ids.uids;
+    return failf(Errc::PermissionDenied,
+                 "{} {} {} {}: {} (is it setuid root, and does /etc/sub{}id grant the range?)", prog,
+                 r.start, r.count, status == 1 || status == 2 ? "failed" : "did not run",
+                 said.empty() ? "no message" : said, status == 2 ? "g" : "u");
+  }
+  // uid/gid 0 here are the user; the capabilities unshare gave are this namespace's.
+  if (::setresgid(0, 0, 0) != 0) return std::unexpected(sys_error("setresgid", "0"));
+  if (::setresuid(0, 0, 0) != 0) return std::unexpected(sys_error("setresuid", "0"));
+  if (::unshare(CLONE_NEWNS) != 0) return std::unexpected(sys_error("unshare", "a mount namespace"));
+  // Mounts kiste makes (build views, cp) stay in here and die with it.
+  KISTE_TRY(sys::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr));
+  return {};
+}
+
+bool running_rootless() { return !sys::in_initial_user_namespace(); }
+
+}  // namespace kiste::runtime

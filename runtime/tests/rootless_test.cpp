@@ -1,0 +1,97 @@
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <map>
+#include <string>
+
+#include <kiste/base/sys.hpp>
+#include <kiste/base/temp_dir.hpp>
+#include <kiste/runtime/cgroup.hpp>
+#include <kiste/runtime/rootless.hpp>
+
+namespace kiste::runtime {
+namespace {
+
+using ::testing::HasSubstr;
+
+EnvLookup env_of(std::map<std::string, std::string> vars) {
+  return [vars = std::move(vars)](const char* name) -> const char* {
+    auto it = vars.find(name);
+    return it == vars.end() ? nullptr : it->second.c_str();
+  };
+}
+
+TEST(Rootless, UserPathsFollowXdg) {
+  auto p = user_paths(env_of({{"HOME", "/home/ann"}, {"XDG_RUNTIME_DIR", "/run/user/1000"}}));
+  ASSERT_TRUE(p) << p.error().to_string();
+  EXPECT_EQ(p->store, "/home/ann/.local/share/kiste");
+  EXPECT_EQ(p->state, "/run/user/1000/kiste");
+  p = user_paths(env_of({{"HOME", "/home/ann"}, {"XDG_DATA_HOME", "/data"}, {"XDG_RUNTIME_DIR", "/r"}}));
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->store, "/data/kiste");
+  // A relative XDG_DATA_HOME is ignored, as the XDG spec says.
+  p = user_paths(env_of({{"HOME", "/home/ann"}, {"XDG_DATA_HOME", "data"}, {"XDG_RUNTIME_DIR", "/r"}}));
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->store, "/home/ann/.local/share/kiste");
+}
+
+TEST(Rootless, MissingRuntimeDirOrHomeIsOneLineNamingTheFix) {
+  auto p = user_paths(env_of({{"HOME", "/home/ann"}}));
+  ASSERT_FALSE(p);
+  EXPECT_THAT(p.error().to_string(), HasSubstr("XDG_RUNTIME_DIR is not set"));
+  EXPECT_EQ(p.error().to_string().find('\n'), std::string::npos);
+  p = user_paths(env_of({{"HOME", "/home/ann"}, {"XDG_RUNTIME_DIR", "run/user/1"}}));
+  EXPECT_FALSE(p);
+  p = user_paths(env_of({{"XDG_RUNTIME_DIR", "/run/user/1"}}));
+  ASSERT_FALSE(p);
+  EXPECT_THAT(p.error().to_string(), HasSubstr("HOME is not set"));
+}
+
+TEST(Rootless, FindsSubordinateIdsByNameOrUid) {
+  auto ids = find_subordinate_ids("ann", 1000, "bob:100000:65536\nann:165536:65536\n",
+                                  "1000:300000:70000\n");
+  ASSERT_TRUE(ids) << ids.error().to_string();
+  EXPECT_EQ(ids->uids.start, 165536u);
+  EXPECT_EQ(ids->uids.count, 65536u);
+  EXPECT_EQ(ids->gids.start, 300000u);
+  EXPECT_EQ(ids->gids.count, 70000u);
+  EXPECT_EQ(rootless_uid_map(1000, ids->uids),
+            (std::vector<IdMapping>{{0, 1000, 1}, {1, 165536, 65536}}));
+}
+
+TEST(Rootless, NoSubordinateRangePrintsTheUsermodLineWithAFreeRange) {
+  auto ids = find_subordinate_ids("ann", 1000, "bob:100000:65536\n", "bob:100000:65536\nann:1:2\n");
+  ASSERT_FALSE(ids);
+  const std::string m = ids.error().to_string();
+  EXPECT_THAT(m, HasSubstr("user `ann` has no subordinate uids in /etc/subuid"));
+  EXPECT_THAT(m, HasSubstr("usermod --add-subuids 165536-231071 --add-subgids 165536-231071 ann"));
+  ids = find_subordinate_ids("ann", 1000, "ann:100000:65536\n", "");
+  ASSERT_FALSE(ids);
+  EXPECT_THAT(ids.error().to_string(), HasSubstr("no subordinate gids in /etc/subgid"));
+}
+
+TEST(Rootless, MissingNewuidmapNamesTheUidmapPackage) {
+  TempDir dir = TempDir::create(std::filesystem::temp_directory_path(), "kiste-rootless-").value();
+  auto p = plan_rootless(1000, 1000, "ann", env_of({{"PATH", dir.path().native()}}),
+                         dir.path() / "subuid", dir.path() / "subgid");
+  ASSERT_FALSE(p);
+  EXPECT_THAT(p.error().to_string(), HasSubstr("newuidmap not found on PATH"));
+  EXPECT_THAT(p.error().to_string(), HasSubstr("`uidmap`"));
+}
+
+TEST(Rootless, WithoutACgroupEveryLimitIsNamedForRefusal) {
+  EXPECT_EQ(first_limit_flag(Resources{}), "");
+  EXPECT_EQ(first_limit_flag(Resources{.memory = 64 << 20}), "--memory");
+  EXPECT_EQ(first_limit_flag(Resources{.memory_swap = -1}), "--memory-swap");
+  EXPECT_EQ(first_limit_flag(Resources{.cpu_quota = 50000}), "--cpus");
+  EXPECT_EQ(first_limit_flag(Resources{.cpu_shares = 512}), "--cpu-shares");
+  EXPECT_EQ(first_limit_flag(Resources{.pids = 10}), "--pids-limit");
+  auto d = make_cgroup_driver(CgroupMode::Hybrid, CgroupPlacement{.manager = CgroupManager::None});
+  ASSERT_TRUE(d) << d.error().to_string();
+  EXPECT_TRUE((*d)->create("x", CgroupPlan{}));
+  EXPECT_TRUE((*d)->paths().empty());
+  EXPECT_EQ(to_string(CgroupManager::None), "none");
+}
+
+}  // namespace
+}  // namespace kiste::runtime
