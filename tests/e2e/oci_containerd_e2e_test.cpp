@@ -271,7 +271,7 @@ TEST_F(ContainerdE2E, DetachedTaskLifecycle) {
 TEST_F(ContainerdE2E, AnErrorReachesCtr) {
   std::string out;
   EXPECT_NE(ctr(fmt::format("run --rm {} {} c3 /nope", run_flags(), kImage), &out), 0) << out;
-  EXPECT_THAT(out, HasSubstr("exec `/nope`: No such file or directory")) << out;
+  EXPECT_THAT(out, HasSubstr("exec `/nope`: no such file or directory")) << out;
   (void)ctr("container rm c3");
 }
 

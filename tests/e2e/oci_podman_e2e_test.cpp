@@ -145,7 +145,7 @@ TEST_F(PodmanE2E, DetachedExecStopRemove) {
 TEST_F(PodmanE2E, AnErrorReachesPodmansMessage) {
   std::string out;
   EXPECT_EQ(podman(fmt::format("run --rm {} busybox /nope", kRunFlags), &out), 127) << out;
-  EXPECT_THAT(out, HasSubstr("kiste-runc: exec `/nope`: No such file or directory"));
+  EXPECT_THAT(out, HasSubstr("kiste-runc: exec `/nope`: no such file or directory"));
 }
 
 }  // namespace
