@@ -353,10 +353,17 @@ Result<int> dispatch(std::string_view verb, std::vector<std::string_view> rest, 
                                {"no-new-privs", "", false}, {"cap", "c", true}},
                               true));
     if (p.args.empty()) return fail(Errc::InvalidArgument, "exec: a container id is required");
-    if (p.get("user") || !p.all("cap").empty()) {
-      return fail(Errc::Unsupported, "exec --user and --cap are not supported yet");
-    }
+    if (!p.all("cap").empty()) return fail(Errc::Unsupported, "exec --cap is not supported yet");
     oci::ExecOptions o;
+    if (auto u = p.get("user")) {
+      const size_t colon = u->find(':');
+      KISTE_ASSIGN_OR_RETURN(int uid, to_int(u->substr(0, colon), "--user"));
+      int gid = 0;
+      if (colon != std::string::npos) {
+        KISTE_ASSIGN_OR_RETURN(gid, to_int(u->substr(colon + 1), "--user"));
+      }
+      o.user = std::pair{static_cast<uid_t>(uid), static_cast<gid_t>(gid)};
+    }
     o.args.assign(p.args.begin() + 1, p.args.end());
     if (auto f = p.get("process")) o.process_file = absolute_or_cwd(f);
     o.env = p.all("env");

@@ -202,6 +202,11 @@ Result<ExecResult> exec_in_container(const ExecRequest& req) {
   const pid_t pid = req.target;
   // Everything is read and allocated here; the children only make syscalls.
   KISTE_ASSIGN_OR_RETURN(Identity id, read_identity(pid));
+  if (req.user) {
+    id.uid = req.user->uid;
+    id.gid = req.user->gid;
+    id.groups = req.user->groups;
+  }
   KISTE_ASSIGN_OR_RETURN(auto filters, read_seccomp_filters(pid));
   const std::vector<fs::path> cgroups = cgroup_dirs(pid);
   // The namespaces, user first (joining it is what lets the others be joined when it is not

@@ -647,10 +647,14 @@ Result<int> OciRuntime::exec(std::string_view id, const ExecOptions& opts) {
     req.args = parsed.spec.process.args;
     req.env = parsed.spec.process.env;
     req.cwd = parsed.spec.process.cwd;
+    req.user = ExecRequest::User{.uid = parsed.spec.process.uid,
+                                 .gid = parsed.spec.process.gid,
+                                 .groups = parsed.spec.process.additional_gids};
     if (parsed.spec.process.terminal) {
       return fail(Errc::Unsupported, "exec with a terminal is not supported yet");
     }
   }
+  if (opts.user) req.user = ExecRequest::User{.uid = opts.user->first, .gid = opts.user->second};
   if (req.args.empty()) return fail(Errc::InvalidArgument, "exec: no command given");
   if (opts.tty) return fail(Errc::Unsupported, "exec --tty is not supported yet");
   if (!opts.pid_file.empty() && !opts.detach) {

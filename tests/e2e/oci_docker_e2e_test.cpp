@@ -163,6 +163,11 @@ TEST_F(DockerE2E, DetachedExecUpdatePauseStop) {
   ASSERT_EQ(docker("exec " + id + " echo from-exec", &out), 0) << out;
   EXPECT_EQ(trim(out), "from-exec");
   EXPECT_EQ(docker("exec " + id + " sh -c 'exit 5'", &out), 5) << out;
+  // exec --user: the process.json's user, not the container's.
+  ASSERT_EQ(docker("exec --user 1000:1001 " + id + " id", &out), 0) << out;
+  EXPECT_THAT(out, HasSubstr("uid=1000 gid=1001"));
+  ASSERT_EQ(docker("exec " + id + " id -u", &out), 0) << out;
+  EXPECT_EQ(trim(out), "0");
   // docker update: the shim pipes a LinuxResources JSON into `update --resources -`.
   ASSERT_EQ(docker("update --memory 64m --memory-swap 128m --pids-limit 40 " + id, &out), 0) << out;
   auto file = [&](const std::string& hierarchy, const std::string& name) {

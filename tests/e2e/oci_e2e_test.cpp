@@ -204,7 +204,7 @@ TEST_F(OciE2E, RunWaitsAndReturnsTheStatus) {
 
 // containerd's shim: `update --resources=- ID` with a LinuxResources JSON on stdin, and
 // `events --stats ID` (one record in runc's shape, go-runc's Stats decodes it).
-TEST_F(OciE2E, UpdateAndEventsAsContainerdsShimCallsThem) {
+TEST_F(OciE2E, UpdateEventsAndExecUserAsEnginesCallThem) {
   const fs::path b = make_bundle("upd-bundle", runc_.native() + " spec");
   json c = config(b);
   c["process"]["terminal"] = false;
@@ -240,6 +240,12 @@ TEST_F(OciE2E, UpdateAndEventsAsContainerdsShimCallsThem) {
   EXPECT_THAT(sys::read_file(log_file(), 1 << 20).value_or(""),
               HasSubstr(R"("level":"error","msg":"update --resources: linux.resources.memory.kernel: is not supported)"));
   EXPECT_EQ(file("memory", "memory.limit_in_bytes"), "134217728");
+
+  // exec --user (runc's numeric UID[:GID]); bad input is one line.
+  ASSERT_EQ(oci("exec --user 1000:1001 u1 id", &out), 0) << out;
+  EXPECT_THAT(out, HasSubstr("uid=1000(tester) gid=1001"));  // (the fixture's passwd names 1000)
+  EXPECT_NE(oci("exec --user bob u1 id", &out), 0);
+  EXPECT_THAT(out, HasSubstr("--user `bob`: not a number"));
 
   ASSERT_EQ(oci("events --stats u1", &out), 0) << out;
   EXPECT_EQ(count_lines(out), 1u) << out;

@@ -48,6 +48,7 @@ struct ExecOptions {
   std::filesystem::path process_file;
   std::vector<std::string> env;
   std::string cwd;
+  std::optional<std::pair<uid_t, gid_t>> user;  // --user UID[:GID] (numeric, as runc takes it)
   bool tty = false;
   bool detach = false;
   std::filesystem::path pid_file;
