@@ -295,7 +295,7 @@ Status run_hooks(const std::vector<Hook>& hooks, const State& st, std::string_vi
   return {};
 }
 
-Status send_console(const fs::path& socket_path, int master) {
+Result<UniqueFd> connect_console(const fs::path& socket_path) {
   UniqueFd s(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!s) return std::unexpected(sys_error("socket", "console socket"));
   struct sockaddr_un addr {};
@@ -307,6 +307,11 @@ Status send_console(const fs::path& socket_path, int master) {
   if (::connect(s.get(), reinterpret_cast<struct sockaddr*>(&addr), sizeof addr) != 0) {
     return std::unexpected(sys_error("connect", socket_path.native()));
   }
+  return s;
+}
+
+Status send_console(const fs::path& socket_path, int master) {
+  KISTE_ASSIGN_OR_RETURN(UniqueFd s, connect_console(socket_path));
   if (!detail::send_fds(s.get(), 'T', &master, 1)) {
     return std::unexpected(sys_error("send the pty master to", socket_path.native()));
   }
@@ -633,6 +638,7 @@ Result<int> OciRuntime::exec(std::string_view id, const ExecOptions& opts) {
     return failf(Errc::InvalidArgument, "cannot exec in container {}: it is {}, not running", quote(id),
                  to_string(st.status));
   }
+  bool terminal = opts.tty;
   ExecRequest req{.target = st.pid, .args = opts.args, .env = opts.env, .cwd = opts.cwd.empty() ? "/" : opts.cwd};
   if (!opts.process_file.empty()) {
     KISTE_ASSIGN_OR_RETURN(std::string text, sys::read_file(opts.process_file, 1 << 22));
@@ -650,13 +656,18 @@ Result<int> OciRuntime::exec(std::string_view id, const ExecOptions& opts) {
     req.user = ExecRequest::User{.uid = parsed.spec.process.uid,
                                  .gid = parsed.spec.process.gid,
                                  .groups = parsed.spec.process.additional_gids};
-    if (parsed.spec.process.terminal) {
-      return fail(Errc::Unsupported, "exec with a terminal is not supported yet");
-    }
+    terminal = parsed.spec.process.terminal;
   }
   if (opts.user) req.user = ExecRequest::User{.uid = opts.user->first, .gid = opts.user->second};
   if (req.args.empty()) return fail(Errc::InvalidArgument, "exec: no command given");
-  if (opts.tty) return fail(Errc::Unsupported, "exec --tty is not supported yet");
+  UniqueFd console;
+  if (terminal) {
+    if (opts.console_socket.empty()) return fail(Errc::InvalidArgument, "exec with a terminal: --console-socket is required");
+    KISTE_ASSIGN_OR_RETURN(console, connect_console(opts.console_socket));
+    req.console_fd = console.get();
+  } else if (!opts.console_socket.empty()) {
+    return fail(Errc::InvalidArgument, "exec: --console-socket given but no terminal (--tty or process.terminal)");
+  }
   if (!opts.pid_file.empty() && !opts.detach) {
     return fail(Errc::Unsupported, "exec --pid-file needs --detach");
   }

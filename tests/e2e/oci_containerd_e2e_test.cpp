@@ -243,6 +243,12 @@ TEST_F(ContainerdE2E, DetachedTaskLifecycle) {
   EXPECT_EQ(ctr("task exec --exec-id e2 c2 sh -c 'exit 5'", &out), 5) << out;
   ASSERT_EQ(ctr("task exec --exec-id e3 c2 cat /proc/1/cmdline", &out), 0) << out;
   EXPECT_THAT(out, HasSubstr("trap"));
+  // exec -t (ctr needs a terminal of its own: script(1)).
+  const std::string cmd = fmt::format("ctr --address {} --namespace {} task exec -t --exec-id e4 c2 sh -c 'tty; echo hi'",
+                                      (tmp_ / "containerd.sock").native(), kNamespace);
+  ASSERT_EQ(run_shell("timeout 120 script -qec \"" + cmd + "\" /dev/null </dev/null", &out), 0) << out << log();
+  EXPECT_THAT(out, HasSubstr("/dev/pts/"));
+  EXPECT_THAT(out, HasSubstr("hi"));
   // ps (the shim asks `ps --format json`), metrics (the shim reads the container's cgroups
   // itself), pause/resume. (ctr 1.6 has no `task update`: docker's update drives it, see
   // oci_docker_e2e_test.)

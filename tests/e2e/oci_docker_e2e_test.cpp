@@ -168,6 +168,10 @@ TEST_F(DockerE2E, DetachedExecUpdatePauseStop) {
   EXPECT_THAT(out, HasSubstr("uid=1000 gid=1001"));
   ASSERT_EQ(docker("exec " + id + " id -u", &out), 0) << out;
   EXPECT_EQ(trim(out), "0");
+  // exec -t: the shim hands `exec` a console socket; the pty is the container's.
+  ASSERT_EQ(docker("exec -t " + id + " sh -c 'tty; echo hi'", &out), 0) << out << log();
+  EXPECT_THAT(out, HasSubstr("/dev/pts/"));
+  EXPECT_THAT(out, HasSubstr("hi"));
   // docker update: the shim pipes a LinuxResources JSON into `update --resources -`.
   ASSERT_EQ(docker("update --memory 64m --memory-swap 128m --pids-limit 40 " + id, &out), 0) << out;
   auto file = [&](const std::string& hierarchy, const std::string& name) {

@@ -246,6 +246,8 @@ TEST_F(OciE2E, UpdateEventsAndExecUserAsEnginesCallThem) {
   EXPECT_THAT(out, HasSubstr("uid=1000(tester) gid=1001"));  // (the fixture's passwd names 1000)
   EXPECT_NE(oci("exec --user bob u1 id", &out), 0);
   EXPECT_THAT(out, HasSubstr("--user `bob`: not a number"));
+  EXPECT_NE(oci("exec --tty u1 tty", &out), 0);
+  EXPECT_THAT(out, HasSubstr("exec with a terminal: --console-socket is required"));
 
   ASSERT_EQ(oci("events --stats u1", &out), 0) << out;
   EXPECT_EQ(count_lines(out), 1u) << out;

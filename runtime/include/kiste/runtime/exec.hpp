@@ -33,6 +33,9 @@ struct ExecRequest {
     std::vector<gid_t> groups;
   };
   std::optional<User> user;
+  // >= 0: a connected unix socket (runc's --console-socket). The command gets a new pty of the
+  // container's devpts as its controlling terminal and stdio; the master goes over the socket.
+  int console_fd = -1;
   // Return once the command was exec'd, leaving it running (runc exec --detach): it is no
   // child of the caller but of the caller's subreaper. ExecResult::pid names it.
   bool detach = false;
