@@ -392,6 +392,34 @@ Status parse_devices(const json& list, BundleConfig& out) {
   return {};
 }
 
+// linux.devices: nodes the runtime makes (c, b or u; fifos are refused).
+Status parse_device_nodes(const json& list, BundleConfig& out) {
+  if (!list.is_array()) return std::unexpected(bad("linux.devices", "must be an array"));
+  for (const json& d : list) {
+    if (!d.is_object()) return std::unexpected(bad("linux.devices", "entries must be objects"));
+    KISTE_ASSIGN_OR_RETURN(auto path, string_at(d, "path", "linux.devices[].path"));
+    if (!path || path->empty() || path->front() != '/') return std::unexpected(bad("linux.devices[].path", "must be an absolute path"));
+    KISTE_ASSIGN_OR_RETURN(auto type, string_at(d, "type", "linux.devices[].type"));
+    if (!type || (*type != "c" && *type != "b" && *type != "u")) {
+      return std::unexpected(unsupported("linux.devices[].type", "must be c, u or b (fifos are not supported)"));
+    }
+    KISTE_ASSIGN_OR_RETURN(auto major, int_at(d, "major", "linux.devices[].major", 0, 4095));
+    KISTE_ASSIGN_OR_RETURN(auto minor, int_at(d, "minor", "linux.devices[].minor", 0, (1 << 20) - 1));
+    if (!major || !minor) return std::unexpected(bad("linux.devices[]", "major and minor are required"));
+    KISTE_ASSIGN_OR_RETURN(auto mode, int_at(d, "fileMode", "linux.devices[].fileMode", 0, 07777));
+    KISTE_ASSIGN_OR_RETURN(auto uid, int_at(d, "uid", "linux.devices[].uid", 0, UINT32_MAX - 1));
+    KISTE_ASSIGN_OR_RETURN(auto gid, int_at(d, "gid", "linux.devices[].gid", 0, UINT32_MAX - 1));
+    out.spec.devices.push_back(DeviceNode{.path = *path,
+                                          .block = *type == "b",
+                                          .major = static_cast<uint32_t>(*major),
+                                          .minor = static_cast<uint32_t>(*minor),
+                                          .mode = static_cast<uint32_t>(mode.value_or(0666)),
+                                          .uid = static_cast<uint32_t>(uid.value_or(0)),
+                                          .gid = static_cast<uint32_t>(gid.value_or(0))});
+  }
+  return {};
+}
+
 Status parse_resources(const json& r, BundleConfig& out) {
   Resources& res = out.spec.resources;
   for (auto it = r.begin(); it != r.end(); ++it) {
@@ -532,9 +560,7 @@ Status parse_linux(const json& linux, BundleConfig& out) {
   }
   KISTE_ASSIGN_OR_RETURN(auto label, string_at(linux, "mountLabel", "linux.mountLabel"));
   if (label && !label->empty()) out.warnings.push_back("linux.mountLabel is ignored: kiste applies no LSM labels");
-  if (auto it = linux.find("devices"); it != linux.end() && !it->is_null() && !(it->is_array() && it->empty())) {
-    return std::unexpected(unsupported("linux.devices", "extra device nodes are not supported yet"));
-  }
+  if (auto it = linux.find("devices"); it != linux.end() && !it->is_null()) KISTE_TRY(parse_device_nodes(*it, out));
   for (const char* no : {"intelRdt", "personality", "memoryPolicy", "netDevices"}) {
     if (linux.contains(no) && !linux[no].is_null()) {
       return std::unexpected(unsupported(fmt::format("linux.{}", no), "is not supported"));

@@ -196,7 +196,10 @@ TEST(OciConfig, BadInputIsRefusedNamingTheField) {
       {"memory type", [](json& j) { j["linux"]["resources"]["memory"] = {{"limit", "1g"}}; }, "memory.limit"},
       {"hook path", [](json& j) { j["hooks"] = {{"prestart", {{{"path", "rel"}}}}}; }, "hooks.prestart[].path"},
       {"hook kind", [](json& j) { j["hooks"] = {{"createContainer", {{{"path", "/bin/true"}}}}}; }, "createContainer"},
-      {"linux devices", [](json& j) { j["linux"]["devices"] = {{{"path", "/dev/fuse"}}}; }, "linux.devices"},
+      {"linux devices", [](json& j) { j["linux"]["devices"] = {{{"path", "/dev/fuse"}}}; }, "linux.devices[].type"},
+      {"device fifo", [](json& j) { j["linux"]["devices"] = {{{"path", "/dev/p"}, {"type", "p"}}}; }, "fifos are not supported"},
+      {"device rel", [](json& j) { j["linux"]["devices"] = {{{"path", "dev/x"}, {"type", "c"}, {"major", 1}, {"minor", 1}}}; }, "absolute"},
+      {"device mode", [](json& j) { j["linux"]["devices"] = {{{"path", "/dev/x"}, {"type", "c"}, {"major", 1}, {"minor", 1}, {"fileMode", 0100666}}}; }, "fileMode"},
       {"annotation", [](json& j) { j["annotations"] = {{"a", 1}}; }, "annotations.a"},
       {"propagation", [](json& j) { j["linux"]["rootfsPropagation"] = "shared"; }, "rootfsPropagation"},
       {"hostname", [](json& j) { j["hostname"] = std::string(100, 'h'); }, "hostname"},
@@ -228,6 +231,17 @@ TEST(OciConfig, DockersResourcesParse) {
             (std::vector<DeviceRule>{{.type = 'c', .major = 1, .minor = 5, .access = "rwm"},
                                      {.type = 'c', .major = 5, .minor = 1, .access = "rwm"}}));
   EXPECT_FALSE(c->spec.resources.cpu_shares);
+}
+
+TEST(OciConfig, DeviceNodes) {
+  json j = runc_spec();
+  j["linux"]["devices"] = json::parse(R"([{"path":"/dev/fuse","type":"c","major":10,"minor":229,"fileMode":438,"uid":0,"gid":0},
+      {"path":"/dev/loop7","type":"b","major":7,"minor":7,"fileMode":432,"gid":6}])");
+  auto c = parse(j);
+  ASSERT_TRUE(c) << c.error().to_string();
+  EXPECT_EQ(c->spec.devices,
+            (std::vector<DeviceNode>{{.path = "/dev/fuse", .block = false, .major = 10, .minor = 229, .mode = 0666},
+                                     {.path = "/dev/loop7", .block = true, .major = 7, .minor = 7, .mode = 0660, .gid = 6}}));
 }
 
 // `update --resources`: a LinuxResources object alone.

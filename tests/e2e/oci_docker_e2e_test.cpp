@@ -148,6 +148,15 @@ TEST_F(DockerE2E, RunRemove) {
   ASSERT_EQ(docker("run --runtime kiste --rm --network none busybox echo hi", &out), 0) << out << log();
   EXPECT_EQ(trim(out), "hi");
   EXPECT_EQ(docker("run --runtime kiste --rm --network none busybox sh -c 'exit 3'", &out), 3) << out;
+  // --device: linux.devices plus the device cgroup's allow rule.
+  ASSERT_EQ(docker("run --runtime kiste --rm --network none --device /dev/fuse --device /dev/net/tun:/dev/net/tun "
+                   "busybox sh -c 'ls -ln /dev/fuse /dev/net/tun; head -c 0 /dev/fuse && echo opened'",
+                   &out),
+            0)
+      << out << log();
+  EXPECT_THAT(out, HasSubstr("10, 229"));
+  EXPECT_THAT(out, HasSubstr("10, 200"));
+  EXPECT_THAT(out, HasSubstr("opened"));
 }
 
 TEST_F(DockerE2E, DetachedExecUpdatePauseStop) {
