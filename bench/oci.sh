@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # kiste as an OCI runtime (issue 18): kiste-runc vs runc vs crun on the same prepared bundle,
-# and podman with --runtime kiste-runc vs runc and crun. Usage: bench/oci.sh
+# podman with --runtime kiste-runc vs runc and crun, and containerd's `ctr run --rm` with
+# --runc-binary kiste-runc vs runc. Usage: bench/oci.sh
 #
 # The bundle: `runc spec` (3 capabilities, runc's masked and read-only paths, no_new_privs,
 # read-only root, no seccomp, new pid/net/ipc/uts/mount namespaces, deny-all devices) with
@@ -14,6 +15,9 @@ work=$(mktemp -d /tmp/kiste-bench-oci.XXXXXX)
 cleanup() {
   for r in "$RUNC_BIN" runc crun; do "$r" --root "$work/state-$(basename "$r")" delete --force b >/dev/null 2>&1 || true; done
   if [ -n "${P:-}" ]; then $P rm -a -f -t 0 >/dev/null 2>&1 || true; fi
+  if [ -n "${ctrd_pid:-}" ]; then kill "$ctrd_pid" 2>/dev/null || true; wait "$ctrd_pid" 2>/dev/null || true; fi
+  for d in /sys/fs/cgroup/*/kiste-bench-ctr; do [ -d "$d" ] && rmdir "$d" 2>/dev/null; done
+  if [ -z "${had_run_containerd-1}" ]; then rmdir /run/containerd/s /run/containerd/fifo /run/containerd 2>/dev/null || true; fi
   for d in /sys/fs/cgroup/*/libpod_parent; do [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null; done
   rm -rf "$work"
 }
@@ -61,4 +65,46 @@ if command -v podman >/dev/null; then
   fi
 else
   bench_unavailable "podman run --rm (runtime)" podman "podman is not installed"
+fi
+
+# containerd (its own, under $work: CRI plugin off, no network) with its runc shim; the
+# container gets a network namespace with only lo and ctr's default spec (no seccomp profile
+# for either runtime), busybox from `kiste save`.
+if command -v containerd >/dev/null && command -v ctr >/dev/null; then
+  if [ -d /run/containerd ]; then had_run_containerd=1; else had_run_containerd=; fi
+  if [ ! -f "$work/busybox.tar" ]; then
+    "$KISTE" --root "$work/kroot" import -c 'CMD ["/bin/sh"]' "$work/bb.tar" busybox >/dev/null
+    "$KISTE" --root "$work/kroot" save -o "$work/busybox.tar" busybox >/dev/null
+  fi
+  cat >"$work/containerd.toml" <<EOF
+version = 2
+root = "$work/ctrd-root"
+state = "$work/ctrd-state"
+disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.aufs",
+  "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
+  "io.containerd.snapshotter.v1.devmapper", "io.containerd.internal.v1.tracing",
+  "io.containerd.tracing.processor.v1.otlp"]
+[grpc]
+  address = "$work/containerd.sock"
+[ttrpc]
+  address = ""
+[debug]
+  address = ""
+[metrics]
+  address = ""
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$work/ctrd-opt"
+EOF
+  containerd --config "$work/containerd.toml" >"$work/containerd.log" 2>&1 </dev/null &
+  ctrd_pid=$!
+  C="ctr --address $work/containerd.sock --namespace kiste-bench-ctr"
+  for _ in $(seq 100); do $C version >/dev/null 2>&1 && break; sleep 0.1; done
+  $C image import "$work/busybox.tar" >/dev/null
+  img=docker.io/library/busybox:latest
+  cnote="ctr run --rm IMAGE ID true through containerd-shim-runc-v2 (containerd's time included)"
+  bench_compare "ctr run --rm (runtime)" \
+    "$C run --rm --runc-binary $RUNC_BIN --runc-root $work/ctr-kiste $img ck true" \
+    runc "$C run --rm --runc-binary $(command -v runc) --runc-root $work/ctr-runc $img cr true" "" "$cnote"
+else
+  bench_unavailable "ctr run --rm (runtime)" containerd "containerd is not installed"
 fi

@@ -5,17 +5,22 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include <kiste/base/error.hpp>
 #include <kiste/base/sys.hpp>
+#include <kiste/runtime/cgroup.hpp>
 #include <kiste/runtime/oci_config.hpp>
 #include <kiste/runtime/oci_runtime.hpp>
 
@@ -141,7 +146,8 @@ const std::vector<Flag> kGlobalFlags = {
 
 constexpr std::string_view kUsage =
     "usage: kiste-runc [--root DIR] [--log FILE] [--log-format text|json] [--systemd-cgroup] COMMAND\n"
-    "commands: create, start, state, kill, delete, run, exec, ps, list, pause, resume, spec, features\n";
+    "commands: create, start, state, kill, delete, run, exec, ps, list, pause, resume, update, events,\n"
+    "          spec, features\n";
 
 Result<std::string> one_id(const Parsed& p, std::string_view verb, size_t extra_max = 0) {
   if (p.args.empty()) return failf(Errc::InvalidArgument, "{}: a container id is required", verb);
@@ -185,6 +191,84 @@ const std::vector<Flag> kCreateFlags = {{"bundle", "b", true},      {"pid-file",
                                         {"no-new-keyring", "", false}, {"preserve-fds", "", true},
                                         {"detach", "d", false},      {"keep", "", false},
                                         {"no-subreaper", "", false}};
+
+// `update --resources FILE|- ID` (a LinuxResources JSON; containerd's shim pipes it on stdin),
+// or runc's single-limit flags.
+Result<int> update(oci::OciRuntime& rt, const std::vector<std::string_view>& rest) {
+  KISTE_ASSIGN_OR_RETURN(
+      Parsed p, parse_flags(rest,
+                            {{"resources", "r", true}, {"memory", "m", true}, {"memory-swap", "", true},
+                             {"cpu-quota", "", true}, {"cpu-period", "", true}, {"cpu-share", "", true},
+                             {"pids-limit", "", true}},
+                            true));
+  KISTE_ASSIGN_OR_RETURN(std::string id, one_id(p, "update"));
+  runtime::Resources res;
+  if (auto file = p.get("resources")) {
+    std::string text;
+    if (*file == "-") {
+      KISTE_ASSIGN_OR_RETURN(text, sys::read_all(STDIN_FILENO, "standard input", 1 << 20));
+    } else {
+      KISTE_ASSIGN_OR_RETURN(text, sys::read_file(*file, 1 << 20));
+    }
+    KISTE_ASSIGN_OR_RETURN(res, with_context(oci::parse_linux_resources(text), "update --resources"));
+  } else {
+    auto number = [&](std::string_view flag) -> Result<std::optional<int64_t>> {
+      auto v = p.get(flag);
+      if (!v) return std::optional<int64_t>{};
+      if (flag == "memory" || flag == "memory-swap") {
+        if (*v == "-1") return std::optional<int64_t>{-1};
+        KISTE_ASSIGN_OR_RETURN(int64_t bytes, with_context(runtime::parse_memory_size(*v), fmt::format("--{}", flag)));
+        return std::optional<int64_t>{bytes};
+      }
+      char* end = nullptr;
+      errno = 0;
+      const long long n = std::strtoll(v->c_str(), &end, 10);
+      if (v->empty() || *end != '\0' || errno != 0) {
+        return failf(Errc::InvalidArgument, "--{} {}: not a number", flag, quote(*v));
+      }
+      return std::optional<int64_t>{n};
+    };
+    KISTE_ASSIGN_OR_RETURN(res.memory, number("memory"));
+    KISTE_ASSIGN_OR_RETURN(res.memory_swap, number("memory-swap"));
+    KISTE_ASSIGN_OR_RETURN(res.cpu_quota, number("cpu-quota"));
+    KISTE_ASSIGN_OR_RETURN(auto period, number("cpu-period"));
+    KISTE_ASSIGN_OR_RETURN(auto shares, number("cpu-share"));
+    KISTE_ASSIGN_OR_RETURN(res.pids, number("pids-limit"));
+    if (period) res.cpu_period = static_cast<uint64_t>(std::max<int64_t>(*period, 0));
+    if (shares) res.cpu_shares = static_cast<uint64_t>(std::max<int64_t>(*shares, 0));
+    if (res.memory && *res.memory < 0) res.memory.reset();
+  }
+  KISTE_TRY(rt.update(id, res));
+  return 0;
+}
+
+// `events --stats ID`: one stats record; `events [--interval 5s] ID`: one every interval until
+// the container stops (then exit 0). No OOM records.
+Result<int> events(const oci::OciRuntime& rt, const std::vector<std::string_view>& rest) {
+  KISTE_ASSIGN_OR_RETURN(Parsed p, parse_flags(rest, {{"stats", "", false}, {"interval", "", true}}, true));
+  KISTE_ASSIGN_OR_RETURN(std::string id, one_id(p, "events"));
+  int interval_s = 5;
+  if (auto iv = p.get("interval")) {
+    std::string_view v = *iv;
+    if (v.ends_with("s")) v.remove_suffix(1);
+    KISTE_ASSIGN_OR_RETURN(interval_s, to_int(v, "--interval"));
+    if (interval_s == 0) return fail(Errc::InvalidArgument, "--interval: must be at least 1s");
+  }
+  while (true) {
+    auto line = rt.stats_event(id);
+    if (!line) {
+      // the stream ends when the container does
+      auto st = rt.state(id);
+      if (!p.has("stats") && (!st || st->status == oci::ContainerStatus::Stopped)) return 0;
+      return std::unexpected(std::move(line).error());
+    }
+    *line += "\n";
+    std::fwrite(line->data(), 1, line->size(), stdout);
+    std::fflush(stdout);
+    if (p.has("stats")) return 0;
+    std::this_thread::sleep_for(std::chrono::seconds(interval_s));
+  }
+}
 
 Result<int> dispatch(std::string_view verb, std::vector<std::string_view> rest, const Parsed& global,
                      const Logger& log) {
@@ -269,10 +353,17 @@ Result<int> dispatch(std::string_view verb, std::vector<std::string_view> rest, 
                                {"no-new-privs", "", false}, {"cap", "c", true}},
                               true));
     if (p.args.empty()) return fail(Errc::InvalidArgument, "exec: a container id is required");
-    if (p.get("user") || !p.all("cap").empty()) {
-      return fail(Errc::Unsupported, "exec --user and --cap are not supported yet");
-    }
+    if (!p.all("cap").empty()) return fail(Errc::Unsupported, "exec --cap is not supported yet");
     oci::ExecOptions o;
+    if (auto u = p.get("user")) {
+      const size_t colon = u->find(':');
+      KISTE_ASSIGN_OR_RETURN(int uid, to_int(u->substr(0, colon), "--user"));
+      int gid = 0;
+      if (colon != std::string::npos) {
+        KISTE_ASSIGN_OR_RETURN(gid, to_int(u->substr(colon + 1), "--user"));
+      }
+      o.user = std::pair{static_cast<uid_t>(uid), static_cast<gid_t>(gid)};
+    }
     o.args.assign(p.args.begin() + 1, p.args.end());
     if (auto f = p.get("process")) o.process_file = absolute_or_cwd(f);
     o.env = p.all("env");
@@ -304,8 +395,9 @@ Result<int> dispatch(std::string_view verb, std::vector<std::string_view> rest, 
     KISTE_TRY(verb == "pause" ? rt.pause(id) : rt.resume(id));
     return 0;
   }
-  if (verb == "update" || verb == "events" || verb == "checkpoint" ||
-      verb == "restore") {
+  if (verb == "update") return update(rt, rest);
+  if (verb == "events") return events(rt, rest);
+  if (verb == "checkpoint" || verb == "restore") {
     return failf(Errc::Unsupported, "{}: not supported by kiste-runc yet", verb);
   }
   return failf(Errc::InvalidArgument, "unknown command {}", quote(verb));

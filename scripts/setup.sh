@@ -19,6 +19,8 @@ test_deps=(busybox-static docker-registry skopeo umoci oci-image-tool apache2-ut
   python3-nacl  # an independent reader/writer of cosign's encrypted key format (tests/e2e/cosign_key.py)
   runc crun buildah  # runc, crun: peers for bench/run_latency.sh; buildah: builder interop
   podman  # drives kiste-runc as its OCI runtime (tests/e2e/oci_podman_e2e_test.cpp, bench/oci.sh)
+  containerd  # ctr + its runc shim drive kiste-runc (tests/e2e/oci_containerd_e2e_test.cpp, bench/oci.sh)
+  docker.io  # dockerd --add-runtime kiste=kiste-runc (tests/e2e/oci_docker_e2e_test.cpp, own netns)
   qemu-system-x86 kmod  # the VM stage (tests/vm): qemu + virtiofsd; depmod for the guest kernel
   clang-19 libclang-rt-19-dev  # the libFuzzer build (fuzz/run.sh): clang-14's <expected> fails
   qemu-user-static binfmt-support  # multi-platform tests: arm64 RUN steps under qemu-user

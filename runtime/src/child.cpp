@@ -517,7 +517,12 @@ void ContainerInit::apply_ops() noexcept {
         char name[NAME_MAX + 1];
         int dfd = open_parent(root_fd_, op.target.c_str(), name);
         fail_if(dfd);
-        if (::mknodat(dfd, name, S_IFCHR | 0666, static_cast<dev_t>(op.dev)) != 0 && errno != EEXIST) {
+        const mode_t type = op.block ? S_IFBLK : S_IFCHR;
+        if (::mknodat(dfd, name, type | op.mode, static_cast<dev_t>(op.dev)) == 0) {
+          if ((op.uid != 0 || op.gid != 0) && ::fchownat(dfd, name, op.uid, op.gid, AT_SYMLINK_NOFOLLOW) != 0) {
+            die(StepId::MountOp, errno, idx);
+          }
+        } else if (errno != EEXIST) {
           // Without CAP_MKNOD (user namespaces): bind the host's node instead.
           int e = errno;
           int f = ::openat(dfd, name, O_CREAT | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0666);

@@ -725,7 +725,9 @@ Result<bool> Launch::await_ready() {
     result_.exit_code = (report.err == ENOENT || report.err == ENOTDIR) ? 127 : 126;
     result_.exec_error = fmt::format("exec {}: {}", quote(cmd), std::strerror(report.err));
     if (report.err == ENOENT && cmd.find('/') != std::string::npos) {
-      result_.exec_error += " (is the interpreter missing?)";
+      // lower case, as runc and docker say it: docker's `run` exits 127 (not 125) on an engine
+      // error only when it finds "no such file or directory" in it
+      result_.exec_error = fmt::format("exec {}: no such file or directory (is the interpreter missing?)", quote(cmd));
     } else if (report.err == ENOENT) {
       result_.exec_error = fmt::format("exec {}: executable file not found in $PATH", quote(cmd));
     }

@@ -7,6 +7,7 @@
 #include <linux/seccomp.h>
 #include <poll.h>
 #include <sched.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/stat.h>
@@ -27,6 +28,7 @@
 #include <kiste/base/unique_fd.hpp>
 
 #include "child.hpp"
+#include "fd_passing.hpp"
 
 namespace kiste::runtime {
 
@@ -136,10 +138,11 @@ struct Report {
   int err;
 };
 enum Step { kCgroup = 1, kSetns, kFork, kCwd, kIdentity, kCaps, kNoNewPrivs, kSeccomp, kExec, kTimedOut,
-            kStarted /* detach: err is the command's pid */ };
+            kStarted /* detach: err is the command's pid */, kTerminal };
 const char* step_name(int s) {
   switch (s) {
     case kCgroup: return "join the container's cgroup";
+    case kTerminal: return "open a terminal in the container";
     case kSetns: return "join the container's namespaces";
     case kFork: return "fork inside the container";
     case kCwd: return "change to the working directory";
@@ -202,6 +205,11 @@ Result<ExecResult> exec_in_container(const ExecRequest& req) {
   const pid_t pid = req.target;
   // Everything is read and allocated here; the children only make syscalls.
   KISTE_ASSIGN_OR_RETURN(Identity id, read_identity(pid));
+  if (req.user) {
+    id.uid = req.user->uid;
+    id.gid = req.user->gid;
+    id.groups = req.user->groups;
+  }
   KISTE_ASSIGN_OR_RETURN(auto filters, read_seccomp_filters(pid));
   const std::vector<fs::path> cgroups = cgroup_dirs(pid);
   // The namespaces, user first (joining it is what lets the others be joined when it is not
@@ -286,6 +294,23 @@ Result<ExecResult> exec_in_container(const ExecRequest& req) {
       if (!req.detach) (void)::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
       // A command with a timeout leads its own process group, which the timeout kills whole.
       if (req.timeout_ms > 0) (void)::setpgid(0, 0);
+      if (req.console_fd >= 0) {
+        // In the container's mount namespace /dev/ptmx is its devpts instance: the pty's name
+        // resolves inside. The master goes to the engine; the slave is the command's terminal.
+        const int master = ::open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+        if (master < 0) die(wfd, kTerminal, errno);
+        int unlock = 0;
+        if (::ioctl(master, TIOCSPTLCK, &unlock) != 0) die(wfd, kTerminal, errno);
+        const int slave = ::ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY);
+        if (slave < 0 || ::fchown(slave, id.uid, static_cast<gid_t>(-1)) != 0) die(wfd, kTerminal, errno);
+        if (!detail::send_fds(req.console_fd, 'T', &master, 1)) die(wfd, kTerminal, errno);
+        ::close(master);
+        if (::setsid() < 0 || ::ioctl(slave, TIOCSCTTY, 0) != 0) die(wfd, kTerminal, errno);
+        for (int to : {STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO}) {
+          if (::dup2(slave, to) < 0) die(wfd, kTerminal, errno);
+        }
+        if (slave > STDERR_FILENO) ::close(slave);
+      }
       if (req.output_fd >= 0 && (::dup2(null_fd.get(), STDIN_FILENO) < 0 ||
                                  ::dup2(req.output_fd, STDOUT_FILENO) < 0 ||
                                  ::dup2(req.output_fd, STDERR_FILENO) < 0)) {

@@ -79,6 +79,18 @@ Status add_container_mounts(MountPlan& plan, const ContainerSpec& spec, const Mo
                           .target = std::string("/dev/") + d.name,
                           .dev = makedev(d.major, d.minor)});
   }
+  for (const DeviceNode& d : spec.devices) {
+    KISTE_ASSIGN_OR_RETURN(std::string target, normalize_container_path(d.path));
+    if (target == "/dev") return fail(Errc::InvalidArgument, "device node `/dev`: not a device path");
+    if (d.mode > 07777) return failf(Errc::InvalidArgument, "device node {}: mode {:o} is not permission bits", quote(target), d.mode);
+    ops.push_back(MountOp{.kind = MountOpKind::Mknod,
+                          .target = std::move(target),
+                          .dev = makedev(d.major, d.minor),
+                          .mode = d.mode,
+                          .uid = d.uid,
+                          .gid = d.gid,
+                          .block = d.block});
+  }
   ops.push_back(mnt("devpts", "devpts", "/dev/pts", MS_NOSUID | MS_NOEXEC,
                     "newinstance,ptmxmode=0666,mode=0620,gid=5"));
   ops.push_back(MountOp{.kind = MountOpKind::Symlink, .source = "pts/ptmx", .target = "/dev/ptmx"});

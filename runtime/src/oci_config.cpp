@@ -371,12 +371,51 @@ Status parse_devices(const json& list, BundleConfig& out) {
       return std::unexpected(bad("linux.resources.devices[].access", "must be letters of rwm"));
     }
     if (!*allow) {
-      // Everything is denied unless allowed: a deny-all entry (runc spec's first) says nothing new.
-      if (t == "a" && !major && !minor && acc.find_first_not_of("rwm") == std::string::npos && acc.size() == 3) continue;
-      return std::unexpected(unsupported("linux.resources.devices", "deny rules other than a first deny-all are not supported"));
+      // Everything is denied unless allowed: a deny-all entry (runc spec's first) says nothing
+      // new, nor does a deny that no earlier allow overlaps (Docker's `c 10:229` for fuse).
+      const auto& allowed = out.spec.resources.device_rules;
+      if (t == "a" && !major && !minor && acc.size() == 3) {
+        if (allowed.empty()) continue;
+      } else {
+        const bool overlaps = std::any_of(allowed.begin(), allowed.end(), [&](const DeviceRule& a) {
+          auto same = [](int64_t x, std::optional<int64_t> y) { return x == -1 || !y || *y == -1 || x == *y; };
+          return (a.type == 'a' || a.type == t[0]) && same(a.major, major) && same(a.minor, minor) &&
+                 a.access.find_first_of(acc) != std::string::npos;
+        });
+        if (!overlaps) continue;
+      }
+      return std::unexpected(unsupported("linux.resources.devices", "a deny rule that narrows an earlier allow rule is not supported"));
     }
     out.spec.resources.device_rules.push_back(
         DeviceRule{.type = t[0], .major = major.value_or(-1), .minor = minor.value_or(-1), .access = acc});
+  }
+  return {};
+}
+
+// linux.devices: nodes the runtime makes (c, b or u; fifos are refused).
+Status parse_device_nodes(const json& list, BundleConfig& out) {
+  if (!list.is_array()) return std::unexpected(bad("linux.devices", "must be an array"));
+  for (const json& d : list) {
+    if (!d.is_object()) return std::unexpected(bad("linux.devices", "entries must be objects"));
+    KISTE_ASSIGN_OR_RETURN(auto path, string_at(d, "path", "linux.devices[].path"));
+    if (!path || path->empty() || path->front() != '/') return std::unexpected(bad("linux.devices[].path", "must be an absolute path"));
+    KISTE_ASSIGN_OR_RETURN(auto type, string_at(d, "type", "linux.devices[].type"));
+    if (!type || (*type != "c" && *type != "b" && *type != "u")) {
+      return std::unexpected(unsupported("linux.devices[].type", "must be c, u or b (fifos are not supported)"));
+    }
+    KISTE_ASSIGN_OR_RETURN(auto major, int_at(d, "major", "linux.devices[].major", 0, 4095));
+    KISTE_ASSIGN_OR_RETURN(auto minor, int_at(d, "minor", "linux.devices[].minor", 0, (1 << 20) - 1));
+    if (!major || !minor) return std::unexpected(bad("linux.devices[]", "major and minor are required"));
+    KISTE_ASSIGN_OR_RETURN(auto mode, int_at(d, "fileMode", "linux.devices[].fileMode", 0, 07777));
+    KISTE_ASSIGN_OR_RETURN(auto uid, int_at(d, "uid", "linux.devices[].uid", 0, UINT32_MAX - 1));
+    KISTE_ASSIGN_OR_RETURN(auto gid, int_at(d, "gid", "linux.devices[].gid", 0, UINT32_MAX - 1));
+    out.spec.devices.push_back(DeviceNode{.path = *path,
+                                          .block = *type == "b",
+                                          .major = static_cast<uint32_t>(*major),
+                                          .minor = static_cast<uint32_t>(*minor),
+                                          .mode = static_cast<uint32_t>(mode.value_or(0666)),
+                                          .uid = static_cast<uint32_t>(uid.value_or(0)),
+                                          .gid = static_cast<uint32_t>(gid.value_or(0))});
   }
   return {};
 }
@@ -393,6 +432,9 @@ Status parse_resources(const json& r, BundleConfig& out) {
       for (auto m = it->begin(); m != it->end(); ++m) {
         if (m->is_null()) continue;
         const std::string field = "linux.resources.memory." + m.key();
+        // 0 is "unset" for these, as runc reads them (docker sends them so)
+        const bool zero = m->is_number() && m->get<double>() == 0;
+        if (zero && (m.key() == "reservation" || m.key() == "kernel" || m.key() == "kernelTCP")) continue;
         if (m.key() == "limit" || m.key() == "swap") {
           KISTE_ASSIGN_OR_RETURN(auto v, int_at(*it, m.key().c_str(), field, -1, INT64_MAX));
           if (*v == 0) continue;  // unset, as runc reads it
@@ -408,6 +450,8 @@ Status parse_resources(const json& r, BundleConfig& out) {
       for (auto c = it->begin(); c != it->end(); ++c) {
         if (c->is_null()) continue;
         const std::string field = "linux.resources.cpu." + c.key();
+        const bool zero = c->is_number() && c->get<double>() == 0;
+        if (zero && (c.key() == "realtimeRuntime" || c.key() == "realtimePeriod" || c.key() == "burst")) continue;
         if (c.key() == "shares") {
           KISTE_ASSIGN_OR_RETURN(auto v, int_at(*it, "shares", field, 0, 262144));
           if (*v != 0) res.cpu_shares = static_cast<uint64_t>(*v);
@@ -426,6 +470,9 @@ Status parse_resources(const json& r, BundleConfig& out) {
       if (!it->is_object()) return std::unexpected(bad("linux.resources.pids", "must be an object"));
       KISTE_ASSIGN_OR_RETURN(auto v, int_at(*it, "limit", "linux.resources.pids.limit", -1, INT64_MAX));
       if (v && *v != 0) res.pids = *v;
+    } else if (key == "blockIO" && it->is_object() && it->size() == 1 && it->contains("weight") &&
+               (*it)["weight"].is_number_unsigned() && (*it)["weight"].get<uint64_t>() == 0) {
+      // weight 0 is "unset" (docker sends it)
     } else if (key == "blockIO" || key == "hugepageLimits" || key == "network" || key == "rdma" ||
                key == "unified") {
       const bool empty = (it->is_object() || it->is_array()) && it->empty();
@@ -513,9 +560,7 @@ Status parse_linux(const json& linux, BundleConfig& out) {
   }
   KISTE_ASSIGN_OR_RETURN(auto label, string_at(linux, "mountLabel", "linux.mountLabel"));
   if (label && !label->empty()) out.warnings.push_back("linux.mountLabel is ignored: kiste applies no LSM labels");
-  if (auto it = linux.find("devices"); it != linux.end() && !it->is_null() && !(it->is_array() && it->empty())) {
-    return std::unexpected(unsupported("linux.devices", "extra device nodes are not supported yet"));
-  }
+  if (auto it = linux.find("devices"); it != linux.end() && !it->is_null()) KISTE_TRY(parse_device_nodes(*it, out));
   for (const char* no : {"intelRdt", "personality", "memoryPolicy", "netDevices"}) {
     if (linux.contains(no) && !linux[no].is_null()) {
       return std::unexpected(unsupported(fmt::format("linux.{}", no), "is not supported"));
@@ -635,6 +680,18 @@ Result<BundleConfig> parse_config(std::string_view text, const fs::path& bundle)
     }
   }
   return out;
+}
+
+Result<Resources> parse_linux_resources(std::string_view text) {
+  json j = json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return std::unexpected(bad("resources", "must be a JSON object"));
+  BundleConfig out;
+  if (auto parsed = parse_resources(j, out); !parsed) {
+    Error e = std::move(parsed).error();
+    if (e.message.starts_with("config.json: ")) e.message.erase(0, std::string_view("config.json: ").size());
+    return std::unexpected(std::move(e));
+  }
+  return std::move(out.spec.resources);
 }
 
 std::string hooks_to_json(const Hooks& h) {

@@ -14,7 +14,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <chrono>
+#include <limits>
 #include <cstring>
 #include <thread>
 
@@ -23,6 +25,7 @@
 #include <kiste/base/file_lock.hpp>
 #include <kiste/base/sys.hpp>
 #include <kiste/runtime/cgroup.hpp>
+#include <kiste/runtime/cgroup_stats.hpp>
 #include <kiste/runtime/container.hpp>
 #include <kiste/runtime/exec.hpp>
 #include <kiste/runtime/oci_config.hpp>
@@ -292,7 +295,7 @@ Status run_hooks(const std::vector<Hook>& hooks, const State& st, std::string_vi
   return {};
 }
 
-Status send_console(const fs::path& socket_path, int master) {
+Result<UniqueFd> connect_console(const fs::path& socket_path) {
   UniqueFd s(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!s) return std::unexpected(sys_error("socket", "console socket"));
   struct sockaddr_un addr {};
@@ -304,6 +307,11 @@ Status send_console(const fs::path& socket_path, int master) {
   if (::connect(s.get(), reinterpret_cast<struct sockaddr*>(&addr), sizeof addr) != 0) {
     return std::unexpected(sys_error("connect", socket_path.native()));
   }
+  return s;
+}
+
+Status send_console(const fs::path& socket_path, int master) {
+  KISTE_ASSIGN_OR_RETURN(UniqueFd s, connect_console(socket_path));
   if (!detail::send_fds(s.get(), 'T', &master, 1)) {
     return std::unexpected(sys_error("send the pty master to", socket_path.native()));
   }
@@ -355,6 +363,41 @@ class CreateGuard {
   std::vector<fs::path> cgroups_;
   bool done_ = false;
 };
+
+// The container's cgroup dir that holds `file` (v1: the one hierarchy with that controller's
+// files; v2: the one dir); nullopt when none does.
+std::optional<fs::path> cgroup_dir_with(const std::vector<fs::path>& dirs, std::string_view file) {
+  for (const fs::path& d : dirs) {
+    if (::access((d / file).c_str(), F_OK) == 0) return d;
+  }
+  return std::nullopt;
+}
+
+// The cfs period the container's cgroup has now (v1 cpu.cfs_period_us, v2 cpu.max's second
+// field), for a quota given without one.
+Result<uint64_t> current_cpu_period(const std::vector<fs::path>& dirs) {
+  for (const char* file : {"cpu.cfs_period_us", "cpu.max"}) {
+    auto d = cgroup_dir_with(dirs, file);
+    if (!d) continue;
+    KISTE_ASSIGN_OR_RETURN(std::string text, sys::read_file(*d / file, 256));
+    const size_t sp = text.find(' ');
+    const std::string num = sp == std::string::npos ? text : text.substr(sp + 1);
+    const uint64_t v = std::strtoull(num.c_str(), nullptr, 10);
+    if (v != 0) return v;
+  }
+  return fail(Errc::Unsupported, "update: the container's cgroup has no cpu controller");
+}
+
+Status write_cgroup(const std::vector<fs::path>& dirs, const CgroupWrite& w) {
+  auto d = cgroup_dir_with(dirs, w.file);
+  if (!d) {
+    if (w.optional) return {};
+    return failf(Errc::Unsupported, "update: the container's cgroup has no {} (controller {})", quote(w.file),
+                 quote(w.controller));
+  }
+  KISTE_ASSIGN_OR_RETURN(UniqueFd fd, sys::open(*d / w.file, O_WRONLY | O_CLOEXEC));
+  return sys::write_all(fd.get(), w.value, (*d / w.file).native());
+}
 
 }  // namespace
 
@@ -509,6 +552,9 @@ Status OciRuntime::kill(std::string_view id, std::string_view signal, bool all) 
 Status OciRuntime::remove(std::string_view id, bool force) {
   KISTE_TRY(check_container_id(id));
   const fs::path d = dir(id);
+  // --force of a container that is gone succeeds, as runc's does (containerd's shim cleans up
+  // with it after the engine already deleted the container).
+  if (force && ::access(d.c_str(), F_OK) != 0 && errno == ENOENT) return {};
   KISTE_ASSIGN_OR_RETURN(FileLock held, lock(d, id));
   auto loaded = load(d, id);
   if (!loaded && loaded.error().code == Errc::NotFound) {
@@ -592,6 +638,7 @@ Result<int> OciRuntime::exec(std::string_view id, const ExecOptions& opts) {
     return failf(Errc::InvalidArgument, "cannot exec in container {}: it is {}, not running", quote(id),
                  to_string(st.status));
   }
+  bool terminal = opts.tty;
   ExecRequest req{.target = st.pid, .args = opts.args, .env = opts.env, .cwd = opts.cwd.empty() ? "/" : opts.cwd};
   if (!opts.process_file.empty()) {
     KISTE_ASSIGN_OR_RETURN(std::string text, sys::read_file(opts.process_file, 1 << 22));
@@ -606,12 +653,21 @@ Result<int> OciRuntime::exec(std::string_view id, const ExecOptions& opts) {
     req.args = parsed.spec.process.args;
     req.env = parsed.spec.process.env;
     req.cwd = parsed.spec.process.cwd;
-    if (parsed.spec.process.terminal) {
-      return fail(Errc::Unsupported, "exec with a terminal is not supported yet");
-    }
+    req.user = ExecRequest::User{.uid = parsed.spec.process.uid,
+                                 .gid = parsed.spec.process.gid,
+                                 .groups = parsed.spec.process.additional_gids};
+    terminal = parsed.spec.process.terminal;
   }
+  if (opts.user) req.user = ExecRequest::User{.uid = opts.user->first, .gid = opts.user->second};
   if (req.args.empty()) return fail(Errc::InvalidArgument, "exec: no command given");
-  if (opts.tty) return fail(Errc::Unsupported, "exec --tty is not supported yet");
+  UniqueFd console;
+  if (terminal) {
+    if (opts.console_socket.empty()) return fail(Errc::InvalidArgument, "exec with a terminal: --console-socket is required");
+    KISTE_ASSIGN_OR_RETURN(console, connect_console(opts.console_socket));
+    req.console_fd = console.get();
+  } else if (!opts.console_socket.empty()) {
+    return fail(Errc::InvalidArgument, "exec: --console-socket given but no terminal (--tty or process.terminal)");
+  }
   if (!opts.pid_file.empty() && !opts.detach) {
     return fail(Errc::Unsupported, "exec --pid-file needs --detach");
   }
@@ -620,6 +676,62 @@ Result<int> OciRuntime::exec(std::string_view id, const ExecOptions& opts) {
   if (!res.exec_error.empty()) return fail(Errc::NotFound, res.exec_error);
   if (opts.detach) KISTE_TRY(write_pid_file(opts.pid_file, res.pid));
   return res.exit_code;
+}
+
+Status OciRuntime::update(std::string_view id, const Resources& res) {
+  KISTE_TRY(check_container_id(id));
+  const fs::path d = dir(id);
+  KISTE_ASSIGN_OR_RETURN(FileLock held, lock(d, id));
+  KISTE_ASSIGN_OR_RETURN(Record r, load(d, id));
+  if (r.state.status == ContainerStatus::Stopped) {
+    return failf(Errc::InvalidArgument, "cannot update container {}: it is stopped", quote(id));
+  }
+  if (!res.device_rules.empty()) return fail(Errc::Unsupported, "update: device rules cannot be changed");
+  Resources want = res;
+  if (want.cpu_quota && !want.cpu_period) {
+    KISTE_ASSIGN_OR_RETURN(want.cpu_period, current_cpu_period(r.cgroups));
+  }
+  KISTE_ASSIGN_OR_RETURN(CgroupMode mode, detect_cgroup_mode());
+  KISTE_ASSIGN_OR_RETURN(CgroupPlan plan, CgroupPlan::from_resources(want, mode, /*privileged=*/true));
+  std::vector<CgroupWrite> writes = plan.writes;
+  // v1 refuses a memory limit above memory+swap: raising both writes memory+swap first.
+  const auto limit = std::find_if(writes.begin(), writes.end(),
+                                  [](const CgroupWrite& w) { return w.file == "memory.limit_in_bytes"; });
+  const auto memsw = std::find_if(writes.begin(), writes.end(),
+                                  [](const CgroupWrite& w) { return w.file == "memory.memsw.limit_in_bytes"; });
+  if (limit != writes.end() && memsw != writes.end()) {
+    if (auto first = write_cgroup(r.cgroups, *limit); !first) {
+      KISTE_TRY(write_cgroup(r.cgroups, *memsw));
+      KISTE_TRY(write_cgroup(r.cgroups, *limit));
+    } else {
+      KISTE_TRY(write_cgroup(r.cgroups, *memsw));
+    }
+    writes.erase(std::max(limit, memsw));
+    writes.erase(std::min(limit, memsw));
+  }
+  for (const CgroupWrite& w : writes) KISTE_TRY(write_cgroup(r.cgroups, w));
+  return {};
+}
+
+Result<std::string> OciRuntime::stats_event(std::string_view id) const {
+  KISTE_ASSIGN_OR_RETURN(State st, state(id));
+  if (st.status == ContainerStatus::Stopped) {
+    return failf(Errc::InvalidArgument, "container {} is not running", quote(id));
+  }
+  KISTE_ASSIGN_OR_RETURN(StatsSample s, container_stats(st.pid));
+  const uint64_t unlimited = std::numeric_limits<uint64_t>::max();
+  auto entry = [](uint64_t limit, uint64_t usage) { return json{{"limit", limit}, {"usage", usage}, {"failcnt", 0}}; };
+  json blkio = json::object();
+  json data = {
+      {"cpu", {{"usage", {{"total", s.cpu_usage_ns.value_or(0)}, {"kernel", 0}, {"user", 0}}}, {"throttling", json::object()}}},
+      {"memory", {{"usage", entry(s.memory_limit.value_or(unlimited), s.memory_usage.value_or(0))},
+                  {"swap", entry(unlimited, 0)},
+                  {"kernel", entry(unlimited, 0)},
+                  {"kernelTCP", entry(unlimited, 0)}}},
+      {"pids", {{"current", s.pids.value_or(0)}}},
+      {"blkio", blkio},
+      {"hugetlb", json::object()}};
+  return json{{"type", "stats"}, {"id", std::string(id)}, {"data", data}}.dump();
 }
 
 }  // namespace kiste::runtime::oci

@@ -13,6 +13,7 @@ namespace kiste::runtime::oci {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::StartsWith;
 using json = nlohmann::json;
 
 // runc spec's config.json (runc 1.1), the shape most engines start from.
@@ -185,14 +186,20 @@ TEST(OciConfig, BadInputIsRefusedNamingTheField) {
       {"seccomp action", [](json& j) { j["linux"]["seccomp"] = {{"defaultAction", "SCMP_ACT_NOPE"}}; }, "linux.seccomp"},
       {"sysctl host", [](json& j) { j["linux"]["sysctl"] = {{"kernel.hostname_x", "1"}}; }, "not namespaced"},
       {"sysctl type", [](json& j) { j["linux"]["sysctl"] = {{"net.ipv4.ip_forward", 1}}; }, "must be a string"},
-      {"devices deny", [](json& j) { j["linux"]["resources"]["devices"].push_back({{"allow", false}, {"type", "c"}, {"major", 1}, {"access", "r"}}); }, "deny rules"},
+      {"devices deny", [](json& j) {
+         j["linux"]["resources"]["devices"].push_back({{"allow", true}, {"type", "c"}, {"major", 1}, {"minor", 3}, {"access", "rwm"}});
+         j["linux"]["resources"]["devices"].push_back({{"allow", false}, {"type", "c"}, {"major", 1}, {"access", "r"}});
+       }, "narrows an earlier allow"},
       {"device access", [](json& j) { j["linux"]["resources"]["devices"].push_back({{"allow", true}, {"access", "rwx"}}); }, "rwm"},
       {"blkio", [](json& j) { j["linux"]["resources"]["blockIO"] = {{"weight", 10}}; }, "blockIO"},
       {"cpus", [](json& j) { j["linux"]["resources"]["cpu"] = {{"cpus", "0-1"}}; }, "cpu.cpus"},
       {"memory type", [](json& j) { j["linux"]["resources"]["memory"] = {{"limit", "1g"}}; }, "memory.limit"},
       {"hook path", [](json& j) { j["hooks"] = {{"prestart", {{{"path", "rel"}}}}}; }, "hooks.prestart[].path"},
       {"hook kind", [](json& j) { j["hooks"] = {{"createContainer", {{{"path", "/bin/true"}}}}}; }, "createContainer"},
-      {"linux devices", [](json& j) { j["linux"]["devices"] = {{{"path", "/dev/fuse"}}}; }, "linux.devices"},
+      {"linux devices", [](json& j) { j["linux"]["devices"] = {{{"path", "/dev/fuse"}}}; }, "linux.devices[].type"},
+      {"device fifo", [](json& j) { j["linux"]["devices"] = {{{"path", "/dev/p"}, {"type", "p"}}}; }, "fifos are not supported"},
+      {"device rel", [](json& j) { j["linux"]["devices"] = {{{"path", "dev/x"}, {"type", "c"}, {"major", 1}, {"minor", 1}}}; }, "absolute"},
+      {"device mode", [](json& j) { j["linux"]["devices"] = {{{"path", "/dev/x"}, {"type", "c"}, {"major", 1}, {"minor", 1}, {"fileMode", 0100666}}}; }, "fileMode"},
       {"annotation", [](json& j) { j["annotations"] = {{"a", 1}}; }, "annotations.a"},
       {"propagation", [](json& j) { j["linux"]["rootfsPropagation"] = "shared"; }, "rootfsPropagation"},
       {"hostname", [](json& j) { j["hostname"] = std::string(100, 'h'); }, "hostname"},
@@ -207,6 +214,54 @@ TEST(OciConfig, BadInputIsRefusedNamingTheField) {
   }
   EXPECT_FALSE(parse_config("{", "/b"));
   EXPECT_FALSE(parse_config(std::string(5 << 20, ' '), "/b"));
+}
+
+// What docker 20.10 writes: blockIO weight 0 (unset) and a deny of fuse (c 10:229) that no
+// allow rule covers (a no-op where everything else is denied).
+TEST(OciConfig, DockersResourcesParse) {
+  json j = runc_spec();
+  j["linux"]["resources"] = json::parse(R"({"devices":[{"allow":false,"access":"rwm"},
+      {"allow":true,"type":"c","major":1,"minor":5,"access":"rwm"},
+      {"allow":true,"type":"c","major":5,"minor":1,"access":"rwm"},
+      {"allow":false,"type":"c","major":10,"minor":229,"access":"rwm"}],
+      "memory":{"disableOOMKiller":false},"cpu":{"shares":0},"blockIO":{"weight":0}})");
+  auto c = parse(j);
+  ASSERT_TRUE(c) << c.error().to_string();
+  EXPECT_EQ(c->spec.resources.device_rules,
+            (std::vector<DeviceRule>{{.type = 'c', .major = 1, .minor = 5, .access = "rwm"},
+                                     {.type = 'c', .major = 5, .minor = 1, .access = "rwm"}}));
+  EXPECT_FALSE(c->spec.resources.cpu_shares);
+}
+
+TEST(OciConfig, DeviceNodes) {
+  json j = runc_spec();
+  j["linux"]["devices"] = json::parse(R"([{"path":"/dev/fuse","type":"c","major":10,"minor":229,"fileMode":438,"uid":0,"gid":0},
+      {"path":"/dev/loop7","type":"b","major":7,"minor":7,"fileMode":432,"gid":6}])");
+  auto c = parse(j);
+  ASSERT_TRUE(c) << c.error().to_string();
+  EXPECT_EQ(c->spec.devices,
+            (std::vector<DeviceNode>{{.path = "/dev/fuse", .block = false, .major = 10, .minor = 229, .mode = 0666},
+                                     {.path = "/dev/loop7", .block = true, .major = 7, .minor = 7, .mode = 0660, .gid = 6}}));
+}
+
+// `update --resources`: a LinuxResources object alone.
+TEST(OciConfig, LinuxResourcesAlone) {
+  // (docker's update: zeros for what it does not change)
+  auto r = parse_linux_resources(R"({"memory":{"limit":67108864,"reservation":0,"swap":134217728,"kernel":0},)"
+                                 R"("cpu":{"shares":0,"quota":20000,"period":100000},"pids":{"limit":9},"blockIO":{"weight":0}})");
+  ASSERT_TRUE(r) << r.error().to_string();
+  EXPECT_EQ(r->memory, 67108864);
+  EXPECT_EQ(r->memory_swap, 134217728);
+  EXPECT_EQ(r->cpu_quota, 20000);
+  EXPECT_EQ(r->cpu_period, 100000u);
+  EXPECT_EQ(r->pids, 9);
+  for (std::string_view bad : {"[]", "{", R"({"memory":{"reservation":5}})", R"({"cpu":{"cpus":"0"}})",
+                               R"({"memory":{"limit":"1g"}})"}) {
+    auto e = parse_linux_resources(bad);
+    EXPECT_FALSE(e) << bad;
+  }
+  EXPECT_THAT(parse_linux_resources(R"({"memory":{"reservation":5}})").error().to_string(),
+              StartsWith("linux.resources.memory.reservation: is not supported"));
 }
 
 TEST(OciConfig, LabelsAreIgnoredWithAWarning) {

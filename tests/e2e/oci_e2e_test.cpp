@@ -202,6 +202,75 @@ TEST_F(OciE2E, RunWaitsAndReturnsTheStatus) {
   EXPECT_NE(oci("state r1", &out), 0);
 }
 
+// containerd's shim: `update --resources=- ID` with a LinuxResources JSON on stdin, and
+// `events --stats ID` (one record in runc's shape, go-runc's Stats decodes it).
+TEST_F(OciE2E, UpdateEventsAndExecUserAsEnginesCallThem) {
+  const fs::path b = make_bundle("upd-bundle", runc_.native() + " spec");
+  json c = config(b);
+  c["process"]["terminal"] = false;
+  c["process"]["args"] = {"sh", "-c", "while :; do sleep 1; done"};
+  write_config(b, c);
+  std::string out;
+  ASSERT_EQ(oci(fmt::format("create --bundle {} u1", b.native()), &out), 0) << out;
+  ASSERT_EQ(oci("start u1", &out), 0) << out;
+  const fs::path res = tmp_ / "resources.json";
+  ASSERT_TRUE(sys::write_file_atomic(res, R"({"memory":{"limit":67108864},"pids":{"limit":50},)"
+                                          R"("cpu":{"quota":20000,"period":100000}})", 0644));
+  EXPECT_EQ(run_shell(fmt::format("{} --root {} --log {} --log-format json update --resources=- u1 <{}",
+                                  runc_.native(), state_root().native(), log_file().native(), res.native()),
+                      &out),
+            0)
+      << out;
+  auto file = [](const std::string& hierarchy, const std::string& name) {
+    return trim(sys::read_file(fmt::format("/sys/fs/cgroup/{}/kiste-runc/u1/{}", hierarchy, name), 64).value_or("?"));
+  };
+  EXPECT_EQ(file("memory", "memory.limit_in_bytes"), "67108864");
+  EXPECT_EQ(file("pids", "pids.max"), "50");
+  EXPECT_EQ(file("cpu", "cpu.cfs_quota_us"), "20000");
+  // runc's flags; a quota alone keeps the period.
+  EXPECT_EQ(oci("update --memory 128m --pids-limit -1 --cpu-quota 30000 u1", &out), 0) << out;
+  EXPECT_EQ(file("memory", "memory.limit_in_bytes"), "134217728");
+  EXPECT_EQ(file("pids", "pids.max"), "max");
+  EXPECT_EQ(file("cpu", "cpu.cfs_quota_us"), "30000");
+  EXPECT_EQ(file("cpu", "cpu.cfs_period_us"), "100000");
+  // What kiste cannot set is refused, naming the field; nothing changes.
+  ASSERT_TRUE(sys::write_file_atomic(res, R"({"memory":{"kernel":1048576}})", 0644));
+  EXPECT_NE(oci("update --resources " + res.native() + " u1", &out), 0);
+  EXPECT_THAT(out, HasSubstr("linux.resources.memory.kernel"));
+  EXPECT_THAT(sys::read_file(log_file(), 1 << 20).value_or(""),
+              HasSubstr(R"("level":"error","msg":"update --resources: linux.resources.memory.kernel: is not supported)"));
+  EXPECT_EQ(file("memory", "memory.limit_in_bytes"), "134217728");
+
+  // exec --user (runc's numeric UID[:GID]); bad input is one line.
+  ASSERT_EQ(oci("exec --user 1000:1001 u1 id", &out), 0) << out;
+  EXPECT_THAT(out, HasSubstr("uid=1000(tester) gid=1001"));  // (the fixture's passwd names 1000)
+  EXPECT_NE(oci("exec --user bob u1 id", &out), 0);
+  EXPECT_THAT(out, HasSubstr("--user `bob`: not a number"));
+  EXPECT_NE(oci("exec --tty u1 tty", &out), 0);
+  EXPECT_THAT(out, HasSubstr("exec with a terminal: --console-socket is required"));
+
+  ASSERT_EQ(oci("events --stats u1", &out), 0) << out;
+  EXPECT_EQ(count_lines(out), 1u) << out;
+  json ev = json::parse(out, nullptr, false);
+  ASSERT_FALSE(ev.is_discarded()) << out;
+  EXPECT_EQ(ev["type"], "stats");
+  EXPECT_EQ(ev["id"], "u1");
+  EXPECT_GE(ev["data"]["pids"]["current"].get<int>(), 2) << out;  // sh and its sleep
+  EXPECT_GT(ev["data"]["memory"]["usage"]["usage"].get<uint64_t>(), 0u) << out;
+  EXPECT_EQ(ev["data"]["memory"]["usage"]["limit"].get<uint64_t>(), 134217728u) << out;
+  EXPECT_GT(ev["data"]["cpu"]["usage"]["total"].get<uint64_t>(), 0u) << out;
+  // The stream (`events --interval`) ends when the container does.
+  ASSERT_EQ(oci("kill u1 KILL", &out), 0) << out;
+  wait_stopped("u1");
+  EXPECT_EQ(oci("events --interval 1s u1", &out), 0) << out;
+  EXPECT_NE(oci("events --stats u1", &out), 0);
+  EXPECT_THAT(out, HasSubstr("is not running"));
+  ASSERT_EQ(oci("delete u1", &out), 0) << out;
+  // delete --force of a container that is gone succeeds, as runc's does (the shim's cleanup).
+  EXPECT_EQ(oci("delete --force u1", &out), 0) << out;
+  EXPECT_NE(oci("delete u1", &out), 0);
+}
+
 TEST_F(OciE2E, HooksRunInOrderWithTheState) {
   const fs::path b = make_bundle("hook-bundle", runc_.native() + " spec");
   const fs::path log = tmp_ / "hooks.log";

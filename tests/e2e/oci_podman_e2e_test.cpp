@@ -135,6 +135,11 @@ TEST_F(PodmanE2E, DetachedExecStopRemove) {
   EXPECT_EQ(podman("exec " + id + " sh -c 'exit 5'", &out), 5) << out;
   EXPECT_EQ(podman("exec " + id + " cat /proc/1/cmdline", &out), 0) << out;
   EXPECT_THAT(out, HasSubstr("trap"));
+  // exec -t (conmon's console socket) and --user (process.json's user).
+  EXPECT_EQ(podman("exec -t " + id + " sh -c 'tty; echo hi'", &out), 0) << out;
+  EXPECT_THAT(out, HasSubstr("/dev/pts/"));
+  EXPECT_EQ(podman("exec --user 1000:1001 " + id + " id", &out), 0) << out;
+  EXPECT_THAT(out, HasSubstr("uid=1000 gid=1001"));
   EXPECT_EQ(podman("stop -t 20 " + id, &out), 0) << out;
   EXPECT_EQ(podman("inspect --format '{{.State.Status}} {{.State.ExitCode}}' " + id, &out), 0) << out;
   EXPECT_EQ(trim(out), "exited 0");
@@ -145,7 +150,7 @@ TEST_F(PodmanE2E, DetachedExecStopRemove) {
 TEST_F(PodmanE2E, AnErrorReachesPodmansMessage) {
   std::string out;
   EXPECT_EQ(podman(fmt::format("run --rm {} busybox /nope", kRunFlags), &out), 127) << out;
-  EXPECT_THAT(out, HasSubstr("kiste-runc: exec `/nope`: No such file or directory"));
+  EXPECT_THAT(out, HasSubstr("kiste-runc: exec `/nope`: no such file or directory"));
 }
 
 }  // namespace

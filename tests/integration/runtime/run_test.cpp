@@ -154,7 +154,7 @@ TEST_F(RuntimeTest, ExecErrorsAre127And126WithAClearMessage) {
   EXPECT_THAT(out, HasSubstr("kiste: error: exec `no-such-command`: executable file not found in $PATH"));
   out.clear();
   EXPECT_EQ(kiste_run("/app", &out), 127);
-  EXPECT_THAT(out, HasSubstr("exec `/app`: No such file or directory"));
+  EXPECT_THAT(out, HasSubstr("exec `/app`: no such file or directory"));
   out.clear();
   EXPECT_EQ(kiste_run("/etc/passwd", &out), 126);
   EXPECT_THAT(out, HasSubstr("exec `/etc/passwd`: Permission denied"));

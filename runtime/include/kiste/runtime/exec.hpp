@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,17 @@ struct ExecRequest {
   int output_fd = -1;
   // > 0: the command (and what it started in its process group) is SIGKILLed after this long.
   int64_t timeout_ms = 0;
+  // The command's uid, gid and supplementary gids instead of the target's (runc exec --user,
+  // an engine's process.json `user`); its capability sets stay the target's.
+  struct User {
+    uid_t uid = 0;
+    gid_t gid = 0;
+    std::vector<gid_t> groups;
+  };
+  std::optional<User> user;
+  // >= 0: a connected unix socket (runc's --console-socket). The command gets a new pty of the
+  // container's devpts as its controlling terminal and stdio; the master goes over the socket.
+  int console_fd = -1;
   // Return once the command was exec'd, leaving it running (runc exec --detach): it is no
   // child of the caller but of the caller's subreaper. ExecResult::pid names it.
   bool detach = false;

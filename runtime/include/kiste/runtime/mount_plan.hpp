@@ -45,6 +45,9 @@ struct MountOp {
   std::string data;
   CreateKind create = CreateKind::None;
   uint64_t dev = 0;  // Mknod: makedev(major, minor)
+  uint32_t mode = 0666;           // Mknod: permission bits
+  uint32_t uid = 0, gid = 0;      // Mknod: owner
+  bool block = false;             // Mknod: a block device (else character)
   unsigned long propagation = 0;  // Bind: MS_PRIVATE/MS_SLAVE (| MS_REC) applied after mounting
   bool idmap = false;             // Bind: idmapped to the container's user namespace
 

@@ -47,6 +47,10 @@ struct BundleConfig {
 [[nodiscard]] Result<BundleConfig> parse_config(std::string_view json,
                                                 const std::filesystem::path& bundle);
 
+// A runtime-spec LinuxResources object alone (`update --resources`), checked as config.json's
+// linux.resources is (a field kiste cannot set is refused, naming it).
+[[nodiscard]] Result<Resources> parse_linux_resources(std::string_view json);
+
 // Hooks as their JSON object (kept in the container's state for `start` and `delete`), and back.
 [[nodiscard]] std::string hooks_to_json(const Hooks& hooks);
 [[nodiscard]] Result<Hooks> parse_hooks(std::string_view json);

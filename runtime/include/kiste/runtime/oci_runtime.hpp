@@ -16,6 +16,7 @@
 
 #include <kiste/base/error.hpp>
 #include <kiste/base/unique_fd.hpp>
+#include <kiste/runtime/spec.hpp>
 
 namespace kiste::runtime::oci {
 
@@ -47,6 +48,7 @@ struct ExecOptions {
   std::filesystem::path process_file;
   std::vector<std::string> env;
   std::string cwd;
+  std::optional<std::pair<uid_t, gid_t>> user;  // --user UID[:GID] (numeric, as runc takes it)
   bool tty = false;
   bool detach = false;
   std::filesystem::path pid_file;
@@ -75,6 +77,15 @@ class OciRuntime {
   // container's status is `paused`, as runc reports it.
   [[nodiscard]] Status pause(std::string_view id);
   [[nodiscard]] Status resume(std::string_view id);
+  // New limits (memory, memory+swap, cpu shares/quota/period, pids) written into the container's
+  // cgroup while it runs (`update --resources`). A cpu quota without a period keeps the
+  // cgroup's current period. Device rules cannot be changed.
+  [[nodiscard]] Status update(std::string_view id, const Resources& res);
+  // One runc `events` record of type "stats" for the container, as one line of JSON:
+  // {"type":"stats","id":…,"data":{"cpu":…,"memory":…,"pids":…,"blkio":…,"hugetlb":{}}}, the
+  // shape go-runc decodes (memory usage is the cgroup's usage counter, cpu the cumulative
+  // nanoseconds; per-device blkio and hugetlb figures are not reported).
+  [[nodiscard]] Result<std::string> stats_event(std::string_view id) const;
   // A new process in a running container; returns its exit status (or 0 with `detach`).
   [[nodiscard]] Result<int> exec(std::string_view id, const ExecOptions& opts);
 

@@ -139,6 +139,16 @@ struct UserNamespaceSpec {
   std::vector<IdMapping> uid_map, gid_map;  // Private (Auto: filled in by run_container)
 };
 
+// A device node made in the container (an OCI config's linux.devices; docker --device).
+struct DeviceNode {
+  std::string path;  // absolute, inside the container
+  bool block = false;  // else a character device
+  uint32_t major = 0, minor = 0;
+  uint32_t mode = 0666;  // permission bits
+  uint32_t uid = 0, gid = 0;
+  bool operator==(const DeviceNode&) const = default;
+};
+
 struct ContainerSpec {
   std::string id;
   ProcessSpec process;
@@ -162,6 +172,8 @@ struct ContainerSpec {
   // Namespaced kernel parameters ("net.ipv4.ip_forward", "1"), written under /proc/sys once
   // /proc is mounted.
   std::vector<std::pair<std::string, std::string>> sysctls;
+  // Device nodes beyond Docker's defaults (the device cgroup must allow them too).
+  std::vector<DeviceNode> devices;
 };
 
 // Docker's defaults (moby daemon/pkg/oci/defaults.go).
