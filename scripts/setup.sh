@@ -38,7 +38,29 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "==> installing dependencies (Debian packages): ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
+  # docker.io, containerd and podman come as test tools, not services: their daemons must not
+  # start on install (dockerd would add docker0 and iptables rules on the host's real network);
+  # the tests start their own, in namespaces of their own. policy-rc.d (exit 101) tells the
+  # packages' scripts not to start anything while they install.
+  policy=/usr/sbin/policy-rc.d
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy"
+    chmod 755 "$policy"
+    trap 'rm -f "$policy"' EXIT
+  fi
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  for p in "${missing[@]}"; do
+    case "$p" in
+    docker.io) units="docker.socket docker.service" ;;
+    containerd) units="containerd.service" ;;
+    *) continue ;;
+    esac
+    if [ -d /run/systemd/system ]; then
+      echo "==> $p: installed for the tests only; its units are disabled (systemctl enable them to use it)"
+      # shellcheck disable=SC2086
+      systemctl disable --now $units >/dev/null 2>&1 || true
+    fi
+  done
 else
   echo "==> dependencies: all installed"
 fi
