@@ -24,6 +24,7 @@
 #include <kiste/runtime/json_log.hpp>
 #include <kiste/runtime/exec.hpp>
 #include <kiste/runtime/monitor.hpp>
+#include <kiste/runtime/run_options.hpp>
 #include <kiste/runtime/runner.hpp>
 
 #include "globals.hpp"
@@ -577,6 +578,7 @@ void cmd_rm(const Globals& g, const std::vector<std::string>& refs, bool force) 
 struct ExecFlags {
   std::vector<std::string> env;
   std::string workdir = "/";
+  std::string user;  // -u NAME|UID[:GROUP|GID], resolved in the container's own /etc files
 };
 
 int cmd_exec(const Globals& g, const ExecFlags& f, std::vector<std::string> words) {
@@ -593,8 +595,15 @@ int cmd_exec(const Globals& g, const ExecFlags& f, std::vector<std::string> word
                         .message = fmt::format("exec in container {}: it is not running", s->name)});
   }
   words.erase(words.begin());
+  std::optional<runtime::ExecRequest::User> user;
+  if (!f.user.empty()) {
+    // docker exec -u: the container's files as they are now, read inside its root.
+    auto u = runtime::resolve_user(f.user, {fs::path(fmt::format("/proc/{}/root", s->pid))});
+    if (!u) return report(u.error().with_context(fmt::format("exec in container {}", s->name)));
+    user = runtime::ExecRequest::User{.uid = u->uid, .gid = u->gid, .groups = u->additional_gids};
+  }
   auto r = runtime::exec_in_container(
-      {.target = s->pid, .args = std::move(words), .env = f.env, .cwd = f.workdir});
+      {.target = s->pid, .args = std::move(words), .env = f.env, .cwd = f.workdir, .user = user});
   if (!r) return report(r.error().with_context(fmt::format("container {}", s->name)));
   if (!r->exec_error.empty()) std::fprintf(stderr, "kiste: error: %s\n", r->exec_error.c_str());
   return r->exit_code;
@@ -687,6 +696,7 @@ void register_container_commands(CLI::App& app, Globals& g) {
   exec->prefix_command();  // everything after CONTAINER is the command
   exec->add_option("-e,--env", exec_flags->env, "set an environment variable (KEY=VALUE)")->allow_extra_args(false);
   exec->add_option("-w,--workdir", exec_flags->workdir, "working directory inside the container");
+  exec->add_option("-u,--user", exec_flags->user, "NAME|UID[:GROUP|GID] from the container's /etc/passwd and /etc/group");
   exec->footer("Arguments: CONTAINER COMMAND [ARG...]");
   exec->callback([&g, exec, exec_flags] {
     int code = cmd_exec(g, *exec_flags, exec->remaining());

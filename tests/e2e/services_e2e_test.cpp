@@ -317,6 +317,14 @@ TEST_F(Services, ExecJoinsEverythingTheContainerHasAndPassesTheStatusThrough) {
   // The container's environment, with -e on top; -w.
   r = kiste_.run("exec -e FOO=bar -w /tmp ex sh -c 'echo $FOO $PWD $PATH'");
   EXPECT_EQ(r.output, "bar /tmp /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n");
+  // -u: a user of the container's own /etc/passwd (its capability sets stay the init's).
+  r = kiste_.run("exec -u nobody ex id");
+  EXPECT_EQ(r.output, "uid=65534(nobody) gid=65534(nogroup) groups=65534(nogroup)\n");
+  r = kiste_.run("exec -u 1000:1 ex sh -c 'id -u; id -g'");
+  EXPECT_EQ(r.output, "1000\n1\n");
+  r = kiste_.run("exec -u nosuch ex true");
+  EXPECT_EQ(r.status, 125);
+  EXPECT_EQ(r.output, "kiste: error: exec in container ex: user `nosuch`: no such user in the image's /etc/passwd\n");
   r = kiste_.run("exec ex no-such-program");
   EXPECT_EQ(r.status, 127);
   EXPECT_EQ(r.output, "kiste: error: exec `no-such-program`: executable file not found in $PATH\n");
