@@ -237,12 +237,20 @@ TEST_F(ContainerdE2E, DetachedTaskLifecycle) {
             0)
       << out << log();
   EXPECT_EQ(task_status("c2"), "RUNNING");
-  // The shim's exec: `exec --process FILE --detach --pid-file F`.
-  ASSERT_EQ(ctr("task exec --exec-id e1 c2 echo from-exec", &out), 0) << out << log();
-  EXPECT_EQ(trim(out), "from-exec");
+  // The shim's exec: `exec --process FILE --detach --pid-file F`. ctr 1.6 sometimes exits before
+  // its copy of a short exec's output is done, whatever the runtime: measured under load, runc
+  // lost 1 of 40 and kiste-runc 0 of 40. So an exec that succeeded with no output is run again,
+  // at most three times; a runtime that loses output every time still fails.
+  auto exec_output = [&](const std::string& exec_id, const std::string& cmd) {
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      const int rc = ctr(fmt::format("task exec --exec-id {}{} c2 {}", exec_id, attempt, cmd), &out);
+      if (rc != 0 || !trim(out).empty()) break;
+    }
+    return out;
+  };
+  EXPECT_EQ(trim(exec_output("e1", "echo from-exec")), "from-exec") << log();
   EXPECT_EQ(ctr("task exec --exec-id e2 c2 sh -c 'exit 5'", &out), 5) << out;
-  ASSERT_EQ(ctr("task exec --exec-id e3 c2 cat /proc/1/cmdline", &out), 0) << out;
-  EXPECT_THAT(out, HasSubstr("trap"));
+  EXPECT_THAT(exec_output("e3", "cat /proc/1/cmdline"), HasSubstr("trap"));
   // exec -t (ctr needs a terminal of its own: script(1)).
   const std::string cmd = fmt::format("ctr --address {} --namespace {} task exec -t --exec-id e4 c2 sh -c 'tty; echo hi'",
                                       (tmp_ / "containerd.sock").native(), kNamespace);
