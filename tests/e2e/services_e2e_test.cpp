@@ -452,6 +452,32 @@ TEST_F(Services, TheImagesHealthcheckRunsUnlessTurnedOff) {
 
 // Issue 16's must-show: --log-opt max-size=1k,max-file=2 rotates docker's way, and `logs -f`
 // follows across the rotations without losing or repeating a line.
+// logs --since/--until pick entries by their own time: the second entry's timestamp (from
+// `logs -t`) as --since gives only it, the first's as --until only the first; a duration counts
+// back from now; a bad time is one line and 125.
+TEST_F(Services, LogsSinceAndUntilPickEntriesByTheirTime) {
+  const std::string id = run_detached("--name lg busybox sh -c 'echo one; sleep 1; echo two; sleep 600'");
+  ASSERT_NE(until("logs lg", "two").find("two"), std::string::npos);
+  auto r = kiste_.run("logs -t lg");
+  ASSERT_EQ(r.status, 0) << r.output;
+  std::istringstream lines(r.output);
+  std::string t1, t2, word;
+  lines >> t1 >> word >> t2 >> word;
+  ASSERT_TRUE(t1.ends_with('Z') && t2.ends_with('Z')) << r.output;
+  EXPECT_EQ(kiste_.run("logs --since " + t2 + " lg").output, "two\n");
+  EXPECT_EQ(kiste_.run("logs --until " + t1 + " lg").output, "one\n");
+  EXPECT_EQ(kiste_.run("logs --since " + t1 + " --until " + t2 + " lg").output, "one\ntwo\n");
+  EXPECT_EQ(kiste_.run("logs --since 24h lg").output, "one\ntwo\n");
+  EXPECT_EQ(kiste_.run("logs --since 2999-01-01 lg").output, "");
+  r = kiste_.run("logs --until 2026-13-01 lg");
+  EXPECT_EQ(r.status, 125);
+  EXPECT_EQ(r.output, "kiste: error: --until: time `2026-13-01`: expected RFC 3339 (2026-12-07T18:57:08Z), "
+                      "a Unix time or a duration (10m)\n");
+  const pid_t pid = static_cast<pid_t>(json_int(kiste_.run("inspect lg").output, "Pid"));
+  ASSERT_EQ(kiste_.run("rm -f lg").status, 0);
+  expect_nothing_left(id, pid);
+}
+
 TEST_F(Services, LogsFollowsAcrossRotation) {
   const std::string id = run_detached(
       "--name rot --log-opt max-size=1k,max-file=2 busybox sh -c "
