@@ -14,6 +14,7 @@
 #include <deque>
 #include <limits>
 #include <map>
+#include <set>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -89,17 +90,81 @@ ContainerState load_or_exit(const ContainerStore& store, const std::string& ref)
 struct PsFlags {
   bool all = false, quiet = false, no_trunc = false;
   std::string format = "table";
+  std::vector<std::string> filters;  // KEY=VALUE
+};
+
+// docker ps --filter: values of one key are alternatives, different keys must all hold. A status
+// or exited filter shows stopped containers without -a, as in docker.
+class PsFilter {
+ public:
+  static Result<PsFilter> parse(const std::vector<std::string>& specs) {
+    static const std::set<std::string, std::less<>> kKeys = {"id", "name", "status", "exited", "ancestor", "health"};
+    static const std::set<std::string, std::less<>> kStatus = {"created", "restarting", "running", "removing",
+                                                               "paused", "exited", "dead"};
+    static const std::set<std::string, std::less<>> kHealth = {"starting", "healthy", "unhealthy", "none"};
+    PsFilter out;
+    for (const std::string& spec : specs) {
+      const size_t eq = spec.find('=');
+      const std::string key = spec.substr(0, eq);
+      const std::string value = eq == std::string::npos ? "" : spec.substr(eq + 1);
+      if (eq == std::string::npos || value.empty()) {
+        return failf(Errc::InvalidArgument, "--filter {}: expected KEY=VALUE", quote(spec));
+      }
+      if (!kKeys.contains(key)) {
+        return failf(Errc::InvalidArgument, "--filter {}: unknown filter (id, name, status, exited, ancestor, health)",
+                     quote(spec));
+      }
+      if (key == "status" && !kStatus.contains(value)) {
+        return failf(Errc::InvalidArgument, "--filter {}: status is one of created, restarting, running, removing, "
+                     "paused, exited, dead", quote(spec));
+      }
+      if (key == "health" && !kHealth.contains(value)) {
+        return failf(Errc::InvalidArgument, "--filter {}: health is one of starting, healthy, unhealthy, none",
+                     quote(spec));
+      }
+      if (key == "exited" && value.find_first_not_of("0123456789") != std::string::npos) {
+        return failf(Errc::InvalidArgument, "--filter {}: exited takes an exit code", quote(spec));
+      }
+      out.values_[key].push_back(value);
+    }
+    return out;
+  }
+  [[nodiscard]] bool shows_stopped() const { return values_.contains("status") || values_.contains("exited"); }
+  [[nodiscard]] bool matches(const ContainerState& s) const {
+    for (const auto& [key, values] : values_) {
+      bool any = false;
+      for (const std::string& v : values) any = any || match(key, v, s);
+      if (!any) return false;
+    }
+    return true;
+  }
+
+ private:
+  static bool match(const std::string& key, const std::string& v, const ContainerState& s) {
+    if (key == "id") return s.id.starts_with(v);
+    if (key == "name") return s.name.find(v) != std::string::npos;
+    if (key == "status") return s.status == v;
+    if (key == "exited") return s.status == "exited" && std::to_string(s.exit_code) == v;
+    if (key == "ancestor") return s.image == v || (v.find(':') == std::string::npos && s.image.starts_with(v + ":"));
+    // health
+    if (!s.health_state) return v == "none";
+    return s.health_state->status == v;
+  }
+  std::map<std::string, std::vector<std::string>, std::less<>> values_;
 };
 
 void cmd_ps(const Globals& g, const PsFlags& f) {
+  const PsFilter filter = value_or_exit(PsFilter::parse(f.filters));
   const ContainerStore store(g.root);
   auto list = value_or_exit(store.list());
+  std::erase_if(list, [&](const ContainerState& s) {
+    return !filter.matches(s) || (!f.all && !filter.shows_stopped() && !s.running());
+  });
   if (f.format == "table" && !f.quiet) {
     std::printf("%-14s %-20s %-22s %-16s %-26s %s\n", "CONTAINER ID", "IMAGE", "COMMAND", "CREATED",
                 "STATUS", "NAMES");
   }
   for (const auto& s : list) {
-    if (!f.all && !s.running()) continue;
     const std::string id = f.no_trunc ? s.id : s.id.substr(0, 12);
     if (f.quiet) {
       std::printf("%s\n", id.c_str());
@@ -749,6 +814,8 @@ void register_container_commands(CLI::App& app, Globals& g) {
   ps->add_flag("-a,--all", ps_flags->all, "also the ones that no longer run");
   ps->add_flag("-q,--quiet", ps_flags->quiet, "only ids");
   ps->add_flag("--no-trunc", ps_flags->no_trunc, "whole ids");
+  ps->add_option("-f,--filter", ps_flags->filters,
+                 "KEY=VALUE: id, name, status, exited, ancestor, health (repeatable)")->allow_extra_args(false);
   ps->add_option("--format", ps_flags->format, "table (default) or json")
       ->check(CLI::IsMember({"table", "json"}));
   ps->callback([&g, ps_flags] { cmd_ps(g, *ps_flags); });

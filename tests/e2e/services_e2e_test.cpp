@@ -478,6 +478,30 @@ TEST_F(Services, LogsSinceAndUntilPickEntriesByTheirTime) {
   expect_nothing_left(id, pid);
 }
 
+// ps --filter: values of one key are alternatives, different keys must all hold; a status or
+// exited filter lists stopped containers without -a; a bad filter is one line and 125.
+TEST_F(Services, PsFiltersAsDockerDoes) {
+  const std::string fa = run_detached("--name fa busybox sleep 600").substr(0, 12);
+  const std::string fb = run_detached("--name fb busybox sh -c 'exit 3'").substr(0, 12);
+  ASSERT_NE(until("ps -a --filter exited=3 -q", fb).find(fb), std::string::npos);
+  EXPECT_EQ(kiste_.run("ps -q --filter name=fa").output, fa + "\n");
+  EXPECT_EQ(kiste_.run("ps -q --filter status=exited").output, fb + "\n");
+  EXPECT_EQ(kiste_.run("ps -q -f id=" + fb.substr(0, 6)).output, "") << "stopped: needs -a";
+  EXPECT_EQ(kiste_.run("ps -aq -f id=" + fb.substr(0, 6)).output, fb + "\n");
+  auto both = kiste_.run("ps -aq --filter status=running --filter status=exited").output;
+  EXPECT_EQ(count_lines(both), 2u) << both;
+  EXPECT_EQ(kiste_.run("ps -aq --filter name=fa --filter status=exited").output, "");
+  EXPECT_EQ(kiste_.run("ps -q --filter ancestor=busybox --filter health=none").output, fa + "\n");
+  EXPECT_EQ(kiste_.run("ps -aq --filter ancestor=alpine").output, "");
+  auto r = kiste_.run("ps --filter bogus=1");
+  EXPECT_EQ(r.status, 125);
+  EXPECT_EQ(r.output, "kiste: error: --filter `bogus=1`: unknown filter (id, name, status, exited, ancestor, health)\n");
+  r = kiste_.run("ps --filter status=sleeping");
+  EXPECT_EQ(r.status, 125);
+  EXPECT_EQ(count_lines(r.output), 1u) << r.output;
+  EXPECT_EQ(kiste_.run("rm -f fa fb").status, 0);
+}
+
 TEST_F(Services, LogsFollowsAcrossRotation) {
   const std::string id = run_detached(
       "--name rot --log-opt max-size=1k,max-file=2 busybox sh -c "
