@@ -743,6 +743,7 @@ struct ExecFlags {
   std::vector<std::string> env;
   std::string workdir = "/";
   std::string user;  // -u NAME|UID[:GROUP|GID], resolved in the container's own /etc files
+  bool interactive = false, tty = false;
 };
 
 int cmd_exec(const Globals& g, const ExecFlags& f, std::vector<std::string> words) {
@@ -767,7 +768,8 @@ int cmd_exec(const Globals& g, const ExecFlags& f, std::vector<std::string> word
     user = runtime::ExecRequest::User{.uid = u->uid, .gid = u->gid, .groups = u->additional_gids};
   }
   auto r = runtime::exec_in_container(
-      {.target = s->pid, .args = std::move(words), .env = f.env, .cwd = f.workdir, .user = user});
+      {.target = s->pid, .args = std::move(words), .env = f.env, .cwd = f.workdir, .user = user,
+       .terminal = f.tty, .forward_stdin = f.interactive});
   if (!r) return report(r.error().with_context(fmt::format("container {}", s->name)));
   if (!r->exec_error.empty()) std::fprintf(stderr, "kiste: error: %s\n", r->exec_error.c_str());
   return r->exit_code;
@@ -864,6 +866,8 @@ void register_container_commands(CLI::App& app, Globals& g) {
   exec->prefix_command();  // everything after CONTAINER is the command
   exec->add_option("-e,--env", exec_flags->env, "set an environment variable (KEY=VALUE)")->allow_extra_args(false);
   exec->add_option("-w,--workdir", exec_flags->workdir, "working directory inside the container");
+  exec->add_flag("-i,--interactive", exec_flags->interactive, "with -t: forward stdin to the command's terminal (without -t stdin always passes)");
+  exec->add_flag("-t,--tty", exec_flags->tty, "give the command a terminal (a pty of the container's)");
   exec->add_option("-u,--user", exec_flags->user, "NAME|UID[:GROUP|GID] from the container's /etc/passwd and /etc/group");
   exec->footer("Arguments: CONTAINER COMMAND [ARG...]");
   exec->callback([&g, exec, exec_flags] {

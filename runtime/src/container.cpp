@@ -36,6 +36,7 @@
 #include "fd_passing.hpp"
 #include "namespace_prep.hpp"
 #include "side_job.hpp"
+#include "terminal.hpp"
 #include "upper_cleanup.hpp"
 #include "userns_setup.hpp"
 
@@ -744,65 +745,14 @@ Result<bool> Launch::await_ready() {
 
 constexpr int kReleaseAfterMs = 250;
 
-// -t: the pty's output to stdout, stdin (-i) to the pty, and the host terminal's size to the
-// pty on SIGWINCH (through a signalfd: no handler, no global).
+// -t: terminal.hpp relays; the code pages go once the container has run for a while.
 void Launch::proxy_terminal() {
   if (!pty_master_) return;
-  struct termios saved {};
-  bool raw = ::isatty(STDIN_FILENO) && ::tcgetattr(STDIN_FILENO, &saved) == 0;
-  if (raw) {
-    struct termios t = saved;
-    ::cfmakeraw(&t);
-    ::tcsetattr(STDIN_FILENO, TCSANOW, &t);
-  }
-  sigset_t winch, old_mask;
-  sigemptyset(&winch);
-  sigaddset(&winch, SIGWINCH);
-  ::pthread_sigmask(SIG_BLOCK, &winch, &old_mask);
-  UniqueFd winch_fd(::signalfd(-1, &winch, SFD_CLOEXEC | SFD_NONBLOCK));
-  bool stdin_open = spec_.process.interactive;
-  char buf[8192];
-  while (true) {
-    struct pollfd fds[3] = {
-        {pty_master_.get(), POLLIN, 0}, {winch_fd.get(), POLLIN, 0}, {STDIN_FILENO, POLLIN, 0}};
-    int rc = ::poll(fds, stdin_open ? 3 : 2, released_pages_ ? -1 : kReleaseAfterMs);
-    if (rc < 0) {
-      if (errno == EINTR) continue;
-      break;
-    }
-    if (rc == 0) {
-      if (!released_pages_) {
-        released_pages_ = true;
-        release_code_pages();
-      }
-      continue;
-    }
-    if (fds[1].revents & POLLIN) {
-      struct signalfd_siginfo si;
-      while (::read(winch_fd.get(), &si, sizeof si) == sizeof si) {
-      }
-      struct winsize ws {};
-      if (::ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) == 0) ::ioctl(pty_master_.get(), TIOCSWINSZ, &ws);
-    }
-    if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
-      ssize_t r = ::read(pty_master_.get(), buf, sizeof buf);
-      if (r <= 0) break;  // EIO: every slave fd is closed
-      (void)sys::write_all(STDOUT_FILENO, std::string_view(buf, static_cast<size_t>(r)));
-    }
-    if (stdin_open && (fds[2].revents & (POLLIN | POLLHUP))) {
-      ssize_t r = ::read(STDIN_FILENO, buf, sizeof buf);
-      if (r <= 0) {
-        stdin_open = false;
-        char eof = 4;  // ^D
-        (void)!::write(pty_master_.get(), &eof, 1);
-      } else {
-        (void)sys::write_all(pty_master_.get(), std::string_view(buf, static_cast<size_t>(r)));
-      }
-    }
-  }
-  winch_fd.reset();
-  ::pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
-  if (raw) ::tcsetattr(STDIN_FILENO, TCSANOW, &saved);
+  detail::relay_terminal(pty_master_.get(), spec_.process.interactive, released_pages_ ? -1 : kReleaseAfterMs,
+                         [this] {
+                           released_pages_ = true;
+                           release_code_pages();
+                         });
 }
 
 // Waits for the container's init; its code pages go once it has run for a while.

@@ -12,6 +12,7 @@
 #include <sys/ptrace.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -29,6 +30,7 @@
 
 #include "child.hpp"
 #include "fd_passing.hpp"
+#include "terminal.hpp"
 
 namespace kiste::runtime {
 
@@ -272,6 +274,17 @@ Result<ExecResult> exec_in_container(const ExecRequest& req) {
   if (req.output_fd >= 0) {
     KISTE_ASSIGN_OR_RETURN(null_fd, sys::open("/dev/null", O_RDONLY | O_CLOEXEC));
   }
+  // -t for kiste's own exec: the pty master comes back over a socket pair to this process.
+  UniqueFd console_ours, console_theirs;
+  if (req.terminal) {
+    int sp[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) != 0) {
+      return std::unexpected(sys_error("socketpair", "exec terminal"));
+    }
+    console_ours.reset(sp[0]);
+    console_theirs.reset(sp[1]);
+  }
+  const int console_fd = req.terminal ? console_theirs.get() : req.console_fd;
   const pid_t outer = ::fork();
   if (outer < 0) return std::unexpected(sys_error("fork", "exec"));
   if (outer == 0) {
@@ -294,7 +307,7 @@ Result<ExecResult> exec_in_container(const ExecRequest& req) {
       if (!req.detach) (void)::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
       // A command with a timeout leads its own process group, which the timeout kills whole.
       if (req.timeout_ms > 0) (void)::setpgid(0, 0);
-      if (req.console_fd >= 0) {
+      if (console_fd >= 0) {
         // In the container's mount namespace /dev/ptmx is its devpts instance: the pty's name
         // resolves inside. The master goes to the engine; the slave is the command's terminal.
         const int master = ::open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
@@ -303,7 +316,7 @@ Result<ExecResult> exec_in_container(const ExecRequest& req) {
         if (::ioctl(master, TIOCSPTLCK, &unlock) != 0) die(wfd, kTerminal, errno);
         const int slave = ::ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY);
         if (slave < 0 || ::fchown(slave, id.uid, static_cast<gid_t>(-1)) != 0) die(wfd, kTerminal, errno);
-        if (!detail::send_fds(req.console_fd, 'T', &master, 1)) die(wfd, kTerminal, errno);
+        if (!detail::send_fds(console_fd, 'T', &master, 1)) die(wfd, kTerminal, errno);
         ::close(master);
         if (::setsid() < 0 || ::ioctl(slave, TIOCSCTTY, 0) != 0) die(wfd, kTerminal, errno);
         for (int to : {STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO}) {
@@ -378,6 +391,17 @@ Result<ExecResult> exec_in_container(const ExecRequest& req) {
     _exit(WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
   }
   report_w.reset();
+  if (req.terminal) {
+    console_theirs.reset();  // EOF below when the children end without sending the master
+    char tag = 0;
+    int fds[detail::kMaxPassedFds];
+    size_t n = 0;
+    if (detail::recv_fds(console_ours.get(), &tag, fds, &n) > 0) {
+      std::vector<UniqueFd> got;
+      for (size_t i = 0; i < n; ++i) got.emplace_back(fds[i]);
+      if (n == 1) detail::relay_terminal(got.front().get(), req.forward_stdin, -1, {});
+    }
+  }
   int st = 0;
   while (::waitpid(outer, &st, 0) < 0) {
     if (errno != EINTR) return std::unexpected(sys_error("wait for", "the exec'd process"));

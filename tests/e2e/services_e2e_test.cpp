@@ -336,6 +336,28 @@ TEST_F(Services, ExecJoinsEverythingTheContainerHasAndPassesTheStatusThrough) {
   expect_nothing_left(id, pid);
 }
 
+// exec -t: the command gets a pty of the container's devpts; -i forwards stdin to it; the exit
+// status passes through (script(1) gives kiste a terminal of its own).
+TEST_F(Services, ExecWithATerminalAndStdin) {
+  const std::string id = run_detached("--name et busybox sleep 600");
+  const std::string k = kiste_command(kiste_.root(), "");
+  std::string out;
+  EXPECT_EQ(run_shell("timeout 60 script -qec \"" + k + " exec -t et sh -c 'tty; exit 4'\" /dev/null </dev/null",
+                      &out),
+            4)
+      << out;
+  EXPECT_NE(out.find("/dev/pts/"), std::string::npos) << out;
+  EXPECT_EQ(run_shell("printf 'echo from-stdin $((6*7))\\nexit 3\\n' | timeout 60 script -qec \"" + k +
+                          " exec -it et sh\" /dev/null",
+                      &out),
+            3)
+      << out;
+  EXPECT_NE(out.find("from-stdin 42"), std::string::npos) << out;
+  const pid_t pid = static_cast<pid_t>(json_int(kiste_.run("inspect et").output, "Pid"));
+  ASSERT_EQ(kiste_.run("rm -f et").status, 0);
+  expect_nothing_left(id, pid);
+}
+
 TEST_F(Services, BadInputIsOneLineAndChangesNothing) {
   for (const char* cmd : {"logs nope", "stop nope", "kill nope", "wait nope", "rm nope",
                           "container inspect nope", "exec nope true"}) {

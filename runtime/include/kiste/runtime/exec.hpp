@@ -36,6 +36,11 @@ struct ExecRequest {
   // >= 0: a connected unix socket (runc's --console-socket). The command gets a new pty of the
   // container's devpts as its controlling terminal and stdio; the master goes over the socket.
   int console_fd = -1;
+  // `kiste exec -t`: like console_fd, but the caller keeps the master and relays it to its own
+  // stdio (its terminal raw meanwhile) until the command's pty hangs up; stdin only with
+  // `forward_stdin` (-i).
+  bool terminal = false;
+  bool forward_stdin = false;
   // Return once the command was exec'd, leaving it running (runc exec --detach): it is no
   // child of the caller but of the caller's subreaper. ExecResult::pid names it.
   bool detach = false;
