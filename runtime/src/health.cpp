@@ -12,6 +12,7 @@
 #include <charconv>
 #include <cmath>
 
+#include <kiste/base/go_duration.hpp>
 #include <kiste/base/sys.hpp>
 #include <kiste/base/unique_fd.hpp>
 #include <kiste/runtime/container_store.hpp>
@@ -20,34 +21,12 @@
 namespace kiste::runtime {
 
 Result<int64_t> parse_go_duration_ms(std::string_view s) {
-  auto bad = [&] {
+  auto ns = parse_go_duration(s);
+  if (!ns) {
     return failf(Errc::InvalidArgument, "duration {}: want a number with a unit (ms, s, m, h), e.g. 30s or 1m30s",
                  quote(s));
-  };
-  if (s == "0") return 0;
-  if (s.empty() || s.front() == '-') return bad();
-  double total_ms = 0;
-  std::string_view rest = s;
-  while (!rest.empty()) {
-    double v = 0;
-    auto [p, ec] = std::from_chars(rest.data(), rest.data() + rest.size(), v);
-    if (ec != std::errc{} || p == rest.data()) return bad();
-    rest.remove_prefix(static_cast<size_t>(p - rest.data()));
-    double unit = 0;
-    for (auto [name, ms] : {std::pair<std::string_view, double>{"ns", 1e-6}, {"us", 1e-3}, {"µs", 1e-3},
-                            {"ms", 1.0}, {"s", 1e3}, {"m", 60e3}, {"h", 3600e3}}) {
-      // "ms" is tried before "m" and "s".
-      if (rest.starts_with(name)) {
-        unit = ms;
-        rest.remove_prefix(name.size());
-        break;
-      }
-    }
-    if (unit == 0) return bad();
-    total_ms += v * unit;
   }
-  if (total_ms > 1e15) return bad();
-  return static_cast<int64_t>(std::llround(total_ms));
+  return (*ns + 500'000) / 1'000'000;  // rounded to the millisecond
 }
 
 std::string format_go_duration_ms(int64_t ms) {

@@ -38,7 +38,4 @@ struct ArgSources {
 [[nodiscard]] Result<std::string> apply_metadata(StageConfig& st, const Instruction& ins,
                                                  const ArgSources& sources);
 
-// A Go-style duration ("30s", "1m30s", "500ms") in nanoseconds.
-[[nodiscard]] Result<int64_t> parse_duration(std::string_view s);
-
 }  // namespace kiste::builder
