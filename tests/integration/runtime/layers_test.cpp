@@ -79,8 +79,9 @@ TEST_F(RuntimeTest, RuntimeFilesComeFromATopLayerWithTheImagesEtc) {
 }
 
 TEST_F(RuntimeTest, RuntimeFilesAreWritableAndAnEtcSymlinkIsKept) {
-  // A write copies the runtime's file up; it stays the container's.
-  fs::path cdir = run_layers(tmp(), {rootfs()}, "echo 10.1.1.1 db >> /etc/hosts; grep -c db /etc/hosts > /tmp/r");
+  // A write copies the runtime's file up; it stays the container's. (The whole line is matched:
+  // the hostname line holds 12 random hex digits, which contain "db" one time in ~23.)
+  fs::path cdir = run_layers(tmp(), {rootfs()}, "echo 10.1.1.1 db >> /etc/hosts; grep -cx '10.1.1.1 db' /etc/hosts > /tmp/r");
   EXPECT_EQ(sys::read_file(tmp() / "out" / "r").value_or(""), "1\n");
   EXPECT_THAT(sys::read_file(cdir / "upper" / "etc" / "hosts").value_or(""), ::testing::HasSubstr("db"));
   // An image whose /etc is a symlink: a directory on top would hide it, so the files are bound
