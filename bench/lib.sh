@@ -75,6 +75,32 @@ bench_build_roots() {
 
 # A docker-registry on a free loopback port storing under $1 (its log in $1/registry.log); sets H
 # (host:port) and REG_PID, and returns once it answers. The caller kills $REG_PID on exit.
+# N small text files (0.5-4 KiB, seeded: the same bytes every run) in 100 directories below
+# DIR/usr/share: the many-small-files tree of the unpack and rootless benchmarks.
+bench_small_files() {
+  python3 - "$1" "$2" <<'PY'
+import os, random, sys
+root, n = sys.argv[1], int(sys.argv[2])
+random.seed(42)
+words = [("w%05d" % i) for i in range(5000)]
+for i in range(n):
+    d = os.path.join(root, "usr/share/pkg%03d" % (i % 100))
+    os.makedirs(d, exist_ok=True)
+    size = random.randint(512, 4096)
+    text = " ".join(random.choice(words) for _ in range(size // 6))[:size]
+    with open(os.path.join(d, "file%05d.txt" % i), "w") as f:
+        f.write(text)
+PY
+}
+
+# Stops the registry bench_start_registry started (nothing when none runs): for cleanup traps.
+bench_stop_registry() {
+  if [ -n "${REG_PID:-}" ]; then
+    kill "$REG_PID" 2>/dev/null && wait "$REG_PID" 2>/dev/null
+  fi
+  return 0
+}
+
 bench_start_registry() {
   local dir=$1 port
   port=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')

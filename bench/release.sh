@@ -20,7 +20,7 @@ N=20
 D=$(mktemp -d /tmp/kiste-bench-release.XXXXXX)
 REG_PID=
 cleanup() {
-  [ -n "$REG_PID" ] && kill "$REG_PID" 2>/dev/null && wait "$REG_PID" 2>/dev/null || true
+  bench_stop_registry
   rm -rf "$D"
 }
 trap cleanup EXIT

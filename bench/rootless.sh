@@ -48,19 +48,7 @@ ustore=/home/$user/.local/share/kiste
 "$(dirname "$0")/../scripts/busybox-rootfs.sh" "$WORK/busybox.tar" >/dev/null
 mkdir -p "$WORK/small"
 tar -C "$WORK/small" -xf "$WORK/busybox.tar"
-python3 - "$WORK/small" "$small_files" <<'PY'
-import os, random, sys
-root, n = sys.argv[1], int(sys.argv[2])
-random.seed(42)
-words = [("w%05d" % i) for i in range(5000)]
-for i in range(n):
-    d = os.path.join(root, "usr/share/pkg%03d" % (i % 100))
-    os.makedirs(d, exist_ok=True)
-    size = random.randint(512, 4096)
-    text = " ".join(random.choice(words) for _ in range(size // 6))[:size]
-    with open(os.path.join(d, "file%05d.txt" % i), "w") as f:
-        f.write(text)
-PY
+bench_small_files "$WORK/small" "$small_files"
 tar -C "$WORK/small" -cf "$WORK/small.tar" .
 SOURCE_DATE_EPOCH=0 $KR import "$WORK/busybox.tar" busybox >/dev/null
 SOURCE_DATE_EPOCH=0 $KR import "$WORK/small.tar" small >/dev/null

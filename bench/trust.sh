@@ -20,7 +20,7 @@ D=$(mktemp -d /tmp/kiste-bench-trust.XXXXXX)
 REG_PID=
 cleanup() {
   [ -d "$D/gnupg" ] && gpgconf --homedir "$D/gnupg" --kill all 2>/dev/null
-  [ -n "$REG_PID" ] && kill "$REG_PID" 2>/dev/null && wait "$REG_PID" 2>/dev/null || true
+  bench_stop_registry
   rm -rf "$D"
 }
 trap cleanup EXIT

@@ -29,19 +29,7 @@ if [ ! -f "$work/.ready-$small_files" ]; then
   head -c $((19 << 20)) /dev/urandom | base64 >"$work/src-large/opt/blobs/text1.txt"
   head -c $((19 << 20)) /dev/urandom | base64 -w 120 >"$work/src-large/opt/blobs/text2.txt"
   # Many small files (0.5-4 KiB of text) in 100 directories.
-  python3 - "$work/src-small" "$small_files" <<'PY'
-import os, random, sys
-root, n = sys.argv[1], int(sys.argv[2])
-random.seed(42)
-words = [("w%05d" % i) for i in range(5000)]
-for i in range(n):
-    d = os.path.join(root, "usr/share/pkg%03d" % (i % 100))
-    os.makedirs(d, exist_ok=True)
-    size = random.randint(512, 4096)
-    text = " ".join(random.choice(words) for _ in range(size // 6))[:size]
-    with open(os.path.join(d, "file%05d.txt" % i), "w") as f:
-        f.write(text)
-PY
+  bench_small_files "$work/src-small" "$small_files"
   umoci init --layout "$layout"
   for kind in large small; do
     umoci new --image "$layout:$kind"

@@ -425,19 +425,32 @@ TEST_F(NetworkE2E, Ipv6NetworkCarriesContainerToContainerTraffic) {
   EXPECT_EQ(leftovers(), "");
 }
 
-// (policy drop) accepts the port: publishing opens no hole in it.
-TEST_F(NetworkE2E, PublishedPortRespectsTheHostFirewall) {
-  UniqueFd outside = new_netns();
+// An "outside" namespace (198.51.100.1) on a veth to this one (198.51.100.2): a client that is
+// not the host, whose packets to a published port take the host's input path.
+void make_outside(UniqueFd& outside) {
+  outside = new_netns();
   ASSERT_TRUE(outside);
-  {
-    auto nl = network::Netlink::open();
-    ASSERT_TRUE(nl->add_veth("out0", "eth0", outside.get()));
-    ASSERT_TRUE(nl->add_address("out0", *network::IpAddress::parse("198.51.100.2"), 24));
-    ASSERT_TRUE(nl->set_up("out0"));
-    auto in = network::Netlink::open_in(outside.get());
-    ASSERT_TRUE(in->add_address("eth0", *network::IpAddress::parse("198.51.100.1"), 24));
-    ASSERT_TRUE(in->set_up("eth0"));
-  }
+  auto nl = network::Netlink::open();
+  ASSERT_TRUE(nl->add_veth("out0", "eth0", outside.get()));
+  ASSERT_TRUE(nl->add_address("out0", *network::IpAddress::parse("198.51.100.2"), 24));
+  ASSERT_TRUE(nl->set_up("out0"));
+  auto in = network::Netlink::open_in(outside.get());
+  ASSERT_TRUE(in->add_address("eth0", *network::IpAddress::parse("198.51.100.1"), 24));
+  ASSERT_TRUE(in->set_up("eth0"));
+}
+
+// The host's firewall of the firewall tests: input policy drop, loopback and replies accepted.
+constexpr const char* kHostFirewall =
+    "add table inet hostfw\n"
+    "add chain inet hostfw input { type filter hook input priority 0; policy drop; }\n"
+    "add rule inet hostfw input iifname lo accept\n"
+    "add rule inet hostfw input ct state established,related accept\n";
+
+// A published port under the host's input policy drop is unreachable from outside until the
+// host's firewall accepts the port: publishing opens no hole in it.
+TEST_F(NetworkE2E, PublishedPortRespectsTheHostFirewall) {
+  UniqueFd outside;
+  ASSERT_NO_FATAL_FAILURE(make_outside(outside));
   ASSERT_EQ(kiste_.run("network create --subnet 203.0.113.0/24 web").status, 0);
   fs::create_directories(tmp_ / "ctl");
   int port = free_port();
@@ -461,11 +474,7 @@ TEST_F(NetworkE2E, PublishedPortRespectsTheHostFirewall) {
 
   auto fw = network::Nft::open();
   ASSERT_TRUE(fw);
-  ASSERT_TRUE(fw->run("add table inet hostfw\n"
-                      "add chain inet hostfw input { type filter hook input priority 0; policy drop; }\n"
-                      "add rule inet hostfw input iifname lo accept\n"
-                      "add rule inet hostfw input ct state established,related accept\n",
-                      "host firewall"));
+  ASSERT_TRUE(fw->run(kHostFirewall, "host firewall"));
   EXPECT_EQ(http_get(outside.get(), "198.51.100.2", port), "") << "published port must not bypass input drop";
   EXPECT_NE(http_get(-1, "127.0.0.1", port).find("hello-from-kiste"), std::string::npos);
   ASSERT_TRUE(fw->run(fmt::format("add rule inet hostfw input tcp dport {} accept\n", port), "open port"));
@@ -489,24 +498,11 @@ TEST_F(NetworkE2E, PublishedPortRespectsTheHostFirewall) {
 // proxy. rm removes the element. A SIGKILLed monitor leaves its element; the next container
 // leased that address removes it, so a dead service's port never leads into another container.
 TEST_F(NetworkE2E, BypassFirewallPublishesPastTheInputDropAndLeavesNoStaleDnat) {
-  UniqueFd outside = new_netns();
-  ASSERT_TRUE(outside);
-  {
-    auto nl = network::Netlink::open();
-    ASSERT_TRUE(nl->add_veth("out0", "eth0", outside.get()));
-    ASSERT_TRUE(nl->add_address("out0", *network::IpAddress::parse("198.51.100.2"), 24));
-    ASSERT_TRUE(nl->set_up("out0"));
-    auto in = network::Netlink::open_in(outside.get());
-    ASSERT_TRUE(in->add_address("eth0", *network::IpAddress::parse("198.51.100.1"), 24));
-    ASSERT_TRUE(in->set_up("eth0"));
-  }
+  UniqueFd outside;
+  ASSERT_NO_FATAL_FAILURE(make_outside(outside));
   auto fw = network::Nft::open();
   ASSERT_TRUE(fw);
-  ASSERT_TRUE(fw->run("add table inet hostfw\n"
-                      "add chain inet hostfw input { type filter hook input priority 0; policy drop; }\n"
-                      "add rule inet hostfw input iifname lo accept\n"
-                      "add rule inet hostfw input ct state established,related accept\n",
-                      "host firewall"));
+  ASSERT_TRUE(fw->run(kHostFirewall, "host firewall"));
   auto pub4 = [&fw] { return fw->query("list map inet kiste pub4").value_or("(no map)"); };
   ASSERT_EQ(kiste_.run("network create --subnet 203.0.113.0/24 byp").status, 0);
   const int port = free_port();

@@ -38,30 +38,6 @@ using ::testing::HasSubstr;
 constexpr const char* kNamespace = "kiste-ctrd-test";
 constexpr const char* kImage = "docker.io/library/busybox:latest";
 
-// Cgroup directories named `name` directly below a hierarchy root.
-std::vector<fs::path> cgroups_named(std::string_view name) {
-  std::vector<fs::path> out;
-  std::error_code ec;
-  for (const auto& h : fs::directory_iterator("/sys/fs/cgroup", ec)) {
-    if (fs::exists(h.path() / name, ec)) out.push_back(h.path() / name);
-  }
-  return out;
-}
-
-// Pids whose command line mentions `needle` (the shims name containerd's socket).
-std::vector<pid_t> pids_mentioning(const std::string& needle) {
-  std::vector<pid_t> out;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator("/proc", ec)) {
-    const std::string name = e.path().filename();
-    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::ifstream in(e.path() / "cmdline");
-    std::string cmd((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (cmd.find(needle) != std::string::npos) out.push_back(std::stoi(name));
-  }
-  return out;
-}
-
 class ContainerdE2E : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -70,7 +46,7 @@ class ContainerdE2E : public ::testing::Test {
         << "containerd, ctr and containerd-shim-runc-v2 are needed (scripts/setup.sh installs containerd)";
     runc_ = fs::path(kiste_binary()).parent_path() / "kiste-runc";
     ASSERT_TRUE(fs::exists(runc_)) << runc_;
-    ASSERT_TRUE(cgroups_named(kNamespace).empty()) << "a " << kNamespace << " cgroup exists before the test";
+    ASSERT_TRUE(hierarchy_cgroups_named(kNamespace).empty()) << "a " << kNamespace << " cgroup exists before the test";
     had_run_containerd_ = fs::exists("/run/containerd");
     const fs::path d = tmp_.path();
     ASSERT_TRUE(sys::write_file_atomic(
@@ -144,7 +120,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.a
     }
     // kiste-runc removes each container's cgroup; the namespace's parent (made on the way, as
     // runc makes it too) is the engine's, so the test removes it.
-    for (const fs::path& p : cgroups_named(kNamespace)) {
+    for (const fs::path& p : hierarchy_cgroups_named(kNamespace)) {
       EXPECT_EQ(::rmdir(p.c_str()), 0) << p << ": " << std::strerror(errno);
     }
     // containerd 1.6 puts shim sockets in /run/containerd/s and ctr its stdio fifos in

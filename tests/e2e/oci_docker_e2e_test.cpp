@@ -33,29 +33,6 @@ using ::testing::HasSubstr;
 
 bool g_own_netns = false;
 
-// The `docker` parent dir in every hierarchy that has one (dockerd's cgroupfs driver).
-std::vector<fs::path> docker_cgroups() {
-  std::vector<fs::path> out;
-  std::error_code ec;
-  for (const auto& h : fs::directory_iterator("/sys/fs/cgroup", ec)) {
-    if (fs::exists(h.path() / "docker", ec)) out.push_back(h.path() / "docker");
-  }
-  return out;
-}
-
-std::vector<pid_t> pids_mentioning(const std::string& needle) {
-  std::vector<pid_t> out;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator("/proc", ec)) {
-    const std::string name = e.path().filename();
-    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::ifstream in(e.path() / "cmdline");
-    std::string cmd((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (cmd.find(needle) != std::string::npos) out.push_back(std::stoi(name));
-  }
-  return out;
-}
-
 class DockerE2E : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -64,7 +41,7 @@ class DockerE2E : public ::testing::Test {
     ASSERT_EQ(run_shell("command -v dockerd && command -v docker"), 0)
         << "dockerd and docker are needed (scripts/setup.sh installs docker.io)";
     runc_ = fs::path(kiste_binary()).parent_path() / "kiste-runc";
-    ASSERT_TRUE(docker_cgroups().empty()) << "a docker cgroup exists before the test";
+    ASSERT_TRUE(hierarchy_cgroups_named("docker").empty()) << "a docker cgroup exists before the test";
     had_run_docker_ = fs::exists("/run/docker");
     had_run_containerd_ = fs::exists("/run/containerd");
     const fs::path d = tmp_.path();
@@ -114,7 +91,7 @@ class DockerE2E : public ::testing::Test {
       ::kill(p, SIGKILL);
     }
     // kiste-runc removes each container's cgroup; dockerd's parent `docker` is left, as with runc.
-    for (const fs::path& p : docker_cgroups()) {
+    for (const fs::path& p : hierarchy_cgroups_named("docker")) {
       EXPECT_EQ(::rmdir(p.c_str()), 0) << p << ": " << std::strerror(errno);
     }
     // Fixed paths dockerd 20.10 and its containerd use whatever the flags say (plugin sockets,

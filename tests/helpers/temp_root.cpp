@@ -8,6 +8,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 
 #include <kiste/base/error.hpp>
@@ -25,6 +26,28 @@ fs::path test_tmp_base() {
 
 TempRoot::TempRoot(std::string_view prefix)
     : dir_(std::move(TempDir::create(test_tmp_base(), prefix).value())) {}
+
+std::vector<fs::path> hierarchy_cgroups_named(std::string_view name) {
+  std::vector<fs::path> out;
+  std::error_code ec;
+  for (const auto& h : fs::directory_iterator("/sys/fs/cgroup", ec)) {
+    if (fs::exists(h.path() / name, ec)) out.push_back(h.path() / name);
+  }
+  return out;
+}
+
+std::vector<pid_t> pids_mentioning(std::string_view needle) {
+  std::vector<pid_t> out;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator("/proc", ec)) {
+    const std::string name = e.path().filename();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream in(e.path() / "cmdline");
+    std::string cmd((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (cmd.find(needle) != std::string::npos) out.push_back(std::stoi(name));
+  }
+  return out;
+}
 
 std::vector<std::string> mounts_below(const fs::path& dir) {
   std::vector<std::string> found;

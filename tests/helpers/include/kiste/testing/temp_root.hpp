@@ -1,6 +1,10 @@
 #pragma once
+#include <sys/types.h>
+
 #include <filesystem>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include <kiste/base/temp_dir.hpp>
 
@@ -22,6 +26,13 @@ class TempRoot {
 
 // Mount points at or below `dir` in /proc/self/mountinfo (empty when clean).
 [[nodiscard]] std::vector<std::string> mounts_below(const std::filesystem::path& dir);
+
+// The cgroup directories named `name` directly below a hierarchy root (/sys/fs/cgroup/<h>/name):
+// what an engine's cgroupfs driver made (containerd's namespace, dockerd's `docker`).
+[[nodiscard]] std::vector<std::filesystem::path> hierarchy_cgroups_named(std::string_view name);
+
+// Pids whose command line mentions `needle` (a daemon's or its shims' socket or temp dir).
+[[nodiscard]] std::vector<pid_t> pids_mentioning(std::string_view needle);
 
 // Runs a shell command; returns its exit status (-1 if it could not run). Output goes to `out`
 // when given (stdout and stderr together).
