@@ -13,6 +13,7 @@
 #include <kiste/image/store_layers.hpp>
 #include <kiste/network/dns.hpp>
 #include <kiste/network/dns_config.hpp>
+#include <kiste/network/pasta.hpp>
 #include <kiste/network/publish.hpp>
 #include <kiste/runtime/binfmt.hpp>
 #include <kiste/registry/access.hpp>
@@ -230,6 +231,97 @@ Status join_container_network(const Globals& g, runtime::ContainerSpec& spec, ru
   return {};
 }
 
+// What one start holds of its network until the container is gone (PreparedStart::resources).
+struct Attached {
+  std::optional<RunNetwork> net;
+  std::optional<network::PortProxy> proxy;  // network/publish.hpp says why a proxy
+  std::optional<network::PublishedNat> nat;  // --publish-bypass-firewall
+  std::unique_ptr<network::DnsResponder> dns;  // goes first: it reads net's leases
+  std::optional<network::Pasta> pasta;         // --network pasta
+  fs::path ports_file;  // a detached container's bound ports, for `kiste port`
+  ~Attached() {
+    if (!ports_file.empty()) ::unlink(ports_file.c_str());
+  }
+};
+
+// -p and -P as mappings (host port 0: a free one, chosen when bound).
+Result<std::vector<network::PortMapping>> published_ports(const RunArgs& a,
+                                                          const std::vector<std::string>& exposed_ports) {
+  std::vector<network::PortMapping> maps;
+  for (const std::string& p : a.publish) {
+    KISTE_ASSIGN_OR_RETURN(auto m, network::parse_publish(p));
+    maps.push_back(m);
+  }
+  if (a.publish_all) {
+    for (const std::string& e : exposed_ports) {
+      auto m = network::parse_publish(e);
+      if (!m) return std::unexpected(m.error().with_context("-P: the image's EXPOSE"));
+      maps.push_back(*m);  // host port 0: a free one
+    }
+  }
+  return maps;
+}
+
+// A detached container's bound ports, for `kiste port` (its monitor writes them).
+Status write_ports_file(const Globals& g, const RunArgs& a, const std::string& id,
+                        const std::vector<network::PortMapping>& maps, Attached& held) {
+  if (a.monitor_id.empty()) return {};
+  std::string text;
+  for (const network::PortMapping& m : maps) {
+    text += fmt::format("{}/{} -> {}:{}\n", m.container_port, m.protocol,
+                        m.host_ip ? m.host_ip->to_string() : "0.0.0.0", m.host_port);
+  }
+  fs::path file = runtime::ContainerStore(g.root).dir(id) / "ports";
+  KISTE_TRY(sys::write_file_atomic(file, text, 0644));
+  held.ports_file = file;
+  return {};
+}
+
+// --network pasta: user-mode networking (network/pasta.hpp), rootless kiste's network. The
+// published ports are chosen (and found free) before the container exists; the network_ready
+// hook starts pasta on the container's namespace, and pasta goes with `out.resources`.
+Status attach_pasta(const Globals& g, const RunArgs& a, const std::string& id,
+                    const std::vector<std::string>& exposed_ports, runtime::PreparedStart& out) {
+  const char* flag = !a.ip.empty()               ? "--ip"
+                     : !a.aliases.empty()        ? "--network-alias"
+                     : a.publish_bypass_firewall ? "--publish-bypass-firewall"
+                                                 : nullptr;
+  if (flag != nullptr) {
+    return failf(Errc::InvalidArgument, "{} needs a bridge network (not --network pasta)", flag);
+  }
+  // pasta run by the host's root drops to `nobody` and then cannot enter the namespace (podman
+  // has pasta for rootless containers only, too); root has bridge networks.
+  if (!runtime::running_rootless()) {
+    return fail(Errc::Unsupported, "network pasta: user-mode networking is for rootless kiste; as root "
+                                   "use a bridge network (--network NAME)");
+  }
+  KISTE_TRY(network::check_dns_overrides(a.dns));
+  auto held = std::make_shared<Attached>();
+  runtime::ContainerSpec& spec = out.spec;
+  for (const std::string& h : a.add_hosts) {
+    if (h.ends_with(":host-gateway") || h.ends_with("=host-gateway")) {
+      return failf(Errc::InvalidArgument,
+                   "--add-host {}: with --network pasta the container does not reach the host's own "
+                   "services (pasta maps no gateway to the host)",
+                   quote(h));
+    }
+    KISTE_ASSIGN_OR_RETURN(auto line, network::add_host_line(h, network::IpAddress{}));
+    spec.extra_hosts.push_back(std::move(line));
+  }
+  spec.resolv_conf = network::apply_dns_overrides(RunNetwork::resolv_conf(), a.dns);
+  KISTE_ASSIGN_OR_RETURN(auto maps, published_ports(a, exposed_ports));
+  KISTE_TRY(network::choose_free_ports(maps));
+  KISTE_TRY(write_ports_file(g, a, id, maps, *held));
+  Attached* h = held.get();  // alive as long as out.resources
+  out.network_ready = [h, maps = std::move(maps)](int netns_fd) -> Status {
+    KISTE_ASSIGN_OR_RETURN(auto pasta, network::Pasta::start(netns_fd, maps));
+    h->pasta.emplace(std::move(pasta));
+    return {};
+  };
+  out.resources = std::move(held);
+  return {};
+}
+
 // The container's place on its bridge network and its published ports, for one start: the
 // address is leased and the ports bound before the container exists (a port in use fails first),
 // the veth is connected by the network_ready hook, and both go when `out.resources` does.
@@ -237,10 +329,11 @@ Status attach_network(const Globals& g, const RunArgs& a, const std::string& id,
                       const std::vector<std::string>& exposed_ports, runtime::PreparedStart& out) {
   runtime::ContainerSpec& spec = out.spec;
   if (spec.network == runtime::NetworkMode::Container) KISTE_TRY(join_container_network(g, spec, out));
+  if (spec.network == runtime::NetworkMode::Pasta) return attach_pasta(g, a, id, exposed_ports, out);
   if (spec.network == runtime::NetworkMode::Bridge && runtime::running_rootless()) {
     return failf(Errc::Unsupported,
-                 "network {}: bridge networks need root (rootless kiste has --network none and host; "
-                 "user-mode networking is not there yet)",
+                 "network {}: bridge networks need root (rootless kiste has --network pasta, none "
+                 "and host)",
                  quote(spec.network_name));
   }
   if (spec.network != runtime::NetworkMode::Bridge) {
@@ -258,16 +351,6 @@ Status attach_network(const Globals& g, const RunArgs& a, const std::string& id,
     return fail(Errc::InvalidArgument, fmt::format("{} needs --network NAME (a bridge network)", flag));
   }
   KISTE_TRY(network::check_dns_overrides(a.dns));
-  struct Attached {
-    std::optional<RunNetwork> net;
-    std::optional<network::PortProxy> proxy;  // network/publish.hpp says why a proxy
-    std::optional<network::PublishedNat> nat;  // --publish-bypass-firewall
-    std::unique_ptr<network::DnsResponder> dns;  // goes first: it reads net's leases
-    fs::path ports_file;  // a detached container's bound ports, for `kiste port`
-    ~Attached() {
-      if (!ports_file.empty()) ::unlink(ports_file.c_str());
-    }
-  };
   auto held = std::make_shared<Attached>();
   std::vector<std::string> names = a.aliases;
   if (!a.name.empty()) names.insert(names.begin(), a.name);
@@ -288,18 +371,7 @@ Status attach_network(const Globals& g, const RunArgs& a, const std::string& id,
   std::string resolv = network::apply_dns_overrides(RunNetwork::resolv_conf(), a.dns);
   std::vector<network::IpAddress> upstream = network::resolv_conf_nameservers(resolv);
   spec.resolv_conf = held->net->has_dns() ? network::embedded_dns_resolv_conf(resolv) : resolv;
-  std::vector<network::PortMapping> maps;
-  for (const std::string& p : a.publish) {
-    KISTE_ASSIGN_OR_RETURN(auto m, network::parse_publish(p));
-    maps.push_back(m);
-  }
-  if (a.publish_all) {
-    for (const std::string& e : exposed_ports) {
-      auto m = network::parse_publish(e);
-      if (!m) return std::unexpected(m.error().with_context("-P: the image's EXPOSE"));
-      maps.push_back(*m);  // host port 0: a free one
-    }
-  }
+  KISTE_ASSIGN_OR_RETURN(auto maps, published_ports(a, exposed_ports));
   if (maps.empty() && a.publish_bypass_firewall) {
     return fail(Errc::InvalidArgument, "--publish-bypass-firewall: no port is published (-p or -P)");
   }
@@ -311,16 +383,7 @@ Status attach_network(const Globals& g, const RunArgs& a, const std::string& id,
       KISTE_ASSIGN_OR_RETURN(auto nat, network::PublishedNat::add(held->proxy->mappings(), held->net->address()));
       held->nat.emplace(std::move(nat));
     }
-    if (!a.monitor_id.empty()) {
-      std::string text;
-      for (const network::PortMapping& m : held->proxy->mappings()) {
-        text += fmt::format("{}/{} -> {}:{}\n", m.container_port, m.protocol,
-                            m.host_ip ? m.host_ip->to_string() : "0.0.0.0", m.host_port);
-      }
-      fs::path file = runtime::ContainerStore(g.root).dir(id) / "ports";
-      KISTE_TRY(sys::write_file_atomic(file, text, 0644));
-      held->ports_file = file;
-    }
+    KISTE_TRY(write_ports_file(g, a, id, held->proxy->mappings(), *held));
   }
   Attached* h = held.get();  // alive as long as out.resources
   out.network_ready = [h, upstream = std::move(upstream)](int netns_fd) -> Status {
@@ -618,11 +681,12 @@ CLI::App* add_run_command(CLI::App& app, Globals& g) {
   run->add_flag("--read-only", o.read_only, "mount the root read-only");
   run->add_flag("--init", o.init, "run a small init as PID 1 that reaps zombies and forwards signals");
   run->add_option("--network,--net", o.network,
-                  "none (default), host, a bridge network's name (`kiste` is the default bridge), or "
-                  "container:NAME|ID (a running container's network namespace)");
+                  "none (default), host, a bridge network's name (`kiste` is the default bridge), "
+                  "pasta (user-mode networking: rootless containers' network), or container:NAME|ID "
+                  "(a running container's network namespace)");
   run->add_option("--ip", a->ip, "the container's IPv4 address on its bridge network");
   run->add_option("-p,--publish", a->publish,
-                  "[IP:][HOSTPORT:]CONTAINERPORT[/tcp|udp]: forward a host port (needs --network NAME)")
+                  "[IP:][HOSTPORT:]CONTAINERPORT[/tcp|udp]: forward a host port (needs --network NAME or pasta)")
       ->allow_extra_args(false);
   run->add_option("--dns", a->dns.servers, "a nameserver for /etc/resolv.conf (replaces the host's)")
       ->allow_extra_args(false);

@@ -352,6 +352,19 @@ Result<std::string> read_all(int fd, std::string_view what, size_t max_bytes) {
   }
 }
 
+std::string find_on_path(std::string_view name, std::string_view path_list) {
+  while (true) {
+    const size_t colon = path_list.find(':');
+    std::string_view dir = path_list.substr(0, colon);
+    if (!dir.empty() && dir.front() == '/') {
+      std::string candidate = std::string(dir) + "/" + std::string(name);
+      if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+    }
+    if (colon == std::string_view::npos) return {};
+    path_list.remove_prefix(colon + 1);
+  }
+}
+
 bool process_alive(pid_t pid) {
   if (pid <= 0 || (::kill(pid, 0) != 0 && errno != EPERM)) return false;
   // "pid (comm) S …": the state follows the last ')' (comm may hold one).

@@ -270,28 +270,33 @@ PortProxy::~PortProxy() = default;
 
 const std::vector<PortMapping>& PortProxy::mappings() const { return impl_->mappings; }
 
+Result<UniqueFd> bind_host_port(PortMapping& m) {
+  SockAddr at = sock_addr(m.host_ip, m.host_port);
+  bool udp = m.protocol == "udp";
+  UniqueFd s(::socket(at.ss.ss_family, (udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_CLOEXEC, 0));
+  if (!s) return std::unexpected(sys_error("socket", m.to_string()));
+  int one = 1;
+  ::setsockopt(s.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (::bind(s.get(), reinterpret_cast<sockaddr*>(&at.ss), at.len) != 0) {
+    int err = errno;
+    return failf(errc_from_errno(err), "publish {}: port {} on {}: {}", m.to_string(), m.host_port,
+                 m.host_ip ? m.host_ip->to_string() : "0.0.0.0",
+                 err == EADDRINUSE ? "already in use" : std::strerror(err));
+  }
+  if (!udp && ::listen(s.get(), 128) != 0) return std::unexpected(sys_error("listen", m.to_string()));
+  sockaddr_storage bound{};
+  socklen_t len = sizeof bound;
+  ::getsockname(s.get(), reinterpret_cast<sockaddr*>(&bound), &len);
+  m.host_port = ntohs(bound.ss_family == AF_INET ? reinterpret_cast<sockaddr_in*>(&bound)->sin_port
+                                                 : reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port);
+  return s;
+}
+
 Result<PortProxy> PortProxy::start(std::vector<PortMapping> mappings, const IpAddress& container) {
   auto impl = std::make_unique<Impl>();
   impl->container = container;
   for (PortMapping& m : mappings) {
-    SockAddr at = sock_addr(m.host_ip, m.host_port);
-    bool udp = m.protocol == "udp";
-    UniqueFd s(::socket(at.ss.ss_family, (udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_CLOEXEC, 0));
-    if (!s) return std::unexpected(sys_error("socket", m.to_string()));
-    int one = 1;
-    ::setsockopt(s.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (::bind(s.get(), reinterpret_cast<sockaddr*>(&at.ss), at.len) != 0) {
-      int err = errno;
-      return failf(errc_from_errno(err), "publish {}: port {} on {}: {}", m.to_string(), m.host_port,
-                   m.host_ip ? m.host_ip->to_string() : "0.0.0.0",
-                   err == EADDRINUSE ? "already in use" : std::strerror(err));
-    }
-    if (!udp && ::listen(s.get(), 128) != 0) return std::unexpected(sys_error("listen", m.to_string()));
-    sockaddr_storage bound{};
-    socklen_t len = sizeof bound;
-    ::getsockname(s.get(), reinterpret_cast<sockaddr*>(&bound), &len);
-    m.host_port = ntohs(bound.ss_family == AF_INET ? reinterpret_cast<sockaddr_in*>(&bound)->sin_port
-                                                   : reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port);
+    KISTE_ASSIGN_OR_RETURN(UniqueFd s, bind_host_port(m));
     impl->listeners.push_back(std::move(s));
   }
   impl->mappings = std::move(mappings);

@@ -647,10 +647,10 @@ Status Launch::spawn() {
     flags &= ~uint64_t{CLONE_NEWIPC};
     cfg_.ipc_fd = join_ipc_.get();
   }
-  if (spec_.network == NetworkMode::Bridge) {
+  if (attached_by_caller(spec_.network)) {
     if (ns_prep_.net_fd() < 0) {
       return fail(Errc::Unsupported,
-                  "a bridge network needs the container's network namespace before clone "
+                  "a bridge or pasta network needs the container's network namespace before clone "
                   "(not with --userns yet)");
     }
     if (ctx_.hooks.network_ready) KISTE_TRY(ctx_.hooks.network_ready(ns_prep_.net_fd()));

@@ -25,17 +25,9 @@ const char* env_value(const EnvLookup& env, const char* name) {
 }
 
 Result<std::string> find_on_path(const EnvLookup& env, std::string_view name) {
-  std::string_view path = env_value(env, "PATH") ? env_value(env, "PATH") : "/usr/local/bin:/usr/bin:/bin";
-  while (true) {
-    const size_t colon = path.find(':');
-    std::string_view dir = path.substr(0, colon);
-    if (!dir.empty() && dir.front() == '/') {
-      std::string candidate = fmt::format("{}/{}", dir, name);
-      if (::access(candidate.c_str(), X_OK) == 0) return candidate;
-    }
-    if (colon == std::string_view::npos) break;
-    path.remove_prefix(colon + 1);
-  }
+  std::string found = sys::find_on_path(name, env_value(env, "PATH") ? env_value(env, "PATH")
+                                                                     : "/usr/local/bin:/usr/bin:/bin");
+  if (!found.empty()) return found;
   return failf(Errc::NotFound,
                "{} not found on PATH: rootless kiste maps your subordinate ids with it; install "
                "Debian's `uidmap` package (apt-get install uidmap)",

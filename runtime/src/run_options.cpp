@@ -585,6 +585,11 @@ Result<ContainerSpec> make_spec(const RunOptions& opts, const MakeSpecInput& in)
   } else if (opts.network == "host") {
     spec.network = NetworkMode::Host;
     spec.namespaces.network = false;
+  } else if (opts.network == "pasta") {
+    spec.network = NetworkMode::Pasta;  // user-mode networking; the caller starts pasta
+  } else if (opts.network == "slirp4netns") {
+    return fail(Errc::Unsupported, "network `slirp4netns`: kiste's user-mode network is pasta "
+                                   "(--network pasta, from Debian's `passt` package)");
   } else if (opts.network.starts_with("container:")) {
     spec.network = NetworkMode::Container;  // the caller finds it and sets namespaces.network_path
     spec.network_name = opts.network.substr(10);

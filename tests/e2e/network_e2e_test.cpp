@@ -116,63 +116,23 @@ TEST_F(NetworkE2E, CreateListInspectRemoveAndBadInput) {
 // /etc/hosts naming it; it reaches an upstream server in another namespace through NAT (the
 // server sees the host's address); afterwards no veth, lease or rule is left.
 TEST_F(NetworkE2E, RunOnABridgeReachesUpstreamThroughNat) {
-  UniqueFd upstream = new_netns();
+  UniqueFd upstream = new_peer_netns("up0", "198.51.100.2", "198.51.100.1");
   ASSERT_TRUE(upstream);
-  {
-    auto nl = network::Netlink::open();
-    ASSERT_TRUE(nl);
-    ASSERT_TRUE(nl->add_veth("up0", "eth0", upstream.get()));
-    ASSERT_TRUE(nl->add_address("up0", *network::IpAddress::parse("198.51.100.2"), 24));
-    ASSERT_TRUE(nl->set_up("up0"));
-    auto in = network::Netlink::open_in(upstream.get());
-    ASSERT_TRUE(in);
-    ASSERT_TRUE(in->set_up("lo"));
-    ASSERT_TRUE(in->add_address("eth0", *network::IpAddress::parse("198.51.100.1"), 24));
-    ASSERT_TRUE(in->set_up("eth0"));
-  }
-  // The upstream server: one connection, bounded by a 30 s poll; records the peer's address.
-  std::atomic<int> port{0};
-  std::string peer;
-  std::thread server([&] {
-    if (::setns(upstream.get(), CLONE_NEWNET) != 0) return;
-    UniqueFd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    ::inet_pton(AF_INET, "198.51.100.1", &sa.sin_addr);
-    if (::bind(s.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 || ::listen(s.get(), 1) != 0) {
-      port = -1;
-      return;
-    }
-    socklen_t len = sizeof sa;
-    ::getsockname(s.get(), reinterpret_cast<sockaddr*>(&sa), &len);
-    port = ntohs(sa.sin_port);
-    pollfd p{s.get(), POLLIN, 0};
-    if (::poll(&p, 1, 30000) != 1) return;
-    sockaddr_in from{};
-    len = sizeof from;
-    UniqueFd c(::accept4(s.get(), reinterpret_cast<sockaddr*>(&from), &len, SOCK_CLOEXEC));
-    if (!c) return;
-    char buf[INET_ADDRSTRLEN] = {};
-    ::inet_ntop(AF_INET, &from.sin_addr, buf, sizeof buf);
-    peer = buf;
-    (void)!::write(c.get(), "pong\n", 5);
-  });
-  while (port == 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  ASSERT_GT(port.load(), 0);
+  OneShotServer server(upstream.get(), "198.51.100.1");
+  ASSERT_GT(server.port(), 0);
 
   auto r = kiste_.run("network create --subnet 203.0.113.0/24 n1");
   ASSERT_EQ(r.status, 0) << r.output;
   r = kiste_.run(fmt::format(
       "run --rm --network n1 --hostname web busybox sh -c "
       "'cat /etc/hosts; ip -4 addr show eth0; ip route; nc 198.51.100.1 {} </dev/null'",
-      port.load()));
-  server.join();
+      server.port()));
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_TRUE(std::regex_search(r.output, std::regex("203\\.0\\.113\\.[0-9]+\tweb"))) << r.output;
   EXPECT_TRUE(std::regex_search(r.output, std::regex("inet 203\\.0\\.113\\.[0-9]+/24"))) << r.output;
   EXPECT_NE(r.output.find("default via 203.0.113.1"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("pong"), std::string::npos) << r.output;
-  EXPECT_EQ(peer, "198.51.100.2") << "the upstream sees the host's address (masquerade)";
+  EXPECT_EQ(server.peer(), "198.51.100.2") << "the upstream sees the host's address (masquerade)";
 
   auto leases = kiste_.run("network inspect n1");
   EXPECT_NE(leases.output.find("\"Containers\": {}"), std::string::npos) << leases.output;
@@ -428,15 +388,8 @@ TEST_F(NetworkE2E, Ipv6NetworkCarriesContainerToContainerTraffic) {
 // An "outside" namespace (198.51.100.1) on a veth to this one (198.51.100.2): a client that is
 // not the host, whose packets to a published port take the host's input path.
 void make_outside(UniqueFd& outside) {
-  outside = new_netns();
+  outside = new_peer_netns("out0", "198.51.100.2", "198.51.100.1");
   ASSERT_TRUE(outside);
-  auto nl = network::Netlink::open();
-  ASSERT_TRUE(nl->add_veth("out0", "eth0", outside.get()));
-  ASSERT_TRUE(nl->add_address("out0", *network::IpAddress::parse("198.51.100.2"), 24));
-  ASSERT_TRUE(nl->set_up("out0"));
-  auto in = network::Netlink::open_in(outside.get());
-  ASSERT_TRUE(in->add_address("eth0", *network::IpAddress::parse("198.51.100.1"), 24));
-  ASSERT_TRUE(in->set_up("eth0"));
 }
 
 // The host's firewall of the firewall tests: input policy drop, loopback and replies accepted.
@@ -559,18 +512,8 @@ TEST_F(NetworkE2E, BypassFirewallPublishesPastTheInputDropAndLeavesNoStaleDnat) 
 class UpstreamDns {
  public:
   UpstreamDns() {
-    ns_ = new_netns();
+    ns_ = new_peer_netns("dns0", "198.51.100.2", "198.51.100.1");
     if (!ns_) return;
-    auto nl = network::Netlink::open();
-    if (!nl || !nl->add_veth("dns0", "eth0", ns_.get()) ||
-        !nl->add_address("dns0", *network::IpAddress::parse("198.51.100.2"), 24) || !nl->set_up("dns0")) {
-      return;
-    }
-    auto in = network::Netlink::open_in(ns_.get());
-    if (!in || !in->set_up("lo") || !in->add_address("eth0", *network::IpAddress::parse("198.51.100.1"), 24) ||
-        !in->set_up("eth0")) {
-      return;
-    }
     std::atomic<int> ready{0};
     thread_ = std::thread([this, &ready] {
       UniqueFd s;

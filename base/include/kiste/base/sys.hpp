@@ -97,6 +97,10 @@ enum class Sync { Yes, No };
 // Whether process `pid` lives: it exists (or exists and is not ours to signal) and is not a
 // zombie. An orphan's zombie stays until PID 1 reaps it, which a minimal init may do late.
 [[nodiscard]] bool process_alive(pid_t pid);
+// The first executable `dir/name` for the absolute directories of `path_list` (a $PATH value),
+// in order; empty when there is none. Relative entries are skipped: a helper kiste runs as root
+// is never found through the working directory.
+[[nodiscard]] std::string find_on_path(std::string_view name, std::string_view path_list);
 
 // ---- misc ------------------------------------------------------------------------------------
 // Random hex string of `bytes` random bytes (getrandom).

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include <kiste/base/error.hpp>
+#include <kiste/base/unique_fd.hpp>
 #include <kiste/network/address.hpp>
 
 namespace kiste::network {
@@ -30,6 +31,11 @@ struct PortMapping {
 
 // docker's -p grammar; the error names the value and what is wrong.
 [[nodiscard]] Result<PortMapping> parse_publish(std::string_view spec);
+
+// Binds (and for TCP listens on) the mapping's host address and port, as a published port is
+// bound; host port 0 is filled in with the port the kernel chose. The error names the mapping
+// and says when the port is already in use.
+[[nodiscard]] Result<UniqueFd> bind_host_port(PortMapping& m);
 
 class PortProxy {
  public:

@@ -36,7 +36,7 @@ struct ContainerExit {
 struct RunHooks {
   // Called once the container's process runs (pid in the caller's pid namespace).
   std::function<void(pid_t)> started;
-  // NetworkMode::Bridge: connects the container's new network namespace (an fd) before the
+  // NetworkMode::Bridge and Pasta: connects the container's new network namespace (an fd) before the
   // container starts; an error ends the run before the command runs.
   std::function<Status(int netns_fd)> network_ready;
   // Called once the container's cgroup exists (to record it: live_marker.hpp): its directories

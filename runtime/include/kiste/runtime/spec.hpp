@@ -115,11 +115,17 @@ struct SeccompSpec {
   std::string profile_json;  // Docker's JSON profile format; empty: the built-in default
 };
 
-// None: a namespace with only `lo`. Host: the host's. Bridge: a namespace of its own that the
-// caller connects (RunHooks::network_ready) before the command runs. Container: another
+// None: a namespace with only `lo`. Host: the host's. Bridge and Pasta (user-mode networking,
+// network/pasta.hpp): a namespace of its own that the caller connects (RunHooks::network_ready)
+// before the command runs. Container: another
 // container's (`--network container:NAME`), entered by path (Namespaces::network_path:
 // "/proc/self/fd/N" of an fd the caller holds, so a reused pid cannot change it).
-enum class NetworkMode { None, Host, Bridge, Container };
+enum class NetworkMode { None, Host, Bridge, Container, Pasta };
+
+// Whether the caller connects the container's network namespace before the command runs.
+[[nodiscard]] constexpr bool attached_by_caller(NetworkMode m) {
+  return m == NetworkMode::Bridge || m == NetworkMode::Pasta;
+}
 
 // One line of /proc/<pid>/uid_map: container ids [container_id, container_id+size) are host ids
 // [host_id, host_id+size).
