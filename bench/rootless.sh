@@ -2,13 +2,14 @@
 # Rootless kiste (issue 20) against root kiste: start-to-exit of `run --rm true` (also against
 # rootless podman when it runs here as the same user with --network none), and the first run of
 # an image of 20,000 small files (its layer unpacked into the user's store inside the user namespace, with
-# the image's owners: no chown pass). Rows go to $BENCH_OUT (lib.sh); ratio = rootless / peer.
+# the image's owners: no chown pass), and pull + first run of that image from a loopback
+# docker-registry against rootless podman. Rows go to $BENCH_OUT (lib.sh); ratio = rootless / peer.
 #
 #   bench/rootless.sh [path/to/kiste]
 #
 # Root starts it: it makes a user (useradd, a subordinate range from usermod) for the run and
 # removes it again (with its home, its /etc/subuid and /etc/subgid lines). Needs hyperfine, jq,
-# uidmap (newuidmap/newgidmap), busybox-static, python3. Environment: BENCH_RUNS (lib.sh),
+# uidmap (newuidmap/newgidmap), busybox-static, python3, docker-registry. Environment: BENCH_RUNS (lib.sh),
 # SMALL_FILES (20000), SMALL_RUNS (5).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -23,7 +24,9 @@ done
 WORK=$(mktemp -d /tmp/kiste-bench-rootless-XXXXXX)
 chmod 755 "$WORK"
 user=kb$(head -c4 /dev/urandom | od -An -tx1 | tr -d ' \n')
+REG_PID=
 cleanup() {
+  bench_stop_registry
   pkill -KILL -u "$user" 2>/dev/null || true
   for _ in $(seq 300); do pgrep -u "$user" >/dev/null || break; sleep 0.1; done  # userdel wants none
   userdel -r "$user" >/dev/null 2>&1 || true
@@ -79,6 +82,16 @@ if command -v podman >/dev/null && $pod load -q -i "$WORK/images.tar" >/dev/null
   bench_compare "rootless run --rm true" "$KU run --rm busybox true 2>/dev/null" "rootless podman" \
     "$pod run --rm --network none --runtime runc busybox true" "" \
     "both as the same user, --network none; podman with runc (crun refuses hybrid cgroups)"
+  # Pull + first run of the 20,000-file image from a loopback registry: both stores lose the
+  # image (kiste: the whole store; podman: rmi) before every timed run.
+  bench_start_registry "$WORK"
+  $KR push -q small "$H/bench/small:1" >/dev/null
+  ref=$H/bench/small:1
+  BENCH_RUNS=$small_runs bench_compare "rootless pull + first run, $small_files files" \
+    "$KU pull -q $ref >/dev/null && $KU run --rm $ref true 2>/dev/null" "rootless podman" \
+    "$pod pull -q --tls-verify=false $ref >/dev/null && $pod run --rm --network none --runtime runc $ref true" \
+    "rm -rf $ustore; $pod rmi -af >/dev/null 2>&1 || true" \
+    "both as the same user from a loopback docker-registry; each run starts without the image"
 else
   why=$($pod run --rm --network none --runtime runc busybox true 2>&1 | tail -1 || true)
   bench_unavailable "rootless run --rm true" "rootless podman" "podman cannot run here as a user: ${why:-not installed}"

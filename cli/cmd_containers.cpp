@@ -25,6 +25,7 @@
 #include <kiste/runtime/container_store.hpp>
 #include <kiste/runtime/json_log.hpp>
 #include <kiste/runtime/exec.hpp>
+#include <kiste/runtime/rootless.hpp>
 #include <kiste/runtime/monitor.hpp>
 #include <kiste/runtime/run_options.hpp>
 #include <kiste/runtime/runner.hpp>
@@ -760,6 +761,13 @@ int cmd_exec(const Globals& g, const ExecFlags& f, std::vector<std::string> word
                         .message = fmt::format("exec in container {}: it is not running", s->name)});
   }
   words.erase(words.begin());
+  // An ordinary user's exec joins the container's user namespace (main() made none for it).
+  const bool rootless = ::getuid() != 0 && !runtime::running_rootless();
+  if (rootless) {
+    if (auto joined = runtime::join_rootless_namespace_of(s->pid); !joined) {
+      return report(joined.error().with_context(fmt::format("exec in container {}", s->name)));
+    }
+  }
   std::optional<runtime::ExecRequest::User> user;
   if (!f.user.empty()) {
     // docker exec -u: the container's files as they are now, read inside its root.
@@ -769,7 +777,8 @@ int cmd_exec(const Globals& g, const ExecFlags& f, std::vector<std::string> word
   }
   auto r = runtime::exec_in_container(
       {.target = s->pid, .args = std::move(words), .env = f.env, .cwd = f.workdir, .user = user,
-       .terminal = f.tty, .forward_stdin = f.interactive});
+       .terminal = f.tty, .forward_stdin = f.interactive,
+       .seccomp_file = rootless ? store.dir(*id) / runtime::kSeccompFile : fs::path()});
   if (!r) return report(r.error().with_context(fmt::format("container {}", s->name)));
   if (!r->exec_error.empty()) std::fprintf(stderr, "kiste: error: %s\n", r->exec_error.c_str());
   return r->exit_code;

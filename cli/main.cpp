@@ -49,8 +49,9 @@ std::string human_size(int64_t bytes) {
 }
 
 bool command_runs_outside_userns(std::string_view command) {
-  // Nothing of the store or of a container: credentials and the version only.
-  return command == "version" || command == "login" || command == "logout";
+  // Nothing of the store or of a container: credentials and the version only; `exec` joins the
+  // container's own user namespace once it knows the container (cmd_exec).
+  return command == "version" || command == "login" || command == "logout" || command == "exec";
 }
 
 Status enter_rootless(const Result<runtime::UserPaths>& paths,

@@ -1,6 +1,8 @@
 // The parent side of `run`: flatten the spec, compile seccomp, create the cgroup, clone the
 // child into new namespaces (and into its cgroup), wait, report, clean up.
 #include <kiste/runtime/container.hpp>
+#include <kiste/runtime/exec.hpp>
+#include <kiste/runtime/rootless.hpp>
 
 #include <fcntl.h>
 #include <linux/capability.h>
@@ -364,6 +366,7 @@ void remove_known(const fs::path& dir, const char* const (&names)[N]) {
 Status remove_container_dir(const fs::path& dir) {
   remove_known(dir, kWorkChain);
   remove_known(dir, kTopDirs);
+  (void)::unlink((dir / kSeccompFile).c_str());  // a rootless container's (exec reads it)
   if (::rmdir(dir.c_str()) == 0 || errno == ENOENT) return {};
   return sys::remove_tree(dir);
 }
@@ -508,6 +511,12 @@ Status Launch::plan() {
     if (seccomp_.bpf.size() / sizeof(sock_filter) > 0xffff) {
       return fail(Errc::InvalidArgument, "seccomp profile: the compiled filter is too large");
     }
+  }
+  // Rootless, exec cannot read the container's filter back (PTRACE_SECCOMP_GET_FILTER needs
+  // CAP_SYS_ADMIN in the initial namespace): it reads it here (empty: no filter).
+  if (running_rootless() && upper_fd_) {
+    KISTE_TRY(with_context(sys::write_file_atomic(spec_.root.container_dir / kSeccompFile, seccomp_.bpf, 0600),
+                           "record the seccomp filter"));
   }
 
   KISTE_TRY(make_lower_links(*plan_));

@@ -212,8 +212,20 @@ Result<ExecResult> exec_in_container(const ExecRequest& req) {
     id.gid = req.user->gid;
     id.groups = req.user->groups;
   }
-  KISTE_ASSIGN_OR_RETURN(auto filters, read_seccomp_filters(pid));
-  const std::vector<fs::path> cgroups = cgroup_dirs(pid);
+  std::vector<std::vector<sock_filter>> filters;
+  if (req.seccomp_file.empty()) {
+    KISTE_ASSIGN_OR_RETURN(filters, read_seccomp_filters(pid));
+  } else {
+    KISTE_ASSIGN_OR_RETURN(std::string bpf, sys::read_file(req.seccomp_file, 1 << 20));
+    if (bpf.size() % sizeof(sock_filter) != 0 || bpf.size() / sizeof(sock_filter) > 0xffff) {
+      return failf(Errc::Corrupt, "seccomp filter {}: not a BPF program", req.seccomp_file.native());
+    }
+    if (!bpf.empty()) {
+      filters.emplace_back(bpf.size() / sizeof(sock_filter));
+      std::memcpy(filters.back().data(), bpf.data(), bpf.size());
+    }
+  }
+  const std::vector<fs::path> cgroups = req.seccomp_file.empty() ? cgroup_dirs(pid) : std::vector<fs::path>{};
   // The namespaces, user first (joining it is what lets the others be joined when it is not
   // the host's), mnt last (after it, host paths are gone). Only those that differ from ours.
   std::vector<std::pair<UniqueFd, int>> namespaces;

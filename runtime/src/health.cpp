@@ -118,7 +118,7 @@ void record_probe(HealthState& state, const HealthSpec& spec, HealthProbe probe,
   if (state.failing_streak >= spec.retries) state.status = "unhealthy";
 }
 
-HealthProbe run_health_probe(pid_t target, const HealthSpec& spec) {
+HealthProbe run_health_probe(pid_t target, const HealthSpec& spec, const std::filesystem::path& seccomp_file) {
   HealthProbe probe{.start = rfc3339_now(), .exit_code = -1};
   auto finish = [&](std::string output) {
     probe.end = rfc3339_now();
@@ -131,7 +131,7 @@ HealthProbe run_health_probe(pid_t target, const HealthSpec& spec) {
   if (!out || ::pipe2(p, O_CLOEXEC) != 0) return finish(sys_error("memfd_create", "probe output").to_string());
   UniqueFd result_r(p[0]), result_w(p[1]);
   const ExecRequest req{.target = target, .args = health_argv(spec), .output_fd = out.get(),
-                        .timeout_ms = spec.timeout_ms};
+                        .timeout_ms = spec.timeout_ms, .seccomp_file = seccomp_file};
   // The child is forked from a process with threads: it allocates, which glibc's fork makes safe
   // (its malloc locks are reset in the child), and exec_in_container only forks and reads /proc.
   const pid_t child = ::fork();

@@ -20,7 +20,9 @@
 #include <nlohmann/json.hpp>
 
 #include <kiste/base/sys.hpp>
+#include <kiste/runtime/exec.hpp>
 #include <kiste/runtime/json_log.hpp>
+#include <kiste/runtime/rootless.hpp>
 
 namespace kiste::runtime {
 
@@ -247,7 +249,8 @@ class HealthThread {
     auto s = store_.load(id_);
     if (!s || s->status != "running" || s->pid <= 0) return;
     const pid_t pid = s->pid;
-    HealthProbe probe = run_health_probe(pid, spec_);
+    HealthProbe probe = run_health_probe(
+        pid, spec_, running_rootless() ? store_.dir(id_) / kSeccompFile : std::filesystem::path());
     (void)store_.update(id_, [&](ContainerState& c) {
       if (c.status != "running" || c.pid != pid) return;  // it ended (or restarted) meanwhile
       if (!c.health_state) c.health_state = HealthState{};

@@ -210,6 +210,16 @@ Status enter_rootless_namespace(const RootlessPlan& plan) {
   return {};
 }
 
+Status join_rootless_namespace_of(pid_t pid) {
+  const std::string path = fmt::format("/proc/{}/ns/user", pid);
+  KISTE_ASSIGN_OR_RETURN(UniqueFd ns, sys::open(path, O_RDONLY | O_CLOEXEC));
+  if (::setns(ns.get(), CLONE_NEWUSER) != 0) return std::unexpected(sys_error("setns", path));
+  if (::setresgid(0, 0, 0) != 0) return std::unexpected(sys_error("setresgid", "0"));
+  if (::setresuid(0, 0, 0) != 0) return std::unexpected(sys_error("setresuid", "0"));
+  if (::unshare(CLONE_NEWNS) != 0) return std::unexpected(sys_error("unshare", "a mount namespace"));
+  return sys::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr);
+}
+
 bool running_rootless() { return !sys::in_initial_user_namespace(); }
 
 }  // namespace kiste::runtime

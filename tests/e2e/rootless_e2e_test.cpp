@@ -412,6 +412,32 @@ TEST_F(Rootless, NoSetuidProgramButNewuidmapAndNewgidmap) {
   EXPECT_EQ(setuid, (std::set<std::string>{"/usr/bin/newgidmap", "/usr/bin/newuidmap"}));
 }
 
+// exec as the user joins the container (its user namespace: the one the user's kiste made) and
+// runs under the container's own seccomp filter, which it reads from the container's dir (the
+// kernel gives it back only to the host's root); -u works, and so do healthchecks, which exec
+// from the monitor the same way.
+TEST_F(Rootless, ExecAndHealthchecksRunInsideTheContainer) {
+  load_busybox(user_);
+  auto r = stdout_as(user_, "run -d --name ex --health-cmd 'grep -q Seccomp:.2 /proc/self/status' "
+                            "--health-interval 1s busybox sleep 600");
+  ASSERT_EQ(r.status, 0) << r.output;
+  const std::string short_id = r.output.substr(0, 12);  // the container's hostname
+  r = stdout_as(user_, "exec ex sh -c 'id -u; grep ^Seccomp /proc/self/status; "
+                       "unshare -U true 2>/dev/null || echo unshare-refused; hostname'");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(r.output, "0\nSeccomp:\t2\nSeccomp_filters:\t1\nunshare-refused\n" + short_id + "\n");
+  r = stdout_as(user_, "exec -u nobody ex id -u");
+  EXPECT_EQ(r.output, "65534\n");
+  std::string health;
+  for (int i = 0; i < 100 && health != "healthy\n"; ++i) {  // bounded: the first probe is 1 s in
+    if (i > 0) ::usleep(100'000);
+    health = stdout_as(user_, "inspect -f '{{.State.Health.Status}}' ex").output;
+  }
+  EXPECT_EQ(health, "healthy\n");
+  EXPECT_EQ(run_as(user_, "rm -f ex").status, 0);
+  EXPECT_EQ(live_processes(user_.name), "");
+}
+
 // --network pasta (Debian's passt): the container reaches an upstream server in another
 // namespace through pasta's sockets (so the upstream sees the host's address), it cannot reach a
 // service on the host's loopback, and -p publishes a port on the host (a random one, as

@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <filesystem>
 #include <optional>
 #include <string>
 #include <vector>
@@ -44,7 +45,16 @@ struct ExecRequest {
   // Return once the command was exec'd, leaving it running (runc exec --detach): it is no
   // child of the caller but of the caller's subreaper. ExecResult::pid names it.
   bool detach = false;
+  // The container's seccomp filter as the runtime recorded it (kSeccompFile in its dir) instead
+  // of the target's filters read with ptrace: rootless, where PTRACE_SECCOMP_GET_FILTER (it
+  // needs CAP_SYS_ADMIN in the initial namespace) is refused. An empty file: no filter. Such a
+  // container has no cgroup of its own either (it runs in its kiste's, which is not the user's
+  // to write), so the command stays in the caller's.
+  std::filesystem::path seccomp_file;
 };
+
+// Where a rootless container's dir holds its compiled seccomp filter (ExecRequest::seccomp_file).
+inline constexpr const char* kSeccompFile = "seccomp.bpf";
 
 struct ExecResult {
   int exit_code = 0;       // the command's status, 128+N when killed by signal N, 126/127 exec

@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <filesystem>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -82,6 +83,8 @@ void record_probe(HealthState& state, const HealthSpec& spec, HealthProbe probe,
 // Runs one probe in the container whose init is `target` (a host pid): exec_in_container in a
 // forked child (so the ptrace stops it needs never reach a waitpid of the caller's other threads,
 // such as the monitor's wait for that very init), output captured, killed at the timeout.
-[[nodiscard]] HealthProbe run_health_probe(pid_t target, const HealthSpec& spec);
+// `seccomp_file`: ExecRequest::seccomp_file (rootless).
+[[nodiscard]] HealthProbe run_health_probe(pid_t target, const HealthSpec& spec,
+                                           const std::filesystem::path& seccomp_file = {});
 
 }  // namespace kiste::runtime

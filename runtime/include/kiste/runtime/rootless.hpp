@@ -76,6 +76,12 @@ struct RootlessPlan {
 // its rights from inside the unmapped namespace). On failure the process is where it was.
 [[nodiscard]] Status enter_rootless_namespace(const RootlessPlan& plan);
 
+// For `exec` as an ordinary user: joins the user namespace of process `pid` (a container of
+// this user: the namespace its kiste made, which the user owns) as its uid and gid 0, in a
+// mount namespace of its own. A fresh namespace of our own would be a sibling of the
+// container's, from which nothing of it can be entered.
+[[nodiscard]] Status join_rootless_namespace_of(pid_t pid);
+
 // True in the namespace enter_rootless_namespace() made (or any user namespace that is not the
 // initial one, as a rootless engine's): the process is "root" there, not on the host.
 [[nodiscard]] bool running_rootless();
