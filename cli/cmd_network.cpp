@@ -132,6 +132,33 @@ std::string RunNetwork::resolv_conf() {
 
 namespace {
 
+class BuildStepNetworks final : public builder::StepNetworks {
+ public:
+  explicit BuildStepNetworks(const Globals& g) : g_(g) {}
+
+  Result<builder::StepAttachment> attach(std::string_view container_id, std::string_view hostname) override {
+    KISTE_ASSIGN_OR_RETURN(auto n, RunNetwork::prepare(g_, network::Networks::kDefault, container_id, "",
+                                                       std::string(hostname), {}));
+    auto held = std::make_shared<RunNetwork>(std::move(n));
+    RunNetwork* net = held.get();  // alive as long as `held`
+    return builder::StepAttachment{.hosts = net->extra_hosts(),
+                                   .resolv_conf = RunNetwork::resolv_conf(),
+                                   .connect = [net](int netns_fd) { return net->connect(netns_fd); },
+                                   .held = std::move(held)};
+  }
+
+ private:
+  const Globals& g_;
+};
+
+}  // namespace
+
+std::unique_ptr<builder::StepNetworks> build_step_networks(const Globals& g) {
+  return std::make_unique<BuildStepNetworks>(g);
+}
+
+namespace {
+
 // The running detached container `ref` (id and pid), or exits with a one-line error.
 std::pair<std::string, pid_t> running_container(const Globals& g, const std::string& ref) {
   const runtime::ContainerStore store(g.root);

@@ -575,8 +575,9 @@ CLI::App* add_run_command(CLI::App& app, Globals& g) {
       "Network: unlike docker, a container has no network by default: its own network namespace\n"
       "with only loopback (--network none). --network host shares the host's; --network kiste\n"
       "(or a network of `kiste network create`) puts it on a bridge with NAT, like docker's\n"
-      "default. Build RUN steps likewise get a private network namespace with only loopback;\n"
-      "`kiste build --network host` gives them the host's.");
+      "default. Build RUN steps get a private network namespace on that default bridge, as\n"
+      "docker's (no host loopback); `kiste build --network none` gives them only loopback,\n"
+      "`kiste build --network host` the host's.");
   run->prefix_command();  // everything after IMAGE (or the first command word) is the command
   auto& o = a->opts;
   run->add_option("--rootfs", a->rootfs, "run this directory as the (read-only lower) root");

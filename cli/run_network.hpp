@@ -7,6 +7,7 @@
 #include <string_view>
 #include <vector>
 
+#include <kiste/builder/builder.hpp>
 #include <kiste/network/bridge.hpp>
 
 #include "globals.hpp"
@@ -53,6 +54,10 @@ class RunNetwork {
 // Present once --publish-bypass-firewall was used with this root: leasing an address then also
 // removes a dead kiste's DNAT to it.
 [[nodiscard]] std::filesystem::path published_nat_marker(const Globals& g);
+
+// `kiste build`'s RUN steps on the default network: each step a RunNetwork of its own, as a
+// `kiste run --network kiste` container gets (leased, connected, given back when the step ends).
+[[nodiscard]] std::unique_ptr<builder::StepNetworks> build_step_networks(const Globals& g);
 
 void register_network_commands(CLI::App& app, Globals& g);
 

@@ -10,10 +10,12 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <regex>
@@ -27,6 +29,7 @@
 #include <kiste/network/dns.hpp>
 #include <kiste/network/netlink.hpp>
 #include <kiste/network/nft.hpp>
+#include <kiste/testing/busybox_rootfs.hpp>
 #include <kiste/testing/kiste_cli.hpp>
 #include <kiste/testing/netns.hpp>
 #include <kiste/testing/require_root.hpp>
@@ -115,37 +118,49 @@ TEST_F(NetworkE2E, CreateListInspectRemoveAndBadInput) {
 // A container on a bridge gets its leased address, a default route through the gateway and
 // /etc/hosts naming it; it reaches an upstream server in another namespace through NAT (the
 // server sees the host's address); afterwards no veth, lease or rule is left.
-TEST_F(NetworkE2E, RunOnABridgeReachesUpstreamThroughNat) {
-  UniqueFd upstream = new_netns();
-  ASSERT_TRUE(upstream);
-  {
+// An "upstream" TCP server at 198.51.100.1 in a namespace of its own, on a veth to this one
+// (198.51.100.2): it answers one connection with "pong", bounded by a 30 s poll, and records the
+// peer's address.
+class UpstreamServer {
+ public:
+  UpstreamServer() : ns_(new_netns()) {
+    if (!ns_) return;
     auto nl = network::Netlink::open();
-    ASSERT_TRUE(nl);
-    ASSERT_TRUE(nl->add_veth("up0", "eth0", upstream.get()));
-    ASSERT_TRUE(nl->add_address("up0", *network::IpAddress::parse("198.51.100.2"), 24));
-    ASSERT_TRUE(nl->set_up("up0"));
-    auto in = network::Netlink::open_in(upstream.get());
-    ASSERT_TRUE(in);
-    ASSERT_TRUE(in->set_up("lo"));
-    ASSERT_TRUE(in->add_address("eth0", *network::IpAddress::parse("198.51.100.1"), 24));
-    ASSERT_TRUE(in->set_up("eth0"));
+    auto in = network::Netlink::open_in(ns_.get());
+    if (!nl || !nl->add_veth("up0", "eth0", ns_.get()) ||
+        !nl->add_address("up0", *network::IpAddress::parse("198.51.100.2"), 24) || !nl->set_up("up0") ||
+        !in || !in->set_up("lo") || !in->add_address("eth0", *network::IpAddress::parse("198.51.100.1"), 24) ||
+        !in->set_up("eth0")) {
+      return;
+    }
+    thread_ = std::thread([this] { serve(); });
+    while (port_ == 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
-  // The upstream server: one connection, bounded by a 30 s poll; records the peer's address.
-  std::atomic<int> port{0};
-  std::string peer;
-  std::thread server([&] {
-    if (::setns(upstream.get(), CLONE_NEWNET) != 0) return;
+  ~UpstreamServer() { (void)peer(); }
+  [[nodiscard]] int port() const { return port_; }
+  // Waits for the connection (or the timeout): the client's address, "" without one.
+  std::string peer() {
+    if (thread_.joinable()) thread_.join();
+    return peer_;
+  }
+
+ private:
+  void serve() {
+    if (::setns(ns_.get(), CLONE_NEWNET) != 0) {
+      port_ = -1;
+      return;
+    }
     UniqueFd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
     sockaddr_in sa{};
     sa.sin_family = AF_INET;
     ::inet_pton(AF_INET, "198.51.100.1", &sa.sin_addr);
     if (::bind(s.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 || ::listen(s.get(), 1) != 0) {
-      port = -1;
+      port_ = -1;
       return;
     }
     socklen_t len = sizeof sa;
     ::getsockname(s.get(), reinterpret_cast<sockaddr*>(&sa), &len);
-    port = ntohs(sa.sin_port);
+    port_ = ntohs(sa.sin_port);
     pollfd p{s.get(), POLLIN, 0};
     if (::poll(&p, 1, 30000) != 1) return;
     sockaddr_in from{};
@@ -154,19 +169,27 @@ TEST_F(NetworkE2E, RunOnABridgeReachesUpstreamThroughNat) {
     if (!c) return;
     char buf[INET_ADDRSTRLEN] = {};
     ::inet_ntop(AF_INET, &from.sin_addr, buf, sizeof buf);
-    peer = buf;
+    peer_ = buf;
     (void)!::write(c.get(), "pong\n", 5);
-  });
-  while (port == 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  ASSERT_GT(port.load(), 0);
+  }
+
+  UniqueFd ns_;
+  std::atomic<int> port_{0};
+  std::string peer_;
+  std::thread thread_;
+};
+
+TEST_F(NetworkE2E, RunOnABridgeReachesUpstreamThroughNat) {
+  UpstreamServer upstream;
+  ASSERT_GT(upstream.port(), 0);
 
   auto r = kiste_.run("network create --subnet 203.0.113.0/24 n1");
   ASSERT_EQ(r.status, 0) << r.output;
   r = kiste_.run(fmt::format(
       "run --rm --network n1 --hostname web busybox sh -c "
       "'cat /etc/hosts; ip -4 addr show eth0; ip route; nc 198.51.100.1 {} </dev/null'",
-      port.load()));
-  server.join();
+      upstream.port()));
+  std::string peer = upstream.peer();
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_TRUE(std::regex_search(r.output, std::regex("203\\.0\\.113\\.[0-9]+\tweb"))) << r.output;
   EXPECT_TRUE(std::regex_search(r.output, std::regex("inet 203\\.0\\.113\\.[0-9]+/24"))) << r.output;
@@ -180,6 +203,76 @@ TEST_F(NetworkE2E, RunOnABridgeReachesUpstreamThroughNat) {
   EXPECT_EQ(left.find("link kv"), std::string::npos) << left;
   r = kiste_.run("network rm n1");
   EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(leftovers(), "");
+}
+
+// `kiste build`'s RUN steps get the default bridge, as docker's: each step a namespace of its own
+// on kiste0, out through NAT (the upstream sees this namespace's address), but neither this
+// namespace's 127.0.0.1 nor its abstract unix sockets; `--network host` reaches both and
+// `--network none` has only loopback. A step's lease and veth go when it ends, also when it fails.
+TEST_F(NetworkE2E, BuildRunStepsGetTheDefaultBridge) {
+  UpstreamServer upstream;
+  ASSERT_GT(upstream.port(), 0);
+  int port = 0;
+  UniqueFd tcp(listen_on_loopback(&port));
+  ASSERT_TRUE(tcp);
+  UniqueFd ux(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  ASSERT_TRUE(ux);
+  const std::string name = "kiste-test-" + sys::random_hex(6);
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::memcpy(a.sun_path + 1, name.data(), name.size());
+  ASSERT_EQ(::bind(ux.get(), reinterpret_cast<sockaddr*>(&a),
+                   static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size())),
+            0);
+  ASSERT_EQ(::listen(ux.get(), 8), 0);
+  const fs::path ctx = tmp_ / "ctx";
+  fs::create_directories(ctx);
+  fs::copy_file(kiste_test_init_binary(), ctx / "probe");
+  // Each probe records its answer and never fails the step, so the files tell what happened.
+  std::ofstream(ctx / "Containerfile") << fmt::format(
+      "FROM busybox\nCOPY probe /probe\n"
+      "RUN nc 198.51.100.1 {} </dev/null > /upstream || true\n"
+      "RUN /probe connect tcp:{} > /tcp || true\n"
+      "RUN /probe connect unix:@{} > /unix || true\n"
+      "RUN ls /sys/class/net > /links && ip -4 addr show eth0 > /addr || true\n",
+      upstream.port(), port, name);
+  const std::string show = "run --rm {} cat /upstream /tcp /unix /links";
+  const std::string refused = fmt::format("errno={}\n", ECONNREFUSED);
+
+  auto r = kiste_.run("build -q -t bridged " + ctx.native());
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(upstream.peer(), "198.51.100.2") << "the upstream sees the host's address (masquerade)";
+  r = kiste_.run(fmt::format(fmt::runtime(show), "bridged"));
+  EXPECT_EQ(r.output, "pong\n" + refused + refused + "eth0\nlo\n");
+  // Nothing of the steps is left: no veth, no lease, no nft element naming a step's address.
+  std::smatch addr;
+  std::string step_addr = kiste_.run("run --rm bridged cat /addr").output;
+  ASSERT_TRUE(std::regex_search(step_addr, addr, std::regex("inet ([0-9.]+)/"))) << step_addr;
+  EXPECT_NE(kiste_.run("network inspect kiste").output.find("\"Containers\": {}"), std::string::npos);
+  EXPECT_EQ(leftovers().find("link kv"), std::string::npos) << leftovers();
+  auto nft = network::Nft::open();
+  ASSERT_TRUE(nft);
+  auto ruleset = nft->query("list ruleset");
+  ASSERT_TRUE(ruleset);
+  EXPECT_EQ(ruleset->find(addr[1].str()), std::string::npos) << *ruleset;
+
+  r = kiste_.run("build -q --network host -t hosted " + ctx.native());
+  ASSERT_EQ(r.status, 0) << r.output;
+  r = kiste_.run(fmt::format(fmt::runtime(show), "hosted"));
+  EXPECT_NE(r.output.find("connected\nconnected\n"), std::string::npos) << r.output;
+  r = kiste_.run("build -q --network none -t private " + ctx.native());
+  ASSERT_EQ(r.status, 0) << r.output;
+  r = kiste_.run(fmt::format(fmt::runtime(show), "private"));
+  EXPECT_EQ(r.output, refused + refused + "lo\n");
+
+  // A failing step gives its lease and veth back too.
+  std::ofstream(ctx / "Containerfile") << "FROM busybox\nRUN false\n";
+  r = kiste_.run("build -q " + ctx.native());
+  EXPECT_NE(r.status, 0) << r.output;
+  EXPECT_NE(kiste_.run("network inspect kiste").output.find("\"Containers\": {}"), std::string::npos);
+  EXPECT_EQ(leftovers().find("link kv"), std::string::npos) << leftovers();
+  EXPECT_EQ(kiste_.run("network rm kiste").status, 0);
   EXPECT_EQ(leftovers(), "");
 }
 
