@@ -92,8 +92,10 @@ Result<RunNetwork> RunNetwork::prepare(const Globals& g, std::string_view name,
   return r;
 }
 
-RunNetwork::~RunNetwork() {
-  if (!leased_) return;
+RunNetwork::~RunNetwork() { disconnect(); }
+
+void RunNetwork::disconnect() {
+  if (!std::exchange(leased_, false)) return;
   // Without a successful attach the veth name is not ours (attach removed what it made): only
   // the lease goes.
   if (auto st = attached_ ? nets_.detach(net_, id_) : nets_.leases(net_).release(id_); !st) {
@@ -144,6 +146,7 @@ class BuildStepNetworks final : public builder::StepNetworks {
     return builder::StepAttachment{.hosts = net->extra_hosts(),
                                    .resolv_conf = RunNetwork::resolv_conf(),
                                    .connect = [net](int netns_fd) { return net->connect(netns_fd); },
+                                   .disconnect = [net] { net->disconnect(); },
                                    .held = std::move(held)};
   }
 

@@ -332,6 +332,9 @@ Status attach_network(const Globals& g, const RunArgs& a, const std::string& id,
                                        upstream));
     return {};
   };
+  // The veth and the lease go as soon as the container ended (the proxy and DNS stay until
+  // `out.resources` does: they only serve the container).
+  out.network_exited = [h] { h->net->disconnect(); };
   out.resources = std::move(held);
   return {};
 }
@@ -391,7 +394,8 @@ int run_command(Globals& g, RunArgs& a, std::vector<std::string> positional) {
   if (!a.rm) std::fprintf(stderr, "%s\n", id.c_str());
   runtime::StartOptions start{.remove = a.rm,
                               .store_lease = prepared->lease ? &*prepared->lease : nullptr,
-                              .network_ready = prepared->network_ready};
+                              .network_ready = prepared->network_ready,
+                              .exited = prepared->network_exited};
   auto result = runner.run(spec, start);
   if (!result) return report(result.error());
   if (!result->exec_error.empty()) {

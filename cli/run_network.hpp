@@ -29,6 +29,9 @@ class RunNetwork {
   ~RunNetwork();
 
   [[nodiscard]] Status connect(int netns_fd);
+  // Gives the veth and the lease back now (the destructor then has nothing left to do); a
+  // failure is a warning, as in the destructor.
+  void disconnect();
   [[nodiscard]] const network::IpAddress& address() const { return address_; }
   // The bridge's address: the host as the container reaches it (`--add-host NAME:host-gateway`).
   [[nodiscard]] const network::IpAddress& gateway() const { return net_.gateway; }

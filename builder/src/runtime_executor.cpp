@@ -48,6 +48,7 @@ class RuntimeExecutor final : public RunExecutor {
       spec.extra_hosts = net.hosts;
       spec.resolv_conf = net.resolv_conf;
       start.network_ready = net.connect;
+      start.exited = net.disconnect;
     }
     KISTE_ASSIGN_OR_RETURN(auto exit, runner_.run(spec, start));
     if (!exit.exec_error.empty()) return fail(Errc::NotFound, exit.exec_error);

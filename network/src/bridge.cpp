@@ -348,11 +348,11 @@ LeaseFile Networks::leases(const NetworkConfig& n) const {
 Status Networks::realise(const NetworkConfig& n) {
   KISTE_ASSIGN_OR_RETURN(Netlink nl, Netlink::open());
   KISTE_ASSIGN_OR_RETURN(bool exists, nl.link_exists(n.bridge));
-  KISTE_ASSIGN_OR_RETURN(Nft nft, Nft::open());
-  // One query (a missing table fails it too): each loads nft's cache of the table.
-  const bool chains =
-      static_cast<bool>(nft.query(fmt::format("list chain {} {}", kTable, chain(n, "out"))));
+  // One nfnetlink request, not a libnftables context (which loads nft's cache of the table):
+  // this runs on every container start. The network's last chain is made last.
+  KISTE_ASSIGN_OR_RETURN(bool chains, kiste_chain_exists(chain(n, "out")));
   if (exists && chains) return {};
+  KISTE_ASSIGN_OR_RETURN(Nft nft, Nft::open());
   KISTE_ASSIGN_OR_RETURN(FileLock lock, lock_dir(dir_));
   KISTE_ASSIGN_OR_RETURN(exists, nl.link_exists(n.bridge));  // made meanwhile?
   std::string what = fmt::format("network {}", quote(n.name));

@@ -187,6 +187,8 @@ struct StepAttachment {
   std::string resolv_conf;
   // The runtime's network_ready hook: connects the step's new network namespace.
   std::function<Status(int netns_fd)> connect;
+  // The runtime's exited hook: gives the veth and the lease back while the step's cgroup goes.
+  std::function<void()> disconnect;
   // The lease and the veth: given back when the last copy goes (the step ended, also on error).
   std::shared_ptr<void> held;
 };
