@@ -86,6 +86,9 @@ Result<RunNetwork> RunNetwork::prepare(const Globals& g, std::string_view name,
   // container (the marker: bypass was used in this root once, so plain runs skip the query).
   if (fs::exists(published_nat_marker(g))) {
     KISTE_TRY(with_context(network::remove_published_nat_to(r.address_), "--publish-bypass-firewall"));
+    if (auto v6 = r.address6()) {
+      KISTE_TRY(with_context(network::remove_published_nat_to(*v6), "--publish-bypass-firewall"));
+    }
   }
   r.alive_ = alive_in(g);
   r.extra_hosts_.push_back(fmt::format("{}\t{}", r.address_.to_string(), hostname));

@@ -308,7 +308,8 @@ Status attach_network(const Globals& g, const RunArgs& a, const std::string& id,
     held->proxy.emplace(std::move(proxy));
     if (a.publish_bypass_firewall) {
       KISTE_TRY(sys::write_file_atomic(published_nat_marker(g), "", 0644));
-      KISTE_ASSIGN_OR_RETURN(auto nat, network::PublishedNat::add(held->proxy->mappings(), held->net->address()));
+      KISTE_ASSIGN_OR_RETURN(auto nat, network::PublishedNat::add(held->proxy->mappings(), held->net->address(),
+                                                                      held->net->address6()));
       held->nat.emplace(std::move(nat));
     }
     if (!a.monitor_id.empty()) {
@@ -637,7 +638,8 @@ CLI::App* add_run_command(CLI::App& app, Globals& g) {
       ->allow_extra_args(false);
   run->add_flag("-P,--publish-all", a->publish_all, "publish the image's EXPOSEd ports to free host ports");
   run->add_flag("--publish-bypass-firewall", a->publish_bypass_firewall,
-                "also DNAT the published IPv4 ports, past the host's input firewall (as docker does)");
+                "also DNAT the published ports (IPv4, and IPv6 host addresses on an --ipv6 network), "
+                "past the host's input firewall (as docker does)");
   run->add_option("--network-alias", a->aliases, "another name the container has in its network's DNS")
       ->allow_extra_args(false);
   run->add_option("--add-host", a->add_hosts, "NAME:IP (or NAME:host-gateway) for /etc/hosts")

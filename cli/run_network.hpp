@@ -33,6 +33,10 @@ class RunNetwork {
   // failure is a warning, as in the destructor.
   void disconnect();
   [[nodiscard]] const network::IpAddress& address() const { return address_; }
+  // Its IPv6 address on an --ipv6 network.
+  [[nodiscard]] std::optional<network::IpAddress> address6() const {
+    return network::ipv6_address_of(net_, address_);
+  }
   // The bridge's address: the host as the container reaches it (`--add-host NAME:host-gateway`).
   [[nodiscard]] const network::IpAddress& gateway() const { return net_.gateway; }
   [[nodiscard]] const std::vector<std::string>& extra_hosts() const { return extra_hosts_; }

@@ -446,8 +446,7 @@ Result<Attachment> Networks::attach(const NetworkConfig& n, std::string_view con
     KISTE_TRY(in.set_up("lo"));
     KISTE_TRY(in.add_address(inside, addr, n.subnet.prefix()));
     if (n.subnet6) {
-      // IPv6 addresses follow the IPv4 ones (same host number), so one lease serves both.
-      a.address6 = n.subnet6->host(n.subnet.offset_of(addr));
+      a.address6 = ipv6_address_of(n, addr);
       KISTE_TRY(in.add_address(inside, *a.address6, n.subnet6->prefix()));
     }
     KISTE_TRY(in.set_up(inside));
@@ -467,6 +466,11 @@ Result<Attachment> Networks::attach(const NetworkConfig& n, std::string_view con
         fmt::format("attach to network {}", quote(n.name))));
   }
   return a;
+}
+
+std::optional<IpAddress> ipv6_address_of(const NetworkConfig& n, const IpAddress& v4) {
+  if (!n.subnet6) return std::nullopt;
+  return n.subnet6->host(n.subnet.offset_of(v4));
 }
 
 Status Networks::detach(const NetworkConfig& n, std::string_view container_id, unsigned index) {

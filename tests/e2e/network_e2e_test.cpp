@@ -323,17 +323,24 @@ TEST_F(NetworkE2E, TwentyParallelRunsGetTwentyAddresses) {
 }
 
 // Connects to addr:port from the namespace `netns` (-1: this one) with a 1.5 s bound, sends an
-// HTTP request and returns what came back ("" when the connection failed).
+// HTTP request and returns what came back ("" when the connection failed). IPv4 or IPv6.
 std::string http_get(int netns, const char* addr, int port) {
   std::string got;
   std::thread t([&] {
     if (netns >= 0 && ::setns(netns, CLONE_NEWNET) != 0) return;
-    UniqueFd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    const bool v6 = std::strchr(addr, ':') != nullptr;
+    UniqueFd s(::socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
     sockaddr_in sa{};
+    sockaddr_in6 sa6{};
     sa.sin_family = AF_INET;
     sa.sin_port = htons(static_cast<uint16_t>(port));
+    sa6.sin6_family = AF_INET6;
+    sa6.sin6_port = sa.sin_port;
     ::inet_pton(AF_INET, addr, &sa.sin_addr);
-    if (::connect(s.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 && errno != EINPROGRESS) return;
+    ::inet_pton(AF_INET6, addr, &sa6.sin6_addr);
+    const int rc = v6 ? ::connect(s.get(), reinterpret_cast<sockaddr*>(&sa6), sizeof sa6)
+                      : ::connect(s.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa);
+    if (rc != 0 && errno != EINPROGRESS) return;
     pollfd p{s.get(), POLLOUT, 0};
     if (::poll(&p, 1, 1500) != 1) return;
     int err = 0;
@@ -644,6 +651,49 @@ TEST_F(NetworkE2E, BypassFirewallPublishesPastTheInputDropAndLeavesNoStaleDnat) 
   EXPECT_EQ(kiste_.run("container prune").status, 0);
   ASSERT_TRUE(fw->run("delete table inet hostfw\n", "drop host firewall"));
   EXPECT_EQ(kiste_.run("network rm byp").status, 0);
+  EXPECT_EQ(leftovers(), "");
+}
+
+// --publish-bypass-firewall for an IPv6 host address on an --ipv6 network: DNAT (pub6_addr)
+// past the host's input drop, from an outside namespace over IPv6; nothing left after rm.
+TEST_F(NetworkE2E, BypassFirewallPublishesIpv6HostAddresses) {
+  UniqueFd outside;
+  ASSERT_NO_FATAL_FAILURE(make_outside(outside));
+  {
+    auto nl = network::Netlink::open();
+    ASSERT_TRUE(nl);
+    ASSERT_TRUE(nl->add_address("out0", *network::IpAddress::parse("2001:db8:2::2"), 64));
+    auto in = network::Netlink::open_in(outside.get());
+    ASSERT_TRUE(in);
+    ASSERT_TRUE(in->add_address("eth0", *network::IpAddress::parse("2001:db8:2::1"), 64));
+  }
+  auto fw = network::Nft::open();
+  ASSERT_TRUE(fw);
+  ASSERT_TRUE(fw->run(kHostFirewall, "host firewall"));
+  ASSERT_TRUE(fw->run("add rule inet hostfw input meta l4proto ipv6-icmp accept\n", "neighbour discovery"));
+  auto pub6 = [&fw] { return fw->query("list map inet kiste pub6_addr").value_or("(no map)"); };
+  auto r = kiste_.run("network create --ipv6 --subnet 203.0.113.0/24 --subnet 2001:db8:1::/64 byp6");
+  ASSERT_EQ(r.status, 0) << r.output;
+  const int port = free_port();
+  r = kiste_.run(fmt::format(
+      "run -d --name bp6 --network byp6 --ip 203.0.113.5 -p [2001:db8:2::2]:{}:8080 "
+      "--publish-bypass-firewall busybox sh -c "
+      "'mkdir /www; echo past-the-firewall-v6 > /www/index.html; exec httpd -f -p 8080 -h /www'",
+      port));
+  ASSERT_EQ(r.status, 0) << r.output;
+  std::string page;
+  for (int i = 0; i < 100 && page.find("past-the-firewall-v6") == std::string::npos; ++i) {
+    page = http_get(outside.get(), "2001:db8:2::2", port);
+    if (page.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_NE(page.find("past-the-firewall-v6"), std::string::npos) << "outside -> IPv6 DNAT past the input drop";
+  EXPECT_NE(pub6().find(fmt::format("2001:db8:2::2 . tcp . {} : 2001:db8:1::5 . 8080", port)), std::string::npos)
+      << pub6();
+  EXPECT_EQ(kiste_.run("rm -f bp6").status, 0);
+  EXPECT_EQ(pub6().find("2001:db8:1::5"), std::string::npos) << pub6();
+  EXPECT_EQ(http_get(outside.get(), "2001:db8:2::2", port), "");
+  ASSERT_TRUE(fw->run("delete table inet hostfw\n", "drop host firewall"));
+  EXPECT_EQ(kiste_.run("network rm byp6").status, 0);
   EXPECT_EQ(leftovers(), "");
 }
 
