@@ -362,6 +362,17 @@ std::string http_get(int netns, const char* addr, int port) {
   return got;
 }
 
+// http_get until the answer holds `want` (a detached service is starting; at most ~10 s): the
+// last answer.
+std::string http_get_until(int netns, const char* addr, int port, std::string_view want) {
+  std::string page;
+  for (int i = 0; i < 100 && page.find(want) == std::string::npos; ++i) {
+    page = http_get(netns, addr, port);
+    if (page.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return page;
+}
+
 int free_port() {
   int port = 0;
   int fd = listen_on_loopback(&port);
@@ -381,11 +392,7 @@ TEST_F(NetworkE2E, DetachedServiceServesItsPublishedPortUntilStopped) {
       "'mkdir /www; hostname -i > /www/index.html; exec httpd -f -p 8080 -h /www'",
       port));
   ASSERT_EQ(r.status, 0) << r.output;
-  std::string page;
-  for (int i = 0; i < 100 && page.find("203.0.113.7") == std::string::npos; ++i) {
-    page = http_get(-1, "127.0.0.1", port);
-    if (page.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
+  std::string page = http_get_until(-1, "127.0.0.1", port, "203.0.113.7");
   EXPECT_NE(page.find("203.0.113.7"), std::string::npos) << "127.0.0.1:" << port << " -> " << page;
   r = kiste_.run("network inspect svc");
   EXPECT_NE(r.output.find("203.0.113.7"), std::string::npos) << "the lease is held: " << r.output;
@@ -420,11 +427,7 @@ TEST_F(NetworkE2E, PublishAllAndPortNameTheFreeHostPorts) {
   r = kiste_.run("port srv 9090");
   EXPECT_EQ(r.status, 125);
   EXPECT_EQ(r.output, "kiste: error: container `srv`: no published port 9090/tcp\n");
-  std::string page;
-  for (int i = 0; i < 100 && page.find("hello-P") == std::string::npos; ++i) {
-    page = http_get(-1, "127.0.0.1", port);
-    if (page.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
+  std::string page = http_get_until(-1, "127.0.0.1", port, "hello-P");
   EXPECT_NE(page.find("hello-P"), std::string::npos) << "127.0.0.1:" << port;
   EXPECT_EQ(kiste_.run("stop -t 1 srv").status, 0);
   r = kiste_.run("port srv");
@@ -563,11 +566,7 @@ TEST_F(NetworkE2E, PublishedPortRespectsTheHostFirewall) {
       kiste_.root().native(), port, (tmp_ / "ctl").native(), (tmp_ / "run.log").native(),
       (tmp_ / "run.pid").native());
   ASSERT_EQ(run_shell("PATH=" + kiste_binary().parent_path().native() + ":$PATH " + cmd), 0);
-  std::string page;
-  for (int i = 0; i < 100 && page.find("hello-from-kiste") == std::string::npos; ++i) {
-    page = http_get(-1, "127.0.0.1", port);
-    if (page.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
+  std::string page = http_get_until(-1, "127.0.0.1", port, "hello-from-kiste");
   EXPECT_NE(page.find("hello-from-kiste"), std::string::npos) << "host -> 127.0.0.1:" << port;
   EXPECT_NE(http_get(outside.get(), "198.51.100.2", port).find("hello-from-kiste"), std::string::npos)
       << "no firewall yet: reachable from outside";
@@ -611,11 +610,7 @@ TEST_F(NetworkE2E, BypassFirewallPublishesPastTheInputDropAndLeavesNoStaleDnat) 
   auto r = kiste_.run(fmt::format("run -d --name bp --network byp --ip 203.0.113.5 -p {}:8080 "
                                   "--publish-bypass-firewall {}", port, serve));
   ASSERT_EQ(r.status, 0) << r.output;
-  std::string page;
-  for (int i = 0; i < 100 && page.find("past-the-firewall") == std::string::npos; ++i) {
-    page = http_get(outside.get(), "198.51.100.2", port);
-    if (page.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
+  std::string page = http_get_until(outside.get(), "198.51.100.2", port, "past-the-firewall");
   EXPECT_NE(page.find("past-the-firewall"), std::string::npos) << "outside -> DNAT past the input drop";
   EXPECT_NE(http_get(-1, "127.0.0.1", port).find("past-the-firewall"), std::string::npos) << "host -> proxy";
   EXPECT_NE(pub4().find(fmt::format("tcp . {} : 203.0.113.5 . 8080", port)), std::string::npos) << pub4();
@@ -681,11 +676,7 @@ TEST_F(NetworkE2E, BypassFirewallPublishesIpv6HostAddresses) {
       "'mkdir /www; echo past-the-firewall-v6 > /www/index.html; exec httpd -f -p 8080 -h /www'",
       port));
   ASSERT_EQ(r.status, 0) << r.output;
-  std::string page;
-  for (int i = 0; i < 100 && page.find("past-the-firewall-v6") == std::string::npos; ++i) {
-    page = http_get(outside.get(), "2001:db8:2::2", port);
-    if (page.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
+  std::string page = http_get_until(outside.get(), "2001:db8:2::2", port, "past-the-firewall-v6");
   EXPECT_NE(page.find("past-the-firewall-v6"), std::string::npos) << "outside -> IPv6 DNAT past the input drop";
   EXPECT_NE(pub6().find(fmt::format("2001:db8:2::2 . tcp . {} : 2001:db8:1::5 . 8080", port)), std::string::npos)
       << pub6();
