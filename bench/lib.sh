@@ -55,8 +55,9 @@ bench_unavailable() {
 
 # bench_build_roots WORK: a kiste root and a buildah root (overlay driver) under WORK, each
 # holding `busybox` from $WORK/busybox.tar. Sets kroot, broot, brun and the commands
-# kbuild_base / bbuild_base (append -t, flags and the context). buildah's RUN steps get
-# --network none, as kiste build's do by default (and its CNI would touch the host's nftables).
+# kbuild_base / bbuild_base (append -t, flags and the context). Both builders' RUN steps get
+# --network none: the benches measure building, and a bridge (kiste0, buildah's CNI) would touch
+# the host's network and nftables.
 bench_build_roots() {
   local work=$1 id
   kroot=$work/kiste-root
@@ -69,7 +70,7 @@ bench_build_roots() {
   "$KISTE" --root "$kroot" save --format oci-archive -o "$work/busybox.oci.tar" busybox
   id=$($b pull -q "oci-archive:$work/busybox.oci.tar")
   $b tag "$id" busybox
-  kbuild_base="$KISTE --root $kroot build -q"
+  kbuild_base="$KISTE --root $kroot build -q --network none"
   bbuild_base="$b bud --layers --pull=never --runtime runc --network none -q"
 }
 

@@ -19,9 +19,11 @@
 #include <kiste/registry/fetch_url.hpp>
 #include <kiste/registry/remote_image.hpp>
 #include <kiste/registry/transport.hpp>
+#include <kiste/runtime/rootless.hpp>
 
 #include "globals.hpp"
 #include "registry_flags.hpp"
+#include "run_network.hpp"
 
 namespace kiste::cli {
 
@@ -98,7 +100,7 @@ Status export_registry_cache(const image::Store& store,
 
 struct BuildFlags {
   std::string context = ".", file, target, platform, timestamp, format = "oci",
-              compression = "gzip", network = "none", progress = "auto", iidfile;
+              compression = "gzip", network = "default", progress = "auto", iidfile;
   std::string cgroup_manager, cgroup_parent, memory, memory_swap, cpus;
   std::optional<int64_t> pids_limit;
   std::vector<std::string> tags, build_args, secrets, outputs, cache_from, cache_to, ssh;
@@ -210,7 +212,17 @@ void cmd_build(const Globals& g, const BuildFlags& f) {
     }
     o.secrets[id] = src;
   }
-  o.network_host = f.network == "host";
+  o.network = f.network == "host"   ? builder::BuildNetwork::Host
+              : f.network == "none" ? builder::BuildNetwork::None
+                                    : builder::BuildNetwork::Default;
+  if (o.network == builder::BuildNetwork::Default && runtime::running_rootless()) {
+    // Bridge networks need root (as for `kiste run --network`): say so rather than fail every RUN.
+    o.network = builder::BuildNetwork::None;
+    if (!f.quiet) {
+      std::fprintf(stderr, "note: rootless: RUN steps have no network (bridge networks need root; "
+                           "`--network host` shares yours)\n");
+    }
+  }
   bool plain = f.progress == "plain";
   o.explain_misses = plain;
   if (f.push && o.tags.empty()) {
@@ -276,8 +288,10 @@ void cmd_build(const Globals& g, const BuildFlags& f) {
     };
   }
   PullingImageProvider provider(g, f.registry, store);
+  std::unique_ptr<builder::StepNetworks> step_networks = build_step_networks(g);
   auto executor = builder::make_runtime_executor(
       {.root = g.root,
+       .networks = step_networks.get(),
        .cgroups = value_or_exit(cgroup_placement(f.cgroup_manager, f.cgroup_parent)),
        .memory = f.memory,
        .memory_swap = f.memory_swap,
@@ -366,7 +380,8 @@ void register_build_commands(CLI::App& app, Globals& g) {
   b->add_option("--compression", f->compression, "gzip or zstd")->check(CLI::IsMember({"gzip", "zstd"}));
   b->add_option("--secret", f->secrets, "id=ID,src=PATH for RUN --mount=type=secret (repeatable)")->allow_extra_args(false);
   b->add_option("--network", f->network,
-                "network for RUN: none (default: loopback only) or host (also allows RUN --network=host)")
+                "network for RUN: default (each step on the default bridge `kiste`: NAT out, no host "
+                "loopback), none (loopback only) or host (also allows RUN --network=host)")
       ->check(CLI::IsMember({"host", "none", "default"}));
   b->add_option("--progress", f->progress, "auto, plain (explains cache misses) or quiet")
       ->check(CLI::IsMember({"auto", "plain", "tty", "quiet"}));

@@ -86,14 +86,19 @@ Result<RunNetwork> RunNetwork::prepare(const Globals& g, std::string_view name,
   // container (the marker: bypass was used in this root once, so plain runs skip the query).
   if (fs::exists(published_nat_marker(g))) {
     KISTE_TRY(with_context(network::remove_published_nat_to(r.address_), "--publish-bypass-firewall"));
+    if (auto v6 = r.address6()) {
+      KISTE_TRY(with_context(network::remove_published_nat_to(*v6), "--publish-bypass-firewall"));
+    }
   }
   r.alive_ = alive_in(g);
   r.extra_hosts_.push_back(fmt::format("{}\t{}", r.address_.to_string(), hostname));
   return r;
 }
 
-RunNetwork::~RunNetwork() {
-  if (!leased_) return;
+RunNetwork::~RunNetwork() { disconnect(); }
+
+void RunNetwork::disconnect() {
+  if (!std::exchange(leased_, false)) return;
   // Without a successful attach the veth name is not ours (attach removed what it made): only
   // the lease goes.
   if (auto st = attached_ ? nets_.detach(net_, id_) : nets_.leases(net_).release(id_); !st) {
@@ -128,6 +133,34 @@ std::string RunNetwork::resolv_conf() {
   return network::container_resolv_conf(
       sys::read_file("/etc/resolv.conf", 1 << 16).value_or(""),
       sys::read_file("/run/systemd/resolve/resolv.conf", 1 << 16).value_or(""));
+}
+
+namespace {
+
+class BuildStepNetworks final : public builder::StepNetworks {
+ public:
+  explicit BuildStepNetworks(const Globals& g) : g_(g) {}
+
+  Result<builder::StepAttachment> attach(std::string_view container_id, std::string_view hostname) override {
+    KISTE_ASSIGN_OR_RETURN(auto n, RunNetwork::prepare(g_, network::Networks::kDefault, container_id, "",
+                                                       std::string(hostname), {}));
+    auto held = std::make_shared<RunNetwork>(std::move(n));
+    RunNetwork* net = held.get();  // alive as long as `held`
+    return builder::StepAttachment{.hosts = net->extra_hosts(),
+                                   .resolv_conf = RunNetwork::resolv_conf(),
+                                   .connect = [net](int netns_fd) { return net->connect(netns_fd); },
+                                   .disconnect = [net] { net->disconnect(); },
+                                   .held = std::move(held)};
+  }
+
+ private:
+  const Globals& g_;
+};
+
+}  // namespace
+
+std::unique_ptr<builder::StepNetworks> build_step_networks(const Globals& g) {
+  return std::make_unique<BuildStepNetworks>(g);
 }
 
 namespace {

@@ -380,7 +380,8 @@ Status attach_network(const Globals& g, const RunArgs& a, const std::string& id,
     held->proxy.emplace(std::move(proxy));
     if (a.publish_bypass_firewall) {
       KISTE_TRY(sys::write_file_atomic(published_nat_marker(g), "", 0644));
-      KISTE_ASSIGN_OR_RETURN(auto nat, network::PublishedNat::add(held->proxy->mappings(), held->net->address()));
+      KISTE_ASSIGN_OR_RETURN(auto nat, network::PublishedNat::add(held->proxy->mappings(), held->net->address(),
+                                                                      held->net->address6()));
       held->nat.emplace(std::move(nat));
     }
     KISTE_TRY(write_ports_file(g, a, id, held->proxy->mappings(), *held));
@@ -395,6 +396,9 @@ Status attach_network(const Globals& g, const RunArgs& a, const std::string& id,
                                        upstream));
     return {};
   };
+  // The veth and the lease go as soon as the container ended (the proxy and DNS stay until
+  // `out.resources` does: they only serve the container).
+  out.network_exited = [h] { h->net->disconnect(); };
   out.resources = std::move(held);
   return {};
 }
@@ -454,7 +458,8 @@ int run_command(Globals& g, RunArgs& a, std::vector<std::string> positional) {
   if (!a.rm) std::fprintf(stderr, "%s\n", id.c_str());
   runtime::StartOptions start{.remove = a.rm,
                               .store_lease = prepared->lease ? &*prepared->lease : nullptr,
-                              .network_ready = prepared->network_ready};
+                              .network_ready = prepared->network_ready,
+                              .exited = prepared->network_exited};
   auto result = runner.run(spec, start);
   if (!result) return report(result.error());
   if (!result->exec_error.empty()) {
@@ -638,8 +643,9 @@ CLI::App* add_run_command(CLI::App& app, Globals& g) {
       "Network: unlike docker, a container has no network by default: its own network namespace\n"
       "with only loopback (--network none). --network host shares the host's; --network kiste\n"
       "(or a network of `kiste network create`) puts it on a bridge with NAT, like docker's\n"
-      "default. Build RUN steps likewise get a private network namespace with only loopback;\n"
-      "`kiste build --network host` gives them the host's.");
+      "default. Build RUN steps get a private network namespace on that default bridge, as\n"
+      "docker's (no host loopback); `kiste build --network none` gives them only loopback,\n"
+      "`kiste build --network host` the host's.");
   run->prefix_command();  // everything after IMAGE (or the first command word) is the command
   auto& o = a->opts;
   run->add_option("--rootfs", a->rootfs, "run this directory as the (read-only lower) root");
@@ -696,7 +702,8 @@ CLI::App* add_run_command(CLI::App& app, Globals& g) {
       ->allow_extra_args(false);
   run->add_flag("-P,--publish-all", a->publish_all, "publish the image's EXPOSEd ports to free host ports");
   run->add_flag("--publish-bypass-firewall", a->publish_bypass_firewall,
-                "also DNAT the published IPv4 ports, past the host's input firewall (as docker does)");
+                "also DNAT the published ports (IPv4, and IPv6 host addresses on an --ipv6 network), "
+                "past the host's input firewall (as docker does)");
   run->add_option("--network-alias", a->aliases, "another name the container has in its network's DNS")
       ->allow_extra_args(false);
   run->add_option("--add-host", a->add_hosts, "NAME:IP (or NAME:host-gateway) for /etc/hosts")

@@ -7,6 +7,7 @@
 #include <string_view>
 #include <vector>
 
+#include <kiste/builder/builder.hpp>
 #include <kiste/network/bridge.hpp>
 
 #include "globals.hpp"
@@ -28,7 +29,14 @@ class RunNetwork {
   ~RunNetwork();
 
   [[nodiscard]] Status connect(int netns_fd);
+  // Gives the veth and the lease back now (the destructor then has nothing left to do); a
+  // failure is a warning, as in the destructor.
+  void disconnect();
   [[nodiscard]] const network::IpAddress& address() const { return address_; }
+  // Its IPv6 address on an --ipv6 network.
+  [[nodiscard]] std::optional<network::IpAddress> address6() const {
+    return network::ipv6_address_of(net_, address_);
+  }
   // The bridge's address: the host as the container reaches it (`--add-host NAME:host-gateway`).
   [[nodiscard]] const network::IpAddress& gateway() const { return net_.gateway; }
   [[nodiscard]] const std::vector<std::string>& extra_hosts() const { return extra_hosts_; }
@@ -53,6 +61,10 @@ class RunNetwork {
 // Present once --publish-bypass-firewall was used with this root: leasing an address then also
 // removes a dead kiste's DNAT to it.
 [[nodiscard]] std::filesystem::path published_nat_marker(const Globals& g);
+
+// `kiste build`'s RUN steps on the default network: each step a RunNetwork of its own, as a
+// `kiste run --network kiste` container gets (leased, connected, given back when the step ends).
+[[nodiscard]] std::unique_ptr<builder::StepNetworks> build_step_networks(const Globals& g);
 
 void register_network_commands(CLI::App& app, Globals& g);
 

@@ -43,8 +43,10 @@ step "1. busybox base image, made offline from /bin/busybox"
 bash scripts/busybox-rootfs.sh "$work/busybox.tar"
 SOURCE_DATE_EPOCH=0 "$kiste" import "$work/busybox.tar" busybox:latest
 
-step "1. kiste build -t hello:1.0 Containerfiles/hello"
-"$kiste" build --progress=plain -t hello:1.0 Containerfiles/hello
+# --network none: the RUN step needs no network, and the demo leaves the host's untouched
+# (the default puts RUN steps on the bridge kiste0, with nft rules).
+step "1. kiste build --network none -t hello:1.0 Containerfiles/hello"
+"$kiste" build --network none --progress=plain -t hello:1.0 Containerfiles/hello
 "$kiste" images
 
 if [ -z "$registry" ]; then

@@ -24,7 +24,8 @@ test_deps=(busybox-static docker-registry skopeo umoci oci-image-tool apache2-ut
   qemu-system-x86 kmod  # the VM stage (tests/vm): qemu + virtiofsd; depmod for the guest kernel
   clang-19 libclang-rt-19-dev  # the libFuzzer build (fuzz/run.sh): clang-14's <expected> fails
   qemu-user-static binfmt-support  # multi-platform tests: arm64 RUN steps under qemu-user
-  uidmap strace passt)  # rootless: newuidmap/newgidmap, strace (which setuid programs run), pasta
+  uidmap strace passt  # rootless: newuidmap/newgidmap, strace (which setuid programs run), pasta
+  iperf3 jq)  # bench/network.sh: TCP throughput through a published port (jq reads its JSON)
 # The arm64 busybox base of the multi-platform tests comes from Debian's arm64 archive.
 if ! dpkg --print-foreign-architectures | grep -qx arm64; then
   dpkg --add-architecture arm64

@@ -35,6 +35,15 @@ namespace fs = std::filesystem;
 namespace mt = image::media_type;
 using Clock = std::chrono::steady_clock;
 
+std::string_view to_string(BuildNetwork n) {
+  switch (n) {
+    case BuildNetwork::None: return "none";
+    case BuildNetwork::Default: return "default";
+    case BuildNetwork::Host: return "host";
+  }
+  return "none";
+}
+
 Result<image::ManifestBlob> StoreImageProvider::resolve(const image::Reference& ref,
                                                         const image::Platform& platform) {
   auto entry = store_.resolve(ref.str());
@@ -196,7 +205,6 @@ class BuildRun {
   int cur_stage_ = 0, stage_count_ = 0, cur_step_ = 0, cur_steps_ = 0;
   std::string cur_name_;
   int counter_ = 0;
-  bool told_no_network_ = false;  // the note that RUN has no network is given once
   std::optional<image::SnapshotStore> snapshots_;
   std::map<std::string, CacheRecord> imported_;  // --cache-from, by key
   std::optional<ContextHashCache> hash_cache_;   // content digests of context files by stat
@@ -980,26 +988,21 @@ Result<std::vector<std::string>> BuildRun::run_inputs(StageOut& out, const Instr
   }
   req.cwd = c.working_dir.empty() ? "/" : c.working_dir;
   req.user = c.user;
-  req.network_host = opts_.network_host;
+  req.network = opts_.network;
   if (const Flag* f = ins.flag("network")) {
     std::string n = f->value.value_or("");
     if (n == "none") {
-      req.network_host = false;
+      req.network = BuildNetwork::None;
     } else if (n == "host") {
-      if (!opts_.network_host) {
+      if (opts_.network != BuildNetwork::Host) {
         return fail(Errc::PermissionDenied,
                     "RUN --network=host: the build was not given `--network host` (an untrusted "
                     "Containerfile does not get the host's network by itself)");
       }
-      req.network_host = true;
+      req.network = BuildNetwork::Host;
     } else if (n != "default") {
       return failf(Errc::InvalidArgument, "--network={}: expected none, host or default", n);
     }
-  }
-  if (!req.network_host && !told_no_network_) {
-    told_no_network_ = true;
-    note("RUN steps have no network (a private network namespace with only loopback); "
-         "`kiste build --network host` gives them the host's");
   }
   if (ins.flag("security") && ins.flag("security")->value.value_or("") != "sandbox") {
     return fail(Errc::PermissionDenied, "RUN --security=insecure is not allowed in kiste builds");
@@ -1008,7 +1011,9 @@ Result<std::vector<std::string>> BuildRun::run_inputs(StageOut& out, const Instr
   inputs.push_back(fmt::format("env {}", fmt::join(req.env, "\x1f")));
   inputs.push_back("cwd " + req.cwd);
   inputs.push_back("user " + req.user);
-  inputs.push_back(fmt::format("network {}", req.network_host ? "host" : "none"));
+  // As BuildKit's exec op (its NetMode is in the op it hashes), the mode is part of the key;
+  // `none` keeps the key the builds before the default bridge had.
+  inputs.push_back(fmt::format("network {}", to_string(req.network)));
   for (const auto& spec : ins.flag_values("mount")) {
     KISTE_ASSIGN_OR_RETURN(std::string v, expand_word(spec, scope, cf_.escape));
     KISTE_ASSIGN_OR_RETURN(RunMount m, parse_run_mount(v));

@@ -24,7 +24,8 @@ class RuntimeExecutor final : public RunExecutor {
     ro.env = req.env;
     ro.workdir = req.cwd;
     ro.user = req.user;
-    ro.network = req.network_host ? "host" : "none";
+    // Default: the runtime's bridge mode, attached through o_.networks below.
+    ro.network = req.network == BuildNetwork::Default ? "kiste" : std::string(to_string(req.network));
     ro.memory = o_.memory;
     ro.memory_swap = o_.memory_swap;
     ro.cpus = o_.cpus;
@@ -37,7 +38,19 @@ class RuntimeExecutor final : public RunExecutor {
     KISTE_ASSIGN_OR_RETURN(auto spec, runtime::make_spec(ro, in));
     spec.root.volatile_upper = true;  // the upper is packed, then removed (buildah does the same)
     spec.root.clean_upper = true;     // only what the step wrote: no mount points, no /etc/hosts
-    KISTE_ASSIGN_OR_RETURN(auto exit, runner_.run(spec, {}));
+    runtime::StartOptions start;
+    StepAttachment net;  // the lease and veth go when the step ends, also on error
+    if (req.network == BuildNetwork::Default) {
+      if (o_.networks == nullptr) {
+        return fail(Errc::Unsupported, "RUN on the default network: this build has no bridge networks");
+      }
+      KISTE_ASSIGN_OR_RETURN(net, o_.networks->attach(in.id, spec.hostname));
+      spec.extra_hosts = net.hosts;
+      spec.resolv_conf = net.resolv_conf;
+      start.network_ready = net.connect;
+      start.exited = net.disconnect;
+    }
+    KISTE_ASSIGN_OR_RETURN(auto exit, runner_.run(spec, start));
     if (!exit.exec_error.empty()) return fail(Errc::NotFound, exit.exec_error);
     return exit.exit_code;
   }

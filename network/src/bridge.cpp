@@ -348,11 +348,11 @@ LeaseFile Networks::leases(const NetworkConfig& n) const {
 Status Networks::realise(const NetworkConfig& n) {
   KISTE_ASSIGN_OR_RETURN(Netlink nl, Netlink::open());
   KISTE_ASSIGN_OR_RETURN(bool exists, nl.link_exists(n.bridge));
-  KISTE_ASSIGN_OR_RETURN(Nft nft, Nft::open());
-  // One query (a missing table fails it too): each loads nft's cache of the table.
-  const bool chains =
-      static_cast<bool>(nft.query(fmt::format("list chain {} {}", kTable, chain(n, "out"))));
+  // One nfnetlink request, not a libnftables context (which loads nft's cache of the table):
+  // this runs on every container start. The network's last chain is made last.
+  KISTE_ASSIGN_OR_RETURN(bool chains, kiste_chain_exists(chain(n, "out")));
   if (exists && chains) return {};
+  KISTE_ASSIGN_OR_RETURN(Nft nft, Nft::open());
   KISTE_ASSIGN_OR_RETURN(FileLock lock, lock_dir(dir_));
   KISTE_ASSIGN_OR_RETURN(exists, nl.link_exists(n.bridge));  // made meanwhile?
   std::string what = fmt::format("network {}", quote(n.name));
@@ -446,8 +446,7 @@ Result<Attachment> Networks::attach(const NetworkConfig& n, std::string_view con
     KISTE_TRY(in.set_up("lo"));
     KISTE_TRY(in.add_address(inside, addr, n.subnet.prefix()));
     if (n.subnet6) {
-      // IPv6 addresses follow the IPv4 ones (same host number), so one lease serves both.
-      a.address6 = n.subnet6->host(n.subnet.offset_of(addr));
+      a.address6 = ipv6_address_of(n, addr);
       KISTE_TRY(in.add_address(inside, *a.address6, n.subnet6->prefix()));
     }
     KISTE_TRY(in.set_up(inside));
@@ -467,6 +466,11 @@ Result<Attachment> Networks::attach(const NetworkConfig& n, std::string_view con
         fmt::format("attach to network {}", quote(n.name))));
   }
   return a;
+}
+
+std::optional<IpAddress> ipv6_address_of(const NetworkConfig& n, const IpAddress& v4) {
+  if (!n.subnet6) return std::nullopt;
+  return n.subnet6->host(n.subnet.offset_of(v4));
 }
 
 Status Networks::detach(const NetworkConfig& n, std::string_view container_id, unsigned index) {

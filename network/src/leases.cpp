@@ -92,9 +92,14 @@ Result<IpAddress> LeaseFile::acquire(std::string_view owner, const std::optional
                                      const std::vector<std::string>& names) {
   KISTE_ASSIGN_OR_RETURN(FileLock lock, FileLock::acquire(lock_path(path_)));
   KISTE_ASSIGN_OR_RETURN(LeaseTable t, read_table(path_));
+  const size_t before = t.leases.size();
   std::erase_if(t.leases, [&](const Lease& l) { return l.owner != owner && !alive(l); });
+  const bool stale = t.leases.size() != before;  // reclaimed leases: the file changes anyway
   for (Lease& l : t.leases) {
     if (l.owner == owner && (!wanted || *wanted == l.address)) {
+      // A re-acquire by the kiste that holds it (a run's attach after its prepare) changes
+      // nothing: no rewrite.
+      if (l.pid == ::getpid() && (names.empty() || names == l.names) && !stale) return l.address;
       l.pid = ::getpid();
       if (!names.empty()) l.names = names;  // a re-acquire without names keeps them
       KISTE_TRY(write_table(path_, t));

@@ -1,8 +1,17 @@
 #include <kiste/network/nft.hpp>
 
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netlink.h>
 #include <nftables/libnftables.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <kiste/base/dynamic_library.hpp>
+#include <kiste/base/unique_fd.hpp>
 
 namespace kiste::network {
 
@@ -93,6 +102,53 @@ Result<std::string> Nft::query(std::string_view command, bool json) {
   }
   const char* out = api().get_output_buffer(ctx);
   return std::string(out != nullptr ? out : "");
+}
+
+Result<bool> kiste_chain_exists(std::string_view chain) {
+  constexpr std::string_view table = kNftTable.substr(kNftTable.find(' ') + 1);  // "kiste"
+  if (chain.size() > NFT_NAME_MAXLEN - 1) return false;  // no such chain can exist
+  alignas(nlmsghdr) char req[256] = {};
+  auto* nlh = reinterpret_cast<nlmsghdr*>(req);
+  nlh->nlmsg_type = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETCHAIN;
+  nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+  nlh->nlmsg_seq = 1;
+  auto* nfg = reinterpret_cast<nfgenmsg*>(NLMSG_DATA(nlh));
+  nfg->nfgen_family = NFPROTO_INET;
+  nfg->version = NFNETLINK_V0;
+  size_t len = NLMSG_LENGTH(sizeof(nfgenmsg));
+  for (auto [type, value] : {std::pair{NFTA_CHAIN_TABLE, table}, std::pair{NFTA_CHAIN_NAME, chain}}) {
+    auto* a = reinterpret_cast<nlattr*>(req + NLMSG_ALIGN(len));
+    a->nla_type = static_cast<uint16_t>(type);
+    a->nla_len = static_cast<uint16_t>(NLA_HDRLEN + value.size() + 1);  // NUL-terminated
+    std::memcpy(reinterpret_cast<char*>(a) + NLA_HDRLEN, value.data(), value.size());
+    len = NLMSG_ALIGN(len) + NLA_ALIGN(a->nla_len);
+  }
+  nlh->nlmsg_len = static_cast<uint32_t>(len);
+  UniqueFd s(::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER));
+  if (!s) return std::unexpected(sys_error("socket", "NETLINK_NETFILTER"));
+  sockaddr_nl kernel{.nl_family = AF_NETLINK};
+  if (::sendto(s.get(), req, len, 0, reinterpret_cast<sockaddr*>(&kernel), sizeof kernel) < 0) {
+    return std::unexpected(sys_error("nfnetlink GETCHAIN", chain));
+  }
+  // The chain (NEWCHAIN) and then the ack, or only an error (ENOENT: no such table or chain).
+  alignas(nlmsghdr) char buf[8192];
+  bool found = false;
+  for (;;) {
+    ssize_t n = ::recv(s.get(), buf, sizeof buf, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return std::unexpected(sys_error("nfnetlink GETCHAIN", chain));
+    int left = static_cast<int>(n);
+    for (auto* h = reinterpret_cast<nlmsghdr*>(buf); NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
+      if (h->nlmsg_type != NLMSG_ERROR) {
+        found = found || h->nlmsg_type == ((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWCHAIN);
+        continue;
+      }
+      const int err = -reinterpret_cast<const nlmsgerr*>(NLMSG_DATA(h))->error;
+      if (err == 0) return found;
+      if (err == ENOENT) return false;
+      return std::unexpected(sys_error_code(err, "nfnetlink GETCHAIN", chain));
+    }
+  }
 }
 
 }  // namespace kiste::network

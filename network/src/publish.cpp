@@ -61,8 +61,12 @@ SockAddr sock_addr(const std::optional<IpAddress>& ip, uint16_t port) {
 void pump(int from, int to) {
   int p[2];
   if (::pipe2(p, O_CLOEXEC) != 0) return;
+  // A 1 MiB pipe (the default pipe-max-size) moves a bulk transfer in 16x fewer splice calls
+  // than the default 64 KiB one; where refused, the default size serves.
+  const int grown = ::fcntl(p[1], F_SETPIPE_SZ, 1 << 20);
+  const size_t chunk = grown > 0 ? static_cast<size_t>(grown) : size_t{1} << 16;
   for (;;) {
-    ssize_t n = ::splice(from, nullptr, p[1], nullptr, 1 << 16, SPLICE_F_MOVE);
+    ssize_t n = ::splice(from, nullptr, p[1], nullptr, chunk, SPLICE_F_MOVE);
     if (n <= 0) break;
     ssize_t left = n;
     while (left > 0) {

@@ -21,12 +21,18 @@ std::string nat_ruleset() {
   return fmt::format(
       "add map {0} pub4 {{ type inet_proto . inet_service : ipv4_addr . inet_service; }}\n"
       "add map {0} pub4_addr {{ type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; }}\n"
+      "add map {0} pub6 {{ type inet_proto . inet_service : ipv6_addr . inet_service; }}\n"
+      "add map {0} pub6_addr {{ type ipv6_addr . inet_proto . inet_service : ipv6_addr . inet_service; }}\n"
       "add chain {0} prerouting {{ type nat hook prerouting priority dstnat; policy accept; }}\n"
       "flush chain {0} prerouting\n"
       "add rule {0} prerouting meta nfproto ipv4 fib daddr type local "
       "dnat ip to ip daddr . meta l4proto . th dport map @pub4_addr\n"
       "add rule {0} prerouting meta nfproto ipv4 fib daddr type local "
-      "dnat ip to meta l4proto . th dport map @pub4\n",
+      "dnat ip to meta l4proto . th dport map @pub4\n"
+      "add rule {0} prerouting meta nfproto ipv6 fib daddr type local "
+      "dnat ip6 to ip6 daddr . meta l4proto . th dport map @pub6_addr\n"
+      "add rule {0} prerouting meta nfproto ipv6 fib daddr type local "
+      "dnat ip6 to meta l4proto . th dport map @pub6\n",
       t);
 }
 
@@ -51,7 +57,7 @@ struct Element {
 // The elements of both maps; empty when the table or the maps are not there.
 std::vector<Element> list_elements(Nft& nft) {
   std::vector<Element> out;
-  for (const char* map : {"pub4", "pub4_addr"}) {
+  for (const char* map : {"pub4", "pub4_addr", "pub6", "pub6_addr"}) {
     auto text = nft.query(fmt::format("list map {} {}", kNftTable, map), true);
     if (!text) continue;
     json doc = json::parse(*text, nullptr, false);
@@ -72,18 +78,27 @@ std::string delete_command(const Element& e) {
 
 }  // namespace
 
-Result<PublishedNat> PublishedNat::add(const std::vector<PortMapping>& mappings, const IpAddress& container) {
+Result<PublishedNat> PublishedNat::add(const std::vector<PortMapping>& mappings, const IpAddress& container,
+                                       const std::optional<IpAddress>& container6) {
   if (container.family() != Family::V4) {
     return fail(Errc::Unsupported, "--publish-bypass-firewall: the container has no IPv4 address");
   }
   std::vector<Element> wanted;
   for (const PortMapping& m : mappings) {
-    if (m.host_ip && m.host_ip->family() != Family::V4) continue;  // IPv6: the proxy only
     const std::string key = fmt::format("{} . {}", m.protocol, m.host_port);
-    const std::string value = fmt::format("{} . {}", container.to_string(), m.container_port);
-    const bool any = !m.host_ip || m.host_ip->to_string() == "0.0.0.0";
-    wanted.push_back(any ? Element{"pub4", key, value}
-                         : Element{"pub4_addr", m.host_ip->to_string() + " . " + key, value});
+    // As the proxy binds: no host address is every IPv4 one; `::` every IPv6 one.
+    const std::string host = m.host_ip ? m.host_ip->to_string() : "";
+    const bool any = host.empty() || host == "::";
+    const bool v6 = m.host_ip && m.host_ip->family() == Family::V6;
+    const bool v4 = !v6;
+    if (v4) {
+      const std::string value = fmt::format("{} . {}", container.to_string(), m.container_port);
+      wanted.push_back(any ? Element{"pub4", key, value} : Element{"pub4_addr", host + " . " + key, value});
+    }
+    if (v6 && container6) {  // an IPv4-only network: its IPv6 host addresses get the proxy only
+      const std::string value = fmt::format("{} . {}", container6->to_string(), m.container_port);
+      wanted.push_back(any ? Element{"pub6", key, value} : Element{"pub6_addr", host + " . " + key, value});
+    }
   }
   if (wanted.empty()) return PublishedNat({});
   KISTE_ASSIGN_OR_RETURN(Nft nft, Nft::open());

@@ -349,6 +349,7 @@ int run_monitor(const MonitorOptions& o) {
                status.send(fmt::format("started {}\n", pid));
              },
          .network_ready = prepared->network_ready,
+         .exited = prepared->network_exited,
          .keep_container_dir = true});
     if (!result) {
       fail_start(125, result.error().to_string());

@@ -35,6 +35,7 @@ Result<ContainerExit> Runner::run(const ContainerSpec& spec, const StartOptions&
                    .userns_lock_dir = image::RootLayout(o_.root).userns()};
     ctx.hooks.started = opts.started;
     ctx.hooks.network_ready = opts.network_ready;
+    ctx.hooks.exited = opts.exited;
     ctx.hooks.cgroup_created = [&marker](const std::vector<fs::path>& dirs, const std::string& unit) {
       return marker.record_cgroups(dirs, unit);
     };

@@ -158,14 +158,16 @@ TEST_F(HonestOutput, BuildPlatformTheBaseDoesNotHaveIsRefusedAndTagsNothing) {
   EXPECT_EQ(r.output, "linux/" + host_arch() + "\n");
 }
 
-TEST(RunHelp, SaysThatRunAndBuildHaveNoNetworkByDefault) {
+TEST(RunHelp, SaysThatRunHasNoNetworkAndBuildTheDefaultBridge) {
   KisteCli kiste(fs::path("/nonexistent-kiste-root"));
   auto r = kiste.run("run --help");
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("a container has no network by default"), std::string::npos)
       << r.output;
-  EXPECT_NE(r.output.find("Build RUN steps likewise get a private network"), std::string::npos)
+  EXPECT_NE(r.output.find("Build RUN steps get a private network namespace on that default bridge"),
+            std::string::npos)
       << r.output;
+  EXPECT_NE(r.output.find("`kiste build --network none`"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("`kiste build --network host`"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("--network kiste"), std::string::npos) << r.output;  // the bridge
 }

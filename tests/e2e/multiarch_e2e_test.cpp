@@ -130,7 +130,7 @@ TEST_F(MultiArch, WithoutBinfmtHandlerOneLineNamesQemuUserStatic) {
   EXPECT_NE(r.output.find("binfmt_misc is not mounted at `/proc/sys/fs/binfmt_misc`"), std::string::npos)
       << r.output;
   EXPECT_TRUE(r.output.ends_with(how)) << r.output;
-  r = in_ns(empty, "build -q --platform linux/arm64 -t x " + ctx.native());
+  r = in_ns(empty, "build -q --network none --platform linux/arm64 -t x " + ctx.native());
   EXPECT_EQ(r.status, 125) << r.output;
   EXPECT_TRUE(r.output.ends_with(how)) << r.output;
   // The host's registration is untouched, and the failed build named nothing.
@@ -190,7 +190,7 @@ TEST_F(MultiArch, ManifestCommandsAssembleAnIndexInTheStore) {
 TEST_F(MultiArch, BuildTwoPlatformsPushAndPullOne) {
   import_bases(kiste_);
   fs::path ctx = context();
-  const std::string build = "build -q --platform linux/amd64,linux/arm64 -t multi " + ctx.native();
+  const std::string build = "build -q --network none --platform linux/amd64,linux/arm64 -t multi " + ctx.native();
   auto r = kiste_.run(build);
   ASSERT_EQ(r.status, 0) << r.output;
   const std::string digest = trim(r.output);
@@ -235,7 +235,7 @@ TEST_F(MultiArch, BuildTwoPlatformsPushAndPullOne) {
   EXPECT_EQ(remote, idx);
 
   // build --push pushes the same index (every image, then the index).
-  r = kiste_.run("build -q --platform linux/amd64,linux/arm64 --push -t " + reg->host() +
+  r = kiste_.run("build -q --network none --platform linux/amd64,linux/arm64 --push -t " + reg->host() +
                  "/multi:2 " + ctx.native());
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_EQ(trim(r.output), digest);

@@ -10,10 +10,12 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <regex>
@@ -27,6 +29,7 @@
 #include <kiste/network/dns.hpp>
 #include <kiste/network/netlink.hpp>
 #include <kiste/network/nft.hpp>
+#include <kiste/testing/busybox_rootfs.hpp>
 #include <kiste/testing/kiste_cli.hpp>
 #include <kiste/testing/netns.hpp>
 #include <kiste/testing/require_root.hpp>
@@ -115,24 +118,32 @@ TEST_F(NetworkE2E, CreateListInspectRemoveAndBadInput) {
 // A container on a bridge gets its leased address, a default route through the gateway and
 // /etc/hosts naming it; it reaches an upstream server in another namespace through NAT (the
 // server sees the host's address); afterwards no veth, lease or rule is left.
+// An "upstream" TCP server at 198.51.100.1 in a namespace of its own, on a veth to this one
+// (up0, 198.51.100.2): it answers one connection with "pong" and records the peer's address.
+struct UpstreamServer {
+  UniqueFd ns = new_peer_netns("up0", "198.51.100.2", "198.51.100.1");
+  OneShotServer server{ns.get(), "198.51.100.1"};
+  [[nodiscard]] int port() const { return server.port(); }
+  std::string peer() { return server.peer(); }
+};
+
 TEST_F(NetworkE2E, RunOnABridgeReachesUpstreamThroughNat) {
-  UniqueFd upstream = new_peer_netns("up0", "198.51.100.2", "198.51.100.1");
-  ASSERT_TRUE(upstream);
-  OneShotServer server(upstream.get(), "198.51.100.1");
-  ASSERT_GT(server.port(), 0);
+  UpstreamServer upstream;
+  ASSERT_GT(upstream.port(), 0);
 
   auto r = kiste_.run("network create --subnet 203.0.113.0/24 n1");
   ASSERT_EQ(r.status, 0) << r.output;
   r = kiste_.run(fmt::format(
       "run --rm --network n1 --hostname web busybox sh -c "
       "'cat /etc/hosts; ip -4 addr show eth0; ip route; nc 198.51.100.1 {} </dev/null'",
-      server.port()));
+      upstream.port()));
+  std::string peer = upstream.peer();
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_TRUE(std::regex_search(r.output, std::regex("203\\.0\\.113\\.[0-9]+\tweb"))) << r.output;
   EXPECT_TRUE(std::regex_search(r.output, std::regex("inet 203\\.0\\.113\\.[0-9]+/24"))) << r.output;
   EXPECT_NE(r.output.find("default via 203.0.113.1"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("pong"), std::string::npos) << r.output;
-  EXPECT_EQ(server.peer(), "198.51.100.2") << "the upstream sees the host's address (masquerade)";
+  EXPECT_EQ(peer, "198.51.100.2") << "the upstream sees the host's address (masquerade)";
 
   auto leases = kiste_.run("network inspect n1");
   EXPECT_NE(leases.output.find("\"Containers\": {}"), std::string::npos) << leases.output;
@@ -140,6 +151,76 @@ TEST_F(NetworkE2E, RunOnABridgeReachesUpstreamThroughNat) {
   EXPECT_EQ(left.find("link kv"), std::string::npos) << left;
   r = kiste_.run("network rm n1");
   EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(leftovers(), "");
+}
+
+// `kiste build`'s RUN steps get the default bridge, as docker's: each step a namespace of its own
+// on kiste0, out through NAT (the upstream sees this namespace's address), but neither this
+// namespace's 127.0.0.1 nor its abstract unix sockets; `--network host` reaches both and
+// `--network none` has only loopback. A step's lease and veth go when it ends, also when it fails.
+TEST_F(NetworkE2E, BuildRunStepsGetTheDefaultBridge) {
+  UpstreamServer upstream;
+  ASSERT_GT(upstream.port(), 0);
+  int port = 0;
+  UniqueFd tcp(listen_on_loopback(&port));
+  ASSERT_TRUE(tcp);
+  UniqueFd ux(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  ASSERT_TRUE(ux);
+  const std::string name = "kiste-test-" + sys::random_hex(6);
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::memcpy(a.sun_path + 1, name.data(), name.size());
+  ASSERT_EQ(::bind(ux.get(), reinterpret_cast<sockaddr*>(&a),
+                   static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size())),
+            0);
+  ASSERT_EQ(::listen(ux.get(), 8), 0);
+  const fs::path ctx = tmp_ / "ctx";
+  fs::create_directories(ctx);
+  fs::copy_file(kiste_test_init_binary(), ctx / "probe");
+  // Each probe records its answer and never fails the step, so the files tell what happened.
+  std::ofstream(ctx / "Containerfile") << fmt::format(
+      "FROM busybox\nCOPY probe /probe\n"
+      "RUN nc 198.51.100.1 {} </dev/null > /upstream || true\n"
+      "RUN /probe connect tcp:{} > /tcp || true\n"
+      "RUN /probe connect unix:@{} > /unix || true\n"
+      "RUN ls /sys/class/net > /links && ip -4 addr show eth0 > /addr || true\n",
+      upstream.port(), port, name);
+  const std::string show = "run --rm {} cat /upstream /tcp /unix /links";
+  const std::string refused = fmt::format("errno={}\n", ECONNREFUSED);
+
+  auto r = kiste_.run("build -q -t bridged " + ctx.native());
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(upstream.peer(), "198.51.100.2") << "the upstream sees the host's address (masquerade)";
+  r = kiste_.run(fmt::format(fmt::runtime(show), "bridged"));
+  EXPECT_EQ(r.output, "pong\n" + refused + refused + "eth0\nlo\n");
+  // Nothing of the steps is left: no veth, no lease, no nft element naming a step's address.
+  std::smatch addr;
+  std::string step_addr = kiste_.run("run --rm bridged cat /addr").output;
+  ASSERT_TRUE(std::regex_search(step_addr, addr, std::regex("inet ([0-9.]+)/"))) << step_addr;
+  EXPECT_NE(kiste_.run("network inspect kiste").output.find("\"Containers\": {}"), std::string::npos);
+  EXPECT_EQ(leftovers().find("link kv"), std::string::npos) << leftovers();
+  auto nft = network::Nft::open();
+  ASSERT_TRUE(nft);
+  auto ruleset = nft->query("list ruleset");
+  ASSERT_TRUE(ruleset);
+  EXPECT_EQ(ruleset->find(addr[1].str()), std::string::npos) << *ruleset;
+
+  r = kiste_.run("build -q --network host -t hosted " + ctx.native());
+  ASSERT_EQ(r.status, 0) << r.output;
+  r = kiste_.run(fmt::format(fmt::runtime(show), "hosted"));
+  EXPECT_NE(r.output.find("connected\nconnected\n"), std::string::npos) << r.output;
+  r = kiste_.run("build -q --network none -t private " + ctx.native());
+  ASSERT_EQ(r.status, 0) << r.output;
+  r = kiste_.run(fmt::format(fmt::runtime(show), "private"));
+  EXPECT_EQ(r.output, refused + refused + "lo\n");
+
+  // A failing step gives its lease and veth back too.
+  std::ofstream(ctx / "Containerfile") << "FROM busybox\nRUN false\n";
+  r = kiste_.run("build -q " + ctx.native());
+  EXPECT_NE(r.status, 0) << r.output;
+  EXPECT_NE(kiste_.run("network inspect kiste").output.find("\"Containers\": {}"), std::string::npos);
+  EXPECT_EQ(leftovers().find("link kv"), std::string::npos) << leftovers();
+  EXPECT_EQ(kiste_.run("network rm kiste").status, 0);
   EXPECT_EQ(leftovers(), "");
 }
 
@@ -190,17 +271,24 @@ TEST_F(NetworkE2E, TwentyParallelRunsGetTwentyAddresses) {
 }
 
 // Connects to addr:port from the namespace `netns` (-1: this one) with a 1.5 s bound, sends an
-// HTTP request and returns what came back ("" when the connection failed).
+// HTTP request and returns what came back ("" when the connection failed). IPv4 or IPv6.
 std::string http_get(int netns, const char* addr, int port) {
   std::string got;
   std::thread t([&] {
     if (netns >= 0 && ::setns(netns, CLONE_NEWNET) != 0) return;
-    UniqueFd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    const bool v6 = std::strchr(addr, ':') != nullptr;
+    UniqueFd s(::socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
     sockaddr_in sa{};
+    sockaddr_in6 sa6{};
     sa.sin_family = AF_INET;
     sa.sin_port = htons(static_cast<uint16_t>(port));
+    sa6.sin6_family = AF_INET6;
+    sa6.sin6_port = sa.sin_port;
     ::inet_pton(AF_INET, addr, &sa.sin_addr);
-    if (::connect(s.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 && errno != EINPROGRESS) return;
+    ::inet_pton(AF_INET6, addr, &sa6.sin6_addr);
+    const int rc = v6 ? ::connect(s.get(), reinterpret_cast<sockaddr*>(&sa6), sizeof sa6)
+                      : ::connect(s.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa);
+    if (rc != 0 && errno != EINPROGRESS) return;
     pollfd p{s.get(), POLLOUT, 0};
     if (::poll(&p, 1, 1500) != 1) return;
     int err = 0;
@@ -222,6 +310,17 @@ std::string http_get(int netns, const char* addr, int port) {
   return got;
 }
 
+// http_get until the answer holds `want` (a detached service is starting; at most ~10 s): the
+// last answer.
+std::string http_get_until(int netns, const char* addr, int port, std::string_view want) {
+  std::string page;
+  for (int i = 0; i < 100 && page.find(want) == std::string::npos; ++i) {
+    page = http_get(netns, addr, port);
+    if (page.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return page;
+}
+
 int free_port() {
   int port = 0;
   int fd = listen_on_loopback(&port);
@@ -241,11 +340,7 @@ TEST_F(NetworkE2E, DetachedServiceServesItsPublishedPortUntilStopped) {
       "'mkdir /www; hostname -i > /www/index.html; exec httpd -f -p 8080 -h /www'",
       port));
   ASSERT_EQ(r.status, 0) << r.output;
-  std::string page;
-  for (int i = 0; i < 100 && page.find("203.0.113.7") == std::string::npos; ++i) {
-    page = http_get(-1, "127.0.0.1", port);
-    if (page.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
+  std::string page = http_get_until(-1, "127.0.0.1", port, "203.0.113.7");
   EXPECT_NE(page.find("203.0.113.7"), std::string::npos) << "127.0.0.1:" << port << " -> " << page;
   r = kiste_.run("network inspect svc");
   EXPECT_NE(r.output.find("203.0.113.7"), std::string::npos) << "the lease is held: " << r.output;
@@ -280,11 +375,7 @@ TEST_F(NetworkE2E, PublishAllAndPortNameTheFreeHostPorts) {
   r = kiste_.run("port srv 9090");
   EXPECT_EQ(r.status, 125);
   EXPECT_EQ(r.output, "kiste: error: container `srv`: no published port 9090/tcp\n");
-  std::string page;
-  for (int i = 0; i < 100 && page.find("hello-P") == std::string::npos; ++i) {
-    page = http_get(-1, "127.0.0.1", port);
-    if (page.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
+  std::string page = http_get_until(-1, "127.0.0.1", port, "hello-P");
   EXPECT_NE(page.find("hello-P"), std::string::npos) << "127.0.0.1:" << port;
   EXPECT_EQ(kiste_.run("stop -t 1 srv").status, 0);
   r = kiste_.run("port srv");
@@ -416,11 +507,7 @@ TEST_F(NetworkE2E, PublishedPortRespectsTheHostFirewall) {
       kiste_.root().native(), port, (tmp_ / "ctl").native(), (tmp_ / "run.log").native(),
       (tmp_ / "run.pid").native());
   ASSERT_EQ(run_shell("PATH=" + kiste_binary().parent_path().native() + ":$PATH " + cmd), 0);
-  std::string page;
-  for (int i = 0; i < 100 && page.find("hello-from-kiste") == std::string::npos; ++i) {
-    page = http_get(-1, "127.0.0.1", port);
-    if (page.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
+  std::string page = http_get_until(-1, "127.0.0.1", port, "hello-from-kiste");
   EXPECT_NE(page.find("hello-from-kiste"), std::string::npos) << "host -> 127.0.0.1:" << port;
   EXPECT_NE(http_get(outside.get(), "198.51.100.2", port).find("hello-from-kiste"), std::string::npos)
       << "no firewall yet: reachable from outside";
@@ -464,11 +551,7 @@ TEST_F(NetworkE2E, BypassFirewallPublishesPastTheInputDropAndLeavesNoStaleDnat) 
   auto r = kiste_.run(fmt::format("run -d --name bp --network byp --ip 203.0.113.5 -p {}:8080 "
                                   "--publish-bypass-firewall {}", port, serve));
   ASSERT_EQ(r.status, 0) << r.output;
-  std::string page;
-  for (int i = 0; i < 100 && page.find("past-the-firewall") == std::string::npos; ++i) {
-    page = http_get(outside.get(), "198.51.100.2", port);
-    if (page.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
+  std::string page = http_get_until(outside.get(), "198.51.100.2", port, "past-the-firewall");
   EXPECT_NE(page.find("past-the-firewall"), std::string::npos) << "outside -> DNAT past the input drop";
   EXPECT_NE(http_get(-1, "127.0.0.1", port).find("past-the-firewall"), std::string::npos) << "host -> proxy";
   EXPECT_NE(pub4().find(fmt::format("tcp . {} : 203.0.113.5 . 8080", port)), std::string::npos) << pub4();
@@ -504,6 +587,45 @@ TEST_F(NetworkE2E, BypassFirewallPublishesPastTheInputDropAndLeavesNoStaleDnat) 
   EXPECT_EQ(kiste_.run("container prune").status, 0);
   ASSERT_TRUE(fw->run("delete table inet hostfw\n", "drop host firewall"));
   EXPECT_EQ(kiste_.run("network rm byp").status, 0);
+  EXPECT_EQ(leftovers(), "");
+}
+
+// --publish-bypass-firewall for an IPv6 host address on an --ipv6 network: DNAT (pub6_addr)
+// past the host's input drop, from an outside namespace over IPv6; nothing left after rm.
+TEST_F(NetworkE2E, BypassFirewallPublishesIpv6HostAddresses) {
+  UniqueFd outside;
+  ASSERT_NO_FATAL_FAILURE(make_outside(outside));
+  {
+    auto nl = network::Netlink::open();
+    ASSERT_TRUE(nl);
+    ASSERT_TRUE(nl->add_address("out0", *network::IpAddress::parse("2001:db8:2::2"), 64));
+    auto in = network::Netlink::open_in(outside.get());
+    ASSERT_TRUE(in);
+    ASSERT_TRUE(in->add_address("eth0", *network::IpAddress::parse("2001:db8:2::1"), 64));
+  }
+  auto fw = network::Nft::open();
+  ASSERT_TRUE(fw);
+  ASSERT_TRUE(fw->run(kHostFirewall, "host firewall"));
+  ASSERT_TRUE(fw->run("add rule inet hostfw input meta l4proto ipv6-icmp accept\n", "neighbour discovery"));
+  auto pub6 = [&fw] { return fw->query("list map inet kiste pub6_addr").value_or("(no map)"); };
+  auto r = kiste_.run("network create --ipv6 --subnet 203.0.113.0/24 --subnet 2001:db8:1::/64 byp6");
+  ASSERT_EQ(r.status, 0) << r.output;
+  const int port = free_port();
+  r = kiste_.run(fmt::format(
+      "run -d --name bp6 --network byp6 --ip 203.0.113.5 -p [2001:db8:2::2]:{}:8080 "
+      "--publish-bypass-firewall busybox sh -c "
+      "'mkdir /www; echo past-the-firewall-v6 > /www/index.html; exec httpd -f -p 8080 -h /www'",
+      port));
+  ASSERT_EQ(r.status, 0) << r.output;
+  std::string page = http_get_until(outside.get(), "2001:db8:2::2", port, "past-the-firewall-v6");
+  EXPECT_NE(page.find("past-the-firewall-v6"), std::string::npos) << "outside -> IPv6 DNAT past the input drop";
+  EXPECT_NE(pub6().find(fmt::format("2001:db8:2::2 . tcp . {} : 2001:db8:1::5 . 8080", port)), std::string::npos)
+      << pub6();
+  EXPECT_EQ(kiste_.run("rm -f bp6").status, 0);
+  EXPECT_EQ(pub6().find("2001:db8:1::5"), std::string::npos) << pub6();
+  EXPECT_EQ(http_get(outside.get(), "2001:db8:2::2", port), "");
+  ASSERT_TRUE(fw->run("delete table inet hostfw\n", "drop host firewall"));
+  EXPECT_EQ(kiste_.run("network rm byp6").status, 0);
   EXPECT_EQ(leftovers(), "");
 }
 

@@ -317,7 +317,7 @@ TEST_F(Rootless, BuildGivesTheSameDigestAsRoot) {
   ::chmod(ctx.c_str(), 0755);
   ::chmod((ctx / "Containerfile").c_str(), 0644);
   std::string root_id;
-  ASSERT_EQ(run_shell("(" + kiste_command(root_store_, "build -q -t app " + ctx.native()) + " 2>/dev/null)", &root_id), 0)
+  ASSERT_EQ(run_shell("(" + kiste_command(root_store_, "build -q --network none -t app " + ctx.native()) + " 2>/dev/null)", &root_id), 0)
       << root_id;
   auto r = stdout_as(user_, "build -q -t app " + ctx.native() + "");
   ASSERT_EQ(r.status, 0) << r.output;

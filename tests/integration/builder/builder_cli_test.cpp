@@ -74,7 +74,7 @@ TEST(BuildCli, ExamplesRunWithKisteRun) {
       {"cache", "cached input\n"},
   };
   for (const auto& [ex, want] : cases) {
-    ASSERT_EQ(sh(fmt::format("{} build -q -t ex-{} {}/Containerfiles/{}", k, ex, KISTE_SOURCE_DIR, ex), &out), 0) << ex << ": " << out;
+    ASSERT_EQ(sh(fmt::format("{} build -q --network none -t ex-{} {}/Containerfiles/{}", k, ex, KISTE_SOURCE_DIR, ex), &out), 0) << ex << ": " << out;
     ASSERT_EQ(sh(fmt::format("{} run --rm ex-{} 2>&1", k, ex), &out), 0) << ex << ": " << out;
     EXPECT_EQ(out, want) << ex;
   }

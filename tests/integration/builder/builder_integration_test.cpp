@@ -216,14 +216,16 @@ TEST_F(BuilderTest, RunHasOnlyLoopbackUnlessTheBuildOptsIntoHostNetwork) {
   ASSERT_TRUE(r) << r.error().to_string();
   EXPECT_EQ(read_in_image(r->manifest, "none"), "lo\n");
   EXPECT_EQ(read_in_image(r->manifest, "default"), "lo\n");  // issue 12: not the host's network
-  EXPECT_EQ(std::count_if(r->notes.begin(), r->notes.end(),
-                          [](const std::string& n) { return n.find("--network host") != std::string::npos; }),
-            1);
-  auto host = build(tmp_ / "ctx", {.network_host = true});
+  auto host = build(tmp_ / "ctx", {.network = BuildNetwork::Host});
   ASSERT_TRUE(host) << host.error().to_string();
   EXPECT_EQ(read_in_image(host->manifest, "none"), "lo\n");
   EXPECT_NE(read_in_image(host->manifest, "default"), "lo\n");
   EXPECT_NE(host->manifest.digest, r->manifest.digest);  // the network is part of the cache key
+  // The default bridge reaches the builder from the CLI (StepNetworks): without it, an error.
+  auto bridged = build(tmp_ / "ctx", {.network = BuildNetwork::Default});
+  ASSERT_FALSE(bridged);
+  EXPECT_NE(bridged.error().to_string().find("this build has no bridge networks"), std::string::npos)
+      << bridged.error().to_string();
 
   // RUN --network=host needs the build's opt-in (BuildKit's network.host entitlement).
   write(tmp_ / "ctx/Containerfile", "FROM busybox\nRUN --network=host true\n");
@@ -231,7 +233,7 @@ TEST_F(BuilderTest, RunHasOnlyLoopbackUnlessTheBuildOptsIntoHostNetwork) {
   ASSERT_FALSE(refused);
   EXPECT_NE(refused.error().to_string().find("RUN --network=host: the build was not given `--network host`"),
             std::string::npos) << refused.error().to_string();
-  EXPECT_TRUE(build(tmp_ / "ctx", {.network_host = true}));
+  EXPECT_TRUE(build(tmp_ / "ctx", {.network = BuildNetwork::Host}));
 }
 
 // An untrusted Containerfile's RUN reached a host 127.0.0.1 service and a host abstract unix
@@ -259,7 +261,7 @@ TEST_F(BuilderTest, RunCannotReachHostLoopbackOrAbstractSocketsByDefault) {
   ASSERT_TRUE(none) << none.error().to_string();
   EXPECT_EQ(read_in_image(none->manifest, "tcp"), "errno=" + std::to_string(ECONNREFUSED) + "\n");
   EXPECT_EQ(read_in_image(none->manifest, "unix"), "errno=" + std::to_string(ECONNREFUSED) + "\n");
-  auto host = build(tmp_ / "ctx", {.network_host = true});
+  auto host = build(tmp_ / "ctx", {.network = BuildNetwork::Host});
   ASSERT_TRUE(host) << host.error().to_string();
   EXPECT_EQ(read_in_image(host->manifest, "tcp"), "connected\n");
   EXPECT_EQ(read_in_image(host->manifest, "unix"), "connected\n");

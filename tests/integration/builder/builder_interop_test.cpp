@@ -30,7 +30,7 @@ TEST(BuilderInterop, KisteImageUnpacksWithUmociAndMatchesBuildah) {
   std::string out;
   ASSERT_EQ(run_shell(fmt::format("{}/scripts/busybox-rootfs.sh {}/bb.tar", KISTE_SOURCE_DIR, w.string()), &out), 0) << out;
   ASSERT_EQ(run_shell(fmt::format("{} import {}/bb.tar busybox", k, w.string()), &out), 0) << out;
-  ASSERT_EQ(run_shell(fmt::format("{} build -q -t hello --output type=oci,dest={}/hello.tar {}", k, w.string(), ctx), &out), 0) << out;
+  ASSERT_EQ(run_shell(fmt::format("{} build -q --network none -t hello --output type=oci,dest={}/hello.tar {}", k, w.string(), ctx), &out), 0) << out;
   ASSERT_EQ(run_shell(fmt::format("skopeo copy -q oci-archive:{0}/hello.tar oci:{0}/layout:hello && "
                                   "umoci unpack --image {0}/layout:hello {0}/bundle",
                                   w.string()), &out), 0) << out;

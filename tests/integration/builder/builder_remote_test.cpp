@@ -63,7 +63,7 @@ TEST_F(BuildRemote, PushSendsEveryTag) {
   write(tmp_ / "ctx/Containerfile", "FROM busybox\nCOPY msg /msg\nCMD [\"cat\", \"/msg\"]\n");
   write(tmp_ / "ctx/msg", "pushed\n");
   std::string digest, out;
-  ASSERT_EQ(sh(fmt::format("{} build -q --push -t {}/app:1 -t {}/app:2 {}/ctx", kiste("a"), h, h, w_), &digest), 0) << digest;
+  ASSERT_EQ(sh(fmt::format("{} build --network none -q --push -t {}/app:1 -t {}/app:2 {}/ctx", kiste("a"), h, h, w_), &digest), 0) << digest;
   ASSERT_EQ(sh(fmt::format("{} tags {}/app | sort", kiste("a"), h), &out), 0) << out;
   EXPECT_EQ(out, "1\n2\n");
   // build prints the image ID (config digest); pull prints the manifest digest, which both
@@ -76,7 +76,7 @@ TEST_F(BuildRemote, PushSendsEveryTag) {
   ASSERT_EQ(sh(fmt::format("{} run --rm {}/app:2 2>&1", kiste("c"), h), &out), 0) << out;
   EXPECT_EQ(out, "pushed\n");
   // --push without a name says so.
-  int rc = sh(fmt::format("{} build -q --push {}/ctx 2>&1", kiste("a"), w_), &out);
+  int rc = sh(fmt::format("{} build --network none -q --push {}/ctx 2>&1", kiste("a"), w_), &out);
   EXPECT_EQ(rc, 125);
   EXPECT_NE(out.find("--push needs at least one -t NAME"), std::string::npos) << out;
 }
@@ -91,36 +91,36 @@ TEST_F(BuildRemote, CacheToAndFromRunNothingOnAFreshRoot) {
   write(tmp_ / "ctx/in.txt", "input\n");
   ASSERT_EQ(sh(fmt::format("head -c 3000000 /dev/urandom > {}/ctx/big.bin", w_)), 0);
   std::string da, db, out;
-  ASSERT_EQ(sh(fmt::format("{} build -q --cache-to {}/cache -t app {}/ctx", kiste("a"), h, w_), &da), 0) << da;
+  ASSERT_EQ(sh(fmt::format("{} build --network none -q --cache-to {}/cache -t app {}/ctx", kiste("a"), h, w_), &da), 0) << da;
   EXPECT_EQ(kiste::sys::read_file(runs_file("a"), 4096).value_or(""), "run\n");
   ASSERT_EQ(sh(fmt::format("{} tags {}/cache", kiste("a"), h), &out), 0) << out;
   EXPECT_EQ(out, "buildcache\n");
 
   // Root B has only busybox: every layer comes from the registry cache, no RUN executes.
-  ASSERT_EQ(sh(fmt::format("{} build --progress=plain --cache-from type=registry,ref={}/cache:buildcache -t app {}/ctx 2>&1",
+  ASSERT_EQ(sh(fmt::format("{} build --network none --progress=plain --cache-from type=registry,ref={}/cache:buildcache -t app {}/ctx 2>&1",
                            kiste("b"), h, w_), &out), 0) << out;
   EXPECT_NE(out.find("CACHED (imported)"), std::string::npos) << out;
   EXPECT_NE(out.find("(0 steps run, 2 cached)"), std::string::npos) << out;
   EXPECT_FALSE(fs::exists(runs_file("b")));
-  ASSERT_EQ(sh(fmt::format("{} build -q -t app {}/ctx", kiste("b"), w_), &db), 0) << db;
+  ASSERT_EQ(sh(fmt::format("{} build --network none -q -t app {}/ctx", kiste("b"), w_), &db), 0) << db;
   EXPECT_EQ(db, da);
   ASSERT_EQ(sh(fmt::format("{} run --rm app 2>&1", kiste("b")), &out), 0) << out;
   EXPECT_NE(out.find("input"), std::string::npos) << out;
 
   // A changed input misses the imported cache for the steps it affects, and only those.
   write(tmp_ / "ctx/in.txt", "changed\n");
-  ASSERT_EQ(sh(fmt::format("{} build --cache-from {}/cache -t app {}/ctx 2>&1", kiste("d"), h, w_), &out), 0) << out;
+  ASSERT_EQ(sh(fmt::format("{} build --network none --cache-from {}/cache -t app {}/ctx 2>&1", kiste("d"), h, w_), &out), 0) << out;
   EXPECT_NE(out.find("(2 steps run, 0 cached)"), std::string::npos) << out;
   EXPECT_EQ(kiste::sys::read_file(runs_file("d"), 4096).value_or(""), "run\n");
 
   // A repository without a cache is a note; an ordinary image is refused by name.
-  ASSERT_EQ(sh(fmt::format("{} build --cache-from {}/nothing-here -t app {}/ctx 2>&1", kiste("d"), h, w_), &out), 0) << out;
+  ASSERT_EQ(sh(fmt::format("{} build --network none --cache-from {}/nothing-here -t app {}/ctx 2>&1", kiste("d"), h, w_), &out), 0) << out;
   EXPECT_NE(out.find("note: no build cache at"), std::string::npos) << out;
   ASSERT_EQ(sh(fmt::format("{} push app {}/img:1", kiste("d"), h), &out), 0) << out;
-  int rc = sh(fmt::format("{} build --cache-from {}/img:1 {}/ctx 2>&1", kiste("d"), h, w_), &out);
+  int rc = sh(fmt::format("{} build --network none --cache-from {}/img:1 {}/ctx 2>&1", kiste("d"), h, w_), &out);
   EXPECT_EQ(rc, 125);
   EXPECT_NE(out.find("not a kiste build cache"), std::string::npos) << out;
-  rc = sh(fmt::format("{} build --cache-to type=local,dest=/tmp/x {}/ctx 2>&1", kiste("d"), w_), &out);
+  rc = sh(fmt::format("{} build --network none --cache-to type=local,dest=/tmp/x {}/ctx 2>&1", kiste("d"), w_), &out);
   EXPECT_EQ(rc, 125);
   EXPECT_NE(out.find("only type=registry is supported"), std::string::npos) << out;
 }
@@ -132,7 +132,7 @@ TEST_F(BuildRemote, AddUrlAndSshThroughTheBinary) {
   write(tmp_ / "ctx/Containerfile", "FROM busybox\nCOPY msg /msg\n");
   write(tmp_ / "ctx/msg", "blob body\n");
   std::string out;
-  ASSERT_EQ(sh(fmt::format("{} build -q --push -t {}/src:1 {}/ctx", kiste("a"), h, w_), &out), 0) << out;
+  ASSERT_EQ(sh(fmt::format("{} build --network none -q --push -t {}/src:1 {}/ctx", kiste("a"), h, w_), &out), 0) << out;
   // The config blob of the pushed image (build prints its digest, the image ID) is the
   // checksum of what the URL serves.
   const std::string cfg = trim(out);
@@ -149,14 +149,14 @@ TEST_F(BuildRemote, AddUrlAndSshThroughTheBinary) {
   addr.sun_family = AF_UNIX;
   std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", sock.c_str());
   ASSERT_EQ(::bind(agent.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-  ASSERT_EQ(sh(fmt::format("SSH_AUTH_SOCK={} {} build -q --ssh default -t withurl {}/ctx2 2>&1", sock, kiste("a"), w_), &out), 0) << out;
+  ASSERT_EQ(sh(fmt::format("SSH_AUTH_SOCK={} {} build --network none -q --ssh default -t withurl {}/ctx2 2>&1", sock, kiste("a"), w_), &out), 0) << out;
   ASSERT_EQ(sh(fmt::format("{} run --rm withurl 2>&1", kiste("a")), &out), 0) << out;
   EXPECT_NE(out.find("-rw-------"), std::string::npos) << out;
   EXPECT_NE(out.find(cfg), std::string::npos) << out;  // named by the URL's last segment
   // A wrong checksum fails with a one-line error naming the line.
   write(tmp_ / "ctx2/Containerfile",
         fmt::format("FROM busybox\nADD --checksum={} {} /cfg/\n", kiste::image::Digest::of("x").str(), url));
-  int rc = sh(fmt::format("{} build -q {}/ctx2 2>&1", kiste("a"), w_), &out);
+  int rc = sh(fmt::format("{} build --network none -q {}/ctx2 2>&1", kiste("a"), w_), &out);
   EXPECT_EQ(rc, 125);
   EXPECT_NE(out.find("Containerfile:2:1: ADD: `" + url + "`: checksum mismatch"), std::string::npos) << out;
 }
@@ -172,10 +172,10 @@ TEST_F(BuildRemote, FromPullUsesTheRegistryFlags) {
   std::string out;
   ASSERT_EQ(sh(fmt::format("{} push -q {} busybox {}/base/bb:1 2>&1", kiste("a"), certs, h), &out), 0) << out;
   write(tmp_ / "ctx/Containerfile", fmt::format("FROM {}/base/bb:1\nCMD [\"true\"]\n", h));
-  int rc = sh(fmt::format("{} build -q -t app {}/ctx 2>&1", kiste("e"), w_), &out);
+  int rc = sh(fmt::format("{} build --network none -q -t app {}/ctx 2>&1", kiste("e"), w_), &out);
   EXPECT_EQ(rc, 125) << out;
   EXPECT_NE(out.find("certificate"), std::string::npos) << out;
-  ASSERT_EQ(sh(fmt::format("{} build -q {} -t app {}/ctx 2>&1", kiste("e"), certs, w_), &out), 0) << out;
+  ASSERT_EQ(sh(fmt::format("{} build --network none -q {} -t app {}/ctx 2>&1", kiste("e"), certs, w_), &out), 0) << out;
 }
 
 }  // namespace

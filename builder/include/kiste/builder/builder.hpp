@@ -49,6 +49,16 @@ class StoreImageProvider final : public BaseImageProvider {
   const image::Store& store_;
 };
 
+// Where a RUN step's network namespace goes: `kiste build --network default|none|host`, and per
+// step `RUN --network=…`.
+enum class BuildNetwork {
+  None,     // a private namespace with only loopback
+  Default,  // a private namespace on the default bridge network (docker's build default): NAT out,
+            // no host loopback, no host abstract sockets
+  Host,     // the host's namespace: only when the build opts in (BuildKit's network.host)
+};
+[[nodiscard]] std::string_view to_string(BuildNetwork n);
+
 // One RUN step for the runtime.
 struct RunRequest {
   std::vector<std::filesystem::path> lower_dirs;  // bottom first
@@ -57,7 +67,7 @@ struct RunRequest {
   std::vector<std::string> env;
   std::string cwd = "/";
   std::string user;  // "" = root
-  bool network_host = false;  // false: a private network namespace with only loopback
+  BuildNetwork network = BuildNetwork::None;
   // RUN --mount's binds (absolute host sources) and tmpfs mounts, typed as the runtime takes
   // them: any path works, `,` and `:` included.
   std::vector<runtime::MountSpec> mounts;
@@ -109,10 +119,11 @@ struct BuildOptions {
   bool docker_format = false;
   image::CompressOptions compress;
   std::map<std::string, std::filesystem::path> secrets;  // --secret id=ID,src=PATH
-  // RUN steps share the host's network only when the build opts in (`kiste build --network
-  // host`, BuildKit's network.host entitlement); then `RUN --network=host|none` picks per step.
-  // Without it RUN gets a private network namespace and `RUN --network=host` is an error.
-  bool network_host = false;
+  // RUN steps' network (`RUN --network=default` means this one): `kiste build` passes Default.
+  // They share the host's network only when the build opts in (Host: `kiste build --network
+  // host`, BuildKit's network.host entitlement); then `RUN --network=host` is allowed too,
+  // otherwise it is an error.
+  BuildNetwork network = BuildNetwork::None;
   bool explain_misses = false;
   std::function<void(const BuildEvent&)> progress;
   // --cache-from: records imported from a registry cache; on a local miss whose key is here,
@@ -170,8 +181,32 @@ class Builder {
 
 namespace kiste::builder {
 
+// A RUN step's place on the default bridge network (BuildNetwork::Default), for one step.
+struct StepAttachment {
+  std::vector<std::string> hosts;  // /etc/hosts lines naming the step's address
+  std::string resolv_conf;
+  // The runtime's network_ready hook: connects the step's new network namespace.
+  std::function<Status(int netns_fd)> connect;
+  // The runtime's exited hook: gives the veth and the lease back while the step's cgroup goes.
+  std::function<void()> disconnect;
+  // The lease and the veth: given back when the last copy goes (the step ended, also on error).
+  std::shared_ptr<void> held;
+};
+
+// Bridge networks reach the builder only through this interface (the builder does not link
+// network/): the CLI wires it to the same lease/veth code as `kiste run --network`.
+class StepNetworks {
+ public:
+  virtual ~StepNetworks() = default;
+  // Leases an address for the step `container_id` (named `hostname` in /etc/hosts).
+  [[nodiscard]] virtual Result<StepAttachment> attach(std::string_view container_id,
+                                                      std::string_view hostname) = 0;
+};
+
 struct RuntimeExecutorOptions {
   std::filesystem::path root;  // the kiste root (running/ markers, seccomp cache under cache/)
+  // BuildNetwork::Default steps go here; without it such a step is an error.
+  StepNetworks* networks = nullptr;
   runtime::CgroupPlacement cgroups;  // where RUN steps' cgroups go (--cgroup-manager/-parent)
   // Limits for every RUN step (buildah's --memory, --memory-swap, --cpus, --pids-limit).
   std::string memory, memory_swap, cpus;

@@ -97,6 +97,10 @@ class Networks {
   std::filesystem::path dir_;
 };
 
+// The IPv6 address that goes with the IPv4 lease `v4` on an --ipv6 network (the same host
+// number, so one lease serves both); none on an IPv4-only network.
+[[nodiscard]] std::optional<IpAddress> ipv6_address_of(const NetworkConfig& net, const IpAddress& v4);
+
 // The host end of a container's veth on a network: "kv" + 11 hex of the container id + index.
 [[nodiscard]] std::string host_veth_name(std::string_view container_id, unsigned index);
 

@@ -12,6 +12,11 @@ namespace kiste::network {
 // kiste's one table; no other is ever read or written.
 inline constexpr std::string_view kNftTable = "inet kiste";
 
+// Whether chain `chain` of kiste's table exists: one nfnetlink GETCHAIN request (no libnftables
+// context, no cache of the table), so each container start can afford the check. A missing table
+// is `false` too.
+[[nodiscard]] Result<bool> kiste_chain_exists(std::string_view chain);
+
 class Nft {
  public:
   [[nodiscard]] static Result<Nft> open();

@@ -67,8 +67,11 @@ class PortProxy {
 // drops what such a kiste left for an address that is leased again.
 class PublishedNat {
  public:
+  // `container6`: the container's IPv6 address on an --ipv6 network; then ports published on
+  // every address or on an IPv6 one are DNATed for IPv6 too (`pub6`, `pub6_addr`).
   [[nodiscard]] static Result<PublishedNat> add(const std::vector<PortMapping>& mappings,
-                                                const IpAddress& container);
+                                                const IpAddress& container,
+                                                const std::optional<IpAddress>& container6 = std::nullopt);
   PublishedNat(PublishedNat&& o) noexcept : elements_(std::move(o.elements_)) { o.elements_.clear(); }
   PublishedNat& operator=(PublishedNat&&) = delete;
   ~PublishedNat();  // removes the elements

@@ -39,6 +39,10 @@ struct RunHooks {
   // NetworkMode::Bridge and Pasta: connects the container's new network namespace (an fd) before the
   // container starts; an error ends the run before the command runs.
   std::function<Status(int netns_fd)> network_ready;
+  // Called once the container's process has ended, on a thread of its own while the runtime
+  // removes the container's cgroup (and dirs): what the container held outside it (a bridge
+  // network's veth, whose removal waits for an RCU grace period) goes meanwhile.
+  std::function<void()> exited;
   // Called once the container's cgroup exists (to record it: live_marker.hpp): its directories
   // and, for the systemd manager, its unit. An error ends the run before the container starts.
   std::function<Status(const std::vector<std::filesystem::path>& dirs, const std::string& unit)>

@@ -49,6 +49,7 @@ struct PreparedStart {
   ContainerSpec spec;
   std::optional<FileLock> lease;
   std::function<Status(int netns_fd)> network_ready;  // StartOptions::network_ready
+  std::function<void()> network_exited;               // StartOptions::exited
   // What the caller keeps for this one start (a network lease, a published-port proxy): released
   // when the start ends, before a restart prepares again.
   std::shared_ptr<void> resources;

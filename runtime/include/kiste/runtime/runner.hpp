@@ -36,6 +36,7 @@ struct StartOptions {
   FileLock* store_lease = nullptr;
   std::function<void(pid_t)> started;  // the container's process runs
   std::function<Status(int netns_fd)> network_ready;  // RunHooks::network_ready
+  std::function<void()> exited;                       // RunHooks::exited
   // A detached container's dir holds its record (container_store.hpp): the live marker does not
   // name it, so the stale sweep after a killed monitor leaves it for `ps -a`, `rm` and prune.
   bool keep_container_dir = false;
