@@ -20,6 +20,7 @@ test_deps=(busybox-static docker-registry skopeo umoci oci-image-tool apache2-ut
   runc crun buildah  # runc, crun: peers for bench/run_latency.sh; buildah: builder interop
   podman  # drives kiste-runc as its OCI runtime (tests/e2e/oci_podman_e2e_test.cpp, bench/oci.sh)
   containerd  # ctr + its runc shim drive kiste-runc (tests/e2e/oci_containerd_e2e_test.cpp, bench/oci.sh)
+  golang-go golang-github-opencontainers-runtime-tools-dev golang-github-google-uuid-dev  # runtime-tools validation (scripts/runtime-tools-validation.sh)
   docker.io  # dockerd --add-runtime kiste=kiste-runc (tests/e2e/oci_docker_e2e_test.cpp, own netns)
   qemu-system-x86 kmod  # the VM stage (tests/vm): qemu + virtiofsd; depmod for the guest kernel
   clang-19 libclang-rt-19-dev  # the libFuzzer build (fuzz/run.sh): clang-14's <expected> fails

@@ -859,8 +859,8 @@ void ContainerInit::enter_cwd() noexcept {
   apply_ops();                  // 4, with 1 (join the cgroup) at the plan's JoinCgroup
   pivot();                      // 5
   open_terminal();              // -t: the pty and /dev/console, before the identity changes
+  setup_stdio();                // before seccomp: the spec's filter may deny close_range
   set_limits_and_identity();    // 6, 7, 8, 9
-  setup_stdio();
   enter_cwd();
   if (c_.exec_fifo_fd >= 0) wait_for_start();
   exec();                       // 10, 11: the sync socket closes on exec = "ready"

@@ -414,5 +414,39 @@ TEST_F(OciE2E, SpecMappingReachesTheContainer) {
   EXPECT_THAT(out, HasSubstr("67108864"));
 }
 
+// runtime-tools' default config carries an old Docker profile without close_range (EPERM): the
+// runtime's own setup (closing inherited fds) must not be subject to the container's filter.
+TEST_F(OciE2E, ASeccompFilterThatDeniesCloseRangeStillStarts) {
+  const fs::path b = make_bundle("closerange-bundle", runc_.native() + " spec");
+  json c = config(b);
+  c["process"]["terminal"] = false;
+  c["process"]["args"] = {"sh", "-c", "echo started"};
+  c["linux"]["seccomp"] = {{"defaultAction", "SCMP_ACT_ALLOW"},
+                           {"syscalls", {{{"names", {"close_range"}}, {"action", "SCMP_ACT_ERRNO"}}}}};
+  write_config(b, c);
+  std::string out;
+  EXPECT_EQ(oci(fmt::format("run --bundle {} cr1", b.native()), &out), 0) << out;
+  EXPECT_THAT(out, HasSubstr("started"));
+}
+
+// A relative cgroupsPath goes below kiste-runc's default parent; delete removes the directories
+// in between too (TearDown checks that no kiste-runc cgroup is left).
+TEST_F(OciE2E, ARelativeCgroupsPathLeavesNoParentBehind) {
+  const fs::path b = make_bundle("relcg-bundle", runc_.native() + " spec");
+  json c = config(b);
+  c["process"]["terminal"] = false;
+  c["process"]["args"] = {"sh", "-c", "cat /proc/self/cgroup"};
+  c["linux"]["cgroupsPath"] = "reltest/leaf";
+  json ns = json::array();  // without a cgroup namespace, /proc/self/cgroup shows the host path
+  for (const json& n : c["linux"]["namespaces"]) {
+    if (n["type"] != "cgroup") ns.push_back(n);
+  }
+  c["linux"]["namespaces"] = ns;
+  write_config(b, c);
+  std::string out;
+  EXPECT_EQ(oci(fmt::format("run --bundle {} rel1", b.native()), &out), 0) << out;
+  EXPECT_THAT(out, HasSubstr(":/kiste-runc/reltest/leaf\n"));
+}
+
 }  // namespace
 }  // namespace kiste::testing
