@@ -20,6 +20,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <kiste/base/scope_exit.hpp>
 #include <kiste/base/sys.hpp>
 #include <kiste/base/unique_fd.hpp>
 #include <kiste/testing/busybox_rootfs.hpp>
@@ -446,6 +447,57 @@ TEST_F(OciE2E, ARelativeCgroupsPathLeavesNoParentBehind) {
   std::string out;
   EXPECT_EQ(oci(fmt::format("run --bundle {} rel1", b.native()), &out), 0) << out;
   EXPECT_THAT(out, HasSubstr(":/kiste-runc/reltest/leaf\n"));
+}
+
+// linux.devices of type p: a fifo with its mode and owner (runtime-tools' linux_devices).
+TEST_F(OciE2E, AFifoDeviceNodeIsMade) {
+  const fs::path b = make_bundle("fifo-bundle", runc_.native() + " spec");
+  json c = config(b);
+  c["process"]["terminal"] = false;
+  c["process"]["args"] = {"sh", "-c", "stat -c '%F %a %u' /dev/fifo1"};
+  c["linux"]["devices"] = {{{"path", "/dev/fifo1"}, {"type", "p"}, {"fileMode", 0640}, {"uid", 7}}};
+  write_config(b, c);
+  std::string out;
+  EXPECT_EQ(oci(fmt::format("run --bundle {} fifo1", b.native()), &out), 0) << out;
+  EXPECT_THAT(out, HasSubstr("fifo 640 7"));
+}
+
+// linux.namespaces[].path for uts and cgroup: the container enters the given namespaces (those
+// of a process the test made with unshare), and sets its hostname in the joined one.
+TEST_F(OciE2E, JoinsUtsAndCgroupNamespacesByPath) {
+  std::string holder;
+  ASSERT_EQ(run_shell("unshare --uts --cgroup sleep 60 >/dev/null 2>&1 & echo $!", &holder), 0);
+  const std::string pid = holder.substr(0, holder.find('\n'));
+  ScopeExit stop([&] {
+    ::kill(std::stoi(pid), SIGKILL);
+    reap();
+  });
+  auto ns_of = [](const std::string& p, const char* type) {
+    std::error_code ec;
+    return fs::read_symlink(fmt::format("/proc/{}/ns/{}", p, type), ec).native();
+  };
+  std::string uts, cgroup;
+  for (int i = 0; i < 500 && (uts.empty() || uts == ns_of("self", "uts")); ++i) {  // until unshare ran
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    uts = ns_of(pid, "uts");
+    cgroup = ns_of(pid, "cgroup");
+  }
+  ASSERT_NE(uts, ns_of("self", "uts"));
+  const fs::path b = make_bundle("joinns-bundle", runc_.native() + " spec");
+  json c = config(b);
+  c["process"]["terminal"] = false;
+  c["process"]["args"] = {"sh", "-c", "readlink /proc/self/ns/uts; readlink /proc/self/ns/cgroup"};
+  c["hostname"] = "joined";
+  for (json& n : c["linux"]["namespaces"]) {
+    if (n["type"] == "uts" || n["type"] == "cgroup") n["path"] = fmt::format("/proc/{}/ns/{}", pid, n["type"].get<std::string>());
+  }
+  write_config(b, c);
+  std::string out;
+  EXPECT_EQ(oci(fmt::format("run --bundle {} jn1", b.native()), &out), 0) << out;
+  EXPECT_EQ(out, uts + "\n" + cgroup + "\n");
+  std::string host;
+  EXPECT_EQ(run_shell(fmt::format("nsenter -t {} -u hostname", pid), &host), 0);
+  EXPECT_EQ(host, "joined\n");
 }
 
 }  // namespace
