@@ -30,6 +30,7 @@
 #include <kiste/runtime/exec.hpp>
 #include <kiste/runtime/oci_config.hpp>
 
+#include "cgroup_util.hpp"
 #include "fd_passing.hpp"
 
 namespace kiste::runtime::oci {
@@ -722,6 +723,18 @@ Status OciRuntime::update(std::string_view id, const Resources& res) {
   }
   for (const CgroupWrite& w : writes) KISTE_TRY(write_cgroup(r.cgroups, w));
   return {};
+}
+
+Result<uint64_t> OciRuntime::oom_kills(std::string_view id) const {
+  KISTE_TRY(check_container_id(id));
+  KISTE_ASSIGN_OR_RETURN(Record r, load(dir(id), id));
+  for (const fs::path& cg : r.cgroups) {
+    for (const char* file : {"memory.oom_control", "memory.events"}) {
+      const int64_t n = detail::read_keyed(cg / file, "oom_kill");
+      if (n >= 0) return static_cast<uint64_t>(n);
+    }
+  }
+  return 0;
 }
 
 Result<std::string> OciRuntime::stats_event(std::string_view id) const {

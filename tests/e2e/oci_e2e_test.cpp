@@ -462,6 +462,36 @@ TEST_F(OciE2E, AFifoDeviceNodeIsMade) {
   EXPECT_THAT(out, HasSubstr("fifo 640 7"));
 }
 
+// `events` (the stream containerd's shim and podman read) reports an OOM kill in the container
+// as runc does: {"type":"oom","id":…}, then ends when the container stops.
+TEST_F(OciE2E, EventsReportAnOomKill) {
+  const fs::path b = make_bundle("oom-bundle", runc_.native() + " spec");
+  json c = config(b);
+  c["process"]["terminal"] = false;
+  // tail keeps all of its input: the OOM killer takes it, the shell goes on.
+  c["process"]["args"] = {"sh", "-c", "head -c 200000000 /dev/zero | tail; echo after-oom"};
+  c["linux"]["resources"]["memory"] = {{"limit", 16 << 20}, {"swap", 16 << 20}};
+  write_config(b, c);
+  std::string out;
+  ASSERT_EQ(oci(fmt::format("create --bundle {} om1", b.native()), &out, "create.out"), 0) << out;
+  const fs::path events = tmp_ / "events.out";
+  ASSERT_EQ(run_shell(fmt::format("{} --root {} events --interval 1s om1 </dev/null >{} 2>&1 &", runc_.native(),
+                                  state_root().native(), events.native())),
+            0);
+  ASSERT_EQ(oci("start om1", &out), 0) << out;
+  wait_stopped("om1");
+  std::string text;
+  for (int i = 0; i < 500; ++i) {  // the stream notices within its 100 ms tick
+    text = sys::read_file(events, 1 << 20).value_or("");
+    if (text.find("\"oom\"") != std::string::npos) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_THAT(text, HasSubstr(R"({"id":"om1","type":"oom"})"));
+  EXPECT_THAT(sys::read_file(tmp_ / "create.out", 1 << 20).value_or(""), HasSubstr("after-oom"));
+  EXPECT_EQ(oci("delete om1", &out), 0) << out;
+  reap();
+}
+
 // linux.namespaces[].path for uts and cgroup: the container enters the given namespaces (those
 // of a process the test made with unshare), and sets its hostname in the joined one.
 TEST_F(OciE2E, JoinsUtsAndCgroupNamespacesByPath) {
