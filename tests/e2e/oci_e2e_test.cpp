@@ -118,6 +118,24 @@ class OciE2E : public ::testing::Test {
     return b;
   }
 
+  // A bundle from kiste-runc's own `spec` whose process (no terminal) is `sh -c script`, and its
+  // config to change.
+  std::pair<fs::path, json> sh_bundle(const std::string& name, const std::string& script) {
+    const fs::path b = make_bundle(name, runc_.native() + " spec");
+    json c = config(b);
+    c["process"]["terminal"] = false;
+    c["process"]["args"] = {"sh", "-c", script};
+    return {b, c};
+  }
+
+  // Writes `c` into the bundle and `run`s it as `id`, expecting exit 0; its output.
+  std::string run_ok(const fs::path& bundle, const json& c, const std::string& id) {
+    write_config(bundle, c);
+    std::string out;
+    EXPECT_EQ(oci(fmt::format("run --bundle {} {}", bundle.native(), id), &out), 0) << out;
+    return out;
+  }
+
   json config(const fs::path& bundle) {
     return json::parse(sys::read_file(bundle / "config.json", 1 << 20).value_or("{}"));
   }
@@ -418,58 +436,37 @@ TEST_F(OciE2E, SpecMappingReachesTheContainer) {
 // runtime-tools' default config carries an old Docker profile without close_range (EPERM): the
 // runtime's own setup (closing inherited fds) must not be subject to the container's filter.
 TEST_F(OciE2E, ASeccompFilterThatDeniesCloseRangeStillStarts) {
-  const fs::path b = make_bundle("closerange-bundle", runc_.native() + " spec");
-  json c = config(b);
-  c["process"]["terminal"] = false;
-  c["process"]["args"] = {"sh", "-c", "echo started"};
+  auto [b, c] = sh_bundle("closerange-bundle", "echo started");
   c["linux"]["seccomp"] = {{"defaultAction", "SCMP_ACT_ALLOW"},
                            {"syscalls", {{{"names", {"close_range"}}, {"action", "SCMP_ACT_ERRNO"}}}}};
-  write_config(b, c);
-  std::string out;
-  EXPECT_EQ(oci(fmt::format("run --bundle {} cr1", b.native()), &out), 0) << out;
-  EXPECT_THAT(out, HasSubstr("started"));
+  EXPECT_THAT(run_ok(b, c, "cr1"), HasSubstr("started"));
 }
 
 // A relative cgroupsPath goes below kiste-runc's default parent; delete removes the directories
 // in between too (TearDown checks that no kiste-runc cgroup is left).
 TEST_F(OciE2E, ARelativeCgroupsPathLeavesNoParentBehind) {
-  const fs::path b = make_bundle("relcg-bundle", runc_.native() + " spec");
-  json c = config(b);
-  c["process"]["terminal"] = false;
-  c["process"]["args"] = {"sh", "-c", "cat /proc/self/cgroup"};
+  auto [b, c] = sh_bundle("relcg-bundle", "cat /proc/self/cgroup");
   c["linux"]["cgroupsPath"] = "reltest/leaf";
   json ns = json::array();  // without a cgroup namespace, /proc/self/cgroup shows the host path
   for (const json& n : c["linux"]["namespaces"]) {
     if (n["type"] != "cgroup") ns.push_back(n);
   }
   c["linux"]["namespaces"] = ns;
-  write_config(b, c);
-  std::string out;
-  EXPECT_EQ(oci(fmt::format("run --bundle {} rel1", b.native()), &out), 0) << out;
-  EXPECT_THAT(out, HasSubstr(":/kiste-runc/reltest/leaf\n"));
+  EXPECT_THAT(run_ok(b, c, "rel1"), HasSubstr(":/kiste-runc/reltest/leaf\n"));
 }
 
 // linux.devices of type p: a fifo with its mode and owner (runtime-tools' linux_devices).
 TEST_F(OciE2E, AFifoDeviceNodeIsMade) {
-  const fs::path b = make_bundle("fifo-bundle", runc_.native() + " spec");
-  json c = config(b);
-  c["process"]["terminal"] = false;
-  c["process"]["args"] = {"sh", "-c", "stat -c '%F %a %u' /dev/fifo1"};
+  auto [b, c] = sh_bundle("fifo-bundle", "stat -c '%F %a %u' /dev/fifo1");
   c["linux"]["devices"] = {{{"path", "/dev/fifo1"}, {"type", "p"}, {"fileMode", 0640}, {"uid", 7}}};
-  write_config(b, c);
-  std::string out;
-  EXPECT_EQ(oci(fmt::format("run --bundle {} fifo1", b.native()), &out), 0) << out;
-  EXPECT_THAT(out, HasSubstr("fifo 640 7"));
+  EXPECT_THAT(run_ok(b, c, "fifo1"), HasSubstr("fifo 640 7"));
 }
 
 // `events` (the stream containerd's shim and podman read) reports an OOM kill in the container
 // as runc does: {"type":"oom","id":…}, then ends when the container stops.
 TEST_F(OciE2E, EventsReportAnOomKill) {
-  const fs::path b = make_bundle("oom-bundle", runc_.native() + " spec");
-  json c = config(b);
-  c["process"]["terminal"] = false;
   // tail keeps all of its input: the OOM killer takes it, the shell goes on.
-  c["process"]["args"] = {"sh", "-c", "head -c 200000000 /dev/zero | tail; echo after-oom"};
+  auto [b, c] = sh_bundle("oom-bundle", "head -c 200000000 /dev/zero | tail; echo after-oom");
   c["linux"]["resources"]["memory"] = {{"limit", 16 << 20}, {"swap", 16 << 20}};
   write_config(b, c);
   std::string out;
@@ -513,18 +510,12 @@ TEST_F(OciE2E, JoinsUtsAndCgroupNamespacesByPath) {
     cgroup = ns_of(pid, "cgroup");
   }
   ASSERT_NE(uts, ns_of("self", "uts"));
-  const fs::path b = make_bundle("joinns-bundle", runc_.native() + " spec");
-  json c = config(b);
-  c["process"]["terminal"] = false;
-  c["process"]["args"] = {"sh", "-c", "readlink /proc/self/ns/uts; readlink /proc/self/ns/cgroup"};
+  auto [b, c] = sh_bundle("joinns-bundle", "readlink /proc/self/ns/uts; readlink /proc/self/ns/cgroup");
   c["hostname"] = "joined";
   for (json& n : c["linux"]["namespaces"]) {
     if (n["type"] == "uts" || n["type"] == "cgroup") n["path"] = fmt::format("/proc/{}/ns/{}", pid, n["type"].get<std::string>());
   }
-  write_config(b, c);
-  std::string out;
-  EXPECT_EQ(oci(fmt::format("run --bundle {} jn1", b.native()), &out), 0) << out;
-  EXPECT_EQ(out, uts + "\n" + cgroup + "\n");
+  EXPECT_EQ(run_ok(b, c, "jn1"), uts + "\n" + cgroup + "\n");
   std::string host;
   EXPECT_EQ(run_shell(fmt::format("nsenter -t {} -u hostname", pid), &host), 0);
   EXPECT_EQ(host, "joined\n");
