@@ -243,7 +243,8 @@ Result<int> update(oci::OciRuntime& rt, const std::vector<std::string_view>& res
 }
 
 // `events --stats ID`: one stats record; `events [--interval 5s] ID`: one every interval until
-// the container stops (then exit 0). No OOM records.
+// the container stops (then exit 0), and an "oom" record whenever the OOM killer killed one of
+// its processes (checked every 100 ms, as runc's event stream delivers them between stats).
 Result<int> events(const oci::OciRuntime& rt, const std::vector<std::string_view>& rest) {
   KISTE_ASSIGN_OR_RETURN(Parsed p, parse_flags(rest, {{"stats", "", false}, {"interval", "", true}}, true));
   KISTE_ASSIGN_OR_RETURN(std::string id, one_id(p, "events"));
@@ -254,19 +255,42 @@ Result<int> events(const oci::OciRuntime& rt, const std::vector<std::string_view
     KISTE_ASSIGN_OR_RETURN(interval_s, to_int(v, "--interval"));
     if (interval_s == 0) return fail(Errc::InvalidArgument, "--interval: must be at least 1s");
   }
-  while (true) {
-    auto line = rt.stats_event(id);
-    if (!line) {
-      // the stream ends when the container does
-      auto st = rt.state(id);
-      if (!p.has("stats") && (!st || st->status == oci::ContainerStatus::Stopped)) return 0;
-      return std::unexpected(std::move(line).error());
-    }
-    *line += "\n";
-    std::fwrite(line->data(), 1, line->size(), stdout);
+  auto print = [](std::string line) {
+    line += "\n";
+    std::fwrite(line.data(), 1, line.size(), stdout);
     std::fflush(stdout);
-    if (p.has("stats")) return 0;
-    std::this_thread::sleep_for(std::chrono::seconds(interval_s));
+  };
+  if (p.has("stats")) {
+    KISTE_ASSIGN_OR_RETURN(std::string line, rt.stats_event(id));
+    print(std::move(line));
+    return 0;
+  }
+  uint64_t ooms = rt.oom_kills(id).value_or(0);  // kills before the stream began are not events
+  auto report_ooms = [&] {
+    if (auto n = rt.oom_kills(id); n && *n > ooms) {
+      ooms = *n;
+      print(nlohmann::json{{"type", "oom"}, {"id", id}}.dump());
+    }
+  };
+  auto next_stats = std::chrono::steady_clock::now();
+  while (true) {
+    report_ooms();
+    auto st = rt.state(id);
+    if (!st || st->status == oci::ContainerStatus::Stopped) {
+      report_ooms();  // the stream ends when the container does
+      return 0;
+    }
+    if (std::chrono::steady_clock::now() >= next_stats) {
+      auto line = rt.stats_event(id);
+      if (!line) {
+        auto now = rt.state(id);
+        if (!now || now->status == oci::ContainerStatus::Stopped) continue;
+        return std::unexpected(std::move(line).error());
+      }
+      print(std::move(*line));
+      next_stats += std::chrono::seconds(interval_s);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
 }
 

@@ -297,7 +297,12 @@ void ContainerInit::join_cgroup() noexcept {
     ::close(c_.join_fds[i]);
     if (!ok) die(StepId::JoinCgroup, err);
   }
-  if (c_.unshare_cgroup) check(::unshare(CLONE_NEWCGROUP) == 0, StepId::CgroupNamespace);
+  if (c_.cgroup_ns_fd >= 0) {
+    check(::setns(c_.cgroup_ns_fd, CLONE_NEWCGROUP) == 0, StepId::CgroupNamespace);
+    ::close(c_.cgroup_ns_fd);
+  } else if (c_.unshare_cgroup) {
+    check(::unshare(CLONE_NEWCGROUP) == 0, StepId::CgroupNamespace);
+  }
 }
 
 void ContainerInit::enter_userns() noexcept {
@@ -517,7 +522,9 @@ void ContainerInit::apply_ops() noexcept {
         char name[NAME_MAX + 1];
         int dfd = open_parent(root_fd_, op.target.c_str(), name);
         fail_if(dfd);
-        const mode_t type = op.block ? S_IFBLK : S_IFCHR;
+        const mode_t type = op.node == DeviceType::Block ? S_IFBLK
+                            : op.node == DeviceType::Fifo ? S_IFIFO
+                                                          : S_IFCHR;
         if (::mknodat(dfd, name, type | op.mode, static_cast<dev_t>(op.dev)) == 0) {
           if ((op.uid != 0 || op.gid != 0) && ::fchownat(dfd, name, op.uid, op.gid, AT_SYMLINK_NOFOLLOW) != 0) {
             die(StepId::MountOp, errno, idx);
@@ -849,7 +856,8 @@ void ContainerInit::enter_cwd() noexcept {
   // copy of the runtime (CVE-2019-5736, CVE-2016-9962).
   (void)::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   (void)::umask(0);
-  for (auto [fd, type] : {std::pair{c_.net_fd, CLONE_NEWNET}, std::pair{c_.ipc_fd, CLONE_NEWIPC}}) {
+  for (auto [fd, type] : {std::pair{c_.net_fd, CLONE_NEWNET}, std::pair{c_.ipc_fd, CLONE_NEWIPC},
+                          std::pair{c_.uts_fd, CLONE_NEWUTS}}) {
     if (fd < 0) continue;
     check(::setns(fd, type) == 0, StepId::JoinNamespaces);
     ::close(fd);
@@ -859,8 +867,8 @@ void ContainerInit::enter_cwd() noexcept {
   apply_ops();                  // 4, with 1 (join the cgroup) at the plan's JoinCgroup
   pivot();                      // 5
   open_terminal();              // -t: the pty and /dev/console, before the identity changes
+  setup_stdio();                // before seccomp: the spec's filter may deny close_range
   set_limits_and_identity();    // 6, 7, 8, 9
-  setup_stdio();
   enter_cwd();
   if (c_.exec_fifo_fd >= 0) wait_for_start();
   exec();                       // 10, 11: the sync socket closes on exec = "ready"

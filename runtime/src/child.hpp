@@ -84,6 +84,10 @@ struct ChildConfig {
   // them (or the host's is shared).
   int net_fd = -1;
   int ipc_fd = -1;
+  int uts_fd = -1;
+  // An existing cgroup namespace (an OCI config's path) entered after the cgroup join, instead
+  // of unshare_cgroup's new one.
+  int cgroup_ns_fd = -1;
   int sync_fd = -1;
   int stdin_fd = -1;   // dup2'd onto 0 when >= 0
   // -t: the child opens a pty in the container's own devpts, sends the master to the runtime

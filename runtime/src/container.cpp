@@ -439,7 +439,7 @@ class Launch {
   std::optional<SignalForwarding> forwarding_;
   ContainerExit result_;
   bool released_pages_ = false;
-  UniqueFd join_net_, join_ipc_;  // Namespaces::network_path / ipc_path
+  UniqueFd join_net_, join_ipc_, join_uts_, join_cgroup_;  // Namespaces::*_path
   bool created_ = false;          // the child reported StepId::Created
   std::string oom_text_;
 };
@@ -500,7 +500,9 @@ Status Launch::plan() {
     mctx.work_fd = work_fd_.get();
   }
   for (auto [path, fd] : {std::pair{&spec_.namespaces.network_path, &join_net_},
-                          std::pair{&spec_.namespaces.ipc_path, &join_ipc_}}) {
+                          std::pair{&spec_.namespaces.ipc_path, &join_ipc_},
+                          std::pair{&spec_.namespaces.uts_path, &join_uts_},
+                          std::pair{&spec_.namespaces.cgroup_path, &join_cgroup_}}) {
     if (path->empty()) continue;
     KISTE_ASSIGN_OR_RETURN(*fd, with_context(sys::open(*path, O_RDONLY | O_CLOEXEC), "join namespace"));
   }
@@ -656,6 +658,11 @@ Status Launch::spawn() {
     flags &= ~uint64_t{CLONE_NEWIPC};
     cfg_.ipc_fd = join_ipc_.get();
   }
+  if (join_uts_) {
+    flags &= ~uint64_t{CLONE_NEWUTS};
+    cfg_.uts_fd = join_uts_.get();
+  }
+  cfg_.cgroup_ns_fd = join_cgroup_ ? join_cgroup_.get() : -1;
   if (attached_by_caller(spec_.network)) {
     if (ns_prep_.net_fd() < 0) {
       return fail(Errc::Unsupported,
@@ -684,6 +691,8 @@ Status Launch::spawn() {
   ns_prep_.close_fds();
   join_net_.reset();
   join_ipc_.reset();
+  join_uts_.reset();
+  join_cgroup_.reset();
   upper_fd_.reset();
   work_fd_.reset();
 

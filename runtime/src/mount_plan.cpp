@@ -89,7 +89,7 @@ Status add_container_mounts(MountPlan& plan, const ContainerSpec& spec, const Mo
                           .mode = d.mode,
                           .uid = d.uid,
                           .gid = d.gid,
-                          .block = d.block});
+                          .node = d.type});
   }
   ops.push_back(mnt("devpts", "devpts", "/dev/pts", MS_NOSUID | MS_NOEXEC,
                     "newinstance,ptmxmode=0666,mode=0620,gid=5"));

@@ -334,10 +334,15 @@ Status parse_namespaces(const json& linux, BundleConfig& out) {
       if (join) ns.network_path = *path;
     } else if (t == "ipc") {
       if (join) ns.ipc_path = *path;
-    } else if (t == "cgroup" || t == "time") {
+    } else if (t == "uts") {
+      if (join) ns.uts_path = *path;
+    } else if (t == "cgroup") {
+      ns.cgroup = true;
+      if (join) ns.cgroup_path = *path;
+    } else if (t == "time") {
       if (join) return std::unexpected(unsupported(field, "joining an existing one is not supported"));
-      (t == "cgroup" ? ns.cgroup : ns.time) = true;
-    } else if (t == "pid" || t == "mount" || t == "uts") {
+      ns.time = true;
+    } else if (t == "pid" || t == "mount") {
       if (join) return std::unexpected(unsupported(field, "joining an existing one is not supported"));
     } else if (t == "user") {
       return std::unexpected(unsupported(field, "user namespaces are not supported by kiste's OCI runtime yet"));
@@ -392,7 +397,7 @@ Status parse_devices(const json& list, BundleConfig& out) {
   return {};
 }
 
-// linux.devices: nodes the runtime makes (c, b or u; fifos are refused).
+// linux.devices: nodes the runtime makes (c, b, u, or p: a fifo, which has no numbers).
 Status parse_device_nodes(const json& list, BundleConfig& out) {
   if (!list.is_array()) return std::unexpected(bad("linux.devices", "must be an array"));
   for (const json& d : list) {
@@ -400,19 +405,22 @@ Status parse_device_nodes(const json& list, BundleConfig& out) {
     KISTE_ASSIGN_OR_RETURN(auto path, string_at(d, "path", "linux.devices[].path"));
     if (!path || path->empty() || path->front() != '/') return std::unexpected(bad("linux.devices[].path", "must be an absolute path"));
     KISTE_ASSIGN_OR_RETURN(auto type, string_at(d, "type", "linux.devices[].type"));
-    if (!type || (*type != "c" && *type != "b" && *type != "u")) {
-      return std::unexpected(unsupported("linux.devices[].type", "must be c, u or b (fifos are not supported)"));
+    if (!type || (*type != "c" && *type != "b" && *type != "u" && *type != "p")) {
+      return std::unexpected(bad("linux.devices[].type", "must be c, u, b or p"));
     }
+    const bool fifo = *type == "p";
     KISTE_ASSIGN_OR_RETURN(auto major, int_at(d, "major", "linux.devices[].major", 0, 4095));
     KISTE_ASSIGN_OR_RETURN(auto minor, int_at(d, "minor", "linux.devices[].minor", 0, (1 << 20) - 1));
-    if (!major || !minor) return std::unexpected(bad("linux.devices[]", "major and minor are required"));
+    if (!fifo && (!major || !minor)) return std::unexpected(bad("linux.devices[]", "major and minor are required"));
     KISTE_ASSIGN_OR_RETURN(auto mode, int_at(d, "fileMode", "linux.devices[].fileMode", 0, 07777));
     KISTE_ASSIGN_OR_RETURN(auto uid, int_at(d, "uid", "linux.devices[].uid", 0, UINT32_MAX - 1));
     KISTE_ASSIGN_OR_RETURN(auto gid, int_at(d, "gid", "linux.devices[].gid", 0, UINT32_MAX - 1));
     out.spec.devices.push_back(DeviceNode{.path = *path,
-                                          .block = *type == "b",
-                                          .major = static_cast<uint32_t>(*major),
-                                          .minor = static_cast<uint32_t>(*minor),
+                                          .type = fifo ? DeviceType::Fifo
+                                                  : *type == "b" ? DeviceType::Block
+                                                                 : DeviceType::Char,
+                                          .major = fifo ? 0U : static_cast<uint32_t>(*major),
+                                          .minor = fifo ? 0U : static_cast<uint32_t>(*minor),
                                           .mode = static_cast<uint32_t>(mode.value_or(0666)),
                                           .uid = static_cast<uint32_t>(uid.value_or(0)),
                                           .gid = static_cast<uint32_t>(gid.value_or(0))});

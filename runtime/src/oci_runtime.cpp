@@ -30,6 +30,7 @@
 #include <kiste/runtime/exec.hpp>
 #include <kiste/runtime/oci_config.hpp>
 
+#include "cgroup_util.hpp"
 #include "fd_passing.hpp"
 
 namespace kiste::runtime::oci {
@@ -323,13 +324,24 @@ Status write_pid_file(const fs::path& file, pid_t pid) {
   return sys::write_file_atomic(file, std::to_string(pid), 0644);
 }
 
-// kiste-runc's own default cgroup parent goes with its last container (an engine's parent, such
-// as libpod_parent, is the engine's).
-// (rmdir fails while another container is below it.)
-void remove_default_parents() {
-  (void)::rmdir("/sys/fs/cgroup/kiste-runc");
+// kiste-runc's own default cgroup parent goes with its last container, and so do the directories
+// between it and a container of a relative cgroupsPath ("a/b" is /kiste-runc/a/b); an engine's
+// parent, such as libpod_parent, is the engine's. (rmdir fails while another container is below.)
+void remove_default_parents(const std::vector<fs::path>& container_cgroups) {
+  const fs::path root = "/sys/fs/cgroup";
+  for (const fs::path& cg : container_cgroups) {
+    const fs::path rel = cg.lexically_relative(root);
+    if (rel.empty() || *rel.begin() == "..") continue;
+    // v2: /sys/fs/cgroup/kiste-runc/…; v1: /sys/fs/cgroup/<hierarchy>/kiste-runc/…
+    const fs::path top = *rel.begin() == "kiste-runc" ? root / "kiste-runc" : root / *rel.begin() / "kiste-runc";
+    if (!cg.native().starts_with(top.native() + "/")) continue;
+    for (fs::path p = cg.parent_path(); p != top && p.native().size() > top.native().size(); p = p.parent_path()) {
+      if (::rmdir(p.c_str()) != 0) break;
+    }
+  }
+  (void)::rmdir((root / "kiste-runc").c_str());
   std::error_code ec;
-  for (const auto& e : fs::directory_iterator("/sys/fs/cgroup", ec)) {
+  for (const auto& e : fs::directory_iterator(root, ec)) {
     (void)::rmdir((e.path() / "kiste-runc").c_str());
   }
 }
@@ -348,7 +360,7 @@ class CreateGuard {
       (void)::waitpid(pid_, &st, 0);
     }
     (void)remove_cgroup_dirs(cgroups_);
-    remove_default_parents();
+    remove_default_parents(cgroups_);
     (void)sys::remove_tree(dir_);
   }
   void made(pid_t pid, std::vector<fs::path> cgroups) {
@@ -580,7 +592,7 @@ Status OciRuntime::remove(std::string_view id, bool force) {
     }
   }
   KISTE_TRY(with_context(remove_cgroup_dirs(r.cgroups), "remove the container cgroup"));
-  remove_default_parents();
+  remove_default_parents(r.cgroups);
   r.state.status = ContainerStatus::Stopped;
   r.state.pid = 0;
   auto hooks = parse_hooks(r.hooks_json);
@@ -711,6 +723,18 @@ Status OciRuntime::update(std::string_view id, const Resources& res) {
   }
   for (const CgroupWrite& w : writes) KISTE_TRY(write_cgroup(r.cgroups, w));
   return {};
+}
+
+Result<uint64_t> OciRuntime::oom_kills(std::string_view id) const {
+  KISTE_TRY(check_container_id(id));
+  KISTE_ASSIGN_OR_RETURN(Record r, load(dir(id), id));
+  for (const fs::path& cg : r.cgroups) {
+    for (const char* file : {"memory.oom_control", "memory.events"}) {
+      const int64_t n = detail::read_keyed(cg / file, "oom_kill");
+      if (n >= 0) return static_cast<uint64_t>(n);
+    }
+  }
+  return 0;
 }
 
 Result<std::string> OciRuntime::stats_event(std::string_view id) const {

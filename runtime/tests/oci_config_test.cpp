@@ -141,9 +141,14 @@ TEST(OciConfig, ResourcesSeccompSysctlHooks) {
 TEST(OciConfig, NamespacePathsAreJoined) {
   json j = runc_spec();
   j["linux"]["namespaces"][1] = {{"type", "network"}, {"path", "/run/netns/x"}};
+  j["linux"]["namespaces"][3] = {{"type", "uts"}, {"path", "/proc/7/ns/uts"}};
+  j["linux"]["namespaces"].push_back({{"type", "cgroup"}, {"path", "/proc/7/ns/cgroup"}});
   auto c = parse(j);
   ASSERT_TRUE(c) << c.error().to_string();
   EXPECT_EQ(c->spec.namespaces.network_path, "/run/netns/x");
+  EXPECT_EQ(c->spec.namespaces.uts_path, "/proc/7/ns/uts");
+  EXPECT_EQ(c->spec.namespaces.cgroup_path, "/proc/7/ns/cgroup");
+  EXPECT_TRUE(c->spec.namespaces.cgroup);
 }
 
 // Hostile or unsupported configs: each is refused with one line that names the field.
@@ -197,7 +202,7 @@ TEST(OciConfig, BadInputIsRefusedNamingTheField) {
       {"hook path", [](json& j) { j["hooks"] = {{"prestart", {{{"path", "rel"}}}}}; }, "hooks.prestart[].path"},
       {"hook kind", [](json& j) { j["hooks"] = {{"createContainer", {{{"path", "/bin/true"}}}}}; }, "createContainer"},
       {"linux devices", [](json& j) { j["linux"]["devices"] = {{{"path", "/dev/fuse"}}}; }, "linux.devices[].type"},
-      {"device fifo", [](json& j) { j["linux"]["devices"] = {{{"path", "/dev/p"}, {"type", "p"}}}; }, "fifos are not supported"},
+      {"device type", [](json& j) { j["linux"]["devices"] = {{{"path", "/dev/p"}, {"type", "s"}}}; }, "must be c, u, b or p"},
       {"device rel", [](json& j) { j["linux"]["devices"] = {{{"path", "dev/x"}, {"type", "c"}, {"major", 1}, {"minor", 1}}}; }, "absolute"},
       {"device mode", [](json& j) { j["linux"]["devices"] = {{{"path", "/dev/x"}, {"type", "c"}, {"major", 1}, {"minor", 1}, {"fileMode", 0100666}}}; }, "fileMode"},
       {"annotation", [](json& j) { j["annotations"] = {{"a", 1}}; }, "annotations.a"},
@@ -236,12 +241,14 @@ TEST(OciConfig, DockersResourcesParse) {
 TEST(OciConfig, DeviceNodes) {
   json j = runc_spec();
   j["linux"]["devices"] = json::parse(R"([{"path":"/dev/fuse","type":"c","major":10,"minor":229,"fileMode":438,"uid":0,"gid":0},
-      {"path":"/dev/loop7","type":"b","major":7,"minor":7,"fileMode":432,"gid":6}])");
+      {"path":"/dev/loop7","type":"b","major":7,"minor":7,"fileMode":432,"gid":6},
+      {"path":"/dev/fifo","type":"p","fileMode":420}])");
   auto c = parse(j);
   ASSERT_TRUE(c) << c.error().to_string();
   EXPECT_EQ(c->spec.devices,
-            (std::vector<DeviceNode>{{.path = "/dev/fuse", .block = false, .major = 10, .minor = 229, .mode = 0666},
-                                     {.path = "/dev/loop7", .block = true, .major = 7, .minor = 7, .mode = 0660, .gid = 6}}));
+            (std::vector<DeviceNode>{{.path = "/dev/fuse", .type = DeviceType::Char, .major = 10, .minor = 229, .mode = 0666},
+                                     {.path = "/dev/loop7", .type = DeviceType::Block, .major = 7, .minor = 7, .mode = 0660, .gid = 6},
+                                     {.path = "/dev/fifo", .type = DeviceType::Fifo, .mode = 0644}}));
 }
 
 // `update --resources`: a LinuxResources object alone.

@@ -20,6 +20,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <kiste/base/scope_exit.hpp>
 #include <kiste/base/sys.hpp>
 #include <kiste/base/unique_fd.hpp>
 #include <kiste/testing/busybox_rootfs.hpp>
@@ -115,6 +116,24 @@ class OciE2E : public ::testing::Test {
     std::string out;
     EXPECT_EQ(run_shell(fmt::format("cd {} && {}", b.native(), spec_cmd), &out), 0) << out;
     return b;
+  }
+
+  // A bundle from kiste-runc's own `spec` whose process (no terminal) is `sh -c script`, and its
+  // config to change.
+  std::pair<fs::path, json> sh_bundle(const std::string& name, const std::string& script) {
+    const fs::path b = make_bundle(name, runc_.native() + " spec");
+    json c = config(b);
+    c["process"]["terminal"] = false;
+    c["process"]["args"] = {"sh", "-c", script};
+    return {b, c};
+  }
+
+  // Writes `c` into the bundle and `run`s it as `id`, expecting exit 0; its output.
+  std::string run_ok(const fs::path& bundle, const json& c, const std::string& id) {
+    write_config(bundle, c);
+    std::string out;
+    EXPECT_EQ(oci(fmt::format("run --bundle {} {}", bundle.native(), id), &out), 0) << out;
+    return out;
   }
 
   json config(const fs::path& bundle) {
@@ -412,6 +431,94 @@ TEST_F(OciE2E, SpecMappingReachesTheContainer) {
   EXPECT_THAT(out, HasSubstr("ro-bind"));
   EXPECT_THAT(out, HasSubstr("Function not implemented"));  // errnoRet 38 = ENOSYS
   EXPECT_THAT(out, HasSubstr("67108864"));
+}
+
+// runtime-tools' default config carries an old Docker profile without close_range (EPERM): the
+// runtime's own setup (closing inherited fds) must not be subject to the container's filter.
+TEST_F(OciE2E, ASeccompFilterThatDeniesCloseRangeStillStarts) {
+  auto [b, c] = sh_bundle("closerange-bundle", "echo started");
+  c["linux"]["seccomp"] = {{"defaultAction", "SCMP_ACT_ALLOW"},
+                           {"syscalls", {{{"names", {"close_range"}}, {"action", "SCMP_ACT_ERRNO"}}}}};
+  EXPECT_THAT(run_ok(b, c, "cr1"), HasSubstr("started"));
+}
+
+// A relative cgroupsPath goes below kiste-runc's default parent; delete removes the directories
+// in between too (TearDown checks that no kiste-runc cgroup is left).
+TEST_F(OciE2E, ARelativeCgroupsPathLeavesNoParentBehind) {
+  auto [b, c] = sh_bundle("relcg-bundle", "cat /proc/self/cgroup");
+  c["linux"]["cgroupsPath"] = "reltest/leaf";
+  json ns = json::array();  // without a cgroup namespace, /proc/self/cgroup shows the host path
+  for (const json& n : c["linux"]["namespaces"]) {
+    if (n["type"] != "cgroup") ns.push_back(n);
+  }
+  c["linux"]["namespaces"] = ns;
+  EXPECT_THAT(run_ok(b, c, "rel1"), HasSubstr(":/kiste-runc/reltest/leaf\n"));
+}
+
+// linux.devices of type p: a fifo with its mode and owner (runtime-tools' linux_devices).
+TEST_F(OciE2E, AFifoDeviceNodeIsMade) {
+  auto [b, c] = sh_bundle("fifo-bundle", "stat -c '%F %a %u' /dev/fifo1");
+  c["linux"]["devices"] = {{{"path", "/dev/fifo1"}, {"type", "p"}, {"fileMode", 0640}, {"uid", 7}}};
+  EXPECT_THAT(run_ok(b, c, "fifo1"), HasSubstr("fifo 640 7"));
+}
+
+// `events` (the stream containerd's shim and podman read) reports an OOM kill in the container
+// as runc does: {"type":"oom","id":…}, then ends when the container stops.
+TEST_F(OciE2E, EventsReportAnOomKill) {
+  // tail keeps all of its input: the OOM killer takes it, the shell goes on.
+  auto [b, c] = sh_bundle("oom-bundle", "head -c 200000000 /dev/zero | tail; echo after-oom");
+  c["linux"]["resources"]["memory"] = {{"limit", 16 << 20}, {"swap", 16 << 20}};
+  write_config(b, c);
+  std::string out;
+  ASSERT_EQ(oci(fmt::format("create --bundle {} om1", b.native()), &out, "create.out"), 0) << out;
+  const fs::path events = tmp_ / "events.out";
+  ASSERT_EQ(run_shell(fmt::format("{} --root {} events --interval 1s om1 </dev/null >{} 2>&1 &", runc_.native(),
+                                  state_root().native(), events.native())),
+            0);
+  ASSERT_EQ(oci("start om1", &out), 0) << out;
+  wait_stopped("om1");
+  std::string text;
+  for (int i = 0; i < 500; ++i) {  // the stream notices within its 100 ms tick
+    text = sys::read_file(events, 1 << 20).value_or("");
+    if (text.find("\"oom\"") != std::string::npos) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_THAT(text, HasSubstr(R"({"id":"om1","type":"oom"})"));
+  EXPECT_THAT(sys::read_file(tmp_ / "create.out", 1 << 20).value_or(""), HasSubstr("after-oom"));
+  EXPECT_EQ(oci("delete om1", &out), 0) << out;
+  reap();
+}
+
+// linux.namespaces[].path for uts and cgroup: the container enters the given namespaces (those
+// of a process the test made with unshare), and sets its hostname in the joined one.
+TEST_F(OciE2E, JoinsUtsAndCgroupNamespacesByPath) {
+  std::string holder;
+  ASSERT_EQ(run_shell("unshare --uts --cgroup sleep 60 >/dev/null 2>&1 & echo $!", &holder), 0);
+  const std::string pid = holder.substr(0, holder.find('\n'));
+  ScopeExit stop([&] {
+    ::kill(std::stoi(pid), SIGKILL);
+    reap();
+  });
+  auto ns_of = [](const std::string& p, const char* type) {
+    std::error_code ec;
+    return fs::read_symlink(fmt::format("/proc/{}/ns/{}", p, type), ec).native();
+  };
+  std::string uts, cgroup;
+  for (int i = 0; i < 500 && (uts.empty() || uts == ns_of("self", "uts")); ++i) {  // until unshare ran
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    uts = ns_of(pid, "uts");
+    cgroup = ns_of(pid, "cgroup");
+  }
+  ASSERT_NE(uts, ns_of("self", "uts"));
+  auto [b, c] = sh_bundle("joinns-bundle", "readlink /proc/self/ns/uts; readlink /proc/self/ns/cgroup");
+  c["hostname"] = "joined";
+  for (json& n : c["linux"]["namespaces"]) {
+    if (n["type"] == "uts" || n["type"] == "cgroup") n["path"] = fmt::format("/proc/{}/ns/{}", pid, n["type"].get<std::string>());
+  }
+  EXPECT_EQ(run_ok(b, c, "jn1"), uts + "\n" + cgroup + "\n");
+  std::string host;
+  EXPECT_EQ(run_shell(fmt::format("nsenter -t {} -u hostname", pid), &host), 0);
+  EXPECT_EQ(host, "joined\n");
 }
 
 }  // namespace

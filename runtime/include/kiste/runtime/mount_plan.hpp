@@ -47,7 +47,7 @@ struct MountOp {
   uint64_t dev = 0;  // Mknod: makedev(major, minor)
   uint32_t mode = 0666;           // Mknod: permission bits
   uint32_t uid = 0, gid = 0;      // Mknod: owner
-  bool block = false;             // Mknod: a block device (else character)
+  DeviceType node = DeviceType::Char;  // Mknod: what to make
   unsigned long propagation = 0;  // Bind: MS_PRIVATE/MS_SLAVE (| MS_REC) applied after mounting
   bool idmap = false;             // Bind: idmapped to the container's user namespace
 

@@ -86,6 +86,11 @@ class OciRuntime {
   // shape go-runc decodes (memory usage is the cgroup's usage counter, cpu the cumulative
   // nanoseconds; per-device blkio and hugetlb figures are not reported).
   [[nodiscard]] Result<std::string> stats_event(std::string_view id) const;
+  // How many of the container's processes the kernel's OOM killer has killed so far: the
+  // `oom_kill` counter of its memory cgroup (memory.oom_control on v1, memory.events on v2), which
+  // lasts until `delete`; 0 without a memory cgroup. `events` reports each rise as runc's record
+  // {"type":"oom","id":…}.
+  [[nodiscard]] Result<uint64_t> oom_kills(std::string_view id) const;
   // A new process in a running container; returns its exit status (or 0 with `detach`).
   [[nodiscard]] Result<int> exec(std::string_view id, const ExecOptions& opts);
 

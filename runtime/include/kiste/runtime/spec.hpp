@@ -96,6 +96,8 @@ struct Namespaces {
   // "/proc/123/ns/net" or a bind-mounted nsfs file. Empty: a new one (or the host's, above).
   std::filesystem::path network_path;
   std::filesystem::path ipc_path;
+  std::filesystem::path uts_path;
+  std::filesystem::path cgroup_path;  // joined after the container's cgroup (instead of unshare)
 };
 
 struct Resources {
@@ -146,9 +148,11 @@ struct UserNamespaceSpec {
 };
 
 // A device node made in the container (an OCI config's linux.devices; docker --device).
+enum class DeviceType { Char, Block, Fifo };
+
 struct DeviceNode {
   std::string path;  // absolute, inside the container
-  bool block = false;  // else a character device
+  DeviceType type = DeviceType::Char;
   uint32_t major = 0, minor = 0;
   uint32_t mode = 0666;  // permission bits
   uint32_t uid = 0, gid = 0;
