@@ -100,4 +100,34 @@ Result<image::Digest> append_attached_layer(Client& c, std::string_view repo,
   return c.put_manifest(repo, tag, blob);
 }
 
+Result<bool> register_referrer(Client& c, std::string_view repo, const image::Digest& subject,
+                               const image::Descriptor& artifact) {
+  KISTE_ASSIGN_OR_RETURN(auto api, c.try_referrers(repo, subject));
+  if (api) return false;
+  std::string tag = fmt::format("{}-{}", subject.algorithm_name(), subject.hex());
+  image::Index idx;
+  idx.media_type = std::string(image::media_type::kOciIndex);
+  KISTE_ASSIGN_OR_RETURN(auto head, c.try_head_manifest(repo, tag));
+  if (head) {
+    KISTE_ASSIGN_OR_RETURN(image::ManifestBlob old, c.get_manifest(repo, tag));
+    if (!old.is_index()) {
+      return failf(Errc::Corrupt, "`{}:{}` is not an image index (the referrers tag schema)", repo,
+                   tag);
+    }
+    idx.manifests = old.index().manifests;
+    for (const auto& d : idx.manifests) {
+      if (d.digest == artifact.digest) return true;  // listed already
+    }
+    if (idx.manifests.size() >= kMaxAttachedLayers) {
+      return failf(Errc::InvalidArgument, "`{}:{}` already lists {} referrers", repo, tag,
+                   idx.manifests.size());
+    }
+  }
+  idx.manifests.push_back(artifact);
+  KISTE_ASSIGN_OR_RETURN(image::ManifestBlob blob,
+                         image::parse_manifest(image::serialize_index(idx)));
+  KISTE_TRY(c.put_manifest(repo, tag, blob));
+  return true;
+}
+
 }  // namespace kiste::registry

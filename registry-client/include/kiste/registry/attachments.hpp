@@ -31,4 +31,12 @@ struct AttachedLayer {
     Client& c, std::string_view repo, std::string_view tag, std::string_view media_type,
     const std::string& bytes, const std::map<std::string, std::string>& annotations);
 
+// After an artifact manifest whose `subject` is `subject` was pushed to `repo`: a registry with
+// the referrers API lists it by itself; one without gets it added to the referrers tag schema
+// index at `<alg>-<hex>` (distribution-spec 1.1), keeping the entries already there. `artifact`
+// carries the manifest's artifactType and annotations. Returns whether the tag was used.
+[[nodiscard]] Result<bool> register_referrer(Client& c, std::string_view repo,
+                                             const image::Digest& subject,
+                                             const image::Descriptor& artifact);
+
 }  // namespace kiste::registry
