@@ -104,6 +104,24 @@ std::string provenance_json(std::string_view name, const image::Digest& image,
   return statement.dump();
 }
 
+std::string rebuild_statement_json(std::string_view name, const image::Digest& image,
+                                   const std::optional<image::Digest>& provenance,
+                                   const ProvenanceInputs& in) {
+  json predicate = {{"rebuilder", {{"id", in.builder_id}}},
+                    {"result", "same digest"},
+                    {"containerfile", {{"path", in.containerfile},
+                                       {"digest", digest_json(in.containerfile_digest)}}},
+                    {"buildArgs", in.build_args},
+                    {"SOURCE_DATE_EPOCH", in.source_date_epoch}};
+  if (provenance) predicate["provenance"] = {{"digest", digest_json(*provenance)}};
+  json statement = {
+      {"_type", "https://in-toto.io/Statement/v1"},
+      {"subject", json::array({{{"name", std::string(name)}, {"digest", digest_json(image)}}})},
+      {"predicateType", std::string(kRebuildPredicate)},
+      {"predicate", predicate}};
+  return statement.dump();
+}
+
 Result<ProvenanceInputs> parse_provenance(std::string_view text) {
   if (text.size() > kMaxProvenanceBytes) {
     return failf(Errc::Corrupt, "provenance is {} bytes (at most {})", text.size(),

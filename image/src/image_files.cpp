@@ -97,4 +97,84 @@ Result<std::vector<LayerFile>> layer_files(const Store& store, const Descriptor&
   return out;
 }
 
+namespace {
+
+struct EntrySummary {
+  LayerEntry entry;
+  std::optional<Digest> content;  // regular files
+};
+
+Result<std::vector<EntrySummary>> summarize(BlobReader& r, media_type::Compression c) {
+  constexpr size_t kMaxEntries = 1'000'000;
+  std::vector<EntrySummary> out;
+  KISTE_TRY(read_layer_entries(r, c, [&](const LayerEntry& e, BlobReader& data) -> Status {
+    if (out.size() >= kMaxEntries) return failf(Errc::Corrupt, "more than {} entries", kMaxEntries);
+    EntrySummary s{.entry = e};
+    if (e.type == LayerEntry::Type::File) {
+      KISTE_ASSIGN_OR_RETURN(HashedStream h, hash_stream(data));
+      KISTE_ASSIGN_OR_RETURN(s.content, Digest::parse(h.digest));
+    }
+    out.push_back(std::move(s));
+    return {};
+  }));
+  return out;
+}
+
+std::string type_name(LayerEntry::Type t) {
+  switch (t) {
+    case LayerEntry::Type::File: return "file";
+    case LayerEntry::Type::Dir: return "directory";
+    case LayerEntry::Type::Symlink: return "symlink";
+    case LayerEntry::Type::Hardlink: return "hard link";
+    case LayerEntry::Type::Other: return "special file";
+  }
+  return "entry";
+}
+
+std::optional<std::string> entry_difference(const EntrySummary& a, const EntrySummary& b) {
+  const LayerEntry& x = a.entry;
+  const LayerEntry& y = b.entry;
+  if (x.type != y.type) return fmt::format("type {} vs {}", type_name(x.type), type_name(y.type));
+  if (a.content != b.content) {
+    return fmt::format("content {} ({} bytes) vs {} ({} bytes)", a.content->str(), x.size,
+                       b.content->str(), y.size);
+  }
+  if (x.link != y.link) return fmt::format("link target {} vs {}", quote(x.link), quote(y.link));
+  if (x.mode != y.mode) return fmt::format("mode {:04o} vs {:04o}", x.mode, y.mode);
+  if (x.uid != y.uid || x.gid != y.gid) {
+    return fmt::format("owner {}:{} vs {}:{}", x.uid, x.gid, y.uid, y.gid);
+  }
+  if (x.mtime != y.mtime) return fmt::format("mtime {} vs {}", x.mtime, y.mtime);
+  return std::nullopt;
+}
+
+}  // namespace
+
+Result<std::optional<EntryDifference>> first_entry_difference(BlobReader& a,
+                                                               media_type::Compression ca,
+                                                               BlobReader& b,
+                                                               media_type::Compression cb) {
+  KISTE_ASSIGN_OR_RETURN(auto left, summarize(a, ca));
+  KISTE_ASSIGN_OR_RETURN(auto right, summarize(b, cb));
+  const size_t n = std::min(left.size(), right.size());
+  for (size_t i = 0; i < n; ++i) {
+    const std::string shown = "/" + left[i].entry.path;
+    if (left[i].entry.path != right[i].entry.path) {
+      return EntryDifference{.path = shown,
+                             .what = fmt::format("the other side has {} here",
+                                                 quote("/" + right[i].entry.path))};
+    }
+    if (auto d = entry_difference(left[i], right[i])) {
+      return EntryDifference{.path = shown, .what = std::move(*d)};
+    }
+  }
+  if (left.size() != right.size()) {
+    const bool left_longer = left.size() > right.size();
+    const auto& extra = left_longer ? left[n] : right[n];
+    return EntryDifference{.path = "/" + extra.entry.path,
+                           .what = left_longer ? "only in the first" : "only in the second"};
+  }
+  return std::nullopt;
+}
+
 }  // namespace kiste::image

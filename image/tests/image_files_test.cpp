@@ -121,5 +121,29 @@ TEST_F(ImageFilesTest, ReferrersAreListedWithTheirImageAndPrunedWithIt) {
   EXPECT_TRUE(store_.all_referrers()->empty());
 }
 
+TEST_F(ImageFilesTest, FirstEntryDifferenceNamesTheFileAndWhatDiffers) {
+  auto read = [&](const Descriptor& d) { return store_.open_blob(d.digest).value(); };
+  auto diff = [&](const Descriptor& x, const Descriptor& y) {
+    auto a = read(x);
+    auto b = read(y);
+    return first_entry_difference(*a, media_type::Compression::None, *b,
+                                  media_type::Compression::None);
+  };
+  auto same = diff(layer({{"a", "1"}, {"b", "2"}}), layer({{"a", "1"}, {"b", "2"}}));
+  ASSERT_TRUE(same) << same.error().to_string();
+  EXPECT_FALSE(*same);
+  auto content = diff(layer({{"a", "1"}, {"b", "2"}}), layer({{"a", "1"}, {"b", "3"}}));
+  ASSERT_TRUE(content && *content);
+  EXPECT_EQ((*content)->path, "/b");
+  EXPECT_EQ((*content)->what, fmt::format("content {} (1 bytes) vs {} (1 bytes)", Digest::of("2"),
+                                          Digest::of("3")));
+  auto extra = diff(layer({{"a", "1"}}), layer({{"a", "1"}, {"z", ""}}));
+  ASSERT_TRUE(extra && *extra);
+  EXPECT_EQ((*extra)->path, "/z");
+  EXPECT_EQ((*extra)->what, "only in the second");
+  auto garbage = store_.put_blob("not a tar at all, not even close", media_type::kOciLayerTar).value();
+  EXPECT_FALSE(diff(layer({{"a", "1"}}), garbage));
+}
+
 }  // namespace
 }  // namespace kiste::image

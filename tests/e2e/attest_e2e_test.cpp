@@ -39,10 +39,14 @@ class Attest : public ::testing::Test {
     std::ofstream(ctx_ / "Containerfile") << kContainerfile;
     std::ofstream(ctx_ / "app.txt") << "the app\n";
     std::ofstream(ctx_ / "status") << kStatus;
+    // Both stores get the same busybox (import stamps SOURCE_DATE_EPOCH, else the clock), so a
+    // rebuild in the other store finds the base image digest the provenance pins.
+    ::setenv("SOURCE_DATE_EPOCH", "0", 1);
     for (const KisteCli* k : {&a_, &b_}) {
       auto r = k->run("import " + busybox_tar().native() + " busybox 2>&1");
       ASSERT_EQ(r.status, 0) << r.output;
     }
+    ::unsetenv("SOURCE_DATE_EPOCH");
   }
 
   // GET from the registry with curl: the body ("" on failure).
@@ -232,6 +236,71 @@ TEST_F(Attest, PruneKeepsAttestationsOfNamedImagesAndDropsThemWithTheImage) {
   EXPECT_EQ(index.find("dev.kiste.referrer.subject"), std::string::npos) << index;
   auto fsck = a_.run("fsck 2>&1");
   EXPECT_EQ(fsck.status, 0) << fsck.output;
+}
+
+// `promote --require-rebuild`: another store rebuilds the staged image from a context with the
+// provenance's inputs; the same context promotes, one changed byte is refused with the file named
+// and prod's tag left as it was; the scratch store is gone either way.
+TEST_F(Attest, RequireRebuildPromotesTheSameContextAndNamesTheChangedFile) {
+  const std::string staging = h_ + "/staging/app:1";
+  const std::string prod = h_ + "/prod/app:1";
+  auto r = a_.run("build --provenance --push -t " + staging + " --build-arg GREETING=hello " +
+                  ctx_.native() + " 2>&1");
+  ASSERT_EQ(r.status, 0) << r.output;
+  const std::string digest = digest_of("staging/app", "1");
+  ASSERT_EQ(b_.run("push -q busybox docker://" + prod + " 2>&1").status, 0);
+  const std::string old = digest_of("prod/app", "1");
+  ASSERT_NE(old, digest);
+  auto scratch_dirs = [&] {
+    int n = 0;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(b_.root() / "tmp", ec)) {
+      n += e.path().filename().native().starts_with("rebuild-") ? 1 : 0;
+    }
+    return n;
+  };
+
+  // One changed byte in one file of another copy of the context.
+  fs::path changed = tmp_ / "changed";
+  fs::copy(ctx_, changed, fs::copy_options::recursive);
+  std::ofstream(changed / "app.txt", std::ios::trunc) << "the apq\n";
+  auto refused = b_.run("promote --require-rebuild --context " + changed.native() + " " + staging +
+                        " " + prod + " 2>&1");
+  EXPECT_EQ(refused.status, 125) << refused.output;
+  EXPECT_NE(refused.output.find("layer 1 differs first (source sha256:"), std::string::npos)
+      << refused.output;
+  EXPECT_NE(refused.output.find("`/app/app.txt`: content " + image::Digest::of("the app\n").str()),
+            std::string::npos)
+      << refused.output;
+  EXPECT_NE(refused.output.find("nothing was promoted"), std::string::npos) << refused.output;
+  EXPECT_EQ(digest_of("prod/app", "1"), old);
+  EXPECT_EQ(scratch_dirs(), 0);
+
+  // The same context (the provenance gives GREETING, SOURCE_DATE_EPOCH and busybox's digest),
+  // with the rebuilder's statement attached in prod beside the provenance promote carried.
+  const std::string provenance = attached(r.output)["application/vnd.in-toto+json"];
+  auto ok = b_.run("promote --require-rebuild --attest-rebuild --context " + ctx_.native() + " " +
+                   staging + " " + prod + " 2>&1");
+  ASSERT_EQ(ok.status, 0) << ok.output;
+  EXPECT_NE(ok.output.find("the same digest"), std::string::npos) << ok.output;
+  EXPECT_EQ(digest_of("prod/app", "1"), digest);
+  EXPECT_EQ(scratch_dirs(), 0);
+  json idx = get_json("prod/app/manifests/sha256-" + digest.substr(7),
+                      "application/vnd.oci.image.index.v1+json");
+  ASSERT_FALSE(idx.is_discarded());
+  ASSERT_EQ(idx["manifests"].size(), 2u) << idx.dump();
+  EXPECT_EQ(idx["manifests"][0].value("digest", ""), provenance);
+  json stmt = json::parse(artifact_document("prod/app", idx["manifests"][1].value("digest", ""),
+                                            digest, "application/vnd.in-toto+json"),
+                          nullptr, false);
+  ASSERT_FALSE(stmt.is_discarded());
+  EXPECT_EQ(stmt.value("predicateType", ""), "https://kiste.dev/rebuild/v1");
+  EXPECT_EQ(stmt["predicate"]["provenance"]["digest"].value("sha256", ""), provenance.substr(7));
+  EXPECT_EQ(stmt["predicate"]["buildArgs"].value("GREETING", ""), "hello");
+
+  // Flags that only a rebuild reads are refused without it.
+  auto stray = b_.run("promote --context " + ctx_.native() + " " + staging + " " + prod + " 2>&1");
+  EXPECT_EQ(stray.status, 125) << stray.output;
 }
 
 }  // namespace

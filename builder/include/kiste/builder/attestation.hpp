@@ -7,6 +7,7 @@
 // from the build's inputs and SOURCE_DATE_EPOCH: the same inputs give the same digests.
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -45,6 +46,14 @@ struct ProvenanceInputs {
 // The in-toto Statement (subject: `name` and the image manifest digest).
 [[nodiscard]] std::string provenance_json(std::string_view name, const image::Digest& image,
                                           const ProvenanceInputs& in);
+// `promote --attest-rebuild`: an in-toto Statement v1 (predicateType kRebuildPredicate) saying
+// that `builder_id` rebuilt `image` from a context whose Containerfile had `containerfile_digest`
+// with the inputs of the provenance `provenance` (its manifest digest; none when the image had
+// no provenance) and got the same digest.
+inline constexpr std::string_view kRebuildPredicate = "https://kiste.dev/rebuild/v1";
+[[nodiscard]] std::string rebuild_statement_json(std::string_view name, const image::Digest& image,
+                                                 const std::optional<image::Digest>& provenance,
+                                                 const ProvenanceInputs& inputs);
 // Reads a statement provenance_json wrote (a foreign predicate type is an error).
 [[nodiscard]] Result<ProvenanceInputs> parse_provenance(std::string_view json);
 

@@ -33,4 +33,16 @@ struct LayerFile {
 [[nodiscard]] Result<std::vector<LayerFile>> layer_files(const Store& store, const Descriptor& layer,
                                                          size_t max_files);
 
+// The first entry where two layer tars differ, compared in tar order: its path and what
+// differs ("content sha256:… vs sha256:…", "mode 0644 vs 0755", "owner 0:0 vs 1000:1000",
+// "mtime 0 vs 1700000000", "type", "link target", or an entry only one side has). nullopt when
+// every entry is the same (the tars may still differ in padding or header encoding: then
+// `first_entry_difference` says so).
+struct EntryDifference {
+  std::string path;  // "/app/app.txt"; "" when the difference is not in any entry
+  std::string what;
+};
+[[nodiscard]] Result<std::optional<EntryDifference>> first_entry_difference(
+    BlobReader& a, media_type::Compression ca, BlobReader& b, media_type::Compression cb);
+
 }  // namespace kiste::image
