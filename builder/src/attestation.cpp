@@ -54,25 +54,33 @@ std::string os_id(std::string_view os_release) {
   return "";
 }
 
+// The fields every SPDX package of the document has; kiste asserts nothing about licenses.
+json spdx_package(const std::string& id, const std::string& name, const std::string& version) {
+  return {{"SPDXID", id},
+          {"name", name},
+          {"versionInfo", version},
+          {"supplier", "NOASSERTION"},
+          {"downloadLocation", "NOASSERTION"},
+          {"filesAnalyzed", false},
+          {"licenseConcluded", "NOASSERTION"},
+          {"licenseDeclared", "NOASSERTION"},
+          {"copyrightText", "NOASSERTION"}};
+}
+
+json sha256_checksums(const image::Digest& d) {
+  return json::array({{{"algorithm", "SHA256"}, {"checksumValue", std::string(d.hex())}}});
+}
+
 json package_json(const Package& p, const std::string& id, const std::string& distro) {
   const bool deb = p.kind == Package::Kind::Deb;
   std::string purl = fmt::format("pkg:{}/{}{}@{}", deb ? "deb" : "apk",
                                  distro.empty() ? "" : distro + "/", purl_escape(p.name),
                                  purl_escape(p.version));
   if (!p.architecture.empty()) purl += "?arch=" + purl_escape(p.architecture);
-  json j = {{"SPDXID", id},
-            {"name", p.name},
-            {"versionInfo", p.version},
-            {"supplier", "NOASSERTION"},
-            {"downloadLocation", "NOASSERTION"},
-            {"filesAnalyzed", false},
-            {"licenseConcluded", "NOASSERTION"},
-            {"licenseDeclared", "NOASSERTION"},
-            {"copyrightText", "NOASSERTION"},
-            {"externalRefs",
-             json::array({{{"referenceCategory", "PACKAGE-MANAGER"},
-                           {"referenceType", "purl"},
-                           {"referenceLocator", purl}}})}};
+  json j = spdx_package(id, p.name, p.version);
+  j["externalRefs"] = json::array({{{"referenceCategory", "PACKAGE-MANAGER"},
+                                    {"referenceType", "purl"},
+                                    {"referenceLocator", purl}}});
   if (!p.source.empty() && p.source != p.name) j["sourceInfo"] = "built from " + p.source;
   return j;
 }
@@ -204,28 +212,19 @@ Result<std::string> sbom_json(const image::Store& store, const image::ManifestBl
   const std::string name = in.name.empty() ? image.digest.str() : in.name;
   json pkgs = json::array();
   json rels = json::array();
-  pkgs.push_back({{"SPDXID", "SPDXRef-Image"},
-                  {"name", name},
-                  {"versionInfo", image.digest.str()},
-                  {"primaryPackagePurpose", "CONTAINER"},
-                  {"supplier", "NOASSERTION"},
-                  {"downloadLocation", "NOASSERTION"},
-                  {"filesAnalyzed", false},
-                  {"licenseConcluded", "NOASSERTION"},
-                  {"licenseDeclared", "NOASSERTION"},
-                  {"copyrightText", "NOASSERTION"},
-                  {"checksums", json::array({{{"algorithm", "SHA256"},
-                                              {"checksumValue", std::string(image.digest.hex())}}})}});
-  rels.push_back({{"spdxElementId", "SPDXRef-DOCUMENT"},
-                  {"relationshipType", "DESCRIBES"},
-                  {"relatedSpdxElement", "SPDXRef-Image"}});
+  json image_pkg = spdx_package("SPDXRef-Image", name, image.digest.str());
+  image_pkg["primaryPackagePurpose"] = "CONTAINER";
+  image_pkg["checksums"] = sha256_checksums(image.digest);
+  pkgs.push_back(std::move(image_pkg));
+  auto relate = [&](const std::string& from, const char* how, const std::string& to) {
+    rels.push_back({{"spdxElementId", from}, {"relationshipType", how}, {"relatedSpdxElement", to}});
+  };
+  relate("SPDXRef-DOCUMENT", "DESCRIBES", "SPDXRef-Image");
   for (size_t i = 0; i < packages.size(); ++i) {
     std::string id = fmt::format("SPDXRef-Package-{}-{}",
                                  packages[i].kind == Package::Kind::Deb ? "deb" : "apk", i + 1);
     pkgs.push_back(package_json(packages[i], id, distro));
-    rels.push_back({{"spdxElementId", "SPDXRef-Image"},
-                    {"relationshipType", "CONTAINS"},
-                    {"relatedSpdxElement", id}});
+    relate("SPDXRef-Image", "CONTAINS", id);
   }
   json spdx_files = json::array();
   size_t n = 0;
@@ -242,13 +241,10 @@ Result<std::string> sbom_json(const image::Store& store, const image::ManifestBl
       std::string id = fmt::format("SPDXRef-File-{}", n);
       spdx_files.push_back({{"SPDXID", id},
                             {"fileName", "./" + f.path},
-                            {"checksums", json::array({{{"algorithm", "SHA256"},
-                                                        {"checksumValue", std::string(f.digest.hex())}}})},
+                            {"checksums", sha256_checksums(f.digest)},
                             {"licenseConcluded", "NOASSERTION"},
                             {"copyrightText", "NOASSERTION"}});
-      rels.push_back({{"spdxElementId", "SPDXRef-Image"},
-                      {"relationshipType", "CONTAINS"},
-                      {"relatedSpdxElement", id}});
+      relate("SPDXRef-Image", "CONTAINS", id);
     }
   }
   json doc = {{"spdxVersion", "SPDX-2.3"},

@@ -47,6 +47,7 @@ Result<std::map<std::string, std::string>> read_image_files(const Store& store,
         return {};
       }
       if (base.starts_with(kWhiteout)) {
+        if (base.size() == kWhiteout.size()) return {};  // a bare `.wh.` names nothing
         hidden.push_back((dir.empty() ? "" : dir + "/") + base.substr(kWhiteout.size()));
         return {};
       }

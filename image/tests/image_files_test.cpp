@@ -57,10 +57,17 @@ TEST_F(ImageFilesTest, UpperLayersWinAndWhiteoutsHideLowerFiles) {
 TEST_F(ImageFilesTest, WhiteoutOfAParentDirHidesTheFile) {
   Manifest m;
   m.layers.push_back(layer({{"var/lib/dpkg/status", "x"}}));
-  m.layers.push_back(layer({{"var/lib/.wh.dpkg", ""}}));
+  m.layers.push_back(layer({{".wh.", ""}, {"var/lib/.wh.dpkg", ""}}));
   auto files = read_image_files(store_, m, {"var/lib/dpkg/status"}, 1 << 20);
   ASSERT_TRUE(files) << files.error().to_string();
   EXPECT_TRUE(files->empty());
+  // A bare `.wh.` at the root hides nothing (it is not a whiteout of the whole tree).
+  Manifest bare;
+  bare.layers.push_back(layer({{"var/lib/dpkg/status", "x"}}));
+  bare.layers.push_back(layer({{".wh.", ""}}));
+  auto kept = read_image_files(store_, bare, {"var/lib/dpkg/status"}, 1 << 20);
+  ASSERT_TRUE(kept) << kept.error().to_string();
+  EXPECT_EQ(kept->size(), 1u);
 }
 
 TEST_F(ImageFilesTest, AFileOverTheLimitIsAnErrorNamingIt) {
