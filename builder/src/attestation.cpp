@@ -140,12 +140,17 @@ Result<ProvenanceInputs> parse_provenance(std::string_view text) {
     return failf(Errc::Corrupt, "provenance: {}", why);
   };
   if (j.is_discarded() || !j.is_object()) return bad("not a JSON object");
-  if (j.value("predicateType", "") != kSlsaProvenanceV1) return bad("not SLSA provenance v1");
+  // json::value(key, "") throws when the key holds another type: hostile documents do that.
+  auto string_at = [](const json& o, const char* key) {
+    auto it = o.find(key);
+    return it != o.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  if (string_at(j, "predicateType") != kSlsaProvenanceV1) return bad("not SLSA provenance v1");
   const json* def = nullptr;
   if (auto p = j.find("predicate"); p != j.end() && p->is_object()) {
     if (auto d = p->find("buildDefinition"); d != p->end() && d->is_object()) def = &*d;
   }
-  if (def == nullptr || def->value("buildType", "") != kKisteBuildType) {
+  if (def == nullptr || string_at(*def, "buildType") != kKisteBuildType) {
     return bad("not a kiste build (buildType)");
   }
   auto digest_of = [](const json& o) -> Result<image::Digest> {
@@ -178,8 +183,8 @@ Result<ProvenanceInputs> parse_provenance(std::string_view text) {
   if (!ext.value("target", json("")).is_string() || !ext.value("platform", json("")).is_string()) {
     return bad("target or platform is not a string");
   }
-  in.target = ext.value("target", "");
-  in.platform = ext.value("platform", "");
+  in.target = string_at(ext, "target");
+  in.platform = string_at(ext, "platform");
   const json sde = internal.value("SOURCE_DATE_EPOCH", json(0));
   if (!sde.is_number_integer() || sde.get<int64_t>() < 0) return bad("SOURCE_DATE_EPOCH");
   in.source_date_epoch = sde.get<int64_t>();

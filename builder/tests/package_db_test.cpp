@@ -117,6 +117,9 @@ TEST(Provenance, ForeignOrBrokenStatementsAreRefused) {
   for (std::string_view bad :
        {"", "[]", "{}", R"({"predicateType":"https://slsa.dev/provenance/v0.2"})",
         R"({"predicateType":"https://slsa.dev/provenance/v1","predicate":{"buildDefinition":{"buildType":"other"}}})",
+        // Wrong types where strings belong (found by the package_db fuzzer: it used to throw).
+        R"({"predicateType":{"a":1}})",
+        R"({"predicateType":"https://slsa.dev/provenance/v1","predicate":{"buildDefinition":{"buildType":{"SOURCE_DATE_EPOCH":0}}}})",
         R"({"predicateType":"https://slsa.dev/provenance/v1","predicate":{"buildDefinition":{"buildType":"https://kiste.dev/build/v1","externalParameters":{"containerfile":{"path":"C","digest":{"sha256":"zz"}}}}}})",
         R"({"predicateType":"https://slsa.dev/provenance/v1","predicate":{"buildDefinition":{"buildType":"https://kiste.dev/build/v1","externalParameters":{"containerfile":{"path":1}}}}})",
         R"({"predicateType":"https://slsa.dev/provenance/v1","predicate":{"buildDefinition":{"buildType":"https://kiste.dev/build/v1","externalParameters":{"containerfile":{"path":"../../etc/shadow","digest":{"sha256":"44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"}}}}}})"}) {
