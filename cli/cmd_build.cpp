@@ -21,6 +21,7 @@
 #include <kiste/registry/transport.hpp>
 #include <kiste/runtime/rootless.hpp>
 
+#include "build_wiring.hpp"
 #include "globals.hpp"
 #include "registry_flags.hpp"
 #include "run_network.hpp"
@@ -28,57 +29,6 @@
 namespace kiste::cli {
 
 namespace {
-
-// FROM images come from the store, else are pulled (like docker build) through the registry
-// client: the builder itself never links the registry.
-class PullingImageProvider final : public builder::BaseImageProvider {
- public:
-  PullingImageProvider(const Globals& g, const RegistryFlags& rf, const image::Store& store)
-      : g_(g), rf_(rf), local_(store) {}
-  Result<image::ManifestBlob> resolve(const image::Reference& ref,
-                                      const image::Platform& platform) override {
-    auto r = local_.resolve(ref, platform);
-    if (r || r.error().code != Errc::NotFound) return r;
-    std::fprintf(stderr, "pulling %s\n", ref.str().c_str());
-    KISTE_TRY(pull_for_build(g_, rf_, ref, platform));
-    return local_.resolve(ref, platform);
-  }
-
- private:
-  const Globals& g_;
-  const RegistryFlags& rf_;
-  builder::StoreImageProvider local_;
-};
-
-// RUN output goes to stderr with the progress (stdout carries only the image digest), or nowhere
-// with -q: fds 1 and 2 are pointed elsewhere while a step runs, then restored.
-class OutputRedirect final : public builder::RunExecutor {
- public:
-  OutputRedirect(builder::RunExecutor& inner, bool quiet) : inner_(inner), quiet_(quiet) {}
-  Result<int> run(const builder::RunRequest& req) override {
-    std::fflush(stdout);
-    std::fflush(stderr);
-    int saved_out = ::dup(1), saved_err = ::dup(2);
-    int null_fd = quiet_ ? ::open("/dev/null", O_WRONLY | O_CLOEXEC) : -1;
-    if (quiet_ && null_fd >= 0) {
-      ::dup2(null_fd, 1);
-      ::dup2(null_fd, 2);
-    } else {
-      ::dup2(2, 1);
-    }
-    auto r = inner_.run(req);
-    ::dup2(saved_out, 1);
-    ::dup2(saved_err, 2);
-    for (int fd : {saved_out, saved_err, null_fd}) {
-      if (fd >= 0) ::close(fd);
-    }
-    return r;
-  }
-
- private:
-  builder::RunExecutor& inner_;
-  bool quiet_;
-};
 
 // ADD URL through the registry client's HTTP stack.
 class HttpFetcher final : public builder::UrlFetcher {
@@ -104,7 +54,7 @@ struct BuildFlags {
   std::string cgroup_manager, cgroup_parent, memory, memory_swap, cpus;
   std::optional<int64_t> pids_limit;
   std::vector<std::string> tags, build_args, secrets, outputs, cache_from, cache_to, ssh;
-  bool no_cache = false, quiet = false, push = false;
+  bool no_cache = false, quiet = false, push = false, sbom = false, provenance = false;
   RegistryFlags registry;
 };
 
@@ -183,6 +133,12 @@ void cmd_build(const Globals& g, const BuildFlags& f) {
   if (multi && !f.outputs.empty()) {
     exit_on_error(fail(Errc::Unsupported, "-o/--output with several --platform values: push the index, or save it with `kiste save`"));
   }
+  if (multi && (f.sbom || f.provenance)) {
+    exit_on_error(fail(Errc::Unsupported, "--sbom/--provenance with several --platform values: build each platform on its own"));
+  }
+  o.sbom = f.sbom;
+  o.provenance = f.provenance;
+  o.builder_version = kVersion;
   if (multi && !f.iidfile.empty()) {
     exit_on_error(fail(Errc::Unsupported, "--iidfile with several --platform values: an index has no image ID"));
   }
@@ -348,6 +304,9 @@ void cmd_build(const Globals& g, const BuildFlags& f) {
     return;
   }
   for (const auto& n : r.notes) std::fprintf(stderr, "note: %s\n", n.c_str());
+  for (const auto& a : r.attestations) {
+    std::fprintf(stderr, "attached %s %s\n", a.artifact_type.c_str(), a.digest.str().c_str());
+  }
   double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::fprintf(stderr, "built %s in %.2fs (%d steps run, %d cached)\n",
                r.config_digest.str().c_str(), total, r.steps_run, r.steps_cached);
@@ -393,7 +352,11 @@ void register_build_commands(CLI::App& app, Globals& g) {
       ->allow_extra_args(false);
   b->add_option("--ssh", f->ssh, "ID[=SOCKET] agent for RUN --mount=type=ssh (default: $SSH_AUTH_SOCK)")
       ->allow_extra_args(false);
-  b->add_flag("--push", f->push, "push every -t name to its registry after the build");
+  b->add_flag("--push", f->push, "push every -t name to its registry after the build (with its attestations)");
+  b->add_flag("--sbom", f->sbom,
+              "attach an SPDX 2.3 SBOM (dpkg/apk packages and the files COPY/ADD put in) as a referrer");
+  b->add_flag("--provenance", f->provenance,
+              "attach SLSA v1 provenance (Containerfile digest, build args, base image digests) as a referrer");
   add_registry_flags(b, f->registry);
   add_policy_flag(b, f->registry);
   b->add_option("--cgroup-manager", f->cgroup_manager, "RUN steps' cgroups: systemd or cgroupfs");

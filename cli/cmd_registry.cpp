@@ -24,6 +24,7 @@
 #include "registry_flags.hpp"
 #include "progress.hpp"
 #include "promote_release.hpp"
+#include "rebuild_gate.hpp"
 #include "trust_commands.hpp"
 #include "trust_gate.hpp"
 
@@ -127,9 +128,9 @@ Status do_copy(Globals& g, const RegistryFlags& rf, const CopyFlags& cf, const s
   return {};
 }
 
-Status do_promote(const RegistryFlags& rf, const CopyFlags& cf, const std::string& from,
-                  const std::string& to, const std::string& expect, bool no_signatures,
-                  const PromoteTrust& pt) {
+Status do_promote(const Globals& g, const RegistryFlags& rf, const CopyFlags& cf,
+                  const std::string& from, const std::string& to, const std::string& expect,
+                  bool no_signatures, const PromoteTrust& pt, const RebuildFlags& rb) {
   auto t0 = std::chrono::steady_clock::now();
   KISTE_ASSIGN_OR_RETURN(Reference s, parse_docker_ref(from));
   KISTE_ASSIGN_OR_RETURN(Reference d, parse_docker_ref(to));
@@ -148,9 +149,15 @@ Status do_promote(const RegistryFlags& rf, const CopyFlags& cf, const std::strin
     KISTE_ASSIGN_OR_RETURN(identity, checked_identity(pt.sign_identity, d));
   }
   KISTE_ASSIGN_OR_RETURN(PromoteGate gate, promote_gate(rf, pt));
-  if (gate) {
-    po.gate = [&gate, &s, &d](registry::Client& sc, const image::Digest& digest) {
-      return gate(sc, s, d, digest);
+  std::optional<RebuildOutcome> rebuilt;
+  if (gate || rb.require) {
+    // Signatures first (cheap), then the rebuild.
+    po.gate = [&](registry::Client& sc, const image::Digest& digest) -> Status {
+      if (gate) KISTE_TRY(gate(sc, s, d, digest));
+      if (rb.require) {
+        KISTE_ASSIGN_OR_RETURN(rebuilt, check_rebuild(g, rf, rb, sc, s, digest));
+      }
+      return {};
     };
   }
   LineProgress progress(cf.quiet, want_tty(cf.progress));
@@ -167,6 +174,11 @@ Status do_promote(const RegistryFlags& rf, const CopyFlags& cf, const std::strin
   if (!cf.quiet && r.artifacts_copied > 0) {
     std::fprintf(stderr, "%d signature/attestation/referrer artifacts copied\n",
                  r.artifacts_copied);
+  }
+  if (rebuilt && rb.attest) {
+    KISTE_TRY(with_context(attest_rebuild(*dc, d, r.digest, *rebuilt),
+                           fmt::format("promote `{}`: --attest-rebuild", d.str())));
+    if (!cf.quiet) std::fprintf(stderr, "Attached the rebuild attestation to %s\n", d.str().c_str());
   }
   if (key) {
     KISTE_TRY(with_context(sign_in_registry(*dc, d, r.digest, *key, identity),
@@ -405,17 +417,38 @@ void register_registry_commands(CLI::App& app, Globals& g) {
                     "identity for --sign-by (default: DEST without its digest)");
     cmd->add_option("--require-signed-by", pt.require_signed_by,
                     "refuse unless the source carries a cosign signature by this public key");
+    static RebuildFlags rb;
+    cmd->add_flag("--require-rebuild", rb.require,
+                  "rebuild the source from --context in a scratch store (with its provenance's "
+                  "inputs) and refuse unless the digest is the same");
+    cmd->add_option("--context", rb.context, "build context for --require-rebuild");
+    cmd->add_option("-f,--file", rb.file,
+                    "Containerfile for --require-rebuild (default: the provenance's, in --context)");
+    cmd->add_flag("--attest-rebuild", rb.attest,
+                  "after a matching rebuild, attach a rebuilder attestation to DEST as a referrer");
+    cmd->add_option("--build-arg", rb.build_args,
+                    "KEY=VALUE for --require-rebuild, over the provenance's (repeatable)")
+        ->allow_extra_args(false);
     add_registry_flags(cmd, rf);
     add_policy_flag(cmd, rf);
     add_copy_flags(cmd, cf);
-    cmd->callback([] {
+    cmd->callback([&g] {
+      if (rb.require && wants_release(relf, pairs)) {
+        exit_on_error(fail(Errc::Unsupported,
+                           "--require-rebuild promotes one image (SRC DEST), not a release"));
+      }
+      if (!rb.require &&
+          (!rb.context.empty() || !rb.file.empty() || !rb.build_args.empty() || rb.attest)) {
+        exit_on_error(fail(Errc::InvalidArgument,
+                           "--context, -f, --build-arg and --attest-rebuild go with --require-rebuild"));
+      }
       if (wants_release(relf, pairs)) {
         relf.quiet = cf.quiet;
         relf.jobs = cf.jobs;
         exit_on_error(do_promote_release(rf, relf, pt, pairs));
       } else {
         exit_on_error(
-            do_promote(rf, cf, pairs[0], pairs[1], relf.expect, relf.no_signatures, pt));
+            do_promote(g, rf, cf, pairs[0], pairs[1], relf.expect, relf.no_signatures, pt, rb));
       }
     });
   }

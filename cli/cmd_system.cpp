@@ -15,8 +15,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr const char* kVersion = "0.1.0";
-
 void cmd_version() {
   std::printf("kiste version %s\n", kVersion);
   std::printf("  OCI image-spec 1.1, distribution-spec 1.1, runtime-spec 1.2\n");

@@ -15,6 +15,9 @@
 
 namespace kiste::cli {
 
+// `kiste version`, and the builder id in build provenance.
+inline constexpr const char* kVersion = "0.1.0";
+
 struct Globals {
   std::filesystem::path root;  // --root / KISTE_ROOT / /var/lib/kiste
   std::string log_level = "warn";

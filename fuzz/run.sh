@@ -10,7 +10,7 @@ set -euo pipefail
 src="$(cd "$(dirname "$0")/.." && pwd)"
 build="$src/build-fuzz"
 all_targets=(containerfile reference manifest image_config registries_conf www_authenticate
-  seccomp_profile mount_options layer_extract dns_query)
+  seccomp_profile mount_options layer_extract dns_query package_db)
 seconds=600
 jobs=1
 runs="$build/runs"

@@ -1,4 +1,6 @@
 #include <kiste/builder/builder.hpp>
+
+#include <kiste/builder/attestation.hpp>
 #include <kiste/image/image_index.hpp>
 
 #include <fcntl.h>
@@ -163,6 +165,11 @@ class BuildRun {
   Result<image::LayerResult> pack_upper(const fs::path& upper, const std::vector<fs::path>& lowers);
   Status append_layer(StageOut& out, const image::LayerResult& l, std::string created_by);
   Result<image::Descriptor> finish(const StageOut& out);
+  // --sbom/--provenance: the attestations of `image`, stored as its referrers.
+  Status attest(const image::Descriptor& image, const std::string& manifest_bytes);
+  // An image named in FROM or COPY --from (pinned to its recorded digest when the options say
+  // so), recorded for the provenance.
+  Result<image::ManifestBlob> resolve_image(const std::string& word, const image::Platform& platform);
 
   // Steps.
   // COPY/ADD: the request (flags and words expanded), then its cache key, which for sources in
@@ -202,6 +209,7 @@ class BuildRun {
   std::optional<std::vector<ContextEntry>> context_all_;
   std::deque<Instruction> triggers_;  // parsed ONBUILD triggers (steps point into them)
   BuildResult result_;
+  std::vector<image::Digest> copied_layers_;  // COPY/ADD layers of this build (for the SBOM)
   int cur_stage_ = 0, stage_count_ = 0, cur_step_ = 0, cur_steps_ = 0;
   std::string cur_name_;
   int counter_ = 0;
@@ -236,6 +244,13 @@ Result<BuildResult> BuildRun::run() {
       std::string text,
       with_context(sys::read_all(fd->get(), file.native(), 1 << 20), "read Containerfile"));
   KISTE_ASSIGN_OR_RETURN(cf_, parse_containerfile(text, file.filename().string()));
+  result_.provenance = ProvenanceInputs{.containerfile = file.filename().string(),
+                                        .containerfile_digest = image::Digest::of(text),
+                                        .build_args = opts_.plan.build_args,
+                                        .target = opts_.plan.target,
+                                        .platform = opts_.plan.platform.str(),
+                                        .source_date_epoch = opts_.timestamp,
+                                        .builder_id = "https://kiste.dev/kiste@" + opts_.builder_version};
   for (const auto& n : cf_.notes) result_.notes.push_back(n);
   KISTE_ASSIGN_OR_RETURN(ignore_, IgnoreMatcher::load(context_));
   if (opts_.context_hash_cache) {
@@ -305,9 +320,7 @@ Result<StageOut> BuildRun::start_stage(const Stage& s) {
     out.key = image::Digest::of("kiste-build-v1 scratch " + platform.str());
     return out;
   }
-  auto ref = image::Reference::parse(s.base);
-  if (!ref) return at(*s.from, ref.error());
-  auto m = provider_.resolve(*ref, platform);
+  auto m = resolve_image(s.base, platform);
   if (!m) return at(*s.from, m.error());
   if (m->is_index()) return failf(Errc::InvalidArgument, "FROM {}: provider returned an index", s.base);
   const auto& man = m->manifest();
@@ -446,6 +459,7 @@ Status BuildRun::layer_step(StageOut& out, const Instruction& ins) {
   (void)sys::write_file_atomic(cache_dir() / "last" / slot, lines_join(inputs));
   result_.cache_records.push_back({.key = key, .layer = *layer});
   out.key = key;
+  if (!is_run) copied_layers_.push_back(layer->digest);
   KISTE_TRY(append_layer(out, *layer, created_by));
   emit(BuildEvent::Kind::Done, "", std::chrono::duration<double>(Clock::now() - t0).count());
   return {};
@@ -586,12 +600,54 @@ Result<image::Descriptor> BuildRun::finish(const StageOut& out) {
   }
   std::string bytes = image::serialize_manifest(m);
   KISTE_ASSIGN_OR_RETURN(auto desc, store_.put_blob(bytes, m.media_type));
+  // Attestations refer to the image; they are stored before it is named, so a failure names
+  // nothing.
+  KISTE_TRY(with_context(attest(desc, bytes), "attestations"));
   if (!opts_.name_image) return desc;
   if (opts_.tags.empty()) {
     KISTE_TRY(store_.keep_unnamed(desc));
   }
   for (const auto& t : opts_.tags) KISTE_TRY(store_.set_name(t, desc));
   return desc;
+}
+
+Status BuildRun::attest(const image::Descriptor& image, const std::string& manifest_bytes) {
+  if (!opts_.sbom && !opts_.provenance) return {};
+  const std::string name = opts_.tags.empty() ? image.digest.str() : opts_.tags.front().str();
+  if (opts_.provenance) {
+    KISTE_ASSIGN_OR_RETURN(auto d, attach_attestation(store_, image, kInTotoMediaType,
+                                                      provenance_json(name, image.digest,
+                                                                      result_.provenance),
+                                                      opts_.timestamp));
+    result_.attestations.push_back(std::move(d));
+  }
+  if (opts_.sbom) {
+    KISTE_ASSIGN_OR_RETURN(image::ManifestBlob blob,
+                           image::parse_manifest(manifest_bytes, image.media_type));
+    KISTE_ASSIGN_OR_RETURN(std::string doc,
+                           sbom_json(store_, blob,
+                                     {.name = name,
+                                      .source_date_epoch = opts_.timestamp,
+                                      .tool = "kiste-" + opts_.builder_version,
+                                      .copied_layers = copied_layers_}));
+    KISTE_ASSIGN_OR_RETURN(auto d, attach_attestation(store_, image, kSpdxMediaType, doc,
+                                                      opts_.timestamp));
+    result_.attestations.push_back(std::move(d));
+  }
+  return {};
+}
+
+Result<image::ManifestBlob> BuildRun::resolve_image(const std::string& word,
+                                                    const image::Platform& platform) {
+  KISTE_ASSIGN_OR_RETURN(auto ref, image::Reference::parse(word));
+  if (auto pin = opts_.pinned_images.find(word); pin != opts_.pinned_images.end()) {
+    ref = ref.with_digest(pin->second);
+  }
+  KISTE_ASSIGN_OR_RETURN(auto m, provider_.resolve(ref, platform));
+  BaseImageUse use{.ref = word, .digest = m.digest};
+  auto& bases = result_.provenance.base_images;
+  if (std::find(bases.begin(), bases.end(), use) == bases.end()) bases.push_back(std::move(use));
+  return m;
 }
 
 Result<std::vector<fs::path>> BuildRun::lowers_of(const StageOut& out) {
@@ -663,8 +719,7 @@ Result<fs::path> BuildRun::view_of(StageOut& out) {
 }
 
 Result<StageOut> BuildRun::image_as_stage(const std::string& word) {
-  KISTE_ASSIGN_OR_RETURN(auto ref, image::Reference::parse(word));
-  KISTE_ASSIGN_OR_RETURN(auto m, provider_.resolve(ref, opts_.plan.platform));
+  KISTE_ASSIGN_OR_RETURN(auto m, resolve_image(word, opts_.plan.platform));
   StageOut out;
   KISTE_ASSIGN_OR_RETURN(std::string cfg, store_.read_blob(m.manifest().config.digest));
   KISTE_ASSIGN_OR_RETURN(out.st.config, image::ImageConfig::parse(cfg));
@@ -788,8 +843,7 @@ Result<std::vector<std::string>> BuildRun::copy_key(const CopyRequest& r, const 
     if (auto s = plan_.stage_ref(*from, cur_stage_)) {
       inputs.push_back("from stage " + done_.at(*s).key.str());
     } else {
-      KISTE_ASSIGN_OR_RETURN(auto ref, image::Reference::parse(*from));
-      KISTE_ASSIGN_OR_RETURN(auto m, provider_.resolve(ref, opts_.plan.platform));
+      KISTE_ASSIGN_OR_RETURN(auto m, resolve_image(*from, opts_.plan.platform));
       inputs.push_back("from image " + m.digest.str());
     }
     for (const auto& w : r.words) inputs.push_back("src " + w);

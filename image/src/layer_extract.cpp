@@ -763,47 +763,111 @@ Result<ExtractStats> extract_layer(BlobReader& compressed, media_type::Compressi
   return stats;
 }
 
-Result<int64_t> measure_layer(BlobReader& compressed, media_type::Compression compression) {
+namespace {
+
+// An entry's data as libarchive hands it out; what the visitor leaves unread is skipped.
+class EntryData final : public BlobReader {
+ public:
+  EntryData(archive* a, Source& src) : a_(a), src_(src) {}
+  [[nodiscard]] Result<size_t> read(void* buf, size_t len) override {
+    la_ssize_t n = la().archive_read_data(a_, buf, len);
+    if (n < 0) {
+      if (src_.error) return std::unexpected(*src_.error);
+      const char* msg = la().archive_error_string(a_);
+      return failf(Errc::Corrupt, "read layer tar: {}", msg ? msg : "invalid tar stream");
+    }
+    return static_cast<size_t>(n);
+  }
+
+ private:
+  archive* a_;
+  Source& src_;
+};
+
+LayerEntry::Type entry_type(archive_entry* e) {
+  if (la().archive_entry_hardlink(e) != nullptr) return LayerEntry::Type::Hardlink;
+  switch (la().archive_entry_filetype(e)) {
+    case AE_IFREG: return LayerEntry::Type::File;
+    case AE_IFDIR: return LayerEntry::Type::Dir;
+    case AE_IFLNK: return LayerEntry::Type::Symlink;
+    default: return LayerEntry::Type::Other;
+  }
+}
+
+}  // namespace
+
+Result<Digest> read_layer_entries(BlobReader& compressed, media_type::Compression compression,
+                                  const LayerEntryVisitor& visit, const ExtractLimits& limits) {
   auto plain = make_decompressor(compressed, compression);
   Source src;
   src.reader = plain.get();
   KISTE_TRY(detail::load_libarchive());
   detail::ArchiveReadPtr a(detail::la().archive_read_new());
-  if (!a) return fail(Errc::System, "measure layer: archive_read_new failed");
+  if (!a) return fail(Errc::System, "read layer: archive_read_new failed");
   la().archive_read_support_format_tar(a.get());
   la().archive_read_support_format_gnutar(a.get());
   auto archive_failure = [&]() -> Error {
     if (src.error) return *src.error;
     const char* msg = la().archive_error_string(a.get());
     return Error{.code = Errc::Corrupt,
-                 .message = fmt::format("measure layer: {}", msg ? msg : "invalid tar stream")};
+                 .message = fmt::format("read layer tar: {}", msg ? msg : "invalid tar stream")};
   };
   if (la().archive_read_open(a.get(), &src, nullptr, source_read, nullptr) != ARCHIVE_OK) {
     return std::unexpected(archive_failure());
   }
-  // As `du -sb` counts the unpacked tree: file sizes (a hard link once), symlink target lengths,
-  // and a directory block per directory (the top one included).
-  constexpr int64_t kDirBytes = 4096;
-  int64_t bytes = kDirBytes;
   archive_entry* e = nullptr;
+  uint64_t entries = 0;
   for (;;) {
     KISTE_TRY(check_interrupted());
     int rc = la().archive_read_next_header(a.get(), &e);
     if (rc == ARCHIVE_EOF) break;
     if (rc != ARCHIVE_OK && rc != ARCHIVE_WARN) return std::unexpected(archive_failure());
-    const unsigned type = la().archive_entry_filetype(e);
-    if (la().archive_entry_hardlink(e) != nullptr) {
-      // counted with its first name
-    } else if (type == AE_IFDIR) {
-      bytes += kDirBytes;
-    } else if (type == AE_IFLNK) {
-      const char* target = la().archive_entry_symlink(e);
-      bytes += target != nullptr ? static_cast<int64_t>(std::strlen(target)) : 0;
-    } else if (type == AE_IFREG) {
-      bytes += la().archive_entry_size(e);
+    if (++entries > limits.max_entries) {
+      return failf(Errc::Corrupt, "layer has more than {} entries", limits.max_entries);
     }
+    const char* name = la().archive_entry_pathname(e);
+    LayerEntry entry{.path = clean_path(name != nullptr ? name : ""), .type = entry_type(e)};
+    if (entry.path.size() > limits.max_path_length) {
+      return failf(Errc::Corrupt, "layer entry name is over {} bytes", limits.max_path_length);
+    }
+    entry.mode = static_cast<uint32_t>(la().archive_entry_perm(e));
+    entry.uid = la().archive_entry_uid(e);
+    entry.gid = la().archive_entry_gid(e);
+    entry.mtime = la().archive_entry_mtime(e);
+    entry.size = entry.type == LayerEntry::Type::File ? la().archive_entry_size(e) : 0;
+    const char* link = entry.type == LayerEntry::Type::Hardlink ? la().archive_entry_hardlink(e)
+                       : entry.type == LayerEntry::Type::Symlink ? la().archive_entry_symlink(e)
+                                                                 : nullptr;
+    if (link != nullptr) entry.link = link;
+    EntryData data(a.get(), src);
+    KISTE_TRY(visit(entry, data));
     if (la().archive_read_data_skip(a.get()) != ARCHIVE_OK) return std::unexpected(archive_failure());
   }
+  // Whatever follows the end-of-archive blocks is still part of the diff_id.
+  for (;;) {
+    KISTE_ASSIGN_OR_RETURN(size_t n, plain->read(src.ring[0].data(), src.ring[0].size()));
+    if (n == 0) break;
+    src.hasher.update(src.ring[0].data(), n);
+  }
+  return src.hasher.finish();
+}
+
+Result<int64_t> measure_layer(BlobReader& compressed, media_type::Compression compression) {
+  // As `du -sb` counts the unpacked tree: file sizes (a hard link once), symlink target lengths,
+  // and a directory block per directory (the top one included).
+  constexpr int64_t kDirBytes = 4096;
+  int64_t bytes = kDirBytes;
+  auto counted = read_layer_entries(
+      compressed, compression, [&](const LayerEntry& e, BlobReader&) -> Status {
+        switch (e.type) {
+          case LayerEntry::Type::Dir: bytes += kDirBytes; break;
+          case LayerEntry::Type::Symlink: bytes += static_cast<int64_t>(e.link.size()); break;
+          case LayerEntry::Type::File: bytes += e.size; break;
+          default: break;  // a hard link is counted with its first name
+        }
+        return {};
+      });
+  if (!counted) return std::unexpected(std::move(counted).error().with_context("measure layer"));
   return bytes;
 }
 

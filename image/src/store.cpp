@@ -48,7 +48,8 @@ Result<bool> dir_has_foreign_entries(const fs::path& root) {
 struct IndexDoc {
   json doc;                      // the whole index.json
   std::vector<StoreEntry> named;  // manifests with a ref.name annotation
-  json others = json::array();   // entries without one (kept as they are)
+  std::vector<Descriptor> referrers;  // artifacts with a kSubjectAnnotation (and no ref.name)
+  json others = json::array();   // entries with neither (kept as they are)
 };
 
 Result<IndexDoc> read_index(const fs::path& root) {
@@ -64,7 +65,12 @@ Result<IndexDoc> read_index(const fs::path& root) {
     KISTE_ASSIGN_OR_RETURN(Descriptor d, detail::parse_descriptor(m, what));
     auto name = d.annotations.find(std::string(kRefNameAnnotation));
     if (name == d.annotations.end()) {
-      out.others.push_back(m);
+      auto subject = d.annotations.find(std::string(kSubjectAnnotation));
+      if (subject != d.annotations.end() && Digest::parse(subject->second)) {
+        out.referrers.push_back(std::move(d));
+      } else {
+        out.others.push_back(m);
+      }
       continue;
     }
     out.named.push_back(StoreEntry{name->second, std::move(d)});
@@ -212,9 +218,16 @@ Result<std::vector<StoreEntry>> Store::entries() const {
 }
 
 Status Store::update_index(const std::function<Status(std::vector<StoreEntry>&)>& edit) const {
+  return update_index_doc([&](std::vector<StoreEntry>& named, std::vector<Descriptor>&) {
+    return edit(named);
+  });
+}
+
+Status Store::update_index_doc(
+    const std::function<Status(std::vector<StoreEntry>&, std::vector<Descriptor>&)>& edit) const {
   KISTE_ASSIGN_OR_RETURN(FileLock lock, FileLock::acquire(root_ / "index.json.lock"));
   KISTE_ASSIGN_OR_RETURN(IndexDoc idx, read_index(root_));
-  KISTE_TRY(edit(idx.named));
+  KISTE_TRY(edit(idx.named, idx.referrers));
   std::sort(idx.named.begin(), idx.named.end(),
             [](const StoreEntry& a, const StoreEntry& b) { return a.name < b.name; });
   json list = idx.others;
@@ -222,6 +235,7 @@ Status Store::update_index(const std::function<Status(std::vector<StoreEntry>&)>
     e.manifest.annotations[std::string(kRefNameAnnotation)] = e.name;
     list.push_back(detail::descriptor_to_json(e.manifest));
   }
+  for (const auto& r : idx.referrers) list.push_back(detail::descriptor_to_json(r));
   idx.doc["manifests"] = std::move(list);
   if (!idx.doc.contains("schemaVersion")) idx.doc["schemaVersion"] = 2;
   if (!idx.doc.contains("mediaType")) idx.doc["mediaType"] = media_type::kOciIndex;
@@ -259,6 +273,55 @@ Status Store::remove_entry(const std::string& name) const {
     }
     return {};
   });
+}
+
+Status Store::add_referrer(const Descriptor& artifact, const Digest& subject) const {
+  if (!has_blob(artifact.digest)) {
+    return failf(Errc::NotFound, "referrer {}: manifest is not in the store", artifact.digest);
+  }
+  Descriptor d = artifact;
+  d.annotations.erase(std::string(kRefNameAnnotation));
+  d.annotations[std::string(kSubjectAnnotation)] = subject.str();
+  return update_index_doc([&](std::vector<StoreEntry>&, std::vector<Descriptor>& refs) -> Status {
+    std::erase_if(refs, [&](const Descriptor& r) { return r.digest == d.digest; });
+    refs.push_back(d);
+    std::sort(refs.begin(), refs.end(),
+              [](const Descriptor& a, const Descriptor& b) { return a.digest < b.digest; });
+    return {};
+  });
+}
+
+Result<std::vector<Descriptor>> Store::referrers(const Digest& subject) const {
+  KISTE_ASSIGN_OR_RETURN(IndexDoc idx, read_index(root_));
+  std::vector<Descriptor> out;
+  for (auto& r : idx.referrers) {
+    if (r.annotations.at(std::string(kSubjectAnnotation)) != subject.str()) continue;
+    r.annotations.erase(std::string(kSubjectAnnotation));
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+Result<std::vector<std::pair<Digest, Descriptor>>> Store::all_referrers() const {
+  KISTE_ASSIGN_OR_RETURN(IndexDoc idx, read_index(root_));
+  std::vector<std::pair<Digest, Descriptor>> out;
+  for (auto& r : idx.referrers) {
+    auto subject = Digest::parse(r.annotations.at(std::string(kSubjectAnnotation)));
+    out.emplace_back(std::move(*subject), std::move(r));
+  }
+  return out;
+}
+
+Result<int> Store::remove_referrers_unless(const std::function<bool(const Digest&)>& keep) const {
+  int removed = 0;
+  KISTE_TRY(update_index_doc([&](std::vector<StoreEntry>&, std::vector<Descriptor>& refs) -> Status {
+    removed = static_cast<int>(std::erase_if(refs, [&](const Descriptor& r) {
+      auto subject = Digest::parse(r.annotations.at(std::string(kSubjectAnnotation)));
+      return !keep(*subject);
+    }));
+    return {};
+  }));
+  return removed;
 }
 
 Result<StoreEntry> Store::resolve(std::string_view q) const {

@@ -56,6 +56,16 @@ Result<std::vector<Digest>> reachable_blobs(const Store& store, std::vector<std:
   KISTE_ASSIGN_OR_RETURN(auto entries, store.entries());
   std::set<Digest> seen;
   for (const auto& e : entries) walk(store, e.manifest, seen, missing);
+  // Referrers of what is reached are reached too (an SBOM of an attestation as well).
+  KISTE_ASSIGN_OR_RETURN(auto referrers, store.all_referrers());
+  for (bool grew = true; grew;) {
+    grew = false;
+    for (const auto& [subject, artifact] : referrers) {
+      if (!seen.contains(subject) || seen.contains(artifact.digest)) continue;
+      walk(store, artifact, seen, missing);
+      grew = true;
+    }
+  }
   return std::vector<Digest>(seen.begin(), seen.end());
 }
 
@@ -233,6 +243,8 @@ Result<PruneReport> prune(const Store& store, const PruneOptions& opts) {
   std::vector<std::string> missing;
   KISTE_ASSIGN_OR_RETURN(auto keep_list, reachable_blobs(store, &missing));
   std::set<Digest> keep(keep_list.begin(), keep_list.end());
+  // Referrers whose image is gone go with it (their entries first, then their blobs).
+  KISTE_TRY(store.remove_referrers_unless([&](const Digest& s) { return keep.contains(s); }));
   KISTE_ASSIGN_OR_RETURN(auto all, store.list_blobs());
   for (const auto& d : all) {
     if (keep.contains(d)) continue;

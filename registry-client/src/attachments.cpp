@@ -100,4 +100,119 @@ Result<image::Digest> append_attached_layer(Client& c, std::string_view repo,
   return c.put_manifest(repo, tag, blob);
 }
 
+Result<image::Descriptor> push_artifact(Client& c, std::string_view repo,
+                                        const image::Descriptor& subject,
+                                        std::string_view media_type, const std::string& document,
+                                        const std::map<std::string, std::string>& annotations) {
+  auto desc = [](std::string_view type, const std::string& bytes) {
+    return image::Descriptor{.media_type = std::string(type),
+                             .digest = image::Digest::of(bytes),
+                             .size = static_cast<int64_t>(bytes.size())};
+  };
+  image::Manifest m;
+  m.media_type = std::string(image::media_type::kOciManifest);
+  m.artifact_type = std::string(media_type);
+  m.config = desc(image::media_type::kOciEmpty, "{}");
+  KISTE_TRY(upload_if_missing(c, repo, m.config, "{}"));
+  m.layers.push_back(desc(media_type, document));
+  KISTE_TRY(upload_if_missing(c, repo, m.layers[0], document));
+  m.subject = image::Descriptor{.media_type = subject.media_type, .digest = subject.digest,
+                                .size = subject.size};
+  m.annotations = annotations;
+  KISTE_ASSIGN_OR_RETURN(image::ManifestBlob blob,
+                         image::parse_manifest(image::serialize_manifest(m)));
+  KISTE_TRY(c.put_manifest(repo, blob.digest.str(), blob));
+  image::Descriptor d = desc(m.media_type, blob.bytes);
+  d.artifact_type = m.artifact_type;
+  d.annotations = annotations;
+  KISTE_TRY(register_referrer(c, repo, subject.digest, d));
+  return d;
+}
+
+Result<std::vector<image::Descriptor>> list_referrers(Client& c, std::string_view repo,
+                                                      const image::Digest& subject,
+                                                      std::string_view artifact_type) {
+  KISTE_ASSIGN_OR_RETURN(auto api, c.try_referrers(repo, subject));
+  std::optional<image::ManifestBlob> idx = std::move(api);
+  if (!idx) {
+    std::string tag = fmt::format("{}-{}", subject.algorithm_name(), subject.hex());
+    KISTE_ASSIGN_OR_RETURN(auto head, c.try_head_manifest(repo, tag));
+    if (head) {
+      KISTE_ASSIGN_OR_RETURN(idx, c.get_manifest(repo, tag));
+      if (!idx->is_index()) {
+        return failf(Errc::Corrupt, "`{}:{}` is not an image index (the referrers tag schema)",
+                     repo, tag);
+      }
+    }
+  }
+  std::vector<image::Descriptor> out;
+  if (!idx) return out;
+  for (const auto& d : idx->index().manifests) {
+    if (artifact_type.empty() || d.artifact_type == artifact_type) out.push_back(d);
+    if (out.size() > kMaxAttachedLayers) {
+      return failf(Errc::Corrupt, "`{}`: more than {} referrers of {}", repo, kMaxAttachedLayers,
+                   subject);
+    }
+  }
+  return out;
+}
+
+Result<std::string> fetch_artifact_document(Client& c, std::string_view repo,
+                                            const image::Digest& artifact,
+                                            const image::Digest& subject, size_t max_bytes) {
+  KISTE_ASSIGN_OR_RETURN(image::ManifestBlob m, c.get_manifest(repo, artifact.str()));
+  if (m.digest != artifact || m.is_index()) {
+    return failf(Errc::Corrupt, "`{}@{}` is not the artifact manifest asked for", repo, artifact);
+  }
+  const image::Manifest& man = m.manifest();
+  if (!man.subject || man.subject->digest != subject) {
+    return failf(Errc::Corrupt, "`{}@{}` does not refer to {}", repo, artifact, subject);
+  }
+  if (man.layers.size() != 1) {
+    return failf(Errc::Corrupt, "`{}@{}` has {} layers, not one document", repo, artifact,
+                 man.layers.size());
+  }
+  const image::Descriptor& l = man.layers[0];
+  if (l.size < 0 || static_cast<size_t>(l.size) > max_bytes) {
+    return failf(Errc::Corrupt, "`{}@{}`: the document is {} bytes (at most {})", repo, artifact,
+                 l.size, max_bytes);
+  }
+  KISTE_ASSIGN_OR_RETURN(auto reader, c.open_blob(repo, l));
+  KISTE_ASSIGN_OR_RETURN(std::string bytes, image::read_bounded(*reader, max_bytes, "attestation"));
+  if (bytes.size() != static_cast<size_t>(l.size) || image::Digest::of(bytes) != l.digest) {
+    return failf(Errc::Corrupt, "`{}@{}`: the document does not match its digest", repo, artifact);
+  }
+  return bytes;
+}
+
+Result<bool> register_referrer(Client& c, std::string_view repo, const image::Digest& subject,
+                               const image::Descriptor& artifact) {
+  KISTE_ASSIGN_OR_RETURN(auto api, c.try_referrers(repo, subject));
+  if (api) return false;
+  std::string tag = fmt::format("{}-{}", subject.algorithm_name(), subject.hex());
+  image::Index idx;
+  idx.media_type = std::string(image::media_type::kOciIndex);
+  KISTE_ASSIGN_OR_RETURN(auto head, c.try_head_manifest(repo, tag));
+  if (head) {
+    KISTE_ASSIGN_OR_RETURN(image::ManifestBlob old, c.get_manifest(repo, tag));
+    if (!old.is_index()) {
+      return failf(Errc::Corrupt, "`{}:{}` is not an image index (the referrers tag schema)", repo,
+                   tag);
+    }
+    idx.manifests = old.index().manifests;
+    for (const auto& d : idx.manifests) {
+      if (d.digest == artifact.digest) return true;  // listed already
+    }
+    if (idx.manifests.size() >= kMaxAttachedLayers) {
+      return failf(Errc::InvalidArgument, "`{}:{}` already lists {} referrers", repo, tag,
+                   idx.manifests.size());
+    }
+  }
+  idx.manifests.push_back(artifact);
+  KISTE_ASSIGN_OR_RETURN(image::ManifestBlob blob,
+                         image::parse_manifest(image::serialize_index(idx)));
+  KISTE_TRY(c.put_manifest(repo, tag, blob));
+  return true;
+}
+
 }  // namespace kiste::registry

@@ -5,6 +5,7 @@
 #include <kiste/image/archive.hpp>
 #include <kiste/image/dir_image.hpp>
 #include <kiste/image/oci_layout.hpp>
+#include <kiste/registry/attachments.hpp>
 #include <kiste/registry/remote_image.hpp>
 
 namespace kiste::registry {
@@ -226,7 +227,24 @@ Result<image::CopyResult> push_image(const image::Store& store, const image::Sto
   KISTE_ASSIGN_OR_RETURN(Remote remote, connect(access, dest.registry()));
   opts.all = true;  // a push sends what the store has, index and all
   RemoteSink sink(*remote.client, dest);
-  return with_context(image::copy_image(*src, sink, opts), fmt::format("push `{}`", dest.str()));
+  std::string ctx = fmt::format("push `{}`", dest.str());
+  KISTE_ASSIGN_OR_RETURN(image::CopyResult r,
+                         with_context(image::copy_image(*src, sink, opts), ctx));
+  // The image's store-side referrers (attestations) follow it, pushed by digest.
+  KISTE_ASSIGN_OR_RETURN(auto refs, store.referrers(src->top().digest));
+  for (const auto& d : refs) {
+    std::string what = fmt::format("{}: referrer {}", ctx, d.digest);
+    KISTE_ASSIGN_OR_RETURN(image::ManifestBlob m,
+                           with_context(image::read_manifest(store, d), what));
+    auto art = store.open_unstored(std::move(m), d.digest.str());
+    KISTE_ASSIGN_OR_RETURN(auto at, Reference::parse(fmt::format(
+                                        "{}/{}@{}", dest.registry(), dest.repository(), d.digest.str())));
+    RemoteSink art_sink(*remote.client, at);
+    KISTE_TRY(with_context(image::copy_image(*art, art_sink, opts), what));
+    KISTE_TRY(with_context(
+        register_referrer(*remote.client, dest.repository(), src->top().digest, d), what));
+  }
+  return r;
 }
 
 }  // namespace kiste::registry

@@ -18,6 +18,7 @@
 #include <kiste/runtime/cgroup.hpp>
 #include <kiste/runtime/spec.hpp>
 #include <kiste/base/error.hpp>
+#include <kiste/builder/attestation.hpp>
 #include <kiste/builder/build_cache.hpp>
 #include <kiste/builder/build_plan.hpp>
 #include <kiste/image/compression.hpp>
@@ -139,6 +140,13 @@ struct BuildOptions {
   // Whether the built image gets an entry in the store's index.json (the tags, else its digest).
   // A multi-platform build names only its index.
   bool name_image = true;
+  // --sbom / --provenance: attestations stored as referrers of the image (attestation.hpp).
+  bool sbom = false;
+  bool provenance = false;
+  std::string builder_version;  // kiste's version, for the provenance's builder id
+  // FROM/COPY --from images resolved by digest instead of by name (as written → digest): a
+  // rebuild from a provenance gets the base images the original build had.
+  std::map<std::string, image::Digest> pinned_images;
 };
 
 struct BuildResult {
@@ -150,6 +158,9 @@ struct BuildResult {
   std::vector<std::string> notes;
   // Every cache key of this build and the layer it stands for (what --cache-to exports).
   std::vector<CacheRecord> cache_records;
+  // What the provenance records (also without --provenance), and the attestations stored.
+  ProvenanceInputs provenance;
+  std::vector<image::Descriptor> attestations;
 };
 
 // A multi-platform build: one image per platform and the OCI image index that lists them.

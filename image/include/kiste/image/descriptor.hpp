@@ -11,6 +11,8 @@
 namespace kiste::image {
 
 inline constexpr std::string_view kRefNameAnnotation = "org.opencontainers.image.ref.name";
+// The subject of a store-side referrer in index.json (see Store::add_referrer): not an OCI key.
+inline constexpr std::string_view kSubjectAnnotation = "dev.kiste.referrer.subject";
 
 struct Descriptor {
   std::string media_type;

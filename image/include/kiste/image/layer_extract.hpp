@@ -9,6 +9,7 @@
 // parses the tar; it never writes to disk.
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -65,5 +66,27 @@ struct ExtractStats {
 // without writing anything: for images whose layers are not unpacked yet.
 [[nodiscard]] Result<int64_t> measure_layer(BlobReader& compressed,
                                             media_type::Compression compression);
+
+// One tar entry as read_layer_entries sees it (nothing is written anywhere).
+struct LayerEntry {
+  enum class Type { File, Dir, Symlink, Hardlink, Other };
+  std::string path;  // cleaned as extraction cleans it: relative, no "..", "" for the root
+  Type type = Type::Other;
+  uint32_t mode = 0;  // permission bits
+  int64_t uid = 0, gid = 0;
+  int64_t mtime = 0;
+  int64_t size = 0;  // regular files only
+  std::string link;  // symlink target or hard link name (as written)
+};
+// Called once per entry, in tar order; `data` reads the entry's bytes (what is left unread is
+// skipped). An error from the visitor stops the walk and is returned.
+using LayerEntryVisitor = std::function<Status(const LayerEntry&, BlobReader& data)>;
+
+// Walks the entries of a layer without extracting it; returns the diff_id. Hostile tars get the
+// extraction limits on entries and name lengths.
+[[nodiscard]] Result<Digest> read_layer_entries(BlobReader& compressed,
+                                                media_type::Compression compression,
+                                                const LayerEntryVisitor& visit,
+                                                const ExtractLimits& limits = {});
 
 }  // namespace kiste::image

@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <kiste/base/error.hpp>
@@ -74,6 +75,19 @@ class Store {
   // 64-hex id is never a name.
   [[nodiscard]] Result<StoreEntry> resolve(std::string_view name_or_id) const;
 
+  // ---- referrers (store-side) ----------------------------------------------------------------
+  // Artifacts whose `subject` is a stored manifest (build --sbom/--provenance): index.json entries
+  // without a ref.name, marked with kSubjectAnnotation, so `images` does not list them as images
+  // but prune keeps them as long as their subject is kept, and push carries them.
+  [[nodiscard]] Status add_referrer(const Descriptor& artifact, const Digest& subject) const;
+  // The artifacts referring to `subject`, sorted by digest (without the marker annotation).
+  [[nodiscard]] Result<std::vector<Descriptor>> referrers(const Digest& subject) const;
+  // Every referrer as {subject, artifact} (the artifact keeps its marker annotation).
+  [[nodiscard]] Result<std::vector<std::pair<Digest, Descriptor>>> all_referrers() const;
+  // Drops the entries of referrers whose subject `keep` refuses; returns how many.
+  [[nodiscard]] Result<int> remove_referrers_unless(
+      const std::function<bool(const Digest&)>& keep) const;
+
   // ---- leases --------------------------------------------------------------------------------
   // Held by commands that add blobs before naming them; prune takes it exclusively.
   [[nodiscard]] Result<FileLock> writer_lease() const;
@@ -90,6 +104,8 @@ class Store {
   [[nodiscard]] Status set_entry(std::string name, const Descriptor& manifest) const;
   [[nodiscard]] Status update_index(
       const std::function<Status(std::vector<StoreEntry>&)>& edit) const;
+  [[nodiscard]] Status update_index_doc(
+      const std::function<Status(std::vector<StoreEntry>&, std::vector<Descriptor>&)>& edit) const;
   std::filesystem::path root_;
 };
 

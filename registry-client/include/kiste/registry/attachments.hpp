@@ -31,4 +31,33 @@ struct AttachedLayer {
     Client& c, std::string_view repo, std::string_view tag, std::string_view media_type,
     const std::string& bytes, const std::map<std::string, std::string>& annotations);
 
+// After an artifact manifest whose `subject` is `subject` was pushed to `repo`: a registry with
+// the referrers API lists it by itself; one without gets it added to the referrers tag schema
+// index at `<alg>-<hex>` (distribution-spec 1.1), keeping the entries already there. `artifact`
+// carries the manifest's artifactType and annotations. Returns whether the tag was used.
+[[nodiscard]] Result<bool> register_referrer(Client& c, std::string_view repo,
+                                             const image::Digest& subject,
+                                             const image::Descriptor& artifact);
+
+// Pushes `document` to `repo` as an OCI 1.1 artifact manifest (artifactType `media_type`, the
+// empty config, the document as its one layer, `subject`), by digest, and registers it as a
+// referrer of the subject (register_referrer). Returns its descriptor as a referrers index
+// lists it.
+[[nodiscard]] Result<image::Descriptor> push_artifact(
+    Client& c, std::string_view repo, const image::Descriptor& subject, std::string_view media_type,
+    const std::string& document, const std::map<std::string, std::string>& annotations);
+
+// The referrers of `subject` in `repo`: the referrers API's answer, else the referrers tag
+// schema index; none when neither has any. `artifact_type` ("" for all) filters them.
+[[nodiscard]] Result<std::vector<image::Descriptor>> list_referrers(Client& c, std::string_view repo,
+                                                                    const image::Digest& subject,
+                                                                    std::string_view artifact_type);
+
+// The one layer of the artifact manifest `artifact` in `repo` (at most `max_bytes`, verified),
+// checked to refer to `subject`.
+[[nodiscard]] Result<std::string> fetch_artifact_document(Client& c, std::string_view repo,
+                                                          const image::Digest& artifact,
+                                                          const image::Digest& subject,
+                                                          size_t max_bytes);
+
 }  // namespace kiste::registry
