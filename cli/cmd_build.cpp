@@ -16,6 +16,7 @@
 #include <kiste/image/layer_writer.hpp>
 
 #include <kiste/image/compression.hpp>
+#include <kiste/network/pasta.hpp>
 #include <kiste/registry/fetch_url.hpp>
 #include <kiste/registry/remote_image.hpp>
 #include <kiste/registry/transport.hpp>
@@ -172,11 +173,14 @@ void cmd_build(const Globals& g, const BuildFlags& f) {
               : f.network == "none" ? builder::BuildNetwork::None
                                     : builder::BuildNetwork::Default;
   if (o.network == builder::BuildNetwork::Default && runtime::running_rootless()) {
-    // Bridge networks need root (as for `kiste run --network`): say so rather than fail every RUN.
-    o.network = builder::BuildNetwork::None;
-    if (!f.quiet) {
-      std::fprintf(stderr, "note: rootless: RUN steps have no network (bridge networks need root; "
-                           "`--network host` shares yours)\n");
+    // Rootless RUN steps get pasta instead of the bridge (build_step_networks); without a usable
+    // pasta they get no network, which is said rather than failing every RUN.
+    if (std::string why = network::pasta_unusable_reason(); !why.empty()) {
+      o.network = builder::BuildNetwork::None;
+      if (!f.quiet) {
+        std::fprintf(stderr, "note: rootless: RUN steps have no network (%s; `--network host` shares yours)\n",
+                     why.c_str());
+      }
     }
   }
   bool plain = f.progress == "plain";

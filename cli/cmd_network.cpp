@@ -17,7 +17,9 @@
 #include <kiste/network/bridge.hpp>
 #include <kiste/network/publish.hpp>
 #include <kiste/network/dns_config.hpp>
+#include <kiste/network/pasta.hpp>
 #include <kiste/runtime/container_store.hpp>
+#include <kiste/runtime/rootless.hpp>
 #include <kiste/runtime/live_marker.hpp>
 
 #include "globals.hpp"
@@ -157,9 +159,40 @@ class BuildStepNetworks final : public builder::StepNetworks {
   const Globals& g_;
 };
 
+// A rootless build's RUN steps: pasta on each step's namespace (network/pasta.hpp), as
+// `run --network pasta`, since bridges need root. Where pasta cannot start (no routable
+// interface on an offline machine) a step gets loopback only, as it would on a bridge without
+// an upstream, and the build says so once.
+class PastaStepNetworks final : public builder::StepNetworks {
+ public:
+  Result<builder::StepAttachment> attach(std::string_view, std::string_view) override {
+    auto held = std::make_shared<std::optional<network::Pasta>>();
+    std::optional<network::Pasta>* pasta = held.get();  // alive as long as `held`
+    return builder::StepAttachment{.hosts = {},
+                                   .resolv_conf = RunNetwork::resolv_conf(),
+                                   .connect = [this, pasta](int netns_fd) -> Status {
+                                     auto p = network::Pasta::start(netns_fd, {});
+                                     if (p) {
+                                       pasta->emplace(std::move(*p));
+                                     } else if (!noted_) {
+                                       noted_ = true;
+                                       std::fprintf(stderr, "note: rootless: RUN steps have no network: %s\n",
+                                                    p.error().to_string().c_str());
+                                     }
+                                     return {};
+                                   },
+                                   .disconnect = [pasta] { pasta->reset(); },
+                                   .held = std::move(held)};
+  }
+
+ private:
+  bool noted_ = false;
+};
+
 }  // namespace
 
 std::unique_ptr<builder::StepNetworks> build_step_networks(const Globals& g) {
+  if (runtime::running_rootless()) return std::make_unique<PastaStepNetworks>();
   return std::make_unique<BuildStepNetworks>(g);
 }
 

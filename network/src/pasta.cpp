@@ -86,21 +86,34 @@ Status choose_free_ports(std::vector<PortMapping>& ports) {
   return {};
 }
 
-Result<Pasta> Pasta::start(int netns_fd, const std::vector<PortMapping>& ports) {
+namespace {
+
+std::string pasta_path() {
   const char* path_env = std::getenv("PATH");
-  const std::string exe = sys::find_on_path("pasta", path_env ? path_env : "/usr/local/bin:/usr/bin:/bin");
-  if (exe.empty()) {
-    return fail(Errc::NotFound, "network pasta: pasta not found on PATH: install Debian's `passt` package "
-                                "(apt-get install passt)");
+  return sys::find_on_path("pasta", path_env ? path_env : "/usr/local/bin:/usr/bin:/bin");
+}
+
+}  // namespace
+
+std::string pasta_unusable_reason() {
+  if (pasta_path().empty()) {
+    return "pasta not found on PATH: install Debian's `passt` package (apt-get install passt)";
   }
   // pasta opens the tun device inside the container's namespace as this user; name the fix
   // rather than pass on pasta's "Failed to open tun socket in namespace".
   if (::access("/dev/net/tun", R_OK | W_OK) != 0) {
-    return failf(Errc::PermissionDenied,
-                 "network pasta: /dev/net/tun: {}: pasta needs the tun device readable and writable "
-                 "(mode 0666, as udev's default rules make it)",
-                 std::strerror(errno));
+    return fmt::format("/dev/net/tun: {}: pasta needs the tun device readable and writable (mode 0666, as "
+                       "udev's default rules make it)",
+                       std::strerror(errno));
   }
+  return {};
+}
+
+Result<Pasta> Pasta::start(int netns_fd, const std::vector<PortMapping>& ports) {
+  if (std::string why = pasta_unusable_reason(); !why.empty()) {
+    return failf(Errc::Unavailable, "network pasta: {}", why);
+  }
+  const std::string exe = pasta_path();
   int ready[2];
   if (::pipe2(ready, O_CLOEXEC) != 0) return std::unexpected(sys_error("pipe2", "pasta"));
   UniqueFd ready_r(ready[0]);

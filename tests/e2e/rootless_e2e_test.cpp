@@ -504,6 +504,31 @@ TEST_F(Rootless, PastaNetworkReachesOutAndPublishes) {
   EXPECT_EQ(live_processes(user_.name), "") << "pasta or the container outlived rm";
 }
 
+// A rootless build's RUN steps go out through pasta as well (bridges need root): the step
+// reaches the upstream server, which sees the host's address.
+TEST_F(Rootless, BuildRunStepsGoOutThroughPasta) {
+  load_busybox(user_);
+  UniqueFd upstream = new_peer_netns("up0", "198.51.100.2", "198.51.100.1");
+  ASSERT_TRUE(upstream);
+  ASSERT_EQ(run_shell("ip route add default via 198.51.100.1"), 0);
+  OneShotServer server(upstream.get(), "198.51.100.1");
+  ASSERT_GT(server.port(), 0);
+  const fs::path ctx = user_.home / "netctx";
+  ASSERT_EQ(run_shell("setpriv --reuid=" + user_.name + " --regid=" + user_.name + " --init-groups mkdir -p " +
+                      ctx.native()),
+            0);
+  ASSERT_TRUE(sys::write_file_atomic(ctx / "Containerfile",
+                                     fmt::format("FROM busybox\nRUN sleep 2 | nc 198.51.100.1 {} > /got\n",
+                                                 server.port()),
+                                     0644));
+  auto r = run_as(user_, "build -q -t netimg " + ctx.native() + " 2>&1");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(server.peer(), "198.51.100.2");
+  r = stdout_as(user_, "run --rm netimg cat /got");
+  EXPECT_EQ(r.output, "pong\n");
+  EXPECT_EQ(live_processes(user_.name), "") << "a step's pasta outlived the build";
+}
+
 }  // namespace
 }  // namespace kiste::testing
 
