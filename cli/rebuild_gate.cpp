@@ -16,6 +16,7 @@
 #include <kiste/registry/remote_image.hpp>
 
 #include "build_wiring.hpp"
+#include "run_network.hpp"
 
 namespace kiste::cli {
 
@@ -156,7 +157,12 @@ Result<RebuildOutcome> check_rebuild(const Globals& g, const RegistryFlags& rf,
   KISTE_ASSIGN_OR_RETURN(image::Store scratch, image::Store::open(dir.path() / "root"));
   ScratchProvider provider(g, rf, main, scratch);
   KISTE_ASSIGN_OR_RETURN(auto placement, cgroup_placement("", ""));
-  auto executor = builder::make_runtime_executor({.root = scratch.root(), .cgroups = placement});
+  // RUN steps get what `kiste build` gives them by default (the default bridge; pasta when
+  // rootless), on the user's own networks: the rebuild must be able to do what the build did.
+  o.network = builder::BuildNetwork::Default;
+  std::unique_ptr<builder::StepNetworks> step_networks = build_step_networks(g);
+  auto executor = builder::make_runtime_executor(
+      {.root = scratch.root(), .networks = step_networks.get(), .cgroups = placement});
   std::optional<OutputRedirect> redirect;
   if (executor) redirect.emplace(*executor, false);
   builder::Builder b(scratch, provider, redirect ? &*redirect : nullptr);
