@@ -16,11 +16,9 @@
 #include <kiste/image/layer_writer.hpp>
 
 #include <kiste/image/compression.hpp>
-#include <kiste/network/pasta.hpp>
 #include <kiste/registry/fetch_url.hpp>
 #include <kiste/registry/remote_image.hpp>
 #include <kiste/registry/transport.hpp>
-#include <kiste/runtime/rootless.hpp>
 
 #include "build_wiring.hpp"
 #include "globals.hpp"
@@ -172,17 +170,8 @@ void cmd_build(const Globals& g, const BuildFlags& f) {
   o.network = f.network == "host"   ? builder::BuildNetwork::Host
               : f.network == "none" ? builder::BuildNetwork::None
                                     : builder::BuildNetwork::Default;
-  if (o.network == builder::BuildNetwork::Default && runtime::running_rootless()) {
-    // Rootless RUN steps get pasta instead of the bridge (build_step_networks); without a usable
-    // pasta they get no network, which is said rather than failing every RUN.
-    if (std::string why = network::pasta_unusable_reason(); !why.empty()) {
-      o.network = builder::BuildNetwork::None;
-      if (!f.quiet) {
-        std::fprintf(stderr, "note: rootless: RUN steps have no network (%s; `--network host` shares yours)\n",
-                     why.c_str());
-      }
-    }
-  }
+  // Rootless, RUN steps get pasta instead of the bridge (build_step_networks), or loopback
+  // with one note where pasta cannot start.
   bool plain = f.progress == "plain";
   o.explain_misses = plain;
   if (f.push && o.tags.empty()) {

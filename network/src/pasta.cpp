@@ -14,6 +14,7 @@
 
 #include <fmt/format.h>
 
+#include <kiste/base/split.hpp>
 #include <kiste/base/sys.hpp>
 #include <kiste/base/unique_fd.hpp>
 
@@ -33,22 +34,13 @@ std::string pasta_spec(const PortMapping& m) {
 
 // pasta's last line of complaint (it also tells syslog, which may not be there).
 std::string pasta_complaint(int memfd) {
-  std::string text;
-  char buf[4096];
-  ssize_t n;
-  while ((n = ::pread(memfd, buf, sizeof buf, static_cast<off_t>(text.size()))) > 0 && text.size() < 65536) {
-    text.append(buf, static_cast<size_t>(n));
+  ::lseek(memfd, 0, SEEK_SET);
+  const std::string text = sys::read_all(memfd, "pasta's output", 1 << 20).value_or("");
+  std::string_view last;
+  for (std::string_view line : split(text, '\n')) {
+    if (!line.empty() && line.find("syslog") == std::string_view::npos) last = line;
   }
-  std::string last;
-  size_t pos = 0;
-  while (pos < text.size()) {
-    size_t nl = text.find('\n', pos);
-    if (nl == std::string::npos) nl = text.size();
-    std::string line = text.substr(pos, nl - pos);
-    pos = nl + 1;
-    if (!line.empty() && line.find("syslog") == std::string::npos) last = std::move(line);
-  }
-  return last.empty() ? "no message" : last;
+  return last.empty() ? "no message" : std::string(last);
 }
 
 void reap(pid_t pid) {
@@ -86,34 +78,21 @@ Status choose_free_ports(std::vector<PortMapping>& ports) {
   return {};
 }
 
-namespace {
-
-std::string pasta_path() {
+Result<Pasta> Pasta::start(int netns_fd, const std::vector<PortMapping>& ports) {
   const char* path_env = std::getenv("PATH");
-  return sys::find_on_path("pasta", path_env ? path_env : "/usr/local/bin:/usr/bin:/bin");
-}
-
-}  // namespace
-
-std::string pasta_unusable_reason() {
-  if (pasta_path().empty()) {
-    return "pasta not found on PATH: install Debian's `passt` package (apt-get install passt)";
+  const std::string exe = sys::find_on_path("pasta", path_env ? path_env : "/usr/local/bin:/usr/bin:/bin");
+  if (exe.empty()) {
+    return fail(Errc::Unavailable, "network pasta: pasta not found on PATH: install Debian's `passt` "
+                                   "package (apt-get install passt)");
   }
   // pasta opens the tun device inside the container's namespace as this user; name the fix
   // rather than pass on pasta's "Failed to open tun socket in namespace".
   if (::access("/dev/net/tun", R_OK | W_OK) != 0) {
-    return fmt::format("/dev/net/tun: {}: pasta needs the tun device readable and writable (mode 0666, as "
-                       "udev's default rules make it)",
-                       std::strerror(errno));
+    return failf(Errc::Unavailable,
+                 "network pasta: /dev/net/tun: {}: pasta needs the tun device readable and writable "
+                 "(mode 0666, as udev's default rules make it)",
+                 std::strerror(errno));
   }
-  return {};
-}
-
-Result<Pasta> Pasta::start(int netns_fd, const std::vector<PortMapping>& ports) {
-  if (std::string why = pasta_unusable_reason(); !why.empty()) {
-    return failf(Errc::Unavailable, "network pasta: {}", why);
-  }
-  const std::string exe = pasta_path();
   int ready[2];
   if (::pipe2(ready, O_CLOEXEC) != 0) return std::unexpected(sys_error("pipe2", "pasta"));
   UniqueFd ready_r(ready[0]);

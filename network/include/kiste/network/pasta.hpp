@@ -36,10 +36,6 @@ namespace kiste::network {
 // pasta binds what it is told, so the port is chosen here, just before pasta binds it.
 [[nodiscard]] Status choose_free_ports(std::vector<PortMapping>& ports);
 
-// Why pasta cannot run here ("" when it can): it is not on PATH, or /dev/net/tun is not
-// readable and writable. Pasta::start fails with the same words.
-[[nodiscard]] std::string pasta_unusable_reason();
-
 class Pasta {
  public:
   // Starts pasta on the network namespace `netns_fd` and returns once pasta has configured it and
