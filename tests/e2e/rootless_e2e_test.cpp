@@ -388,25 +388,30 @@ TEST_F(Rootless, MissingPiecesAreOneLineNamingTheFixAndMakeNothing) {
 
 TEST_F(Rootless, NoSetuidProgramButNewuidmapAndNewgidmap) {
   load_busybox(user_);
-  const fs::path log = work_->path() / "strace.log";
-  // strace runs as root, so a setuid program it traces still gets its rights.
+  const fs::path logs = work_->path() / "strace";
+  fs::create_directories(logs);
+  // strace runs as root, so a setuid program it traces still gets its rights. One log per
+  // process (-ff): newuidmap and newgidmap run at once, and in one shared log their execve
+  // lines would be split into "<unfinished ...>" and "resumed" halves.
   std::string out;
-  ASSERT_EQ(run_shell("strace -f -qq -e trace=execve -e signal=none -o " + log.native() + " " +
+  ASSERT_EQ(run_shell("strace -ff -qq -e trace=execve -e signal=none -o " + (logs / "p").native() + " " +
                           as(user_, "run --rm busybox true") + " 2>&1",
                       &out),
             0)
       << out;
-  std::ifstream in(log);
-  std::string line;
   std::set<std::string> setuid;
   int execs = 0;
-  while (std::getline(in, line)) {
-    const auto at = line.find("execve(\"");
-    if (at == std::string::npos || line.find(") = 0") == std::string::npos) continue;
-    ++execs;
-    const std::string path = line.substr(at + 8, line.find('"', at + 8) - at - 8);
-    struct stat st {};
-    if (::stat(path.c_str(), &st) == 0 && (st.st_mode & (S_ISUID | S_ISGID)) != 0) setuid.insert(path);
+  for (const auto& file : fs::directory_iterator(logs)) {
+    std::ifstream in(file.path());
+    std::string line;
+    while (std::getline(in, line)) {
+      const auto at = line.find("execve(\"");
+      if (at == std::string::npos || line.find(") = 0") == std::string::npos) continue;
+      ++execs;
+      const std::string path = line.substr(at + 8, line.find('"', at + 8) - at - 8);
+      struct stat st {};
+      if (::stat(path.c_str(), &st) == 0 && (st.st_mode & (S_ISUID | S_ISGID)) != 0) setuid.insert(path);
+    }
   }
   EXPECT_GT(execs, 2);
   EXPECT_EQ(setuid, (std::set<std::string>{"/usr/bin/newgidmap", "/usr/bin/newuidmap"}));
