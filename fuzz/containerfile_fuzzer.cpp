@@ -19,7 +19,7 @@ using K = b::InstructionKind;
 
 namespace {
 
-// What the builder does with one step of a stage (builder.cpp: run_inputs, copy_inputs,
+// What the builder does with one step of a stage (builder.cpp: run_inputs, copy_request,
 // run_step), minus the store and the runtime.
 void step(b::StageConfig& st, const b::Instruction& ins, const b::ArgSources& src) {
   const b::VarMap scope = st.scope();

@@ -1,20 +1,35 @@
 #!/usr/bin/env bash
 # Makes a minimal busybox root filesystem offline, from Debian's busybox-static, and writes it
 # as a reproducible tarball: scripts/busybox-rootfs.sh [--arch ARCH] OUT.tar
+# --dir writes the tree into OUT (a directory, made if missing) instead of a tarball; the test
+# helper make_busybox_rootfs() builds its runtime fixture that way, so there is one busybox root.
 # --arch (a Debian architecture, e.g. arm64) takes busybox from busybox-static:ARCH's .deb, which
 # scripts/setup.sh downloads into /var/cache/kiste-test (KISTE_TEST_CACHE); the applet links are
 # the host busybox's (the same Debian version).
 set -euo pipefail
 arch=
-if [ "${1:-}" = --arch ]; then arch=${2:?--arch needs an architecture}; shift 2; fi
-out=${1:?usage: busybox-rootfs.sh [--arch ARCH] OUT.tar}
+as_dir=
+while [ $# -gt 1 ]; do
+  case $1 in
+    --arch) arch=${2:?--arch needs an architecture}; shift 2 ;;
+    --dir) as_dir=1; shift ;;
+    *) break ;;
+  esac
+done
+out=${1:?usage: busybox-rootfs.sh [--arch ARCH] [--dir] OUT}
 bb=/bin/busybox
 [ -x "$bb" ] || { echo "busybox-rootfs: $bb missing (apt-get install busybox-static)" >&2; exit 1; }
 file -L "$bb" 2>/dev/null | grep -q 'statically linked' || ldd "$bb" 2>&1 | grep -q 'not a dynamic' || {
   echo "busybox-rootfs: $bb is not static (install busybox-static)" >&2; exit 1; }
-dir=$(mktemp -d)
 deb_dir=$(mktemp -d)
-trap 'rm -rf "$dir" "$deb_dir"' EXIT
+if [ -n "$as_dir" ]; then
+  mkdir -p "$out"
+  dir=$out
+  trap 'rm -rf "$deb_dir"' EXIT
+else
+  dir=$(mktemp -d)
+  trap 'rm -rf "$dir" "$deb_dir"' EXIT
+fi
 src=$bb
 if [ -n "$arch" ] && [ "$arch" != "$(dpkg --print-architecture)" ]; then
   cache=${KISTE_TEST_CACHE:-/var/cache/kiste-test}
@@ -49,6 +64,7 @@ daemon:x:1:
 nogroup:x:65534:
 GR
 echo 'hosts: files dns' >"$dir/etc/nsswitch.conf"
+[ -z "$as_dir" ] || exit 0
 tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 --format=pax \
   --pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime \
   -C "$dir" -cf "$out" .

@@ -5,7 +5,7 @@ if [ "$(id -u)" -ne 0 ]; then
   echo "setup: run as root (it installs Debian packages)" >&2
   exit 1
 fi
-build_deps=(cmake ninja-build pkg-config g++ ccache
+build_deps=(cmake ninja-build pkg-config g++ ccache lld
   libarchive-dev libssl-dev nlohmann-json3-dev libcurl4-openssl-dev libseccomp-dev
   libgtest-dev libgmock-dev libcli11-dev libfmt-dev libzstd-dev zlib1g-dev libcap-dev
   libsystemd-dev  # sd-bus headers only: libsystemd is dlopen'ed by the systemd cgroup manager

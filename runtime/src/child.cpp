@@ -88,6 +88,7 @@ class ContainerInit {
   void check(bool ok, StepId step, int detail = 0) noexcept {
     if (!ok) die(step, errno, detail);
   }
+  void wait_for_go() noexcept;  // one byte from the runtime on the sync socket
   void join_cgroup() noexcept;
   void enter_userns() noexcept;
   void write_runtime_files() noexcept;
@@ -281,15 +282,17 @@ int open_parent(int root_fd, const char* path, char (&name)[NAME_MAX + 1]) noexc
   return open_in_container(root_fd, dir, CreateKind::Dir);
 }
 
+void ContainerInit::wait_for_go() noexcept {
+  char go = 0;
+  ssize_t n;
+  do {
+    n = ::recv(c_.sync_fd, &go, 1, 0);
+  } while (n < 0 && errno == EINTR);
+  if (n != 1) ::_exit(127);  // the runtime went away (or failed, and reports why)
+}
+
 void ContainerInit::join_cgroup() noexcept {
-  if (c_.wait_release) {
-    char go = 0;
-    ssize_t n;
-    do {
-      n = ::recv(c_.sync_fd, &go, 1, 0);
-    } while (n < 0 && errno == EINTR);
-    if (n != 1) ::_exit(127);  // the runtime went away
-  }
+  if (c_.wait_release) wait_for_go();
   // This process is one thread, so it moves itself: "0" is the writer (see open_self_join).
   for (size_t i = 0; i < c_.njoin; ++i) {
     const bool ok = ::write(c_.join_fds[i], "0", 1) == 1;
@@ -868,6 +871,7 @@ void ContainerInit::enter_cwd() noexcept {
   pivot();                      // 5
   open_terminal();              // -t: the pty and /dev/console, before the identity changes
   setup_stdio();                // before seccomp: the spec's filter may deny close_range
+  if (c_.wait_network) wait_for_go();  // the network, connected meanwhile
   set_limits_and_identity();    // 6, 7, 8, 9
   enter_cwd();
   if (c_.exec_fifo_fd >= 0) wait_for_start();

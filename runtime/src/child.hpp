@@ -78,6 +78,10 @@ struct ChildConfig {
   const int* join_fds = nullptr;
   size_t njoin = 0;
   bool wait_release = false;
+  // The caller connects the network (RunHooks::network_ready) while the child sets up its root:
+  // the child waits for the runtime's "go" after pivot_root, before its identity and seccomp
+  // steps (so a profile that denies recv cannot stop it), and no command runs unconnected.
+  bool wait_network = false;
   bool unshare_cgroup = true;
   bool loopback_up = true;  // new network namespace: bring `lo` up
   // Namespaces the runtime made beforehand (namespace_prep.hpp), entered first; -1: clone made

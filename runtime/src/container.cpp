@@ -669,7 +669,7 @@ Status Launch::spawn() {
                   "a bridge or pasta network needs the container's network namespace before clone "
                   "(not with --userns yet)");
     }
-    if (ctx_.hooks.network_ready) KISTE_TRY(ctx_.hooks.network_ready(ns_prep_.net_fd()));
+    cfg_.wait_network = static_cast<bool>(ctx_.hooks.network_ready);
   }
   std::fflush(nullptr);
   const pid_t pid = clone_container(flags, spec_.namespaces.time, clone_target_.get(), cloned_into_);
@@ -681,6 +681,11 @@ Status Launch::spawn() {
     detail::container_child_main(cfg_);
   }
   child_.own(pid);
+  // The network is connected while the child mounts its root (a veth is milliseconds of kernel
+  // work, as long as the rest of a start); the child waits for it before its identity steps.
+  // On this thread, not a helper: pasta's parent-death signal follows the thread that forks it.
+  Status connected;
+  if (cfg_.wait_network) connected = ctx_.hooks.network_ready(ns_prep_.net_fd());
   // A kernel without CLONE_INTO_CGROUP on a hybrid host: the child joins its v1 hierarchies
   // itself; the cgroup2 one is written here (add_process also rewrites the v1 ones: no-ops).
   const bool hybrid_fallback = clone_target_ && !cloned_into_ && !join_.empty();
@@ -705,6 +710,12 @@ Status Launch::spawn() {
     KISTE_TRY(with_context(cgroup_->add_process(pid), "container cgroup"));
     const char go = 1;
     released_ = ::send(parent_sock_.get(), &go, 1, MSG_NOSIGNAL) == 1;
+  }
+  if (cfg_.wait_network) {
+    KISTE_TRY(connected);  // the child, still waiting, is killed with child_
+    // A child that failed meanwhile has its report in the socket: the send's error is not the one.
+    const char go = 1;
+    (void)::send(parent_sock_.get(), &go, 1, MSG_NOSIGNAL);
   }
   return {};
 }

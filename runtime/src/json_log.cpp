@@ -6,13 +6,90 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdio>
+#include <ctime>
+#include <limits>
 
 #include <kiste/base/sys.hpp>
 #include <kiste/runtime/cgroup.hpp>
+#include <kiste/runtime/health.hpp>
 
 namespace kiste::runtime {
 
 namespace fs = std::filesystem;
+
+Result<int64_t> parse_log_time(std::string_view text, int64_t now_ns) {
+  auto bad = [&] {
+    return failf(Errc::InvalidArgument,
+                 "time {}: expected RFC 3339 (2026-12-07T18:57:08Z), a Unix time or a duration (10m)", quote(text));
+  };
+  if (text.empty()) return bad();
+  if (auto d = parse_go_duration_ms(text); d && text.find_first_not_of("0123456789.") != std::string_view::npos) {
+    return now_ns - *d * 1'000'000;
+  }
+  auto digits = [](std::string_view s) { return !s.empty() && s.find_first_not_of("0123456789") == std::string_view::npos; };
+  auto fraction_ns = [&](std::string_view f) -> int64_t {  // ".123" -> 123000000
+    std::string nine(f.substr(0, 9));
+    nine.resize(9, '0');
+    return std::stoll(nine);
+  };
+  if (const size_t dot = text.find('.'); text.find_first_not_of("0123456789.") == std::string_view::npos) {
+    std::string_view whole = text.substr(0, dot), frac = dot == std::string_view::npos ? "" : text.substr(dot + 1);
+    if (!digits(whole) || (dot != std::string_view::npos && !digits(frac)) || whole.size() > 10) return bad();
+    const int64_t secs = std::stoll(std::string(whole));
+    if (secs > std::numeric_limits<int64_t>::max() / 1'000'000'000 - 1) return std::numeric_limits<int64_t>::max();
+    return secs * 1'000'000'000 + (frac.empty() ? 0 : fraction_ns(frac));
+  }
+  std::tm tm{};
+  std::string t(text);
+  int consumed = 0;
+  if (std::sscanf(t.c_str(), "%4d-%2d-%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &consumed) != 3 || consumed != 10) {
+    return bad();
+  }
+  std::string_view rest = text.substr(10);
+  int64_t frac = 0;
+  if (!rest.empty()) {
+    if (rest.size() < 9 || rest[0] != 'T') return bad();
+    std::string hms(rest.substr(1, 8));
+    if (std::sscanf(hms.c_str(), "%2d:%2d:%2d%n", &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &consumed) != 3 || consumed != 8) {
+      return bad();
+    }
+    rest.remove_prefix(9);
+    if (rest.starts_with('.')) {
+      const size_t end = rest.find_first_not_of("0123456789", 1);
+      std::string_view f = rest.substr(1, end == std::string_view::npos ? std::string_view::npos : end - 1);
+      if (!digits(f)) return bad();
+      frac = fraction_ns(f);
+      rest.remove_prefix(1 + f.size());
+    }
+  }
+  if (tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 ||
+      tm.tm_min > 59 || tm.tm_sec > 60) {
+    return bad();
+  }
+  tm.tm_year -= 1900;
+  tm.tm_mon -= 1;
+  int64_t seconds = 0;
+  if (rest.empty()) {  // no zone: local time
+    tm.tm_isdst = -1;
+    seconds = std::mktime(&tm);
+  } else if (rest == "Z") {
+    seconds = ::timegm(&tm);
+  } else {
+    int oh = 0, om = 0;
+    std::string z(rest);
+    if ((z[0] != '+' && z[0] != '-') || std::sscanf(z.c_str() + 1, "%2d:%2d%n", &oh, &om, &consumed) != 2 ||
+        consumed != 5) {
+      return bad();
+    }
+    seconds = ::timegm(&tm) - (z[0] == '+' ? 1 : -1) * (oh * 3600 + om * 60);
+  }
+  // Nanoseconds end in 2262: later times are "never" (the largest value), earlier ones "always".
+  constexpr int64_t kMaxSeconds = std::numeric_limits<int64_t>::max() / 1'000'000'000 - 1;
+  if (seconds > kMaxSeconds) return std::numeric_limits<int64_t>::max();
+  if (seconds < -kMaxSeconds) return std::numeric_limits<int64_t>::min();
+  return seconds * 1'000'000'000 + frac;
+}
 
 Result<LogOptions> parse_log_options(const std::vector<std::string>& opts) {
   LogOptions o;

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <limits>
 #include <string>
 
 #include <kiste/runtime/json_log.hpp>
@@ -24,6 +25,36 @@ TEST(LogOptions, ParsesDockersKeys) {
     auto r = parse_log_options({bad});
     ASSERT_FALSE(r) << bad;
     EXPECT_EQ(r.error().to_string().find('\n'), std::string::npos);
+  }
+}
+
+TEST(LogTime, ReadsDockersSinceAndUntilForms) {
+  constexpr int64_t kSec = 1'000'000'000;
+  constexpr int64_t kAt = 1796669828;  // 2026-12-07T18:57:08Z
+  const int64_t now = (kAt + 3600) * kSec;
+  EXPECT_EQ(parse_log_time("2026-12-07T18:57:08Z", now).value(), kAt * kSec);
+  EXPECT_EQ(parse_log_time("2026-12-07T18:57:08.25Z", now).value(), kAt * kSec + 250'000'000);
+  EXPECT_EQ(parse_log_time("2026-12-07T18:57:08.123456789123Z", now).value(), kAt * kSec + 123'456'789);
+  EXPECT_EQ(parse_log_time("2026-12-07T19:57:08+01:00", now).value(), kAt * kSec);
+  EXPECT_EQ(parse_log_time("2026-12-07T17:27:08-01:30", now).value(), kAt * kSec);
+  EXPECT_EQ(parse_log_time("1796669828", now).value(), kAt * kSec);
+  EXPECT_EQ(parse_log_time("1796669828.5", now).value(), kAt * kSec + 500'000'000);
+  EXPECT_EQ(parse_log_time("10m", now).value(), now - 600 * kSec);
+  EXPECT_EQ(parse_log_time("1h30m", now).value(), now - 5400 * kSec);
+  // Beyond int64 nanoseconds: "never" and "always", not an overflow.
+  EXPECT_EQ(parse_log_time("9999-01-01T00:00:00Z", now).value(), std::numeric_limits<int64_t>::max());
+  EXPECT_EQ(parse_log_time("1000-01-01T00:00:00Z", now).value(), std::numeric_limits<int64_t>::min());
+  EXPECT_EQ(parse_log_time("9999999999", now).value(), std::numeric_limits<int64_t>::max());
+}
+
+TEST(LogTime, RefusesWhatIsNoTimeInOneLine) {
+  for (const char* bad : {"", "yesterday", "2026-13-01", "2026-12-07T25:00:00Z", "2026-12-07T18:57Z",
+                          "2026-12-07 18:57:08", "2026-12-07T18:57:08+0100", "2026-12-07T18:57:08.Z",
+                          "12345678901", "1.2.3", "-5", "1e9"}) {
+    auto r = parse_log_time(bad, 0);
+    ASSERT_FALSE(r) << bad;
+    EXPECT_EQ(r.error().code, Errc::InvalidArgument) << bad;
+    EXPECT_EQ(r.error().to_string().find('\n'), std::string::npos) << bad;
   }
 }
 

@@ -225,7 +225,7 @@ TEST_P(GuestTest, BuildRunStepsGetTheSameLimits) {
   const fs::path ctx = tmp_->path() / "ctx";
   ASSERT_TRUE(sys::mkdir_all(ctx));
   std::string out;
-  // One tar of the suite's rootfs (scripts/busybox-rootfs.sh forks per applet: minutes in TCG).
+  // One tar of the suite's rootfs, which already holds kiste_test_init.
   const fs::path tar = tmp_->path() / "bb.tar";
   ASSERT_EQ(run_shell("tar -C " + rootfs().native() + " -cf " + tar.native() + " .", &out), 0) << out;
   ASSERT_EQ(run_shell(kiste() + " import " + tar.native() + " bb 2>&1", &out), 0) << out;

@@ -21,8 +21,7 @@ TEST(BuildCli, TagsOutputsFormatsAndErrors) {
   const std::string w = tmp.path().string();
   const std::string k = fmt::format("{} --root {}/root", kiste::testing::kiste_binary().string(), w);
   std::string out;
-  ASSERT_EQ(sh(fmt::format("{}/scripts/busybox-rootfs.sh {}/bb.tar && {} import {}/bb.tar busybox",
-                                  KISTE_SOURCE_DIR, w, k, w), &out), 0) << out;
+  ASSERT_EQ(sh(fmt::format("{} import {} busybox", k, kiste::testing::busybox_tar().native()), &out), 0) << out;
   write(tmp / "ctx/Containerfile", "FROM busybox\nCOPY --from=busybox /bin/busybox /bb\nCOPY msg /msg\nCMD [\"cat\", \"/msg\"]\n");
   write(tmp / "ctx/msg", "one\n");
   std::string digest;
@@ -66,8 +65,7 @@ TEST(BuildCli, ExamplesRunWithKisteRun) {
   const std::string w = tmp.path().string();
   const std::string k = fmt::format("{} --root {}/root", kiste::testing::kiste_binary().string(), w);
   std::string out;
-  ASSERT_EQ(sh(fmt::format("{}/scripts/busybox-rootfs.sh {}/bb.tar && SOURCE_DATE_EPOCH=0 {} import {}/bb.tar busybox",
-                           KISTE_SOURCE_DIR, w, k, w), &out), 0) << out;
+  ASSERT_EQ(sh(fmt::format("SOURCE_DATE_EPOCH=0 {} import {} busybox", k, kiste::testing::busybox_tar().native()), &out), 0) << out;
   const std::pair<const char*, const char*> cases[] = {
       {"hello", "Hello from kiste\n"},
       {"config", "version=1.0 user=1000 dir=/srv/app\n"},

@@ -11,6 +11,7 @@
 #include <kiste/base/sys.hpp>
 #include <kiste/image/archive.hpp>
 #include <kiste/image/snapshot.hpp>
+#include <kiste/testing/kiste_cli.hpp>
 #include <kiste/testing/require_root.hpp>
 #include <kiste/testing/temp_root.hpp>
 
@@ -19,16 +20,7 @@ namespace kiste::builder::test {
 namespace fs = std::filesystem;
 using testing::TempRoot;
 
-inline fs::path busybox_tar() {
-  static fs::path tar = [] {
-    fs::path p = fs::temp_directory_path() / fmt::format("kiste-builder-busybox-{}.tar", ::getpid());
-    std::string out;
-    int rc = testing::run_shell(fmt::format("{}/scripts/busybox-rootfs.sh {}", KISTE_SOURCE_DIR, p.string()), &out);
-    EXPECT_EQ(rc, 0) << out;
-    return p;
-  }();
-  return tar;
-}
+using testing::busybox_tar;
 
 // run_shell appends to its output: each command starts from an empty string.
 inline int sh(const std::string& cmd, std::string* out = nullptr) {
@@ -53,7 +45,6 @@ class BuilderTest : public ::testing::Test {
   void TearDown() override {
     EXPECT_TRUE(testing::mounts_below(tmp_.path()).empty());
   }
-  static void TearDownTestSuite() { std::error_code ec; fs::remove(busybox_tar(), ec); }
 
   Result<BuildResult> build(const fs::path& ctx, BuildOptions o = {}, const image::Store* store = nullptr) {
     o.context_dir = ctx;

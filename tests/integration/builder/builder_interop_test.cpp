@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <kiste/builder/builder.hpp>
+#include <kiste/testing/kiste_cli.hpp>
 #include <kiste/testing/require_root.hpp>
 #include <kiste/testing/temp_root.hpp>
 
@@ -28,8 +29,7 @@ TEST(BuilderInterop, KisteImageUnpacksWithUmociAndMatchesBuildah) {
   const std::string k = fmt::format("{} --root {}/root", testing::kiste_binary().string(), w.string());
   const std::string ctx = std::string(KISTE_SOURCE_DIR) + "/Containerfiles/hello";
   std::string out;
-  ASSERT_EQ(run_shell(fmt::format("{}/scripts/busybox-rootfs.sh {}/bb.tar", KISTE_SOURCE_DIR, w.string()), &out), 0) << out;
-  ASSERT_EQ(run_shell(fmt::format("{} import {}/bb.tar busybox", k, w.string()), &out), 0) << out;
+  ASSERT_EQ(run_shell(fmt::format("{} import {} busybox", k, testing::busybox_tar().native()), &out), 0) << out;
   ASSERT_EQ(run_shell(fmt::format("{} build -q --network none -t hello --output type=oci,dest={}/hello.tar {}", k, w.string(), ctx), &out), 0) << out;
   ASSERT_EQ(run_shell(fmt::format("skopeo copy -q oci-archive:{0}/hello.tar oci:{0}/layout:hello && "
                                   "umoci unpack --image {0}/layout:hello {0}/bundle",

@@ -34,8 +34,6 @@ class BuildRemote : public ::testing::Test {
     registry_ = kiste::testing::RegistryProcess::start({}, &why);
     ASSERT_TRUE(registry_) << why;
     w_ = tmp_.path().string();
-    std::string out;
-    ASSERT_EQ(sh(fmt::format("{}/scripts/busybox-rootfs.sh {}/bb.tar", KISTE_SOURCE_DIR, w_), &out), 0) << out;
   }
   void TearDown() override { EXPECT_TRUE(kiste::testing::mounts_below(tmp_.path()).empty()); }
 
@@ -44,7 +42,7 @@ class BuildRemote : public ::testing::Test {
     std::string k = fmt::format("{} --root {}/{}", kiste::testing::kiste_binary().string(), w_, root);
     if (!fs::exists(tmp_ / root / "index.json")) {
       std::string out;
-      EXPECT_EQ(sh(fmt::format("SOURCE_DATE_EPOCH=0 {} import {}/bb.tar busybox", k, w_), &out), 0) << out;
+      EXPECT_EQ(sh(fmt::format("SOURCE_DATE_EPOCH=0 {} import {} busybox", k, kiste::testing::busybox_tar().native()), &out), 0) << out;
     }
     return k;
   }

@@ -36,8 +36,9 @@ struct ContainerExit {
 struct RunHooks {
   // Called once the container's process runs (pid in the caller's pid namespace).
   std::function<void(pid_t)> started;
-  // NetworkMode::Bridge and Pasta: connects the container's new network namespace (an fd) before the
-  // container starts; an error ends the run before the command runs.
+  // NetworkMode::Bridge and Pasta: connects the container's new network namespace (an fd), on
+  // the runtime's thread while the container's process mounts its root; the command runs only
+  // once it returned, and an error ends the run before the command runs.
   std::function<Status(int netns_fd)> network_ready;
   // Called once the container's process has ended, on a thread of its own while the runtime
   // removes the container's cgroup (and dirs): what the container held outside it (a bridge

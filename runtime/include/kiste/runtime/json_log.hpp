@@ -22,6 +22,13 @@ namespace kiste::runtime {
 // docker's --log-opt values ("max-size=10m", "max-file=3"), each given once or comma-separated.
 [[nodiscard]] Result<LogOptions> parse_log_options(const std::vector<std::string>& opts);
 
+// A time as `logs --since/--until` take it (docker's forms), in nanoseconds since the epoch: an
+// RFC 3339 time ("2026-12-07T18:57:08Z", fractions and ±HH:MM offsets too; a date or a time
+// without a zone is local time), a Unix time ("1765130228[.5]"), or a Go duration before `now`
+// ("10m", "1h30m"). A log entry's own time is the first form. Times past 2262 are the largest
+// value ("never"), times before 1678 the smallest.
+[[nodiscard]] Result<int64_t> parse_log_time(std::string_view text, int64_t now_ns);
+
 // The monitor's side: appends records, rotating first when one would pass max-size.
 class LogWriter {
  public:

@@ -1,5 +1,5 @@
 #pragma once
-// A busybox root filesystem made offline (Debian's busybox-static), for runtime, builder and e2e
+// A busybox root filesystem made offline by scripts/busybox-rootfs.sh --dir, for runtime and e2e
 // tests: /bin/busybox with every applet linked at its usual path, /etc/passwd and /etc/group
 // (root, nobody, and a "tester" user in an extra group), /tmp, /root, and the static
 // kiste_test_init helper at /usr/bin/kiste_test_init.
