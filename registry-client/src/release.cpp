@@ -21,7 +21,12 @@ using image::Reference;
 
 Result<ReleaseItem> make_item(std::string_view src, std::string_view dst,
                               std::string_view expect) {
-  ReleaseItem it{.source = {}, .destination = {}, .expect_digest = std::nullopt};
+  ReleaseItem it{.source = {},
+                 .destination = {},
+                 .expect_digest = std::nullopt,
+                 .context = {},
+                 .containerfile = {},
+                 .build_args = {}};
   KISTE_ASSIGN_OR_RETURN(it.source, with_context(parse_docker_ref(src), "source"));
   KISTE_ASSIGN_OR_RETURN(it.destination, with_context(parse_docker_ref(dst), "destination"));
   if (!expect.empty()) {
@@ -59,12 +64,33 @@ Result<std::vector<ReleaseItem>> parse_json(std::string_view text) {
     const auto& e = (*list)[i];
     std::string where = fmt::format("image {}", i + 1);
     if (!e.is_object()) return failf(Errc::InvalidArgument, "{}: not an object", where);
-    std::string fields[3];
+    std::string fields[5];
+    std::vector<std::string> build_args;
     for (const auto& [k, v] : e.items()) {
-      int slot = k == "source" ? 0 : k == "destination" ? 1 : k == "expectDigest" ? 2 : -1;
+      if (k == "buildArgs") {
+        if (!v.is_object()) {
+          return failf(Errc::InvalidArgument, "{}: `buildArgs` is not an object", where);
+        }
+        for (const auto& [name, value] : v.items()) {
+          if (name.empty() || name.find('=') != std::string::npos || !value.is_string()) {
+            return failf(Errc::InvalidArgument,
+                         "{}: `buildArgs`: `{}` is not a NAME with a string value", where, name);
+          }
+          build_args.push_back(name + "=" + value.get<std::string>());
+        }
+        continue;
+      }
+      int slot = k == "source"          ? 0
+                 : k == "destination"   ? 1
+                 : k == "expectDigest"  ? 2
+                 : k == "context"       ? 3
+                 : k == "containerfile" ? 4
+                                        : -1;
       if (slot < 0) {
         return failf(Errc::InvalidArgument,
-                     "{}: unknown key `{}` (source, destination, expectDigest)", where, k);
+                     "{}: unknown key `{}` (source, destination, expectDigest, context, "
+                     "containerfile, buildArgs)",
+                     where, k);
       }
       if (!v.is_string()) return failf(Errc::InvalidArgument, "{}: `{}` is not a string", where, k);
       fields[slot] = v.get<std::string>();
@@ -72,7 +98,14 @@ Result<std::vector<ReleaseItem>> parse_json(std::string_view text) {
     if (fields[0].empty() || fields[1].empty()) {
       return failf(Errc::InvalidArgument, "{}: needs `source` and `destination`", where);
     }
+    if (fields[3].empty() && (!fields[4].empty() || !build_args.empty())) {
+      return failf(Errc::InvalidArgument, "{}: `containerfile` and `buildArgs` need a `context`",
+                   where);
+    }
     KISTE_ASSIGN_OR_RETURN(auto it, with_context(make_item(fields[0], fields[1], fields[2]), where));
+    it.context = fields[3];
+    it.containerfile = fields[4];
+    it.build_args = std::move(build_args);
     out.push_back(std::move(it));
   }
   return out;
