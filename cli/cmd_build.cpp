@@ -265,9 +265,10 @@ void cmd_build(const Globals& g, const BuildFlags& f) {
     image::StoreEntry e{.name = r.manifest.digest.str(), .manifest = r.manifest};
     if (!o.tags.empty()) e.name = o.tags.front().str();
     if (type == "oci" || type == "docker-archive" || type == "docker") {
-      exit_on_error(image::save_archive(store, {e}, dest,
-                                        type == "oci" ? image::ArchiveFormat::OciArchive
-                                                      : image::ArchiveFormat::DockerArchive));
+      auto saved = value_or_exit(image::save_archive(
+          store, {e}, dest,
+          type == "oci" ? image::ArchiveFormat::OciArchive : image::ArchiveFormat::DockerArchive));
+      note_referrers_left_out(saved, dest);
     } else {
       exit_on_error(failf(Errc::InvalidArgument, "--output type={}: expected oci or docker-archive", type));
     }

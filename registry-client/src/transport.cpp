@@ -133,9 +133,11 @@ Status OpenedSink::finish(const image::CopyResult& r) {
   } else {
     KISTE_TRY(scratch->store->keep_unnamed(e.manifest));
   }
-  return image::save_archive(*scratch->store, {e}, where.value,
-                             where.kind == Kind::OciArchive ? image::ArchiveFormat::OciArchive
-                                                            : image::ArchiveFormat::DockerArchive);
+  // The scratch store holds the copied image only: no referrers to keep or leave out.
+  KISTE_TRY(image::save_archive(*scratch->store, {e}, where.value,
+                                where.kind == Kind::OciArchive ? image::ArchiveFormat::OciArchive
+                                                               : image::ArchiveFormat::DockerArchive));
+  return {};
 }
 
 Result<OpenedSink> open_sink(const Location& l, const TransportOptions& t,

@@ -238,6 +238,62 @@ TEST_F(Attest, PruneKeepsAttestationsOfNamedImagesAndDropsThemWithTheImage) {
   EXPECT_EQ(fsck.status, 0) << fsck.output;
 }
 
+// save/load: an oci-archive carries the attestations (their manifests as index.json entries with
+// the image as `subject`, as oras and skopeo keep referrers in an OCI layout); after save, rmi,
+// prune and load they are the image's again, pushed with it, and the image digest is the same.
+// A docker-archive cannot hold them: save says so in one note line and load brings none back.
+TEST_F(Attest, OciArchiveKeepsAttestationsThroughSaveRmiLoadDockerArchiveSaysItCannot) {
+  auto r = a_.run("build --sbom --provenance -t app " + ctx_.native() + " 2>&1");
+  ASSERT_EQ(r.status, 0) << r.output;
+  auto mine = attached(r.output);
+  ASSERT_EQ(mine.size(), 2u) << r.output;
+  const fs::path oci = tmp_ / "app-oci.tar", dock = tmp_ / "app-docker.tar";
+  auto so = a_.run("save --format oci-archive -o " + oci.native() + " app 2>&1");
+  ASSERT_EQ(so.status, 0) << so.output;
+  EXPECT_TRUE(so.output.empty()) << so.output;
+  auto sd = a_.run("save -o " + dock.native() + " app 2>&1");
+  ASSERT_EQ(sd.status, 0) << sd.output;
+  EXPECT_EQ(count_lines(sd.output), 1u) << sd.output;
+  EXPECT_NE(sd.output.find("note: a docker-archive cannot hold signatures or attestations: 2 "
+                           "referrers of the saved images left out"),
+            std::string::npos)
+      << sd.output;
+
+  // skopeo reads the archive's image by its name (index.json has three entries, one named).
+  std::string raw;
+  ASSERT_EQ(run_shell("skopeo inspect --raw oci-archive:" + oci.native() +
+                          ":docker.io/library/app:latest 2>&1",
+                      &raw),
+            0)
+      << raw;
+  const std::string out(image::Digest::of(raw).hex());
+  ASSERT_EQ(a_.run("push -q app docker://" + h_ + "/saved/app:1 2>&1").status, 0);
+  const std::string digest = digest_of("saved/app", "1");
+  ASSERT_EQ(digest.size(), 71u);
+  EXPECT_EQ("sha256:" + out.substr(0, 64), digest);
+
+  ASSERT_EQ(a_.run("rmi app 2>&1").status, 0);
+  ASSERT_EQ(a_.run("prune 2>&1").status, 0);
+  for (const auto& [type, d] : mine) {
+    EXPECT_FALSE(fs::exists(a_.root() / "blobs" / "sha256" / d.substr(7))) << type;
+  }
+  auto ld = a_.run("load -i " + dock.native() + " 2>&1");
+  ASSERT_EQ(ld.status, 0) << ld.output;
+  EXPECT_EQ(ld.output.find("signature/attestation"), std::string::npos) << ld.output;
+  auto lo = a_.run("load -i " + oci.native() + " 2>&1");
+  ASSERT_EQ(lo.status, 0) << lo.output;
+  EXPECT_NE(lo.output.find("with 2 signature/attestation artifacts"), std::string::npos)
+      << lo.output;
+  // Kept by prune, pushed with the image, listed by the registry's referrers tag.
+  ASSERT_EQ(a_.run("prune 2>&1").status, 0);
+  auto p = a_.run("push -q app docker://" + h_ + "/loaded/app:1 2>&1");
+  ASSERT_EQ(p.status, 0) << p.output;
+  EXPECT_EQ(digest_of("loaded/app", "1"), digest);
+  EXPECT_EQ(referrers("loaded/app", digest), mine);
+  auto fsck = a_.run("fsck 2>&1");
+  EXPECT_EQ(fsck.status, 0) << fsck.output;
+}
+
 // `promote --require-rebuild`: another store rebuilds the staged image from a context with the
 // provenance's inputs; the same context promotes, one changed byte is refused with the file named
 // and prod's tag left as it was; the scratch store is gone either way.
