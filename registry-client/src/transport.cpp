@@ -232,19 +232,27 @@ Result<image::CopyResult> push_image(const image::Store& store, const image::Sto
   std::string ctx = fmt::format("push `{}`", dest.str());
   KISTE_ASSIGN_OR_RETURN(image::CopyResult r,
                          with_context(image::copy_image(*src, sink, opts), ctx));
-  // The image's store-side referrers (attestations) follow it, pushed by digest.
-  KISTE_ASSIGN_OR_RETURN(auto refs, store.referrers(src->top().digest));
-  for (const auto& d : refs) {
-    std::string what = fmt::format("{}: referrer {}", ctx, d.digest);
-    KISTE_ASSIGN_OR_RETURN(image::ManifestBlob m,
-                           with_context(image::read_manifest(store, d), what));
-    auto art = store.open_unstored(std::move(m), d.digest.str());
-    KISTE_ASSIGN_OR_RETURN(auto at, Reference::parse(fmt::format(
-                                        "{}/{}@{}", dest.registry(), dest.repository(), d.digest.str())));
-    RemoteSink art_sink(*remote.client, at);
-    KISTE_TRY(with_context(image::copy_image(*art, art_sink, opts), what));
-    KISTE_TRY(with_context(
-        register_referrer(*remote.client, dest.repository(), src->top().digest, d), what));
+  // The image's store-side referrers (attestations) follow it, pushed by digest: those of its
+  // manifest and, for an index, those of each platform image.
+  std::vector<image::Digest> subjects{src->top().digest};
+  if (src->top().is_index()) {
+    for (const auto& c : src->top().index().manifests) subjects.push_back(c.digest);
+  }
+  for (const auto& subject : subjects) {
+    KISTE_ASSIGN_OR_RETURN(auto refs, store.referrers(subject));
+    for (const auto& d : refs) {
+      std::string what = fmt::format("{}: referrer {}", ctx, d.digest);
+      KISTE_ASSIGN_OR_RETURN(image::ManifestBlob m,
+                             with_context(image::read_manifest(store, d), what));
+      auto art = store.open_unstored(std::move(m), d.digest.str());
+      KISTE_ASSIGN_OR_RETURN(auto at, Reference::parse(fmt::format("{}/{}@{}", dest.registry(),
+                                                                   dest.repository(),
+                                                                   d.digest.str())));
+      RemoteSink art_sink(*remote.client, at);
+      KISTE_TRY(with_context(image::copy_image(*art, art_sink, opts), what));
+      KISTE_TRY(with_context(register_referrer(*remote.client, dest.repository(), subject, d),
+                             what));
+    }
   }
   return r;
 }
