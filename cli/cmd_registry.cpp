@@ -124,6 +124,15 @@ Status do_copy(Globals& g, const RegistryFlags& rf, const CopyFlags& cf, const s
   KISTE_ASSIGN_OR_RETURN(image::CopyResult r,
                          registry::copy(src, dst, {.store_root = g.root, .access = access}, opts));
   summary(cf.quiet, r, t0);
+  if (!cf.quiet && r.referrers_copied > 0) {
+    std::fprintf(stderr, "%d signature/attestation artifacts copied\n", r.referrers_copied);
+  }
+  if (r.referrers_left_out > 0) {
+    std::fprintf(stderr,
+                 "note: %s cannot hold signatures or attestations: %d referrer%s of the image "
+                 "left out (oci-archive: and oci: keep them)\n",
+                 to.c_str(), r.referrers_left_out, r.referrers_left_out == 1 ? "" : "s");
+  }
   std::printf("%s\n", r.top.digest.str().c_str());
   return {};
 }

@@ -267,18 +267,6 @@ Status collect_blobs(const Store& store, const Descriptor& d, std::vector<Descri
   return {};
 }
 
-// The store-side referrers of an image: of its top manifest and, for an index, of each child.
-Result<std::vector<Descriptor>> image_referrers(const Store& store, const Descriptor& top) {
-  KISTE_ASSIGN_OR_RETURN(std::vector<Descriptor> out, store.referrers(top.digest));
-  if (!media_type::is_index(top.media_type)) return out;
-  KISTE_ASSIGN_OR_RETURN(ManifestBlob m, read_manifest(store, top));
-  for (const auto& c : m.index().manifests) {
-    KISTE_ASSIGN_OR_RETURN(auto more, store.referrers(c.digest));
-    out.insert(out.end(), more.begin(), more.end());
-  }
-  return out;
-}
-
 Result<SaveResult> save_oci(const Store& store, const std::vector<StoreEntry>& images,
                             TarWriter& tar) {
   std::vector<Descriptor> blobs;
@@ -292,7 +280,7 @@ Result<SaveResult> save_oci(const Store& store, const std::vector<StoreEntry>& i
     d.annotations[std::string(kRefNameAnnotation)] = e.name;
     manifests.push_back(detail::descriptor_to_json(d));
     KISTE_ASSIGN_OR_RETURN(auto refs, image_referrers(store, e.manifest));
-    referrers.insert(referrers.end(), refs.begin(), refs.end());
+    for (auto& [subject, r] : refs) referrers.push_back(std::move(r));
   }
   // After every image: an image saved twice (two names) has its referrers once.
   for (const auto& r : referrers) {
@@ -342,7 +330,7 @@ Result<SaveResult> save_docker(const Store& store, const std::vector<StoreEntry>
   std::set<Digest> left_out;
   for (const auto& e : images) {
     KISTE_ASSIGN_OR_RETURN(auto refs, image_referrers(store, e.manifest));
-    for (const auto& r : refs) left_out.insert(r.digest);
+    for (const auto& [subject, r] : refs) left_out.insert(r.digest);
   }
   res.referrers_left_out = static_cast<int>(left_out.size());
   json legacy = json::array();

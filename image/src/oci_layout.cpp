@@ -99,6 +99,10 @@ Result<std::unique_ptr<OciLayoutImage>> OciLayoutImage::open(const LayoutRef& re
     return failf(Errc::NotFound, "{}: no image named {} (names: {})", what, quote(ref.name),
                  names.empty() ? std::string("none") : names);
   }
+  if (hits.size() > 1 && ref.name.empty()) {
+    // Artifacts listed beside an image (its attestations) are not candidates.
+    std::erase_if(hits, [](const Descriptor* d) { return !d->artifact_type.empty(); });
+  }
   if (hits.size() > 1) {
     return failf(Errc::InvalidArgument, "{}: {} images match{}; name one with oci:DIR:NAME ({})",
                  what, hits.size(), ref.name.empty() ? "" : " " + quote(ref.name), names);
@@ -192,6 +196,9 @@ Status OciLayoutSink::put_manifest(const ManifestBlob& m, bool top) {
     if (!same_name && !same_unnamed) list.push_back(e);
   }
   if (!ref_.name.empty()) d.annotations[std::string(kRefNameAnnotation)] = ref_.name;
+  if (!m.is_index() && !m.manifest().artifact_type.empty()) {
+    d.artifact_type = m.manifest().artifact_type;  // as oras lists an artifact
+  }
   list.push_back(detail::descriptor_to_json(d));
   json doc = std::move(idx.first);
   doc["manifests"] = std::move(list);

@@ -5,6 +5,7 @@
 #include <kiste/image/archive.hpp>
 #include <kiste/image/dir_image.hpp>
 #include <kiste/image/oci_layout.hpp>
+#include <kiste/image/store_ops.hpp>
 #include <kiste/registry/attachments.hpp>
 #include <kiste/registry/remote_image.hpp>
 
@@ -133,12 +134,60 @@ Status OpenedSink::finish(const image::CopyResult& r) {
   } else {
     KISTE_TRY(scratch->store->keep_unnamed(e.manifest));
   }
-  // The scratch store holds the copied image only: no referrers to keep or leave out.
+  // The scratch store holds the copied image and the referrers copy_referrers put there.
   KISTE_TRY(image::save_archive(*scratch->store, {e}, where.value,
                                 where.kind == Kind::OciArchive ? image::ArchiveFormat::OciArchive
                                                                : image::ArchiveFormat::DockerArchive));
   return {};
 }
+
+namespace {
+
+// The store a source or destination keeps its images in, where referrers live: the store, or
+// an archive's scratch store. None for registries, OCI layouts and dir:.
+const image::Store* referrer_store(const std::unique_ptr<image::Store>& store,
+                                   const std::optional<ScratchStore>& scratch) {
+  if (store) return store.get();
+  if (scratch) return scratch->store.get();
+  return nullptr;
+}
+
+// The store-side referrers of the copied image from a store (or an archive's) to a destination
+// that can hold them: a store or an oci-archive (as store-side referrers; save_archive writes the
+// archive's), an OCI layout (as unnamed index.json entries with their artifactType). Registries
+// get theirs from push/promote, not here. What the destination cannot hold is counted.
+Status copy_referrers(const image::Store& from, const image::ManifestBlob& top, OpenedSink& d,
+                      image::CopyResult& r) {
+  KISTE_ASSIGN_OR_RETURN(auto refs, image::image_referrers(from, top.descriptor()));
+  if (refs.empty()) return {};
+  const image::Store* to = referrer_store(d.store, d.scratch);
+  const bool layout = d.where.kind == Kind::OciLayout;
+  if (d.where.kind == Kind::Registry) return {};
+  if ((to == nullptr && !layout) || d.where.kind == Kind::DockerArchive) {
+    r.referrers_left_out = static_cast<int>(refs.size());
+    return {};
+  }
+  for (const auto& [subject, art] : refs) {
+    std::string what = fmt::format("referrer {}", art.digest);
+    KISTE_ASSIGN_OR_RETURN(image::ManifestBlob m,
+                           with_context(image::read_manifest(from, art), what));
+    auto src = from.open_unstored(std::move(m), art.digest.str());
+    if (layout) {
+      KISTE_ASSIGN_OR_RETURN(image::LayoutRef ref, image::parse_layout_ref(d.where.value));
+      ref.name.clear();  // an unnamed entry: the artifact is no image of its own
+      KISTE_ASSIGN_OR_RETURN(auto sink, image::OciLayoutSink::create(ref));
+      KISTE_TRY(with_context(image::copy_image(*src, *sink, {}), what));
+    } else {
+      image::StoreSink sink(*to, std::nullopt);
+      KISTE_TRY(with_context(image::copy_image(*src, sink, {}), what));
+      KISTE_TRY(with_context(to->add_referrer(art, subject), what));
+    }
+    ++r.referrers_copied;
+  }
+  return {};
+}
+
+}  // namespace
 
 Result<OpenedSink> open_sink(const Location& l, const TransportOptions& t,
                              const std::optional<Reference>& src_name) {
@@ -194,6 +243,9 @@ Result<image::CopyResult> copy(const Location& src, const Location& dst, const T
   KISTE_ASSIGN_OR_RETURN(OpenedSink d, with_context(open_sink(dst, t, s.name), ctx));
   if (src.kind == Kind::Store || src.is_archive()) opts.all = true;
   KISTE_ASSIGN_OR_RETURN(image::CopyResult r, image::copy_image(*s.image, *d.sink, opts));
+  if (const image::Store* from = referrer_store(s.store, s.scratch)) {
+    KISTE_TRY(with_context(copy_referrers(*from, s.image->top(), d, r), ctx));
+  }
   KISTE_TRY(with_context(d.finish(r), ctx));
   return r;
 }

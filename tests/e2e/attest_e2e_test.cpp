@@ -294,6 +294,56 @@ TEST_F(Attest, OciArchiveKeepsAttestationsThroughSaveRmiLoadDockerArchiveSaysItC
   EXPECT_EQ(fsck.status, 0) << fsck.output;
 }
 
+// copy between the store and archives/layouts carries the attestations the same way:
+// `copy IMAGE oci:DIR` lists them as unnamed index.json entries with their artifactType (as oras
+// does; skopeo still reads the image by name and without one), `copy IMAGE oci-archive:F` and
+// `copy oci-archive:F NAME` into another store keep them as store-side referrers (pushed from
+// there), and `copy IMAGE docker-archive:F` says in one note line that it left them out.
+TEST_F(Attest, CopyCarriesAttestationsToOciLayoutsAndArchives) {
+  auto r = a_.run("build --sbom --provenance -t app " + ctx_.native() + " 2>&1");
+  ASSERT_EQ(r.status, 0) << r.output;
+  auto mine = attached(r.output);
+  ASSERT_EQ(mine.size(), 2u) << r.output;
+
+  const fs::path layout = tmp_ / "layout";
+  auto c1 = a_.run("copy app oci:" + layout.native() + ":app 2>&1");
+  ASSERT_EQ(c1.status, 0) << c1.output;
+  EXPECT_NE(c1.output.find("2 signature/attestation artifacts copied"), std::string::npos)
+      << c1.output;
+  json index = json::parse(sys::read_file(layout / "index.json", 1 << 20).value_or(""), nullptr,
+                           false);
+  ASSERT_EQ(index["manifests"].size(), 3u) << index.dump();
+  std::map<std::string, std::string> listed;
+  for (const auto& m : index["manifests"]) {
+    if (m.contains("artifactType")) listed[m.value("artifactType", "")] = m.value("digest", "");
+  }
+  EXPECT_EQ(listed, mine) << index.dump();
+  std::string out;
+  EXPECT_EQ(run_shell("skopeo inspect --raw oci:" + layout.native() + ":app 2>&1", &out), 0) << out;
+  // Without a name the image is the one candidate: the artifacts are not images.
+  auto c2 = b_.run("copy oci:" + layout.native() + " from-layout 2>&1");
+  EXPECT_EQ(c2.status, 0) << c2.output;
+
+  const fs::path oci = tmp_ / "copy-oci.tar", dock = tmp_ / "copy-docker.tar";
+  auto c3 = a_.run("copy app oci-archive:" + oci.native() + " 2>&1");
+  ASSERT_EQ(c3.status, 0) << c3.output;
+  auto c4 = b_.run("copy oci-archive:" + oci.native() + " from-archive 2>&1");
+  ASSERT_EQ(c4.status, 0) << c4.output;
+  EXPECT_NE(c4.output.find("2 signature/attestation artifacts copied"), std::string::npos)
+      << c4.output;
+  auto p = b_.run("push -q from-archive docker://" + h_ + "/copied/app:1 2>&1");
+  ASSERT_EQ(p.status, 0) << p.output;
+  const std::string digest = digest_of("copied/app", "1");
+  EXPECT_EQ(referrers("copied/app", digest), mine);
+
+  auto c5 = a_.run("copy app docker-archive:" + dock.native() + " 2>&1");
+  ASSERT_EQ(c5.status, 0) << c5.output;
+  EXPECT_NE(c5.output.find("note: docker-archive:" + dock.native() +
+                           " cannot hold signatures or attestations: 2 referrers"),
+            std::string::npos)
+      << c5.output;
+}
+
 // `promote --require-rebuild`: another store rebuilds the staged image from a context with the
 // provenance's inputs; the same context promotes, one changed byte is refused with the file named
 // and prod's tag left as it was; the scratch store is gone either way.
