@@ -404,8 +404,9 @@ TEST_F(RebuildRelease, OneChangedByteStopsTheWholeReleaseThenTheSameContextsProm
       << no_ctx.output;
 
   // The contexts the images were built from (build args, SOURCE_DATE_EPOCH and base digest from
-  // each image's provenance): all three rebuild to their digests and are promoted.
-  auto ok = kiste("promote --require-rebuild --release " +
+  // each image's provenance): all three rebuild to their digests and are promoted, each with the
+  // rebuilder's statement beside the provenance promote carried.
+  auto ok = kiste("promote --require-rebuild --attest-rebuild --release " +
                   write_release({"ctx1", "ctx2", "ctx3"}).native());
   ASSERT_EQ(ok.status, 0) << ok.output;
   size_t same = 0;
@@ -415,8 +416,14 @@ TEST_F(RebuildRelease, OneChangedByteStopsTheWholeReleaseThenTheSameContextsProm
   EXPECT_EQ(same, 3u) << ok.output;
   // Every rebuild came before the first blob moved.
   EXPECT_LT(ok.output.rfind("the same digest"), ok.output.find("] blobs ")) << ok.output;
+  EXPECT_NE(ok.output.find("Attached 3 rebuild attestations"), std::string::npos) << ok.output;
   for (int i = 1; i <= kCount; ++i) {
     EXPECT_EQ(head("prod/" + app(i), "1"), staging_[i]) << app(i);
+    // The referrers tag schema index in prod: the provenance and the rebuild statement.
+    auto idx = client_->get_manifest("prod/" + app(i), "sha256-" + staging_[i].substr(7));
+    ASSERT_TRUE(idx) << idx.error().to_string();
+    ASSERT_TRUE(idx->is_index());
+    EXPECT_EQ(idx->index().manifests.size(), 2u) << app(i);
   }
   EXPECT_EQ(scratch_dirs(), 0);
 }
