@@ -343,43 +343,52 @@ Result<Release> Release::prepare(std::vector<ReleaseItem> items, const ClientFor
     if (o.copy_signatures) {
       // cosign-style tags and the referrers tag schema: sha256-<hex>[.sig|.att|.sbom]; one tags
       // list instead of a HEAD per suffix, HEADs when the registry will not list tags.
-      std::string base = fmt::format("{}-{}", digest.algorithm_name(), digest.hex());
       auto tags = sc->list_tags(it.source.repository());
-      for (std::string_view suffix : {"", ".sig", ".att", ".sbom"}) {
-        std::string tag = base + std::string(suffix);
-        if (tags) {
-          if (std::find(tags->names.begin(), tags->names.end(), tag) == tags->names.end()) continue;
-        } else {
-          KISTE_ASSIGN_OR_RETURN(auto h, with_context(sc->try_head_manifest(
-                                                          it.source.repository(), tag),
-                                                      ctx));
-          if (!h) continue;
-        }
-        KISTE_ASSIGN_OR_RETURN(
-            auto a, with_context(RemoteImage::open(*sc, it.source.without_digest().with_tag(tag)),
-                                 ctx + ": " + tag));
-        jobs.push_back({.kind = ReleaseJob::Kind::Artifact, .item = i, .src = sc, .dst = dc,
-                        .image = std::move(a), .to = it.destination.without_digest().with_tag(tag),
-                        .manifests = {}, .copy = {}});
-        p.artifact_tags.push_back(tag);
+      // Of the image and, for an index, of each platform image (their attestations).
+      std::vector<image::Digest> subjects{digest};
+      if (img->top().is_index()) {
+        for (const auto& c : img->top().index().manifests) subjects.push_back(c.digest);
       }
-      std::optional<image::ManifestBlob> refs;
-      std::atomic<bool>& none = *no_referrers.at(sc);
-      if (!none.load()) {
-        KISTE_ASSIGN_OR_RETURN(
-            refs, with_context(sc->try_referrers(it.source.repository(), digest), ctx));
-        if (!refs) none = true;
-      }
-      if (refs) {
-        for (const auto& d : refs->index().manifests) {
-          KISTE_ASSIGN_OR_RETURN(auto from, at_digest(it.source, d.digest));
-          KISTE_ASSIGN_OR_RETURN(auto to, at_digest(it.destination, d.digest));
-          KISTE_ASSIGN_OR_RETURN(auto a, with_context(RemoteImage::open(*sc, from),
-                                                      ctx + ": referrer " + d.digest.str()));
+      for (const image::Digest& subject : subjects) {
+        std::string base = fmt::format("{}-{}", subject.algorithm_name(), subject.hex());
+        for (std::string_view suffix : {"", ".sig", ".att", ".sbom"}) {
+          std::string tag = base + std::string(suffix);
+          if (tags) {
+            if (std::find(tags->names.begin(), tags->names.end(), tag) == tags->names.end()) {
+              continue;
+            }
+          } else {
+            KISTE_ASSIGN_OR_RETURN(auto h, with_context(sc->try_head_manifest(
+                                                            it.source.repository(), tag),
+                                                        ctx));
+            if (!h) continue;
+          }
+          KISTE_ASSIGN_OR_RETURN(
+              auto a, with_context(RemoteImage::open(*sc, it.source.without_digest().with_tag(tag)),
+                                   ctx + ": " + tag));
           jobs.push_back({.kind = ReleaseJob::Kind::Artifact, .item = i, .src = sc, .dst = dc,
-                          .image = std::move(a), .to = std::move(to), .manifests = {},
-                          .copy = {}});
-          ++p.referrers;
+                          .image = std::move(a), .to = it.destination.without_digest().with_tag(tag),
+                          .manifests = {}, .copy = {}});
+          p.artifact_tags.push_back(tag);
+        }
+        std::optional<image::ManifestBlob> refs;
+        std::atomic<bool>& none = *no_referrers.at(sc);
+        if (!none.load()) {
+          KISTE_ASSIGN_OR_RETURN(
+              refs, with_context(sc->try_referrers(it.source.repository(), subject), ctx));
+          if (!refs) none = true;
+        }
+        if (refs) {
+          for (const auto& d : refs->index().manifests) {
+            KISTE_ASSIGN_OR_RETURN(auto from, at_digest(it.source, d.digest));
+            KISTE_ASSIGN_OR_RETURN(auto to, at_digest(it.destination, d.digest));
+            KISTE_ASSIGN_OR_RETURN(auto a, with_context(RemoteImage::open(*sc, from),
+                                                        ctx + ": referrer " + d.digest.str()));
+            jobs.push_back({.kind = ReleaseJob::Kind::Artifact, .item = i, .src = sc, .dst = dc,
+                            .image = std::move(a), .to = std::move(to), .manifests = {},
+                            .copy = {}});
+            ++p.referrers;
+          }
         }
       }
     }

@@ -340,6 +340,20 @@ TEST_F(MultiArch, AttestationsPerPlatformImageLeaveTheIndexDigestAlone) {
         << d;
     EXPECT_EQ(json::parse(body, nullptr, false)["manifests"].size(), 2u) << body;
   }
+  // And so does a release of it.
+  std::ofstream(tmp_ / "release.txt") << dest << " " << reg->host() << "/rel/multi:1\n";
+  auto rel = kiste_.run("promote -q --release " + (tmp_ / "release.txt").native() + " 2>&1");
+  ASSERT_EQ(rel.status, 0) << rel.output;
+  for (const auto& child : index["manifests"]) {
+    const std::string d = child["digest"];
+    std::string body;
+    ASSERT_EQ(run_shell("curl -sf -H 'Accept: application/vnd.oci.image.index.v1+json' http://" +
+                            reg->host() + "/v2/rel/multi/manifests/sha256-" + d.substr(7),
+                        &body),
+              0)
+        << d;
+    EXPECT_EQ(json::parse(body, nullptr, false)["manifests"].size(), 2u) << body;
+  }
 }
 
 }  // namespace
