@@ -1,6 +1,7 @@
 #include <kiste/registry/transport.hpp>
 
 #include <array>
+#include <functional>
 
 #include <kiste/image/archive.hpp>
 #include <kiste/image/dir_image.hpp>
@@ -152,26 +153,25 @@ const image::Store* referrer_store(const std::unique_ptr<image::Store>& store,
   return nullptr;
 }
 
-// The store-side referrers of the copied image from a store (or an archive's) to a destination
-// that can hold them: a store or an oci-archive (as store-side referrers; save_archive writes the
-// archive's), an OCI layout (as unnamed index.json entries with their artifactType). Registries
-// get theirs from push/promote, not here. What the destination cannot hold is counted.
-Status copy_referrers(const image::Store& from, const image::ManifestBlob& top, OpenedSink& d,
-                      image::CopyResult& r) {
-  KISTE_ASSIGN_OR_RETURN(auto refs, image::image_referrers(from, top.descriptor()));
-  if (refs.empty()) return {};
+// The referrers of the copied image (`refs`: {subject, artifact}, each opened with `open`) to a
+// destination that can hold them: a store or an oci-archive (as store-side referrers;
+// save_archive writes the archive's), an OCI layout (as unnamed index.json entries with their
+// artifactType). Registries get theirs from push/promote, not here. What the destination cannot
+// hold is counted.
+using OpenArtifact =
+    std::function<Result<std::unique_ptr<image::ImageSource>>(const image::Descriptor&)>;
+Status copy_referrers(const std::vector<std::pair<image::Digest, image::Descriptor>>& refs,
+                      const OpenArtifact& open, OpenedSink& d, image::CopyResult& r) {
+  if (refs.empty() || d.where.kind == Kind::Registry) return {};
   const image::Store* to = referrer_store(d.store, d.scratch);
   const bool layout = d.where.kind == Kind::OciLayout;
-  if (d.where.kind == Kind::Registry) return {};
   if ((to == nullptr && !layout) || d.where.kind == Kind::DockerArchive) {
     r.referrers_left_out = static_cast<int>(refs.size());
     return {};
   }
   for (const auto& [subject, art] : refs) {
     std::string what = fmt::format("referrer {}", art.digest);
-    KISTE_ASSIGN_OR_RETURN(image::ManifestBlob m,
-                           with_context(image::read_manifest(from, art), what));
-    auto src = from.open_unstored(std::move(m), art.digest.str());
+    KISTE_ASSIGN_OR_RETURN(auto src, with_context(open(art), what));
     if (layout) {
       KISTE_ASSIGN_OR_RETURN(image::LayoutRef ref, image::parse_layout_ref(d.where.value));
       ref.name.clear();  // an unnamed entry: the artifact is no image of its own
@@ -183,6 +183,32 @@ Status copy_referrers(const image::Store& from, const image::ManifestBlob& top, 
       KISTE_TRY(with_context(to->add_referrer(art, subject), what));
     }
     ++r.referrers_copied;
+  }
+  return {};
+}
+
+// The copied image's referrers where the source keeps them: a store (or an archive's scratch
+// store) or an OCI layout; none from registries and dir:.
+Status copy_source_referrers(OpenedSource& s, OpenedSink& d, image::CopyResult& r) {
+  if (const image::Store* from = referrer_store(s.store, s.scratch)) {
+    KISTE_ASSIGN_OR_RETURN(auto refs, image::image_referrers(*from, s.image->top().descriptor()));
+    return copy_referrers(
+        refs,
+        [from](const image::Descriptor& a) -> Result<std::unique_ptr<image::ImageSource>> {
+          KISTE_ASSIGN_OR_RETURN(image::ManifestBlob m, image::read_manifest(*from, a));
+          return from->open_unstored(std::move(m), a.digest.str());
+        },
+        d, r);
+  }
+  if (auto* layout = dynamic_cast<image::OciLayoutImage*>(s.image.get())) {
+    KISTE_ASSIGN_OR_RETURN(auto refs, layout->referrers());
+    return copy_referrers(
+        refs,
+        [layout](const image::Descriptor& a) -> Result<std::unique_ptr<image::ImageSource>> {
+          KISTE_ASSIGN_OR_RETURN(auto img, layout->open_artifact(a));
+          return std::unique_ptr<image::ImageSource>(std::move(img));
+        },
+        d, r);
   }
   return {};
 }
@@ -243,9 +269,7 @@ Result<image::CopyResult> copy(const Location& src, const Location& dst, const T
   KISTE_ASSIGN_OR_RETURN(OpenedSink d, with_context(open_sink(dst, t, s.name), ctx));
   if (src.kind == Kind::Store || src.is_archive()) opts.all = true;
   KISTE_ASSIGN_OR_RETURN(image::CopyResult r, image::copy_image(*s.image, *d.sink, opts));
-  if (const image::Store* from = referrer_store(s.store, s.scratch)) {
-    KISTE_TRY(with_context(copy_referrers(*from, s.image->top(), d, r), ctx));
-  }
+  KISTE_TRY(with_context(copy_source_referrers(s, d, r), ctx));
   KISTE_TRY(with_context(d.finish(r), ctx));
   return r;
 }

@@ -296,7 +296,8 @@ TEST_F(Attest, OciArchiveKeepsAttestationsThroughSaveRmiLoadDockerArchiveSaysItC
 
 // copy between the store and archives/layouts carries the attestations the same way:
 // `copy IMAGE oci:DIR` lists them as unnamed index.json entries with their artifactType (as oras
-// does; skopeo still reads the image by name and without one), `copy IMAGE oci-archive:F` and
+// does; skopeo still reads the image by name), `copy oci:DIR NAME` brings them into another
+// store, `copy IMAGE oci-archive:F` and
 // `copy oci-archive:F NAME` into another store keep them as store-side referrers (pushed from
 // there), and `copy IMAGE docker-archive:F` says in one note line that it left them out.
 TEST_F(Attest, CopyCarriesAttestationsToOciLayoutsAndArchives) {
@@ -320,9 +321,15 @@ TEST_F(Attest, CopyCarriesAttestationsToOciLayoutsAndArchives) {
   EXPECT_EQ(listed, mine) << index.dump();
   std::string out;
   EXPECT_EQ(run_shell("skopeo inspect --raw oci:" + layout.native() + ":app 2>&1", &out), 0) << out;
-  // Without a name the image is the one candidate: the artifacts are not images.
+  // Without a name the image is the one candidate: the artifacts are not images. Into another
+  // store they come along, and a push from there lists them in the registry.
   auto c2 = b_.run("copy oci:" + layout.native() + " from-layout 2>&1");
-  EXPECT_EQ(c2.status, 0) << c2.output;
+  ASSERT_EQ(c2.status, 0) << c2.output;
+  EXPECT_NE(c2.output.find("2 signature/attestation artifacts copied"), std::string::npos)
+      << c2.output;
+  auto p2 = b_.run("push -q from-layout docker://" + h_ + "/from-layout/app:1 2>&1");
+  ASSERT_EQ(p2.status, 0) << p2.output;
+  EXPECT_EQ(referrers("from-layout/app", digest_of("from-layout/app", "1")), mine);
 
   const fs::path oci = tmp_ / "copy-oci.tar", dock = tmp_ / "copy-docker.tar";
   auto c3 = a_.run("copy app oci-archive:" + oci.native() + " 2>&1");
