@@ -54,9 +54,11 @@ void cmd_save(const Globals& g, const std::vector<std::string>& names, const std
   image::Store store = open_existing_store(g);
   std::vector<image::StoreEntry> entries;
   for (const auto& n : names) entries.push_back(value_or_exit(store.resolve(n)));
-  exit_on_error(image::save_archive(store, entries, out.empty() ? "-" : out,
-                                    format == "oci-archive" ? image::ArchiveFormat::OciArchive
-                                                            : image::ArchiveFormat::DockerArchive));
+  auto saved = value_or_exit(image::save_archive(
+      store, entries, out.empty() ? "-" : out,
+      format == "oci-archive" ? image::ArchiveFormat::OciArchive
+                              : image::ArchiveFormat::DockerArchive));
+  note_referrers_left_out(saved, out.empty() ? "-" : out);
 }
 
 void cmd_load(const Globals& g, const std::string& in, bool quiet) {
@@ -70,10 +72,22 @@ void cmd_load(const Globals& g, const std::string& in, bool quiet) {
       std::printf("Loaded image ID: %s\n",
                   value_or_exit(image::image_id(store, l.manifest)).str().c_str());
     }
+    if (l.referrers > 0) {
+      std::fprintf(stderr, "  with %d signature/attestation artifact%s\n", l.referrers,
+                   l.referrers == 1 ? "" : "s");
+    }
   }
 }
 
 }  // namespace
+
+void note_referrers_left_out(const image::SaveResult& r, const std::string& out) {
+  if (r.referrers_left_out == 0) return;
+  std::fprintf(stderr,
+               "note: a docker-archive cannot hold signatures or attestations: %d referrer%s of "
+               "the saved images left out of %s (an oci-archive keeps them)\n",
+               r.referrers_left_out, r.referrers_left_out == 1 ? "" : "s", out.c_str());
+}
 
 void register_archive_commands(CLI::App& app, Globals& g) {
   struct Opts {

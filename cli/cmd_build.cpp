@@ -94,6 +94,14 @@ void finish_multi_platform(const builder::BuildOptions& o, const BuildFlags& f,
     }
   }
   if (!f.quiet) {
+    // One per platform image: its subject is that image's manifest, not the index.
+    for (const auto& r : mr.images) {
+      for (const auto& a : r.attestations) {
+        std::fprintf(stderr, "attached %s %s to %s (%s)\n", a.artifact_type.c_str(),
+                     a.digest.str().c_str(), r.manifest.digest.str().c_str(),
+                     r.provenance.platform.c_str());
+      }
+    }
     double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     std::fprintf(stderr, "built index %s of %zu images in %.2fs (%d steps run, %d cached)\n",
                  mr.index.digest.str().c_str(), mr.images.size(), total, run, cached);
@@ -131,9 +139,6 @@ void cmd_build(const Globals& g, const BuildFlags& f) {
   const bool multi = platforms.size() > 1;
   if (multi && !f.outputs.empty()) {
     exit_on_error(fail(Errc::Unsupported, "-o/--output with several --platform values: push the index, or save it with `kiste save`"));
-  }
-  if (multi && (f.sbom || f.provenance)) {
-    exit_on_error(fail(Errc::Unsupported, "--sbom/--provenance with several --platform values: build each platform on its own"));
   }
   o.sbom = f.sbom;
   o.provenance = f.provenance;
@@ -265,9 +270,10 @@ void cmd_build(const Globals& g, const BuildFlags& f) {
     image::StoreEntry e{.name = r.manifest.digest.str(), .manifest = r.manifest};
     if (!o.tags.empty()) e.name = o.tags.front().str();
     if (type == "oci" || type == "docker-archive" || type == "docker") {
-      exit_on_error(image::save_archive(store, {e}, dest,
-                                        type == "oci" ? image::ArchiveFormat::OciArchive
-                                                      : image::ArchiveFormat::DockerArchive));
+      auto saved = value_or_exit(image::save_archive(
+          store, {e}, dest,
+          type == "oci" ? image::ArchiveFormat::OciArchive : image::ArchiveFormat::DockerArchive));
+      note_referrers_left_out(saved, dest);
     } else {
       exit_on_error(failf(Errc::InvalidArgument, "--output type={}: expected oci or docker-archive", type));
     }

@@ -1,6 +1,7 @@
 // `kiste promote --release FILE | SRC DEST SRC DEST …`: the release phases (verify, blobs,
 // manifests by digest, tags) with one progress line per image and phase.
 #include <chrono>
+#include <filesystem>
 #include <cstdio>
 #include <map>
 #include <memory>
@@ -79,6 +80,51 @@ Result<std::vector<registry::ReleaseItem>> release_items(const ReleaseFlags& f,
   return items;
 }
 
+// The rebuild inputs of one release entry: its own from the release file (paths relative to the
+// file's directory), over the command line's.
+Result<RebuildFlags> item_rebuild_flags(const RebuildFlags& rb, const ReleaseFlags& f,
+                                        const registry::ReleaseItem& it) {
+  RebuildFlags out = rb;
+  const std::filesystem::path base =
+      f.file.empty() ? std::filesystem::path() : std::filesystem::path(f.file).parent_path();
+  auto from_file = [&base](const std::string& p) {
+    return std::filesystem::path(p).is_absolute() ? p : (base / p).native();
+  };
+  if (!it.context.empty()) {
+    out.context = from_file(it.context);
+    out.file = it.containerfile.empty() ? std::string() : from_file(it.containerfile);
+  }
+  out.build_args.insert(out.build_args.end(), it.build_args.begin(), it.build_args.end());
+  if (out.context.empty()) {
+    return failf(Errc::InvalidArgument,
+                 "`{}`: --require-rebuild needs its context: give `context` in the release file "
+                 "or --context",
+                 it.source.str());
+  }
+  return out;
+}
+
+// The rebuild phase: every image of the plan, one after the other, stopping at the first that
+// does not rebuild to its digest.
+Result<std::vector<RebuildOutcome>> rebuild_release(const Globals& g, const RegistryFlags& rf,
+                                                    const std::vector<RebuildFlags>& flags,
+                                                    const std::vector<registry::PlannedImage>& plan,
+                                                    const registry::ClientFor& client_for) {
+  std::vector<RebuildOutcome> out;
+  for (size_t i = 0; i < plan.size(); ++i) {
+    const auto& p = plan[i];
+    std::fprintf(stderr, "[%zu/%zu] rebuild   %s from %s\n", i + 1, plan.size(),
+                 p.item.source.str().c_str(), flags[i].context.c_str());
+    KISTE_ASSIGN_OR_RETURN(registry::Client * sc, client_for(p.item.source.registry()));
+    KISTE_ASSIGN_OR_RETURN(
+        RebuildOutcome o,
+        with_context(check_rebuild(g, rf, flags[i], *sc, p.item.source, p.digest),
+                     fmt::format("`{}` to `{}`", p.item.source.str(), p.item.destination.str())));
+    out.push_back(std::move(o));
+  }
+  return out;
+}
+
 // One progress line per image and phase.
 void print_event(const registry::ReleaseEvent& ev) {
   const int w = static_cast<int>(std::to_string(ev.count).size());
@@ -111,11 +157,19 @@ void print_event(const registry::ReleaseEvent& ev) {
 
 }  // namespace
 
-Status do_promote_release(const RegistryFlags& rf, const ReleaseFlags& f, const PromoteTrust& pt,
+Status do_promote_release(const Globals& g, const RegistryFlags& rf, const ReleaseFlags& f,
+                          const PromoteTrust& pt, const RebuildFlags& rb,
                           const std::vector<std::string>& args) {
   auto t0 = std::chrono::steady_clock::now();
   KISTE_ASSIGN_OR_RETURN(auto items, release_items(f, args));
   const std::string ctx = "promote release";
+  std::vector<RebuildFlags> rebuild_flags;
+  if (rb.require) {
+    for (const auto& it : items) {
+      KISTE_ASSIGN_OR_RETURN(RebuildFlags one, with_context(item_rebuild_flags(rb, f, it), ctx));
+      rebuild_flags.push_back(std::move(one));
+    }
+  }
   // Everything that can refuse is settled before a byte moves: the key (and its passphrase), the
   // policy, the required signer.
   std::optional<trust::PrivateKey> key;
@@ -176,6 +230,12 @@ Status do_promote_release(const RegistryFlags& rf, const ReleaseFlags& f, const 
                          with_context(registry::Release::prepare(std::move(items), client_for,
                                                                  std::move(opts)),
                                       ctx + " (verify phase: nothing was copied or tagged)"));
+  std::vector<RebuildOutcome> rebuilt;
+  if (rb.require) {
+    KISTE_ASSIGN_OR_RETURN(
+        rebuilt, with_context(rebuild_release(g, rf, rebuild_flags, release.plan(), client_for),
+                              ctx + " (rebuild phase: nothing was copied or tagged)"));
+  }
   if (f.dry_run) {
     std::printf("Release plan (--dry-run: nothing copied, pushed or tagged):\n");
     for (const auto& p : release.plan()) {
@@ -200,6 +260,17 @@ Status do_promote_release(const RegistryFlags& rf, const ReleaseFlags& f, const 
                  r.images.size(), s, r.blobs.blobs_mounted, r.blobs.blobs_copied,
                  human(static_cast<double>(r.blobs.bytes_copied)).c_str(),
                  r.blobs.blobs_existing, r.artifacts, r.tags_moved, r.artifact_tags_moved);
+  }
+  // The rebuilder's statements, once every image is in place (plan order is the items' order).
+  for (size_t i = 0; rb.attest && i < rebuilt.size(); ++i) {
+    const auto& p = r.images[i];
+    KISTE_ASSIGN_OR_RETURN(registry::Client * dc, client_for(p.item.destination.registry()));
+    KISTE_TRY(with_context(attest_rebuild(*dc, p.item.destination, p.digest, rebuilt[i]),
+                           fmt::format("{}: `{}`: --attest-rebuild", ctx,
+                                       p.item.destination.str())));
+  }
+  if (!f.quiet && rb.attest) {
+    std::fprintf(stderr, "Attached %zu rebuild attestations\n", rebuilt.size());
   }
   for (const auto& p : r.images) {
     std::printf("%s@%s\n", p.item.destination.without_digest().str().c_str(), p.digest.str().c_str());

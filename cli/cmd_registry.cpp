@@ -124,6 +124,15 @@ Status do_copy(Globals& g, const RegistryFlags& rf, const CopyFlags& cf, const s
   KISTE_ASSIGN_OR_RETURN(image::CopyResult r,
                          registry::copy(src, dst, {.store_root = g.root, .access = access}, opts));
   summary(cf.quiet, r, t0);
+  if (!cf.quiet && r.referrers_copied > 0) {
+    std::fprintf(stderr, "%d signature/attestation artifacts copied\n", r.referrers_copied);
+  }
+  if (r.referrers_left_out > 0) {
+    std::fprintf(stderr,
+                 "note: %s cannot hold signatures or attestations: %d referrer%s of the image "
+                 "left out (oci-archive: and oci: keep them)\n",
+                 to.c_str(), r.referrers_left_out, r.referrers_left_out == 1 ? "" : "s");
+  }
   std::printf("%s\n", r.top.digest.str().c_str());
   return {};
 }
@@ -421,7 +430,9 @@ void register_registry_commands(CLI::App& app, Globals& g) {
     cmd->add_flag("--require-rebuild", rb.require,
                   "rebuild the source from --context in a scratch store (with its provenance's "
                   "inputs) and refuse unless the digest is the same");
-    cmd->add_option("--context", rb.context, "build context for --require-rebuild");
+    cmd->add_option("--context", rb.context,
+                    "build context for --require-rebuild (in a release: for the entries of the "
+                    "release file that name no `context`)");
     cmd->add_option("-f,--file", rb.file,
                     "Containerfile for --require-rebuild (default: the provenance's, in --context)");
     cmd->add_flag("--attest-rebuild", rb.attest,
@@ -433,10 +444,6 @@ void register_registry_commands(CLI::App& app, Globals& g) {
     add_policy_flag(cmd, rf);
     add_copy_flags(cmd, cf);
     cmd->callback([&g] {
-      if (rb.require && wants_release(relf, pairs)) {
-        exit_on_error(fail(Errc::Unsupported,
-                           "--require-rebuild promotes one image (SRC DEST), not a release"));
-      }
       if (!rb.require &&
           (!rb.context.empty() || !rb.file.empty() || !rb.build_args.empty() || rb.attest)) {
         exit_on_error(fail(Errc::InvalidArgument,
@@ -445,7 +452,7 @@ void register_registry_commands(CLI::App& app, Globals& g) {
       if (wants_release(relf, pairs)) {
         relf.quiet = cf.quiet;
         relf.jobs = cf.jobs;
-        exit_on_error(do_promote_release(rf, relf, pt, pairs));
+        exit_on_error(do_promote_release(g, rf, relf, pt, rb, pairs));
       } else {
         exit_on_error(
             do_promote(g, rf, cf, pairs[0], pairs[1], relf.expect, relf.no_signatures, pt, rb));

@@ -9,7 +9,9 @@
 #include <kiste/base/sys.hpp>
 #include <kiste/base/unique_fd.hpp>
 #include <kiste/registry/attachments.hpp>
+#include <kiste/registry/lookaside.hpp>
 #include <kiste/registry/transport.hpp>
+#include <kiste/trust/gpg.hpp>
 #include <kiste/trust/keys.hpp>
 #include <kiste/trust/policy.hpp>
 #include <kiste/trust/sigstore.hpp>
@@ -139,6 +141,25 @@ Result<image::Digest> sign_in_registry(registry::Client& c, const image::Referen
       fmt::format("store the signature of `{}`", ref.str()));
 }
 
+Result<image::Digest> sign_as_referrer(registry::Client& c, const image::Reference& ref,
+                                       const image::Digest& digest, const trust::PrivateKey& key,
+                                       const std::string& identity) {
+  std::string ctx = fmt::format("store the signature of `{}` as a referrer", ref.str());
+  KISTE_ASSIGN_OR_RETURN(auto subject,
+                         with_context(c.try_head_manifest(ref.repository(), digest.str()), ctx));
+  if (!subject) return failf(Errc::NotFound, "{}: {} is not in `{}`", ctx, digest, ref.name());
+  KISTE_ASSIGN_OR_RETURN(trust::SigstoreSignature sig,
+                         trust::make_sigstore_signature(key, identity, digest));
+  KISTE_ASSIGN_OR_RETURN(
+      image::Descriptor d,
+      with_context(registry::push_referrer_layer(
+                       c, ref.repository(), *subject, trust::kSignatureArtifactType,
+                       trust::kSimpleSigningMediaType,
+                       registry::AttachedLayer{std::move(sig.payload), std::move(sig.annotations)}),
+                   ctx));
+  return d.digest;
+}
+
 Result<std::string> checked_identity(const std::string& identity, const image::Reference& ref) {
   if (identity.empty()) return default_identity(ref);
   KISTE_ASSIGN_OR_RETURN(image::Reference id,
@@ -153,14 +174,51 @@ Result<std::string> checked_identity(const std::string& identity, const image::R
 namespace {
 
 Status do_sign(const RegistryFlags& rf, const std::string& arg, const std::string& key_path,
-               const std::string& identity_arg) {
+               const std::string& identity_arg, const std::string& referrers_mode) {
   KISTE_ASSIGN_OR_RETURN(trust::PrivateKey key, load_private_key(key_path));
   KISTE_ASSIGN_OR_RETURN(Resolved r, resolve_remote(rf, arg));
   KISTE_ASSIGN_OR_RETURN(std::string identity, checked_identity(identity_arg, r.ref));
-  KISTE_TRY(with_context(sign_in_registry(*r.remote.client, r.ref, r.digest, key, identity),
-                         fmt::format("sign `{}`", r.ref.str())));
+  std::string where = trust::signature_tag(r.digest);
+  if (referrers_mode == "oci-1-1") {
+    KISTE_ASSIGN_OR_RETURN(image::Digest art,
+                           with_context(sign_as_referrer(*r.remote.client, r.ref, r.digest, key,
+                                                         identity),
+                                        fmt::format("sign `{}`", r.ref.str())));
+    where = fmt::format("referrer {}", art);
+  } else {
+    KISTE_TRY(with_context(sign_in_registry(*r.remote.client, r.ref, r.digest, key, identity),
+                           fmt::format("sign `{}`", r.ref.str())));
+  }
   std::fprintf(stderr, "Signed %s as %s (%s)\n", r.digest.str().c_str(), identity.c_str(),
-               trust::signature_tag(r.digest).c_str());
+               where.c_str());
+  std::printf("%s\n", r.digest.str().c_str());
+  return {};
+}
+
+// `sign --sign-by FINGERPRINT`: a GPG simple signing in the lookaside storage registries.d names
+// for the image, as skopeo --sign-by writes it.
+Status do_sign_gpg(const RegistryFlags& rf, const std::string& arg, const std::string& fingerprint,
+                   const std::string& identity_arg) {
+  KISTE_ASSIGN_OR_RETURN(Resolved r, resolve_remote(rf, arg));
+  KISTE_ASSIGN_OR_RETURN(std::string identity, checked_identity(identity_arg, r.ref));
+  std::string what = fmt::format("sign `{}`", r.ref.str());
+  std::string dir = rf.registries_d.empty() ? "/etc/containers/registries.d" : rf.registries_d;
+  KISTE_ASSIGN_OR_RETURN(registry::LookasideConfig conf,
+                         with_context(registry::load_registries_d(dir), what));
+  std::optional<std::string> url = conf.lookaside_for(r.ref);
+  if (!url) {
+    return failf(Errc::InvalidArgument,
+                 "{}: no lookaside storage for `{}` in `{}` (add `lookaside: file://DIR` for it)",
+                 what, r.ref.name(), dir);
+  }
+  KISTE_ASSIGN_OR_RETURN(std::string sig, with_context(trust::make_gpg_signature(
+                                                           fingerprint, identity, r.digest),
+                                                       what));
+  KISTE_ASSIGN_OR_RETURN(std::filesystem::path path,
+                         with_context(registry::write_lookaside_signature(*url, r.ref, r.digest, sig),
+                                      what));
+  std::fprintf(stderr, "Signed %s as %s with GPG key %s (%s)\n", r.digest.str().c_str(),
+               identity.c_str(), fingerprint.c_str(), path.c_str());
   std::printf("%s\n", r.digest.str().c_str());
   return {};
 }
@@ -184,8 +242,9 @@ Status do_verify(const RegistryFlags& rf, const std::string& arg, const std::str
   std::string what = fmt::format("verify `{}`", r.ref.str());
   KISTE_ASSIGN_OR_RETURN(auto sigs, with_context(fetch_sigstore_signatures(*r.remote.client, r.ref.repository(), r.digest), what));
   if (sigs.empty()) {
-    return failf(Errc::PermissionDenied, "{}: no signature for {} (no `{}` in `{}`)", what, r.digest,
-                 trust::signature_tag(r.digest), r.ref.name());
+    return failf(Errc::PermissionDenied,
+                 "{}: no signature for {} (no `{}` in `{}`, no signature referrer)", what,
+                 r.digest, trust::signature_tag(r.digest), r.ref.name());
   }
   std::vector<std::string> good;
   std::string first_failure;
@@ -237,11 +296,34 @@ void register_trust_commands(CLI::App& app, Globals&) {
         "sign", "Sign a registry image (cosign layout: the sha256-<hex>.sig tag)");
     static std::string ref, key, identity;
     cmd->add_option("IMAGE", ref, "[docker://]REGISTRY/REPO:TAG or @sha256:…")->required();
-    cmd->add_option("--key", key, "private key (cosign's encrypted format)")->required();
+    auto* key_opt = cmd->add_option("--key", key, "private key (cosign's encrypted format)");
+    static std::string gpg_key;
+    auto* gpg_opt = cmd->add_option(
+        "--sign-by", gpg_key,
+        "sign with this GPG key (fingerprint, from $GNUPGHOME) into lookaside storage, as skopeo "
+        "--sign-by does");
+    key_opt->excludes(gpg_opt);
+    cmd->add_option("--registries.d", rf.registries_d,
+                    "where --sign-by finds the lookaside storage (default: "
+                    "/etc/containers/registries.d)");
     cmd->add_option("--identity", identity,
                     "identity the signature claims (default: IMAGE without its digest)");
+    static std::string referrers_mode = "legacy";
+    cmd->add_option("--registry-referrers-mode", referrers_mode,
+                    "legacy (default): the sha256-<hex>.sig tag, which skopeo and podman read; "
+                    "oci-1-1: an OCI 1.1 referrer (cosign's shape; the referrers API, else the "
+                    "sha256-<hex> referrers tag)")
+        ->check(CLI::IsMember({"legacy", "oci-1-1"}));
     add_registry_flags(cmd, rf);
-    cmd->callback([] { exit_on_error(do_sign(rf, ref, key, identity)); });
+    cmd->callback([] {
+      if (!gpg_key.empty()) {
+        exit_on_error(do_sign_gpg(rf, ref, gpg_key, identity));
+      } else if (key.empty()) {
+        exit_on_error(fail(Errc::InvalidArgument, "sign: give --key KEY or --sign-by FINGERPRINT"));
+      } else {
+        exit_on_error(do_sign(rf, ref, key, identity, referrers_mode));
+      }
+    });
   }
   {
     auto* cmd = app.add_subcommand(

@@ -13,6 +13,10 @@
 #include <kiste/runtime/cgroup.hpp>
 #include <kiste/runtime/container_store.hpp>
 
+namespace kiste::image {
+struct SaveResult;
+}
+
 namespace kiste::cli {
 
 // `kiste version`, and the builder id in build provenance.
@@ -53,6 +57,8 @@ T value_or_exit(Result<T>&& r) {
 // Each command group registers its subcommands.
 void register_image_commands(CLI::App& app, Globals& g);    // images inspect tag rmi prune fsck
 void register_archive_commands(CLI::App& app, Globals& g);  // import save load
+// The one note line when a docker-archive at `out` left referrers (attestations) behind.
+void note_referrers_left_out(const image::SaveResult& r, const std::string& out);
 void register_build_commands(CLI::App& app, Globals& g);    // build
 void register_run_commands(CLI::App& app, Globals& g);  // run volume ps logs stop kill wait rm
 void register_container_commands(CLI::App& app, Globals& g);  // ps logs stop kill wait rm

@@ -9,6 +9,8 @@
 #include <kiste/image/reference.hpp>
 #include <kiste/registry/client.hpp>
 
+#include "globals.hpp"
+#include "rebuild_gate.hpp"
 #include "registry_flags.hpp"
 
 namespace kiste::cli {
@@ -39,8 +41,13 @@ struct ReleaseFlags {
 // Whether the command line asks for the release path rather than the single-image one.
 [[nodiscard]] bool wants_release(const ReleaseFlags& f, const std::vector<std::string>& args);
 
-[[nodiscard]] Status do_promote_release(const RegistryFlags& rf, const ReleaseFlags& f,
-                                        const PromoteTrust& pt,
+// With --require-rebuild, every image is rebuilt (one after the other, after every signature
+// check and before any blob moves) from its own `context` in the release file (relative paths
+// from the file's directory), else from --context; the release file's `containerfile` and
+// `buildArgs` go over -f and --build-arg.
+[[nodiscard]] Status do_promote_release(const Globals& g, const RegistryFlags& rf,
+                                        const ReleaseFlags& f, const PromoteTrust& pt,
+                                        const RebuildFlags& rb,
                                         const std::vector<std::string>& args);
 
 }  // namespace kiste::cli

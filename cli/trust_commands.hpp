@@ -24,5 +24,13 @@ void register_trust_commands(CLI::App& app, Globals& g);
                                                      const image::Digest& digest,
                                                      const trust::PrivateKey& key,
                                                      const std::string& identity);
+// The same signature as an OCI 1.1 referrer of `digest` in `ref`'s repository (cosign's
+// `--registry-referrers-mode=oci-1-1` shape), listed by the referrers API or, where the registry
+// has none, the referrers tag schema index `sha256-<hex>`. Returns the artifact's digest.
+[[nodiscard]] Result<image::Digest> sign_as_referrer(registry::Client& c,
+                                                     const image::Reference& ref,
+                                                     const image::Digest& digest,
+                                                     const trust::PrivateKey& key,
+                                                     const std::string& identity);
 
 }  // namespace kiste::cli

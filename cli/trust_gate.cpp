@@ -1,5 +1,7 @@
 #include "trust_gate.hpp"
 
+#include <algorithm>
+
 #include <kiste/base/sys.hpp>
 #include <kiste/registry/attachments.hpp>
 #include <kiste/registry/lookaside.hpp>
@@ -13,8 +15,23 @@ Result<std::vector<trust::SigstoreSignature>> fetch_sigstore_signatures(
                          registry::fetch_attached_layers(c, repo, trust::signature_tag(digest),
                                                          trust::kSimpleSigningMediaType,
                                                          trust::kMaxPayloadBytes));
+  // Referrers too: cosign's artifactType, and the payload's media type as artifactType, which
+  // some writers use.
+  KISTE_ASSIGN_OR_RETURN(
+      auto referred,
+      registry::fetch_referrer_layers(
+          c, repo, digest, {trust::kSignatureArtifactType, trust::kSimpleSigningMediaType},
+          trust::kSimpleSigningMediaType, trust::kMaxPayloadBytes));
   std::vector<trust::SigstoreSignature> out;
-  for (auto& l : layers) out.push_back({std::move(l.bytes), std::move(l.annotations)});
+  for (auto* from : {&layers, &referred}) {
+    for (auto& l : *from) {
+      trust::SigstoreSignature sig{std::move(l.bytes), std::move(l.annotations)};
+      bool seen = std::any_of(out.begin(), out.end(), [&](const trust::SigstoreSignature& o) {
+        return o.payload == sig.payload && o.annotations == sig.annotations;
+      });
+      if (!seen) out.push_back(std::move(sig));
+    }
+  }
   return out;
 }
 

@@ -267,15 +267,28 @@ Status collect_blobs(const Store& store, const Descriptor& d, std::vector<Descri
   return {};
 }
 
-Status save_oci(const Store& store, const std::vector<StoreEntry>& images, TarWriter& tar) {
+Result<SaveResult> save_oci(const Store& store, const std::vector<StoreEntry>& images,
+                            TarWriter& tar) {
   std::vector<Descriptor> blobs;
   std::set<Digest> seen;
   json manifests = json::array();
+  SaveResult res;
+  std::vector<Descriptor> referrers;
   for (const auto& e : images) {
     KISTE_TRY(collect_blobs(store, e.manifest, blobs, seen));
     Descriptor d = e.manifest;
     d.annotations[std::string(kRefNameAnnotation)] = e.name;
     manifests.push_back(detail::descriptor_to_json(d));
+    KISTE_ASSIGN_OR_RETURN(auto refs, image_referrers(store, e.manifest));
+    for (auto& [subject, r] : refs) referrers.push_back(std::move(r));
+  }
+  // After every image: an image saved twice (two names) has its referrers once.
+  for (const auto& r : referrers) {
+    if (seen.contains(r.digest)) continue;
+    KISTE_TRY(with_context(collect_blobs(store, r, blobs, seen),
+                           fmt::format("referrer {}", r.digest)));
+    manifests.push_back(detail::descriptor_to_json(r));
+    ++res.referrers_saved;
   }
   json index = {{"schemaVersion", 2}, {"mediaType", media_type::kOciIndex}, {"manifests", manifests}};
   KISTE_TRY(tar.add_bytes("oci-layout", R"({"imageLayoutVersion":"1.0.0"})"));
@@ -288,7 +301,7 @@ Status save_oci(const Store& store, const std::vector<StoreEntry>& images, TarWr
     KISTE_ASSIGN_OR_RETURN(auto r, store.open_blob(b.digest));
     KISTE_TRY(tar.add_stream(archive_blob_path(b.digest), *r, b.size));
   }
-  return {};
+  return res;
 }
 
 // Decompresses a layer blob into a temp file, checking it against its diff_id.
@@ -311,7 +324,15 @@ Result<int64_t> decompress_layer(const Store& store, const Descriptor& layer, co
 
 // docker save's layout (docker ≥ 25): an OCI layout whose layers are uncompressed tars, plus the
 // legacy manifest.json and repositories that `docker load` reads.
-Status save_docker(const Store& store, const std::vector<StoreEntry>& images, TarWriter& tar) {
+Result<SaveResult> save_docker(const Store& store, const std::vector<StoreEntry>& images,
+                               TarWriter& tar) {
+  SaveResult res;
+  std::set<Digest> left_out;
+  for (const auto& e : images) {
+    KISTE_ASSIGN_OR_RETURN(auto refs, image_referrers(store, e.manifest));
+    for (const auto& [subject, r] : refs) left_out.insert(r.digest);
+  }
+  res.referrers_left_out = static_cast<int>(left_out.size());
   json legacy = json::array();
   json repositories = json::object();
   json index_list = json::array();
@@ -381,7 +402,7 @@ Status save_docker(const Store& store, const std::vector<StoreEntry>& images, Ta
   KISTE_TRY(tar.add_bytes("manifest.json", legacy.dump()));
   KISTE_TRY(tar.add_bytes("oci-layout", R"({"imageLayoutVersion":"1.0.0"})"));
   if (!repositories.empty()) KISTE_TRY(tar.add_bytes("repositories", repositories.dump()));
-  return {};
+  return res;
 }
 
 // ---- loading -----------------------------------------------------------------------------------
@@ -449,6 +470,7 @@ class Loader {
     for (const auto& l : loaded) {
       KISTE_TRY(l.name ? store_.set_name(*l.name, l.manifest) : store_.keep_unnamed(l.manifest));
     }
+    KISTE_TRY(add_referrers(loaded));
     staged_.commit();
     return loaded;
   }
@@ -547,6 +569,31 @@ class Loader {
     return {};
   }
 
+  // The unnamed entries that refer to a loaded image (or one of its platform images) become its
+  // store-side referrers; the count goes to the first LoadedImage of that image.
+  Status add_referrers(std::vector<LoadedImage>& loaded) {
+    for (const auto& [artifact, subject] : referrers_) {
+      LoadedImage* owner = nullptr;
+      for (auto& l : loaded) {
+        if (l.manifest.digest == subject) owner = &l;
+        if (owner == nullptr && media_type::is_index(l.manifest.media_type)) {
+          KISTE_ASSIGN_OR_RETURN(ManifestBlob m, read_manifest(store_, l.manifest));
+          for (const auto& c : m.index().manifests) {
+            if (c.digest == subject) owner = &l;
+          }
+        }
+        if (owner != nullptr) break;
+      }
+      if (owner == nullptr) {
+        return failf(Errc::Corrupt, "load: referrer {} names subject {}, not an image of the archive",
+                     artifact.digest, subject);
+      }
+      KISTE_TRY(store_.add_referrer(artifact, subject));
+      ++owner->referrers;
+    }
+    return {};
+  }
+
   Result<std::vector<LoadedImage>> load_oci() {
     KISTE_ASSIGN_OR_RETURN(ManifestBlob idx, parse_manifest(meta_["index.json"]));
     if (!idx.is_index()) return fail(Errc::Corrupt, "load: index.json is not an image index");
@@ -569,6 +616,14 @@ class Loader {
       }
       if (names.empty() && media_type::is_manifest(d.media_type)) {
         KISTE_ASSIGN_OR_RETURN(ManifestBlob m, read_manifest(store_, d));
+        if (m.manifest().subject) {  // an artifact about an image: a referrer, not an image
+          Descriptor ad = d;
+          ad.annotations.clear();
+          ad.artifact_type = m.manifest().artifact_type.empty() ? m.manifest().config.media_type
+                                                                : m.manifest().artifact_type;
+          referrers_.emplace_back(std::move(ad), m.manifest().subject->digest);
+          continue;
+        }
         if (auto t = tags.find(m.manifest().config.digest); t != tags.end()) names = t->second;
       }
       Descriptor md = d;
@@ -621,6 +676,7 @@ class Loader {
   const Store& store_;
   std::map<std::string, std::string> meta_;
   std::map<std::string, ArchivedFile> files_;
+  std::vector<std::pair<Descriptor, Digest>> referrers_;  // {artifact, subject}
   StagedBlobs staged_;
 };
 
@@ -799,17 +855,18 @@ Result<Descriptor> import_rootfs(const Store& store, const fs::path& tar_in, con
   return md;
 }
 
-Status save_archive(const Store& store, const std::vector<StoreEntry>& images, const fs::path& out,
-                    ArchiveFormat format) {
+Result<SaveResult> save_archive(const Store& store, const std::vector<StoreEntry>& images,
+                                const fs::path& out, ArchiveFormat format) {
   auto ctx = fmt::format("save {}", quote(out.native()));
   if (images.empty()) return failf(Errc::InvalidArgument, "{}: no images given", ctx);
   KISTE_ASSIGN_OR_RETURN(AtomicOutput file, with_context(AtomicOutput::open(out), ctx));
   KISTE_ASSIGN_OR_RETURN(TarWriter tar, TarWriter::open(out, file.fd()));
-  Status s = format == ArchiveFormat::OciArchive ? save_oci(store, images, tar)
-                                                 : save_docker(store, images, tar);
-  KISTE_TRY(with_context(std::move(s), ctx));
+  Result<SaveResult> s = format == ArchiveFormat::OciArchive ? save_oci(store, images, tar)
+                                                             : save_docker(store, images, tar);
+  KISTE_ASSIGN_OR_RETURN(SaveResult res, with_context(std::move(s), ctx));
   KISTE_TRY(tar.close());
-  return file.commit();
+  KISTE_TRY(file.commit());
+  return res;
 }
 
 Result<std::vector<LoadedImage>> load_archive(const Store& store, const fs::path& in) {

@@ -1,6 +1,9 @@
 // oci:DIR[:NAME] — an OCI image layout as skopeo reads and writes it.
 #include <fcntl.h>
 #include <sys/file.h>
+#include <unistd.h>
+
+#include <algorithm>
 
 #include <kiste/base/sys.hpp>
 #include <kiste/image/blob_writer.hpp>
@@ -99,6 +102,10 @@ Result<std::unique_ptr<OciLayoutImage>> OciLayoutImage::open(const LayoutRef& re
     return failf(Errc::NotFound, "{}: no image named {} (names: {})", what, quote(ref.name),
                  names.empty() ? std::string("none") : names);
   }
+  if (hits.size() > 1 && ref.name.empty()) {
+    // Artifacts listed beside an image (its attestations) are not candidates.
+    std::erase_if(hits, [](const Descriptor* d) { return !d->artifact_type.empty(); });
+  }
   if (hits.size() > 1) {
     return failf(Errc::InvalidArgument, "{}: {} images match{}; name one with oci:DIR:NAME ({})",
                  what, hits.size(), ref.name.empty() ? "" : " " + quote(ref.name), names);
@@ -123,6 +130,41 @@ Result<std::unique_ptr<BlobReader>> OciLayoutImage::open_blob(const Descriptor& 
   KISTE_ASSIGN_OR_RETURN(UniqueFd fd, detail::open_regular_in(root_.get(), rel, layout_what(ref_)));
   return std::unique_ptr<BlobReader>(
       std::make_unique<FdReader>(std::move(fd), (ref_.dir / rel).native()));
+}
+
+Result<std::vector<std::pair<Digest, Descriptor>>> OciLayoutImage::referrers() {
+  std::string what = layout_what(ref_);
+  std::vector<Digest> subjects{top_.digest};
+  if (top_.is_index()) {
+    for (const auto& c : top_.index().manifests) subjects.push_back(c.digest);
+  }
+  KISTE_ASSIGN_OR_RETURN(auto idx, read_index_json(root_.get(), what));
+  std::vector<std::pair<Digest, Descriptor>> out;
+  for (const auto& d : idx.second) {
+    if (!ref_name(d).empty() || !media_type::is_manifest(d.media_type) || d.digest == top_.digest) {
+      continue;
+    }
+    KISTE_ASSIGN_OR_RETURN(ManifestBlob m,
+                           detail::read_manifest_in(root_.get(), blob_rel(d.digest), d, what));
+    if (m.is_index() || !m.manifest().subject) continue;
+    const Digest& subject = m.manifest().subject->digest;
+    if (std::find(subjects.begin(), subjects.end(), subject) == subjects.end()) continue;
+    Descriptor a = d;
+    a.annotations.clear();
+    a.artifact_type = m.manifest().artifact_type.empty() ? m.manifest().config.media_type
+                                                         : m.manifest().artifact_type;
+    out.emplace_back(subject, std::move(a));
+  }
+  return out;
+}
+
+Result<std::unique_ptr<OciLayoutImage>> OciLayoutImage::open_artifact(const Descriptor& d) {
+  UniqueFd root(::dup(root_.get()));
+  if (root.get() < 0) return std::unexpected(sys_error("dup", layout_what(ref_)));
+  std::unique_ptr<OciLayoutImage> img(new OciLayoutImage(ref_, std::move(root)));
+  KISTE_ASSIGN_OR_RETURN(img->top_, detail::read_manifest_in(img->root_.get(), blob_rel(d.digest),
+                                                             d, layout_what(ref_)));
+  return img;
 }
 
 std::string OciLayoutImage::describe() const {
@@ -192,6 +234,9 @@ Status OciLayoutSink::put_manifest(const ManifestBlob& m, bool top) {
     if (!same_name && !same_unnamed) list.push_back(e);
   }
   if (!ref_.name.empty()) d.annotations[std::string(kRefNameAnnotation)] = ref_.name;
+  if (!m.is_index() && !m.manifest().artifact_type.empty()) {
+    d.artifact_type = m.manifest().artifact_type;  // as oras lists an artifact
+  }
   list.push_back(detail::descriptor_to_json(d));
   json doc = std::move(idx.first);
   doc["manifests"] = std::move(list);

@@ -69,6 +69,21 @@ Result<std::vector<Digest>> reachable_blobs(const Store& store, std::vector<std:
   return std::vector<Digest>(seen.begin(), seen.end());
 }
 
+Result<std::vector<std::pair<Digest, Descriptor>>> image_referrers(const Store& store,
+                                                                   const Descriptor& top) {
+  std::vector<Digest> subjects{top.digest};
+  if (media_type::is_index(top.media_type)) {
+    KISTE_ASSIGN_OR_RETURN(ManifestBlob m, read_manifest(store, top));
+    for (const auto& c : m.index().manifests) subjects.push_back(c.digest);
+  }
+  std::vector<std::pair<Digest, Descriptor>> out;
+  for (const auto& s : subjects) {
+    KISTE_ASSIGN_OR_RETURN(auto refs, store.referrers(s));
+    for (auto& r : refs) out.emplace_back(s, std::move(r));
+  }
+  return out;
+}
+
 Result<Digest> image_id(const Store& store, const Descriptor& manifest) {
   KISTE_ASSIGN_OR_RETURN(ManifestBlob m, read_manifest(store, manifest));
   if (m.is_index()) return m.digest;

@@ -152,5 +152,46 @@ TEST_F(ImageFilesTest, FirstEntryDifferenceNamesTheFileAndWhatDiffers) {
   EXPECT_FALSE(diff(layer({{"a", "1"}}), garbage));
 }
 
+// save/load: an oci-archive carries an image's store-side referrers as unnamed index.json
+// entries (the artifact's manifest, whose subject is the image) and load makes them referrers
+// again, the image digest unchanged; a docker-archive cannot hold them and says how many it left.
+TEST_F(ImageFilesTest, OciArchiveCarriesReferrersDockerArchiveCountsThemLeftOut) {
+  std::string tar = make_tar(dir_.path(), {{"hello.txt", "hi"}});
+  auto img = import_rootfs(store_, tar, Reference::parse("img:1").value(), {}).value();
+  Descriptor art = artifact(img, "{\"spdxVersion\":\"SPDX-2.3\"}");
+  art.artifact_type = "application/spdx+json";
+  ASSERT_TRUE(store_.add_referrer(art, img.digest));
+  auto entry = store_.resolve("img:1").value();
+  fs::path oci = dir_.path() / "o.tar", dock = dir_.path() / "d.tar";
+  auto so = save_archive(store_, {entry, entry}, oci, ArchiveFormat::OciArchive);
+  ASSERT_TRUE(so) << so.error().to_string();
+  EXPECT_EQ(so->referrers_saved, 1);  // once, though the image was named twice
+  EXPECT_EQ(so->referrers_left_out, 0);
+  auto sd = save_archive(store_, {entry}, dock, ArchiveFormat::DockerArchive);
+  ASSERT_TRUE(sd) << sd.error().to_string();
+  EXPECT_EQ(sd->referrers_saved, 0);
+  EXPECT_EQ(sd->referrers_left_out, 1);
+
+  auto other = Store::open(dir_.path() / "other").value();
+  auto l = load_archive(other, oci);
+  ASSERT_TRUE(l) << l.error().to_string();
+  ASSERT_EQ(l->size(), 2u);  // the image under its two names; the artifact is no image
+  EXPECT_EQ(l->at(0).manifest.digest, img.digest);
+  EXPECT_EQ(l->at(0).referrers + l->at(1).referrers, 1);
+  auto refs = other.referrers(img.digest).value();
+  ASSERT_EQ(refs.size(), 1u);
+  EXPECT_EQ(refs[0].digest, art.digest);
+  EXPECT_EQ(refs[0].artifact_type, "application/spdx+json");
+  EXPECT_EQ(other.entries()->size(), 1u);
+  EXPECT_EQ(prune(other)->blobs_removed, 0);
+  EXPECT_TRUE(fsck(other).value().clean());
+
+  auto third = Store::open(dir_.path() / "third").value();
+  auto ld = load_archive(third, dock);
+  ASSERT_TRUE(ld) << ld.error().to_string();
+  EXPECT_EQ(ld->at(0).referrers, 0);
+  EXPECT_TRUE(third.all_referrers()->empty());
+}
+
 }  // namespace
 }  // namespace kiste::image

@@ -1,6 +1,8 @@
 // cosign-layout attachments: read the layers of a `sha256-<hex>.sig` manifest, append one.
 #include <kiste/registry/attachments.hpp>
 
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
 #include <kiste/image/blob_io.hpp>
@@ -21,6 +23,35 @@ Status upload_if_missing(Client& c, std::string_view repo, const image::Descript
 }
 }  // namespace
 
+// The layers of media type `media_type` of the manifest `m` (`where` names it), appended to
+// `out`: bounded, verified.
+Status read_layers(Client& c, std::string_view repo, const std::string& where,
+                   const image::ManifestBlob& m, std::string_view media_type, size_t max_bytes,
+                   std::vector<AttachedLayer>& out) {
+  if (m.is_index()) {
+    return failf(Errc::Corrupt, "`{}` is an index, not a signature manifest", where);
+  }
+  const auto& layers = m.manifest().layers;
+  if (layers.size() > kMaxAttachedLayers || out.size() > kMaxAttachedLayers) {
+    return failf(Errc::Corrupt, "`{}` lists {} layers (at most {})", where, layers.size(),
+                 kMaxAttachedLayers);
+  }
+  for (const auto& l : layers) {
+    if (l.media_type != media_type) continue;
+    if (l.size < 0 || static_cast<size_t>(l.size) > max_bytes) {
+      return failf(Errc::Corrupt, "`{}`: layer {} is {} bytes (at most {})", where, l.digest,
+                   l.size, max_bytes);
+    }
+    KISTE_ASSIGN_OR_RETURN(auto reader, c.open_blob(repo, l));
+    KISTE_ASSIGN_OR_RETURN(std::string bytes, image::read_bounded(*reader, max_bytes, "attachment"));
+    if (bytes.size() != static_cast<size_t>(l.size) || image::Digest::of(bytes) != l.digest) {
+      return failf(Errc::Corrupt, "`{}`: layer {} does not match its digest", where, l.digest);
+    }
+    out.push_back({std::move(bytes), l.annotations});
+  }
+  return {};
+}
+
 Result<std::vector<AttachedLayer>> fetch_attached_layers(Client& c, std::string_view repo,
                                                          std::string_view tag,
                                                          std::string_view media_type,
@@ -29,27 +60,31 @@ Result<std::vector<AttachedLayer>> fetch_attached_layers(Client& c, std::string_
   KISTE_ASSIGN_OR_RETURN(auto head, c.try_head_manifest(repo, tag));
   if (!head) return out;
   KISTE_ASSIGN_OR_RETURN(image::ManifestBlob m, c.get_manifest(repo, tag));
-  if (m.is_index()) {
-    return failf(Errc::Corrupt, "`{}:{}` is an index, not a signature manifest", repo, tag);
-  }
-  const auto& layers = m.manifest().layers;
-  if (layers.size() > kMaxAttachedLayers) {
-    return failf(Errc::Corrupt, "`{}:{}` lists {} layers (at most {})", repo, tag, layers.size(),
-                 kMaxAttachedLayers);
-  }
-  for (const auto& l : layers) {
-    if (l.media_type != media_type) continue;
-    if (l.size < 0 || static_cast<size_t>(l.size) > max_bytes) {
-      return failf(Errc::Corrupt, "`{}:{}`: layer {} is {} bytes (at most {})", repo, tag,
-                   l.digest, l.size, max_bytes);
+  KISTE_TRY(read_layers(c, repo, fmt::format("{}:{}", repo, tag), m, media_type, max_bytes, out));
+  return out;
+}
+
+Result<std::vector<AttachedLayer>> fetch_referrer_layers(
+    Client& c, std::string_view repo, const image::Digest& subject,
+    const std::vector<std::string_view>& artifact_types, std::string_view layer_media_type,
+    size_t max_bytes) {
+  KISTE_ASSIGN_OR_RETURN(auto refs, list_referrers(c, repo, subject, ""));
+  std::vector<AttachedLayer> out;
+  for (const auto& d : refs) {
+    if (std::find(artifact_types.begin(), artifact_types.end(), d.artifact_type) ==
+        artifact_types.end()) {
+      continue;
     }
-    KISTE_ASSIGN_OR_RETURN(auto reader, c.open_blob(repo, l));
-    KISTE_ASSIGN_OR_RETURN(std::string bytes, image::read_bounded(*reader, max_bytes, "attachment"));
-    if (bytes.size() != static_cast<size_t>(l.size) || image::Digest::of(bytes) != l.digest) {
-      return failf(Errc::Corrupt, "`{}:{}`: layer {} does not match its digest", repo, tag,
-                   l.digest);
+    std::string where = fmt::format("{}@{}", repo, d.digest);
+    KISTE_ASSIGN_OR_RETURN(image::ManifestBlob m, c.get_manifest(repo, d.digest.str()));
+    if (m.digest != d.digest) {
+      return failf(Errc::Corrupt, "`{}`: the registry answered {}", where, m.digest);
     }
-    out.push_back({std::move(bytes), l.annotations});
+    // The index that listed it is not signed: the manifest itself must name the subject.
+    if (m.is_index() || !m.manifest().subject || m.manifest().subject->digest != subject) {
+      return failf(Errc::Corrupt, "`{}` does not refer to {}", where, subject);
+    }
+    KISTE_TRY(read_layers(c, repo, where, m, layer_media_type, max_bytes, out));
   }
   return out;
 }
@@ -98,6 +133,36 @@ Result<image::Digest> append_attached_layer(Client& c, std::string_view repo,
   KISTE_TRY(upload_if_missing(c, repo, m.config, cfg_bytes));
   KISTE_ASSIGN_OR_RETURN(image::ManifestBlob blob, image::parse_manifest(image::serialize_manifest(m)));
   return c.put_manifest(repo, tag, blob);
+}
+
+Result<image::Descriptor> push_referrer_layer(Client& c, std::string_view repo,
+                                              const image::Descriptor& subject,
+                                              std::string_view artifact_type,
+                                              std::string_view layer_media_type,
+                                              const AttachedLayer& layer) {
+  image::Manifest m;
+  m.media_type = std::string(image::media_type::kOciManifest);
+  m.artifact_type = std::string(artifact_type);
+  m.config = image::Descriptor{.media_type = std::string(image::media_type::kOciEmpty),
+                               .digest = image::Digest::of("{}"),
+                               .size = 2};
+  KISTE_TRY(upload_if_missing(c, repo, m.config, "{}"));
+  m.layers.push_back(image::Descriptor{.media_type = std::string(layer_media_type),
+                                       .digest = image::Digest::of(layer.bytes),
+                                       .size = static_cast<int64_t>(layer.bytes.size()),
+                                       .annotations = layer.annotations});
+  KISTE_TRY(upload_if_missing(c, repo, m.layers[0], layer.bytes));
+  m.subject = image::Descriptor{.media_type = subject.media_type, .digest = subject.digest,
+                                .size = subject.size};
+  KISTE_ASSIGN_OR_RETURN(image::ManifestBlob blob,
+                         image::parse_manifest(image::serialize_manifest(m)));
+  KISTE_TRY(c.put_manifest(repo, blob.digest.str(), blob));
+  image::Descriptor d{.media_type = m.media_type,
+                      .digest = blob.digest,
+                      .size = static_cast<int64_t>(blob.bytes.size())};
+  d.artifact_type = m.artifact_type;
+  KISTE_TRY(register_referrer(c, repo, subject.digest, d));
+  return d;
 }
 
 Result<image::Descriptor> push_artifact(Client& c, std::string_view repo,

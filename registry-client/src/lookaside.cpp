@@ -2,6 +2,7 @@
 #include <kiste/registry/lookaside.hpp>
 
 #include <fcntl.h>
+#include <unistd.h>
 
 #include <algorithm>
 
@@ -112,15 +113,50 @@ std::optional<std::string> LookasideConfig::lookaside_for(const image::Reference
   return std::nullopt;
 }
 
-Result<std::vector<std::string>> read_lookaside_signatures(std::string_view url,
-                                                           const image::Reference& ref,
-                                                           const image::Digest& digest) {
+namespace {
+Result<std::filesystem::path> lookaside_dir(std::string_view url, const image::Reference& ref,
+                                            const image::Digest& digest) {
   if (!url.starts_with("file://")) {
     return failf(Errc::Unsupported, "lookaside `{}`: only file:// lookaside storage is supported", url);
   }
-  std::filesystem::path dir = std::filesystem::path(std::string(url.substr(7))) /
-                              (ref.repository() + "@" + std::string(digest.algorithm_name()) + "=" +
-                               std::string(digest.hex()));
+  return std::filesystem::path(std::string(url.substr(7))) /
+         (ref.repository() + "@" + std::string(digest.algorithm_name()) + "=" +
+          std::string(digest.hex()));
+}
+}  // namespace
+
+Result<std::filesystem::path> write_lookaside_signature(std::string_view url,
+                                                        const image::Reference& ref,
+                                                        const image::Digest& digest,
+                                                        const std::string& signature) {
+  KISTE_ASSIGN_OR_RETURN(std::filesystem::path dir, lookaside_dir(url, ref, digest));
+  KISTE_TRY(sys::mkdir_all(dir, 0755));
+  // Written whole to a temp file, then hard-linked to the first free name: readers never see half
+  // a signature, and a signature written at the same time by someone else is never replaced.
+  std::filesystem::path tmp = dir / fmt::format(".signature-tmp-{}", ::getpid());
+  KISTE_TRY(sys::write_file_atomic(tmp, signature, 0644));
+  std::error_code ec;
+  for (int n = 1; n <= 64; ++n) {
+    std::filesystem::path f = dir / ("signature-" + std::to_string(n));
+    if (::link(tmp.c_str(), f.c_str()) == 0) {
+      std::filesystem::remove(tmp, ec);
+      KISTE_TRY(sys::fsync_dir(dir));
+      return f;
+    }
+    if (errno != EEXIST) {
+      Error e = sys_error("link", f.string());
+      std::filesystem::remove(tmp, ec);
+      return std::unexpected(std::move(e));
+    }
+  }
+  std::filesystem::remove(tmp, ec);
+  return failf(Errc::InvalidArgument, "lookaside `{}`: already 64 signatures", dir.string());
+}
+
+Result<std::vector<std::string>> read_lookaside_signatures(std::string_view url,
+                                                           const image::Reference& ref,
+                                                           const image::Digest& digest) {
+  KISTE_ASSIGN_OR_RETURN(std::filesystem::path dir, lookaside_dir(url, ref, digest));
   std::vector<std::string> out;
   for (int n = 1; n <= 64; ++n) {
     std::filesystem::path f = dir / ("signature-" + std::to_string(n));

@@ -65,27 +65,42 @@ Result<PromoteResult> promote(Client& sc, const image::Reference& src, Client& d
   PromoteResult res{.digest = digest, .copy = std::move(copy)};
   if (!opts.copy_signatures) return res;
 
+  // Of the image and, for an index, of each platform image (their attestations).
+  std::vector<image::Digest> subjects{digest};
+  if (img->top().is_index()) {
+    for (const auto& c : img->top().index().manifests) subjects.push_back(c.digest);
+  }
   // cosign-style tags and the referrers tag schema: sha256-<hex>[.sig|.att|.sbom]
   // One tags list instead of a HEAD per suffix; HEADs when the registry will not list tags.
-  std::string base = fmt::format("{}-{}", digest.algorithm_name(), digest.hex());
   auto tags = tags_f.get();
-  for (std::string_view suffix : {"", ".sig", ".att", ".sbom"}) {
-    std::string tag = base + std::string(suffix);
-    if (tags) {
-      if (std::find(tags->names.begin(), tags->names.end(), tag) == tags->names.end()) continue;
-    } else {
-      KISTE_ASSIGN_OR_RETURN(auto h,
-                             with_context(sc.try_head_manifest(src.repository(), tag), ctx));
-      if (!h) continue;
+  for (const auto& subject : subjects) {
+    std::string base = fmt::format("{}-{}", subject.algorithm_name(), subject.hex());
+    for (std::string_view suffix : {"", ".sig", ".att", ".sbom"}) {
+      std::string tag = base + std::string(suffix);
+      if (tags) {
+        if (std::find(tags->names.begin(), tags->names.end(), tag) == tags->names.end()) continue;
+      } else {
+        KISTE_ASSIGN_OR_RETURN(auto h,
+                               with_context(sc.try_head_manifest(src.repository(), tag), ctx));
+        if (!h) continue;
+      }
+      KISTE_TRY(with_context(copy_artifact(sc, src.without_digest().with_tag(tag), dc,
+                                           dst.without_digest().with_tag(tag), opts),
+                             ctx + ": copy " + tag));
+      ++res.artifacts_copied;
     }
-    KISTE_TRY(with_context(copy_artifact(sc, src.without_digest().with_tag(tag), dc,
-                                         dst.without_digest().with_tag(tag), opts),
-                           ctx + ": copy " + tag));
-    ++res.artifacts_copied;
   }
-  // OCI referrers API.
-  KISTE_ASSIGN_OR_RETURN(auto refs, with_context(refs_f.get(), ctx));
-  if (refs) {
+  // OCI referrers API (the platform images' asked only when the registry has it).
+  for (size_t i = 0; i < subjects.size(); ++i) {
+    std::optional<image::ManifestBlob> refs;
+    if (i == 0) {
+      KISTE_ASSIGN_OR_RETURN(refs, with_context(refs_f.get(), ctx));
+      if (!refs) break;
+    } else {
+      KISTE_ASSIGN_OR_RETURN(refs, with_context(sc.try_referrers(src.repository(), subjects[i]),
+                                                ctx));
+    }
+    if (!refs) continue;
     for (const auto& d : refs->index().manifests) {
       KISTE_ASSIGN_OR_RETURN(auto from, by_digest(src, d.digest));
       KISTE_ASSIGN_OR_RETURN(auto to, by_digest(dst, d.digest));

@@ -21,7 +21,12 @@ using image::Reference;
 
 Result<ReleaseItem> make_item(std::string_view src, std::string_view dst,
                               std::string_view expect) {
-  ReleaseItem it{.source = {}, .destination = {}, .expect_digest = std::nullopt};
+  ReleaseItem it{.source = {},
+                 .destination = {},
+                 .expect_digest = std::nullopt,
+                 .context = {},
+                 .containerfile = {},
+                 .build_args = {}};
   KISTE_ASSIGN_OR_RETURN(it.source, with_context(parse_docker_ref(src), "source"));
   KISTE_ASSIGN_OR_RETURN(it.destination, with_context(parse_docker_ref(dst), "destination"));
   if (!expect.empty()) {
@@ -59,12 +64,33 @@ Result<std::vector<ReleaseItem>> parse_json(std::string_view text) {
     const auto& e = (*list)[i];
     std::string where = fmt::format("image {}", i + 1);
     if (!e.is_object()) return failf(Errc::InvalidArgument, "{}: not an object", where);
-    std::string fields[3];
+    std::string fields[5];
+    std::vector<std::string> build_args;
     for (const auto& [k, v] : e.items()) {
-      int slot = k == "source" ? 0 : k == "destination" ? 1 : k == "expectDigest" ? 2 : -1;
+      if (k == "buildArgs") {
+        if (!v.is_object()) {
+          return failf(Errc::InvalidArgument, "{}: `buildArgs` is not an object", where);
+        }
+        for (const auto& [name, value] : v.items()) {
+          if (name.empty() || name.find('=') != std::string::npos || !value.is_string()) {
+            return failf(Errc::InvalidArgument,
+                         "{}: `buildArgs`: `{}` is not a NAME with a string value", where, name);
+          }
+          build_args.push_back(name + "=" + value.get<std::string>());
+        }
+        continue;
+      }
+      int slot = k == "source"          ? 0
+                 : k == "destination"   ? 1
+                 : k == "expectDigest"  ? 2
+                 : k == "context"       ? 3
+                 : k == "containerfile" ? 4
+                                        : -1;
       if (slot < 0) {
         return failf(Errc::InvalidArgument,
-                     "{}: unknown key `{}` (source, destination, expectDigest)", where, k);
+                     "{}: unknown key `{}` (source, destination, expectDigest, context, "
+                     "containerfile, buildArgs)",
+                     where, k);
       }
       if (!v.is_string()) return failf(Errc::InvalidArgument, "{}: `{}` is not a string", where, k);
       fields[slot] = v.get<std::string>();
@@ -72,7 +98,14 @@ Result<std::vector<ReleaseItem>> parse_json(std::string_view text) {
     if (fields[0].empty() || fields[1].empty()) {
       return failf(Errc::InvalidArgument, "{}: needs `source` and `destination`", where);
     }
+    if (fields[3].empty() && (!fields[4].empty() || !build_args.empty())) {
+      return failf(Errc::InvalidArgument, "{}: `containerfile` and `buildArgs` need a `context`",
+                   where);
+    }
     KISTE_ASSIGN_OR_RETURN(auto it, with_context(make_item(fields[0], fields[1], fields[2]), where));
+    it.context = fields[3];
+    it.containerfile = fields[4];
+    it.build_args = std::move(build_args);
     out.push_back(std::move(it));
   }
   return out;
@@ -310,43 +343,52 @@ Result<Release> Release::prepare(std::vector<ReleaseItem> items, const ClientFor
     if (o.copy_signatures) {
       // cosign-style tags and the referrers tag schema: sha256-<hex>[.sig|.att|.sbom]; one tags
       // list instead of a HEAD per suffix, HEADs when the registry will not list tags.
-      std::string base = fmt::format("{}-{}", digest.algorithm_name(), digest.hex());
       auto tags = sc->list_tags(it.source.repository());
-      for (std::string_view suffix : {"", ".sig", ".att", ".sbom"}) {
-        std::string tag = base + std::string(suffix);
-        if (tags) {
-          if (std::find(tags->names.begin(), tags->names.end(), tag) == tags->names.end()) continue;
-        } else {
-          KISTE_ASSIGN_OR_RETURN(auto h, with_context(sc->try_head_manifest(
-                                                          it.source.repository(), tag),
-                                                      ctx));
-          if (!h) continue;
-        }
-        KISTE_ASSIGN_OR_RETURN(
-            auto a, with_context(RemoteImage::open(*sc, it.source.without_digest().with_tag(tag)),
-                                 ctx + ": " + tag));
-        jobs.push_back({.kind = ReleaseJob::Kind::Artifact, .item = i, .src = sc, .dst = dc,
-                        .image = std::move(a), .to = it.destination.without_digest().with_tag(tag),
-                        .manifests = {}, .copy = {}});
-        p.artifact_tags.push_back(tag);
+      // Of the image and, for an index, of each platform image (their attestations).
+      std::vector<image::Digest> subjects{digest};
+      if (img->top().is_index()) {
+        for (const auto& c : img->top().index().manifests) subjects.push_back(c.digest);
       }
-      std::optional<image::ManifestBlob> refs;
-      std::atomic<bool>& none = *no_referrers.at(sc);
-      if (!none.load()) {
-        KISTE_ASSIGN_OR_RETURN(
-            refs, with_context(sc->try_referrers(it.source.repository(), digest), ctx));
-        if (!refs) none = true;
-      }
-      if (refs) {
-        for (const auto& d : refs->index().manifests) {
-          KISTE_ASSIGN_OR_RETURN(auto from, at_digest(it.source, d.digest));
-          KISTE_ASSIGN_OR_RETURN(auto to, at_digest(it.destination, d.digest));
-          KISTE_ASSIGN_OR_RETURN(auto a, with_context(RemoteImage::open(*sc, from),
-                                                      ctx + ": referrer " + d.digest.str()));
+      for (const image::Digest& subject : subjects) {
+        std::string base = fmt::format("{}-{}", subject.algorithm_name(), subject.hex());
+        for (std::string_view suffix : {"", ".sig", ".att", ".sbom"}) {
+          std::string tag = base + std::string(suffix);
+          if (tags) {
+            if (std::find(tags->names.begin(), tags->names.end(), tag) == tags->names.end()) {
+              continue;
+            }
+          } else {
+            KISTE_ASSIGN_OR_RETURN(auto h, with_context(sc->try_head_manifest(
+                                                            it.source.repository(), tag),
+                                                        ctx));
+            if (!h) continue;
+          }
+          KISTE_ASSIGN_OR_RETURN(
+              auto a, with_context(RemoteImage::open(*sc, it.source.without_digest().with_tag(tag)),
+                                   ctx + ": " + tag));
           jobs.push_back({.kind = ReleaseJob::Kind::Artifact, .item = i, .src = sc, .dst = dc,
-                          .image = std::move(a), .to = std::move(to), .manifests = {},
-                          .copy = {}});
-          ++p.referrers;
+                          .image = std::move(a), .to = it.destination.without_digest().with_tag(tag),
+                          .manifests = {}, .copy = {}});
+          p.artifact_tags.push_back(tag);
+        }
+        std::optional<image::ManifestBlob> refs;
+        std::atomic<bool>& none = *no_referrers.at(sc);
+        if (!none.load()) {
+          KISTE_ASSIGN_OR_RETURN(
+              refs, with_context(sc->try_referrers(it.source.repository(), subject), ctx));
+          if (!refs) none = true;
+        }
+        if (refs) {
+          for (const auto& d : refs->index().manifests) {
+            KISTE_ASSIGN_OR_RETURN(auto from, at_digest(it.source, d.digest));
+            KISTE_ASSIGN_OR_RETURN(auto to, at_digest(it.destination, d.digest));
+            KISTE_ASSIGN_OR_RETURN(auto a, with_context(RemoteImage::open(*sc, from),
+                                                        ctx + ": referrer " + d.digest.str()));
+            jobs.push_back({.kind = ReleaseJob::Kind::Artifact, .item = i, .src = sc, .dst = dc,
+                            .image = std::move(a), .to = std::move(to), .manifests = {},
+                            .copy = {}});
+            ++p.referrers;
+          }
         }
       }
     }

@@ -1,10 +1,12 @@
 #include <kiste/registry/transport.hpp>
 
 #include <array>
+#include <functional>
 
 #include <kiste/image/archive.hpp>
 #include <kiste/image/dir_image.hpp>
 #include <kiste/image/oci_layout.hpp>
+#include <kiste/image/store_ops.hpp>
 #include <kiste/registry/attachments.hpp>
 #include <kiste/registry/remote_image.hpp>
 
@@ -133,10 +135,85 @@ Status OpenedSink::finish(const image::CopyResult& r) {
   } else {
     KISTE_TRY(scratch->store->keep_unnamed(e.manifest));
   }
-  return image::save_archive(*scratch->store, {e}, where.value,
-                             where.kind == Kind::OciArchive ? image::ArchiveFormat::OciArchive
-                                                            : image::ArchiveFormat::DockerArchive);
+  // The scratch store holds the copied image and the referrers copy_referrers put there.
+  KISTE_TRY(image::save_archive(*scratch->store, {e}, where.value,
+                                where.kind == Kind::OciArchive ? image::ArchiveFormat::OciArchive
+                                                               : image::ArchiveFormat::DockerArchive));
+  return {};
 }
+
+namespace {
+
+// The store a source or destination keeps its images in, where referrers live: the store, or
+// an archive's scratch store. None for registries, OCI layouts and dir:.
+const image::Store* referrer_store(const std::unique_ptr<image::Store>& store,
+                                   const std::optional<ScratchStore>& scratch) {
+  if (store) return store.get();
+  if (scratch) return scratch->store.get();
+  return nullptr;
+}
+
+// The referrers of the copied image (`refs`: {subject, artifact}, each opened with `open`) to a
+// destination that can hold them: a store or an oci-archive (as store-side referrers;
+// save_archive writes the archive's), an OCI layout (as unnamed index.json entries with their
+// artifactType). Registries get theirs from push/promote, not here. What the destination cannot
+// hold is counted.
+using OpenArtifact =
+    std::function<Result<std::unique_ptr<image::ImageSource>>(const image::Descriptor&)>;
+Status copy_referrers(const std::vector<std::pair<image::Digest, image::Descriptor>>& refs,
+                      const OpenArtifact& open, OpenedSink& d, image::CopyResult& r) {
+  if (refs.empty() || d.where.kind == Kind::Registry) return {};
+  const image::Store* to = referrer_store(d.store, d.scratch);
+  const bool layout = d.where.kind == Kind::OciLayout;
+  if ((to == nullptr && !layout) || d.where.kind == Kind::DockerArchive) {
+    r.referrers_left_out = static_cast<int>(refs.size());
+    return {};
+  }
+  for (const auto& [subject, art] : refs) {
+    std::string what = fmt::format("referrer {}", art.digest);
+    KISTE_ASSIGN_OR_RETURN(auto src, with_context(open(art), what));
+    if (layout) {
+      KISTE_ASSIGN_OR_RETURN(image::LayoutRef ref, image::parse_layout_ref(d.where.value));
+      ref.name.clear();  // an unnamed entry: the artifact is no image of its own
+      KISTE_ASSIGN_OR_RETURN(auto sink, image::OciLayoutSink::create(ref));
+      KISTE_TRY(with_context(image::copy_image(*src, *sink, {}), what));
+    } else {
+      image::StoreSink sink(*to, std::nullopt);
+      KISTE_TRY(with_context(image::copy_image(*src, sink, {}), what));
+      KISTE_TRY(with_context(to->add_referrer(art, subject), what));
+    }
+    ++r.referrers_copied;
+  }
+  return {};
+}
+
+// The copied image's referrers where the source keeps them: a store (or an archive's scratch
+// store) or an OCI layout; none from registries and dir:.
+Status copy_source_referrers(OpenedSource& s, OpenedSink& d, image::CopyResult& r) {
+  if (const image::Store* from = referrer_store(s.store, s.scratch)) {
+    KISTE_ASSIGN_OR_RETURN(auto refs, image::image_referrers(*from, s.image->top().descriptor()));
+    return copy_referrers(
+        refs,
+        [from](const image::Descriptor& a) -> Result<std::unique_ptr<image::ImageSource>> {
+          KISTE_ASSIGN_OR_RETURN(image::ManifestBlob m, image::read_manifest(*from, a));
+          return from->open_unstored(std::move(m), a.digest.str());
+        },
+        d, r);
+  }
+  if (auto* layout = dynamic_cast<image::OciLayoutImage*>(s.image.get())) {
+    KISTE_ASSIGN_OR_RETURN(auto refs, layout->referrers());
+    return copy_referrers(
+        refs,
+        [layout](const image::Descriptor& a) -> Result<std::unique_ptr<image::ImageSource>> {
+          KISTE_ASSIGN_OR_RETURN(auto img, layout->open_artifact(a));
+          return std::unique_ptr<image::ImageSource>(std::move(img));
+        },
+        d, r);
+  }
+  return {};
+}
+
+}  // namespace
 
 Result<OpenedSink> open_sink(const Location& l, const TransportOptions& t,
                              const std::optional<Reference>& src_name) {
@@ -192,6 +269,7 @@ Result<image::CopyResult> copy(const Location& src, const Location& dst, const T
   KISTE_ASSIGN_OR_RETURN(OpenedSink d, with_context(open_sink(dst, t, s.name), ctx));
   if (src.kind == Kind::Store || src.is_archive()) opts.all = true;
   KISTE_ASSIGN_OR_RETURN(image::CopyResult r, image::copy_image(*s.image, *d.sink, opts));
+  KISTE_TRY(with_context(copy_source_referrers(s, d, r), ctx));
   KISTE_TRY(with_context(d.finish(r), ctx));
   return r;
 }
@@ -230,19 +308,27 @@ Result<image::CopyResult> push_image(const image::Store& store, const image::Sto
   std::string ctx = fmt::format("push `{}`", dest.str());
   KISTE_ASSIGN_OR_RETURN(image::CopyResult r,
                          with_context(image::copy_image(*src, sink, opts), ctx));
-  // The image's store-side referrers (attestations) follow it, pushed by digest.
-  KISTE_ASSIGN_OR_RETURN(auto refs, store.referrers(src->top().digest));
-  for (const auto& d : refs) {
-    std::string what = fmt::format("{}: referrer {}", ctx, d.digest);
-    KISTE_ASSIGN_OR_RETURN(image::ManifestBlob m,
-                           with_context(image::read_manifest(store, d), what));
-    auto art = store.open_unstored(std::move(m), d.digest.str());
-    KISTE_ASSIGN_OR_RETURN(auto at, Reference::parse(fmt::format(
-                                        "{}/{}@{}", dest.registry(), dest.repository(), d.digest.str())));
-    RemoteSink art_sink(*remote.client, at);
-    KISTE_TRY(with_context(image::copy_image(*art, art_sink, opts), what));
-    KISTE_TRY(with_context(
-        register_referrer(*remote.client, dest.repository(), src->top().digest, d), what));
+  // The image's store-side referrers (attestations) follow it, pushed by digest: those of its
+  // manifest and, for an index, those of each platform image.
+  std::vector<image::Digest> subjects{src->top().digest};
+  if (src->top().is_index()) {
+    for (const auto& c : src->top().index().manifests) subjects.push_back(c.digest);
+  }
+  for (const auto& subject : subjects) {
+    KISTE_ASSIGN_OR_RETURN(auto refs, store.referrers(subject));
+    for (const auto& d : refs) {
+      std::string what = fmt::format("{}: referrer {}", ctx, d.digest);
+      KISTE_ASSIGN_OR_RETURN(image::ManifestBlob m,
+                             with_context(image::read_manifest(store, d), what));
+      auto art = store.open_unstored(std::move(m), d.digest.str());
+      KISTE_ASSIGN_OR_RETURN(auto at, Reference::parse(fmt::format("{}/{}@{}", dest.registry(),
+                                                                   dest.repository(),
+                                                                   d.digest.str())));
+      RemoteSink art_sink(*remote.client, at);
+      KISTE_TRY(with_context(image::copy_image(*art, art_sink, opts), what));
+      KISTE_TRY(with_context(register_referrer(*remote.client, dest.repository(), subject, d),
+                             what));
+    }
   }
   return r;
 }

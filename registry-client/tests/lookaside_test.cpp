@@ -3,6 +3,10 @@
 
 #include <kiste/registry/lookaside.hpp>
 
+#include <filesystem>
+
+#include <kiste/base/temp_dir.hpp>
+
 namespace kiste::registry {
 namespace {
 
@@ -45,6 +49,30 @@ TEST(Lookaside, OnlyFileStorageIsRead) {
   auto none = read_lookaside_signatures("file:///nonexistent-kiste", ref("r.io/a:1"), image::Digest::of("m"));
   ASSERT_TRUE(none) << none.error().to_string();
   EXPECT_TRUE(none->empty());
+}
+
+TEST(Lookaside, SignaturesAreAddedAfterThoseThereAndReadBack) {
+  auto dir = TempDir::create(std::filesystem::temp_directory_path(), "kiste-lookaside-").value();
+  const std::string url = "file://" + dir.path().native();
+  const auto r = ref("r.io/team/app:1");
+  const auto d = image::Digest::of("m");
+  auto one = write_lookaside_signature(url, r, d, "first");
+  ASSERT_TRUE(one) << one.error().to_string();
+  EXPECT_EQ(*one, dir.path() / ("team/app@sha256=" + std::string(d.hex())) / "signature-1");
+  auto two = write_lookaside_signature(url, r, d, "second");
+  ASSERT_TRUE(two) << two.error().to_string();
+  EXPECT_EQ(two->filename(), "signature-2");
+  auto read = read_lookaside_signatures(url, r, d);
+  ASSERT_TRUE(read) << read.error().to_string();
+  EXPECT_EQ(*read, (std::vector<std::string>{"first", "second"}));
+  // Nothing else is left in the directory (the temp file is gone).
+  size_t n = 0;
+  for (const auto& e : std::filesystem::directory_iterator(one->parent_path())) {
+    (void)e;
+    ++n;
+  }
+  EXPECT_EQ(n, 2u);
+  EXPECT_FALSE(write_lookaside_signature("https://sigs.example.com", r, d, "x"));
 }
 
 }  // namespace

@@ -27,6 +27,20 @@ TEST(ReleaseFile, JsonListAndImagesObject) {
   EXPECT_EQ(b->size(), 1u);
 }
 
+TEST(ReleaseFile, JsonRebuildInputs) {
+  auto a = parse_release(R"([
+    {"source": "r.io/staging/api:1", "destination": "r.io/prod/api:1", "context": "api",
+     "containerfile": "api/Containerfile.prod", "buildArgs": {"B": "2", "A": "x=y"}},
+    {"source": "r.io/staging/web:1", "destination": "r.io/prod/web:1"}
+  ])");
+  ASSERT_TRUE(a) << a.error().to_string();
+  EXPECT_EQ((*a)[0].context, "api");
+  EXPECT_EQ((*a)[0].containerfile, "api/Containerfile.prod");
+  EXPECT_EQ((*a)[0].build_args, (std::vector<std::string>{"A=x=y", "B=2"}));
+  EXPECT_TRUE((*a)[1].context.empty());
+  EXPECT_TRUE((*a)[1].build_args.empty());
+}
+
 TEST(ReleaseFile, LinesWithCommentsAndOptionalDigest) {
   auto a = parse_release("# release 7\n\n  r.io/staging/api:1  r.io/prod/api:1   " + kDigest +
                          "  # pinned\nr.io/staging/web:2\tr.io/prod/web:2\r\n");
@@ -50,6 +64,13 @@ TEST(ReleaseFile, MistakesNameTheEntry) {
            {R"({"images": {}})", "not a list"},
            {R"({"images": [], "x": 1})", "only `images`"},
            {"[{", "not valid JSON"},
+           {R"([{"source": "r.io/a:1", "destination": "r.io/b:1", "buildArgs": ["A=1"]}])",
+            "image 1: `buildArgs` is not an object"},
+           {R"([{"source": "r.io/a:1", "destination": "r.io/b:1", "context": "c",
+                 "buildArgs": {"A": 1}}])",
+            "image 1: `buildArgs`: `A` is not a NAME with a string value"},
+           {R"([{"source": "r.io/a:1", "destination": "r.io/b:1", "containerfile": "F"}])",
+            "image 1: `containerfile` and `buildArgs` need a `context`"},
            {"r.io/a:1 r.io/b:1\nr.io/c:1\n", "line 2: expected `SOURCE DESTINATION"},
            {"r.io/a:1 r.io/b:1 sha256:zz\n", "line 1: expect-digest"},
            {"r.io/a:1 NOT/Valid:1\n", "line 1: destination"},

@@ -238,6 +238,119 @@ TEST_F(Attest, PruneKeepsAttestationsOfNamedImagesAndDropsThemWithTheImage) {
   EXPECT_EQ(fsck.status, 0) << fsck.output;
 }
 
+// save/load: an oci-archive carries the attestations (their manifests as index.json entries with
+// the image as `subject`, as oras and skopeo keep referrers in an OCI layout); after save, rmi,
+// prune and load they are the image's again, pushed with it, and the image digest is the same.
+// A docker-archive cannot hold them: save says so in one note line and load brings none back.
+TEST_F(Attest, OciArchiveKeepsAttestationsThroughSaveRmiLoadDockerArchiveSaysItCannot) {
+  auto r = a_.run("build --sbom --provenance -t app " + ctx_.native() + " 2>&1");
+  ASSERT_EQ(r.status, 0) << r.output;
+  auto mine = attached(r.output);
+  ASSERT_EQ(mine.size(), 2u) << r.output;
+  const fs::path oci = tmp_ / "app-oci.tar", dock = tmp_ / "app-docker.tar";
+  auto so = a_.run("save --format oci-archive -o " + oci.native() + " app 2>&1");
+  ASSERT_EQ(so.status, 0) << so.output;
+  EXPECT_TRUE(so.output.empty()) << so.output;
+  auto sd = a_.run("save -o " + dock.native() + " app 2>&1");
+  ASSERT_EQ(sd.status, 0) << sd.output;
+  EXPECT_EQ(count_lines(sd.output), 1u) << sd.output;
+  EXPECT_NE(sd.output.find("note: a docker-archive cannot hold signatures or attestations: 2 "
+                           "referrers of the saved images left out"),
+            std::string::npos)
+      << sd.output;
+
+  // skopeo reads the archive's image by its name (index.json has three entries, one named).
+  std::string raw;
+  ASSERT_EQ(run_shell("skopeo inspect --raw oci-archive:" + oci.native() +
+                          ":docker.io/library/app:latest 2>&1",
+                      &raw),
+            0)
+      << raw;
+  const std::string out(image::Digest::of(raw).hex());
+  ASSERT_EQ(a_.run("push -q app docker://" + h_ + "/saved/app:1 2>&1").status, 0);
+  const std::string digest = digest_of("saved/app", "1");
+  ASSERT_EQ(digest.size(), 71u);
+  EXPECT_EQ("sha256:" + out.substr(0, 64), digest);
+
+  ASSERT_EQ(a_.run("rmi app 2>&1").status, 0);
+  ASSERT_EQ(a_.run("prune 2>&1").status, 0);
+  for (const auto& [type, d] : mine) {
+    EXPECT_FALSE(fs::exists(a_.root() / "blobs" / "sha256" / d.substr(7))) << type;
+  }
+  auto ld = a_.run("load -i " + dock.native() + " 2>&1");
+  ASSERT_EQ(ld.status, 0) << ld.output;
+  EXPECT_EQ(ld.output.find("signature/attestation"), std::string::npos) << ld.output;
+  auto lo = a_.run("load -i " + oci.native() + " 2>&1");
+  ASSERT_EQ(lo.status, 0) << lo.output;
+  EXPECT_NE(lo.output.find("with 2 signature/attestation artifacts"), std::string::npos)
+      << lo.output;
+  // Kept by prune, pushed with the image, listed by the registry's referrers tag.
+  ASSERT_EQ(a_.run("prune 2>&1").status, 0);
+  auto p = a_.run("push -q app docker://" + h_ + "/loaded/app:1 2>&1");
+  ASSERT_EQ(p.status, 0) << p.output;
+  EXPECT_EQ(digest_of("loaded/app", "1"), digest);
+  EXPECT_EQ(referrers("loaded/app", digest), mine);
+  auto fsck = a_.run("fsck 2>&1");
+  EXPECT_EQ(fsck.status, 0) << fsck.output;
+}
+
+// copy between the store and archives/layouts carries the attestations the same way:
+// `copy IMAGE oci:DIR` lists them as unnamed index.json entries with their artifactType (as oras
+// does; skopeo still reads the image by name), `copy oci:DIR NAME` brings them into another
+// store, `copy IMAGE oci-archive:F` and
+// `copy oci-archive:F NAME` into another store keep them as store-side referrers (pushed from
+// there), and `copy IMAGE docker-archive:F` says in one note line that it left them out.
+TEST_F(Attest, CopyCarriesAttestationsToOciLayoutsAndArchives) {
+  auto r = a_.run("build --sbom --provenance -t app " + ctx_.native() + " 2>&1");
+  ASSERT_EQ(r.status, 0) << r.output;
+  auto mine = attached(r.output);
+  ASSERT_EQ(mine.size(), 2u) << r.output;
+
+  const fs::path layout = tmp_ / "layout";
+  auto c1 = a_.run("copy app oci:" + layout.native() + ":app 2>&1");
+  ASSERT_EQ(c1.status, 0) << c1.output;
+  EXPECT_NE(c1.output.find("2 signature/attestation artifacts copied"), std::string::npos)
+      << c1.output;
+  json index = json::parse(sys::read_file(layout / "index.json", 1 << 20).value_or(""), nullptr,
+                           false);
+  ASSERT_EQ(index["manifests"].size(), 3u) << index.dump();
+  std::map<std::string, std::string> listed;
+  for (const auto& m : index["manifests"]) {
+    if (m.contains("artifactType")) listed[m.value("artifactType", "")] = m.value("digest", "");
+  }
+  EXPECT_EQ(listed, mine) << index.dump();
+  std::string out;
+  EXPECT_EQ(run_shell("skopeo inspect --raw oci:" + layout.native() + ":app 2>&1", &out), 0) << out;
+  // Without a name the image is the one candidate: the artifacts are not images. Into another
+  // store they come along, and a push from there lists them in the registry.
+  auto c2 = b_.run("copy oci:" + layout.native() + " from-layout 2>&1");
+  ASSERT_EQ(c2.status, 0) << c2.output;
+  EXPECT_NE(c2.output.find("2 signature/attestation artifacts copied"), std::string::npos)
+      << c2.output;
+  auto p2 = b_.run("push -q from-layout docker://" + h_ + "/from-layout/app:1 2>&1");
+  ASSERT_EQ(p2.status, 0) << p2.output;
+  EXPECT_EQ(referrers("from-layout/app", digest_of("from-layout/app", "1")), mine);
+
+  const fs::path oci = tmp_ / "copy-oci.tar", dock = tmp_ / "copy-docker.tar";
+  auto c3 = a_.run("copy app oci-archive:" + oci.native() + " 2>&1");
+  ASSERT_EQ(c3.status, 0) << c3.output;
+  auto c4 = b_.run("copy oci-archive:" + oci.native() + " from-archive 2>&1");
+  ASSERT_EQ(c4.status, 0) << c4.output;
+  EXPECT_NE(c4.output.find("2 signature/attestation artifacts copied"), std::string::npos)
+      << c4.output;
+  auto p = b_.run("push -q from-archive docker://" + h_ + "/copied/app:1 2>&1");
+  ASSERT_EQ(p.status, 0) << p.output;
+  const std::string digest = digest_of("copied/app", "1");
+  EXPECT_EQ(referrers("copied/app", digest), mine);
+
+  auto c5 = a_.run("copy app docker-archive:" + dock.native() + " 2>&1");
+  ASSERT_EQ(c5.status, 0) << c5.output;
+  EXPECT_NE(c5.output.find("note: docker-archive:" + dock.native() +
+                           " cannot hold signatures or attestations: 2 referrers"),
+            std::string::npos)
+      << c5.output;
+}
+
 // `promote --require-rebuild`: another store rebuilds the staged image from a context with the
 // provenance's inputs; the same context promotes, one changed byte is refused with the file named
 // and prod's tag left as it was; the scratch store is gone either way.

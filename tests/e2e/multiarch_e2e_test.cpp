@@ -255,5 +255,106 @@ TEST_F(MultiArch, BuildTwoPlatformsPushAndPullOne) {
   EXPECT_TRUE(fs::exists(tmp_ / "fresh/blobs/sha256" / std::string(idx["manifests"][1]["digest"]).substr(7)));
 }
 
+// --sbom/--provenance with several platforms: one SBOM and one provenance per platform image,
+// each with that image's manifest as its subject, the index digest the one a build without them
+// gives; build --push carries them, each listed in the referrers tag schema index of its
+// platform image (Debian's registry has no referrers API), read back with curl.
+TEST_F(MultiArch, AttestationsPerPlatformImageLeaveTheIndexDigestAlone) {
+  import_bases(kiste_);
+  fs::path ctx = context();
+  const std::string platforms = "build --network none --platform linux/amd64,linux/arm64 ";
+  auto plain = kiste_.run(platforms + "-q -t plain " + ctx.native());
+  ASSERT_EQ(plain.status, 0) << plain.output;
+  const std::string digest = trim(plain.output);
+
+  std::string why;
+  auto reg = RegistryProcess::start({}, &why);
+  ASSERT_TRUE(reg) << why;
+  const std::string dest = reg->host() + "/multi:att";
+  auto r = kiste_.run(platforms + "--sbom --provenance --push -t " + dest + " " + ctx.native() +
+                      " 2>&1");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(trim(r.output).substr(trim(r.output).rfind('\n') + 1), digest) << r.output;
+
+  auto idx = kiste_.run("manifest inspect " + dest);
+  ASSERT_EQ(idx.status, 0) << idx.output;
+  json index = json::parse(idx.output, nullptr, false);
+  ASSERT_EQ(index["manifests"].size(), 2u) << idx.output;
+  for (const auto& child : index["manifests"]) {
+    const std::string d = child["digest"];
+    const std::string arch = child["platform"]["architecture"];
+    // The build said which attestations it attached to this image.
+    for (const char* type : {"application/spdx+json", "application/vnd.in-toto+json"}) {
+      EXPECT_NE(r.output.find(std::string("attached ") + type + " sha256:"), std::string::npos)
+          << r.output;
+    }
+    EXPECT_NE(r.output.find(" to " + d + " (linux/" + arch + ")"), std::string::npos) << r.output;
+    std::string body;
+    ASSERT_EQ(run_shell("curl -sf -H 'Accept: application/vnd.oci.image.index.v1+json' http://" +
+                            reg->host() + "/v2/multi/manifests/sha256-" + d.substr(7),
+                        &body),
+              0)
+        << arch;
+    json refs = json::parse(body, nullptr, false);
+    ASSERT_EQ(refs["manifests"].size(), 2u) << body;
+    for (const auto& a : refs["manifests"]) {
+      std::string art;
+      ASSERT_EQ(run_shell("curl -sf -H 'Accept: application/vnd.oci.image.manifest.v1+json' "
+                          "http://" + reg->host() + "/v2/multi/manifests/" +
+                              a["digest"].get<std::string>(),
+                          &art),
+                0);
+      json m = json::parse(art, nullptr, false);
+      EXPECT_EQ(m["subject"]["digest"], d) << art;
+      if (a["artifactType"] == "application/vnd.in-toto+json") {
+        std::string doc;
+        ASSERT_EQ(run_shell("curl -sf http://" + reg->host() + "/v2/multi/blobs/" +
+                                m["layers"][0]["digest"].get<std::string>(),
+                            &doc),
+                  0);
+        json stmt = json::parse(doc, nullptr, false);
+        EXPECT_EQ(stmt["subject"][0]["digest"]["sha256"], d.substr(7)) << doc;
+        EXPECT_EQ(stmt["predicate"]["buildDefinition"]["externalParameters"].value("platform", ""),
+                  "linux/" + arch)
+            << doc;
+      }
+    }
+  }
+  // The index itself has none: they belong to the platform images.
+  std::string none;
+  EXPECT_NE(run_shell("curl -sf http://" + reg->host() + "/v2/multi/manifests/sha256-" +
+                          digest.substr(7),
+                      &none),
+            0)
+      << none;
+  // promote carries each platform image's attestations with the index.
+  auto p = kiste_.run("promote -q " + dest + " " + reg->host() + "/prod/multi:1 2>&1");
+  ASSERT_EQ(p.status, 0) << p.output;
+  for (const auto& child : index["manifests"]) {
+    const std::string d = child["digest"];
+    std::string body;
+    ASSERT_EQ(run_shell("curl -sf -H 'Accept: application/vnd.oci.image.index.v1+json' http://" +
+                            reg->host() + "/v2/prod/multi/manifests/sha256-" + d.substr(7),
+                        &body),
+              0)
+        << d;
+    EXPECT_EQ(json::parse(body, nullptr, false)["manifests"].size(), 2u) << body;
+  }
+  // And so does a release of it.
+  std::ofstream(tmp_ / "release.txt") << dest << " " << reg->host() << "/rel/multi:1\n";
+  auto rel = kiste_.run("promote -q --release " + (tmp_ / "release.txt").native() + " 2>&1");
+  ASSERT_EQ(rel.status, 0) << rel.output;
+  for (const auto& child : index["manifests"]) {
+    const std::string d = child["digest"];
+    std::string body;
+    ASSERT_EQ(run_shell("curl -sf -H 'Accept: application/vnd.oci.image.index.v1+json' http://" +
+                            reg->host() + "/v2/rel/multi/manifests/sha256-" + d.substr(7),
+                        &body),
+              0)
+        << d;
+    EXPECT_EQ(json::parse(body, nullptr, false)["manifests"].size(), 2u) << body;
+  }
+}
+
 }  // namespace
 }  // namespace kiste::testing

@@ -3,12 +3,14 @@
 // phases: verify all, copy all blobs, push all manifests by digest, then move the tags. Any
 // refusal in the verify phase leaves every prod tag as it was (checked with the registry's tag
 // lists and the digests its tags name); a release that passes uploads no layer byte (the
-// registry's access log shows only mounts).
+// registry's access log shows only mounts). With --require-rebuild every image of a release is
+// rebuilt from the context the release file names before any blob moves; one mismatch stops it.
 #include <fstream>
 
 #include <gtest/gtest.h>
 
 #include <kiste/base/sys.hpp>
+#include <kiste/image/digest.hpp>
 #include <kiste/registry/client.hpp>
 #include <kiste/testing/kiste_cli.hpp>
 #include <kiste/testing/registry_process.hpp>
@@ -25,10 +27,10 @@ constexpr int kUnsigned = 17;
 
 std::string app(int i) { return "app" + std::to_string(i); }
 
-class Release : public ::testing::Test {
+// The registry, and what the tests read back from it.
+class ReleaseBase : public ::testing::Test {
  protected:
-  void SetUp() override {
-    ::setenv("KISTE_PASSWORD", kPass, 1);
+  void start_registry() {
     ::unsetenv("KISTE_POLICY");
     std::string why;
     reg_ = RegistryProcess::start({}, &why);
@@ -38,6 +40,40 @@ class Release : public ::testing::Test {
     ASSERT_TRUE(c);
     client_ = std::move(*c);
     ASSERT_EQ(kiste("import " + busybox_tar().native() + " busybox").status, 0);
+  }
+  CliResult kiste(const std::string& args) const { return kiste_.run(args + " 2>&1"); }
+  // The digest `repo:ref` names in the registry ("" when none).
+  std::string head(const std::string& repo, const std::string& ref) {
+    auto h = client_->try_head_manifest(repo, ref);
+    EXPECT_TRUE(h) << h.error().to_string();
+    return h && *h ? (*h)->digest.str() : "";
+  }
+  std::vector<std::string> tags(const std::string& repo) {
+    auto t = client_->list_tags(repo);
+    EXPECT_TRUE(t) << t.error().to_string();
+    return t ? t->names : std::vector<std::string>{};
+  }
+  // Requests that change prod: uploads, mounts, manifest pushes, deletes.
+  int prod_writes() const {
+    int n = 0;
+    for (const char* verb : {"PUT", "POST", "PATCH", "DELETE"}) {
+      n += reg_->count_requests(std::string(verb) + " /v2/prod/");
+    }
+    return n;
+  }
+
+  TempRoot tmp_{"kiste-release-e2e-"};
+  KisteCli kiste_{tmp_ / "root"};
+  std::unique_ptr<RegistryProcess> reg_;
+  std::unique_ptr<registry::Client> client_;
+  std::string h_;
+};
+
+class Release : public ReleaseBase {
+ protected:
+  void SetUp() override {
+    ::setenv("KISTE_PASSWORD", kPass, 1);
+    ASSERT_NO_FATAL_FAILURE(start_registry());
     // Five layers: busybox, a shared file, three files of the image's own.
     for (int i = 1; i <= kImages; ++i) {
       fs::path ctx = tmp_ / ("ctx" + std::to_string(i));
@@ -80,21 +116,9 @@ class Release : public ::testing::Test {
   }
   void TearDown() override { ::unsetenv("KISTE_PASSWORD"); }
 
-  CliResult kiste(const std::string& args) const { return kiste_.run(args + " 2>&1"); }
   void sign(int i) {
     auto s = kiste("sign " + h_ + "/staging/" + app(i) + ":1 --key " + (tmp_ / "k.key").native());
     ASSERT_EQ(s.status, 0) << s.output;
-  }
-  // The digest `repo:ref` names in the registry ("" when none).
-  std::string head(const std::string& repo, const std::string& ref) {
-    auto h = client_->try_head_manifest(repo, ref);
-    EXPECT_TRUE(h) << h.error().to_string();
-    return h && *h ? (*h)->digest.str() : "";
-  }
-  std::vector<std::string> tags(const std::string& repo) {
-    auto t = client_->list_tags(repo);
-    EXPECT_TRUE(t) << t.error().to_string();
-    return t ? t->names : std::vector<std::string>{};
   }
   // The release file: staging/appN:1 -> prod/appN:1, with `expect` digests for some images.
   void write_release(const std::map<int, std::string>& expect) {
@@ -115,20 +139,7 @@ class Release : public ::testing::Test {
     }
     EXPECT_EQ(prod_writes(), writes_before);
   }
-  // Requests that change prod: uploads, mounts, manifest pushes, deletes.
-  int prod_writes() const {
-    int n = 0;
-    for (const char* verb : {"PUT", "POST", "PATCH", "DELETE"}) {
-      n += reg_->count_requests(std::string(verb) + " /v2/prod/");
-    }
-    return n;
-  }
 
-  TempRoot tmp_{"kiste-release-e2e-"};
-  KisteCli kiste_{tmp_ / "root"};
-  std::unique_ptr<RegistryProcess> reg_;
-  std::unique_ptr<registry::Client> client_;
-  std::string h_;
   std::map<int, std::string> staging_;
   std::string old_;
   fs::path policy_, release_;
@@ -304,6 +315,117 @@ TEST_F(Release, ReleaseIndexListsEveryImageAndIsSigned) {
   }
   auto v = kiste("verify " + h_ + "/prod/releases:7 --key " + (tmp_ / "prod.pub").native());
   EXPECT_EQ(v.status, 0) << v.output;
+}
+
+// `promote --release --require-rebuild`: a release of three images, each built with its
+// provenance from its own context, which the release file names (relative to the file). Every
+// image is rebuilt in a scratch store before any blob moves: one changed byte in the third
+// image's context stops the whole release (nothing copied to prod, no tag moved) and the error
+// names that image and the file; with the context fixed all three are promoted.
+class RebuildRelease : public ReleaseBase {
+ protected:
+  static constexpr int kCount = 3;
+  void SetUp() override {
+    ASSERT_NO_FATAL_FAILURE(start_registry());
+    for (int i = 1; i <= kCount; ++i) {
+      fs::path ctx = tmp_ / "rel" / ("ctx" + std::to_string(i));
+      fs::create_directories(ctx);
+      std::ofstream(ctx / "Containerfile")
+          << "FROM busybox\nARG WHO=nobody\nLABEL who=$WHO\nCOPY b /b\nCOPY c /c\n";
+      for (const char* f : {"b", "c"}) std::ofstream(ctx / f) << app(i) << " " << f << "\n";
+      auto b = kiste("build -q --provenance --build-arg WHO=" + app(i) + " --push -t " + h_ +
+                     "/staging/" + app(i) + ":1 " + ctx.native());
+      ASSERT_EQ(b.status, 0) << b.output;
+      staging_[i] = head("staging/" + app(i), "1");
+      ASSERT_FALSE(staging_[i].empty());
+      auto p = kiste("push -q busybox docker://" + h_ + "/prod/" + app(i) + ":1");
+      ASSERT_EQ(p.status, 0) << p.output;
+    }
+    old_ = head("prod/" + app(1), "1");
+    // Image 3's context, one byte changed in `c`.
+    fs::copy(tmp_ / "rel" / "ctx3", tmp_ / "rel" / "changed3", fs::copy_options::recursive);
+    std::ofstream(tmp_ / "rel" / "changed3" / "c", std::ios::trunc) << app(3) << " C\n";
+  }
+  // The release file: staging/appN:1 -> prod/appN:1 rebuilt from `contexts[N-1]`.
+  fs::path write_release(const std::vector<std::string>& contexts) {
+    std::string json = "{\"images\": [\n";
+    for (int i = 1; i <= kCount; ++i) {
+      json += R"(  {"source": ")" + h_ + "/staging/" + app(i) + R"(:1", "destination": ")" + h_ +
+              "/prod/" + app(i) + R"(:1", "context": ")" + contexts[static_cast<size_t>(i - 1)] +
+              "\"}" + (i == kCount ? "\n" : ",\n");
+    }
+    fs::path f = tmp_ / "rel" / "release.json";
+    EXPECT_TRUE(sys::write_file_atomic(f, json + "]}\n"));
+    return f;
+  }
+  int scratch_dirs() const {
+    int n = 0;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(kiste_.root() / "tmp", ec)) {
+      n += e.path().filename().native().starts_with("rebuild-") ? 1 : 0;
+    }
+    return n;
+  }
+
+  std::map<int, std::string> staging_;
+  std::string old_;
+};
+
+TEST_F(RebuildRelease, OneChangedByteStopsTheWholeReleaseThenTheSameContextsPromote) {
+  const int before = prod_writes();
+  auto refused = kiste("promote --require-rebuild --release " +
+                       write_release({"ctx1", "ctx2", "changed3"}).native());
+  EXPECT_EQ(refused.status, 125) << refused.output;
+  std::string err = refused.output.substr(refused.output.find("kiste: error:"));
+  EXPECT_EQ(count_lines(err), 1u) << refused.output;
+  EXPECT_NE(err.find("rebuild phase: nothing was copied or tagged"), std::string::npos) << err;
+  EXPECT_NE(err.find("`" + h_ + "/staging/" + app(3) + ":1` to `" + h_ + "/prod/" + app(3) + ":1`"),
+            std::string::npos)
+      << err;
+  EXPECT_NE(err.find("`/c`: content " + image::Digest::of(app(3) + " c\n").str()),
+            std::string::npos)
+      << err;
+  // The first two were rebuilt (and matched) before the third was refused.
+  EXPECT_NE(refused.output.find("[2/3] rebuild"), std::string::npos) << refused.output;
+  for (int i = 1; i <= kCount; ++i) {
+    EXPECT_EQ(tags("prod/" + app(i)), std::vector<std::string>{"1"}) << app(i);
+    EXPECT_EQ(head("prod/" + app(i), "1"), old_) << app(i);
+  }
+  EXPECT_EQ(prod_writes(), before);
+  EXPECT_EQ(scratch_dirs(), 0);
+
+  // An entry without a context, and no --context: refused before anything is read.
+  auto no_ctx = kiste("promote --require-rebuild " + h_ + "/staging/app1:1 " + h_ +
+                      "/prod/app1:1 " + h_ + "/staging/app2:1 " + h_ + "/prod/app2:1");
+  EXPECT_EQ(no_ctx.status, 125) << no_ctx.output;
+  EXPECT_EQ(count_lines(no_ctx.output), 1u) << no_ctx.output;
+  EXPECT_NE(no_ctx.output.find("`" + h_ + "/staging/app1:1`: --require-rebuild needs its context"),
+            std::string::npos)
+      << no_ctx.output;
+
+  // The contexts the images were built from (build args, SOURCE_DATE_EPOCH and base digest from
+  // each image's provenance): all three rebuild to their digests and are promoted, each with the
+  // rebuilder's statement beside the provenance promote carried.
+  auto ok = kiste("promote --require-rebuild --attest-rebuild --release " +
+                  write_release({"ctx1", "ctx2", "ctx3"}).native());
+  ASSERT_EQ(ok.status, 0) << ok.output;
+  size_t same = 0;
+  for (size_t at = 0; (at = ok.output.find("the same digest", at)) != std::string::npos; ++at) {
+    ++same;
+  }
+  EXPECT_EQ(same, 3u) << ok.output;
+  // Every rebuild came before the first blob moved.
+  EXPECT_LT(ok.output.rfind("the same digest"), ok.output.find("] blobs ")) << ok.output;
+  EXPECT_NE(ok.output.find("Attached 3 rebuild attestations"), std::string::npos) << ok.output;
+  for (int i = 1; i <= kCount; ++i) {
+    EXPECT_EQ(head("prod/" + app(i), "1"), staging_[i]) << app(i);
+    // The referrers tag schema index in prod: the provenance and the rebuild statement.
+    auto idx = client_->get_manifest("prod/" + app(i), "sha256-" + staging_[i].substr(7));
+    ASSERT_TRUE(idx) << idx.error().to_string();
+    ASSERT_TRUE(idx->is_index());
+    EXPECT_EQ(idx->index().manifests.size(), 2u) << app(i);
+  }
+  EXPECT_EQ(scratch_dirs(), 0);
 }
 
 }  // namespace

@@ -323,6 +323,100 @@ TEST_F(Trust, TamperedOrMisplacedSignaturesAreRefused) {
   EXPECT_EQ(images.output.find("staging/"), std::string::npos) << images.output;  // nothing stored
 }
 
+// `sign --registry-referrers-mode=oci-1-1`: the signature as an OCI 1.1 referrer (cosign's
+// shape: artifactType application/vnd.dev.cosign.artifact.sig.v1+json, the empty config, the
+// payload as the one simple-signing layer, subject = the image). Debian's registry 2.8 has no
+// referrers API, so it is listed in the referrers tag schema index `sha256-<hex>` (read here with
+// curl); no `.sig` tag is written. verify and the policy find it there as they find `.sig` tags;
+// a tampered referrer signature is refused, and promote carries it to prod.
+TEST_F(Trust, SignaturesAsReferrersVerifyAndTravelWithPromote) {
+  auto s = kiste("sign --registry-referrers-mode oci-1-1 " + h_ + "/staging/app:1 --key " +
+                 key("k.key"));
+  ASSERT_EQ(s.status, 0) << s.output;
+  EXPECT_NE(s.output.find("(referrer sha256:"), std::string::npos) << s.output;
+  const std::string da = skopeo_digest("staging/app:1");
+  const std::string hex = da.substr(7);
+  auto get = [&](const std::string& path, const std::string& accept) {
+    std::string body;
+    int rc = run_shell("curl -sf -H 'Accept: " + accept + "' http://" + h_ + "/v2/" + path, &body);
+    return rc == 0 ? nlohmann::json::parse(body, nullptr, false) : nlohmann::json();
+  };
+  // No .sig tag; the tag schema index lists one signature artifact.
+  auto sig_tag = get("staging/app/manifests/sha256-" + hex + ".sig",
+                     "application/vnd.oci.image.manifest.v1+json");
+  EXPECT_TRUE(sig_tag.is_null()) << sig_tag.dump();
+  auto idx = get("staging/app/manifests/sha256-" + hex, "application/vnd.oci.image.index.v1+json");
+  ASSERT_TRUE(idx.is_object()) << idx.dump();
+  ASSERT_EQ(idx["manifests"].size(), 1u) << idx.dump();
+  EXPECT_EQ(idx["manifests"][0].value("artifactType", ""),
+            "application/vnd.dev.cosign.artifact.sig.v1+json");
+  const std::string art = idx["manifests"][0].value("digest", "");
+  auto m = get("staging/app/manifests/" + art, "application/vnd.oci.image.manifest.v1+json");
+  ASSERT_TRUE(m.is_object());
+  EXPECT_EQ(m.value("artifactType", ""), "application/vnd.dev.cosign.artifact.sig.v1+json");
+  EXPECT_EQ(m["config"].value("mediaType", ""), "application/vnd.oci.empty.v1+json");
+  EXPECT_EQ(m["subject"].value("digest", ""), da);
+  ASSERT_EQ(m["layers"].size(), 1u);
+  const auto& layer = m["layers"][0];
+  EXPECT_EQ(layer.value("mediaType", ""), "application/vnd.dev.cosign.simplesigning.v1+json");
+  // The signature is cosign's: openssl checks it over the payload blob.
+  std::string payload;
+  ASSERT_EQ(run_shell("curl -sf http://" + h_ + "/v2/staging/app/blobs/" +
+                          layer.value("digest", ""),
+                      &payload),
+            0);
+  auto der = trust::base64_decode(layer["annotations"].value("dev.cosignproject.cosign/signature", ""));
+  ASSERT_TRUE(der);
+  EXPECT_TRUE(openssl_verifies(key("k.pub"), payload, *der));
+
+  // kiste verify and the policy find it; another key does not verify it.
+  auto v = kiste("verify " + h_ + "/staging/app:1 --key " + key("k.pub"));
+  EXPECT_EQ(v.status, 0) << v.output;
+  auto other = kiste("verify " + h_ + "/staging/app:1 --key " + key("k2.pub"));
+  EXPECT_EQ(other.status, 125) << other.output;
+  auto policy = write_policy("p.json", sigstore_scope(h_ + "/staging", key("k.pub")));
+  auto pull = kiste("pull -q --policy " + policy.native() + " " + h_ + "/staging/app:1");
+  EXPECT_EQ(pull.status, 0) << pull.output;
+
+  // promote carries the referrer; prod's policy (remapped to staging's identity) accepts it.
+  auto prod_policy = write_policy(
+      "prod.json", sigstore_scope(h_ + "/prod", key("k.pub"),
+                                  R"({"type":"remapIdentity","prefix":")" + h_ +
+                                      R"(/prod","signedPrefix":")" + h_ + R"(/staging"})"));
+  auto p = kiste("promote -q --policy " + prod_policy.native() + " " + h_ + "/staging/app:1 " + h_ +
+                 "/prod/app:1");
+  ASSERT_EQ(p.status, 0) << p.output;
+  auto pv = kiste("verify " + h_ + "/prod/app:1 --key " + key("k.pub") + " --identity " + h_ +
+                  "/staging/app:1");
+  EXPECT_EQ(pv.status, 0) << pv.output;
+
+  // A referrer signature with one byte changed, on other:1: refused by verify and the policy.
+  auto k = sys::read_file(key("k.key"));
+  ASSERT_TRUE(k);
+  auto priv = trust::PrivateKey::load_encrypted(*k, kPass);
+  ASSERT_TRUE(priv);
+  const std::string db = skopeo_digest("staging/other:1");
+  auto c = registry::Client::create(h_);
+  ASSERT_TRUE(c);
+  auto sig = trust::make_sigstore_signature(*priv, h_ + "/staging/other:1",
+                                            image::Digest::parse(db).value());
+  ASSERT_TRUE(sig);
+  std::string bad = *trust::base64_decode(sig->annotations[std::string(trust::kSignatureAnnotation)]);
+  bad[bad.size() / 2] ^= 0x01;
+  sig->annotations[std::string(trust::kSignatureAnnotation)] = trust::base64_encode(bad);
+  auto subject = (*c)->try_head_manifest("staging/other", db);
+  ASSERT_TRUE(subject && *subject);
+  ASSERT_TRUE(registry::push_referrer_layer(**c, "staging/other", **subject,
+                                            trust::kSignatureArtifactType,
+                                            trust::kSimpleSigningMediaType,
+                                            {sig->payload, sig->annotations}));
+  auto tv = kiste("verify " + h_ + "/staging/other:1 --key " + key("k.pub"));
+  EXPECT_EQ(tv.status, 125) << tv.output;
+  EXPECT_NE(tv.output.find("does not verify"), std::string::npos) << tv.output;
+  auto tp = kiste("pull --policy " + policy.native() + " " + h_ + "/staging/other:1");
+  EXPECT_EQ(tp.status, 125) << tp.output;
+}
+
 TEST_F(Trust, PolicyGatesPromoteAndNothingIsTaggedOnRefusal) {
   ASSERT_EQ(kiste("sign " + h_ + "/staging/app:1 --key " + key("k.key")).status, 0);
   std::string da = skopeo_digest("staging/app:1");
@@ -471,6 +565,54 @@ TEST_F(Trust, SkopeoGpgSignaturesAreCheckedBySignedBy) {
   auto tampered = kiste("pull " + flags + h_ + "/gpg/app:1");
   EXPECT_EQ(tampered.status, 125) << tampered.output;
   EXPECT_EQ(lines(tampered.output), 1u) << tampered.output;
+
+  // kiste signs with GPG as skopeo --sign-by does (the key in the user's GnuPG home, the
+  // signature in the lookaside storage registries.d names): skopeo's signedBy policy accepts it,
+  // and kiste's. Signed by the other key instead: skopeo refuses it.
+  push("one", "gpg/kiste:1");
+  push("two", "gpg/kiste-other:1");
+  auto kiste_gpg = [&](const std::string& args) {
+    CliResult r;
+    r.status = run_shell("GNUPGHOME=" + home.native() + " " +
+                             kiste_command(kiste_.root(), args + " 2>&1"),
+                         &r.output);
+    return r;
+  };
+  auto signed_ = kiste_gpg("sign --sign-by " + fpr + " --registries.d " + rd.native() + " " + h_ +
+                           "/gpg/kiste:1");
+  ASSERT_EQ(signed_.status, 0) << signed_.output;
+  EXPECT_NE(signed_.output.find("/signature-1"), std::string::npos) << signed_.output;
+  auto by_other = kiste_gpg("sign --sign-by " + other + " --registries.d " + rd.native() + " " +
+                            h_ + "/gpg/kiste-other:1");
+  ASSERT_EQ(by_other.status, 0) << by_other.output;
+  out.clear();
+  EXPECT_EQ(run_shell("skopeo --policy " + policy.native() + " --registries.d " + rd.native() +
+                          " copy --src-tls-verify=false docker://" + h_ + "/gpg/kiste:1 dir:" +
+                          (tmp_ / "gpg-kiste-dir").native() + " 2>&1",
+                      &out),
+            0)
+      << out;
+  out.clear();
+  EXPECT_NE(run_shell("skopeo --policy " + policy.native() + " --registries.d " + rd.native() +
+                          " copy --src-tls-verify=false docker://" + h_ + "/gpg/kiste-other:1 dir:" +
+                          (tmp_ / "gpg-kiste-other-dir").native() + " 2>&1",
+                      &out),
+            0)
+      << out;
+  auto kiste_ok = kiste("pull -q " + flags + h_ + "/gpg/kiste:1");
+  EXPECT_EQ(kiste_ok.status, 0) << kiste_ok.output;
+  // A key that is not a fingerprint, and one the home does not have: one line, nothing written.
+  auto bad = kiste_gpg("sign --sign-by 'not hex' --registries.d " + rd.native() + " " + h_ +
+                       "/gpg/kiste:1");
+  EXPECT_EQ(bad.status, 125) << bad.output;
+  EXPECT_EQ(lines(bad.output), 1u) << bad.output;
+  auto missing = kiste_gpg("sign --sign-by " + std::string(40, 'A') + " --registries.d " +
+                           rd.native() + " " + h_ + "/gpg/kiste:1");
+  EXPECT_EQ(missing.status, 125) << missing.output;
+  EXPECT_EQ(lines(missing.output), 1u) << missing.output;
+  size_t files = 0;
+  for (const auto& e : fs::recursive_directory_iterator(look)) files += e.is_regular_file() ? 1 : 0;
+  EXPECT_EQ(files, 3u);  // skopeo's, and kiste's two
 }
 
 }  // namespace

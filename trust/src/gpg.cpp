@@ -111,6 +111,83 @@ Result<GpgVerified> gpgv_verify(std::string_view keyring, std::string_view signa
   return v;
 }
 
+namespace {
+
+// Runs `args` (argv[0] found on PATH) with stdin/stdout/stderr on /dev/null, stderr into
+// `err_file` when given; its exit status.
+Result<int> run_quietly(std::vector<std::string> args, const std::filesystem::path& err_file) {
+  KISTE_ASSIGN_OR_RETURN(UniqueFd null_fd, sys::open("/dev/null", O_RDWR | O_CLOEXEC, 0));
+  KISTE_ASSIGN_OR_RETURN(UniqueFd err_fd,
+                         sys::open(err_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, null_fd.get(), 0);
+  posix_spawn_file_actions_adddup2(&fa, null_fd.get(), 1);
+  posix_spawn_file_actions_adddup2(&fa, err_fd.get(), 2);
+  pid_t pid = 0;
+  int rc = posix_spawnp(&pid, argv[0], &fa, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  if (rc != 0) {
+    return failf(Errc::Unavailable, "run `{}`: {} (install Debian's gnupg)", args[0],
+                 std::strerror(rc));
+  }
+  int st = 0;
+  while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+  }
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+// The last non-empty line of gpg's messages, for an error.
+std::string last_line(const std::filesystem::path& f) {
+  auto text = sys::read_file(f, 64 * 1024);
+  if (!text) return "";
+  std::string t = *text;
+  while (!t.empty() && (t.back() == '\n' || t.back() == '\r')) t.pop_back();
+  return t.substr(t.rfind('\n') == std::string::npos ? 0 : t.rfind('\n') + 1);
+}
+
+}  // namespace
+
+Result<std::string> make_gpg_signature(std::string_view fingerprint, std::string_view identity,
+                                       const image::Digest& digest) {
+  if (fingerprint.empty() || fingerprint.find_first_not_of("0123456789abcdefABCDEF") !=
+                                 std::string_view::npos) {
+    return failf(Errc::InvalidArgument, "--sign-by `{}`: expected a key fingerprint (hex)",
+                 fingerprint);
+  }
+  const char* tmp_env = std::getenv("TMPDIR");
+  KISTE_ASSIGN_OR_RETURN(TempDir dir,
+                         TempDir::create(tmp_env && *tmp_env ? tmp_env : "/tmp", "kiste-gpg-"));
+  const std::filesystem::path payload = dir.path() / "payload";
+  const std::filesystem::path signed_msg = dir.path() / "signature";
+  const std::filesystem::path pub = dir.path() / "key.gpg";
+  const std::filesystem::path err = dir.path() / "stderr";
+  KISTE_TRY(sys::write_file_atomic(payload, make_atomic_payload(identity, digest), 0600,
+                                   sys::Sync::No));
+  std::string fpr(fingerprint);
+  KISTE_ASSIGN_OR_RETURN(int rc, run_quietly({"gpg", "--batch", "--no-tty", "--yes",
+                                              "--local-user", fpr, "--output",
+                                              signed_msg.string(), "--sign", payload.string()},
+                                             err));
+  if (rc != 0) {
+    return failf(Errc::PermissionDenied, "gpg --sign with key `{}` failed: {}", fpr,
+                 last_line(err));
+  }
+  // Checked as a verifier will: gpgv against the key's public part only.
+  KISTE_ASSIGN_OR_RETURN(rc, run_quietly({"gpg", "--batch", "--no-tty", "--yes", "--output",
+                                          pub.string(), "--export", fpr},
+                                         err));
+  if (rc != 0) return failf(Errc::System, "gpg --export `{}` failed: {}", fpr, last_line(err));
+  KISTE_ASSIGN_OR_RETURN(std::string sig, sys::read_file(signed_msg, kMaxGpgSignatureBytes));
+  KISTE_ASSIGN_OR_RETURN(std::string keyring, sys::read_file(pub, kMaxGpgKeyringBytes));
+  KISTE_TRY(with_context(verify_gpg_signature(keyring, sig, digest),
+                         fmt::format("the new signature by `{}`", fpr)));
+  return sig;
+}
+
 Result<SimpleSigningPayload> verify_gpg_signature(std::string_view keyring,
                                                   std::string_view signature,
                                                   const image::Digest& digest) {

@@ -29,14 +29,30 @@ Result<const json*> exact_object(const json& j, std::string_view what,
 }
 }  // namespace
 
-std::string make_cosign_payload(std::string_view docker_reference,
-                                const image::Digest& manifest_digest) {
+namespace {
+// `optional` is null in cosign's payload; containers/image wants an object in the atomic one
+// (skopeo refuses null: "JSON object expected").
+std::string simple_signing_payload(std::string_view docker_reference,
+                                   const image::Digest& manifest_digest, std::string_view type,
+                                   json optional) {
   json doc = {{"critical",
                {{"identity", {{"docker-reference", std::string(docker_reference)}}},
                 {"image", {{"docker-manifest-digest", manifest_digest.str()}}},
-                {"type", std::string(kCosignSignatureType)}}},
-              {"optional", nullptr}};
+                {"type", std::string(type)}}},
+              {"optional", std::move(optional)}};
   return doc.dump();
+}
+}  // namespace
+
+std::string make_cosign_payload(std::string_view docker_reference,
+                                const image::Digest& manifest_digest) {
+  return simple_signing_payload(docker_reference, manifest_digest, kCosignSignatureType, nullptr);
+}
+
+std::string make_atomic_payload(std::string_view docker_reference,
+                                const image::Digest& manifest_digest) {
+  return simple_signing_payload(docker_reference, manifest_digest, kAtomicSignatureType,
+                                {{"creator", "kiste"}});
 }
 
 Result<SimpleSigningPayload> parse_simple_signing(std::string_view bytes) {

@@ -20,6 +20,16 @@ TEST(TrustSigstore, PayloadIsCosignsShape) {
   EXPECT_EQ(signature_tag(kDigest), "sha256-" + std::string(kDigest.hex()) + ".sig");
 }
 
+TEST(TrustSigstore, AtomicPayloadHasAnOptionalObject) {
+  // containers/image refuses `"optional":null` in a GPG simple signing.
+  std::string p = make_atomic_payload("localhost:5000/app:1", kDigest);
+  EXPECT_EQ(p, R"({"critical":{"identity":{"docker-reference":"localhost:5000/app:1"},"image":{"docker-manifest-digest":")" +
+                   kDigest.str() + R"("},"type":"atomic container signature"},"optional":{"creator":"kiste"}})");
+  auto parsed = parse_simple_signing(p);
+  ASSERT_TRUE(parsed) << parsed.error().to_string();
+  EXPECT_EQ(parsed->type, kAtomicSignatureType);
+}
+
 TEST(TrustSigstore, HostilePayloads) {
   const std::string d = kDigest.str();
   for (const std::string& bad : std::vector<std::string>{

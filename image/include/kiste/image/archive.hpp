@@ -37,13 +37,28 @@ struct ImportOptions {
 
 enum class ArchiveFormat { DockerArchive, OciArchive };
 
-// Writes `images` into one archive at `out` ("-" = stdout), atomically for files.
-[[nodiscard]] Status save_archive(const Store& store, const std::vector<StoreEntry>& images,
-                                  const std::filesystem::path& out, ArchiveFormat format);
+struct SaveResult {
+  // The images' store-side referrers (attestations, signatures; of the top manifest and of an
+  // index's children) written as index.json entries of their own (oci-archive), or left out
+  // because the format cannot hold them (docker-archive).
+  int referrers_saved = 0;
+  int referrers_left_out = 0;
+};
+// Writes `images` into one archive at `out` ("-" = stdout), atomically for files. An
+// oci-archive also holds the images' store-side referrers, as skopeo and oras keep referrers in
+// an OCI layout: their manifests as unnamed index.json entries (with artifactType), each
+// manifest's `subject` naming its image.
+[[nodiscard]] Result<SaveResult> save_archive(const Store& store,
+                                              const std::vector<StoreEntry>& images,
+                                              const std::filesystem::path& out,
+                                              ArchiveFormat format);
 
 struct LoadedImage {
   std::optional<Reference> name;  // none when the archive names none (kept by digest)
   Descriptor manifest;
+  // Unnamed index.json entries whose `subject` is this image (or one of its platform images):
+  // stored as its store-side referrers.
+  int referrers = 0;
 };
 // Loads every image of an archive ("-" = stdin; compressed archives are fine). On failure the
 // store is left as it was (blobs this load added are removed again).

@@ -47,6 +47,11 @@ struct CopyResult {
   int blobs_existing = 0;
   int blobs_mounted = 0;
   uint64_t bytes_copied = 0;
+  // Set by registry::copy between the store, archives and OCI layouts: the image's store-side
+  // referrers (attestations) carried along, and those the destination cannot hold
+  // (docker-archive, dir:).
+  int referrers_copied = 0;
+  int referrers_left_out = 0;
 };
 
 // Copies manifests byte for byte; blobs are skipped when present, mounted when possible, and

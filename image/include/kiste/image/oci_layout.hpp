@@ -14,6 +14,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace kiste::image {
 
@@ -33,6 +35,13 @@ class OciLayoutImage final : public ImageSource {
   [[nodiscard]] Result<ManifestBlob> fetch_manifest(const Descriptor& d) override;
   [[nodiscard]] Result<std::unique_ptr<BlobReader>> open_blob(const Descriptor& d) override;
   [[nodiscard]] std::string describe() const override;
+
+  // The unnamed entries of the layout whose manifest's `subject` is this image or one of its
+  // platform manifests (its attestations, as `kiste copy` and oras write them), as
+  // {subject, artifact}.
+  [[nodiscard]] Result<std::vector<std::pair<Digest, Descriptor>>> referrers();
+  // One of those artifacts as an image of its own (its manifest read and checked).
+  [[nodiscard]] Result<std::unique_ptr<OciLayoutImage>> open_artifact(const Descriptor& d);
 
  private:
   OciLayoutImage(LayoutRef ref, UniqueFd root) : ref_(std::move(ref)), root_(std::move(root)) {}

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <kiste/image/store.hpp>
@@ -26,6 +27,10 @@ struct ImageSummary {
 // Docker's image ID of a stored image: its config digest (an index's own digest, since an
 // index has no single config). What build, import and load print and `images` shows.
 [[nodiscard]] Result<Digest> image_id(const Store& store, const Descriptor& manifest);
+// The store-side referrers of the image `top` (of its manifest and, for an index, of each of its
+// manifests) as {subject, artifact}: what save, push and copy carry with it.
+[[nodiscard]] Result<std::vector<std::pair<Digest, Descriptor>>> image_referrers(
+    const Store& store, const Descriptor& top);
 // `kiste images --format json`: a list of {name, repository, tag, id, digest, created, size}.
 [[nodiscard]] std::string images_json(const std::vector<ImageSummary>& list);
 

@@ -47,6 +47,24 @@ struct AttachedLayer {
     Client& c, std::string_view repo, const image::Descriptor& subject, std::string_view media_type,
     const std::string& document, const std::map<std::string, std::string>& annotations);
 
+// Pushes an OCI 1.1 artifact manifest (artifactType `artifact_type`, the empty config, `layer` as
+// its one layer with the layer's annotations, `subject`) to `repo` by digest and registers it as
+// a referrer of the subject (register_referrer): the shape cosign's
+// `--registry-referrers-mode=oci-1-1` gives a signature. Returns its descriptor.
+[[nodiscard]] Result<image::Descriptor> push_referrer_layer(Client& c, std::string_view repo,
+                                                            const image::Descriptor& subject,
+                                                            std::string_view artifact_type,
+                                                            std::string_view layer_media_type,
+                                                            const AttachedLayer& layer);
+
+// The layers of media type `layer_media_type` of every referrer of `subject` in `repo` whose
+// artifactType is one of `artifact_types` (referrers API, else the referrers tag schema), each
+// manifest checked to name `subject`, each blob at most `max_bytes` and verified.
+[[nodiscard]] Result<std::vector<AttachedLayer>> fetch_referrer_layers(
+    Client& c, std::string_view repo, const image::Digest& subject,
+    const std::vector<std::string_view>& artifact_types, std::string_view layer_media_type,
+    size_t max_bytes);
+
 // The referrers of `subject` in `repo`: the referrers API's answer, else the referrers tag
 // schema index; none when neither has any. `artifact_type` ("" for all) filters them.
 [[nodiscard]] Result<std::vector<image::Descriptor>> list_referrers(Client& c, std::string_view repo,

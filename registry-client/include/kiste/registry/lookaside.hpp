@@ -36,4 +36,12 @@ struct LookasideConfig {
 [[nodiscard]] Result<std::vector<std::string>> read_lookaside_signatures(
     std::string_view url, const image::Reference& ref, const image::Digest& digest);
 
+// Adds `signature` as the next free signature-<n> of `digest` in `ref`'s repository under the
+// `file://` lookaside `url` (directories made as needed; the file written atomically, never
+// over another). Returns its path.
+[[nodiscard]] Result<std::filesystem::path> write_lookaside_signature(std::string_view url,
+                                                                      const image::Reference& ref,
+                                                                      const image::Digest& digest,
+                                                                      const std::string& signature);
+
 }  // namespace kiste::registry

@@ -26,11 +26,18 @@ struct ReleaseItem {
   image::Reference source;
   image::Reference destination;
   std::optional<image::Digest> expect_digest;
+  // What `promote --require-rebuild` rebuilds this image from, as the release file gives it
+  // (JSON only; paths as written, the caller resolves them). Carried, never read here.
+  std::string context;
+  std::string containerfile;
+  std::vector<std::string> build_args;  // KEY=VALUE, in the file's order
 };
 
 // A release file, as a user writes it by hand. Either JSON:
 //   [{"source": "REG/staging/api:1.4", "destination": "REG/prod/api:1.4",
 //     "expectDigest": "sha256:…"}, …]        (or {"images": [ … ]}; expectDigest optional)
+// with, for `promote --require-rebuild`, optional "context": "DIR", "containerfile": "FILE" and
+// "buildArgs": {"KEY": "VALUE", …}
 // or one image per line, `SOURCE DESTINATION [EXPECT-DIGEST]`, `#` starting a comment.
 // References may carry `docker://`. Unknown JSON keys, a destination named twice and an empty
 // release are refused; errors name the entry (line or index).

@@ -33,4 +33,13 @@ struct GpgVerified {
                                                                 std::string_view signature,
                                                                 const image::Digest& digest);
 
+// A new GPG simple signing of (identity, digest), as skopeo --sign-by makes it: the atomic
+// payload signed (an OpenPGP signed message, not detached) by the secret key `fingerprint` of
+// the user's GnuPG home ($GNUPGHOME, else ~/.gnupg) with Debian's gpg in batch mode (a key with
+// a passphrase needs gpg-agent to have it). The signature is checked with gpgv against the key
+// before it is returned.
+[[nodiscard]] Result<std::string> make_gpg_signature(std::string_view fingerprint,
+                                                     std::string_view identity,
+                                                     const image::Digest& digest);
+
 }  // namespace kiste::trust

@@ -17,6 +17,10 @@ namespace kiste::trust {
 
 inline constexpr std::string_view kSimpleSigningMediaType =
     "application/vnd.dev.cosign.simplesigning.v1+json";
+// A signature stored as an OCI 1.1 referrer (cosign `--registry-referrers-mode=oci-1-1`): an
+// artifact manifest of this artifactType whose one layer is the payload as above.
+inline constexpr std::string_view kSignatureArtifactType =
+    "application/vnd.dev.cosign.artifact.sig.v1+json";
 inline constexpr std::string_view kSignatureAnnotation = "dev.cosignproject.cosign/signature";
 inline constexpr size_t kMaxPayloadBytes = 64 * 1024;
 

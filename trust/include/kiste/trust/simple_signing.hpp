@@ -24,6 +24,9 @@ struct SimpleSigningPayload {
 // The payload bytes kiste signs (stable key order, no whitespace).
 [[nodiscard]] std::string make_cosign_payload(std::string_view docker_reference,
                                               const image::Digest& manifest_digest);
+// The same for a GPG simple signing (type kAtomicSignatureType), as skopeo --sign-by signs it.
+[[nodiscard]] std::string make_atomic_payload(std::string_view docker_reference,
+                                              const image::Digest& manifest_digest);
 // Parses payload bytes (hostile: bounded, each field of the right type, the digest valid).
 [[nodiscard]] Result<SimpleSigningPayload> parse_simple_signing(std::string_view bytes);
 
