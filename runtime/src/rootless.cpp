@@ -228,6 +228,40 @@ Status join_rootless_namespace_of(pid_t pid) {
   return sys::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr);
 }
 
+CgroupPlacement rootless_cgroup_placement(CgroupMode mode, bool systemd_booted,
+                                          const EnvLookup& env) {
+  CgroupPlacement p{.manager = CgroupManager::None};
+  if (mode != CgroupMode::Unified) {
+    p.no_cgroup_reason = "rootless, and cgroup v1 hierarchies are not delegated to users";
+    return p;
+  }
+  if (!systemd_booted) {
+    p.no_cgroup_reason = "rootless, and no systemd runs here to delegate a cgroup v2 subtree to you";
+    return p;
+  }
+  // The bus sd_bus_open_user() would use; an address that is not a socket path is taken on trust.
+  std::string bus;
+  if (const char* addr = env_value(env, "DBUS_SESSION_BUS_ADDRESS"); addr != nullptr) {
+    std::string_view a = addr;
+    if (a.starts_with("unix:path=")) {
+      a.remove_prefix(10);
+      bus = std::string(a.substr(0, a.find(',')));
+    }
+  } else if (const char* run = env_value(env, "XDG_RUNTIME_DIR"); run != nullptr) {
+    bus = (fs::path(run) / "bus").native();
+  }
+  if (!bus.empty() && ::access(bus.c_str(), F_OK) != 0) {
+    p.no_cgroup_reason = fmt::format(
+        "rootless, and your systemd user manager, which delegates cgroups to you, has no bus at {} "
+        "(`loginctl enable-linger` or a login through pam_systemd starts it)",
+        quote(bus));
+    return p;
+  }
+  p.manager = CgroupManager::Systemd;
+  p.systemd = SystemdInstance::User;
+  return p;
+}
+
 bool running_rootless() { return !sys::in_initial_user_namespace(); }
 
 }  // namespace kiste::runtime

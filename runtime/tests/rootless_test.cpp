@@ -93,5 +93,32 @@ TEST(Rootless, WithoutACgroupEveryLimitIsNamedForRefusal) {
   EXPECT_EQ(to_string(CgroupManager::None), "none");
 }
 
+// Rootless containers get a scope of the user's own systemd only where it can delegate one; else
+// no cgroup, and the reason names what is missing.
+TEST(Rootless, CgroupPlacementNeedsV2SystemdAndTheUsersManager) {
+  auto tmp = TempDir::create("/tmp", "kiste-rootless-cg-");
+  ASSERT_TRUE(tmp);
+  const std::string run = tmp->path().native();
+  auto p = rootless_cgroup_placement(CgroupMode::Hybrid, true, env_of({{"XDG_RUNTIME_DIR", run}}));
+  EXPECT_EQ(p.manager, CgroupManager::None);
+  EXPECT_THAT(p.no_cgroup_reason, HasSubstr("cgroup v1 hierarchies are not delegated"));
+  p = rootless_cgroup_placement(CgroupMode::Unified, false, env_of({{"XDG_RUNTIME_DIR", run}}));
+  EXPECT_EQ(p.manager, CgroupManager::None);
+  EXPECT_THAT(p.no_cgroup_reason, HasSubstr("no systemd runs here"));
+  p = rootless_cgroup_placement(CgroupMode::Unified, true, env_of({{"XDG_RUNTIME_DIR", run}}));
+  EXPECT_EQ(p.manager, CgroupManager::None);
+  EXPECT_THAT(p.no_cgroup_reason, HasSubstr("user manager, which delegates cgroups to you, has no bus at `" + run + "/bus`"));
+  // The session bus address wins over XDG_RUNTIME_DIR, its options ignored.
+  p = rootless_cgroup_placement(
+      CgroupMode::Unified, true,
+      env_of({{"XDG_RUNTIME_DIR", run}, {"DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/b,guid=1"}}));
+  EXPECT_THAT(p.no_cgroup_reason, HasSubstr("no bus at `/nonexistent/b`"));
+  ASSERT_TRUE(sys::write_file_atomic(tmp->path() / "bus", ""));
+  p = rootless_cgroup_placement(CgroupMode::Unified, true, env_of({{"XDG_RUNTIME_DIR", run}}));
+  EXPECT_EQ(p.manager, CgroupManager::Systemd);
+  EXPECT_EQ(p.systemd, SystemdInstance::User);
+  EXPECT_EQ(p.no_cgroup_reason, "");
+}
+
 }  // namespace
 }  // namespace kiste::runtime

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include <kiste/base/error.hpp>
+#include <kiste/runtime/cgroup.hpp>
 #include <kiste/runtime/id_map.hpp>
 #include <kiste/runtime/spec.hpp>
 
@@ -81,6 +82,13 @@ struct RootlessPlan {
 // mount namespace of its own. A fresh namespace of our own would be a sibling of the
 // container's, from which nothing of it can be entered.
 [[nodiscard]] Status join_rootless_namespace_of(pid_t pid);
+
+// Where a rootless container's cgroup goes when no --cgroup-manager is given: a scope of the
+// user's own systemd (SystemdInstance::User) on a pure cgroup v2 host booted with systemd whose
+// user manager has a bus ($DBUS_SESSION_BUS_ADDRESS's unix:path, else $XDG_RUNTIME_DIR/bus);
+// else CgroupManager::None, with the reason that the warning and a refused limit name.
+[[nodiscard]] CgroupPlacement rootless_cgroup_placement(CgroupMode mode, bool systemd_booted,
+                                                        const EnvLookup& env);
 
 // True in the namespace enter_rootless_namespace() made (or any user namespace that is not the
 // initial one, as a rootless engine's): the process is "root" there, not on the host.
