@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 
 #include <kiste/base/sys.hpp>
 #include <kiste/base/user_namespace.hpp>
@@ -226,6 +227,53 @@ Status join_rootless_namespace_of(pid_t pid) {
   if (::setresuid(0, 0, 0) != 0) return std::unexpected(sys_error("setresuid", "0"));
   if (::unshare(CLONE_NEWNS) != 0) return std::unexpected(sys_error("unshare", "a mount namespace"));
   return sys::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr);
+}
+
+namespace {
+
+// One keep-id map from kiste's own ("0 ID 1\n1 START COUNT\n"); `id` gets the user's id.
+Result<std::vector<IdMapping>> keep_id_map(std::string_view own, std::string_view what,
+                                           uint32_t& id) {
+  std::vector<IdMapping> lines;
+  size_t at = 0;
+  while (at < own.size()) {
+    size_t nl = own.find('\n', at);
+    std::string_view line = own.substr(at, nl == std::string_view::npos ? own.size() - at : nl - at);
+    at = nl == std::string_view::npos ? own.size() : nl + 1;
+    IdMapping m;
+    if (std::sscanf(std::string(line).c_str(), "%u %u %u", &m.container_id, &m.host_id, &m.size) == 3) {
+      lines.push_back(m);
+    }
+  }
+  if (lines.size() != 2 || lines[0].container_id != 0 || lines[0].size != 1 ||
+      lines[1].container_id != 1 || lines[1].size == 0) {
+    return failf(Errc::Unsupported,
+                 "userns keep-id: kiste's own {} map is not the rootless one (0 = you, then your "
+                 "subordinate range)",
+                 what);
+  }
+  id = lines[0].host_id;
+  const uint32_t n = lines[1].size;
+  if (id > n) {
+    return failf(Errc::Unsupported,
+                 "userns keep-id: your {} {} is beyond your subordinate range of {} ids, so it "
+                 "cannot be itself inside",
+                 what, id, n);
+  }
+  std::vector<IdMapping> out;
+  if (id > 0) out.push_back({0, 1, id});
+  out.push_back({id, 0, 1});
+  if (n > id) out.push_back({id + 1, id + 1, n - id});
+  return out;
+}
+
+}  // namespace
+
+Result<KeepIdMaps> keep_id_maps(std::string_view own_uid_map, std::string_view own_gid_map) {
+  KeepIdMaps k;
+  KISTE_ASSIGN_OR_RETURN(k.uid_map, keep_id_map(own_uid_map, "uid", k.uid));
+  KISTE_ASSIGN_OR_RETURN(k.gid_map, keep_id_map(own_gid_map, "gid", k.gid));
+  return k;
 }
 
 CgroupPlacement rootless_cgroup_placement(CgroupMode mode, bool systemd_booted,

@@ -120,5 +120,24 @@ TEST(Rootless, CgroupPlacementNeedsV2SystemdAndTheUsersManager) {
   EXPECT_EQ(p.no_cgroup_reason, "");
 }
 
+// keep-id: the user's id is itself inside, the range around it.
+TEST(Rootless, KeepIdMapsKeepTheUsersIdAndTheRangeAroundIt) {
+  auto k = keep_id_maps("         0       1000          1\n         1     100000      65536\n",
+                        "0 1001 1\n1 200000 65536\n");
+  ASSERT_TRUE(k) << k.error().to_string();
+  EXPECT_EQ(k->uid, 1000u);
+  EXPECT_EQ(k->gid, 1001u);
+  EXPECT_EQ(k->uid_map, (std::vector<IdMapping>{{0, 1, 1000}, {1000, 0, 1}, {1001, 1001, 64536}}));
+  EXPECT_EQ(k->gid_map, (std::vector<IdMapping>{{0, 1, 1001}, {1001, 0, 1}, {1002, 1002, 64535}}));
+  EXPECT_TRUE(validate_id_map(k->uid_map, "uidmap"));
+  // An id beyond the range cannot be itself; a map that is not kiste's rootless one is refused.
+  auto far = keep_id_maps("0 70000 1\n1 100000 65536\n", "0 1000 1\n1 100000 65536\n");
+  ASSERT_FALSE(far);
+  EXPECT_THAT(far.error().message, HasSubstr("uid 70000 is beyond your subordinate range of 65536 ids"));
+  auto initial = keep_id_maps("0 0 4294967295\n", "0 0 4294967295\n");
+  ASSERT_FALSE(initial);
+  EXPECT_THAT(initial.error().message, HasSubstr("not the rootless one"));
+}
+
 }  // namespace
 }  // namespace kiste::runtime
