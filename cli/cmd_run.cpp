@@ -61,13 +61,10 @@ Result<runtime::CgroupPlacement> cgroup_placement(const std::string& manager,
   } else if (runtime::running_rootless()) {
     // A scope of the user's own systemd where it delegates one; else no cgroup: say so once,
     // and refuse limits (runtime::first_limit_flag) rather than ignore them.
-    auto mode = runtime::detect_cgroup_mode();
+    const runtime::CgroupMode mode = runtime::detect_cgroup_mode().value_or(runtime::CgroupMode::Legacy);
     const auto env = [](const char* n) -> const char* { return std::getenv(n); };
     runtime::CgroupPlacement r = runtime::rootless_cgroup_placement(
-        mode ? *mode : runtime::CgroupMode::Legacy,
-        runtime::default_cgroup_manager(mode ? *mode : runtime::CgroupMode::Legacy) ==
-            runtime::CgroupManager::Systemd,
-        env);
+        mode, runtime::default_cgroup_manager(mode) == runtime::CgroupManager::Systemd, env);
     p.manager = r.manager;
     p.systemd = r.systemd;
     p.no_cgroup_reason = std::move(r.no_cgroup_reason);
@@ -729,7 +726,8 @@ CLI::App* add_run_command(CLI::App& app, Globals& g) {
                   "systemd or cgroupfs (default: systemd when it is PID 1 on a cgroup v2 host)");
   run->add_option("--cgroup-parent", a->cgroup_parent,
                   "systemd: the slice (default kiste.slice); cgroupfs: the parent cgroup (v2 default kiste)");
-  run->add_option("--userns", o.userns, "host (default) or auto (a free 65536-id range)");
+  run->add_option("--userns", o.userns,
+                  "host (default), auto (a free 65536-id range) or keep-id (rootless: your own ids inside)");
   run->add_option("--uidmap", o.uidmap, "CONTAINER_ID:HOST_ID:SIZE user namespace uid mapping")
       ->allow_extra_args(false);
   run->add_option("--gidmap", o.gidmap, "CONTAINER_ID:HOST_ID:SIZE user namespace gid mapping")
