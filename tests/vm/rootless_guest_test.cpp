@@ -173,6 +173,22 @@ TEST_F(RootlessGuest, LimitsGoThroughTheUsersOwnSystemd) {
   EXPECT_GE(failed, 181);
 }
 
+// A rootless build's RUN steps get their limits in the user's scopes too.
+TEST_F(RootlessGuest, BuildRunStepsGetTheirLimitsThroughTheUsersSystemd) {
+  if (!systemd_runs()) GTEST_SKIP() << "systemd is not PID 1 in this guest";
+  const GuestUser& u = with_manager_;
+  const fs::path ctx = work_->path() / "ctx";
+  fs::create_directory(ctx);
+  ASSERT_TRUE(sys::write_file_atomic(ctx / "Containerfile",
+                                     "FROM bb\nRUN cat /sys/fs/cgroup/memory.max > /limit\n", 0644));
+  ::chmod(ctx.c_str(), 0755);
+  std::string out;
+  ASSERT_EQ(run_as(u, "build --network none --memory 8m -t lim " + ctx.native(), &out), 0) << out;
+  EXPECT_THAT(out, ::testing::Not(HasSubstr("warning")));
+  ASSERT_EQ(run_as(u, "run --rm lim cat /limit", &out), 0) << out;
+  EXPECT_EQ(out, "8388608\n");
+}
+
 // The scope is the user manager's, in its delegated subtree, and goes with the container.
 TEST_F(RootlessGuest, TheScopeIsInTheUsersSubtreeAndGoesWithTheContainer) {
   if (!systemd_runs()) GTEST_SKIP() << "systemd is not PID 1 in this guest";
