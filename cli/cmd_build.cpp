@@ -246,7 +246,9 @@ void cmd_build(const Globals& g, const BuildFlags& f) {
   auto executor = builder::make_runtime_executor(
       {.root = g.root,
        .networks = step_networks.get(),
-       .cgroups = value_or_exit(cgroup_placement(f.cgroup_manager, f.cgroup_parent)),
+       .cgroups = value_or_exit(cgroup_placement(
+           f.cgroup_manager, f.cgroup_parent,
+           !f.memory.empty() || !f.memory_swap.empty() || !f.cpus.empty() || f.pids_limit)),
        .memory = f.memory,
        .memory_swap = f.memory_swap,
        .cpus = f.cpus,

@@ -50,22 +50,26 @@ struct ImageForRun {
 };
 
 Result<runtime::CgroupPlacement> cgroup_placement(const std::string& manager,
-                                                const std::string& parent) {
+                                                const std::string& parent, bool limits_asked) {
   runtime::CgroupPlacement p{.parent = parent};
   std::string name = manager;
   if (const char* env = std::getenv("KISTE_CGROUP_MANAGER"); name.empty() && env != nullptr) name = env;
   if (!name.empty()) {
     KISTE_ASSIGN_OR_RETURN(p.manager, runtime::parse_cgroup_manager(name));
+    // Rootless, the systemd that makes scopes is the user's own.
+    if (runtime::running_rootless()) p.systemd = runtime::SystemdInstance::User;
   } else if (runtime::running_rootless()) {
-    // No cgroup of the user's own to put containers in: run without one, say so once, and
-    // refuse limits (runtime::first_limit_flag) rather than ignore them.
-    auto mode = runtime::detect_cgroup_mode();
-    p.manager = runtime::CgroupManager::None;
-    p.no_cgroup_reason = mode && *mode != runtime::CgroupMode::Unified
-                             ? "rootless, and cgroup v1 hierarchies are not delegated to users"
-                             : "rootless, and kiste does not use the user's delegated cgroup v2 subtree yet";
+    // A scope of the user's own systemd where it delegates one; else no cgroup: say so once,
+    // and refuse limits (runtime::first_limit_flag) rather than ignore them.
+    const runtime::CgroupMode mode = runtime::detect_cgroup_mode().value_or(runtime::CgroupMode::Legacy);
+    const auto env = [](const char* n) -> const char* { return std::getenv(n); };
+    runtime::CgroupPlacement r = runtime::rootless_cgroup_placement(
+        mode, runtime::default_cgroup_manager(mode) == runtime::CgroupManager::Systemd, env);
+    p.manager = r.manager;
+    p.systemd = r.systemd;
+    p.no_cgroup_reason = std::move(r.no_cgroup_reason);
     static bool warned = false;
-    if (!warned) {
+    if (p.manager == runtime::CgroupManager::None && !limits_asked && !warned) {
       warned = true;
       std::fprintf(stderr, "kiste: warning: running without cgroup limits: %s\n", p.no_cgroup_reason.c_str());
     }
@@ -74,6 +78,11 @@ Result<runtime::CgroupPlacement> cgroup_placement(const std::string& manager,
 }
 
 namespace {
+
+bool asks_for_limits(const runtime::RunOptions& o) {
+  return !o.memory.empty() || !o.memory_swap.empty() || !o.cpus.empty() || o.cpu_shares ||
+         o.pids_limit;
+}
 
 // IMAGE -> the store entry -> snapshots (unpacked on first use) + the config's process defaults.
 // The caller holds a store lease from here until the runner's marker names the snapshots.
@@ -438,7 +447,7 @@ int run_command(Globals& g, RunArgs& a, std::vector<std::string> positional) {
   if (a.rootfs.empty() && !positional.empty()) {
     if (auto pulled = pull_for_run(g, a, positional.front()); !pulled) return report(pulled.error());
   }
-  auto placement = cgroup_placement(a.cgroup_manager, a.cgroup_parent);
+  auto placement = cgroup_placement(a.cgroup_manager, a.cgroup_parent, asks_for_limits(a.opts));
   if (!placement) return report(placement.error());
   runtime::Runner runner({.root = g.root, .cgroups = *placement});
   const std::string id = runtime::Runner::new_id();
@@ -587,7 +596,7 @@ int run_detached(Globals& g, RunArgs& a, std::vector<std::string> positional) {
 
 // The hidden `run --monitor ID …`: this process is the monitor of container ID.
 int run_monitor_command(Globals& g, RunArgs& a, std::vector<std::string> positional) {
-  auto placement = cgroup_placement(a.cgroup_manager, a.cgroup_parent);
+  auto placement = cgroup_placement(a.cgroup_manager, a.cgroup_parent, asks_for_limits(a.opts));
   runtime::MonitorOptions mo{.runner = {.root = g.root, .cgroups = placement.value_or(runtime::CgroupPlacement{})},
                              .id = a.monitor_id};
   const runtime::Runner runner(mo.runner);
@@ -717,7 +726,8 @@ CLI::App* add_run_command(CLI::App& app, Globals& g) {
                   "systemd or cgroupfs (default: systemd when it is PID 1 on a cgroup v2 host)");
   run->add_option("--cgroup-parent", a->cgroup_parent,
                   "systemd: the slice (default kiste.slice); cgroupfs: the parent cgroup (v2 default kiste)");
-  run->add_option("--userns", o.userns, "host (default) or auto (a free 65536-id range)");
+  run->add_option("--userns", o.userns,
+                  "host (default), auto (a free 65536-id range) or keep-id (rootless: your own ids inside)");
   run->add_option("--uidmap", o.uidmap, "CONTAINER_ID:HOST_ID:SIZE user namespace uid mapping")
       ->allow_extra_args(false);
   run->add_option("--gidmap", o.gidmap, "CONTAINER_ID:HOST_ID:SIZE user namespace gid mapping")

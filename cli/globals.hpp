@@ -47,9 +47,11 @@ T value_or_exit(Result<T>&& r) {
 // save, push, tag, rmi, prune, fsck): a missing one is `no kiste store at DIR`, never created.
 [[nodiscard]] image::Store open_existing_store(const Globals& g);
 
-// --cgroup-manager (or $KISTE_CGROUP_MANAGER) and --cgroup-parent, for run and build.
+// --cgroup-manager (or $KISTE_CGROUP_MANAGER) and --cgroup-parent, for run and build. Rootless
+// without a delegated cgroup it warns once, unless a limit is asked for (that is refused).
 [[nodiscard]] Result<runtime::CgroupPlacement> cgroup_placement(const std::string& manager,
-                                                              const std::string& parent);
+                                                              const std::string& parent,
+                                                              bool limits_asked);
 
 // "4.2MB" as docker prints sizes (SI units).
 [[nodiscard]] std::string human_size(int64_t bytes);

@@ -156,7 +156,7 @@ Result<RebuildOutcome> check_rebuild(const Globals& g, const RegistryFlags& rf,
   KISTE_ASSIGN_OR_RETURN(TempDir dir, TempDir::create(main.tmp_dir(), "rebuild-"));
   KISTE_ASSIGN_OR_RETURN(image::Store scratch, image::Store::open(dir.path() / "root"));
   ScratchProvider provider(g, rf, main, scratch);
-  KISTE_ASSIGN_OR_RETURN(auto placement, cgroup_placement("", ""));
+  KISTE_ASSIGN_OR_RETURN(auto placement, cgroup_placement("", "", false));
   // RUN steps get what `kiste build` gives them by default (the default bridge; pasta when
   // rootless), on the user's own networks: the rebuild must be able to do what the build did.
   o.network = builder::BuildNetwork::Default;

@@ -302,8 +302,8 @@ Result<std::unique_ptr<CgroupDriver>> make_cgroup_driver(CgroupMode mode,
                   "cgroup manager systemd: kiste drives systemd scopes on pure cgroup v2 hosts "
                   "only; this host has cgroup v1 controllers (use --cgroup-manager=cgroupfs)");
     }
-    return make_cgroup_systemd_driver(v2_mount,
-                                      placement.parent.empty() ? "kiste.slice" : placement.parent);
+    return make_cgroup_systemd_driver(
+        v2_mount, placement.parent.empty() ? "kiste.slice" : placement.parent, placement.systemd);
   }
   if (mode == CgroupMode::Unified) {
     KISTE_ASSIGN_OR_RETURN(fs::path rel, cgroupfs_parent(placement.parent.empty() ? "kiste" : placement.parent));

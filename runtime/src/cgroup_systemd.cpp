@@ -4,6 +4,8 @@
 // it; the container is cloned straight into the scope's cgroup (CLONE_INTO_CGROUP:
 // it never migrates). The placeholder stays until the scope is destroyed (see with_holder). Limits are
 // unit properties (so a daemon-reload does not reset them) and are written to the cgroup too.
+// Rootless kiste asks the user's own manager (SystemdInstance::User): the scope is then in the
+// user's delegated subtree, made by that manager as the user, so its files are the user's.
 #include <spawn.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -96,12 +98,16 @@ class Placeholder {
 
 class SystemdScopeDriver final : public detail::CgroupV2Dir {
  public:
-  SystemdScopeDriver(fs::path mount, std::string slice, std::string slice_dir)
-      : mount_(std::move(mount)), slice_(std::move(slice)), slice_dir_(std::move(slice_dir)) {}
+  SystemdScopeDriver(fs::path mount, std::string slice, std::string slice_dir,
+                     SystemdInstance instance)
+      : mount_(std::move(mount)),
+        slice_(std::move(slice)),
+        slice_dir_(std::move(slice_dir)),
+        instance_(instance) {}
   ~SystemdScopeDriver() override { (void)destroy(); }
 
   Status create(std::string_view name, const CgroupPlan& plan) override {
-    KISTE_ASSIGN_OR_RETURN(detail::SystemdBus bus, detail::SystemdBus::connect());
+    KISTE_ASSIGN_OR_RETURN(detail::SystemdBus bus, detail::SystemdBus::connect(instance_));
     bus_ = std::make_unique<detail::SystemdBus>(std::move(bus));
     KISTE_TRY(placeholder_.spawn());
     const std::string unit = std::string(name) + ".scope";
@@ -121,7 +127,8 @@ class SystemdScopeDriver final : public detail::CgroupV2Dir {
       while (!rel.empty() && rel.back() == '\n') rel.pop_back();
       dir = mount_ / rel;
     }
-    Status ready = attach(dir, plan);
+    // The user's scope: no device filter (see make_cgroup_systemd_driver).
+    Status ready = attach(dir, instance_ == SystemdInstance::User ? without_devices(plan) : plan);
     if (ready) ready = check_controllers(plan);
     if (!ready) {
       (void)destroy();
@@ -131,6 +138,18 @@ class SystemdScopeDriver final : public detail::CgroupV2Dir {
   }
 
   Status apply(const CgroupPlan& plan) override { return CgroupV2Dir::apply(with_holder(plan)); }
+
+  // The user's manager moves the container in: the kernel refuses an unprivileged clone into
+  // (or move to) a cgroup whose common ancestor with the caller's is not the user's.
+  Result<UniqueFd> open_clone_target() override {
+    if (instance_ == SystemdInstance::User) return UniqueFd{};
+    return CgroupV2Dir::open_clone_target();
+  }
+  Status add_process(pid_t pid) override {
+    if (instance_ != SystemdInstance::User) return CgroupV2Dir::add_process(pid);
+    if (!bus_ || unit_.empty()) return fail(Errc::InvalidArgument, "cgroup v2: no scope was created");
+    return bus_->attach_process(unit_, pid);
+  }
 
   Status destroy() override {
     placeholder_.end();
@@ -162,9 +181,16 @@ class SystemdScopeDriver final : public detail::CgroupV2Dir {
     return p;
   }
 
+  static CgroupPlan without_devices(const CgroupPlan& plan) {
+    CgroupPlan p = plan;
+    p.device_rules.clear();
+    return p;
+  }
+
   fs::path mount_;
   std::string slice_;
   std::string slice_dir_;
+  SystemdInstance instance_;
   std::unique_ptr<detail::SystemdBus> bus_;
   Placeholder placeholder_;
   std::string unit_;
@@ -173,14 +199,15 @@ class SystemdScopeDriver final : public detail::CgroupV2Dir {
 }  // namespace
 
 Result<std::unique_ptr<CgroupDriver>> make_cgroup_systemd_driver(const fs::path& mount_point,
-                                                                 std::string slice) {
+                                                                 std::string slice,
+                                                                 SystemdInstance instance) {
   KISTE_ASSIGN_OR_RETURN(std::string dir, slice_path(slice));
   return std::unique_ptr<CgroupDriver>(
-      new SystemdScopeDriver(mount_point, std::move(slice), std::move(dir)));
+      new SystemdScopeDriver(mount_point, std::move(slice), std::move(dir), instance));
 }
 
-Status stop_systemd_unit(std::string_view unit) {
-  KISTE_ASSIGN_OR_RETURN(detail::SystemdBus bus, detail::SystemdBus::connect());
+Status stop_systemd_unit(std::string_view unit, SystemdInstance instance) {
+  KISTE_ASSIGN_OR_RETURN(detail::SystemdBus bus, detail::SystemdBus::connect(instance));
   return bus.stop_unit(unit);
 }
 

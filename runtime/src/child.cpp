@@ -856,8 +856,11 @@ void ContainerInit::enter_cwd() noexcept {
 [[noreturn]] void ContainerInit::run() noexcept {
   (void)::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
   // Not dumpable until exec: nothing in the container can open /proc/<pid>/exe or mem of this
-  // copy of the runtime (CVE-2019-5736, CVE-2016-9962).
-  (void)::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  // copy of the runtime (CVE-2019-5736, CVE-2016-9962). In a user namespace of its own only once
+  // the parent wrote its maps (enter_userns): a non-dumpable process's /proc files are the
+  // initial namespace's root's, which rootless kiste cannot open. Until then nothing of the
+  // container runs: the child waits for the parent in enter_userns.
+  if (!c_.userns) (void)::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   (void)::umask(0);
   for (auto [fd, type] : {std::pair{c_.net_fd, CLONE_NEWNET}, std::pair{c_.ipc_fd, CLONE_NEWIPC},
                           std::pair{c_.uts_fd, CLONE_NEWUTS}}) {

@@ -12,6 +12,7 @@
 
 #include <kiste/base/sys.hpp>
 #include <kiste/runtime/cgroup.hpp>
+#include <kiste/runtime/rootless.hpp>
 
 #include "cgroup_util.hpp"
 
@@ -231,7 +232,9 @@ Result<StaleCleanup> clean_stale_containers(const fs::path& running_dir, const f
         out.problems.push_back(fmt::format("marker {}: unit {} is not a container scope",
                                            quote(marker.native()), quote(m.unit)));
         ok = false;
-      } else if (auto r = stop_systemd_unit(m.unit); !r) {
+      } else if (auto r = stop_systemd_unit(m.unit, running_rootless() ? SystemdInstance::User
+                                                                         : SystemdInstance::System);
+                 !r) {
         out.problems.push_back(r.error().to_string());
         ok = false;
       } else {

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 
 #include <kiste/base/sys.hpp>
 #include <kiste/base/user_namespace.hpp>
@@ -226,6 +227,87 @@ Status join_rootless_namespace_of(pid_t pid) {
   if (::setresuid(0, 0, 0) != 0) return std::unexpected(sys_error("setresuid", "0"));
   if (::unshare(CLONE_NEWNS) != 0) return std::unexpected(sys_error("unshare", "a mount namespace"));
   return sys::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr);
+}
+
+namespace {
+
+// One keep-id map from kiste's own ("0 ID 1\n1 START COUNT\n"); `id` gets the user's id.
+Result<std::vector<IdMapping>> keep_id_map(std::string_view own, std::string_view what,
+                                           uint32_t& id) {
+  std::vector<IdMapping> lines;
+  size_t at = 0;
+  while (at < own.size()) {
+    size_t nl = own.find('\n', at);
+    std::string_view line = own.substr(at, nl == std::string_view::npos ? own.size() - at : nl - at);
+    at = nl == std::string_view::npos ? own.size() : nl + 1;
+    IdMapping m;
+    if (std::sscanf(std::string(line).c_str(), "%u %u %u", &m.container_id, &m.host_id, &m.size) == 3) {
+      lines.push_back(m);
+    }
+  }
+  if (lines.size() != 2 || lines[0].container_id != 0 || lines[0].size != 1 ||
+      lines[1].container_id != 1 || lines[1].size == 0) {
+    return failf(Errc::Unsupported,
+                 "userns keep-id: kiste's own {} map is not the rootless one (0 = you, then your "
+                 "subordinate range)",
+                 what);
+  }
+  id = lines[0].host_id;
+  const uint32_t n = lines[1].size;
+  if (id > n) {
+    return failf(Errc::Unsupported,
+                 "userns keep-id: your {} {} is beyond your subordinate range of {} ids, so it "
+                 "cannot be itself inside",
+                 what, id, n);
+  }
+  std::vector<IdMapping> out;
+  if (id > 0) out.push_back({0, 1, id});
+  out.push_back({id, 0, 1});
+  if (n > id) out.push_back({id + 1, id + 1, n - id});
+  return out;
+}
+
+}  // namespace
+
+Result<KeepIdMaps> keep_id_maps(std::string_view own_uid_map, std::string_view own_gid_map) {
+  KeepIdMaps k;
+  KISTE_ASSIGN_OR_RETURN(k.uid_map, keep_id_map(own_uid_map, "uid", k.uid));
+  KISTE_ASSIGN_OR_RETURN(k.gid_map, keep_id_map(own_gid_map, "gid", k.gid));
+  return k;
+}
+
+CgroupPlacement rootless_cgroup_placement(CgroupMode mode, bool systemd_booted,
+                                          const EnvLookup& env) {
+  CgroupPlacement p{.manager = CgroupManager::None};
+  if (mode != CgroupMode::Unified) {
+    p.no_cgroup_reason = "rootless, and cgroup v1 hierarchies are not delegated to users";
+    return p;
+  }
+  if (!systemd_booted) {
+    p.no_cgroup_reason = "rootless, and no systemd runs here to delegate a cgroup v2 subtree to you";
+    return p;
+  }
+  // The bus sd_bus_open_user() would use; an address that is not a socket path is taken on trust.
+  std::string bus;
+  if (const char* addr = env_value(env, "DBUS_SESSION_BUS_ADDRESS"); addr != nullptr) {
+    std::string_view a = addr;
+    if (a.starts_with("unix:path=")) {
+      a.remove_prefix(10);
+      bus = std::string(a.substr(0, a.find(',')));
+    }
+  } else if (const char* run = env_value(env, "XDG_RUNTIME_DIR"); run != nullptr) {
+    bus = (fs::path(run) / "bus").native();
+  }
+  if (!bus.empty() && ::access(bus.c_str(), F_OK) != 0) {
+    p.no_cgroup_reason = fmt::format(
+        "rootless, and your systemd user manager, which delegates cgroups to you, has no bus at {} "
+        "(`loginctl enable-linger` or a login through pam_systemd starts it)",
+        quote(bus));
+    return p;
+  }
+  p.manager = CgroupManager::Systemd;
+  p.systemd = SystemdInstance::User;
+  return p;
 }
 
 bool running_rootless() { return !sys::in_initial_user_namespace(); }

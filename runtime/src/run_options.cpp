@@ -2,6 +2,7 @@
 #include <kiste/runtime/run_options.hpp>
 
 #include <fcntl.h>
+#include <pwd.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -17,6 +18,7 @@
 #include <kiste/runtime/cgroup.hpp>
 #include <kiste/runtime/id_map.hpp>
 #include <kiste/runtime/passwd.hpp>
+#include <kiste/runtime/rootless.hpp>
 #include <kiste/runtime/volume.hpp>
 
 namespace kiste::runtime {
@@ -377,6 +379,14 @@ Result<ResolvedUser> resolve_user(std::string_view user, const std::vector<fs::p
 
 namespace {
 
+// The container id that kiste's own 0 (the user) is in a keep-id map.
+uint32_t keep_id_of(const std::vector<IdMapping>& map) {
+  for (const IdMapping& m : map) {
+    if (m.host_id == 0) return m.container_id;
+  }
+  return 0;
+}
+
 // --userns, --uidmap, --gidmap (podman's rules: --gidmap defaults to the --uidmap).
 Result<UserNamespaceSpec> userns_spec(const RunOptions& opts) {
   UserNamespaceSpec u;
@@ -406,7 +416,22 @@ Result<UserNamespaceSpec> userns_spec(const RunOptions& opts) {
     u.mode = UsernsMode::Auto;
     return u;
   }
-  return failf(Errc::InvalidArgument, "userns {}: expected host or auto", quote(opts.userns));
+  if (opts.userns == "keep-id") {
+    if (maps) return fail(Errc::InvalidArgument, "userns keep-id: conflicts with --uidmap/--gidmap");
+    if (!running_rootless()) {
+      return fail(Errc::InvalidArgument,
+                  "userns keep-id: keeps an ordinary user's own id in a rootless container; as root "
+                  "there is none to keep (podman refuses it too): use --userns=auto or --uidmap");
+    }
+    KISTE_ASSIGN_OR_RETURN(std::string own_uid, sys::read_file("/proc/self/uid_map", 1 << 16));
+    KISTE_ASSIGN_OR_RETURN(std::string own_gid, sys::read_file("/proc/self/gid_map", 1 << 16));
+    KISTE_ASSIGN_OR_RETURN(KeepIdMaps k, keep_id_maps(own_uid, own_gid));
+    u.mode = UsernsMode::KeepId;
+    u.uid_map = std::move(k.uid_map);
+    u.gid_map = std::move(k.gid_map);
+    return u;
+  }
+  return failf(Errc::InvalidArgument, "userns {}: expected host, auto or keep-id", quote(opts.userns));
 }
 
 // --init: the static kiste-init, bind-mounted read-only at /dev/init (kiste's own tmpfs: nothing
@@ -471,12 +496,22 @@ Result<ContainerSpec> make_spec(const RunOptions& opts, const MakeSpecInput& in)
   }
   set_env(env, "HOSTNAME=" + spec.hostname);
 
-  // User.
+  // User. keep-id: the user's own ids (the one kiste's 0 is), its home and name, unless -u says.
   std::string user = opts.user.empty() ? in.image.user : opts.user;
+  const struct passwd* keep = nullptr;
+  if (spec.userns.mode == UsernsMode::KeepId && opts.user.empty()) {
+    const uint32_t uid = keep_id_of(spec.userns.uid_map), gid = keep_id_of(spec.userns.gid_map);
+    user = fmt::format("{}:{}", uid, gid);
+    keep = ::getpwuid(uid);
+  }
   KISTE_ASSIGN_OR_RETURN(ResolvedUser ru, resolve_user(user, in.lower_dirs));
   spec.process.uid = ru.uid;
   spec.process.gid = ru.gid;
   spec.process.additional_gids = ru.additional_gids;
+  if (keep != nullptr && keep->pw_dir != nullptr && keep->pw_name != nullptr) {
+    set_env(env, std::string("HOME=") + keep->pw_dir);
+    set_env(env, std::string("USER=") + keep->pw_name);
+  }
   if (std::none_of(env.begin(), env.end(), [](const std::string& e) { return e.starts_with("HOME="); })) {
     env.push_back("HOME=" + ru.home);
   }

@@ -14,6 +14,7 @@ namespace kiste::runtime::detail {
 // batch).
 struct SdBusApi {
   decltype(&::sd_bus_open_system) open_system;
+  decltype(&::sd_bus_open_user) open_user;
   decltype(&::sd_bus_flush_close_unref) flush_close_unref;
   decltype(&::sd_bus_call_method) call_method;
   decltype(&::sd_bus_call) call;
@@ -52,6 +53,7 @@ Result<const SdBusApi*> load_api() {
       }
     };
     sym(api.open_system, "sd_bus_open_system");
+    sym(api.open_user, "sd_bus_open_user");
     sym(api.flush_close_unref, "sd_bus_flush_close_unref");
     sym(api.call_method, "sd_bus_call_method");
     sym(api.call, "sd_bus_call");
@@ -150,13 +152,20 @@ SystemdBus::SystemdBus(SystemdBus&&) noexcept = default;
 SystemdBus& SystemdBus::operator=(SystemdBus&&) noexcept = default;
 SystemdBus::~SystemdBus() = default;
 
-Result<SystemdBus> SystemdBus::connect() {
+Result<SystemdBus> SystemdBus::connect(SystemdInstance instance) {
   KISTE_ASSIGN_OR_RETURN(const SdBusApi* api, load_api());
   auto impl = std::make_unique<Impl>();
   impl->api = api;
-  int r = api->open_system(&impl->bus);
+  const bool user = instance == SystemdInstance::User;
+  int r = user ? api->open_user(&impl->bus) : api->open_system(&impl->bus);
   if (r < 0) {
     impl->bus = nullptr;
+    if (user) {
+      return failf(Errc::Unavailable,
+                   "cgroup manager systemd: connect to your user bus: {} (is your systemd user "
+                   "manager running? `loginctl enable-linger` starts it)",
+                   std::strerror(-r));
+    }
     return failf(Errc::Unavailable,
                  "cgroup manager systemd: connect to the system bus: {} (is systemd running? "
                  "--cgroup-manager=cgroupfs does without it)",
@@ -224,6 +233,20 @@ Status SystemdBus::start_scope(std::string_view unit, std::string_view slice, pi
   api.message_unref(reply);
   if (job_s.empty()) return failf(Errc::System, "cgroup manager systemd: {}: no job in the reply", what);
   return impl_->wait_job(job_s, what);
+}
+
+Status SystemdBus::attach_process(std::string_view unit, pid_t pid) {
+  const SdBusApi& api = *impl_->api;
+  const std::string unit_s(unit);
+  sd_bus_error err = SD_BUS_ERROR_NULL;
+  int r = api.call_method(impl_->bus, kDest, kPath, kManager, "AttachProcessesToUnit", &err,
+                          nullptr, "ssau", unit_s.c_str(), "", 1, static_cast<uint32_t>(pid));
+  if (r < 0) {
+    Error e = impl_->bus_error(fmt::format("move process {} into {}", pid, unit_s), r, err);
+    api.error_free(&err);
+    return std::unexpected(std::move(e));
+  }
+  return {};
 }
 
 Status SystemdBus::stop_unit(std::string_view unit) {

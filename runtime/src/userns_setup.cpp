@@ -10,8 +10,10 @@
 #include <cstring>
 
 #include <kiste/base/sys.hpp>
+#include <kiste/base/user_namespace.hpp>
 
 #include "fd_passing.hpp"
+#include "shifted_copy.hpp"
 
 namespace kiste::runtime::detail {
 
@@ -54,6 +56,21 @@ Result<UsernsSetup> UsernsSetup::prepare(const ContainerSpec& spec, const MountP
     u.uid_map_ = spec.userns.uid_map;
     u.gid_map_ = spec.userns.gid_map;
   }
+  u.lowers_ = spec.root.lower_dirs;
+  if (spec.userns.mode == UsernsMode::KeepId) {
+    // Rootless: no idmapped mount is possible, so the container sees a copy of each layer whose
+    // owners are moved the way its map moves them back (UsernsMode::KeepId). It lives in the
+    // container's dir and goes with it.
+    const fs::path base = spec.root.container_dir / "keep-id";
+    KISTE_TRY(sys::mkdir_all(base, 0700));
+    u.lowers_.clear();
+    u.idmap_lowers_ = false;
+    for (size_t i = 0; i < spec.root.lower_dirs.size(); ++i) {
+      const fs::path copy = base / std::to_string(i);
+      KISTE_TRY(copy_tree_shifted(spec.root.lower_dirs[i], copy, u.uid_map_, u.gid_map_));
+      u.lowers_.push_back(copy);
+    }
+  }
   // The container's root owns its upper dir (so `/` and everything it creates are its own).
   auto root_uid = map_to_host(u.uid_map_, 0), root_gid = map_to_host(u.gid_map_, 0);
   if (root_uid && root_gid) {
@@ -91,12 +108,16 @@ Status UsernsSetup::start(pid_t pid, int sync_fd) {
       return std::unexpected(sys_error("idmap the volume", sys::fd_path(fd).value_or("?")));
     }
   }
-  // Idmapped lowers, top first (overlayfs' order).
+  // Idmapped lowers (or keep-id's copies as they are), top first (overlayfs' order).
   const RootSpec& root = spec_->root;
   std::vector<UniqueFd> lowers;
-  for (auto it = root.lower_dirs.rbegin(); it != root.lower_dirs.rend(); ++it) {
+  for (auto it = lowers_.rbegin(); it != lowers_.rend(); ++it) {
     UniqueFd fd(::open_tree(AT_FDCWD, it->c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC));
     if (!fd) return std::unexpected(sys_error("open_tree", it->native()));
+    if (!idmap_lowers_) {
+      lowers.push_back(std::move(fd));
+      continue;
+    }
     struct mount_attr attr {};
     attr.attr_set = MOUNT_ATTR_IDMAP;
     attr.userns_fd = static_cast<uint64_t>(userns.get());
@@ -122,6 +143,11 @@ Status UsernsSetup::start(pid_t pid, int sync_fd) {
   }
   if (::fsconfig(fsfd.get(), FSCONFIG_SET_STRING, "workdir", work.c_str(), 0) != 0) {
     return std::unexpected(sys_error("overlay workdir", work.native()));
+  }
+  // Rootless kiste: overlay keeps its state in user.overlay.* xattrs (as the snapshots do).
+  if (!sys::in_initial_user_namespace() &&
+      ::fsconfig(fsfd.get(), FSCONFIG_SET_FLAG, "userxattr", nullptr, 0) != 0) {
+    return std::unexpected(sys_error("overlay userxattr", root.container_dir.native()));
   }
   if (root.volatile_upper) {  // see RootSpec; a kernel without it (< 5.10) goes on without
     (void)::fsconfig(fsfd.get(), FSCONFIG_SET_FLAG, "volatile", nullptr, 0);

@@ -58,6 +58,10 @@ class UsernsSetup {
   std::vector<UniqueFd> op_fds_;
   std::vector<int> op_fd_numbers_;
   std::vector<int> idmapped_fds_;  // bind clones to idmap once the namespace exists
+  // The overlay's lowers, bottom first: the image's (idmapped in start()) or, for keep-id, the
+  // copies with moved owners (used as they are).
+  std::vector<std::filesystem::path> lowers_;
+  bool idmap_lowers_ = true;
   UniqueFd merged_;
 };
 

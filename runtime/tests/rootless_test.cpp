@@ -93,5 +93,51 @@ TEST(Rootless, WithoutACgroupEveryLimitIsNamedForRefusal) {
   EXPECT_EQ(to_string(CgroupManager::None), "none");
 }
 
+// Rootless containers get a scope of the user's own systemd only where it can delegate one; else
+// no cgroup, and the reason names what is missing.
+TEST(Rootless, CgroupPlacementNeedsV2SystemdAndTheUsersManager) {
+  auto tmp = TempDir::create("/tmp", "kiste-rootless-cg-");
+  ASSERT_TRUE(tmp);
+  const std::string run = tmp->path().native();
+  auto p = rootless_cgroup_placement(CgroupMode::Hybrid, true, env_of({{"XDG_RUNTIME_DIR", run}}));
+  EXPECT_EQ(p.manager, CgroupManager::None);
+  EXPECT_THAT(p.no_cgroup_reason, HasSubstr("cgroup v1 hierarchies are not delegated"));
+  p = rootless_cgroup_placement(CgroupMode::Unified, false, env_of({{"XDG_RUNTIME_DIR", run}}));
+  EXPECT_EQ(p.manager, CgroupManager::None);
+  EXPECT_THAT(p.no_cgroup_reason, HasSubstr("no systemd runs here"));
+  p = rootless_cgroup_placement(CgroupMode::Unified, true, env_of({{"XDG_RUNTIME_DIR", run}}));
+  EXPECT_EQ(p.manager, CgroupManager::None);
+  EXPECT_THAT(p.no_cgroup_reason, HasSubstr("user manager, which delegates cgroups to you, has no bus at `" + run + "/bus`"));
+  // The session bus address wins over XDG_RUNTIME_DIR, its options ignored.
+  p = rootless_cgroup_placement(
+      CgroupMode::Unified, true,
+      env_of({{"XDG_RUNTIME_DIR", run}, {"DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/b,guid=1"}}));
+  EXPECT_THAT(p.no_cgroup_reason, HasSubstr("no bus at `/nonexistent/b`"));
+  ASSERT_TRUE(sys::write_file_atomic(tmp->path() / "bus", ""));
+  p = rootless_cgroup_placement(CgroupMode::Unified, true, env_of({{"XDG_RUNTIME_DIR", run}}));
+  EXPECT_EQ(p.manager, CgroupManager::Systemd);
+  EXPECT_EQ(p.systemd, SystemdInstance::User);
+  EXPECT_EQ(p.no_cgroup_reason, "");
+}
+
+// keep-id: the user's id is itself inside, the range around it.
+TEST(Rootless, KeepIdMapsKeepTheUsersIdAndTheRangeAroundIt) {
+  auto k = keep_id_maps("         0       1000          1\n         1     100000      65536\n",
+                        "0 1001 1\n1 200000 65536\n");
+  ASSERT_TRUE(k) << k.error().to_string();
+  EXPECT_EQ(k->uid, 1000u);
+  EXPECT_EQ(k->gid, 1001u);
+  EXPECT_EQ(k->uid_map, (std::vector<IdMapping>{{0, 1, 1000}, {1000, 0, 1}, {1001, 1001, 64536}}));
+  EXPECT_EQ(k->gid_map, (std::vector<IdMapping>{{0, 1, 1001}, {1001, 0, 1}, {1002, 1002, 64535}}));
+  EXPECT_TRUE(validate_id_map(k->uid_map, "uidmap"));
+  // An id beyond the range cannot be itself; a map that is not kiste's rootless one is refused.
+  auto far = keep_id_maps("0 70000 1\n1 100000 65536\n", "0 1000 1\n1 100000 65536\n");
+  ASSERT_FALSE(far);
+  EXPECT_THAT(far.error().message, HasSubstr("uid 70000 is beyond your subordinate range of 65536 ids"));
+  auto initial = keep_id_maps("0 0 4294967295\n", "0 0 4294967295\n");
+  ASSERT_FALSE(initial);
+  EXPECT_THAT(initial.error().message, HasSubstr("not the rootless one"));
+}
+
 }  // namespace
 }  // namespace kiste::runtime

@@ -199,7 +199,7 @@ TEST_F(RuntimeTest, UidmapAndGidmapMapAsGivenWithUserAndReadOnlyRoot) {
 TEST_F(RuntimeTest, BadUsernsOptionsFailBeforeStart) {
   std::string out;
   EXPECT_EQ(kiste_run("--userns=private true", &out), 125);
-  EXPECT_THAT(out, HasSubstr("userns `private`: expected host or auto"));
+  EXPECT_THAT(out, HasSubstr("userns `private`: expected host, auto or keep-id"));
   out.clear();
   EXPECT_EQ(kiste_run("--uidmap 0:1 true", &out), 125);
   EXPECT_THAT(out, HasSubstr("expected CONTAINER_ID:HOST_ID:SIZE"));

@@ -38,8 +38,15 @@ enum class CgroupMode { Legacy, Hybrid, Unified };
 //    container stays in the caller's cgroup and a resource limit is refused, never ignored.
 enum class CgroupManager { Cgroupfs, Systemd, None };
 
+// Which systemd makes the scopes (CgroupManager::Systemd): the system manager, over the system
+// bus (root), or the calling user's own manager (`user@UID.service`, Delegate=yes on Debian) over
+// the user bus ($DBUS_SESSION_BUS_ADDRESS, else $XDG_RUNTIME_DIR/bus): rootless kiste on a
+// systemd host. The user's scopes live in its delegated subtree, so it may write their limits.
+enum class SystemdInstance { System, User };
+
 struct CgroupPlacement {
   std::optional<CgroupManager> manager;  // default: default_cgroup_manager()
+  SystemdInstance systemd = SystemdInstance::System;
   // None: why there is no cgroup (the refusal of a limit names it).
   std::string no_cgroup_reason;
   // --cgroup-parent: a slice name for systemd ("kiste.slice"), else a cgroup path relative to
@@ -136,10 +143,15 @@ class CgroupDriver {
 // cgroup.subtree_control from the root down to the parent, never in a cgroup with processes.
 [[nodiscard]] Result<std::unique_ptr<CgroupDriver>> make_cgroup_v2_driver(
     const std::filesystem::path& mount_point = "/sys/fs/cgroup", std::string parent = "kiste");
-// v2 systemd: a transient scope `<name>.scope` in `slice`, over the system bus (libsystemd is
-// loaded on first use, so hosts that never use this path never load it).
+// v2 systemd: a transient scope `<name>.scope` in `slice`, over the system bus, or the user bus
+// for SystemdInstance::User (libsystemd is loaded on first use, so hosts that never use this path
+// never load it). The user's scope gets no device filter (an unprivileged user cannot attach
+// one; in its user namespace no device node can be made anyway), and the container joins it
+// through the manager (AttachProcessesToUnit): the kernel refuses an unprivileged move between
+// the caller's cgroup and the user's subtree, which systemd does for it.
 [[nodiscard]] Result<std::unique_ptr<CgroupDriver>> make_cgroup_systemd_driver(
-    const std::filesystem::path& mount_point = "/sys/fs/cgroup", std::string slice = "kiste.slice");
+    const std::filesystem::path& mount_point = "/sys/fs/cgroup", std::string slice = "kiste.slice",
+    SystemdInstance instance = SystemdInstance::System);
 // No cgroup: creates nothing, moves nothing, reports no stats (CgroupManager::None).
 [[nodiscard]] std::unique_ptr<CgroupDriver> make_no_cgroup_driver();
 // The first limit `res` asks for, as its flag ("--memory", "--cpus", …), empty when none: what
@@ -152,7 +164,8 @@ class CgroupDriver {
     const std::filesystem::path& v2_mount = "/sys/fs/cgroup");
 // Stops a systemd unit and resets it if it failed (what a SIGKILLed kiste left); a unit that
 // does not exist is not an error.
-[[nodiscard]] Status stop_systemd_unit(std::string_view unit);
+[[nodiscard]] Status stop_systemd_unit(std::string_view unit,
+                                       SystemdInstance instance = SystemdInstance::System);
 
 // Owns a created cgroup: destroy() in the destructor unless released.
 class CgroupGuard {

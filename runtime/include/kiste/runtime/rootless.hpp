@@ -24,6 +24,7 @@
 #include <vector>
 
 #include <kiste/base/error.hpp>
+#include <kiste/runtime/cgroup.hpp>
 #include <kiste/runtime/id_map.hpp>
 #include <kiste/runtime/spec.hpp>
 
@@ -81,6 +82,26 @@ struct RootlessPlan {
 // mount namespace of its own. A fresh namespace of our own would be a sibling of the
 // container's, from which nothing of it can be entered.
 [[nodiscard]] Status join_rootless_namespace_of(pid_t pid);
+
+// --userns=keep-id (podman's): in a user namespace nested in kiste's, the user's own uid and gid
+// are the same ids inside, the rest of kiste's range around them: container ids [0, U) are
+// kiste's [1, U+1) (the subordinate range's start), U is kiste's 0 (the user), and (U, N] are
+// kiste's own. `own_uid_map`/`own_gid_map` are /proc/self/uid_map and gid_map of kiste's
+// namespace ("0 U 1" then "1 S N"). The maps are in kiste's ids (what the nested namespace's
+// maps are written in). An id beyond the range (U > N) is an error that says so.
+struct KeepIdMaps {
+  uint32_t uid = 0, gid = 0;  // the user's, inside and outside alike
+  std::vector<IdMapping> uid_map, gid_map;
+};
+[[nodiscard]] Result<KeepIdMaps> keep_id_maps(std::string_view own_uid_map,
+                                              std::string_view own_gid_map);
+
+// Where a rootless container's cgroup goes when no --cgroup-manager is given: a scope of the
+// user's own systemd (SystemdInstance::User) on a pure cgroup v2 host booted with systemd whose
+// user manager has a bus ($DBUS_SESSION_BUS_ADDRESS's unix:path, else $XDG_RUNTIME_DIR/bus);
+// else CgroupManager::None, with the reason that the warning and a refused limit name.
+[[nodiscard]] CgroupPlacement rootless_cgroup_placement(CgroupMode mode, bool systemd_booted,
+                                                        const EnvLookup& env);
 
 // True in the namespace enter_rootless_namespace() made (or any user namespace that is not the
 // initial one, as a rootless engine's): the process is "root" there, not on the host.

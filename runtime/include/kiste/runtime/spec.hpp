@@ -139,8 +139,12 @@ struct IdMapping {
 };
 
 // Host: no user namespace (Docker's default). Auto: a free 65536-wide range is leased when the
-// container starts (id_map.hpp). Private: the maps given (--uidmap/--gidmap).
-enum class UsernsMode { Host, Auto, Private };
+// container starts (id_map.hpp). Private: the maps given (--uidmap/--gidmap). KeepId (rootless
+// only, podman's --userns=keep-id): the maps of keep_id_maps() (rootless.hpp), nested in kiste's
+// namespace; the image is seen through a copy of its layers with the owners moved accordingly
+// (no idmapped mount is open to an ordinary user: overlayfs takes none, the layers' filesystem
+// belongs to the host's root).
+enum class UsernsMode { Host, Auto, Private, KeepId };
 
 struct UserNamespaceSpec {
   UsernsMode mode = UsernsMode::Host;
