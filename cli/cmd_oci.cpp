@@ -341,7 +341,8 @@ Result<int> dispatch(std::string_view verb, std::vector<std::string_view> rest, 
   if (verb == "delete") {
     KISTE_ASSIGN_OR_RETURN(Parsed p, parse_flags(rest, {{"force", "f", false}}, true));
     KISTE_ASSIGN_OR_RETURN(std::string id, one_id(p, verb));
-    KISTE_TRY(rt.remove(id, p.has("force")));
+    KISTE_ASSIGN_OR_RETURN(auto warnings, rt.remove(id, p.has("force")));
+    for (const auto& w : warnings) log.log("warning", w);
     return 0;
   }
   if (verb == "ps") {

@@ -233,7 +233,8 @@ ImageEtc image_etc(const std::vector<fs::path>& lowers) {
   return {.kind = ImageEtc::Kind::Absent};
 }
 
-Error child_error(const detail::ChildReport& r, const MountPlan& plan, const ContainerSpec& spec) {
+Error child_error(const detail::ChildReport& r, const MountPlan& plan, const ContainerSpec& spec,
+                  const std::vector<Hook>& hooks) {
   auto step = static_cast<detail::StepId>(r.step);
   std::string what;
   if (step == detail::StepId::MountOp && r.detail >= 0 &&
@@ -262,6 +263,11 @@ Error child_error(const detail::ChildReport& r, const MountPlan& plan, const Con
         }
         break;
     }
+  } else if (step == detail::StepId::CreateContainerHook && r.detail >= 0 &&
+             static_cast<size_t>(r.detail) < hooks.size()) {
+    const Hook& h = hooks[static_cast<size_t>(r.detail)];
+    return Error{.code = Errc::System,
+                 .message = detail::hook_failure("createContainer", h.path.c_str(), r.err, h.timeout.value_or(0))};
   } else if (step == detail::StepId::Cwd) {
     what = fmt::format("change to the working directory {}", quote(spec.process.cwd));
     if (r.err == EPERM) {
@@ -409,6 +415,7 @@ class Launch {
  private:
   [[nodiscard]] Status plan();
   void flatten();
+  void flatten_hooks();
   void wait_for_exit();
 
   const ContainerSpec& spec_;
@@ -440,6 +447,10 @@ class Launch {
   ContainerExit result_;
   bool released_pages_ = false;
   UniqueFd join_net_, join_ipc_, join_uts_, join_cgroup_;  // Namespaces::*_path
+  // RunContext's createContainer and startContainer hooks, flattened for the child.
+  std::vector<std::vector<char*>> hook_strings_;
+  std::vector<detail::ChildHook> create_hooks_, start_hooks_;
+  std::string hook_state_;
   bool created_ = false;          // the child reported StepId::Created
   std::string oom_text_;
 };
@@ -587,11 +598,42 @@ void Launch::flatten() {
   cfg_.merged_fd = userns_.merged_fd();
   cfg_.op_fds = userns_.active() ? userns_.op_fds().data() : nullptr;
   cfg_.exec_fifo_fd = ctx_.exec_fifo_fd;
+  cfg_.wait_mounts_ready = static_cast<bool>(ctx_.hooks.mounts_ready);
   cfg_.preserve_fds = ctx_.preserve_fds;
   if (spec_.process.oom_score_adj) {
     oom_text_ = std::to_string(*spec_.process.oom_score_adj);
     cfg_.oom_score_adj = oom_text_.c_str();
   }
+  flatten_hooks();
+}
+
+void Launch::flatten_hooks() {
+  // Pointers into the hooks of ctx_, which outlives the child's setup.
+  auto strings = [this](const std::vector<std::string>& list, const std::string* alone) {
+    std::vector<char*>& v = hook_strings_.emplace_back();
+    if (alone != nullptr) v.push_back(const_cast<char*>(alone->c_str()));
+    for (const std::string& s : list) v.push_back(const_cast<char*>(s.c_str()));
+    v.push_back(nullptr);
+    return v.data();
+  };
+  hook_strings_.reserve(2 * (ctx_.create_container_hooks.size() + ctx_.start_container_hooks.size()));
+  for (auto [from, to] : {std::pair{&ctx_.create_container_hooks, &create_hooks_},
+                          std::pair{&ctx_.start_container_hooks, &start_hooks_}}) {
+    for (const Hook& h : *from) {
+      detail::ChildHook c{.path = h.path.c_str(), .timeout = h.timeout.value_or(0)};
+      c.argv = strings(h.args, h.args.empty() ? &h.path : nullptr);  // no args: the path is argv[0]
+      c.envp = strings(h.env, nullptr);
+      to->push_back(c);
+    }
+  }
+  cfg_.create_hooks = create_hooks_.data();
+  cfg_.ncreate_hooks = create_hooks_.size();
+  cfg_.start_hooks = start_hooks_.data();
+  cfg_.nstart_hooks = start_hooks_.size();
+  // {"id":…} -> {"id":… (the child closes it)
+  hook_state_ = ctx_.hook_state.empty() ? std::string("{") : ctx_.hook_state.substr(0, ctx_.hook_state.rfind('}'));
+  cfg_.hook_state = hook_state_.c_str();
+  cfg_.hook_state_len = hook_state_.size();
 }
 
 Status Launch::prepare() {
@@ -723,6 +765,14 @@ Result<bool> Launch::await_ready() {
       continue;
     }
     for (size_t i = 0; i < nfds; ++i) ::close(fds[i]);
+    if (n == sizeof report && report.step == static_cast<int32_t>(detail::StepId::MountsReady)) {
+      KISTE_TRY(ctx_.hooks.mounts_ready(child_.pid()));  // on error, child_ kills it
+      const char go = 1;
+      if (::send(parent_sock_.get(), &go, 1, MSG_NOSIGNAL) != 1) {
+        return std::unexpected(sys_error("send", "the container's go"));
+      }
+      continue;
+    }
     break;
   }
   result_.cloned_into_cgroup = cloned_into_;
@@ -738,7 +788,7 @@ Result<bool> Launch::await_ready() {
     }
     if (step != detail::StepId::Exec) {
       (void)child_.wait();
-      return std::unexpected(child_error(report, *plan_, spec_));
+      return std::unexpected(child_error(report, *plan_, spec_, ctx_.create_container_hooks));
     }
     const std::string& cmd = spec_.process.args.front();
     result_.exit_code = (report.err == ENOENT || report.err == ENOTDIR) ? 127 : 126;

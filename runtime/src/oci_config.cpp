@@ -611,10 +611,6 @@ Result<Hooks> hooks_from(const json& j) {
   KISTE_ASSIGN_OR_RETURN(h.start_container, parse_hook_list(j, "startContainer"));
   KISTE_ASSIGN_OR_RETURN(h.poststart, parse_hook_list(j, "poststart"));
   KISTE_ASSIGN_OR_RETURN(h.poststop, parse_hook_list(j, "poststop"));
-  if (!h.create_container.empty() || !h.start_container.empty()) {
-    return std::unexpected(unsupported("hooks", "createContainer and startContainer hooks (run inside the "
-                                                "container's namespaces) are not supported yet"));
-  }
   return h;
 }
 
@@ -709,6 +705,8 @@ std::string hooks_to_json(const Hooks& h) {
   };
   put("prestart", h.prestart);
   put("createRuntime", h.create_runtime);
+  put("createContainer", h.create_container);
+  put("startContainer", h.start_container);
   put("poststart", h.poststart);
   put("poststop", h.poststop);
   return j.dump();
@@ -824,7 +822,7 @@ std::string features_json() {
   json f = {
       {"ociVersionMin", "1.0.0"},
       {"ociVersionMax", kOciVersion},
-      {"hooks", {"prestart", "createRuntime", "poststart", "poststop"}},
+      {"hooks", {"prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"}},
       {"mountOptions", {"ro", "rw", "bind", "rbind", "nosuid", "nodev", "noexec", "suid", "dev", "exec",
                         "private", "rprivate", "slave", "rslave", "strictatime", "noatime", "relatime",
                         "nodiratime"}},

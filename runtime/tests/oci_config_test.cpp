@@ -200,7 +200,7 @@ TEST(OciConfig, BadInputIsRefusedNamingTheField) {
       {"cpus", [](json& j) { j["linux"]["resources"]["cpu"] = {{"cpus", "0-1"}}; }, "cpu.cpus"},
       {"memory type", [](json& j) { j["linux"]["resources"]["memory"] = {{"limit", "1g"}}; }, "memory.limit"},
       {"hook path", [](json& j) { j["hooks"] = {{"prestart", {{{"path", "rel"}}}}}; }, "hooks.prestart[].path"},
-      {"hook kind", [](json& j) { j["hooks"] = {{"createContainer", {{{"path", "/bin/true"}}}}}; }, "createContainer"},
+      {"hook timeout", [](json& j) { j["hooks"] = {{"startContainer", {{{"path", "/bin/true"}, {"timeout", 0}}}}}; }, "hooks.startContainer[].timeout"},
       {"linux devices", [](json& j) { j["linux"]["devices"] = {{{"path", "/dev/fuse"}}}; }, "linux.devices[].type"},
       {"device type", [](json& j) { j["linux"]["devices"] = {{{"path", "/dev/p"}, {"type", "s"}}}; }, "must be c, u, b or p"},
       {"device rel", [](json& j) { j["linux"]["devices"] = {{{"path", "dev/x"}, {"type", "c"}, {"major", 1}, {"minor", 1}}}; }, "absolute"},

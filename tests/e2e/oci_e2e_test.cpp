@@ -290,37 +290,103 @@ TEST_F(OciE2E, UpdateEventsAndExecUserAsEnginesCallThem) {
   EXPECT_NE(oci("delete u1", &out), 0);
 }
 
+// All six kinds, in the runtime-spec's order, each with the state on stdin. prestart,
+// createRuntime and poststart/poststop run in the runtime's namespaces; createContainer in the
+// container's mount namespace before pivot_root (its path and log are the host's);
+// startContainer inside the container (its path exists only in the container's root).
 TEST_F(OciE2E, HooksRunInOrderWithTheState) {
   const fs::path b = make_bundle("hook-bundle", runc_.native() + " spec");
-  const fs::path log = tmp_ / "hooks.log";
+  const fs::path logdir = tmp_ / "hooklog";
+  ASSERT_TRUE(sys::mkdir_all(logdir, 0755));
+  const fs::path log = logdir / "hooks.log";
+  auto line_of = [](const std::string& name, const std::string& file) {
+    return fmt::format("read s; echo \"{} $(readlink /proc/self/ns/mnt) $s\" >> {}", name, file);
+  };
+  ASSERT_TRUE(sys::write_file_atomic(b / "rootfs/bin/start-hook",
+                                     "#!/bin/sh\n" + line_of("startContainer", "/hooklog/hooks.log") + "\n", 0755));
   json c = config(b);
   c["process"]["terminal"] = false;
-  c["process"]["args"] = {"sleep", "30"};
+  c["process"]["args"] = {"sh", "-c", "echo command >> /hooklog/hooks.log; sleep 30"};
+  c["mounts"].push_back({{"destination", "/hooklog"}, {"type", "bind"}, {"source", logdir.native()},
+                         {"options", {"rbind"}}});
   auto hook = [&](const std::string& name) {
-    return json::array({{{"path", "/bin/sh"},
-                         {"args", {"sh", "-c", fmt::format("read s; echo \"{} $s\" >> {}", name, log.native())}}}});
+    return json::array({{{"path", "/bin/sh"}, {"args", {"sh", "-c", line_of(name, log.native())}}}});
   };
-  c["hooks"] = {{"prestart", hook("prestart")}, {"createRuntime", hook("createRuntime")},
-                {"poststart", hook("poststart")}, {"poststop", hook("poststop")}};
+  c["hooks"] = {{"prestart", hook("prestart")},
+                {"createRuntime", hook("createRuntime")},
+                {"createContainer", hook("createContainer")},
+                {"startContainer", {{{"path", "/bin/start-hook"}, {"timeout", 10}}}},
+                {"poststart", hook("poststart")},
+                {"poststop", hook("poststop")}};
   write_config(b, c);
   std::string out;
   ASSERT_EQ(oci(fmt::format("create --bundle {} h1", b.native()), &out), 0) << out;
+  const int pid = state("h1")["pid"].get<int>();
+  std::error_code ec;
+  const std::string container_mnt = fs::read_symlink(fmt::format("/proc/{}/ns/mnt", pid), ec).native();
+  const std::string host_mnt = fs::read_symlink("/proc/self/ns/mnt", ec).native();
+  ASSERT_NE(container_mnt, host_mnt);
   ASSERT_EQ(oci("start h1", &out), 0) << out;
+  for (int i = 0; i < 500 && sys::read_file(log, 1 << 16).value_or("").find("command") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
   ASSERT_EQ(oci("delete --force h1", &out), 0) << out;
   const std::string text = sys::read_file(log, 1 << 16).value_or("");
   std::vector<std::string> names;
   for (size_t at = 0; at < text.size();) {
     const size_t nl = text.find('\n', at);
     const std::string line = text.substr(at, nl - at);
-    names.push_back(line.substr(0, line.find(' ')));
-    json st = json::parse(line.substr(line.find(' ') + 1), nullptr, false);
-    EXPECT_FALSE(st.is_discarded()) << line;
-    if (!st.is_discarded()) {
-      EXPECT_EQ(st["id"], "h1") << line;
-    }
     at = nl == std::string::npos ? text.size() : nl + 1;
+    const std::string name = line.substr(0, line.find(' '));
+    if (name == "command") {  // (it races with poststart)
+      EXPECT_GE(names.size(), 4u) << "the command ran before startContainer: " << text;
+      continue;
+    }
+    names.push_back(name);
+    const size_t sp2 = line.find(' ', name.size() + 1);
+    const std::string mnt = line.substr(name.size() + 1, sp2 - name.size() - 1);
+    json st = json::parse(line.substr(sp2 + 1), nullptr, false);
+    ASSERT_FALSE(st.is_discarded()) << line;
+    EXPECT_EQ(st["id"], "h1") << line;
+    EXPECT_EQ(st["bundle"], b.native()) << line;
+    const bool inside = name == "createContainer" || name == "startContainer";
+    EXPECT_EQ(mnt, inside ? container_mnt : host_mnt) << line;
+    if (name == "poststop") {
+      EXPECT_EQ(st["status"], "stopped") << line;
+    } else {
+      EXPECT_EQ(st["pid"], pid) << line;
+      const char* want = name == "startContainer" ? "created" : name == "poststart" ? "running" : "creating";
+      EXPECT_EQ(st["status"], want) << line;
+    }
   }
-  EXPECT_EQ(names, (std::vector<std::string>{"prestart", "createRuntime", "poststart", "poststop"}));
+  EXPECT_EQ(names, (std::vector<std::string>{"prestart", "createRuntime", "createContainer", "startContainer",
+                                             "poststart", "poststop"}))
+      << text;
+  EXPECT_THAT(text, HasSubstr("command\n"));
+}
+
+// createContainer fails create (and leaves nothing); startContainer fails start, the command
+// never runs and the container is stopped; a failing poststop hook only warns: delete succeeds.
+TEST_F(OciE2E, FailingHooksInsideTheContainerAndPoststop) {
+  auto [b, c] = sh_bundle("hookfail-bundle", "echo ran-the-command");
+  c["hooks"] = {{"createContainer", {{{"path", "/bin/sh"}, {"args", {"sh", "-c", "exit 3"}}}}}};
+  write_config(b, c);
+  std::string out;
+  EXPECT_EQ(oci(fmt::format("create --bundle {} hf1", b.native()), &out), 125);
+  EXPECT_THAT(out, HasSubstr("createContainer hook `/bin/sh`: exit status 3"));
+  EXPECT_NE(oci("state hf1", &out), 0);
+
+  c["hooks"] = {{"startContainer", {{{"path", "/bin/false"}}}}, {"poststop", {{{"path", "/bin/false"}}}}};
+  write_config(b, c);
+  ASSERT_EQ(oci(fmt::format("create --bundle {} hf2", b.native()), &out, "create.out"), 0) << out;
+  EXPECT_EQ(oci("start hf2", &out), 125);
+  EXPECT_THAT(out, HasSubstr("startContainer hook `/bin/false`: exit status 1"));
+  wait_stopped("hf2");
+  EXPECT_EQ(sys::read_file(tmp_ / "create.out", 1 << 16).value_or("?"), "");
+  EXPECT_EQ(oci("delete hf2", &out), 0) << out;
+  EXPECT_THAT(out, HasSubstr("poststop hook `/bin/false`: exit status 1"));
+  EXPECT_THAT(sys::read_file(log_file(), 1 << 20).value_or(""), HasSubstr(R"("level":"warning")"));
+  EXPECT_NE(oci("state hf2", &out), 0);
 }
 
 TEST_F(OciE2E, AFailingPrestartHookFailsCreateAndLeavesNothing) {

@@ -33,6 +33,9 @@ struct State {
   std::vector<std::pair<std::string, std::string>> annotations;
   std::string created;  // RFC 3339 (runc's `list`/`state` show it)
   [[nodiscard]] std::string to_json() const;
+  // The same object without `status` and `pid`, which the container's own process adds for the
+  // hooks it runs (createContainer, startContainer).
+  [[nodiscard]] std::string to_json_without_status_and_pid() const;
 };
 
 struct CreateOptions {
@@ -66,9 +69,10 @@ class OciRuntime {
   [[nodiscard]] Result<std::vector<State>> list() const;
   // SIGNAL is "TERM", "SIGTERM" or "15"; `all`: every process in the container's cgroup.
   [[nodiscard]] Status kill(std::string_view id, std::string_view signal, bool all);
-  // Refuses a created or running container unless `force` (then it is killed first). Runs the
-  // poststop hooks, removes the cgroup and the state directory.
-  [[nodiscard]] Status remove(std::string_view id, bool force);
+  // Refuses a created or running container unless `force` (then it is killed first). Removes
+  // the cgroup and the state directory, then runs the poststop hooks: a failing one is a warning
+  // (returned), as the runtime-spec says, not an error.
+  [[nodiscard]] Result<std::vector<std::string>> remove(std::string_view id, bool force);
   // create + start, then waits for the container (this process is its parent), deletes it and
   // returns its exit status (128+N for signal N).
   [[nodiscard]] Result<int> run(std::string_view id, const CreateOptions& opts);

@@ -21,6 +21,17 @@ struct Rlimit {
   uint64_t hard = 0;
 };
 
+// A program run at a point of a container's life (an OCI config's hooks): path (absolute) with
+// args (args[0] is its argv[0]; empty: the path) and env, the runtime-spec state on its stdin,
+// killed after `timeout` seconds.
+struct Hook {
+  std::string path;
+  std::vector<std::string> args;
+  std::vector<std::string> env;
+  std::optional<int> timeout;  // seconds
+  bool operator==(const Hook&) const = default;
+};
+
 // Capability sets as bit masks (bit N = capability N, as in /proc/self/status).
 struct CapabilitySets {
   uint64_t bounding = 0;
