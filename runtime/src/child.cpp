@@ -56,7 +56,7 @@ const char* step_name(StepId s) {
     case StepId::Cwd: return "change to the working directory";
     case StepId::Exec: return "exec";
     case StepId::UserNamespace: return "enter the user namespace";
-    case StepId::JoinNamespaces: return "enter the network and IPC namespaces";
+    case StepId::JoinNamespaces: return "enter the network, IPC, UTS and mount namespaces";
     case StepId::BindRoot: return "bind the root filesystem";
     case StepId::Created: return "created";
     case StepId::ExecFifo: return "wait on the exec fifo";
@@ -984,7 +984,7 @@ void ContainerInit::enter_cwd() noexcept {
   (void)::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   (void)::umask(0);
   for (auto [fd, type] : {std::pair{c_.net_fd, CLONE_NEWNET}, std::pair{c_.ipc_fd, CLONE_NEWIPC},
-                          std::pair{c_.uts_fd, CLONE_NEWUTS}}) {
+                          std::pair{c_.uts_fd, CLONE_NEWUTS}, std::pair{c_.mnt_fd, CLONE_NEWNS}}) {
     if (fd < 0) continue;
     check(::setns(fd, type) == 0, StepId::JoinNamespaces);
     ::close(fd);

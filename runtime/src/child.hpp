@@ -107,6 +107,7 @@ struct ChildConfig {
   int net_fd = -1;
   int ipc_fd = -1;
   int uts_fd = -1;
+  int mnt_fd = -1;  // an existing mount namespace (Namespaces::mount_path), entered last of these
   // An existing cgroup namespace (an OCI config's path) entered after the cgroup join, instead
   // of unshare_cgroup's new one.
   int cgroup_ns_fd = -1;

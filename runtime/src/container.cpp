@@ -446,7 +446,8 @@ class Launch {
   std::optional<SignalForwarding> forwarding_;
   ContainerExit result_;
   bool released_pages_ = false;
-  UniqueFd join_net_, join_ipc_, join_uts_, join_cgroup_;  // Namespaces::*_path
+  UniqueFd join_net_, join_ipc_, join_uts_, join_cgroup_, join_pid_, join_mnt_;  // Namespaces::*_path
+  UniqueFd own_pid_ns_;  // joining a pid namespace: the runtime's own, to return to after clone
   // RunContext's createContainer and startContainer hooks, flattened for the child.
   std::vector<std::vector<char*>> hook_strings_;
   std::vector<detail::ChildHook> create_hooks_, start_hooks_;
@@ -513,9 +514,17 @@ Status Launch::plan() {
   for (auto [path, fd] : {std::pair{&spec_.namespaces.network_path, &join_net_},
                           std::pair{&spec_.namespaces.ipc_path, &join_ipc_},
                           std::pair{&spec_.namespaces.uts_path, &join_uts_},
-                          std::pair{&spec_.namespaces.cgroup_path, &join_cgroup_}}) {
+                          std::pair{&spec_.namespaces.cgroup_path, &join_cgroup_},
+                          std::pair{&spec_.namespaces.pid_path, &join_pid_},
+                          std::pair{&spec_.namespaces.mount_path, &join_mnt_}}) {
     if (path->empty()) continue;
     KISTE_ASSIGN_OR_RETURN(*fd, with_context(sys::open(*path, O_RDONLY | O_CLOEXEC), "join namespace"));
+  }
+  if (join_mnt_ && own_userns_) {
+    return fail(Errc::Unsupported, "joining a mount namespace from a new user namespace is not supported");
+  }
+  if (join_pid_) {
+    KISTE_ASSIGN_OR_RETURN(own_pid_ns_, sys::open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC));
   }
   KISTE_ASSIGN_OR_RETURN(plan_, MountPlan::from_spec(spec_, mctx));
 
@@ -705,6 +714,10 @@ Status Launch::spawn() {
     cfg_.uts_fd = join_uts_.get();
   }
   cfg_.cgroup_ns_fd = join_cgroup_ ? join_cgroup_.get() : -1;
+  if (join_mnt_) {
+    flags &= ~uint64_t{CLONE_NEWNS};
+    cfg_.mnt_fd = join_mnt_.get();
+  }
   if (attached_by_caller(spec_.network)) {
     if (ns_prep_.net_fd() < 0) {
       return fail(Errc::Unsupported,
@@ -714,8 +727,24 @@ Status Launch::spawn() {
     if (ctx_.hooks.network_ready) KISTE_TRY(ctx_.hooks.network_ready(ns_prep_.net_fd()));
   }
   std::fflush(nullptr);
+  // A pid namespace holds only processes made after the join: this thread enters it for the
+  // clone (its pid_for_children) and returns to its own right after.
+  if (join_pid_) {
+    flags &= ~uint64_t{CLONE_NEWPID};
+    if (::setns(join_pid_.get(), CLONE_NEWPID) != 0) {
+      return std::unexpected(sys_error("join namespace", spec_.namespaces.pid_path.native()));
+    }
+  }
   const pid_t pid = clone_container(flags, spec_.namespaces.time, clone_target_.get(), cloned_into_);
-  if (pid < 0) return std::unexpected(sys_error("clone", "container"));
+  if (pid > 0 && join_pid_ && ::setns(own_pid_ns_.get(), CLONE_NEWPID) != 0) {
+    KISTE_CHECK(false && "cannot return to the runtime's own pid namespace");
+  }
+  if (pid < 0) {
+    const int e = errno;
+    if (join_pid_) (void)::setns(own_pid_ns_.get(), CLONE_NEWPID);
+    errno = e;
+    return std::unexpected(sys_error("clone", "container"));
+  }
   const bool needs_release = !cloned_into_ && join_.empty();
   if (pid == 0) {
     parent_sock_.reset();
@@ -735,6 +764,9 @@ Status Launch::spawn() {
   join_ipc_.reset();
   join_uts_.reset();
   join_cgroup_.reset();
+  join_pid_.reset();
+  join_mnt_.reset();
+  own_pid_ns_.reset();
   upper_fd_.reset();
   work_fd_.reset();
 

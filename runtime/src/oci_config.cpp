@@ -342,8 +342,10 @@ Status parse_namespaces(const json& linux, BundleConfig& out) {
     } else if (t == "time") {
       if (join) return std::unexpected(unsupported(field, "joining an existing one is not supported"));
       ns.time = true;
-    } else if (t == "pid" || t == "mount") {
-      if (join) return std::unexpected(unsupported(field, "joining an existing one is not supported"));
+    } else if (t == "pid") {
+      if (join) ns.pid_path = *path;
+    } else if (t == "mount") {
+      if (join) ns.mount_path = *path;
     } else if (t == "user") {
       return std::unexpected(unsupported(field, "user namespaces are not supported by kiste's OCI runtime yet"));
     } else {

@@ -149,6 +149,12 @@ TEST(OciConfig, NamespacePathsAreJoined) {
   EXPECT_EQ(c->spec.namespaces.uts_path, "/proc/7/ns/uts");
   EXPECT_EQ(c->spec.namespaces.cgroup_path, "/proc/7/ns/cgroup");
   EXPECT_TRUE(c->spec.namespaces.cgroup);
+  j["linux"]["namespaces"][0] = {{"type", "pid"}, {"path", "/proc/7/ns/pid"}};
+  j["linux"]["namespaces"][4] = {{"type", "mount"}, {"path", "/proc/7/ns/mnt"}};
+  c = parse(j);
+  ASSERT_TRUE(c) << c.error().to_string();
+  EXPECT_EQ(c->spec.namespaces.pid_path, "/proc/7/ns/pid");
+  EXPECT_EQ(c->spec.namespaces.mount_path, "/proc/7/ns/mnt");
 }
 
 // Hostile or unsupported configs: each is refused with one line that names the field.
@@ -179,7 +185,7 @@ TEST(OciConfig, BadInputIsRefusedNamingTheField) {
       {"uidmap", [](json& j) { j["linux"]["uidMappings"] = {{{"containerID", 0}, {"hostID", 1000}, {"size", 1}}}; }, "linux.uidMappings"},
       {"dup ns", [](json& j) { j["linux"]["namespaces"].push_back({{"type", "pid"}}); }, "given twice"},
       {"host pid", [](json& j) { j["linux"]["namespaces"].erase(0); }, "host's pid namespace"},
-      {"join pid", [](json& j) { j["linux"]["namespaces"][0]["path"] = "/proc/1/ns/pid"; }, "joining"},
+      {"join relative", [](json& j) { j["linux"]["namespaces"][0]["path"] = "proc/1/ns/pid"; }, "must be absolute"},
       {"ns type", [](json& j) { j["linux"]["namespaces"].push_back({{"type", "bogus"}}); }, "unknown namespace"},
       {"mount escape", [](json& j) { j["mounts"].push_back({{"destination", "/../etc"}, {"type", "tmpfs"}}); }, "would leave the root"},
       {"mount type", [](json& j) { j["mounts"].push_back({{"destination", "/n"}, {"type", "nfs"}, {"source", "x"}}); }, "mount type"},

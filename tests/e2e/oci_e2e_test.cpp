@@ -34,6 +34,7 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 // Every kiste-runc cgroup directory on this host (the default parent is /kiste-runc).
 std::vector<fs::path> kiste_runc_cgroups() {
@@ -585,6 +586,53 @@ TEST_F(OciE2E, JoinsUtsAndCgroupNamespacesByPath) {
   std::string host;
   EXPECT_EQ(run_shell(fmt::format("nsenter -t {} -u hostname", pid), &host), 0);
   EXPECT_EQ(host, "joined\n");
+}
+
+
+// linux.namespaces[].path for pid and mount: the container is made in the pid namespace and
+// enters the mount namespace of a process the test made (unshare forks its command into the new
+// pid namespace: its pid_for_children is that one); the root's path resolves there.
+TEST_F(OciE2E, JoinsPidAndMountNamespacesByPath) {
+  std::string holder;
+  ASSERT_EQ(run_shell("unshare --pid --fork --mount-proc sleep 60 >/dev/null 2>&1 & echo $!", &holder), 0);
+  const std::string pid = holder.substr(0, holder.find('\n'));
+  ScopeExit stop([&] {
+    ::kill(std::stoi(pid), SIGKILL);
+    reap();
+  });
+  auto ns_of = [](const std::string& p, const char* type) {
+    std::error_code ec;
+    return fs::read_symlink(fmt::format("/proc/{}/ns/{}", p, type), ec).native();
+  };
+  std::string pidns, mnt;
+  for (int i = 0; i < 500 && (mnt.empty() || mnt == ns_of("self", "mnt") || pidns == ns_of("self", "pid")); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));  // until unshare ran
+    pidns = ns_of(pid, "pid_for_children");
+    mnt = ns_of(pid, "mnt");
+  }
+  ASSERT_NE(mnt, ns_of("self", "mnt"));
+  ASSERT_NE(pidns, ns_of("self", "pid"));
+  auto [b, c] = sh_bundle("joinpid-bundle",
+                          "readlink /proc/self/ns/pid; readlink /proc/self/ns/mnt; echo pid=$$; sleep 30");
+  for (json& n : c["linux"]["namespaces"]) {
+    if (n["type"] == "pid") n["path"] = fmt::format("/proc/{}/ns/pid_for_children", pid);
+    if (n["type"] == "mount") n["path"] = fmt::format("/proc/{}/ns/mnt", pid);
+  }
+  write_config(b, c);
+  std::string out;
+  ASSERT_EQ(oci(fmt::format("create --bundle {} jp1", b.native()), &out, "create.out"), 0) << out;
+  const std::string cpid = std::to_string(state("jp1")["pid"].get<int>());
+  EXPECT_EQ(ns_of(cpid, "pid"), pidns);
+  EXPECT_EQ(ns_of(cpid, "mnt"), mnt);
+  ASSERT_EQ(oci("start jp1", &out), 0) << out;
+  std::string text;
+  for (int i = 0; i < 500 && text.find("pid=") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    text = sys::read_file(tmp_ / "create.out", 1 << 16).value_or("");
+  }
+  EXPECT_THAT(text, HasSubstr(pidns + "\n" + mnt + "\n"));
+  EXPECT_THAT(text, Not(HasSubstr("pid=1\n")));  // sleep is that namespace's init
+  ASSERT_EQ(oci("delete --force jp1", &out), 0) << out;
 }
 
 }  // namespace

@@ -109,6 +109,13 @@ struct Namespaces {
   std::filesystem::path ipc_path;
   std::filesystem::path uts_path;
   std::filesystem::path cgroup_path;  // joined after the container's cgroup (instead of unshare)
+  // The container's process is made in this pid namespace (the runtime enters it just for the
+  // clone: a pid namespace holds only processes made after the join); it is not its init.
+  std::filesystem::path pid_path;
+  // The container's process enters this mount namespace instead of a new one and sets its root up
+  // there (as runc does): the root's path and bind sources are resolved in it, and pivot_root
+  // changes the root of every process in it.
+  std::filesystem::path mount_path;
 };
 
 struct Resources {
