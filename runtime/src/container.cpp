@@ -489,9 +489,6 @@ Status Launch::plan() {
   }
   mctx.page_size = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
   const bool bind_root = !spec_.root.rootfs.empty();
-  if (bind_root && own_userns_) {
-    return fail(Errc::Unsupported, "a user namespace with a given root filesystem is not supported yet");
-  }
   if (!bind_root) {
     mctx.runtime_files = {
         {"/etc/hostname", spec_.hostname + "\n"},

@@ -29,6 +29,7 @@
 #include <kiste/runtime/cgroup_stats.hpp>
 #include <kiste/runtime/container.hpp>
 #include <kiste/runtime/exec.hpp>
+#include <kiste/runtime/id_map.hpp>
 #include <kiste/runtime/oci_config.hpp>
 
 #include "cgroup_util.hpp"
@@ -482,6 +483,13 @@ Result<std::vector<std::string>> OciRuntime::create(std::string_view id, const C
   KISTE_ASSIGN_OR_RETURN(FileLock held, FileLock::acquire(d / kLock));
   const fs::path fifo = d / kFifo;
   if (::mkfifo(fifo.c_str(), 0622) != 0) return std::unexpected(sys_error("mkfifo", fifo.native()));
+  if (cfg.spec.userns.mode != UsernsMode::Host) {
+    // The container's process opens it as the mapped root (as runc, the fifo is that root's).
+    auto uid = map_to_host(cfg.spec.userns.uid_map, 0), gid = map_to_host(cfg.spec.userns.gid_map, 0);
+    if (::chown(fifo.c_str(), uid.value_or(0), gid.value_or(0)) != 0) {
+      return std::unexpected(sys_error("chown", fifo.native()));
+    }
+  }
   KISTE_ASSIGN_OR_RETURN(UniqueFd fifo_fd, sys::open(fifo, O_PATH | O_CLOEXEC));
 
   RunContext ctx;

@@ -54,9 +54,10 @@ Result<UsernsSetup> UsernsSetup::prepare(const ContainerSpec& spec, const MountP
     u.uid_map_ = spec.userns.uid_map;
     u.gid_map_ = spec.userns.gid_map;
   }
-  // The container's root owns its upper dir (so `/` and everything it creates are its own).
+  // The container's root owns its upper dir (so `/` and everything it creates are its own). A
+  // given root filesystem (an OCI bundle's) is the bundle's to make usable by the mapped root.
   auto root_uid = map_to_host(u.uid_map_, 0), root_gid = map_to_host(u.gid_map_, 0);
-  if (root_uid && root_gid) {
+  if (root_uid && root_gid && spec.root.rootfs.empty()) {
     const fs::path& dir = spec.root.container_dir;
     for (const char* f : {"upper"}) {
       if (::access((dir / f).c_str(), F_OK) == 0) KISTE_TRY(chown_to(dir / f, *root_uid, *root_gid));
@@ -91,8 +92,15 @@ Status UsernsSetup::start(pid_t pid, int sync_fd) {
       return std::unexpected(sys_error("idmap the volume", sys::fd_path(fd).value_or("?")));
     }
   }
-  // Idmapped lowers, top first (overlayfs' order).
   const RootSpec& root = spec_->root;
+  if (!root.rootfs.empty()) {
+    // A given root filesystem: a detached clone of its tree, attached by the child like the
+    // overlay below (its owners are as the bundle made them).
+    UniqueFd tree(::open_tree(AT_FDCWD, root.rootfs.c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE));
+    if (!tree) return std::unexpected(sys_error("open_tree", root.rootfs.native()));
+    return send_root(tree.get(), sync_fd);
+  }
+  // Idmapped lowers, top first (overlayfs' order).
   std::vector<UniqueFd> lowers;
   for (auto it = root.lower_dirs.rbegin(); it != root.lower_dirs.rend(); ++it) {
     UniqueFd fd(::open_tree(AT_FDCWD, it->c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC));
@@ -132,7 +140,10 @@ Status UsernsSetup::start(pid_t pid, int sync_fd) {
   // --read-only: the child remounts it once the mount points are made.
   UniqueFd mnt(::fsmount(fsfd.get(), FSMOUNT_CLOEXEC, 0));
   if (!mnt) return std::unexpected(sys_error("fsmount", "the overlay root"));
-  const int root_fd = mnt.get();
+  return send_root(mnt.get(), sync_fd);
+}
+
+Status UsernsSetup::send_root(int root_fd, int sync_fd) {
   if (!send_fds(sync_fd, 'U', &root_fd, 1)) {
     return std::unexpected(sys_error("send", "the root to the container"));
   }

@@ -157,6 +157,20 @@ TEST(OciConfig, NamespacePathsAreJoined) {
   EXPECT_EQ(c->spec.namespaces.mount_path, "/proc/7/ns/mnt");
 }
 
+TEST(OciConfig, AUserNamespaceTakesTheMappings) {
+  json j = runc_spec();
+  j["linux"]["namespaces"].push_back({{"type", "user"}});
+  j["linux"]["uidMappings"] = {{{"containerID", 0}, {"hostID", 100000}, {"size", 65536}}};
+  j["linux"]["gidMappings"] = {{{"containerID", 0}, {"hostID", 200000}, {"size", 1}},
+                               {{"containerID", 5}, {"hostID", 300005}, {"size", 2}}};
+  auto c = parse(j);
+  ASSERT_TRUE(c) << c.error().to_string();
+  EXPECT_EQ(c->spec.userns.mode, UsernsMode::Private);
+  EXPECT_EQ(c->spec.userns.uid_map, (std::vector<IdMapping>{{0, 100000, 65536}}));
+  EXPECT_EQ(c->spec.userns.gid_map, (std::vector<IdMapping>{{0, 200000, 1}, {5, 300005, 2}}));
+  EXPECT_EQ(parse(runc_spec())->spec.userns.mode, UsernsMode::Host);
+}
+
 // Hostile or unsupported configs: each is refused with one line that names the field.
 TEST(OciConfig, BadInputIsRefusedNamingTheField) {
   struct Case {
@@ -181,8 +195,19 @@ TEST(OciConfig, BadInputIsRefusedNamingTheField) {
       {"rlimit", [](json& j) { j["process"]["rlimits"] = {{{"type", "RLIMIT_X"}, {"hard", 1}, {"soft", 1}}}; }, "unknown type"},
       {"rlimit soft", [](json& j) { j["process"]["rlimits"] = {{{"type", "RLIMIT_NOFILE"}, {"hard", 1}, {"soft", 2}}}; }, "soft is above hard"},
       {"oom", [](json& j) { j["process"]["oomScoreAdj"] = 5000; }, "oomScoreAdj"},
-      {"userns", [](json& j) { j["linux"]["namespaces"].push_back({{"type", "user"}}); }, "user namespaces"},
-      {"uidmap", [](json& j) { j["linux"]["uidMappings"] = {{{"containerID", 0}, {"hostID", 1000}, {"size", 1}}}; }, "linux.uidMappings"},
+      {"userns no maps", [](json& j) { j["linux"]["namespaces"].push_back({{"type", "user"}}); }, "linux.uidMappings: a new user namespace needs both"},
+      {"userns join", [](json& j) { j["linux"]["namespaces"].push_back({{"type", "user"}, {"path", "/proc/1/ns/user"}}); }, "joining an existing user namespace"},
+      {"uidmap", [](json& j) { j["linux"]["uidMappings"] = {{{"containerID", 0}, {"hostID", 1000}, {"size", 1}}}; }, "linux.uidMappings: given without a new user namespace"},
+      {"uidmap size", [](json& j) {
+         j["linux"]["namespaces"].push_back({{"type", "user"}});
+         j["linux"]["uidMappings"] = {{{"containerID", 0}, {"hostID", 1000}, {"size", 0}}};
+         j["linux"]["gidMappings"] = {{{"containerID", 0}, {"hostID", 1000}, {"size", 1}}};
+       }, "linux.uidMappings[].size: must be positive"},
+      {"uidmap overlap", [](json& j) {
+         j["linux"]["namespaces"].push_back({{"type", "user"}});
+         j["linux"]["uidMappings"] = {{{"containerID", 0}, {"hostID", 1000}, {"size", 10}}, {{"containerID", 5}, {"hostID", 5000}, {"size", 10}}};
+         j["linux"]["gidMappings"] = {{{"containerID", 0}, {"hostID", 1000}, {"size", 1}}};
+       }, "linux.uidMappings"},
       {"dup ns", [](json& j) { j["linux"]["namespaces"].push_back({{"type", "pid"}}); }, "given twice"},
       {"host pid", [](json& j) { j["linux"]["namespaces"].erase(0); }, "host's pid namespace"},
       {"join relative", [](json& j) { j["linux"]["namespaces"][0]["path"] = "proc/1/ns/pid"; }, "must be absolute"},

@@ -635,5 +635,45 @@ TEST_F(OciE2E, JoinsPidAndMountNamespacesByPath) {
   ASSERT_EQ(oci("delete --force jp1", &out), 0) << out;
 }
 
+
+// linux.uidMappings/gidMappings with a new user namespace: the runtime writes the maps; the
+// bundle's root is owned by the mapped root (kiste does not chown it, as runc does not). What
+// the container's root creates in a bind-mounted directory is the mapped host id's.
+TEST_F(OciE2E, AUserNamespaceWithMappings) {
+  auto [b, c] = sh_bundle("userns-bundle", "id -u; cat /proc/self/uid_map /proc/self/gid_map; touch /data/made");
+  const fs::path data = tmp_ / "userns-data";
+  ASSERT_TRUE(sys::mkdir_all(data, 0755));
+  std::string out;
+  ASSERT_EQ(run_shell(fmt::format("chown -R -h 100000:100000 {} {}", (b / "rootfs").native(), data.native()), &out), 0)
+      << out;
+  c["linux"]["namespaces"].push_back({{"type", "user"}});
+  c["linux"]["uidMappings"] = {{{"containerID", 0}, {"hostID", 100000}, {"size", 65536}}};
+  c["linux"]["gidMappings"] = {{{"containerID", 0}, {"hostID", 100000}, {"size", 65536}}};
+  c["mounts"].push_back({{"destination", "/data"}, {"type", "bind"}, {"source", data.native()}, {"options", {"rbind"}}});
+  out = run_ok(b, c, "us1");
+  EXPECT_THAT(out, HasSubstr("0\n"));
+  EXPECT_THAT(out, ::testing::ContainsRegex("^0\n +0 +100000 +65536\n +0 +100000 +65536\n"));
+  auto st = sys::lstat(data / "made");
+  ASSERT_TRUE(st) << out;
+  EXPECT_EQ(st->st_uid, 100000u);
+  EXPECT_EQ(st->st_gid, 100000u);
+
+  // Maps without a user namespace, and a user namespace without maps, are refused.
+  json no_ns = c;
+  json ns = json::array();
+  for (const json& n : c["linux"]["namespaces"]) {
+    if (n["type"] != "user") ns.push_back(n);
+  }
+  no_ns["linux"]["namespaces"] = ns;
+  write_config(b, no_ns);
+  EXPECT_EQ(oci(fmt::format("create --bundle {} us2", b.native()), &out), 125);
+  EXPECT_THAT(out, HasSubstr("linux.uidMappings: given without a new user namespace"));
+  json no_maps = c;
+  no_maps["linux"].erase("gidMappings");
+  write_config(b, no_maps);
+  EXPECT_EQ(oci(fmt::format("create --bundle {} us3", b.native()), &out), 125);
+  EXPECT_THAT(out, HasSubstr("linux.gidMappings: a new user namespace needs both"));
+}
+
 }  // namespace
 }  // namespace kiste::testing
