@@ -795,16 +795,10 @@ Status OciRuntime::update(std::string_view id, const Resources& res) {
   return {};
 }
 
-Result<uint64_t> OciRuntime::oom_kills(std::string_view id) const {
+Result<std::optional<OomWatch>> OciRuntime::watch_oom(std::string_view id) const {
   KISTE_TRY(check_container_id(id));
   KISTE_ASSIGN_OR_RETURN(Record r, load(dir(id), id));
-  for (const fs::path& cg : r.cgroups) {
-    for (const char* file : {"memory.oom_control", "memory.events"}) {
-      const int64_t n = detail::read_keyed(cg / file, "oom_kill");
-      if (n >= 0) return static_cast<uint64_t>(n);
-    }
-  }
-  return 0;
+  return with_context(OomWatch::open(r.cgroups), fmt::format("OOM notifications of container {}", quote(id)));
 }
 
 Result<std::string> OciRuntime::stats_event(std::string_view id) const {

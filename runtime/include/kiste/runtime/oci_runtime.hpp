@@ -16,6 +16,7 @@
 
 #include <kiste/base/error.hpp>
 #include <kiste/base/unique_fd.hpp>
+#include <kiste/runtime/oom_watch.hpp>
 #include <kiste/runtime/spec.hpp>
 
 namespace kiste::runtime::oci {
@@ -90,11 +91,9 @@ class OciRuntime {
   // shape go-runc decodes (memory usage is the cgroup's usage counter, cpu the cumulative
   // nanoseconds; per-device blkio and hugetlb figures are not reported).
   [[nodiscard]] Result<std::string> stats_event(std::string_view id) const;
-  // How many of the container's processes the kernel's OOM killer has killed so far: the
-  // `oom_kill` counter of its memory cgroup (memory.oom_control on v1, memory.events on v2), which
-  // lasts until `delete`; 0 without a memory cgroup. `events` reports each rise as runc's record
-  // {"type":"oom","id":…}.
-  [[nodiscard]] Result<uint64_t> oom_kills(std::string_view id) const;
+  // The OOM notifications of the container's memory cgroup (oom_watch.hpp), from now on; nullopt
+  // without a memory cgroup. `events` reports each as runc's record {"type":"oom","id":…}.
+  [[nodiscard]] Result<std::optional<OomWatch>> watch_oom(std::string_view id) const;
   // A new process in a running container; returns its exit status (or 0 with `detach`).
   [[nodiscard]] Result<int> exec(std::string_view id, const ExecOptions& opts);
 
