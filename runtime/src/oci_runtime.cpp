@@ -493,7 +493,7 @@ Result<std::vector<std::string>> OciRuntime::create(std::string_view id, const C
   KISTE_ASSIGN_OR_RETURN(UniqueFd fifo_fd, sys::open(fifo, O_PATH | O_CLOEXEC));
 
   RunContext ctx;
-  ctx.cgroups = CgroupPlacement{.manager = CgroupManager::Cgroupfs, .parent = where.parent};
+  ctx.cgroups = CgroupPlacement{.manager = CgroupManager::Cgroupfs, .parent = where.parent, .make_parent = true};
   ctx.cgroup_name = where.name;
   ctx.preserve_fds = opts.preserve_fds;
   ctx.exec_fifo_fd = fifo_fd.get();

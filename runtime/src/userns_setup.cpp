@@ -98,6 +98,13 @@ Status UsernsSetup::start(pid_t pid, int sync_fd) {
     // overlay below (its owners are as the bundle made them).
     UniqueFd tree(::open_tree(AT_FDCWD, root.rootfs.c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE));
     if (!tree) return std::unexpected(sys_error("open_tree", root.rootfs.native()));
+    // A clone of a shared mount (systemd makes / shared) is the original's peer: private, so
+    // nothing the container mounts on it reaches the host, and pivot_root takes it.
+    struct mount_attr priv {};
+    priv.propagation = MS_PRIVATE;
+    if (::mount_setattr(tree.get(), "", AT_EMPTY_PATH | AT_RECURSIVE, &priv, sizeof priv) != 0) {
+      return std::unexpected(sys_error("make private", root.rootfs.native()));
+    }
     return send_root(tree.get(), sync_fd);
   }
   // Idmapped lowers, top first (overlayfs' order).
