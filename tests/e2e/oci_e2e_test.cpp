@@ -594,7 +594,7 @@ TEST_F(OciE2E, JoinsUtsAndCgroupNamespacesByPath) {
 // pid namespace: its pid_for_children is that one); the root's path resolves there.
 TEST_F(OciE2E, JoinsPidAndMountNamespacesByPath) {
   std::string holder;
-  ASSERT_EQ(run_shell("unshare --pid --fork --mount-proc sleep 60 >/dev/null 2>&1 & echo $!", &holder), 0);
+  ASSERT_EQ(run_shell("unshare --pid --fork --kill-child --mount-proc sleep 60 >/dev/null 2>&1 & echo $!", &holder), 0);
   const std::string pid = holder.substr(0, holder.find('\n'));
   ScopeExit stop([&] {
     ::kill(std::stoi(pid), SIGKILL);
