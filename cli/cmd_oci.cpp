@@ -3,6 +3,7 @@
 // with --log, to that file in runc's format (`--log-format json`: {"level":"error","msg":…,
 // "time":…}), which is where conmon and containerd look for them.
 #include <fcntl.h>
+#include <poll.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -13,7 +14,6 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -244,7 +244,8 @@ Result<int> update(oci::OciRuntime& rt, const std::vector<std::string_view>& res
 
 // `events --stats ID`: one stats record; `events [--interval 5s] ID`: one every interval until
 // the container stops (then exit 0), and an "oom" record whenever the OOM killer killed one of
-// its processes (checked every 10 ms, as runc's event stream delivers them between stats).
+// its processes (as the kernel signals it: runtime::OomWatch, as runc's event stream delivers
+// them between stats).
 Result<int> events(const oci::OciRuntime& rt, const std::vector<std::string_view>& rest) {
   KISTE_ASSIGN_OR_RETURN(Parsed p, parse_flags(rest, {{"stats", "", false}, {"interval", "", true}}, true));
   KISTE_ASSIGN_OR_RETURN(std::string id, one_id(p, "events"));
@@ -265,25 +266,27 @@ Result<int> events(const oci::OciRuntime& rt, const std::vector<std::string_view
     print(std::move(line));
     return 0;
   }
-  uint64_t ooms = rt.oom_kills(id).value_or(0);  // kills before the stream began are not events
-  auto report_ooms = [&] {
-    if (auto n = rt.oom_kills(id); n && *n > ooms) {
-      ooms = *n;
-      print(nlohmann::json{{"type", "oom"}, {"id", id}}.dump());
-    }
+  // OOM kills before the stream began are not events; those after it come as the kernel signals
+  // them (an engine deletes an OOM-killed container, and its cgroup with the counter, within a few
+  // tens of milliseconds of its exit). The container's state every 100 ms, stats every interval.
+  auto watch = rt.watch_oom(id);
+  if (!watch) {
+    auto st = rt.state(id);  // gone meanwhile (its cgroup with it): the stream is over
+    if (st && st->status == oci::ContainerStatus::Stopped) return 0;
+    return std::unexpected(std::move(watch).error());
+  }
+  std::optional<runtime::OomWatch> oom = std::move(*watch);
+  auto report_ooms = [&]() -> Status {
+    if (!oom) return {};
+    KISTE_ASSIGN_OR_RETURN(uint64_t n, oom->take());
+    for (uint64_t i = 0; i < n; ++i) print(nlohmann::json{{"type", "oom"}, {"id", id}}.dump());
+    return {};
   };
   auto next_stats = std::chrono::steady_clock::now();
-  for (unsigned tick = 0;; ++tick) {
-    // The OOM counter every 10 ms, the rest every 100 ms: an engine deletes an OOM-killed
-    // container (and its cgroup, with the counter) within a few tens of milliseconds of its exit.
-    report_ooms();
-    if (tick % 10 != 0) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-      continue;
-    }
+  while (true) {
     auto st = rt.state(id);
     if (!st || st->status == oci::ContainerStatus::Stopped) {
-      report_ooms();  // the stream ends when the container does
+      KISTE_TRY(report_ooms());  // the stream ends when the container does
       return 0;
     }
     if (std::chrono::steady_clock::now() >= next_stats) {
@@ -296,7 +299,8 @@ Result<int> events(const oci::OciRuntime& rt, const std::vector<std::string_view
       print(std::move(*line));
       next_stats += std::chrono::seconds(interval_s);
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    struct pollfd pfd {oom ? oom->fd() : -1, POLLIN, 0};
+    if (::poll(&pfd, 1, 100) > 0) KISTE_TRY(report_ooms());
   }
 }
 
@@ -341,7 +345,8 @@ Result<int> dispatch(std::string_view verb, std::vector<std::string_view> rest, 
   if (verb == "delete") {
     KISTE_ASSIGN_OR_RETURN(Parsed p, parse_flags(rest, {{"force", "f", false}}, true));
     KISTE_ASSIGN_OR_RETURN(std::string id, one_id(p, verb));
-    KISTE_TRY(rt.remove(id, p.has("force")));
+    KISTE_ASSIGN_OR_RETURN(auto warnings, rt.remove(id, p.has("force")));
+    for (const auto& w : warnings) log.log("warning", w);
     return 0;
   }
   if (verb == "ps") {

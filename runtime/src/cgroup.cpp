@@ -312,7 +312,7 @@ Result<std::unique_ptr<CgroupDriver>> make_cgroup_driver(CgroupMode mode,
                    "cgroup parent {}: the root cgroup cannot be the parent on cgroup v2",
                    quote(placement.parent));
     }
-    if (!placement.parent.empty() && ::access((v2_mount / rel).c_str(), F_OK) != 0) {
+    if (!placement.parent.empty() && !placement.make_parent && ::access((v2_mount / rel).c_str(), F_OK) != 0) {
       return failf(Errc::NotFound, "cgroup parent {}: {} does not exist", quote(placement.parent),
                    quote((v2_mount / rel).native()));
     }

@@ -15,6 +15,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -27,6 +28,7 @@
 #include <cerrno>
 #include <climits>
 #include <cstring>
+#include <ctime>
 
 namespace kiste::runtime::detail {
 
@@ -54,13 +56,29 @@ const char* step_name(StepId s) {
     case StepId::Cwd: return "change to the working directory";
     case StepId::Exec: return "exec";
     case StepId::UserNamespace: return "enter the user namespace";
-    case StepId::JoinNamespaces: return "enter the network and IPC namespaces";
+    case StepId::JoinNamespaces: return "enter the network, IPC, UTS and mount namespaces";
     case StepId::BindRoot: return "bind the root filesystem";
     case StepId::Created: return "created";
     case StepId::ExecFifo: return "wait on the exec fifo";
     case StepId::OomScoreAdj: return "set oom_score_adj";
+    case StepId::CreateContainerHook: return "createContainer hook";
+    case StepId::MountsReady: return "wait for the runtime's hooks";
   }
   return "setup";
+}
+
+std::string hook_failure(std::string_view kind, const char* path, int32_t code, int timeout) {
+  std::string how;
+  if (code == kHookTimedOut) {
+    how = "timed out after " + std::to_string(timeout) + " s";
+  } else if ((code & kHookEnded) != 0) {
+    const int st = code & 0xffff;
+    how = WIFEXITED(st) ? "exit status " + std::to_string(WEXITSTATUS(st))
+                        : "killed by signal " + std::to_string(WTERMSIG(st));
+  } else {
+    how = std::strerror(code);
+  }
+  return std::string(kind) + " hook `" + path + "`: " + how;
 }
 
 int capset_raw(uint64_t eff, uint64_t perm, uint64_t inh) noexcept {
@@ -101,6 +119,10 @@ class ContainerInit {
   void setup_stdio() noexcept;
   void enter_cwd() noexcept;
   void wait_for_start() noexcept;
+  void learn_host_pid() noexcept;
+  [[nodiscard]] int32_t run_hook(const ChildHook& h, const char* status) noexcept;
+  void run_create_hooks() noexcept;
+  void await_runtime_hooks() noexcept;
   [[noreturn]] void exec() noexcept;
 
   const ChildConfig& c_;
@@ -108,6 +130,7 @@ class ContainerInit {
   int userns_root_fd_ = -1;  // the overlay root built by the parent (userns)
   int rt_fd_ = -1;  // the tmpfs with the runtime's files (under the overlay)
   int tty_slave_ = -1;  // -t: the pty's slave, made by open_terminal()
+  char host_pid_[16] = "0";  // this process's pid in the runtime's pid namespace (for hooks)
 };
 
 // "f<index>" into buf (no allocation): the name of a runtime file on its tmpfs.
@@ -139,6 +162,20 @@ bool write_new_file(int dir_fd, const char* name, const std::string& data) noexc
     off += static_cast<size_t>(w);
   }
   return ::close(f) == 0 || errno == EINTR;
+}
+
+// Writes all of data to fd; false with errno set.
+bool write_all_fd(int fd, const char* data, size_t len) noexcept {
+  for (size_t off = 0; off < len;) {
+    const ssize_t w = ::write(fd, data + off, len - off);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) {
+      if (w == 0) errno = EIO;
+      return false;
+    }
+    off += static_cast<size_t>(w);
+  }
+  return true;
 }
 
 // "/proc/self/fd/<fd>" into buf (no allocation).
@@ -807,8 +844,98 @@ void ContainerInit::wait_for_start() noexcept {
   if (fifo < 0) ::_exit(127);  // nobody to report to any more
   const char zero = 0;
   if (::write(fifo, &zero, 1) != 1) ::_exit(127);
-  ::close(fifo);
   ::close(c_.exec_fifo_fd);
+  // startContainer hooks: `start` reads on until the fifo closes, at exec (close-on-exec), or
+  // until a failed hook's {index, outcome} arrives; then the container ends.
+  for (size_t i = 0; i < c_.nstart_hooks; ++i) {
+    const int32_t code = run_hook(c_.start_hooks[i], "created");
+    if (code != 0) {
+      const int32_t failed[2] = {static_cast<int32_t>(i), code};
+      (void)!::write(fifo, failed, sizeof failed);
+      ::_exit(127);
+    }
+  }
+  if (c_.nstart_hooks == 0) ::close(fifo);
+}
+
+// Before pivot_root, /proc is still the runtime's: its `self` names this process as the runtime
+// and the engine see it (inside, it is 1).
+void ContainerInit::learn_host_pid() noexcept {
+  char buf[sizeof host_pid_];
+  const ssize_t n = ::readlink("/proc/self", buf, sizeof buf - 1);
+  if (n <= 0) return;
+  std::memcpy(host_pid_, buf, static_cast<size_t>(n));
+  host_pid_[n] = '\0';
+}
+
+// One hook, its state on stdin from a memfd (nothing blocks on a hook that does not read it);
+// 0 when it exited 0, else a HookOutcome code (child.hpp). The hook is this process's child, so
+// it is in every namespace and the cgroup of the container.
+int32_t ContainerInit::run_hook(const ChildHook& h, const char* status) noexcept {
+  const int state = static_cast<int>(::syscall(SYS_memfd_create, "state", MFD_CLOEXEC));
+  if (state < 0) return errno;
+  bool ok = write_all_fd(state, c_.hook_state, c_.hook_state_len);
+  for (const char* part : {",\"status\":\"", status, "\",\"pid\":", static_cast<const char*>(host_pid_), "}"}) {
+    ok = ok && write_all_fd(state, part, std::strlen(part));
+  }
+  if (!ok || ::lseek(state, 0, SEEK_SET) != 0) {
+    const int e = errno;
+    ::close(state);
+    return e;
+  }
+  const auto pid = static_cast<pid_t>(::syscall(SYS_clone, SIGCHLD, nullptr, nullptr, nullptr, nullptr));
+  if (pid < 0) {
+    const int e = errno;
+    ::close(state);
+    return e;
+  }
+  if (pid == 0) {
+    if (::dup2(state, STDIN_FILENO) != STDIN_FILENO) ::_exit(127);
+    (void)::umask(022);
+    ::execve(h.path, h.argv, h.envp);
+    ::_exit(127);
+  }
+  ::close(state);
+  struct timespec start {};
+  ::clock_gettime(CLOCK_MONOTONIC, &start);
+  int st = 0;
+  while (true) {
+    const pid_t got = ::waitpid(pid, &st, h.timeout > 0 ? WNOHANG : 0);
+    if (got == pid) break;
+    if (got < 0 && errno != EINTR) return errno;
+    if (got == 0) {
+      struct timespec now {};
+      ::clock_gettime(CLOCK_MONOTONIC, &now);
+      if (now.tv_sec - start.tv_sec >= h.timeout) {
+        ::kill(pid, SIGKILL);
+        while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+        }
+        return kHookTimedOut;
+      }
+      struct timespec tick {0, 5'000'000};
+      ::nanosleep(&tick, nullptr);
+    }
+  }
+  return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : kHookEnded | (st & 0xffff);
+}
+
+void ContainerInit::await_runtime_hooks() noexcept {
+  if (!c_.wait_mounts_ready) return;
+  ChildReport ready{static_cast<int32_t>(StepId::MountsReady), 0, 0};
+  check(::send(c_.sync_fd, &ready, sizeof ready, MSG_NOSIGNAL) == sizeof ready, StepId::MountsReady);
+  char go = 0;
+  ssize_t n;
+  do {
+    n = ::recv(c_.sync_fd, &go, 1, 0);
+  } while (n < 0 && errno == EINTR);
+  if (n != 1) ::_exit(127);  // the runtime went away, or its hooks failed
+}
+
+void ContainerInit::run_create_hooks() noexcept {
+  for (size_t i = 0; i < c_.ncreate_hooks; ++i) {
+    const int32_t code = run_hook(c_.create_hooks[i], "creating");
+    if (code != 0) die(StepId::CreateContainerHook, code, static_cast<int>(i));
+  }
 }
 
 void ContainerInit::enter_cwd() noexcept {
@@ -863,7 +990,7 @@ void ContainerInit::enter_cwd() noexcept {
   if (!c_.userns) (void)::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   (void)::umask(0);
   for (auto [fd, type] : {std::pair{c_.net_fd, CLONE_NEWNET}, std::pair{c_.ipc_fd, CLONE_NEWIPC},
-                          std::pair{c_.uts_fd, CLONE_NEWUTS}}) {
+                          std::pair{c_.uts_fd, CLONE_NEWUTS}, std::pair{c_.mnt_fd, CLONE_NEWNS}}) {
     if (fd < 0) continue;
     check(::setns(fd, type) == 0, StepId::JoinNamespaces);
     ::close(fd);
@@ -871,6 +998,9 @@ void ContainerInit::enter_cwd() noexcept {
   if (c_.userns) enter_userns();
   mount_root();                 // 2, 3
   apply_ops();                  // 4, with 1 (join the cgroup) at the plan's JoinCgroup
+  if (c_.ncreate_hooks + c_.nstart_hooks > 0) learn_host_pid();
+  await_runtime_hooks();         // prestart, createRuntime
+  run_create_hooks();
   pivot();                      // 5
   open_terminal();              // -t: the pty and /dev/console, before the identity changes
   setup_stdio();                // before seccomp: the spec's filter may deny close_range

@@ -7,6 +7,8 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include <kiste/runtime/mount_plan.hpp>
@@ -42,7 +44,27 @@ enum class StepId : int32_t {
   Created,
   ExecFifo,
   OomScoreAdj,
+  CreateContainerHook,  // detail: the hook's index; err: a HookOutcome code
+  // Not a failure: the mounts are made; the child waits for the runtime's go (its hooks).
+  MountsReady,
 };
+
+// How a hook that the child ran ended, as ChildReport::err: errno (< kHookEnded) when it could
+// not be started, kHookEnded | its waitpid status, or kHookTimedOut.
+inline constexpr int32_t kHookEnded = 0x10000;
+inline constexpr int32_t kHookTimedOut = 0x20000;
+
+// One hook for the child to run (Hook, flattened): argv and envp are null-terminated.
+struct ChildHook {
+  const char* path = nullptr;
+  char* const* argv = nullptr;
+  char* const* envp = nullptr;
+  int timeout = 0;  // seconds; 0: none
+};
+
+// What a hook run by the child, of kind `kind`, did: "createContainer hook `/x`: exit status 1".
+[[nodiscard]] std::string hook_failure(std::string_view kind, const char* path, int32_t code,
+                                       int timeout);
 
 const char* step_name(StepId s);
 
@@ -89,6 +111,7 @@ struct ChildConfig {
   int net_fd = -1;
   int ipc_fd = -1;
   int uts_fd = -1;
+  int mnt_fd = -1;  // an existing mount namespace (Namespaces::mount_path), entered last of these
   // An existing cgroup namespace (an OCI config's path) entered after the cgroup join, instead
   // of unshare_cgroup's new one.
   int cgroup_ns_fd = -1;
@@ -111,6 +134,22 @@ struct ChildConfig {
   // fds 3 .. 3+preserve_fds-1 stay open into the container (runc's --preserve-fds).
   int preserve_fds = 0;
   const char* oom_score_adj = nullptr;  // decimal text, or null
+  // An OCI config's createContainer hooks, run once the mounts are made, before pivot_root (a
+  // path is the runtime's), and its startContainer hooks, run after `start` just before the
+  // command (a path is the container's, with the container's identity). Each reads the state on
+  // stdin: hook_state (the JSON object without its closing brace) with ,"status":…,"pid":…}
+  // added by the child, which alone knows its pid in the runtime's pid namespace. A failing
+  // createContainer hook is a setup failure; a failing startContainer hook is reported to
+  // `start` through the exec fifo (its index and outcome, two int32) and the child exits.
+  const ChildHook* create_hooks = nullptr;
+  size_t ncreate_hooks = 0;
+  const ChildHook* start_hooks = nullptr;
+  size_t nstart_hooks = 0;
+  const char* hook_state = nullptr;
+  size_t hook_state_len = 0;
+  // RunHooks::mounts_ready: report StepId::MountsReady after the mounts and wait for one byte
+  // on sync_fd before the createContainer hooks.
+  bool wait_mounts_ready = false;
 };
 
 // Runs in the child after clone; never returns.

@@ -233,7 +233,8 @@ ImageEtc image_etc(const std::vector<fs::path>& lowers) {
   return {.kind = ImageEtc::Kind::Absent};
 }
 
-Error child_error(const detail::ChildReport& r, const MountPlan& plan, const ContainerSpec& spec) {
+Error child_error(const detail::ChildReport& r, const MountPlan& plan, const ContainerSpec& spec,
+                  const std::vector<Hook>& hooks) {
   auto step = static_cast<detail::StepId>(r.step);
   std::string what;
   if (step == detail::StepId::MountOp && r.detail >= 0 &&
@@ -262,6 +263,11 @@ Error child_error(const detail::ChildReport& r, const MountPlan& plan, const Con
         }
         break;
     }
+  } else if (step == detail::StepId::CreateContainerHook && r.detail >= 0 &&
+             static_cast<size_t>(r.detail) < hooks.size()) {
+    const Hook& h = hooks[static_cast<size_t>(r.detail)];
+    return Error{.code = Errc::System,
+                 .message = detail::hook_failure("createContainer", h.path.c_str(), r.err, h.timeout.value_or(0))};
   } else if (step == detail::StepId::Cwd) {
     what = fmt::format("change to the working directory {}", quote(spec.process.cwd));
     if (r.err == EPERM) {
@@ -409,6 +415,7 @@ class Launch {
  private:
   [[nodiscard]] Status plan();
   void flatten();
+  void flatten_hooks();
   void wait_for_exit();
 
   const ContainerSpec& spec_;
@@ -439,7 +446,12 @@ class Launch {
   std::optional<SignalForwarding> forwarding_;
   ContainerExit result_;
   bool released_pages_ = false;
-  UniqueFd join_net_, join_ipc_, join_uts_, join_cgroup_;  // Namespaces::*_path
+  UniqueFd join_net_, join_ipc_, join_uts_, join_cgroup_, join_pid_, join_mnt_;  // Namespaces::*_path
+  UniqueFd own_pid_ns_;  // joining a pid namespace: the runtime's own, to return to after clone
+  // RunContext's createContainer and startContainer hooks, flattened for the child.
+  std::vector<std::vector<char*>> hook_strings_;
+  std::vector<detail::ChildHook> create_hooks_, start_hooks_;
+  std::string hook_state_;
   bool created_ = false;          // the child reported StepId::Created
   std::string oom_text_;
 };
@@ -477,9 +489,6 @@ Status Launch::plan() {
   }
   mctx.page_size = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
   const bool bind_root = !spec_.root.rootfs.empty();
-  if (bind_root && own_userns_) {
-    return fail(Errc::Unsupported, "a user namespace with a given root filesystem is not supported yet");
-  }
   if (!bind_root) {
     mctx.runtime_files = {
         {"/etc/hostname", spec_.hostname + "\n"},
@@ -502,9 +511,17 @@ Status Launch::plan() {
   for (auto [path, fd] : {std::pair{&spec_.namespaces.network_path, &join_net_},
                           std::pair{&spec_.namespaces.ipc_path, &join_ipc_},
                           std::pair{&spec_.namespaces.uts_path, &join_uts_},
-                          std::pair{&spec_.namespaces.cgroup_path, &join_cgroup_}}) {
+                          std::pair{&spec_.namespaces.cgroup_path, &join_cgroup_},
+                          std::pair{&spec_.namespaces.pid_path, &join_pid_},
+                          std::pair{&spec_.namespaces.mount_path, &join_mnt_}}) {
     if (path->empty()) continue;
     KISTE_ASSIGN_OR_RETURN(*fd, with_context(sys::open(*path, O_RDONLY | O_CLOEXEC), "join namespace"));
+  }
+  if (join_mnt_ && own_userns_) {
+    return fail(Errc::Unsupported, "joining a mount namespace from a new user namespace is not supported");
+  }
+  if (join_pid_) {
+    KISTE_ASSIGN_OR_RETURN(own_pid_ns_, sys::open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC));
   }
   KISTE_ASSIGN_OR_RETURN(plan_, MountPlan::from_spec(spec_, mctx));
 
@@ -587,11 +604,42 @@ void Launch::flatten() {
   cfg_.merged_fd = userns_.merged_fd();
   cfg_.op_fds = userns_.active() ? userns_.op_fds().data() : nullptr;
   cfg_.exec_fifo_fd = ctx_.exec_fifo_fd;
+  cfg_.wait_mounts_ready = static_cast<bool>(ctx_.hooks.mounts_ready);
   cfg_.preserve_fds = ctx_.preserve_fds;
   if (spec_.process.oom_score_adj) {
     oom_text_ = std::to_string(*spec_.process.oom_score_adj);
     cfg_.oom_score_adj = oom_text_.c_str();
   }
+  flatten_hooks();
+}
+
+void Launch::flatten_hooks() {
+  // Pointers into the hooks of ctx_, which outlives the child's setup.
+  auto strings = [this](const std::vector<std::string>& list, const std::string* alone) {
+    std::vector<char*>& v = hook_strings_.emplace_back();
+    if (alone != nullptr) v.push_back(const_cast<char*>(alone->c_str()));
+    for (const std::string& s : list) v.push_back(const_cast<char*>(s.c_str()));
+    v.push_back(nullptr);
+    return v.data();
+  };
+  hook_strings_.reserve(2 * (ctx_.create_container_hooks.size() + ctx_.start_container_hooks.size()));
+  for (auto [from, to] : {std::pair{&ctx_.create_container_hooks, &create_hooks_},
+                          std::pair{&ctx_.start_container_hooks, &start_hooks_}}) {
+    for (const Hook& h : *from) {
+      detail::ChildHook c{.path = h.path.c_str(), .timeout = h.timeout.value_or(0)};
+      c.argv = strings(h.args, h.args.empty() ? &h.path : nullptr);  // no args: the path is argv[0]
+      c.envp = strings(h.env, nullptr);
+      to->push_back(c);
+    }
+  }
+  cfg_.create_hooks = create_hooks_.data();
+  cfg_.ncreate_hooks = create_hooks_.size();
+  cfg_.start_hooks = start_hooks_.data();
+  cfg_.nstart_hooks = start_hooks_.size();
+  // {"id":…} -> {"id":… (the child closes it)
+  hook_state_ = ctx_.hook_state.empty() ? std::string("{") : ctx_.hook_state.substr(0, ctx_.hook_state.rfind('}'));
+  cfg_.hook_state = hook_state_.c_str();
+  cfg_.hook_state_len = hook_state_.size();
 }
 
 Status Launch::prepare() {
@@ -663,6 +711,10 @@ Status Launch::spawn() {
     cfg_.uts_fd = join_uts_.get();
   }
   cfg_.cgroup_ns_fd = join_cgroup_ ? join_cgroup_.get() : -1;
+  if (join_mnt_) {
+    flags &= ~uint64_t{CLONE_NEWNS};
+    cfg_.mnt_fd = join_mnt_.get();
+  }
   if (attached_by_caller(spec_.network)) {
     if (ns_prep_.net_fd() < 0) {
       return fail(Errc::Unsupported,
@@ -672,8 +724,24 @@ Status Launch::spawn() {
     cfg_.wait_network = static_cast<bool>(ctx_.hooks.network_ready);
   }
   std::fflush(nullptr);
+  // A pid namespace holds only processes made after the join: this thread enters it for the
+  // clone (its pid_for_children) and returns to its own right after.
+  if (join_pid_) {
+    flags &= ~uint64_t{CLONE_NEWPID};
+    if (::setns(join_pid_.get(), CLONE_NEWPID) != 0) {
+      return std::unexpected(sys_error("join namespace", spec_.namespaces.pid_path.native()));
+    }
+  }
   const pid_t pid = clone_container(flags, spec_.namespaces.time, clone_target_.get(), cloned_into_);
-  if (pid < 0) return std::unexpected(sys_error("clone", "container"));
+  if (pid > 0 && join_pid_ && ::setns(own_pid_ns_.get(), CLONE_NEWPID) != 0) {
+    KISTE_CHECK(false && "cannot return to the runtime's own pid namespace");
+  }
+  if (pid < 0) {
+    const int e = errno;
+    if (join_pid_) (void)::setns(own_pid_ns_.get(), CLONE_NEWPID);
+    errno = e;
+    return std::unexpected(sys_error("clone", "container"));
+  }
   const bool needs_release = !cloned_into_ && join_.empty();
   if (pid == 0) {
     parent_sock_.reset();
@@ -698,6 +766,9 @@ Status Launch::spawn() {
   join_ipc_.reset();
   join_uts_.reset();
   join_cgroup_.reset();
+  join_pid_.reset();
+  join_mnt_.reset();
+  own_pid_ns_.reset();
   upper_fd_.reset();
   work_fd_.reset();
 
@@ -734,6 +805,14 @@ Result<bool> Launch::await_ready() {
       continue;
     }
     for (size_t i = 0; i < nfds; ++i) ::close(fds[i]);
+    if (n == sizeof report && report.step == static_cast<int32_t>(detail::StepId::MountsReady)) {
+      KISTE_TRY(ctx_.hooks.mounts_ready(child_.pid()));  // on error, child_ kills it
+      const char go = 1;
+      if (::send(parent_sock_.get(), &go, 1, MSG_NOSIGNAL) != 1) {
+        return std::unexpected(sys_error("send", "the container's go"));
+      }
+      continue;
+    }
     break;
   }
   result_.cloned_into_cgroup = cloned_into_;
@@ -749,7 +828,7 @@ Result<bool> Launch::await_ready() {
     }
     if (step != detail::StepId::Exec) {
       (void)child_.wait();
-      return std::unexpected(child_error(report, *plan_, spec_));
+      return std::unexpected(child_error(report, *plan_, spec_, ctx_.create_container_hooks));
     }
     const std::string& cmd = spec_.process.args.front();
     result_.exit_code = (report.err == ENOENT || report.err == ENOTDIR) ? 127 : 126;

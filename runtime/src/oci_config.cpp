@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <kiste/runtime/id_map.hpp>
 #include <kiste/runtime/mount_plan.hpp>
 #include <kiste/runtime/run_options.hpp>
 #include <kiste/runtime/seccomp_profile.hpp>
@@ -342,10 +343,15 @@ Status parse_namespaces(const json& linux, BundleConfig& out) {
     } else if (t == "time") {
       if (join) return std::unexpected(unsupported(field, "joining an existing one is not supported"));
       ns.time = true;
-    } else if (t == "pid" || t == "mount") {
-      if (join) return std::unexpected(unsupported(field, "joining an existing one is not supported"));
+    } else if (t == "pid") {
+      if (join) ns.pid_path = *path;
+    } else if (t == "mount") {
+      if (join) ns.mount_path = *path;
     } else if (t == "user") {
-      return std::unexpected(unsupported(field, "user namespaces are not supported by kiste's OCI runtime yet"));
+      if (join) {
+        return std::unexpected(unsupported(field + ".path", "joining an existing user namespace is not supported"));
+      }
+      out.spec.userns.mode = UsernsMode::Private;  // its maps: linux.uidMappings/gidMappings
     } else {
       return std::unexpected(bad(field, "unknown namespace type"));
     }
@@ -521,6 +527,53 @@ Status parse_seccomp(const json& s, BundleConfig& out) {
   return {};
 }
 
+Result<std::vector<IdMapping>> id_mappings_at(const json& linux, const char* key) {
+  const std::string field = fmt::format("linux.{}", key);
+  std::vector<IdMapping> out;
+  auto it = linux.find(key);
+  if (it == linux.end() || it->is_null()) return out;
+  if (!it->is_array()) return std::unexpected(bad(field, "must be an array"));
+  for (const json& m : *it) {
+    if (!m.is_object()) return std::unexpected(bad(field, "entries must be objects"));
+    IdMapping map;
+    for (auto [name, to] : {std::pair{"containerID", &map.container_id}, std::pair{"hostID", &map.host_id},
+                            std::pair{"size", &map.size}}) {
+      KISTE_ASSIGN_OR_RETURN(auto v, int_at(m, name, fmt::format("{}[].{}", field, name), 0, UINT32_MAX));
+      if (!v) return std::unexpected(bad(fmt::format("{}[].{}", field, name), "is required"));
+      *to = static_cast<uint32_t>(*v);
+    }
+    if (map.size == 0) return std::unexpected(bad(field + "[].size", "must be positive"));
+    out.push_back(map);
+  }
+  return out;
+}
+
+// A new user namespace (linux.namespaces has `user` without a path) takes its maps from
+// linux.uidMappings and linux.gidMappings; maps without it, or it without maps, are refused.
+// The runtime writes the maps as root; the root filesystem must already be usable by the mapped
+// root (kiste does not chown it, as runc does not).
+Status parse_id_mappings(const json& linux, BundleConfig& out) {
+  KISTE_ASSIGN_OR_RETURN(auto uids, id_mappings_at(linux, "uidMappings"));
+  KISTE_ASSIGN_OR_RETURN(auto gids, id_mappings_at(linux, "gidMappings"));
+  UserNamespaceSpec& u = out.spec.userns;
+  if (u.mode == UsernsMode::Host) {
+    if (!uids.empty() || !gids.empty()) {
+      return std::unexpected(bad(uids.empty() ? "linux.gidMappings" : "linux.uidMappings",
+                                 "given without a new user namespace (linux.namespaces has no `user`)"));
+    }
+    return {};
+  }
+  if (uids.empty() || gids.empty()) {
+    return std::unexpected(bad(uids.empty() ? "linux.uidMappings" : "linux.gidMappings",
+                               "a new user namespace needs both linux.uidMappings and linux.gidMappings"));
+  }
+  KISTE_TRY(with_context(validate_id_map(uids, "uidmap"), "config.json: linux.uidMappings"));
+  KISTE_TRY(with_context(validate_id_map(gids, "gidmap"), "config.json: linux.gidMappings"));
+  u.uid_map = std::move(uids);
+  u.gid_map = std::move(gids);
+  return {};
+}
+
 bool namespaced_sysctl(std::string_view key, bool own_net) {
   for (std::string_view ipc : {"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
                                "kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"}) {
@@ -532,12 +585,7 @@ bool namespaced_sysctl(std::string_view key, bool own_net) {
 
 Status parse_linux(const json& linux, BundleConfig& out) {
   KISTE_TRY(parse_namespaces(linux, out));
-  for (const char* maps : {"uidMappings", "gidMappings"}) {
-    auto it = linux.find(maps);
-    if (it != linux.end() && !it->is_null() && !(it->is_array() && it->empty())) {
-      return std::unexpected(unsupported(fmt::format("linux.{}", maps), "user namespaces are not supported yet"));
-    }
-  }
+  KISTE_TRY(parse_id_mappings(linux, out));
   KISTE_ASSIGN_OR_RETURN(auto cg, string_at(linux, "cgroupsPath", "linux.cgroupsPath"));
   out.cgroups_path = cg.value_or("");
   KISTE_ASSIGN_OR_RETURN(const json* res, object_at(linux, "resources", "linux.resources"));
@@ -611,10 +659,6 @@ Result<Hooks> hooks_from(const json& j) {
   KISTE_ASSIGN_OR_RETURN(h.start_container, parse_hook_list(j, "startContainer"));
   KISTE_ASSIGN_OR_RETURN(h.poststart, parse_hook_list(j, "poststart"));
   KISTE_ASSIGN_OR_RETURN(h.poststop, parse_hook_list(j, "poststop"));
-  if (!h.create_container.empty() || !h.start_container.empty()) {
-    return std::unexpected(unsupported("hooks", "createContainer and startContainer hooks (run inside the "
-                                                "container's namespaces) are not supported yet"));
-  }
   return h;
 }
 
@@ -709,6 +753,8 @@ std::string hooks_to_json(const Hooks& h) {
   };
   put("prestart", h.prestart);
   put("createRuntime", h.create_runtime);
+  put("createContainer", h.create_container);
+  put("startContainer", h.start_container);
   put("poststart", h.poststart);
   put("poststop", h.poststop);
   return j.dump();
@@ -824,7 +870,7 @@ std::string features_json() {
   json f = {
       {"ociVersionMin", "1.0.0"},
       {"ociVersionMax", kOciVersion},
-      {"hooks", {"prestart", "createRuntime", "poststart", "poststop"}},
+      {"hooks", {"prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"}},
       {"mountOptions", {"ro", "rw", "bind", "rbind", "nosuid", "nodev", "noexec", "suid", "dev", "exec",
                         "private", "rprivate", "slave", "rslave", "strictatime", "noatime", "relatime",
                         "nodiratime"}},

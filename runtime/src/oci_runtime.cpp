@@ -23,14 +23,17 @@
 #include <nlohmann/json.hpp>
 
 #include <kiste/base/file_lock.hpp>
+#include <kiste/base/log.hpp>
 #include <kiste/base/sys.hpp>
 #include <kiste/runtime/cgroup.hpp>
 #include <kiste/runtime/cgroup_stats.hpp>
 #include <kiste/runtime/container.hpp>
 #include <kiste/runtime/exec.hpp>
+#include <kiste/runtime/id_map.hpp>
 #include <kiste/runtime/oci_config.hpp>
 
 #include "cgroup_util.hpp"
+#include "child.hpp"
 #include "fd_passing.hpp"
 
 namespace kiste::runtime::oci {
@@ -49,14 +52,24 @@ std::string_view to_string(ContainerStatus s) {
   return "unknown";
 }
 
-std::string State::to_json() const {
+namespace {
+json state_object(const State& s) {
   json ann = json::object();
-  for (const auto& [k, v] : annotations) ann[k] = v;
-  json j = {{"ociVersion", oci_version}, {"id", id},         {"status", to_string(status)},
-            {"pid", pid},                {"bundle", bundle.native()}, {"annotations", ann}};
-  if (!created.empty()) j["created"] = created;
+  for (const auto& [k, v] : s.annotations) ann[k] = v;
+  json j = {{"ociVersion", s.oci_version}, {"id", s.id}, {"bundle", s.bundle.native()}, {"annotations", ann}};
+  if (!s.created.empty()) j["created"] = s.created;
+  return j;
+}
+}  // namespace
+
+std::string State::to_json() const {
+  json j = state_object(*this);
+  j["status"] = to_string(status);
+  j["pid"] = pid;
   return j.dump();
 }
+
+std::string State::to_json_without_status_and_pid() const { return state_object(*this).dump(); }
 
 Status check_container_id(std::string_view id) {
   const bool ok = !id.empty() && id.size() <= 1024 && std::isalnum(static_cast<unsigned char>(id[0])) &&
@@ -296,6 +309,32 @@ Status run_hooks(const std::vector<Hook>& hooks, const State& st, std::string_vi
   return {};
 }
 
+// The container runs its startContainer hooks after `start` opened the fifo, then execs: the
+// fifo closes (close-on-exec), or a failed hook's {index, outcome} comes first and the container
+// ends.
+Status await_start_hooks(int fifo_fd, const std::vector<Hook>& hooks, const fs::path& dir, const Record& r) {
+  int32_t failed[2] = {0, 0};
+  size_t got = 0;
+  while (got < sizeof failed) {
+    struct pollfd p {fifo_fd, POLLIN, 0};
+    const int rc = ::poll(&p, 1, 100);
+    if (rc < 0 && errno != EINTR) return std::unexpected(sys_error("poll", "exec fifo"));
+    if (rc <= 0) continue;
+    const ssize_t n = ::read(fifo_fd, reinterpret_cast<char*>(failed) + got, sizeof failed - got);
+    if (n == 0) return {};  // exec'd (or ended without a word: its exit status tells)
+    if (n < 0 && errno != EAGAIN && errno != EINTR) return std::unexpected(sys_error("read", "exec fifo"));
+    if (n > 0) got += static_cast<size_t>(n);
+  }
+  for (int i = 0; i < 500 && live_status(dir, r) != ContainerStatus::Stopped; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));  // it exits right after
+  }
+  if (failed[0] < 0 || static_cast<size_t>(failed[0]) >= hooks.size()) {
+    return fail(Errc::System, "startContainer hook: failed");
+  }
+  const Hook& h = hooks[static_cast<size_t>(failed[0])];
+  return fail(Errc::System, detail::hook_failure("startContainer", h.path.c_str(), failed[1], h.timeout.value_or(0)));
+}
+
 Result<UniqueFd> connect_console(const fs::path& socket_path) {
   UniqueFd s(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!s) return std::unexpected(sys_error("socket", "console socket"));
@@ -444,14 +483,38 @@ Result<std::vector<std::string>> OciRuntime::create(std::string_view id, const C
   KISTE_ASSIGN_OR_RETURN(FileLock held, FileLock::acquire(d / kLock));
   const fs::path fifo = d / kFifo;
   if (::mkfifo(fifo.c_str(), 0622) != 0) return std::unexpected(sys_error("mkfifo", fifo.native()));
+  if (cfg.spec.userns.mode != UsernsMode::Host) {
+    // The container's process opens it as the mapped root (as runc, the fifo is that root's).
+    auto uid = map_to_host(cfg.spec.userns.uid_map, 0), gid = map_to_host(cfg.spec.userns.gid_map, 0);
+    if (::chown(fifo.c_str(), uid.value_or(0), gid.value_or(0)) != 0) {
+      return std::unexpected(sys_error("chown", fifo.native()));
+    }
+  }
   KISTE_ASSIGN_OR_RETURN(UniqueFd fifo_fd, sys::open(fifo, O_PATH | O_CLOEXEC));
 
   RunContext ctx;
-  ctx.cgroups = CgroupPlacement{.manager = CgroupManager::Cgroupfs, .parent = where.parent};
+  ctx.cgroups = CgroupPlacement{.manager = CgroupManager::Cgroupfs, .parent = where.parent, .make_parent = true};
   ctx.cgroup_name = where.name;
   ctx.preserve_fds = opts.preserve_fds;
   ctx.exec_fifo_fd = fifo_fd.get();
   ctx.seccomp_cache_dir = root_ / ".seccomp-cache";
+  ctx.create_container_hooks = cfg.hooks.create_container;
+  ctx.start_container_hooks = cfg.hooks.start_container;
+  if (!ctx.create_container_hooks.empty() || !ctx.start_container_hooks.empty()) {
+    const State st{.oci_version = cfg.oci_version, .id = std::string(id), .bundle = opts.bundle,
+                   .annotations = cfg.annotations};
+    ctx.hook_state = st.to_json_without_status_and_pid();
+  }
+  if (!cfg.hooks.prestart.empty() || !cfg.hooks.create_runtime.empty()) {
+    // Run while the container waits with its mounts made, before its createContainer hooks
+    // and pivot_root (runc's order); the state says "creating".
+    ctx.hooks.mounts_ready = [&](pid_t pid) -> Status {
+      const State st{.oci_version = cfg.oci_version, .id = std::string(id), .status = ContainerStatus::Creating,
+                     .pid = pid, .bundle = opts.bundle, .annotations = cfg.annotations};
+      KISTE_TRY(run_hooks(cfg.hooks.prestart, st, "prestart"));
+      return run_hooks(cfg.hooks.create_runtime, st, "createRuntime");
+    };
+  }
   KISTE_ASSIGN_OR_RETURN(CreatedContainer made, create_container(cfg.spec, ctx));
   guard.made(made.pid, made.cgroup_paths);
   fifo_fd.reset();
@@ -472,8 +535,6 @@ Result<std::vector<std::string>> OciRuntime::create(std::string_view id, const C
   KISTE_TRY(write_record(d, r));
   if (made.pty_master) KISTE_TRY(send_console(opts.console_socket, made.pty_master.get()));
   made.pty_master.reset();
-  KISTE_TRY(run_hooks(cfg.hooks.prestart, r.state, "prestart"));
-  KISTE_TRY(run_hooks(cfg.hooks.create_runtime, r.state, "createRuntime"));
   KISTE_TRY(write_pid_file(opts.pid_file, made.pid));
   guard.commit();
   return std::move(cfg.warnings);
@@ -505,8 +566,9 @@ Status OciRuntime::start(std::string_view id) {
     }
   }
   KISTE_TRY(sys::unlink(fifo));
-  r.state.status = ContainerStatus::Running;
   KISTE_ASSIGN_OR_RETURN(Hooks hooks, parse_hooks(r.hooks_json));
+  if (!hooks.start_container.empty()) KISTE_TRY(await_start_hooks(f.get(), hooks.start_container, d, r));
+  r.state.status = ContainerStatus::Running;
   if (auto ran = run_hooks(hooks.poststart, r.state, "poststart"); !ran) {
     return ran;  // the container runs; the engine decides (runc reports the error too)
   }
@@ -561,17 +623,18 @@ Status OciRuntime::kill(std::string_view id, std::string_view signal, bool all) 
   return {};
 }
 
-Status OciRuntime::remove(std::string_view id, bool force) {
+Result<std::vector<std::string>> OciRuntime::remove(std::string_view id, bool force) {
   KISTE_TRY(check_container_id(id));
   const fs::path d = dir(id);
   // --force of a container that is gone succeeds, as runc's does (containerd's shim cleans up
   // with it after the engine already deleted the container).
-  if (force && ::access(d.c_str(), F_OK) != 0 && errno == ENOENT) return {};
+  if (force && ::access(d.c_str(), F_OK) != 0 && errno == ENOENT) return std::vector<std::string>{};
   KISTE_ASSIGN_OR_RETURN(FileLock held, lock(d, id));
   auto loaded = load(d, id);
   if (!loaded && loaded.error().code == Errc::NotFound) {
     // A create that died before it wrote its state: only the directory is left.
-    return sys::remove_tree(d);
+    KISTE_TRY(sys::remove_tree(d));
+    return std::vector<std::string>{};
   }
   if (!loaded) return std::unexpected(std::move(loaded).error());
   Record& r = *loaded;
@@ -596,11 +659,17 @@ Status OciRuntime::remove(std::string_view id, bool force) {
   r.state.status = ContainerStatus::Stopped;
   r.state.pid = 0;
   auto hooks = parse_hooks(r.hooks_json);
-  Status hooks_ran = hooks ? run_hooks(hooks->poststop, r.state, "poststop")
-                           : Status(std::unexpected(std::move(hooks).error()));
   held.release();
   KISTE_TRY(sys::remove_tree(d));
-  return hooks_ran;
+  // "delete" is done; a poststop hook that fails only warns (runtime-spec: log a warning, run
+  // the remaining hooks and carry on).
+  std::vector<std::string> warnings;
+  if (!hooks) return std::vector<std::string>{std::move(hooks).error().to_string()};
+  const std::string text = r.state.to_json();
+  for (const Hook& h : hooks->poststop) {
+    if (auto ran = run_hook(h, text, "poststop"); !ran) warnings.push_back(ran.error().to_string());
+  }
+  return warnings;
 }
 
 Status OciRuntime::pause(std::string_view id) { return change_frozen(id, true); }
@@ -634,7 +703,8 @@ Result<int> OciRuntime::run(std::string_view id, const CreateOptions& opts) {
       return std::unexpected(sys_error("waitpid", fmt::format("container {}", id)));
     }
   }
-  KISTE_TRY(remove(id, true));
+  KISTE_ASSIGN_OR_RETURN(std::vector<std::string> warnings, remove(id, true));
+  for (const std::string& w : warnings) log::warn("{}", w);
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
@@ -725,16 +795,10 @@ Status OciRuntime::update(std::string_view id, const Resources& res) {
   return {};
 }
 
-Result<uint64_t> OciRuntime::oom_kills(std::string_view id) const {
+Result<std::optional<OomWatch>> OciRuntime::watch_oom(std::string_view id) const {
   KISTE_TRY(check_container_id(id));
   KISTE_ASSIGN_OR_RETURN(Record r, load(dir(id), id));
-  for (const fs::path& cg : r.cgroups) {
-    for (const char* file : {"memory.oom_control", "memory.events"}) {
-      const int64_t n = detail::read_keyed(cg / file, "oom_kill");
-      if (n >= 0) return static_cast<uint64_t>(n);
-    }
-  }
-  return 0;
+  return with_context(OomWatch::open(r.cgroups), fmt::format("OOM notifications of container {}", quote(id)));
 }
 
 Result<std::string> OciRuntime::stats_event(std::string_view id) const {

@@ -71,9 +71,10 @@ Result<UsernsSetup> UsernsSetup::prepare(const ContainerSpec& spec, const MountP
       u.lowers_.push_back(copy);
     }
   }
-  // The container's root owns its upper dir (so `/` and everything it creates are its own).
+  // The container's root owns its upper dir (so `/` and everything it creates are its own). A
+  // given root filesystem (an OCI bundle's) is the bundle's to make usable by the mapped root.
   auto root_uid = map_to_host(u.uid_map_, 0), root_gid = map_to_host(u.gid_map_, 0);
-  if (root_uid && root_gid) {
+  if (root_uid && root_gid && spec.root.rootfs.empty()) {
     const fs::path& dir = spec.root.container_dir;
     for (const char* f : {"upper"}) {
       if (::access((dir / f).c_str(), F_OK) == 0) KISTE_TRY(chown_to(dir / f, *root_uid, *root_gid));
@@ -108,8 +109,22 @@ Status UsernsSetup::start(pid_t pid, int sync_fd) {
       return std::unexpected(sys_error("idmap the volume", sys::fd_path(fd).value_or("?")));
     }
   }
-  // Idmapped lowers (or keep-id's copies as they are), top first (overlayfs' order).
   const RootSpec& root = spec_->root;
+  if (!root.rootfs.empty()) {
+    // A given root filesystem: a detached clone of its tree, attached by the child like the
+    // overlay below (its owners are as the bundle made them).
+    UniqueFd tree(::open_tree(AT_FDCWD, root.rootfs.c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE));
+    if (!tree) return std::unexpected(sys_error("open_tree", root.rootfs.native()));
+    // A clone of a shared mount (systemd makes / shared) is the original's peer: private, so
+    // nothing the container mounts on it reaches the host, and pivot_root takes it.
+    struct mount_attr priv {};
+    priv.propagation = MS_PRIVATE;
+    if (::mount_setattr(tree.get(), "", AT_EMPTY_PATH | AT_RECURSIVE, &priv, sizeof priv) != 0) {
+      return std::unexpected(sys_error("make private", root.rootfs.native()));
+    }
+    return send_root(tree.get(), sync_fd);
+  }
+  // Idmapped lowers (or keep-id's copies as they are), top first (overlayfs' order).
   std::vector<UniqueFd> lowers;
   for (auto it = lowers_.rbegin(); it != lowers_.rend(); ++it) {
     UniqueFd fd(::open_tree(AT_FDCWD, it->c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC));
@@ -158,7 +173,10 @@ Status UsernsSetup::start(pid_t pid, int sync_fd) {
   // --read-only: the child remounts it once the mount points are made.
   UniqueFd mnt(::fsmount(fsfd.get(), FSMOUNT_CLOEXEC, 0));
   if (!mnt) return std::unexpected(sys_error("fsmount", "the overlay root"));
-  const int root_fd = mnt.get();
+  return send_root(mnt.get(), sync_fd);
+}
+
+Status UsernsSetup::send_root(int root_fd, int sync_fd) {
   if (!send_fds(sync_fd, 'U', &root_fd, 1)) {
     return std::unexpected(sys_error("send", "the root to the container"));
   }

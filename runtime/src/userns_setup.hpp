@@ -6,7 +6,8 @@
 // container's user namespace). Only host root may idmap a mount of a host filesystem, so the
 // parent builds the whole root: a detached overlay (fsopen/fsmount, nothing appears on the host)
 // over the idmapped lowers with an upper dir owned by the mapped root, and hands its fd to the
-// child, which attaches it in its own mount namespace. Bind sources are cloned (open_tree) by the
+// child, which attaches it in its own mount namespace. A given root filesystem (an OCI bundle's
+// root.path) is sent as a detached clone of its tree instead, owned as the bundle made it. Bind sources are cloned (open_tree) by the
 // parent too: the mapped root could not even look them up below kiste's 0700 directories.
 //
 // Sequence (container.cpp): prepare() before clone (lease, chown, bind clones), clone with
@@ -51,6 +52,7 @@ class UsernsSetup {
   [[nodiscard]] Status start(pid_t pid, int sync_fd);
 
  private:
+  [[nodiscard]] Status send_root(int root_fd, int sync_fd);
   bool active_ = false;
   const ContainerSpec* spec_ = nullptr;
   std::optional<IdRangeLease> lease_;

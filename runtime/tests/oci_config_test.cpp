@@ -149,6 +149,26 @@ TEST(OciConfig, NamespacePathsAreJoined) {
   EXPECT_EQ(c->spec.namespaces.uts_path, "/proc/7/ns/uts");
   EXPECT_EQ(c->spec.namespaces.cgroup_path, "/proc/7/ns/cgroup");
   EXPECT_TRUE(c->spec.namespaces.cgroup);
+  j["linux"]["namespaces"][0] = {{"type", "pid"}, {"path", "/proc/7/ns/pid"}};
+  j["linux"]["namespaces"][4] = {{"type", "mount"}, {"path", "/proc/7/ns/mnt"}};
+  c = parse(j);
+  ASSERT_TRUE(c) << c.error().to_string();
+  EXPECT_EQ(c->spec.namespaces.pid_path, "/proc/7/ns/pid");
+  EXPECT_EQ(c->spec.namespaces.mount_path, "/proc/7/ns/mnt");
+}
+
+TEST(OciConfig, AUserNamespaceTakesTheMappings) {
+  json j = runc_spec();
+  j["linux"]["namespaces"].push_back({{"type", "user"}});
+  j["linux"]["uidMappings"] = {{{"containerID", 0}, {"hostID", 100000}, {"size", 65536}}};
+  j["linux"]["gidMappings"] = {{{"containerID", 0}, {"hostID", 200000}, {"size", 1}},
+                               {{"containerID", 5}, {"hostID", 300005}, {"size", 2}}};
+  auto c = parse(j);
+  ASSERT_TRUE(c) << c.error().to_string();
+  EXPECT_EQ(c->spec.userns.mode, UsernsMode::Private);
+  EXPECT_EQ(c->spec.userns.uid_map, (std::vector<IdMapping>{{0, 100000, 65536}}));
+  EXPECT_EQ(c->spec.userns.gid_map, (std::vector<IdMapping>{{0, 200000, 1}, {5, 300005, 2}}));
+  EXPECT_EQ(parse(runc_spec())->spec.userns.mode, UsernsMode::Host);
 }
 
 // Hostile or unsupported configs: each is refused with one line that names the field.
@@ -175,11 +195,22 @@ TEST(OciConfig, BadInputIsRefusedNamingTheField) {
       {"rlimit", [](json& j) { j["process"]["rlimits"] = {{{"type", "RLIMIT_X"}, {"hard", 1}, {"soft", 1}}}; }, "unknown type"},
       {"rlimit soft", [](json& j) { j["process"]["rlimits"] = {{{"type", "RLIMIT_NOFILE"}, {"hard", 1}, {"soft", 2}}}; }, "soft is above hard"},
       {"oom", [](json& j) { j["process"]["oomScoreAdj"] = 5000; }, "oomScoreAdj"},
-      {"userns", [](json& j) { j["linux"]["namespaces"].push_back({{"type", "user"}}); }, "user namespaces"},
-      {"uidmap", [](json& j) { j["linux"]["uidMappings"] = {{{"containerID", 0}, {"hostID", 1000}, {"size", 1}}}; }, "linux.uidMappings"},
+      {"userns no maps", [](json& j) { j["linux"]["namespaces"].push_back({{"type", "user"}}); }, "linux.uidMappings: a new user namespace needs both"},
+      {"userns join", [](json& j) { j["linux"]["namespaces"].push_back({{"type", "user"}, {"path", "/proc/1/ns/user"}}); }, "joining an existing user namespace"},
+      {"uidmap", [](json& j) { j["linux"]["uidMappings"] = {{{"containerID", 0}, {"hostID", 1000}, {"size", 1}}}; }, "linux.uidMappings: given without a new user namespace"},
+      {"uidmap size", [](json& j) {
+         j["linux"]["namespaces"].push_back({{"type", "user"}});
+         j["linux"]["uidMappings"] = {{{"containerID", 0}, {"hostID", 1000}, {"size", 0}}};
+         j["linux"]["gidMappings"] = {{{"containerID", 0}, {"hostID", 1000}, {"size", 1}}};
+       }, "linux.uidMappings[].size: must be positive"},
+      {"uidmap overlap", [](json& j) {
+         j["linux"]["namespaces"].push_back({{"type", "user"}});
+         j["linux"]["uidMappings"] = {{{"containerID", 0}, {"hostID", 1000}, {"size", 10}}, {{"containerID", 5}, {"hostID", 5000}, {"size", 10}}};
+         j["linux"]["gidMappings"] = {{{"containerID", 0}, {"hostID", 1000}, {"size", 1}}};
+       }, "linux.uidMappings"},
       {"dup ns", [](json& j) { j["linux"]["namespaces"].push_back({{"type", "pid"}}); }, "given twice"},
       {"host pid", [](json& j) { j["linux"]["namespaces"].erase(0); }, "host's pid namespace"},
-      {"join pid", [](json& j) { j["linux"]["namespaces"][0]["path"] = "/proc/1/ns/pid"; }, "joining"},
+      {"join relative", [](json& j) { j["linux"]["namespaces"][0]["path"] = "proc/1/ns/pid"; }, "must be absolute"},
       {"ns type", [](json& j) { j["linux"]["namespaces"].push_back({{"type", "bogus"}}); }, "unknown namespace"},
       {"mount escape", [](json& j) { j["mounts"].push_back({{"destination", "/../etc"}, {"type", "tmpfs"}}); }, "would leave the root"},
       {"mount type", [](json& j) { j["mounts"].push_back({{"destination", "/n"}, {"type", "nfs"}, {"source", "x"}}); }, "mount type"},
@@ -200,7 +231,7 @@ TEST(OciConfig, BadInputIsRefusedNamingTheField) {
       {"cpus", [](json& j) { j["linux"]["resources"]["cpu"] = {{"cpus", "0-1"}}; }, "cpu.cpus"},
       {"memory type", [](json& j) { j["linux"]["resources"]["memory"] = {{"limit", "1g"}}; }, "memory.limit"},
       {"hook path", [](json& j) { j["hooks"] = {{"prestart", {{{"path", "rel"}}}}}; }, "hooks.prestart[].path"},
-      {"hook kind", [](json& j) { j["hooks"] = {{"createContainer", {{{"path", "/bin/true"}}}}}; }, "createContainer"},
+      {"hook timeout", [](json& j) { j["hooks"] = {{"startContainer", {{{"path", "/bin/true"}, {"timeout", 0}}}}}; }, "hooks.startContainer[].timeout"},
       {"linux devices", [](json& j) { j["linux"]["devices"] = {{{"path", "/dev/fuse"}}}; }, "linux.devices[].type"},
       {"device type", [](json& j) { j["linux"]["devices"] = {{{"path", "/dev/p"}, {"type", "s"}}}; }, "must be c, u, b or p"},
       {"device rel", [](json& j) { j["linux"]["devices"] = {{{"path", "dev/x"}, {"type", "c"}, {"major", 1}, {"minor", 1}}}; }, "absolute"},

@@ -34,6 +34,7 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 // Every kiste-runc cgroup directory on this host (the default parent is /kiste-runc).
 std::vector<fs::path> kiste_runc_cgroups() {
@@ -290,37 +291,103 @@ TEST_F(OciE2E, UpdateEventsAndExecUserAsEnginesCallThem) {
   EXPECT_NE(oci("delete u1", &out), 0);
 }
 
+// All six kinds, in the runtime-spec's order, each with the state on stdin. prestart,
+// createRuntime and poststart/poststop run in the runtime's namespaces; createContainer in the
+// container's mount namespace before pivot_root (its path and log are the host's);
+// startContainer inside the container (its path exists only in the container's root).
 TEST_F(OciE2E, HooksRunInOrderWithTheState) {
   const fs::path b = make_bundle("hook-bundle", runc_.native() + " spec");
-  const fs::path log = tmp_ / "hooks.log";
+  const fs::path logdir = tmp_ / "hooklog";
+  ASSERT_TRUE(sys::mkdir_all(logdir, 0755));
+  const fs::path log = logdir / "hooks.log";
+  auto line_of = [](const std::string& name, const std::string& file) {
+    return fmt::format("read s; echo \"{} $(readlink /proc/self/ns/mnt) $s\" >> {}", name, file);
+  };
+  ASSERT_TRUE(sys::write_file_atomic(b / "rootfs/bin/start-hook",
+                                     "#!/bin/sh\n" + line_of("startContainer", "/hooklog/hooks.log") + "\n", 0755));
   json c = config(b);
   c["process"]["terminal"] = false;
-  c["process"]["args"] = {"sleep", "30"};
+  c["process"]["args"] = {"sh", "-c", "echo command >> /hooklog/hooks.log; sleep 30"};
+  c["mounts"].push_back({{"destination", "/hooklog"}, {"type", "bind"}, {"source", logdir.native()},
+                         {"options", {"rbind"}}});
   auto hook = [&](const std::string& name) {
-    return json::array({{{"path", "/bin/sh"},
-                         {"args", {"sh", "-c", fmt::format("read s; echo \"{} $s\" >> {}", name, log.native())}}}});
+    return json::array({{{"path", "/bin/sh"}, {"args", {"sh", "-c", line_of(name, log.native())}}}});
   };
-  c["hooks"] = {{"prestart", hook("prestart")}, {"createRuntime", hook("createRuntime")},
-                {"poststart", hook("poststart")}, {"poststop", hook("poststop")}};
+  c["hooks"] = {{"prestart", hook("prestart")},
+                {"createRuntime", hook("createRuntime")},
+                {"createContainer", hook("createContainer")},
+                {"startContainer", {{{"path", "/bin/start-hook"}, {"timeout", 10}}}},
+                {"poststart", hook("poststart")},
+                {"poststop", hook("poststop")}};
   write_config(b, c);
   std::string out;
   ASSERT_EQ(oci(fmt::format("create --bundle {} h1", b.native()), &out), 0) << out;
+  const int pid = state("h1")["pid"].get<int>();
+  std::error_code ec;
+  const std::string container_mnt = fs::read_symlink(fmt::format("/proc/{}/ns/mnt", pid), ec).native();
+  const std::string host_mnt = fs::read_symlink("/proc/self/ns/mnt", ec).native();
+  ASSERT_NE(container_mnt, host_mnt);
   ASSERT_EQ(oci("start h1", &out), 0) << out;
+  for (int i = 0; i < 500 && sys::read_file(log, 1 << 16).value_or("").find("command") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
   ASSERT_EQ(oci("delete --force h1", &out), 0) << out;
   const std::string text = sys::read_file(log, 1 << 16).value_or("");
   std::vector<std::string> names;
   for (size_t at = 0; at < text.size();) {
     const size_t nl = text.find('\n', at);
     const std::string line = text.substr(at, nl - at);
-    names.push_back(line.substr(0, line.find(' ')));
-    json st = json::parse(line.substr(line.find(' ') + 1), nullptr, false);
-    EXPECT_FALSE(st.is_discarded()) << line;
-    if (!st.is_discarded()) {
-      EXPECT_EQ(st["id"], "h1") << line;
-    }
     at = nl == std::string::npos ? text.size() : nl + 1;
+    const std::string name = line.substr(0, line.find(' '));
+    if (name == "command") {  // (it races with poststart)
+      EXPECT_GE(names.size(), 4u) << "the command ran before startContainer: " << text;
+      continue;
+    }
+    names.push_back(name);
+    const size_t sp2 = line.find(' ', name.size() + 1);
+    const std::string mnt = line.substr(name.size() + 1, sp2 - name.size() - 1);
+    json st = json::parse(line.substr(sp2 + 1), nullptr, false);
+    ASSERT_FALSE(st.is_discarded()) << line;
+    EXPECT_EQ(st["id"], "h1") << line;
+    EXPECT_EQ(st["bundle"], b.native()) << line;
+    const bool inside = name == "createContainer" || name == "startContainer";
+    EXPECT_EQ(mnt, inside ? container_mnt : host_mnt) << line;
+    if (name == "poststop") {
+      EXPECT_EQ(st["status"], "stopped") << line;
+    } else {
+      EXPECT_EQ(st["pid"], pid) << line;
+      const char* want = name == "startContainer" ? "created" : name == "poststart" ? "running" : "creating";
+      EXPECT_EQ(st["status"], want) << line;
+    }
   }
-  EXPECT_EQ(names, (std::vector<std::string>{"prestart", "createRuntime", "poststart", "poststop"}));
+  EXPECT_EQ(names, (std::vector<std::string>{"prestart", "createRuntime", "createContainer", "startContainer",
+                                             "poststart", "poststop"}))
+      << text;
+  EXPECT_THAT(text, HasSubstr("command\n"));
+}
+
+// createContainer fails create (and leaves nothing); startContainer fails start, the command
+// never runs and the container is stopped; a failing poststop hook only warns: delete succeeds.
+TEST_F(OciE2E, FailingHooksInsideTheContainerAndPoststop) {
+  auto [b, c] = sh_bundle("hookfail-bundle", "echo ran-the-command");
+  c["hooks"] = {{"createContainer", {{{"path", "/bin/sh"}, {"args", {"sh", "-c", "exit 3"}}}}}};
+  write_config(b, c);
+  std::string out;
+  EXPECT_EQ(oci(fmt::format("create --bundle {} hf1", b.native()), &out), 125);
+  EXPECT_THAT(out, HasSubstr("createContainer hook `/bin/sh`: exit status 3"));
+  EXPECT_NE(oci("state hf1", &out), 0);
+
+  c["hooks"] = {{"startContainer", {{{"path", "/bin/false"}}}}, {"poststop", {{{"path", "/bin/false"}}}}};
+  write_config(b, c);
+  ASSERT_EQ(oci(fmt::format("create --bundle {} hf2", b.native()), &out, "create.out"), 0) << out;
+  EXPECT_EQ(oci("start hf2", &out), 125);
+  EXPECT_THAT(out, HasSubstr("startContainer hook `/bin/false`: exit status 1"));
+  wait_stopped("hf2");
+  EXPECT_EQ(sys::read_file(tmp_ / "create.out", 1 << 16).value_or("?"), "");
+  EXPECT_EQ(oci("delete hf2", &out), 0) << out;
+  EXPECT_THAT(out, HasSubstr("poststop hook `/bin/false`: exit status 1"));
+  EXPECT_THAT(sys::read_file(log_file(), 1 << 20).value_or(""), HasSubstr(R"("level":"warning")"));
+  EXPECT_NE(oci("state hf2", &out), 0);
 }
 
 TEST_F(OciE2E, AFailingPrestartHookFailsCreateAndLeavesNothing) {
@@ -519,6 +586,93 @@ TEST_F(OciE2E, JoinsUtsAndCgroupNamespacesByPath) {
   std::string host;
   EXPECT_EQ(run_shell(fmt::format("nsenter -t {} -u hostname", pid), &host), 0);
   EXPECT_EQ(host, "joined\n");
+}
+
+
+// linux.namespaces[].path for pid and mount: the container is made in the pid namespace and
+// enters the mount namespace of a process the test made (unshare forks its command into the new
+// pid namespace: its pid_for_children is that one); the root's path resolves there.
+TEST_F(OciE2E, JoinsPidAndMountNamespacesByPath) {
+  std::string holder;
+  ASSERT_EQ(run_shell("unshare --pid --fork --kill-child --mount-proc sleep 60 >/dev/null 2>&1 & echo $!", &holder), 0);
+  const std::string pid = holder.substr(0, holder.find('\n'));
+  ScopeExit stop([&] {
+    ::kill(std::stoi(pid), SIGKILL);
+    reap();
+  });
+  auto ns_of = [](const std::string& p, const char* type) {
+    std::error_code ec;
+    return fs::read_symlink(fmt::format("/proc/{}/ns/{}", p, type), ec).native();
+  };
+  std::string pidns, mnt;
+  for (int i = 0; i < 500 && (mnt.empty() || mnt == ns_of("self", "mnt") || pidns == ns_of("self", "pid")); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));  // until unshare ran
+    pidns = ns_of(pid, "pid_for_children");
+    mnt = ns_of(pid, "mnt");
+  }
+  ASSERT_NE(mnt, ns_of("self", "mnt"));
+  ASSERT_NE(pidns, ns_of("self", "pid"));
+  auto [b, c] = sh_bundle("joinpid-bundle",
+                          "readlink /proc/self/ns/pid; readlink /proc/self/ns/mnt; echo pid=$$; sleep 30");
+  for (json& n : c["linux"]["namespaces"]) {
+    if (n["type"] == "pid") n["path"] = fmt::format("/proc/{}/ns/pid_for_children", pid);
+    if (n["type"] == "mount") n["path"] = fmt::format("/proc/{}/ns/mnt", pid);
+  }
+  write_config(b, c);
+  std::string out;
+  ASSERT_EQ(oci(fmt::format("create --bundle {} jp1", b.native()), &out, "create.out"), 0) << out;
+  const std::string cpid = std::to_string(state("jp1")["pid"].get<int>());
+  EXPECT_EQ(ns_of(cpid, "pid"), pidns);
+  EXPECT_EQ(ns_of(cpid, "mnt"), mnt);
+  ASSERT_EQ(oci("start jp1", &out), 0) << out;
+  std::string text;
+  for (int i = 0; i < 500 && text.find("pid=") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    text = sys::read_file(tmp_ / "create.out", 1 << 16).value_or("");
+  }
+  EXPECT_THAT(text, HasSubstr(pidns + "\n" + mnt + "\n"));
+  EXPECT_THAT(text, Not(HasSubstr("pid=1\n")));  // sleep is that namespace's init
+  ASSERT_EQ(oci("delete --force jp1", &out), 0) << out;
+}
+
+
+// linux.uidMappings/gidMappings with a new user namespace: the runtime writes the maps; the
+// bundle's root is owned by the mapped root (kiste does not chown it, as runc does not). What
+// the container's root creates in a bind-mounted directory is the mapped host id's.
+TEST_F(OciE2E, AUserNamespaceWithMappings) {
+  auto [b, c] = sh_bundle("userns-bundle", "id -u; cat /proc/self/uid_map /proc/self/gid_map; touch /data/made");
+  const fs::path data = tmp_ / "userns-data";
+  ASSERT_TRUE(sys::mkdir_all(data, 0755));
+  std::string out;
+  ASSERT_EQ(run_shell(fmt::format("chown -R -h 100000:100000 {} {}", (b / "rootfs").native(), data.native()), &out), 0)
+      << out;
+  c["linux"]["namespaces"].push_back({{"type", "user"}});
+  c["linux"]["uidMappings"] = {{{"containerID", 0}, {"hostID", 100000}, {"size", 65536}}};
+  c["linux"]["gidMappings"] = {{{"containerID", 0}, {"hostID", 100000}, {"size", 65536}}};
+  c["mounts"].push_back({{"destination", "/data"}, {"type", "bind"}, {"source", data.native()}, {"options", {"rbind"}}});
+  out = run_ok(b, c, "us1");
+  EXPECT_THAT(out, HasSubstr("0\n"));
+  EXPECT_THAT(out, ::testing::ContainsRegex("^0\n +0 +100000 +65536\n +0 +100000 +65536\n"));
+  auto st = sys::lstat(data / "made");
+  ASSERT_TRUE(st) << out;
+  EXPECT_EQ(st->st_uid, 100000u);
+  EXPECT_EQ(st->st_gid, 100000u);
+
+  // Maps without a user namespace, and a user namespace without maps, are refused.
+  json no_ns = c;
+  json ns = json::array();
+  for (const json& n : c["linux"]["namespaces"]) {
+    if (n["type"] != "user") ns.push_back(n);
+  }
+  no_ns["linux"]["namespaces"] = ns;
+  write_config(b, no_ns);
+  EXPECT_EQ(oci(fmt::format("create --bundle {} us2", b.native()), &out), 125);
+  EXPECT_THAT(out, HasSubstr("linux.uidMappings: given without a new user namespace"));
+  json no_maps = c;
+  no_maps["linux"].erase("gidMappings");
+  write_config(b, no_maps);
+  EXPECT_EQ(oci(fmt::format("create --bundle {} us3", b.native()), &out), 125);
+  EXPECT_THAT(out, HasSubstr("linux.gidMappings: a new user namespace needs both"));
 }
 
 }  // namespace

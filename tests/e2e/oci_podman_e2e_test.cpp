@@ -1,9 +1,12 @@
 // Debian's podman running containers with kiste-runc as its OCI runtime (podman --runtime),
 // with storage, run and lock dirs of its own under a temp dir, no network (podman would
-// otherwise make a bridge and nft rules on the host), the cgroupfs manager, and busybox loaded
+// otherwise make a bridge and nft rules on the host), the cgroupfs manager (systemd's on a pure
+// cgroup v2 host with systemd as PID 1: the tests/vm guest), and busybox loaded
 // from a `kiste save` archive (no registry). This host's root lacks CAP_SYS_RESOURCE and has a
 // hard nofile limit of 20000: podman's default ulimits (1048576) could not be set, so they are
 // given.
+#include <linux/magic.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -42,6 +45,14 @@ void remove_libpod_parent() {
     for (auto d = dirs.rbegin(); d != dirs.rend(); ++d) ::rmdir(d->c_str());
     ::rmdir(p.c_str());
   }
+}
+
+// podman's default manager where systemd owns the cgroups (a pure v2 host with systemd as PID 1).
+const char* cgroup_manager() {
+  struct statfs st {};
+  const bool systemd = ::statfs("/sys/fs/cgroup", &st) == 0 && st.f_type == CGROUP2_SUPER_MAGIC &&
+                       ::access("/run/systemd/system", F_OK) == 0;
+  return systemd ? "systemd" : "cgroupfs";
 }
 
 std::vector<fs::path> cgroups_named(std::string_view prefix) {
@@ -98,9 +109,9 @@ class PodmanE2E : public ::testing::Test {
     if (out != nullptr) out->clear();
     return run_shell(fmt::format(
         "CONTAINERS_CONF={} timeout 120 podman --root {} --runroot {} --tmpdir {} --storage-driver vfs "
-        "--cgroup-manager cgroupfs --runtime {} {} </dev/null",
+        "--cgroup-manager {} --runtime {} {} </dev/null",
         (tmp_ / "containers.conf").native(), (tmp_ / "storage").native(), (tmp_ / "run").native(),
-        (tmp_ / "libpod").native(), runc_.native(), args), out);
+        (tmp_ / "libpod").native(), cgroup_manager(), runc_.native(), args), out);
   }
 
   TempRoot tmp_;

@@ -52,6 +52,9 @@ struct CgroupPlacement {
   // --cgroup-parent: a slice name for systemd ("kiste.slice"), else a cgroup path relative to
   // the hierarchy root ("kiste", "/ci/jobs"). Empty: the manager's default.
   std::string parent;
+  // cgroup v2: a missing parent is made (kiste-runc's cgroupsPath, as runc makes it) instead of
+  // refused (--cgroup-parent names a cgroup that must exist).
+  bool make_parent = false;
 };
 
 [[nodiscard]] Result<CgroupManager> parse_cgroup_manager(std::string_view name);

@@ -48,6 +48,10 @@ struct RunHooks {
   // and, for the systemd manager, its unit. An error ends the run before the container starts.
   std::function<Status(const std::vector<std::filesystem::path>& dirs, const std::string& unit)>
       cgroup_created;
+  // Set: called with the container's pid once its mounts are made, while it waits before its
+  // createContainer hooks and pivot_root (an OCI config's prestart and createRuntime hooks run
+  // here, as runc runs them); an error ends the container.
+  std::function<Status(pid_t)> mounts_ready;
 };
 
 struct RunContext {
@@ -78,6 +82,16 @@ struct RunContext {
   int preserve_fds = 0;
   // create_container() only: an O_PATH fd of the exec fifo the container waits on.
   int exec_fifo_fd = -1;
+  // create_container() only: an OCI config's createContainer hooks (run by the container's
+  // process once its mounts are made, before pivot_root: the path is the runtime's) and
+  // startContainer hooks (run by it after `start`, just before the command: the path is the
+  // container's). A failing createContainer hook fails create_container(); a failing
+  // startContainer hook is written to the exec fifo as {index, outcome} (two int32, the outcome
+  // as hook_failure() in child.hpp reads it) and the container ends.
+  std::vector<Hook> create_container_hooks, start_container_hooks;
+  // The runtime-spec state the hooks read on stdin, without status and pid (the container's
+  // process adds them): a JSON object.
+  std::string hook_state;
 };
 
 // A container that create_container() set up and handed over: its process waits on the exec

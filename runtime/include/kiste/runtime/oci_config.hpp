@@ -20,13 +20,7 @@ namespace kiste::runtime::oci {
 // The runtime-spec version kiste writes and reports (runc 1.1's).
 inline constexpr std::string_view kOciVersion = "1.0.2";
 
-struct Hook {
-  std::string path;  // absolute, on the host
-  std::vector<std::string> args;
-  std::vector<std::string> env;
-  std::optional<int> timeout;  // seconds
-  bool operator==(const Hook&) const = default;
-};
+using Hook = runtime::Hook;
 
 struct Hooks {
   std::vector<Hook> prestart, create_runtime, create_container, start_container, poststart,

@@ -16,6 +16,7 @@
 
 #include <kiste/base/error.hpp>
 #include <kiste/base/unique_fd.hpp>
+#include <kiste/runtime/oom_watch.hpp>
 #include <kiste/runtime/spec.hpp>
 
 namespace kiste::runtime::oci {
@@ -33,6 +34,9 @@ struct State {
   std::vector<std::pair<std::string, std::string>> annotations;
   std::string created;  // RFC 3339 (runc's `list`/`state` show it)
   [[nodiscard]] std::string to_json() const;
+  // The same object without `status` and `pid`, which the container's own process adds for the
+  // hooks it runs (createContainer, startContainer).
+  [[nodiscard]] std::string to_json_without_status_and_pid() const;
 };
 
 struct CreateOptions {
@@ -66,9 +70,10 @@ class OciRuntime {
   [[nodiscard]] Result<std::vector<State>> list() const;
   // SIGNAL is "TERM", "SIGTERM" or "15"; `all`: every process in the container's cgroup.
   [[nodiscard]] Status kill(std::string_view id, std::string_view signal, bool all);
-  // Refuses a created or running container unless `force` (then it is killed first). Runs the
-  // poststop hooks, removes the cgroup and the state directory.
-  [[nodiscard]] Status remove(std::string_view id, bool force);
+  // Refuses a created or running container unless `force` (then it is killed first). Removes
+  // the cgroup and the state directory, then runs the poststop hooks: a failing one is a warning
+  // (returned), as the runtime-spec says, not an error.
+  [[nodiscard]] Result<std::vector<std::string>> remove(std::string_view id, bool force);
   // create + start, then waits for the container (this process is its parent), deletes it and
   // returns its exit status (128+N for signal N).
   [[nodiscard]] Result<int> run(std::string_view id, const CreateOptions& opts);
@@ -86,11 +91,9 @@ class OciRuntime {
   // shape go-runc decodes (memory usage is the cgroup's usage counter, cpu the cumulative
   // nanoseconds; per-device blkio and hugetlb figures are not reported).
   [[nodiscard]] Result<std::string> stats_event(std::string_view id) const;
-  // How many of the container's processes the kernel's OOM killer has killed so far: the
-  // `oom_kill` counter of its memory cgroup (memory.oom_control on v1, memory.events on v2), which
-  // lasts until `delete`; 0 without a memory cgroup. `events` reports each rise as runc's record
-  // {"type":"oom","id":…}.
-  [[nodiscard]] Result<uint64_t> oom_kills(std::string_view id) const;
+  // The OOM notifications of the container's memory cgroup (oom_watch.hpp), from now on; nullopt
+  // without a memory cgroup. `events` reports each as runc's record {"type":"oom","id":…}.
+  [[nodiscard]] Result<std::optional<OomWatch>> watch_oom(std::string_view id) const;
   // A new process in a running container; returns its exit status (or 0 with `detach`).
   [[nodiscard]] Result<int> exec(std::string_view id, const ExecOptions& opts);
 

@@ -21,6 +21,17 @@ struct Rlimit {
   uint64_t hard = 0;
 };
 
+// A program run at a point of a container's life (an OCI config's hooks): path (absolute) with
+// args (args[0] is its argv[0]; empty: the path) and env, the runtime-spec state on its stdin,
+// killed after `timeout` seconds.
+struct Hook {
+  std::string path;
+  std::vector<std::string> args;
+  std::vector<std::string> env;
+  std::optional<int> timeout;  // seconds
+  bool operator==(const Hook&) const = default;
+};
+
 // Capability sets as bit masks (bit N = capability N, as in /proc/self/status).
 struct CapabilitySets {
   uint64_t bounding = 0;
@@ -98,6 +109,13 @@ struct Namespaces {
   std::filesystem::path ipc_path;
   std::filesystem::path uts_path;
   std::filesystem::path cgroup_path;  // joined after the container's cgroup (instead of unshare)
+  // The container's process is made in this pid namespace (the runtime enters it just for the
+  // clone: a pid namespace holds only processes made after the join); it is not its init.
+  std::filesystem::path pid_path;
+  // The container's process enters this mount namespace instead of a new one and sets its root up
+  // there (as runc does): the root's path and bind sources are resolved in it, and pivot_root
+  // changes the root of every process in it.
+  std::filesystem::path mount_path;
 };
 
 struct Resources {
