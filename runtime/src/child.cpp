@@ -923,12 +923,7 @@ void ContainerInit::await_runtime_hooks() noexcept {
   if (!c_.wait_mounts_ready) return;
   ChildReport ready{static_cast<int32_t>(StepId::MountsReady), 0, 0};
   check(::send(c_.sync_fd, &ready, sizeof ready, MSG_NOSIGNAL) == sizeof ready, StepId::MountsReady);
-  char go = 0;
-  ssize_t n;
-  do {
-    n = ::recv(c_.sync_fd, &go, 1, 0);
-  } while (n < 0 && errno == EINTR);
-  if (n != 1) ::_exit(127);  // the runtime went away, or its hooks failed
+  wait_for_go();  // none comes when the runtime's hooks failed
 }
 
 void ContainerInit::run_create_hooks() noexcept {
