@@ -20,6 +20,33 @@ extern char** environ;
 
 namespace kiste::trust {
 
+namespace {
+
+// Runs `args` (argv[0] found on PATH) with fds 0, 1 and 2 from `in`, `out` and `err`, and waits;
+// its exit status (128+N after signal N). `package` is the Debian package to name when missing.
+Result<int> run_with_fds(std::vector<std::string> args, int in, int out, int err, std::string_view package) {
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, in, 0);
+  posix_spawn_file_actions_adddup2(&fa, out, 1);
+  posix_spawn_file_actions_adddup2(&fa, err, 2);
+  pid_t pid = 0;
+  int rc = posix_spawnp(&pid, argv[0], &fa, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  if (rc != 0) {
+    return failf(Errc::Unavailable, "run `{}`: {} (install Debian's {})", args[0], std::strerror(rc), package);
+  }
+  int st = 0;
+  while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+  }
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+}  // namespace
+
 Result<std::string> dearmor_public_keys(std::string_view keys) {
   if (keys.size() > kMaxGpgKeyringBytes) return fail(Errc::InvalidArgument, "GPG keys: larger than 1 MiB");
   constexpr std::string_view kBegin = "-----BEGIN PGP PUBLIC KEY BLOCK-----";
@@ -77,24 +104,9 @@ Result<GpgVerified> gpgv_verify(std::string_view keyring, std::string_view signa
   std::string keys_s = keys.string(), sig_s = sig.string(), payload_s = payload.string();
   std::vector<std::string> args = {"gpgv",   "--homedir", homedir,   "--keyring", keys_s,
                                    "--status-fd", "1",     "--output", payload_s, sig_s};
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_adddup2(&fa, null_fd.get(), 0);
-  posix_spawn_file_actions_adddup2(&fa, status_fd.get(), 1);
-  posix_spawn_file_actions_adddup2(&fa, null_fd.get(), 2);
-  pid_t pid = 0;
-  int rc = posix_spawnp(&pid, "gpgv", &fa, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  if (rc != 0) {
-    return failf(Errc::Unavailable, "run `gpgv`: {} (install Debian's gpgv)", std::strerror(rc));
-  }
-  int st = 0;
-  while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {
-  }
-  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+  KISTE_ASSIGN_OR_RETURN(int exit_code, run_with_fds(std::move(args), null_fd.get(), status_fd.get(),
+                                                    null_fd.get(), "gpgv"));
+  if (exit_code != 0) {
     return fail(Errc::PermissionDenied, "GPG signature does not verify with the given keys");
   }
   KISTE_ASSIGN_OR_RETURN(std::string status_text, sys::read_file(status, 1 << 20));
@@ -113,31 +125,12 @@ Result<GpgVerified> gpgv_verify(std::string_view keyring, std::string_view signa
 
 namespace {
 
-// Runs `args` (argv[0] found on PATH) with stdin/stdout/stderr on /dev/null, stderr into
-// `err_file` when given; its exit status.
+// Runs `args` with stdin and stdout on /dev/null and stderr into `err_file`; its exit status.
 Result<int> run_quietly(std::vector<std::string> args, const std::filesystem::path& err_file) {
   KISTE_ASSIGN_OR_RETURN(UniqueFd null_fd, sys::open("/dev/null", O_RDWR | O_CLOEXEC, 0));
   KISTE_ASSIGN_OR_RETURN(UniqueFd err_fd,
                          sys::open(err_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_adddup2(&fa, null_fd.get(), 0);
-  posix_spawn_file_actions_adddup2(&fa, null_fd.get(), 1);
-  posix_spawn_file_actions_adddup2(&fa, err_fd.get(), 2);
-  pid_t pid = 0;
-  int rc = posix_spawnp(&pid, argv[0], &fa, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  if (rc != 0) {
-    return failf(Errc::Unavailable, "run `{}`: {} (install Debian's gnupg)", args[0],
-                 std::strerror(rc));
-  }
-  int st = 0;
-  while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {
-  }
-  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  return run_with_fds(std::move(args), null_fd.get(), null_fd.get(), err_fd.get(), "gnupg");
 }
 
 // The last non-empty line of gpg's messages, for an error.
