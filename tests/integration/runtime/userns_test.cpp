@@ -183,6 +183,29 @@ TEST_F(RuntimeTest, UsernsTwoContainersAtOnceGetDifferentRanges) {
   EXPECT_TRUE(a + 65536 <= b || b + 65536 <= a) << a << " " << b;
 }
 
+// systemd makes the host's / shared. A volume's clone (open_tree) is then a peer of the host's
+// mount, and a mount kiste makes on it (a nested volume) would appear on the host too. This
+// host's / is private, so the test shares its own source mount.
+TEST_F(RuntimeTest, UsernsNestedVolumesStayOffAHostWhoseMountsAreShared) {
+  const fs::path a = tmp() / "a", b = tmp() / "b";
+  ASSERT_TRUE(sys::mkdir_all(a / "y"));
+  ASSERT_TRUE(sys::mkdir_all(b));
+  ASSERT_TRUE(sys::write_file_atomic(b / "marker", "from b\n"));
+  std::string out;
+  ASSERT_EQ(run_shell("mount --bind " + a.native() + " " + a.native() + " && mount --make-shared " + a.native(), &out),
+            0)
+      << out;
+  struct Unmount {
+    fs::path dir;
+    ~Unmount() { (void)run_shell("umount -R -l " + dir.native() + " 2>/dev/null"); }
+  } unmount{a};
+  out.clear();
+  ASSERT_EQ(kiste_run("--userns=auto -v " + a.native() + ":/x -v " + b.native() + ":/x/y cat /x/y/marker", &out), 0)
+      << out;
+  EXPECT_EQ(out, "from b\n");
+  EXPECT_THAT(mounts_below(a), ::testing::ElementsAre(a.native())) << "a mount of the container reached the host";
+}
+
 TEST_F(RuntimeTest, UidmapAndGidmapMapAsGivenWithUserAndReadOnlyRoot) {
   std::string out;
   ASSERT_EQ(kiste_run("--uidmap 0:200000:1000 --uidmap 1000:300000:10 --gidmap 0:400000:2001 "
