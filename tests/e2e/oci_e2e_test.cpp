@@ -556,20 +556,29 @@ TEST_F(OciE2E, EventsReportAnOomKill) {
   reap();
 }
 
+// The target of /proc/PID/ns/TYPE ("uts:[4026532]"), or "" when it cannot be read.
+std::string ns_of(const std::string& pid, const char* type) {
+  std::error_code ec;
+  return fs::read_symlink(fmt::format("/proc/{}/ns/{}", pid, type), ec).native();
+}
+
+// Starts `unshare FLAGS sleep 60` in the background, a holder of namespaces for a bundle to join
+// by path; its pid ("" when it did not start). The caller kills it.
+std::string start_holder(const std::string& flags) {
+  std::string out;
+  if (run_shell("unshare " + flags + " sleep 60 >/dev/null 2>&1 & echo $!", &out) != 0) return "";
+  return out.substr(0, out.find('\n'));
+}
+
 // linux.namespaces[].path for uts and cgroup: the container enters the given namespaces (those
 // of a process the test made with unshare), and sets its hostname in the joined one.
 TEST_F(OciE2E, JoinsUtsAndCgroupNamespacesByPath) {
-  std::string holder;
-  ASSERT_EQ(run_shell("unshare --uts --cgroup sleep 60 >/dev/null 2>&1 & echo $!", &holder), 0);
-  const std::string pid = holder.substr(0, holder.find('\n'));
+  const std::string pid = start_holder("--uts --cgroup");
+  ASSERT_FALSE(pid.empty());
   ScopeExit stop([&] {
     ::kill(std::stoi(pid), SIGKILL);
     reap();
   });
-  auto ns_of = [](const std::string& p, const char* type) {
-    std::error_code ec;
-    return fs::read_symlink(fmt::format("/proc/{}/ns/{}", p, type), ec).native();
-  };
   std::string uts, cgroup;
   for (int i = 0; i < 500 && (uts.empty() || uts == ns_of("self", "uts")); ++i) {  // until unshare ran
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
@@ -593,17 +602,12 @@ TEST_F(OciE2E, JoinsUtsAndCgroupNamespacesByPath) {
 // enters the mount namespace of a process the test made (unshare forks its command into the new
 // pid namespace: its pid_for_children is that one); the root's path resolves there.
 TEST_F(OciE2E, JoinsPidAndMountNamespacesByPath) {
-  std::string holder;
-  ASSERT_EQ(run_shell("unshare --pid --fork --kill-child --mount-proc sleep 60 >/dev/null 2>&1 & echo $!", &holder), 0);
-  const std::string pid = holder.substr(0, holder.find('\n'));
+  const std::string pid = start_holder("--pid --fork --kill-child --mount-proc");
+  ASSERT_FALSE(pid.empty());
   ScopeExit stop([&] {
     ::kill(std::stoi(pid), SIGKILL);
     reap();
   });
-  auto ns_of = [](const std::string& p, const char* type) {
-    std::error_code ec;
-    return fs::read_symlink(fmt::format("/proc/{}/ns/{}", p, type), ec).native();
-  };
   std::string pidns, mnt;
   for (int i = 0; i < 500 && (mnt.empty() || mnt == ns_of("self", "mnt") || pidns == ns_of("self", "pid")); ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));  // until unshare ran
